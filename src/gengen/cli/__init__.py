@@ -1,0 +1,17 @@
+"""gengen's command line: thin commands that parse arguments, call the library and report."""
+
+from __future__ import annotations
+
+from gengen.cli._app import app
+from gengen.cli import vae as _vae  # noqa: F401  (registers commands)
+from gengen.cli import dna as _dna  # noqa: F401
+from gengen.cli import ggan as _ggan  # noqa: F401
+from gengen.cli import demo as _demo  # noqa: F401
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()
+
+
+__all__ = ["app", "main"]

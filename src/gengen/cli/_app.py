@@ -1,0 +1,92 @@
+"""The Typer app, shared option types and the error boundary.
+
+Command modules (``vae.py``, ``dna.py``, ``ggan.py``, ``demo.py``) add commands to :data:`app`.
+They import heavy libraries (torch, anndata) inside the command body so ``gengen --help`` is instant.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from typer.core import TyperGroup
+
+from gengen import __version__
+from gengen.errors import GengenError
+
+
+class GengenGroup(TyperGroup):
+    """Turns :class:`GengenError` into one line on stderr and exit code 2 (no traceback).
+
+    ``GENGEN_DEBUG=1`` re-raises for a full traceback.
+    """
+
+    def list_commands(self, ctx) -> list[str]:
+        return list(self.commands)  # keep definition order: pipelines grouped as written
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except GengenError as exc:
+            if os.environ.get("GENGEN_DEBUG"):
+                raise
+            typer.echo(f"gengen: error: {exc}", err=True)
+            raise typer.Exit(exc.exit_code) from None
+        except KeyboardInterrupt:
+            typer.echo("gengen: interrupted", err=True)
+            raise typer.Exit(130) from None
+
+
+app = typer.Typer(
+    name="gengen",
+    cls=GengenGroup,
+    help="Deep generative models for genomics: Tybalt VAE, Killoran DNA GAN + design, GGAN target inference.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"gengen {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")] = False,
+) -> None:
+    """Deep generative models for genomics."""
+
+
+# Options shared by many commands, spelled the same everywhere.
+DeviceOpt = Annotated[str, typer.Option("--device", help="auto | cpu | cuda (auto picks a GPU when present).")]
+SeedOpt = Annotated[int, typer.Option("--seed", help="Random seed; recorded in the outputs.")]
+QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars or status lines.")]
+GenesInRowsOpt = Annotated[
+    bool | None,
+    typer.Option(
+        "--genes-in-rows/--genes-in-columns",
+        help="Force the table orientation (default: detect; samples x genes unless the names say otherwise).",
+        show_default=False,
+    ),
+]
+FormatOpt = Annotated[str | None, typer.Option("--format", help="Input format if the extension does not say: h5ad, csv, tsv, parquet, gct.")]
+
+
+def input_path(path: Path) -> Path:
+    """Early, clear error for a missing input (before any heavy import)."""
+    if not Path(path).exists():
+        raise GengenError(f"input file {str(path)!r} does not exist.")
+    return Path(path)
+
+
+def say(message: str, quiet: bool = False) -> None:
+    """Status line on stderr."""
+    if not quiet:
+        print(message, file=sys.stderr, flush=True)

@@ -1,0 +1,3 @@
+"""CLI commands of the dna pipeline."""
+
+from __future__ import annotations

@@ -1,0 +1,3 @@
+"""CLI commands of the ggan pipeline."""
+
+from __future__ import annotations

@@ -1,0 +1,224 @@
+"""CLI commands of the Tybalt VAE pipeline: parse, call :mod:`gengen.vae`, report."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from gengen.cli._app import DeviceOpt, FormatOpt, GenesInRowsOpt, QuietOpt, SeedOpt, app, input_path, say
+from gengen.errors import GengenError
+
+PANEL = "VAE (Tybalt)"
+
+LatentOpt = Annotated[int | None, typer.Option("--latent", "-k", help="Latent size k [default: 100, capped for small data].")]
+GenesOpt = Annotated[int | None, typer.Option("--genes", help="Number of most variable genes [default: 5000 or all].")]
+GeneRankOpt = Annotated[str, typer.Option("--gene-rank", help="median-ad (paper) | mean-ad (original code) | variance.")]
+HiddenOpt = Annotated[int | None, typer.Option("--hidden", help="Hidden layer width (two-layer variant, e.g. 300).")]
+EpochsOpt = Annotated[int | None, typer.Option("--epochs", help="Epochs [default: 50, more for small data].")]
+BatchOpt = Annotated[int | None, typer.Option("--batch-size", help="Batch size [default: 50, capped for small data].")]
+LrOpt = Annotated[float, typer.Option("--lr", help="Adam learning rate.")]
+KappaOpt = Annotated[float, typer.Option("--kappa", help="KL warm-up: beta grows by kappa per epoch up to 1.")]
+ValOpt = Annotated[float, typer.Option("--val-fraction", help="Seeded validation fraction.")]
+CompatOpt = Annotated[bool, typer.Option("--tybalt-compat", help="Reproduce the published code: ReLU on log-variance, KL weight 0.")]
+ModelOpt = Annotated[str, typer.Option("--model", "-m", help="Model directory, or a name under $GENGEN_HOME/models.")]
+
+
+def _recipe(latent, genes, gene_rank, hidden, epochs, batch_size, lr, kappa, val_fraction, tybalt_compat, seed):
+    from gengen.vae import VAERecipe
+
+    return VAERecipe(latent_dim=latent, n_genes=genes, gene_rank=gene_rank, hidden=hidden, epochs=epochs,
+                     batch_size=batch_size, learning_rate=lr, kappa=kappa, val_fraction=val_fraction,
+                     tybalt_compat=tybalt_compat, seed=seed)
+
+
+def _read(path: Path, genes_in_rows, fmt, quiet, expected_genes=None):
+    from gengen.io.expression import read_expression
+
+    return read_expression(input_path(path), genes_in_rows=genes_in_rows, fmt=fmt, expected_genes=expected_genes, quiet=quiet)
+
+
+@app.command("vae-train", rich_help_panel=PANEL)
+def vae_train(
+    data: Annotated[Path, typer.Argument(help="Expression matrix (h5ad, csv, tsv, parquet, gct), samples x genes.")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="Model directory to write.")],
+    latent: LatentOpt = None, genes: GenesOpt = None, gene_rank: GeneRankOpt = "median-ad", hidden: HiddenOpt = None,
+    epochs: EpochsOpt = None, batch_size: BatchOpt = None, lr: LrOpt = 5e-4, kappa: KappaOpt = 1.0,
+    val_fraction: ValOpt = 0.1, tybalt_compat: CompatOpt = False, seed: SeedOpt = 0,
+    genes_in_rows: GenesInRowsOpt = None, fmt: FormatOpt = None, device: DeviceOpt = "auto", quiet: QuietOpt = False,
+) -> None:
+    """Train a Tybalt VAE; writes model.safetensors, config.json, history.csv and training.png."""
+    from gengen.vae import VAEModel
+
+    adata = _read(data, genes_in_rows, fmt, quiet)
+    recipe = _recipe(latent, genes, gene_rank, hidden, epochs, batch_size, lr, kappa, val_fraction, tybalt_compat, seed)
+    model = VAEModel.train(adata, recipe, device=device, quiet=quiet)
+    model.save(output)
+    m = model.metrics
+    say(f"trained on {m['device']} in {m['train_seconds']:.1f} s: train recon {m['train_recon']:.1f}, "
+        f"KL {m['train_kl']:.2f}" + (f"; validation recon {m['val_recon']:.1f}" if "val_recon" in m else ""), quiet)
+    typer.echo(str(output))
+
+
+@app.command("vae-encode", rich_help_panel=PANEL)
+def vae_encode(
+    data: Annotated[Path, typer.Argument(help="Expression matrix (h5ad, csv, tsv, parquet, gct).")],
+    model: Annotated[str | None, typer.Option("--model", "-m", help="Trained model; without it, train one on DATA first.")] = None,
+    output: Annotated[Path | None, typer.Option("-o", "--output", help="Output .h5ad (obsm['X_vae']) or .csv/.tsv/.parquet table [default: DATA.vae.h5ad].")] = None,
+    save_model: Annotated[Path | None, typer.Option("--save-model", help="Where to save a model trained here [default: OUTPUT_STEM.model].")] = None,
+    fill_missing: Annotated[bool, typer.Option("--fill-missing", help="Fill genes the data lack with training mid-range values.")] = False,
+    latent: LatentOpt = None, genes: GenesOpt = None, gene_rank: GeneRankOpt = "median-ad", hidden: HiddenOpt = None,
+    epochs: EpochsOpt = None, batch_size: BatchOpt = None, lr: LrOpt = 5e-4, kappa: KappaOpt = 1.0,
+    val_fraction: ValOpt = 0.1, tybalt_compat: CompatOpt = False, seed: SeedOpt = 0,
+    genes_in_rows: GenesInRowsOpt = None, fmt: FormatOpt = None, device: DeviceOpt = "auto", quiet: QuietOpt = False,
+) -> None:
+    """Embed samples with a VAE (z_mean); trains one with the Tybalt recipe when no --model is given."""
+    from gengen.io.expression import detect_format, write_expression
+    from gengen.vae import VAEModel, encode
+
+    output = output or data.with_name(_stem(data) + ".vae.h5ad")
+    detect_format(output)  # fail on a bad output name before any work
+    loaded = VAEModel.load(model, device=device) if model else None
+    adata = _read(data, genes_in_rows, fmt, quiet, expected_genes=loaded.genes if loaded else None)
+    if loaded is None:
+        save_model = save_model or output.with_name(_stem(output) + ".model")
+    recipe = _recipe(latent, genes, gene_rank, hidden, epochs, batch_size, lr, kappa, val_fraction, tybalt_compat, seed)
+    out, used = encode(adata, loaded, recipe=recipe, save_model=save_model, fill_missing=fill_missing,
+                       device=device, quiet=quiet)
+    write_expression(out, output, protect=(data,), obsm_key=None if detect_format(output) == "h5ad" else "X_vae")
+    say(f"encoded {out.n_obs} samples into {used.latent_dim} features on {used.device}; seed {used.recipe.seed}", quiet)
+    typer.echo(str(output))
+
+
+def _stem(p: Path) -> str:
+    name = p.name
+    for suffix in (".gz", ".h5ad", ".csv", ".tsv", ".txt", ".parquet", ".gct"):
+        name = name.removesuffix(suffix)
+    return name
+
+
+def _write_profiles(adata, output: Path, protect=()) -> None:
+    from gengen.io.expression import write_expression
+
+    write_expression(adata, output, protect=protect)
+
+
+@app.command("vae-decode", rich_help_panel=PANEL)
+def vae_decode(
+    latent: Annotated[Path, typer.Argument(help="Latent table (samples x k: csv/tsv/parquet) or h5ad with obsm['X_vae'].")],
+    model: ModelOpt,
+    output: Annotated[Path, typer.Option("-o", "--output", help="Decoded expression (.h5ad/.csv/.tsv/.parquet).")] = Path("decoded.h5ad"),
+    device: DeviceOpt = "auto", quiet: QuietOpt = False,
+) -> None:
+    """Decode latent vectors back to expression in the training data's original units."""
+    from gengen.vae import VAEModel, decode_to_anndata
+    from gengen.vae.encode import read_latent
+
+    m = VAEModel.load(model, device=device)
+    z, names = read_latent(input_path(latent), m)
+    _write_profiles(decode_to_anndata(m, z, names), output, protect=(latent,))
+    say(f"decoded {len(z)} latent vectors into {len(m.genes)} genes", quiet)
+    typer.echo(str(output))
+
+
+@app.command("vae-sample", rich_help_panel=PANEL)
+def vae_sample(
+    model: ModelOpt,
+    n: Annotated[int, typer.Option("-n", help="Number of profiles to draw.")] = 100,
+    output: Annotated[Path, typer.Option("-o", "--output", help="Sampled expression (.h5ad/.csv/.tsv/.parquet).")] = Path("samples.h5ad"),
+    seed: SeedOpt = 0, device: DeviceOpt = "auto", quiet: QuietOpt = False,
+) -> None:
+    """Draw profiles from the prior z ~ N(0, I), decoded to original units."""
+    import numpy as np
+
+    from gengen.vae import VAEModel, decode_to_anndata
+
+    m = VAEModel.load(model, device=device)
+    if n < 1:
+        raise GengenError(f"-n must be positive, got {n}.")
+    if m.recipe.tybalt_compat:
+        say("warning: a --tybalt-compat model was trained without the KL term; prior samples may be unrealistic.", quiet)
+    z = np.random.default_rng(seed).standard_normal((n, m.latent_dim)).astype(np.float32)
+    _write_profiles(decode_to_anndata(m, z), output)
+    say(f"sampled {n} profiles (seed {seed})", quiet)
+    typer.echo(str(output))
+
+
+@app.command("vae-features", rich_help_panel=PANEL)
+def vae_features(
+    model: ModelOpt,
+    output: Annotated[Path, typer.Option("-o", "--output", help="Output folder for TSVs and figures.")] = Path("vae_features"),
+    top: Annotated[int, typer.Option("--top", help="Genes per direction per feature.")] = 20,
+    data: Annotated[Path | None, typer.Option("--data", help="Expression data to embed for --by.")] = None,
+    by: Annotated[str | None, typer.Option("--by", help="obs column: find the feature that best separates each class.")] = None,
+    fill_missing: Annotated[bool, typer.Option("--fill-missing", help="Fill genes the data lack.")] = False,
+    genes_in_rows: GenesInRowsOpt = None, fmt: FormatOpt = None, device: DeviceOpt = "auto", quiet: QuietOpt = False,
+) -> None:
+    """Top positive/negative decoder-weight genes per latent feature; with --data/--by, the feature
+    that best separates each class (AUROC, direction)."""
+    from gengen.io.expression import write_table
+    from gengen.vae import VAEModel, separating_features, top_genes
+    from gengen.vae.features import labels_from, plot_separating_features
+
+    if (data is None) != (by is None):
+        raise GengenError("--data and --by go together: give both to find class-separating features.")
+    m = VAEModel.load(model, device=device)
+    output.mkdir(parents=True, exist_ok=True)
+    genes_table = top_genes(m.decoder_weights(), top)
+    write_table(genes_table, output / "top_genes.tsv", index=False)
+    say(f"wrote top {top} genes per direction for {m.latent_dim} features", quiet)
+    typer.echo(str(output / "top_genes.tsv"))
+    if data is not None:
+        adata = _read(data, genes_in_rows, fmt, quiet, expected_genes=m.genes)
+        labels = labels_from(adata, by)
+        z = m.encode(adata, fill_missing=fill_missing, quiet=quiet)
+        table = separating_features(z, labels)
+        write_table(table, output / f"separating_{by}.tsv", index=False)
+        plot_separating_features(z, labels, table, output / f"separating_{by}.png", by)
+        for _, r in table.iterrows():
+            say(f"  {r['class']}: {r['feature']} AUROC {r['auroc']:.3f} ({r['direction']})", quiet)
+        typer.echo(str(output / f"separating_{by}.tsv"))
+        typer.echo(str(output / f"separating_{by}.png"))
+
+
+@app.command("vae-compare", rich_help_panel=PANEL)
+def vae_compare(
+    data: Annotated[Path, typer.Argument(help="Expression matrix with labels in obs (h5ad) for --by.")],
+    by: Annotated[str | None, typer.Option("--by", help="obs column for kNN label accuracy.")] = None,
+    output: Annotated[Path | None, typer.Option("-o", "--output", help="Write the table (.tsv/.csv/.parquet).")] = None,
+    latent: LatentOpt = None, genes: GenesOpt = None, gene_rank: GeneRankOpt = "median-ad", hidden: HiddenOpt = None,
+    epochs: EpochsOpt = None, batch_size: BatchOpt = None, lr: LrOpt = 5e-4, kappa: KappaOpt = 1.0,
+    val_fraction: ValOpt = 0.1, tybalt_compat: CompatOpt = False, seed: SeedOpt = 0,
+    genes_in_rows: GenesInRowsOpt = None, fmt: FormatOpt = None, device: DeviceOpt = "auto", quiet: QuietOpt = False,
+) -> None:
+    """VAE vs PCA vs NMF at the same k: held-out reconstruction (BCE x genes) and kNN label accuracy."""
+    from gengen.io.expression import write_table
+    from gengen.vae import compare
+    from gengen.vae.features import labels_from
+
+    adata = _read(data, genes_in_rows, fmt, quiet)
+    labels = labels_from(adata, by) if by else None
+    recipe = _recipe(latent, genes, gene_rank, hidden, epochs, batch_size, lr, kappa, val_fraction, tybalt_compat, seed)
+    table, _ = compare(adata, labels, recipe, device=device, quiet=quiet)
+    typer.echo(f"# {table.attrs['n_train']} training / {table.attrs['n_heldout']} held-out samples; seed {seed}"
+               + (f"; kNN label: {by}" if by else ""))
+    typer.echo(table.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+    if output is not None:
+        write_table(table, output, protect=(data,), index=False)
+
+
+@app.command("vae-import-tybalt", rich_help_panel=PANEL)
+def vae_import_tybalt(
+    decoder: Annotated[Path, typer.Argument(help="Published Tybalt decoder (Keras HDF5).")],
+    genes: Annotated[Path, typer.Option("--genes", help="Its gene list, one per line, in column order.")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="Model directory to write (decoder only).")],
+    quiet: QuietOpt = False,
+) -> None:
+    """Convert the published Tybalt decoder into a gengen model (for vae-features, vae-decode)."""
+    from gengen.vae import import_tybalt_decoder
+
+    m = import_tybalt_decoder(input_path(decoder), input_path(genes))
+    m.save(output)
+    say(f"imported a {m.latent_dim} x {len(m.genes)} decoder", quiet)
+    typer.echo(str(output))

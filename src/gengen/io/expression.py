@@ -1,0 +1,325 @@
+"""Expression matrices in and out: h5ad, CSV/TSV, Parquet and GCT, always as samples x genes AnnData.
+
+Gene names are the join key between data and models, so reading validates them (unique, present)
+and the numbers (numeric, finite) up front, with messages that say how to fix the file.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from gengen.errors import GengenError, preview
+from gengen.runtime import atomic_path, log
+
+if TYPE_CHECKING:
+    import anndata as ad
+    import pandas as pd
+
+TABLE_FORMATS = {"csv": ",", "tsv": "\t", "txt": "\t", "tab": "\t"}
+FORMATS = ("h5ad", "csv", "tsv", "txt", "parquet", "gct")
+
+_GENE_PATTERNS = [
+    re.compile(r"^ENS[A-Z]*G\d{6,}(\.\d+)?$"),  # Ensembl gene ids
+    re.compile(r"^\d+(_[a-z])?(_[a-z])?_at$|^AFFX-"),  # Affymetrix probe ids
+    re.compile(r"^[A-Z][A-Z0-9]*(-[A-Z0-9]+)?(orf\d+)?$"),  # HGNC-like symbols
+    re.compile(r"^[A-Z][a-z][a-z0-9]*\d*(-[a-z0-9]+)?$"),  # mouse-like symbols (Gata4, Cebpa)
+]
+_SAMPLE_PATTERNS = [
+    re.compile(r"^TCGA-"),
+    re.compile(r"^(GSM|SRR|SRX|ERR|DRR|SAMN|GTEX-)\w*"),
+    re.compile(r".*[:/].*"),
+    re.compile(r"^(sample|cell|s|patient|case)[_\-\.]?\d+", re.IGNORECASE),
+    re.compile(r".*\.(CEL|cel)$"),
+]
+
+
+def detect_format(path: str | os.PathLike, fmt: str | None = None) -> str:
+    """File format from ``fmt`` or the extension (``.gz`` ignored)."""
+    if fmt:
+        f = fmt.lower().lstrip(".")
+        if f not in FORMATS:
+            raise GengenError(f"unknown format {fmt!r}; use one of {', '.join(FORMATS)}.")
+        return f
+    suffixes = [s.lower().lstrip(".") for s in Path(path).suffixes]
+    if suffixes and suffixes[-1] in ("gz", "bz2", "xz", "zip"):
+        suffixes = suffixes[:-1]
+    ext = suffixes[-1] if suffixes else ""
+    if ext == "pq":
+        ext = "parquet"
+    if ext not in FORMATS:
+        raise GengenError(
+            f"cannot tell the format of {str(path)!r} from its extension {('.' + ext) if ext else '(none)'}; "
+            f"use one of .h5ad, .csv, .tsv, .txt, .parquet, .gct (or pass --format)."
+        )
+    return ext
+
+
+def _gene_likeness(names) -> float:
+    """Fraction of names that look like gene/probe ids minus the fraction that look like sample ids."""
+    names = [str(n) for n in list(names)[:500]]
+    if not names:
+        return 0.0
+    gene = sum(any(p.match(n) for p in _GENE_PATTERNS) for n in names)
+    sample = sum(any(p.match(n) for p in _SAMPLE_PATTERNS) for n in names)
+    return (gene - sample) / len(names)
+
+
+def _orient(df: pd.DataFrame, genes_in_rows: bool | None, expected_genes, source: str, quiet: bool) -> pd.DataFrame:
+    """Return samples x genes, transposing when forced, or when the row names look like genes."""
+    if genes_in_rows is True:
+        return df.T
+    if genes_in_rows is False:
+        return df
+    if expected_genes is not None:
+        expected = set(map(str, expected_genes))
+        in_cols = sum(str(c) in expected for c in df.columns)
+        in_rows = sum(str(i) in expected for i in df.index)
+        if in_rows > in_cols:
+            log(f"{source}: gene names found in rows; reading it as genes x samples "
+                "(--genes-in-columns to override).", quiet)
+            return df.T
+        return df
+    row_score, col_score = _gene_likeness(df.index), _gene_likeness(df.columns)
+    if row_score - col_score > 0.5:
+        log(f"{source}: row names look like genes and column names like samples; reading it as genes x samples "
+            "(--genes-in-columns to override).", quiet)
+        return df.T
+    return df
+
+
+def _numeric_frame(df: pd.DataFrame, source: str) -> pd.DataFrame:
+    import pandas as pd
+
+    bad = [c for c in df.columns if not pd.api.types.is_numeric_dtype(df[c])]
+    if bad:
+        converted = df[bad].apply(pd.to_numeric, errors="coerce")
+        really_bad = [c for c in bad if converted[c].isna().sum() > df[c].isna().sum()]
+        if really_bad:
+            raise GengenError(
+                f"{source}: column(s) {preview(really_bad)} hold non-numeric values; gengen expects a samples x "
+                "genes table of numbers with sample names in the first column (move annotations to another file)."
+            )
+        df = df.copy()
+        df[bad] = converted
+    return df
+
+
+def read_gct(path: str | os.PathLike) -> ad.AnnData:
+    """Read a GCT 1.2 / 1.3 file (genes in rows) into samples x genes AnnData; row metadata -> ``var``."""
+    import anndata as ad
+    import pandas as pd
+
+    opener = _open_text(path)
+    with opener as fh:
+        version = fh.readline().strip()
+        if version not in ("#1.2", "#1.3"):
+            raise GengenError(f"{str(path)!r} does not start with #1.2 or #1.3; it is not a GCT file.")
+        dims = fh.readline().split()
+        try:
+            n_rows, n_cols = int(dims[0]), int(dims[1])
+            n_row_meta = int(dims[2]) if version == "#1.3" else 1
+            n_col_meta = int(dims[3]) if version == "#1.3" else 0
+        except (IndexError, ValueError):
+            raise GengenError(f"{str(path)!r}: malformed GCT dimension line {' '.join(dims)!r}.") from None
+        table = pd.read_csv(fh, sep="\t", header=0, dtype=str, na_filter=False)
+    if table.shape[1] != 1 + n_row_meta + n_cols:
+        raise GengenError(
+            f"{str(path)!r}: GCT header has {table.shape[1]} columns, expected {1 + n_row_meta + n_cols} "
+            f"(id + {n_row_meta} metadata + {n_cols} samples)."
+        )
+    col_meta = table.iloc[:n_col_meta]
+    body = table.iloc[n_col_meta:]
+    if len(body) != n_rows:
+        raise GengenError(f"{str(path)!r}: GCT declares {n_rows} rows but holds {len(body)}.")
+    gene_ids = body.iloc[:, 0].astype(str).values
+    row_meta = body.iloc[:, 1 : 1 + n_row_meta].copy()
+    row_meta.index = gene_ids
+    raw = body.iloc[:, 1 + n_row_meta :]
+    values = raw.apply(pd.to_numeric, errors="coerce")
+    raw_bad = values.isna().to_numpy() & ~raw.isin(["", "NaN", "nan", "NA"]).to_numpy()
+    if raw_bad.any():
+        r, c = np.argwhere(raw_bad)[0]
+        raise GengenError(f"{str(path)!r}: non-numeric value in gene {gene_ids[r]!r}, sample {values.columns[c]!r}.")
+    obs = pd.DataFrame(index=values.columns.astype(str))
+    if n_col_meta:
+        cm = col_meta.set_index(col_meta.columns[0]).iloc[:, n_row_meta:].T
+        cm.index = obs.index
+        obs = cm
+    if version == "#1.2" and "Description" in row_meta.columns:
+        row_meta = row_meta.rename(columns={"Description": "description"})
+    adata = ad.AnnData(X=values.to_numpy(dtype=np.float32).T, obs=obs, var=row_meta)
+    return adata
+
+
+def _open_text(path):
+    import gzip
+
+    p = str(path)
+    return gzip.open(p, "rt") if p.endswith(".gz") else open(p, encoding="utf-8", errors="replace")
+
+
+def read_expression(
+    path: str | os.PathLike,
+    *,
+    genes_in_rows: bool | None = None,
+    fmt: str | None = None,
+    expected_genes=None,
+    gene_column: str | None = None,
+    allow_missing_values: bool = False,
+    quiet: bool = False,
+) -> ad.AnnData:
+    """Read an expression matrix as samples x genes AnnData with float32 ``X``.
+
+    Parameters
+    ----------
+    path : file in h5ad, CSV/TSV (first column = names), Parquet or GCT format.
+    genes_in_rows : force the orientation of CSV/TSV/Parquet tables; ``None`` detects it, using
+        ``expected_genes`` (e.g. a model's gene list) when given, else the look of the names.
+    gene_column : a ``var`` column to use as gene names (e.g. ``pr_gene_symbol`` of an L1000 GCT).
+    allow_missing_values : keep NaN instead of raising (callers that impute).
+    """
+    import anndata as ad
+    import pandas as pd
+
+    path = Path(path)
+    source = str(path)
+    if not path.exists():
+        raise GengenError(f"input file {source!r} does not exist.")
+    if path.is_dir():
+        raise GengenError(f"input {source!r} is a directory, not an expression file.")
+    if path.stat().st_size == 0:
+        raise GengenError(f"input file {source!r} is empty.")
+    kind = detect_format(path, fmt)
+    try:
+        if kind == "h5ad":
+            adata = ad.read_h5ad(path)
+            if genes_in_rows:
+                adata = adata.T
+        elif kind == "gct":
+            adata = read_gct(path)
+        else:
+            if kind == "parquet":
+                df = pd.read_parquet(path)
+                if isinstance(df.index, pd.RangeIndex) and df.shape[1] and not pd.api.types.is_numeric_dtype(df.iloc[:, 0]):
+                    df = df.set_index(df.columns[0])
+            else:
+                df = pd.read_csv(path, sep=TABLE_FORMATS[kind], index_col=0)
+            if df.shape[0] == 0 or df.shape[1] == 0:
+                raise GengenError(f"{source}: no data rows or columns found; is the separator right for a .{kind} file?")
+            df.index = df.index.map(str)
+            df.columns = df.columns.map(str)
+            df = _orient(df, genes_in_rows, expected_genes, source, quiet)
+            df = _numeric_frame(df, source)
+            adata = ad.AnnData(
+                X=df.to_numpy(dtype=np.float32),
+                obs=pd.DataFrame(index=df.index.astype(str)),
+                var=pd.DataFrame(index=df.columns.astype(str)),
+            )
+    except GengenError:
+        raise
+    except pd.errors.EmptyDataError:
+        raise GengenError(f"input file {source!r} holds no table.") from None
+    except (UnicodeDecodeError, pd.errors.ParserError, OSError, ValueError, KeyError) as exc:
+        raise GengenError(f"cannot read {source!r} as {kind}: {str(exc).splitlines()[0][:200]}") from None
+    if gene_column is not None:
+        adata = use_gene_column(adata, gene_column, source)
+    return validate_expression(adata, source, allow_missing_values=allow_missing_values)
+
+
+def use_gene_column(adata: ad.AnnData, column: str, source: str = "data") -> ad.AnnData:
+    """Re-key genes by a ``var`` column (e.g. symbols instead of probe ids)."""
+    if column not in adata.var.columns:
+        raise GengenError(f"{source}: no gene annotation column {column!r}; available: {preview(adata.var.columns)}.")
+    adata = adata.copy()
+    adata.var_names = adata.var[column].astype(str).values
+    return adata
+
+
+def validate_expression(adata: ad.AnnData, source: str = "data", allow_missing_values: bool = False) -> ad.AnnData:
+    """Dense float32 X, unique gene names, finite values; raise a clear GengenError otherwise."""
+    import scipy.sparse as sp
+
+    if adata.n_obs == 0 or adata.n_vars == 0:
+        raise GengenError(f"{source}: the matrix is empty ({adata.n_obs} samples x {adata.n_vars} genes).")
+    names = adata.var_names
+    if names.has_duplicates:
+        dup = names[names.duplicated()].unique()
+        raise GengenError(
+            f"{source}: duplicate gene names {preview(dup)}; make them unique or aggregate them "
+            "(e.g. average probes per gene) before running gengen."
+        )
+    X = adata.X
+    if sp.issparse(X):
+        X = X.toarray()
+    X = np.asarray(X, dtype=np.float32)
+    if not allow_missing_values or np.isinf(X).any():
+        bad = ~np.isfinite(X)
+        if bad.any():
+            r, c = np.argwhere(bad)[0]
+            what = "NaN" if np.isnan(X[r, c]) else "infinite"
+            raise GengenError(
+                f"{source}: {int(bad.sum())} missing or infinite value(s), first a {what} in sample "
+                f"{adata.obs_names[r]!r}, gene {adata.var_names[c]!r}; impute or drop them first."
+            )
+    adata.X = X
+    if adata.obs_names.has_duplicates:
+        adata.obs_names_make_unique()
+    return adata
+
+
+def write_table(df: pd.DataFrame, path: str | os.PathLike, protect=(), index: bool = True) -> Path:
+    """Write a DataFrame as CSV/TSV/Parquet by extension, atomically."""
+    kind = detect_format(path)
+    with atomic_path(path, protect=protect) as tmp:
+        if kind == "parquet":
+            df.to_parquet(tmp, index=index)
+        elif kind in TABLE_FORMATS:
+            df.to_csv(tmp, sep=TABLE_FORMATS[kind], index=index)
+        else:
+            raise GengenError(f"cannot write a table as .{kind}; use .csv, .tsv or .parquet.")
+    return Path(path)
+
+
+def write_expression(adata: ad.AnnData, path: str | os.PathLike, protect=(), obsm_key: str | None = None) -> Path:
+    """Write AnnData as h5ad, or a table (``X``, or ``obsm[obsm_key]`` when given) as CSV/TSV/Parquet."""
+    import pandas as pd
+
+    kind = detect_format(path)
+    if kind == "gct":
+        raise GengenError("writing GCT is not supported; use .h5ad, .csv, .tsv or .parquet.")
+    if kind == "h5ad":
+        with atomic_path(path, protect=protect) as tmp:
+            adata.write_h5ad(tmp)
+        return Path(path)
+    if obsm_key is not None:
+        mat = np.asarray(adata.obsm[obsm_key])
+        df = pd.DataFrame(mat, index=adata.obs_names, columns=[f"{obsm_key.removeprefix('X_')}_{i + 1}" for i in range(mat.shape[1])])
+    else:
+        df = adata.to_df()
+    df.index.name = "sample"
+    return write_table(df, path, protect=protect)
+
+
+def read_gene_list(path: str | os.PathLike) -> list[str]:
+    """Gene names from a file: one per line, or the first column of a CSV/TSV table (header skipped
+    when its first field does not look like a gene)."""
+    p = Path(path)
+    if not p.is_file():
+        raise GengenError(f"gene list {str(p)!r} does not exist.")
+    with _open_text(p) as fh:
+        lines = [ln.rstrip("\n\r") for ln in fh if ln.strip() and not ln.startswith("#")]
+    if not lines:
+        raise GengenError(f"gene list {str(p)!r} is empty.")
+    sep = "\t" if "\t" in lines[0] else ("," if "," in lines[0] else None)
+    first = [ln.split(sep)[0].strip().strip('"') if sep else ln.strip() for ln in lines]
+    if first and first[0].lower() in ("gene", "genes", "symbol", "gene_symbol", "id", "name", "pr_id", "probe"):
+        first = first[1:]
+    seen: dict[str, None] = {}
+    for g in first:
+        seen.setdefault(g, None)
+    return list(seen)

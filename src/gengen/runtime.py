@@ -1,0 +1,183 @@
+"""Shared run-time plumbing: device choice, seeding, progress bars, atomic writes, logging.
+
+Everything here is used by all three pipelines; keep pipeline logic out.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import random
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from gengen.errors import GengenError
+
+if TYPE_CHECKING:
+    import torch
+
+DEVICE_CHOICES = ("auto", "cpu", "cuda")
+
+
+def log(message: str, quiet: bool = False) -> None:
+    """Human-facing status on stderr, so stdout stays free for data."""
+    if not quiet:
+        print(message, file=sys.stderr, flush=True)
+
+
+def resolve_device(device: str | None = "auto") -> torch.device:
+    """Turn ``auto|cpu|cuda[:N]`` into a torch device; ``auto`` picks CUDA when present."""
+    import torch
+
+    choice = (device or "auto").lower()
+    if choice == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if choice == "cpu":
+        return torch.device("cpu")
+    if choice.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise GengenError("--device cuda was asked for but no CUDA GPU is visible; use --device cpu or auto.")
+        return torch.device(choice)
+    raise GengenError(f"unknown device {device!r}; use one of auto, cpu, cuda.")
+
+
+def describe_device(device: torch.device) -> str:
+    """'cpu (2 threads)' or 'cuda:0 (NVIDIA H100 ...)' for reports."""
+    import torch
+
+    if device.type == "cuda":
+        return f"{device} ({torch.cuda.get_device_name(device)})"
+    return f"cpu ({torch.get_num_threads()} threads)"
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, numpy and torch so a run with the same seed gives the same numbers (on CPU)."""
+    import numpy as np
+    import torch
+
+    random.seed(seed)
+    np.random.seed(seed % (2**32))
+    torch.manual_seed(seed)
+
+
+class Progress:
+    """A rich progress bar on stderr that disappears when quiet or when stderr is not a terminal.
+
+    ``update(advance=1, **fields)`` shows extra fields (losses) next to the bar.
+    """
+
+    def __init__(self, total: int | None, description: str, quiet: bool = False):
+        self._bar = None
+        self._task = None
+        enabled = not quiet and sys.stderr.isatty() and not os.environ.get("GENGEN_NO_PROGRESS")
+        if enabled:
+            from rich.console import Console
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                TextColumn,
+                TimeElapsedColumn,
+                TimeRemainingColumn,
+            )
+            from rich.progress import Progress as RichProgress
+
+            self._bar = RichProgress(
+                TextColumn("[bold]{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeElapsedColumn(),
+                TimeRemainingColumn(),
+                TextColumn("{task.fields[info]}"),
+                console=Console(stderr=True),
+                transient=False,
+            )
+            self._task = self._bar.add_task(description, total=total, info="")
+
+    def __enter__(self) -> Progress:
+        if self._bar is not None:
+            self._bar.start()
+        return self
+
+    def update(self, advance: int = 1, **fields: Any) -> None:
+        if self._bar is None:
+            return
+        info = "  ".join(f"{k}={_fmt(v)}" for k, v in fields.items())
+        self._bar.update(self._task, advance=advance, info=info)
+
+    def __exit__(self, *exc) -> None:
+        if self._bar is not None:
+            self._bar.stop()
+
+
+def _fmt(value: Any) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike, protect: tuple[str | os.PathLike, ...] = ()) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; rename it over ``path`` only if the block succeeds.
+
+    A failed run leaves no partial file. ``protect`` lists inputs that must never be overwritten.
+    The temporary name keeps the suffix so writers that dispatch on it (anndata, matplotlib) work.
+    """
+    target = Path(path)
+    for p in protect:
+        if p is not None and Path(p).exists() and target.exists() and target.resolve() == Path(p).resolve():
+            raise GengenError(f"refusing to overwrite the input file {str(p)!r}; choose another output with -o.")
+    if target.exists() and target.is_dir():
+        raise GengenError(f"output {str(target)!r} is a directory; give a file name.")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.stem}.", suffix=target.suffix or ".tmp", dir=target.parent)
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        os.replace(tmp_path, target)
+    finally:
+        if tmp_path.exists():
+            tmp_path.unlink()
+
+
+@contextlib.contextmanager
+def atomic_dir(path: str | os.PathLike, overwrite: bool = True) -> Iterator[Path]:
+    """Build a directory under a temporary name and move it into place when the block succeeds."""
+    import shutil
+
+    target = Path(path)
+    if target.exists() and not target.is_dir():
+        raise GengenError(f"{str(target)!r} exists and is not a directory; choose another -o.")
+    if target.exists() and not overwrite:
+        raise GengenError(f"{str(target)!r} already exists; remove it or choose another -o.")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    try:
+        yield tmp
+        if target.exists():
+            old = target.with_name(f".{target.name}.old")
+            if old.exists():
+                shutil.rmtree(old)
+            os.replace(target, old)
+            os.replace(tmp, target)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, target)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def package_versions() -> dict[str, str]:
+    """Versions that shape the numbers a model produces, recorded in every checkpoint and output."""
+    import platform
+    from importlib import metadata
+
+    versions = {"python": platform.python_version()}
+    for name in ("gengen", "torch", "numpy", "pandas", "anndata", "scikit-learn"):
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            pass
+    return versions

@@ -1,0 +1,229 @@
+"""``VAEModel``: the user-facing Tybalt model (train, encode, decode, sample, save, load).
+
+Separate from the torch module (:mod:`gengen.vae.model`) and the loop (:mod:`gengen.vae.train`),
+in the manner of scvi-tools: the model object carries the gene list and scaler, and checks new data
+against them by gene name.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from gengen.checkpoint import load_checkpoint, require_keys, save_checkpoint
+from gengen.errors import GengenError, preview
+from gengen.runtime import describe_device, log, resolve_device, seed_everything
+from gengen.vae.preprocess import MinMaxScaler, select_genes, split_indices
+from gengen.vae.train import VAERecipe, fit_vae, resolve_recipe
+
+if TYPE_CHECKING:
+    import anndata as ad
+    import pandas as pd
+
+PIPELINE = "vae"
+EMBEDDING_KEY = "X_vae"
+
+
+class VAEModel:
+    """A trained Tybalt VAE with its genes and [0, 1] scaler."""
+
+    def __init__(self, module, genes: list[str], scaler: MinMaxScaler, recipe: VAERecipe,
+                 history: pd.DataFrame | None = None, metrics: dict | None = None, device: str = "cpu",
+                 decoder_only: bool = False):
+        self.module = module
+        self.genes = list(genes)
+        self.scaler = scaler
+        self.recipe = recipe
+        self.history = history
+        self.metrics = metrics or {}
+        self.device = resolve_device(device)
+        self.decoder_only = decoder_only
+        self.module.to(self.device).eval()
+
+    @property
+    def latent_dim(self) -> int:
+        return self.module.latent_dim
+
+    # ------------------------------------------------------------------ training
+    @classmethod
+    def train(cls, adata: ad.AnnData, recipe: VAERecipe | None = None, device: str = "auto",
+              quiet: bool = False) -> VAEModel:
+        """Select genes, fit the scaler on the training split and train the VAE on ``adata``."""
+        import torch
+
+        from gengen.vae.model import TybaltVAE
+
+        recipe = resolve_recipe(recipe or VAERecipe(), adata.n_obs, adata.n_vars)
+        for note in recipe.notes:
+            log(f"recipe: {note}", quiet)
+        dev = resolve_device(device)
+        seed_everything(recipe.seed)
+        X = np.asarray(adata.X, dtype=np.float32)
+        gene_idx = select_genes(X, recipe.n_genes, recipe.gene_rank)
+        genes = adata.var_names[gene_idx].astype(str).tolist()
+        X = X[:, gene_idx]
+        train_idx, val_idx = split_indices(X.shape[0], recipe.val_fraction, recipe.seed)
+        scaler = MinMaxScaler.fit(X[train_idx])
+        Xs = scaler.transform(X)
+        module = TybaltVAE(len(genes), recipe.latent_dim, recipe.hidden, recipe.tybalt_compat)
+        log(f"training VAE: {len(train_idx)} train / {len(val_idx)} validation samples, {len(genes)} genes, "
+            f"k={recipe.latent_dim}, {recipe.epochs} epochs on {describe_device(dev)}", quiet)
+        with torch.random.fork_rng(devices=[dev] if dev.type == "cuda" else []):
+            torch.manual_seed(recipe.seed)
+            history = fit_vae(module, Xs[train_idx], Xs[val_idx] if len(val_idx) else None, recipe, dev, quiet)
+        last = history.iloc[-1]
+        metrics = {k: float(last[k]) for k in history.columns if k != "epoch"}
+        metrics["train_seconds"] = round(float(history.attrs.get("seconds", 0.0)), 3)
+        metrics["device"] = describe_device(dev)
+        return cls(module, genes, scaler, recipe, history, metrics, device=str(dev))
+
+    # ------------------------------------------------------------------ data alignment
+    def align(self, adata: ad.AnnData, fill_missing: bool = False, quiet: bool = False) -> np.ndarray:
+        """The model's genes, in the model's order, from ``adata`` (samples x genes, original units).
+
+        Missing genes are an error naming them unless ``fill_missing``, which puts the training
+        midpoint (scaled 0.5) in their place and says how many.
+        """
+        names = adata.var_names.astype(str)
+        pos = {g: i for i, g in enumerate(names)}
+        missing = [g for g in self.genes if g not in pos]
+        if len(missing) == len(self.genes):
+            raise GengenError(
+                f"none of the model's {len(self.genes)} genes are in the data (model genes start "
+                f"{preview(self.genes, 3)}; data genes start {preview(names, 3)}); wrong model or wrong gene ids?"
+            )
+        if missing and not fill_missing:
+            raise GengenError(
+                f"{len(missing)} of the model's {len(self.genes)} genes are missing from the data: "
+                f"{preview(missing)}; pass --fill-missing to fill them with training mid-range values."
+            )
+        X = np.asarray(adata.X, dtype=np.float32)
+        out = np.empty((adata.n_obs, len(self.genes)), dtype=np.float32)
+        present = np.array([g in pos for g in self.genes])
+        out[:, present] = X[:, [pos[g] for g in np.array(self.genes)[present]]]
+        if missing:
+            mid = self.scaler.minimum + 0.5 * self.scaler.scale
+            out[:, ~present] = mid[~present]
+            log(f"warning: filled {len(missing)} missing gene(s) with training mid-range values.", quiet)
+        return out
+
+    # ------------------------------------------------------------------ inference
+    def _require_encoder(self) -> None:
+        if self.decoder_only:
+            raise GengenError("this model holds only a decoder (imported weights); it can decode and sample, not encode.")
+
+    def encode(self, adata: ad.AnnData, fill_missing: bool = False, batch_size: int = 8192, quiet: bool = False) -> np.ndarray:
+        """z_mean for every sample: the (n_samples, k) embedding."""
+        self._require_encoder()
+        return self.encode_array(self.align(adata, fill_missing, quiet), batch_size)
+
+    def encode_array(self, X: np.ndarray, batch_size: int = 8192) -> np.ndarray:
+        """z_mean for an already aligned (n, n_genes) matrix in original units."""
+        import torch
+
+        self._require_encoder()
+        Xs = self.scaler.transform(X)
+        self.module.eval()
+        outs = []
+        with torch.inference_mode():
+            for start in range(0, Xs.shape[0], batch_size):
+                xb = torch.as_tensor(Xs[start : start + batch_size], device=self.device)
+                outs.append(self.module.encode(xb)[0].float().cpu().numpy())
+        return np.concatenate(outs) if outs else np.zeros((0, self.latent_dim), np.float32)
+
+    def decode(self, z: np.ndarray, scaled: bool = False, batch_size: int = 8192) -> np.ndarray:
+        """Expression for latent vectors, in the input's original units (``scaled=True``: [0, 1])."""
+        import torch
+
+        z = np.asarray(z, dtype=np.float32)
+        if z.ndim != 2 or z.shape[1] != self.latent_dim:
+            raise GengenError(f"latent matrix has shape {z.shape}; this model needs {self.latent_dim} columns.")
+        if not np.isfinite(z).all():
+            raise GengenError("latent matrix holds NaN or infinite values.")
+        outs = []
+        with torch.inference_mode():
+            for start in range(0, z.shape[0], batch_size):
+                zb = torch.as_tensor(z[start : start + batch_size], device=self.device)
+                outs.append(self.module.decode(zb).float().cpu().numpy())
+        x01 = np.concatenate(outs) if outs else np.zeros((0, len(self.genes)), np.float32)
+        return x01 if scaled else self.scaler.inverse_transform(x01)
+
+    def sample(self, n: int, seed: int = 0, scaled: bool = False) -> np.ndarray:
+        """Draw ``n`` profiles by decoding z ~ N(0, I), the VAE prior."""
+        if n < 1:
+            raise GengenError(f"number of samples must be positive, got {n}.")
+        z = np.random.default_rng(seed).standard_normal((n, self.latent_dim)).astype(np.float32)
+        return self.decode(z, scaled=scaled)
+
+    def reconstruction_bce(self, X: np.ndarray) -> float:
+        """Mean per-sample BCE summed over genes (Tybalt's loss scale) of the deterministic
+        reconstruction decode(z_mean), on [0, 1]-clipped scaled data."""
+        x01 = np.clip(self.scaler.transform(X), 0, 1)
+        recon = self.decode(self.encode_array(X), scaled=True)
+        return bce_per_sample(x01, recon)
+
+    def decoder_weights(self) -> pd.DataFrame:
+        """(k x genes) decoder weights; rows ``vae_1..vae_k`` (1-based, as in the paper)."""
+        import pandas as pd
+
+        w = self.module.decoder_weight_matrix().detach().float().cpu().numpy()
+        return pd.DataFrame(w, index=[f"vae_{i + 1}" for i in range(w.shape[0])], columns=self.genes)
+
+    # ------------------------------------------------------------------ persistence
+    def config(self) -> dict[str, Any]:
+        m = self.module
+        return {
+            "architecture": {"class": "TybaltVAE", "n_genes": m.n_genes, "latent_dim": m.latent_dim,
+                             "hidden": m.hidden, "compat": m.compat},
+            "recipe": self.recipe.to_dict(),
+            "seed": self.recipe.seed,
+            "genes": self.genes,
+            "scaler": self.scaler.to_dict(),
+            "metrics": self.metrics,
+            "decoder_only": self.decoder_only,
+        }
+
+    def save(self, directory: str | os.PathLike) -> Path:
+        """Checkpoint directory: model.safetensors, config.json, history.csv, training.png."""
+        def extras(tmp: Path) -> None:
+            if self.history is not None and len(self.history):
+                self.history.to_csv(tmp / "history.csv", index=False)
+                from gengen.plots import plot_vae_history
+
+                plot_vae_history(self.history, tmp / "training.png")
+
+        return save_checkpoint(directory, PIPELINE, self.module.state_dict(), self.config(), extras)
+
+    @classmethod
+    def load(cls, path_or_name: str | os.PathLike, device: str = "auto") -> VAEModel:
+        import pandas as pd
+
+        from gengen.vae.model import TybaltVAE
+
+        tensors, cfg, directory = load_checkpoint(path_or_name, PIPELINE)
+        require_keys(cfg, ["architecture", "genes", "scaler", "recipe"], directory)
+        arch = cfg["architecture"]
+        try:
+            module = TybaltVAE(int(arch["n_genes"]), int(arch["latent_dim"]), arch.get("hidden"), bool(arch.get("compat")))
+            if len(cfg["genes"]) != module.n_genes:
+                raise ValueError(f"{len(cfg['genes'])} genes listed for a {module.n_genes}-gene network")
+            module.load_state_dict(tensors, strict=True)
+            recipe = VAERecipe(**cfg["recipe"])
+        except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+            raise GengenError(f"checkpoint {str(directory)!r} is inconsistent ({str(exc).splitlines()[0][:160]}); "
+                              "it is corrupted or from another gengen version.") from None
+        history = pd.read_csv(directory / "history.csv") if (directory / "history.csv").is_file() else None
+        model = cls(module, cfg["genes"], MinMaxScaler.from_dict(cfg["scaler"]), recipe, history,
+                    cfg.get("metrics"), device=device, decoder_only=bool(cfg.get("decoder_only")))
+        model.path = directory
+        return model
+
+
+def bce_per_sample(x01: np.ndarray, recon01: np.ndarray, eps: float = 1e-7) -> float:
+    """Mean over samples of the BCE summed over genes (Keras clips predictions to [eps, 1 - eps])."""
+    p = np.clip(np.asarray(recon01, dtype=np.float64), eps, 1 - eps)
+    x = np.asarray(x01, dtype=np.float64)
+    return float(-(x * np.log(p) + (1 - x) * np.log1p(-p)).sum(axis=1).mean())

@@ -1,0 +1,104 @@
+"""Interpreting latent features: top decoder-weight genes (Tybalt's gene-weight analysis) and the
+feature that best separates each class of a label (AUROC with direction)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from gengen.errors import GengenError, preview
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+
+def top_genes(weights: pd.DataFrame, n_top: int = 20) -> pd.DataFrame:
+    """Per latent feature, the ``n_top`` genes with the largest positive and most negative weights.
+
+    ``weights`` is (features x genes), e.g. :meth:`VAEModel.decoder_weights`. Returns a long table:
+    feature, direction (positive/negative), rank (1 = most extreme), gene, weight.
+    """
+    import pandas as pd
+
+    rows = []
+    W = weights.to_numpy()
+    genes = np.asarray(weights.columns)
+    n_top = min(n_top, W.shape[1])
+    for i, feature in enumerate(weights.index):
+        order = np.argsort(W[i], kind="stable")
+        for direction, idx in (("positive", order[::-1][:n_top]), ("negative", order[:n_top])):
+            for rank, j in enumerate(idx, start=1):
+                rows.append((feature, direction, rank, genes[j], float(W[i, j])))
+    return pd.DataFrame(rows, columns=["feature", "direction", "rank", "gene", "weight"])
+
+
+def top_abs_genes(weights: pd.DataFrame, feature: str, n_top: int) -> pd.Series:
+    """The ``n_top`` genes of one feature by |weight|, signed weights, largest first."""
+    w = weights.loc[feature]
+    return w.reindex(w.abs().sort_values(ascending=False, kind="stable").index[:n_top])
+
+
+def separating_features(embedding: np.ndarray, labels, feature_names: list[str] | None = None) -> pd.DataFrame:
+    """For each class (one-vs-rest), the latent feature with the highest AUROC.
+
+    AUROC is reported oriented (>= 0.5) with ``direction`` saying whether the class is high (+) or
+    low (-) on the feature. Samples with a missing label are ignored; a class needs >= 1 sample and
+    the rest >= 1 sample.
+    """
+    import pandas as pd
+    from sklearn.metrics import roc_auc_score
+
+    labels = pd.Series(np.asarray(labels, dtype=object))
+    keep = labels.notna().to_numpy() & (labels.astype(str) != "nan").to_numpy()
+    Z = np.asarray(embedding)[keep]
+    y = labels[keep].astype(str).to_numpy()
+    classes = sorted(set(y))
+    if len(classes) < 2:
+        raise GengenError(f"the label has {len(classes)} class(es) after dropping missing values; need at least 2.")
+    names = feature_names or [f"vae_{i + 1}" for i in range(Z.shape[1])]
+    rows = []
+    for cls in classes:
+        target = (y == cls).astype(int)
+        aucs = np.array([roc_auc_score(target, Z[:, j]) if np.ptp(Z[:, j]) > 0 else 0.5 for j in range(Z.shape[1])])
+        oriented = np.maximum(aucs, 1 - aucs)
+        j = int(np.argmax(oriented))
+        rows.append({"class": cls, "n": int(target.sum()), "feature": names[j], "auroc": float(oriented[j]),
+                     "direction": "+" if aucs[j] >= 0.5 else "-",
+                     "mean_in_class": float(Z[target == 1, j].mean()), "mean_rest": float(Z[target == 0, j].mean())})
+    return pd.DataFrame(rows)
+
+
+def plot_separating_features(embedding: np.ndarray, labels, table: pd.DataFrame, path, label_name: str = "label"):
+    """One panel per class: its best feature's values, in-class vs the rest (strip + box)."""
+    import pandas as pd
+
+    from gengen.plots import pyplot, save_figure
+
+    plt = pyplot()
+    labels = pd.Series(np.asarray(labels, dtype=object)).astype(str).to_numpy()
+    n = len(table)
+    cols = min(n, 4)
+    rows = int(np.ceil(n / cols))
+    fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 3.0 * rows), squeeze=False)
+    rng = np.random.default_rng(0)
+    for ax, (_, row) in zip(axes.flat, table.iterrows()):
+        j = int(str(row["feature"]).rsplit("_", 1)[1]) - 1
+        groups = [embedding[labels == row["class"], j], embedding[(labels != row["class"]) & (labels != "nan"), j]]
+        ax.boxplot(groups, showfliers=False)
+        ax.set_xticks([1, 2], [str(row["class"])[:14], "rest"])
+        for k, g in enumerate(groups, start=1):
+            ax.scatter(k + rng.uniform(-0.15, 0.15, len(g)), g, s=6, alpha=0.6)
+        ax.set_title(f"{row['feature']}  AUROC {row['auroc']:.2f} ({row['direction']})", fontsize=9)
+    for ax in list(axes.flat)[n:]:
+        ax.axis("off")
+    fig.suptitle(f"best-separating latent feature per {label_name} class")
+    fig.tight_layout()
+    return save_figure(fig, path)
+
+
+def labels_from(adata, by: str):
+    """The ``obs`` column ``by``, with a clear error listing the columns when absent."""
+    if by not in adata.obs.columns:
+        raise GengenError(f"no column {by!r} in the data's obs; available: {preview(adata.obs.columns) or 'none'}.")
+    return adata.obs[by].to_numpy()

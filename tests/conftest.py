@@ -1,0 +1,46 @@
+"""Shared test fixtures: small synthetic data and the path to ../shared/data (skip when absent)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+os.environ.setdefault("GENGEN_NO_PROGRESS", "1")
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = Path(os.environ.get("GENGEN_SHARED_DATA", REPO.parent / "shared" / "data"))
+
+
+def shared_file(*parts: str) -> Path:
+    """Path of a file under ../shared/data, skipping the test cleanly when it is absent."""
+    path = SHARED_DATA.joinpath(*parts)
+    if not path.exists():
+        pytest.skip(f"shared data not available: {path}")
+    return path
+
+
+@pytest.fixture(autouse=True)
+def _isolated_model_home(tmp_path, monkeypatch):
+    """Named models resolve under a per-test $GENGEN_HOME, never the user's."""
+    monkeypatch.setenv("GENGEN_HOME", str(tmp_path / "gengen_home"))
+
+
+@pytest.fixture
+def toy_expression():
+    """120 samples x 60 genes with a 3-group structure driven by 2 latent factors, as AnnData."""
+    import anndata as ad
+    import pandas as pd
+
+    rng = np.random.default_rng(0)
+    n, g = 120, 60
+    groups = np.repeat(np.array(["a", "b", "c"]), n // 3)
+    centers = {"a": (2.0, 0.0), "b": (-2.0, 1.0), "c": (0.0, -2.0)}
+    factors = np.array([centers[x] for x in groups]) + 0.3 * rng.standard_normal((n, 2))
+    loadings = rng.standard_normal((2, g))
+    X = 6 + factors @ loadings + 0.3 * rng.standard_normal((n, g))
+    obs = pd.DataFrame({"group": groups}, index=[f"s{i}" for i in range(n)])
+    var = pd.DataFrame(index=[f"G{j}" for j in range(g)])
+    return ad.AnnData(X=X.astype(np.float32), obs=obs, var=var)
