@@ -31,6 +31,11 @@ def _isolated_model_home(tmp_path, monkeypatch):
 @pytest.fixture
 def toy_expression():
     """120 samples x 60 genes with a 3-group structure driven by 2 latent factors, as AnnData."""
+    return make_toy_expression()
+
+
+def make_toy_expression():
+    """120 samples x 60 genes with a 3-group structure driven by 2 latent factors, as AnnData."""
     import anndata as ad
     import pandas as pd
 

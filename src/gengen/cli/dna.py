@@ -1,3 +1,312 @@
-"""CLI commands of the dna pipeline."""
+"""CLI commands of the DNA pipeline (Killoran et al. 2017): parse, call :mod:`gengen.dna`, report."""
 
 from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from gengen.cli._app import DeviceOpt, QuietOpt, SeedOpt, app, input_path, say
+from gengen.errors import GengenError
+
+PANEL = "DNA (Killoran)"
+
+LengthOpt = Annotated[int, typer.Option("--length", "-L", help="Sequence / window length.")]
+WindowsOpt = Annotated[str, typer.Option("--windows", help="Cut longer records into 'tiled' or 'random' windows.")]
+AmbiguousOpt = Annotated[str, typer.Option("--ambiguous", help="N/IUPAC bases: skip (drop windows) | uniform | error.")]
+ShortOpt = Annotated[str, typer.Option("--short", help="Records shorter than the length: error | skip | pad (with N).")]
+MotifOpt = Annotated[str | None, typer.Option("--motif", help="Motif file (jaspar, MEME minimal, transfac, pfm, sites) or a JASPAR id like MA0139.2.")]
+MotifFormatOpt = Annotated[str | None, typer.Option("--motif-format", help="Force the motif file format (default: detect).")]
+PseudoOpt = Annotated[float, typer.Option("--pseudocount", help="Total pseudocount per motif column, spread by the background.")]
+PredictorOpt = Annotated[str | None, typer.Option("--predictor", help="A model from dna-train-predictor (directory or name).")]
+ThreadsOpt = Annotated[int | None, typer.Option("--threads", help="CPU threads for torch (1 is fastest on a busy machine).")]
+
+
+def _threads(n: int | None) -> None:
+    if n is not None:
+        import torch
+
+        if n < 1:
+            raise GengenError(f"--threads must be positive, got {n}.")
+        torch.set_num_threads(n)
+
+
+def _motif(spec, fmt, pseudocount):
+    from gengen.io.motifs import load_motif
+
+    return load_motif(spec, fmt=fmt, pseudocount=pseudocount) if spec else None
+
+
+def _predictor(motif_spec, motif_format, pseudocount, predictor_path, device):
+    """(predictor module, pwm or None, label) from --motif / --predictor."""
+    from gengen.dna.predictors import PWMPredictor, load_predictor
+
+    pwm = _motif(motif_spec, motif_format, pseudocount)
+    if predictor_path:
+        model, cfg = load_predictor(predictor_path, device=device)
+        return model, pwm, f"predictor {predictor_path}"
+    if pwm is None:
+        raise GengenError("give --motif (file or JASPAR id) or --predictor (a dna-train-predictor model).")
+    return PWMPredictor(pwm), pwm, f"motif {pwm.name}"
+
+
+def _sidecar(output: Path, suffix: str) -> Path:
+    name = output.name
+    for ext in (".gz", ".fasta", ".fa", ".fna"):
+        name = name.removesuffix(ext)
+    return output.with_name(name + suffix)
+
+
+@app.command("dna-train", rich_help_panel=PANEL)
+def dna_train(
+    data: Annotated[Path, typer.Argument(help="FASTA (plain or .gz) of training sequences.")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="Model directory (resumable checkpoint).")],
+    length: LengthOpt = 50, windows: WindowsOpt = "tiled", ambiguous: AmbiguousOpt = "skip", short: ShortOpt = "error",
+    max_windows: Annotated[int | None, typer.Option("--max-windows", help="Use at most this many training windows (seeded subset).")] = None,
+    heldout_fraction: Annotated[float, typer.Option("--heldout-fraction", help="Fraction of records (genes) held out for the k-mer check.")] = 0.1,
+    iterations: Annotated[int, typer.Option("--iterations", help="Generator iterations (paper: ~100k).")] = 2000,
+    channels: Annotated[int, typer.Option("--channels", help="Residual channels (paper: 100).")] = 100,
+    batch_size: Annotated[int, typer.Option("--batch-size", help="Batch size (paper: 64).")] = 64,
+    critic_steps: Annotated[int, typer.Option("--critic-steps", help="Critic updates per generator update.")] = 5,
+    lr: Annotated[float, typer.Option("--lr", help="Adam learning rate.")] = 1e-4,
+    sample_every: Annotated[int, typer.Option("--sample-every", help="Write samples + k-mer check every N iterations.")] = 250,
+    time_limit: Annotated[float | None, typer.Option("--time-limit", help="Stop cleanly after this many minutes (resume later).")] = None,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue from the checkpoint in OUTPUT.")] = False,
+    seed: SeedOpt = 0, device: DeviceOpt = "auto", threads: ThreadsOpt = None, quiet: QuietOpt = False,
+) -> None:
+    """Train a WGAN-GP (residual CNNs) on DNA windows; writes a resumable checkpoint with samples."""
+    from gengen.dna.gan import GANRecipe, train_gan
+    from gengen.io.sequences import heldout_mask, read_fasta
+
+    _threads(threads)
+    seqs = read_fasta(input_path(data), length=length, windows=windows, ambiguous=ambiguous, short=short, seed=seed)
+    held = heldout_mask(seqs.ids, heldout_fraction) if heldout_fraction > 0 else None
+    train_codes = seqs.codes[~held] if held is not None else seqs.codes
+    held_codes = seqs.codes[held] if held is not None and held.any() else None
+    if max_windows is not None and len(train_codes) > max_windows:
+        import numpy as np
+
+        sel = np.random.default_rng(seed).choice(len(train_codes), max_windows, replace=False)
+        train_codes = train_codes[np.sort(sel)]
+    say(f"{len(train_codes)} training windows of {length} nt"
+        + (f", {len(held_codes)} held-out windows" if held_codes is not None else ""), quiet)
+    recipe = GANRecipe(length=length, channels=channels, batch_size=batch_size, critic_steps=critic_steps,
+                       learning_rate=lr, iterations=iterations, sample_every=sample_every,
+                       checkpoint_every=sample_every, log_every=min(50, sample_every), seed=seed,
+                       heldout_fraction=heldout_fraction)
+    model = train_gan(train_codes, recipe, output=output, heldout_codes=held_codes, resume=resume, device=device,
+                      quiet=quiet, time_limit=time_limit * 60 if time_limit else None)
+    m = model.metrics
+    js = "  ".join(f"{k}={v:.4f}" for k, v in m.items() if k.startswith("js_k"))
+    say(f"{m.get('iteration')} iterations on {m.get('device')} ({m['seconds_per_iteration']:.3f} s each)"
+        + (f"; held-out k-mer JS: {js}" if js else ""), quiet)
+    typer.echo(str(output))
+
+
+@app.command("dna-generate", rich_help_panel=PANEL)
+def dna_generate(
+    model: Annotated[str, typer.Option("--model", "-m", help="dna-train model directory or name.")],
+    n: Annotated[int, typer.Option("-n", help="Number of sequences.")] = 1000,
+    output: Annotated[Path, typer.Option("-o", "--output", help="FASTA to write.")] = Path("samples.fa"),
+    seed: SeedOpt = 0, device: DeviceOpt = "auto", quiet: QuietOpt = False,
+) -> None:
+    """Sample sequences from a trained DNA GAN (argmax of G(z), z ~ N(0, I))."""
+    from gengen.dna.gan import GANModel
+    from gengen.io.sequences import decode_codes, gc_content, write_fasta
+
+    gan = GANModel.load(model, device=device)
+    codes = gan.generate(n, seed=seed)
+    gc = gc_content(codes)
+    write_fasta(output, [f"gan_{i + 1}" for i in range(n)], decode_codes(codes), [f"gc={g:.3f}" for g in gc])
+    say(f"generated {n} sequences of {gan.length} nt (seed {seed}); mean GC {gc.mean():.3f}", quiet)
+    typer.echo(str(output))
+
+
+@app.command("dna-design", rich_help_panel=PANEL)
+def dna_design(
+    motif: MotifOpt = None, motif_format: MotifFormatOpt = None, pseudocount: PseudoOpt = 1.0,
+    predictor: PredictorOpt = None,
+    gan: Annotated[str | None, typer.Option("--gan", help="Design through this GAN's latent space (joint method).")] = None,
+    direct: Annotated[bool, typer.Option("--direct", help="Direct design on the sequence (the default without --gan).")] = False,
+    target: Annotated[str, typer.Option("--target", help="max | min | a value to hit.")] = "max",
+    n: Annotated[int, typer.Option("-n", help="Number of sequences.")] = 100,
+    length: LengthOpt = 50,
+    steps: Annotated[int, typer.Option("--steps", help="Optimisation steps.")] = 500,
+    lr: Annotated[float | None, typer.Option("--lr", help="Adam step size [default: 0.1].")] = None,
+    straight_through: Annotated[bool | None, typer.Option("--straight-through/--softmax", help="Straight-through one-hot forward pass (Fast SeqProp) or plain softmax relaxation (default).", show_default=False)] = None,
+    prior_weight: Annotated[float, typer.Option("--prior-weight", help="Joint design: weight of ||z||^2.")] = 0.0,
+    grad_noise: Annotated[float, typer.Option("--grad-noise", help="Joint design: Gaussian gradient noise on z.")] = 1e-5,
+    output: Annotated[Path, typer.Option("-o", "--output", help="FASTA to write; .tsv and .png are written beside it.")] = Path("designed.fa"),
+    seed: SeedOpt = 0, device: DeviceOpt = "auto", threads: ThreadsOpt = None, quiet: QuietOpt = False,
+) -> None:
+    """Design sequences toward a motif (PWM) or a trained predictor: directly, or through a GAN."""
+    from gengen.dna.design import design_direct, design_joint, plot_design
+    from gengen.io.sequences import write_fasta
+    from gengen.runtime import atomic_path
+
+    _threads(threads)
+    if gan and direct:
+        raise GengenError("--gan and --direct exclude each other: pick joint (GAN) or direct design.")
+    model, pwm, label = _predictor(motif, motif_format, pseudocount, predictor, device)
+    kw = {"n": n, "steps": steps, "learning_rate": lr or 0.1, "target": target, "seed": seed, "device": device,
+          "quiet": quiet, "pwm": pwm if predictor else None}
+    if gan:
+        from gengen.dna.gan import GANModel
+
+        g = GANModel.load(gan, device=device)
+        if length not in (50, g.length):
+            say(f"note: the GAN makes {g.length}-nt sequences; --length {length} ignored", quiet)
+        result = design_joint(g, model, grad_noise=grad_noise, prior_weight=prior_weight,
+                              straight_through=bool(straight_through), **kw)
+    else:
+        result = design_direct(model, length=length, straight_through=bool(straight_through), **kw)
+    tsv, png = _sidecar(output, ".tsv"), _sidecar(output, ".png")
+    write_fasta(output, result.ids, result.strings(), result.descriptions())
+    with atomic_path(tsv) as tmp:
+        result.table().to_csv(tmp, sep="\t", index=False, float_format="%.5g")
+    plot_design(result, png, pwm=pwm, title=f"{result.method} design toward {label}")
+    s = result.summary()
+    line = f"{s['n']} sequences ({result.method}, {steps} steps): one-hot score mean {s['score_mean']:.3f} " \
+           f"(min {s['score_min']:.3f}, max {s['score_max']:.3f}; start {s['initial_score_mean']:.3f})"
+    if "max_possible" in s:
+        line += f"; {100 * s['fraction_of_max']:.2f}% of the consensus max {s['max_possible']:.3f}"
+        if s.get("steps_to_99pct") is not None:
+            line += f", 99% reached at step {s['steps_to_99pct']}"
+    say(line, quiet)
+    div = f"diversity {s['diversity']:.3f}/base"
+    if "diversity_outside_hit" in s:
+        div += f", {s['diversity_outside_hit']:.3f} outside the motif hit"
+    say(div + f"; {s['seconds']:.1f} s on {s['device']}", quiet)
+    for p in (output, tsv, png):
+        typer.echo(str(p))
+
+
+@app.command("dna-train-predictor", rich_help_panel=PANEL)
+def dna_train_predictor(
+    data: Annotated[Path, typer.Argument(help="FASTA of labelled sequences (equal length).")],
+    scores: Annotated[Path, typer.Option("--scores", help="CSV/TSV: sequence id, numeric score (e.g. id,signal).")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="Predictor directory to write.")],
+    transform: Annotated[str, typer.Option("--transform", help="Label transform: log | rank | none.")] = "log",
+    epochs: Annotated[int, typer.Option("--epochs", help="Training epochs.")] = 8,
+    val_fraction: Annotated[float, typer.Option("--val-fraction", help="Held-out fraction for Pearson r.")] = 0.1,
+    baseline: Annotated[bool, typer.Option("--baseline/--no-baseline", help="Also score a 6-mer ridge baseline.")] = True,
+    ambiguous: AmbiguousOpt = "uniform",
+    seed: SeedOpt = 0, device: DeviceOpt = "auto", threads: ThreadsOpt = None, quiet: QuietOpt = False,
+) -> None:
+    """Train a small CNN regressor on labelled sequences (usable as --predictor); reports held-out Pearson r."""
+    from gengen.dna.predictors import PredictorRecipe, read_labels, train_predictor
+    from gengen.io.sequences import read_fasta
+
+    _threads(threads)
+    seqs = read_fasta(input_path(data), ambiguous=ambiguous)
+    y = read_labels(scores, seqs.ids)
+    recipe = PredictorRecipe(epochs=epochs, val_fraction=val_fraction, transform=transform, seed=seed)
+    trained = train_predictor(seqs.codes, y, recipe, device=device, quiet=quiet, baseline=baseline)
+    trained.save(output)
+    m = trained.metrics
+    line = f"held-out Pearson r {m['val_pearson']:.4f} ({m['n_val']} sequences, {transform} labels)"
+    if "val_pearson_6mer_ridge" in m:
+        line += f"; 6-mer ridge baseline r {m['val_pearson_6mer_ridge']:.4f}"
+    say(line + f"; {m['train_seconds']:.1f} s on {m['device']}", quiet)
+    typer.echo(str(output))
+
+
+@app.command("dna-score", rich_help_panel=PANEL)
+def dna_score(
+    data: Annotated[Path, typer.Argument(help="FASTA to score (designed, generated or natural).")],
+    motif: MotifOpt = None, motif_format: MotifFormatOpt = None, pseudocount: PseudoOpt = 1.0,
+    predictor: PredictorOpt = None,
+    output: Annotated[Path | None, typer.Option("-o", "--output", help="TSV to write [default: stdout].")] = None,
+    ambiguous: AmbiguousOpt = "uniform",
+    device: DeviceOpt = "auto", quiet: QuietOpt = False,
+) -> None:
+    """Score every sequence of a FASTA with a motif (best hit, both strands) and/or a predictor."""
+    from gengen.dna.predictors import PWMPredictor, load_predictor, report_scores
+    from gengen.io.sequences import codes_to_one_hot, gc_content, read_fasta_records
+    from gengen.runtime import atomic_path
+
+    if not motif and not predictor:
+        raise GengenError("give --motif (file or JASPAR id) and/or --predictor.")
+    pwm = _motif(motif, motif_format, pseudocount)
+    records = read_fasta_records(input_path(data))
+    import numpy as np
+    import pandas as pd
+
+    from gengen.io.sequences import encode_string
+
+    rows = []
+    model = load_predictor(predictor, device=device)[0] if predictor else None
+    # Score records one length-group at a time so mixed-length FASTAs work.
+    by_len: dict[int, list[int]] = {}
+    codes_list = []
+    for i, (name, seq) in enumerate(records):
+        c = encode_string(seq, name)
+        if ambiguous == "error" and (c == 4).any():
+            raise GengenError(f"record {name!r} has ambiguous bases; use --ambiguous uniform.")
+        codes_list.append(c)
+        by_len.setdefault(len(c), []).append(i)
+    if pwm is not None and min(by_len) < pwm.length:
+        pwm.check_fits(min(by_len))
+    for L, idx in by_len.items():
+        codes = np.stack([codes_list[i] for i in idx])
+        x = codes_to_one_hot(codes)
+        cols: dict = {"id": [records[i][0] for i in idx], "length": L, "gc": gc_content(codes)}
+        if pwm is not None:
+            rep = report_scores(PWMPredictor(pwm), x)
+            cols["motif_score"] = rep["score"]
+            cols["fraction_of_max"] = rep["score"] / pwm.max_score
+            cols["hit_start"] = rep["hit_start"] + 1
+            cols["hit_strand"] = np.where(rep["hit_strand"] == 0, "+", "-")
+        if model is not None:
+            cols["predictor_score"] = report_scores(model, x)["score"]
+        rows.append(pd.DataFrame(cols).set_index(pd.Index(idx)))
+    table = pd.concat(rows).sort_index()
+    if output is None:
+        typer.echo(table.to_csv(sep="\t", index=False, float_format="%.5g"), nl=False)
+    else:
+        with atomic_path(output, protect=(data,)) as tmp:
+            table.to_csv(tmp, sep="\t", index=False, float_format="%.5g")
+        typer.echo(str(output))
+    col = "motif_score" if pwm is not None else "predictor_score"
+    say(f"scored {len(table)} sequences: mean {col} {table[col].mean():.3f}"
+        + (f" ({100 * table['fraction_of_max'].mean():.1f}% of the consensus max {pwm.max_score:.3f})" if pwm else ""),
+        quiet)
+
+
+@app.command("dna-eval", rich_help_panel=PANEL)
+def dna_eval(
+    data: Annotated[Path, typer.Argument(help="The real FASTA the GAN was trained on (held-out genes are used).")],
+    model: Annotated[str, typer.Option("--model", "-m", help="dna-train model directory or name.")],
+    n: Annotated[int, typer.Option("-n", help="Sequences per set (GAN samples, baselines, real windows).")] = 10000,
+    heldout_fraction: Annotated[float | None, typer.Option("--heldout-fraction", help="Held-out record fraction [default: the model's].")] = None,
+    samples: Annotated[Path | None, typer.Option("--samples", help="Also evaluate these sequences (e.g. designed FASTA).")] = None,
+    output: Annotated[Path | None, typer.Option("-o", "--output", help="Write the table as TSV.")] = None,
+    ambiguous: AmbiguousOpt = "skip",
+    seed: SeedOpt = 0, device: DeviceOpt = "auto", quiet: QuietOpt = False,
+) -> None:
+    """k-mer spectrum JS divergence (k = 1..6) of GAN samples vs held-out real windows, next to i.i.d.
+    and Markov baselines and the real-vs-real noise floor."""
+    from gengen.dna.gan import GANModel
+    from gengen.dna.metrics import kmer_js_table
+    from gengen.io.sequences import heldout_mask, read_fasta
+    from gengen.runtime import atomic_path
+
+    gan = GANModel.load(model, device=device)
+    frac = heldout_fraction if heldout_fraction is not None else (gan.recipe.heldout_fraction or 0.1)
+    seqs = read_fasta(input_path(data), length=gan.length, windows="tiled", ambiguous=ambiguous)
+    held = heldout_mask(seqs.ids, frac)
+    if not held.any() or held.all():
+        raise GengenError(f"the held-out fraction {frac} leaves no held-out or no training windows in {str(data)!r}.")
+    sets = {"gan": gan.generate(n, seed=seed)}
+    if samples is not None:
+        extra = read_fasta(input_path(samples), length=gan.length, ambiguous=ambiguous)
+        sets[samples.stem] = extra.codes
+    table = kmer_js_table(sets, seqs.codes[held], seqs.codes[~held], n=n, seed=seed)
+    typer.echo(f"# k-mer JS divergence (bits) vs {int(held.sum())} held-out windows ({frac:.0%} of records); "
+               f"{table.attrs['n']} sequences per set; GAN at iteration {gan.metrics.get('iteration', '?')}")
+    typer.echo(table.to_string(index=False, float_format=lambda v: f"{v:.5f}"))
+    if output is not None:
+        with atomic_path(output, protect=(data,)) as tmp:
+            table.to_csv(tmp, sep="\t", index=False, float_format="%.6g")
+        typer.echo(str(output))

@@ -1,3 +1,361 @@
-"""CLI commands of the ggan pipeline."""
+"""CLI commands of the GGAN pipeline: parse, call :mod:`gengen.ggan`, report."""
 
 from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from gengen.cli._app import DeviceOpt, FormatOpt, GenesInRowsOpt, QuietOpt, SeedOpt, app, input_path, say
+from gengen.errors import GengenError
+
+PANEL = "GGAN (landmark → target)"
+
+LandmarksOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--landmarks",
+        "-l",
+        help="Landmark genes: one per line, a table's first column, or a D-GEX probe map "
+        "(symbol, Ensembl, probes).",
+    ),
+]
+LandmarksFromOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--landmarks-from", help="Use the genes of this query file (csv/tsv/parquet/h5ad/gct) as landmarks."
+    ),
+]
+TargetsOpt = Annotated[
+    Path | None,
+    typer.Option("--targets", "-t", help="Target genes (list or probe map) [default: all other genes]."),
+]
+ProbeMapOpt = Annotated[
+    bool | None,
+    typer.Option(
+        "--probe-map/--no-probe-map",
+        show_default=False,
+        help="Treat --landmarks/--targets as probe maps and average each gene's probes (default: detect).",
+    ),
+]
+HiddenOpt = Annotated[int, typer.Option("--hidden", help="Generator width (units per hidden layer).")]
+LayersOpt = Annotated[int, typer.Option("--layers", help="Generator hidden layers.")]
+DropoutOpt = Annotated[
+    float, typer.Option("--dropout", help="Dropout after each hidden layer (also the GAN noise).")
+]
+ActOpt = Annotated[str, typer.Option("--activation", help="tanh (D-GEX) | relu | leaky_relu.")]
+EpochsOpt = Annotated[int | None, typer.Option("--epochs", help="Epochs [default: ~1,500 optimiser steps].")]
+BatchOpt = Annotated[int, typer.Option("--batch-size", help="Batch size (capped at the training set).")]
+LrOpt = Annotated[float, typer.Option("--lr", help="Adam learning rate.")]
+WdOpt = Annotated[float, typer.Option("--weight-decay", help="Adam weight decay on the generator.")]
+L1Opt = Annotated[float, typer.Option("--l1", help="λ₁: weight of the L1 loss.")]
+ConsOpt = Annotated[float, typer.Option("--consistency", help="λ₂: weight of the two-draw consistency loss.")]
+AdvOpt = Annotated[float, typer.Option("--adv-weight", help="Weight of the adversarial loss.")]
+DHiddenOpt = Annotated[int, typer.Option("--d-hidden", help="Discriminator width.")]
+QuantOpt = Annotated[
+    bool, typer.Option("--quantile/--no-quantile", help="Quantile-normalise profiles (D-GEX).")
+]
+ValOpt = Annotated[
+    float, typer.Option("--val-fraction", help="Validation fraction for checkpoint selection.")
+]
+PatienceOpt = Annotated[
+    int | None,
+    typer.Option("--patience", help="Stop after this many epochs without a better validation MAE."),
+]
+
+
+def _recipe(
+    hidden,
+    layers,
+    dropout,
+    activation,
+    epochs,
+    batch_size,
+    lr,
+    weight_decay,
+    l1,
+    consistency,
+    adv_weight,
+    d_hidden,
+    quantile,
+    val_fraction,
+    patience,
+    seed,
+):
+    from gengen.ggan import GGANRecipe
+
+    return GGANRecipe(
+        hidden=hidden,
+        layers=layers,
+        dropout=dropout,
+        activation=activation,
+        epochs=epochs,
+        batch_size=batch_size,
+        learning_rate=lr,
+        weight_decay=weight_decay,
+        l1_weight=l1,
+        consistency_weight=consistency,
+        adv_weight=adv_weight,
+        d_hidden=d_hidden,
+        quantile=quantile,
+        val_fraction=val_fraction,
+        patience=patience,
+        seed=seed,
+    )
+
+
+def _reference(data, landmarks, landmarks_from, targets, probe_map, genes_in_rows, fmt, quiet):
+    """Read the reference and resolve landmark/target genes (probe-mapping when asked or detected)."""
+    from gengen.ggan import prepare_reference
+    from gengen.io.expression import read_expression
+
+    if (landmarks is None) == (landmarks_from is None):
+        raise GengenError("give exactly one of --landmarks LIST or --landmarks-from QUERY.")
+    for p in (landmarks, landmarks_from, targets):
+        if p is not None:
+            input_path(p)
+    adata = read_expression(input_path(data), genes_in_rows=genes_in_rows, fmt=fmt, quiet=quiet)
+    if landmarks_from is not None:
+        query = read_expression(landmarks_from, quiet=True)
+        names = set(map(str, adata.var_names))
+        options = [query.var_names.astype(str).tolist()]
+        options += [query.var[c].astype(str).tolist() for c in ("pr_gene_symbol",) if c in query.var.columns]
+        chosen = max(options, key=lambda o: sum(g in names for g in o))
+        lm = [g for g in dict.fromkeys(chosen) if g in names]
+        if not lm:
+            raise GengenError(
+                f"none of the genes of {str(landmarks_from)!r} are in the reference {str(data)!r}."
+            )
+        say(f"landmarks: {len(lm)} genes of {landmarks_from} found in the reference", quiet)
+        return prepare_reference(adata, lm, targets, probe_map=False, quiet=quiet)
+    return prepare_reference(adata, landmarks, targets, probe_map=probe_map, quiet=quiet)
+
+
+@app.command("ggan-train", rich_help_panel=PANEL)
+def ggan_train(
+    data: Annotated[
+        Path, typer.Argument(help="Reference expression (h5ad, csv, tsv, parquet, gct), samples x genes.")
+    ],
+    output: Annotated[Path, typer.Option("-o", "--output", help="Model directory to write.")],
+    landmarks: LandmarksOpt = None,
+    landmarks_from: LandmarksFromOpt = None,
+    targets: TargetsOpt = None,
+    probe_map: ProbeMapOpt = None,
+    hidden: HiddenOpt = 3000,
+    layers: LayersOpt = 3,
+    dropout: DropoutOpt = 0.1,
+    activation: ActOpt = "tanh",
+    epochs: EpochsOpt = None,
+    batch_size: BatchOpt = 200,
+    lr: LrOpt = 5e-4,
+    weight_decay: WdOpt = 0.0,
+    l1: L1Opt = 10.0,
+    consistency: ConsOpt = 1.0,
+    adv_weight: AdvOpt = 1.0,
+    d_hidden: DHiddenOpt = 512,
+    quantile: QuantOpt = False,
+    val_fraction: ValOpt = 0.1,
+    patience: PatienceOpt = None,
+    seed: SeedOpt = 0,
+    genes_in_rows: GenesInRowsOpt = None,
+    fmt: FormatOpt = None,
+    device: DeviceOpt = "auto",
+    quiet: QuietOpt = False,
+) -> None:
+    """Train a GGAN (landmarks → targets); writes model.safetensors, config.json, history.csv and a plot."""
+    from gengen.ggan import GGANModel
+
+    if output.exists() and any(output.resolve() == p.resolve() for p in (data, landmarks, targets) if p):
+        raise GengenError(f"refusing to overwrite the input {str(output)!r}; choose another -o.")
+    adata, lm, tg = _reference(data, landmarks, landmarks_from, targets, probe_map, genes_in_rows, fmt, quiet)
+    recipe = _recipe(
+        hidden,
+        layers,
+        dropout,
+        activation,
+        epochs,
+        batch_size,
+        lr,
+        weight_decay,
+        l1,
+        consistency,
+        adv_weight,
+        d_hidden,
+        quantile,
+        val_fraction,
+        patience,
+        seed,
+    )
+    model = GGANModel.train(adata, lm, tg, recipe, device=device, quiet=quiet)
+    model.save(output)
+    m = model.metrics
+    say(
+        f"trained {len(model.landmarks)} → {len(model.targets)} genes on {m['device']} in "
+        f"{m['train_seconds']:.1f} s; "
+        f"best validation MAE {m['best_val_mae']:.4f} (z-scored) at epoch {m['best_epoch']}",
+        quiet,
+    )
+    typer.echo(str(output))
+
+
+@app.command("infer-targets", rich_help_panel=PANEL)
+def infer_targets(
+    query: Annotated[
+        Path,
+        typer.Argument(
+            help="Landmark profiles (csv, tsv, parquet, h5ad, gct); L1000 GCT plates "
+            "are matched by probe id, else by pr_gene_symbol."
+        ),
+    ],
+    model: Annotated[
+        str, typer.Option("--model", "-m", help="GGAN model directory, or a name under $GENGEN_HOME/models.")
+    ],
+    output: Annotated[
+        Path | None,
+        typer.Option(
+            "-o", "--output", help="Predictions (.csv/.tsv/.parquet/.h5ad) [default: QUERY.targets.csv]."
+        ),
+    ] = None,
+    fill_missing: Annotated[
+        bool,
+        typer.Option("--fill-missing", help="Fill missing landmarks with training means (warns how many)."),
+    ] = False,
+    chunk_size: Annotated[int, typer.Option("--chunk-size", help="Profiles per streamed chunk.")] = 10_000,
+    genes_in_rows: GenesInRowsOpt = None,
+    fmt: FormatOpt = None,
+    device: DeviceOpt = "auto",
+    quiet: QuietOpt = False,
+) -> None:
+    """Predict target-gene expression (reference units) for every profile of QUERY, streamed in chunks."""
+    from gengen.ggan import GGANModel, infer_file
+    from gengen.io.expression import detect_format
+
+    input_path(query)
+    name = query.name
+    for suffix in (".gz", ".h5ad", ".csv", ".tsv", ".txt", ".parquet", ".gct"):
+        name = name.removesuffix(suffix)
+    output = output or query.with_name(name + ".targets.csv")
+    detect_format(output)
+    m = GGANModel.load(model, device=device)
+    info = infer_file(
+        m,
+        query,
+        output,
+        fill_missing=fill_missing,
+        chunk_size=chunk_size,
+        genes_in_rows=genes_in_rows,
+        fmt=fmt,
+        quiet=quiet,
+    )
+    say(
+        f"wrote {info['profiles']} x {len(m.targets)} predicted targets "
+        f"({info['landmarks_found']}/{len(m.landmarks)} "
+        f"landmarks, matched by {info['matched_by']})",
+        quiet,
+    )
+    typer.echo(str(output))
+
+
+@app.command("ggan-eval", rich_help_panel=PANEL)
+def ggan_eval(
+    data: Annotated[
+        Path, typer.Argument(help="Reference expression (h5ad, csv, tsv, parquet, gct), samples x genes.")
+    ],
+    landmarks: LandmarksOpt = None,
+    landmarks_from: LandmarksFromOpt = None,
+    targets: TargetsOpt = None,
+    probe_map: ProbeMapOpt = None,
+    folds: Annotated[
+        int, typer.Option("--folds", help="Cross-validation folds (same splits for every method).")
+    ] = 5,
+    methods: Annotated[
+        str,
+        typer.Option("--methods", help="Comma-separated subset of ggan,dgex,linear,ridge,lasso,knn,mean."),
+    ] = "ggan,dgex,linear,ridge,lasso,knn,mean",
+    output: Annotated[
+        Path,
+        typer.Option("-o", "--output", help="Folder for ggan_eval_summary.tsv, per-gene TSV and the figure."),
+    ] = Path("ggan_eval"),
+    hidden: HiddenOpt = 3000,
+    layers: LayersOpt = 3,
+    dropout: DropoutOpt = 0.1,
+    activation: ActOpt = "tanh",
+    epochs: EpochsOpt = None,
+    batch_size: BatchOpt = 200,
+    lr: LrOpt = 5e-4,
+    weight_decay: WdOpt = 0.0,
+    l1: L1Opt = 10.0,
+    consistency: ConsOpt = 1.0,
+    adv_weight: AdvOpt = 1.0,
+    d_hidden: DHiddenOpt = 512,
+    quantile: QuantOpt = False,
+    val_fraction: ValOpt = 0.1,
+    patience: PatienceOpt = None,
+    seed: SeedOpt = 0,
+    genes_in_rows: GenesInRowsOpt = None,
+    fmt: FormatOpt = None,
+    device: DeviceOpt = "auto",
+    quiet: QuietOpt = False,
+) -> None:
+    """k-fold comparison of GGAN, D-GEX, linear, ridge, lasso, KNN-GE and the mean predictor (MAE/CCC/r)."""
+    import json
+
+    import numpy as np
+
+    from gengen.ggan import evaluate, plot_comparison
+    from gengen.io.expression import write_table
+    from gengen.runtime import atomic_path
+
+    chosen = tuple(m.strip() for m in methods.split(",") if m.strip())
+    adata, lm, tg = _reference(data, landmarks, landmarks_from, targets, probe_map, genes_in_rows, fmt, quiet)
+    from gengen.ggan import select_genes
+
+    lm, tg = select_genes(adata, lm, tg)
+    var = adata.var
+    same = []
+    if "gene" in var.columns:
+        lgenes = set(var.loc[lm, "gene"].astype(str))
+        same = [t for t, g in zip(tg, var.loc[tg, "gene"].astype(str), strict=True) if g in lgenes]
+    recipe = _recipe(
+        hidden,
+        layers,
+        dropout,
+        activation,
+        epochs,
+        batch_size,
+        lr,
+        weight_decay,
+        l1,
+        consistency,
+        adv_weight,
+        d_hidden,
+        quantile,
+        val_fraction,
+        patience,
+        seed,
+    )
+    X = np.asarray(adata[:, lm].X, dtype=np.float32)
+    Y = np.asarray(adata[:, tg].X, dtype=np.float32)
+    say(
+        f"{folds}-fold comparison on {adata.n_obs} profiles: {len(lm)} landmarks -> {len(tg)} targets "
+        f"({len(same)} same-gene targets reported separately)",
+        quiet,
+    )
+    ev = evaluate(
+        X, Y, tg, same, folds=folds, recipe=recipe, methods=chosen, seed=seed, device=device, quiet=quiet
+    )
+    output.mkdir(parents=True, exist_ok=True)
+    write_table(ev.summary, output / "ggan_eval_summary.tsv", protect=(data,), index=False)
+    write_table(ev.folds, output / "ggan_eval_folds.tsv", index=False)
+    write_table(ev.per_gene, output / "ggan_eval_per_gene.tsv", index=False)
+    plot_comparison(ev, output / "ggan_eval.png")
+    with atomic_path(output / "ggan_eval_info.json") as tmp:
+        tmp.write_text(json.dumps(ev.info, indent=1, default=str) + "\n")
+    typer.echo(
+        f"# {folds}-fold CV, {adata.n_obs} profiles, {len(lm)} landmarks -> {len(tg)} targets, seed {seed}; "
+        "metrics on z-scored targets, mean over genes ± sd over folds"
+    )
+    typer.echo(ev.table())
+    for name in ("ggan_eval_summary.tsv", "ggan_eval_per_gene.tsv", "ggan_eval.png"):
+        typer.echo(str(output / name))

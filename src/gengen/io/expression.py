@@ -156,6 +156,14 @@ def read_gct(path: str | os.PathLike) -> ad.AnnData:
     return adata
 
 
+def _raw_header(path, sep: str) -> list[str]:
+    """The header row as written, before pandas de-duplicates column names."""
+    import csv
+
+    with _open_text(path) as fh:
+        return next(csv.reader([fh.readline().rstrip("\n\r")], delimiter=sep), [])
+
+
 def _open_text(path):
     import gzip
 
@@ -209,11 +217,15 @@ def read_expression(
                     df = df.set_index(df.columns[0])
             else:
                 df = pd.read_csv(path, sep=TABLE_FORMATS[kind], index_col=0)
+                header = _raw_header(path, TABLE_FORMATS[kind])
+                if len(header) == df.shape[1] + 1:
+                    df.columns = header[1:]  # pandas renames duplicates ('TP53.1'); keep them to report
             if df.shape[0] == 0 or df.shape[1] == 0:
                 raise GengenError(f"{source}: no data rows or columns found; is the separator right for a .{kind} file?")
             df.index = df.index.map(str)
             df.columns = df.columns.map(str)
             df = _orient(df, genes_in_rows, expected_genes, source, quiet)
+            check_unique_genes(df.columns, source)
             df = _numeric_frame(df, source)
             adata = ad.AnnData(
                 X=df.to_numpy(dtype=np.float32),
@@ -240,19 +252,26 @@ def use_gene_column(adata: ad.AnnData, column: str, source: str = "data") -> ad.
     return adata
 
 
-def validate_expression(adata: ad.AnnData, source: str = "data", allow_missing_values: bool = False) -> ad.AnnData:
-    """Dense float32 X, unique gene names, finite values; raise a clear GengenError otherwise."""
-    import scipy.sparse as sp
+def check_unique_genes(names, source: str = "data") -> None:
+    """Gene names are the join key: duplicates would make every later lookup ambiguous."""
+    import pandas as pd
 
-    if adata.n_obs == 0 or adata.n_vars == 0:
-        raise GengenError(f"{source}: the matrix is empty ({adata.n_obs} samples x {adata.n_vars} genes).")
-    names = adata.var_names
+    names = pd.Index(names)
     if names.has_duplicates:
         dup = names[names.duplicated()].unique()
         raise GengenError(
             f"{source}: duplicate gene names {preview(dup)}; make them unique or aggregate them "
             "(e.g. average probes per gene) before running gengen."
         )
+
+
+def validate_expression(adata: ad.AnnData, source: str = "data", allow_missing_values: bool = False) -> ad.AnnData:
+    """Dense float32 X, unique gene names, finite values; raise a clear GengenError otherwise."""
+    import scipy.sparse as sp
+
+    if adata.n_obs == 0 or adata.n_vars == 0:
+        raise GengenError(f"{source}: the matrix is empty ({adata.n_obs} samples x {adata.n_vars} genes).")
+    check_unique_genes(adata.var_names, source)
     X = adata.X
     if sp.issparse(X):
         X = X.toarray()

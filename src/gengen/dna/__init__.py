@@ -1,0 +1,38 @@
+"""Killoran et al. (2017) DNA pipeline: a WGAN-GP over one-hot DNA and gradient-based design.
+
+>>> from gengen.dna import PWMPredictor, design
+>>> from gengen.io.motifs import load_motif
+>>> pwm = load_motif("MA0139.2")                       # CTCF, offline via pyjaspar
+>>> result = design(PWMPredictor(pwm), n=300, length=50, steps=300, pwm=pwm)
+>>> result.summary()["fraction_of_max"], result.records()[:2]
+"""
+
+from gengen.dna.design import DesignResult, design, design_direct, design_joint, parse_target, plot_design
+from gengen.dna.gan import Critic, GANModel, GANRecipe, Generator, gradient_penalty, train_gan
+from gengen.dna.metrics import (
+    fit_markov,
+    hamming_diversity,
+    js_divergence,
+    kmer_js_table,
+    kmer_spectrum,
+    sample_iid,
+    sample_markov,
+)
+from gengen.dna.predictors import (
+    CNNPredictor,
+    PredictorRecipe,
+    PWMPredictor,
+    TrainedPredictor,
+    load_predictor,
+    predict,
+    report_scores,
+    train_predictor,
+)
+
+__all__ = [
+    "CNNPredictor", "Critic", "DesignResult", "GANModel", "GANRecipe", "Generator", "PWMPredictor",
+    "PredictorRecipe", "TrainedPredictor", "design", "design_direct", "design_joint", "fit_markov",
+    "gradient_penalty", "hamming_diversity", "js_divergence", "kmer_js_table", "kmer_spectrum", "load_predictor",
+    "parse_target", "plot_design", "predict", "report_scores", "sample_iid", "sample_markov", "train_gan",
+    "train_predictor",
+]

@@ -1,0 +1,333 @@
+"""Predictors that design optimises: a PWM scanner and a small CNN regressor.
+
+Both are ``nn.Module``\\ s mapping one-hot ``(N, 4, L)`` to scores ``(N,)``, so any torch model with
+that signature (e.g. a tangermeme/bpnet-lite model wrapped to return one number) also works.
+:func:`report_scores` is the exact, reportable score; ``forward`` may be a smooth surrogate.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+import torch
+from torch import nn
+
+from gengen.errors import GengenError
+from gengen.runtime import Progress, resolve_device, seed_everything
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from gengen.io.motifs import PWM
+
+PIPELINE = "dna-predictor"
+
+
+class PWMPredictor(nn.Module):
+    """Best PWM log-odds match over positions and both strands.
+
+    ``forward`` returns the *smooth* maximum ``tau * logsumexp(s / tau)`` over all windows and both
+    strands (differentiable everywhere, and at most ``tau * log(2 * windows)`` above the exact
+    maximum) so that design gets gradient from every window; :meth:`exact` returns the true maximum
+    with the winning position and strand, which is what gengen reports.
+    """
+
+    def __init__(self, pwm: PWM, tau: float = 0.5):
+        super().__init__()
+        self.pwm = pwm
+        self.tau = float(tau)
+        w = torch.as_tensor(pwm.log_odds, dtype=torch.float32)  # (4, W)
+        # Reverse complement of a window == forward strand of the flipped matrix with complemented rows.
+        weight = torch.stack([w, w.flip(0).flip(1)])  # (2, 4, W)
+        self.register_buffer("weight", weight)
+
+    @property
+    def width(self) -> int:
+        return int(self.weight.shape[-1])
+
+    def window_scores(self, x: torch.Tensor) -> torch.Tensor:
+        """``(N, 2, L - W + 1)`` scores: forward strand, reverse strand."""
+        if x.shape[-1] < self.width:
+            self.pwm.check_fits(int(x.shape[-1]))
+        return torch.nn.functional.conv1d(x, self.weight)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        s = self.window_scores(x).flatten(1)
+        if self.tau <= 0:
+            return s.max(dim=1).values
+        return self.tau * torch.logsumexp(s / self.tau, dim=1)
+
+    @torch.no_grad()
+    def exact(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Exact best score, its 0-based start position and strand (0 = +, 1 = -), each ``(N,)``."""
+        s = self.window_scores(x)
+        n_pos = s.shape[-1]
+        best, idx = s.flatten(1).max(dim=1)
+        return best, idx % n_pos, idx // n_pos
+
+
+class CNNPredictor(nn.Module):
+    """A small CNN regressor for labelled sequences (the paper's PBM predictor role).
+
+    conv(4 -> C, width 11) - ReLU - conv(C -> C, width 5, dilation 2) - ReLU, then max and mean
+    pooling over positions on both strands (the reverse complement shares weights), and a 2-layer
+    head. Pooling makes it accept any length >= its receptive field.
+    """
+
+    def __init__(self, channels: int = 64, width: int = 11, hidden: int = 64):
+        super().__init__()
+        self.channels, self.width_, self.hidden = channels, width, hidden
+        self.conv1 = nn.Conv1d(4, channels, width, padding=width // 2)
+        self.conv2 = nn.Conv1d(channels, channels, 5, padding=4, dilation=2)
+        self.head = nn.Sequential(nn.Linear(2 * channels, hidden), nn.ReLU(), nn.Linear(hidden, 1))
+        self.register_buffer("y_mean", torch.zeros(()))
+        self.register_buffer("y_std", torch.ones(()))
+
+    def _features(self, x: torch.Tensor) -> torch.Tensor:
+        h = torch.relu(self.conv1(x))
+        h = torch.relu(self.conv2(h)) + h
+        return h
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Predicted label in the training target's units (after its transform)."""
+        both = torch.cat([x, x.flip(1).flip(2)])  # forward + reverse complement
+        h = self._features(both)
+        n = x.shape[0]
+        h = torch.maximum(h[:n], h[n:])
+        pooled = torch.cat([h.amax(dim=2), h.mean(dim=2)], dim=1)
+        return self.head(pooled).squeeze(1) * self.y_std + self.y_mean
+
+    def config(self) -> dict:
+        return {"channels": self.channels, "width": self.width_, "hidden": self.hidden}
+
+
+@torch.no_grad()
+def predict(model: nn.Module, x: torch.Tensor, batch_size: int = 4096, device=None) -> torch.Tensor:
+    """Batched ``model(x)`` without gradients; returns a CPU tensor ``(N,)``."""
+    device = device or next(iter(model.buffers()), torch.empty(0)).device
+    out = [model(x[i : i + batch_size].to(device)).float().cpu() for i in range(0, len(x), batch_size)]
+    return torch.cat(out) if out else torch.empty(0)
+
+
+@torch.no_grad()
+def report_scores(model: nn.Module, x: torch.Tensor, batch_size: int = 4096) -> dict[str, np.ndarray]:
+    """The reportable score of one-hot sequences: exact PWM max with hit position/strand, or the model output."""
+    dev = next(iter(model.buffers()), torch.empty(0)).device
+    if isinstance(model, PWMPredictor):
+        parts = [model.exact(x[i : i + batch_size].to(dev)) for i in range(0, len(x), batch_size)]
+        score, pos, strand = (torch.cat([p[k] for p in parts]).cpu().numpy() for k in range(3))
+        return {"score": score.astype(np.float64), "hit_start": pos.astype(np.int64), "hit_strand": strand.astype(np.int64)}
+    return {"score": predict(model, x, batch_size, dev).numpy().astype(np.float64)}
+
+
+# --------------------------------------------------------------------------------------------------
+# Training the CNN regressor
+
+
+TRANSFORMS = ("log", "rank", "none")
+
+
+def transform_labels(y: np.ndarray, how: str) -> np.ndarray:
+    """PBM intensities are heavy-tailed: ``log`` = log(y - min + 1), ``rank`` = rank / N, ``none``."""
+    y = np.asarray(y, dtype=np.float64)
+    if how == "log":
+        return np.log(y - y.min() + 1.0)
+    if how == "rank":
+        from scipy.stats import rankdata
+
+        return rankdata(y) / len(y)
+    if how == "none":
+        return y
+    raise GengenError(f"--transform must be one of {', '.join(TRANSFORMS)}, got {how!r}.")
+
+
+@dataclass
+class PredictorRecipe:
+    """Training settings for :class:`CNNPredictor`; defaults suit ~40k PBM probes on a CPU."""
+
+    channels: int = 64
+    width: int = 11
+    hidden: int = 64
+    epochs: int = 8
+    batch_size: int = 128
+    learning_rate: float = 2e-3
+    weight_decay: float = 1e-5
+    val_fraction: float = 0.1
+    transform: str = "log"
+    seed: int = 0
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass
+class TrainedPredictor:
+    """A fitted CNN with its held-out metrics and history."""
+
+    model: CNNPredictor
+    recipe: PredictorRecipe
+    length: int
+    metrics: dict
+    history: pd.DataFrame
+
+    def save(self, directory) -> Path:
+        from gengen.checkpoint import save_checkpoint
+        from gengen.plots import plot_curves
+
+        hist = self.history
+
+        def extra(tmp: Path) -> None:
+            hist.to_csv(tmp / "history.csv", index=False)
+            plot_curves(hist, [("loss (MSE, standardised)", ["train_loss"]), ("held-out Pearson r", ["val_pearson"])],
+                        tmp / "training.png", title="CNN predictor")
+
+        cfg = {"kind": "cnn", "architecture": self.model.config(), "length": self.length,
+               "recipe": {k: v for k, v in vars(self.recipe).items()}, "metrics": self.metrics}
+        return save_checkpoint(directory, PIPELINE, self.model.state_dict(), cfg, extra)
+
+
+def load_predictor(path, device: str | torch.device = "cpu") -> tuple[CNNPredictor, dict]:
+    """Load a ``dna-train-predictor`` checkpoint; returns (model in eval mode, config)."""
+    from gengen.checkpoint import load_checkpoint, require_keys
+
+    tensors, cfg, directory = load_checkpoint(path, PIPELINE)
+    require_keys(cfg, ["architecture", "length"], directory)
+    model = CNNPredictor(**cfg["architecture"])
+    try:
+        model.load_state_dict(tensors)
+    except RuntimeError as exc:
+        raise GengenError(f"{str(directory)!r}: weights do not match the recorded architecture ({exc}).") from None
+    dev = resolve_device(device) if isinstance(device, str) else device
+    return model.to(dev).eval(), cfg
+
+
+def _pearson(a: torch.Tensor, b: torch.Tensor) -> float:
+    a = a.double() - a.double().mean()
+    b = b.double() - b.double().mean()
+    den = math.sqrt(float((a * a).sum() * (b * b).sum()))
+    return float((a * b).sum() / den) if den > 0 else float("nan")
+
+
+def train_predictor(codes: np.ndarray, labels: np.ndarray, recipe: PredictorRecipe | None = None,
+                    device: str = "auto", quiet: bool = False, baseline: bool = True) -> TrainedPredictor:
+    """Fit a :class:`CNNPredictor` on ``(N, L)`` codes and labels; report held-out Pearson r.
+
+    The held-out set is a seeded ``val_fraction`` split, also used to score a 6-mer ridge baseline
+    (``baseline=True``) so the CNN's figure has a reference.
+    """
+    import pandas as pd
+
+    from gengen.io.sequences import codes_to_one_hot
+
+    r = recipe or PredictorRecipe()
+    codes = np.asarray(codes)
+    y = transform_labels(np.asarray(labels, dtype=np.float64), r.transform)
+    if len(codes) != len(y):
+        raise GengenError(f"{len(codes)} sequences but {len(y)} labels.")
+    if len(codes) < 20:
+        raise GengenError(f"need at least 20 labelled sequences to train and validate, got {len(codes)}.")
+    if not np.isfinite(y).all():
+        raise GengenError("labels must be finite numbers.")
+    seed_everything(r.seed)
+    dev = resolve_device(device)
+    rng = np.random.default_rng(r.seed)
+    perm = rng.permutation(len(codes))
+    n_val = max(5, int(round(r.val_fraction * len(codes))))
+    val_idx, tr_idx = perm[:n_val], perm[n_val:]
+    x_all = codes_to_one_hot(codes, device=dev)
+    y_all = torch.as_tensor(y, dtype=torch.float32, device=dev)
+    model = CNNPredictor(r.channels, r.width, r.hidden).to(dev)
+    model.y_mean.fill_(float(y[tr_idx].mean()))
+    model.y_std.fill_(float(y[tr_idx].std() or 1.0))
+    opt = torch.optim.AdamW(model.parameters(), lr=r.learning_rate, weight_decay=r.weight_decay)
+    tr = torch.as_tensor(tr_idx, device=dev)
+    steps_per_epoch = max(1, math.ceil(len(tr_idx) / r.batch_size))
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=r.learning_rate, total_steps=r.epochs * steps_per_epoch)
+    gen = torch.Generator(device="cpu").manual_seed(r.seed)
+    rows = []
+    t0 = time.perf_counter()
+    with Progress(r.epochs * steps_per_epoch, "train predictor", quiet) as bar:
+        for epoch in range(1, r.epochs + 1):
+            model.train()
+            order = tr[torch.randperm(len(tr), generator=gen).to(dev)]
+            total = torch.zeros((), device=dev)
+            for i in range(steps_per_epoch):
+                b = order[i * r.batch_size : (i + 1) * r.batch_size]
+                pred = (model(x_all[b]) - model.y_mean) / model.y_std
+                loss = torch.nn.functional.mse_loss(pred, (y_all[b] - model.y_mean) / model.y_std)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                sched.step()
+                total += loss.detach()
+                bar.update(1)
+            model.eval()
+            val_pred = predict(model, x_all[val_idx], device=dev)
+            rp = _pearson(val_pred, y_all[val_idx].cpu())
+            rows.append({"epoch": epoch, "train_loss": float(total) / steps_per_epoch, "val_pearson": rp})
+            bar.update(0, epoch=epoch, val_r=rp)
+    model.eval()
+    metrics = {"val_pearson": rows[-1]["val_pearson"], "n_train": int(len(tr_idx)), "n_val": int(n_val),
+               "transform": r.transform, "train_seconds": time.perf_counter() - t0, "device": str(dev)}
+    if baseline:
+        metrics["val_pearson_6mer_ridge"] = kmer_ridge_baseline(codes, y, tr_idx, val_idx, k=6)
+    return TrainedPredictor(model, r, int(codes.shape[1]), metrics, pd.DataFrame(rows))
+
+
+def kmer_counts(codes: np.ndarray, k: int):
+    """Sparse ``(N, 4**k)`` k-mer count matrix (both strands pooled by reverse-complement symmetry)."""
+    from scipy import sparse
+
+    from gengen.dna.metrics import kmer_index
+
+    idx = kmer_index(codes, k)  # (N, L-k+1), -1 where ambiguous
+    rc = kmer_index(np.array([3, 2, 1, 0, 4], dtype=np.uint8)[codes[:, ::-1]], k)
+    n, m = idx.shape
+    rows = np.repeat(np.arange(n), 2 * m)
+    cols = np.concatenate([idx, rc], axis=1).ravel()
+    ok = cols >= 0
+    return sparse.csr_matrix((np.ones(ok.sum()), (rows[ok], cols[ok])), shape=(n, 4**k))
+
+
+def kmer_ridge_baseline(codes: np.ndarray, y: np.ndarray, tr_idx, val_idx, k: int = 6, alpha: float = 10.0) -> float:
+    """Held-out Pearson r of ridge regression on k-mer counts: the reference a CNN must beat."""
+    from sklearn.linear_model import Ridge
+
+    X = kmer_counts(codes, k)
+    model = Ridge(alpha=alpha).fit(X[tr_idx], y[tr_idx])
+    pred = model.predict(X[val_idx])
+    return float(np.corrcoef(pred, y[val_idx])[0, 1])
+
+
+def read_labels(path, ids: list[str]) -> np.ndarray:
+    """Labels for ``ids`` from a CSV/TSV with an id column and a numeric column (``id,signal``)."""
+    import pandas as pd
+
+    p = Path(path)
+    if not p.exists():
+        raise GengenError(f"scores file {str(p)!r} does not exist.")
+    sep = "\t" if any(s in (".tsv", ".txt", ".tab") for s in p.suffixes) else ","
+    try:
+        df = pd.read_csv(p, sep=sep)
+    except Exception as exc:
+        raise GengenError(f"cannot read scores file {str(p)!r}: {exc}.") from None
+    if df.shape[1] < 2:
+        raise GengenError(f"{str(p)!r} needs two columns: sequence id and score (e.g. 'id,signal').")
+    id_col = df.columns[0]
+    num = [c for c in df.columns[1:] if pd.api.types.is_numeric_dtype(df[c])]
+    if not num:
+        raise GengenError(f"{str(p)!r} has no numeric score column.")
+    s = df.drop_duplicates(id_col).set_index(df.columns[0])[num[0]]
+    s.index = s.index.astype(str)
+    missing = [i for i in ids if i not in s.index]
+    if missing:
+        from gengen.errors import preview
+
+        raise GengenError(f"{len(missing)} sequence id(s) have no score in {str(p)!r}: {preview(missing)}.")
+    y = s.loc[ids].to_numpy(dtype=np.float64)
+    if not np.isfinite(y).all():
+        raise GengenError(f"{str(p)!r}: scores must be finite numbers.")
+    return y

@@ -1,0 +1,55 @@
+"""GGAN: infer target-gene expression from landmark genes (Wang, Ghasedi Dizaji & Huang 2018),
+with the D-GEX paper's baselines (Chen et al. 2016).
+
+>>> from gengen.ggan import GGANModel, GGANRecipe, infer
+>>> model = GGANModel.train(reference, landmarks, recipe=GGANRecipe(hidden=1000))
+>>> model.save("ggan_model"); predictions = infer(model, query)     # samples x targets DataFrame
+"""
+
+from gengen.ggan.baselines import BASELINES, knn, lasso, linear, mean_predictor, ridge
+from gengen.ggan.core import GGANModel, select_genes
+from gengen.ggan.evaluate import METHODS, Evaluation, evaluate, plot_comparison
+from gengen.ggan.infer import infer, infer_file, to_anndata
+from gengen.ggan.metrics import ccc_per_gene, mae_per_gene, pearson_per_gene, per_gene_metrics, summarize
+from gengen.ggan.preprocess import (
+    Preprocessor,
+    QuantileNormalizer,
+    ZScorer,
+    kfold_indices,
+    map_probes,
+    read_probe_map,
+)
+from gengen.ggan.reference import prepare_reference
+from gengen.ggan.train import GGANRecipe, resolve_recipe
+
+__all__ = [
+    "BASELINES",
+    "METHODS",
+    "Evaluation",
+    "GGANModel",
+    "GGANRecipe",
+    "Preprocessor",
+    "QuantileNormalizer",
+    "ZScorer",
+    "ccc_per_gene",
+    "evaluate",
+    "infer",
+    "infer_file",
+    "kfold_indices",
+    "knn",
+    "lasso",
+    "linear",
+    "mae_per_gene",
+    "map_probes",
+    "mean_predictor",
+    "pearson_per_gene",
+    "per_gene_metrics",
+    "plot_comparison",
+    "prepare_reference",
+    "read_probe_map",
+    "resolve_recipe",
+    "ridge",
+    "select_genes",
+    "summarize",
+    "to_anndata",
+]

@@ -1,0 +1,439 @@
+"""``GGANModel``: the user-facing landmark -> target model (train, predict, save, load).
+
+Separate from the torch modules (:mod:`gengen.ggan.model`) and the loop (:mod:`gengen.ggan.train`),
+in the manner of scvi-tools: the model carries its landmark and target genes and its preprocessing,
+and matches new data by gene name (or by an L1000 GCT's ``pr_gene_symbol``, or by array probes).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from gengen.checkpoint import load_checkpoint, require_keys, save_checkpoint
+from gengen.errors import GengenError, preview
+from gengen.ggan.preprocess import Preprocessor, split_indices
+from gengen.ggan.train import GGANRecipe, build_networks, fit_ggan, predict_z, resolve_recipe
+from gengen.runtime import describe_device, log, resolve_device, seed_everything
+
+if TYPE_CHECKING:
+    import anndata as ad
+    import pandas as pd
+
+PIPELINE = "ggan"
+SYMBOL_COLUMNS = ("pr_gene_symbol", "gene_symbol", "symbol", "gene")
+
+
+@dataclass
+class LandmarkPlan:
+    """How to build the model's landmark matrix from a data set's columns.
+
+    ``columns[i]`` lists the data columns averaged into landmark ``i`` (empty: missing).
+    """
+
+    columns: list[list[int]]
+    how: str  # "name", "var column <c>" or "probes"
+
+    @property
+    def missing(self) -> np.ndarray:
+        return np.array([len(c) == 0 for c in self.columns])
+
+    def apply(self, X: np.ndarray, fill: np.ndarray | None = None) -> np.ndarray:
+        """(n, n_landmarks) in original units; missing landmarks take ``fill`` (training means)."""
+        X = np.asarray(X, dtype=np.float32)
+        out = np.empty((X.shape[0], len(self.columns)), dtype=np.float32)
+        single = [i for i, c in enumerate(self.columns) if len(c) == 1]
+        if single:
+            out[:, single] = X[:, [self.columns[i][0] for i in single]]
+        for i, c in enumerate(self.columns):
+            if len(c) > 1:
+                out[:, i] = X[:, c].mean(axis=1)
+            elif not c:
+                out[:, i] = fill[i] if fill is not None else np.nan
+        return out
+
+
+class GGANModel:
+    """A trained landmark -> target generator with its genes and preprocessing."""
+
+    def __init__(
+        self,
+        generator,
+        landmarks: list[str],
+        targets: list[str],
+        preprocessor: Preprocessor,
+        recipe: GGANRecipe,
+        history: pd.DataFrame | None = None,
+        metrics: dict | None = None,
+        device: str = "cpu",
+        landmark_probes: list[list[str]] | None = None,
+        landmark_genes: list[str] | None = None,
+        target_genes: list[str] | None = None,
+        landmark_fill: np.ndarray | None = None,
+    ):
+        self.generator = generator
+        self.landmarks = list(landmarks)
+        self.targets = list(targets)
+        self.preprocessor = preprocessor
+        self.recipe = recipe
+        self.history = history
+        self.metrics = metrics or {}
+        self.device = resolve_device(device)
+        self.landmark_probes = landmark_probes
+        self.landmark_genes = list(landmark_genes) if landmark_genes is not None else list(landmarks)
+        self.target_genes = list(target_genes) if target_genes is not None else list(targets)
+        self.landmark_fill = (
+            np.asarray(landmark_fill, dtype=np.float32)
+            if landmark_fill is not None
+            else preprocessor.x_scaler.mean
+        )
+        self.generator.to(self.device).eval()
+
+    # ------------------------------------------------------------------ training
+    @classmethod
+    def train(
+        cls,
+        adata: ad.AnnData,
+        landmarks: list[str],
+        targets: list[str] | None = None,
+        recipe: GGANRecipe | None = None,
+        device: str = "auto",
+        quiet: bool = False,
+    ) -> GGANModel:
+        """Train on a reference (samples x genes, original units): landmarks -> targets.
+
+        ``targets`` defaults to every other gene. Preprocessing is fitted on the training split only.
+        """
+        lm, tg = select_genes(adata, landmarks, targets)
+        X = np.asarray(adata[:, lm].X, dtype=np.float32)
+        Y = np.asarray(adata[:, tg].X, dtype=np.float32)
+        var = adata.var
+        lgenes = var.loc[lm, "gene"].astype(str).tolist() if "gene" in var.columns else None
+        tgenes = var.loc[tg, "gene"].astype(str).tolist() if "gene" in var.columns else None
+        probes = [str(p).split(",") for p in var.loc[lm, "probes"]] if "probes" in var.columns else None
+        return cls.train_arrays(
+            X,
+            Y,
+            lm,
+            tg,
+            recipe,
+            device=device,
+            quiet=quiet,
+            landmark_probes=probes,
+            landmark_genes=lgenes,
+            target_genes=tgenes,
+        )
+
+    @classmethod
+    def train_arrays(
+        cls,
+        X: np.ndarray,
+        Y: np.ndarray,
+        landmarks: list[str],
+        targets: list[str],
+        recipe: GGANRecipe | None = None,
+        device: str = "auto",
+        quiet: bool = False,
+        **gene_info: Any,
+    ) -> GGANModel:
+        """Train from aligned arrays (n, n_landmarks) and (n, n_targets) in original units."""
+        import torch
+
+        recipe = recipe or GGANRecipe()
+        if X.shape[0] != Y.shape[0]:
+            raise GengenError(f"{X.shape[0]} landmark profiles but {Y.shape[0]} target profiles.")
+        train_idx, val_idx = split_indices(X.shape[0], recipe.val_fraction, recipe.seed)
+        recipe = resolve_recipe(recipe, len(train_idx))
+        for note in recipe.notes:
+            log(f"recipe: {note}", quiet)
+        dev = resolve_device(device)
+        seed_everything(recipe.seed)
+        pre = Preprocessor.fit(X[train_idx], Y[train_idx], quantile=recipe.quantile)
+        Xz, Yz = pre.transform_x(X), pre.transform_y(Y)
+        gen, disc = build_networks(X.shape[1], Y.shape[1], recipe)
+        log(
+            f"training {'GGAN' if recipe.loss == 'gan' else 'D-GEX MLP'}: {len(train_idx)} train / "
+            f"{len(val_idx)} "
+            f"validation profiles, {X.shape[1]} landmarks -> {Y.shape[1]} targets, 3 x "
+            f"{recipe.hidden} hidden, "
+            f"{recipe.epochs} epochs on {describe_device(dev)}",
+            quiet,
+        )
+        with torch.random.fork_rng(devices=[dev] if dev.type == "cuda" else []):
+            torch.manual_seed(recipe.seed)
+            history = fit_ggan(
+                gen,
+                disc,
+                Xz[train_idx],
+                Yz[train_idx],
+                Xz[val_idx] if len(val_idx) else None,
+                Yz[val_idx] if len(val_idx) else None,
+                recipe,
+                dev,
+                quiet,
+            )
+        metrics = {
+            "best_epoch": history.attrs["best_epoch"],
+            "best_val_mae": history.attrs["best_val_mae"],
+            "epochs_run": len(history),
+            "train_seconds": round(float(history.attrs["seconds"]), 3),
+            "n_train": len(train_idx),
+            "n_val": len(val_idx),
+            "device": describe_device(dev),
+        }
+        fill = X[train_idx].mean(axis=0)
+        return cls(
+            gen,
+            landmarks,
+            targets,
+            pre,
+            recipe,
+            history,
+            metrics,
+            device=str(dev),
+            landmark_fill=fill,
+            **gene_info,
+        )
+
+    # ------------------------------------------------------------------ matching data to the model
+    def plan(self, var_names, var: pd.DataFrame | None = None) -> LandmarkPlan:
+        """Find the landmarks among a data set's columns: by name; failing that by a symbol column of
+        ``var`` (an L1000 GCT's ``pr_gene_symbol``); or by averaging the model's array probes.
+        The strategy that finds the most landmarks wins."""
+        names = [str(v) for v in var_names]
+        candidates: list[tuple[str, dict[str, list[int]]]] = []
+        candidates.append(("name", _positions(names)))
+        if var is not None:
+            for col in SYMBOL_COLUMNS:
+                if col in var.columns:
+                    candidates.append((f"var column {col!r}", _positions(var[col].astype(str).tolist())))
+        best: LandmarkPlan | None = None
+        for how, pos in candidates:
+            keys = self.landmarks if how == "name" else self.landmark_genes
+            p = LandmarkPlan([pos.get(k, []) for k in keys], how)
+            if best is None or (~p.missing).sum() > (~best.missing).sum():
+                best = p
+        if self.landmark_probes and (best.missing.any()):
+            pos = _positions(names)
+            p = LandmarkPlan(
+                [sorted(i for q in probes for i in pos.get(q, [])) for probes in self.landmark_probes],
+                "probes",
+            )
+            if (~p.missing).sum() > (~best.missing).sum():
+                best = p
+        return best
+
+    def check_plan(self, plan: LandmarkPlan, data_names, fill_missing: bool, quiet: bool = False) -> None:
+        """Error naming missing landmarks (unless ``fill_missing``: training mean, with a warning)."""
+        missing = [g for g, m in zip(self.landmarks, plan.missing, strict=True) if m]
+        if len(missing) == len(self.landmarks):
+            raise GengenError(
+                f"none of the model's {len(self.landmarks)} landmark genes are in the data (landmarks start "
+                f"{preview(self.landmarks, 3)}; data genes start {preview(list(data_names), 3)}); "
+                f"wrong model or "
+                "wrong gene ids?"
+            )
+        if missing and not fill_missing:
+            raise GengenError(
+                f"{len(missing)} of the model's {len(self.landmarks)} landmark genes are missing "
+                f"from the data: "
+                f"{preview(missing)}; pass --fill-missing to fill them with training means."
+            )
+        if missing:
+            log(
+                f"warning: filled {len(missing)} of {len(self.landmarks)} missing landmark gene(s) "
+                f"with training "
+                "means; predictions lean on the remaining landmarks.",
+                quiet,
+            )
+        if plan.how != "name":
+            log(f"matched {int((~plan.missing).sum())} landmarks by {plan.how}.", quiet)
+
+    def align(self, adata: ad.AnnData, fill_missing: bool = False, quiet: bool = False) -> np.ndarray:
+        """The model's landmarks, in the model's order, from ``adata`` (original units)."""
+        plan = self.plan(adata.var_names, adata.var)
+        self.check_plan(plan, adata.var_names, fill_missing, quiet)
+        return plan.apply(np.asarray(adata.X, dtype=np.float32), self.landmark_fill)
+
+    # ------------------------------------------------------------------ inference
+    def predict_array(self, X: np.ndarray, batch_size: int = 8192, scaled: bool = False) -> np.ndarray:
+        """Targets (n, n_targets) for aligned landmarks (n, n_landmarks) in original units.
+
+        ``scaled=True`` returns the z-scored prediction (the scale the metrics use)."""
+        X = np.asarray(X, dtype=np.float32)
+        if X.ndim != 2 or X.shape[1] != len(self.landmarks):
+            raise GengenError(
+                f"landmark matrix has shape {X.shape}; this model needs {len(self.landmarks)} columns."
+            )
+        z = predict_z(self.generator, self.preprocessor.transform_x(X), self.device, batch_size)
+        return z if scaled else self.preprocessor.inverse_y(z)
+
+    def predict(self, data, fill_missing: bool = False, quiet: bool = False) -> pd.DataFrame:
+        """Samples x target genes (original units) for an AnnData or a samples x genes DataFrame."""
+        import anndata as ad
+        import pandas as pd
+
+        from gengen.io.expression import validate_expression
+
+        if isinstance(data, pd.DataFrame):
+            data = ad.AnnData(
+                X=data.to_numpy(dtype=np.float32),
+                obs=pd.DataFrame(index=data.index.astype(str)),
+                var=pd.DataFrame(index=data.columns.astype(str)),
+            )
+        data = validate_expression(data.copy() if data.is_view else data)
+        Y = self.predict_array(self.align(data, fill_missing, quiet))
+        return pd.DataFrame(Y, index=data.obs_names, columns=self.targets)
+
+    def same_gene_targets(self) -> list[str]:
+        """Targets that are the same gene as a landmark (another probe): scored separately."""
+        lm = set(self.landmark_genes)
+        return [t for t, g in zip(self.targets, self.target_genes, strict=True) if g in lm]
+
+    # ------------------------------------------------------------------ persistence
+    def config(self) -> dict[str, Any]:
+        return {
+            "architecture": {"class": "Generator", **self.generator.arch()},
+            "recipe": self.recipe.to_dict(),
+            "seed": self.recipe.seed,
+            "landmarks": self.landmarks,
+            "targets": self.targets,
+            "landmark_genes": self.landmark_genes,
+            "target_genes": self.target_genes,
+            "landmark_probes": self.landmark_probes,
+            "preprocessing": {
+                "quantile_normalisation": self.preprocessor.quantile,
+                "zscore": "per gene, training split",
+                "arrays": "model.safetensors preprocess.*",
+            },
+            "metrics": self.metrics,
+        }
+
+    def save(self, directory: str | os.PathLike) -> Path:
+        """Checkpoint directory: model.safetensors (generator + preprocessing), config.json, history.csv,
+        training.png."""
+        import torch
+
+        tensors = {f"generator.{k}": v for k, v in self.generator.state_dict().items()}
+        tensors.update({k: torch.as_tensor(v) for k, v in self.preprocessor.tensors().items()})
+        tensors["preprocess.landmark_fill"] = torch.as_tensor(self.landmark_fill)
+
+        def extras(tmp: Path) -> None:
+            if self.history is not None and len(self.history):
+                self.history.to_csv(tmp / "history.csv", index=False)
+                plot_history(self.history, tmp / "training.png")
+
+        return save_checkpoint(directory, PIPELINE, tensors, self.config(), extras)
+
+    @classmethod
+    def load(cls, path_or_name: str | os.PathLike, device: str = "auto") -> GGANModel:
+        import pandas as pd
+
+        from gengen.ggan.model import Generator
+
+        tensors, cfg, directory = load_checkpoint(path_or_name, PIPELINE)
+        require_keys(cfg, ["architecture", "landmarks", "targets", "recipe"], directory)
+        a = cfg["architecture"]
+        try:
+            gen = Generator(
+                int(a["n_in"]),
+                int(a["n_out"]),
+                tuple(a["hidden"]),
+                float(a["dropout"]),
+                a["activation"],
+                float(a.get("input_noise", 0.0)),
+            )
+            if len(cfg["landmarks"]) != gen.n_in or len(cfg["targets"]) != gen.n_out:
+                raise ValueError("gene lists do not match the network's sizes")
+            gen.load_state_dict(
+                {k.removeprefix("generator."): v for k, v in tensors.items() if k.startswith("generator.")},
+                strict=True,
+            )
+            pre = Preprocessor.from_tensors(tensors)
+            fill = tensors["preprocess.landmark_fill"].numpy()
+            recipe = GGANRecipe.from_dict(cfg["recipe"])
+        except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+            raise GengenError(
+                f"checkpoint {str(directory)!r} is inconsistent ({str(exc).splitlines()[0][:160]}); "
+                "it is corrupted or from another gengen version."
+            ) from None
+        history = pd.read_csv(directory / "history.csv") if (directory / "history.csv").is_file() else None
+        model = cls(
+            gen,
+            cfg["landmarks"],
+            cfg["targets"],
+            pre,
+            recipe,
+            history,
+            cfg.get("metrics"),
+            device=device,
+            landmark_probes=cfg.get("landmark_probes"),
+            landmark_genes=cfg.get("landmark_genes"),
+            target_genes=cfg.get("target_genes"),
+            landmark_fill=fill,
+        )
+        model.path = directory
+        return model
+
+
+def _positions(names: list[str]) -> dict[str, list[int]]:
+    pos: dict[str, list[int]] = {}
+    for i, n in enumerate(names):
+        pos.setdefault(n, []).append(i)
+    return pos
+
+
+def select_genes(
+    adata: ad.AnnData, landmarks: list[str], targets: list[str] | None
+) -> tuple[list[str], list[str]]:
+    """Validate landmark/target names against a reference; targets default to all other genes."""
+    names = set(map(str, adata.var_names))
+    landmarks = list(dict.fromkeys(map(str, landmarks)))
+    if not landmarks:
+        raise GengenError("the landmark list is empty.")
+    missing = [g for g in landmarks if g not in names]
+    if len(missing) == len(landmarks):
+        raise GengenError(
+            f"none of the {len(landmarks)} landmark genes ({preview(landmarks, 3)}) are in the reference "
+            f"(its genes start {preview(adata.var_names, 3)}); for array probes pass --probe-map."
+        )
+    if missing:
+        raise GengenError(
+            f"{len(missing)} of {len(landmarks)} landmark genes are not in the reference: "
+            f"{preview(missing)}; remove them from the list."
+        )
+    lset = set(landmarks)
+    if targets is None:
+        targets = [str(g) for g in adata.var_names if str(g) not in lset]
+    else:
+        targets = list(dict.fromkeys(map(str, targets)))
+        tmiss = [g for g in targets if g not in names]
+        if tmiss:
+            raise GengenError(
+                f"{len(tmiss)} of {len(targets)} target genes are not in the reference: {preview(tmiss)}."
+            )
+        both = [g for g in targets if g in lset]
+        if both:
+            raise GengenError(f"{len(both)} gene(s) are both landmark and target: {preview(both)}.")
+    if not targets:
+        raise GengenError("no target genes: the reference holds only landmark genes.")
+    return landmarks, targets
+
+
+def plot_history(history: pd.DataFrame, path) -> Path:
+    """Losses and train/validation MAE per epoch."""
+    from gengen.plots import plot_curves
+
+    return plot_curves(
+        history,
+        [
+            ("generator / discriminator loss", ["g_loss", "d_loss"]),
+            ("MAE (z-scored targets)", ["train_mae", "val_mae"]),
+        ],
+        path,
+        title="GGAN training",
+    )

@@ -1,0 +1,274 @@
+"""Landmark -> target inference, in memory or streamed in chunks for very large query files.
+
+``infer(model, data)`` is the in-memory call. ``infer_file`` streams a samples x genes CSV/TSV,
+Parquet or h5ad query chunk by chunk (pandas chunks, Parquet row batches, backed h5ad slices) and
+appends each chunk's predictions to a temporary output that is renamed into place only when every
+chunk succeeded, so 1,000,000 profiles need only a chunk's worth of memory and a failure leaves no
+partial file. GCT and genes-in-rows tables are read whole (they are plate-sized).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from gengen.errors import GengenError
+from gengen.io.expression import TABLE_FORMATS, detect_format, read_expression
+from gengen.runtime import atomic_path, log
+
+if TYPE_CHECKING:
+    import anndata as ad
+    import pandas as pd
+
+    from gengen.ggan.core import GGANModel
+
+STREAMABLE = ("csv", "tsv", "txt", "parquet", "h5ad")
+
+
+def infer(model: GGANModel, data, fill_missing: bool = False, quiet: bool = False) -> pd.DataFrame:
+    """Samples x target genes in the reference's original units (AnnData or DataFrame in)."""
+    return model.predict(data, fill_missing=fill_missing, quiet=quiet)
+
+
+def to_anndata(pred: pd.DataFrame, model: GGANModel, obs: pd.DataFrame | None = None) -> ad.AnnData:
+    """Predictions as AnnData with the model's provenance in ``uns['gengen']``."""
+    import anndata as ad
+    import pandas as pd
+
+    out = ad.AnnData(
+        X=pred.to_numpy(dtype=np.float32),
+        obs=obs.copy() if obs is not None else pd.DataFrame(index=pred.index),
+        var=pd.DataFrame(index=pred.columns),
+    )
+    out.uns["gengen"] = {
+        "pipeline": "ggan",
+        "model": str(getattr(model, "path", "")),
+        "n_landmarks": len(model.landmarks),
+        "seed": model.recipe.seed,
+    }
+    return out
+
+
+def _header(path: Path, kind: str) -> tuple[list[str], pd.DataFrame | None]:
+    """Column (gene) names of a samples x genes file without reading its body."""
+
+    if kind == "parquet":
+        import pyarrow.parquet as pq
+
+        names = [n for n in pq.ParquetFile(path).schema_arrow.names if not n.startswith("__index_level")]
+        return names, None
+    if kind == "h5ad":
+        import anndata as ad
+
+        a = ad.read_h5ad(path, backed="r")
+        try:
+            return a.var_names.astype(str).tolist(), a.var.copy()
+        finally:
+            a.file.close()
+    import csv
+
+    from gengen.io.expression import _open_text
+
+    with _open_text(path) as fh:  # the raw header: pandas would rename duplicate columns (A, A.1)
+        row = next(csv.reader(fh, delimiter=TABLE_FORMATS[kind]), [])
+    return [c.strip() for c in row[1:]], None
+
+
+def _chunks(
+    path: Path, kind: str, chunk_size: int, names: list[str]
+) -> Iterator[tuple[list[str], np.ndarray]]:
+    """(sample names, values of all columns) per chunk, values float32; non-numeric is an error."""
+    import pandas as pd
+
+    if kind == "h5ad":
+        import anndata as ad
+        import scipy.sparse as sp
+
+        a = ad.read_h5ad(path, backed="r")
+        try:
+            for s in range(0, a.n_obs, chunk_size):
+                block = a.X[s : s + chunk_size]
+                block = block.toarray() if sp.issparse(block) else np.asarray(block)
+                yield (
+                    a.obs_names[s : s + chunk_size].astype(str).tolist(),
+                    block.astype(np.float32, copy=False),
+                )
+        finally:
+            a.file.close()
+        return
+    if kind == "parquet":
+        import pyarrow.parquet as pq
+
+        pf = pq.ParquetFile(path)
+        for batch in pf.iter_batches(batch_size=chunk_size):
+            df = batch.to_pandas()
+            idx_cols = [c for c in df.columns if str(c).startswith("__index_level")]
+            if idx_cols:
+                df = df.set_index(idx_cols[0])
+            elif len(df.columns) > len(names):
+                df = df.set_index(df.columns[0])
+            yield _numeric(df, path)
+        return
+    for df in pd.read_csv(path, sep=TABLE_FORMATS[kind], index_col=0, chunksize=chunk_size):
+        yield _numeric(df, path)
+
+
+def _numeric(df: pd.DataFrame, path: Path) -> tuple[list[str], np.ndarray]:
+    import pandas as pd
+
+    bad = [c for c in df.columns if not pd.api.types.is_numeric_dtype(df[c])]
+    if bad:
+        conv = df[bad].apply(pd.to_numeric, errors="coerce")
+        worse = [c for c in bad if conv[c].isna().sum() > df[c].isna().sum()]
+        if worse:
+            from gengen.errors import preview
+
+            raise GengenError(
+                f"{str(path)}: column(s) {preview(worse)} hold non-numeric values; gengen expects a "
+                "samples x genes table of numbers with sample names in the first column."
+            )
+        df = df.copy()
+        df[bad] = conv
+    return df.index.astype(str).tolist(), df.to_numpy(dtype=np.float32)
+
+
+class _Writer:
+    """Appends prediction chunks to CSV/TSV/Parquet, or collects them for h5ad."""
+
+    def __init__(self, tmp: Path, kind: str, targets: list[str]):
+        self.tmp, self.kind, self.targets = tmp, kind, targets
+        self.first = True
+        self.pq = None
+        self.parts: list = []
+
+    def write(self, names: list[str], Y: np.ndarray) -> None:
+        import pandas as pd
+
+        if self.kind == "h5ad":
+            self.parts.append((names, Y))
+            return
+        df = pd.DataFrame(Y, index=pd.Index(names, name="sample"), columns=self.targets)
+        if self.kind == "parquet":
+            import pyarrow as pa
+            import pyarrow.parquet as pq
+
+            table = pa.Table.from_pandas(df, preserve_index=True)
+            if self.pq is None:
+                self.pq = pq.ParquetWriter(self.tmp, table.schema)
+            self.pq.write_table(table)
+        else:
+            df.to_csv(
+                self.tmp,
+                sep=TABLE_FORMATS[self.kind],
+                mode="w" if self.first else "a",
+                header=self.first,
+                float_format="%.6g",
+            )
+        self.first = False
+
+    def close(self, model: GGANModel) -> None:
+        import pandas as pd
+
+        if self.pq is not None:
+            self.pq.close()
+        if self.kind == "h5ad":
+            names = [n for part in self.parts for n in part[0]]
+            Y = np.concatenate([p[1] for p in self.parts]) if self.parts else np.zeros((0, len(self.targets)))
+            to_anndata(pd.DataFrame(Y, index=names, columns=self.targets), model).write_h5ad(self.tmp)
+        elif self.first:  # no rows at all
+            raise GengenError("the query holds no samples.")
+
+
+def infer_file(
+    model: GGANModel,
+    path: str | os.PathLike,
+    output: str | os.PathLike,
+    *,
+    fill_missing: bool = False,
+    chunk_size: int = 10_000,
+    genes_in_rows: bool | None = None,
+    fmt: str | None = None,
+    quiet: bool = False,
+) -> dict:
+    """Predict targets for every profile of a query file and write them to ``output``.
+
+    Streams when the query is a samples x genes CSV/TSV/Parquet/h5ad; otherwise (GCT, genes in rows)
+    reads it whole. Returns a summary: profiles, chunks, how landmarks were matched, output path.
+    """
+    from gengen.errors import preview
+    from gengen.ggan.core import LandmarkPlan  # noqa: F401  (type of model.plan)
+
+    path, output = Path(path), Path(output)
+    if not path.exists():
+        raise GengenError(f"input file {str(path)!r} does not exist.")
+    kind = detect_format(path, fmt)
+    out_kind = detect_format(output)
+    if out_kind == "gct":
+        raise GengenError("writing GCT is not supported; use .h5ad, .csv, .tsv or .parquet.")
+    if chunk_size < 1:
+        raise GengenError(f"chunk size must be positive, got {chunk_size}.")
+    stream = kind in STREAMABLE and genes_in_rows is not True
+    plan = None
+    if stream:
+        try:
+            names, var = _header(path, kind)
+        except (OSError, ValueError, KeyError) as exc:
+            raise GengenError(
+                f"cannot read {str(path)!r} as {kind}: {str(exc).splitlines()[0][:200]}"
+            ) from None
+        if len(set(names)) != len(names):
+            seen: set = set()
+            dup = [n for n in names if n in seen or seen.add(n)]
+            raise GengenError(
+                f"{path}: duplicate gene names {preview(dup)}; make them unique or aggregate them."
+            )
+        plan = model.plan(names, var)
+        if plan.missing.all() and kind != "h5ad":
+            stream = False  # maybe genes x samples: let read_expression detect the orientation
+    n = n_chunks = 0
+    with atomic_path(output, protect=(path,)) as tmp:
+        writer = _Writer(tmp, out_kind, model.targets)
+        if stream:
+            model.check_plan(plan, names, fill_missing, quiet)
+            used = sorted({i for c in plan.columns for i in c})
+            for sample_names, X in _chunks(path, kind, chunk_size, names):
+                block = X[:, used]
+                if not np.isfinite(block).all():
+                    r, c = np.argwhere(~np.isfinite(block))[0]
+                    raise GengenError(
+                        f"{path}: missing or infinite value in sample {sample_names[r]!r}, gene "
+                        f"{names[used[c]]!r}; impute or drop it first."
+                    )
+                writer.write(sample_names, model.predict_array(plan.apply(X, model.landmark_fill)))
+                n += len(sample_names)
+                n_chunks += 1
+        else:
+            adata = read_expression(
+                path, genes_in_rows=genes_in_rows, fmt=fmt, expected_genes=model.landmarks, quiet=quiet
+            )
+            plan = model.plan(adata.var_names, adata.var)
+            model.check_plan(plan, adata.var_names, fill_missing, quiet)
+            X = plan.apply(np.asarray(adata.X), model.landmark_fill)
+            for s in range(0, adata.n_obs, chunk_size):
+                writer.write(
+                    adata.obs_names[s : s + chunk_size].tolist(), model.predict_array(X[s : s + chunk_size])
+                )
+                n_chunks += 1
+            n = adata.n_obs
+        writer.close(model)
+    log(
+        f"predicted {len(model.targets)} targets for {n} profiles ({n_chunks} chunk(s), landmarks "
+        f"by {plan.how})",
+        quiet,
+    )
+    return {
+        "profiles": n,
+        "chunks": n_chunks,
+        "matched_by": plan.how,
+        "landmarks_found": int((~plan.missing).sum()),
+        "output": str(output),
+    }

@@ -1,0 +1,347 @@
+"""FASTA in and out, and DNA as tensors: integer codes ``(N, L)`` and one-hot ``(N, 4, L)``.
+
+The one-hot layout is channels first with the alphabet A, C, G, T (tangermeme's convention), so
+gengen's predictors plug into that ecosystem. Internally sequences travel as ``uint8`` codes
+(A=0, C=1, G=2, T=3, anything ambiguous = 4): a million 50-nt windows take 50 MB, and one-hot
+tensors are made per batch on the device.
+
+Reading validates up front: an empty file, a binary file, a file that is not FASTA, and characters
+that are not nucleotides are :class:`~gengen.errors.GengenError` naming the record. Lowercase
+(soft-masked) bases are accepted. ``N`` and other IUPAC codes follow an explicit policy
+(``ambiguous="skip"|"uniform"|"error"``).
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from gengen.errors import GengenError, preview
+from gengen.runtime import atomic_path
+
+if TYPE_CHECKING:
+    import torch
+    from Bio.SeqRecord import SeqRecord
+
+ALPHABET = "ACGT"
+AMBIGUOUS_CODE = 4
+IUPAC_AMBIGUOUS = "NRYSWKMBDHV"
+AMBIGUOUS_POLICIES = ("skip", "uniform", "error")
+WINDOW_MODES = ("random", "tiled")
+SHORT_POLICIES = ("error", "skip", "pad")
+
+_LUT = np.full(256, 255, dtype=np.uint8)  # 255 = not a nucleotide at all
+for _i, _b in enumerate(ALPHABET):
+    _LUT[ord(_b)] = _i
+    _LUT[ord(_b.lower())] = _i
+for _b in IUPAC_AMBIGUOUS:
+    _LUT[ord(_b)] = AMBIGUOUS_CODE
+    _LUT[ord(_b.lower())] = AMBIGUOUS_CODE
+_LUT[ord("U")] = _LUT[ord("u")] = 3  # RNA input: U reads as T
+
+
+@dataclass
+class SequenceSet:
+    """Sequences as ``ids`` plus equal-length ``codes`` ``(N, L)`` uint8 (A,C,G,T = 0..3, ambiguous 4)."""
+
+    ids: list[str]
+    codes: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    @property
+    def length(self) -> int:
+        return int(self.codes.shape[1])
+
+    def strings(self) -> list[str]:
+        return decode_codes(self.codes)
+
+    def one_hot(self, ambiguous: str = "uniform") -> torch.Tensor:
+        return codes_to_one_hot(self.codes, ambiguous=ambiguous)
+
+
+def _check_policy(value: str, allowed: Sequence[str], option: str) -> str:
+    if value not in allowed:
+        raise GengenError(f"{option} must be one of {', '.join(allowed)}, got {value!r}.")
+    return value
+
+
+def _open_text(path: Path):
+    """Open plain or gzipped text; binary junk is refused before Biopython sees it."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(2)
+        is_gz = head == b"\x1f\x8b"
+        raw = gzip.open(path, "rb") if is_gz else open(path, "rb")
+        with raw as fh:
+            sample = fh.read(65536)
+    except (OSError, EOFError) as exc:
+        raise GengenError(f"cannot read {str(path)!r}: {exc}.") from None
+    if not sample.strip():
+        raise GengenError(f"{str(path)!r} is empty; expected FASTA records ('>name' then sequence lines).")
+    if b"\x00" in sample:
+        raise GengenError(f"{str(path)!r} looks like a binary file, not FASTA text.")
+    try:
+        sample.decode("ascii")
+    except UnicodeDecodeError:
+        # A cut multi-byte character at the sample's end is fine; anything else is not text.
+        try:
+            sample[:-4].decode("utf-8")
+        except UnicodeDecodeError:
+            raise GengenError(f"{str(path)!r} is not text (binary or unknown encoding); expected FASTA.") from None
+    first = sample.lstrip()[:1]
+    if first != b">":
+        raise GengenError(
+            f"{str(path)!r} does not look like FASTA: the first character is {first.decode(errors='replace')!r}, "
+            "expected '>' starting a record header."
+        )
+    return gzip.open(path, "rt", encoding="utf-8", errors="replace") if is_gz else open(path, encoding="utf-8", errors="replace")
+
+
+def encode_string(seq: str, name: str = "sequence") -> np.ndarray:
+    """One sequence as uint8 codes; characters that are not nucleotides (or IUPAC codes) are an error."""
+    arr = np.frombuffer(seq.encode("ascii", errors="replace"), dtype=np.uint8)
+    codes = _LUT[arr]
+    bad = codes == 255
+    if bad.any():
+        pos = int(np.flatnonzero(bad)[0])
+        chars = sorted({seq[i] for i in np.flatnonzero(bad)[:1000]})
+        raise GengenError(
+            f"record {name!r} holds non-nucleotide character(s) {preview(chars)} (first at position {pos + 1}); "
+            "only A, C, G, T (any case) and IUPAC ambiguity codes are accepted."
+        )
+    return codes
+
+
+def read_fasta_records(path: str | os.PathLike) -> list[tuple[str, str]]:
+    """``(id, sequence)`` pairs of a FASTA file (plain or ``.gz``), validated; at least one record."""
+    from Bio import SeqIO
+
+    path = Path(path)
+    if not path.exists():
+        raise GengenError(f"input file {str(path)!r} does not exist.")
+    if path.is_dir():
+        raise GengenError(f"{str(path)!r} is a directory; expected a FASTA file.")
+    out: list[tuple[str, str]] = []
+    with _open_text(path) as fh:
+        try:
+            for rec in SeqIO.parse(fh, "fasta"):
+                out.append((rec.id, str(rec.seq)))
+        except ValueError as exc:
+            raise GengenError(f"{str(path)!r} is not valid FASTA: {exc}.") from None
+    if not out:
+        raise GengenError(f"{str(path)!r} holds no FASTA records.")
+    empty = [i for i, s in out if not s]
+    if len(empty) == len(out):
+        raise GengenError(f"{str(path)!r}: every record is empty (headers without sequence lines).")
+    return out
+
+
+def read_fasta(
+    path: str | os.PathLike,
+    length: int | None = None,
+    windows: str = "tiled",
+    ambiguous: str = "skip",
+    short: str = "error",
+    max_windows: int | None = None,
+    seed: int = 0,
+) -> SequenceSet:
+    """Read a FASTA into equal-length :class:`SequenceSet` codes.
+
+    Parameters
+    ----------
+    length : window length L; ``None`` requires all records to have the same length.
+    windows : ``"tiled"`` (non-overlapping windows from the start) or ``"random"`` (``max_windows``
+        random windows overall, or one per L bases of each record) for records longer than L.
+    ambiguous : ``"skip"`` drops windows containing N/IUPAC codes, ``"uniform"`` keeps them (they
+        become 0.25 per base in one-hot), ``"error"`` refuses them.
+    short : records shorter than L: ``"error"``, ``"skip"``, or ``"pad"`` (right-padded with N, which
+        then follows ``ambiguous``: use ``uniform`` to keep padded records).
+    max_windows : cap on the number of windows (a seeded random subset).
+    """
+    _check_policy(windows, WINDOW_MODES, "--windows")
+    _check_policy(ambiguous, AMBIGUOUS_POLICIES, "--ambiguous")
+    _check_policy(short, SHORT_POLICIES, "--short")
+    records = read_fasta_records(path)
+    encoded = [(name, encode_string(seq, name)) for name, seq in records if seq]
+    if ambiguous == "error":
+        for name, codes in encoded:
+            if (codes == AMBIGUOUS_CODE).any():
+                pos = int(np.flatnonzero(codes == AMBIGUOUS_CODE)[0])
+                raise GengenError(
+                    f"record {name!r} has an ambiguous base (N or IUPAC) at position {pos + 1}; "
+                    "use --ambiguous skip to drop such windows or uniform to keep them."
+                )
+    lengths = {len(c) for _, c in encoded}
+    if length is None:
+        if len(lengths) != 1:
+            raise GengenError(
+                f"{str(path)!r} holds sequences of different lengths ({min(lengths)}..{max(lengths)}); "
+                "give a window length (--length)."
+            )
+        length = lengths.pop()
+    if length < 1:
+        raise GengenError(f"--length must be positive, got {length}.")
+    rng = np.random.default_rng(seed)
+    ids: list[str] = []
+    chunks: list[np.ndarray] = []
+    too_short = []
+    for name, codes in encoded:
+        n = len(codes)
+        if n < length:
+            too_short.append(name)
+            if short == "pad":
+                padded = np.full(length, AMBIGUOUS_CODE, dtype=np.uint8)
+                padded[:n] = codes
+                ids.append(name)
+                chunks.append(padded[None])
+            continue
+        if n == length:
+            ids.append(name)
+            chunks.append(codes[None])
+            continue
+        if windows == "tiled":
+            starts = np.arange(0, n - length + 1, length)
+        else:
+            count = max(1, n // length)
+            starts = np.sort(rng.integers(0, n - length + 1, size=count))
+        view = np.lib.stride_tricks.sliding_window_view(codes, length)
+        chunks.append(view[starts])
+        ids.extend(f"{name}:{s + 1}-{s + length}" for s in starts)
+    if too_short and short == "error":
+        raise GengenError(
+            f"{len(too_short)} record(s) are shorter than --length {length} ({preview(too_short, 3)}); "
+            "use --short skip or --short pad, or a smaller --length."
+        )
+    if not chunks:
+        raise GengenError(f"{str(path)!r}: no record is at least {length} bases long.")
+    codes = np.concatenate(chunks).astype(np.uint8, copy=False)
+    keep = np.ones(len(codes), dtype=bool)
+    if ambiguous == "skip":
+        keep = ~(codes == AMBIGUOUS_CODE).any(axis=1)
+        if not keep.any():
+            raise GengenError(
+                f"{str(path)!r}: every window of length {length} contains N or another ambiguous base; "
+                "use --ambiguous uniform to keep them."
+            )
+    idx = np.flatnonzero(keep)
+    if max_windows is not None and len(idx) > max_windows:
+        idx = np.sort(rng.choice(idx, size=max_windows, replace=False))
+    return SequenceSet([ids[i] for i in idx], np.ascontiguousarray(codes[idx]))
+
+
+def strings_to_codes(seqs: Iterable[str]) -> np.ndarray:
+    """Equal-length strings -> ``(N, L)`` uint8 codes."""
+    seqs = list(seqs)
+    if not seqs:
+        raise GengenError("no sequences given.")
+    lengths = {len(s) for s in seqs}
+    if len(lengths) != 1:
+        raise GengenError(f"sequences must have equal length, got lengths {preview(sorted(lengths))}.")
+    return np.stack([encode_string(s, f"#{i + 1}") for i, s in enumerate(seqs)])
+
+
+def decode_codes(codes: np.ndarray) -> list[str]:
+    """``(N, L)`` codes -> strings (ambiguous code 4 -> ``N``)."""
+    table = np.frombuffer(b"ACGTN", dtype=np.uint8)
+    arr = table[np.asarray(codes, dtype=np.uint8)]
+    return [row.tobytes().decode("ascii") for row in arr]
+
+
+def codes_to_one_hot(codes, ambiguous: str = "uniform", device=None) -> torch.Tensor:
+    """``(N, L)`` uint8 codes (numpy or torch) -> float32 one-hot ``(N, 4, L)``.
+
+    Ambiguous positions become 0.25 per base (``"uniform"``) or all zeros (``"zero"``).
+    """
+    import torch
+
+    t = torch.as_tensor(np.asarray(codes) if not isinstance(codes, torch.Tensor) else codes)
+    if device is not None:
+        t = t.to(device)
+    t = t.long()
+    x = torch.nn.functional.one_hot(t.clamp_max(4), 5)[..., :4].to(torch.float32)
+    if ambiguous == "uniform":
+        x[t == AMBIGUOUS_CODE] = 0.25
+    return x.permute(0, 2, 1).contiguous()
+
+
+def one_hot(seqs: Iterable[str], ambiguous: str = "uniform") -> torch.Tensor:
+    """Strings -> float32 one-hot ``(N, 4, L)``, channels A, C, G, T."""
+    return codes_to_one_hot(strings_to_codes(seqs), ambiguous=ambiguous)
+
+
+def one_hot_to_codes(x) -> np.ndarray:
+    """``(N, 4, L)`` one-hot (or soft) tensor -> argmax codes ``(N, L)`` uint8."""
+    import torch
+
+    t = x if isinstance(x, torch.Tensor) else torch.as_tensor(np.asarray(x))
+    return t.argmax(dim=1).to(torch.uint8).cpu().numpy()
+
+
+def gc_content(codes: np.ndarray) -> np.ndarray:
+    """Fraction of G or C per sequence (ambiguous positions excluded)."""
+    codes = np.asarray(codes)
+    known = (codes < 4).sum(axis=1).clip(min=1)
+    return ((codes == 1) | (codes == 2)).sum(axis=1) / known
+
+
+def write_fasta(
+    path: str | os.PathLike,
+    ids: Sequence[str],
+    seqs: Sequence[str],
+    descriptions: Sequence[str] | None = None,
+    protect: tuple = (),
+    width: int = 80,
+) -> Path:
+    """Write FASTA atomically (no partial file on failure); ``protect`` inputs are never overwritten."""
+    with atomic_path(path, protect=protect) as tmp, open(tmp, "w") as fh:
+        for i, (name, seq) in enumerate(zip(ids, seqs)):
+            desc = f" {descriptions[i]}" if descriptions is not None and descriptions[i] else ""
+            fh.write(f">{name}{desc}\n")
+            for j in range(0, len(seq), width):
+                fh.write(seq[j : j + width] + "\n")
+    return Path(path)
+
+
+def to_records(ids: Sequence[str], seqs: Sequence[str], descriptions: Sequence[str] | None = None) -> list[SeqRecord]:
+    """Biopython SeqRecords, for users who continue in Biopython."""
+    from Bio.Seq import Seq
+    from Bio.SeqRecord import SeqRecord
+
+    return [
+        SeqRecord(Seq(s), id=i, description=(descriptions[k] if descriptions is not None else ""))
+        for k, (i, s) in enumerate(zip(ids, seqs))
+    ]
+
+
+def record_of(window_id: str) -> str:
+    """The record a window id ``name:start-end`` came from."""
+    head, sep, tail = window_id.rpartition(":")
+    return head if sep and "-" in tail and tail.replace("-", "").isdigit() else window_id
+
+
+def heldout_mask(ids: Sequence[str], fraction: float) -> np.ndarray:
+    """Hold out whole records (genes), not windows, so evaluation never sees training sequence.
+
+    A record is held out when a hash of its name falls below ``fraction``: stable across runs, file
+    orders and window settings, so ``dna-train`` and ``dna-eval`` agree without storing id lists.
+    """
+    import zlib
+
+    if not 0 <= fraction < 1:
+        raise GengenError(f"held-out fraction must be in [0, 1), got {fraction}.")
+    cache: dict[str, bool] = {}
+    out = np.zeros(len(ids), dtype=bool)
+    for i, w in enumerate(ids):
+        r = record_of(w)
+        if r not in cache:
+            cache[r] = (zlib.crc32(r.encode()) % 100000) / 100000 < fraction
+        out[i] = cache[r]
+    return out

@@ -1,0 +1,45 @@
+"""Checkpoints: safetensors + JSON, validated on load, never unpickled."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from gengen.checkpoint import load_checkpoint, resolve_model, save_checkpoint
+from gengen.errors import GengenError
+
+
+def test_round_trip_and_named_models(tmp_path, monkeypatch):
+    monkeypatch.setenv("GENGEN_HOME", str(tmp_path / "home"))
+    target = tmp_path / "home" / "models" / "mine"
+    save_checkpoint(target, "vae", {"w": torch.arange(6.0).reshape(2, 3)}, {"seed": 3, "genes": ["a", "b"]})
+    tensors, cfg, directory = load_checkpoint("mine", "vae")
+    assert torch.equal(tensors["w"], torch.arange(6.0).reshape(2, 3))
+    assert cfg["seed"] == 3 and cfg["format_version"] == 1 and "torch" in cfg["versions"]
+    assert directory == target
+
+
+def test_wrong_pipeline_corrupt_and_missing(tmp_path):
+    d = tmp_path / "m"
+    save_checkpoint(d, "ggan", {"w": torch.zeros(1)}, {})
+    with pytest.raises(GengenError, match="is a 'ggan' model"):
+        load_checkpoint(d, "vae")
+    (d / "config.json").write_text("{not json")
+    with pytest.raises(GengenError, match="not valid JSON"):
+        load_checkpoint(d, "ggan")
+    (d / "config.json").write_text(json.dumps({"format_version": 99, "pipeline": "ggan"}))
+    with pytest.raises(GengenError, match="format 99"):
+        load_checkpoint(d, "ggan")
+    with pytest.raises(GengenError, match="not found"):
+        resolve_model(tmp_path / "absent")
+
+
+def test_failed_save_leaves_nothing(tmp_path):
+    def boom(_):
+        raise RuntimeError("disk full")
+
+    with pytest.raises(RuntimeError):
+        save_checkpoint(tmp_path / "m", "vae", {"w": torch.zeros(1)}, {}, extra_files=boom)
+    assert list(tmp_path.iterdir()) == []

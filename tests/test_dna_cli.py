@@ -1,0 +1,130 @@
+"""The DNA commands end to end through the Typer app."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from conftest import shared_file
+from dna_fixtures import JASPAR_TEXT, PLANT, random_seqs, write_fa
+from gengen.cli import app
+
+runner = CliRunner()
+
+
+def run(*args):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+@pytest.fixture
+def fasta(tmp_path):
+    return write_fa(tmp_path / "train.fa", random_seqs(120, 60, seed=3, plant=PLANT), prefix="gene")
+
+
+def test_help_lists_dna_commands():
+    r = run("--help")
+    for cmd in ("dna-train", "dna-generate", "dna-design", "dna-train-predictor", "dna-score", "dna-eval"):
+        assert cmd in r.output
+
+
+def test_train_generate_eval_and_joint_design(fasta, tmp_path):
+    model = tmp_path / "gan"
+    r = run("dna-train", fasta, "-o", model, "--length", 20, "--iterations", 6, "--channels", 8, "--batch-size", 16,
+            "--sample-every", 3, "--heldout-fraction", 0.2, "--device", "cpu", "-q")
+    assert r.exit_code == 0, r.output
+    assert (model / "config.json").is_file() and (model / "samples.fa").is_file()
+    r = run("dna-train", fasta, "-o", model, "--length", 20, "--iterations", 8, "--channels", 8, "--batch-size", 16,
+            "--sample-every", 3, "--resume", "--device", "cpu", "-q")
+    assert r.exit_code == 0, r.output
+    out = tmp_path / "samples.fa"
+    r = run("dna-generate", "--model", model, "-n", 30, "-o", out, "--seed", 1, "-q")
+    assert r.exit_code == 0, r.output
+    text = out.read_text()
+    assert text.count(">") == 30 and "gc=" in text
+    r = run("dna-eval", fasta, "--model", model, "-n", 40, "-o", tmp_path / "eval.tsv")
+    assert r.exit_code == 0, r.output
+    table = pd.read_csv(tmp_path / "eval.tsv", sep="\t")
+    assert list(table["k"]) == [1, 2, 3, 4, 5, 6] and {"gan", "iid", "markov", "real_train"} <= set(table.columns)
+    motif = tmp_path / "toy.jaspar"
+    motif.write_text(JASPAR_TEXT)
+    r = run("dna-design", "--motif", motif, "--gan", model, "-n", 8, "--steps", 20, "-o", tmp_path / "joint.fa",
+            "--device", "cpu", "-q")
+    assert r.exit_code == 0, r.output
+    assert pd.read_csv(tmp_path / "joint.tsv", sep="\t").shape[0] == 8
+
+
+def test_direct_design_with_jaspar_id_writes_fasta_tsv_png(tmp_path):
+    out = tmp_path / "ctcf.fa"
+    r = run("dna-design", "--motif", "MA0139.2", "-n", 40, "--length", 40, "--steps", 150, "-o", out, "--seed", 2)
+    assert r.exit_code == 0, r.output
+    assert "% of the consensus max" in r.output
+    table = pd.read_csv(tmp_path / "ctcf.tsv", sep="\t")
+    assert {"score", "hit_start", "hit_strand", "hit_sequence", "gc"} <= set(table.columns)
+    assert table["fraction_of_max"].mean() > 0.97
+    assert (tmp_path / "ctcf.png").stat().st_size > 10_000
+    first = out.read_text().splitlines()[0]
+    assert first.startswith(">design_1 score=") and "hit=" in first
+    # dna-score reproduces the designed scores
+    r = run("dna-score", out, "--motif", "MA0139.2", "-o", tmp_path / "scores.tsv")
+    assert r.exit_code == 0, r.output
+    scores = pd.read_csv(tmp_path / "scores.tsv", sep="\t")
+    assert (scores["motif_score"] - table["score"]).abs().max() < 1e-3
+
+
+def test_predictor_train_score_and_design(tmp_path):
+    seqs = random_seqs(300, 24, seed=4)
+    has = [i % 2 == 0 for i in range(300)]
+    seqs = [s[:8] + PLANT + s[16:] if h else s for s, h in zip(seqs, has)]
+    fa = write_fa(tmp_path / "probes.fa", seqs, prefix="p")
+    pd.DataFrame({"id": [f"p{i}" for i in range(300)], "signal": [50.0 if h else 5.0 for h in has]}).to_csv(
+        tmp_path / "scores.csv", index=False)
+    r = run("dna-train-predictor", fa, "--scores", tmp_path / "scores.csv", "-o", tmp_path / "pred", "--epochs", 3,
+            "--device", "cpu")
+    assert r.exit_code == 0, r.output
+    assert "held-out Pearson r" in r.output and "6-mer ridge" in r.output
+    r = run("dna-score", fa, "--predictor", tmp_path / "pred")
+    assert r.exit_code == 0, r.output
+    assert "predictor_score" in r.output.splitlines()[0]
+    r = run("dna-design", "--predictor", tmp_path / "pred", "-n", 10, "--length", 24, "--steps", 30,
+            "-o", tmp_path / "d.fa", "-q")
+    assert r.exit_code == 0, r.output
+
+
+@pytest.mark.parametrize("content, message", [(b"", "empty"), (b"\x00\x9f\x92\x96junk", "binary"),
+                                              (b">a\nACGU?!\n", "non-nucleotide")])
+def test_bad_fasta_one_line_exit_2_no_output(tmp_path, content, message):
+    bad = tmp_path / "bad.fa"
+    bad.write_bytes(content)
+    out = tmp_path / "model"
+    r = run("dna-train", bad, "-o", out, "-q")
+    assert r.exit_code == 2 and message in r.output
+    assert len(r.output.strip().splitlines()) == 1 and r.output.startswith("gengen: error:")
+    assert not out.exists()
+    r = run("dna-score", bad, "--motif", "MA0139.2", "-o", tmp_path / "s.tsv")
+    assert r.exit_code == 2 and not (tmp_path / "s.tsv").exists()
+
+
+def test_user_errors_are_clear(tmp_path, fasta):
+    r = run("dna-design", "--motif", "MA9999.9", "-o", tmp_path / "x.fa")
+    assert r.exit_code == 2 and "MA9999.9" in r.output
+    r = run("dna-design", "--motif", "MA0139.2", "--length", 10, "-o", tmp_path / "x.fa")
+    assert r.exit_code == 2 and "15 bp long" in r.output and not (tmp_path / "x.fa").exists()
+    r = run("dna-design", "-o", tmp_path / "x.fa")
+    assert r.exit_code == 2 and "--motif" in r.output
+    r = run("dna-generate", "--model", tmp_path / "nope")
+    assert r.exit_code == 2
+    r = run("dna-score", fasta, "--motif", "MA0139.2", "-o", fasta)
+    assert r.exit_code == 2 and "overwrite" in r.output
+
+
+def test_real_pbm_probes_score(tmp_path):
+    fa = shared_file("dna", "pbm", "Gata4.fa.gz")
+    r = run("dna-score", fa, "--motif", "MA0035.4", "-o", tmp_path / "gata.tsv", "-q")
+    assert r.exit_code == 0, r.output
+    t = pd.read_csv(tmp_path / "gata.tsv", sep="\t")
+    assert len(t) > 40000 and (t["length"] == 36).all()
+    sig = pd.read_csv(shared_file("dna", "pbm", "Gata4_scores.csv.gz")).set_index("id")["signal"]
+    t["signal"] = sig.loc[t["id"]].to_numpy()
+    top = t["signal"] >= t["signal"].quantile(0.99)
+    assert t.loc[top, "motif_score"].mean() > t.loc[~top, "motif_score"].mean() + 2  # GATA probes carry the motif

@@ -1,0 +1,91 @@
+"""PWM predictor against a brute-force scan; CNN regressor on a planted-motif toy; checkpoints."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from dna_fixtures import PLANT, TOY_COUNTS, random_seqs
+from gengen.dna.predictors import (
+    CNNPredictor,
+    PredictorRecipe,
+    PWMPredictor,
+    load_predictor,
+    report_scores,
+    train_predictor,
+)
+from gengen.errors import GengenError
+from gengen.io.motifs import load_motif, pwm_from_counts
+from gengen.io.sequences import one_hot, strings_to_codes
+
+COMP = {"A": "T", "C": "G", "G": "C", "T": "A"}
+
+
+def brute_force(pwm, seq):
+    """Every window on both strands: {(start, strand): score}, start in forward coordinates."""
+    w = pwm.length
+    out = {}
+    for p in range(len(seq) - w + 1):
+        win = seq[p:p + w]
+        rc = "".join(COMP[c] for c in reversed(win))
+        for strand, s in ((0, win), (1, rc)):
+            out[(p, strand)] = sum(pwm.log_odds["ACGT".index(c), j] for j, c in enumerate(s))
+    return out
+
+
+@pytest.mark.parametrize("motif", ["toy", "MA0139.2"])
+def test_pwm_scores_match_brute_force_both_strands(motif):
+    pwm = pwm_from_counts(TOY_COUNTS) if motif == "toy" else load_motif(motif)
+    seqs = random_seqs(40, 30, seed=5)
+    seqs[0] = seqs[0][:5] + "".join(COMP[c] for c in reversed(pwm.consensus)) + seqs[0][5 + pwm.length:]
+    rep = report_scores(PWMPredictor(pwm), one_hot(seqs))
+    for i, s in enumerate(seqs):
+        windows = brute_force(pwm, s)
+        assert rep["score"][i] == pytest.approx(max(windows.values()), abs=1e-4)
+        hit = (int(rep["hit_start"][i]), int(rep["hit_strand"][i]))
+        assert windows[hit] == pytest.approx(rep["score"][i], abs=1e-4)  # the reported hit is a best window
+    assert rep["score"][0] == pytest.approx(pwm.max_score, abs=1e-4) and rep["hit_strand"][0] == 1
+
+
+def test_smooth_max_bounds_exact_max():
+    pwm = load_motif("MA0139.2")
+    pred = PWMPredictor(pwm, tau=0.5)
+    x = one_hot(random_seqs(50, 50, seed=6))
+    exact = pred.exact(x)[0]
+    smooth = pred(x)
+    n_windows = 2 * (50 - 15 + 1)
+    assert torch.all(smooth >= exact - 1e-4)
+    assert torch.all(smooth <= exact + 0.5 * np.log(n_windows) + 1e-4)
+
+
+def test_motif_longer_than_sequences_is_clear():
+    pred = PWMPredictor(load_motif("MA0139.2"))
+    with pytest.raises(GengenError, match="15 bp long"):
+        pred(one_hot(["ACGTACGTAC"]))
+
+
+def test_cnn_predictor_learns_planted_motif_and_round_trips(tmp_path):
+    rng = np.random.default_rng(0)
+    seqs = random_seqs(1000, 30, seed=7)
+    has = rng.random(1000) < 0.5
+    seqs = [s[:10] + PLANT + s[10 + len(PLANT):] if h else s for s, h in zip(seqs, has)]
+    y = np.exp(2.0 * has + 0.3 * rng.standard_normal(1000))  # heavy-tailed like PBM intensities
+    recipe = PredictorRecipe(channels=16, hidden=16, epochs=4, seed=0)
+    trained = train_predictor(strings_to_codes(seqs), y, recipe, device="cpu", quiet=True)
+    assert trained.metrics["val_pearson"] > 0.7
+    assert "val_pearson_6mer_ridge" in trained.metrics
+    trained.save(tmp_path / "pred")
+    model, cfg = load_predictor(tmp_path / "pred")
+    assert isinstance(model, CNNPredictor) and cfg["metrics"]["val_pearson"] == trained.metrics["val_pearson"]
+    x = one_hot(seqs[:20])
+    assert torch.allclose(model(x), trained.model.eval()(x), atol=1e-5)
+    assert (tmp_path / "pred" / "history.csv").is_file()
+
+
+def test_load_predictor_refuses_other_pipelines(tmp_path):
+    from gengen.checkpoint import save_checkpoint
+
+    save_checkpoint(tmp_path / "g", "dna-gan", {"w": torch.zeros(1)}, {})
+    with pytest.raises(GengenError, match="dna-predictor"):
+        load_predictor(tmp_path / "g")
