@@ -39,6 +39,13 @@ ProbeMapOpt = Annotated[
         help="Treat --landmarks/--targets as probe maps and average each gene's probes (default: detect).",
     ),
 ]
+SkipOpt = Annotated[
+    bool, typer.Option("--linear-skip", help="Add a linear landmark → target path beside the MLP (small data).")
+]
+RidgeInitOpt = Annotated[
+    bool, typer.Option("--ridge-init", help="Start from the LOO-tuned ridge map (implies --linear-skip).")
+]
+NoiseOpt = Annotated[float, typer.Option("--input-noise", help="Std of Gaussian noise on z-scored landmarks.")]
 HiddenOpt = Annotated[int, typer.Option("--hidden", help="Generator width (units per hidden layer).")]
 LayersOpt = Annotated[int, typer.Option("--layers", help="Generator hidden layers.")]
 DropoutOpt = Annotated[
@@ -82,6 +89,9 @@ def _recipe(
     val_fraction,
     patience,
     seed,
+    linear_skip=False,
+    input_noise=0.0,
+    ridge_init=False,
 ):
     from gengen.ggan import GGANRecipe
 
@@ -102,6 +112,9 @@ def _recipe(
         val_fraction=val_fraction,
         patience=patience,
         seed=seed,
+        linear_skip=linear_skip,
+        input_noise=input_noise,
+        ridge_init=ridge_init,
     )
 
 
@@ -157,6 +170,9 @@ def ggan_train(
     quantile: QuantOpt = False,
     val_fraction: ValOpt = 0.1,
     patience: PatienceOpt = None,
+    linear_skip: SkipOpt = False,
+    input_noise: NoiseOpt = 0.0,
+    ridge_init: RidgeInitOpt = False,
     seed: SeedOpt = 0,
     genes_in_rows: GenesInRowsOpt = None,
     fmt: FormatOpt = None,
@@ -186,6 +202,9 @@ def ggan_train(
         val_fraction,
         patience,
         seed,
+        linear_skip,
+        input_noise,
+        ridge_init,
     )
     model = GGANModel.train(adata, lm, tg, recipe, device=device, quiet=quiet)
     model.save(output)
@@ -292,6 +311,9 @@ def ggan_eval(
     quantile: QuantOpt = False,
     val_fraction: ValOpt = 0.1,
     patience: PatienceOpt = None,
+    linear_skip: SkipOpt = False,
+    input_noise: NoiseOpt = 0.0,
+    ridge_init: RidgeInitOpt = False,
     seed: SeedOpt = 0,
     genes_in_rows: GenesInRowsOpt = None,
     fmt: FormatOpt = None,
@@ -334,6 +356,9 @@ def ggan_eval(
         val_fraction,
         patience,
         seed,
+        linear_skip,
+        input_noise,
+        ridge_init,
     )
     X = np.asarray(adata[:, lm].X, dtype=np.float32)
     Y = np.asarray(adata[:, tg].X, dtype=np.float32)

@@ -44,6 +44,24 @@ def parse_target(target: str | float) -> str | float:
         raise GengenError(f"--target must be max, min or a number, got {target!r}.") from None
 
 
+def argmax_bases(x: torch.Tensor) -> torch.Tensor:
+    """``argmax`` over the 4 base channels of ``(N, 4, L)``, first index on ties.
+
+    Written as pairwise comparisons: on CPU, ``argmax(dim=1)`` over the strided channel axis is
+    ~20x slower and dominated design time.
+    """
+    a, c, g, t = x.unbind(1)
+    i01 = (c > a).to(torch.uint8)
+    i23 = (t > g).to(torch.uint8) + 2
+    return torch.where(torch.maximum(g, t) > torch.maximum(a, c), i23, i01)
+
+
+def hard_one_hot(x: torch.Tensor) -> torch.Tensor:
+    """The one-hot readout (argmax base per position) of logits or soft sequences ``(N, 4, L)``."""
+    idx = argmax_bases(x)
+    return (idx[:, None, :] == torch.arange(4, device=x.device, dtype=idx.dtype)[None, :, None]).to(x.dtype)
+
+
 def _objective(score: torch.Tensor, target: str | float) -> torch.Tensor:
     """Per-sequence loss summed over the batch (Adam is per-parameter, so sequences stay independent)."""
     if target == "max":
@@ -201,13 +219,12 @@ def design_direct(
         p.requires_grad_(False)
     g = torch.Generator(device="cpu").manual_seed(seed)
     logits = (init_scale * torch.randn(n, 4, length, generator=g)).to(dev).requires_grad_(True)
-    opt = torch.optim.Adam([logits], lr=learning_rate)
-    every = record_every or max(1, steps // 200)
+    opt = torch.optim.Adam([logits], lr=learning_rate, fused=True)
+    every = record_every or max(1, steps // 100)
     history: list[dict] = []
     t0 = time.perf_counter()
 
-    def hard_of(lg: torch.Tensor) -> torch.Tensor:
-        return torch.nn.functional.one_hot(lg.argmax(dim=1), 4).transpose(1, 2).to(lg.dtype)
+    hard_of = hard_one_hot
 
     def record(step: int, relaxed: torch.Tensor) -> None:
         m, lo, hi = _onehot_stats(predictor, hard_of(logits.detach()))
@@ -231,7 +248,7 @@ def design_direct(
     if steps == 0:
         with torch.no_grad():
             record(0, predictor(torch.softmax(logits, dim=1)))
-    codes = logits.detach().argmax(dim=1).to(torch.uint8).cpu().numpy()
+    codes = argmax_bases(logits.detach()).cpu().numpy()
     settings = {"steps": steps, "learning_rate": learning_rate, "straight_through": straight_through, "seed": seed,
                 "seconds": time.perf_counter() - t0, "device": str(dev)}
     return _finish(codes, predictor, history, "direct" + ("-st" if straight_through else "-softmax"), target,
@@ -275,12 +292,11 @@ def design_joint(
     z = gan.sample_latent(n, seed).to(dev).requires_grad_(True)
     opt = torch.optim.Adam([z], lr=learning_rate)
     noise_gen = torch.Generator(device="cpu").manual_seed(seed + 1)
-    every = record_every or max(1, steps // 200)
+    every = record_every or max(1, steps // 100)
     history: list[dict] = []
     t0 = time.perf_counter()
 
-    def hard_of(soft: torch.Tensor) -> torch.Tensor:
-        return torch.nn.functional.one_hot(soft.argmax(dim=1), 4).transpose(1, 2).to(soft.dtype)
+    hard_of = hard_one_hot
 
     with torch.no_grad():
         initial = _reportable(predictor, hard_of(gen(z)))["score"]
@@ -304,7 +320,7 @@ def design_joint(
                                 "relaxed_max": float(s.max()), "onehot_mean": m, "onehot_min": lo, "onehot_max": hi})
                 bar.update(every if step % every == 0 else 0, score=m)
     with torch.no_grad():
-        codes = gen(z).argmax(dim=1).to(torch.uint8).cpu().numpy()
+        codes = argmax_bases(gen(z)).cpu().numpy()
         if steps == 0:
             m, lo, hi = _onehot_stats(predictor, hard_of(gen(z)))
             history.append({"step": 0, "relaxed_mean": m, "relaxed_min": lo, "relaxed_max": hi,

@@ -50,11 +50,32 @@ class PWMPredictor(nn.Module):
     def width(self) -> int:
         return int(self.weight.shape[-1])
 
+    def _banded(self, length: int, like: torch.Tensor) -> torch.Tensor:
+        """``(4 L, 2 P)`` banded matrix whose column (strand, p) holds the PWM at window p.
+
+        Scoring all windows as one GEMM is ~10-30x faster on CPU than ``conv1d`` with 2 output
+        channels, whose backward (a transposed convolution) dominates design time otherwise.
+        """
+        key = (length, like.device, like.dtype)
+        cache = self.__dict__.setdefault("_banded_cache", {})
+        if key not in cache:
+            w = self.weight.to(like.device, like.dtype)  # (2, 4, W)
+            n_pos = length - self.width + 1
+            m = torch.zeros(4, length, 2, n_pos, device=like.device, dtype=like.dtype)
+            p = torch.arange(n_pos, device=like.device)
+            for j in range(self.width):
+                m[:, p + j, :, p] = w[:, :, j].T[None].expand(n_pos, 4, 2)
+            cache.clear()
+            cache[key] = m.reshape(4 * length, 2 * n_pos)
+        return cache[key]
+
     def window_scores(self, x: torch.Tensor) -> torch.Tensor:
         """``(N, 2, L - W + 1)`` scores: forward strand, reverse strand."""
-        if x.shape[-1] < self.width:
-            self.pwm.check_fits(int(x.shape[-1]))
-        return torch.nn.functional.conv1d(x, self.weight)
+        length = int(x.shape[-1])
+        if length < self.width:
+            self.pwm.check_fits(length)
+        m = self._banded(length, x)
+        return (x.reshape(x.shape[0], -1) @ m).view(x.shape[0], 2, -1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         s = self.window_scores(x).flatten(1)

@@ -34,6 +34,12 @@ def ridge(
     Xtr: np.ndarray, Ytr: np.ndarray, Xte: np.ndarray, alphas=RIDGE_ALPHAS, info: dict | None = None, **_
 ) -> np.ndarray:
     """Ridge with one α for all targets, chosen by exact leave-one-out error from one SVD."""
+    W, xm, ym = ridge_fit(Xtr, Ytr, alphas, info)
+    return ((Xte - xm) @ W + ym).astype(np.float32)
+
+
+def ridge_fit(Xtr: np.ndarray, Ytr: np.ndarray, alphas=RIDGE_ALPHAS, info: dict | None = None):
+    """(W, x_mean, y_mean) of the leave-one-out-tuned ridge; also GGAN's ``ridge_init`` start."""
     xm, ym = Xtr.mean(axis=0), Ytr.mean(axis=0)
     Xc = (Xtr - xm).astype(np.float64)
     Yc = (Ytr - ym).astype(np.float64)
@@ -53,7 +59,7 @@ def ridge(
     W = Vt.T @ ((s / (s**2 + a))[:, None] * UtY)
     if info is not None:
         info["alpha"] = float(a)
-    return ((Xte - xm) @ W + ym).astype(np.float32)
+    return W, xm, ym
 
 
 def _fista(X, Y, alpha: float, W, iters: int, L: float):

@@ -17,7 +17,14 @@ import numpy as np
 from gengen.checkpoint import load_checkpoint, require_keys, save_checkpoint
 from gengen.errors import GengenError, preview
 from gengen.ggan.preprocess import Preprocessor, split_indices
-from gengen.ggan.train import GGANRecipe, build_networks, fit_ggan, predict_z, resolve_recipe
+from gengen.ggan.train import (
+    GGANRecipe,
+    build_networks,
+    fit_ggan,
+    predict_z,
+    resolve_recipe,
+    ridge_initialise,
+)
 from gengen.runtime import describe_device, log, resolve_device, seed_everything
 
 if TYPE_CHECKING:
@@ -155,6 +162,9 @@ class GGANModel:
         pre = Preprocessor.fit(X[train_idx], Y[train_idx], quantile=recipe.quantile)
         Xz, Yz = pre.transform_x(X), pre.transform_y(Y)
         gen, disc = build_networks(X.shape[1], Y.shape[1], recipe)
+        if recipe.ridge_init:
+            alpha = ridge_initialise(gen, Xz[train_idx], Yz[train_idx])
+            log(f"generator starts from the ridge map (alpha {alpha:g})", quiet)
         log(
             f"training {'GGAN' if recipe.loss == 'gan' else 'D-GEX MLP'}: {len(train_idx)} train / "
             f"{len(val_idx)} "
@@ -320,7 +330,7 @@ class GGANModel:
 
         tensors = {f"generator.{k}": v for k, v in self.generator.state_dict().items()}
         tensors.update({k: torch.as_tensor(v) for k, v in self.preprocessor.tensors().items()})
-        tensors["preprocess.landmark_fill"] = torch.as_tensor(self.landmark_fill)
+        tensors["preprocess.landmark_fill"] = torch.as_tensor(self.landmark_fill).clone()
 
         def extras(tmp: Path) -> None:
             if self.history is not None and len(self.history):
@@ -346,6 +356,7 @@ class GGANModel:
                 float(a["dropout"]),
                 a["activation"],
                 float(a.get("input_noise", 0.0)),
+                bool(a.get("linear_skip", False)),
             )
             if len(cfg["landmarks"]) != gen.n_in or len(cfg["targets"]) != gen.n_out:
                 raise ValueError("gene lists do not match the network's sizes")

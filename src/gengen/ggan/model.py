@@ -26,7 +26,9 @@ class Generator(nn.Module):
     """x (n, n_landmarks) -> ŷ (n, n_targets), both z-scored.
 
     ``hidden`` gives the widths (default 3 layers); ``dropout`` after every hidden layer; optional
-    Gaussian ``input_noise`` (std, training only) as a second noise source.
+    Gaussian ``input_noise`` (std, training only) as a second noise source. ``linear_skip`` adds a
+    linear x -> y path beside the MLP (off by default), so with few profiles the network starts from
+    the regularised linear map that is hard to beat there and the MLP only learns what is left.
     """
 
     def __init__(
@@ -37,6 +39,7 @@ class Generator(nn.Module):
         dropout: float = 0.1,
         activation: str = "tanh",
         input_noise: float = 0.0,
+        linear_skip: bool = False,
     ):
         super().__init__()
         self.n_in, self.n_out, self.hidden = n_in, n_out, tuple(int(h) for h in hidden)
@@ -50,11 +53,13 @@ class Generator(nn.Module):
             width = h
         layers.append(nn.Linear(width, n_out))
         self.net = nn.Sequential(*layers)
+        self.linear_skip = bool(linear_skip)
+        self.skip = nn.Linear(n_in, n_out, bias=False) if linear_skip else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.training and self.input_noise > 0:
             x = x + self.input_noise * torch.randn_like(x)
-        return self.net(x)
+        return self.net(x) if self.skip is None else self.net(x) + self.skip(x)
 
     def arch(self) -> dict:
         return {
@@ -64,6 +69,7 @@ class Generator(nn.Module):
             "dropout": self.dropout,
             "activation": self.activation,
             "input_noise": self.input_noise,
+            "linear_skip": self.linear_skip,
         }
 
 
