@@ -172,3 +172,17 @@ def test_refuses_to_overwrite_input(workdir):
     r = run("vae-encode", workdir / "expr.csv", "-m", workdir / "model", "-o", workdir / "expr.csv")
     assert_clean_error(r, "refusing to overwrite")
     assert (workdir / "expr.csv").read_bytes() == before
+
+
+def test_labels_from_annotation_table_for_csv_input(workdir, tmp_path):
+    """CSV/Xena inputs have no obs: --labels joins a clinical table by sample id."""
+    a = ad.read_h5ad(workdir / "expr.h5ad")
+    a.obs[["group"]].iloc[::-1].to_csv(tmp_path / "clinical.tsv", sep="\t")  # order does not matter
+    r = run("vae-features", "-m", workdir / "model", "-o", tmp_path / "f", "--data", workdir / "expr.csv",
+            "--by", "group", "--labels", tmp_path / "clinical.tsv", "-q")
+    assert r.exit_code == 0, r.output
+    assert set(pd.read_csv(tmp_path / "f" / "separating_group.tsv", sep="\t")["class"]) == {"a", "b", "c"}
+    pd.DataFrame({"x": [1]}, index=["nobody"]).to_csv(tmp_path / "wrong.csv")
+    assert_clean_error(run("vae-features", "-m", workdir / "model", "-o", tmp_path / "g", "--data", workdir / "expr.csv",
+                           "--by", "x", "--labels", tmp_path / "wrong.csv"), "no sample of the data")
+    assert not (tmp_path / "g").exists()

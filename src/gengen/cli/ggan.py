@@ -45,6 +45,9 @@ SkipOpt = Annotated[
 RidgeInitOpt = Annotated[
     bool, typer.Option("--ridge-init", help="Start from the LOO-tuned ridge map (implies --linear-skip).")
 ]
+RefitOpt = Annotated[
+    bool, typer.Option("--refit", help="After picking the epoch on validation, retrain on all profiles.")
+]
 NoiseOpt = Annotated[float, typer.Option("--input-noise", help="Std of Gaussian noise on z-scored landmarks.")]
 HiddenOpt = Annotated[int, typer.Option("--hidden", help="Generator width (units per hidden layer).")]
 LayersOpt = Annotated[int, typer.Option("--layers", help="Generator hidden layers.")]
@@ -92,6 +95,7 @@ def _recipe(
     linear_skip=False,
     input_noise=0.0,
     ridge_init=False,
+    refit=False,
 ):
     from gengen.ggan import GGANRecipe
 
@@ -115,6 +119,7 @@ def _recipe(
         linear_skip=linear_skip,
         input_noise=input_noise,
         ridge_init=ridge_init,
+        refit=refit,
     )
 
 
@@ -173,6 +178,7 @@ def ggan_train(
     linear_skip: SkipOpt = False,
     input_noise: NoiseOpt = 0.0,
     ridge_init: RidgeInitOpt = False,
+    refit: RefitOpt = False,
     seed: SeedOpt = 0,
     genes_in_rows: GenesInRowsOpt = None,
     fmt: FormatOpt = None,
@@ -205,6 +211,7 @@ def ggan_train(
         linear_skip,
         input_noise,
         ridge_init,
+        refit,
     )
     model = GGANModel.train(adata, lm, tg, recipe, device=device, quiet=quiet)
     model.save(output)
@@ -314,6 +321,7 @@ def ggan_eval(
     linear_skip: SkipOpt = False,
     input_noise: NoiseOpt = 0.0,
     ridge_init: RidgeInitOpt = False,
+    refit: RefitOpt = False,
     seed: SeedOpt = 0,
     genes_in_rows: GenesInRowsOpt = None,
     fmt: FormatOpt = None,
@@ -359,6 +367,7 @@ def ggan_eval(
         linear_skip,
         input_noise,
         ridge_init,
+        refit,
     )
     X = np.asarray(adata[:, lm].X, dtype=np.float32)
     Y = np.asarray(adata[:, tg].X, dtype=np.float32)

@@ -91,6 +91,14 @@ def vae_encode(
     typer.echo(str(output))
 
 
+def _with_labels(adata, labels_file: Path | None, quiet: bool):
+    if labels_file is None:
+        return adata
+    from gengen.io.expression import attach_annotations
+
+    return attach_annotations(adata, input_path(labels_file), quiet)
+
+
 def _stem(p: Path) -> str:
     name = p.name
     for suffix in (".gz", ".h5ad", ".csv", ".tsv", ".txt", ".parquet", ".gct"):
@@ -152,6 +160,7 @@ def vae_features(
     top: Annotated[int, typer.Option("--top", help="Genes per direction per feature.")] = 20,
     data: Annotated[Path | None, typer.Option("--data", help="Expression data to embed for --by.")] = None,
     by: Annotated[str | None, typer.Option("--by", help="obs column: find the feature that best separates each class.")] = None,
+    labels_file: Annotated[Path | None, typer.Option("--labels", help="Sample annotation table (CSV/TSV, sample ids first) to take --by from.")] = None,
     fill_missing: Annotated[bool, typer.Option("--fill-missing", help="Fill genes the data lack.")] = False,
     genes_in_rows: GenesInRowsOpt = None, fmt: FormatOpt = None, device: DeviceOpt = "auto", quiet: QuietOpt = False,
 ) -> None:
@@ -164,19 +173,20 @@ def vae_features(
     if (data is None) != (by is None):
         raise GengenError("--data and --by go together: give both to find class-separating features.")
     m = VAEModel.load(model, device=device)
-    output.mkdir(parents=True, exist_ok=True)
-    genes_table = top_genes(m.decoder_weights(), top)
-    write_table(genes_table, output / "top_genes.tsv", index=False)
-    say(f"wrote top {top} genes per direction for {m.latent_dim} features", quiet)
-    typer.echo(str(output / "top_genes.tsv"))
-    if data is not None:
-        adata = _read(data, genes_in_rows, fmt, quiet, expected_genes=m.genes)
+    separation = None
+    if data is not None:  # everything that can fail on user input happens before anything is written
+        adata = _with_labels(_read(data, genes_in_rows, fmt, quiet, expected_genes=m.genes), labels_file, quiet)
         labels = labels_from(adata, by)
         z = m.encode(adata, fill_missing=fill_missing, quiet=quiet)
-        table = separating_features(z, labels)
-        write_table(table, output / f"separating_{by}.tsv", index=False)
-        plot_separating_features(z, labels, table, output / f"separating_{by}.png", by)
-        for _, r in table.iterrows():
+        separation = separating_features(z, labels)
+    output.mkdir(parents=True, exist_ok=True)
+    write_table(top_genes(m.decoder_weights(), top), output / "top_genes.tsv", index=False)
+    say(f"wrote top {top} genes per direction for {m.latent_dim} features", quiet)
+    typer.echo(str(output / "top_genes.tsv"))
+    if separation is not None:
+        write_table(separation, output / f"separating_{by}.tsv", index=False)
+        plot_separating_features(z, labels, separation, output / f"separating_{by}.png", by)
+        for _, r in separation.iterrows():
             say(f"  {r['class']}: {r['feature']} AUROC {r['auroc']:.3f} ({r['direction']})", quiet)
         typer.echo(str(output / f"separating_{by}.tsv"))
         typer.echo(str(output / f"separating_{by}.png"))
@@ -186,6 +196,7 @@ def vae_features(
 def vae_compare(
     data: Annotated[Path, typer.Argument(help="Expression matrix with labels in obs (h5ad) for --by.")],
     by: Annotated[str | None, typer.Option("--by", help="obs column for kNN label accuracy.")] = None,
+    labels_file: Annotated[Path | None, typer.Option("--labels", help="Sample annotation table (CSV/TSV, sample ids first) to take --by from.")] = None,
     output: Annotated[Path | None, typer.Option("-o", "--output", help="Write the table (.tsv/.csv/.parquet).")] = None,
     latent: LatentOpt = None, genes: GenesOpt = None, gene_rank: GeneRankOpt = "median-ad", hidden: HiddenOpt = None,
     epochs: EpochsOpt = None, batch_size: BatchOpt = None, lr: LrOpt = 5e-4, kappa: KappaOpt = 1.0,
@@ -197,7 +208,7 @@ def vae_compare(
     from gengen.vae import compare
     from gengen.vae.features import labels_from
 
-    adata = _read(data, genes_in_rows, fmt, quiet)
+    adata = _with_labels(_read(data, genes_in_rows, fmt, quiet), labels_file, quiet)
     labels = labels_from(adata, by) if by else None
     recipe = _recipe(latent, genes, gene_rank, hidden, epochs, batch_size, lr, kappa, val_fraction, tybalt_compat, seed)
     table, _ = compare(adata, labels, recipe, device=device, quiet=quiet)

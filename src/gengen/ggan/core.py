@@ -186,12 +186,34 @@ class GGANModel:
                 dev,
                 quiet,
             )
+        if recipe.refit and len(val_idx):
+            # refit on every profile for the chosen number of epochs: with a few dozen profiles the
+            # validation samples are too precious to leave out of the final model
+            best_epoch = int(history.attrs["best_epoch"])
+            train_idx = np.arange(X.shape[0])
+            pre = Preprocessor.fit(X, Y, quantile=recipe.quantile)
+            Xz, Yz = pre.transform_x(X), pre.transform_y(Y)
+            torch.manual_seed(recipe.seed)
+            gen, disc = build_networks(X.shape[1], Y.shape[1], recipe)
+            if recipe.ridge_init:
+                ridge_initialise(gen, Xz, Yz)
+            if best_epoch > 0:
+                per_epoch = -(-(X.shape[0] - len(val_idx)) // recipe.batch_size)  # same steps per epoch
+                batch = -(-X.shape[0] // per_epoch)
+                refit = GGANRecipe.from_dict(
+                    {**recipe.to_dict(), "epochs": best_epoch, "batch_size": batch, "notes": []}
+                )
+                more = fit_ggan(gen, disc, Xz, Yz, None, None, refit, dev, quiet)
+                history.attrs["seconds"] += more.attrs["seconds"]
+            gen.eval()
+            log(f"refitted on all {X.shape[0]} profiles for {best_epoch} epoch(s)", quiet)
         metrics = {
             "best_epoch": history.attrs["best_epoch"],
             "best_val_mae": history.attrs["best_val_mae"],
             "epochs_run": len(history),
             "train_seconds": round(float(history.attrs["seconds"]), 3),
             "n_train": len(train_idx),
+            "refit": bool(recipe.refit and len(val_idx)),
             "n_val": len(val_idx),
             "device": describe_device(dev),
         }

@@ -40,6 +40,7 @@ class GGANRecipe:
     input_noise: float = 0.0
     linear_skip: bool = False
     ridge_init: bool = False
+    refit: bool = False
     d_hidden: int = 512
     loss: str = "gan"  # "gan" (GGAN) or "mse" (D-GEX baseline: same generator, MSE only)
     adv_weight: float = 1.0

@@ -342,3 +342,34 @@ def read_gene_list(path: str | os.PathLike) -> list[str]:
     for g in first:
         seen.setdefault(g, None)
     return list(seen)
+
+
+def attach_annotations(adata: ad.AnnData, path: str | os.PathLike, quiet: bool = False) -> ad.AnnData:
+    """Join a sample annotation table (CSV/TSV, sample ids in the first column) onto ``obs``.
+
+    For inputs without ``obs`` (CSV, Xena TSV): e.g. a clinical matrix with a cancer-type column.
+    """
+    import pandas as pd
+
+    p = Path(path)
+    if not p.is_file():
+        raise GengenError(f"annotation file {str(p)!r} does not exist.")
+    kind = detect_format(p)
+    try:
+        table = pd.read_parquet(p) if kind == "parquet" else pd.read_csv(p, sep=TABLE_FORMATS.get(kind, ","), index_col=0)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, ValueError) as exc:
+        raise GengenError(f"cannot read annotations {str(p)!r}: {str(exc).splitlines()[0][:160]}") from None
+    table.index = table.index.map(str)
+    table = table[~table.index.duplicated()]
+    shared = adata.obs_names.intersection(table.index)
+    if len(shared) == 0:
+        raise GengenError(
+            f"no sample of the data is in {str(p)!r} (data samples start {preview(adata.obs_names, 3)}, "
+            f"annotation ids start {preview(table.index, 3)}); the first column must hold sample ids."
+        )
+    if len(shared) < adata.n_obs:
+        log(f"annotations found for {len(shared)} of {adata.n_obs} samples; the rest count as missing.", quiet)
+    out = adata.copy()
+    for col in table.columns:
+        out.obs[col] = table[col].reindex(out.obs_names).to_numpy()
+    return out
