@@ -172,3 +172,13 @@ def test_compare_reports_all_methods(toy_expression):
     assert table["heldout_bce"].iloc[:3].between(0, 60 * np.log(2) * 2).all()
     assert table["knn_accuracy"].min() > 0.8  # three well separated groups
     assert emb["pca"].shape == (120, 4)
+
+
+def test_compare_repeats_average_over_seeds(toy_expression):
+    table, _ = compare(toy_expression, toy_expression.obs["group"].to_numpy(),
+                       VAERecipe(**{**FAST, "epochs": 5, "val_fraction": 0.2}), methods=("vae", "pca"),
+                       repeats=2, device="cpu", quiet=True)
+    assert list(table["method"]) == ["vae", "pca", "input"]
+    assert (table["repeats"] == 2).all() and table["knn_sd"].notna().all()
+    with pytest.raises(GengenError, match="repeats"):
+        compare(toy_expression, None, VAERecipe(**FAST), repeats=0)

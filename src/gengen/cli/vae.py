@@ -198,6 +198,7 @@ def vae_compare(
     by: Annotated[str | None, typer.Option("--by", help="obs column for kNN label accuracy.")] = None,
     labels_file: Annotated[Path | None, typer.Option("--labels", help="Sample annotation table (CSV/TSV, sample ids first) to take --by from.")] = None,
     output: Annotated[Path | None, typer.Option("-o", "--output", help="Write the table (.tsv/.csv/.parquet).")] = None,
+    repeats: Annotated[int, typer.Option("--repeats", help="Redo the comparison with seeds SEED..SEED+N-1 and report means and spread.")] = 1,
     latent: LatentOpt = None, genes: GenesOpt = None, gene_rank: GeneRankOpt = "median-ad", hidden: HiddenOpt = None,
     epochs: EpochsOpt = None, batch_size: BatchOpt = None, lr: LrOpt = 5e-4, kappa: KappaOpt = 1.0,
     val_fraction: ValOpt = 0.1, tybalt_compat: CompatOpt = False, seed: SeedOpt = 0,
@@ -211,8 +212,9 @@ def vae_compare(
     adata = _with_labels(_read(data, genes_in_rows, fmt, quiet), labels_file, quiet)
     labels = labels_from(adata, by) if by else None
     recipe = _recipe(latent, genes, gene_rank, hidden, epochs, batch_size, lr, kappa, val_fraction, tybalt_compat, seed)
-    table, _ = compare(adata, labels, recipe, device=device, quiet=quiet)
-    typer.echo(f"# {table.attrs['n_train']} training / {table.attrs['n_heldout']} held-out samples; seed {seed}"
+    table, _ = compare(adata, labels, recipe, repeats=repeats, device=device, quiet=quiet)
+    typer.echo(f"# {table.attrs['n_train']} training / {table.attrs['n_heldout']} held-out samples; "
+               f"seed {seed}" + (f"..{seed + repeats - 1} (mean; *_sd = spread over repeats)" if repeats > 1 else "")
                + (f"; kNN label: {by}" if by else ""))
     typer.echo(table.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
     if output is not None:

@@ -50,20 +50,48 @@ def compare(
     labels=None,
     recipe: VAERecipe | None = None,
     methods: tuple[str, ...] = ("vae", "pca", "nmf"),
+    repeats: int = 1,
     device: str = "auto",
     quiet: bool = False,
 ) -> tuple[pd.DataFrame, dict[str, np.ndarray]]:
-    """Fit each method at the same k on the same split; return (table, embeddings by method).
+    """Fit each method at the same k on the same split; return (table, embeddings of the first repeat).
 
     The table has one row per method: k, heldout_bce, and (with ``labels``) knn_accuracy, knn_sd.
-    An ``input`` row gives the kNN accuracy on all selected genes, for reference.
+    An ``input`` row gives the kNN accuracy on all selected genes, for reference. With ``repeats`` > 1
+    the whole comparison (split, VAE initialisation, CV folds) is redone with seeds seed, seed+1, ...
+    and the table reports means, with the spread over repeats in ``*_sd`` columns: on small cohorts
+    the seed moves the VAE more than the gaps between methods.
     """
     import pandas as pd
+
+    if repeats < 1:
+        raise GengenError(f"repeats must be at least 1, got {repeats}.")
+    base = resolve_recipe(recipe or VAERecipe(), adata.n_obs, adata.n_vars)
+    if base.val_fraction <= 0:
+        raise GengenError("comparison needs a held-out split; use a validation fraction > 0.")
+    all_rows, first = [], None
+    for r in range(repeats):
+        rec = VAERecipe(**{**base.to_dict(), "seed": base.seed + r})
+        rows, embeddings, n_train, n_val = _compare_once(adata, labels, rec, methods, device, quiet)
+        all_rows += [{**row, "repeat": r} for row in rows]
+        first = first or embeddings
+    long = pd.DataFrame(all_rows)
+    if repeats == 1:
+        table = long.drop(columns="repeat")
+    else:
+        agg = {"k": ("k", "first"), "heldout_bce": ("heldout_bce", "mean"), "heldout_bce_sd": ("heldout_bce", "std")}
+        if labels is not None:
+            agg.update(knn_accuracy=("knn_accuracy", "mean"), knn_sd=("knn_accuracy", "std"))
+        table = long.groupby("method", sort=False).agg(**agg).reset_index()
+        table["repeats"] = repeats
+    table.attrs.update(n_train=n_train, n_heldout=n_val, repeats=repeats)
+    return table, first
+
+
+def _compare_once(adata: ad.AnnData, labels, recipe: VAERecipe, methods: tuple[str, ...], device: str, quiet: bool):
+    """One split, one seed: (rows, embeddings, n_train, n_heldout)."""
     from sklearn.decomposition import NMF, PCA
 
-    recipe = resolve_recipe(recipe or VAERecipe(), adata.n_obs, adata.n_vars)
-    if recipe.val_fraction <= 0:
-        raise GengenError("comparison needs a held-out split; use a validation fraction > 0.")
     model = VAEModel.train(adata, recipe, device=device, quiet=quiet)
     X = model.align(adata)
     train_idx, val_idx = split_indices(X.shape[0], recipe.val_fraction, recipe.seed)
@@ -93,6 +121,4 @@ def compare(
     if labels is not None:
         acc, sd = knn_accuracy(Xs, labels, seed=recipe.seed)
         rows.append({"method": "input", "k": Xs.shape[1], "heldout_bce": float("nan"), "knn_accuracy": acc, "knn_sd": sd})
-    table = pd.DataFrame(rows)
-    table.attrs["n_train"], table.attrs["n_heldout"] = len(train_idx), len(val_idx)
-    return table, embeddings
+    return rows, embeddings, len(train_idx), len(val_idx)
