@@ -62,6 +62,7 @@ def test_recipe_adapts_to_small_data_and_keeps_tybalt_defaults():
     assert kl_weight(0, 1.0, False) == 0.0 and kl_weight(1, 1.0, False) == 1.0
     assert kl_weight(5, 0.1, False) == pytest.approx(0.5)
     assert kl_weight(10, 1.0, True) == 0.0
+    assert kl_weight(3, 1.0, False, beta_max=0.25) == 0.25
 
 
 def test_training_reduces_loss_and_embeds(toy_expression, toy_model):

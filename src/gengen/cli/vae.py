@@ -20,16 +20,17 @@ EpochsOpt = Annotated[int | None, typer.Option("--epochs", help="Epochs [default
 BatchOpt = Annotated[int | None, typer.Option("--batch-size", help="Batch size [default: 50, capped for small data].")]
 LrOpt = Annotated[float, typer.Option("--lr", help="Adam learning rate.")]
 KappaOpt = Annotated[float, typer.Option("--kappa", help="KL warm-up: beta grows by kappa per epoch up to 1.")]
+BetaOpt = Annotated[float, typer.Option("--beta", help="Final KL weight (1 = the VAE's ELBO; < 1 keeps more latent features active on small data).")]
 ValOpt = Annotated[float, typer.Option("--val-fraction", help="Seeded validation fraction.")]
 CompatOpt = Annotated[bool, typer.Option("--tybalt-compat", help="Reproduce the published code: ReLU on log-variance, KL weight 0.")]
 ModelOpt = Annotated[str, typer.Option("--model", "-m", help="Model directory, or a name under $GENGEN_HOME/models.")]
 
 
-def _recipe(latent, genes, gene_rank, hidden, epochs, batch_size, lr, kappa, val_fraction, tybalt_compat, seed):
+def _recipe(latent, genes, gene_rank, hidden, epochs, batch_size, lr, kappa, beta, val_fraction, tybalt_compat, seed):
     from gengen.vae import VAERecipe
 
     return VAERecipe(latent_dim=latent, n_genes=genes, gene_rank=gene_rank, hidden=hidden, epochs=epochs,
-                     batch_size=batch_size, learning_rate=lr, kappa=kappa, val_fraction=val_fraction,
+                     batch_size=batch_size, learning_rate=lr, kappa=kappa, beta_max=beta, val_fraction=val_fraction,
                      tybalt_compat=tybalt_compat, seed=seed)
 
 
@@ -44,7 +45,7 @@ def vae_train(
     data: Annotated[Path, typer.Argument(help="Expression matrix (h5ad, csv, tsv, parquet, gct), samples x genes.")],
     output: Annotated[Path, typer.Option("-o", "--output", help="Model directory to write.")],
     latent: LatentOpt = None, genes: GenesOpt = None, gene_rank: GeneRankOpt = "median-ad", hidden: HiddenOpt = None,
-    epochs: EpochsOpt = None, batch_size: BatchOpt = None, lr: LrOpt = 5e-4, kappa: KappaOpt = 1.0,
+    epochs: EpochsOpt = None, batch_size: BatchOpt = None, lr: LrOpt = 5e-4, kappa: KappaOpt = 1.0, beta: BetaOpt = 1.0,
     val_fraction: ValOpt = 0.1, tybalt_compat: CompatOpt = False, seed: SeedOpt = 0,
     genes_in_rows: GenesInRowsOpt = None, fmt: FormatOpt = None, device: DeviceOpt = "auto", quiet: QuietOpt = False,
 ) -> None:
@@ -52,7 +53,7 @@ def vae_train(
     from gengen.vae import VAEModel
 
     adata = _read(data, genes_in_rows, fmt, quiet)
-    recipe = _recipe(latent, genes, gene_rank, hidden, epochs, batch_size, lr, kappa, val_fraction, tybalt_compat, seed)
+    recipe = _recipe(latent, genes, gene_rank, hidden, epochs, batch_size, lr, kappa, beta, val_fraction, tybalt_compat, seed)
     model = VAEModel.train(adata, recipe, device=device, quiet=quiet)
     model.save(output)
     m = model.metrics
@@ -69,7 +70,7 @@ def vae_encode(
     save_model: Annotated[Path | None, typer.Option("--save-model", help="Where to save a model trained here [default: OUTPUT_STEM.model].")] = None,
     fill_missing: Annotated[bool, typer.Option("--fill-missing", help="Fill genes the data lack with training mid-range values.")] = False,
     latent: LatentOpt = None, genes: GenesOpt = None, gene_rank: GeneRankOpt = "median-ad", hidden: HiddenOpt = None,
-    epochs: EpochsOpt = None, batch_size: BatchOpt = None, lr: LrOpt = 5e-4, kappa: KappaOpt = 1.0,
+    epochs: EpochsOpt = None, batch_size: BatchOpt = None, lr: LrOpt = 5e-4, kappa: KappaOpt = 1.0, beta: BetaOpt = 1.0,
     val_fraction: ValOpt = 0.1, tybalt_compat: CompatOpt = False, seed: SeedOpt = 0,
     genes_in_rows: GenesInRowsOpt = None, fmt: FormatOpt = None, device: DeviceOpt = "auto", quiet: QuietOpt = False,
 ) -> None:
@@ -83,7 +84,7 @@ def vae_encode(
     adata = _read(data, genes_in_rows, fmt, quiet, expected_genes=loaded.genes if loaded else None)
     if loaded is None:
         save_model = save_model or output.with_name(_stem(output) + ".model")
-    recipe = _recipe(latent, genes, gene_rank, hidden, epochs, batch_size, lr, kappa, val_fraction, tybalt_compat, seed)
+    recipe = _recipe(latent, genes, gene_rank, hidden, epochs, batch_size, lr, kappa, beta, val_fraction, tybalt_compat, seed)
     out, used = encode(adata, loaded, recipe=recipe, save_model=save_model, fill_missing=fill_missing,
                        device=device, quiet=quiet)
     write_expression(out, output, protect=(data,), obsm_key=None if detect_format(output) == "h5ad" else "X_vae")
@@ -200,7 +201,7 @@ def vae_compare(
     output: Annotated[Path | None, typer.Option("-o", "--output", help="Write the table (.tsv/.csv/.parquet).")] = None,
     repeats: Annotated[int, typer.Option("--repeats", help="Redo the comparison with seeds SEED..SEED+N-1 and report means and spread.")] = 1,
     latent: LatentOpt = None, genes: GenesOpt = None, gene_rank: GeneRankOpt = "median-ad", hidden: HiddenOpt = None,
-    epochs: EpochsOpt = None, batch_size: BatchOpt = None, lr: LrOpt = 5e-4, kappa: KappaOpt = 1.0,
+    epochs: EpochsOpt = None, batch_size: BatchOpt = None, lr: LrOpt = 5e-4, kappa: KappaOpt = 1.0, beta: BetaOpt = 1.0,
     val_fraction: ValOpt = 0.1, tybalt_compat: CompatOpt = False, seed: SeedOpt = 0,
     genes_in_rows: GenesInRowsOpt = None, fmt: FormatOpt = None, device: DeviceOpt = "auto", quiet: QuietOpt = False,
 ) -> None:
@@ -211,7 +212,7 @@ def vae_compare(
 
     adata = _with_labels(_read(data, genes_in_rows, fmt, quiet), labels_file, quiet)
     labels = labels_from(adata, by) if by else None
-    recipe = _recipe(latent, genes, gene_rank, hidden, epochs, batch_size, lr, kappa, val_fraction, tybalt_compat, seed)
+    recipe = _recipe(latent, genes, gene_rank, hidden, epochs, batch_size, lr, kappa, beta, val_fraction, tybalt_compat, seed)
     table, _ = compare(adata, labels, recipe, repeats=repeats, device=device, quiet=quiet)
     typer.echo(f"# {table.attrs['n_train']} training / {table.attrs['n_heldout']} held-out samples; "
                f"seed {seed}" + (f"..{seed + repeats - 1} (mean; *_sd = spread over repeats)" if repeats > 1 else "")

@@ -69,6 +69,7 @@ def provenance(model: VAEModel, trained: bool) -> dict:
         "batch_size": int(r.batch_size or 0),
         "learning_rate": float(r.learning_rate),
         "kappa": float(r.kappa),
+        "beta_max": float(r.beta_max),
     }
     return info
 

@@ -34,6 +34,7 @@ class VAERecipe:
     batch_size: int | None = None
     learning_rate: float = 5e-4
     kappa: float = 1.0
+    beta_max: float = 1.0
     val_fraction: float = 0.1
     tybalt_compat: bool = False
     seed: int = 0
@@ -76,17 +77,20 @@ def resolve_recipe(recipe: VAERecipe, n_samples: int, n_features: int) -> VAERec
     for name in ("latent_dim", "epochs", "batch_size"):
         if getattr(r, name) < 1:
             raise GengenError(f"{name.replace('_', ' ')} must be positive, got {getattr(r, name)}.")
+    if r.beta_max < 0:
+        raise GengenError(f"--beta must be >= 0, got {r.beta_max}.")
     if r.learning_rate <= 0:
         raise GengenError(f"learning rate must be positive, got {r.learning_rate}.")
     return r
 
 
-def kl_weight(epoch: int, kappa: float, tybalt_compat: bool) -> float:
+def kl_weight(epoch: int, kappa: float, tybalt_compat: bool, beta_max: float = 1.0) -> float:
     """beta for a 0-based epoch: Keras' WarmUpCallback starts at 0 and adds kappa after each epoch,
-    capped at 1. In the published code beta never reached the loss, so compat mode uses 0."""
+    capped at ``beta_max`` (1: the VAE's ELBO). In the published code beta never reached the loss, so
+    compat mode uses 0."""
     if tybalt_compat:
         return 0.0
-    return float(min(1.0, epoch * kappa)) if kappa > 0 else 1.0
+    return float(min(beta_max, epoch * kappa)) if kappa > 0 else float(beta_max)
 
 
 def make_optimizer(params, lr: float, device):
@@ -121,7 +125,7 @@ def fit_vae(module, x_train: np.ndarray, x_val: np.ndarray | None, recipe: VAERe
     start = time.perf_counter()
     with Progress(recipe.epochs, "training VAE", quiet) as bar:
         for epoch in range(recipe.epochs):
-            beta = kl_weight(epoch, recipe.kappa, recipe.tybalt_compat)
+            beta = kl_weight(epoch, recipe.kappa, recipe.tybalt_compat, recipe.beta_max)
             module.train()
             perm = torch.randperm(n, generator=gen).to(device)
             sum_recon = torch.zeros((), device=device)
