@@ -134,7 +134,9 @@ def main() -> None:
     ap.add_argument("--channels", type=int, default=100, help="residual channels (paper: 100)")
     ap.add_argument("--design-n", type=int, default=10000)
     ap.add_argument("--design-steps", type=int, default=500)
-    ap.add_argument("--ref-steps", type=int, default=50, help="reference design steps timed (scaled to --design-steps)")
+    ap.add_argument(
+        "--ref-steps", type=int, default=50, help="reference design steps timed (scaled to --design-steps)"
+    )
     ap.add_argument("--skip-gan", action="store_true")
     ap.add_argument("--skip-design", action="store_true")
     args = ap.parse_args()
@@ -143,17 +145,25 @@ def main() -> None:
     print(f"# torch {torch.__version__}, {torch.get_num_threads()} CPU threads")
     if not args.skip_gan:
         r = bench_gan(args)
-        print(f"WGAN-GP generator iteration (5 critic + 1 generator step, batch 64, L=50, {args.channels} channels), "
-              f"median of {args.iters}:")
-        print(f"  reference {r['ref_s'] * 1000:.0f} ms   gengen {r['gengen_s'] * 1000:.0f} ms   "
-              f"ratio {r['ratio']:.2f}x (target <= 0.9x)")
-        print(f"  all reference: {[round(t * 1000) for t in r['ref_all']]} ms; "
-              f"all gengen: {[round(t * 1000) for t in r['gengen_all']]} ms")
+        print(
+            f"WGAN-GP generator iteration (5 critic + 1 generator step, batch 64, L=50, {args.channels} channels), "
+            f"median of {args.iters}:"
+        )
+        print(
+            f"  reference {r['ref_s'] * 1000:.0f} ms   gengen {r['gengen_s'] * 1000:.0f} ms   "
+            f"ratio {r['ratio']:.2f}x (target <= 0.9x)"
+        )
+        print(
+            f"  all reference: {[round(t * 1000) for t in r['ref_all']]} ms; "
+            f"all gengen: {[round(t * 1000) for t in r['gengen_all']]} ms"
+        )
     if not args.skip_design:
         r = bench_design(args)
         print(f"direct PWM design, CTCF, {args.design_n} sequences x {args.design_steps} steps, L=50:")
-        print(f"  reference {r['ref_s']:.1f} s (timed on {min(args.ref_steps, args.design_steps)} steps, scaled)   gengen {r['gengen_s']:.1f} s (target <= 30 s)   "
-              f"ratio {r['ratio']:.2f}x; gengen one-hot mean = {100 * r['fraction_of_max']:.2f}% of the consensus max")
+        print(
+            f"  reference {r['ref_s']:.1f} s (timed on {min(args.ref_steps, args.design_steps)} steps, scaled)   gengen {r['gengen_s']:.1f} s (target <= 30 s)   "
+            f"ratio {r['ratio']:.2f}x; gengen one-hot mean = {100 * r['fraction_of_max']:.2f}% of the consensus max"
+        )
 
 
 if __name__ == "__main__":

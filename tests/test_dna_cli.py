@@ -7,7 +7,13 @@ import pytest
 from typer.testing import CliRunner
 
 from conftest import shared_file
-from dna_fixtures import JASPAR_TEXT, PLANT, random_seqs, write_fa
+from dna_fixtures import (
+    JASPAR_TEXT,
+    PLANT,
+    _one_torch_thread,  # noqa: F401  (autouse)
+    random_seqs,
+    write_fa,
+)
 from gengen.cli import app
 
 runner = CliRunner()
@@ -30,12 +36,49 @@ def test_help_lists_dna_commands():
 
 def test_train_generate_eval_and_joint_design(fasta, tmp_path):
     model = tmp_path / "gan"
-    r = run("dna-train", fasta, "-o", model, "--length", 20, "--iterations", 6, "--channels", 8, "--batch-size", 16,
-            "--sample-every", 3, "--heldout-fraction", 0.2, "--device", "cpu", "-q")
+    r = run(
+        "dna-train",
+        fasta,
+        "-o",
+        model,
+        "--length",
+        20,
+        "--iterations",
+        6,
+        "--channels",
+        8,
+        "--batch-size",
+        16,
+        "--sample-every",
+        3,
+        "--heldout-fraction",
+        0.2,
+        "--device",
+        "cpu",
+        "-q",
+    )
     assert r.exit_code == 0, r.output
     assert (model / "config.json").is_file() and (model / "samples.fa").is_file()
-    r = run("dna-train", fasta, "-o", model, "--length", 20, "--iterations", 8, "--channels", 8, "--batch-size", 16,
-            "--sample-every", 3, "--resume", "--device", "cpu", "-q")
+    r = run(
+        "dna-train",
+        fasta,
+        "-o",
+        model,
+        "--length",
+        20,
+        "--iterations",
+        8,
+        "--channels",
+        8,
+        "--batch-size",
+        16,
+        "--sample-every",
+        3,
+        "--resume",
+        "--device",
+        "cpu",
+        "-q",
+    )
     assert r.exit_code == 0, r.output
     out = tmp_path / "samples.fa"
     r = run("dna-generate", "--model", model, "-n", 30, "-o", out, "--seed", 1, "-q")
@@ -45,18 +88,36 @@ def test_train_generate_eval_and_joint_design(fasta, tmp_path):
     r = run("dna-eval", fasta, "--model", model, "-n", 40, "-o", tmp_path / "eval.tsv")
     assert r.exit_code == 0, r.output
     table = pd.read_csv(tmp_path / "eval.tsv", sep="\t")
-    assert list(table["k"]) == [1, 2, 3, 4, 5, 6] and {"gan", "iid", "markov", "real_train"} <= set(table.columns)
+    assert list(table["k"]) == [1, 2, 3, 4, 5, 6] and {"gan", "iid", "markov", "real_train"} <= set(
+        table.columns
+    )
     motif = tmp_path / "toy.jaspar"
     motif.write_text(JASPAR_TEXT)
-    r = run("dna-design", "--motif", motif, "--gan", model, "-n", 8, "--steps", 20, "-o", tmp_path / "joint.fa",
-            "--device", "cpu", "-q")
+    r = run(
+        "dna-design",
+        "--motif",
+        motif,
+        "--gan",
+        model,
+        "-n",
+        8,
+        "--steps",
+        20,
+        "-o",
+        tmp_path / "joint.fa",
+        "--device",
+        "cpu",
+        "-q",
+    )
     assert r.exit_code == 0, r.output
     assert pd.read_csv(tmp_path / "joint.tsv", sep="\t").shape[0] == 8
 
 
 def test_direct_design_with_jaspar_id_writes_fasta_tsv_png(tmp_path):
     out = tmp_path / "ctcf.fa"
-    r = run("dna-design", "--motif", "MA0139.2", "-n", 40, "--length", 40, "--steps", 150, "-o", out, "--seed", 2)
+    r = run(
+        "dna-design", "--motif", "MA0139.2", "-n", 40, "--length", 40, "--steps", 150, "-o", out, "--seed", 2
+    )
     assert r.exit_code == 0, r.output
     assert "% of the consensus max" in r.output
     table = pd.read_csv(tmp_path / "ctcf.tsv", sep="\t")
@@ -78,21 +139,46 @@ def test_predictor_train_score_and_design(tmp_path):
     seqs = [s[:8] + PLANT + s[16:] if h else s for s, h in zip(seqs, has)]
     fa = write_fa(tmp_path / "probes.fa", seqs, prefix="p")
     pd.DataFrame({"id": [f"p{i}" for i in range(300)], "signal": [50.0 if h else 5.0 for h in has]}).to_csv(
-        tmp_path / "scores.csv", index=False)
-    r = run("dna-train-predictor", fa, "--scores", tmp_path / "scores.csv", "-o", tmp_path / "pred", "--epochs", 3,
-            "--device", "cpu")
+        tmp_path / "scores.csv", index=False
+    )
+    r = run(
+        "dna-train-predictor",
+        fa,
+        "--scores",
+        tmp_path / "scores.csv",
+        "-o",
+        tmp_path / "pred",
+        "--epochs",
+        3,
+        "--device",
+        "cpu",
+    )
     assert r.exit_code == 0, r.output
     assert "held-out Pearson r" in r.output and "6-mer ridge" in r.output
     r = run("dna-score", fa, "--predictor", tmp_path / "pred")
     assert r.exit_code == 0, r.output
     assert "predictor_score" in r.output.splitlines()[0]
-    r = run("dna-design", "--predictor", tmp_path / "pred", "-n", 10, "--length", 24, "--steps", 30,
-            "-o", tmp_path / "d.fa", "-q")
+    r = run(
+        "dna-design",
+        "--predictor",
+        tmp_path / "pred",
+        "-n",
+        10,
+        "--length",
+        24,
+        "--steps",
+        30,
+        "-o",
+        tmp_path / "d.fa",
+        "-q",
+    )
     assert r.exit_code == 0, r.output
 
 
-@pytest.mark.parametrize("content, message", [(b"", "empty"), (b"\x00\x9f\x92\x96junk", "binary"),
-                                              (b">a\nACGU?!\n", "non-nucleotide")])
+@pytest.mark.parametrize(
+    "content, message",
+    [(b"", "empty"), (b"\x00\x9f\x92\x96junk", "binary"), (b">a\nACGU?!\n", "non-nucleotide")],
+)
 def test_bad_fasta_one_line_exit_2_no_output(tmp_path, content, message):
     bad = tmp_path / "bad.fa"
     bad.write_bytes(content)
@@ -127,4 +213,6 @@ def test_real_pbm_probes_score(tmp_path):
     sig = pd.read_csv(shared_file("dna", "pbm", "Gata4_scores.csv.gz")).set_index("id")["signal"]
     t["signal"] = sig.loc[t["id"]].to_numpy()
     top = t["signal"] >= t["signal"].quantile(0.99)
-    assert t.loc[top, "motif_score"].mean() > t.loc[~top, "motif_score"].mean() + 2  # GATA probes carry the motif
+    assert (
+        t.loc[top, "motif_score"].mean() > t.loc[~top, "motif_score"].mean() + 2
+    )  # GATA probes carry the motif

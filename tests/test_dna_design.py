@@ -5,7 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from dna_fixtures import TOY_COUNTS
+from dna_fixtures import (
+    TOY_COUNTS,
+    _one_torch_thread,  # noqa: F401  (autouse)
+)
 from gengen.dna import PWMPredictor, design, design_direct, design_joint
 from gengen.dna.gan import GANModel, GANRecipe, Generator
 from gengen.dna.metrics import (
@@ -25,8 +28,17 @@ from gengen.io.motifs import load_motif, pwm_from_counts
 @pytest.mark.parametrize("straight_through", [True, False])
 def test_direct_design_reaches_consensus_on_tiny_motif(straight_through):
     pwm = pwm_from_counts(TOY_COUNTS)
-    r = design_direct(PWMPredictor(pwm), n=64, length=20, steps=150, straight_through=straight_through, seed=1,
-                      device="cpu", quiet=True, pwm=pwm)
+    r = design_direct(
+        PWMPredictor(pwm),
+        n=64,
+        length=20,
+        steps=150,
+        straight_through=straight_through,
+        seed=1,
+        device="cpu",
+        quiet=True,
+        pwm=pwm,
+    )
     s = r.summary()
     if straight_through:  # the estimator can stall a few sequences one base short
         assert s["fraction_of_max"] > 0.97
@@ -51,8 +63,16 @@ def test_min_and_value_targets():
     pwm = pwm_from_counts(TOY_COUNTS)
     lo = design_direct(PWMPredictor(pwm), n=16, length=12, steps=100, target="min", device="cpu", quiet=True)
     assert lo.scores.mean() < 0
-    mid = design_direct(PWMPredictor(pwm, tau=0.1), n=32, length=12, steps=200, target="2.0", device="cpu",
-                        straight_through=True, quiet=True)
+    mid = design_direct(
+        PWMPredictor(pwm, tau=0.1),
+        n=32,
+        length=12,
+        steps=200,
+        target="2.0",
+        device="cpu",
+        straight_through=True,
+        quiet=True,
+    )
     assert np.abs(mid.scores - 2.0).mean() < 0.9 * np.abs(mid.initial_scores - 2.0).mean()
     with pytest.raises(GengenError, match="--target"):
         design_direct(PWMPredictor(pwm), n=2, length=12, steps=1, target="big")

@@ -6,7 +6,11 @@ import numpy as np
 import pytest
 import torch
 
-from dna_fixtures import PLANT, random_seqs
+from dna_fixtures import (
+    PLANT,
+    _one_torch_thread,  # noqa: F401  (autouse)
+    random_seqs,
+)
 from gengen.dna.gan import (
     Critic,
     GANModel,
@@ -20,8 +24,16 @@ from gengen.dna.gan import (
 from gengen.errors import GengenError
 from gengen.io.sequences import strings_to_codes
 
-TINY = {"length": 20, "latent": 16, "channels": 16, "blocks": 2, "batch_size": 32, "log_every": 5,
-        "sample_every": 10, "checkpoint_every": 10}
+TINY = {
+    "length": 20,
+    "latent": 16,
+    "channels": 16,
+    "blocks": 2,
+    "batch_size": 32,
+    "log_every": 5,
+    "sample_every": 10,
+    "checkpoint_every": 10,
+}
 
 
 @pytest.fixture(scope="module")
@@ -60,15 +72,38 @@ def test_critic_loss_decreases_on_planted_motif(planted):
 
 def test_train_checkpoint_round_trip_and_resume(planted, tmp_path):
     out = tmp_path / "gan"
-    full = train_gan(planted, GANRecipe(**TINY, iterations=20), output=tmp_path / "full", device="cpu", quiet=True,
-                     heldout_codes=planted[:100])
-    half = train_gan(planted, GANRecipe(**TINY, iterations=10), output=out, device="cpu", quiet=True,
-                     heldout_codes=planted[:100])
-    assert (out / "samples.fa").is_file() and (out / "training.png").is_file() and (out / "history.csv").is_file()
+    full = train_gan(
+        planted,
+        GANRecipe(**TINY, iterations=20),
+        output=tmp_path / "full",
+        device="cpu",
+        quiet=True,
+        heldout_codes=planted[:100],
+    )
+    half = train_gan(
+        planted,
+        GANRecipe(**TINY, iterations=10),
+        output=out,
+        device="cpu",
+        quiet=True,
+        heldout_codes=planted[:100],
+    )
+    assert (
+        (out / "samples.fa").is_file()
+        and (out / "training.png").is_file()
+        and (out / "history.csv").is_file()
+    )
     loaded = GANModel.load(out)
     assert np.array_equal(loaded.generate(5, seed=1), half.generate(5, seed=1))
-    resumed = train_gan(planted, GANRecipe(**TINY, iterations=20), output=out, resume=True, device="cpu", quiet=True,
-                        heldout_codes=planted[:100])
+    resumed = train_gan(
+        planted,
+        GANRecipe(**TINY, iterations=20),
+        output=out,
+        resume=True,
+        device="cpu",
+        quiet=True,
+        heldout_codes=planted[:100],
+    )
     for a, b in zip(resumed.generator.parameters(), full.generator.parameters()):
         assert torch.allclose(a, b, atol=1e-5)  # resuming continues exactly where it stopped
     assert "js_k3" in resumed.metrics

@@ -15,6 +15,7 @@ from dna_fixtures import (
     SITES_TEXT,
     TOY_COUNTS,
     TRANSFAC_TEXT,
+    _one_torch_thread,  # noqa: F401  (autouse)
     random_seqs,
     write_fa,
 )
@@ -53,7 +54,9 @@ def test_read_fasta_lowercase_gz_and_tiled_windows(tmp_path):
     assert s.strings()[0] == seqs[0][:50] and s.strings()[1] == seqs[0][50:100]
     assert s.ids[1] == "s0:51-100"
     r = read_fasta(p, length=50, windows="random", seed=3)
-    assert r.codes.shape[1] == 50 and all(w in seqs[int(i.split(":")[0][1:])] for i, w in zip(r.ids, r.strings()))
+    assert r.codes.shape[1] == 50 and all(
+        w in seqs[int(i.split(":")[0][1:])] for i, w in zip(r.ids, r.strings())
+    )
 
 
 def test_ambiguous_skip_and_error(tmp_path):
@@ -109,8 +112,13 @@ def test_heldout_mask_splits_by_record():
 
 @pytest.mark.parametrize(
     "text, fmt",
-    [(JASPAR_TEXT, "jaspar"), (MEME_TEXT, "minimal"), (TRANSFAC_TEXT, "transfac"), (PFM_TEXT, "pfm"),
-     (PFM_T_TEXT, "pfm")],
+    [
+        (JASPAR_TEXT, "jaspar"),
+        (MEME_TEXT, "minimal"),
+        (TRANSFAC_TEXT, "transfac"),
+        (PFM_TEXT, "pfm"),
+        (PFM_T_TEXT, "pfm"),
+    ],
 )
 def test_motif_formats_detected_and_read(tmp_path, text, fmt):
     p = tmp_path / "m.txt"
@@ -141,8 +149,12 @@ def test_log_odds_convention():
 
 @pytest.mark.parametrize(
     "text, fmt",
-    [("A [ 1 2 3\nC [ x y ]\n", "jaspar"), ("1 2 3\n4 5\n", "pfm"), ("MEME version 4\n\nMOTIF x\nletter-probability matrix: w= 2\n0.5 0.5\n", None),
-     ("ACGT\nACG\n", "sites")],
+    [
+        ("A [ 1 2 3\nC [ x y ]\n", "jaspar"),
+        ("1 2 3\n4 5\n", "pfm"),
+        ("MEME version 4\n\nMOTIF x\nletter-probability matrix: w= 2\n0.5 0.5\n", None),
+        ("ACGT\nACG\n", "sites"),
+    ],
 )
 def test_malformed_motif_file(tmp_path, text, fmt):
     p = tmp_path / "bad.txt"

@@ -6,7 +6,12 @@ import numpy as np
 import pytest
 import torch
 
-from dna_fixtures import PLANT, TOY_COUNTS, random_seqs
+from dna_fixtures import (
+    PLANT,
+    TOY_COUNTS,
+    _one_torch_thread,  # noqa: F401  (autouse)
+    random_seqs,
+)
 from gengen.dna.predictors import (
     CNNPredictor,
     PredictorRecipe,
@@ -27,7 +32,7 @@ def brute_force(pwm, seq):
     w = pwm.length
     out = {}
     for p in range(len(seq) - w + 1):
-        win = seq[p:p + w]
+        win = seq[p : p + w]
         rc = "".join(COMP[c] for c in reversed(win))
         for strand, s in ((0, win), (1, rc)):
             out[(p, strand)] = sum(pwm.log_odds["ACGT".index(c), j] for j, c in enumerate(s))
@@ -38,7 +43,7 @@ def brute_force(pwm, seq):
 def test_pwm_scores_match_brute_force_both_strands(motif):
     pwm = pwm_from_counts(TOY_COUNTS) if motif == "toy" else load_motif(motif)
     seqs = random_seqs(40, 30, seed=5)
-    seqs[0] = seqs[0][:5] + "".join(COMP[c] for c in reversed(pwm.consensus)) + seqs[0][5 + pwm.length:]
+    seqs[0] = seqs[0][:5] + "".join(COMP[c] for c in reversed(pwm.consensus)) + seqs[0][5 + pwm.length :]
     rep = report_scores(PWMPredictor(pwm), one_hot(seqs))
     for i, s in enumerate(seqs):
         windows = brute_force(pwm, s)
@@ -69,7 +74,7 @@ def test_cnn_predictor_learns_planted_motif_and_round_trips(tmp_path):
     rng = np.random.default_rng(0)
     seqs = random_seqs(1000, 30, seed=7)
     has = rng.random(1000) < 0.5
-    seqs = [s[:10] + PLANT + s[10 + len(PLANT):] if h else s for s, h in zip(seqs, has)]
+    seqs = [s[:10] + PLANT + s[10 + len(PLANT) :] if h else s for s, h in zip(seqs, has)]
     y = np.exp(2.0 * has + 0.3 * rng.standard_normal(1000))  # heavy-tailed like PBM intensities
     recipe = PredictorRecipe(channels=16, hidden=16, epochs=4, seed=0)
     trained = train_predictor(strings_to_codes(seqs), y, recipe, device="cpu", quiet=True)

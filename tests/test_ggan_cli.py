@@ -267,3 +267,14 @@ def test_refuses_to_overwrite_input(workdir):
     )
     _one_line_error(res, "overwrite")
     assert pd.read_csv(workdir / "query.csv", index_col=0).shape == (20, 8)
+
+
+def test_landmarks_from_query(workdir):
+    out = workdir / "model_from_query"
+    res = runner.invoke(app, ["ggan-train", str(workdir / "ref.csv"), "--landmarks-from", str(workdir / "query.csv"),
+                              "-o", str(out), *FAST])
+    assert res.exit_code == 0, res.output
+    import json
+
+    cfg = json.loads((out / "config.json").read_text())
+    assert cfg["landmarks"] == [f"LM{i}" for i in range(8)] and len(cfg["targets"]) == 10

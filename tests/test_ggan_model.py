@@ -108,6 +108,7 @@ def test_streamed_file_inference_matches_memory(trained, tmp_path):
 
     model, adata = trained
     q = adata[250:, model.landmarks].to_df()
+    q.index.name = "sample"  # stored as a named column in Parquet, as infer-targets writes it
     q.to_csv(tmp_path / "q.csv")
     q.to_parquet(tmp_path / "q.parquet")
     expected = model.predict(adata[250:], quiet=True)
@@ -152,3 +153,18 @@ def test_evaluate_ranks_methods_and_separates_same_gene():
     assert s.loc["GGAN", "mae_mean"] < s.loc["KNN-GE", "mae_mean"] < s.loc["mean predictor", "mae_mean"]
     assert set(ev.per_gene["method"]) == {"ggan", "dgex", "ridge", "knn", "mean"}
     assert "±" in ev.table()
+
+
+def test_ridge_init_and_refit_start_from_ridge():
+    from gengen.ggan import GGANModel, GGANRecipe
+    from gengen.ggan.baselines import ridge
+
+    X, Y, lm, tg = make_data(n=60)
+    r = GGANRecipe(**{**FAST, "epochs": 3, "ridge_init": True, "refit": True, "learning_rate": 1e-4})
+    m = GGANModel.train_arrays(X[:50], Y[:50], lm, tg, r, device="cpu", quiet=True)
+    assert m.recipe.linear_skip and m.metrics["refit"]
+    pre = m.preprocessor
+    ours = pre.y_scaler.transform(m.predict_array(X[50:]))
+    base = ridge(pre.transform_x(X[:50]), pre.transform_y(Y[:50]), pre.transform_x(X[50:]))
+    truth = pre.transform_y(Y[50:])
+    assert np.abs(ours - truth).mean() < 1.2 * np.abs(base - truth).mean()

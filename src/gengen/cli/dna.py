@@ -13,14 +13,34 @@ from gengen.errors import GengenError
 PANEL = "DNA (Killoran)"
 
 LengthOpt = Annotated[int, typer.Option("--length", "-L", help="Sequence / window length.")]
-WindowsOpt = Annotated[str, typer.Option("--windows", help="Cut longer records into 'tiled' or 'random' windows.")]
-AmbiguousOpt = Annotated[str, typer.Option("--ambiguous", help="N/IUPAC bases: skip (drop windows) | uniform | error.")]
-ShortOpt = Annotated[str, typer.Option("--short", help="Records shorter than the length: error | skip | pad (with N).")]
-MotifOpt = Annotated[str | None, typer.Option("--motif", help="Motif file (jaspar, MEME minimal, transfac, pfm, sites) or a JASPAR id like MA0139.2.")]
-MotifFormatOpt = Annotated[str | None, typer.Option("--motif-format", help="Force the motif file format (default: detect).")]
-PseudoOpt = Annotated[float, typer.Option("--pseudocount", help="Total pseudocount per motif column, spread by the background.")]
-PredictorOpt = Annotated[str | None, typer.Option("--predictor", help="A model from dna-train-predictor (directory or name).")]
-ThreadsOpt = Annotated[int | None, typer.Option("--threads", help="CPU threads for torch (1 is fastest on a busy machine).")]
+WindowsOpt = Annotated[
+    str, typer.Option("--windows", help="Cut longer records into 'tiled' or 'random' windows.")
+]
+AmbiguousOpt = Annotated[
+    str, typer.Option("--ambiguous", help="N/IUPAC bases: skip (drop windows) | uniform | error.")
+]
+ShortOpt = Annotated[
+    str, typer.Option("--short", help="Records shorter than the length: error | skip | pad (with N).")
+]
+MotifOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--motif",
+        help="Motif file (jaspar, MEME minimal, transfac, pfm, sites) or a JASPAR id like MA0139.2.",
+    ),
+]
+MotifFormatOpt = Annotated[
+    str | None, typer.Option("--motif-format", help="Force the motif file format (default: detect).")
+]
+PseudoOpt = Annotated[
+    float, typer.Option("--pseudocount", help="Total pseudocount per motif column, spread by the background.")
+]
+PredictorOpt = Annotated[
+    str | None, typer.Option("--predictor", help="A model from dna-train-predictor (directory or name).")
+]
+ThreadsOpt = Annotated[
+    int | None, typer.Option("--threads", help="CPU threads for torch (1 is fastest on a busy machine).")
+]
 
 
 def _threads(n: int | None) -> None:
@@ -62,25 +82,48 @@ def _sidecar(output: Path, suffix: str) -> Path:
 def dna_train(
     data: Annotated[Path, typer.Argument(help="FASTA (plain or .gz) of training sequences.")],
     output: Annotated[Path, typer.Option("-o", "--output", help="Model directory (resumable checkpoint).")],
-    length: LengthOpt = 50, windows: WindowsOpt = "tiled", ambiguous: AmbiguousOpt = "skip", short: ShortOpt = "error",
-    max_windows: Annotated[int | None, typer.Option("--max-windows", help="Use at most this many training windows (seeded subset).")] = None,
-    heldout_fraction: Annotated[float, typer.Option("--heldout-fraction", help="Fraction of records (genes) held out for the k-mer check.")] = 0.1,
-    iterations: Annotated[int, typer.Option("--iterations", help="Generator iterations (paper: ~100k).")] = 2000,
+    length: LengthOpt = 50,
+    windows: WindowsOpt = "tiled",
+    ambiguous: AmbiguousOpt = "skip",
+    short: ShortOpt = "error",
+    max_windows: Annotated[
+        int | None,
+        typer.Option("--max-windows", help="Use at most this many training windows (seeded subset)."),
+    ] = None,
+    heldout_fraction: Annotated[
+        float,
+        typer.Option("--heldout-fraction", help="Fraction of records (genes) held out for the k-mer check."),
+    ] = 0.1,
+    iterations: Annotated[
+        int, typer.Option("--iterations", help="Generator iterations (paper: ~100k).")
+    ] = 2000,
     channels: Annotated[int, typer.Option("--channels", help="Residual channels (paper: 100).")] = 100,
     batch_size: Annotated[int, typer.Option("--batch-size", help="Batch size (paper: 64).")] = 64,
-    critic_steps: Annotated[int, typer.Option("--critic-steps", help="Critic updates per generator update.")] = 5,
+    critic_steps: Annotated[
+        int, typer.Option("--critic-steps", help="Critic updates per generator update.")
+    ] = 5,
     lr: Annotated[float, typer.Option("--lr", help="Adam learning rate.")] = 1e-4,
-    sample_every: Annotated[int, typer.Option("--sample-every", help="Write samples + k-mer check every N iterations.")] = 250,
-    time_limit: Annotated[float | None, typer.Option("--time-limit", help="Stop cleanly after this many minutes (resume later).")] = None,
+    sample_every: Annotated[
+        int, typer.Option("--sample-every", help="Write samples + k-mer check every N iterations.")
+    ] = 250,
+    time_limit: Annotated[
+        float | None,
+        typer.Option("--time-limit", help="Stop cleanly after this many minutes (resume later)."),
+    ] = None,
     resume: Annotated[bool, typer.Option("--resume", help="Continue from the checkpoint in OUTPUT.")] = False,
-    seed: SeedOpt = 0, device: DeviceOpt = "auto", threads: ThreadsOpt = None, quiet: QuietOpt = False,
+    seed: SeedOpt = 0,
+    device: DeviceOpt = "auto",
+    threads: ThreadsOpt = None,
+    quiet: QuietOpt = False,
 ) -> None:
     """Train a WGAN-GP (residual CNNs) on DNA windows; writes a resumable checkpoint with samples."""
     from gengen.dna.gan import GANRecipe, train_gan
     from gengen.io.sequences import heldout_mask, read_fasta
 
     _threads(threads)
-    seqs = read_fasta(input_path(data), length=length, windows=windows, ambiguous=ambiguous, short=short, seed=seed)
+    seqs = read_fasta(
+        input_path(data), length=length, windows=windows, ambiguous=ambiguous, short=short, seed=seed
+    )
     held = heldout_mask(seqs.ids, heldout_fraction) if heldout_fraction > 0 else None
     train_codes = seqs.codes[~held] if held is not None else seqs.codes
     held_codes = seqs.codes[held] if held is not None and held.any() else None
@@ -89,18 +132,41 @@ def dna_train(
 
         sel = np.random.default_rng(seed).choice(len(train_codes), max_windows, replace=False)
         train_codes = train_codes[np.sort(sel)]
-    say(f"{len(train_codes)} training windows of {length} nt"
-        + (f", {len(held_codes)} held-out windows" if held_codes is not None else ""), quiet)
-    recipe = GANRecipe(length=length, channels=channels, batch_size=batch_size, critic_steps=critic_steps,
-                       learning_rate=lr, iterations=iterations, sample_every=sample_every,
-                       checkpoint_every=sample_every, log_every=min(50, sample_every), seed=seed,
-                       heldout_fraction=heldout_fraction)
-    model = train_gan(train_codes, recipe, output=output, heldout_codes=held_codes, resume=resume, device=device,
-                      quiet=quiet, time_limit=time_limit * 60 if time_limit else None)
+    say(
+        f"{len(train_codes)} training windows of {length} nt"
+        + (f", {len(held_codes)} held-out windows" if held_codes is not None else ""),
+        quiet,
+    )
+    recipe = GANRecipe(
+        length=length,
+        channels=channels,
+        batch_size=batch_size,
+        critic_steps=critic_steps,
+        learning_rate=lr,
+        iterations=iterations,
+        sample_every=sample_every,
+        checkpoint_every=sample_every,
+        log_every=min(50, sample_every),
+        seed=seed,
+        heldout_fraction=heldout_fraction,
+    )
+    model = train_gan(
+        train_codes,
+        recipe,
+        output=output,
+        heldout_codes=held_codes,
+        resume=resume,
+        device=device,
+        quiet=quiet,
+        time_limit=time_limit * 60 if time_limit else None,
+    )
     m = model.metrics
     js = "  ".join(f"{k}={v:.4f}" for k, v in m.items() if k.startswith("js_k"))
-    say(f"{m.get('iteration')} iterations on {m.get('device')} ({m['seconds_per_iteration']:.3f} s each)"
-        + (f"; held-out k-mer JS: {js}" if js else ""), quiet)
+    say(
+        f"{m.get('iteration')} iterations on {m.get('device')} ({m['seconds_per_iteration']:.3f} s each)"
+        + (f"; held-out k-mer JS: {js}" if js else ""),
+        quiet,
+    )
     typer.echo(str(output))
 
 
@@ -109,7 +175,9 @@ def dna_generate(
     model: Annotated[str, typer.Option("--model", "-m", help="dna-train model directory or name.")],
     n: Annotated[int, typer.Option("-n", help="Number of sequences.")] = 1000,
     output: Annotated[Path, typer.Option("-o", "--output", help="FASTA to write.")] = Path("samples.fa"),
-    seed: SeedOpt = 0, device: DeviceOpt = "auto", quiet: QuietOpt = False,
+    seed: SeedOpt = 0,
+    device: DeviceOpt = "auto",
+    quiet: QuietOpt = False,
 ) -> None:
     """Sample sequences from a trained DNA GAN (argmax of G(z), z ~ N(0, I))."""
     from gengen.dna.gan import GANModel
@@ -125,20 +193,42 @@ def dna_generate(
 
 @app.command("dna-design", rich_help_panel=PANEL)
 def dna_design(
-    motif: MotifOpt = None, motif_format: MotifFormatOpt = None, pseudocount: PseudoOpt = 1.0,
+    motif: MotifOpt = None,
+    motif_format: MotifFormatOpt = None,
+    pseudocount: PseudoOpt = 1.0,
     predictor: PredictorOpt = None,
-    gan: Annotated[str | None, typer.Option("--gan", help="Design through this GAN's latent space (joint method).")] = None,
-    direct: Annotated[bool, typer.Option("--direct", help="Direct design on the sequence (the default without --gan).")] = False,
+    gan: Annotated[
+        str | None, typer.Option("--gan", help="Design through this GAN's latent space (joint method).")
+    ] = None,
+    direct: Annotated[
+        bool, typer.Option("--direct", help="Direct design on the sequence (the default without --gan).")
+    ] = False,
     target: Annotated[str, typer.Option("--target", help="max | min | a value to hit.")] = "max",
     n: Annotated[int, typer.Option("-n", help="Number of sequences.")] = 100,
     length: LengthOpt = 50,
     steps: Annotated[int, typer.Option("--steps", help="Optimisation steps.")] = 500,
     lr: Annotated[float | None, typer.Option("--lr", help="Adam step size [default: 0.1].")] = None,
-    straight_through: Annotated[bool | None, typer.Option("--straight-through/--softmax", help="Straight-through one-hot forward pass (Fast SeqProp) or plain softmax relaxation (default).", show_default=False)] = None,
-    prior_weight: Annotated[float, typer.Option("--prior-weight", help="Joint design: weight of ||z||^2.")] = 0.0,
-    grad_noise: Annotated[float, typer.Option("--grad-noise", help="Joint design: Gaussian gradient noise on z.")] = 1e-5,
-    output: Annotated[Path, typer.Option("-o", "--output", help="FASTA to write; .tsv and .png are written beside it.")] = Path("designed.fa"),
-    seed: SeedOpt = 0, device: DeviceOpt = "auto", threads: ThreadsOpt = None, quiet: QuietOpt = False,
+    straight_through: Annotated[
+        bool | None,
+        typer.Option(
+            "--straight-through/--softmax",
+            help="Straight-through one-hot forward pass (Fast SeqProp) or plain softmax relaxation (default).",
+            show_default=False,
+        ),
+    ] = None,
+    prior_weight: Annotated[
+        float, typer.Option("--prior-weight", help="Joint design: weight of ||z||^2.")
+    ] = 0.0,
+    grad_noise: Annotated[
+        float, typer.Option("--grad-noise", help="Joint design: Gaussian gradient noise on z.")
+    ] = 1e-5,
+    output: Annotated[
+        Path, typer.Option("-o", "--output", help="FASTA to write; .tsv and .png are written beside it.")
+    ] = Path("designed.fa"),
+    seed: SeedOpt = 0,
+    device: DeviceOpt = "auto",
+    threads: ThreadsOpt = None,
+    quiet: QuietOpt = False,
 ) -> None:
     """Design sequences toward a motif (PWM) or a trained predictor: directly, or through a GAN."""
     from gengen.dna.design import design_direct, design_joint, plot_design
@@ -149,16 +239,30 @@ def dna_design(
     if gan and direct:
         raise GengenError("--gan and --direct exclude each other: pick joint (GAN) or direct design.")
     model, pwm, label = _predictor(motif, motif_format, pseudocount, predictor, device)
-    kw = {"n": n, "steps": steps, "learning_rate": lr or 0.1, "target": target, "seed": seed, "device": device,
-          "quiet": quiet, "pwm": pwm if predictor else None}
+    kw = {
+        "n": n,
+        "steps": steps,
+        "learning_rate": lr or 0.1,
+        "target": target,
+        "seed": seed,
+        "device": device,
+        "quiet": quiet,
+        "pwm": pwm if predictor else None,
+    }
     if gan:
         from gengen.dna.gan import GANModel
 
         g = GANModel.load(gan, device=device)
         if length not in (50, g.length):
             say(f"note: the GAN makes {g.length}-nt sequences; --length {length} ignored", quiet)
-        result = design_joint(g, model, grad_noise=grad_noise, prior_weight=prior_weight,
-                              straight_through=bool(straight_through), **kw)
+        result = design_joint(
+            g,
+            model,
+            grad_noise=grad_noise,
+            prior_weight=prior_weight,
+            straight_through=bool(straight_through),
+            **kw,
+        )
     else:
         result = design_direct(model, length=length, straight_through=bool(straight_through), **kw)
     tsv, png = _sidecar(output, ".tsv"), _sidecar(output, ".png")
@@ -167,8 +271,10 @@ def dna_design(
         result.table().to_csv(tmp, sep="\t", index=False, float_format="%.5g")
     plot_design(result, png, pwm=pwm, title=f"{result.method} design toward {label}")
     s = result.summary()
-    line = f"{s['n']} sequences ({result.method}, {steps} steps): one-hot score mean {s['score_mean']:.3f} " \
-           f"(min {s['score_min']:.3f}, max {s['score_max']:.3f}; start {s['initial_score_mean']:.3f})"
+    line = (
+        f"{s['n']} sequences ({result.method}, {steps} steps): one-hot score mean {s['score_mean']:.3f} "
+        f"(min {s['score_min']:.3f}, max {s['score_max']:.3f}; start {s['initial_score_mean']:.3f})"
+    )
     if "max_possible" in s:
         line += f"; {100 * s['fraction_of_max']:.2f}% of the consensus max {s['max_possible']:.3f}"
         if s.get("steps_to_99pct") is not None:
@@ -185,14 +291,25 @@ def dna_design(
 @app.command("dna-train-predictor", rich_help_panel=PANEL)
 def dna_train_predictor(
     data: Annotated[Path, typer.Argument(help="FASTA of labelled sequences (equal length).")],
-    scores: Annotated[Path, typer.Option("--scores", help="CSV/TSV: sequence id, numeric score (e.g. id,signal).")],
+    scores: Annotated[
+        Path, typer.Option("--scores", help="CSV/TSV: sequence id, numeric score (e.g. id,signal).")
+    ],
     output: Annotated[Path, typer.Option("-o", "--output", help="Predictor directory to write.")],
-    transform: Annotated[str, typer.Option("--transform", help="Label transform: log | rank | none.")] = "log",
+    transform: Annotated[
+        str, typer.Option("--transform", help="Label transform: log | rank | none.")
+    ] = "log",
     epochs: Annotated[int, typer.Option("--epochs", help="Training epochs.")] = 8,
-    val_fraction: Annotated[float, typer.Option("--val-fraction", help="Held-out fraction for Pearson r.")] = 0.1,
-    baseline: Annotated[bool, typer.Option("--baseline/--no-baseline", help="Also score a 6-mer ridge baseline.")] = True,
+    val_fraction: Annotated[
+        float, typer.Option("--val-fraction", help="Held-out fraction for Pearson r.")
+    ] = 0.1,
+    baseline: Annotated[
+        bool, typer.Option("--baseline/--no-baseline", help="Also score a 6-mer ridge baseline.")
+    ] = True,
     ambiguous: AmbiguousOpt = "uniform",
-    seed: SeedOpt = 0, device: DeviceOpt = "auto", threads: ThreadsOpt = None, quiet: QuietOpt = False,
+    seed: SeedOpt = 0,
+    device: DeviceOpt = "auto",
+    threads: ThreadsOpt = None,
+    quiet: QuietOpt = False,
 ) -> None:
     """Train a small CNN regressor on labelled sequences (usable as --predictor); reports held-out Pearson r."""
     from gengen.dna.predictors import PredictorRecipe, read_labels, train_predictor
@@ -215,11 +332,16 @@ def dna_train_predictor(
 @app.command("dna-score", rich_help_panel=PANEL)
 def dna_score(
     data: Annotated[Path, typer.Argument(help="FASTA to score (designed, generated or natural).")],
-    motif: MotifOpt = None, motif_format: MotifFormatOpt = None, pseudocount: PseudoOpt = 1.0,
+    motif: MotifOpt = None,
+    motif_format: MotifFormatOpt = None,
+    pseudocount: PseudoOpt = 1.0,
     predictor: PredictorOpt = None,
-    output: Annotated[Path | None, typer.Option("-o", "--output", help="TSV to write [default: stdout].")] = None,
+    output: Annotated[
+        Path | None, typer.Option("-o", "--output", help="TSV to write [default: stdout].")
+    ] = None,
     ambiguous: AmbiguousOpt = "uniform",
-    device: DeviceOpt = "auto", quiet: QuietOpt = False,
+    device: DeviceOpt = "auto",
+    quiet: QuietOpt = False,
 ) -> None:
     """Score every sequence of a FASTA with a motif (best hit, both strands) and/or a predictor."""
     from gengen.dna.predictors import PWMPredictor, load_predictor, report_scores
@@ -269,21 +391,38 @@ def dna_score(
             table.to_csv(tmp, sep="\t", index=False, float_format="%.5g")
         typer.echo(str(output))
     col = "motif_score" if pwm is not None else "predictor_score"
-    say(f"scored {len(table)} sequences: mean {col} {table[col].mean():.3f}"
-        + (f" ({100 * table['fraction_of_max'].mean():.1f}% of the consensus max {pwm.max_score:.3f})" if pwm else ""),
-        quiet)
+    say(
+        f"scored {len(table)} sequences: mean {col} {table[col].mean():.3f}"
+        + (
+            f" ({100 * table['fraction_of_max'].mean():.1f}% of the consensus max {pwm.max_score:.3f})"
+            if pwm
+            else ""
+        ),
+        quiet,
+    )
 
 
 @app.command("dna-eval", rich_help_panel=PANEL)
 def dna_eval(
-    data: Annotated[Path, typer.Argument(help="The real FASTA the GAN was trained on (held-out genes are used).")],
+    data: Annotated[
+        Path, typer.Argument(help="The real FASTA the GAN was trained on (held-out genes are used).")
+    ],
     model: Annotated[str, typer.Option("--model", "-m", help="dna-train model directory or name.")],
-    n: Annotated[int, typer.Option("-n", help="Sequences per set (GAN samples, baselines, real windows).")] = 10000,
-    heldout_fraction: Annotated[float | None, typer.Option("--heldout-fraction", help="Held-out record fraction [default: the model's].")] = None,
-    samples: Annotated[Path | None, typer.Option("--samples", help="Also evaluate these sequences (e.g. designed FASTA).")] = None,
+    n: Annotated[
+        int, typer.Option("-n", help="Sequences per set (GAN samples, baselines, real windows).")
+    ] = 10000,
+    heldout_fraction: Annotated[
+        float | None,
+        typer.Option("--heldout-fraction", help="Held-out record fraction [default: the model's]."),
+    ] = None,
+    samples: Annotated[
+        Path | None, typer.Option("--samples", help="Also evaluate these sequences (e.g. designed FASTA).")
+    ] = None,
     output: Annotated[Path | None, typer.Option("-o", "--output", help="Write the table as TSV.")] = None,
     ambiguous: AmbiguousOpt = "skip",
-    seed: SeedOpt = 0, device: DeviceOpt = "auto", quiet: QuietOpt = False,
+    seed: SeedOpt = 0,
+    device: DeviceOpt = "auto",
+    quiet: QuietOpt = False,
 ) -> None:
     """k-mer spectrum JS divergence (k = 1..6) of GAN samples vs held-out real windows, next to i.i.d.
     and Markov baselines and the real-vs-real noise floor."""
@@ -297,14 +436,18 @@ def dna_eval(
     seqs = read_fasta(input_path(data), length=gan.length, windows="tiled", ambiguous=ambiguous)
     held = heldout_mask(seqs.ids, frac)
     if not held.any() or held.all():
-        raise GengenError(f"the held-out fraction {frac} leaves no held-out or no training windows in {str(data)!r}.")
+        raise GengenError(
+            f"the held-out fraction {frac} leaves no held-out or no training windows in {str(data)!r}."
+        )
     sets = {"gan": gan.generate(n, seed=seed)}
     if samples is not None:
         extra = read_fasta(input_path(samples), length=gan.length, ambiguous=ambiguous)
         sets[samples.stem] = extra.codes
     table = kmer_js_table(sets, seqs.codes[held], seqs.codes[~held], n=n, seed=seed)
-    typer.echo(f"# k-mer JS divergence (bits) vs {int(held.sum())} held-out windows ({frac:.0%} of records); "
-               f"{table.attrs['n']} sequences per set; GAN at iteration {gan.metrics.get('iteration', '?')}")
+    typer.echo(
+        f"# k-mer JS divergence (bits) vs {int(held.sum())} held-out windows ({frac:.0%} of records); "
+        f"{table.attrs['n']} sequences per set; GAN at iteration {gan.metrics.get('iteration', '?')}"
+    )
     typer.echo(table.to_string(index=False, float_format=lambda v: f"{v:.5f}"))
     if output is not None:
         with atomic_path(output, protect=(data,)) as tmp:

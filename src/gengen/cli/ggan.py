@@ -297,7 +297,7 @@ def ggan_eval(
     ] = 5,
     methods: Annotated[
         str,
-        typer.Option("--methods", help="Comma-separated subset of ggan,dgex,linear,ridge,lasso,knn,mean."),
+        typer.Option("--methods", help="Comma-separated subset of ggan,ggan-plain,dgex,linear,ridge,lasso,knn,mean."),
     ] = "ggan,dgex,linear,ridge,lasso,knn,mean",
     output: Annotated[
         Path,

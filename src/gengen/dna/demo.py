@@ -22,7 +22,9 @@ def run(outdir: Path, seed: int = 0, quiet: bool = False) -> list[str]:
     outdir.mkdir(parents=True, exist_ok=True)
     pwm = load_motif("MA0139.2")
     log(f"designing 300 sequences toward {pwm.name} ({pwm.length} bp, consensus {pwm.consensus})", quiet)
-    result = design_direct(PWMPredictor(pwm), n=300, length=50, steps=200, seed=seed, device="cpu", quiet=quiet)
+    result = design_direct(
+        PWMPredictor(pwm), n=300, length=50, steps=200, seed=seed, device="cpu", quiet=quiet
+    )
     write_fasta(outdir / "ctcf_designed.fa", result.ids, result.strings(), result.descriptions())
     with atomic_path(outdir / "ctcf_designed.tsv") as tmp:
         result.table().to_csv(tmp, sep="\t", index=False, float_format="%.5g")

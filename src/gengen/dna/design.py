@@ -133,9 +133,16 @@ class DesignResult:
         """Mean/min/max one-hot score, fraction of the maximum, steps to reach 99 %, diversity."""
         from gengen.dna.metrics import hamming_diversity, hit_mask
 
-        s = {"n": int(len(self.codes)), "length": int(self.codes.shape[1]), "method": self.method,
-             "target": self.target, "score_mean": float(self.scores.mean()), "score_min": float(self.scores.min()),
-             "score_max": float(self.scores.max()), "initial_score_mean": float(self.initial_scores.mean())}
+        s = {
+            "n": int(len(self.codes)),
+            "length": int(self.codes.shape[1]),
+            "method": self.method,
+            "target": self.target,
+            "score_mean": float(self.scores.mean()),
+            "score_min": float(self.scores.min()),
+            "score_max": float(self.scores.max()),
+            "initial_score_mean": float(self.initial_scores.mean()),
+        }
         if self.max_score:
             s["max_possible"] = self.max_score
             s["fraction_of_max"] = s["score_mean"] / self.max_score
@@ -156,8 +163,17 @@ def _reportable(predictor: nn.Module, x: torch.Tensor) -> dict[str, np.ndarray]:
     return report_scores(predictor, x)
 
 
-def _finish(codes: np.ndarray, predictor: nn.Module, history: list[dict], method: str, target, initial, settings,
-            pwm: PWM | None, device) -> DesignResult:
+def _finish(
+    codes: np.ndarray,
+    predictor: nn.Module,
+    history: list[dict],
+    method: str,
+    target,
+    initial,
+    settings,
+    pwm: PWM | None,
+    device,
+) -> DesignResult:
     import pandas as pd
 
     from gengen.dna.predictors import PWMPredictor
@@ -165,9 +181,18 @@ def _finish(codes: np.ndarray, predictor: nn.Module, history: list[dict], method
 
     x = codes_to_one_hot(codes, device=device)
     rep = _reportable(predictor, x)
-    result = DesignResult(codes=codes, scores=rep["score"], history=pd.DataFrame(history), method=method,
-                          target=target, initial_scores=initial, settings=settings)
-    motif_model = predictor if isinstance(predictor, PWMPredictor) else (PWMPredictor(pwm).to(device) if pwm else None)
+    result = DesignResult(
+        codes=codes,
+        scores=rep["score"],
+        history=pd.DataFrame(history),
+        method=method,
+        target=target,
+        initial_scores=initial,
+        settings=settings,
+    )
+    motif_model = (
+        predictor if isinstance(predictor, PWMPredictor) else (PWMPredictor(pwm).to(device) if pwm else None)
+    )
     if motif_model is not None:
         hits = _reportable(motif_model, x)
         result.hit_start, result.hit_strand = hits["hit_start"], hits["hit_strand"]
@@ -210,7 +235,9 @@ def design_direct(
 
     target = parse_target(target)
     if n < 1 or steps < 0 or length < 1:
-        raise GengenError(f"-n, --length must be positive and --steps non-negative (got {n}, {length}, {steps}).")
+        raise GengenError(
+            f"-n, --length must be positive and --steps non-negative (got {n}, {length}, {steps})."
+        )
     if isinstance(predictor, PWMPredictor):
         predictor.pwm.check_fits(length)
     dev = resolve_device(device) if isinstance(device, str) else device
@@ -228,8 +255,17 @@ def design_direct(
 
     def record(step: int, relaxed: torch.Tensor) -> None:
         m, lo, hi = _onehot_stats(predictor, hard_of(logits.detach()))
-        history.append({"step": step, "relaxed_mean": float(relaxed.mean()), "relaxed_min": float(relaxed.min()),
-                        "relaxed_max": float(relaxed.max()), "onehot_mean": m, "onehot_min": lo, "onehot_max": hi})
+        history.append(
+            {
+                "step": step,
+                "relaxed_mean": float(relaxed.mean()),
+                "relaxed_min": float(relaxed.min()),
+                "relaxed_max": float(relaxed.max()),
+                "onehot_mean": m,
+                "onehot_min": lo,
+                "onehot_max": hi,
+            }
+        )
 
     with torch.no_grad():
         initial = _reportable(predictor, hard_of(logits))["score"]
@@ -249,10 +285,25 @@ def design_direct(
         with torch.no_grad():
             record(0, predictor(torch.softmax(logits, dim=1)))
     codes = argmax_bases(logits.detach()).cpu().numpy()
-    settings = {"steps": steps, "learning_rate": learning_rate, "straight_through": straight_through, "seed": seed,
-                "seconds": time.perf_counter() - t0, "device": str(dev)}
-    return _finish(codes, predictor, history, "direct" + ("-st" if straight_through else "-softmax"), target,
-                   initial, settings, pwm, dev)
+    settings = {
+        "steps": steps,
+        "learning_rate": learning_rate,
+        "straight_through": straight_through,
+        "seed": seed,
+        "seconds": time.perf_counter() - t0,
+        "device": str(dev),
+    }
+    return _finish(
+        codes,
+        predictor,
+        history,
+        "direct" + ("-st" if straight_through else "-softmax"),
+        target,
+        initial,
+        settings,
+        pwm,
+        dev,
+    )
 
 
 def design_joint(
@@ -316,29 +367,58 @@ def design_joint(
             if step % every == 0 or step == steps or step == 1:
                 m, lo, hi = _onehot_stats(predictor, hard_of(soft.detach()))
                 s = score.detach()
-                history.append({"step": step, "relaxed_mean": float(s.mean()), "relaxed_min": float(s.min()),
-                                "relaxed_max": float(s.max()), "onehot_mean": m, "onehot_min": lo, "onehot_max": hi})
+                history.append(
+                    {
+                        "step": step,
+                        "relaxed_mean": float(s.mean()),
+                        "relaxed_min": float(s.min()),
+                        "relaxed_max": float(s.max()),
+                        "onehot_mean": m,
+                        "onehot_min": lo,
+                        "onehot_max": hi,
+                    }
+                )
                 bar.update(every if step % every == 0 else 0, score=m)
     with torch.no_grad():
         codes = argmax_bases(gen(z)).cpu().numpy()
         if steps == 0:
             m, lo, hi = _onehot_stats(predictor, hard_of(gen(z)))
-            history.append({"step": 0, "relaxed_mean": m, "relaxed_min": lo, "relaxed_max": hi,
-                            "onehot_mean": m, "onehot_min": lo, "onehot_max": hi})
-    settings = {"steps": steps, "learning_rate": learning_rate, "grad_noise": grad_noise, "prior_weight": prior_weight,
-                "straight_through": straight_through, "seed": seed, "seconds": time.perf_counter() - t0,
-                "device": str(dev)}
+            history.append(
+                {
+                    "step": 0,
+                    "relaxed_mean": m,
+                    "relaxed_min": lo,
+                    "relaxed_max": hi,
+                    "onehot_mean": m,
+                    "onehot_min": lo,
+                    "onehot_max": hi,
+                }
+            )
+    settings = {
+        "steps": steps,
+        "learning_rate": learning_rate,
+        "grad_noise": grad_noise,
+        "prior_weight": prior_weight,
+        "straight_through": straight_through,
+        "seed": seed,
+        "seconds": time.perf_counter() - t0,
+        "device": str(dev),
+    }
     return _finish(codes, predictor, history, "joint", target, initial, settings, pwm, dev)
 
 
-def design(predictor: nn.Module, n: int = 100, length: int = 50, gan: GANModel | None = None, **kwargs) -> DesignResult:
+def design(
+    predictor: nn.Module, n: int = 100, length: int = 50, gan: GANModel | None = None, **kwargs
+) -> DesignResult:
     """Design ``n`` sequences toward ``predictor``: through ``gan``'s latent space if given, else directly.
 
     ``result.records()`` gives Biopython SeqRecords with scores in the descriptions.
     """
     if gan is not None:
         if length not in (None, gan.length):
-            raise GengenError(f"the GAN generates {gan.length}-nt sequences; --length {length} does not match.")
+            raise GengenError(
+                f"the GAN generates {gan.length}-nt sequences; --length {length} does not match."
+            )
         return design_joint(gan, predictor, n=n, **kwargs)
     return design_direct(predictor, n=n, length=length, **kwargs)
 
@@ -357,7 +437,9 @@ def _logo_frame(freqs: np.ndarray, background: np.ndarray | None = None) -> pd.D
     return pd.DataFrame((p * ic).T, columns=list("ACGT"))
 
 
-def aligned_hit_frequencies(codes: np.ndarray, starts: np.ndarray, strands: np.ndarray, width: int) -> np.ndarray:
+def aligned_hit_frequencies(
+    codes: np.ndarray, starts: np.ndarray, strands: np.ndarray, width: int
+) -> np.ndarray:
     """``(4, width)`` base frequencies of each sequence's best hit, reverse-complemented on the - strand."""
     counts = np.zeros((4, width))
     comp = np.array([3, 2, 1, 0, 4])

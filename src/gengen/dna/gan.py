@@ -159,7 +159,9 @@ class GANModel:
         try:
             gen.load_state_dict(state)
         except RuntimeError as exc:
-            raise GengenError(f"{str(directory)!r}: generator weights do not match the recipe ({exc}).") from None
+            raise GengenError(
+                f"{str(directory)!r}: generator weights do not match the recipe ({exc})."
+            ) from None
         dev = resolve_device(device) if isinstance(device, str) else device
         return cls(gen.to(dev).eval(), recipe, cfg.get("metrics", {}))
 
@@ -209,8 +211,13 @@ def _new_state(recipe: GANRecipe, device) -> TrainState:
     return TrainState(g, d, opt_g, opt_d)
 
 
-def save_training(directory, state: TrainState, recipe: GANRecipe, metrics: dict,
-                  extra: Callable[[Path], None] | None = None) -> Path:
+def save_training(
+    directory,
+    state: TrainState,
+    recipe: GANRecipe,
+    metrics: dict,
+    extra: Callable[[Path], None] | None = None,
+) -> Path:
     """Checkpoint everything needed to resume: both nets, both optimisers, the RNG, the history."""
     from gengen.checkpoint import save_checkpoint
 
@@ -223,8 +230,15 @@ def save_training(directory, state: TrainState, recipe: GANRecipe, metrics: dict
     tensors["rng.cpu"] = torch.get_rng_state()
     if torch.cuda.is_available() and next(state.generator.parameters()).is_cuda:
         tensors["rng.cuda"] = torch.cuda.get_rng_state()
-    cfg = {"recipe": recipe.to_dict(), "iteration": state.iteration, "alphabet": "ACGT", "layout": "(N, 4, L)",
-           "opt_groups": {"G": groups_g, "D": groups_d}, "train_seconds": state.seconds, "metrics": metrics}
+    cfg = {
+        "recipe": recipe.to_dict(),
+        "iteration": state.iteration,
+        "alphabet": "ACGT",
+        "layout": "(N, 4, L)",
+        "opt_groups": {"G": groups_g, "D": groups_d},
+        "train_seconds": state.seconds,
+        "metrics": metrics,
+    }
     history = list(state.history)
 
     def write(tmp: Path) -> None:
@@ -241,11 +255,27 @@ def save_training(directory, state: TrainState, recipe: GANRecipe, metrics: dict
 
 
 def _plot_history(hist, path) -> None:
-    from gengen.plots import plot_curves
+    """Losses per logged interval, and the k-mer JS check at the iterations where it was run."""
+    from gengen.plots import pyplot, save_figure
 
-    js_cols = [c for c in hist.columns if c.startswith("js_k")]
-    plot_curves(hist, [("WGAN-GP losses", ["critic_loss", "gen_loss", "wasserstein"]),
-                       ("k-mer JS vs held-out (bits)", js_cols)], path, x="iteration", title="DNA WGAN-GP")
+    plt = pyplot()
+    fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3.6))
+    for col in ("critic_loss", "gen_loss", "wasserstein"):
+        if col in hist.columns:
+            a.plot(hist["iteration"], hist[col], label=col.replace("_", " "))
+    a.set_title("WGAN-GP losses")
+    a.set_xlabel("iteration")
+    a.legend(frameon=False, fontsize=8)
+    for col in [c for c in hist.columns if c.startswith("js_k")]:
+        sub = hist[hist[col].notna()]
+        b.plot(sub["iteration"], sub[col], marker=".", label=col.replace("js_", ""))
+    b.set_title("k-mer JS vs held-out windows (bits)")
+    b.set_xlabel("iteration")
+    b.set_yscale("log")
+    b.legend(frameon=False, fontsize=8)
+    fig.suptitle("DNA WGAN-GP")
+    fig.tight_layout()
+    save_figure(fig, path)
 
 
 def _load_training(path, recipe_override: GANRecipe | None, device) -> tuple[TrainState, GANRecipe, dict]:
@@ -259,8 +289,10 @@ def _load_training(path, recipe_override: GANRecipe | None, device) -> tuple[Tra
     if recipe_override is not None:
         for name in ("length", "latent", "channels", "blocks"):
             if getattr(recipe_override, name) != getattr(recipe, name):
-                raise GengenError(f"--resume: the checkpoint has {name} {getattr(recipe, name)}, "
-                                  f"but {getattr(recipe_override, name)} was asked for.")
+                raise GengenError(
+                    f"--resume: the checkpoint has {name} {getattr(recipe, name)}, "
+                    f"but {getattr(recipe_override, name)} was asked for."
+                )
         recipe.iterations = recipe_override.iterations  # resuming may extend training
     if not any(k.startswith("D.") for k in tensors):
         raise GengenError(f"{str(directory)!r} holds no critic/optimiser state; it cannot be resumed.")
@@ -339,9 +371,13 @@ def train_gan(
     dev = resolve_device(device)
     train_codes = np.asarray(train_codes, dtype=np.uint8)
     if train_codes.ndim != 2 or train_codes.shape[1] != recipe.length:
-        raise GengenError(f"training windows must be (N, {recipe.length}) codes, got shape {train_codes.shape}.")
+        raise GengenError(
+            f"training windows must be (N, {recipe.length}) codes, got shape {train_codes.shape}."
+        )
     if len(train_codes) < recipe.batch_size:
-        raise GengenError(f"need at least one batch ({recipe.batch_size}) of training windows, got {len(train_codes)}.")
+        raise GengenError(
+            f"need at least one batch ({recipe.batch_size}) of training windows, got {len(train_codes)}."
+        )
     metrics: dict = {}
     if resume:
         if output is None or not (Path(output) / "config.json").is_file():
@@ -374,9 +410,15 @@ def train_gan(
 
         def extra(tmp: Path) -> None:
             if samples is not None:
-                write_fasta(tmp / "samples.fa", [f"sample_{i + 1}" for i in range(len(samples))], decode_codes(samples))
+                write_fasta(
+                    tmp / "samples.fa",
+                    [f"sample_{i + 1}" for i in range(len(samples))],
+                    decode_codes(samples),
+                )
 
-        metrics.update({"iteration": state.iteration, "train_windows": int(len(train_codes)), "device": str(dev)})
+        metrics.update(
+            {"iteration": state.iteration, "train_windows": int(len(train_codes)), "device": str(dev)}
+        )
         save_training(output, state, recipe, metrics, extra)
 
     acc = torch.zeros(4, device=dev)
@@ -398,8 +440,14 @@ def train_gan(
             final = it == recipe.iterations or out_of_time
             if it % recipe.log_every == 0 or final:
                 vals = (acc / n_acc).tolist()
-                row = {"iteration": it, "critic_loss": vals[0], "wasserstein": vals[1], "gp": vals[2],
-                       "gen_loss": vals[3], "seconds": round(state.seconds, 2)}
+                row = {
+                    "iteration": it,
+                    "critic_loss": vals[0],
+                    "wasserstein": vals[1],
+                    "gp": vals[2],
+                    "gen_loss": vals[3],
+                    "seconds": round(state.seconds, 2),
+                }
                 if it % recipe.sample_every == 0 or final:
                     js, codes = check()
                     row.update(js)
@@ -413,7 +461,10 @@ def train_gan(
             if out_of_time:
                 break
     if state.iteration < recipe.iterations:
-        log(f"time limit reached at iteration {state.iteration} of {recipe.iterations}; resume with --resume", quiet)
+        log(
+            f"time limit reached at iteration {state.iteration} of {recipe.iterations}; resume with --resume",
+            quiet,
+        )
         metrics["stopped_early"] = True
     if not last_samples:
         _, codes = check()

@@ -78,7 +78,9 @@ def fit_markov(codes: np.ndarray, order: int, pseudocount: float = 0.5) -> tuple
     return start_p / start_p.sum(), trans
 
 
-def sample_markov(model: tuple[np.ndarray, np.ndarray], order: int, n: int, length: int, seed: int = 0) -> np.ndarray:
+def sample_markov(
+    model: tuple[np.ndarray, np.ndarray], order: int, n: int, length: int, seed: int = 0
+) -> np.ndarray:
     """Draw ``(n, length)`` codes from a chain fitted by :func:`fit_markov` (vectorised over sequences)."""
     start_p, trans = model
     rng = np.random.default_rng(seed)
@@ -142,7 +144,9 @@ def kmer_js_table(
     return table
 
 
-def hamming_diversity(codes: np.ndarray, exclude: np.ndarray | None = None, max_n: int = 2000, seed: int = 0) -> float:
+def hamming_diversity(
+    codes: np.ndarray, exclude: np.ndarray | None = None, max_n: int = 2000, seed: int = 0
+) -> float:
     """Mean pairwise Hamming distance per base; ``exclude`` ``(N, L)`` bool masks positions (motif hits).
 
     For a pair, only positions outside both sequences' masks count. Above ``max_n`` sequences a

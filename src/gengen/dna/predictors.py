@@ -142,7 +142,11 @@ def report_scores(model: nn.Module, x: torch.Tensor, batch_size: int = 4096) -> 
     if isinstance(model, PWMPredictor):
         parts = [model.exact(x[i : i + batch_size].to(dev)) for i in range(0, len(x), batch_size)]
         score, pos, strand = (torch.cat([p[k] for p in parts]).cpu().numpy() for k in range(3))
-        return {"score": score.astype(np.float64), "hit_start": pos.astype(np.int64), "hit_strand": strand.astype(np.int64)}
+        return {
+            "score": score.astype(np.float64),
+            "hit_start": pos.astype(np.int64),
+            "hit_strand": strand.astype(np.int64),
+        }
     return {"score": predict(model, x, batch_size, dev).numpy().astype(np.float64)}
 
 
@@ -202,11 +206,20 @@ class TrainedPredictor:
 
         def extra(tmp: Path) -> None:
             hist.to_csv(tmp / "history.csv", index=False)
-            plot_curves(hist, [("loss (MSE, standardised)", ["train_loss"]), ("held-out Pearson r", ["val_pearson"])],
-                        tmp / "training.png", title="CNN predictor")
+            plot_curves(
+                hist,
+                [("loss (MSE, standardised)", ["train_loss"]), ("held-out Pearson r", ["val_pearson"])],
+                tmp / "training.png",
+                title="CNN predictor",
+            )
 
-        cfg = {"kind": "cnn", "architecture": self.model.config(), "length": self.length,
-               "recipe": {k: v for k, v in vars(self.recipe).items()}, "metrics": self.metrics}
+        cfg = {
+            "kind": "cnn",
+            "architecture": self.model.config(),
+            "length": self.length,
+            "recipe": {k: v for k, v in vars(self.recipe).items()},
+            "metrics": self.metrics,
+        }
         return save_checkpoint(directory, PIPELINE, self.model.state_dict(), cfg, extra)
 
 
@@ -220,7 +233,9 @@ def load_predictor(path, device: str | torch.device = "cpu") -> tuple[CNNPredict
     try:
         model.load_state_dict(tensors)
     except RuntimeError as exc:
-        raise GengenError(f"{str(directory)!r}: weights do not match the recorded architecture ({exc}).") from None
+        raise GengenError(
+            f"{str(directory)!r}: weights do not match the recorded architecture ({exc})."
+        ) from None
     dev = resolve_device(device) if isinstance(device, str) else device
     return model.to(dev).eval(), cfg
 
@@ -232,8 +247,14 @@ def _pearson(a: torch.Tensor, b: torch.Tensor) -> float:
     return float((a * b).sum() / den) if den > 0 else float("nan")
 
 
-def train_predictor(codes: np.ndarray, labels: np.ndarray, recipe: PredictorRecipe | None = None,
-                    device: str = "auto", quiet: bool = False, baseline: bool = True) -> TrainedPredictor:
+def train_predictor(
+    codes: np.ndarray,
+    labels: np.ndarray,
+    recipe: PredictorRecipe | None = None,
+    device: str = "auto",
+    quiet: bool = False,
+    baseline: bool = True,
+) -> TrainedPredictor:
     """Fit a :class:`CNNPredictor` on ``(N, L)`` codes and labels; report held-out Pearson r.
 
     The held-out set is a seeded ``val_fraction`` split, also used to score a 6-mer ridge baseline
@@ -266,7 +287,9 @@ def train_predictor(codes: np.ndarray, labels: np.ndarray, recipe: PredictorReci
     opt = torch.optim.AdamW(model.parameters(), lr=r.learning_rate, weight_decay=r.weight_decay)
     tr = torch.as_tensor(tr_idx, device=dev)
     steps_per_epoch = max(1, math.ceil(len(tr_idx) / r.batch_size))
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=r.learning_rate, total_steps=r.epochs * steps_per_epoch)
+    sched = torch.optim.lr_scheduler.OneCycleLR(
+        opt, max_lr=r.learning_rate, total_steps=r.epochs * steps_per_epoch
+    )
     gen = torch.Generator(device="cpu").manual_seed(r.seed)
     rows = []
     t0 = time.perf_counter()
@@ -291,8 +314,14 @@ def train_predictor(codes: np.ndarray, labels: np.ndarray, recipe: PredictorReci
             rows.append({"epoch": epoch, "train_loss": float(total) / steps_per_epoch, "val_pearson": rp})
             bar.update(0, epoch=epoch, val_r=rp)
     model.eval()
-    metrics = {"val_pearson": rows[-1]["val_pearson"], "n_train": int(len(tr_idx)), "n_val": int(n_val),
-               "transform": r.transform, "train_seconds": time.perf_counter() - t0, "device": str(dev)}
+    metrics = {
+        "val_pearson": rows[-1]["val_pearson"],
+        "n_train": int(len(tr_idx)),
+        "n_val": int(n_val),
+        "transform": r.transform,
+        "train_seconds": time.perf_counter() - t0,
+        "device": str(dev),
+    }
     if baseline:
         metrics["val_pearson_6mer_ridge"] = kmer_ridge_baseline(codes, y, tr_idx, val_idx, k=6)
     return TrainedPredictor(model, r, int(codes.shape[1]), metrics, pd.DataFrame(rows))
@@ -313,7 +342,9 @@ def kmer_counts(codes: np.ndarray, k: int):
     return sparse.csr_matrix((np.ones(ok.sum()), (rows[ok], cols[ok])), shape=(n, 4**k))
 
 
-def kmer_ridge_baseline(codes: np.ndarray, y: np.ndarray, tr_idx, val_idx, k: int = 6, alpha: float = 10.0) -> float:
+def kmer_ridge_baseline(
+    codes: np.ndarray, y: np.ndarray, tr_idx, val_idx, k: int = 6, alpha: float = 10.0
+) -> float:
     """Held-out Pearson r of ridge regression on k-mer counts: the reference a CNN must beat."""
     from sklearn.linear_model import Ridge
 

@@ -25,9 +25,10 @@ from gengen.runtime import log
 if TYPE_CHECKING:
     import pandas as pd
 
-METHODS = ("ggan", "dgex", "linear", "ridge", "lasso", "knn", "mean")
+METHODS = ("ggan", "ggan-plain", "dgex", "linear", "ridge", "lasso", "knn", "mean")
 LABELS = {
     "ggan": "GGAN",
+    "ggan-plain": "GGAN (plain MLP)",
     "dgex": "D-GEX",
     "linear": "linear (LS)",
     "ridge": "ridge (LR-L2)",
@@ -49,10 +50,11 @@ class Evaluation:
     def table(self) -> str:
         """The printed comparison table."""
         s = self.summary
-        lines = [f"{'method':<16}{'targets':>8}  {'MAE':>15}  {'CCC':>15}  {'Pearson r':>15}  {'seconds':>8}"]
+        w = max(16, *(len(str(x)) + 1 for x in s["label"]))
+        lines = [f"{'method':<{w}}{'targets':>8}  {'MAE':>15}  {'CCC':>15}  {'Pearson r':>15}  {'seconds':>8}"]
         for _, r in s.iterrows():
             cells = "  ".join(f"{r[m + '_mean']:.4f} ± {r[m + '_sd']:.4f}" for m in METRICS)
-            lines.append(f"{r['label']:<16}{int(r['n_targets']):>8}  {cells}  {r['seconds']:>8.1f}")
+            lines.append(f"{r['label']:<{w}}{int(r['n_targets']):>8}  {cells}  {r['seconds']:>8.1f}")
         return "\n".join(lines)
 
 
@@ -81,7 +83,10 @@ def evaluate(
     if unknown:
         raise GengenError(f"unknown method(s) {', '.join(unknown)}; choose from {', '.join(METHODS)}.")
     recipe = recipe or GGANRecipe(seed=seed)
-    dgex_recipe = dgex_recipe or GGANRecipe.from_dict({**recipe.to_dict(), "loss": "mse", "notes": []})
+    plain = {"linear_skip": False, "ridge_init": False, "refit": False, "notes": []}
+    # D-GEX as published: the plain MLP generator trained with MSE only (no linear path, no ridge start)
+    dgex_recipe = dgex_recipe or GGANRecipe.from_dict({**recipe.to_dict(), **plain, "loss": "mse"})
+    recipes = {"ggan": recipe, "ggan-plain": GGANRecipe.from_dict({**recipe.to_dict(), **plain}), "dgex": dgex_recipe}
     same = np.array([t in set(same_gene or []) for t in targets])
     splits = kfold_indices(X.shape[0], folds, seed)
     fold_rows, gene_frames = [], []
@@ -94,10 +99,8 @@ def evaluate(
         for m in methods:
             t0 = time.perf_counter()
             detail: dict = {}
-            if m in ("ggan", "dgex"):
-                r = GGANRecipe.from_dict(
-                    {**(recipe if m == "ggan" else dgex_recipe).to_dict(), "seed": seed + f, "notes": []}
-                )
+            if m in recipes:
+                r = GGANRecipe.from_dict({**recipes[m].to_dict(), "seed": seed + f, "notes": []})
                 model = GGANModel.train_arrays(
                     X[tr],
                     Y[tr],
@@ -200,8 +203,7 @@ def plot_comparison(ev: Evaluation, path) -> None:
         ax.set_xticklabels([LABELS[m] for m in s["method"]], rotation=40, ha="right", fontsize=8)
         ax.set_title(title)
     fig.suptitle(
-        f"{ev.info['folds']}-fold comparison, {int(s['n_targets'].iloc[0])} targets, "
-        f"{ev.info['n_profiles']} profiles"
+        f"{ev.info['folds']}-fold comparison, {int(s['n_targets'].iloc[0])} targets, {ev.info['n_profiles']} profiles"
     )
     fig.tight_layout()
     save_figure(fig, path)

@@ -59,8 +59,9 @@ def _header(path: Path, kind: str) -> tuple[list[str], pd.DataFrame | None]:
     if kind == "parquet":
         import pyarrow.parquet as pq
 
-        names = [n for n in pq.ParquetFile(path).schema_arrow.names if not n.startswith("__index_level")]
-        return names, None
+        schema = pq.ParquetFile(path).schema_arrow
+        index = _parquet_index_column(schema)
+        return [n for n in schema.names if n != index], None
     if kind == "h5ad":
         import anndata as ad
 
@@ -76,6 +77,19 @@ def _header(path: Path, kind: str) -> tuple[list[str], pd.DataFrame | None]:
     with _open_text(path) as fh:  # the raw header: pandas would rename duplicate columns (A, A.1)
         row = next(csv.reader(fh, delimiter=TABLE_FORMATS[kind]), [])
     return [c.strip() for c in row[1:]], None
+
+
+def _parquet_index_column(schema) -> str | None:
+    """The column holding sample names: pandas' stored index, else a leading string column."""
+    import pyarrow as pa
+
+    meta = schema.pandas_metadata or {}
+    stored = [c for c in meta.get("index_columns", []) if isinstance(c, str)]
+    if stored:
+        return stored[0]
+    if len(schema.names) > 1 and (pa.types.is_string(schema.types[0]) or pa.types.is_large_string(schema.types[0])):
+        return schema.names[0]
+    return None
 
 
 def _chunks(
@@ -104,14 +118,17 @@ def _chunks(
         import pyarrow.parquet as pq
 
         pf = pq.ParquetFile(path)
+        index = _parquet_index_column(pf.schema_arrow)
+        offset = 0
         for batch in pf.iter_batches(batch_size=chunk_size):
             df = batch.to_pandas()
-            idx_cols = [c for c in df.columns if str(c).startswith("__index_level")]
-            if idx_cols:
-                df = df.set_index(idx_cols[0])
-            elif len(df.columns) > len(names):
-                df = df.set_index(df.columns[0])
-            yield _numeric(df, path)
+            if index is None and isinstance(df.index, pd.RangeIndex):  # unnamed rows: number them globally
+                df.index = pd.RangeIndex(offset, offset + len(df))
+            offset += len(df)
+            if index is not None and index in df.columns:  # else pandas metadata already made it the index
+                df = df.set_index(index)
+            df.columns = df.columns.map(str)
+            yield _numeric(df[names], path)
         return
     for df in pd.read_csv(path, sep=TABLE_FORMATS[kind], index_col=0, chunksize=chunk_size):
         yield _numeric(df, path)

@@ -74,12 +74,18 @@ class PWM:
 
 
 def pwm_from_counts(
-    counts: np.ndarray, name: str = "motif", background=None, pseudocount: float = DEFAULT_PSEUDOCOUNT, source: str = ""
+    counts: np.ndarray,
+    name: str = "motif",
+    background=None,
+    pseudocount: float = DEFAULT_PSEUDOCOUNT,
+    source: str = "",
 ) -> PWM:
     """Build a :class:`PWM` from a ``(4, W)`` count (or frequency) matrix."""
     counts = np.asarray(counts, dtype=np.float64)
     if counts.ndim != 2 or counts.shape[0] != 4 or counts.shape[1] < 1:
-        raise GengenError(f"motif {name!r}: expected a 4 x width matrix (A, C, G, T rows), got shape {counts.shape}.")
+        raise GengenError(
+            f"motif {name!r}: expected a 4 x width matrix (A, C, G, T rows), got shape {counts.shape}."
+        )
     if not np.isfinite(counts).all() or (counts < 0).any():
         raise GengenError(f"motif {name!r}: counts must be finite and non-negative.")
     if (counts.sum(axis=0) <= 0).any():
@@ -95,7 +101,9 @@ def pwm_from_counts(
     with np.errstate(divide="ignore"):
         lo = np.log2(p / bg[:, None])
     if not np.isfinite(lo).all():
-        raise GengenError(f"motif {name!r} has zero counts and pseudocount 0: its log-odds are infinite; use a pseudocount.")
+        raise GengenError(
+            f"motif {name!r} has zero counts and pseudocount 0: its log-odds are infinite; use a pseudocount."
+        )
     return PWM(name=name, counts=counts, log_odds=lo, background=bg, pseudocount=pseudocount, source=source)
 
 
@@ -136,7 +144,9 @@ def _read_numeric(text: str, name: str) -> np.ndarray:
         try:
             rows.append([float(t) for t in tokens])
         except ValueError:
-            raise GengenError(f"motif {name!r}: line {ln[:40]!r} is not a row of numbers; not a PFM.") from None
+            raise GengenError(
+                f"motif {name!r}: line {ln[:40]!r} is not a row of numbers; not a PFM."
+            ) from None
     if not rows or len({len(r) for r in rows}) != 1:
         raise GengenError(f"motif {name!r}: rows of a PFM must all have the same number of values.")
     m = np.array(rows)
@@ -144,11 +154,18 @@ def _read_numeric(text: str, name: str) -> np.ndarray:
         return m
     if m.shape[1] == 4:
         return m.T
-    raise GengenError(f"motif {name!r}: a PFM must be 4 rows x positions or positions x 4 columns, got {m.shape}.")
+    raise GengenError(
+        f"motif {name!r}: a PFM must be 4 rows x positions or positions x 4 columns, got {m.shape}."
+    )
 
 
-def read_motif_file(path: str | os.PathLike, fmt: str | None = None, name: str | None = None,
-                    background=None, pseudocount: float = DEFAULT_PSEUDOCOUNT) -> PWM:
+def read_motif_file(
+    path: str | os.PathLike,
+    fmt: str | None = None,
+    name: str | None = None,
+    background=None,
+    pseudocount: float = DEFAULT_PSEUDOCOUNT,
+) -> PWM:
     """Read one motif from a file (the first, or the one whose id/name is ``name``)."""
     from Bio import motifs
 
@@ -173,14 +190,17 @@ def read_motif_file(path: str | os.PathLike, fmt: str | None = None, name: str |
         fmt = "minimal"  # JASPAR's MEME downloads are the minimal format; Biopython's 'meme' is MEME's full output
     if fmt == "pfm":
         counts = _read_numeric(text, label)
-        return pwm_from_counts(counts, name=path.stem, background=background, pseudocount=pseudocount, source=str(path))
+        return pwm_from_counts(
+            counts, name=path.stem, background=background, pseudocount=pseudocount, source=str(path)
+        )
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             if fmt == "sites" and not text.lstrip().startswith(">"):
                 counts = _sites_counts(text, label)
-                return pwm_from_counts(counts, name=path.stem, background=background, pseudocount=pseudocount,
-                                       source=str(path))
+                return pwm_from_counts(
+                    counts, name=path.stem, background=background, pseudocount=pseudocount, source=str(path)
+                )
             if fmt == "sites":  # JASPAR .sites: FASTA records, the site in uppercase within lowercase flanks
                 found = [motifs.read(io.StringIO(text), "sites")]
             else:
@@ -206,8 +226,9 @@ def read_motif_file(path: str | os.PathLike, fmt: str | None = None, name: str |
     label = getattr(motif, "matrix_id", None) or motif.name or path.stem
     if motif.name and motif.name != label:
         label = f"{label} {motif.name}"
-    return pwm_from_counts(counts, name=str(label).strip(), background=background, pseudocount=pseudocount,
-                           source=str(path))
+    return pwm_from_counts(
+        counts, name=str(label).strip(), background=background, pseudocount=pseudocount, source=str(path)
+    )
 
 
 def _sites_counts(text: str, label: str) -> np.ndarray:
@@ -227,7 +248,9 @@ def fetch_jaspar(matrix_id: str, background=None, pseudocount: float = DEFAULT_P
     try:
         from pyjaspar import jaspardb
     except ImportError:  # pragma: no cover - a declared dependency
-        raise GengenError("JASPAR ids need the 'pyjaspar' package; install it or give a motif file.") from None
+        raise GengenError(
+            "JASPAR ids need the 'pyjaspar' package; install it or give a motif file."
+        ) from None
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         db = jaspardb()
@@ -238,12 +261,22 @@ def fetch_jaspar(matrix_id: str, background=None, pseudocount: float = DEFAULT_P
             "check the id (e.g. MA0139.2 for CTCF) or give a motif file."
         )
     label = f"{motif.matrix_id} {motif.name}"
-    return pwm_from_counts(_bio_counts(motif), name=label, background=background, pseudocount=pseudocount,
-                           source=f"{getattr(db, 'release', 'JASPAR')} (pyjaspar)")
+    return pwm_from_counts(
+        _bio_counts(motif),
+        name=label,
+        background=background,
+        pseudocount=pseudocount,
+        source=f"{getattr(db, 'release', 'JASPAR')} (pyjaspar)",
+    )
 
 
-def load_motif(spec: str | os.PathLike, fmt: str | None = None, name: str | None = None,
-               background=None, pseudocount: float = DEFAULT_PSEUDOCOUNT) -> PWM:
+def load_motif(
+    spec: str | os.PathLike,
+    fmt: str | None = None,
+    name: str | None = None,
+    background=None,
+    pseudocount: float = DEFAULT_PSEUDOCOUNT,
+) -> PWM:
     """A motif from a file path or a JASPAR id; a path that exists wins over an id-looking string."""
     s = str(spec)
     if Path(s).exists():

@@ -95,14 +95,20 @@ def _open_text(path: Path):
         try:
             sample[:-4].decode("utf-8")
         except UnicodeDecodeError:
-            raise GengenError(f"{str(path)!r} is not text (binary or unknown encoding); expected FASTA.") from None
+            raise GengenError(
+                f"{str(path)!r} is not text (binary or unknown encoding); expected FASTA."
+            ) from None
     first = sample.lstrip()[:1]
     if first != b">":
         raise GengenError(
             f"{str(path)!r} does not look like FASTA: the first character is {first.decode(errors='replace')!r}, "
             "expected '>' starting a record header."
         )
-    return gzip.open(path, "rt", encoding="utf-8", errors="replace") if is_gz else open(path, encoding="utf-8", errors="replace")
+    return (
+        gzip.open(path, "rt", encoding="utf-8", errors="replace")
+        if is_gz
+        else open(path, encoding="utf-8", errors="replace")
+    )
 
 
 def encode_string(seq: str, name: str = "sequence") -> np.ndarray:
@@ -310,7 +316,9 @@ def write_fasta(
     return Path(path)
 
 
-def to_records(ids: Sequence[str], seqs: Sequence[str], descriptions: Sequence[str] | None = None) -> list[SeqRecord]:
+def to_records(
+    ids: Sequence[str], seqs: Sequence[str], descriptions: Sequence[str] | None = None
+) -> list[SeqRecord]:
     """Biopython SeqRecords, for users who continue in Biopython."""
     from Bio.Seq import Seq
     from Bio.SeqRecord import SeqRecord
