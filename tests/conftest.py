@@ -22,6 +22,17 @@ def shared_file(*parts: str) -> Path:
     return path
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _one_torch_thread():
+    """Tests use tiny tensors: one torch thread avoids OpenMP spin contention on a shared 2-core machine."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(autouse=True)
 def _isolated_model_home(tmp_path, monkeypatch):
     """Named models resolve under a per-test $GENGEN_HOME, never the user's."""

@@ -6,7 +6,6 @@ import gzip
 from pathlib import Path
 
 import numpy as np
-import pytest
 
 PLANT = "GGGCGCCA"  # a planted 8-mer
 
@@ -96,12 +95,3 @@ SITES_TEXT = "GCGAG\nGCGAG\nACGAG\nGCGTG\nTCGAC\nCCGAG\nGCGAA\nACGAG\n"
 TOY_COUNTS = np.array([[10, 0, 0, 30, 5], [5, 40, 0, 0, 5], [20, 0, 40, 5, 25], [5, 0, 0, 5, 5]], dtype=float)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """Small tensors on a shared 2-core machine: one thread avoids OpenMP spin contention (5-8x faster)."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)

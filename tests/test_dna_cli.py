@@ -10,7 +10,6 @@ from conftest import shared_file
 from dna_fixtures import (
     JASPAR_TEXT,
     PLANT,
-    _one_torch_thread,  # noqa: F401  (autouse)
     random_seqs,
     write_fa,
 )

@@ -7,7 +7,6 @@ import pytest
 
 from dna_fixtures import (
     TOY_COUNTS,
-    _one_torch_thread,  # noqa: F401  (autouse)
 )
 from gengen.dna import PWMPredictor, design, design_direct, design_joint
 from gengen.dna.gan import GANModel, GANRecipe, Generator

@@ -8,7 +8,6 @@ import torch
 
 from dna_fixtures import (
     PLANT,
-    _one_torch_thread,  # noqa: F401  (autouse)
     random_seqs,
 )
 from gengen.dna.gan import (

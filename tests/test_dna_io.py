@@ -15,7 +15,6 @@ from dna_fixtures import (
     SITES_TEXT,
     TOY_COUNTS,
     TRANSFAC_TEXT,
-    _one_torch_thread,  # noqa: F401  (autouse)
     random_seqs,
     write_fa,
 )

@@ -9,7 +9,6 @@ import torch
 from dna_fixtures import (
     PLANT,
     TOY_COUNTS,
-    _one_torch_thread,  # noqa: F401  (autouse)
     random_seqs,
 )
 from gengen.dna.predictors import (

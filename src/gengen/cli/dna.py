@@ -7,8 +7,9 @@ from typing import Annotated
 
 import typer
 
-from gengen.cli._app import DeviceOpt, QuietOpt, SeedOpt, app, input_path, say
+from gengen.cli._app import DeviceOpt, QuietOpt, SeedOpt, ThreadsOpt, app, input_path, say
 from gengen.errors import GengenError
+from gengen.runtime import set_threads
 
 PANEL = "DNA (Killoran)"
 
@@ -38,18 +39,6 @@ PseudoOpt = Annotated[
 PredictorOpt = Annotated[
     str | None, typer.Option("--predictor", help="A model from dna-train-predictor (directory or name).")
 ]
-ThreadsOpt = Annotated[
-    int | None, typer.Option("--threads", help="CPU threads for torch (1 is fastest on a busy machine).")
-]
-
-
-def _threads(n: int | None) -> None:
-    if n is not None:
-        import torch
-
-        if n < 1:
-            raise GengenError(f"--threads must be positive, got {n}.")
-        torch.set_num_threads(n)
 
 
 def _motif(spec, fmt, pseudocount):
@@ -120,7 +109,7 @@ def dna_train(
     from gengen.dna.gan import GANRecipe, train_gan
     from gengen.io.sequences import heldout_mask, read_fasta
 
-    _threads(threads)
+    set_threads(threads)
     seqs = read_fasta(
         input_path(data), length=length, windows=windows, ambiguous=ambiguous, short=short, seed=seed
     )
@@ -235,7 +224,7 @@ def dna_design(
     from gengen.io.sequences import write_fasta
     from gengen.runtime import atomic_path
 
-    _threads(threads)
+    set_threads(threads)
     if gan and direct:
         raise GengenError("--gan and --direct exclude each other: pick joint (GAN) or direct design.")
     model, pwm, label = _predictor(motif, motif_format, pseudocount, predictor, device)
@@ -315,7 +304,7 @@ def dna_train_predictor(
     from gengen.dna.predictors import PredictorRecipe, read_labels, train_predictor
     from gengen.io.sequences import read_fasta
 
-    _threads(threads)
+    set_threads(threads)
     seqs = read_fasta(input_path(data), ambiguous=ambiguous)
     y = read_labels(scores, seqs.ids)
     recipe = PredictorRecipe(epochs=epochs, val_fraction=val_fraction, transform=transform, seed=seed)

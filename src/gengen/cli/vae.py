@@ -7,8 +7,9 @@ from typing import Annotated
 
 import typer
 
-from gengen.cli._app import DeviceOpt, FormatOpt, GenesInRowsOpt, QuietOpt, SeedOpt, app, input_path, say
+from gengen.cli._app import DeviceOpt, FormatOpt, GenesInRowsOpt, QuietOpt, SeedOpt, ThreadsOpt, app, input_path, say
 from gengen.errors import GengenError
+from gengen.runtime import set_threads
 
 PANEL = "VAE (Tybalt)"
 
@@ -47,11 +48,12 @@ def vae_train(
     latent: LatentOpt = None, genes: GenesOpt = None, gene_rank: GeneRankOpt = "median-ad", hidden: HiddenOpt = None,
     epochs: EpochsOpt = None, batch_size: BatchOpt = None, lr: LrOpt = 5e-4, kappa: KappaOpt = 1.0, beta: BetaOpt = 1.0,
     val_fraction: ValOpt = 0.1, tybalt_compat: CompatOpt = False, seed: SeedOpt = 0,
-    genes_in_rows: GenesInRowsOpt = None, fmt: FormatOpt = None, device: DeviceOpt = "auto", quiet: QuietOpt = False,
+    genes_in_rows: GenesInRowsOpt = None, fmt: FormatOpt = None, device: DeviceOpt = "auto", threads: ThreadsOpt = None, quiet: QuietOpt = False,
 ) -> None:
     """Train a Tybalt VAE; writes model.safetensors, config.json, history.csv and training.png."""
     from gengen.vae import VAEModel
 
+    set_threads(threads)
     adata = _read(data, genes_in_rows, fmt, quiet)
     recipe = _recipe(latent, genes, gene_rank, hidden, epochs, batch_size, lr, kappa, beta, val_fraction, tybalt_compat, seed)
     model = VAEModel.train(adata, recipe, device=device, quiet=quiet)
@@ -72,12 +74,13 @@ def vae_encode(
     latent: LatentOpt = None, genes: GenesOpt = None, gene_rank: GeneRankOpt = "median-ad", hidden: HiddenOpt = None,
     epochs: EpochsOpt = None, batch_size: BatchOpt = None, lr: LrOpt = 5e-4, kappa: KappaOpt = 1.0, beta: BetaOpt = 1.0,
     val_fraction: ValOpt = 0.1, tybalt_compat: CompatOpt = False, seed: SeedOpt = 0,
-    genes_in_rows: GenesInRowsOpt = None, fmt: FormatOpt = None, device: DeviceOpt = "auto", quiet: QuietOpt = False,
+    genes_in_rows: GenesInRowsOpt = None, fmt: FormatOpt = None, device: DeviceOpt = "auto", threads: ThreadsOpt = None, quiet: QuietOpt = False,
 ) -> None:
     """Embed samples with a VAE (z_mean); trains one with the Tybalt recipe when no --model is given."""
     from gengen.io.expression import detect_format, write_expression
     from gengen.vae import VAEModel, encode
 
+    set_threads(threads)
     output = output or data.with_name(_stem(data) + ".vae.h5ad")
     detect_format(output)  # fail on a bad output name before any work
     loaded = VAEModel.load(model, device=device) if model else None
@@ -203,13 +206,14 @@ def vae_compare(
     latent: LatentOpt = None, genes: GenesOpt = None, gene_rank: GeneRankOpt = "median-ad", hidden: HiddenOpt = None,
     epochs: EpochsOpt = None, batch_size: BatchOpt = None, lr: LrOpt = 5e-4, kappa: KappaOpt = 1.0, beta: BetaOpt = 1.0,
     val_fraction: ValOpt = 0.1, tybalt_compat: CompatOpt = False, seed: SeedOpt = 0,
-    genes_in_rows: GenesInRowsOpt = None, fmt: FormatOpt = None, device: DeviceOpt = "auto", quiet: QuietOpt = False,
+    genes_in_rows: GenesInRowsOpt = None, fmt: FormatOpt = None, device: DeviceOpt = "auto", threads: ThreadsOpt = None, quiet: QuietOpt = False,
 ) -> None:
     """VAE vs PCA vs NMF at the same k: held-out reconstruction (BCE x genes) and kNN label accuracy."""
     from gengen.io.expression import write_table
     from gengen.vae import compare
     from gengen.vae.features import labels_from
 
+    set_threads(threads)
     adata = _with_labels(_read(data, genes_in_rows, fmt, quiet), labels_file, quiet)
     labels = labels_from(adata, by) if by else None
     recipe = _recipe(latent, genes, gene_rank, hidden, epochs, batch_size, lr, kappa, beta, val_fraction, tybalt_compat, seed)
