@@ -91,8 +91,11 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=50)
     ap.add_argument("--batch-size", type=int, default=50)
     ap.add_argument("--device", default="auto")
+    ap.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: all cores)")
     args = ap.parse_args()
-    from gengen.runtime import describe_device, resolve_device
+    from gengen.runtime import describe_device, resolve_device, set_threads
+
+    set_threads(args.threads)
 
     device = resolve_device(args.device)
     x = synthetic_tybalt(args.samples, args.genes)

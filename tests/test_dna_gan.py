@@ -94,6 +94,8 @@ def test_train_checkpoint_round_trip_and_resume(planted, tmp_path):
     )
     loaded = GANModel.load(out)
     assert np.array_equal(loaded.generate(5, seed=1), half.generate(5, seed=1))
+    last = GANModel.load(out, weights="last")
+    assert np.array_equal(last.generate(5, seed=1), half.last.generate(5, seed=1))
     resumed = train_gan(
         planted,
         GANRecipe(**TINY, iterations=20),
@@ -103,9 +105,48 @@ def test_train_checkpoint_round_trip_and_resume(planted, tmp_path):
         quiet=True,
         heldout_codes=planted[:100],
     )
-    for a, b in zip(resumed.generator.parameters(), full.generator.parameters()):
+    for a, b in zip(resumed.last.generator.parameters(), full.last.generator.parameters()):
         assert torch.allclose(a, b, atol=1e-5)  # resuming continues exactly where it stopped
+    for a, b in zip(resumed.generator.parameters(), full.generator.parameters()):
+        assert torch.allclose(a, b, atol=1e-5)  # ... and keeps the same best weights
+    assert resumed.metrics["best_iteration"] == full.metrics["best_iteration"]
     assert "js_k3" in resumed.metrics
+
+
+def test_best_checkpoint_is_kept_and_used_by_default(planted, tmp_path):
+    import json
+
+    import pandas as pd
+
+    out = tmp_path / "gan"
+    model = train_gan(
+        planted,
+        GANRecipe(**{**TINY, "sample_every": 5, "checkpoint_every": 5}, iterations=30),
+        output=out,
+        device="cpu",
+        quiet=True,
+        heldout_codes=planted[:100],
+    )
+    hist = pd.read_csv(out / "history.csv").dropna(subset=["js_k3"])
+    score = (hist["js_k3"] + hist["js_k4"]) / 2
+    want = int(hist["iteration"].iloc[int(score.values.argmin())])
+    cfg = json.loads((out / "config.json").read_text())
+    assert cfg["best"]["iteration"] == want and cfg["iteration"] == 30
+    assert cfg["best"]["score"] == pytest.approx(score.min())
+    assert model.metrics["best_iteration"] == want and model.iteration == want
+    best, last = GANModel.load(out), GANModel.load(out, weights="last")
+    assert best.iteration == want and best.metrics["weights"] == "best"
+    assert last.iteration == 30 and last.metrics["weights"] == "last"
+    # the best generator reproduces the held-out check it was picked by
+    from gengen.dna.metrics import js_divergence, kmer_spectrum
+
+    codes = best.generate(1000, seed=GANRecipe().seed + 12345)
+    js = [js_divergence(kmer_spectrum(codes, k), kmer_spectrum(planted[:100], k)) for k in (3, 4)]
+    assert np.mean(js) == pytest.approx(score.min(), rel=1e-6)
+    if want != 30:
+        assert any(not torch.equal(a, b) for a, b in zip(best.generator.parameters(), last.generator.parameters()))
+    with pytest.raises(GengenError, match="best' or 'last"):
+        GANModel.load(out, weights="first")
 
 
 def test_resume_without_checkpoint_is_clear(planted, tmp_path):

@@ -84,6 +84,15 @@ def test_training_reduces_loss_and_embeds(toy_expression, toy_model):
     assert table["auroc"].min() > 0.9
 
 
+def test_fast_mean_encoder_matches_full_encoder(toy_expression, toy_model):
+    import torch
+
+    x = torch.as_tensor(toy_model.scaler.transform(toy_model.align(toy_expression)))
+    toy_model.module.eval()
+    with torch.no_grad():
+        torch.testing.assert_close(toy_model.module.encode_mean(x), toy_model.module.encode(x)[0])
+
+
 def test_determinism_same_seed_identical(toy_expression):
     short = {**FAST, "epochs": 5}
     a = VAEModel.train(toy_expression, VAERecipe(**short), device="cpu", quiet=True).encode(toy_expression)

@@ -67,6 +67,15 @@ def _sidecar(output: Path, suffix: str) -> Path:
     return output.with_name(name + suffix)
 
 
+WeightsOpt = Annotated[
+    str,
+    typer.Option(
+        "--weights",
+        help="GAN generator weights: 'best' (best held-out k-mer check during training) or 'last'.",
+    ),
+]
+
+
 @app.command("dna-train", rich_help_panel=PANEL)
 def dna_train(
     data: Annotated[Path, typer.Argument(help="FASTA (plain or .gz) of training sequences.")],
@@ -156,6 +165,12 @@ def dna_train(
         + (f"; held-out k-mer JS: {js}" if js else ""),
         quiet,
     )
+    if "best_iteration" in m:
+        say(
+            f"best held-out check (mean JS k=3,4 {m['best_score']:.4f}) at iteration {m['best_iteration']}: "
+            "used by dna-generate/dna-eval/dna-design unless --weights last",
+            quiet,
+        )
     typer.echo(str(output))
 
 
@@ -164,6 +179,7 @@ def dna_generate(
     model: Annotated[str, typer.Option("--model", "-m", help="dna-train model directory or name.")],
     n: Annotated[int, typer.Option("-n", help="Number of sequences.")] = 1000,
     output: Annotated[Path, typer.Option("-o", "--output", help="FASTA to write.")] = Path("samples.fa"),
+    weights: WeightsOpt = "best",
     seed: SeedOpt = 0,
     device: DeviceOpt = "auto",
     quiet: QuietOpt = False,
@@ -172,11 +188,15 @@ def dna_generate(
     from gengen.dna.gan import GANModel
     from gengen.io.sequences import decode_codes, gc_content, write_fasta
 
-    gan = GANModel.load(model, device=device)
+    gan = GANModel.load(model, device=device, weights=weights)
     codes = gan.generate(n, seed=seed)
     gc = gc_content(codes)
     write_fasta(output, [f"gan_{i + 1}" for i in range(n)], decode_codes(codes), [f"gc={g:.3f}" for g in gc])
-    say(f"generated {n} sequences of {gan.length} nt (seed {seed}); mean GC {gc.mean():.3f}", quiet)
+    say(
+        f"generated {n} sequences of {gan.length} nt (seed {seed}, {gan.metrics['weights']} weights, "
+        f"iteration {gan.iteration}); mean GC {gc.mean():.3f}",
+        quiet,
+    )
     typer.echo(str(output))
 
 
@@ -189,6 +209,7 @@ def dna_design(
     gan: Annotated[
         str | None, typer.Option("--gan", help="Design through this GAN's latent space (joint method).")
     ] = None,
+    weights: WeightsOpt = "best",
     direct: Annotated[
         bool, typer.Option("--direct", help="Direct design on the sequence (the default without --gan).")
     ] = False,
@@ -241,7 +262,7 @@ def dna_design(
     if gan:
         from gengen.dna.gan import GANModel
 
-        g = GANModel.load(gan, device=device)
+        g = GANModel.load(gan, device=device, weights=weights)
         if length not in (50, g.length):
             say(f"note: the GAN makes {g.length}-nt sequences; --length {length} ignored", quiet)
         result = design_joint(
@@ -409,6 +430,7 @@ def dna_eval(
     ] = None,
     output: Annotated[Path | None, typer.Option("-o", "--output", help="Write the table as TSV.")] = None,
     ambiguous: AmbiguousOpt = "skip",
+    weights: WeightsOpt = "best",
     seed: SeedOpt = 0,
     device: DeviceOpt = "auto",
     quiet: QuietOpt = False,
@@ -420,7 +442,7 @@ def dna_eval(
     from gengen.io.sequences import heldout_mask, read_fasta
     from gengen.runtime import atomic_path
 
-    gan = GANModel.load(model, device=device)
+    gan = GANModel.load(model, device=device, weights=weights)
     frac = heldout_fraction if heldout_fraction is not None else (gan.recipe.heldout_fraction or 0.1)
     seqs = read_fasta(input_path(data), length=gan.length, windows="tiled", ambiguous=ambiguous)
     held = heldout_mask(seqs.ids, frac)
@@ -435,7 +457,7 @@ def dna_eval(
     table = kmer_js_table(sets, seqs.codes[held], seqs.codes[~held], n=n, seed=seed)
     typer.echo(
         f"# k-mer JS divergence (bits) vs {int(held.sum())} held-out windows ({frac:.0%} of records); "
-        f"{table.attrs['n']} sequences per set; GAN at iteration {gan.metrics.get('iteration', '?')}"
+        f"{table.attrs['n']} sequences per set; GAN at iteration {gan.iteration} ({gan.metrics['weights']} weights)"
     )
     typer.echo(table.to_string(index=False, float_format=lambda v: f"{v:.5f}"))
     if output is not None:

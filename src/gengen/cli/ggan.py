@@ -7,7 +7,17 @@ from typing import Annotated
 
 import typer
 
-from gengen.cli._app import DeviceOpt, FormatOpt, GenesInRowsOpt, QuietOpt, SeedOpt, app, input_path, say
+from gengen.cli._app import (
+    DeviceOpt,
+    FormatOpt,
+    GenesInRowsOpt,
+    QuietOpt,
+    SeedOpt,
+    ThreadsOpt,
+    app,
+    input_path,
+    say,
+)
 from gengen.errors import GengenError
 
 PANEL = "GGAN (landmark → target)"
@@ -17,15 +27,12 @@ LandmarksOpt = Annotated[
     typer.Option(
         "--landmarks",
         "-l",
-        help="Landmark genes: one per line, a table's first column, or a D-GEX probe map "
-        "(symbol, Ensembl, probes).",
+        help="Landmark genes: one per line, a table's first column, or a D-GEX probe map (symbol, Ensembl, probes).",
     ),
 ]
 LandmarksFromOpt = Annotated[
     Path | None,
-    typer.Option(
-        "--landmarks-from", help="Use the genes of this query file (csv/tsv/parquet/h5ad/gct) as landmarks."
-    ),
+    typer.Option("--landmarks-from", help="Use the genes of this query file (csv/tsv/parquet/h5ad/gct) as landmarks."),
 ]
 TargetsOpt = Annotated[
     Path | None,
@@ -51,9 +58,7 @@ RefitOpt = Annotated[
 NoiseOpt = Annotated[float, typer.Option("--input-noise", help="Std of Gaussian noise on z-scored landmarks.")]
 HiddenOpt = Annotated[int, typer.Option("--hidden", help="Generator width (units per hidden layer).")]
 LayersOpt = Annotated[int, typer.Option("--layers", help="Generator hidden layers.")]
-DropoutOpt = Annotated[
-    float, typer.Option("--dropout", help="Dropout after each hidden layer (also the GAN noise).")
-]
+DropoutOpt = Annotated[float, typer.Option("--dropout", help="Dropout after each hidden layer (also the GAN noise).")]
 ActOpt = Annotated[str, typer.Option("--activation", help="tanh (D-GEX) | relu | leaky_relu.")]
 EpochsOpt = Annotated[int | None, typer.Option("--epochs", help="Epochs [default: ~1,500 optimiser steps].")]
 BatchOpt = Annotated[int, typer.Option("--batch-size", help="Batch size (capped at the training set).")]
@@ -63,16 +68,21 @@ L1Opt = Annotated[float, typer.Option("--l1", help="λ₁: weight of the L1 loss
 ConsOpt = Annotated[float, typer.Option("--consistency", help="λ₂: weight of the two-draw consistency loss.")]
 AdvOpt = Annotated[float, typer.Option("--adv-weight", help="Weight of the adversarial loss.")]
 DHiddenOpt = Annotated[int, typer.Option("--d-hidden", help="Discriminator width.")]
-QuantOpt = Annotated[
-    bool, typer.Option("--quantile/--no-quantile", help="Quantile-normalise profiles (D-GEX).")
-]
-ValOpt = Annotated[
-    float, typer.Option("--val-fraction", help="Validation fraction for checkpoint selection.")
-]
+QuantOpt = Annotated[bool, typer.Option("--quantile/--no-quantile", help="Quantile-normalise profiles (D-GEX).")]
+ValOpt = Annotated[float, typer.Option("--val-fraction", help="Validation fraction for checkpoint selection.")]
 PatienceOpt = Annotated[
     int | None,
     typer.Option("--patience", help="Stop after this many epochs without a better validation MAE."),
 ]
+
+
+def _threads(threads: int | None) -> None:
+    """Apply --threads; an explicit choice also turns off the one-thread rule for small networks."""
+    from gengen.ggan import train
+    from gengen.runtime import set_threads
+
+    set_threads(threads)
+    train.AUTO_THREADS = threads is None
 
 
 def _recipe(
@@ -142,9 +152,7 @@ def _reference(data, landmarks, landmarks_from, targets, probe_map, genes_in_row
         chosen = max(options, key=lambda o: sum(g in names for g in o))
         lm = [g for g in dict.fromkeys(chosen) if g in names]
         if not lm:
-            raise GengenError(
-                f"none of the genes of {str(landmarks_from)!r} are in the reference {str(data)!r}."
-            )
+            raise GengenError(f"none of the genes of {str(landmarks_from)!r} are in the reference {str(data)!r}.")
         say(f"landmarks: {len(lm)} genes of {landmarks_from} found in the reference", quiet)
         return prepare_reference(adata, lm, targets, probe_map=False, quiet=quiet)
     return prepare_reference(adata, landmarks, targets, probe_map=probe_map, quiet=quiet)
@@ -152,9 +160,7 @@ def _reference(data, landmarks, landmarks_from, targets, probe_map, genes_in_row
 
 @app.command("ggan-train", rich_help_panel=PANEL)
 def ggan_train(
-    data: Annotated[
-        Path, typer.Argument(help="Reference expression (h5ad, csv, tsv, parquet, gct), samples x genes.")
-    ],
+    data: Annotated[Path, typer.Argument(help="Reference expression (h5ad, csv, tsv, parquet, gct), samples x genes.")],
     output: Annotated[Path, typer.Option("-o", "--output", help="Model directory to write.")],
     landmarks: LandmarksOpt = None,
     landmarks_from: LandmarksFromOpt = None,
@@ -183,9 +189,11 @@ def ggan_train(
     genes_in_rows: GenesInRowsOpt = None,
     fmt: FormatOpt = None,
     device: DeviceOpt = "auto",
+    threads: ThreadsOpt = None,
     quiet: QuietOpt = False,
 ) -> None:
     """Train a GGAN (landmarks → targets); writes model.safetensors, config.json, history.csv and a plot."""
+    _threads(threads)
     from gengen.ggan import GGANModel
 
     if output.exists() and any(output.resolve() == p.resolve() for p in (data, landmarks, targets) if p):
@@ -239,9 +247,7 @@ def infer_targets(
     ],
     output: Annotated[
         Path | None,
-        typer.Option(
-            "-o", "--output", help="Predictions (.csv/.tsv/.parquet/.h5ad) [default: QUERY.targets.csv]."
-        ),
+        typer.Option("-o", "--output", help="Predictions (.csv/.tsv/.parquet/.h5ad) [default: QUERY.targets.csv]."),
     ] = None,
     fill_missing: Annotated[
         bool,
@@ -251,9 +257,11 @@ def infer_targets(
     genes_in_rows: GenesInRowsOpt = None,
     fmt: FormatOpt = None,
     device: DeviceOpt = "auto",
+    threads: ThreadsOpt = None,
     quiet: QuietOpt = False,
 ) -> None:
     """Predict target-gene expression (reference units) for every profile of QUERY, streamed in chunks."""
+    _threads(threads)
     from gengen.ggan import GGANModel, infer_file
     from gengen.io.expression import detect_format
 
@@ -285,16 +293,12 @@ def infer_targets(
 
 @app.command("ggan-eval", rich_help_panel=PANEL)
 def ggan_eval(
-    data: Annotated[
-        Path, typer.Argument(help="Reference expression (h5ad, csv, tsv, parquet, gct), samples x genes.")
-    ],
+    data: Annotated[Path, typer.Argument(help="Reference expression (h5ad, csv, tsv, parquet, gct), samples x genes.")],
     landmarks: LandmarksOpt = None,
     landmarks_from: LandmarksFromOpt = None,
     targets: TargetsOpt = None,
     probe_map: ProbeMapOpt = None,
-    folds: Annotated[
-        int, typer.Option("--folds", help="Cross-validation folds (same splits for every method).")
-    ] = 5,
+    folds: Annotated[int, typer.Option("--folds", help="Cross-validation folds (same splits for every method).")] = 5,
     methods: Annotated[
         str,
         typer.Option("--methods", help="Comma-separated subset of ggan,ggan-plain,dgex,linear,ridge,lasso,knn,mean."),
@@ -326,9 +330,11 @@ def ggan_eval(
     genes_in_rows: GenesInRowsOpt = None,
     fmt: FormatOpt = None,
     device: DeviceOpt = "auto",
+    threads: ThreadsOpt = None,
     quiet: QuietOpt = False,
 ) -> None:
     """k-fold comparison of GGAN, D-GEX, linear, ridge, lasso, KNN-GE and the mean predictor (MAE/CCC/r)."""
+    _threads(threads)
     import json
 
     import numpy as np
@@ -376,9 +382,7 @@ def ggan_eval(
         f"({len(same)} same-gene targets reported separately)",
         quiet,
     )
-    ev = evaluate(
-        X, Y, tg, same, folds=folds, recipe=recipe, methods=chosen, seed=seed, device=device, quiet=quiet
-    )
+    ev = evaluate(X, Y, tg, same, folds=folds, recipe=recipe, methods=chosen, seed=seed, device=device, quiet=quiet)
     output.mkdir(parents=True, exist_ok=True)
     write_table(ev.summary, output / "ggan_eval_summary.tsv", protect=(data,), index=False)
     write_table(ev.folds, output / "ggan_eval_folds.tsv", index=False)

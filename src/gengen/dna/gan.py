@@ -122,6 +122,7 @@ class GANModel:
         self.generator = generator
         self.recipe = recipe
         self.metrics = metrics or {}
+        self.last: GANModel | None = None  # from train_gan: the final-iteration model beside the best
 
     @property
     def length(self) -> int:
@@ -147,15 +148,28 @@ class GANModel:
         soft = self.generate_soft(self.sample_latent(n, seed))
         return soft.argmax(dim=1).to(torch.uint8).cpu().numpy()
 
+    @property
+    def iteration(self):
+        """The training iteration these generator weights come from (``None`` if unknown)."""
+        return self.metrics.get("weights_iteration", self.metrics.get("iteration"))
+
     @classmethod
-    def load(cls, path, device: str | torch.device = "cpu") -> GANModel:
+    def load(cls, path, device: str | torch.device = "cpu", weights: str = "best") -> GANModel:
+        """Load a ``dna-train`` directory. ``weights="best"`` (default) takes the generator with the
+        best held-out k-mer check (mean JS over k = 3, 4) seen during training, falling back to the
+        last weights when no check was recorded; ``weights="last"`` takes the final iteration's."""
         from gengen.checkpoint import load_checkpoint, require_keys
 
+        if weights not in ("best", "last"):
+            raise GengenError(f"weights must be 'best' or 'last', got {weights!r}.")
         tensors, cfg, directory = load_checkpoint(path, PIPELINE)
         require_keys(cfg, ["recipe", "iteration"], directory)
         recipe = GANRecipe(**cfg["recipe"])
         gen = Generator(recipe.length, recipe.latent, recipe.channels, recipe.blocks)
-        state = {k[2:]: v for k, v in tensors.items() if k.startswith("G.")}
+        best = cfg.get("best")
+        use_best = weights == "best" and best is not None and any(k.startswith("B.") for k in tensors)
+        prefix = "B." if use_best else "G."
+        state = {k[2:]: v for k, v in tensors.items() if k.startswith(prefix)}
         try:
             gen.load_state_dict(state)
         except RuntimeError as exc:
@@ -163,7 +177,10 @@ class GANModel:
                 f"{str(directory)!r}: generator weights do not match the recipe ({exc})."
             ) from None
         dev = resolve_device(device) if isinstance(device, str) else device
-        return cls(gen.to(dev).eval(), recipe, cfg.get("metrics", {}))
+        metrics = dict(cfg.get("metrics", {}))
+        metrics["weights"] = "best" if use_best else "last"
+        metrics["weights_iteration"] = int(best["iteration"]) if use_best else int(cfg["iteration"])
+        return cls(gen.to(dev).eval(), recipe, metrics)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -199,6 +216,8 @@ class TrainState:
     iteration: int = 0
     history: list[dict] = field(default_factory=list)
     seconds: float = 0.0
+    best: dict | None = None  # {"iteration", "score", "criterion"} of the best held-out k-mer check
+    best_weights: dict[str, torch.Tensor] | None = None  # generator weights at that check
 
 
 def _new_state(recipe: GANRecipe, device) -> TrainState:
@@ -227,6 +246,8 @@ def save_training(
     td, groups_d = _flatten_opt("optD", state.opt_d)
     tensors.update(tg)
     tensors.update(td)
+    if state.best_weights is not None:
+        tensors.update({f"B.{k}": v for k, v in state.best_weights.items()})
     tensors["rng.cpu"] = torch.get_rng_state()
     if torch.cuda.is_available() and next(state.generator.parameters()).is_cuda:
         tensors["rng.cuda"] = torch.cuda.get_rng_state()
@@ -237,6 +258,7 @@ def save_training(
         "layout": "(N, 4, L)",
         "opt_groups": {"G": groups_g, "D": groups_d},
         "train_seconds": state.seconds,
+        "best": state.best,
         "metrics": metrics,
     }
     history = list(state.history)
@@ -306,6 +328,9 @@ def _load_training(path, recipe_override: GANRecipe | None, device) -> tuple[Tra
         torch.cuda.set_rng_state(tensors["rng.cuda"])
     state.iteration = int(cfg["iteration"])
     state.seconds = float(cfg.get("train_seconds", 0.0))
+    if cfg.get("best") and any(k.startswith("B.") for k in tensors):
+        state.best = dict(cfg["best"])
+        state.best_weights = {k[2:]: v.to(device) for k, v in tensors.items() if k.startswith("B.")}
     hist = directory / "history.csv"
     if hist.is_file():
         state.history = pd.read_csv(hist).to_dict("records")
@@ -390,6 +415,10 @@ def train_gan(
     data = torch.as_tensor(train_codes, device=dev)
     ref_specs = {k: kmer_spectrum(heldout_codes, k) for k in ks} if heldout_codes is not None else None
     sample_seed = recipe.seed + 12345
+    # WGAN training oscillates: keep the generator with the best held-out k-mer check (mean JS over
+    # k = 3, 4), besides the last state (which --resume continues from).
+    best_ks = [k for k in (3, 4) if k in ks] or list(ks)
+    criterion = "mean held-out JS, k=" + ",".join(str(k) for k in best_ks)
 
     def check(n_samples: int = 1000) -> dict:
         model = GANModel(state.generator, recipe)
@@ -399,6 +428,12 @@ def train_gan(
         if ref_specs is not None:
             for k in ks:
                 out[f"js_k{k}"] = js_divergence(kmer_spectrum(codes, k), ref_specs[k])
+            score = float(np.mean([out[f"js_k{k}"] for k in best_ks]))
+            if state.best is None or score < state.best["score"]:
+                state.best = {"iteration": state.iteration, "score": score, "criterion": criterion}
+                state.best_weights = {
+                    k: v.detach().clone() for k, v in state.generator.state_dict().items()
+                }
         return out, codes
 
     last_samples: list[np.ndarray] = []
@@ -472,9 +507,24 @@ def train_gan(
     metrics["seconds_per_iteration"] = state.seconds / max(state.iteration, 1)
     if state.history and any(k.startswith("js_k") for k in state.history[-1]):
         metrics.update({k: v for k, v in state.history[-1].items() if k.startswith("js_k")})
+    if state.best is not None:
+        row = next((r for r in state.history if r.get("iteration") == state.best["iteration"]), {})
+        metrics["best_iteration"] = state.best["iteration"]
+        metrics["best_score"] = state.best["score"]
+        metrics.update({f"best_{k}": v for k, v in row.items() if k.startswith("js_k") and v == v})
     checkpoint()
     state.generator.eval()
-    return GANModel(state.generator, recipe, metrics)
+    last = GANModel(state.generator, recipe, {**metrics, "weights": "last"})
+    if state.best_weights is None:
+        last.last = last
+        return last
+    best_gen = Generator(recipe.length, recipe.latent, recipe.channels, recipe.blocks).to(dev)
+    best_gen.load_state_dict(state.best_weights)
+    best = GANModel(
+        best_gen.eval(), recipe, {**metrics, "weights": "best", "weights_iteration": state.best["iteration"]}
+    )
+    best.last = last
+    return best
 
 
 def iterations_for(seconds: float, seconds_per_iteration: float) -> int:

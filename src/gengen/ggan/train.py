@@ -130,28 +130,33 @@ def build_networks(n_x: int, n_y: int, recipe: GGANRecipe):
     from gengen.ggan.model import Discriminator, Generator
 
     gen = Generator(
-        n_x, n_y, (recipe.hidden,) * recipe.layers, recipe.dropout, recipe.activation, recipe.input_noise,
+        n_x,
+        n_y,
+        (recipe.hidden,) * recipe.layers,
+        recipe.dropout,
+        recipe.activation,
+        recipe.input_noise,
         recipe.linear_skip,
     )
-    disc = (
-        Discriminator(n_x, n_y, (recipe.d_hidden, max(1, recipe.d_hidden // 2)))
-        if recipe.loss == "gan"
-        else None
-    )
+    disc = Discriminator(n_x, n_y, (recipe.d_hidden, max(1, recipe.d_hidden // 2))) if recipe.loss == "gan" else None
     return gen, disc
 
 
 SMALL_NET_PARAMS = 2_000_000
+AUTO_THREADS = True  # set False when the user chose a thread count (--threads / $GENGEN_THREADS)
 
 
 @contextlib.contextmanager
 def cpu_threads_for(n_params: int, device) -> Iterator[None]:
     """One intra-op thread for small networks on CPU: splitting small GEMMs across threads costs more
     than it gains (25 µs vs 11 ms per 64 x 64 product on the shared 2-core machine)."""
+    import os
+
     import torch
 
     dev = getattr(device, "type", str(device))
-    if dev != "cpu" or n_params >= SMALL_NET_PARAMS or torch.get_num_threads() == 1:
+    explicit = not AUTO_THREADS or bool(os.environ.get("GENGEN_THREADS"))
+    if explicit or dev != "cpu" or n_params >= SMALL_NET_PARAMS or torch.get_num_threads() == 1:
         yield
         return
     before = torch.get_num_threads()
@@ -190,13 +195,9 @@ def fit_ggan(
     if has_val:
         xv = torch.as_tensor(x_val, dtype=torch.float32, device=device)
         yv = torch.as_tensor(y_val, dtype=torch.float32, device=device)
-    n_params = sum(p.numel() for p in gen.parameters()) + (
-        sum(p.numel() for p in disc.parameters()) if gan else 0
-    )
+    n_params = sum(p.numel() for p in gen.parameters()) + (sum(p.numel() for p in disc.parameters()) if gan else 0)
     with cpu_threads_for(n_params, device):
-        return _fit(
-            gen, disc, xt, yt, xv if has_val else None, yv if has_val else None, recipe, device, quiet
-        )
+        return _fit(gen, disc, xt, yt, xv if has_val else None, yv if has_val else None, recipe, device, quiet)
 
 
 def _fit(gen, disc, xt, yt, xv, yv, recipe: GGANRecipe, device, quiet: bool):
@@ -233,29 +234,21 @@ def _fit(gen, disc, xt, yt, xv, yv, recipe: GGANRecipe, device, quiet: bool):
                     for p in d_params:
                         p.requires_grad_(True)
                     hx = disc.fx(xb)
-                    logits = disc.head(torch.cat([hx, hx]) + disc.fy(torch.cat([yb, fake.detach()]))).squeeze(
-                        -1
-                    )
-                    target = torch.cat(
-                        [torch.ones(len(idx), device=device), torch.zeros(len(idx), device=device)]
-                    )
+                    logits = disc.head(torch.cat([hx, hx]) + disc.fy(torch.cat([yb, fake.detach()]))).squeeze(-1)
+                    target = torch.cat([torch.ones(len(idx), device=device), torch.zeros(len(idx), device=device)])
                     d_loss = F.binary_cross_entropy_with_logits(logits, target)
                     opt_d.zero_grad(set_to_none=True)
                     d_loss.backward()
                     opt_d.step()
                     for p in d_params:
                         p.requires_grad_(False)
-                    adv = F.binary_cross_entropy_with_logits(
-                        disc(xb, fake), torch.ones(len(idx), device=device)
-                    )
+                    adv = F.binary_cross_entropy_with_logits(disc(xb, fake), torch.ones(len(idx), device=device))
                     l1 = (fake - yb).abs().mean()
                     if recipe.consistency_weight > 0:
                         cons = (fake - gen(xb)).pow(2).mean()
                     else:
                         cons = torch.zeros((), device=device)
-                    g_loss = (
-                        recipe.adv_weight * adv + recipe.l1_weight * l1 + recipe.consistency_weight * cons
-                    )
+                    g_loss = recipe.adv_weight * adv + recipe.l1_weight * l1 + recipe.consistency_weight * cons
                 else:
                     g_loss = F.mse_loss(fake, yb)
                     l1 = (fake - yb).abs().mean().detach()
@@ -301,9 +294,7 @@ def _fit(gen, disc, xt, yt, xv, yv, recipe: GGANRecipe, device, quiet: bool):
             rows.append(row)
             bar.update(1, g=row["g_loss"], val_mae=row.get("val_mae", float("nan")))
             if not math.isfinite(row["g_loss"]):
-                raise GengenError(
-                    "training diverged (loss is not finite); lower --lr or check the input data."
-                )
+                raise GengenError("training diverged (loss is not finite); lower --lr or check the input data.")
             if recipe.patience is not None and has_val and since_best >= recipe.patience:
                 break
     if best[2] is not None:

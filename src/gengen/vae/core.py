@@ -131,7 +131,7 @@ class VAEModel:
         with torch.inference_mode():
             for start in range(0, Xs.shape[0], batch_size):
                 xb = torch.as_tensor(Xs[start : start + batch_size], device=self.device)
-                outs.append(self.module.encode(xb)[0].float().cpu().numpy())
+                outs.append(self.module.encode_mean(xb).float().cpu().numpy())
         return np.concatenate(outs) if outs else np.zeros((0, self.latent_dim), np.float32)
 
     def decode(self, z: np.ndarray, scaled: bool = False, batch_size: int = 8192) -> np.ndarray:

@@ -47,6 +47,16 @@ class TybaltVAE(nn.Module):
             z_log_var = F.relu(z_log_var)
         return z_mean, z_log_var
 
+    def encode_mean(self, x: torch.Tensor) -> torch.Tensor:
+        """z_mean only (eval mode): half the head GEMM of :meth:`encode`, for fast embedding."""
+        if self.training:
+            return self.encode(x)[0]
+        k = self.latent_dim
+        bn = self.heads_bn
+        h = F.linear(self.encoder_hidden(x), self.heads.weight[:k], self.heads.bias[:k])
+        h = F.batch_norm(h, bn.running_mean[:k], bn.running_var[:k], bn.weight[:k], bn.bias[:k], False, 0.0, bn.eps)
+        return F.relu(h)
+
     def decode_logits(self, z: torch.Tensor) -> torch.Tensor:
         return self.decoder(z)
 
