@@ -69,7 +69,34 @@ def set_threads(n: int | None = None) -> None:
         raise GengenError(f"--threads must be positive, got {n}.")
     import torch
 
+    global _USER_CHOSE_THREADS
+    _USER_CHOSE_THREADS = True
     torch.set_num_threads(n)
+
+
+_USER_CHOSE_THREADS = False
+SMALL_NET_PARAMS = 2_000_000
+
+
+@contextlib.contextmanager
+def small_model_threads(n_params: int, device) -> Iterator[None]:
+    """One intra-op thread for small networks on CPU, unless the user chose a thread count.
+
+    Splitting small GEMMs across threads costs more than it gains (25 us vs 11 ms per 64 x 64 product
+    measured on a busy 2-core machine); the previous count is restored afterwards.
+    """
+    import torch
+
+    dev = getattr(device, "type", str(device))
+    if _USER_CHOSE_THREADS or dev != "cpu" or n_params >= SMALL_NET_PARAMS or torch.get_num_threads() == 1:
+        yield
+        return
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def seed_everything(seed: int) -> None:

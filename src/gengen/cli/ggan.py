@@ -19,6 +19,7 @@ from gengen.cli._app import (
     say,
 )
 from gengen.errors import GengenError
+from gengen.runtime import set_threads
 
 PANEL = "GGAN (landmark → target)"
 
@@ -74,15 +75,6 @@ PatienceOpt = Annotated[
     int | None,
     typer.Option("--patience", help="Stop after this many epochs without a better validation MAE."),
 ]
-
-
-def _threads(threads: int | None) -> None:
-    """Apply --threads; an explicit choice also turns off the one-thread rule for small networks."""
-    from gengen.ggan import train
-    from gengen.runtime import set_threads
-
-    set_threads(threads)
-    train.AUTO_THREADS = threads is None
 
 
 def _recipe(
@@ -193,7 +185,7 @@ def ggan_train(
     quiet: QuietOpt = False,
 ) -> None:
     """Train a GGAN (landmarks → targets); writes model.safetensors, config.json, history.csv and a plot."""
-    _threads(threads)
+    set_threads(threads)
     from gengen.ggan import GGANModel
 
     if output.exists() and any(output.resolve() == p.resolve() for p in (data, landmarks, targets) if p):
@@ -261,7 +253,7 @@ def infer_targets(
     quiet: QuietOpt = False,
 ) -> None:
     """Predict target-gene expression (reference units) for every profile of QUERY, streamed in chunks."""
-    _threads(threads)
+    set_threads(threads)
     from gengen.ggan import GGANModel, infer_file
     from gengen.io.expression import detect_format
 
@@ -334,7 +326,7 @@ def ggan_eval(
     quiet: QuietOpt = False,
 ) -> None:
     """k-fold comparison of GGAN, D-GEX, linear, ridge, lasso, KNN-GE and the mean predictor (MAE/CCC/r)."""
-    _threads(threads)
+    set_threads(threads)
     import json
 
     import numpy as np

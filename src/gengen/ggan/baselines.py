@@ -96,9 +96,9 @@ def lasso(
         xm, ym = Xa.mean(axis=0), Ya.mean(axis=0)
         return torch.as_tensor(Xa - xm), torch.as_tensor(Ya - ym), xm, ym
 
-    from gengen.ggan.train import cpu_threads_for
+    from gengen.runtime import small_model_threads
 
-    with cpu_threads_for(0, "cpu"):  # memory-bound thin GEMMs: one thread is as fast and shares better
+    with small_model_threads(0, "cpu"):  # memory-bound thin GEMMs: one thread is as fast and shares better
         return _lasso(Xtr, Ytr, Xte, seed, iters, alphas, info, search_targets)
 
 

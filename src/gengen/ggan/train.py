@@ -13,16 +13,14 @@ pair and both pairs go through its head in one batched call; the discriminator's
 
 from __future__ import annotations
 
-import contextlib
 import math
 import time
-from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
 from gengen.errors import GengenError
-from gengen.runtime import Progress
+from gengen.runtime import Progress, small_model_threads
 
 
 @dataclass
@@ -142,31 +140,6 @@ def build_networks(n_x: int, n_y: int, recipe: GGANRecipe):
     return gen, disc
 
 
-SMALL_NET_PARAMS = 2_000_000
-AUTO_THREADS = True  # set False when the user chose a thread count (--threads / $GENGEN_THREADS)
-
-
-@contextlib.contextmanager
-def cpu_threads_for(n_params: int, device) -> Iterator[None]:
-    """One intra-op thread for small networks on CPU: splitting small GEMMs across threads costs more
-    than it gains (25 µs vs 11 ms per 64 x 64 product on the shared 2-core machine)."""
-    import os
-
-    import torch
-
-    dev = getattr(device, "type", str(device))
-    explicit = not AUTO_THREADS or bool(os.environ.get("GENGEN_THREADS"))
-    if explicit or dev != "cpu" or n_params >= SMALL_NET_PARAMS or torch.get_num_threads() == 1:
-        yield
-        return
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
 def fit_ggan(
     gen,
     disc,
@@ -196,7 +169,7 @@ def fit_ggan(
         xv = torch.as_tensor(x_val, dtype=torch.float32, device=device)
         yv = torch.as_tensor(y_val, dtype=torch.float32, device=device)
     n_params = sum(p.numel() for p in gen.parameters()) + (sum(p.numel() for p in disc.parameters()) if gan else 0)
-    with cpu_threads_for(n_params, device):
+    with small_model_threads(n_params, device):
         return _fit(gen, disc, xt, yt, xv if has_val else None, yv if has_val else None, recipe, device, quiet)
 
 
@@ -327,7 +300,7 @@ def predict_z(gen, x: np.ndarray, device, batch_size: int = 8192) -> np.ndarray:
 
     gen.eval()
     outs = []
-    with torch.inference_mode(), cpu_threads_for(sum(p.numel() for p in gen.parameters()), device):
+    with torch.inference_mode(), small_model_threads(sum(p.numel() for p in gen.parameters()), device):
         for s in range(0, x.shape[0], batch_size):
             xb = torch.as_tensor(x[s : s + batch_size], dtype=torch.float32, device=device)
             outs.append(gen(xb).float().cpu().numpy())
