@@ -172,6 +172,22 @@ def test_predictor_train_score_and_design(tmp_path):
         "-q",
     )
     assert r.exit_code == 0, r.output
+    # independent check: a 6-mer ridge fitted on all probes scores the designs
+    r = run(
+        "dna-score",
+        tmp_path / "d.fa",
+        "--independent-probes",
+        fa,
+        "--independent-scores",
+        tmp_path / "scores.csv",
+        "-o",
+        tmp_path / "ind.tsv",
+    )
+    assert r.exit_code == 0, r.output
+    assert "independent 6-mer ridge on all 300 probes" in r.output and "above the best probe" in r.output
+    assert "independent_score" in pd.read_csv(tmp_path / "ind.tsv", sep="\t").columns
+    r = run("dna-score", tmp_path / "d.fa", "--independent-probes", fa)
+    assert r.exit_code == 2 and "go together" in r.output
 
 
 @pytest.mark.parametrize(

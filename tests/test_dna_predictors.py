@@ -15,6 +15,7 @@ from gengen.dna.predictors import (
     CNNPredictor,
     PredictorRecipe,
     PWMPredictor,
+    independent_check,
     load_predictor,
     report_scores,
     train_predictor,
@@ -93,3 +94,17 @@ def test_load_predictor_refuses_other_pipelines(tmp_path):
     save_checkpoint(tmp_path / "g", "dna-gan", {"w": torch.zeros(1)}, {})
     with pytest.raises(GengenError, match="dna-predictor"):
         load_predictor(tmp_path / "g")
+
+
+def test_independent_check_ranks_planted_designs_above_probes():
+    seqs = random_seqs(400, 24, seed=5)
+    has = np.arange(400) % 2 == 0
+    seqs = [s[:8] + PLANT + s[16:] if h else s for s, h in zip(seqs, has)]
+    y = np.where(has, 3.0, 1.0)
+    designs = strings_to_codes([PLANT * 3, "A" * 24])  # three planted copies vs none
+    out = independent_check(strings_to_codes(seqs), y, designs)
+    assert out["in_sample_pearson"] > 0.9
+    assert out["design_pred"][0] > out["best_probe"] > out["design_pred"][1]
+    assert out["fraction_above_best_probe"] == 0.5 and out["design_min"] == out["design_pred"][1]
+    with pytest.raises(GengenError, match="labels"):
+        independent_check(strings_to_codes(seqs), y[:3], designs)

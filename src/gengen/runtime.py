@@ -79,16 +79,17 @@ SMALL_NET_PARAMS = 2_000_000
 
 
 @contextlib.contextmanager
-def small_model_threads(n_params: int, device) -> Iterator[None]:
+def small_model_threads(n_params: int, device, limit: int = SMALL_NET_PARAMS) -> Iterator[None]:
     """One intra-op thread for small networks on CPU, unless the user chose a thread count.
 
-    Splitting small GEMMs across threads costs more than it gains (25 us vs 11 ms per 64 x 64 product
+    ``limit`` is the parameter count below which a network counts as small. Splitting small GEMMs
+    across threads costs more than it gains (25 us vs 11 ms per 64 x 64 product
     measured on a busy 2-core machine); the previous count is restored afterwards.
     """
     import torch
 
     dev = getattr(device, "type", str(device))
-    if _USER_CHOSE_THREADS or dev != "cpu" or n_params >= SMALL_NET_PARAMS or torch.get_num_threads() == 1:
+    if _USER_CHOSE_THREADS or dev != "cpu" or n_params >= limit or torch.get_num_threads() == 1:
         yield
         return
     before = torch.get_num_threads()

@@ -349,6 +349,20 @@ def dna_score(
     output: Annotated[
         Path | None, typer.Option("-o", "--output", help="TSV to write [default: stdout].")
     ] = None,
+    independent_probes: Annotated[
+        Path | None,
+        typer.Option(
+            "--independent-probes",
+            help="Also score with an independent model: 6-mer ridge fitted on ALL these labelled probes.",
+        ),
+    ] = None,
+    independent_scores: Annotated[
+        Path | None,
+        typer.Option("--independent-scores", help="Labels (id,score CSV/TSV) for --independent-probes."),
+    ] = None,
+    transform: Annotated[
+        str, typer.Option("--transform", help="Label transform for --independent-scores: log | rank | none.")
+    ] = "log",
     ambiguous: AmbiguousOpt = "uniform",
     device: DeviceOpt = "auto",
     quiet: QuietOpt = False,
@@ -358,8 +372,10 @@ def dna_score(
     from gengen.io.sequences import codes_to_one_hot, gc_content, read_fasta_records
     from gengen.runtime import atomic_path
 
-    if not motif and not predictor:
-        raise GengenError("give --motif (file or JASPAR id) and/or --predictor.")
+    if not motif and not predictor and not independent_probes:
+        raise GengenError("give --motif (file or JASPAR id), --predictor and/or --independent-probes.")
+    if (independent_probes is None) != (independent_scores is None):
+        raise GengenError("--independent-probes and --independent-scores go together.")
     pwm = _motif(motif, motif_format, pseudocount)
     records = read_fasta_records(input_path(data))
     import numpy as np
@@ -394,12 +410,33 @@ def dna_score(
             cols["predictor_score"] = report_scores(model, x)["score"]
         rows.append(pd.DataFrame(cols).set_index(pd.Index(idx)))
     table = pd.concat(rows).sort_index()
+    check = None
+    if independent_probes is not None:
+        from gengen.dna.predictors import independent_check, read_labels, transform_labels
+        from gengen.io.sequences import read_fasta
+
+        if len(by_len) > 1:
+            raise GengenError("--independent-probes needs sequences of one length.")
+        probes = read_fasta(input_path(independent_probes), ambiguous="uniform")
+        y = transform_labels(read_labels(independent_scores, probes.ids), transform)
+        check = independent_check(probes.codes, y, np.stack(codes_list))
+        table["independent_score"] = check["design_pred"]
     if output is None:
         typer.echo(table.to_csv(sep="\t", index=False, float_format="%.5g"), nl=False)
     else:
         with atomic_path(output, protect=(data,)) as tmp:
             table.to_csv(tmp, sep="\t", index=False, float_format="%.5g")
         typer.echo(str(output))
+    if check is not None:
+        say(
+            f"independent 6-mer ridge on all {len(check['probe_pred'])} probes (in-sample r "
+            f"{check['in_sample_pearson']:.3f}): sequences mean {check['design_mean']:.3f} "
+            f"(min {check['design_min']:.3f}); best probe {check['best_probe']:.3f}, top 1% of probes "
+            f"{check['top1pct_probe_mean']:.3f}; {100 * check['fraction_above_best_probe']:.1f}% above the best probe",
+            quiet,
+        )
+        if pwm is None and model is None:
+            return
     col = "motif_score" if pwm is not None else "predictor_score"
     say(
         f"scored {len(table)} sequences: mean {col} {table[col].mean():.3f}"

@@ -135,21 +135,9 @@ def _chunks(
 
 
 def _numeric(df: pd.DataFrame, path: Path) -> tuple[list[str], np.ndarray]:
-    import pandas as pd
+    from gengen.io.expression import numeric_frame
 
-    bad = [c for c in df.columns if not pd.api.types.is_numeric_dtype(df[c])]
-    if bad:
-        conv = df[bad].apply(pd.to_numeric, errors="coerce")
-        worse = [c for c in bad if conv[c].isna().sum() > df[c].isna().sum()]
-        if worse:
-            from gengen.errors import preview
-
-            raise GengenError(
-                f"{str(path)}: column(s) {preview(worse)} hold non-numeric values; gengen expects a "
-                "samples x genes table of numbers with sample names in the first column."
-            )
-        df = df.copy()
-        df[bad] = conv
+    df = numeric_frame(df, str(path))
     return df.index.astype(str).tolist(), df.to_numpy(dtype=np.float32)
 
 

@@ -92,7 +92,8 @@ def _orient(df: pd.DataFrame, genes_in_rows: bool | None, expected_genes, source
     return df
 
 
-def _numeric_frame(df: pd.DataFrame, source: str) -> pd.DataFrame:
+def numeric_frame(df: pd.DataFrame, source: str) -> pd.DataFrame:
+    """Coerce numeric-looking columns; a column with real non-numbers is a clear GengenError."""
     import pandas as pd
 
     bad = [c for c in df.columns if not pd.api.types.is_numeric_dtype(df[c])]
@@ -226,7 +227,7 @@ def read_expression(
             df.columns = df.columns.map(str)
             df = _orient(df, genes_in_rows, expected_genes, source, quiet)
             check_unique_genes(df.columns, source)
-            df = _numeric_frame(df, source)
+            df = numeric_frame(df, source)
             adata = ad.AnnData(
                 X=df.to_numpy(dtype=np.float32),
                 obs=pd.DataFrame(index=df.index.astype(str)),

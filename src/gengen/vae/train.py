@@ -15,7 +15,11 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from gengen.errors import GengenError
-from gengen.runtime import Progress
+from gengen.runtime import Progress, small_model_threads
+
+# Below this many parameters (e.g. 800 genes x k = 100) a VAE step is a few tiny GEMMs and one thread
+# is faster; the Tybalt-sized network (~1.5 M) keeps all cores.
+VAE_SMALL_PARAMS = 500_000
 
 
 @dataclass
@@ -104,6 +108,13 @@ def make_optimizer(params, lr: float, device):
 
 
 def fit_vae(module, x_train: np.ndarray, x_val: np.ndarray | None, recipe: VAERecipe, device, quiet: bool = False):
+    """Train ``module`` in place; returns a per-epoch history DataFrame (see :func:`_fit_vae`)."""
+    n_params = sum(p.numel() for p in module.parameters())
+    with small_model_threads(n_params, device, limit=VAE_SMALL_PARAMS):
+        return _fit_vae(module, x_train, x_val, recipe, device, quiet)
+
+
+def _fit_vae(module, x_train: np.ndarray, x_val: np.ndarray | None, recipe: VAERecipe, device, quiet: bool = False):
     """Train ``module`` in place; returns a per-epoch history DataFrame.
 
     History columns: epoch, beta, train_recon, train_kl, train_loss, val_recon, val_kl, val_loss
