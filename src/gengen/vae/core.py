@@ -70,14 +70,14 @@ class VAEModel:
         Xs = scaler.transform(X)
         module = TybaltVAE(len(genes), recipe.latent_dim, recipe.hidden, recipe.tybalt_compat)
         log(f"training VAE: {len(train_idx)} train / {len(val_idx)} validation samples, {len(genes)} genes, "
-            f"k={recipe.latent_dim}, {recipe.epochs} epochs on {describe_device(dev)}", quiet)
+            f"k={recipe.latent_dim}, {recipe.epochs} epochs on {dev}", quiet)
         with torch.random.fork_rng(devices=[dev] if dev.type == "cuda" else []):
             torch.manual_seed(recipe.seed)
             history = fit_vae(module, Xs[train_idx], Xs[val_idx] if len(val_idx) else None, recipe, dev, quiet)
         last = history.iloc[-1]
         metrics = {k: float(last[k]) for k in history.columns if k != "epoch"}
         metrics["train_seconds"] = round(float(history.attrs.get("seconds", 0.0)), 3)
-        metrics["device"] = describe_device(dev)
+        metrics["device"] = history.attrs.get("device", describe_device(dev))
         return cls(module, genes, scaler, recipe, history, metrics, device=str(dev))
 
     # ------------------------------------------------------------------ data alignment

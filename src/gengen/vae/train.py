@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from gengen.errors import GengenError
-from gengen.runtime import Progress, small_model_threads
+from gengen.runtime import Progress, describe_device, small_model_threads
 
 # Below this many parameters (e.g. 800 genes x k = 100) a VAE step is a few tiny GEMMs and one thread
 # is faster; the Tybalt-sized network (~1.5 M) keeps all cores.
@@ -111,7 +111,9 @@ def fit_vae(module, x_train: np.ndarray, x_val: np.ndarray | None, recipe: VAERe
     """Train ``module`` in place; returns a per-epoch history DataFrame (see :func:`_fit_vae`)."""
     n_params = sum(p.numel() for p in module.parameters())
     with small_model_threads(n_params, device, limit=VAE_SMALL_PARAMS):
-        return _fit_vae(module, x_train, x_val, recipe, device, quiet)
+        history = _fit_vae(module, x_train, x_val, recipe, device, quiet)
+        history.attrs["device"] = describe_device(device)  # inside: the thread count actually used
+    return history
 
 
 def _fit_vae(module, x_train: np.ndarray, x_val: np.ndarray | None, recipe: VAERecipe, device, quiet: bool = False):
