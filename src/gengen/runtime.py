@@ -50,7 +50,8 @@ def describe_device(device: torch.device) -> str:
 
     if device.type == "cuda":
         return f"{device} ({torch.cuda.get_device_name(device)})"
-    return f"cpu ({torch.get_num_threads()} threads)"
+    n = torch.get_num_threads()
+    return f"cpu ({n} thread{'s' if n != 1 else ''})"
 
 
 def set_threads(n: int | None = None) -> None:
