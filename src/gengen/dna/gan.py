@@ -10,6 +10,9 @@ live on the device as uint8 codes and become one-hot per batch, the critic's rea
 through one forward call, fake batches for the critic are drawn without building a generator graph,
 the critic's weights are frozen during the generator step (no wasted weight gradients), and losses
 are read back only when logged.
+
+Training keeps, besides the last state, the generator weights with the best held-out k-mer check
+(mean JS over k = 3, 4); :meth:`GANModel.load` uses them by default.
 """
 
 from __future__ import annotations
