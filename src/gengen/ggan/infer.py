@@ -117,7 +117,9 @@ def _chunks(
     if kind == "parquet":
         import pyarrow.parquet as pq
 
-        pf = pq.ParquetFile(path)
+        # pre_buffer=False: with pyarrow's default pre-buffering, iter_batches kept every read batch
+        # alive (RSS grew ~50 MB per 10,000 x 943 chunk: 6.3 GB for 1M profiles); without it RSS is flat.
+        pf = pq.ParquetFile(path, pre_buffer=False)
         index = _parquet_index_column(pf.schema_arrow)
         offset = 0
         for batch in pf.iter_batches(batch_size=chunk_size):
