@@ -43,3 +43,17 @@ def test_failed_save_leaves_nothing(tmp_path):
     with pytest.raises(RuntimeError):
         save_checkpoint(tmp_path / "m", "vae", {"w": torch.zeros(1)}, {}, extra_files=boom)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_never_replaces_a_folder_of_user_files_or_another_pipeline(tmp_path):
+    user = tmp_path / "mydata"
+    user.mkdir()
+    (user / "notes.txt").write_text("important")
+    with pytest.raises(GengenError, match="not a gengen model directory"):
+        save_checkpoint(user, "vae", {"w": torch.zeros(1)}, {})
+    assert (user / "notes.txt").read_text() == "important"
+    save_checkpoint(tmp_path / "m", "vae", {"w": torch.zeros(1)}, {})
+    with pytest.raises(GengenError, match="holds a 'vae' model"):
+        save_checkpoint(tmp_path / "m", "dna-gan", {"w": torch.zeros(1)}, {})
+    save_checkpoint(tmp_path / "m", "vae", {"w": torch.ones(1)}, {})  # same pipeline: replaced
+    assert torch.equal(load_checkpoint(tmp_path / "m", "vae")[0]["w"], torch.ones(1))

@@ -215,8 +215,11 @@ def test_user_errors_are_clear(tmp_path, fasta):
     assert r.exit_code == 2 and "--motif" in r.output
     r = run("dna-generate", "--model", tmp_path / "nope")
     assert r.exit_code == 2
-    r = run("dna-score", fasta, "--motif", "MA0139.2", "-o", fasta)
-    assert r.exit_code == 2 and "overwrite" in r.output
+    before = fasta.read_bytes()
+    r = run("dna-score", fasta, "--motif", "MA0139.2", "-o", fasta)  # a FASTA name for a TSV: refused first
+    assert r.exit_code == 2 and "should end in" in r.output and fasta.read_bytes() == before
+    r = run("dna-design", "--motif", "MA0139.2", "-n", 2, "--steps", 2, "-o", tmp_path / "d.csv")
+    assert r.exit_code == 2 and "should end in .fa" in r.output and not (tmp_path / "d.csv").exists()
 
 
 def test_real_pbm_probes_score(tmp_path):

@@ -186,3 +186,14 @@ def test_labels_from_annotation_table_for_csv_input(workdir, tmp_path):
     assert_clean_error(run("vae-features", "-m", workdir / "model", "-o", tmp_path / "g", "--data", workdir / "expr.csv",
                            "--by", "x", "--labels", tmp_path / "wrong.csv"), "no sample of the data")
     assert not (tmp_path / "g").exists()
+
+
+def test_encode_refuses_input_as_output_before_training(workdir, tmp_path):
+    import shutil
+
+    src = tmp_path / "good.csv"
+    shutil.copy(workdir / "expr.csv", src)
+    before = src.read_bytes()
+    r = run("vae-encode", src, "-o", src, *TRAIN)
+    assert_clean_error(r, "refusing to overwrite")
+    assert src.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == ["good.csv"]

@@ -64,6 +64,7 @@ def save_checkpoint(
         "versions": package_versions(),
     }
     full = {**meta, **config}
+    check_overwrite(Path(directory), pipeline)
     with atomic_dir(directory) as tmp:
         cpu = {k: v.detach().to("cpu").contiguous() for k, v in tensors.items()}
         save_file(cpu, str(tmp / WEIGHTS_NAME), metadata={"pipeline": pipeline, "format_version": str(FORMAT_VERSION)})
@@ -71,6 +72,27 @@ def save_checkpoint(
         if extra_files is not None:
             extra_files(tmp)
     return Path(directory)
+
+
+def check_overwrite(directory: Path, pipeline: str) -> None:
+    """Replace only an empty folder or a checkpoint of the same pipeline: never a folder of user files."""
+    if not directory.is_dir() or not any(directory.iterdir()):
+        return
+    cfg = directory / CONFIG_NAME
+    try:
+        found = json.loads(cfg.read_text()).get("pipeline") if cfg.is_file() else None
+    except (json.JSONDecodeError, UnicodeDecodeError, AttributeError):
+        found = None
+    if found is None:
+        raise GengenError(
+            f"{str(directory)!r} exists and is not a gengen model directory; refusing to replace it "
+            "(choose a new -o, or remove it)."
+        )
+    if found != pipeline:
+        raise GengenError(
+            f"{str(directory)!r} holds a {found!r} model; refusing to replace it with a {pipeline!r} model "
+            "(choose another -o)."
+        )
 
 
 def load_checkpoint(path_or_name: str | os.PathLike, pipeline: str) -> tuple[dict[str, torch.Tensor], dict, Path]:

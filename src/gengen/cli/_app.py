@@ -68,7 +68,7 @@ def _root(
 DeviceOpt = Annotated[str, typer.Option("--device", help="auto | cpu | cuda (auto picks a GPU when present).")]
 SeedOpt = Annotated[int, typer.Option("--seed", help="Random seed; recorded in the outputs.")]
 ThreadsOpt = Annotated[
-    int | None, typer.Option("--threads", help="CPU threads for torch [default: $GENGEN_THREADS or all cores].")
+    int | None, typer.Option("--threads", help="CPU threads for torch (default: $GENGEN_THREADS or all cores).")
 ]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars or status lines.")]
 GenesInRowsOpt = Annotated[

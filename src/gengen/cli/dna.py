@@ -41,6 +41,19 @@ PredictorOpt = Annotated[
 ]
 
 
+FASTA_SUFFIXES = (".fa", ".fasta", ".fna", ".fas")
+TABLE_SUFFIXES = (".tsv", ".txt", ".tab")
+
+
+def _require_suffix(path: Path | None, allowed: tuple[str, ...], what: str) -> None:
+    """Refuse an output name whose extension promises another format, before any work."""
+    if path is None:
+        return
+    suffix = "".join(Path(path).suffixes[-2:]) if Path(path).suffix == ".gz" else Path(path).suffix
+    if suffix.lower().removesuffix(".gz") not in allowed:
+        raise GengenError(f"output {str(path)!r} should end in {' / '.join(allowed)}: this command writes {what}.")
+
+
 def _motif(spec, fmt, pseudocount):
     from gengen.io.motifs import load_motif
 
@@ -182,11 +195,15 @@ def dna_generate(
     weights: WeightsOpt = "best",
     seed: SeedOpt = 0,
     device: DeviceOpt = "auto",
+    threads: ThreadsOpt = None,
     quiet: QuietOpt = False,
 ) -> None:
     """Sample sequences from a trained DNA GAN (argmax of G(z), z ~ N(0, I))."""
     from gengen.dna.gan import GANModel
     from gengen.io.sequences import decode_codes, gc_content, write_fasta
+
+    set_threads(threads)
+    _require_suffix(output, FASTA_SUFFIXES, "FASTA")
 
     gan = GANModel.load(model, device=device, weights=weights)
     codes = gan.generate(n, seed=seed)
@@ -217,7 +234,7 @@ def dna_design(
     n: Annotated[int, typer.Option("-n", help="Number of sequences.")] = 100,
     length: LengthOpt = 50,
     steps: Annotated[int, typer.Option("--steps", help="Optimisation steps.")] = 500,
-    lr: Annotated[float | None, typer.Option("--lr", help="Adam step size [default: 0.1].")] = None,
+    lr: Annotated[float | None, typer.Option("--lr", help="Adam step size (default: 0.1).")] = None,
     straight_through: Annotated[
         bool | None,
         typer.Option(
@@ -246,6 +263,7 @@ def dna_design(
     from gengen.runtime import atomic_path
 
     set_threads(threads)
+    _require_suffix(output, FASTA_SUFFIXES, "FASTA (with .tsv and .png beside it)")
     if gan and direct:
         raise GengenError("--gan and --direct exclude each other: pick joint (GAN) or direct design.")
     model, pwm, label = _predictor(motif, motif_format, pseudocount, predictor, device)
@@ -347,7 +365,7 @@ def dna_score(
     pseudocount: PseudoOpt = 1.0,
     predictor: PredictorOpt = None,
     output: Annotated[
-        Path | None, typer.Option("-o", "--output", help="TSV to write [default: stdout].")
+        Path | None, typer.Option("-o", "--output", help="TSV to write (default: stdout).")
     ] = None,
     independent_probes: Annotated[
         Path | None,
@@ -365,6 +383,7 @@ def dna_score(
     ] = "log",
     ambiguous: AmbiguousOpt = "uniform",
     device: DeviceOpt = "auto",
+    threads: ThreadsOpt = None,
     quiet: QuietOpt = False,
 ) -> None:
     """Score every sequence of a FASTA with a motif (best hit, both strands) and/or a predictor."""
@@ -372,6 +391,8 @@ def dna_score(
     from gengen.io.sequences import codes_to_one_hot, gc_content, read_fasta_records
     from gengen.runtime import atomic_path
 
+    set_threads(threads)
+    _require_suffix(output, TABLE_SUFFIXES, "a TSV table")
     if not motif and not predictor and not independent_probes:
         raise GengenError("give --motif (file or JASPAR id), --predictor and/or --independent-probes.")
     if (independent_probes is None) != (independent_scores is None):
@@ -460,7 +481,7 @@ def dna_eval(
     ] = 10000,
     heldout_fraction: Annotated[
         float | None,
-        typer.Option("--heldout-fraction", help="Held-out record fraction [default: the model's]."),
+        typer.Option("--heldout-fraction", help="Held-out record fraction (default: the model's)."),
     ] = None,
     samples: Annotated[
         Path | None, typer.Option("--samples", help="Also evaluate these sequences (e.g. designed FASTA).")
@@ -470,6 +491,7 @@ def dna_eval(
     weights: WeightsOpt = "best",
     seed: SeedOpt = 0,
     device: DeviceOpt = "auto",
+    threads: ThreadsOpt = None,
     quiet: QuietOpt = False,
 ) -> None:
     """k-mer spectrum JS divergence (k = 1..6) of GAN samples vs held-out real windows, next to i.i.d.
@@ -479,6 +501,8 @@ def dna_eval(
     from gengen.io.sequences import heldout_mask, read_fasta
     from gengen.runtime import atomic_path
 
+    set_threads(threads)
+    _require_suffix(output, TABLE_SUFFIXES, "a TSV table")
     gan = GANModel.load(model, device=device, weights=weights)
     frac = heldout_fraction if heldout_fraction is not None else (gan.recipe.heldout_fraction or 0.1)
     seqs = read_fasta(input_path(data), length=gan.length, windows="tiled", ambiguous=ambiguous)

@@ -37,7 +37,7 @@ LandmarksFromOpt = Annotated[
 ]
 TargetsOpt = Annotated[
     Path | None,
-    typer.Option("--targets", "-t", help="Target genes (list or probe map) [default: all other genes]."),
+    typer.Option("--targets", "-t", help="Target genes (list or probe map) (default: all other genes)."),
 ]
 ProbeMapOpt = Annotated[
     bool | None,
@@ -61,7 +61,7 @@ HiddenOpt = Annotated[int, typer.Option("--hidden", help="Generator width (units
 LayersOpt = Annotated[int, typer.Option("--layers", help="Generator hidden layers.")]
 DropoutOpt = Annotated[float, typer.Option("--dropout", help="Dropout after each hidden layer (also the GAN noise).")]
 ActOpt = Annotated[str, typer.Option("--activation", help="tanh (D-GEX) | relu | leaky_relu.")]
-EpochsOpt = Annotated[int | None, typer.Option("--epochs", help="Epochs [default: ~1,500 optimiser steps].")]
+EpochsOpt = Annotated[int | None, typer.Option("--epochs", help="Epochs (default: ~1,500 optimiser steps).")]
 BatchOpt = Annotated[int, typer.Option("--batch-size", help="Batch size (capped at the training set).")]
 LrOpt = Annotated[float, typer.Option("--lr", help="Adam learning rate.")]
 WdOpt = Annotated[float, typer.Option("--weight-decay", help="Adam weight decay on the generator.")]
@@ -239,7 +239,7 @@ def infer_targets(
     ],
     output: Annotated[
         Path | None,
-        typer.Option("-o", "--output", help="Predictions (.csv/.tsv/.parquet/.h5ad) [default: QUERY.targets.csv]."),
+        typer.Option("-o", "--output", help="Predictions (.csv/.tsv/.parquet/.h5ad) (default: QUERY.targets.csv)."),
     ] = None,
     fill_missing: Annotated[
         bool,

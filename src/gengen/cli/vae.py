@@ -13,12 +13,12 @@ from gengen.runtime import set_threads
 
 PANEL = "VAE (Tybalt)"
 
-LatentOpt = Annotated[int | None, typer.Option("--latent", "-k", help="Latent size k [default: 100, capped for small data].")]
-GenesOpt = Annotated[int | None, typer.Option("--genes", help="Number of most variable genes [default: 5000 or all].")]
+LatentOpt = Annotated[int | None, typer.Option("--latent", "-k", help="Latent size k (default: 100, capped for small data).")]
+GenesOpt = Annotated[int | None, typer.Option("--genes", help="Number of most variable genes (default: 5000 or all).")]
 GeneRankOpt = Annotated[str, typer.Option("--gene-rank", help="median-ad (paper) | mean-ad (original code) | variance.")]
 HiddenOpt = Annotated[int | None, typer.Option("--hidden", help="Hidden layer width (two-layer variant, e.g. 300).")]
-EpochsOpt = Annotated[int | None, typer.Option("--epochs", help="Epochs [default: 50, more for small data].")]
-BatchOpt = Annotated[int | None, typer.Option("--batch-size", help="Batch size [default: 50, capped for small data].")]
+EpochsOpt = Annotated[int | None, typer.Option("--epochs", help="Epochs (default: 50, more for small data).")]
+BatchOpt = Annotated[int | None, typer.Option("--batch-size", help="Batch size (default: 50, capped for small data).")]
 LrOpt = Annotated[float, typer.Option("--lr", help="Adam learning rate.")]
 KappaOpt = Annotated[float, typer.Option("--kappa", help="KL warm-up: beta grows by kappa per epoch up to 1.")]
 BetaOpt = Annotated[float, typer.Option("--beta", help="Final KL weight (1 = the VAE's ELBO; < 1 keeps more latent features active on small data).")]
@@ -68,8 +68,8 @@ def vae_train(
 def vae_encode(
     data: Annotated[Path, typer.Argument(help="Expression matrix (h5ad, csv, tsv, parquet, gct).")],
     model: Annotated[str | None, typer.Option("--model", "-m", help="Trained model; without it, train one on DATA first.")] = None,
-    output: Annotated[Path | None, typer.Option("-o", "--output", help="Output .h5ad (obsm['X_vae']) or .csv/.tsv/.parquet table [default: DATA.vae.h5ad].")] = None,
-    save_model: Annotated[Path | None, typer.Option("--save-model", help="Where to save a model trained here [default: OUTPUT_STEM.model].")] = None,
+    output: Annotated[Path | None, typer.Option("-o", "--output", help="Output .h5ad (obsm['X_vae']) or .csv/.tsv/.parquet table (default: DATA.vae.h5ad).")] = None,
+    save_model: Annotated[Path | None, typer.Option("--save-model", help="Where to save a model trained here (default: OUTPUT_STEM.model).")] = None,
     fill_missing: Annotated[bool, typer.Option("--fill-missing", help="Fill genes the data lack with training mid-range values.")] = False,
     latent: LatentOpt = None, genes: GenesOpt = None, gene_rank: GeneRankOpt = "median-ad", hidden: HiddenOpt = None,
     epochs: EpochsOpt = None, batch_size: BatchOpt = None, lr: LrOpt = 5e-4, kappa: KappaOpt = 1.0, beta: BetaOpt = 1.0,
@@ -83,10 +83,15 @@ def vae_encode(
     set_threads(threads)
     output = output or data.with_name(_stem(data) + ".vae.h5ad")
     detect_format(output)  # fail on a bad output name before any work
+    if output.exists() and output.resolve() == Path(data).resolve():
+        raise GengenError(f"refusing to overwrite the input file {str(data)!r}; choose another output with -o.")
     loaded = VAEModel.load(model, device=device) if model else None
     adata = _read(data, genes_in_rows, fmt, quiet, expected_genes=loaded.genes if loaded else None)
     if loaded is None:
+        from gengen.checkpoint import check_overwrite
+
         save_model = save_model or output.with_name(_stem(output) + ".model")
+        check_overwrite(Path(save_model), "vae")  # before training, not after
     recipe = _recipe(latent, genes, gene_rank, hidden, epochs, batch_size, lr, kappa, beta, val_fraction, tybalt_compat, seed)
     out, used = encode(adata, loaded, recipe=recipe, save_model=save_model, fill_missing=fill_missing,
                        device=device, quiet=quiet)

@@ -290,14 +290,16 @@ def _plot_history(hist, path) -> None:
             a.plot(hist["iteration"], hist[col], label=col.replace("_", " "))
     a.set_title("WGAN-GP losses")
     a.set_xlabel("iteration")
-    a.legend(frameon=False, fontsize=8)
+    if a.get_legend_handles_labels()[0]:
+        a.legend(frameon=False, fontsize=8)
     for col in [c for c in hist.columns if c.startswith("js_k")]:
         sub = hist[hist[col].notna()]
         b.plot(sub["iteration"], sub[col], marker=".", label=col.replace("js_", ""))
     b.set_title("k-mer JS vs held-out windows (bits)")
     b.set_xlabel("iteration")
     b.set_yscale("log")
-    b.legend(frameon=False, fontsize=8)
+    if b.get_legend_handles_labels()[0]:
+        b.legend(frameon=False, fontsize=8)
     fig.suptitle("DNA WGAN-GP")
     fig.tight_layout()
     save_figure(fig, path)

@@ -54,7 +54,7 @@ def detect_format(path: str | os.PathLike, fmt: str | None = None) -> str:
     if ext not in FORMATS:
         raise GengenError(
             f"cannot tell the format of {str(path)!r} from its extension {('.' + ext) if ext else '(none)'}; "
-            f"use one of .h5ad, .csv, .tsv, .txt, .parquet, .gct (or pass --format)."
+            f"use one of .h5ad, .csv, .tsv, .txt, .parquet, .gct (inputs may also pass --format)."
         )
     return ext
 
@@ -331,6 +331,12 @@ def read_gene_list(path: str | os.PathLike) -> list[str]:
     p = Path(path)
     if not p.is_file():
         raise GengenError(f"gene list {str(p)!r} does not exist.")
+    import gzip
+
+    with (gzip.open(p, "rb") if str(p).endswith(".gz") else open(p, "rb")) as raw:
+        head = raw.read(4096)
+    if b"\x00" in head:
+        raise GengenError(f"gene list {str(p)!r} is a binary file; give one gene name per line or a CSV/TSV table.")
     with _open_text(p) as fh:
         lines = [ln.rstrip("\n\r") for ln in fh if ln.strip() and not ln.startswith("#")]
     if not lines:
