@@ -109,7 +109,16 @@ def _compare_once(adata: ad.AnnData, labels, recipe: VAERecipe, methods: tuple[s
         recon["pca"] = bce_per_sample(Xs[val_idx], pca.inverse_transform(embeddings["pca"][val_idx]))
     if "nmf" in methods:
         log(f"fitting NMF (k={k_linear})", quiet)
-        nmf = NMF(n_components=k_linear, init="nndsvda", max_iter=400, random_state=recipe.seed).fit(Xs[train_idx])
+        import warnings
+
+        from sklearn.exceptions import ConvergenceWarning
+
+        nmf = NMF(n_components=k_linear, init="nndsvda", max_iter=400, random_state=recipe.seed)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)  # reported in one line below instead
+            nmf.fit(Xs[train_idx])
+        if nmf.n_iter_ >= nmf.max_iter:
+            log(f"note: NMF stopped at {nmf.max_iter} iterations before converging", quiet)
         embeddings["nmf"] = nmf.transform(Xs)
         recon["nmf"] = bce_per_sample(Xs[val_idx], embeddings["nmf"][val_idx] @ nmf.components_)
     rows = []
