@@ -197,3 +197,11 @@ def test_encode_refuses_input_as_output_before_training(workdir, tmp_path):
     r = run("vae-encode", src, "-o", src, *TRAIN)
     assert_clean_error(r, "refusing to overwrite")
     assert src.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == ["good.csv"]
+
+
+@pytest.mark.parametrize("args", [["vae-encode", "--latent", "abc", "x.csv"], ["vae-train", "--bogus"], ["no-such-command"]])
+def test_usage_mistakes_are_one_line_too(args):
+    r = runner.invoke(app, args)
+    assert r.exit_code == 2
+    lines = [ln for ln in r.output.strip().splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("gengen: error:"), r.output

@@ -27,6 +27,26 @@ class GengenGroup(TyperGroup):
     def list_commands(self, ctx) -> list[str]:
         return list(self.commands)  # keep definition order: pipelines grouped as written
 
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode: bool = True, **extra):
+        """Usage mistakes (unknown option, bad value) as one line too, instead of a rich error box."""
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        try:
+            rv = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except Exception as exc:  # click's UsageError/BadParameter/Abort, whichever click Typer ships
+            if hasattr(exc, "format_message") and hasattr(exc, "exit_code"):
+                hint = ""
+                cmd = getattr(getattr(exc, "ctx", None), "command_path", "")
+                if cmd:
+                    hint = f" (see '{cmd} --help')"
+                print(f"gengen: error: {exc.format_message()}{hint}", file=sys.stderr)
+                sys.exit(exc.exit_code)
+            if type(exc).__name__ == "Abort":
+                print("gengen: aborted", file=sys.stderr)
+                sys.exit(1)
+            raise
+        sys.exit(rv if isinstance(rv, int) else 0)
+
     def invoke(self, ctx):
         try:
             return super().invoke(ctx)
