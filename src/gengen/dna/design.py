@@ -210,6 +210,20 @@ def _onehot_stats(predictor, x_hard: torch.Tensor) -> tuple[float, float, float]
     return float(s.mean()), float(s.min()), float(s.max())
 
 
+def _history_row(step: int, predictor, x_hard: torch.Tensor, relaxed: torch.Tensor | None = None) -> dict:
+    """One row of the score-vs-iteration history: relaxed and one-hot mean/min/max.
+
+    ``relaxed=None`` (no optimisation step taken) reports the one-hot scores for both.
+    """
+    m, lo, hi = _onehot_stats(predictor, x_hard)
+    if relaxed is None:
+        r_mean, r_min, r_max = m, lo, hi
+    else:
+        r_mean, r_min, r_max = float(relaxed.mean()), float(relaxed.min()), float(relaxed.max())
+    return {"step": step, "relaxed_mean": r_mean, "relaxed_min": r_min, "relaxed_max": r_max,
+            "onehot_mean": m, "onehot_min": lo, "onehot_max": hi}
+
+
 def design_direct(
     predictor: nn.Module,
     n: int = 100,
@@ -251,28 +265,15 @@ def design_direct(
     history: list[dict] = []
     t0 = time.perf_counter()
 
-    hard_of = hard_one_hot
-
     def record(step: int, relaxed: torch.Tensor) -> None:
-        m, lo, hi = _onehot_stats(predictor, hard_of(logits.detach()))
-        history.append(
-            {
-                "step": step,
-                "relaxed_mean": float(relaxed.mean()),
-                "relaxed_min": float(relaxed.min()),
-                "relaxed_max": float(relaxed.max()),
-                "onehot_mean": m,
-                "onehot_min": lo,
-                "onehot_max": hi,
-            }
-        )
+        history.append(_history_row(step, predictor, hard_one_hot(logits.detach()), relaxed))
 
     with torch.no_grad():
-        initial = _reportable(predictor, hard_of(logits))["score"]
+        initial = _reportable(predictor, hard_one_hot(logits))["score"]
     with Progress(steps, "direct design", quiet) as bar:
         for step in range(1, steps + 1):
             soft = torch.softmax(logits, dim=1)
-            x = hard_of(logits.detach()) + soft - soft.detach() if straight_through else soft
+            x = hard_one_hot(logits.detach()) + soft - soft.detach() if straight_through else soft
             score = predictor(x)
             loss = _objective(score, target)
             opt.zero_grad(set_to_none=True)
@@ -347,14 +348,12 @@ def design_joint(
     history: list[dict] = []
     t0 = time.perf_counter()
 
-    hard_of = hard_one_hot
-
     with torch.no_grad():
-        initial = _reportable(predictor, hard_of(gen(z)))["score"]
+        initial = _reportable(predictor, hard_one_hot(gen(z)))["score"]
     with Progress(steps, "joint design", quiet) as bar:
         for step in range(1, steps + 1):
             soft = gen(z)
-            x = hard_of(soft.detach()) + soft - soft.detach() if straight_through else soft
+            x = hard_one_hot(soft.detach()) + soft - soft.detach() if straight_through else soft
             score = predictor(x)
             loss = _objective(score, target)
             if prior_weight:
@@ -365,35 +364,12 @@ def design_joint(
                 z.grad += grad_noise * torch.randn(z.shape, generator=noise_gen).to(dev)
             opt.step()
             if step % every == 0 or step == steps or step == 1:
-                m, lo, hi = _onehot_stats(predictor, hard_of(soft.detach()))
-                s = score.detach()
-                history.append(
-                    {
-                        "step": step,
-                        "relaxed_mean": float(s.mean()),
-                        "relaxed_min": float(s.min()),
-                        "relaxed_max": float(s.max()),
-                        "onehot_mean": m,
-                        "onehot_min": lo,
-                        "onehot_max": hi,
-                    }
-                )
-                bar.update(every if step % every == 0 else 0, score=m)
+                history.append(_history_row(step, predictor, hard_one_hot(soft.detach()), score.detach()))
+                bar.update(every if step % every == 0 else 0, score=history[-1]["onehot_mean"])
     with torch.no_grad():
         codes = argmax_bases(gen(z)).cpu().numpy()
         if steps == 0:
-            m, lo, hi = _onehot_stats(predictor, hard_of(gen(z)))
-            history.append(
-                {
-                    "step": 0,
-                    "relaxed_mean": m,
-                    "relaxed_min": lo,
-                    "relaxed_max": hi,
-                    "onehot_mean": m,
-                    "onehot_min": lo,
-                    "onehot_max": hi,
-                }
-            )
+            history.append(_history_row(0, predictor, hard_one_hot(gen(z))))
     settings = {
         "steps": steps,
         "learning_rate": learning_rate,
