@@ -57,6 +57,43 @@ def test_gradient_penalty_is_zero_for_unit_gradient_critic():
     assert gradient_penalty(Lin(), real, fake).item() == pytest.approx(0.0, abs=1e-6)
 
 
+def test_same_conv1d_matches_conv1d_to_second_order():
+    from gengen.dna.gan import same_conv1d
+
+    torch.manual_seed(0)
+    x = torch.randn(3, 4, 9, dtype=torch.float64, requires_grad=True)
+    w = torch.randn(5, 4, 5, dtype=torch.float64, requires_grad=True)
+    b = torch.randn(5, dtype=torch.float64, requires_grad=True)
+    torch.testing.assert_close(same_conv1d(x, w, b), torch.nn.functional.conv1d(x, w, b, padding=2))
+    assert torch.autograd.gradcheck(same_conv1d, (x, w, b))
+    assert torch.autograd.gradgradcheck(same_conv1d, (x, w, b))
+
+
+def test_critic_input_gradient_matches_autograd_double_backward():
+    """The explicit input gradient (ReLU masks as constants) must give the same penalty and the same
+    parameter gradients as autograd's create_graph path it replaces."""
+    torch.manual_seed(0)
+    critic = Critic(length=12, channels=8, blocks=3)
+    for p in critic.parameters():  # non-zero biases so that the masks are non-trivial
+        torch.nn.init.normal_(p, std=0.3)
+    x = torch.softmax(torch.randn(6, 4, 12), dim=1)
+
+    xa = x.clone().requires_grad_(True)
+    (grad_auto,) = torch.autograd.grad(critic(xa).sum(), xa, create_graph=True)
+    grad_fast = critic.input_gradient(x)
+    torch.testing.assert_close(grad_fast, grad_auto, rtol=1e-5, atol=1e-6)
+
+    params = list(critic.parameters())
+
+    def penalty_grads(g):
+        pen = ((g.flatten(1).norm(dim=1) - 1) ** 2).mean()
+        return torch.autograd.grad(pen, params, allow_unused=True, materialize_grads=True)
+
+    for a, b in zip(penalty_grads(grad_auto), penalty_grads(grad_fast)):
+        torch.testing.assert_close(b, a, rtol=1e-4, atol=1e-6)
+    assert any(g.abs().sum() > 0 for g in penalty_grads(critic.input_gradient(x)))
+
+
 def test_critic_loss_decreases_on_planted_motif(planted):
     torch.manual_seed(0)
     recipe = GANRecipe(**TINY)
