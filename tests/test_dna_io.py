@@ -24,6 +24,7 @@ from gengen.io.sequences import (
     codes_to_one_hot,
     decode_codes,
     heldout_mask,
+    heldout_split,
     one_hot,
     one_hot_to_codes,
     read_fasta,
@@ -104,6 +105,10 @@ def test_heldout_mask_splits_by_record():
     m = heldout_mask(ids, 0.2)
     assert 0.1 < m.mean() < 0.3
     assert (m.reshape(200, 3) == m.reshape(200, 3)[:, :1]).all()  # whole records only
+    val, test = heldout_split(ids, 0.2)
+    assert not (val & test).any() and ((val | test) == m).all()
+    assert val.any() and test.any()
+    assert (test.reshape(200, 3) == test.reshape(200, 3)[:, :1]).all()
 
 
 # ---- motifs

@@ -54,3 +54,29 @@ def test_small_model_threads_restores(monkeypatch):
     monkeypatch.setenv("GENGEN_THREADS", "many")
     with pytest.raises(GengenError, match="GENGEN_THREADS"):
         runtime.set_threads(None)
+
+
+def test_progress_prints_plain_status_lines_when_not_a_terminal(monkeypatch, capsys):
+    from gengen.runtime import Progress
+
+    monkeypatch.delenv("GENGEN_NO_PROGRESS", raising=False)
+    monkeypatch.setenv("GENGEN_PROGRESS_INTERVAL", "0")
+    with Progress(10, "train thing") as bar:
+        bar.update(3, loss=0.5)
+        bar.update(2, loss=0.25)
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 2
+    assert err[0].startswith("train thing: 3/10 (") and "left)" in err[0] and "loss=0.5" in err[0]
+    assert err[1].startswith("train thing: 5/10 (") and "loss=0.25" in err[1]
+
+
+def test_progress_plain_lines_are_rate_limited_and_quiet_silences(monkeypatch, capsys):
+    from gengen.runtime import Progress
+
+    monkeypatch.delenv("GENGEN_NO_PROGRESS", raising=False)
+    with Progress(10, "short run") as bar:  # default interval 60 s: a short run prints nothing
+        bar.update(5)
+    monkeypatch.setenv("GENGEN_PROGRESS_INTERVAL", "0")
+    with Progress(10, "quiet run", quiet=True) as bar:
+        bar.update(5)
+    assert capsys.readouterr().err == ""

@@ -10,6 +10,7 @@ import os
 import random
 import sys
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -112,15 +113,25 @@ def seed_everything(seed: int) -> None:
 
 
 class Progress:
-    """A rich progress bar on stderr that disappears when quiet or when stderr is not a terminal.
+    """A rich progress bar on stderr; off when quiet or ``GENGEN_NO_PROGRESS`` is set.
 
+    When stderr is not a terminal (a batch job, ``nohup``, a log file) it prints a plain status line
+    at most every ``GENGEN_PROGRESS_INTERVAL`` seconds (default 60) instead, so long runs still show
+    that they are alive and how far they are; short runs print nothing.
     ``update(advance=1, **fields)`` shows extra fields (losses) next to the bar.
     """
 
     def __init__(self, total: int | None, description: str, quiet: bool = False):
         self._bar = None
         self._task = None
-        enabled = not quiet and sys.stderr.isatty() and not os.environ.get("GENGEN_NO_PROGRESS")
+        self._plain = False
+        on = not quiet and not os.environ.get("GENGEN_NO_PROGRESS")
+        enabled = on and sys.stderr.isatty()
+        if on and not enabled:
+            self._plain = True
+            self._total, self._description, self._done = total, description, 0
+            self._interval = float(os.environ.get("GENGEN_PROGRESS_INTERVAL", "60"))
+            self._start = self._last = time.perf_counter()
         if enabled:
             from rich.console import Console
             from rich.progress import (
@@ -150,6 +161,8 @@ class Progress:
         return self
 
     def update(self, advance: int = 1, **fields: Any) -> None:
+        if self._plain:
+            self._plain_update(advance, fields)
         if self._bar is None:
             return
         info = "  ".join(f"{k}={_fmt(v)}" for k, v in fields.items())
@@ -158,6 +171,26 @@ class Progress:
     def __exit__(self, *exc) -> None:
         if self._bar is not None:
             self._bar.stop()
+
+    def _plain_update(self, advance: int, fields: dict) -> None:
+        self._done += advance
+        now = time.perf_counter()
+        if now - self._last < self._interval:
+            return
+        self._last = now
+        elapsed = now - self._start
+        done = f"{self._done}/{self._total}" if self._total else str(self._done)
+        eta = ""
+        if self._total and self._done:
+            eta = f", ~{_clock(elapsed * (self._total - self._done) / self._done)} left"
+        info = "  ".join(f"{k}={_fmt(v)}" for k, v in fields.items())
+        print(f"{self._description}: {done} ({_clock(elapsed)} elapsed{eta})  {info}".rstrip(), file=sys.stderr)
+
+
+def _clock(seconds: float) -> str:
+    m, s = divmod(int(seconds), 60)
+    h, m = divmod(m, 60)
+    return f"{h}h{m:02d}m" if h else f"{m}m{s:02d}s"
 
 
 def _fmt(value: Any) -> str:

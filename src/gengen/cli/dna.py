@@ -103,7 +103,10 @@ def dna_train(
     ] = None,
     heldout_fraction: Annotated[
         float,
-        typer.Option("--heldout-fraction", help="Fraction of records (genes) held out for the k-mer check."),
+        typer.Option(
+            "--heldout-fraction",
+            help="Fraction of records (genes) held out: half choose the best checkpoint, half are dna-eval's test set.",
+        ),
     ] = 0.1,
     iterations: Annotated[
         int, typer.Option("--iterations", help="Generator iterations (paper: ~100k).")
@@ -129,7 +132,7 @@ def dna_train(
 ) -> None:
     """Train a WGAN-GP (residual CNNs) on DNA windows; writes a resumable checkpoint with samples."""
     from gengen.dna.gan import GANRecipe, train_gan
-    from gengen.io.sequences import heldout_mask, read_fasta
+    from gengen.io.sequences import heldout_mask, heldout_split, read_fasta
 
     set_threads(threads)
     seqs = read_fasta(
@@ -137,7 +140,10 @@ def dna_train(
     )
     held = heldout_mask(seqs.ids, heldout_fraction) if heldout_fraction > 0 else None
     train_codes = seqs.codes[~held] if held is not None else seqs.codes
-    held_codes = seqs.codes[held] if held is not None and held.any() else None
+    # the best checkpoint is chosen on the validation half of the held-out genes; dna-eval reports on
+    # the other half
+    val = heldout_split(seqs.ids, heldout_fraction)[0] if held is not None else None
+    held_codes = seqs.codes[val] if val is not None and val.any() else None
     if max_windows is not None and len(train_codes) > max_windows:
         import numpy as np
 
@@ -145,7 +151,12 @@ def dna_train(
         train_codes = train_codes[np.sort(sel)]
     say(
         f"{len(train_codes)} training windows of {length} nt"
-        + (f", {len(held_codes)} held-out windows" if held_codes is not None else ""),
+        + (
+            f", {len(held_codes)} validation windows from held-out genes (checkpoint choice; "
+            f"dna-eval tests on the other {int(held.sum()) - len(held_codes)})"
+            if held_codes is not None
+            else ""
+        ),
         quiet,
     )
     recipe = GANRecipe(
@@ -498,7 +509,7 @@ def dna_eval(
     and Markov baselines and the real-vs-real noise floor."""
     from gengen.dna.gan import GANModel
     from gengen.dna.metrics import kmer_js_table
-    from gengen.io.sequences import heldout_mask, read_fasta
+    from gengen.io.sequences import heldout_mask, heldout_split, read_fasta
     from gengen.runtime import atomic_path
 
     set_threads(threads)
@@ -506,18 +517,21 @@ def dna_eval(
     gan = GANModel.load(model, device=device, weights=weights)
     frac = heldout_fraction if heldout_fraction is not None else (gan.recipe.heldout_fraction or 0.1)
     seqs = read_fasta(input_path(data), length=gan.length, windows="tiled", ambiguous=ambiguous)
-    held = heldout_mask(seqs.ids, frac)
-    if not held.any() or held.all():
+    train = ~heldout_mask(seqs.ids, frac)
+    held = heldout_split(seqs.ids, frac)[1]  # the test half: never used to choose the checkpoint
+    if not held.any() or not train.any():
         raise GengenError(
-            f"the held-out fraction {frac} leaves no held-out or no training windows in {str(data)!r}."
+            f"the held-out fraction {frac} leaves no test or no training windows in {str(data)!r}; "
+            "use a file with more records or a larger --heldout-fraction."
         )
     sets = {"gan": gan.generate(n, seed=seed)}
     if samples is not None:
         extra = read_fasta(input_path(samples), length=gan.length, ambiguous=ambiguous)
         sets[samples.stem] = extra.codes
-    table = kmer_js_table(sets, seqs.codes[held], seqs.codes[~held], n=n, seed=seed)
+    table = kmer_js_table(sets, seqs.codes[held], seqs.codes[train], n=n, seed=seed)
     typer.echo(
-        f"# k-mer JS divergence (bits) vs {int(held.sum())} held-out windows ({frac:.0%} of records); "
+        f"# k-mer JS divergence (bits) vs {int(held.sum())} held-out test windows (the test half of the "
+        f"{frac:.0%} held-out records, not used for checkpoint choice); "
         f"{table.attrs['n']} sequences per set; GAN at iteration {gan.iteration} ({gan.metrics['weights']} weights)"
     )
     typer.echo(table.to_string(index=False, float_format=lambda v: f"{v:.5f}"))

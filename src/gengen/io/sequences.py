@@ -335,21 +335,36 @@ def record_of(window_id: str) -> str:
     return head if sep and "-" in tail and tail.replace("-", "").isdigit() else window_id
 
 
+def _record_fractions(ids: Sequence[str], fraction: float) -> np.ndarray:
+    """A stable number in [0, 1) per window: a hash of its record's name (all windows of a gene share it)."""
+    import zlib
+
+    if not 0 <= fraction < 1:
+        raise GengenError(f"held-out fraction must be in [0, 1), got {fraction}.")
+    cache: dict[str, float] = {}
+    out = np.empty(len(ids), dtype=np.float64)
+    for i, w in enumerate(ids):
+        r = record_of(w)
+        if r not in cache:
+            cache[r] = (zlib.crc32(r.encode()) % 100000) / 100000
+        out[i] = cache[r]
+    return out
+
+
 def heldout_mask(ids: Sequence[str], fraction: float) -> np.ndarray:
     """Hold out whole records (genes), not windows, so evaluation never sees training sequence.
 
     A record is held out when a hash of its name falls below ``fraction``: stable across runs, file
     orders and window settings, so ``dna-train`` and ``dna-eval`` agree without storing id lists.
     """
-    import zlib
+    return _record_fractions(ids, fraction) < fraction
 
-    if not 0 <= fraction < 1:
-        raise GengenError(f"held-out fraction must be in [0, 1), got {fraction}.")
-    cache: dict[str, bool] = {}
-    out = np.zeros(len(ids), dtype=bool)
-    for i, w in enumerate(ids):
-        r = record_of(w)
-        if r not in cache:
-            cache[r] = (zlib.crc32(r.encode()) % 100000) / 100000 < fraction
-        out[i] = cache[r]
-    return out
+
+def heldout_split(ids: Sequence[str], fraction: float) -> tuple[np.ndarray, np.ndarray]:
+    """Split the held-out records of :func:`heldout_mask` into (validation, test) halves.
+
+    Training picks its best checkpoint on the validation genes; ``dna-eval`` reports on the test genes,
+    so the reported figure is not flattered by the selection.
+    """
+    u = _record_fractions(ids, fraction)
+    return u < fraction / 2, (u >= fraction / 2) & (u < fraction)
