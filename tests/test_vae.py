@@ -192,3 +192,40 @@ def test_compare_repeats_average_over_seeds(toy_expression):
     assert (table["repeats"] == 2).all() and table["knn_sd"].notna().all()
     with pytest.raises(GengenError, match="repeats"):
         compare(toy_expression, None, VAERecipe(**FAST), repeats=0)
+
+
+def test_counts_are_detected_and_log_transformed(toy_expression, tmp_path):
+    from gengen.vae.preprocess import looks_like_counts, resolve_log
+
+    rng = np.random.default_rng(1)
+    # counts whose group structure lives on the log scale, with a heavy tail
+    counts = rng.poisson(np.exp2(toy_expression.X - 2)).astype(np.float32)
+    assert looks_like_counts(counts)[0]
+    assert not looks_like_counts(toy_expression.X)[0]  # log-scale floats
+    assert not looks_like_counts(np.round(toy_expression.X))[0]  # small integers: not clearly counts
+    assert resolve_log("auto", counts)[0] and not resolve_log("no", counts)[0]
+    with pytest.raises(GengenError, match="negative"):
+        resolve_log("yes", toy_expression.X - 10)
+    with pytest.raises(GengenError, match="--log"):
+        resolve_log("maybe", counts)
+
+    adata = toy_expression.copy()
+    adata.X = counts
+    model = VAEModel.train(adata, VAERecipe(**{**FAST, "epochs": 40}), device="cpu", quiet=True)
+    assert model.scaler.log2p1
+    assert any("raw counts" in n for n in model.recipe.notes)
+    z = model.encode(adata)
+    assert np.isfinite(z).all()
+    # decoded values come back as counts (non-negative, on the input's scale)
+    dec = model.decode(z)
+    assert dec.min() >= -1e-3 and 0.2 < dec.mean() / counts[:, [adata.var_names.get_loc(g) for g in model.genes]].mean() < 5
+    # the log flag survives the checkpoint
+    model.save(tmp_path / "m")
+    again = VAEModel.load(tmp_path / "m", device="cpu")
+    assert again.scaler.log2p1
+    np.testing.assert_allclose(again.encode(adata), z, atol=1e-6)
+    # log-scale data given to a counts model: a clear error, not silent nonsense
+    logged = adata.copy()
+    logged.X = np.log2(counts + 1) - 3
+    with pytest.raises(GengenError, match="raw counts"):
+        model.encode(logged)

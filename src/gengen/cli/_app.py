@@ -99,7 +99,7 @@ GenesInRowsOpt = Annotated[
         show_default=False,
     ),
 ]
-FormatOpt = Annotated[str | None, typer.Option("--format", help="Input format if the extension does not say: h5ad, csv, tsv, parquet, gct.")]
+FormatOpt = Annotated[str | None, typer.Option("--format", help="Input format if the extension does not say: h5ad, csv, tsv, parquet, gct, gctx.")]
 
 
 def input_path(path: Path) -> Path:

@@ -33,7 +33,7 @@ LandmarksOpt = Annotated[
 ]
 LandmarksFromOpt = Annotated[
     Path | None,
-    typer.Option("--landmarks-from", help="Use the genes of this query file (csv/tsv/parquet/h5ad/gct) as landmarks."),
+    typer.Option("--landmarks-from", help="Use the genes of this query file (csv/tsv/parquet/h5ad/gct/gctx) as landmarks."),
 ]
 TargetsOpt = Annotated[
     Path | None,
@@ -152,7 +152,7 @@ def _reference(data, landmarks, landmarks_from, targets, probe_map, genes_in_row
 
 @app.command("ggan-train", rich_help_panel=PANEL)
 def ggan_train(
-    data: Annotated[Path, typer.Argument(help="Reference expression (h5ad, csv, tsv, parquet, gct), samples x genes.")],
+    data: Annotated[Path, typer.Argument(help="Reference expression (h5ad, csv, tsv, parquet, gct, gctx), samples x genes.")],
     output: Annotated[Path, typer.Option("-o", "--output", help="Model directory to write.")],
     landmarks: LandmarksOpt = None,
     landmarks_from: LandmarksFromOpt = None,
@@ -230,8 +230,8 @@ def infer_targets(
     query: Annotated[
         Path,
         typer.Argument(
-            help="Landmark profiles (csv, tsv, parquet, h5ad, gct); L1000 GCT plates "
-            "are matched by probe id, else by pr_gene_symbol."
+            help="Landmark profiles (csv, tsv, parquet, h5ad, gct, gctx); L1000 GCT/GCTX files "
+            "are matched by row id, else by pr_gene_symbol (Entrez ids: see --gene-map)."
         ),
     ],
     model: Annotated[
@@ -246,6 +246,14 @@ def infer_targets(
         typer.Option("--fill-missing", help="Fill missing landmarks with training means (warns how many)."),
     ] = False,
     chunk_size: Annotated[int, typer.Option("--chunk-size", help="Profiles per streamed chunk.")] = 10_000,
+    gene_map: Annotated[
+        Path | None,
+        typer.Option(
+            "--gene-map",
+            help="CSV/TSV with a header mapping the query's gene ids to the model's names: pr_gene_id -> "
+            "pr_gene_symbol (GEO's GSE92742_Broad_LINCS_gene_info.txt as is), else first -> second column.",
+        ),
+    ] = None,
     genes_in_rows: GenesInRowsOpt = None,
     fmt: FormatOpt = None,
     device: DeviceOpt = "auto",
@@ -259,7 +267,7 @@ def infer_targets(
 
     input_path(query)
     name = query.name
-    for suffix in (".gz", ".h5ad", ".csv", ".tsv", ".txt", ".parquet", ".gct"):
+    for suffix in (".gz", ".h5ad", ".csv", ".tsv", ".txt", ".parquet", ".gctx", ".gct"):
         name = name.removesuffix(suffix)
     output = output or query.with_name(name + ".targets.csv")
     detect_format(output)
@@ -272,12 +280,14 @@ def infer_targets(
         chunk_size=chunk_size,
         genes_in_rows=genes_in_rows,
         fmt=fmt,
+        gene_map=gene_map,
         quiet=quiet,
     )
+    via = f", {info['landmarks_via_map']} through the gene map" if gene_map is not None else ""
     say(
         f"wrote {info['profiles']} x {len(m.targets)} predicted targets "
         f"({info['landmarks_found']}/{len(m.landmarks)} "
-        f"landmarks, matched by {info['matched_by']})",
+        f"landmarks, matched by {info['matched_by']}{via})",
         quiet,
     )
     typer.echo(str(output))
@@ -285,7 +295,7 @@ def infer_targets(
 
 @app.command("ggan-eval", rich_help_panel=PANEL)
 def ggan_eval(
-    data: Annotated[Path, typer.Argument(help="Reference expression (h5ad, csv, tsv, parquet, gct), samples x genes.")],
+    data: Annotated[Path, typer.Argument(help="Reference expression (h5ad, csv, tsv, parquet, gct, gctx), samples x genes.")],
     landmarks: LandmarksOpt = None,
     landmarks_from: LandmarksFromOpt = None,
     targets: TargetsOpt = None,

@@ -24,15 +24,17 @@ KappaOpt = Annotated[float, typer.Option("--kappa", help="KL warm-up: beta grows
 BetaOpt = Annotated[float, typer.Option("--beta", help="Final KL weight (1 = the VAE's ELBO; < 1 keeps more latent features active on small data).")]
 ValOpt = Annotated[float, typer.Option("--val-fraction", help="Seeded validation fraction.")]
 CompatOpt = Annotated[bool, typer.Option("--tybalt-compat", help="Reproduce the published code: ReLU on log-variance, KL weight 0.")]
+LogOpt = Annotated[str, typer.Option(
+    "--log", help="log2(x+1) before scaling: auto (when the data look like raw counts) | yes | no.")]
 ModelOpt = Annotated[str, typer.Option("--model", "-m", help="Model directory, or a name under $GENGEN_HOME/models.")]
 
 
-def _recipe(latent, genes, gene_rank, hidden, epochs, batch_size, lr, kappa, beta, val_fraction, tybalt_compat, seed):
+def _recipe(latent, genes, gene_rank, hidden, epochs, batch_size, lr, kappa, beta, val_fraction, tybalt_compat, log_transform, seed):
     from gengen.vae import VAERecipe
 
     return VAERecipe(latent_dim=latent, n_genes=genes, gene_rank=gene_rank, hidden=hidden, epochs=epochs,
                      batch_size=batch_size, learning_rate=lr, kappa=kappa, beta_max=beta, val_fraction=val_fraction,
-                     tybalt_compat=tybalt_compat, seed=seed)
+                     tybalt_compat=tybalt_compat, log_transform=log_transform, seed=seed)
 
 
 def _read(path: Path, genes_in_rows, fmt, quiet, expected_genes=None):
@@ -47,7 +49,7 @@ def vae_train(
     output: Annotated[Path, typer.Option("-o", "--output", help="Model directory to write.")],
     latent: LatentOpt = None, genes: GenesOpt = None, gene_rank: GeneRankOpt = "median-ad", hidden: HiddenOpt = None,
     epochs: EpochsOpt = None, batch_size: BatchOpt = None, lr: LrOpt = 5e-4, kappa: KappaOpt = 1.0, beta: BetaOpt = 1.0,
-    val_fraction: ValOpt = 0.1, tybalt_compat: CompatOpt = False, seed: SeedOpt = 0,
+    val_fraction: ValOpt = 0.1, tybalt_compat: CompatOpt = False, log_transform: LogOpt = "auto", seed: SeedOpt = 0,
     genes_in_rows: GenesInRowsOpt = None, fmt: FormatOpt = None, device: DeviceOpt = "auto", threads: ThreadsOpt = None, quiet: QuietOpt = False,
 ) -> None:
     """Train a Tybalt VAE; writes model.safetensors, config.json, history.csv and training.png."""
@@ -55,7 +57,7 @@ def vae_train(
 
     set_threads(threads)
     adata = _read(data, genes_in_rows, fmt, quiet)
-    recipe = _recipe(latent, genes, gene_rank, hidden, epochs, batch_size, lr, kappa, beta, val_fraction, tybalt_compat, seed)
+    recipe = _recipe(latent, genes, gene_rank, hidden, epochs, batch_size, lr, kappa, beta, val_fraction, tybalt_compat, log_transform, seed)
     model = VAEModel.train(adata, recipe, device=device, quiet=quiet)
     model.save(output)
     m = model.metrics
@@ -73,7 +75,7 @@ def vae_encode(
     fill_missing: Annotated[bool, typer.Option("--fill-missing", help="Fill genes the data lack with training mid-range values.")] = False,
     latent: LatentOpt = None, genes: GenesOpt = None, gene_rank: GeneRankOpt = "median-ad", hidden: HiddenOpt = None,
     epochs: EpochsOpt = None, batch_size: BatchOpt = None, lr: LrOpt = 5e-4, kappa: KappaOpt = 1.0, beta: BetaOpt = 1.0,
-    val_fraction: ValOpt = 0.1, tybalt_compat: CompatOpt = False, seed: SeedOpt = 0,
+    val_fraction: ValOpt = 0.1, tybalt_compat: CompatOpt = False, log_transform: LogOpt = "auto", seed: SeedOpt = 0,
     genes_in_rows: GenesInRowsOpt = None, fmt: FormatOpt = None, device: DeviceOpt = "auto", threads: ThreadsOpt = None, quiet: QuietOpt = False,
 ) -> None:
     """Embed samples with a VAE (z_mean); trains one with the Tybalt recipe when no --model is given."""
@@ -92,7 +94,7 @@ def vae_encode(
 
         save_model = save_model or output.with_name(_stem(output) + ".model")
         check_overwrite(Path(save_model), "vae")  # before training, not after
-    recipe = _recipe(latent, genes, gene_rank, hidden, epochs, batch_size, lr, kappa, beta, val_fraction, tybalt_compat, seed)
+    recipe = _recipe(latent, genes, gene_rank, hidden, epochs, batch_size, lr, kappa, beta, val_fraction, tybalt_compat, log_transform, seed)
     out, used = encode(adata, loaded, recipe=recipe, save_model=save_model, fill_missing=fill_missing,
                        device=device, quiet=quiet)
     write_expression(out, output, protect=(data,), obsm_key=None if detect_format(output) == "h5ad" else "X_vae")
@@ -210,7 +212,7 @@ def vae_compare(
     repeats: Annotated[int, typer.Option("--repeats", help="Redo the comparison with seeds SEED..SEED+N-1 and report means and spread.")] = 1,
     latent: LatentOpt = None, genes: GenesOpt = None, gene_rank: GeneRankOpt = "median-ad", hidden: HiddenOpt = None,
     epochs: EpochsOpt = None, batch_size: BatchOpt = None, lr: LrOpt = 5e-4, kappa: KappaOpt = 1.0, beta: BetaOpt = 1.0,
-    val_fraction: ValOpt = 0.1, tybalt_compat: CompatOpt = False, seed: SeedOpt = 0,
+    val_fraction: ValOpt = 0.1, tybalt_compat: CompatOpt = False, log_transform: LogOpt = "auto", seed: SeedOpt = 0,
     genes_in_rows: GenesInRowsOpt = None, fmt: FormatOpt = None, device: DeviceOpt = "auto", threads: ThreadsOpt = None, quiet: QuietOpt = False,
 ) -> None:
     """VAE vs PCA vs NMF at the same k: held-out reconstruction (BCE x genes) and kNN label accuracy."""
@@ -221,7 +223,7 @@ def vae_compare(
     set_threads(threads)
     adata = _with_labels(_read(data, genes_in_rows, fmt, quiet), labels_file, quiet)
     labels = labels_from(adata, by) if by else None
-    recipe = _recipe(latent, genes, gene_rank, hidden, epochs, batch_size, lr, kappa, beta, val_fraction, tybalt_compat, seed)
+    recipe = _recipe(latent, genes, gene_rank, hidden, epochs, batch_size, lr, kappa, beta, val_fraction, tybalt_compat, log_transform, seed)
     table, _ = compare(adata, labels, recipe, repeats=repeats, device=device, quiet=quiet)
     typer.echo(f"# {table.attrs['n_train']} training / {table.attrs['n_heldout']} held-out samples; "
                f"seed {seed}" + (f"..{seed + repeats - 1} (mean; *_sd = spread over repeats)" if repeats > 1 else "")

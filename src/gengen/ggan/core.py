@@ -266,8 +266,7 @@ class GGANModel:
             raise GengenError(
                 f"none of the model's {len(self.landmarks)} landmark genes are in the data (landmarks start "
                 f"{preview(self.landmarks, 3)}; data genes start {preview(list(data_names), 3)}); "
-                f"wrong model or "
-                "wrong gene ids?"
+                "wrong model, or gene ids of another kind (Entrez, Ensembl: translate them with --gene-map FILE)?"
             )
         if missing and not fill_missing:
             raise GengenError(

@@ -1,32 +1,36 @@
 """Landmark -> target inference, in memory or streamed in chunks for very large query files.
 
 ``infer(model, data)`` is the in-memory call. ``infer_file`` streams a samples x genes CSV/TSV,
-Parquet or h5ad query chunk by chunk (pandas chunks, Parquet row batches, backed h5ad slices) and
-appends each chunk's predictions to a temporary output that is renamed into place only when every
-chunk succeeded, so 1,000,000 profiles need only a chunk's worth of memory and a failure leaves no
-partial file. GCT and genes-in-rows tables are read whole (they are plate-sized).
+Parquet, h5ad or GCTX query chunk by chunk (pandas chunks, Parquet row batches, backed h5ad slices,
+HDF5 row slices of the GCTX matrix) and appends each chunk's predictions to a temporary output that is
+renamed into place only when every chunk succeeded, so 1,000,000 profiles need only a chunk's worth of
+memory and a failure leaves no partial file. GCT and genes-in-rows tables are read whole (they are
+plate-sized). A gene map (``gene_map=``) translates the query's gene ids (Entrez, Ensembl) to the
+model's names first, the same way for every format.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from gengen.errors import GengenError
-from gengen.io.expression import TABLE_FORMATS, detect_format, read_expression
+from gengen.errors import GengenError, preview
+from gengen.io.expression import TABLE_FORMATS, detect_format, read_expression, read_gene_map
 from gengen.runtime import atomic_path, log
 
 if TYPE_CHECKING:
     import anndata as ad
     import pandas as pd
 
-    from gengen.ggan.core import GGANModel
+    from gengen.ggan.core import GGANModel, LandmarkPlan
 
-STREAMABLE = ("csv", "tsv", "txt", "parquet", "h5ad")
+STREAMABLE = ("csv", "tsv", "txt", "parquet", "h5ad", "gctx")
+FIXED_ORIENTATION = ("h5ad", "gctx")  # samples x genes by construction: never re-read to detect orientation
 
 
 def infer(model: GGANModel, data, fill_missing: bool = False, quiet: bool = False) -> pd.DataFrame:
@@ -70,6 +74,10 @@ def _header(path: Path, kind: str) -> tuple[list[str], pd.DataFrame | None]:
             return a.var_names.astype(str).tolist(), a.var.copy()
         finally:
             a.file.close()
+    if kind == "gctx":
+        from gengen.io.expression import gctx_genes
+
+        return gctx_genes(path)
     import csv
 
     from gengen.io.expression import _open_text
@@ -98,6 +106,11 @@ def _chunks(
     """(sample names, values of all columns) per chunk, values float32; non-numeric is an error."""
     import pandas as pd
 
+    if kind == "gctx":
+        from gengen.io.expression import iter_gctx
+
+        yield from iter_gctx(path, chunk_size)
+        return
     if kind == "h5ad":
         import anndata as ad
         import scipy.sparse as sp
@@ -190,6 +203,57 @@ class _Writer:
             raise GengenError("the query holds no samples.")
 
 
+@dataclass
+class _Match:
+    """The query's landmarks: the plan over its columns, its gene names after the map, map statistics."""
+
+    plan: LandmarkPlan
+    names: list[str]
+    map_hits: int = 0  # query genes found in the gene map
+    via_map: int = 0  # landmarks found through the gene map
+
+
+def _match(model: GGANModel, names: list[str], var, mapping: dict[str, str] | None, source: str) -> _Match:
+    """Plan the landmarks over the query's genes, translated through the gene map first when given.
+
+    One path for every input format. Two query genes that the map sends to the same landmark are an
+    error (which one should the model see?); other collisions are harmless and ignored.
+    """
+    if mapping is None:
+        return _Match(model.plan(names, var), list(names))
+    hit = [n in mapping for n in names]
+    mapped = [mapping.get(n, n) for n in names]
+    wanted = set(model.landmarks) | set(model.landmark_genes)
+    by_name: dict[str, list[str]] = {}
+    for orig, new in zip(names, mapped, strict=True):
+        if new in wanted:
+            by_name.setdefault(new, []).append(orig)
+    dup = {k: v for k, v in by_name.items() if len(v) > 1}
+    if dup:
+        shown = [f"{'/'.join(v[:3])} -> {k}" for k, v in list(dup.items())[:3]]
+        raise GengenError(
+            f"{source}: after the gene map, {len(dup)} model gene(s) come from several query genes ({'; '.join(shown)}); "
+            "keep one query id per model gene in the map, or aggregate those columns first."
+        )
+    plan = model.plan(mapped, var)
+    via = sum(any(hit[j] for j in cols) for cols in plan.columns) if plan.how == "name" else 0
+    return _Match(plan, mapped, sum(hit), via)
+
+
+def _check_match(
+    model: GGANModel, m: _Match, query_names: list[str], mapping: dict[str, str] | None, gene_map, source: str,
+    fill_missing: bool, quiet: bool,
+) -> None:
+    """The map must touch the query at all; then the model's usual missing-landmark checks."""
+    if mapping is not None and m.map_hits == 0:
+        raise GengenError(
+            f"the gene map {str(gene_map)!r} matches none of the {len(query_names)} genes of {source} (query genes "
+            f"start {preview(query_names, 3)}; map ids start {preview(list(mapping), 3)}); its first column "
+            "(or pr_gene_id) must hold the ids the query uses."
+        )
+    model.check_plan(m.plan, m.names, fill_missing, quiet)
+
+
 def infer_file(
     model: GGANModel,
     path: str | os.PathLike,
@@ -199,27 +263,28 @@ def infer_file(
     chunk_size: int = 10_000,
     genes_in_rows: bool | None = None,
     fmt: str | None = None,
+    gene_map: str | os.PathLike | None = None,
     quiet: bool = False,
 ) -> dict:
     """Predict targets for every profile of a query file and write them to ``output``.
 
-    Streams when the query is a samples x genes CSV/TSV/Parquet/h5ad; otherwise (GCT, genes in rows)
-    reads it whole. Returns a summary: profiles, chunks, how landmarks were matched, output path.
+    Streams when the query is a samples x genes CSV/TSV/Parquet/h5ad/GCTX; otherwise (GCT, genes in
+    rows) reads it whole. ``gene_map``: a CSV/TSV translating the query's gene ids to the model's names
+    (see :func:`gengen.io.expression.read_gene_map`). Returns a summary: profiles, chunks, how landmarks
+    were matched (and how many through the map), output path.
     """
-    from gengen.errors import preview
-    from gengen.ggan.core import LandmarkPlan  # noqa: F401  (type of model.plan)
-
     path, output = Path(path), Path(output)
     if not path.exists():
         raise GengenError(f"input file {str(path)!r} does not exist.")
     kind = detect_format(path, fmt)
     out_kind = detect_format(output)
-    if out_kind == "gct":
-        raise GengenError("writing GCT is not supported; use .h5ad, .csv, .tsv or .parquet.")
+    if out_kind in ("gct", "gctx"):
+        raise GengenError(f"writing {out_kind.upper()} is not supported; use .h5ad, .csv, .tsv or .parquet.")
     if chunk_size < 1:
         raise GengenError(f"chunk size must be positive, got {chunk_size}.")
-    stream = kind in STREAMABLE and genes_in_rows is not True
-    plan = None
+    mapping = read_gene_map(gene_map) if gene_map is not None else None
+    stream = kind in STREAMABLE and (genes_in_rows is not True or kind == "gctx")
+    match = None
     if stream:
         try:
             names, var = _header(path, kind)
@@ -233,14 +298,15 @@ def infer_file(
             raise GengenError(
                 f"{path}: duplicate gene names {preview(dup)}; make them unique or aggregate them."
             )
-        plan = model.plan(names, var)
-        if plan.missing.all() and kind != "h5ad":
+        match = _match(model, names, var, mapping, str(path))
+        if match.plan.missing.all() and kind not in FIXED_ORIENTATION:
             stream = False  # maybe genes x samples: let read_expression detect the orientation
     n = n_chunks = 0
     with atomic_path(output, protect=(path,)) as tmp:
         writer = _Writer(tmp, out_kind, model.targets)
         if stream:
-            model.check_plan(plan, names, fill_missing, quiet)
+            _check_match(model, match, names, mapping, gene_map, str(path), fill_missing, quiet)
+            plan = match.plan
             used = sorted({i for c in plan.columns for i in c})
             for sample_names, X in _chunks(path, kind, chunk_size, names):
                 block = X[:, used]
@@ -254,11 +320,15 @@ def infer_file(
                 n += len(sample_names)
                 n_chunks += 1
         else:
-            adata = read_expression(
-                path, genes_in_rows=genes_in_rows, fmt=fmt, expected_genes=model.landmarks, quiet=quiet
-            )
-            plan = model.plan(adata.var_names, adata.var)
-            model.check_plan(plan, adata.var_names, fill_missing, quiet)
+            expected = list(model.landmarks)
+            if mapping is not None:  # orientation detection looks for the query's ids of the landmarks
+                wanted = set(model.landmarks)
+                expected += [k for k, v in mapping.items() if v in wanted]
+            adata = read_expression(path, genes_in_rows=genes_in_rows, fmt=fmt, expected_genes=expected, quiet=quiet)
+            names = adata.var_names.astype(str).tolist()
+            match = _match(model, names, adata.var, mapping, str(path))
+            _check_match(model, match, names, mapping, gene_map, str(path), fill_missing, quiet)
+            plan = match.plan
             X = plan.apply(np.asarray(adata.X), model.landmark_fill)
             for s in range(0, adata.n_obs, chunk_size):
                 writer.write(
@@ -267,9 +337,10 @@ def infer_file(
                 n_chunks += 1
             n = adata.n_obs
         writer.close(model)
+    via = f", {match.via_map} through the gene map" if mapping is not None else ""
     log(
         f"predicted {len(model.targets)} targets for {n} profiles ({n_chunks} chunk(s), landmarks "
-        f"by {plan.how})",
+        f"by {plan.how}{via})",
         quiet,
     )
     return {
@@ -277,5 +348,6 @@ def infer_file(
         "chunks": n_chunks,
         "matched_by": plan.how,
         "landmarks_found": int((~plan.missing).sum()),
+        "landmarks_via_map": match.via_map if mapping is not None else None,
         "output": str(output),
     }

@@ -1,4 +1,4 @@
-"""Expression matrices in and out: h5ad, CSV/TSV, Parquet and GCT, always as samples x genes AnnData.
+"""Expression matrices in and out: h5ad, CSV/TSV, Parquet, GCT and GCTX, always as samples x genes AnnData.
 
 Gene names are the join key between data and models, so reading validates them (unique, present)
 and the numbers (numeric, finite) up front, with messages that say how to fix the file.
@@ -6,8 +6,11 @@ and the numbers (numeric, finite) up front, with messages that say how to fix th
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -21,7 +24,10 @@ if TYPE_CHECKING:
     import pandas as pd
 
 TABLE_FORMATS = {"csv": ",", "tsv": "\t", "txt": "\t", "tab": "\t"}
-FORMATS = ("h5ad", "csv", "tsv", "txt", "parquet", "gct")
+FORMATS = ("h5ad", "csv", "tsv", "txt", "parquet", "gct", "gctx")
+GCTX_MATRIX = "/0/DATA/0/matrix"  # cmapPy layout: HDF5 row = one sample (column of the GCT)
+GCTX_ROW_META = "/0/META/ROW"  # genes: "id" plus optional annotations (pr_gene_symbol, ...)
+GCTX_COL_META = "/0/META/COL"  # samples: "id" plus optional annotations
 
 _GENE_PATTERNS = [
     re.compile(r"^ENS[A-Z]*G\d{6,}(\.\d+)?$"),  # Ensembl gene ids
@@ -54,7 +60,7 @@ def detect_format(path: str | os.PathLike, fmt: str | None = None) -> str:
     if ext not in FORMATS:
         raise GengenError(
             f"cannot tell the format of {str(path)!r} from its extension {('.' + ext) if ext else '(none)'}; "
-            f"use one of .h5ad, .csv, .tsv, .txt, .parquet, .gct (inputs may also pass --format)."
+            f"use one of .h5ad, .csv, .tsv, .txt, .parquet, .gct, .gctx (inputs may also pass --format)."
         )
     return ext
 
@@ -112,7 +118,6 @@ def numeric_frame(df: pd.DataFrame, source: str) -> pd.DataFrame:
 
 def read_gct(path: str | os.PathLike) -> ad.AnnData:
     """Read a GCT 1.2 / 1.3 file (genes in rows) into samples x genes AnnData; row metadata -> ``var``."""
-    import anndata as ad
     import pandas as pd
 
     opener = _open_text(path)
@@ -146,15 +151,161 @@ def read_gct(path: str | os.PathLike) -> ad.AnnData:
     if raw_bad.any():
         r, c = np.argwhere(raw_bad)[0]
         raise GengenError(f"{str(path)!r}: non-numeric value in gene {gene_ids[r]!r}, sample {values.columns[c]!r}.")
-    obs = pd.DataFrame(index=values.columns.astype(str))
+    cm = None
     if n_col_meta:
         cm = col_meta.set_index(col_meta.columns[0]).iloc[:, n_row_meta:].T
-        cm.index = obs.index
-        obs = cm
     if version == "#1.2" and "Description" in row_meta.columns:
         row_meta = row_meta.rename(columns={"Description": "description"})
-    adata = ad.AnnData(X=values.to_numpy(dtype=np.float32).T, obs=obs, var=row_meta)
-    return adata
+    return annotated_matrix(values.to_numpy(dtype=np.float32).T, gene_ids, values.columns, row_meta, cm)
+
+
+def annotated_matrix(X, gene_ids, sample_ids, row_meta: pd.DataFrame | None = None,
+                     col_meta: pd.DataFrame | None = None) -> ad.AnnData:
+    """Samples x genes AnnData from a GCT-style matrix: row (gene) metadata -> ``var``, column (sample)
+    metadata -> ``obs``, both keyed by the ids as strings.
+
+    GCT and GCTX share this one path so a plate reads the same whichever of the two it came in.
+    """
+    import anndata as ad
+    import pandas as pd
+
+    def frame(meta: pd.DataFrame | None, ids) -> pd.DataFrame:
+        index = pd.Index([str(i) for i in ids])
+        if meta is None:
+            return pd.DataFrame(index=index)
+        meta = meta.reset_index(drop=True)
+        meta.index = index
+        meta.columns = [str(c) for c in meta.columns]
+        return meta
+
+    return ad.AnnData(
+        X=np.asarray(X, dtype=np.float32), obs=frame(col_meta, sample_ids), var=frame(row_meta, gene_ids)
+    )
+
+
+@dataclass
+class GctxFile:
+    """An open, validated GCTX (cmapPy layout): the matrix dataset (samples x genes) and its id lists."""
+
+    h5: object  # h5py.File
+    matrix: object  # h5py.Dataset, shape (n_samples, n_genes)
+    gene_ids: list[str]
+    sample_ids_ds: object  # h5py.Dataset, decoded lazily: GEO files hold up to 1.3M sample ids
+    source: str
+
+    @property
+    def n_samples(self) -> int:
+        return int(self.matrix.shape[0])
+
+    def sample_ids(self, start: int = 0, stop: int | None = None) -> list[str]:
+        return [str(v) for v in _h5_values(self.sample_ids_ds[start:stop])]
+
+    def row_meta(self) -> pd.DataFrame:
+        return _h5_meta(self.h5[GCTX_ROW_META], len(self.gene_ids), "gene", self.source)
+
+    def col_meta(self) -> pd.DataFrame:
+        return _h5_meta(self.h5[GCTX_COL_META], self.n_samples, "sample", self.source)
+
+
+@contextlib.contextmanager
+def open_gctx(path: str | os.PathLike) -> Iterator[GctxFile]:
+    """Open a GCTX and check its cmapPy layout, with a clear GengenError for anything else."""
+    import h5py
+
+    source = str(path)
+    if not h5py.is_hdf5(source):
+        hint = (" GEO ships .gctx.gz: gunzip it first (HDF5 cannot be read compressed)." if source.endswith(".gz")
+                else " If it is a text GCT, name it .gct or pass --format gct.")
+        raise GengenError(f"{source!r} is not an HDF5 file, so not a GCTX.{hint}")
+    try:
+        h5 = h5py.File(source, "r")
+    except OSError as exc:
+        raise GengenError(f"cannot open {source!r} as HDF5: {str(exc).splitlines()[0][:200]}") from None
+    try:
+        missing = [n for n in (GCTX_MATRIX, f"{GCTX_ROW_META}/id", f"{GCTX_COL_META}/id")
+                   if not isinstance(h5.get(n), h5py.Dataset)]
+        if missing:
+            raise GengenError(
+                f"{source!r} is HDF5 but not a GCTX in the cmapPy layout: no {', '.join(missing)} "
+                f"(top-level groups: {preview(list(h5.keys())) or 'none'}); write it with cmapPy's write_gctx, "
+                "or use h5ad for AnnData files."
+            )
+        matrix, rid, cid = h5[GCTX_MATRIX], h5[f"{GCTX_ROW_META}/id"], h5[f"{GCTX_COL_META}/id"]
+        if matrix.ndim != 2 or matrix.dtype.kind not in "fiu":
+            raise GengenError(f"{source!r}: {GCTX_MATRIX} must be a 2-D numeric matrix, found {matrix.shape} "
+                              f"of {matrix.dtype}.")
+        n_genes, n_samples = rid.shape[0] if rid.ndim == 1 else -1, cid.shape[0] if cid.ndim == 1 else -1
+        if matrix.shape != (n_samples, n_genes):
+            transposed = matrix.shape == (n_genes, n_samples)
+            raise GengenError(
+                f"{source!r}: the matrix is {matrix.shape[0]} x {matrix.shape[1]} but the file lists "
+                f"{n_samples} sample ids ({GCTX_COL_META}/id) and {n_genes} gene ids ({GCTX_ROW_META}/id); "
+                f"a GCTX stores samples x genes ({n_samples} x {n_genes})"
+                + ("; this one is written genes x samples: rewrite it with cmapPy's write_gctx." if transposed
+                   else "; the file is truncated or its id lists do not belong to it.")
+            )
+        gene_ids = [str(v) for v in _h5_values(rid[()])]
+        yield GctxFile(h5=h5, matrix=matrix, gene_ids=gene_ids, sample_ids_ds=cid, source=source)
+    finally:
+        h5.close()
+
+
+def _h5_values(values) -> np.ndarray:
+    """An HDF5 column as numbers or str: fixed-length bytes and variable-length strings both decoded."""
+    values = np.asarray(values)
+    if values.dtype.kind in "SO":
+        return np.array([v.decode("utf-8", "replace") if isinstance(v, bytes) else str(v) for v in values],
+                        dtype=object)
+    if values.dtype.kind == "U":
+        return values.astype(object)
+    return values
+
+
+def _h5_meta(group, n: int, what: str, source: str) -> pd.DataFrame:
+    """Every 1-D dataset of a META group but ``id``, as columns (numbers stay numbers)."""
+    import h5py
+    import pandas as pd
+
+    columns = {}
+    for name, ds in group.items():
+        if name == "id" or not isinstance(ds, h5py.Dataset):
+            continue
+        if ds.ndim != 1 or ds.shape[0] != n:
+            raise GengenError(f"{source!r}: metadata {group.name}/{name} has shape {ds.shape}, expected one value "
+                              f"per {what} ({n}); the file is malformed.")
+        columns[name] = _h5_values(ds[()])
+    return pd.DataFrame(columns, index=pd.RangeIndex(n))
+
+
+def read_gctx(path: str | os.PathLike) -> ad.AnnData:
+    """Read a GCTX (HDF5, cmapPy layout) whole into samples x genes AnnData, metadata as ``read_gct``.
+
+    For files too large to hold, stream them with :func:`iter_gctx`.
+    """
+    with open_gctx(path) as g:
+        X = np.asarray(g.matrix[()], dtype=np.float32)
+        return annotated_matrix(X, g.gene_ids, g.sample_ids(), g.row_meta(), g.col_meta())
+
+
+def gctx_genes(path: str | os.PathLike) -> tuple[list[str], pd.DataFrame]:
+    """Gene ids and gene metadata (``var``) of a GCTX without reading its matrix."""
+    import pandas as pd
+
+    with open_gctx(path) as g:
+        meta = g.row_meta()
+        meta.index = pd.Index(g.gene_ids)
+        return g.gene_ids, meta
+
+
+def iter_gctx(path: str | os.PathLike, chunk_size: int = 10_000) -> Iterator[tuple[list[str], np.ndarray]]:
+    """(sample ids, float32 block samples x genes) per ``chunk_size`` samples: HDF5 row slices, so a
+    1M-sample GCTX never loads whole (memory ~ chunk_size x genes x 4 bytes)."""
+    if chunk_size < 1:
+        raise GengenError(f"chunk size must be positive, got {chunk_size}.")
+    with open_gctx(path) as g:
+        for s in range(0, g.n_samples, chunk_size):
+            e = min(s + chunk_size, g.n_samples)
+            yield g.sample_ids(s, e), np.asarray(g.matrix[s:e], dtype=np.float32)
 
 
 def _raw_header(path, sep: str) -> list[str]:
@@ -186,8 +337,9 @@ def read_expression(
 
     Parameters
     ----------
-    path : file in h5ad, CSV/TSV (first column = names), Parquet or GCT format.
-    genes_in_rows : force the orientation of CSV/TSV/Parquet tables; ``None`` detects it, using
+    path : file in h5ad, CSV/TSV (first column = names), Parquet, GCT or GCTX (HDF5, cmapPy layout) format.
+    genes_in_rows : force the orientation of CSV/TSV/Parquet tables (GCT/GCTX fix their own);
+        ``None`` detects it, using
         ``expected_genes`` (e.g. a model's gene list) when given, else the look of the names.
     gene_column : a ``var`` column to use as gene names (e.g. ``pr_gene_symbol`` of an L1000 GCT).
     allow_missing_values : keep NaN instead of raising (callers that impute).
@@ -211,6 +363,8 @@ def read_expression(
                 adata = adata.T
         elif kind == "gct":
             adata = read_gct(path)
+        elif kind == "gctx":
+            adata = read_gctx(path)
         else:
             if kind == "parquet":
                 df = pd.read_parquet(path)
@@ -310,8 +464,8 @@ def write_expression(adata: ad.AnnData, path: str | os.PathLike, protect=(), obs
     import pandas as pd
 
     kind = detect_format(path)
-    if kind == "gct":
-        raise GengenError("writing GCT is not supported; use .h5ad, .csv, .tsv or .parquet.")
+    if kind in ("gct", "gctx"):
+        raise GengenError(f"writing {kind.upper()} is not supported; use .h5ad, .csv, .tsv or .parquet.")
     if kind == "h5ad":
         with atomic_path(path, protect=protect) as tmp:
             adata.write_h5ad(tmp)
@@ -331,11 +485,7 @@ def read_gene_list(path: str | os.PathLike) -> list[str]:
     p = Path(path)
     if not p.is_file():
         raise GengenError(f"gene list {str(p)!r} does not exist.")
-    import gzip
-
-    with (gzip.open(p, "rb") if str(p).endswith(".gz") else open(p, "rb")) as raw:
-        head = raw.read(4096)
-    if b"\x00" in head:
+    if _is_binary(p):
         raise GengenError(f"gene list {str(p)!r} is a binary file; give one gene name per line or a CSV/TSV table.")
     with _open_text(p) as fh:
         lines = [ln.rstrip("\n\r") for ln in fh if ln.strip() and not ln.startswith("#")]
@@ -349,6 +499,65 @@ def read_gene_list(path: str | os.PathLike) -> list[str]:
     for g in first:
         seen.setdefault(g, None)
     return list(seen)
+
+
+def _is_binary(path: Path) -> bool:
+    import gzip
+
+    with (gzip.open(path, "rb") if str(path).endswith(".gz") else open(path, "rb")) as raw:
+        return b"\x00" in raw.read(4096)
+
+
+GENE_MAP_COLUMNS = ("pr_gene_id", "pr_gene_symbol")  # GEO's GSE92742/GSE70138 *_gene_info.txt
+
+
+def read_gene_map(path: str | os.PathLike) -> dict[str, str]:
+    """Query gene id -> model gene name, for queries keyed by other ids than the model (Entrez, Ensembl).
+
+    A CSV/TSV with a header: ``pr_gene_id`` -> ``pr_gene_symbol`` when both are there (GEO's L1000
+    ``*_gene_info.txt`` as downloaded), else first column -> second column.
+    """
+    import pandas as pd
+
+    p = Path(path)
+    what = f"gene map {str(p)!r}"
+    if not p.is_file():
+        raise GengenError(f"{what} does not exist.")
+    if _is_binary(p):
+        raise GengenError(f"{what} is a binary file; give a CSV/TSV with a header: query gene id, model gene name.")
+    with _open_text(p) as fh:
+        header = next((ln for ln in fh if ln.strip()), "")
+    if not header:
+        raise GengenError(f"{what} is empty; give a CSV/TSV with a header: query gene id, model gene name.")
+    sep = "\t" if "\t" in header else ("," if "," in header else None)
+    if sep is None:
+        raise GengenError(
+            f"{what} has one column ({header.strip()[:40]!r}); it needs a header and two columns: the query's gene "
+            "id, then the model's gene name (e.g. GEO's GSE92742_Broad_LINCS_gene_info.txt: pr_gene_id, pr_gene_symbol)."
+        )
+    try:
+        table = pd.read_csv(p, sep=sep, dtype=str, keep_default_na=False, skip_blank_lines=True)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, ValueError) as exc:
+        raise GengenError(f"cannot read {what}: {str(exc).splitlines()[0][:160]}") from None
+    cols = [str(c).strip() for c in table.columns]
+    table.columns = cols
+    if all(c in cols for c in GENE_MAP_COLUMNS):
+        key, value = GENE_MAP_COLUMNS
+    elif len(cols) >= 2:
+        key, value = cols[0], cols[1]
+    else:
+        raise GengenError(f"{what} has one column; add the model's gene names as a second column.")
+    pairs = table[[key, value]].apply(lambda c: c.str.strip())
+    pairs = pairs[(pairs[key] != "") & (pairs[value] != "") & (pairs[value] != "-666")].drop_duplicates()
+    if pairs.empty:
+        raise GengenError(f"{what} holds no id -> name rows under its header ({key!r} -> {value!r}).")
+    clash = pairs[key][pairs[key].duplicated()].unique()
+    if len(clash):
+        raise GengenError(
+            f"{what} maps {len(clash)} id(s) to several names, e.g. {clash[0]!r} -> "
+            f"{preview(pairs.loc[pairs[key] == clash[0], value], 3)}; keep one name per id."
+        )
+    return dict(zip(pairs[key], pairs[value], strict=True))
 
 
 def attach_annotations(adata: ad.AnnData, path: str | os.PathLike, quiet: bool = False) -> ad.AnnData:

@@ -16,7 +16,7 @@ import numpy as np
 from gengen.checkpoint import load_checkpoint, require_keys, save_checkpoint
 from gengen.errors import GengenError, preview
 from gengen.runtime import describe_device, log, resolve_device, seed_everything
-from gengen.vae.preprocess import MinMaxScaler, select_genes, split_indices
+from gengen.vae.preprocess import MinMaxScaler, resolve_log, select_genes, split_indices
 from gengen.vae.train import VAERecipe, fit_vae, resolve_recipe
 
 if TYPE_CHECKING:
@@ -62,11 +62,15 @@ class VAEModel:
         dev = resolve_device(device)
         seed_everything(recipe.seed)
         X = np.asarray(adata.X, dtype=np.float32)
-        gene_idx = select_genes(X, recipe.n_genes, recipe.gene_rank)
+        use_log, why = resolve_log(recipe.log_transform, X)
+        log(f"input: {why}", quiet)
+        recipe.notes.append(why)
+        # genes are ranked on the scale the network sees
+        gene_idx = select_genes(np.log2(X + 1) if use_log else X, recipe.n_genes, recipe.gene_rank)
         genes = adata.var_names[gene_idx].astype(str).tolist()
         X = X[:, gene_idx]
         train_idx, val_idx = split_indices(X.shape[0], recipe.val_fraction, recipe.seed)
-        scaler = MinMaxScaler.fit(X[train_idx])
+        scaler = MinMaxScaler.fit(X[train_idx], log2p1=use_log)
         Xs = scaler.transform(X)
         module = TybaltVAE(len(genes), recipe.latent_dim, recipe.hidden, recipe.tybalt_compat)
         log(f"training VAE: {len(train_idx)} train / {len(val_idx)} validation samples, {len(genes)} genes, "
@@ -105,7 +109,7 @@ class VAEModel:
         present = np.array([g in pos for g in self.genes])
         out[:, present] = X[:, [pos[g] for g in np.array(self.genes)[present]]]
         if missing:
-            mid = self.scaler.minimum + 0.5 * self.scaler.scale
+            mid = self.scaler.inverse_transform(np.full((1, len(self.genes)), 0.5, np.float32))[0]
             out[:, ~present] = mid[~present]
             log(f"warning: filled {len(missing)} missing gene(s) with training mid-range values.", quiet)
         return out

@@ -41,17 +41,64 @@ def select_genes(X: np.ndarray, n_genes: int, method: str = "median-ad") -> np.n
     return np.sort(order[:n_genes])
 
 
+LOG_CHOICES = ("auto", "yes", "no")
+
+
+def looks_like_counts(X: np.ndarray, max_entries: int = 2_000_000) -> tuple[bool, str]:
+    """Whether ``X`` looks like raw counts (non-negative integers reaching above 100), and why.
+
+    Min-max scaling raw counts lets a few huge values squash every other sample towards 0, so Tybalt
+    (and any VAE with a [0, 1] sigmoid output) wants log-scale input. Checked on a strided subset so
+    that very large matrices stay cheap.
+    """
+    X = np.asarray(X)
+    flat = X.reshape(-1)
+    if flat.size > max_entries:
+        flat = flat[:: int(np.ceil(flat.size / max_entries))]
+    if flat.size == 0:
+        return False, "empty"
+    lo, hi = float(flat.min()), float(flat.max())
+    integer = bool(np.all(flat == np.round(flat)))
+    if lo >= 0 and integer and hi > 100:
+        return True, f"non-negative integers up to {hi:,.0f}"
+    return False, f"values from {lo:.4g} to {hi:.4g}" + ("" if integer else ", not integers")
+
+
+def resolve_log(choice: str, X: np.ndarray) -> tuple[bool, str]:
+    """Decide on log2(x + 1) for ``--log auto|yes|no``; returns (apply, a sentence saying why)."""
+    if choice not in LOG_CHOICES:
+        raise GengenError(f"--log must be one of {', '.join(LOG_CHOICES)}, got {choice!r}.")
+    if choice == "no":
+        return False, "log2(x+1) off (--log no)"
+    if choice == "yes":
+        if np.nanmin(X) < 0:
+            raise GengenError(
+                "--log yes needs non-negative values (counts or TPM), but the data hold negative values: "
+                "they look log-transformed or centred already; use --log no."
+            )
+        return True, "log2(x+1) applied before scaling (--log yes)"
+    counts, why = looks_like_counts(X)
+    if counts:
+        return True, f"the data look like raw counts ({why}): log2(x+1) applied before scaling (--log no to keep them)"
+    return False, f"the data look log-scale or normalised ({why}): used as they are"
+
+
 @dataclass
 class MinMaxScaler:
-    """Per-gene affine map to [0, 1], fit on training samples only; constant genes map to 0."""
+    """Per-gene affine map to [0, 1], fit on training samples only; constant genes map to 0.
+
+    With ``log2p1`` the data are first mapped through log2(x + 1) (raw counts); ``inverse_transform``
+    undoes both, so decoded values come back in the input's units.
+    """
 
     minimum: np.ndarray
     maximum: np.ndarray
+    log2p1: bool = False
 
     @classmethod
-    def fit(cls, X: np.ndarray) -> MinMaxScaler:
-        X = np.asarray(X, dtype=np.float32)
-        return cls(X.min(axis=0), X.max(axis=0))
+    def fit(cls, X: np.ndarray, log2p1: bool = False) -> MinMaxScaler:
+        X = np.log2(np.asarray(X, dtype=np.float32) + 1) if log2p1 else np.asarray(X, dtype=np.float32)
+        return cls(X.min(axis=0), X.max(axis=0), log2p1)
 
     @property
     def scale(self) -> np.ndarray:
@@ -59,19 +106,30 @@ class MinMaxScaler:
         return np.where(span > 0, span, np.float32(1.0)).astype(np.float32)
 
     def transform(self, X: np.ndarray) -> np.ndarray:
-        return ((np.asarray(X, dtype=np.float32) - self.minimum) / self.scale).astype(np.float32)
+        X = np.asarray(X, dtype=np.float32)
+        if self.log2p1:
+            if X.size and float(np.min(X)) < 0:
+                raise GengenError(
+                    "this model was trained on raw counts (log2(x+1) applied), but the data hold negative "
+                    "values: they look log-transformed already; give the model counts on the training scale."
+                )
+            X = np.log2(X + 1)
+        return ((X - self.minimum) / self.scale).astype(np.float32)
 
     def inverse_transform(self, X01: np.ndarray) -> np.ndarray:
-        return (np.asarray(X01, dtype=np.float32) * self.scale + self.minimum).astype(np.float32)
+        X = np.asarray(X01, dtype=np.float32) * self.scale + self.minimum
+        return (np.exp2(X) - 1 if self.log2p1 else X).astype(np.float32)
 
     def to_dict(self) -> dict:
-        return {"type": "minmax", "min": self.minimum.astype(float).tolist(), "max": self.maximum.astype(float).tolist()}
+        return {"type": "minmax", "min": self.minimum.astype(float).tolist(), "max": self.maximum.astype(float).tolist(),
+                "log2p1": self.log2p1}
 
     @classmethod
     def from_dict(cls, d: dict) -> MinMaxScaler:
         if d.get("type") != "minmax" or len(d.get("min", [])) != len(d.get("max", [])):
             raise GengenError("checkpoint scaler is malformed; the config.json is corrupted.")
-        return cls(np.asarray(d["min"], dtype=np.float32), np.asarray(d["max"], dtype=np.float32))
+        return cls(np.asarray(d["min"], dtype=np.float32), np.asarray(d["max"], dtype=np.float32),
+                   bool(d.get("log2p1", False)))
 
 
 def split_indices(n: int, val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:

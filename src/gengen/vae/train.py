@@ -41,6 +41,7 @@ class VAERecipe:
     beta_max: float = 1.0
     val_fraction: float = 0.1
     tybalt_compat: bool = False
+    log_transform: str = "auto"
     seed: int = 0
     min_steps: int = 3000
     notes: list[str] = field(default_factory=list)
