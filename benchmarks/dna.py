@@ -1,9 +1,10 @@
 """DNA pipeline benchmarks: gengen vs a straightforward reference measured in the same run.
 
 1. WGAN-GP generator iteration (5 critic steps + 1 generator step, batch 64, L = 50, the paper's
-   residual CNNs with 100 channels). Reference: the textbook PyTorch loop (one-hot batches built from
-   a host numpy array, fake batches with a generator graph that is then detached, separate critic
-   calls for real and fake, critic weight gradients computed in the generator step).
+   residual CNNs with 100 channels). Reference: the textbook PyTorch loop on textbook nets (residual
+   blocks of plain nn.Conv1d; one-hot batches built from a host numpy array, fake batches with a
+   generator graph that is then detached, separate critic calls for real, fake and interpolates, the
+   penalty by autograd.grad(create_graph=True), critic weight gradients computed in the generator step).
    Target: gengen <= 0.9x the reference.
 2. Direct PWM design of 10,000 sequences x 500 steps (CTCF, L = 50). Target: <= 30 s on the CPU.
    Reference: the same optimisation with the reverse strand scored by a second convolution over a
@@ -48,6 +49,27 @@ def reference_gan_iteration(g, d, opt_g, opt_d, onehot_np, batch, latent, critic
     return float(loss.item()), float(loss_g.item())
 
 
+class TextbookResBlock(torch.nn.Module):
+    """The paper's residual block written plainly with nn.Conv1d (native autograd for every pass)."""
+
+    def __init__(self, channels: int):
+        super().__init__()
+        self.conv1 = torch.nn.Conv1d(channels, channels, 5, padding=2)
+        self.conv2 = torch.nn.Conv1d(channels, channels, 5, padding=2)
+
+    def forward(self, x):
+        return x + 0.3 * self.conv2(torch.relu(self.conv1(torch.relu(x))))
+
+
+def textbook(net, channels: int):
+    """``net`` (a gengen Generator or Critic) with its residual blocks swapped for textbook ones, same
+    weights: the reference must not use gengen's own convolution or its penalty shortcut."""
+    blocks = torch.nn.Sequential(*[TextbookResBlock(channels) for _ in net.blocks])
+    blocks.load_state_dict(net.blocks.state_dict())
+    net.blocks = blocks
+    return net
+
+
 def bench_gan(args) -> dict:
     from gengen.dna.gan import Critic, GANRecipe, Generator, _new_state, wgan_gp_iteration
 
@@ -56,7 +78,10 @@ def bench_gan(args) -> dict:
     codes = rng.integers(0, 4, size=(20000, L)).astype(np.uint8)
     onehot_np = np.eye(4, dtype=np.float32)[codes].transpose(0, 2, 1).copy()
     torch.manual_seed(0)
-    g, d = Generator(L, latent, args.channels), Critic(L, args.channels)
+    g = textbook(Generator(L, latent, args.channels), args.channels)
+    # a plain nn.Module (not a gengen Critic), so gradient_penalty-style shortcuts cannot apply
+    d = textbook(Critic(L, args.channels), args.channels)
+    assert all(isinstance(b, TextbookResBlock) for b in list(g.blocks) + list(d.blocks))
     opt_g = torch.optim.Adam(g.parameters(), lr=1e-4, betas=(0.5, 0.9))
     opt_d = torch.optim.Adam(d.parameters(), lr=1e-4, betas=(0.5, 0.9))
     recipe = GANRecipe(length=L, latent=latent, channels=args.channels)

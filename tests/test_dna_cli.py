@@ -79,6 +79,10 @@ def test_train_generate_eval_and_joint_design(fasta, tmp_path):
         "-q",
     )
     assert r.exit_code == 0, r.output
+    # resuming with another held-out fraction would train on held-out genes: refused
+    r = run("dna-train", fasta, "-o", model, "--length", 20, "--iterations", 9, "--channels", 8,
+            "--batch-size", 16, "--resume", "--heldout-fraction", 0.1, "--device", "cpu", "-q")
+    assert r.exit_code == 2 and "--heldout-fraction 0.2" in r.output and "Traceback" not in r.output
     out = tmp_path / "samples.fa"
     r = run("dna-generate", "--model", model, "-n", 30, "-o", out, "--seed", 1, "-q")
     assert r.exit_code == 0, r.output
@@ -86,6 +90,9 @@ def test_train_generate_eval_and_joint_design(fasta, tmp_path):
     assert text.count(">") == 30 and "gc=" in text
     r = run("dna-eval", fasta, "--model", model, "-n", 40, "-o", tmp_path / "eval.tsv")
     assert r.exit_code == 0, r.output
+    assert "test half of the 20% held-out records" in r.output and "warning" not in r.output
+    r = run("dna-eval", fasta, "--model", model, "-n", 40, "--heldout-fraction", 0.5)
+    assert r.exit_code == 0 and "warning: --heldout-fraction 0.5 differs from the model's 0.2" in r.output
     table = pd.read_csv(tmp_path / "eval.tsv", sep="\t")
     assert list(table["k"]) == [1, 2, 3, 4, 5, 6] and {"gan", "iid", "markov", "real_train"} <= set(
         table.columns

@@ -80,3 +80,13 @@ def test_progress_plain_lines_are_rate_limited_and_quiet_silences(monkeypatch, c
     with Progress(10, "quiet run", quiet=True) as bar:
         bar.update(5)
     assert capsys.readouterr().err == ""
+
+
+def test_progress_interval_must_be_a_number(monkeypatch):
+    from gengen.errors import GengenError
+    from gengen.runtime import Progress
+
+    monkeypatch.delenv("GENGEN_NO_PROGRESS", raising=False)
+    monkeypatch.setenv("GENGEN_PROGRESS_INTERVAL", "soon")
+    with pytest.raises(GengenError, match="GENGEN_PROGRESS_INTERVAL"):
+        Progress(10, "x")

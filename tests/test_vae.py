@@ -203,6 +203,7 @@ def test_counts_are_detected_and_log_transformed(toy_expression, tmp_path):
     assert looks_like_counts(counts)[0]
     assert not looks_like_counts(toy_expression.X)[0]  # log-scale floats
     assert not looks_like_counts(np.round(toy_expression.X))[0]  # small integers: not clearly counts
+    assert looks_like_counts(counts * 1.37)[0]  # linear-scale floats (TPM-like) too
     assert resolve_log("auto", counts)[0] and not resolve_log("no", counts)[0]
     with pytest.raises(GengenError, match="negative"):
         resolve_log("yes", toy_expression.X - 10)
@@ -225,7 +226,13 @@ def test_counts_are_detected_and_log_transformed(toy_expression, tmp_path):
     assert again.scaler.log2p1
     np.testing.assert_allclose(again.encode(adata), z, atol=1e-6)
     # log-scale data given to a counts model: a clear error, not silent nonsense
-    logged = adata.copy()
-    logged.X = np.log2(counts + 1) - 3
-    with pytest.raises(GengenError, match="raw counts"):
-        model.encode(logged)
+    for shift in (-3, 0):  # log2(x+1) values, centred or not
+        logged = adata.copy()
+        logged.X = np.log2(counts + 1) + shift
+        with pytest.raises(GengenError, match="raw counts"):
+            model.encode(logged)
+    # and the reverse: counts given to a model trained on log-scale data
+    log_model = VAEModel.train(toy_expression, VAERecipe(**{**FAST, "epochs": 2}), device="cpu", quiet=True)
+    assert not log_model.scaler.log2p1
+    with pytest.raises(GengenError, match="log-transform them"):
+        log_model.encode(adata)

@@ -130,7 +130,11 @@ class Progress:
         if on and not enabled:
             self._plain = True
             self._total, self._description, self._done = total, description, 0
-            self._interval = float(os.environ.get("GENGEN_PROGRESS_INTERVAL", "60"))
+            raw = os.environ.get("GENGEN_PROGRESS_INTERVAL", "60")
+            try:
+                self._interval = float(raw)
+            except ValueError:
+                raise GengenError(f"GENGEN_PROGRESS_INTERVAL must be a number of seconds, got {raw!r}.") from None
             self._start = self._last = time.perf_counter()
         if enabled:
             from rich.console import Console

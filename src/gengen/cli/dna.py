@@ -102,12 +102,13 @@ def dna_train(
         typer.Option("--max-windows", help="Use at most this many training windows (seeded subset)."),
     ] = None,
     heldout_fraction: Annotated[
-        float,
+        float | None,
         typer.Option(
             "--heldout-fraction",
-            help="Fraction of records (genes) held out: half choose the best checkpoint, half are dna-eval's test set.",
+            help="Fraction of records (genes) held out: half choose the best checkpoint, half are dna-eval's "
+            "test set. [default: 0.1; with --resume the checkpoint's]",
         ),
-    ] = 0.1,
+    ] = None,
     iterations: Annotated[
         int, typer.Option("--iterations", help="Generator iterations (paper: ~100k).")
     ] = 2000,
@@ -135,6 +136,9 @@ def dna_train(
     from gengen.io.sequences import heldout_mask, heldout_split, read_fasta
 
     set_threads(threads)
+    heldout_fraction = _resume_heldout_fraction(output, heldout_fraction) if resume else heldout_fraction
+    if heldout_fraction is None:
+        heldout_fraction = 0.1
     seqs = read_fasta(
         input_path(data), length=length, windows=windows, ambiguous=ambiguous, short=short, seed=seed
     )
@@ -144,6 +148,13 @@ def dna_train(
     # the other half
     val = heldout_split(seqs.ids, heldout_fraction)[0] if held is not None else None
     held_codes = seqs.codes[val] if val is not None and val.any() else None
+    if held is not None and held_codes is None:
+        say(
+            f"warning: the validation half of the {heldout_fraction:.0%} held-out records is empty in this file: "
+            "no k-mer check and no best-checkpoint choice (the last weights will be used); "
+            "raise --heldout-fraction or use more records.",
+            quiet,
+        )
     if max_windows is not None and len(train_codes) > max_windows:
         import numpy as np
 
@@ -171,6 +182,7 @@ def dna_train(
         log_every=min(50, sample_every),
         seed=seed,
         heldout_fraction=heldout_fraction,
+        heldout_split=True,
     )
     model = train_gan(
         train_codes,
@@ -196,6 +208,23 @@ def dna_train(
             quiet,
         )
     typer.echo(str(output))
+
+
+def _resume_heldout_fraction(output: Path, asked: float | None) -> float | None:
+    """The checkpoint's held-out fraction: resuming with another would train on genes it held out."""
+    import json
+
+    cfg_path = Path(output) / "config.json"
+    try:
+        saved = json.loads(cfg_path.read_text())["recipe"]["heldout_fraction"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return asked  # train_gan reports a missing or broken checkpoint
+    if asked is not None and abs(asked - saved) > 1e-12:
+        raise GengenError(
+            f"--resume: the checkpoint was trained with --heldout-fraction {saved}, not {asked}; resuming with "
+            "another fraction would train on genes held out before. Leave the option out to keep the checkpoint's."
+        )
+    return saved
 
 
 @app.command("dna-generate", rich_help_panel=PANEL)
@@ -515,23 +544,45 @@ def dna_eval(
     set_threads(threads)
     _require_suffix(output, TABLE_SUFFIXES, "a TSV table")
     gan = GANModel.load(model, device=device, weights=weights)
-    frac = heldout_fraction if heldout_fraction is not None else (gan.recipe.heldout_fraction or 0.1)
+    trained_frac = gan.recipe.heldout_fraction or 0.0
+    if heldout_fraction is None and trained_frac == 0:
+        raise GengenError(
+            "this model was trained on every record (--heldout-fraction 0): no genes were held out to evaluate "
+            "on. Pass --heldout-fraction F to evaluate on a share of the records anyway (the GAN has seen them)."
+        )
+    frac = heldout_fraction if heldout_fraction is not None else trained_frac
+    caveats = []
+    if trained_frac == 0:
+        caveats.append("the GAN was trained on these records too")
+    elif abs(frac - trained_frac) > 1e-12:
+        caveats.append(
+            f"--heldout-fraction {frac} differs from the model's {trained_frac}: the test genes may include "
+            "training or validation genes"
+        )
     seqs = read_fasta(input_path(data), length=gan.length, windows="tiled", ambiguous=ambiguous)
     train = ~heldout_mask(seqs.ids, frac)
-    held = heldout_split(seqs.ids, frac)[1]  # the test half: never used to choose the checkpoint
+    if gan.recipe.heldout_split:
+        held = heldout_split(seqs.ids, frac)[1]  # the test half: never used to choose the checkpoint
+        which = f"the test half of the {frac:.0%} held-out records, not used for checkpoint choice"
+    else:
+        held = ~train
+        which = f"the {frac:.0%} held-out records"
+        if trained_frac > 0 and gan.metrics.get("weights") == "best":
+            caveats.append("this model chose its best checkpoint on these same genes: the GAN row is optimistic")
     if not held.any() or not train.any():
         raise GengenError(
             f"the held-out fraction {frac} leaves no test or no training windows in {str(data)!r}; "
-            "use a file with more records or a larger --heldout-fraction."
+            "is this the FASTA the model was trained on? A file with more records helps."
         )
+    for caveat in caveats:
+        say(f"warning: {caveat}.", quiet)
     sets = {"gan": gan.generate(n, seed=seed)}
     if samples is not None:
         extra = read_fasta(input_path(samples), length=gan.length, ambiguous=ambiguous)
         sets[samples.stem] = extra.codes
     table = kmer_js_table(sets, seqs.codes[held], seqs.codes[train], n=n, seed=seed)
     typer.echo(
-        f"# k-mer JS divergence (bits) vs {int(held.sum())} held-out test windows (the test half of the "
-        f"{frac:.0%} held-out records, not used for checkpoint choice); "
+        f"# k-mer JS divergence (bits) vs {int(held.sum())} held-out windows ({which}); "
         f"{table.attrs['n']} sequences per set; GAN at iteration {gan.iteration} ({gan.metrics['weights']} weights)"
     )
     typer.echo(table.to_string(index=False, float_format=lambda v: f"{v:.5f}"))

@@ -31,7 +31,10 @@ ModelOpt = Annotated[str, typer.Option("--model", "-m", help="Model directory, o
 
 def _recipe(latent, genes, gene_rank, hidden, epochs, batch_size, lr, kappa, beta, val_fraction, tybalt_compat, log_transform, seed):
     from gengen.vae import VAERecipe
+    from gengen.vae.preprocess import LOG_CHOICES
 
+    if log_transform not in LOG_CHOICES:  # before reading any data
+        raise GengenError(f"--log must be one of {', '.join(LOG_CHOICES)}, got {log_transform!r}.")
     return VAERecipe(latent_dim=latent, n_genes=genes, gene_rank=gene_rank, hidden=hidden, epochs=epochs,
                      batch_size=batch_size, learning_rate=lr, kappa=kappa, beta_max=beta, val_fraction=val_fraction,
                      tybalt_compat=tybalt_compat, log_transform=log_transform, seed=seed)
@@ -45,7 +48,7 @@ def _read(path: Path, genes_in_rows, fmt, quiet, expected_genes=None):
 
 @app.command("vae-train", rich_help_panel=PANEL)
 def vae_train(
-    data: Annotated[Path, typer.Argument(help="Expression matrix (h5ad, csv, tsv, parquet, gct), samples x genes.")],
+    data: Annotated[Path, typer.Argument(help="Expression matrix (h5ad, csv, tsv, parquet, gct, gctx), samples x genes.")],
     output: Annotated[Path, typer.Option("-o", "--output", help="Model directory to write.")],
     latent: LatentOpt = None, genes: GenesOpt = None, gene_rank: GeneRankOpt = "median-ad", hidden: HiddenOpt = None,
     epochs: EpochsOpt = None, batch_size: BatchOpt = None, lr: LrOpt = 5e-4, kappa: KappaOpt = 1.0, beta: BetaOpt = 1.0,
@@ -56,8 +59,8 @@ def vae_train(
     from gengen.vae import VAEModel
 
     set_threads(threads)
-    adata = _read(data, genes_in_rows, fmt, quiet)
     recipe = _recipe(latent, genes, gene_rank, hidden, epochs, batch_size, lr, kappa, beta, val_fraction, tybalt_compat, log_transform, seed)
+    adata = _read(data, genes_in_rows, fmt, quiet)
     model = VAEModel.train(adata, recipe, device=device, quiet=quiet)
     model.save(output)
     m = model.metrics
@@ -68,7 +71,7 @@ def vae_train(
 
 @app.command("vae-encode", rich_help_panel=PANEL)
 def vae_encode(
-    data: Annotated[Path, typer.Argument(help="Expression matrix (h5ad, csv, tsv, parquet, gct).")],
+    data: Annotated[Path, typer.Argument(help="Expression matrix (h5ad, csv, tsv, parquet, gct, gctx).")],
     model: Annotated[str | None, typer.Option("--model", "-m", help="Trained model; without it, train one on DATA first.")] = None,
     output: Annotated[Path | None, typer.Option("-o", "--output", help="Output .h5ad (obsm['X_vae']) or .csv/.tsv/.parquet table (default: DATA.vae.h5ad).")] = None,
     save_model: Annotated[Path | None, typer.Option("--save-model", help="Where to save a model trained here (default: OUTPUT_STEM.model).")] = None,
@@ -87,14 +90,17 @@ def vae_encode(
     detect_format(output)  # fail on a bad output name before any work
     if output.exists() and output.resolve() == Path(data).resolve():
         raise GengenError(f"refusing to overwrite the input file {str(data)!r}; choose another output with -o.")
+    recipe = _recipe(latent, genes, gene_rank, hidden, epochs, batch_size, lr, kappa, beta, val_fraction, tybalt_compat, log_transform, seed)
     loaded = VAEModel.load(model, device=device) if model else None
+    if loaded is not None and log_transform != "auto":
+        say(f"note: --log {log_transform} ignored: the model applies its own input scale "
+            f"({'log2(x+1)' if loaded.scaler.log2p1 else 'values as given'}).", quiet)
     adata = _read(data, genes_in_rows, fmt, quiet, expected_genes=loaded.genes if loaded else None)
     if loaded is None:
         from gengen.checkpoint import check_overwrite
 
         save_model = save_model or output.with_name(_stem(output) + ".model")
         check_overwrite(Path(save_model), "vae")  # before training, not after
-    recipe = _recipe(latent, genes, gene_rank, hidden, epochs, batch_size, lr, kappa, beta, val_fraction, tybalt_compat, log_transform, seed)
     out, used = encode(adata, loaded, recipe=recipe, save_model=save_model, fill_missing=fill_missing,
                        device=device, quiet=quiet)
     write_expression(out, output, protect=(data,), obsm_key=None if detect_format(output) == "h5ad" else "X_vae")
@@ -221,9 +227,9 @@ def vae_compare(
     from gengen.vae.features import labels_from
 
     set_threads(threads)
+    recipe = _recipe(latent, genes, gene_rank, hidden, epochs, batch_size, lr, kappa, beta, val_fraction, tybalt_compat, log_transform, seed)
     adata = _with_labels(_read(data, genes_in_rows, fmt, quiet), labels_file, quiet)
     labels = labels_from(adata, by) if by else None
-    recipe = _recipe(latent, genes, gene_rank, hidden, epochs, batch_size, lr, kappa, beta, val_fraction, tybalt_compat, log_transform, seed)
     table, _ = compare(adata, labels, recipe, repeats=repeats, device=device, quiet=quiet)
     typer.echo(f"# {table.attrs['n_train']} training / {table.attrs['n_heldout']} held-out samples; "
                f"seed {seed}" + (f"..{seed + repeats - 1} (mean; *_sd = spread over repeats)" if repeats > 1 else "")

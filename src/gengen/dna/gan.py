@@ -73,7 +73,9 @@ def same_conv1d(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None
     On the CPU through :class:`_SameConv1d` (its faster backward was measured there); elsewhere the
     native convolution, since CPU timings say nothing about cuDNN's backward kernels.
     """
-    if x.device.type == "cpu":
+    if weight.shape[2] % 2 == 0:
+        raise GengenError(f"'same' convolution needs an odd kernel width, got {weight.shape[2]}.")
+    if x.device.type == "cpu" and torch.is_grad_enabled():
         return _SameConv1d.apply(x, weight, bias)
     return torch.nn.functional.conv1d(x, weight, bias, padding=weight.shape[2] // 2)
 
@@ -149,7 +151,7 @@ class Critic(nn.Module):
             t = same_conv1d(grad, block.conv2.weight.transpose(0, 1).flip(2)) * on2
             t = same_conv1d(t, block.conv1.weight.transpose(0, 1).flip(2)) * on1
             grad = grad + block.scale * t
-        return torch.einsum("bcl,ck->bkl", grad, self.inp.weight[:, :, 0])
+        return torch.einsum("bcl,ck->bkl", grad.expand(x.shape[0], -1, -1), self.inp.weight[:, :, 0])
 
 
 @dataclass
@@ -172,6 +174,10 @@ class GANRecipe:
     checkpoint_every: int = 250
     seed: int = 0
     heldout_fraction: float = 0.0
+    # True when the held-out check used only the validation half of the held-out genes (dna-train),
+    # leaving the test half to dna-eval; False: all held-out genes chose the checkpoint (library use,
+    # older models)
+    heldout_split: bool = False
     notes: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict:
@@ -189,7 +195,10 @@ def gradient_penalty(critic: nn.Module, real: torch.Tensor, fake: torch.Tensor) 
     """Gulrajani et al.'s penalty: E[(||grad_x D(x_hat)||_2 - 1)^2] on random interpolates x_hat."""
     eps = torch.rand(real.shape[0], 1, 1, device=real.device, dtype=real.dtype)
     x_hat = eps * real + (1 - eps) * fake
-    if isinstance(critic, Critic):
+    # the explicit gradient holds for exactly this piecewise-linear architecture; anything else
+    # (another critic, a subclass, swapped blocks) goes through autograd
+    explicit = type(critic).forward is Critic.forward and all(type(b) is ResBlock for b in critic.blocks)
+    if explicit:
         grad = critic.input_gradient(x_hat)
     else:
         x_hat.requires_grad_(True)

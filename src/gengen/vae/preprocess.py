@@ -44,23 +44,29 @@ def select_genes(X: np.ndarray, n_genes: int, method: str = "median-ad") -> np.n
 LOG_CHOICES = ("auto", "yes", "no")
 
 
-def looks_like_counts(X: np.ndarray, max_entries: int = 2_000_000) -> tuple[bool, str]:
-    """Whether ``X`` looks like raw counts (non-negative integers reaching above 100), and why.
+LINEAR_MAX = 100.0  # log2-scale expression (RNA-seq, microarray) stays far below this; counts/TPM exceed it
 
-    Min-max scaling raw counts lets a few huge values squash every other sample towards 0, so Tybalt
+
+def _strided(X: np.ndarray, max_entries: int = 2_000_000) -> np.ndarray:
+    flat = np.asarray(X).reshape(-1)
+    return flat[:: int(np.ceil(flat.size / max_entries))] if flat.size > max_entries else flat
+
+
+def looks_like_counts(X: np.ndarray) -> tuple[bool, str]:
+    """Whether ``X`` looks linear-scale (raw counts, TPM, FPKM: non-negative, reaching above 100), and why.
+
+    Min-max scaling linear values lets a few huge values squash every other sample towards 0, so Tybalt
     (and any VAE with a [0, 1] sigmoid output) wants log-scale input. Checked on a strided subset so
     that very large matrices stay cheap.
     """
-    X = np.asarray(X)
-    flat = X.reshape(-1)
-    if flat.size > max_entries:
-        flat = flat[:: int(np.ceil(flat.size / max_entries))]
+    flat = _strided(X)
     if flat.size == 0:
         return False, "empty"
     lo, hi = float(flat.min()), float(flat.max())
     integer = bool(np.all(flat == np.round(flat)))
-    if lo >= 0 and integer and hi > 100:
-        return True, f"non-negative integers up to {hi:,.0f}"
+    if lo >= 0 and hi > LINEAR_MAX:
+        kind = "integers" if integer else "values, e.g. TPM/FPKM"
+        return True, f"non-negative {kind} up to {hi:,.0f}"
     return False, f"values from {lo:.4g} to {hi:.4g}" + ("" if integer else ", not integers")
 
 
@@ -79,7 +85,8 @@ def resolve_log(choice: str, X: np.ndarray) -> tuple[bool, str]:
         return True, "log2(x+1) applied before scaling (--log yes)"
     counts, why = looks_like_counts(X)
     if counts:
-        return True, f"the data look like raw counts ({why}): log2(x+1) applied before scaling (--log no to keep them)"
+        return True, (f"the data look like raw counts or linear-scale expression ({why}): log2(x+1) applied "
+                      "before scaling (--log no to keep them)")
     return False, f"the data look log-scale or normalised ({why}): used as they are"
 
 
@@ -107,14 +114,34 @@ class MinMaxScaler:
 
     def transform(self, X: np.ndarray) -> np.ndarray:
         X = np.asarray(X, dtype=np.float32)
+        self.check_scale(X)
         if self.log2p1:
-            if X.size and float(np.min(X)) < 0:
-                raise GengenError(
-                    "this model was trained on raw counts (log2(x+1) applied), but the data hold negative "
-                    "values: they look log-transformed already; give the model counts on the training scale."
-                )
             X = np.log2(X + 1)
         return ((X - self.minimum) / self.scale).astype(np.float32)
+
+    def check_scale(self, X: np.ndarray) -> None:
+        """Refuse data on another scale than the training data's: log-scale values given to a model
+        trained on counts (or the reverse) would be encoded as silent nonsense."""
+        flat = _strided(X)
+        if flat.size == 0:
+            return
+        lo, hi = float(flat.min()), float(flat.max())
+        if self.log2p1:
+            integer = bool(np.all(flat == np.round(flat)))
+            if lo < 0 or (not integer and hi < 30):
+                raise GengenError(
+                    "this model was trained on raw counts / linear-scale values (log2(x+1) applied), but these data "
+                    f"range from {lo:.3g} to {hi:.3g}: they look log-transformed already; give the model values on "
+                    "the training scale."
+                )
+        else:
+            trained_hi = float(np.max(self.maximum)) if self.maximum.size else 0.0
+            if lo >= 0 and hi > LINEAR_MAX and hi > 10 * max(trained_hi, 1.0):
+                raise GengenError(
+                    f"this model was trained on values up to {trained_hi:.3g} (log scale), but these data reach "
+                    f"{hi:,.0f}: they look like raw counts or linear-scale values; log-transform them as the "
+                    "training data were (e.g. log2(x+1))."
+                )
 
     def inverse_transform(self, X01: np.ndarray) -> np.ndarray:
         X = np.asarray(X01, dtype=np.float32) * self.scale + self.minimum
