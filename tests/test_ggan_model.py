@@ -168,3 +168,19 @@ def test_ridge_init_and_refit_start_from_ridge():
     base = ridge(pre.transform_x(X[:50]), pre.transform_y(Y[:50]), pre.transform_x(X[50:]))
     truth = pre.transform_y(Y[50:])
     assert np.abs(ours - truth).mean() < 1.2 * np.abs(base - truth).mean()
+
+
+def test_scale_warnings_for_linear_reference_and_far_query(trained, capsys):
+    from gengen.ggan import GGANModel, GGANRecipe
+
+    model, adata = trained
+    X = np.asarray(adata.X[:, :12], dtype=np.float32)
+    model.predict_array(X)
+    assert "far from the reference" not in capsys.readouterr().err
+    model.predict_array(np.exp2(X))  # linear-scale query against a log-scale reference
+    model.predict_array(np.exp2(X))
+    assert capsys.readouterr().err.count("far from the reference") == 1  # warned once
+    lin = np.exp2(np.asarray(adata.X, dtype=np.float32))
+    GGANModel.train_arrays(lin[:, :12], lin[:, 12:], model.landmarks, model.targets,
+                           GGANRecipe(**{**FAST, "epochs": 1}), device="cpu")
+    assert "looks linear-scale" in capsys.readouterr().err

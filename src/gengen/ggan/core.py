@@ -159,6 +159,12 @@ class GGANModel:
             log(f"recipe: {note}", quiet)
         dev = resolve_device(device)
         seed_everything(recipe.seed)
+        from gengen.io.expression import looks_like_counts
+
+        linear, why = looks_like_counts(X)
+        if linear:
+            log(f"warning: the reference looks linear-scale ({why}); GGAN, like D-GEX, models log-scale "
+                "expression: log-transform it first (e.g. log2(x+1)) and give queries on the same scale.", quiet)
         pre = Preprocessor.fit(X[train_idx], Y[train_idx], quantile=recipe.quantile)
         Xz, Yz = pre.transform_x(X), pre.transform_y(Y)
         gen, disc = build_networks(X.shape[1], Y.shape[1], recipe)
@@ -300,8 +306,24 @@ class GGANModel:
             raise GengenError(
                 f"landmark matrix has shape {X.shape}; this model needs {len(self.landmarks)} columns."
             )
-        z = predict_z(self.generator, self.preprocessor.transform_x(X), self.device, batch_size)
+        xz = self.preprocessor.transform_x(X)
+        self._check_query_scale(xz)
+        z = predict_z(self.generator, xz, self.device, batch_size)
         return z if scaled else self.preprocessor.inverse_y(z)
+
+    def _check_query_scale(self, xz: np.ndarray) -> None:
+        """Warn once when query landmarks sit far outside the reference (z-scored against it, a typical
+        value has |z| ~ 0.7): counts against a log reference, or another platform's units."""
+        from gengen.io.expression import strided_sample
+
+        if getattr(self, "_scale_warned", False) or xz.size == 0:
+            return
+        typical = float(np.median(np.abs(strided_sample(xz))))
+        if typical > 5:
+            self._scale_warned = True
+            log(f"warning: the query's landmarks sit far from the reference's (median |z| {typical:.1f} against "
+                "~0.7 in training): another scale or platform? Predictions will be poor; give log-scale values "
+                "like the reference's, or train with --quantile across platforms.")
 
     def predict(self, data, fill_missing: bool = False, quiet: bool = False) -> pd.DataFrame:
         """Samples x target genes (original units) for an AnnData or a samples x genes DataFrame."""

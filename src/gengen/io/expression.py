@@ -589,3 +589,30 @@ def attach_annotations(adata: ad.AnnData, path: str | os.PathLike, quiet: bool =
     for col in table.columns:
         out.obs[col] = table[col].reindex(out.obs_names).to_numpy()
     return out
+
+
+LINEAR_MAX = 100.0  # log2-scale expression (RNA-seq, microarray) stays far below this; counts/TPM exceed it
+
+
+def strided_sample(X: np.ndarray, max_entries: int = 2_000_000) -> np.ndarray:
+    """At most ``max_entries`` evenly strided values of ``X``: enough to judge a matrix's scale cheaply."""
+    flat = np.asarray(X).reshape(-1)
+    return flat[:: int(np.ceil(flat.size / max_entries))] if flat.size > max_entries else flat
+
+
+def looks_like_counts(X: np.ndarray) -> tuple[bool, str]:
+    """Whether ``X`` looks linear-scale (raw counts, TPM, FPKM: non-negative, reaching above 100), and why.
+
+    The models here expect log-scale expression: min-max scaling or z-scoring linear values lets a few
+    huge values squash every other sample. Checked on a strided subset so that very large matrices stay
+    cheap.
+    """
+    flat = strided_sample(X)
+    if flat.size == 0:
+        return False, "empty"
+    lo, hi = float(flat.min()), float(flat.max())
+    integer = bool(np.all(flat == np.round(flat)))
+    if lo >= 0 and hi > LINEAR_MAX:
+        kind = "integers" if integer else "values, e.g. TPM/FPKM"
+        return True, f"non-negative {kind} up to {hi:,.0f}"
+    return False, f"values from {lo:.4g} to {hi:.4g}" + ("" if integer else ", not integers")

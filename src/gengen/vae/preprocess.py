@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from gengen.errors import GengenError
+from gengen.io.expression import LINEAR_MAX, looks_like_counts, strided_sample
 
 GENE_RANKS = ("median-ad", "mean-ad", "variance")
 
@@ -42,32 +43,6 @@ def select_genes(X: np.ndarray, n_genes: int, method: str = "median-ad") -> np.n
 
 
 LOG_CHOICES = ("auto", "yes", "no")
-
-
-LINEAR_MAX = 100.0  # log2-scale expression (RNA-seq, microarray) stays far below this; counts/TPM exceed it
-
-
-def _strided(X: np.ndarray, max_entries: int = 2_000_000) -> np.ndarray:
-    flat = np.asarray(X).reshape(-1)
-    return flat[:: int(np.ceil(flat.size / max_entries))] if flat.size > max_entries else flat
-
-
-def looks_like_counts(X: np.ndarray) -> tuple[bool, str]:
-    """Whether ``X`` looks linear-scale (raw counts, TPM, FPKM: non-negative, reaching above 100), and why.
-
-    Min-max scaling linear values lets a few huge values squash every other sample towards 0, so Tybalt
-    (and any VAE with a [0, 1] sigmoid output) wants log-scale input. Checked on a strided subset so
-    that very large matrices stay cheap.
-    """
-    flat = _strided(X)
-    if flat.size == 0:
-        return False, "empty"
-    lo, hi = float(flat.min()), float(flat.max())
-    integer = bool(np.all(flat == np.round(flat)))
-    if lo >= 0 and hi > LINEAR_MAX:
-        kind = "integers" if integer else "values, e.g. TPM/FPKM"
-        return True, f"non-negative {kind} up to {hi:,.0f}"
-    return False, f"values from {lo:.4g} to {hi:.4g}" + ("" if integer else ", not integers")
 
 
 def resolve_log(choice: str, X: np.ndarray) -> tuple[bool, str]:
@@ -122,7 +97,7 @@ class MinMaxScaler:
     def check_scale(self, X: np.ndarray) -> None:
         """Refuse data on another scale than the training data's: log-scale values given to a model
         trained on counts (or the reverse) would be encoded as silent nonsense."""
-        flat = _strided(X)
+        flat = strided_sample(X)
         if flat.size == 0:
             return
         lo, hi = float(flat.min()), float(flat.max())
