@@ -60,3 +60,12 @@ def make_toy_expression():
     obs = pd.DataFrame({"group": groups}, index=[f"s{i}" for i in range(n)])
     var = pd.DataFrame(index=[f"G{j}" for j in range(g)])
     return ad.AnnData(X=X.astype(np.float32), obs=obs, var=var)
+
+
+def assert_one_line_error(res, *needles):
+    """A CliRunner result that failed the way users should see: exit 2, one `gengen: error:` line."""
+    assert res.exit_code == 2, res.output
+    lines = [ln for ln in res.output.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("gengen: error:"), res.output
+    for n in needles:
+        assert n in lines[0], lines[0]

@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
+from conftest import assert_one_line_error
 from gengen.cli import app
 
 runner = CliRunner()
@@ -42,14 +43,6 @@ def workdir(tmp_path_factory):
     )
     assert res.exit_code == 0, res.output
     return d
-
-
-def _one_line_error(res, *needles):
-    assert res.exit_code == 2, res.output
-    err = [ln for ln in res.output.splitlines() if ln.strip()]
-    assert len(err) == 1 and err[0].startswith("gengen: error:"), res.output
-    for n in needles:
-        assert n in err[0], err[0]
 
 
 def test_train_writes_checkpoint(workdir):
@@ -129,7 +122,7 @@ def test_fill_missing_warns(workdir):
             str(workdir / "q7_pred.csv"),
         ],
     )
-    _one_line_error(res, "LM3", "--fill-missing")
+    assert_one_line_error(res, "LM3", "--fill-missing")
     assert not (workdir / "q7_pred.csv").exists()
     res = runner.invoke(
         app,
@@ -202,7 +195,7 @@ def test_bad_query(workdir, case):
         app,
         ["infer-targets", str(src), "--model", str(workdir / "model"), "-o", str(dst), "--chunk-size", "10"],
     )
-    _one_line_error(res, needle)
+    assert_one_line_error(res, needle)
     assert not dst.exists()
     assert not [p for p in workdir.iterdir() if p.name.startswith(f".bad_{case}_pred")]  # no temp left over
 
@@ -234,7 +227,7 @@ def test_bad_reference(workdir, case):
     res = runner.invoke(
         app, ["ggan-train", str(ref), "--landmarks", str(workdir / "landmarks.txt"), "-o", str(out), *FAST]
     )
-    _one_line_error(res)
+    assert_one_line_error(res)
     assert not out.exists()
 
 
@@ -249,7 +242,7 @@ def test_model_from_another_pipeline(workdir):
         app,
         ["infer-targets", str(workdir / "query.csv"), "--model", str(workdir / "vae_model"), "-o", str(dst)],
     )
-    _one_line_error(res, "'vae' model", "'ggan'")
+    assert_one_line_error(res, "'vae' model", "'ggan'")
     assert not dst.exists()
 
 
@@ -265,7 +258,7 @@ def test_refuses_to_overwrite_input(workdir):
             str(workdir / "query.csv"),
         ],
     )
-    _one_line_error(res, "overwrite")
+    assert_one_line_error(res, "overwrite")
     assert pd.read_csv(workdir / "query.csv", index_col=0).shape == (20, 8)
 
 

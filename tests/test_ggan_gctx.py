@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
+from conftest import assert_one_line_error
 from gengen.cli import app
 from gengen.errors import GengenError
 from gengen.io.expression import iter_gctx, read_expression, read_gctx, read_gene_map
@@ -240,14 +241,6 @@ def test_read_gene_map_gz_and_clash(tmp_path):
         read_gene_map(tmp_path / "c.csv")
 
 
-def _one_line_error(res, *needles):
-    assert res.exit_code == 2, res.output
-    lines = [ln for ln in res.output.splitlines() if ln.strip()]
-    assert len(lines) == 1 and lines[0].startswith("gengen: error:"), res.output
-    for n in needles:
-        assert n in lines[0], lines[0]
-
-
 @pytest.mark.parametrize(
     "case",
     ["not-hdf5", "no-layout", "shape", "map-missing", "map-empty", "map-one-column", "map-no-match", "map-duplicate"],
@@ -286,5 +279,5 @@ def test_cli_errors_one_line_no_output(work, tmp_path, case):
         (gene_map := tmp_path / "dup.csv").write_text(f"id,symbol\n{ENTREZ[0]},LM0\n{ENTREZ[1]},LM0\n")
     out = tmp_path / "pred.csv"
     res = _cli(query, "--model", work / "model", "--gene-map", gene_map, "-o", out)
-    _one_line_error(res, *needles)
+    assert_one_line_error(res, *needles)
     assert not out.exists() and not [p for p in tmp_path.iterdir() if p.name.startswith(".pred")]
