@@ -284,7 +284,10 @@ def dna_design(
         ),
     ] = None,
     prior_weight: Annotated[
-        float, typer.Option("--prior-weight", help="Joint design: weight of ||z||^2.")
+        float, typer.Option(
+            "--prior-weight",
+            help="Joint design: weight of ||z||^2 (pulls z toward 0: higher scores, less natural designs).",
+        )
     ] = 0.0,
     grad_noise: Annotated[
         float, typer.Option("--grad-noise", help="Joint design: Gaussian gradient noise on z.")
