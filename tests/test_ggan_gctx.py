@@ -94,6 +94,11 @@ def test_iter_gctx_chunks(tmp_path):
     assert all(b.dtype == np.float32 and b.shape[1] == 5 for _, b in chunks)
     assert [s for n, _ in chunks for s in n] == samples
     np.testing.assert_array_equal(np.concatenate([b for _, b in chunks]), read_gctx(path).X)
+    # only some genes, read in row blocks smaller than a chunk (2 rows x 5 genes x 4 bytes = 40 bytes)
+    cols = [4, 1]
+    narrow = list(iter_gctx(path, chunk_size=3, columns=cols, read_bytes=40))
+    assert [len(n) for n, _ in narrow] == [3, 3, 3, 1] and all(b.shape[1] == 2 for _, b in narrow)
+    np.testing.assert_array_equal(np.concatenate([b for _, b in narrow]), read_gctx(path).X[:, cols])
 
 
 def _gctx_error(path, *needles):

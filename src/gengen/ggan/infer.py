@@ -308,8 +308,19 @@ def infer_file(
             _check_match(model, match, names, mapping, gene_map, str(path), fill_missing, quiet)
             plan = match.plan
             used = sorted({i for c in plan.columns for i in c})
-            for sample_names, X in _chunks(path, kind, chunk_size, names):
-                block = X[:, used]
+            take = used  # where the used genes sit in each chunk
+            if kind == "gctx":  # read only the landmark genes, not all 12,328 of a GEO file
+                from gengen.ggan.core import LandmarkPlan
+                from gengen.io.expression import iter_gctx
+
+                local = {j: k for k, j in enumerate(used)}
+                plan = LandmarkPlan([[local[j] for j in c] for c in plan.columns], plan.how)
+                take = list(range(len(used)))
+                chunks = iter_gctx(path, chunk_size, columns=used)
+            else:
+                chunks = _chunks(path, kind, chunk_size, names)
+            for sample_names, X in chunks:
+                block = X[:, take]
                 if not np.isfinite(block).all():
                     r, c = np.argwhere(~np.isfinite(block))[0]
                     raise GengenError(
