@@ -88,6 +88,30 @@ def test_cnn_predictor_learns_planted_motif_and_round_trips(tmp_path):
     assert (tmp_path / "pred" / "history.csv").is_file()
 
 
+def test_cnn_predictor_keeps_the_epoch_chosen_on_the_stopping_split():
+    rng = np.random.default_rng(1)
+    seqs = random_seqs(400, 30, seed=3)
+    has = rng.random(400) < 0.5
+    seqs = [s[:10] + PLANT + s[10 + len(PLANT) :] if h else s for s, h in zip(seqs, has)]
+    y = np.exp(1.0 * has + 0.8 * rng.standard_normal(400))  # noisy: a wide net overfits within a few epochs
+    recipe = PredictorRecipe(channels=32, hidden=64, epochs=12, learning_rate=5e-3, seed=0)
+    codes = strings_to_codes(seqs)
+    trained = train_predictor(codes, y, recipe, device="cpu", quiet=True, baseline=False)
+    hist, m = trained.history, trained.metrics
+    assert m["best_epoch"] == int(hist["stop_pearson"].idxmax()) + 1
+    assert m["best_epoch"] < recipe.epochs  # so the restore of earlier weights is exercised
+    assert m["val_pearson"] == hist.loc[m["best_epoch"] - 1, "val_pearson"]
+    assert m["n_val"] + m["n_stop"] + m["n_train"] == 400
+    # the returned weights are that epoch's: recompute the held-out r (same seeded split)
+    perm = np.random.default_rng(0).permutation(400)
+    val = perm[: m["n_val"]]
+    from gengen.dna.predictors import transform_labels
+
+    pred = trained.model.eval()(one_hot([seqs[i] for i in val])).detach().numpy()
+    r = np.corrcoef(pred, transform_labels(y, "log")[val])[0, 1]
+    assert r == pytest.approx(m["val_pearson"], abs=1e-4)
+
+
 def test_load_predictor_refuses_other_pipelines(tmp_path):
     from gengen.checkpoint import save_checkpoint
 

@@ -393,7 +393,8 @@ def dna_train_predictor(
     trained = train_predictor(seqs.codes, y, recipe, device=device, quiet=quiet, baseline=baseline)
     trained.save(output)
     m = trained.metrics
-    line = f"held-out Pearson r {m['val_pearson']:.4f} ({m['n_val']} sequences, {transform} labels)"
+    line = f"held-out Pearson r {m['val_pearson']:.4f} ({m['n_val']} sequences, {transform} labels"
+    line += f"; weights of epoch {m['best_epoch']}, chosen on {m['n_stop']} other sequences)" if m.get("n_stop") else ")"
     if "val_pearson_6mer_ridge" in m:
         line += f"; 6-mer ridge baseline r {m['val_pearson_6mer_ridge']:.4f}"
     say(line + f"; {m['train_seconds']:.1f} s on {m['device']}", quiet)
