@@ -26,15 +26,15 @@ import numpy as np
 import torch
 
 
-def reference_gan_iteration(g, d, opt_g, opt_d, onehot_np, batch, latent, critic_steps=5, lam=10.0):
-    """The straightforward WGAN-GP loop, as usually written."""
+def reference_gan_iteration(g, d, opt_g, opt_d, onehot_np, batch, latent, critic_steps=5, lam=10.0, device="cpu"):
+    """The straightforward WGAN-GP loop, as usually written (batches copied from host memory)."""
     for _ in range(critic_steps):
         idx = np.random.randint(0, len(onehot_np), batch)
-        real = torch.from_numpy(onehot_np[idx])
-        fake = g(torch.randn(batch, latent)).detach()
+        real = torch.from_numpy(onehot_np[idx]).to(device)
+        fake = g(torch.randn(batch, latent, device=device)).detach()
         d_real = d(real).mean()
         d_fake = d(fake).mean()
-        eps = torch.rand(batch, 1, 1)
+        eps = torch.rand(batch, 1, 1, device=device)
         interp = (eps * real + (1 - eps) * fake).requires_grad_(True)
         grad = torch.autograd.grad(d(interp).sum(), interp, create_graph=True)[0]
         gp = ((grad.reshape(batch, -1).norm(dim=1) - 1) ** 2).mean()
@@ -42,7 +42,7 @@ def reference_gan_iteration(g, d, opt_g, opt_d, onehot_np, batch, latent, critic
         opt_d.zero_grad()
         loss.backward()
         opt_d.step()
-    loss_g = -d(g(torch.randn(batch, latent))).mean()
+    loss_g = -d(g(torch.randn(batch, latent, device=device))).mean()
     opt_g.zero_grad()
     loss_g.backward()
     opt_g.step()

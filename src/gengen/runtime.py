@@ -275,3 +275,78 @@ def package_versions() -> dict[str, str]:
         except metadata.PackageNotFoundError:
             pass
     return versions
+
+
+def cuda_graphs_wanted(device) -> bool:
+    """Whether a training loop on ``device`` should capture its steps as CUDA graphs.
+
+    On by default on CUDA (small steps are bound by kernel-launch overhead there, and replaying a
+    captured graph removes it); ``GENGEN_CUDA_GRAPHS=0`` turns it off, e.g. to rule it out while
+    debugging. Never on the CPU.
+    """
+    if getattr(device, "type", str(device)) != "cuda":
+        return False
+    return os.environ.get("GENGEN_CUDA_GRAPHS", "1").strip().lower() not in ("0", "no", "false", "off")
+
+
+def make_capturable(optimizer, device) -> None:
+    """Let ``optimizer`` (Adam and kin) run inside a CUDA graph: its step counters live on the device."""
+    import torch
+
+    for group in optimizer.param_groups:
+        group["capturable"] = True
+    for state in optimizer.state.values():
+        step = state.get("step")
+        if torch.is_tensor(step) and step.device != torch.device(device):
+            state["step"] = step.to(device=device, dtype=torch.float32)
+
+
+def capture_cuda_graph(step, warmup: int = 3):
+    """Run ``step()`` ``warmup`` times on a side stream (lazy initialisation: optimizer state, cuBLAS
+    workspaces), then capture one call of it as a ``torch.cuda.CUDAGraph`` and return the graph.
+
+    The warm-up calls execute for real (callers either count them as training or undo them); the
+    capture itself executes nothing, so the caller replays the graph for the step it stands for.
+    """
+    import torch
+
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(side):
+        for _ in range(warmup):
+            step()
+    torch.cuda.current_stream().wait_stream(side)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        step()
+    return graph
+
+
+PRECISIONS = ("auto", "fp32", "bf16")
+
+
+def resolve_precision(precision: str, device) -> str:
+    """``auto|fp32|bf16`` -> ``fp32`` or ``bf16`` for ``device``.
+
+    ``bf16`` means bf16 autocast for the matrix products (weights, optimiser and losses stay float32);
+    ``auto`` picks it on a CUDA GPU that supports it, where it is the fast path for large dense
+    layers, and float32 on the CPU, where bf16 GEMMs are rarely faster and always less exact.
+    """
+    import torch
+
+    choice = (precision or "auto").lower()
+    if choice not in PRECISIONS:
+        raise GengenError(f"unknown precision {precision!r}; use one of {', '.join(PRECISIONS)}.")
+    dev = getattr(device, "type", str(device))
+    if choice == "auto":
+        return "bf16" if dev == "cuda" and torch.cuda.is_bf16_supported() else "fp32"
+    return choice
+
+
+def autocast(precision: str, device):
+    """The autocast context for a resolved precision (a no-op for ``fp32``)."""
+    import torch
+
+    if precision != "bf16":
+        return contextlib.nullcontext()
+    return torch.autocast(getattr(device, "type", str(device)), dtype=torch.bfloat16)

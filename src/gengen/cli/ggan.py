@@ -56,6 +56,13 @@ RidgeInitOpt = Annotated[
 RefitOpt = Annotated[
     bool, typer.Option("--refit", help="After picking the epoch on validation, retrain on all profiles.")
 ]
+PrecisionOpt = Annotated[
+    str,
+    typer.Option(
+        "--precision",
+        help="auto (bf16 autocast on a CUDA GPU, float32 on the CPU), fp32 or bf16; inference on a GPU follows it.",
+    ),
+]
 NoiseOpt = Annotated[float, typer.Option("--input-noise", help="Std of Gaussian noise on z-scored landmarks.")]
 HiddenOpt = Annotated[int, typer.Option("--hidden", help="Generator width (units per hidden layer).")]
 LayersOpt = Annotated[int, typer.Option("--layers", help="Generator hidden layers.")]
@@ -98,6 +105,7 @@ def _recipe(
     input_noise=0.0,
     ridge_init=False,
     refit=False,
+    precision="auto",
 ):
     from gengen.ggan import GGANRecipe
 
@@ -118,6 +126,7 @@ def _recipe(
         val_fraction=val_fraction,
         patience=patience,
         seed=seed,
+        precision=precision,
         linear_skip=linear_skip,
         input_noise=input_noise,
         ridge_init=ridge_init,
@@ -177,6 +186,7 @@ def ggan_train(
     input_noise: NoiseOpt = 0.0,
     ridge_init: RidgeInitOpt = False,
     refit: RefitOpt = False,
+    precision: PrecisionOpt = "auto",
     seed: SeedOpt = 0,
     genes_in_rows: GenesInRowsOpt = None,
     fmt: FormatOpt = None,
@@ -212,12 +222,13 @@ def ggan_train(
         input_noise,
         ridge_init,
         refit,
+        precision,
     )
     model = GGANModel.train(adata, lm, tg, recipe, device=device, quiet=quiet)
     model.save(output)
     m = model.metrics
     say(
-        f"trained {len(model.landmarks)} → {len(model.targets)} genes on {m['device']} in "
+        f"trained {len(model.landmarks)} → {len(model.targets)} genes on {m['device']} ({m['precision']}) in "
         f"{m['train_seconds']:.1f} s; "
         f"best validation MAE {m['best_val_mae']:.4f} (z-scored) at epoch {m['best_epoch']}",
         quiet,

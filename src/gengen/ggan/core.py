@@ -222,6 +222,7 @@ class GGANModel:
             "refit": bool(recipe.refit and len(val_idx)),
             "n_val": len(val_idx),
             "device": describe_device(dev),
+            "precision": history.attrs.get("precision", "fp32"),
         }
         fill = X[train_idx].mean(axis=0)
         return cls(
@@ -308,7 +309,7 @@ class GGANModel:
             )
         xz = self.preprocessor.transform_x(X)
         self._check_query_scale(xz)
-        z = predict_z(self.generator, xz, self.device, batch_size)
+        z = predict_z(self.generator, xz, self.device, batch_size, self.recipe.precision)
         return z if scaled else self.preprocessor.inverse_y(z)
 
     def _check_query_scale(self, xz: np.ndarray) -> None:

@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from gengen.errors import GengenError
-from gengen.runtime import Progress, small_model_threads
+from gengen.runtime import Progress, autocast, resolve_precision, small_model_threads
 
 
 @dataclass
@@ -53,6 +53,9 @@ class GGANRecipe:
     val_fraction: float = 0.1
     patience: int | None = None
     quantile: bool = False
+    # auto: bf16 autocast for the matrix products on a CUDA GPU, float32 on the CPU (see
+    # gengen.runtime.resolve_precision); training and inference on a GPU use the same choice
+    precision: str = "auto"
     seed: int = 0
     notes: list[str] = field(default_factory=list)
 
@@ -79,6 +82,8 @@ def resolve_recipe(recipe: GGANRecipe, n_train: int) -> GGANRecipe:
         raise GengenError(f"learning rate must be positive, got {r.learning_rate}.")
     if min(r.adv_weight, r.l1_weight, r.consistency_weight, r.weight_decay, r.input_noise) < 0:
         raise GengenError("loss weights, weight decay and input noise must not be negative.")
+    if r.precision not in ("auto", "fp32", "bf16"):
+        raise GengenError(f"precision must be auto, fp32 or bf16, got {r.precision!r}.")
     if r.ridge_init and not r.linear_skip:
         r.linear_skip = True
         r.notes.append("linear skip path on (needed by ridge_init)")
@@ -188,8 +193,9 @@ def _fit(gen, disc, xt, yt, xv, yv, recipe: GGANRecipe, device, quiet: bool):
     gen_perm = torch.Generator(device="cpu").manual_seed(recipe.seed)
     rows: list[dict] = []
     best = (math.inf, 0, None)
+    precision = resolve_precision(recipe.precision, device)
     if has_val:  # the starting point is a candidate too (it matters with ridge_init)
-        best = (validation_mae(gen, xv, yv), 0, {k: v.detach().clone() for k, v in gen.state_dict().items()})
+        best = (validation_mae(gen, xv, yv, precision=precision), 0, {k: v.detach().clone() for k, v in gen.state_dict().items()})
     since_best = 0
     start = time.perf_counter()
     with Progress(recipe.epochs, "training GGAN" if gan else "training D-GEX", quiet) as bar:
@@ -201,13 +207,16 @@ def _fit(gen, disc, xt, yt, xv, yv, recipe: GGANRecipe, device, quiet: bool):
             sums = torch.zeros(6, device=device)  # g_loss d_loss adv l1 cons abs_err
             for idx in torch.tensor_split(perm, n_batches):
                 xb, yb = xt[idx], yt[idx]
-                fake = gen(xb)
+                with autocast(precision, device):
+                    fake = gen(xb).float()
                 if gan:
                     # discriminator: real and fake pairs through one batched head call
                     for p in d_params:
                         p.requires_grad_(True)
-                    hx = disc.fx(xb)
-                    logits = disc.head(torch.cat([hx, hx]) + disc.fy(torch.cat([yb, fake.detach()]))).squeeze(-1)
+                    with autocast(precision, device):
+                        hx = disc.fx(xb)
+                        pair = torch.cat([hx, hx]) + disc.fy(torch.cat([yb, fake.detach()]))
+                        logits = disc.head(pair).squeeze(-1).float()
                     target = torch.cat([torch.ones(len(idx), device=device), torch.zeros(len(idx), device=device)])
                     d_loss = F.binary_cross_entropy_with_logits(logits, target)
                     opt_d.zero_grad(set_to_none=True)
@@ -215,10 +224,13 @@ def _fit(gen, disc, xt, yt, xv, yv, recipe: GGANRecipe, device, quiet: bool):
                     opt_d.step()
                     for p in d_params:
                         p.requires_grad_(False)
-                    adv = F.binary_cross_entropy_with_logits(disc(xb, fake), torch.ones(len(idx), device=device))
+                    with autocast(precision, device):
+                        d_fake = disc(xb, fake).float()
+                        again = gen(xb).float() if recipe.consistency_weight > 0 else None
+                    adv = F.binary_cross_entropy_with_logits(d_fake, torch.ones(len(idx), device=device))
                     l1 = (fake - yb).abs().mean()
-                    if recipe.consistency_weight > 0:
-                        cons = (fake - gen(xb)).pow(2).mean()
+                    if again is not None:
+                        cons = (fake - again).pow(2).mean()
                     else:
                         cons = torch.zeros((), device=device)
                     g_loss = recipe.adv_weight * adv + recipe.l1_weight * l1 + recipe.consistency_weight * cons
@@ -254,7 +266,7 @@ def _fit(gen, disc, xt, yt, xv, yv, recipe: GGANRecipe, device, quiet: bool):
                 "train_mae": s[5],
             }
             if has_val:
-                row["val_mae"] = validation_mae(gen, xv, yv)
+                row["val_mae"] = validation_mae(gen, xv, yv, precision=precision)
                 if row["val_mae"] < best[0] - 1e-6:
                     best = (
                         row["val_mae"],
@@ -275,12 +287,13 @@ def _fit(gen, disc, xt, yt, xv, yv, recipe: GGANRecipe, device, quiet: bool):
     gen.eval()
     history = pd.DataFrame(rows)
     history.attrs["seconds"] = time.perf_counter() - start
+    history.attrs["precision"] = precision
     history.attrs["best_epoch"] = int(best[1]) if best[2] is not None else len(rows)
     history.attrs["best_val_mae"] = float(best[0]) if best[2] is not None else float("nan")
     return history
 
 
-def validation_mae(gen, x, y, batch_size: int = 8192) -> float:
+def validation_mae(gen, x, y, batch_size: int = 8192, precision: str = "fp32") -> float:
     """MAE of the deterministic (dropout off) generator on z-scored data."""
     import torch
 
@@ -289,19 +302,28 @@ def validation_mae(gen, x, y, batch_size: int = 8192) -> float:
     total = torch.zeros((), device=x.device)
     with torch.inference_mode():
         for s in range(0, x.shape[0], batch_size):
-            total += (gen(x[s : s + batch_size]) - y[s : s + batch_size]).abs().sum()
+            with autocast(precision, x.device):
+                pred = gen(x[s : s + batch_size]).float()
+            total += (pred - y[s : s + batch_size]).abs().sum()
     gen.train(was)
     return total.item() / (x.shape[0] * y.shape[1])
 
 
-def predict_z(gen, x: np.ndarray, device, batch_size: int = 8192) -> np.ndarray:
-    """Deterministic generator output for z-scored landmarks, in batches."""
+def predict_z(gen, x: np.ndarray, device, batch_size: int = 8192, precision: str = "auto") -> np.ndarray:
+    """Deterministic generator output for z-scored landmarks, in batches, written into one array.
+
+    ``precision`` as the training recipe's (``auto``: bf16 autocast on a CUDA GPU, float32 on the CPU).
+    """
     import torch
 
     gen.eval()
-    outs = []
+    device = torch.device(device)
+    precision = resolve_precision(precision, device)
+    out = np.empty((x.shape[0], gen.n_out), np.float32)
     with torch.inference_mode(), small_model_threads(sum(p.numel() for p in gen.parameters()), device):
         for s in range(0, x.shape[0], batch_size):
             xb = torch.as_tensor(x[s : s + batch_size], dtype=torch.float32, device=device)
-            outs.append(gen(xb).float().cpu().numpy())
-    return np.concatenate(outs) if outs else np.zeros((0, gen.n_out), np.float32)
+            with autocast(precision, device):
+                pred = gen(xb)
+            out[s : s + len(xb)] = pred.float().cpu().numpy()
+    return out

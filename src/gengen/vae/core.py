@@ -82,6 +82,7 @@ class VAEModel:
         metrics = {k: float(last[k]) for k in history.columns if k != "epoch"}
         metrics["train_seconds"] = round(float(history.attrs.get("seconds", 0.0)), 3)
         metrics["device"] = history.attrs.get("device", describe_device(dev))
+        metrics["cuda_graphs"] = bool(history.attrs.get("cuda_graphs", False))
         return cls(module, genes, scaler, recipe, history, metrics, device=str(dev))
 
     # ------------------------------------------------------------------ data alignment
