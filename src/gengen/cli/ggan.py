@@ -60,7 +60,8 @@ PrecisionOpt = Annotated[
     str,
     typer.Option(
         "--precision",
-        help="auto (bf16 autocast on a CUDA GPU, float32 on the CPU), fp32 or bf16; inference on a GPU follows it.",
+        help="auto (train in float32; infer with bf16 autocast on a CUDA GPU, float32 on the CPU), fp32 or bf16 "
+        "(for both).",
     ),
 ]
 NoiseOpt = Annotated[float, typer.Option("--input-noise", help="Std of Gaussian noise on z-scored landmarks.")]

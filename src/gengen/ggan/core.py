@@ -309,8 +309,10 @@ class GGANModel:
             )
         xz = self.preprocessor.transform_x(X)
         self._check_query_scale(xz)
-        z = predict_z(self.generator, xz, self.device, batch_size, self.recipe.precision)
-        return z if scaled else self.preprocessor.inverse_y(z)
+        # back to original units on the device (inverse_y is the target z-scorer's affine map)
+        y = self.preprocessor.y_scaler
+        affine = None if scaled else (y.std, y.mean)
+        return predict_z(self.generator, xz, self.device, batch_size, self.recipe.precision, affine)
 
     def _check_query_scale(self, xz: np.ndarray) -> None:
         """Warn once when query landmarks sit far outside the reference (z-scored against it, a typical

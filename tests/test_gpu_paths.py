@@ -1,0 +1,143 @@
+"""The switches and CPU-side pieces of the GPU paths (CUDA graphs, bf16 autocast, device-side output
+scaling). The captured paths themselves need a GPU: `benchmarks/gpu_suite.py` runs and checks them
+there (figures in docs/benchmarks.md)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from conftest import assert_one_line_error
+
+from gengen import runtime
+from gengen.errors import GengenError
+
+
+def test_cuda_graphs_wanted_only_on_cuda_and_env_switch(monkeypatch):
+    assert runtime.cuda_graphs_wanted(torch.device("cpu")) is False
+    monkeypatch.delenv("GENGEN_CUDA_GRAPHS", raising=False)
+    assert runtime.cuda_graphs_wanted(torch.device("cuda")) is True
+    for off in ("0", "no", "off", "False"):
+        monkeypatch.setenv("GENGEN_CUDA_GRAPHS", off)
+        assert runtime.cuda_graphs_wanted(torch.device("cuda")) is False
+
+
+def test_resolve_precision_and_autocast():
+    cpu = torch.device("cpu")
+    assert runtime.resolve_precision("auto", cpu) == "fp32"
+    assert runtime.resolve_precision("BF16", cpu) == "bf16"
+    assert runtime.resolve_precision("fp32", cpu) == "fp32"
+    with pytest.raises(GengenError, match="unknown precision"):
+        runtime.resolve_precision("fp8", cpu)
+    lin = torch.nn.Linear(8, 4)
+    x = torch.randn(3, 8)
+    with runtime.autocast("bf16", cpu):
+        assert lin(x).dtype == torch.bfloat16
+    with runtime.autocast("fp32", cpu):
+        assert lin(x).dtype == torch.float32
+
+
+def test_make_capturable_moves_step_counters():
+    p = torch.nn.Parameter(torch.ones(3))
+    opt = torch.optim.Adam([p], lr=0.1)
+    p.grad = torch.ones(3)
+    opt.step()
+    runtime.make_capturable(opt, "cpu")
+    assert all(g["capturable"] for g in opt.param_groups)
+    assert opt.state[p]["step"].dtype == torch.float32
+
+
+def test_fit_vae_asked_for_graphs_on_cpu_trains_eagerly():
+    from gengen.vae.model import TybaltVAE
+    from gengen.vae.train import VAERecipe, fit_vae
+
+    x = np.random.default_rng(0).random((60, 20)).astype(np.float32)
+    torch.manual_seed(0)
+    a = TybaltVAE(20, 4)
+    torch.manual_seed(0)
+    b = TybaltVAE(20, 4)
+    r = VAERecipe(latent_dim=4, epochs=3, batch_size=16, seed=0)
+    torch.manual_seed(1)
+    ha = fit_vae(a, x, None, r, torch.device("cpu"), quiet=True, cuda_graphs=True)
+    torch.manual_seed(1)
+    hb = fit_vae(b, x, None, r, torch.device("cpu"), quiet=True, cuda_graphs=False)
+    assert ha.attrs["cuda_graphs"] is False and hb.attrs["cuda_graphs"] is False
+    assert np.allclose(ha["train_loss"], hb["train_loss"])
+
+
+def test_wgan_iteration_callable_is_eager_on_cpu_and_saved_groups_are_not_capturable(tmp_path):
+    from gengen.dna.gan import GANRecipe, _flatten_opt, _new_state, make_iteration
+
+    recipe = GANRecipe(length=12, channels=4, blocks=1, batch_size=8, critic_steps=2)
+    state = _new_state(recipe, torch.device("cpu"))
+    data = torch.as_tensor(np.random.default_rng(0).integers(0, 4, (40, 12)).astype(np.uint8))
+    step = make_iteration(state, data, recipe, cuda_graphs=True)
+    losses = [torch.stack(step()) for _ in range(4)]
+    assert all(torch.isfinite(v).all() for v in losses)
+    assert not getattr(step, "uses_graph", lambda: False)()
+    # a GPU run steps with capturable=True; that must not travel into a checkpoint resumed on the CPU
+    for group in state.opt_d.param_groups:
+        group["capturable"] = True
+    _, groups = _flatten_opt("opt_d", state.opt_d)
+    assert groups and not any(g["capturable"] for g in groups)
+    json.dumps(groups)  # written to config.json
+
+
+def _ggan_data(n=400, n_x=10, n_y=14, seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((n, n_x)).astype(np.float32)
+    Y = np.tanh(X @ rng.standard_normal((n_x, n_y)).astype(np.float32) / 3)
+    return X, Y.astype(np.float32)
+
+
+def test_ggan_trains_under_bf16_autocast_and_reports_precision():
+    from gengen.ggan.train import GGANRecipe, build_networks, fit_ggan, validation_mae
+
+    X, Y = _ggan_data()
+    for precision, expected in (("auto", "fp32"), ("bf16", "bf16")):
+        torch.manual_seed(0)
+        r = GGANRecipe(hidden=32, layers=2, d_hidden=16, epochs=12, batch_size=50, precision=precision)
+        gen, disc = build_networks(10, 14, r)
+        before = validation_mae(gen, torch.as_tensor(X[300:]), torch.as_tensor(Y[300:]))
+        h = fit_ggan(gen, disc, X[:300], Y[:300], X[300:], Y[300:], r, torch.device("cpu"), quiet=True)
+        assert h.attrs["precision"] == expected
+        assert h.attrs["best_val_mae"] < 0.8 * before  # it learns in either precision
+        assert np.isfinite(h["g_loss"]).all()
+
+
+def test_predict_z_scales_on_the_device_and_bf16_stays_close():
+    from gengen.ggan.train import GGANRecipe, build_networks, predict_z
+
+    X, _ = _ggan_data(n=50)
+    torch.manual_seed(0)
+    gen, _ = build_networks(10, 14, GGANRecipe(hidden=32, layers=2, d_hidden=16, loss="mse"))
+    scale = np.linspace(0.5, 2.0, 14).astype(np.float32)
+    shift = np.arange(14, dtype=np.float32)
+    z = predict_z(gen, X, "cpu", batch_size=16, precision="fp32")
+    y = predict_z(gen, X, "cpu", batch_size=16, precision="fp32", affine=(scale, shift))
+    assert z.shape == (50, 14) and z.dtype == np.float32
+    np.testing.assert_allclose(y, z * scale + shift, rtol=1e-6, atol=1e-5)
+    zb = predict_z(gen, X, "cpu", batch_size=16, precision="bf16")
+    assert np.linalg.norm(zb - z) / np.linalg.norm(z) < 2e-2  # bf16 operands: ~1e-3 .. 1e-2
+
+
+def test_ggan_train_cli_rejects_an_unknown_precision(tmp_path):
+    from typer.testing import CliRunner
+
+    from gengen.cli import app
+
+    X, Y = _ggan_data(n=60)
+    import pandas as pd
+
+    df = pd.DataFrame(np.hstack([X, Y]), columns=[f"L{i}" for i in range(10)] + [f"T{j}" for j in range(14)])
+    data = tmp_path / "ref.csv"
+    df.to_csv(data)
+    lm = tmp_path / "lm.txt"
+    lm.write_text("\n".join(f"L{i}" for i in range(10)))
+    res = CliRunner().invoke(
+        app, ["ggan-train", str(data), "--landmarks", str(lm), "-o", str(tmp_path / "m"), "--precision", "fp8"]
+    )
+    assert_one_line_error(res, "precision")
+    assert not (tmp_path / "m").exists()
