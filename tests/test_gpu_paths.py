@@ -9,8 +9,8 @@ import json
 import numpy as np
 import pytest
 import torch
-from conftest import assert_one_line_error
 
+from conftest import assert_one_line_error
 from gengen import runtime
 from gengen.errors import GengenError
 
@@ -44,9 +44,16 @@ def test_make_capturable_moves_step_counters():
     opt = torch.optim.Adam([p], lr=0.1)
     p.grad = torch.ones(3)
     opt.step()
-    runtime.make_capturable(opt, "cpu")
+    opt.state[p]["step"] = torch.tensor(7, dtype=torch.int64)  # as an older checkpoint may hold it
+    runtime.make_capturable(opt, "meta")  # a device other than the counter's ("cuda" where there is one)
     assert all(g["capturable"] for g in opt.param_groups)
-    assert opt.state[p]["step"].dtype == torch.float32
+    step = opt.state[p]["step"]
+    assert step.device.type == "meta" and step.dtype == torch.float32
+
+
+def test_on_device_is_a_no_op_off_cuda():
+    with runtime.on_device("cpu"):
+        assert torch.ones(1).device.type == "cpu"
 
 
 def test_fit_vae_asked_for_graphs_on_cpu_trains_eagerly():
@@ -141,3 +148,40 @@ def test_ggan_train_cli_rejects_an_unknown_precision(tmp_path):
     )
     assert_one_line_error(res, "precision")
     assert not (tmp_path / "m").exists()
+
+
+def test_predictor_refuses_splits_that_leave_too_little_training_data():
+    from gengen.dna.predictors import PredictorRecipe, train_predictor
+
+    codes = np.random.default_rng(0).integers(0, 4, (40, 12)).astype(np.uint8)
+    y = np.random.default_rng(1).random(40) + 1
+    with pytest.raises(GengenError, match="for training"):
+        train_predictor(codes, y, PredictorRecipe(val_fraction=0.7, epochs=1), device="cpu", quiet=True)
+
+
+def test_infer_targets_precision_override_and_bad_value(tmp_path):
+    import pandas as pd
+    from typer.testing import CliRunner
+
+    from gengen.cli import app
+    from gengen.ggan import GGANModel
+    from gengen.ggan.train import GGANRecipe
+
+    X, Y = _ggan_data(n=120)
+    lm, tg = [f"L{i}" for i in range(10)], [f"T{j}" for j in range(14)]
+    r = GGANRecipe(hidden=16, layers=1, d_hidden=8, epochs=2, batch_size=40, precision="AUTO")
+    model = GGANModel.train_arrays(X + 5, Y + 5, lm, tg, r, device="cpu", quiet=True)
+    assert model.recipe.precision == "auto"  # names are case-insensitive
+    model.save(tmp_path / "m")
+    query = tmp_path / "q.csv"
+    pd.DataFrame(X[:7] + 5, columns=lm, index=[f"s{i}" for i in range(7)]).to_csv(query)
+    runner = CliRunner()
+    res = runner.invoke(app, ["infer-targets", str(query), "--model", str(tmp_path / "m"), "-o",
+                              str(tmp_path / "p.csv"), "--precision", "fp32", "-q"])
+    assert res.exit_code == 0, res.output
+    pred = pd.read_csv(tmp_path / "p.csv", index_col=0)
+    np.testing.assert_allclose(pred.to_numpy(), model.predict_array(X[:7] + 5), rtol=1e-5, atol=1e-5)
+    res = runner.invoke(app, ["infer-targets", str(query), "--model", str(tmp_path / "m"), "-o",
+                              str(tmp_path / "p2.csv"), "--precision", "half"])
+    assert_one_line_error(res, "precision")
+    assert not (tmp_path / "p2.csv").exists()

@@ -277,6 +277,15 @@ def package_versions() -> dict[str, str]:
     return versions
 
 
+def on_device(device):
+    """Make ``device`` the current CUDA device for the block (a no-op elsewhere): streams, events and
+    graph captures belong to the current device, so work on ``cuda:1`` must run with it current."""
+    import torch
+
+    device = torch.device(device)
+    return torch.cuda.device(device) if device.type == "cuda" else contextlib.nullcontext()
+
+
 def cuda_graphs_wanted(device) -> bool:
     """Whether a training loop on ``device`` should capture its steps as CUDA graphs.
 
@@ -337,9 +346,10 @@ def resolve_precision(precision: str, device) -> str:
     choice = (precision or "auto").lower()
     if choice not in PRECISIONS:
         raise GengenError(f"unknown precision {precision!r}; use one of {', '.join(PRECISIONS)}.")
-    dev = getattr(device, "type", str(device))
+    dev = torch.device(device)
     if choice == "auto":
-        return "bf16" if dev == "cuda" and torch.cuda.is_bf16_supported() else "fp32"
+        # native bf16 matrix units from Ampere (compute capability 8.0) on; older cards only emulate it
+        return "bf16" if dev.type == "cuda" and torch.cuda.get_device_capability(dev) >= (8, 0) else "fp32"
     return choice
 
 

@@ -229,7 +229,7 @@ def ggan_train(
     model.save(output)
     m = model.metrics
     say(
-        f"trained {len(model.landmarks)} → {len(model.targets)} genes on {m['device']} ({m['precision']}) in "
+        f"trained {len(model.landmarks)} → {len(model.targets)} genes on {m['device']} ({m['precision']} training) in "
         f"{m['train_seconds']:.1f} s; "
         f"best validation MAE {m['best_val_mae']:.4f} (z-scored) at epoch {m['best_epoch']}",
         quiet,
@@ -266,6 +266,13 @@ def infer_targets(
             "pr_gene_symbol (GEO's GSE92742_Broad_LINCS_gene_info.txt as is), else first -> second column.",
         ),
     ] = None,
+    precision: Annotated[
+        str | None,
+        typer.Option(
+            "--precision",
+            help="auto (bf16 autocast on a CUDA GPU, float32 on the CPU), fp32 or bf16. [default: the model's]",
+        ),
+    ] = None,
     genes_in_rows: GenesInRowsOpt = None,
     fmt: FormatOpt = None,
     device: DeviceOpt = "auto",
@@ -283,7 +290,13 @@ def infer_targets(
         name = name.removesuffix(suffix)
     output = output or query.with_name(name + ".targets.csv")
     detect_format(output)
+    if precision is not None:
+        from gengen.runtime import resolve_precision
+
+        resolve_precision(precision, "cpu")  # validates the name before any work
     m = GGANModel.load(model, device=device)
+    if precision is not None:
+        m.recipe.precision = precision.lower()
     info = infer_file(
         m,
         query,
@@ -388,6 +401,7 @@ def ggan_eval(
         input_noise,
         ridge_init,
         refit,
+        "fp32",  # every method scored from float32 predictions, as the baselines are
     )
     X = np.asarray(adata[:, lm].X, dtype=np.float32)
     Y = np.asarray(adata[:, tg].X, dtype=np.float32)

@@ -36,6 +36,7 @@ from gengen.runtime import (
     cuda_graphs_wanted,
     log,
     make_capturable,
+    on_device,
     resolve_device,
     seed_everything,
 )
@@ -612,7 +613,7 @@ def train_gan(
     seconds_before = state.seconds
     remaining = recipe.iterations - state.iteration
     iteration = make_iteration(state, data, recipe, quiet=quiet)
-    with Progress(max(remaining, 0), "train WGAN-GP", quiet) as bar:
+    with Progress(max(remaining, 0), "train WGAN-GP", quiet) as bar, on_device(dev):
         while state.iteration < recipe.iterations:
             state.generator.train()
             losses = iteration()

@@ -284,6 +284,11 @@ def train_predictor(
     perm = rng.permutation(len(codes))
     n_val = max(5, int(round(r.val_fraction * len(codes))))
     n_stop = max(5, int(round(r.stop_fraction * len(codes)))) if r.stop_fraction > 0 else 0
+    if len(codes) - n_val - n_stop < 10:
+        raise GengenError(
+            f"{len(codes)} sequences leave {max(0, len(codes) - n_val - n_stop)} for training after the held-out "
+            f"({n_val}) and early-stopping ({n_stop}) splits; lower the validation / stopping fractions or add data."
+        )
     val_idx, stop_idx, tr_idx = perm[:n_val], perm[n_val : n_val + n_stop], perm[n_val + n_stop :]
     x_all = codes_to_one_hot(codes, device=dev)
     y_all = torch.as_tensor(y, dtype=torch.float32, device=dev)
@@ -319,8 +324,9 @@ def train_predictor(
             row = {"epoch": epoch, "train_loss": float(total) / steps_per_epoch}
             if n_stop:
                 row["stop_pearson"] = _pearson(predict(model, x_all[stop_idx], device=dev), y_all[stop_idx].cpu())
-                if best is None or row["stop_pearson"] > best[1]:
-                    best = (epoch, row["stop_pearson"], {k: v.detach().clone() for k, v in model.state_dict().items()})
+                r_stop = row["stop_pearson"] if math.isfinite(row["stop_pearson"]) else -math.inf  # constant output
+                if best is None or r_stop > best[1]:
+                    best = (epoch, r_stop, {k: v.detach().clone() for k, v in model.state_dict().items()})
             row["val_pearson"] = _pearson(predict(model, x_all[val_idx], device=dev), y_all[val_idx].cpu())
             rows.append(row)
             bar.update(0, epoch=epoch, val_r=row["val_pearson"])

@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from gengen.errors import GengenError
-from gengen.runtime import Progress, autocast, resolve_precision, small_model_threads
+from gengen.runtime import Progress, autocast, on_device, resolve_precision, small_model_threads
 
 
 @dataclass
@@ -83,6 +83,7 @@ def resolve_recipe(recipe: GGANRecipe, n_train: int) -> GGANRecipe:
         raise GengenError(f"learning rate must be positive, got {r.learning_rate}.")
     if min(r.adv_weight, r.l1_weight, r.consistency_weight, r.weight_decay, r.input_noise) < 0:
         raise GengenError("loss weights, weight decay and input noise must not be negative.")
+    r.precision = str(r.precision).lower()
     if r.precision not in ("auto", "fp32", "bf16"):
         raise GengenError(f"precision must be auto, fp32 or bf16, got {r.precision!r}.")
     if r.ridge_init and not r.linear_skip:
@@ -336,7 +337,8 @@ def predict_z(
     cuda = device.type == "cuda"
     if affine is not None:
         scale, shift = (torch.as_tensor(np.asarray(a, np.float32), device=device) for a in affine)
-    staging = [torch.empty((batch_size, gen.n_out), pin_memory=True) for _ in range(2)] if cuda else []
+    rows = max(1, min(batch_size, x.shape[0]))
+    staging = [torch.empty((rows, gen.n_out), pin_memory=True) for _ in range(2)] if cuda else []
     pending: list = []  # (start, rows, buffer, event) of the batch being copied to the host
 
     def drain() -> None:
@@ -344,7 +346,8 @@ def predict_z(
         event.synchronize()
         out[s0 : s0 + k] = buf[:k].numpy()
 
-    with torch.inference_mode(), small_model_threads(sum(p.numel() for p in gen.parameters()), device):
+    n_params = sum(p.numel() for p in gen.parameters())
+    with torch.inference_mode(), small_model_threads(n_params, device), on_device(device):
         for i, s in enumerate(range(0, x.shape[0], batch_size)):
             xb = torch.as_tensor(x[s : s + batch_size], dtype=torch.float32, device=device)
             with autocast(precision, device):

@@ -22,6 +22,7 @@ from gengen.runtime import (
     describe_device,
     log,
     make_capturable,
+    on_device,
     small_model_threads,
 )
 
@@ -136,7 +137,7 @@ def fit_vae(
     n_params = sum(p.numel() for p in module.parameters())
     if cuda_graphs is None or torch.device(device).type != "cuda":  # graphs exist on CUDA only
         cuda_graphs = cuda_graphs_wanted(torch.device(device)) if cuda_graphs is None else False
-    with small_model_threads(n_params, device, limit=VAE_SMALL_PARAMS):
+    with small_model_threads(n_params, device, limit=VAE_SMALL_PARAMS), on_device(device):
         history = _fit_vae(module, x_train, x_val, recipe, device, quiet, cuda_graphs)
         history.attrs["device"] = describe_device(device)  # inside: the thread count actually used
     return history
