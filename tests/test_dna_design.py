@@ -62,19 +62,42 @@ def test_min_and_value_targets():
     pwm = pwm_from_counts(TOY_COUNTS)
     lo = design_direct(PWMPredictor(pwm), n=16, length=12, steps=100, target="min", device="cpu", quiet=True)
     assert lo.scores.mean() < 0
-    mid = design_direct(
-        PWMPredictor(pwm, tau=0.1),
-        n=32,
-        length=12,
-        steps=200,
-        target="2.0",
-        device="cpu",
-        straight_through=True,
-        quiet=True,
-    )
-    assert np.abs(mid.scores - 2.0).mean() < 0.9 * np.abs(mid.initial_scores - 2.0).mean()
-    with pytest.raises(GengenError, match="--target"):
-        design_direct(PWMPredictor(pwm), n=2, length=12, steps=1, target="big")
+    # a value is hit by the reported (exact, one-hot) score, not by the smooth relaxed one
+    mid = design_direct(PWMPredictor(pwm), n=32, length=12, steps=200, target="2.0", device="cpu", quiet=True)
+    err = np.abs(mid.scores - 2.0)
+    # a 5-bp toy motif has coarse score levels, and a design whose two best windows both sit above the
+    # value needs two substitutions at once: most designs land on it, a few stay off
+    assert np.median(err) < 0.05 and err.mean() < 0.25 * np.abs(mid.initial_scores - 2.0).mean()
+    assert mid.summary()["target_abs_error_mean"] == pytest.approx(np.abs(mid.scores - 2.0).mean())
+    assert mid.settings["straight_through"] is True
+    for bad in ("big", "nan", "inf", "-inf"):
+        with pytest.raises(GengenError, match="--target"):
+            design_direct(PWMPredictor(pwm), n=2, length=12, steps=1, target=bad)
+
+
+def test_polish_toward_only_moves_scores_closer():
+    import torch
+
+    from gengen.dna.design import _onehot_score, polish_toward
+
+    pwm = pwm_from_counts(TOY_COUNTS)
+    pred = PWMPredictor(pwm)
+    codes = torch.as_tensor(np.random.default_rng(3).integers(0, 4, (40, 15)))
+    eye = torch.eye(4)
+    before = (_onehot_score(pred, eye[codes].transpose(1, 2)) - 1.5).abs()
+    out = polish_toward(pred, codes, 1.5, rounds=10)
+    after = (_onehot_score(pred, eye[out].transpose(1, 2)) - 1.5).abs()
+    assert out.shape == codes.shape and bool((after <= before + 1e-6).all())
+    assert float(after.mean()) < 0.5 * float(before.mean())
+    assert int((out != codes).sum(dim=1).max()) <= 10  # at most one substitution per round
+
+
+def test_joint_design_hits_a_value():
+    pwm = pwm_from_counts(TOY_COUNTS)
+    gen = Generator(length=20, latent=8, channels=8, blocks=1)
+    gan = GANModel(gen, GANRecipe(length=20, latent=8, channels=8, blocks=1))
+    r = design_joint(gan, PWMPredictor(pwm), n=16, steps=50, target=3.0, seed=0, device="cpu", quiet=True)
+    assert np.abs(r.scores - 3.0).mean() < 0.3
 
 
 def test_joint_design_raises_score_over_unconditioned_samples():

@@ -310,6 +310,12 @@ def dna_design(
     if gan and direct:
         raise GengenError("--gan and --direct exclude each other: pick joint (GAN) or direct design.")
     model, pwm, label = _predictor(motif, motif_format, pseudocount, predictor, device)
+    from gengen.dna.design import parse_target
+
+    target_value = parse_target(target)
+    if pwm is not None and not predictor and not isinstance(target_value, str) and target_value > pwm.max_score:
+        say(f"note: --target {target_value:g} is above the motif's best possible score {pwm.max_score:.3f}; "
+            "the designs can only approach the consensus", quiet)
     kw = {
         "n": n,
         "steps": steps,
@@ -324,6 +330,7 @@ def dna_design(
         from gengen.dna.gan import GANModel
 
         g = GANModel.load(gan, device=device, weights=weights)
+        say(f"GAN {gan}: {g.metrics.get('weights', weights)} weights, iteration {g.iteration}", quiet)
         if length not in (50, g.length):
             say(f"note: the GAN makes {g.length}-nt sequences; --length {length} ignored", quiet)
         result = design_joint(
@@ -350,9 +357,12 @@ def dna_design(
         line += f"; {100 * s['fraction_of_max']:.2f}% of the consensus max {s['max_possible']:.3f}"
         if s.get("steps_to_99pct") is not None:
             line += f", 99% reached at step {s['steps_to_99pct']}"
+    if "target_abs_error_mean" in s:
+        line += (f"; target {float(s['target']):g}: mean |score - target| {s['target_abs_error_mean']:.3f} "
+                 "(closest one-hot sequence per design, then single-base polishing)")
     say(line, quiet)
     div = f"diversity {s['diversity']:.3f}/base"
-    if "diversity_outside_hit" in s:
+    if s.get("diversity_outside_hit") is not None and s["diversity_outside_hit"] == s["diversity_outside_hit"]:
         div += f", {s['diversity_outside_hit']:.3f} outside the motif hit"
     say(div + f"; {s['seconds']:.1f} s on {s['device']}", quiet)
     for p in (output, tsv, png):

@@ -15,6 +15,7 @@ Targets: ``"max"``, ``"min"`` or a number (squared error to it).
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -41,9 +42,41 @@ def parse_target(target: str | float) -> str | float:
     if t in ("max", "min"):
         return t
     try:
-        return float(t)
+        value = float(t)
     except ValueError:
         raise GengenError(f"--target must be max, min or a number, got {target!r}.") from None
+    if not math.isfinite(value):
+        raise GengenError(f"--target must be max, min or a finite number, got {target!r}.")
+    return value
+
+
+def _loss_score(predictor: nn.Module, x: torch.Tensor, target: str | float) -> torch.Tensor:
+    """The score the loss sees. For a value to hit, a PWM's *exact* best window (its smooth maximum
+    sits up to tau * log(2 windows) above it, so hitting the smooth score would miss the reported one)."""
+    from gengen.dna.predictors import PWMPredictor
+
+    if not isinstance(target, str) and isinstance(predictor, PWMPredictor):
+        return predictor.window_scores(x).flatten(1).amax(dim=1)
+    return predictor(x)
+
+
+class _ClosestSeen:
+    """For a value to hit: the one-hot sequence whose score came closest to it, per design, over all
+    steps. Steps on a discrete readout jump past the value, so the last step is rarely the best."""
+
+    def __init__(self, target: float):
+        self.target = float(target)
+        self.codes: torch.Tensor | None = None
+        self.error: torch.Tensor | None = None
+
+    def update(self, codes: torch.Tensor, onehot_score: torch.Tensor) -> None:
+        err = (onehot_score.detach() - self.target).abs()
+        if self.codes is None:
+            self.codes, self.error = codes.clone(), err
+            return
+        better = err < self.error
+        self.codes[better] = codes[better]
+        self.error = torch.minimum(err, self.error)
 
 
 def argmax_bases(x: torch.Tensor) -> torch.Tensor:
@@ -151,6 +184,8 @@ class DesignResult:
             h = self.history
             reached = h.loc[h["onehot_mean"] >= 0.99 * self.max_score, "step"]
             s["steps_to_99pct"] = int(reached.iloc[0]) if len(reached) else None
+        if not isinstance(self.target, str):
+            s["target_abs_error_mean"] = float(np.abs(self.scores - float(self.target)).mean())
         s["diversity"] = hamming_diversity(self.codes)
         if self.hit_start is not None:
             mask = hit_mask(self.codes.shape[1], self.hit_start, self.motif_width)
@@ -204,12 +239,53 @@ def _finish(
     return result
 
 
-def _onehot_stats(predictor, x_hard: torch.Tensor) -> tuple[float, float, float]:
+def _onehot_score(predictor, x_hard: torch.Tensor) -> torch.Tensor:
+    """The reported score of one-hot sequences: a PWM's exact best window, else the predictor's output."""
     from gengen.dna.predictors import PWMPredictor
 
     with torch.no_grad():
-        s = predictor.exact(x_hard)[0] if isinstance(predictor, PWMPredictor) else predictor(x_hard)
+        return predictor.exact(x_hard)[0] if isinstance(predictor, PWMPredictor) else predictor(x_hard)
+
+
+def _onehot_stats(predictor, x_hard: torch.Tensor) -> tuple[float, float, float]:
+    s = _onehot_score(predictor, x_hard)
     return float(s.mean()), float(s.min()), float(s.max())
+
+
+def polish_toward(predictor, codes: torch.Tensor, target: float, rounds: int = 30, max_batch: int = 65536):
+    """Greedy single-base substitutions that bring each sequence's one-hot score closer to ``target``.
+
+    Gradient steps on a relaxed sequence get near a value but not onto it (the one-hot readout moves
+    in jumps); a few rounds of trying all 3·L substitutions per sequence and keeping the best one close
+    the rest of the gap. Stops when no sequence improves. Returns the new codes ``(N, L)``.
+    """
+    codes = codes.clone().long()
+    n, length = codes.shape
+    eye = torch.eye(4, device=codes.device)
+    error = (_onehot_score(predictor, eye[codes].transpose(1, 2)) - target).abs()
+    shifts = torch.arange(1, 4, device=codes.device)
+    positions = torch.arange(length, device=codes.device)
+    per_seq = 3 * length
+    chunk = max(1, max_batch // per_seq)
+    for _ in range(rounds):
+        improved = False
+        for s in range(0, n, chunk):
+            c = codes[s : s + chunk]
+            m = c[:, None, None, :].expand(-1, length, 3, -1).clone()  # (k, L, 3, L)
+            new_base = (c[:, :, None] + shifts[None, None, :]) % 4  # (k, L, 3)
+            m[:, positions, :, positions] = new_base.permute(1, 0, 2)
+            flat = m.reshape(-1, length)
+            err = (_onehot_score(predictor, eye[flat].transpose(1, 2)) - target).abs().view(len(c), per_seq)
+            best_err, best = err.min(dim=1)
+            take = best_err < error[s : s + chunk] - 1e-6
+            if take.any():
+                improved = True
+                rows = torch.nonzero(take).squeeze(1)
+                codes[s + rows] = flat.view(len(c), per_seq, length)[rows, best[rows]]
+                error[s + rows] = best_err[rows]
+        if not improved:
+            break
+    return codes
 
 
 def _history_row(step: int, predictor, x_hard: torch.Tensor, relaxed: torch.Tensor | None = None) -> dict:
@@ -250,6 +326,8 @@ def design_direct(
     from gengen.dna.predictors import PWMPredictor
 
     target = parse_target(target)
+    # a value to hit is hit by the one-hot score: its forward pass must see the one-hot sequence
+    straight_through = straight_through or not isinstance(target, str)
     if n < 1 or steps < 0 or length < 1:
         raise GengenError(
             f"-n, --length must be positive and --steps non-negative (got {n}, {length}, {steps})."
@@ -272,11 +350,14 @@ def design_direct(
 
     with torch.no_grad():
         initial = _reportable(predictor, hard_one_hot(logits))["score"]
+    closest = None if isinstance(target, str) else _ClosestSeen(target)
     with Progress(steps, "direct design", quiet) as bar:
         for step in range(1, steps + 1):
             soft = torch.softmax(logits, dim=1)
             x = hard_one_hot(logits.detach()) + soft - soft.detach() if straight_through else soft
-            score = predictor(x)
+            score = _loss_score(predictor, x, target)
+            if closest is not None:  # straight-through: this score is the one-hot sequence's
+                closest.update(argmax_bases(logits.detach()), score)
             loss = _objective(score, target)
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -287,7 +368,12 @@ def design_direct(
     if steps == 0:
         with torch.no_grad():
             record(0, predictor(torch.softmax(logits, dim=1)))
-    codes = argmax_bases(logits.detach()).cpu().numpy()
+    final = argmax_bases(logits.detach())
+    if closest is not None:
+        with torch.no_grad():
+            closest.update(final, _loss_score(predictor, hard_one_hot(logits.detach()), target))
+            final = polish_toward(predictor, closest.codes, float(target))
+    codes = final.cpu().numpy()
     settings = {
         "steps": steps,
         "learning_rate": learning_rate,
@@ -334,6 +420,7 @@ def design_joint(
     from gengen.dna.predictors import PWMPredictor
 
     target = parse_target(target)
+    straight_through = straight_through or not isinstance(target, str)  # as in design_direct
     if n < 1 or steps < 0:
         raise GengenError(f"-n must be positive and --steps non-negative (got {n}, {steps}).")
     if isinstance(predictor, PWMPredictor):
@@ -352,11 +439,14 @@ def design_joint(
 
     with torch.no_grad():
         initial = _reportable(predictor, hard_one_hot(gen(z)))["score"]
+    closest = None if isinstance(target, str) else _ClosestSeen(target)
     with Progress(steps, "joint design", quiet) as bar:
         for step in range(1, steps + 1):
             soft = gen(z)
             x = hard_one_hot(soft.detach()) + soft - soft.detach() if straight_through else soft
-            score = predictor(x)
+            score = _loss_score(predictor, x, target)
+            if closest is not None:
+                closest.update(argmax_bases(soft.detach()), score)
             loss = _objective(score, target)
             if prior_weight:
                 loss = loss + prior_weight * (z * z).sum()
@@ -369,9 +459,14 @@ def design_joint(
                 history.append(_history_row(step, predictor, hard_one_hot(soft.detach()), score.detach()))
                 bar.update(every if step % every == 0 else 0, score=history[-1]["onehot_mean"])
     with torch.no_grad():
-        codes = argmax_bases(gen(z)).cpu().numpy()
+        final = gen(z)
         if steps == 0:
-            history.append(_history_row(0, predictor, hard_one_hot(gen(z))))
+            history.append(_history_row(0, predictor, hard_one_hot(final)))
+        codes_t = argmax_bases(final)
+        if closest is not None:
+            closest.update(codes_t, _loss_score(predictor, hard_one_hot(final), target))
+            codes_t = polish_toward(predictor, closest.codes, float(target))
+        codes = codes_t.cpu().numpy()
     settings = {
         "steps": steps,
         "learning_rate": learning_rate,
