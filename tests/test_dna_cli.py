@@ -241,3 +241,18 @@ def test_real_pbm_probes_score(tmp_path):
     assert (
         t.loc[top, "motif_score"].mean() > t.loc[~top, "motif_score"].mean() + 2
     )  # GATA probes carry the motif
+
+
+def test_dna_score_keeps_going_past_short_records_and_refuses_when_none_fit(tmp_path):
+    fa = tmp_path / "mixed.fa"
+    fa.write_text(">long\nACGTACGTACGTAGATAAGGCTTATCAA\n>empty\n>tiny\nACGT\n")
+    r = run("dna-score", fa, "--motif", "MA0035.4", "-o", tmp_path / "s.tsv")
+    assert r.exit_code == 0, r.output
+    assert "2 record(s) shorter than the 11-bp motif" in r.output
+    t = pd.read_csv(tmp_path / "s.tsv", sep="\t")
+    assert list(t["id"]) == ["long", "empty", "tiny"]
+    assert t["motif_score"].notna().tolist() == [True, False, False]
+    short = tmp_path / "short.fa"
+    short.write_text(">a\nACGT\n>b\nGATA\n")
+    r = run("dna-score", short, "--motif", "MA0035.4", "-o", tmp_path / "s2.tsv")
+    assert r.exit_code == 2 and "can be scored" in r.output and not (tmp_path / "s2.tsv").exists()

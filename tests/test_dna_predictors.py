@@ -132,3 +132,44 @@ def test_independent_check_ranks_planted_designs_above_probes():
     assert out["fraction_above_best_probe"] == 0.5 and out["design_min"] == out["design_pred"][1]
     with pytest.raises(GengenError, match="labels"):
         independent_check(strings_to_codes(seqs), y[:3], designs)
+
+
+def test_score_records_mixed_lengths_short_records_and_ambiguous_policies():
+    from gengen.dna.predictors import score_records
+
+    pwm = pwm_from_counts(TOY_COUNTS)  # 5 bp
+    rng = np.random.default_rng(5)
+    seqs = ["".join(rng.choice(list("ACGT"), n)) for n in (20, 20, 9)]
+    dirty = seqs[0][:6] + "N" + seqs[0][7:]  # one N: windows 2..6 (1-based) hold it
+    records = [("a", seqs[0]), ("b", seqs[1]), ("c", seqs[2]), ("short", "ACG"), ("empty", ""),
+               ("dirty", dirty), ("all_n", "ACNNGTNCA")]
+    table, notes = score_records(records, pwm=pwm, ambiguous="uniform")
+    assert list(table["id"]) == [r[0] for r in records]  # record order kept across length groups
+    assert np.isnan(table.loc[3, "motif_score"]) and np.isnan(table.loc[4, "motif_score"])
+    assert any("shorter than the 5-bp motif" in n for n in notes)
+    for i in (0, 1, 2):  # against a brute-force scan of both strands
+        best = max(_brute_best(pwm, records[i][1]))
+        assert table.loc[i, "motif_score"] == pytest.approx(best, abs=1e-4)
+    skip, notes = score_records(records, pwm=pwm, ambiguous="skip")
+    clean = [dirty[p : p + 5] for p in range(16) if "N" not in dirty[p : p + 5]]
+    best_clean = max(max(_brute_best(pwm, w)) for w in clean)
+    assert skip.loc[5, "motif_score"] == pytest.approx(best_clean, abs=1e-4)
+    assert skip.loc[5, "motif_score"] <= table.loc[5, "motif_score"] + 1e-6
+    assert np.isnan(skip.loc[6, "motif_score"]) and skip.loc[6, "hit_strand"] == ""  # no N-free window
+    assert any("free of N" in n for n in notes)
+    assert skip.loc[0, "motif_score"] == table.loc[0, "motif_score"]
+    with pytest.raises(GengenError, match="ambiguous"):
+        score_records(records, pwm=pwm, ambiguous="error")
+
+
+def _brute_best(pwm, seq):
+    """Every window's log-odds on both strands, by hand."""
+    idx = {"A": 0, "C": 1, "G": 2, "T": 3}
+    comp = {"A": "T", "C": "G", "G": "C", "T": "A"}
+    w = pwm.log_odds.shape[1]
+    out = []
+    for p in range(len(seq) - w + 1):
+        win = seq[p : p + w]
+        rc = "".join(comp[b] for b in reversed(win))
+        out += [sum(pwm.log_odds[idx[b], j] for j, b in enumerate(s)) for s in (win, rc)]
+    return out

@@ -441,8 +441,8 @@ def dna_score(
     quiet: QuietOpt = False,
 ) -> None:
     """Score every sequence of a FASTA with a motif (best hit, both strands) and/or a predictor."""
-    from gengen.dna.predictors import PWMPredictor, load_predictor, report_scores
-    from gengen.io.sequences import codes_to_one_hot, gc_content, read_fasta_records
+    from gengen.dna.predictors import load_predictor, score_records
+    from gengen.io.sequences import read_fasta_records
     from gengen.runtime import atomic_path
 
     set_threads(threads)
@@ -454,47 +454,28 @@ def dna_score(
     pwm = _motif(motif, motif_format, pseudocount)
     records = read_fasta_records(input_path(data))
     import numpy as np
-    import pandas as pd
 
-    from gengen.io.sequences import encode_string
-
-    rows = []
     model = load_predictor(predictor, device=device)[0] if predictor else None
-    # Score records one length-group at a time so mixed-length FASTAs work.
-    by_len: dict[int, list[int]] = {}
-    codes_list = []
-    for i, (name, seq) in enumerate(records):
-        c = encode_string(seq, name)
-        if ambiguous == "error" and (c == 4).any():
-            raise GengenError(f"record {name!r} has ambiguous bases; use --ambiguous uniform.")
-        codes_list.append(c)
-        by_len.setdefault(len(c), []).append(i)
-    if pwm is not None and min(by_len) < pwm.length:
-        pwm.check_fits(min(by_len))
-    for L, idx in by_len.items():
-        codes = np.stack([codes_list[i] for i in idx])
-        x = codes_to_one_hot(codes)
-        cols: dict = {"id": [records[i][0] for i in idx], "length": L, "gc": gc_content(codes)}
-        if pwm is not None:
-            rep = report_scores(PWMPredictor(pwm), x)
-            cols["motif_score"] = rep["score"]
-            cols["fraction_of_max"] = rep["score"] / pwm.max_score
-            cols["hit_start"] = rep["hit_start"] + 1
-            cols["hit_strand"] = np.where(rep["hit_strand"] == 0, "+", "-")
-        if model is not None:
-            cols["predictor_score"] = report_scores(model, x)["score"]
-        rows.append(pd.DataFrame(cols).set_index(pd.Index(idx)))
-    table = pd.concat(rows).sort_index()
+    table, notes = score_records(records, pwm=pwm, model=model, ambiguous=ambiguous)
+    if pwm is not None and model is None and table["motif_score"].isna().all():
+        raise GengenError(
+            f"no record of {str(data)!r} can be scored: the motif is {pwm.length} bp and "
+            + ("every record is shorter" if ambiguous != "skip" else "no record has a window of that length free of N")
+            + "."
+        )
+    for note in notes:
+        say(f"note: {note}", quiet)
+    lengths = set(table["length"])
     check = None
     if independent_probes is not None:
         from gengen.dna.predictors import independent_check, read_labels, transform_labels
-        from gengen.io.sequences import read_fasta
+        from gengen.io.sequences import encode_string, read_fasta
 
-        if len(by_len) > 1:
+        if len(lengths) > 1:
             raise GengenError("--independent-probes needs sequences of one length.")
         probes = read_fasta(input_path(independent_probes), ambiguous="uniform")
         y = transform_labels(read_labels(independent_scores, probes.ids), transform)
-        check = independent_check(probes.codes, y, np.stack(codes_list))
+        check = independent_check(probes.codes, y, np.stack([encode_string(q, n) for n, q in records]))
         table["independent_score"] = check["design_pred"]
     if output is None:
         typer.echo(table.to_csv(sep="\t", index=False, float_format="%.5g"), nl=False)
