@@ -256,3 +256,36 @@ def test_dna_score_keeps_going_past_short_records_and_refuses_when_none_fit(tmp_
     short.write_text(">a\nACGT\n>b\nGATA\n")
     r = run("dna-score", short, "--motif", "MA0035.4", "-o", tmp_path / "s2.tsv")
     assert r.exit_code == 2 and "can be scored" in r.output and not (tmp_path / "s2.tsv").exists()
+
+
+def test_gan_trains_on_windows_with_n_kept_uniform_and_predictor_input_errors(tmp_path):
+    from conftest import assert_one_line_error
+
+    seqs = random_seqs(60, 40, seed=2)
+    seqs[3] = seqs[3][:10] + "NNNN" + seqs[3][14:]
+    seqs.append("ACGTAC")  # shorter than --length
+    fa = write_fa(tmp_path / "n.fa", seqs)
+    r = run("dna-train", fa, "-o", tmp_path / "g", "--length", 20, "--ambiguous", "uniform", "--short", "pad",
+            "--iterations", 2, "--channels", 4, "--heldout-fraction", 0, "-q")
+    assert r.exit_code == 0, r.output
+    r = run("dna-train", fa, "-o", tmp_path / "g2", "--length", 20, "--short", "pad", "--iterations", 2)
+    assert_one_line_error(r, "--ambiguous uniform")
+    probes = write_fa(tmp_path / "p.fa", random_seqs(40, 20, seed=1), prefix="p")
+    ok = tmp_path / "ok.csv"
+    pd.DataFrame({"id": [f"p{i}" for i in range(40)], "signal": range(40)}).to_csv(ok, index=False)
+    r = run("dna-train-predictor", probes, "--scores", ok, "-o", tmp_path / "pe", "--epochs", 0)
+    assert_one_line_error(r, "--epochs must be positive")
+    dup = tmp_path / "dup.csv"
+    dup.write_text("id,signal\n" + "".join(f"p{i},{i}\n" for i in range(40)) + "p3,99\n")
+    r = run("dna-train-predictor", probes, "--scores", dup, "-o", tmp_path / "pd")
+    assert_one_line_error(r, "more than once", "p3")
+    headless = tmp_path / "headless.csv"
+    headless.write_text("".join(f"p{i},{i}\n" for i in range(40)))
+    r = run("dna-train-predictor", probes, "--scores", headless, "-o", tmp_path / "ph")
+    assert_one_line_error(r, "header")
+    tsv_named_csv = tmp_path / "tabs.csv"
+    tsv_named_csv.write_text("id\tsignal\n" + "".join(f"p{i}\t{i}\n" for i in range(40)))
+    r = run("dna-train-predictor", probes, "--scores", tsv_named_csv, "-o", tmp_path / "pt", "--epochs", 1, "-q")
+    assert r.exit_code == 0, r.output
+    for out in ("pe", "pd", "ph"):
+        assert not (tmp_path / out).exists()

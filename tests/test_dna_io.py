@@ -74,6 +74,8 @@ def test_short_records_policy(tmp_path):
     assert len(read_fasta(p, length=8, short="skip")) == 1
     padded = read_fasta(p, length=8, short="pad", ambiguous="uniform")
     assert padded.strings()[1] == "ACGNNNNN"
+    with pytest.raises(GengenError, match="--ambiguous uniform"):  # padding with N that skip would drop
+        read_fasta(p, length=8, short="pad")
 
 
 @pytest.mark.parametrize(
@@ -200,3 +202,32 @@ def test_jaspar_sites_fasta_layout(tmp_path):
     p.write_text("".join(f">MA9000.1 TOY {i}\nacgt{s}ttga\n" for i, s in enumerate(SITES_TEXT.split())))
     pwm = read_motif_file(p, fmt="sites")
     assert pwm.length == 5 and pwm.consensus == "GCGAG"
+
+
+def test_jaspar_ids_any_case_and_without_version_say_what_they_resolve_to(capsys):
+    assert load_motif("ma0139.2").name == load_motif("MA0139.2").name
+    latest = load_motif("MA0139")
+    assert "CTCF" in latest.name
+    assert "the latest version" in capsys.readouterr().err
+
+
+def test_frequency_pfm_is_not_flattened_and_multi_motif_files_name_the_choice(tmp_path, capsys):
+    counts = tmp_path / "counts.pfm"
+    counts.write_text(PFM_TEXT)
+    freqs = tmp_path / "freqs.pfm"
+    f = TOY_COUNTS / TOY_COUNTS.sum(axis=0)
+    freqs.write_text("\n".join(" ".join(f"{v:.4f}" for v in row) for row in f) + "\n")
+    as_counts, as_freqs = load_motif(counts), load_motif(freqs)
+    assert "frequencies" in capsys.readouterr().err
+    # 100 assumed sites instead of 1: close to the 40-site count matrix, not flattened by the pseudocount
+    assert abs(as_freqs.max_score - as_counts.max_score) < 0.1 * as_counts.max_score
+    two = tmp_path / "two.meme"
+    second = MEME_TEXT.split("MOTIF", 1)[1].replace("MA9000.1 TOY", "MA9001.1 OTHER").replace("0.750000", "0.950000")
+    second = second.replace("0.125000  0.125000  0.625000", "0.025000  0.025000  0.825000", 1)
+    two.write_text(MEME_TEXT + "\nMOTIF" + second)
+    first = load_motif(two)
+    err = capsys.readouterr().err
+    assert "holds 2 motifs" in err and "--motif-name" in err
+    other = load_motif(two, name="MA9001.1")
+    assert "MA9000.1" in first.name and "MA9001.1" in other.name
+    assert not np.allclose(first.log_odds, other.log_odds)

@@ -33,6 +33,10 @@ MotifOpt = Annotated[
 MotifFormatOpt = Annotated[
     str | None, typer.Option("--motif-format", help="Force the motif file format (default: detect).")
 ]
+MotifNameOpt = Annotated[
+    str | None,
+    typer.Option("--motif-name", help="Which motif of a file that holds several (its id or name; default: the first)."),
+]
 PseudoOpt = Annotated[
     float, typer.Option("--pseudocount", help="Total pseudocount per motif column, spread by the background.")
 ]
@@ -54,17 +58,23 @@ def _require_suffix(path: Path | None, allowed: tuple[str, ...], what: str) -> N
         raise GengenError(f"output {str(path)!r} should end in {' / '.join(allowed)}: this command writes {what}.")
 
 
-def _motif(spec, fmt, pseudocount):
+def _motif(spec, fmt, pseudocount, name=None, quiet=False):
+    """The --motif PWM (or None), announced so the user sees which matrix was used."""
     from gengen.io.motifs import load_motif
 
-    return load_motif(spec, fmt=fmt, pseudocount=pseudocount) if spec else None
+    if not spec:
+        return None
+    pwm = load_motif(spec, fmt=fmt, name=name, pseudocount=pseudocount)
+    say(f"motif {pwm.name}: {pwm.length} bp, consensus {pwm.consensus}, best possible score {pwm.max_score:.3f}",
+        quiet)
+    return pwm
 
 
-def _predictor(motif_spec, motif_format, pseudocount, predictor_path, device):
+def _predictor(motif_spec, motif_format, pseudocount, predictor_path, device, name=None, quiet=False):
     """(predictor module, pwm or None, label) from --motif / --predictor."""
     from gengen.dna.predictors import PWMPredictor, load_predictor
 
-    pwm = _motif(motif_spec, motif_format, pseudocount)
+    pwm = _motif(motif_spec, motif_format, pseudocount, name, quiet)
     if predictor_path:
         model, cfg = load_predictor(predictor_path, device=device)
         return model, pwm, f"predictor {predictor_path}"
@@ -261,6 +271,7 @@ def dna_generate(
 def dna_design(
     motif: MotifOpt = None,
     motif_format: MotifFormatOpt = None,
+    motif_name: MotifNameOpt = None,
     pseudocount: PseudoOpt = 1.0,
     predictor: PredictorOpt = None,
     gan: Annotated[
@@ -309,7 +320,7 @@ def dna_design(
     _require_suffix(output, FASTA_SUFFIXES, "FASTA (with .tsv and .png beside it)")
     if gan and direct:
         raise GengenError("--gan and --direct exclude each other: pick joint (GAN) or direct design.")
-    model, pwm, label = _predictor(motif, motif_format, pseudocount, predictor, device)
+    model, pwm, label = _predictor(motif, motif_format, pseudocount, predictor, device, motif_name, quiet)
     from gengen.dna.design import parse_target
 
     target_value = parse_target(target)
@@ -416,6 +427,7 @@ def dna_score(
     data: Annotated[Path, typer.Argument(help="FASTA to score (designed, generated or natural).")],
     motif: MotifOpt = None,
     motif_format: MotifFormatOpt = None,
+    motif_name: MotifNameOpt = None,
     pseudocount: PseudoOpt = 1.0,
     predictor: PredictorOpt = None,
     output: Annotated[
@@ -451,7 +463,7 @@ def dna_score(
         raise GengenError("give --motif (file or JASPAR id), --predictor and/or --independent-probes.")
     if (independent_probes is None) != (independent_scores is None):
         raise GengenError("--independent-probes and --independent-scores go together.")
-    pwm = _motif(motif, motif_format, pseudocount)
+    pwm = _motif(motif, motif_format, pseudocount, motif_name, quiet)
     records = read_fasta_records(input_path(data))
     import numpy as np
 

@@ -442,6 +442,21 @@ def _load_training(path, recipe_override: GANRecipe | None, device) -> tuple[Tra
     return state, recipe, cfg.get("metrics", {})
 
 
+_CODE_TABLES: dict[str, torch.Tensor] = {}
+
+
+def _code_table(device: torch.device) -> torch.Tensor:
+    """``(5, 4)`` rows for codes 0-3 (one-hot A, C, G, T) and 4 (N/IUPAC: 0.25 each, as
+    ``--ambiguous uniform`` keeps them), so a batch is one gather. Cached per device: creating it
+    inside a CUDA-graph capture would not be allowed."""
+    key = str(device)
+    if key not in _CODE_TABLES:
+        table = torch.eye(5, 4)
+        table[4] = 0.25
+        _CODE_TABLES[key] = table.to(device)
+    return _CODE_TABLES[key]
+
+
 def wgan_gp_iteration(state: TrainState, data: torch.Tensor, recipe: GANRecipe) -> tuple[torch.Tensor, ...]:
     """One generator iteration (``critic_steps`` critic updates, then one generator update).
 
@@ -450,11 +465,12 @@ def wgan_gp_iteration(state: TrainState, data: torch.Tensor, recipe: GANRecipe) 
     """
     g, d, b = state.generator, state.critic, recipe.batch_size
     dev = data.device
+    table = _code_table(dev)
     for p in d.parameters():
         p.requires_grad_(True)
     for _ in range(recipe.critic_steps):
         idx = torch.randint(len(data), (b,), device=dev)
-        real = torch.nn.functional.one_hot(data[idx].long(), 4).transpose(1, 2).float()
+        real = table[data[idx].long()].transpose(1, 2)
         with torch.no_grad():
             fake = g(torch.randn(b, recipe.latent, device=dev))
         out = d(torch.cat([real, fake]))

@@ -359,6 +359,16 @@ def train_predictor(
         raise GengenError(f"{len(codes)} sequences but {len(y)} labels.")
     if len(codes) < 20:
         raise GengenError(f"need at least 20 labelled sequences to train and validate, got {len(codes)}.")
+    for name in ("epochs", "batch_size", "channels", "hidden", "width"):
+        if getattr(r, name) < 1:
+            raise GengenError(f"--{name.replace('_', '-')} must be positive, got {getattr(r, name)}.")
+    if not 0 < r.val_fraction < 1 or not 0 <= r.stop_fraction < 1:
+        raise GengenError(
+            f"--val-fraction must be in (0, 1) and the stopping fraction in [0, 1); got "
+            f"{r.val_fraction} and {r.stop_fraction}."
+        )
+    if r.learning_rate <= 0:
+        raise GengenError(f"--lr must be positive, got {r.learning_rate}.")
     if not np.isfinite(y).all():
         raise GengenError("labels must be finite numbers.")
     seed_everything(r.seed)
@@ -510,24 +520,43 @@ def read_labels(path, ids: list[str]) -> np.ndarray:
     p = Path(path)
     if not p.exists():
         raise GengenError(f"scores file {str(p)!r} does not exist.")
-    sep = "\t" if any(s in (".tsv", ".txt", ".tab") for s in p.suffixes) else ","
     try:
-        df = pd.read_csv(p, sep=sep)
+        # the separator is sniffed (a TSV named .csv reads too)
+        df = pd.read_csv(p, sep=None, engine="python")
     except Exception as exc:
         raise GengenError(f"cannot read scores file {str(p)!r}: {exc}.") from None
     if df.shape[1] < 2:
-        raise GengenError(f"{str(p)!r} needs two columns: sequence id and score (e.g. 'id,signal').")
+        raise GengenError(
+            f"{str(p)!r} needs two columns, sequence id and score, comma- or tab-separated (e.g. 'id,signal')."
+        )
     id_col = df.columns[0]
     num = [c for c in df.columns[1:] if pd.api.types.is_numeric_dtype(df[c])]
     if not num:
         raise GengenError(f"{str(p)!r} has no numeric score column.")
-    s = df.drop_duplicates(id_col).set_index(df.columns[0])[num[0]]
-    s.index = s.index.astype(str)
+    df[id_col] = df[id_col].astype(str)
+    clash = df.groupby(id_col)[num[0]].nunique(dropna=False)
+    if (clash > 1).any():
+        from gengen.errors import preview
+
+        bad = clash.index[clash > 1].tolist()
+        raise GengenError(
+            f"{len(bad)} id(s) appear more than once in {str(p)!r} with different scores: {preview(bad)}; "
+            "keep one row per sequence."
+        )
+    s = df.drop_duplicates(id_col).set_index(id_col)[num[0]]
     missing = [i for i in ids if i not in s.index]
     if missing:
         from gengen.errors import preview
 
-        raise GengenError(f"{len(missing)} sequence id(s) have no score in {str(p)!r}: {preview(missing)}.")
+        hint = ""
+        try:
+            float(str(df.columns[1]))
+            hint = " (its first line looks like data: the file needs a header line such as 'id,signal')"
+        except ValueError:
+            pass
+        raise GengenError(
+            f"{len(missing)} sequence id(s) have no score in {str(p)!r}{hint}: {preview(missing)}."
+        )
     y = s.loc[ids].to_numpy(dtype=np.float64)
     if not np.isfinite(y).all():
         raise GengenError(f"{str(p)!r}: scores must be finite numbers.")

@@ -23,9 +23,11 @@ from pathlib import Path
 
 import numpy as np
 
-from gengen.errors import GengenError
+from gengen.errors import GengenError, preview
+from gengen.runtime import log
 
 FORMATS = ("jaspar", "minimal", "meme", "transfac", "pfm", "sites")
+FREQUENCY_SITES = 100  # sites assumed behind a frequency matrix (columns summing to 1)
 JASPAR_ID = re.compile(r"^[A-Z]{2}\d{4}(\.\d+)?$")
 DEFAULT_PSEUDOCOUNT = 1.0
 
@@ -190,6 +192,10 @@ def read_motif_file(
         fmt = "minimal"  # JASPAR's MEME downloads are the minimal format; Biopython's 'meme' is MEME's full output
     if fmt == "pfm":
         counts = _read_numeric(text, label)
+        if np.allclose(counts.sum(axis=0), 1.0, atol=0.02):
+            # frequencies: as 1 site per column the pseudocount would flatten the motif
+            counts = counts * FREQUENCY_SITES
+            log(f"note: the columns of {label} sum to 1: read as base frequencies of {FREQUENCY_SITES} sites")
         return pwm_from_counts(
             counts, name=path.stem, background=background, pseudocount=pseudocount, source=str(path)
         )
@@ -212,6 +218,10 @@ def read_motif_file(
     if not found:
         raise GengenError(f"{str(path)!r} holds no motif in {fmt!r} format.")
     motif = found[0]
+    if name is None and len(found) > 1:
+        names = [getattr(m, "matrix_id", None) or m.name or "?" for m in found]
+        log(f"note: {label} holds {len(found)} motifs ({preview(names)}); using the first, {names[0]} "
+            "(--motif-name picks another)")
     if name is not None:
         match = [m for m in found if name in (getattr(m, "matrix_id", None), m.name, getattr(m, "id", None))]
         if not match:
@@ -251,10 +261,13 @@ def fetch_jaspar(matrix_id: str, background=None, pseudocount: float = DEFAULT_P
         raise GengenError(
             "JASPAR ids need the 'pyjaspar' package; install it or give a motif file."
         ) from None
+    matrix_id = matrix_id.upper()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         db = jaspardb()
         motif = db.fetch_motif_by_id(matrix_id)
+    if motif is not None and "." not in matrix_id:
+        log(f"note: {matrix_id} is {motif.matrix_id}, the latest version in {getattr(db, 'release', 'JASPAR')}")
     if motif is None:
         raise GengenError(
             f"JASPAR id {matrix_id!r} is not in the bundled database ({getattr(db, 'release', 'JASPAR')}); "
@@ -281,6 +294,6 @@ def load_motif(
     s = str(spec)
     if Path(s).exists():
         return read_motif_file(s, fmt=fmt, name=name, background=background, pseudocount=pseudocount)
-    if JASPAR_ID.match(s):
+    if JASPAR_ID.match(s.upper()):
         return fetch_jaspar(s, background=background, pseudocount=pseudocount)
     raise GengenError(f"motif {s!r} is neither an existing file nor a JASPAR matrix id like MA0139.2.")

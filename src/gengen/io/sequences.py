@@ -175,6 +175,12 @@ def read_fasta(
     _check_policy(windows, WINDOW_MODES, "--windows")
     _check_policy(ambiguous, AMBIGUOUS_POLICIES, "--ambiguous")
     _check_policy(short, SHORT_POLICIES, "--short")
+    if short == "pad" and length is not None and ambiguous != "uniform":
+        raise GengenError(
+            f"--short pad fills short records with N, which --ambiguous {ambiguous} "
+            + ("then drops" if ambiguous == "skip" else "refuses")
+            + ": add --ambiguous uniform to keep padded records, or use --short skip."
+        )
     records = read_fasta_records(path)
     encoded = [(name, encode_string(seq, name)) for name, seq in records if seq]
     if ambiguous == "error":
