@@ -86,10 +86,10 @@ def test_polish_toward_only_moves_scores_closer():
     eye = torch.eye(4)
     before = (_onehot_score(pred, eye[codes].transpose(1, 2)) - 1.5).abs()
     out = polish_toward(pred, codes, 1.5, rounds=10)
-    after = (_onehot_score(pred, eye[out].transpose(1, 2)) - 1.5).abs()
+    after = (_onehot_score(pred, eye[out.long()].transpose(1, 2)) - 1.5).abs()
     assert out.shape == codes.shape and bool((after <= before + 1e-6).all())
     assert float(after.mean()) < 0.5 * float(before.mean())
-    assert int((out != codes).sum(dim=1).max()) <= 10  # at most one substitution per round
+    assert out.dtype == torch.uint8 and int((out.long() != codes).sum(dim=1).max()) <= 10  # at most one substitution per round
 
 
 def test_joint_design_hits_a_value():
@@ -133,3 +133,20 @@ def test_hamming_diversity_outside_hits():
     assert hamming_diversity(a) == pytest.approx((1.0 + 0.5 + 1.0) / 3)
     mask = hit_mask(10, np.array([0, 0, 0]), 5)
     assert hamming_diversity(a, exclude=mask) == pytest.approx((1.0 + 0.0 + 1.0) / 3)
+
+
+def test_incremental_pwm_substitution_scores_match_rescoring_every_candidate():
+    import torch
+
+    from gengen.dna.design import _score_codes, _substitution_scores_pwm
+
+    for pwm, length in ((pwm_from_counts(TOY_COUNTS), 12), (load_motif("MA0139.2"), 40), (load_motif("MA0139.2"), 15)):
+        pred = PWMPredictor(pwm)
+        codes = torch.as_tensor(np.random.default_rng(length).integers(0, 4, (6, length)))
+        fast = _substitution_scores_pwm(pred, codes)  # (N, L, 3)
+        cand = codes[:, None, None, :].expand(-1, length, 3, -1).clone()
+        for p in range(length):
+            for k in range(3):
+                cand[:, p, k, p] = (codes[:, p] + k + 1) % 4
+        slow = _score_codes(pred, cand.reshape(-1, length), 1000).view(6, length, 3)
+        assert torch.allclose(fast, slow, atol=1e-4)

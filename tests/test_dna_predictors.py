@@ -156,10 +156,24 @@ def test_score_records_mixed_lengths_short_records_and_ambiguous_policies():
     assert skip.loc[5, "motif_score"] == pytest.approx(best_clean, abs=1e-4)
     assert skip.loc[5, "motif_score"] <= table.loc[5, "motif_score"] + 1e-6
     assert np.isnan(skip.loc[6, "motif_score"]) and skip.loc[6, "hit_strand"] == ""  # no N-free window
+    assert skip["hit_start"].isna().tolist() == [False, False, False, True, True, False, True]
     assert any("free of N" in n for n in notes)
     assert skip.loc[0, "motif_score"] == table.loc[0, "motif_score"]
     with pytest.raises(GengenError, match="ambiguous"):
         score_records(records, pwm=pwm, ambiguous="error")
+    with pytest.raises(GengenError, match="no sequences"):
+        score_records([], pwm=pwm)
+
+
+def test_read_labels_separator_follows_the_suffix_then_the_header(tmp_path):
+    from gengen.dna.predictors import read_labels
+
+    tsv = tmp_path / "s.tsv"
+    tsv.write_text("id\tsignal, normalised\na\t1.5\nb\t2.5\n")  # a comma inside a TSV header
+    assert read_labels(tsv, ["b", "a"]).tolist() == [2.5, 1.5]
+    csv = tmp_path / "s.csv"
+    csv.write_text('id,signal\n"x,1",3\ny,4\n')  # quoted id with a comma
+    assert read_labels(csv, ["x,1", "y"]).tolist() == [3.0, 4.0]
 
 
 def _brute_best(pwm, seq):

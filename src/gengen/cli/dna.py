@@ -64,7 +64,7 @@ def _motif(spec, fmt, pseudocount, name=None, quiet=False):
 
     if not spec:
         return None
-    pwm = load_motif(spec, fmt=fmt, name=name, pseudocount=pseudocount)
+    pwm = load_motif(spec, fmt=fmt, name=name, pseudocount=pseudocount, quiet=quiet)
     say(f"motif {pwm.name}: {pwm.length} bp, consensus {pwm.consensus}, best possible score {pwm.max_score:.3f}",
         quiet)
     return pwm
@@ -471,9 +471,7 @@ def dna_score(
     table, notes = score_records(records, pwm=pwm, model=model, ambiguous=ambiguous)
     if pwm is not None and model is None and table["motif_score"].isna().all():
         raise GengenError(
-            f"no record of {str(data)!r} can be scored: the motif is {pwm.length} bp and "
-            + ("every record is shorter" if ambiguous != "skip" else "no record has a window of that length free of N")
-            + "."
+            f"no record of {str(data)!r} can be scored with the {pwm.length}-bp motif: " + "; ".join(notes) + "."
         )
     for note in notes:
         say(f"note: {note}", quiet)
@@ -507,7 +505,7 @@ def dna_score(
             return
     col = "motif_score" if pwm is not None else "predictor_score"
     say(
-        f"scored {len(table)} sequences: mean {col} {table[col].mean():.3f}"
+        f"scored {int(table[col].notna().sum())} of {len(table)} sequences: mean {col} {table[col].mean():.3f}"
         + (
             f" ({100 * table['fraction_of_max'].mean():.1f}% of the consensus max {pwm.max_score:.3f})"
             if pwm

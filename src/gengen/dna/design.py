@@ -252,40 +252,97 @@ def _onehot_stats(predictor, x_hard: torch.Tensor) -> tuple[float, float, float]
     return float(s.mean()), float(s.min()), float(s.max())
 
 
-def polish_toward(predictor, codes: torch.Tensor, target: float, rounds: int = 30, max_batch: int = 65536):
+def _substitution_scores_pwm(predictor, codes: torch.Tensor) -> torch.Tensor:
+    """Exact PWM scores of every single-base substitution, ``(N, L, 3)`` (substitution ``k`` at
+    position ``p`` puts base ``(c_p + k + 1) % 4``), in O(N·L·W): a substitution changes only the
+    windows that overlap it, so the rest is a prefix/suffix maximum over the unchanged windows."""
+    weight = predictor.weight.to(codes.device, torch.float32)  # (2, 4, W): forward, reverse strand
+    n, length = codes.shape
+    width = weight.shape[-1]
+    n_pos = length - width + 1
+    one_hot = torch.eye(4, device=codes.device)[codes].transpose(1, 2)
+    windows = predictor.window_scores(one_hot).amax(dim=1)  # (N, P): best strand per window start
+    full = predictor.window_scores(one_hot)  # (N, 2, P)
+    neg = torch.full((n, 1), -torch.inf, device=codes.device)
+    prefix = torch.cat([neg, torch.cummax(windows, dim=1).values], dim=1)  # prefix[:, k] = max over q < k
+    suffix = torch.cat([torch.flip(torch.cummax(torch.flip(windows, [1]), dim=1).values, [1]), neg], dim=1)
+    pos = torch.arange(length, device=codes.device)
+    lo = (pos - width + 1).clamp(min=0)
+    hi = (pos + 1).clamp(max=n_pos)
+    untouched = torch.maximum(prefix[:, lo], suffix[:, hi])  # (N, L): windows not covering p
+    new_base = (codes[:, :, None] + torch.arange(1, 4, device=codes.device)) % 4  # (N, L, 3)
+    best = untouched[:, :, None].expand(-1, -1, 3).clone()
+    for j in range(width):  # window starting at q = p - j holds p at its column j
+        q = pos - j
+        ok = (q >= 0) & (q < n_pos)
+        qc = q.clamp(0, n_pos - 1)
+        for strand in range(2):
+            old = weight[strand][codes, j]  # (N, L)
+            delta = weight[strand][new_base, j] - old[:, :, None]  # (N, L, 3)
+            cand = full[:, strand, qc][:, :, None] + delta
+            best = torch.where(ok[None, :, None], torch.maximum(best, cand), best)
+    return best
+
+
+def _polish_report(closest: _ClosestSeen, polished: torch.Tensor) -> dict:
+    """What the substitutions after the gradient steps did (the history and figure end before them)."""
+    changed = (polished.long() != closest.codes.long()).sum(dim=1).float()
+    return {"error_before_polish": float(closest.error.mean()), "substitutions_mean": float(changed.mean())}
+
+
+def _score_codes(predictor, codes: torch.Tensor, batch: int) -> torch.Tensor:
+    """One-hot scores of ``(M, L)`` codes, ``batch`` sequences at a time (bounded memory)."""
+    eye = torch.eye(4, device=codes.device)
+    out = [_onehot_score(predictor, eye[codes[i : i + batch]].transpose(1, 2)) for i in range(0, len(codes), batch)]
+    return torch.cat(out) if out else torch.zeros(0, device=codes.device)
+
+
+def polish_toward(predictor, codes: torch.Tensor, target: float, rounds: int = 30, positions_per_call: int = 2**18):
     """Greedy single-base substitutions that bring each sequence's one-hot score closer to ``target``.
 
     Gradient steps on a relaxed sequence get near a value but not onto it (the one-hot readout moves
-    in jumps); a few rounds of trying all 3·L substitutions per sequence and keeping the best one close
-    the rest of the gap. Stops when no sequence improves. Returns the new codes ``(N, L)``.
+    in jumps); rounds of trying all 3·L substitutions per sequence and keeping the best one close the
+    rest of the gap. A sequence stops once it is within ``1e-3 · max(1, |target|)`` of the value or
+    when no substitution helps (its neighbourhood will not change again). PWMs score substitutions
+    incrementally; other predictors see at most ``positions_per_call`` bases per call. Returns uint8
+    codes ``(N, L)``.
     """
+    from gengen.dna.predictors import PWMPredictor
+
     codes = codes.clone().long()
     n, length = codes.shape
-    eye = torch.eye(4, device=codes.device)
-    error = (_onehot_score(predictor, eye[codes].transpose(1, 2)) - target).abs()
-    shifts = torch.arange(1, 4, device=codes.device)
-    positions = torch.arange(length, device=codes.device)
+    tol = 1e-3 * max(1.0, abs(float(target)))
+    batch = max(1, positions_per_call // max(length, 1))
+    error = (_score_codes(predictor, codes, batch) - target).abs()
+    active = torch.nonzero(error > tol).squeeze(1)
     per_seq = 3 * length
-    chunk = max(1, max_batch // per_seq)
+    chunk = max(1, batch // per_seq)
+    pwm = isinstance(predictor, PWMPredictor)
     for _ in range(rounds):
-        improved = False
-        for s in range(0, n, chunk):
-            c = codes[s : s + chunk]
-            m = c[:, None, None, :].expand(-1, length, 3, -1).clone()  # (k, L, 3, L)
-            new_base = (c[:, :, None] + shifts[None, None, :]) % 4  # (k, L, 3)
-            m[:, positions, :, positions] = new_base.permute(1, 0, 2)
-            flat = m.reshape(-1, length)
-            err = (_onehot_score(predictor, eye[flat].transpose(1, 2)) - target).abs().view(len(c), per_seq)
-            best_err, best = err.min(dim=1)
-            take = best_err < error[s : s + chunk] - 1e-6
-            if take.any():
-                improved = True
-                rows = torch.nonzero(take).squeeze(1)
-                codes[s + rows] = flat.view(len(c), per_seq, length)[rows, best[rows]]
-                error[s + rows] = best_err[rows]
-        if not improved:
+        if len(active) == 0:
             break
-    return codes
+        still = []
+        for s in range(0, len(active), chunk if not pwm else max(1, 2**20 // per_seq)):
+            rows = active[s : s + (chunk if not pwm else max(1, 2**20 // per_seq))]
+            c = codes[rows]
+            if pwm:
+                with torch.no_grad():
+                    scores = _substitution_scores_pwm(predictor, c).reshape(len(rows), per_seq)
+            else:
+                cand = c[:, None, None, :].expand(-1, length, 3, -1).clone()  # (k, L, 3, L)
+                pos = torch.arange(length, device=c.device)
+                cand[:, pos, :, pos] = ((c[:, :, None] + torch.arange(1, 4, device=c.device)) % 4).permute(1, 0, 2)
+                scores = _score_codes(predictor, cand.reshape(-1, length), batch).view(len(rows), per_seq)
+            best_err, best = (scores - target).abs().min(dim=1)
+            take = best_err < error[rows] - 1e-9
+            if take.any():
+                r, b = rows[take], best[take]
+                p, k = b // 3, b % 3
+                codes[r, p] = (codes[r, p] + k + 1) % 4
+                error[r] = best_err[take]
+                still.append(r[error[r] > tol])
+        active = torch.cat(still) if still else active[:0]
+    return codes.to(torch.uint8)
 
 
 def _history_row(step: int, predictor, x_hard: torch.Tensor, relaxed: torch.Tensor | None = None) -> dict:
@@ -369,11 +426,13 @@ def design_direct(
         with torch.no_grad():
             record(0, predictor(torch.softmax(logits, dim=1)))
     final = argmax_bases(logits.detach())
+    polish: dict = {}
     if closest is not None:
         with torch.no_grad():
             closest.update(final, _loss_score(predictor, hard_one_hot(logits.detach()), target))
             final = polish_toward(predictor, closest.codes, float(target))
-    codes = final.cpu().numpy()
+        polish = _polish_report(closest, final)
+    codes = final.to(torch.uint8).cpu().numpy()
     settings = {
         "steps": steps,
         "learning_rate": learning_rate,
@@ -381,6 +440,7 @@ def design_direct(
         "seed": seed,
         "seconds": time.perf_counter() - t0,
         "device": str(dev),
+        **polish,
     }
     return _finish(
         codes,
@@ -463,10 +523,12 @@ def design_joint(
         if steps == 0:
             history.append(_history_row(0, predictor, hard_one_hot(final)))
         codes_t = argmax_bases(final)
+        polish: dict = {}
         if closest is not None:
             closest.update(codes_t, _loss_score(predictor, hard_one_hot(final), target))
             codes_t = polish_toward(predictor, closest.codes, float(target))
-        codes = codes_t.cpu().numpy()
+            polish = _polish_report(closest, codes_t)
+        codes = codes_t.to(torch.uint8).cpu().numpy()
     settings = {
         "steps": steps,
         "learning_rate": learning_rate,
@@ -476,6 +538,7 @@ def design_joint(
         "seed": seed,
         "seconds": time.perf_counter() - t0,
         "device": str(dev),
+        **polish,
     }
     return _finish(codes, predictor, history, "joint", target, initial, settings, pwm, dev)
 

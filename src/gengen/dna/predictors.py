@@ -170,6 +170,8 @@ def score_records(
 
     if ambiguous not in ("uniform", "skip", "error"):
         raise GengenError(f"--ambiguous must be uniform, skip or error, got {ambiguous!r}.")
+    if not records:
+        raise GengenError("no sequences to score.")
     codes_list = []
     for name, seq in records:
         c = encode_string(seq, name)
@@ -206,7 +208,8 @@ def score_records(
                 strand[ok] = (flat // s.shape[-1]).numpy()[ok]
             cols["motif_score"] = score
             cols["fraction_of_max"] = score / pwm.max_score
-            cols["hit_start"] = np.where(start >= 0, start + 1, 0)
+            cols["hit_start"] = pd.array(np.where(start >= 0, start + 1, 0), dtype="Int64")
+            cols["hit_start"][start < 0] = pd.NA  # no hit: empty in the TSV, not position 0
             cols["hit_strand"] = np.where(start < 0, "", np.where(strand == 0, "+", "-"))
         if model is not None:
             pred = np.full(len(idx), np.nan)
@@ -513,6 +516,22 @@ def independent_check(
     }
 
 
+def _label_separator(path: Path) -> str:
+    """Tab for .tsv/.txt/.tab; for anything else, whichever of comma or tab the header line uses (a
+    TSV saved as .csv still reads)."""
+    import gzip
+
+    if any(s in (".tsv", ".txt", ".tab") for s in path.suffixes):
+        return "\t"
+    try:
+        opener = gzip.open if path.suffix == ".gz" else open
+        with opener(path, "rt", errors="replace") as fh:
+            header = fh.readline()
+    except OSError:
+        return ","
+    return "\t" if header.count("\t") > header.count(",") else ","
+
+
 def read_labels(path, ids: list[str]) -> np.ndarray:
     """Labels for ``ids`` from a CSV/TSV with an id column and a numeric column (``id,signal``)."""
     import pandas as pd
@@ -521,8 +540,7 @@ def read_labels(path, ids: list[str]) -> np.ndarray:
     if not p.exists():
         raise GengenError(f"scores file {str(p)!r} does not exist.")
     try:
-        # the separator is sniffed (a TSV named .csv reads too)
-        df = pd.read_csv(p, sep=None, engine="python")
+        df = pd.read_csv(p, sep=_label_separator(p))
     except Exception as exc:
         raise GengenError(f"cannot read scores file {str(p)!r}: {exc}.") from None
     if df.shape[1] < 2:

@@ -167,8 +167,10 @@ def read_motif_file(
     name: str | None = None,
     background=None,
     pseudocount: float = DEFAULT_PSEUDOCOUNT,
+    quiet: bool = False,
 ) -> PWM:
-    """Read one motif from a file (the first, or the one whose id/name is ``name``)."""
+    """Read one motif from a file (the first, or the one whose id/name is ``name``); notes on stderr
+    (frequencies read, several motifs in the file) unless ``quiet``."""
     from Bio import motifs
 
     path = Path(path)
@@ -195,7 +197,7 @@ def read_motif_file(
         if np.allclose(counts.sum(axis=0), 1.0, atol=0.02):
             # frequencies: as 1 site per column the pseudocount would flatten the motif
             counts = counts * FREQUENCY_SITES
-            log(f"note: the columns of {label} sum to 1: read as base frequencies of {FREQUENCY_SITES} sites")
+            log(f"note: the columns of {label} sum to 1: read as base frequencies of {FREQUENCY_SITES} sites", quiet)
         return pwm_from_counts(
             counts, name=path.stem, background=background, pseudocount=pseudocount, source=str(path)
         )
@@ -221,7 +223,7 @@ def read_motif_file(
     if name is None and len(found) > 1:
         names = [getattr(m, "matrix_id", None) or m.name or "?" for m in found]
         log(f"note: {label} holds {len(found)} motifs ({preview(names)}); using the first, {names[0]} "
-            "(--motif-name picks another)")
+            "(--motif-name picks another)", quiet)
     if name is not None:
         match = [m for m in found if name in (getattr(m, "matrix_id", None), m.name, getattr(m, "id", None))]
         if not match:
@@ -253,7 +255,9 @@ def _sites_counts(text: str, label: str) -> np.ndarray:
     return np.stack([(arr == b).sum(axis=0) for b in range(4)]).astype(np.float64)
 
 
-def fetch_jaspar(matrix_id: str, background=None, pseudocount: float = DEFAULT_PSEUDOCOUNT) -> PWM:
+def fetch_jaspar(
+    matrix_id: str, background=None, pseudocount: float = DEFAULT_PSEUDOCOUNT, quiet: bool = False
+) -> PWM:
     """A JASPAR matrix by id (``MA0139.2``; without version, the latest) from pyjaspar's bundled database."""
     try:
         from pyjaspar import jaspardb
@@ -267,7 +271,7 @@ def fetch_jaspar(matrix_id: str, background=None, pseudocount: float = DEFAULT_P
         db = jaspardb()
         motif = db.fetch_motif_by_id(matrix_id)
     if motif is not None and "." not in matrix_id:
-        log(f"note: {matrix_id} is {motif.matrix_id}, the latest version in {getattr(db, 'release', 'JASPAR')}")
+        log(f"note: {matrix_id} is {motif.matrix_id}, the latest version in {getattr(db, 'release', 'JASPAR')}", quiet)
     if motif is None:
         raise GengenError(
             f"JASPAR id {matrix_id!r} is not in the bundled database ({getattr(db, 'release', 'JASPAR')}); "
@@ -289,11 +293,12 @@ def load_motif(
     name: str | None = None,
     background=None,
     pseudocount: float = DEFAULT_PSEUDOCOUNT,
+    quiet: bool = False,
 ) -> PWM:
     """A motif from a file path or a JASPAR id; a path that exists wins over an id-looking string."""
     s = str(spec)
     if Path(s).exists():
-        return read_motif_file(s, fmt=fmt, name=name, background=background, pseudocount=pseudocount)
+        return read_motif_file(s, fmt=fmt, name=name, background=background, pseudocount=pseudocount, quiet=quiet)
     if JASPAR_ID.match(s.upper()):
-        return fetch_jaspar(s, background=background, pseudocount=pseudocount)
+        return fetch_jaspar(s, background=background, pseudocount=pseudocount, quiet=quiet)
     raise GengenError(f"motif {s!r} is neither an existing file nor a JASPAR matrix id like MA0139.2.")
