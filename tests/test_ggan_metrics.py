@@ -28,10 +28,23 @@ def test_ccc_penalises_shift_pearson_does_not():
 
 def test_constant_genes():
     t = np.ones((4, 1))
-    assert ccc_per_gene(t, t)[0] == 1.0
+    assert np.isnan(ccc_per_gene(t, t)[0])  # undefined for a constant truth, not a free 1.0
     assert np.isnan(pearson_per_gene(t, t)[0])
+    s = summarize(np.c_[t, np.arange(4.0)], np.c_[t, 0.5 * np.arange(4.0)])
+    assert s["ccc"] == pytest.approx(ccc_per_gene(np.arange(4.0), 0.5 * np.arange(4.0))[0])
     s = summarize(np.c_[t, np.arange(4.0)], np.c_[t, np.arange(4.0)])
-    assert s["mae"] == 0 and s["pearson"] == pytest.approx(1.0)
+    assert s["mae"] == 0 and s["pearson"] == pytest.approx(1.0) and s["ccc"] == pytest.approx(1.0)
+
+
+def test_constant_target_gene_is_predicted_exactly():
+    from gengen.ggan.preprocess import ZScorer
+
+    Y = np.c_[np.full(6, 5.0), np.arange(6.0)]
+    z = ZScorer.fit(Y)
+    assert z.constant.tolist() == [True, False]
+    assert np.allclose(z.transform(Y)[:, 0], 0)
+    back = z.inverse_transform(np.array([[0.7, 0.0]], dtype=np.float32))  # the network is never exactly 0
+    assert back[0, 0] == 5.0 and back[0, 1] == pytest.approx(2.5)
 
 
 def test_quantile_and_zscore():

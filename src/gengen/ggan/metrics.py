@@ -25,14 +25,17 @@ def mae_per_gene(y_true, y_pred) -> np.ndarray:
 def ccc_per_gene(y_true, y_pred) -> np.ndarray:
     """Lin's concordance correlation 2·cov / (var_t + var_p + (mean_t − mean_p)²), population moments.
 
-    A gene whose truth and prediction are both constant and equal scores 1; constant but different, 0.
+    NaN (undefined, skipped in averages) where the truth is constant: agreement in variation means
+    nothing there, and scoring it 1 for any method that predicts the constant would inflate every
+    method's average alike.
     """
     t, p = _as2d(y_true), _as2d(y_pred)
     mt, mp = t.mean(axis=0), p.mean(axis=0)
     cov = ((t - mt) * (p - mp)).mean(axis=0)
-    denom = t.var(axis=0) + p.var(axis=0) + (mt - mp) ** 2
+    var_t = t.var(axis=0)
+    denom = var_t + p.var(axis=0) + (mt - mp) ** 2
     with np.errstate(invalid="ignore", divide="ignore"):
-        out = np.where(denom > 0, 2 * cov / np.where(denom > 0, denom, 1), 1.0)
+        out = np.where(var_t > 0, 2 * cov / np.where(denom > 0, denom, 1), np.nan)
     return out
 
 
@@ -61,8 +64,12 @@ def per_gene_metrics(y_true, y_pred, genes=None):
 
 
 def summarize(y_true, y_pred) -> dict[str, float]:
-    """Gene-averaged MAE, CCC and Pearson (NaN Pearson of constant genes ignored)."""
+    """Gene-averaged MAE, CCC and Pearson (the NaN CCC / Pearson of constant genes ignored)."""
     m = per_gene_metrics(y_true, y_pred)
-    r = m["pearson"].to_numpy()
-    pearson = float(r[np.isfinite(r)].mean()) if np.isfinite(r).any() else float("nan")
-    return {"mae": float(m["mae"].mean()), "ccc": float(m["ccc"].mean()), "pearson": pearson}
+
+    def finite_mean(v):
+        v = v[np.isfinite(v)]
+        return float(v.mean()) if len(v) else float("nan")
+
+    return {"mae": float(m["mae"].mean()), "ccc": finite_mean(m["ccc"].to_numpy()),
+            "pearson": finite_mean(m["pearson"].to_numpy())}

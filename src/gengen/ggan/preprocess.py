@@ -143,7 +143,8 @@ class QuantileNormalizer:
 
 @dataclass
 class ZScorer:
-    """Per-gene (x − mean) / std with a floor on std so constant genes map to 0, not infinity."""
+    """Per-gene (x − mean) / std. Genes constant in training store std 0: they z-score to x − mean
+    (0 on the reference) and map back to exactly their constant, whatever the network outputs."""
 
     mean: np.ndarray
     std: np.ndarray
@@ -152,10 +153,16 @@ class ZScorer:
     def fit(cls, X: np.ndarray, floor: float = 1e-6) -> ZScorer:
         X = np.asarray(X, dtype=np.float64)
         std = X.std(axis=0)
-        return cls(X.mean(axis=0).astype(np.float32), np.where(std > floor, std, 1.0).astype(np.float32))
+        return cls(X.mean(axis=0).astype(np.float32), np.where(std > floor, std, 0.0).astype(np.float32))
+
+    @property
+    def constant(self) -> np.ndarray:
+        """Genes without variance in the data the scaler was fitted on."""
+        return self.std <= 0
 
     def transform(self, X: np.ndarray) -> np.ndarray:
-        return ((np.asarray(X, dtype=np.float32) - self.mean) / self.std).astype(np.float32, copy=False)
+        divisor = np.where(self.std > 0, self.std, 1.0).astype(np.float32)
+        return ((np.asarray(X, dtype=np.float32) - self.mean) / divisor).astype(np.float32, copy=False)
 
     def inverse_transform(self, Z: np.ndarray) -> np.ndarray:
         return (np.asarray(Z, dtype=np.float32) * self.std + self.mean).astype(np.float32, copy=False)

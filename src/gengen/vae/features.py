@@ -17,7 +17,8 @@ def top_genes(weights: pd.DataFrame, n_top: int = 20) -> pd.DataFrame:
     """Per latent feature, the ``n_top`` genes with the largest positive and most negative weights.
 
     ``weights`` is (features x genes), e.g. :meth:`VAEModel.decoder_weights`. Returns a long table:
-    feature, direction (positive/negative), rank (1 = most extreme), gene, weight.
+    feature, direction (positive/negative), rank (1 = most extreme), gene, weight. A direction lists
+    only genes of that sign (fewer than ``n_top`` when fewer exist).
     """
     import pandas as pd
 
@@ -28,6 +29,7 @@ def top_genes(weights: pd.DataFrame, n_top: int = 20) -> pd.DataFrame:
     for i, feature in enumerate(weights.index):
         order = np.argsort(W[i], kind="stable")
         for direction, idx in (("positive", order[::-1][:n_top]), ("negative", order[:n_top])):
+            idx = [j for j in idx if (W[i, j] > 0 if direction == "positive" else W[i, j] < 0)]
             for rank, j in enumerate(idx, start=1):
                 rows.append((feature, direction, rank, genes[j], float(W[i, j])))
     return pd.DataFrame(rows, columns=["feature", "direction", "rank", "gene", "weight"])
