@@ -184,3 +184,17 @@ def test_scale_warnings_for_linear_reference_and_far_query(trained, capsys):
     GGANModel.train_arrays(lin[:, :12], lin[:, 12:], model.landmarks, model.targets,
                            GGANRecipe(**{**FAST, "epochs": 1}), device="cpu")
     assert "looks linear-scale" in capsys.readouterr().err
+
+
+def test_landmarks_match_across_ensembl_versions():
+    import anndata as ad
+
+    from gengen.ggan import GGANModel, GGANRecipe
+
+    X, Y, _, _ = make_data(n=80, n_l=6, n_t=5)
+    lm = [f"ENSG0000010{i}.2" for i in range(6)]
+    model = GGANModel.train_arrays(X, Y, lm, [f"T{j}" for j in range(5)],
+                                   GGANRecipe(hidden=8, layers=1, d_hidden=4, epochs=1, batch_size=40), device="cpu",
+                                   quiet=True)
+    query = ad.AnnData(X[:4, ::-1].copy(), var=pd.DataFrame(index=[g.replace(".2", ".7") for g in lm][::-1]))
+    np.testing.assert_allclose(model.align(query, quiet=True), X[:4], rtol=1e-6)

@@ -111,3 +111,42 @@ def test_gene_list_formats(tmp_path):
     assert read_gene_list(tmp_path / "a.txt") == ["TP53", "XIST"]
     (tmp_path / "b.tsv").write_text("pr_id\tsymbol\n200814_at\tPSME1\n218597_s_at\tCISD1\n")
     assert read_gene_list(tmp_path / "b.tsv") == ["200814_at", "218597_s_at"]
+
+
+def test_ensembl_versions_are_matched_and_ambiguous_orientation_is_announced(tmp_path, capsys):
+    from gengen.io.expression import gene_key, match_by_key, mismatch_hint
+
+    assert gene_key("ENSG00000141510.16") == "ENSG00000141510" and gene_key("TP53") == "TP53"
+    assert gene_key("ENSMUSG00000059552.9") == "ENSMUSG00000059552" and gene_key("HLA-A.2") == "HLA-A.2"
+    names = ["ENSG00000000003", "ENSG00000000005", "ENSG00000000005.2"]
+    assert match_by_key(["ENSG00000000003.14", "ENSG00000000005.6"], names) == {"ENSG00000000003.14": 0}
+    assert "case is ignored" in mismatch_hint(["Tp53", "Brca1"], ["TP53", "BRCA1", "EGFR"])
+    assert mismatch_hint(["TP53"], ["EGFR"]) == ""
+    # genes in rows, versions dropped in the new file: oriented and matched through the model's genes
+    df = pd.DataFrame(np.arange(12.0).reshape(4, 3), index=["ENSG1000001", "ENSG1000002", "ENSG1000003", "ENSG1000004"],
+                      columns=["MCF7", "A549", "HELA"])
+    p = tmp_path / "g.tsv"
+    df.to_csv(p, sep="\t")
+    a = read_expression(p, expected_genes=[f"ENSG100000{i}.3" for i in range(1, 5)], quiet=True)
+    assert a.shape == (3, 4)
+    # no model to go by, and names that do not settle it: the assumption is said out loud
+    read_expression(p, quiet=False)
+    assert "--genes-in-rows" in capsys.readouterr().err
+
+
+def test_vae_align_ignores_ensembl_versions():
+    import anndata as ad
+
+    from gengen.vae.core import VAEModel
+    from gengen.vae.model import TybaltVAE
+    from gengen.vae.preprocess import MinMaxScaler
+    from gengen.vae.train import VAERecipe
+
+    genes = [f"ENSG0000000{i}.{i}" for i in range(4)]
+    X = np.random.default_rng(0).random((5, 4)).astype(np.float32)
+    model = VAEModel(TybaltVAE(4, 2), genes, MinMaxScaler.fit(X), VAERecipe(), device="cpu")
+    data = ad.AnnData(X[:, ::-1].copy(), var=pd.DataFrame(index=[g.split(".")[0] for g in genes][::-1]))
+    np.testing.assert_array_equal(model.align(data, quiet=True), X)
+    data.var_names = [g.split(".")[0].lower() for g in genes][::-1]
+    with pytest.raises(GengenError, match="none of the model"):
+        model.align(data, quiet=True)

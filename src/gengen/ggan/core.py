@@ -243,16 +243,21 @@ class GGANModel:
         """Find the landmarks among a data set's columns: by name; failing that by a symbol column of
         ``var`` (an L1000 GCT's ``pr_gene_symbol``); or by averaging the model's array probes.
         The strategy that finds the most landmarks wins."""
+        from gengen.io.expression import gene_key
+
         names = [str(v) for v in var_names]
         candidates: list[tuple[str, dict[str, list[int]]]] = []
         candidates.append(("name", _positions(names)))
+        candidates.append(("name without Ensembl version", _positions([gene_key(n) for n in names])))
         if var is not None:
             for col in SYMBOL_COLUMNS:
                 if col in var.columns:
                     candidates.append((f"var column {col!r}", _positions(var[col].astype(str).tolist())))
         best: LandmarkPlan | None = None
         for how, pos in candidates:
-            keys = self.landmarks if how == "name" else self.landmark_genes
+            keys = {"name": self.landmarks, "name without Ensembl version": [gene_key(g) for g in self.landmarks]}.get(
+                how, self.landmark_genes
+            )
             p = LandmarkPlan([pos.get(k, []) for k in keys], how)
             if best is None or (~p.missing).sum() > (~best.missing).sum():
                 best = p
@@ -268,12 +273,15 @@ class GGANModel:
 
     def check_plan(self, plan: LandmarkPlan, data_names, fill_missing: bool, quiet: bool = False) -> None:
         """Error naming missing landmarks (unless ``fill_missing``: training mean, with a warning)."""
+        from gengen.io.expression import mismatch_hint
+
         missing = [g for g, m in zip(self.landmarks, plan.missing, strict=True) if m]
         if len(missing) == len(self.landmarks):
             raise GengenError(
                 f"none of the model's {len(self.landmarks)} landmark genes are in the data (landmarks start "
                 f"{preview(self.landmarks, 3)}; data genes start {preview(list(data_names), 3)}); "
                 "wrong model, or gene ids of another kind (Entrez, Ensembl: translate them with --gene-map FILE)?"
+                + mismatch_hint(self.landmarks, list(data_names))
             )
         if missing and not fill_missing:
             raise GengenError(

@@ -65,6 +65,38 @@ def detect_format(path: str | os.PathLike, fmt: str | None = None) -> str:
     return ext
 
 
+_ENSEMBL_VERSION = re.compile(r"^(ENS[A-Z]*[GTPE]\d{6,})\.\d+$")
+
+
+def gene_key(name) -> str:
+    """A gene id without its Ensembl version (``ENSG00000141510.16`` -> ``ENSG00000141510``): releases
+    bump versions, so a model and a new data set often differ only there."""
+    name = str(name)
+    m = _ENSEMBL_VERSION.match(name)
+    return m.group(1) if m else name
+
+
+def match_by_key(wanted, names) -> dict[str, int]:
+    """Positions in ``names`` of the ``wanted`` genes matched by :func:`gene_key` (unique keys only)."""
+    counts: dict[str, int] = {}
+    first: dict[str, int] = {}
+    for i, n in enumerate(names):
+        k = gene_key(n)
+        counts[k] = counts.get(k, 0) + 1
+        first.setdefault(k, i)
+    return {g: first[gene_key(g)] for g in wanted if counts.get(gene_key(g)) == 1}
+
+
+def mismatch_hint(wanted, names) -> str:
+    """Why none of ``wanted`` matched ``names``, when the reason is visible: case only."""
+    lower = {str(n).lower() for n in names}
+    hits = sum(str(g).lower() in lower for g in wanted)
+    if hits >= max(1, len(wanted) // 10):
+        return (f" {hits} of them match when case is ignored (e.g. {preview(list(wanted), 2)}): another species' "
+                "naming, or symbols changed in case? Rename the genes to the model's spelling.")
+    return ""
+
+
 def _gene_likeness(names) -> float:
     """Fraction of names that look like gene/probe ids minus the fraction that look like sample ids."""
     names = [str(n) for n in list(names)[:500]]
@@ -82,9 +114,9 @@ def _orient(df: pd.DataFrame, genes_in_rows: bool | None, expected_genes, source
     if genes_in_rows is False:
         return df
     if expected_genes is not None:
-        expected = set(map(str, expected_genes))
-        in_cols = sum(str(c) in expected for c in df.columns)
-        in_rows = sum(str(i) in expected for i in df.index)
+        expected = {gene_key(g) for g in expected_genes}
+        in_cols = sum(gene_key(c) in expected for c in df.columns)
+        in_rows = sum(gene_key(i) in expected for i in df.index)
         if in_rows > in_cols:
             log(f"{source}: gene names found in rows; reading it as genes x samples "
                 "(--genes-in-columns to override).", quiet)
@@ -95,6 +127,9 @@ def _orient(df: pd.DataFrame, genes_in_rows: bool | None, expected_genes, source
         log(f"{source}: row names look like genes and column names like samples; reading it as genes x samples "
             "(--genes-in-columns to override).", quiet)
         return df.T
+    if col_score - row_score <= 0.5:  # the names do not settle it: say what was assumed
+        log(f"note: {source}: the names do not show which axis holds the genes; reading rows as samples "
+            f"({df.shape[0]} samples x {df.shape[1]} genes). If genes are in rows, pass --genes-in-rows.", quiet)
     return df
 
 

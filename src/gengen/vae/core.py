@@ -92,13 +92,22 @@ class VAEModel:
         Missing genes are an error naming them unless ``fill_missing``, which puts the training
         midpoint (scaled 0.5) in their place and says how many.
         """
+        from gengen.io.expression import match_by_key, mismatch_hint
+
         names = adata.var_names.astype(str)
         pos = {g: i for i, g in enumerate(names)}
         missing = [g for g in self.genes if g not in pos]
+        if missing:  # Ensembl ids that differ only in their version suffix
+            by_key = match_by_key(missing, names)
+            if by_key:
+                pos.update(by_key)
+                missing = [g for g in missing if g not in pos]
+                log(f"matched {len(by_key)} gene(s) ignoring Ensembl version suffixes.", quiet)
         if len(missing) == len(self.genes):
             raise GengenError(
                 f"none of the model's {len(self.genes)} genes are in the data (model genes start "
                 f"{preview(self.genes, 3)}; data genes start {preview(names, 3)}); wrong model or wrong gene ids?"
+                + mismatch_hint(self.genes, names)
             )
         if missing and not fill_missing:
             raise GengenError(
