@@ -271,3 +271,31 @@ def test_landmarks_from_query(workdir):
 
     cfg = json.loads((out / "config.json").read_text())
     assert cfg["landmarks"] == [f"LM{i}" for i in range(8)] and len(cfg["targets"]) == 10
+
+
+def test_h5ad_output_keeps_the_query_annotations(workdir):
+    import anndata as ad
+
+    q = pd.read_csv(workdir / "query.csv", index_col=0)
+    qa = ad.AnnData(q.to_numpy(dtype=np.float32), obs=pd.DataFrame(
+        {"cell_id": [f"c{i % 3}" for i in range(len(q))]}, index=q.index), var=pd.DataFrame(index=q.columns))
+    qa.write_h5ad(workdir / "query_annot.h5ad")
+    for query in ("query_annot.h5ad",):
+        res = runner.invoke(app, ["infer-targets", str(workdir / query), "--model", str(workdir / "model"),
+                                  "-o", str(workdir / "annot_pred.h5ad"), "-q"])
+        assert res.exit_code == 0, res.output
+        out = ad.read_h5ad(workdir / "annot_pred.h5ad")
+        assert list(out.obs_names) == list(q.index) and list(out.obs["cell_id"]) == list(qa.obs["cell_id"])
+
+
+def test_train_refuses_a_folder_of_user_files_and_a_bad_activation_before_training(workdir, tmp_path):
+    user = tmp_path / "mine"
+    user.mkdir()
+    (user / "notes.txt").write_text("keep me")
+    for extra, needle in (([], "not a gengen model"), (["--activation", "swish"], "activation")):
+        out = user if not extra else tmp_path / "m2"
+        res = runner.invoke(app, ["ggan-train", str(workdir / "ref.csv"), "--landmarks", str(workdir / "landmarks.txt"),
+                                  "-o", str(out), *extra, *FAST])
+        assert res.exit_code == 2 and needle in res.output, res.output
+        assert len(res.output.strip().splitlines()) == 1  # refused before any training line
+    assert (user / "notes.txt").read_text() == "keep me"

@@ -205,3 +205,20 @@ def test_usage_mistakes_are_one_line_too(args):
     assert r.exit_code == 2
     lines = [ln for ln in r.output.strip().splitlines() if ln.strip()]
     assert len(lines) == 1 and lines[0].startswith("gengen: error:"), r.output
+
+
+def test_bad_output_or_options_are_refused_before_any_training(workdir, tmp_path):
+    r = run("vae-encode", workdir / "expr.h5ad", "-o", tmp_path / "out.gct", *TRAIN)
+    assert_clean_error(r, "GCT")
+    assert not any(tmp_path.iterdir())  # no model saved before the refusal
+    r = run("vae-encode", workdir / "expr.h5ad", "-o", tmp_path / "out.xlsx", *TRAIN)
+    assert_clean_error(r, r"\.h5ad, \.csv, \.tsv or \.parquet")
+    user = tmp_path / "mine"
+    user.mkdir()
+    (user / "notes.txt").write_text("keep me")
+    r = run("vae-train", workdir / "expr.h5ad", "-o", user, *TRAIN)
+    assert_clean_error(r, "not a gengen model")
+    r = run("vae-train", workdir / "expr.h5ad", "-o", tmp_path / "m", "--gene-rank", "foo")
+    assert_clean_error(r, "gene-rank")
+    r = run("vae-compare", workdir / "expr.h5ad", "-o", tmp_path / "c.gct", *TRAIN)
+    assert_clean_error(r, "GCT")

@@ -201,6 +201,12 @@ def ggan_train(
 
     if output.exists() and any(output.resolve() == p.resolve() for p in (data, landmarks, targets) if p):
         raise GengenError(f"refusing to overwrite the input {str(output)!r}; choose another -o.")
+    from gengen.checkpoint import check_overwrite
+    from gengen.ggan.model import ACTIVATIONS
+
+    check_overwrite(Path(output), "ggan")  # before training, not after
+    if activation not in ACTIVATIONS:
+        raise GengenError(f"unknown --activation {activation!r}; use one of {', '.join(ACTIVATIONS)}.")
     adata, lm, tg = _reference(data, landmarks, landmarks_from, targets, probe_map, genes_in_rows, fmt, quiet)
     recipe = _recipe(
         hidden,
@@ -282,14 +288,14 @@ def infer_targets(
     """Predict target-gene expression (reference units) for every profile of QUERY, streamed in chunks."""
     set_threads(threads)
     from gengen.ggan import GGANModel, infer_file
-    from gengen.io.expression import detect_format
+    from gengen.io.expression import output_format
 
     input_path(query)
     name = query.name
     for suffix in (".gz", ".h5ad", ".csv", ".tsv", ".txt", ".parquet", ".gctx", ".gct"):
         name = name.removesuffix(suffix)
     output = output or query.with_name(name + ".targets.csv")
-    detect_format(output)
+    output_format(output)  # fail on a bad output name before any work
     if precision is not None:
         from gengen.runtime import resolve_precision
 

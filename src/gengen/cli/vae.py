@@ -31,10 +31,12 @@ ModelOpt = Annotated[str, typer.Option("--model", "-m", help="Model directory, o
 
 def _recipe(latent, genes, gene_rank, hidden, epochs, batch_size, lr, kappa, beta, val_fraction, tybalt_compat, log_transform, seed):
     from gengen.vae import VAERecipe
-    from gengen.vae.preprocess import LOG_CHOICES
+    from gengen.vae.preprocess import GENE_RANKS, LOG_CHOICES
 
     if log_transform not in LOG_CHOICES:  # before reading any data
         raise GengenError(f"--log must be one of {', '.join(LOG_CHOICES)}, got {log_transform!r}.")
+    if gene_rank not in GENE_RANKS:
+        raise GengenError(f"unknown --gene-rank {gene_rank!r}; use one of {', '.join(GENE_RANKS)}.")
     return VAERecipe(latent_dim=latent, n_genes=genes, gene_rank=gene_rank, hidden=hidden, epochs=epochs,
                      batch_size=batch_size, learning_rate=lr, kappa=kappa, beta_max=beta, val_fraction=val_fraction,
                      tybalt_compat=tybalt_compat, log_transform=log_transform, seed=seed)
@@ -56,10 +58,12 @@ def vae_train(
     genes_in_rows: GenesInRowsOpt = None, fmt: FormatOpt = None, device: DeviceOpt = "auto", threads: ThreadsOpt = None, quiet: QuietOpt = False,
 ) -> None:
     """Train a Tybalt VAE; writes model.safetensors, config.json, history.csv and training.png."""
+    from gengen.checkpoint import check_overwrite
     from gengen.vae import VAEModel
 
     set_threads(threads)
     recipe = _recipe(latent, genes, gene_rank, hidden, epochs, batch_size, lr, kappa, beta, val_fraction, tybalt_compat, log_transform, seed)
+    check_overwrite(Path(output), "vae")  # before training, not after
     adata = _read(data, genes_in_rows, fmt, quiet)
     model = VAEModel.train(adata, recipe, device=device, quiet=quiet)
     model.save(output)
@@ -82,12 +86,12 @@ def vae_encode(
     genes_in_rows: GenesInRowsOpt = None, fmt: FormatOpt = None, device: DeviceOpt = "auto", threads: ThreadsOpt = None, quiet: QuietOpt = False,
 ) -> None:
     """Embed samples with a VAE (z_mean); trains one with the Tybalt recipe when no --model is given."""
-    from gengen.io.expression import detect_format, write_expression
+    from gengen.io.expression import detect_format, output_format, write_expression
     from gengen.vae import VAEModel, encode
 
     set_threads(threads)
     output = output or data.with_name(_stem(data) + ".vae.h5ad")
-    detect_format(output)  # fail on a bad output name before any work
+    output_format(output)  # fail on a bad output name before any work
     if output.exists() and output.resolve() == Path(data).resolve():
         raise GengenError(f"refusing to overwrite the input file {str(data)!r}; choose another output with -o.")
     recipe = _recipe(latent, genes, gene_rank, hidden, epochs, batch_size, lr, kappa, beta, val_fraction, tybalt_compat, log_transform, seed)
@@ -228,6 +232,11 @@ def vae_compare(
 
     set_threads(threads)
     recipe = _recipe(latent, genes, gene_rank, hidden, epochs, batch_size, lr, kappa, beta, val_fraction, tybalt_compat, log_transform, seed)
+    if output is not None:
+        from gengen.io.expression import output_format
+
+        if output_format(output) == "h5ad":
+            raise GengenError("vae-compare writes a table: name the output .tsv, .csv or .parquet.")
     adata = _with_labels(_read(data, genes_in_rows, fmt, quiet), labels_file, quiet)
     labels = labels_from(adata, by) if by else None
     table, _ = compare(adata, labels, recipe, repeats=repeats, device=device, quiet=quiet)

@@ -190,7 +190,8 @@ class _Writer:
             )
         self.first = False
 
-    def close(self, model: GGANModel) -> None:
+    def close(self, model: GGANModel, obs: pd.DataFrame | None = None) -> None:
+        """``obs``: the query's sample annotations, kept in an h5ad output (rows matched by name)."""
         import pandas as pd
 
         if self.pq is not None:
@@ -198,7 +199,10 @@ class _Writer:
         if self.kind == "h5ad":
             names = [n for part in self.parts for n in part[0]]
             Y = np.concatenate([p[1] for p in self.parts]) if self.parts else np.zeros((0, len(self.targets)))
-            to_anndata(pd.DataFrame(Y, index=names, columns=self.targets), model).write_h5ad(self.tmp)
+            keep = None
+            if obs is not None and obs.shape[1] and obs.index.is_unique and set(names) <= set(obs.index.astype(str)):
+                keep = obs.set_axis(obs.index.astype(str)).loc[names]
+            to_anndata(pd.DataFrame(Y, index=names, columns=self.targets), model, obs=keep).write_h5ad(self.tmp)
         elif self.first:  # no rows at all
             raise GengenError("the query holds no samples.")
 
@@ -302,6 +306,13 @@ def infer_file(
         if match.plan.missing.all() and kind not in FIXED_ORIENTATION:
             stream = False  # maybe genes x samples: let read_expression detect the orientation
     n = n_chunks = 0
+    query_obs = None
+    if stream and kind == "h5ad" and out_kind == "h5ad":
+        import anndata as ad
+
+        backed = ad.read_h5ad(path, backed="r")
+        query_obs = backed.obs.copy()
+        backed.file.close()
     with atomic_path(output, protect=(path,)) as tmp:
         writer = _Writer(tmp, out_kind, model.targets)
         if stream:
@@ -347,7 +358,8 @@ def infer_file(
                 )
                 n_chunks += 1
             n = adata.n_obs
-        writer.close(model)
+            query_obs = adata.obs
+        writer.close(model, query_obs)
     via = f", {match.via_map} through the gene map" if mapping is not None else ""
     log(
         f"predicted {len(model.targets)} targets for {n} profiles ({n_chunks} chunk(s), landmarks "

@@ -97,6 +97,21 @@ def mismatch_hint(wanted, names) -> str:
     return ""
 
 
+def output_format(path: str | os.PathLike) -> str:
+    """The format an output path will be written in; names gengen cannot write are a clear error
+    (checked before any work, so a long run does not end on a bad ``-o``)."""
+    suffixes = [s.lower().lstrip(".") for s in Path(path).suffixes]
+    ext = suffixes[-1] if suffixes else ""
+    if ext in ("gct", "gctx"):
+        raise GengenError(f"writing {ext.upper()} is not supported; name the output .h5ad, .csv, .tsv or .parquet.")
+    if ext not in ("h5ad", "csv", "tsv", "txt", "parquet", "pq"):
+        raise GengenError(
+            f"cannot write {str(path)!r}: unknown output extension {('.' + ext) if ext else '(none)'}; "
+            "name it .h5ad, .csv, .tsv or .parquet."
+        )
+    return detect_format(path)
+
+
 def _gene_likeness(names) -> float:
     """Fraction of names that look like gene/probe ids minus the fraction that look like sample ids."""
     names = [str(n) for n in list(names)[:500]]
