@@ -236,3 +236,17 @@ def test_counts_are_detected_and_log_transformed(toy_expression, tmp_path):
     assert not log_model.scaler.log2p1
     with pytest.raises(GengenError, match="log-transform them"):
         log_model.encode(adata)
+
+
+def test_numeric_label_with_many_values_is_refused():
+    import anndata as ad
+    import pandas as pd
+
+    from gengen.vae.features import labels_from
+
+    a = ad.AnnData(np.zeros((60, 2), np.float32), obs=pd.DataFrame(
+        {"age": np.arange(60) + 20.5, "stage": np.arange(60) % 4, "type": ["x", "y"] * 30},
+        index=[f"s{i}" for i in range(60)]))
+    with pytest.raises(GengenError, match="numeric with 60 distinct"):
+        labels_from(a, "age")
+    assert len(set(labels_from(a, "stage"))) == 4 and len(set(labels_from(a, "type"))) == 2

@@ -327,10 +327,16 @@ class GGANModel:
         value has |z| ~ 0.7): counts against a log reference, or another platform's units."""
         from gengen.io.expression import strided_sample
 
-        if getattr(self, "_scale_warned", False) or xz.size == 0:
+        if xz.size == 0:
             return
         typical = float(np.median(np.abs(strided_sample(xz))))
-        if typical > 5:
+        if typical > 50:  # no query on the reference's scale lands here: predictions would be noise
+            raise GengenError(
+                f"the query's landmarks sit {typical:.0f} reference standard deviations from the reference's "
+                "(median |z|; ~0.7 is typical): linear counts against a log-scale model? Transform them like "
+                "the reference (e.g. log2(x + 1)), or train with --quantile across platforms."
+            )
+        if typical > 5 and not getattr(self, "_scale_warned", False):
             self._scale_warned = True
             log(f"warning: the query's landmarks sit far from the reference's (median |z| {typical:.1f} against "
                 "~0.7 in training): another scale or platform? Predictions will be poor; give log-scale values "

@@ -101,6 +101,15 @@ def plot_separating_features(embedding: np.ndarray, labels, table: pd.DataFrame,
 
 def labels_from(adata, by: str):
     """The ``obs`` column ``by``, with a clear error listing the columns when absent."""
+    import pandas as pd
+
     if by not in adata.obs.columns:
         raise GengenError(f"no column {by!r} in the data's obs; available: {preview(adata.obs.columns) or 'none'}.")
-    return adata.obs[by].to_numpy()
+    col = adata.obs[by]
+    n_classes = col.nunique(dropna=True)
+    if pd.api.types.is_numeric_dtype(col) and n_classes > max(20, len(col) // 5):
+        raise GengenError(
+            f"{by!r} is numeric with {n_classes} distinct values; --by compares categorical labels (e.g. cancer "
+            "type). Bin it into groups first if that is what you mean."
+        )
+    return col.to_numpy()
