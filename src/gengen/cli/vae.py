@@ -169,7 +169,9 @@ def vae_sample(
     if m.recipe.tybalt_compat:
         say("warning: a --tybalt-compat model was trained without the KL term; prior samples may be unrealistic.", quiet)
     z = np.random.default_rng(seed).standard_normal((n, m.latent_dim)).astype(np.float32)
-    _write_profiles(decode_to_anndata(m, z), output)
+    sampled = decode_to_anndata(m, z)
+    sampled.uns["gengen"].update(seed=int(seed), model_seed=int(m.recipe.seed), drawn_from="prior N(0, I)")
+    _write_profiles(sampled, output)
     say(f"sampled {n} profiles (seed {seed})", quiet)
     typer.echo(str(output))
 
