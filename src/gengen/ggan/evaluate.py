@@ -53,7 +53,10 @@ class Evaluation:
         w = max(16, *(len(str(x)) + 1 for x in s["label"]))
         lines = [f"{'method':<{w}}{'targets':>8}  {'MAE':>15}  {'CCC':>15}  {'Pearson r':>15}  {'seconds':>8}"]
         for _, r in s.iterrows():
-            cells = "  ".join(f"{r[m + '_mean']:.4f} ± {r[m + '_sd']:.4f}" for m in METRICS)
+            cells = "  ".join(
+                f"{r[m + '_mean']:.4f} ± {r[m + '_sd']:.4f}" if r[m + "_mean"] == r[m + "_mean"] else f"{'—':^15}"
+                for m in METRICS
+            )
             lines.append(f"{r['label']:<{w}}{int(r['n_targets']):>8}  {cells}  {r['seconds']:>8.1f}")
         return "\n".join(lines)
 
