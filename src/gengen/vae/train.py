@@ -186,15 +186,7 @@ def _capture_vae_steps(module, opt, xt, sizes, beta, sums) -> dict:
     return graphs
 
 
-def _fit_vae(
-    module,
-    x_train: np.ndarray,
-    x_val: np.ndarray | None,
-    recipe: VAERecipe,
-    device,
-    quiet: bool = False,
-    cuda_graphs: bool = False,
-):
+def _fit_vae(module, x_train, x_val, recipe: VAERecipe, device, quiet: bool, cuda_graphs: bool):
     """Train ``module`` in place; returns a per-epoch history DataFrame.
 
     History columns: epoch, beta, train_recon, train_kl, train_loss, val_recon, val_kl, val_loss
