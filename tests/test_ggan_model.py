@@ -200,3 +200,8 @@ def test_landmarks_match_across_ensembl_versions():
                                    quiet=True)
     query = ad.AnnData(X[:4, ::-1].copy(), var=pd.DataFrame(index=[g.replace(".2", ".7") for g in lm][::-1]))
     np.testing.assert_allclose(model.align(query, quiet=True), X[:4], rtol=1e-6)
+    # an exact name wins over a sibling version; a stripped id shared by two columns is not guessed
+    both = np.c_[X[:4], X[:4, :1] + 100, X[:4, 1:2] - 100]
+    names = lm + [lm[0].replace(".2", ".9"), lm[1].replace(".2", ".9")]
+    q2 = ad.AnnData(both, var=pd.DataFrame(index=names))
+    np.testing.assert_allclose(model.align(q2, quiet=True), X[:4], rtol=1e-6)

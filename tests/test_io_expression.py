@@ -150,3 +150,14 @@ def test_vae_align_ignores_ensembl_versions():
     data.var_names = [g.split(".")[0].lower() for g in genes][::-1]
     with pytest.raises(GengenError, match="none of the model"):
         model.align(data, quiet=True)
+
+
+def test_output_names_that_can_be_written(tmp_path):
+    from gengen.io.expression import output_format
+
+    for name, kind in (("a.csv.gz", "csv"), ("a.tsv.gz", "tsv"), ("A.H5AD", "h5ad"), ("run.v2.csv", "csv"),
+                       ("a.pq", "parquet"), ("a.txt", "txt")):
+        assert output_format(tmp_path / name) == kind
+    for bad in ("a.gct", "a.gctx", "a.xlsx", "a"):
+        with pytest.raises(GengenError, match=r"\.h5ad, \.csv, \.tsv or \.parquet"):
+            output_format(tmp_path / bad)

@@ -249,4 +249,9 @@ def test_numeric_label_with_many_values_is_refused():
         index=[f"s{i}" for i in range(60)]))
     with pytest.raises(GengenError, match="numeric with 60 distinct"):
         labels_from(a, "age")
+    a.obs["years"] = np.arange(60) + 20  # integers, but one per sample
+    with pytest.raises(GengenError, match="60 distinct values among 60"):
+        labels_from(a, "years")
     assert len(set(labels_from(a, "stage"))) == 4 and len(set(labels_from(a, "type"))) == 2
+    a.obs["cluster"] = np.arange(60) % 30  # integer codes are categories, however many
+    assert len(set(labels_from(a, "cluster"))) == 30

@@ -170,7 +170,7 @@ def vae_sample(
         say("warning: a --tybalt-compat model was trained without the KL term; prior samples may be unrealistic.", quiet)
     z = np.random.default_rng(seed).standard_normal((n, m.latent_dim)).astype(np.float32)
     sampled = decode_to_anndata(m, z)
-    sampled.uns["gengen"].update(seed=int(seed), model_seed=int(m.recipe.seed), drawn_from="prior N(0, I)")
+    sampled.uns["gengen"].update(sampling_seed=int(seed), drawn_from="prior N(0, I)")  # "seed": the model's
     _write_profiles(sampled, output)
     say(f"sampled {n} profiles (seed {seed})", quiet)
     typer.echo(str(output))

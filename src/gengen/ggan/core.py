@@ -248,16 +248,22 @@ class GGANModel:
         names = [str(v) for v in var_names]
         candidates: list[tuple[str, dict[str, list[int]]]] = []
         candidates.append(("name", _positions(names)))
-        candidates.append(("name without Ensembl version", _positions([gene_key(n) for n in names])))
+        # exact names first; a landmark missing by name takes a column whose Ensembl id differs only in
+        # its version, when exactly one does
+        exact = _positions(names)
+        stripped = _positions([gene_key(n) for n in names])
+        versionless = {
+            g: exact.get(g) or (stripped[gene_key(g)] if len(stripped.get(gene_key(g), [])) == 1 else [])
+            for g in self.landmarks
+        }
+        candidates.append(("name without Ensembl version", versionless))
         if var is not None:
             for col in SYMBOL_COLUMNS:
                 if col in var.columns:
                     candidates.append((f"var column {col!r}", _positions(var[col].astype(str).tolist())))
         best: LandmarkPlan | None = None
         for how, pos in candidates:
-            keys = {"name": self.landmarks, "name without Ensembl version": [gene_key(g) for g in self.landmarks]}.get(
-                how, self.landmark_genes
-            )
+            keys = self.landmarks if how.startswith("name") else self.landmark_genes
             p = LandmarkPlan([pos.get(k, []) for k in keys], how)
             if best is None or (~p.missing).sum() > (~best.missing).sum():
                 best = p
@@ -330,7 +336,7 @@ class GGANModel:
         if xz.size == 0:
             return
         typical = float(np.median(np.abs(strided_sample(xz))))
-        if typical > 50:  # no query on the reference's scale lands here: predictions would be noise
+        if typical > 50 and xz.size >= 500:  # no query on the reference's scale lands here: noise out
             raise GengenError(
                 f"the query's landmarks sit {typical:.0f} reference standard deviations from the reference's "
                 "(median |z|; ~0.7 is typical): linear counts against a log-scale model? Transform them like "

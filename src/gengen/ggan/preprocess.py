@@ -143,17 +143,18 @@ class QuantileNormalizer:
 
 @dataclass
 class ZScorer:
-    """Per-gene (x − mean) / std. Genes constant in training store std 0: they z-score to x − mean
-    (0 on the reference) and map back to exactly their constant, whatever the network outputs."""
+    """Per-gene (x − mean) / std. Constant genes store std ``constant_std``: 1 for inputs (they
+    z-score to x − mean, as older gengen versions expect), 0 for targets (they map back to exactly
+    their constant, whatever the network outputs)."""
 
     mean: np.ndarray
     std: np.ndarray
 
     @classmethod
-    def fit(cls, X: np.ndarray, floor: float = 1e-6) -> ZScorer:
+    def fit(cls, X: np.ndarray, floor: float = 1e-6, constant_std: float = 1.0) -> ZScorer:
         X = np.asarray(X, dtype=np.float64)
         std = X.std(axis=0)
-        return cls(X.mean(axis=0).astype(np.float32), np.where(std > floor, std, 0.0).astype(np.float32))
+        return cls(X.mean(axis=0).astype(np.float32), np.where(std > floor, std, constant_std).astype(np.float32))
 
     @property
     def constant(self) -> np.ndarray:
@@ -186,7 +187,10 @@ class Preprocessor:
         xq = QuantileNormalizer.fit(X) if quantile else None
         yq = QuantileNormalizer.fit(Y) if quantile else None
         return cls(
-            ZScorer.fit(xq.transform(X) if xq else X), ZScorer.fit(yq.transform(Y) if yq else Y), xq, yq
+            ZScorer.fit(xq.transform(X) if xq else X),
+            ZScorer.fit(yq.transform(Y) if yq else Y, constant_std=0.0),
+            xq,
+            yq,
         )
 
     @property

@@ -90,9 +90,10 @@ def match_by_key(wanted, names) -> dict[str, int]:
 def mismatch_hint(wanted, names) -> str:
     """Why none of ``wanted`` matched ``names``, when the reason is visible: case only."""
     lower = {str(n).lower() for n in names}
-    hits = sum(str(g).lower() in lower for g in wanted)
+    matched = [str(g) for g in wanted if str(g).lower() in lower]
+    hits = len(matched)
     if hits >= max(1, len(wanted) // 10):
-        return (f" {hits} of them match when case is ignored (e.g. {preview(list(wanted), 2)}): another species' "
+        return (f" {hits} of them match when case is ignored (e.g. {preview(matched, 2)}): another species' "
                 "naming, or symbols changed in case? Rename the genes to the model's spelling.")
     return ""
 
@@ -101,6 +102,8 @@ def output_format(path: str | os.PathLike) -> str:
     """The format an output path will be written in; names gengen cannot write are a clear error
     (checked before any work, so a long run does not end on a bad ``-o``)."""
     suffixes = [s.lower().lstrip(".") for s in Path(path).suffixes]
+    if suffixes and suffixes[-1] in ("gz", "bz2", "xz", "zip"):  # compressed tables are fine
+        suffixes = suffixes[:-1]
     ext = suffixes[-1] if suffixes else ""
     if ext in ("gct", "gctx"):
         raise GengenError(f"writing {ext.upper()} is not supported; name the output .h5ad, .csv, .tsv or .parquet.")

@@ -107,9 +107,11 @@ def labels_from(adata, by: str):
         raise GengenError(f"no column {by!r} in the data's obs; available: {preview(adata.obs.columns) or 'none'}.")
     col = adata.obs[by]
     n_classes = col.nunique(dropna=True)
-    if pd.api.types.is_numeric_dtype(col) and n_classes > max(20, len(col) // 5):
+    continuous = pd.api.types.is_float_dtype(col) and not np.all(np.mod(col.dropna().to_numpy(), 1) == 0)
+    if (continuous and n_classes > max(20, len(col) // 5)) or n_classes > max(20, len(col) // 2):
+        kind = "numeric" if pd.api.types.is_numeric_dtype(col) else "a label"
         raise GengenError(
-            f"{by!r} is numeric with {n_classes} distinct values; --by compares categorical labels (e.g. cancer "
-            "type). Bin it into groups first if that is what you mean."
+            f"{by!r} is {kind} with {n_classes} distinct values among {len(col)} samples; --by compares "
+            "categorical labels (e.g. cancer type). Bin it into groups first if that is what you mean."
         )
     return col.to_numpy()
