@@ -261,8 +261,8 @@ def _substitution_scores_pwm(predictor, codes: torch.Tensor) -> torch.Tensor:
     width = weight.shape[-1]
     n_pos = length - width + 1
     one_hot = torch.eye(4, device=codes.device)[codes].transpose(1, 2)
-    windows = predictor.window_scores(one_hot).amax(dim=1)  # (N, P): best strand per window start
     full = predictor.window_scores(one_hot)  # (N, 2, P)
+    windows = full.amax(dim=1)  # (N, P): best strand per window start
     neg = torch.full((n, 1), -torch.inf, device=codes.device)
     prefix = torch.cat([neg, torch.cummax(windows, dim=1).values], dim=1)  # prefix[:, k] = max over q < k
     suffix = torch.cat([torch.flip(torch.cummax(torch.flip(windows, [1]), dim=1).values, [1]), neg], dim=1)
