@@ -22,6 +22,9 @@ def test_cuda_graphs_wanted_only_on_cuda_and_env_switch(monkeypatch):
     for off in ("0", "no", "off", "False"):
         monkeypatch.setenv("GENGEN_CUDA_GRAPHS", off)
         assert runtime.cuda_graphs_wanted(torch.device("cuda")) is False
+    # an explicit request wins over the environment, but never puts graphs on the CPU
+    assert runtime.cuda_graphs_wanted(torch.device("cuda"), True) is True
+    assert runtime.cuda_graphs_wanted(torch.device("cpu"), True) is False
 
 
 def test_resolve_precision_and_autocast():

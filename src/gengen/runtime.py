@@ -286,15 +286,17 @@ def on_device(device):
     return torch.cuda.device(device) if device.type == "cuda" else contextlib.nullcontext()
 
 
-def cuda_graphs_wanted(device) -> bool:
+def cuda_graphs_wanted(device, requested: bool | None = None) -> bool:
     """Whether a training loop on ``device`` should capture its steps as CUDA graphs.
 
-    On by default on CUDA (small steps are bound by kernel-launch overhead there, and replaying a
-    captured graph removes it); ``GENGEN_CUDA_GRAPHS=0`` turns it off, e.g. to rule it out while
-    debugging. Never on the CPU.
+    ``requested`` is the caller's explicit choice; ``None`` means the default: on for CUDA (small
+    steps are bound by kernel-launch overhead there, and replaying a captured graph removes it)
+    unless ``GENGEN_CUDA_GRAPHS=0``, e.g. to rule it out while debugging. Never on the CPU.
     """
     if getattr(device, "type", str(device)) != "cuda":
         return False
+    if requested is not None:
+        return bool(requested)
     return os.environ.get("GENGEN_CUDA_GRAPHS", "1").strip().lower() not in ("0", "no", "false", "off")
 
 

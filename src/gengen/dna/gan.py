@@ -502,8 +502,7 @@ def make_iteration(
     at this size. Every call is one real iteration (the capture's warm-up call is the third). The
     returned loss tensors of a replay belong to the graph: read or copy them before the next call.
     """
-    if cuda_graphs is None or data.device.type != "cuda":  # graphs exist on CUDA only
-        cuda_graphs = cuda_graphs_wanted(data.device) if cuda_graphs is None else False
+    cuda_graphs = cuda_graphs_wanted(data.device, cuda_graphs)
 
     def eager() -> tuple[torch.Tensor, ...]:
         return wgan_gp_iteration(state, data, recipe)

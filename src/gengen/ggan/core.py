@@ -243,19 +243,15 @@ class GGANModel:
         """Find the landmarks among a data set's columns: by name; failing that by a symbol column of
         ``var`` (an L1000 GCT's ``pr_gene_symbol``); or by averaging the model's array probes.
         The strategy that finds the most landmarks wins."""
-        from gengen.io.expression import gene_key
+        from gengen.io.expression import match_by_key
 
         names = [str(v) for v in var_names]
-        candidates: list[tuple[str, dict[str, list[int]]]] = []
-        candidates.append(("name", _positions(names)))
-        # exact names first; a landmark missing by name takes a column whose Ensembl id differs only in
-        # its version, when exactly one does
         exact = _positions(names)
-        stripped = _positions([gene_key(n) for n in names])
-        versionless = {
-            g: exact.get(g) or (stripped[gene_key(g)] if len(stripped.get(gene_key(g), [])) == 1 else [])
-            for g in self.landmarks
-        }
+        candidates: list[tuple[str, dict[str, list[int]]]] = [("name", exact)]
+        # exact names first; a landmark missing by name takes the one column whose Ensembl id differs
+        # only in its version (as VAEModel.align does)
+        by_key = match_by_key([g for g in self.landmarks if g not in exact], names)
+        versionless = {g: exact.get(g) or ([by_key[g]] if g in by_key else []) for g in self.landmarks}
         candidates.append(("name without Ensembl version", versionless))
         if var is not None:
             for col in SYMBOL_COLUMNS:

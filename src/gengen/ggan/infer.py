@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from gengen.errors import GengenError, preview
-from gengen.io.expression import TABLE_FORMATS, detect_format, read_expression, read_gene_map
+from gengen.io.expression import TABLE_FORMATS, detect_format, output_format, read_expression, read_gene_map
 from gengen.runtime import atomic_path, log
 
 if TYPE_CHECKING:
@@ -281,9 +281,7 @@ def infer_file(
     if not path.exists():
         raise GengenError(f"input file {str(path)!r} does not exist.")
     kind = detect_format(path, fmt)
-    out_kind = detect_format(output)
-    if out_kind in ("gct", "gctx"):
-        raise GengenError(f"writing {out_kind.upper()} is not supported; use .h5ad, .csv, .tsv or .parquet.")
+    out_kind = output_format(output)
     if chunk_size < 1:
         raise GengenError(f"chunk size must be positive, got {chunk_size}.")
     mapping = read_gene_map(gene_map) if gene_map is not None else None

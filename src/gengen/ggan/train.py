@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from gengen.errors import GengenError
-from gengen.runtime import Progress, autocast, on_device, resolve_precision, small_model_threads
+from gengen.runtime import PRECISIONS, Progress, autocast, on_device, resolve_precision, small_model_threads
 
 
 @dataclass
@@ -84,8 +84,8 @@ def resolve_recipe(recipe: GGANRecipe, n_train: int) -> GGANRecipe:
     if min(r.adv_weight, r.l1_weight, r.consistency_weight, r.weight_decay, r.input_noise) < 0:
         raise GengenError("loss weights, weight decay and input noise must not be negative.")
     r.precision = str(r.precision).lower()
-    if r.precision not in ("auto", "fp32", "bf16"):
-        raise GengenError(f"precision must be auto, fp32 or bf16, got {r.precision!r}.")
+    if r.precision not in PRECISIONS:
+        raise GengenError(f"precision must be one of {', '.join(PRECISIONS)}, got {r.precision!r}.")
     if r.ridge_init and not r.linear_skip:
         r.linear_skip = True
         r.notes.append("linear skip path on (needed by ridge_init)")

@@ -101,18 +101,15 @@ def mismatch_hint(wanted, names) -> str:
 def output_format(path: str | os.PathLike) -> str:
     """The format an output path will be written in; names gengen cannot write are a clear error
     (checked before any work, so a long run does not end on a bad ``-o``)."""
-    suffixes = [s.lower().lstrip(".") for s in Path(path).suffixes]
-    if suffixes and suffixes[-1] in ("gz", "bz2", "xz", "zip"):  # compressed tables are fine
-        suffixes = suffixes[:-1]
-    ext = suffixes[-1] if suffixes else ""
-    if ext in ("gct", "gctx"):
-        raise GengenError(f"writing {ext.upper()} is not supported; name the output .h5ad, .csv, .tsv or .parquet.")
-    if ext not in ("h5ad", "csv", "tsv", "txt", "parquet", "pq"):
+    try:
+        kind = detect_format(path)
+    except GengenError:
         raise GengenError(
-            f"cannot write {str(path)!r}: unknown output extension {('.' + ext) if ext else '(none)'}; "
-            "name it .h5ad, .csv, .tsv or .parquet."
-        )
-    return detect_format(path)
+            f"cannot write {str(path)!r}: unknown output extension; name it .h5ad, .csv, .tsv or .parquet."
+        ) from None
+    if kind in ("gct", "gctx"):
+        raise GengenError(f"writing {kind.upper()} is not supported; name the output .h5ad, .csv, .tsv or .parquet.")
+    return kind
 
 
 def _gene_likeness(names) -> float:
@@ -535,9 +532,7 @@ def write_expression(adata: ad.AnnData, path: str | os.PathLike, protect=(), obs
     """Write AnnData as h5ad, or a table (``X``, or ``obsm[obsm_key]`` when given) as CSV/TSV/Parquet."""
     import pandas as pd
 
-    kind = detect_format(path)
-    if kind in ("gct", "gctx"):
-        raise GengenError(f"writing {kind.upper()} is not supported; use .h5ad, .csv, .tsv or .parquet.")
+    kind = output_format(path)
     if kind == "h5ad":
         with atomic_path(path, protect=protect) as tmp:
             adata.write_h5ad(tmp)

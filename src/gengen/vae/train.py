@@ -135,8 +135,7 @@ def fit_vae(
     import torch
 
     n_params = sum(p.numel() for p in module.parameters())
-    if cuda_graphs is None or torch.device(device).type != "cuda":  # graphs exist on CUDA only
-        cuda_graphs = cuda_graphs_wanted(torch.device(device)) if cuda_graphs is None else False
+    cuda_graphs = cuda_graphs_wanted(torch.device(device), cuda_graphs)
     with small_model_threads(n_params, device, limit=VAE_SMALL_PARAMS), on_device(device):
         history = _fit_vae(module, x_train, x_val, recipe, device, quiet, cuda_graphs)
         history.attrs["device"] = describe_device(device)  # inside: the thread count actually used
@@ -232,18 +231,19 @@ def _fit_vae(module, x_train, x_val, recipe: VAERecipe, device, quiet: bool, cud
                     index.copy_(idx)
                     graph.replay()
                 sum_recon, sum_kl = sums[0], sums[1]
-            for idx in torch.tensor_split(perm, n_batches) if graphs is None else ():
-                if idx.numel() < 2:  # BatchNorm needs two samples; only when n_batches > n
-                    continue
-                xb = xt[idx]
-                logits, z_mean, z_log_var = module(xb)
-                recon, kl = vae_loss_terms(logits, xb, z_mean, z_log_var)
-                loss = recon + beta * kl if beta else recon
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-                sum_recon += recon.detach() * idx.numel()
-                sum_kl += kl.detach() * idx.numel()
+            else:
+                for idx in torch.tensor_split(perm, n_batches):
+                    if idx.numel() < 2:  # BatchNorm needs two samples; only when n_batches > n
+                        continue
+                    xb = xt[idx]
+                    logits, z_mean, z_log_var = module(xb)
+                    recon, kl = vae_loss_terms(logits, xb, z_mean, z_log_var)
+                    loss = recon + beta * kl if beta else recon
+                    opt.zero_grad(set_to_none=True)
+                    loss.backward()
+                    opt.step()
+                    sum_recon += recon.detach() * idx.numel()
+                    sum_kl += kl.detach() * idx.numel()
             row = {"epoch": epoch + 1, "beta": beta, "train_recon": (sum_recon / n).item(), "train_kl": (sum_kl / n).item()}
             row["train_loss"] = row["train_recon"] + beta * row["train_kl"]
             if xv is not None:
