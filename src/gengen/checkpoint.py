@@ -8,20 +8,26 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from gengen.errors import GengenError
-from gengen.runtime import atomic_dir, package_versions
+from gengen.errors import GengenError, preview
+from gengen.runtime import atomic_dir, log, package_versions
 
 if TYPE_CHECKING:
+    import pandas as pd
     import torch
 
 FORMAT_VERSION = 1
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
+HISTORY_NAME = "history.csv"
+# SHA-256 of model.safetensors, written at save and checked at load: flipped bytes inside the weights
+# would otherwise load silently and give wild numbers. Checkpoints from before it load unchecked.
+HASH_KEY = "weights_sha256"
 
 
 def model_home() -> Path:
@@ -66,8 +72,10 @@ def save_checkpoint(
     full = {**meta, **config}
     check_overwrite(Path(directory), pipeline)
     with atomic_dir(directory) as tmp:
+        check_overwrite(Path(directory), pipeline)  # again, now under the write lock
         cpu = {k: v.detach().to("cpu").contiguous() for k, v in tensors.items()}
         save_file(cpu, str(tmp / WEIGHTS_NAME), metadata={"pipeline": pipeline, "format_version": str(FORMAT_VERSION)})
+        full[HASH_KEY] = _sha256((tmp / WEIGHTS_NAME).read_bytes())
         (tmp / CONFIG_NAME).write_text(json.dumps(full, indent=1, default=_json_default) + "\n")
         if extra_files is not None:
             extra_files(tmp)
@@ -96,16 +104,21 @@ def check_overwrite(directory: Path, pipeline: str) -> None:
 
 
 def load_checkpoint(path_or_name: str | os.PathLike, pipeline: str) -> tuple[dict[str, torch.Tensor], dict, Path]:
-    """Read and validate a checkpoint of ``pipeline``; returns (tensors, config, directory)."""
+    """Read and validate a checkpoint of ``pipeline``; returns (tensors, config, directory).
+
+    config.json and the weights are read from one version of the folder even while another process
+    saves over it, and the weights are checked against the SHA-256 recorded at save.
+    """
     from safetensors import SafetensorError
-    from safetensors.torch import load_file
+    from safetensors.torch import load as load_bytes
 
     directory = resolve_model(path_or_name)
     cfg_path = directory / CONFIG_NAME
-    if not cfg_path.is_file():
+    raw_config, raw_weights = _read_model_files(directory)
+    if raw_config is None:
         raise GengenError(f"{str(directory)!r} has no {CONFIG_NAME}; is it a gengen model directory?")
     try:
-        config = json.loads(cfg_path.read_text())
+        config = json.loads(raw_config)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise GengenError(f"{str(cfg_path)!r} is not valid JSON ({exc}); the checkpoint is corrupted, retrain it.") from None
     if not isinstance(config, dict) or "format_version" not in config:
@@ -121,13 +134,119 @@ def load_checkpoint(path_or_name: str | os.PathLike, pipeline: str) -> tuple[dic
             f"{str(directory)!r} is a {found!r} model, but this command needs a {pipeline!r} model."
         )
     weights = directory / WEIGHTS_NAME
-    if not weights.is_file():
+    if raw_weights is None:
         raise GengenError(f"{str(directory)!r} has no {WEIGHTS_NAME}; the checkpoint is incomplete.")
+    expected = config.get(HASH_KEY)
+    if expected is not None and _sha256(raw_weights) != expected:
+        raise GengenError(
+            f"model file is corrupted: {str(weights)!r} does not match the SHA-256 recorded in its "
+            f"{CONFIG_NAME} when it was saved; restore it from a copy or retrain the model."
+        )
     try:
-        tensors = load_file(str(weights))
+        tensors = load_bytes(raw_weights)
     except (SafetensorError, OSError, ValueError) as exc:
         raise GengenError(f"cannot read {str(weights)!r}: {exc}; the checkpoint is corrupted.") from None
     return tensors, config, directory
+
+
+def _read_model_files(directory: Path, attempts: int = 20) -> tuple[bytes | None, bytes | None]:
+    """(config.json, model.safetensors) bytes from one version of ``directory``; None for a missing file.
+
+    Both are opened through one handle on the folder, so a save that swaps a new folder in between
+    cannot pair one model's config with another's weights; if the folder was swapped out and its
+    files removed while reading, read the new one.
+    """
+    if os.open not in os.supports_dir_fd:  # no *at() calls here: read by path
+        return tuple(_read_or_none(lambda n: open(directory / n, "rb"), n) for n in (CONFIG_NAME, WEIGHTS_NAME))
+    for attempt in range(attempts):
+        try:
+            dfd = os.open(directory, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+        except FileNotFoundError:  # between the two renames of a save without atomic exchange
+            time.sleep(0.01 * (attempt + 1))
+            continue
+        except OSError as exc:
+            raise GengenError(f"cannot read the model folder {str(directory)!r}: {exc.strerror}.") from None
+        try:
+            files = tuple(
+                _read_or_none(lambda n: open(os.open(n, os.O_RDONLY, dir_fd=dfd), "rb"), n)  # noqa: B023
+                for n in (CONFIG_NAME, WEIGHTS_NAME)
+            )
+            if None not in files or _same_folder(dfd, directory):
+                return files
+        finally:
+            os.close(dfd)
+    raise GengenError(f"the model folder {str(directory)!r} kept changing while being read; try again.")
+
+
+def _read_or_none(opener, name: str) -> bytes | None:
+    try:
+        with opener(name) as fh:
+            return fh.read()
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise GengenError(f"cannot read {name!r} of the model: {exc.strerror}.") from None
+
+
+def _same_folder(dfd: int, directory: Path) -> bool:
+    try:
+        return os.path.samestat(os.fstat(dfd), os.stat(directory))
+    except OSError:
+        return False
+
+
+def _sha256(data: bytes) -> str:
+    import hashlib
+
+    return hashlib.sha256(data).hexdigest()
+
+
+def read_history(directory: str | os.PathLike, columns: tuple[str, ...] = ()) -> pd.DataFrame | None:
+    """The model folder's history.csv, or None when it is absent, empty, unreadable or lacks
+    ``columns`` (then with a note on stderr): it only documents training, so a damaged one must not
+    stop the model from being used for inference; its training curves are lost."""
+    import pandas as pd
+
+    path = Path(directory) / HISTORY_NAME
+    try:
+        history = pd.read_csv(path)
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as exc:  # pandas' EmptyDataError and ParserError are ValueErrors
+        reason = str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__
+    else:
+        missing = [c for c in columns if c not in history.columns]
+        if not missing:
+            return history
+        reason = f"no {', '.join(missing)} column"
+    log(f"note: ignoring the damaged {str(path)!r} ({reason}); the model still works, but its training "
+        "history is lost (a resumed run starts a new one).")
+    return None
+
+
+def config_section(factory: Callable, fields: Any, directory: Path, what: str) -> Any:
+    """``factory(**fields)`` from a section of config.json, with a one-line error for a setting it
+    does not know (a checkpoint from another gengen version, or a hand-edited one) or a bad value."""
+    import inspect
+
+    cfg = str(Path(directory) / CONFIG_NAME)
+    if not isinstance(fields, dict):
+        raise GengenError(f"{cfg!r}: the {what} is not a JSON object; the checkpoint is corrupted.")
+    params = inspect.signature(factory).parameters
+    if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        unknown = [k for k in fields if k not in params]
+        if unknown:
+            raise GengenError(
+                f"{cfg!r}: unknown {what} setting(s) {preview(unknown)}; the checkpoint is from another "
+                "gengen version or corrupted (use the gengen that wrote it, or retrain)."
+            )
+    try:
+        return factory(**fields)
+    except (TypeError, ValueError, KeyError) as exc:
+        raise GengenError(
+            f"{cfg!r}: bad {what} ({str(exc).splitlines()[0][:160]}); the checkpoint is corrupted or from "
+            "another gengen version."
+        ) from None
 
 
 def require_keys(config: dict, keys: list[str], directory: Path) -> None:

@@ -1,4 +1,5 @@
-"""Shared run-time plumbing: device choice, seeding, progress bars, atomic writes, logging.
+"""Shared run-time plumbing: device choice, seeding, progress bars, safe outputs (plans, atomic writes,
+locks, temporaries), logging.
 
 Everything here is used by all three pipelines; keep pipeline logic out.
 """
@@ -6,16 +7,23 @@ Everything here is used by all three pipelines; keep pipeline logic out.
 from __future__ import annotations
 
 import contextlib
+import errno
+import functools
 import os
 import random
+import re
 import sys
-import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from gengen.errors import GengenError
+
+try:
+    import fcntl
+except ImportError:  # not on Windows: writes go unlocked there
+    fcntl = None
 
 if TYPE_CHECKING:
     import torch
@@ -201,31 +209,630 @@ def _fmt(value: Any) -> str:
     return f"{value:.4g}" if isinstance(value, float) else str(value)
 
 
+# ------------------------------------------------------------------------------------------------
+# Outputs: the plan a command checks before any work, atomic writes, temporary names and locks.
+#
+# Every file or folder gengen writes is built under a hidden temporary name beside its target,
+# ``.NAME.gengen-tmp-<pid>-<host>-<random>[.suffix]``, and renamed into place only when complete. A
+# run killed with SIGKILL leaves such a temp behind; the next write into the same folder removes the
+# ones whose owner is gone (written on this host: its pid is not running; on another host sharing
+# the filesystem: untouched for FOREIGN_TEMP_MAX_AGE seconds). While a command may write an output
+# it holds an advisory lock (``fcntl.flock``) on ``.NAME.gengen-lock`` beside it, with its pid and
+# host inside; a second writer gets a one-line error naming them. Model folders are swapped into
+# place with one atomic exchange (Linux ``renameat2(RENAME_EXCHANGE)``, macOS ``renamex_np``), so a
+# reader sees the old or the new model, never none; where the filesystem cannot exchange, the old
+# folder is renamed away first (a moment without a model).
+
+TEMP_TAG = "gengen-tmp"
+LOCK_SUFFIX = ".gengen-lock"
+FOREIGN_TEMP_MAX_AGE = 24 * 3600.0
+_TEMP_RE = re.compile(rf"^\.(?P<name>.+)\.{TEMP_TAG}-(?P<pid>\d+)-(?P<host>[0-9a-f]{{6}})-[0-9a-f]{{8}}(\.[^.]*)?$")
+_WRITE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EFBIG}
+_OWN_TEMPS: set[str] = set()
+_HELD_LOCKS: dict[str, list] = {}  # lock file -> [fd or None, depth]
+_ACTIVE_PLANS: list[OutputPlan] = []
+_SCOPES: list[contextlib.ExitStack] = []
+
+
+@functools.lru_cache(maxsize=1)
+def _host_tag() -> str:
+    import hashlib
+    import socket
+
+    return hashlib.sha1(socket.gethostname().encode()).hexdigest()[:6]
+
+
+def temp_path(target: str | os.PathLike, suffix: str = "") -> Path:
+    """A fresh hidden name beside ``target`` that records its owner (pid, host), so a later run can
+    tell a killed run's leftover from another process's live work."""
+    import secrets
+
+    target = Path(target)
+    tag = f"{TEMP_TAG}-{os.getpid()}-{_host_tag()}-{secrets.token_hex(4)}"
+    return target.parent / f".{target.name[:150]}.{tag}{suffix}"
+
+
+def _new_temp(target: Path, directory: bool) -> Path:
+    while True:
+        tmp = temp_path(target, "" if directory else (target.suffix or ".tmp"))
+        try:
+            if directory:
+                os.mkdir(tmp, 0o777)  # the umask applies, as for any new folder
+            else:
+                os.close(os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))
+        except FileExistsError:
+            continue
+        except OSError as exc:
+            raise output_error(exc, target) from None
+        _OWN_TEMPS.add(os.path.abspath(tmp))
+        return tmp
+
+
+def _remove(path: Path) -> None:
+    import shutil
+
+    _OWN_TEMPS.discard(os.path.abspath(path))
+    if os.path.isdir(path) and not os.path.islink(path):
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        with contextlib.suppress(OSError):
+            os.unlink(path)
+
+
+def _pid_alive(pid: int) -> bool:
+    if pid <= 0:
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # EPERM: alive, owned by someone else
+        return True
+    try:  # a zombie (killed, not yet reaped) is gone for our purposes
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+    except (OSError, IndexError):
+        return True
+
+
+def clean_stale_temps(directory: str | os.PathLike) -> list[Path]:
+    """Remove the temporaries and unheld lock files that killed gengen runs left in ``directory``.
+
+    A temp is stale when its owner is gone: written on this host by a pid that is no longer running,
+    or written on another host (a shared filesystem) and untouched for ``FOREIGN_TEMP_MAX_AGE``
+    seconds. Returns what was removed. Called before every write, so leftovers go on the next run.
+    """
+    try:
+        entries = list(os.scandir(directory))
+    except OSError:
+        return []
+    removed = []
+    me, host, now = os.getpid(), _host_tag(), time.time()
+    for entry in entries:
+        if not entry.name.startswith("."):
+            continue
+        path = Path(entry.path)
+        if entry.name.endswith(LOCK_SUFFIX):
+            if _remove_unheld_lock(path):
+                removed.append(path)
+            continue
+        match = _TEMP_RE.match(entry.name)
+        if match is None or os.path.abspath(path) in _OWN_TEMPS:
+            continue
+        pid = int(match["pid"])
+        if match["host"] == host:
+            stale = pid == me or not _pid_alive(pid)  # our own live temps are in _OWN_TEMPS
+        else:
+            try:
+                stale = now - entry.stat(follow_symlinks=False).st_mtime > FOREIGN_TEMP_MAX_AGE
+            except OSError:
+                continue
+        if stale:
+            _remove(path)
+            removed.append(path)
+    return removed
+
+
+def _lock_file(target: Path) -> str:
+    return os.path.join(os.path.realpath(target.parent), f".{target.name[:200]}{LOCK_SUFFIX}")
+
+
+def _remove_unheld_lock(path: Path) -> bool:
+    key = os.path.abspath(path)
+    if key in _HELD_LOCKS or fcntl is None:
+        return False
+    try:
+        fd = os.open(key, os.O_RDWR)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        if os.path.samestat(os.fstat(fd), os.stat(key)):
+            os.unlink(key)
+            return True
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+    return False
+
+
+def _acquire_lock(target: Path) -> str:
+    """Lock ``target`` for writing (re-entrant within a process); returns the key to release."""
+    key = _lock_file(target)
+    held = _HELD_LOCKS.get(key)
+    if held is not None:
+        held[1] += 1
+        return key
+    while True:
+        try:
+            fd = os.open(key, os.O_RDWR | os.O_CREAT, 0o666)
+        except OSError as exc:
+            raise output_error(exc, target) from None
+        if fcntl is None:  # no advisory locks on this platform
+            os.close(fd)
+            os.unlink(key)
+            _HELD_LOCKS[key] = [None, 1]
+            return key
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 200, 0).decode(errors="replace").split()
+            os.close(fd)
+            who = f"pid {holder[0]}" + (f" on {holder[1]}" if len(holder) > 1 else "") if holder else "pid unknown"
+            raise GengenError(
+                f"{str(target)!r} is being written by another gengen run ({who}); wait for it to finish, "
+                f"or choose another output. (lock file: {key})"
+            ) from None
+        except OSError:  # a filesystem without locks (some network mounts): go on unlocked
+            os.close(fd)
+            with contextlib.suppress(OSError):
+                os.unlink(key)
+            _HELD_LOCKS[key] = [None, 1]
+            return key
+        try:
+            same = os.path.samestat(os.fstat(fd), os.stat(key))
+        except FileNotFoundError:
+            same = False
+        if not same:  # the previous holder removed the file as we opened it: lock the new one
+            os.close(fd)
+            continue
+        import socket
+
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()} {socket.gethostname()}\n".encode())
+        _HELD_LOCKS[key] = [fd, 1]
+        return key
+
+
+def _release_lock(key: str) -> None:
+    held = _HELD_LOCKS.get(key)
+    if held is None:
+        return
+    held[1] -= 1
+    if held[1] > 0:
+        return
+    del _HELD_LOCKS[key]
+    fd = held[0]
+    if fd is None:
+        return
+    try:  # unlink while still holding the lock: a waiter that opened this file re-checks and retries
+        if os.path.samestat(os.fstat(fd), os.stat(key)):
+            os.unlink(key)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+@contextlib.contextmanager
+def output_lock(path: str | os.PathLike) -> Iterator[None]:
+    """Hold the advisory write lock of ``path`` for the block (a second writer gets a GengenError)."""
+    key = _acquire_lock(Path(path))
+    try:
+        yield
+    finally:
+        _release_lock(key)
+
+
+def output_error(exc: OSError, target: str | os.PathLike, note: str = "") -> GengenError:
+    """An OSError met while writing ``target`` as one line that names it and says what to do."""
+    reason = exc.strerror or (str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+    hint = {
+        errno.ENOSPC: "free some space or write elsewhere",
+        errno.EDQUOT: "free some space or write elsewhere",
+        errno.EROFS: "choose a writable place for the output",
+        errno.EACCES: "choose a writable place for the output",
+        errno.EPERM: "choose a writable place for the output",
+        errno.ENOTDIR: "a part of the path is a file, not a folder",
+        errno.EISDIR: "give a file name, not a folder",
+        errno.ENAMETOOLONG: "choose a shorter name",
+    }.get(exc.errno, "")
+    extra = "; ".join(x for x in (hint, note) if x)
+    return GengenError(f"cannot write {str(target)!r}: {reason}" + (f" ({extra})." if extra else "."))
+
+
+def _about_output(exc: OSError, target: Path, tmp: Path) -> bool:
+    """Whether an OSError raised while writing ``tmp`` concerns the output (not an input read meanwhile)."""
+    ours = [os.path.abspath(p) for p in (target, tmp)]
+    named = [os.path.abspath(os.fsdecode(f)) for f in (exc.filename, exc.filename2) if f is not None]
+    if named:
+        return any(n == o or n.startswith(o + os.sep) for n in named for o in ours)
+    if exc.errno in _WRITE_ERRNOS:
+        return True
+    return tmp.name in str(exc)  # h5py and others put the name in the message only
+
+
+def _check_writable(target: Path, kind: str) -> None:
+    """Fail before any work when ``target`` cannot be written: a folder where a file goes (or the
+    reverse), a path under a regular file, a read-only or inaccessible folder."""
+    if kind == "file" and target.is_dir():
+        raise GengenError(f"output {str(target)!r} is a folder; give a file name.")
+    if kind != "file" and (target.exists() or target.is_symlink()) and not target.is_dir():
+        raise GengenError(f"{str(target)!r} exists and is not a folder; choose another -o.")
+    anc = target.parent
+    while not anc.exists() and anc != anc.parent:
+        if anc.is_symlink():
+            raise GengenError(f"cannot write {str(target)!r}: {str(anc)!r} is a broken link.")
+        anc = anc.parent
+    if not anc.is_dir():
+        raise GengenError(f"cannot write {str(target)!r}: {str(anc)!r} is a file, not a folder.")
+    if not os.access(anc, os.W_OK | os.X_OK):
+        raise GengenError(
+            f"cannot write {str(target)!r}: the folder {str(anc)!r} is not writable (read-only or no "
+            "permission); choose another place."
+        )
+
+
+def _input_paths(inputs) -> list[Path]:
+    """Existing paths among ``inputs`` (model names resolved to their folders); None and the rest skipped."""
+    found = []
+    for item in inputs:
+        if item is None or str(item) == "":
+            continue
+        p = Path(item)
+        if not (p.exists() or p.is_symlink()):
+            from gengen.checkpoint import resolve_model
+
+            try:
+                p = resolve_model(str(item))
+            except (GengenError, OSError):
+                continue
+        found.append(p)
+    return found
+
+
+def _inside(path: str, folder: str) -> bool:
+    return path != folder and path.startswith(folder.rstrip(os.sep) + os.sep)
+
+
+def _check_not_input(target: Path, kind: str, inputs: list[Path]) -> None:
+    """Refuse an output that is an input, through symlinks and hard links, or that would replace one."""
+    real = os.path.realpath(target)
+    exists = os.path.lexists(target)
+    for inp in inputs:
+        other = os.path.realpath(inp)
+        same = real == other
+        if not same and exists and os.path.exists(inp):
+            with contextlib.suppress(OSError):
+                same = os.path.samefile(target, inp)
+        if same:
+            raise GengenError(
+                f"refusing to overwrite the input {str(inp)!r}: the output {str(target)!r} is the same "
+                "file; choose another output name (-o)."
+            )
+        if kind == "dir" and _inside(other, real):
+            raise GengenError(
+                f"the input {str(inp)!r} is inside the output folder {str(target)!r}, which this command "
+                "replaces; choose another -o."
+            )
+        if exists and os.path.isdir(other) and _inside(real, other):
+            raise GengenError(
+                f"the output {str(target)!r} would replace a file inside the input folder {str(inp)!r}; "
+                "choose another -o."
+            )
+
+
+def _active_inputs() -> list[Path]:
+    return [i for plan in _ACTIVE_PLANS for i in plan.inputs]
+
+
+class OutputPlan:
+    """Every output one command writes, checked against its inputs and the filesystem before any
+    work; made by :func:`plan_outputs`.
+
+    Entered (``with plan:``, or by the CLI for the whole command) it makes missing folders, takes the
+    write lock of every output, removes stale temporaries, and *stages* the declared files: each
+    :func:`atomic_path` write to one of them lands under its temporary name and all of them are moved
+    into place together when the block ends without error (:meth:`commit`), else none. Model folders
+    (``models``) are checkpoints: each save lands at once, atomically, under the lock.
+    """
+
+    def __init__(self, files, models: dict, folders, inputs):
+        self.files = [Path(f) for f in files if f is not None]
+        self.models = {Path(k): v for k, v in models.items() if k is not None}
+        self.folders = [Path(f) for f in folders if f is not None]
+        self.inputs = _input_paths(inputs)
+        self._file_keys = {os.path.realpath(f) for f in self.files}
+        self._staged: dict[str, tuple[Path, Path]] = {}
+        self._locks: list[str] = []
+        self._created: list[Path] = []
+        self._depth = 0
+        self.check()
+
+    def targets(self) -> list[tuple[Path, str]]:
+        """(path, kind) of every output: kind 'file', 'dir' (a model folder) or 'folder' (filled)."""
+        return ([(f, "file") for f in self.files] + [(m, "dir") for m in self.models]
+                + [(f, "folder") for f in self.folders])
+
+    def check(self) -> None:
+        """The checks that need no writing: raise GengenError on the first problem."""
+        seen: dict[str, Path] = {}
+        for target, kind in self.targets():
+            key = os.path.realpath(target)
+            if key in seen:
+                raise GengenError(
+                    f"two outputs of this command are the same path ({str(seen[key])!r} and {str(target)!r}); "
+                    "choose other names."
+                )
+            seen[key] = target
+            _check_not_input(target, kind, self.inputs)
+            _check_writable(target, kind)
+        if self.models:
+            from gengen.checkpoint import check_overwrite
+
+            for target, pipeline in self.models.items():
+                check_overwrite(target, pipeline)
+
+    def declares(self, target: str | os.PathLike) -> bool:
+        """Whether ``target`` is one of the staged files of this plan."""
+        return os.path.realpath(target) in self._file_keys
+
+    def __enter__(self) -> OutputPlan:
+        self._depth += 1
+        if self._depth > 1:
+            return self
+        try:
+            for target, kind in self.targets():
+                self._makedirs(target if kind == "folder" else target.parent)
+                self._locks.append(_acquire_lock(target))
+                clean_stale_temps(target.parent)
+        except BaseException:
+            self._close(failed=True)
+            raise
+        _ACTIVE_PLANS.append(self)
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        self._depth -= 1
+        if self._depth > 0:
+            return
+        failed = exc_type is not None
+        try:
+            if not failed:
+                self.commit()
+        except BaseException:
+            failed = True
+            raise
+        finally:
+            self._close(failed)
+
+    def _makedirs(self, folder: Path) -> None:
+        missing = []
+        while not folder.exists() and folder != folder.parent:
+            missing.append(folder)
+            folder = folder.parent
+        for d in reversed(missing):
+            try:
+                os.mkdir(d)
+            except FileExistsError:
+                continue
+            except OSError as exc:
+                raise output_error(exc, d) from None
+            self._created.append(d)
+
+    def _stage(self, tmp: Path, target: Path) -> None:
+        old = self._staged.pop(os.path.realpath(target), None)
+        if old is not None:
+            _remove(old[0])
+        self._staged[os.path.realpath(target)] = (tmp, target)
+
+    def commit(self) -> None:
+        """Move every staged file into place; if one cannot be, put back what the others replaced."""
+        staged, self._staged = list(self._staged.values()), {}
+        done: list[tuple[Path, Path | None]] = []
+        try:
+            for tmp, target in staged:
+                done.append((target, _replace_keeping_backup(tmp, target)))
+        except OSError as exc:
+            for placed, backup in reversed(done):
+                with contextlib.suppress(OSError):
+                    if backup is None:
+                        os.unlink(placed)
+                    else:
+                        os.replace(backup, placed)
+            for tmp, _ in staged:
+                _remove(tmp)
+            failed = staged[len(done)][1]
+            raise output_error(exc, failed, "none of this command's outputs was written") from None
+        for tmp, _ in staged:
+            _OWN_TEMPS.discard(os.path.abspath(tmp))
+        for _, backup in done:
+            if backup is not None:
+                _remove(backup)
+
+    def _close(self, failed: bool) -> None:
+        for tmp, _ in self._staged.values():
+            _remove(tmp)
+        self._staged = {}
+        while self._locks:
+            _release_lock(self._locks.pop())
+        if failed:  # leave no empty folder behind a failed run
+            for d in reversed(self._created):
+                with contextlib.suppress(OSError):
+                    os.rmdir(d)
+        self._created = []
+        if self in _ACTIVE_PLANS:
+            _ACTIVE_PLANS.remove(self)
+
+
+def _replace_keeping_backup(tmp: Path, target: Path) -> Path | None:
+    """``os.replace(tmp, target)``, keeping the replaced file under a temporary name (a hard link, so
+    ``target`` never disappears) for :meth:`OutputPlan.commit` to put back; None if there was none."""
+    if not os.path.lexists(target):
+        os.replace(tmp, target)
+        return None
+    backup = _new_temp(target, directory=False)
+    os.unlink(backup)
+    try:
+        os.link(target, backup, follow_symlinks=False)
+        linked = True
+    except OSError:  # no hard links on this filesystem
+        os.rename(target, backup)
+        linked = False
+    try:
+        os.replace(tmp, target)
+    except OSError:
+        if linked:
+            _remove(backup)
+        else:
+            os.replace(backup, target)
+        raise
+    return backup
+
+
+def plan_outputs(
+    outputs=(),
+    *,
+    inputs=(),
+    models: dict | None = None,
+    folders=(),
+) -> OutputPlan:
+    """Check everything a command will write before it does any work, and make the writes safe.
+
+    ``outputs`` are files (main and side files), ``models`` maps model folders to their pipeline
+    (replaced only if empty or a model of that pipeline), ``folders`` are folders the command fills
+    with files it names later; ``inputs`` are every path (or model name) the command reads. Each
+    output is refused if it is an input (through symlinks and hard links), if a model folder holds an
+    input, if it would replace a file inside an input folder, if it cannot be written (a path under a
+    file, a folder where a file goes, a read-only folder), or if two outputs are one path.
+
+    Inside a CLI command the plan is entered at once and closed when the command ends (see
+    :func:`command_scope`); in library code use ``with plan_outputs(...):``. None entries are skipped.
+    """
+    plan = OutputPlan(outputs, models or {}, folders, inputs)
+    if _SCOPES:
+        _SCOPES[-1].enter_context(plan)
+    return plan
+
+
+@contextlib.contextmanager
+def command_scope() -> Iterator[None]:
+    """Around one CLI command: plans made inside are entered at once and closed at its end, their
+    staged outputs committed only if it succeeds; SIGTERM ends it the same clean way as an error."""
+    import signal
+    import threading
+
+    stack = contextlib.ExitStack()
+    _SCOPES.append(stack)
+    previous = None
+    if threading.current_thread() is threading.main_thread():
+        def _terminate(signum, frame):
+            raise SystemExit(128 + signum)
+
+        previous = signal.signal(signal.SIGTERM, _terminate)
+    try:
+        with stack:
+            yield
+    finally:
+        _SCOPES.remove(stack)
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike, protect: tuple[str | os.PathLike, ...] = ()) -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; rename it over ``path`` only if the block succeeds.
+    """Yield a temporary path beside ``path``; move it over ``path`` only if the block succeeds.
 
-    A failed run leaves no partial file. ``protect`` lists inputs that must never be overwritten.
-    The temporary name keeps the suffix so writers that dispatch on it (anndata, matplotlib) work.
+    A failed run leaves no partial file. ``protect`` lists inputs that must never be overwritten (the
+    inputs of the active :func:`plan_outputs` are always protected). A file that an active plan
+    declares is staged and lands with the plan's other outputs. The temporary name keeps the suffix
+    so writers that dispatch on it (anndata, matplotlib) work. An OSError about the output (disk
+    full, read-only, ...) becomes a one-line GengenError naming ``path``.
     """
     target = Path(path)
-    for p in protect:
-        if p is not None and Path(p).exists() and target.exists() and target.resolve() == Path(p).resolve():
-            raise GengenError(f"refusing to overwrite the input file {str(p)!r}; choose another output with -o.")
-    if target.exists() and target.is_dir():
-        raise GengenError(f"output {str(target)!r} is a directory; give a file name.")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.stem}.", suffix=target.suffix or ".tmp", dir=target.parent)
-    os.close(fd)
-    tmp_path = Path(tmp)
+    _check_not_input(target, "file", _input_paths(protect) + _active_inputs())
+    plan = next((p for p in reversed(_ACTIVE_PLANS) if p.declares(target)), None)
+    if plan is None:
+        _check_writable(target, "file")
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise output_error(exc, target) from None
+    key = _acquire_lock(target)
+    tmp, placed = None, False
     try:
-        yield tmp_path
-        if tmp_path.exists():
-            os.chmod(tmp_path, 0o666 & ~_umask())  # mkstemp makes 0600; outputs get normal permissions
-        os.replace(tmp_path, target)
+        clean_stale_temps(target.parent)
+        tmp = _new_temp(target, directory=False)
+        try:
+            yield tmp
+        except OSError as exc:
+            if _about_output(exc, target, tmp):
+                raise output_error(exc, target) from None
+            raise
+        if plan is not None:
+            plan._stage(tmp, target)
+        else:
+            try:
+                os.replace(tmp, target)
+            except OSError as exc:
+                raise output_error(exc, target) from None
+            _OWN_TEMPS.discard(os.path.abspath(tmp))
+        placed = True
     finally:
-        if tmp_path.exists():
-            tmp_path.unlink()
+        if tmp is not None and not placed:
+            _remove(tmp)
+        _release_lock(key)
+
+
+@contextlib.contextmanager
+def atomic_dir(path: str | os.PathLike, overwrite: bool = True) -> Iterator[Path]:
+    """Build a folder under a temporary name and swap it into place when the block succeeds.
+
+    The swap is one atomic exchange where the filesystem allows it (a reader sees the old or the new
+    folder, never none); the write lock of ``path`` is held throughout.
+    """
+    target = Path(path)
+    if target.exists() and not target.is_dir():
+        raise GengenError(f"{str(target)!r} exists and is not a directory; choose another -o.")
+    if target.exists() and not overwrite:
+        raise GengenError(f"{str(target)!r} already exists; remove it or choose another -o.")
+    _check_not_input(target, "dir", _active_inputs())
+    _check_writable(target, "dir")
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise output_error(exc, target) from None
+    key = _acquire_lock(target)
+    tmp = None
+    try:
+        clean_stale_temps(target.parent)
+        tmp = _new_temp(target, directory=True)
+        try:
+            yield tmp
+        except OSError as exc:
+            if _about_output(exc, target, tmp):
+                raise output_error(exc, target) from None
+            raise
+        try:
+            os.chmod(tmp, 0o777 & ~_umask())
+            _swap_dir_into_place(tmp, target)
+        except OSError as exc:
+            raise output_error(exc, target) from None
+    finally:
+        if tmp is not None:
+            _remove(tmp)  # the temporary, or after an exchange the replaced folder
+        _release_lock(key)
 
 
 def _umask() -> int:
@@ -234,33 +841,112 @@ def _umask() -> int:
     return mask
 
 
-@contextlib.contextmanager
-def atomic_dir(path: str | os.PathLike, overwrite: bool = True) -> Iterator[Path]:
-    """Build a directory under a temporary name and move it into place when the block succeeds."""
-    import shutil
-
-    target = Path(path)
-    if target.exists() and not target.is_dir():
-        raise GengenError(f"{str(target)!r} exists and is not a directory; choose another -o.")
-    if target.exists() and not overwrite:
-        raise GengenError(f"{str(target)!r} already exists; remove it or choose another -o.")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+def _swap_dir_into_place(tmp: Path, target: Path) -> None:
+    """Put the folder ``tmp`` at ``target``; an existing ``target`` ends up at ``tmp`` (to remove)."""
+    if not os.path.lexists(target):
+        os.rename(tmp, target)
+        return
+    if exchange_paths(tmp, target):
+        return
+    old = _new_temp(target, directory=True)
+    os.rmdir(old)
+    os.rename(target, old)
     try:
-        yield tmp
-        os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes 0700
-        if target.exists():
-            old = target.with_name(f".{target.name}.old")
-            if old.exists():
-                shutil.rmtree(old)
-            os.replace(target, old)
-            os.replace(tmp, target)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, target)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
+        os.rename(tmp, target)
+    except OSError:
+        os.rename(old, target)
+        raise
+    os.rename(old, tmp)
+    _OWN_TEMPS.discard(os.path.abspath(old))
+
+
+_EXCHANGE: list = []  # [callable or None], filled on first use
+
+
+def exchange_paths(a: str | os.PathLike, b: str | os.PathLike) -> bool:
+    """Atomically swap two existing paths (Linux ``renameat2(RENAME_EXCHANGE)``, macOS
+    ``renamex_np(RENAME_SWAP)``); False where the system or filesystem cannot, so the caller falls back."""
+    if not _EXCHANGE:
+        _EXCHANGE.append(_exchange_function())
+    fn = _EXCHANGE[0]
+    if fn is None:
+        return False
+    import ctypes
+
+    if fn(os.fsencode(a), os.fsencode(b)) == 0:
+        return True
+    err = ctypes.get_errno()
+    if err in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EXDEV):
+        return False
+    raise OSError(err, os.strerror(err), os.fspath(a), None, os.fspath(b))
+
+
+def _exchange_function():
+    import ctypes
+    import platform
+
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+    except OSError:
+        return None
+    if sys.platform.startswith("linux"):
+        at_fdcwd, rename_exchange = -100, 2
+        fn = getattr(libc, "renameat2", None)  # glibc >= 2.28
+        if fn is not None:
+            fn.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+            return lambda a, b: fn(at_fdcwd, a, at_fdcwd, b, rename_exchange)
+        number = {"x86_64": 316, "aarch64": 276, "riscv64": 276, "ppc64le": 357, "s390x": 347}.get(platform.machine())
+        if number is None:
+            return None
+        syscall = libc.syscall
+        return lambda a, b: syscall(
+            ctypes.c_long(number), ctypes.c_int(at_fdcwd), ctypes.c_char_p(a), ctypes.c_int(at_fdcwd),
+            ctypes.c_char_p(b), ctypes.c_uint(rename_exchange),
+        )
+    if sys.platform == "darwin":
+        fn = getattr(libc, "renamex_np", None)
+        if fn is not None:
+            fn.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_uint]
+            return lambda a, b: fn(a, b, 2)  # RENAME_SWAP
+    return None
+
+
+def check_memory(nbytes: float, what: str, device=None) -> None:
+    """Refuse a job that cannot fit before allocating it; ``nbytes`` is an estimate of its peak.
+
+    Compared with the memory available now (``MemAvailable`` on Linux, free GPU memory on CUDA), so
+    an impossible size (``--length 100000000000``) is a one-line error instead of a crash or a swap
+    storm minutes later.
+    """
+    available, where = _available_memory(device)
+    if available is not None and nbytes > available:
+        raise GengenError(
+            f"{what} needs about {_gib(nbytes)} of memory, more than the {_gib(available)} available "
+            f"{where}; use a smaller size."
+        )
+
+
+def _gib(n: float) -> str:
+    return f"{n / 2**30:.3g} GiB" if n >= 2**28 else f"{n / 2**20:.3g} MiB"
+
+
+def _available_memory(device) -> tuple[float | None, str]:
+    if device is not None and getattr(device, "type", str(device)).startswith("cuda"):
+        import torch
+
+        if torch.cuda.is_available():
+            return float(torch.cuda.mem_get_info(torch.device(device))[0]), f"on {device}"
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return float(line.split()[1]) * 1024, "in RAM"
+    except OSError:
+        pass
+    try:
+        return float(os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")), "in RAM"
+    except (ValueError, OSError, AttributeError):
+        return None, ""
 
 
 def package_versions() -> dict[str, str]:

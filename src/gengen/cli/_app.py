@@ -6,6 +6,7 @@ They import heavy libraries (torch, anndata) inside the command body so ``gengen
 
 from __future__ import annotations
 
+import errno
 import os
 import sys
 from pathlib import Path
@@ -16,6 +17,8 @@ from typer.core import TyperGroup
 
 from gengen import __version__
 from gengen.errors import GengenError
+
+_SPACE_ERRNOS = (errno.ENOSPC, errno.EDQUOT)
 
 
 class GengenGroup(TyperGroup):
@@ -48,13 +51,22 @@ class GengenGroup(TyperGroup):
         sys.exit(rv if isinstance(rv, int) else 0)
 
     def invoke(self, ctx):
+        from gengen.runtime import command_scope
+
         try:
-            return super().invoke(ctx)
+            with command_scope():  # the outputs a command plans are committed when it succeeds, else removed
+                return super().invoke(ctx)
         except GengenError as exc:
             if os.environ.get("GENGEN_DEBUG"):
                 raise
             typer.echo(f"gengen: error: {exc}", err=True)
             raise typer.Exit(exc.exit_code) from None
+        except OSError as exc:  # the system refused a file (permission, disk full, ...): say which, in one line
+            if os.environ.get("GENGEN_DEBUG") or (exc.filename is None and exc.errno not in _SPACE_ERRNOS):
+                raise
+            where = f"{os.fsdecode(exc.filename)!r}: " if exc.filename is not None else ""
+            typer.echo(f"gengen: error: {where}{exc.strerror or exc}.", err=True)
+            raise typer.Exit(2) from None
         except KeyboardInterrupt:
             typer.echo("gengen: interrupted", err=True)
             raise typer.Exit(130) from None

@@ -19,7 +19,9 @@ def demo(
 ) -> None:
     """Run every pipeline on small real data that ships with the dependencies; list what it wrote."""
     from gengen.demo import run_demo
+    from gengen.runtime import plan_outputs
 
+    plan_outputs(folders=[output])
     lines = run_demo(output, seed=seed, quiet=quiet, only=only)
     for line in lines:
         typer.echo(line)

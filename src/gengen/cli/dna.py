@@ -9,7 +9,7 @@ import typer
 
 from gengen.cli._app import DeviceOpt, QuietOpt, SeedOpt, ThreadsOpt, app, input_path, say
 from gengen.errors import GengenError
-from gengen.runtime import set_threads
+from gengen.runtime import plan_outputs, set_threads
 
 PANEL = "DNA (Killoran)"
 
@@ -149,6 +149,22 @@ def dna_train(
     heldout_fraction = _resume_heldout_fraction(output, heldout_fraction) if resume else heldout_fraction
     if heldout_fraction is None:
         heldout_fraction = 0.1
+    recipe = GANRecipe(
+        length=length,
+        channels=channels,
+        batch_size=batch_size,
+        critic_steps=critic_steps,
+        learning_rate=lr,
+        iterations=iterations,
+        sample_every=sample_every,
+        checkpoint_every=sample_every,
+        log_every=max(1, min(50, sample_every)),
+        seed=seed,
+        heldout_fraction=heldout_fraction,
+        heldout_split=True,
+    )
+    recipe.validate()  # options and -o before reading data, not at the first checkpoint
+    plan_outputs(models={output: "dna-gan"}, inputs=[data])
     seqs = read_fasta(
         input_path(data), length=length, windows=windows, ambiguous=ambiguous, short=short, seed=seed
     )
@@ -179,20 +195,6 @@ def dna_train(
             else ""
         ),
         quiet,
-    )
-    recipe = GANRecipe(
-        length=length,
-        channels=channels,
-        batch_size=batch_size,
-        critic_steps=critic_steps,
-        learning_rate=lr,
-        iterations=iterations,
-        sample_every=sample_every,
-        checkpoint_every=sample_every,
-        log_every=min(50, sample_every),
-        seed=seed,
-        heldout_fraction=heldout_fraction,
-        heldout_split=True,
     )
     model = train_gan(
         train_codes,
@@ -254,7 +256,7 @@ def dna_generate(
 
     set_threads(threads)
     _require_suffix(output, FASTA_SUFFIXES, "FASTA")
-
+    plan_outputs([output], inputs=[model])
     gan = GANModel.load(model, device=device, weights=weights)
     codes = gan.generate(n, seed=seed)
     gc = gc_content(codes)
@@ -320,6 +322,8 @@ def dna_design(
     _require_suffix(output, FASTA_SUFFIXES, "FASTA (with .tsv and .png beside it)")
     if gan and direct:
         raise GengenError("--gan and --direct exclude each other: pick joint (GAN) or direct design.")
+    tsv, png = _sidecar(output, ".tsv"), _sidecar(output, ".png")
+    plan = plan_outputs([output, tsv, png], inputs=[motif, predictor, gan])
     model, pwm, label = _predictor(motif, motif_format, pseudocount, predictor, device, motif_name, quiet)
     from gengen.dna.design import parse_target
 
@@ -330,7 +334,7 @@ def dna_design(
     kw = {
         "n": n,
         "steps": steps,
-        "learning_rate": lr or 0.1,
+        "learning_rate": 0.1 if lr is None else lr,
         "target": target,
         "seed": seed,
         "device": device,
@@ -354,11 +358,11 @@ def dna_design(
         )
     else:
         result = design_direct(model, length=length, straight_through=bool(straight_through), **kw)
-    tsv, png = _sidecar(output, ".tsv"), _sidecar(output, ".png")
     write_fasta(output, result.ids, result.strings(), result.descriptions())
     with atomic_path(tsv) as tmp:
         result.table().to_csv(tmp, sep="\t", index=False, float_format="%.5g")
     plot_design(result, png, pwm=pwm, title=f"{result.method} design toward {label}")
+    plan.commit()  # the three files land together, or none
     s = result.summary()
     line = (
         f"{s['n']} sequences ({result.method}, {steps} steps): one-hot score mean {s['score_mean']:.3f} "
@@ -408,6 +412,7 @@ def dna_train_predictor(
     from gengen.io.sequences import read_fasta
 
     set_threads(threads)
+    plan_outputs(models={output: "dna-predictor"}, inputs=[data, scores])
     seqs = read_fasta(input_path(data), ambiguous=ambiguous)
     y = read_labels(scores, seqs.ids)
     recipe = PredictorRecipe(epochs=epochs, val_fraction=val_fraction, transform=transform, seed=seed)
@@ -463,6 +468,7 @@ def dna_score(
         raise GengenError("give --motif (file or JASPAR id), --predictor and/or --independent-probes.")
     if (independent_probes is None) != (independent_scores is None):
         raise GengenError("--independent-probes and --independent-scores go together.")
+    plan_outputs([output], inputs=[data, motif, predictor, independent_probes, independent_scores])
     pwm = _motif(motif, motif_format, pseudocount, motif_name, quiet)
     records = read_fasta_records(input_path(data))
     import numpy as np
@@ -548,6 +554,7 @@ def dna_eval(
 
     set_threads(threads)
     _require_suffix(output, TABLE_SUFFIXES, "a TSV table")
+    plan_outputs([output], inputs=[data, model, samples])
     gan = GANModel.load(model, device=device, weights=weights)
     trained_frac = gan.recipe.heldout_fraction or 0.0
     if heldout_fraction is None and trained_frac == 0:

@@ -19,7 +19,7 @@ from gengen.cli._app import (
     say,
 )
 from gengen.errors import GengenError
-from gengen.runtime import set_threads
+from gengen.runtime import plan_outputs, set_threads
 
 PANEL = "GGAN (landmark → target)"
 
@@ -198,13 +198,9 @@ def ggan_train(
     """Train a GGAN (landmarks → targets); writes model.safetensors, config.json, history.csv and a plot."""
     set_threads(threads)
     from gengen.ggan import GGANModel
-
-    if output.exists() and any(output.resolve() == p.resolve() for p in (data, landmarks, targets) if p):
-        raise GengenError(f"refusing to overwrite the input {str(output)!r}; choose another -o.")
-    from gengen.checkpoint import check_overwrite
     from gengen.ggan.model import ACTIVATIONS
 
-    check_overwrite(Path(output), "ggan")  # before training, not after
+    plan_outputs(models={output: "ggan"}, inputs=[data, landmarks, landmarks_from, targets])  # before training
     if activation not in ACTIVATIONS:
         raise GengenError(f"unknown --activation {activation!r}; use one of {', '.join(ACTIVATIONS)}.")
     adata, lm, tg = _reference(data, landmarks, landmarks_from, targets, probe_map, genes_in_rows, fmt, quiet)
@@ -296,6 +292,7 @@ def infer_targets(
         name = name.removesuffix(suffix)
     output = output or query.with_name(name + ".targets.csv")
     output_format(output)  # fail on a bad output name before any work
+    plan_outputs([output], inputs=[query, model, gene_map])
     if precision is not None:
         from gengen.runtime import resolve_precision
 
@@ -377,6 +374,8 @@ def ggan_eval(
     from gengen.runtime import atomic_path
 
     chosen = tuple(m.strip() for m in methods.split(",") if m.strip())
+    names = ("ggan_eval_summary.tsv", "ggan_eval_folds.tsv", "ggan_eval_per_gene.tsv", "ggan_eval.png", "ggan_eval_info.json")
+    plan_outputs([output / name for name in names], inputs=[data, landmarks, landmarks_from, targets])
     adata, lm, tg = _reference(data, landmarks, landmarks_from, targets, probe_map, genes_in_rows, fmt, quiet)
     from gengen.ggan import select_genes
 
@@ -417,7 +416,6 @@ def ggan_eval(
         quiet,
     )
     ev = evaluate(X, Y, tg, same, folds=folds, recipe=recipe, methods=chosen, seed=seed, device=device, quiet=quiet)
-    output.mkdir(parents=True, exist_ok=True)
     write_table(ev.summary, output / "ggan_eval_summary.tsv", protect=(data,), index=False)
     write_table(ev.folds, output / "ggan_eval_folds.tsv", index=False)
     write_table(ev.per_gene, output / "ggan_eval_per_gene.tsv", index=False)

@@ -9,7 +9,7 @@ import typer
 
 from gengen.cli._app import DeviceOpt, FormatOpt, GenesInRowsOpt, QuietOpt, SeedOpt, ThreadsOpt, app, input_path, say
 from gengen.errors import GengenError
-from gengen.runtime import set_threads
+from gengen.runtime import plan_outputs, set_threads
 
 PANEL = "VAE (Tybalt)"
 
@@ -58,12 +58,11 @@ def vae_train(
     genes_in_rows: GenesInRowsOpt = None, fmt: FormatOpt = None, device: DeviceOpt = "auto", threads: ThreadsOpt = None, quiet: QuietOpt = False,
 ) -> None:
     """Train a Tybalt VAE; writes model.safetensors, config.json, history.csv and training.png."""
-    from gengen.checkpoint import check_overwrite
     from gengen.vae import VAEModel
 
     set_threads(threads)
     recipe = _recipe(latent, genes, gene_rank, hidden, epochs, batch_size, lr, kappa, beta, val_fraction, tybalt_compat, log_transform, seed)
-    check_overwrite(Path(output), "vae")  # before training, not after
+    plan_outputs(models={output: "vae"}, inputs=[data])  # before training, not after
     adata = _read(data, genes_in_rows, fmt, quiet)
     model = VAEModel.train(adata, recipe, device=device, quiet=quiet)
     model.save(output)
@@ -92,19 +91,15 @@ def vae_encode(
     set_threads(threads)
     output = output or data.with_name(_stem(data) + ".vae.h5ad")
     output_format(output)  # fail on a bad output name before any work
-    if output.exists() and output.resolve() == Path(data).resolve():
-        raise GengenError(f"refusing to overwrite the input file {str(data)!r}; choose another output with -o.")
+    if model is None:
+        save_model = save_model or output.with_name(_stem(output) + ".model")
+    plan_outputs([output], models={save_model: "vae"} if model is None else {}, inputs=[data, model])
     recipe = _recipe(latent, genes, gene_rank, hidden, epochs, batch_size, lr, kappa, beta, val_fraction, tybalt_compat, log_transform, seed)
     loaded = VAEModel.load(model, device=device) if model else None
     if loaded is not None and log_transform != "auto":
         say(f"note: --log {log_transform} ignored: the model applies its own input scale "
             f"({'log2(x+1)' if loaded.scaler.log2p1 else 'values as given'}).", quiet)
     adata = _read(data, genes_in_rows, fmt, quiet, expected_genes=loaded.genes if loaded else None)
-    if loaded is None:
-        from gengen.checkpoint import check_overwrite
-
-        save_model = save_model or output.with_name(_stem(output) + ".model")
-        check_overwrite(Path(save_model), "vae")  # before training, not after
     out, used = encode(adata, loaded, recipe=recipe, save_model=save_model, fill_missing=fill_missing,
                        device=device, quiet=quiet)
     write_expression(out, output, protect=(data,), obsm_key=None if detect_format(output) == "h5ad" else "X_vae")
@@ -144,6 +139,7 @@ def vae_decode(
     from gengen.vae import VAEModel, decode_to_anndata
     from gengen.vae.encode import read_latent
 
+    plan_outputs([output], inputs=[latent, model])
     m = VAEModel.load(model, device=device)
     z, names = read_latent(input_path(latent), m)
     _write_profiles(decode_to_anndata(m, z, names), output, protect=(latent,))
@@ -163,6 +159,7 @@ def vae_sample(
 
     from gengen.vae import VAEModel, decode_to_anndata
 
+    plan_outputs([output], inputs=[model])
     m = VAEModel.load(model, device=device)
     if n < 1:
         raise GengenError(f"-n must be positive, got {n}.")
@@ -195,6 +192,8 @@ def vae_features(
 
     if (data is None) != (by is None):
         raise GengenError("--data and --by go together: give both to find class-separating features.")
+    files = [output / "top_genes.tsv"] + ([output / f"separating_{by}.tsv", output / f"separating_{by}.png"] if by else [])
+    plan_outputs(files, inputs=[model, data, labels_file])
     m = VAEModel.load(model, device=device)
     separation = None
     if data is not None:  # everything that can fail on user input happens before anything is written
@@ -202,7 +201,6 @@ def vae_features(
         labels = labels_from(adata, by)
         z = m.encode(adata, fill_missing=fill_missing, quiet=quiet)
         separation = separating_features(z, labels)
-    output.mkdir(parents=True, exist_ok=True)
     write_table(top_genes(m.decoder_weights(), top), output / "top_genes.tsv", index=False)
     say(f"wrote top {top} genes per direction for {m.latent_dim} features", quiet)
     typer.echo(str(output / "top_genes.tsv"))
@@ -239,6 +237,7 @@ def vae_compare(
 
         if output_format(output) == "h5ad":
             raise GengenError("vae-compare writes a table: name the output .tsv, .csv or .parquet.")
+    plan_outputs([output], inputs=[data, labels_file])
     adata = _with_labels(_read(data, genes_in_rows, fmt, quiet), labels_file, quiet)
     labels = labels_from(adata, by) if by else None
     table, _ = compare(adata, labels, recipe, repeats=repeats, device=device, quiet=quiet)
@@ -260,6 +259,7 @@ def vae_import_tybalt(
     """Convert the published Tybalt decoder into a gengen model (for vae-features, vae-decode)."""
     from gengen.vae import import_tybalt_decoder
 
+    plan_outputs(models={output: "vae"}, inputs=[decoder, genes])
     m = import_tybalt_decoder(input_path(decoder), input_path(genes))
     m.save(output)
     say(f"imported a {m.latent_dim} x {len(m.genes)} decoder", quiet)

@@ -25,7 +25,7 @@ import torch
 from torch import nn
 
 from gengen.errors import GengenError
-from gengen.runtime import Progress, resolve_device
+from gengen.runtime import Progress, check_memory, resolve_device
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -359,6 +359,11 @@ def _history_row(step: int, predictor, x_hard: torch.Tensor, relaxed: torch.Tens
             "onehot_mean": m, "onehot_min": lo, "onehot_max": hi}
 
 
+def _check_learning_rate(learning_rate: float) -> None:
+    if not (math.isfinite(learning_rate) and learning_rate > 0):
+        raise GengenError(f"--lr (the Adam step size) must be a positive number, got {learning_rate}.")
+
+
 def design_direct(
     predictor: nn.Module,
     n: int = 100,
@@ -389,9 +394,14 @@ def design_direct(
         raise GengenError(
             f"-n, --length must be positive and --steps non-negative (got {n}, {length}, {steps})."
         )
+    _check_learning_rate(learning_rate)
     if isinstance(predictor, PWMPredictor):
         predictor.pwm.check_fits(length)
     dev = resolve_device(device) if isinstance(device, str) else device
+    # logits, their gradient, Adam's two moments, softmax, one-hot and the predictor's activations:
+    # about 16 float32 copies of (n, 4, L), more for a CNN predictor
+    per_base = 16 * 4 * 4 * (1 if isinstance(predictor, PWMPredictor) else 8)
+    check_memory(float(per_base) * n * length, f"designing {n} sequences of {length} nt", dev)
     predictor = predictor.to(dev).eval()
     for p in predictor.parameters():
         p.requires_grad_(False)
@@ -483,9 +493,12 @@ def design_joint(
     straight_through = straight_through or not isinstance(target, str)  # as in design_direct
     if n < 1 or steps < 0:
         raise GengenError(f"-n must be positive and --steps non-negative (got {n}, {steps}).")
+    _check_learning_rate(learning_rate)
     if isinstance(predictor, PWMPredictor):
         predictor.pwm.check_fits(gan.length)
     dev = resolve_device(device) if isinstance(device, str) else device
+    r = gan.recipe  # the generator's activations kept for the backward pass dominate
+    check_memory(4.0 * 2 * n * r.length * r.channels * (4 * r.blocks + 4), f"joint design of {n} sequences", dev)
     gen = gan.generator.to(dev).eval()
     predictor = predictor.to(dev).eval()
     for p in list(gen.parameters()) + list(predictor.parameters()):

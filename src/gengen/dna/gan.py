@@ -33,6 +33,7 @@ from gengen.errors import GengenError
 from gengen.runtime import (
     Progress,
     capture_cuda_graph,
+    check_memory,
     cuda_graphs_wanted,
     log,
     make_capturable,
@@ -200,6 +201,11 @@ class GANRecipe:
                 raise GengenError(f"{name.replace('_', ' ')} must be positive, got {getattr(self, name)}.")
         if self.learning_rate <= 0:
             raise GengenError(f"learning rate must be positive, got {self.learning_rate}.")
+        for name in ("log_every", "sample_every", "checkpoint_every"):
+            if getattr(self, name) < 1:
+                option = " (--sample-every)" if name != "log_every" else ""
+                raise GengenError(f"{name.replace('_', ' ')}{option} must be a positive number of iterations, "
+                                  f"got {getattr(self, name)}.")
 
 
 def gradient_penalty(critic: nn.Module, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
@@ -247,6 +253,9 @@ class GANModel:
         """``(n, L)`` uint8 codes: the argmax base of each position of G(z), z ~ N(0, I) seeded."""
         if n < 1:
             raise GengenError(f"-n must be positive, got {n}.")
+        r = self.recipe  # z, the soft (n, 4, L) output and one batch's activations
+        check_memory(4.0 * n * (r.latent + 2 * 4 * r.length) + 4.0 * 2048 * r.channels * r.length * 4,
+                     f"generating {n} sequences", self.device)
         soft = self.generate_soft(self.sample_latent(n, seed))
         return soft.argmax(dim=1).to(torch.uint8).cpu().numpy()
 
@@ -260,28 +269,33 @@ class GANModel:
         """Load a ``dna-train`` directory. ``weights="best"`` (default) takes the generator with the
         best held-out k-mer check (mean JS over k = 3, 4) seen during training, falling back to the
         last weights when no check was recorded; ``weights="last"`` takes the final iteration's."""
-        from gengen.checkpoint import load_checkpoint, require_keys
+        from gengen.checkpoint import config_section, load_checkpoint, require_keys
 
         if weights not in ("best", "last"):
             raise GengenError(f"weights must be 'best' or 'last', got {weights!r}.")
         tensors, cfg, directory = load_checkpoint(path, PIPELINE)
         require_keys(cfg, ["recipe", "iteration"], directory)
-        recipe = GANRecipe(**cfg["recipe"])
-        gen = Generator(recipe.length, recipe.latent, recipe.channels, recipe.blocks)
+        recipe = config_section(GANRecipe, cfg["recipe"], directory, "recipe")
         best = cfg.get("best")
         use_best = weights == "best" and best is not None and any(k.startswith("B.") for k in tensors)
         prefix = "B." if use_best else "G."
         state = {k[2:]: v for k, v in tensors.items() if k.startswith(prefix)}
         try:
+            gen = Generator(recipe.length, recipe.latent, recipe.channels, recipe.blocks)
             gen.load_state_dict(state)
+            metrics = dict(cfg.get("metrics") or {})
+            metrics["weights"] = "best" if use_best else "last"
+            metrics["weights_iteration"] = int(best["iteration"]) if use_best else int(cfg["iteration"])
         except RuntimeError as exc:
             raise GengenError(
-                f"{str(directory)!r}: generator weights do not match the recipe ({exc})."
+                f"{str(directory)!r}: generator weights do not match the recipe ({str(exc).splitlines()[0][:160]})."
+            ) from None
+        except (KeyError, TypeError, ValueError) as exc:
+            raise GengenError(
+                f"checkpoint {str(directory)!r} is inconsistent ({str(exc)[:160]}); it is corrupted or from "
+                "another gengen version."
             ) from None
         dev = resolve_device(device) if isinstance(device, str) else device
-        metrics = dict(cfg.get("metrics", {}))
-        metrics["weights"] = "best" if use_best else "last"
-        metrics["weights_iteration"] = int(best["iteration"]) if use_best else int(cfg["iteration"])
         return cls(gen.to(dev).eval(), recipe, metrics)
 
 
@@ -406,13 +420,11 @@ def _plot_history(hist, path) -> None:
 
 
 def _load_training(path, recipe_override: GANRecipe | None, device) -> tuple[TrainState, GANRecipe, dict]:
-    import pandas as pd
-
-    from gengen.checkpoint import load_checkpoint, require_keys
+    from gengen.checkpoint import config_section, load_checkpoint, read_history, require_keys
 
     tensors, cfg, directory = load_checkpoint(path, PIPELINE)
     require_keys(cfg, ["recipe", "iteration", "opt_groups"], directory)
-    recipe = GANRecipe(**cfg["recipe"])
+    recipe = config_section(GANRecipe, cfg["recipe"], directory, "recipe")
     if recipe_override is not None:
         for name in ("length", "latent", "channels", "blocks"):
             if getattr(recipe_override, name) != getattr(recipe, name):
@@ -424,21 +436,27 @@ def _load_training(path, recipe_override: GANRecipe | None, device) -> tuple[Tra
     if not any(k.startswith("D.") for k in tensors):
         raise GengenError(f"{str(directory)!r} holds no critic/optimiser state; it cannot be resumed.")
     state = _new_state(recipe, device)
-    state.generator.load_state_dict({k[2:]: v for k, v in tensors.items() if k.startswith("G.")})
-    state.critic.load_state_dict({k[2:]: v for k, v in tensors.items() if k.startswith("D.")})
-    _unflatten_opt("optG", tensors, cfg["opt_groups"]["G"], state.opt_g, device)
-    _unflatten_opt("optD", tensors, cfg["opt_groups"]["D"], state.opt_d, device)
-    torch.set_rng_state(tensors["rng.cpu"])
-    if "rng.cuda" in tensors and device.type == "cuda":
-        torch.cuda.set_rng_state(tensors["rng.cuda"])
-    state.iteration = int(cfg["iteration"])
-    state.seconds = float(cfg.get("train_seconds", 0.0))
+    try:
+        state.generator.load_state_dict({k[2:]: v for k, v in tensors.items() if k.startswith("G.")})
+        state.critic.load_state_dict({k[2:]: v for k, v in tensors.items() if k.startswith("D.")})
+        _unflatten_opt("optG", tensors, cfg["opt_groups"]["G"], state.opt_g, device)
+        _unflatten_opt("optD", tensors, cfg["opt_groups"]["D"], state.opt_d, device)
+        torch.set_rng_state(tensors["rng.cpu"])
+        if "rng.cuda" in tensors and device.type == "cuda":
+            torch.cuda.set_rng_state(tensors["rng.cuda"])
+        state.iteration = int(cfg["iteration"])
+        state.seconds = float(cfg.get("train_seconds", 0.0))
+    except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+        raise GengenError(
+            f"--resume: the training state in {str(directory)!r} is inconsistent ({str(exc).splitlines()[0][:160]}); "
+            "the checkpoint is corrupted or from another gengen version."
+        ) from None
     if cfg.get("best") and any(k.startswith("B.") for k in tensors):
         state.best = dict(cfg["best"])
         state.best_weights = {k[2:]: v.to(device) for k, v in tensors.items() if k.startswith("B.")}
-    hist = directory / "history.csv"
-    if hist.is_file():
-        state.history = pd.read_csv(hist).to_dict("records")
+    hist = read_history(directory, ("iteration",))
+    if hist is not None:
+        state.history = hist.to_dict("records")
     return state, recipe, cfg.get("metrics", {})
 
 
@@ -552,13 +570,23 @@ def train_gan(
     With ``output``, a resumable checkpoint (both nets, optimisers, RNG, history.csv, training.png,
     samples.fa and a k-mer check against ``heldout_codes``) is written every ``checkpoint_every``
     iterations and at the end; ``resume=True`` continues from it up to ``recipe.iterations``.
-    ``time_limit`` (seconds) stops early, cleanly, with a final checkpoint.
+    ``time_limit`` (seconds) stops early, cleanly, with a final checkpoint. ``output`` is checked
+    and locked before training (a second run writing it gets an error) until the last checkpoint.
     """
-    from gengen.dna.metrics import js_divergence, kmer_spectrum
-    from gengen.io.sequences import decode_codes, write_fasta
+    from gengen.runtime import plan_outputs
 
     recipe = recipe or GANRecipe()
     recipe.validate()
+    if output is None:
+        return _train_gan(train_codes, recipe, None, heldout_codes, resume, device, quiet, time_limit, ks)
+    with plan_outputs(models={output: PIPELINE}):
+        return _train_gan(train_codes, recipe, output, heldout_codes, resume, device, quiet, time_limit, ks)
+
+
+def _train_gan(train_codes, recipe, output, heldout_codes, resume, device, quiet, time_limit, ks) -> GANModel:
+    from gengen.dna.metrics import js_divergence, kmer_spectrum
+    from gengen.io.sequences import decode_codes, write_fasta
+
     dev = resolve_device(device)
     train_codes = np.asarray(train_codes, dtype=np.uint8)
     if train_codes.ndim != 2 or train_codes.shape[1] != recipe.length:

@@ -314,11 +314,11 @@ class TrainedPredictor:
 
 def load_predictor(path, device: str | torch.device = "cpu") -> tuple[CNNPredictor, dict]:
     """Load a ``dna-train-predictor`` checkpoint; returns (model in eval mode, config)."""
-    from gengen.checkpoint import load_checkpoint, require_keys
+    from gengen.checkpoint import config_section, load_checkpoint, require_keys
 
     tensors, cfg, directory = load_checkpoint(path, PIPELINE)
     require_keys(cfg, ["architecture", "length"], directory)
-    model = CNNPredictor(**cfg["architecture"])
+    model = config_section(CNNPredictor, cfg["architecture"], directory, "architecture")
     try:
         model.load_state_dict(tensors)
     except RuntimeError as exc:

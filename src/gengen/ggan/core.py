@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from gengen.checkpoint import load_checkpoint, require_keys, save_checkpoint
+from gengen.checkpoint import load_checkpoint, read_history, require_keys, save_checkpoint
 from gengen.errors import GengenError, preview
 from gengen.ggan.preprocess import Preprocessor, split_indices
 from gengen.ggan.train import (
@@ -403,7 +403,6 @@ class GGANModel:
 
     @classmethod
     def load(cls, path_or_name: str | os.PathLike, device: str = "auto") -> GGANModel:
-        import pandas as pd
 
         from gengen.ggan.model import Generator
 
@@ -434,7 +433,7 @@ class GGANModel:
                 f"checkpoint {str(directory)!r} is inconsistent ({str(exc).splitlines()[0][:160]}); "
                 "it is corrupted or from another gengen version."
             ) from None
-        history = pd.read_csv(directory / "history.csv") if (directory / "history.csv").is_file() else None
+        history = read_history(directory, ("epoch",))
         model = cls(
             gen,
             cfg["landmarks"],

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from gengen.checkpoint import load_checkpoint, require_keys, save_checkpoint
+from gengen.checkpoint import load_checkpoint, read_history, require_keys, save_checkpoint
 from gengen.errors import GengenError, preview
 from gengen.runtime import describe_device, log, resolve_device, seed_everything
 from gengen.vae.preprocess import MinMaxScaler, resolve_log, select_genes, split_indices
@@ -213,7 +213,6 @@ class VAEModel:
 
     @classmethod
     def load(cls, path_or_name: str | os.PathLike, device: str = "auto") -> VAEModel:
-        import pandas as pd
 
         from gengen.vae.model import TybaltVAE
 
@@ -229,7 +228,7 @@ class VAEModel:
         except (KeyError, TypeError, ValueError, RuntimeError) as exc:
             raise GengenError(f"checkpoint {str(directory)!r} is inconsistent ({str(exc).splitlines()[0][:160]}); "
                               "it is corrupted or from another gengen version.") from None
-        history = pd.read_csv(directory / "history.csv") if (directory / "history.csv").is_file() else None
+        history = read_history(directory, ("epoch",))
         model = cls(module, cfg["genes"], MinMaxScaler.from_dict(cfg["scaler"]), recipe, history,
                     cfg.get("metrics"), device=device, decoder_only=bool(cfg.get("decoder_only")))
         model.path = directory
