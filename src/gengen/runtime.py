@@ -682,6 +682,8 @@ def _replace_keeping_backup(tmp: Path, target: Path) -> Path | None:
     if not os.path.lexists(target):
         os.replace(tmp, target)
         return None
+    if os.path.isdir(target) and not os.path.islink(target):  # appeared since the plan's check
+        raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), os.fspath(target))
     backup = _new_temp(target, directory=False)
     os.unlink(backup)
     try:
@@ -951,6 +953,11 @@ def _available_memory(device) -> tuple[float | None, str]:
 
 def package_versions() -> dict[str, str]:
     """Versions that shape the numbers a model produces, recorded in every checkpoint and output."""
+    return dict(_package_versions())
+
+
+@functools.lru_cache(maxsize=1)
+def _package_versions() -> dict[str, str]:  # looked up once: ~10 ms, paid by every checkpoint before
     import platform
     from importlib import metadata
 

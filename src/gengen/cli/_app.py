@@ -51,10 +51,14 @@ class GengenGroup(TyperGroup):
         sys.exit(rv if isinstance(rv, int) else 0)
 
     def invoke(self, ctx):
+        import warnings
+
         from gengen.runtime import command_scope
 
         try:
-            with command_scope():  # the outputs a command plans are committed when it succeeds, else removed
+            with command_scope(), warnings.catch_warnings():  # planned outputs land only if the command succeeds
+                # gengen reports duplicate names itself, in one line (an error for genes, a note for samples)
+                warnings.filterwarnings("ignore", message=r"(Observation|Variable) names are not unique")
                 return super().invoke(ctx)
         except GengenError as exc:
             if os.environ.get("GENGEN_DEBUG"):

@@ -357,7 +357,7 @@ class GGANModel:
                 obs=pd.DataFrame(index=data.index.astype(str)),
                 var=pd.DataFrame(index=data.columns.astype(str)),
             )
-        data = validate_expression(data.copy() if data.is_view else data)
+        data = validate_expression(data.copy() if data.is_view else data, quiet=quiet)
         Y = self.predict_array(self.align(data, fill_missing, quiet))
         return pd.DataFrame(Y, index=data.obs_names, columns=self.targets)
 

@@ -464,7 +464,7 @@ def read_expression(
         raise GengenError(f"cannot read {source!r} as {kind}: {str(exc).splitlines()[0][:200]}") from None
     if gene_column is not None:
         adata = use_gene_column(adata, gene_column, source)
-    return validate_expression(adata, source, allow_missing_values=allow_missing_values)
+    return validate_expression(adata, source, allow_missing_values=allow_missing_values, quiet=quiet)
 
 
 def use_gene_column(adata: ad.AnnData, column: str, source: str = "data") -> ad.AnnData:
@@ -489,8 +489,12 @@ def check_unique_genes(names, source: str = "data") -> None:
         )
 
 
-def validate_expression(adata: ad.AnnData, source: str = "data", allow_missing_values: bool = False) -> ad.AnnData:
-    """Dense float32 X, unique gene names, finite values; raise a clear GengenError otherwise."""
+def validate_expression(adata: ad.AnnData, source: str = "data", allow_missing_values: bool = False,
+                        quiet: bool = False) -> ad.AnnData:
+    """Dense float32 X, unique gene names, finite values; raise a clear GengenError otherwise.
+
+    Duplicate sample names are made unique (``s``, ``s-1``, ...), with a note saying so.
+    """
     import scipy.sparse as sp
 
     if adata.n_obs == 0 or adata.n_vars == 0:
@@ -511,6 +515,9 @@ def validate_expression(adata: ad.AnnData, source: str = "data", allow_missing_v
             )
     adata.X = X
     if adata.obs_names.has_duplicates:
+        dup = adata.obs_names[adata.obs_names.duplicated()].unique()
+        log(f"note: {source}: {int(adata.obs_names.duplicated().sum())} duplicate sample name(s) {preview(dup)} "
+            "renamed to be unique (a second 'x' becomes 'x-1').", quiet)
         adata.obs_names_make_unique()
     return adata
 

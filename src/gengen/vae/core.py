@@ -62,6 +62,11 @@ class VAEModel:
         dev = resolve_device(device)
         seed_everything(recipe.seed)
         X = np.asarray(adata.X, dtype=np.float32)
+        if X.size and not np.ptp(X, axis=0).any():
+            raise GengenError(
+                f"every gene is constant across the {X.shape[0]} samples (e.g. an all-zero matrix): there is nothing "
+                "for a VAE to learn; check the input file."
+            )
         use_log, why = resolve_log(recipe.log_transform, X)
         log(f"input: {why}", quiet)
         recipe.notes.append(why)
