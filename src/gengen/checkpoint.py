@@ -61,6 +61,7 @@ def save_checkpoint(
     extra_files: Callable[[Path], None] | None = None,
 ) -> Path:
     """Write a checkpoint atomically; ``extra_files(tmpdir)`` may add history.csv, plots, samples."""
+    from safetensors import SafetensorError
     from safetensors.torch import save_file
 
     meta = {
@@ -74,7 +75,11 @@ def save_checkpoint(
     with atomic_dir(directory) as tmp:
         check_overwrite(Path(directory), pipeline)  # again, now under the write lock
         cpu = {k: v.detach().to("cpu").contiguous() for k, v in tensors.items()}
-        save_file(cpu, str(tmp / WEIGHTS_NAME), metadata={"pipeline": pipeline, "format_version": str(FORMAT_VERSION)})
+        try:
+            save_file(cpu, str(tmp / WEIGHTS_NAME), metadata={"pipeline": pipeline, "format_version": str(FORMAT_VERSION)})
+        except SafetensorError as exc:  # the Rust writer's I/O errors (disk full, ...) are not OSErrors
+            reason = str(exc).removeprefix("Error while serializing: ")
+            raise GengenError(f"cannot write {str(directory)!r}: {reason}.") from None
         full[HASH_KEY] = _sha256((tmp / WEIGHTS_NAME).read_bytes())
         (tmp / CONFIG_NAME).write_text(json.dumps(full, indent=1, default=_json_default) + "\n")
         if extra_files is not None:

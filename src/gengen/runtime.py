@@ -232,6 +232,8 @@ _OWN_TEMPS: set[str] = set()
 _HELD_LOCKS: dict[str, list] = {}  # lock file -> [fd or None, depth]
 _ACTIVE_PLANS: list[OutputPlan] = []
 _SCOPES: list[contextlib.ExitStack] = []
+if hasattr(os, "register_at_fork"):  # a forked child does not own its parent's locks
+    os.register_at_fork(after_in_child=_HELD_LOCKS.clear)
 
 
 @functools.lru_cache(maxsize=1)
@@ -264,14 +266,14 @@ def _new_temp(target: Path, directory: bool) -> Path:
             continue
         except OSError as exc:
             raise output_error(exc, target) from None
-        _OWN_TEMPS.add(os.path.abspath(tmp))
+        _OWN_TEMPS.add(_key(tmp))
         return tmp
 
 
 def _remove(path: Path) -> None:
     import shutil
 
-    _OWN_TEMPS.discard(os.path.abspath(path))
+    _OWN_TEMPS.discard(_key(path))
     if os.path.isdir(path) and not os.path.islink(path):
         shutil.rmtree(path, ignore_errors=True)
     else:
@@ -317,7 +319,7 @@ def clean_stale_temps(directory: str | os.PathLike) -> list[Path]:
                 removed.append(path)
             continue
         match = _TEMP_RE.match(entry.name)
-        if match is None or os.path.abspath(path) in _OWN_TEMPS:
+        if match is None or _key(path) in _OWN_TEMPS:
             continue
         pid = int(match["pid"])
         if match["host"] == host:
@@ -333,12 +335,18 @@ def clean_stale_temps(directory: str | os.PathLike) -> list[Path]:
     return removed
 
 
+def _key(path: str | os.PathLike) -> str:
+    """One spelling per file (its folder's real path + its name), however the caller named the folder."""
+    path = os.path.abspath(path)
+    return os.path.join(os.path.realpath(os.path.dirname(path)), os.path.basename(path))
+
+
 def _lock_file(target: Path) -> str:
-    return os.path.join(os.path.realpath(target.parent), f".{target.name[:200]}{LOCK_SUFFIX}")
+    return _key(target.parent / f".{target.name[:200]}{LOCK_SUFFIX}")
 
 
 def _remove_unheld_lock(path: Path) -> bool:
-    key = os.path.abspath(path)
+    key = _key(path)
     if key in _HELD_LOCKS or fcntl is None:
         return False
     try:
@@ -656,7 +664,7 @@ class OutputPlan:
             failed = staged[len(done)][1]
             raise output_error(exc, failed, "none of this command's outputs was written") from None
         for tmp, _ in staged:
-            _OWN_TEMPS.discard(os.path.abspath(tmp))
+            _OWN_TEMPS.discard(_key(tmp))
         for _, backup in done:
             if backup is not None:
                 _remove(backup)
@@ -789,7 +797,7 @@ def atomic_path(path: str | os.PathLike, protect: tuple[str | os.PathLike, ...] 
                 os.replace(tmp, target)
             except OSError as exc:
                 raise output_error(exc, target) from None
-            _OWN_TEMPS.discard(os.path.abspath(tmp))
+            _OWN_TEMPS.discard(_key(tmp))
         placed = True
     finally:
         if tmp is not None and not placed:
@@ -859,7 +867,7 @@ def _swap_dir_into_place(tmp: Path, target: Path) -> None:
         os.rename(old, target)
         raise
     os.rename(old, tmp)
-    _OWN_TEMPS.discard(os.path.abspath(old))
+    _OWN_TEMPS.discard(_key(old))
 
 
 _EXCHANGE: list = []  # [callable or None], filled on first use
