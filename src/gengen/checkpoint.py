@@ -209,7 +209,17 @@ def _sha256(data: bytes) -> str:
 def read_history(directory: str | os.PathLike, columns: tuple[str, ...] = ()) -> pd.DataFrame | None:
     """The model folder's history.csv, or None when it is absent, empty, unreadable or lacks
     ``columns`` (then with a note on stderr): it only documents training, so a damaged one must not
-    stop the model from being used for inference; its training curves are lost."""
+    stop the model from being used for inference; its training curves are lost.
+
+    Parameters
+    ----------
+    directory : the model folder.
+    columns : columns the caller needs (e.g. ``("epoch",)`` to plot it).
+
+    Returns
+    -------
+    The history table, or None.
+    """
     import pandas as pd
 
     path = Path(directory) / HISTORY_NAME
@@ -229,9 +239,21 @@ def read_history(directory: str | os.PathLike, columns: tuple[str, ...] = ()) ->
     return None
 
 
-def config_section(factory: Callable, fields: Any, directory: Path, what: str) -> Any:
+def config_section(factory: Callable, fields: Any, directory: Path, *, what: str) -> Any:
     """``factory(**fields)`` from a section of config.json, with a one-line error for a setting it
-    does not know (a checkpoint from another gengen version, or a hand-edited one) or a bad value."""
+    does not know (a checkpoint from another gengen version, or a hand-edited one) or a bad value.
+
+    Parameters
+    ----------
+    factory : the class (a recipe dataclass, a network) the section describes.
+    fields : the section as read from config.json.
+    directory : the model folder, named in the error.
+    what : the section's name in the error ("recipe", "architecture").
+
+    Returns
+    -------
+    ``factory(**fields)``.
+    """
     import inspect
 
     cfg = str(Path(directory) / CONFIG_NAME)

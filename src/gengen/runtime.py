@@ -246,7 +246,17 @@ def _host_tag() -> str:
 
 def temp_path(target: str | os.PathLike, suffix: str = "") -> Path:
     """A fresh hidden name beside ``target`` that records its owner (pid, host), so a later run can
-    tell a killed run's leftover from another process's live work."""
+    tell a killed run's leftover from another process's live work.
+
+    Parameters
+    ----------
+    target : the output the temporary stands for.
+    suffix : kept at the end, for writers that choose a format by extension.
+
+    Returns
+    -------
+    ``.NAME.gengen-tmp-<pid>-<host>-<random><suffix>`` in ``target``'s folder (not created).
+    """
     import secrets
 
     target = Path(target)
@@ -302,7 +312,15 @@ def clean_stale_temps(directory: str | os.PathLike) -> list[Path]:
 
     A temp is stale when its owner is gone: written on this host by a pid that is no longer running,
     or written on another host (a shared filesystem) and untouched for ``FOREIGN_TEMP_MAX_AGE``
-    seconds. Returns what was removed. Called before every write, so leftovers go on the next run.
+    seconds. Called before every write, so leftovers go on the next run.
+
+    Parameters
+    ----------
+    directory : the folder to clean (not recursively).
+
+    Returns
+    -------
+    The paths removed.
     """
     try:
         entries = list(os.scandir(directory))
@@ -435,7 +453,12 @@ def _release_lock(key: str) -> None:
 
 @contextlib.contextmanager
 def output_lock(path: str | os.PathLike) -> Iterator[None]:
-    """Hold the advisory write lock of ``path`` for the block (a second writer gets a GengenError)."""
+    """Hold the advisory write lock of ``path`` for the block (a second writer gets a GengenError).
+
+    Parameters
+    ----------
+    path : the output (file or folder); the lock file is ``.NAME.gengen-lock`` beside it.
+    """
     key = _acquire_lock(Path(path))
     try:
         yield
@@ -444,7 +467,18 @@ def output_lock(path: str | os.PathLike) -> Iterator[None]:
 
 
 def output_error(exc: OSError, target: str | os.PathLike, note: str = "") -> GengenError:
-    """An OSError met while writing ``target`` as one line that names it and says what to do."""
+    """An OSError met while writing ``target`` as one line that names it and says what to do.
+
+    Parameters
+    ----------
+    exc : the error.
+    target : the output being written.
+    note : appended, e.g. what was (not) written.
+
+    Returns
+    -------
+    The GengenError to raise.
+    """
     reason = exc.strerror or (str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
     hint = {
         errno.ENOSPC: "free some space or write elsewhere",
@@ -526,8 +560,8 @@ def _check_not_input(target: Path, kind: str, inputs: list[Path]) -> None:
                 same = os.path.samefile(target, inp)
         if same:
             raise GengenError(
-                f"refusing to overwrite the input {str(inp)!r}: the output {str(target)!r} is the same "
-                "file; choose another output name (-o)."
+                f"refusing to overwrite the input {str(inp)!r}: this command would write {str(target)!r} "
+                "over it; choose another output name (-o)."
             )
         if kind == "dir" and _inside(other, real):
             raise GengenError(
@@ -729,6 +763,17 @@ def plan_outputs(
 
     Inside a CLI command the plan is entered at once and closed when the command ends (see
     :func:`command_scope`); in library code use ``with plan_outputs(...):``. None entries are skipped.
+
+    Parameters
+    ----------
+    outputs : files the command writes; staged, they land together when it succeeds.
+    inputs : paths or model names the command reads; never overwritten.
+    models : model folder -> pipeline name; each save lands at once (checkpoints).
+    folders : folders the command fills with files named later (e.g. the demo's).
+
+    Returns
+    -------
+    The checked :class:`OutputPlan` (raises GengenError on the first problem).
     """
     plan = OutputPlan(outputs, models or {}, folders, inputs)
     if _SCOPES:
@@ -875,7 +920,16 @@ _EXCHANGE: list = []  # [callable or None], filled on first use
 
 def exchange_paths(a: str | os.PathLike, b: str | os.PathLike) -> bool:
     """Atomically swap two existing paths (Linux ``renameat2(RENAME_EXCHANGE)``, macOS
-    ``renamex_np(RENAME_SWAP)``); False where the system or filesystem cannot, so the caller falls back."""
+    ``renamex_np(RENAME_SWAP)``); False where the system or filesystem cannot, so the caller falls back.
+
+    Parameters
+    ----------
+    a, b : two existing paths on one filesystem.
+
+    Returns
+    -------
+    Whether they were swapped.
+    """
     if not _EXCHANGE:
         _EXCHANGE.append(_exchange_function())
     fn = _EXCHANGE[0]
@@ -927,6 +981,12 @@ def check_memory(nbytes: float, what: str, device=None) -> None:
     Compared with the memory available now (``MemAvailable`` on Linux, free GPU memory on CUDA), so
     an impossible size (``--length 100000000000``) is a one-line error instead of a crash or a swap
     storm minutes later.
+
+    Parameters
+    ----------
+    nbytes : estimated peak memory of the job.
+    what : the job, for the message ("designing 100 sequences of 50 nt").
+    device : where it runs (None or a CPU device: RAM).
     """
     available, where = _available_memory(device)
     if available is not None and nbytes > available:

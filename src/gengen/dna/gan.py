@@ -275,7 +275,7 @@ class GANModel:
             raise GengenError(f"weights must be 'best' or 'last', got {weights!r}.")
         tensors, cfg, directory = load_checkpoint(path, PIPELINE)
         require_keys(cfg, ["recipe", "iteration"], directory)
-        recipe = config_section(GANRecipe, cfg["recipe"], directory, "recipe")
+        recipe = config_section(GANRecipe, cfg["recipe"], directory, what="recipe")
         best = cfg.get("best")
         use_best = weights == "best" and best is not None and any(k.startswith("B.") for k in tensors)
         prefix = "B." if use_best else "G."
@@ -424,7 +424,7 @@ def _load_training(path, recipe_override: GANRecipe | None, device) -> tuple[Tra
 
     tensors, cfg, directory = load_checkpoint(path, PIPELINE)
     require_keys(cfg, ["recipe", "iteration", "opt_groups"], directory)
-    recipe = config_section(GANRecipe, cfg["recipe"], directory, "recipe")
+    recipe = config_section(GANRecipe, cfg["recipe"], directory, what="recipe")
     if recipe_override is not None:
         for name in ("length", "latent", "channels", "blocks"):
             if getattr(recipe_override, name) != getattr(recipe, name):

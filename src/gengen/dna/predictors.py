@@ -318,7 +318,7 @@ def load_predictor(path, device: str | torch.device = "cpu") -> tuple[CNNPredict
 
     tensors, cfg, directory = load_checkpoint(path, PIPELINE)
     require_keys(cfg, ["architecture", "length"], directory)
-    model = config_section(CNNPredictor, cfg["architecture"], directory, "architecture")
+    model = config_section(CNNPredictor, cfg["architecture"], directory, what="architecture")
     try:
         model.load_state_dict(tensors)
     except RuntimeError as exc:
