@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from gengen.cli._app import DeviceOpt, QuietOpt, SeedOpt, ThreadsOpt, app, input_path, say
+from gengen.cli._store import model_or_default, stored_as_default, train_output
 from gengen.errors import GengenError
 from gengen.runtime import set_threads
 
@@ -41,7 +42,11 @@ PseudoOpt = Annotated[
     float, typer.Option("--pseudocount", help="Total pseudocount per motif column, spread by the background.")
 ]
 PredictorOpt = Annotated[
-    str | None, typer.Option("--predictor", help="A model from dna-train-predictor (directory or name).")
+    str | None, typer.Option("--predictor", help="A model from dna-train-predictor (directory or store name).")
+]
+GanModelOpt = Annotated[
+    str | None,
+    typer.Option("--model", "-m", help="dna-train model directory or store name (default: the store's default DNA GAN)."),
 ]
 
 
@@ -102,7 +107,9 @@ WeightsOpt = Annotated[
 @app.command("dna-train", rich_help_panel=PANEL)
 def dna_train(
     data: Annotated[Path, typer.Argument(help="FASTA (plain or .gz) of training sequences.")],
-    output: Annotated[Path, typer.Option("-o", "--output", help="Model directory (resumable checkpoint).")],
+    output: Annotated[Path | None, typer.Option("-o", "--output", help=(
+        "Model directory (resumable checkpoint) (default: a new model in the store, named after DATA, that "
+        "becomes the default DNA GAN)."))] = None,
     length: LengthOpt = 50,
     windows: WindowsOpt = "tiled",
     ambiguous: AmbiguousOpt = "skip",
@@ -146,7 +153,10 @@ def dna_train(
     from gengen.io.sequences import heldout_mask, heldout_split, read_fasta
 
     set_threads(threads)
+    if resume and output is None:
+        raise GengenError("--resume continues a checkpoint: name it with -o (a folder, or the store's models/NAME).")
     heldout_fraction = _resume_heldout_fraction(output, heldout_fraction) if resume else heldout_fraction
+    to_store, output = output is None, train_output(output, data, "dna-gan")  # no -o: a new model in the store
     if heldout_fraction is None:
         heldout_fraction = 0.1
     seqs = read_fasta(
@@ -217,6 +227,8 @@ def dna_train(
             "used by dna-generate/dna-eval/dna-design unless --weights last",
             quiet,
         )
+    if to_store:
+        stored_as_default(output, "dna-gan", quiet)
     typer.echo(str(output))
 
 
@@ -239,7 +251,7 @@ def _resume_heldout_fraction(output: Path, asked: float | None) -> float | None:
 
 @app.command("dna-generate", rich_help_panel=PANEL)
 def dna_generate(
-    model: Annotated[str, typer.Option("--model", "-m", help="dna-train model directory or name.")],
+    model: GanModelOpt = None,
     n: Annotated[int, typer.Option("-n", help="Number of sequences.")] = 1000,
     output: Annotated[Path, typer.Option("-o", "--output", help="FASTA to write.")] = Path("samples.fa"),
     weights: WeightsOpt = "best",
@@ -255,7 +267,7 @@ def dna_generate(
     set_threads(threads)
     _require_suffix(output, FASTA_SUFFIXES, "FASTA")
 
-    gan = GANModel.load(model, device=device, weights=weights)
+    gan = GANModel.load(model_or_default(model, "dna-gan", quiet), device=device, weights=weights)
     codes = gan.generate(n, seed=seed)
     gc = gc_content(codes)
     write_fasta(output, [f"gan_{i + 1}" for i in range(n)], decode_codes(codes), [f"gc={g:.3f}" for g in gc])
@@ -275,7 +287,8 @@ def dna_design(
     pseudocount: PseudoOpt = 1.0,
     predictor: PredictorOpt = None,
     gan: Annotated[
-        str | None, typer.Option("--gan", help="Design through this GAN's latent space (joint method).")
+        str | None,
+        typer.Option("--gan", help="Design through this GAN's latent space (joint method; directory or store name)."),
     ] = None,
     weights: WeightsOpt = "best",
     direct: Annotated[
@@ -386,7 +399,9 @@ def dna_train_predictor(
     scores: Annotated[
         Path, typer.Option("--scores", help="CSV/TSV: sequence id, numeric score (e.g. id,signal).")
     ],
-    output: Annotated[Path, typer.Option("-o", "--output", help="Predictor directory to write.")],
+    output: Annotated[Path | None, typer.Option("-o", "--output", help=(
+        "Predictor directory to write (default: a new model in the store, named after DATA, that becomes the "
+        "default DNA predictor)."))] = None,
     transform: Annotated[
         str, typer.Option("--transform", help="Label transform: log | rank | none.")
     ] = "log",
@@ -408,6 +423,7 @@ def dna_train_predictor(
     from gengen.io.sequences import read_fasta
 
     set_threads(threads)
+    to_store, output = output is None, train_output(output, data, "dna-predictor")  # no -o: into the store
     seqs = read_fasta(input_path(data), ambiguous=ambiguous)
     y = read_labels(scores, seqs.ids)
     recipe = PredictorRecipe(epochs=epochs, val_fraction=val_fraction, transform=transform, seed=seed)
@@ -419,6 +435,8 @@ def dna_train_predictor(
     if "val_pearson_6mer_ridge" in m:
         line += f"; 6-mer ridge baseline r {m['val_pearson_6mer_ridge']:.4f}"
     say(line + f"; {m['train_seconds']:.1f} s on {m['device']}", quiet)
+    if to_store:
+        stored_as_default(output, "dna-predictor", quiet)
     typer.echo(str(output))
 
 
@@ -520,7 +538,7 @@ def dna_eval(
     data: Annotated[
         Path, typer.Argument(help="The real FASTA the GAN was trained on (held-out genes are used).")
     ],
-    model: Annotated[str, typer.Option("--model", "-m", help="dna-train model directory or name.")],
+    model: GanModelOpt = None,
     n: Annotated[
         int, typer.Option("-n", help="Sequences per set (GAN samples, baselines, real windows).")
     ] = 10000,
@@ -548,7 +566,7 @@ def dna_eval(
 
     set_threads(threads)
     _require_suffix(output, TABLE_SUFFIXES, "a TSV table")
-    gan = GANModel.load(model, device=device, weights=weights)
+    gan = GANModel.load(model_or_default(model, "dna-gan", quiet), device=device, weights=weights)
     trained_frac = gan.recipe.heldout_fraction or 0.0
     if heldout_fraction is None and trained_frac == 0:
         raise GengenError(

@@ -18,6 +18,7 @@ from gengen.cli._app import (
     input_path,
     say,
 )
+from gengen.cli._store import model_or_default, stored_as_default, train_output
 from gengen.errors import GengenError
 from gengen.runtime import set_threads
 
@@ -79,6 +80,14 @@ AdvOpt = Annotated[float, typer.Option("--adv-weight", help="Weight of the adver
 DHiddenOpt = Annotated[int, typer.Option("--d-hidden", help="Discriminator width.")]
 QuantOpt = Annotated[bool, typer.Option("--quantile/--no-quantile", help="Quantile-normalise profiles (D-GEX).")]
 ValOpt = Annotated[float, typer.Option("--val-fraction", help="Validation fraction for checkpoint selection.")]
+TrainOutputOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "-o", "--output",
+        help="Model directory to write (default: a new model in the store, named after DATA, that becomes the "
+        "default GGAN model).",
+    ),
+]
 PatienceOpt = Annotated[
     int | None,
     typer.Option("--patience", help="Stop after this many epochs without a better validation MAE."),
@@ -163,7 +172,7 @@ def _reference(data, landmarks, landmarks_from, targets, probe_map, genes_in_row
 @app.command("ggan-train", rich_help_panel=PANEL)
 def ggan_train(
     data: Annotated[Path, typer.Argument(help="Reference expression (h5ad, csv, tsv, parquet, gct, gctx), samples x genes.")],
-    output: Annotated[Path, typer.Option("-o", "--output", help="Model directory to write.")],
+    output: TrainOutputOpt = None,
     landmarks: LandmarksOpt = None,
     landmarks_from: LandmarksFromOpt = None,
     targets: TargetsOpt = None,
@@ -199,14 +208,16 @@ def ggan_train(
     set_threads(threads)
     from gengen.ggan import GGANModel
 
-    if output.exists() and any(output.resolve() == p.resolve() for p in (data, landmarks, targets) if p):
+    if output is not None and output.exists() and any(output.resolve() == p.resolve() for p in (data, landmarks, targets) if p):
         raise GengenError(f"refusing to overwrite the input {str(output)!r}; choose another -o.")
     from gengen.checkpoint import check_overwrite
     from gengen.ggan.model import ACTIVATIONS
 
-    check_overwrite(Path(output), "ggan")  # before training, not after
+    if output is not None:
+        check_overwrite(Path(output), "ggan")  # before training, not after
     if activation not in ACTIVATIONS:
         raise GengenError(f"unknown --activation {activation!r}; use one of {', '.join(ACTIVATIONS)}.")
+    to_store, output = output is None, train_output(output, data, "ggan")  # no -o: a new model in the store
     adata, lm, tg = _reference(data, landmarks, landmarks_from, targets, probe_map, genes_in_rows, fmt, quiet)
     recipe = _recipe(
         hidden,
@@ -240,6 +251,8 @@ def ggan_train(
         f"best validation MAE {m['best_val_mae']:.4f} (z-scored) at epoch {m['best_epoch']}",
         quiet,
     )
+    if to_store:
+        stored_as_default(output, "ggan", quiet)
     typer.echo(str(output))
 
 
@@ -253,8 +266,11 @@ def infer_targets(
         ),
     ],
     model: Annotated[
-        str, typer.Option("--model", "-m", help="GGAN model directory, or a name under $GENGEN_HOME/models.")
-    ],
+        str | None,
+        typer.Option(
+            "--model", "-m", help="GGAN model directory or store name (default: the store's default GGAN model)."
+        ),
+    ] = None,
     output: Annotated[
         Path | None,
         typer.Option("-o", "--output", help="Predictions (.csv/.tsv/.parquet/.h5ad) (default: QUERY.targets.csv)."),
@@ -300,7 +316,7 @@ def infer_targets(
         from gengen.runtime import resolve_precision
 
         resolve_precision(precision, "cpu")  # validates the name before any work
-    m = GGANModel.load(model, device=device)
+    m = GGANModel.load(model_or_default(model, "ggan", quiet), device=device)
     if precision is not None:
         m.recipe.precision = precision.lower()
     info = infer_file(

@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from gengen.cli._app import DeviceOpt, FormatOpt, GenesInRowsOpt, QuietOpt, SeedOpt, ThreadsOpt, app, input_path, say
+from gengen.cli._store import model_or_default, stored_as_default, train_output
 from gengen.errors import GengenError
 from gengen.runtime import set_threads
 
@@ -26,7 +27,8 @@ ValOpt = Annotated[float, typer.Option("--val-fraction", help="Seeded validation
 CompatOpt = Annotated[bool, typer.Option("--tybalt-compat", help="Reproduce the published code: ReLU on log-variance, KL weight 0.")]
 LogOpt = Annotated[str, typer.Option(
     "--log", help="log2(x+1) before scaling: auto (when the data look like raw counts) | yes | no.")]
-ModelOpt = Annotated[str, typer.Option("--model", "-m", help="Model directory, or a name under $GENGEN_HOME/models.")]
+ModelOpt = Annotated[str | None, typer.Option(
+    "--model", "-m", help="Model directory or store name (default: the store's default VAE model).")]
 
 
 def _recipe(latent, genes, gene_rank, hidden, epochs, batch_size, lr, kappa, beta, val_fraction, tybalt_compat, log_transform, seed):
@@ -51,7 +53,9 @@ def _read(path: Path, genes_in_rows, fmt, quiet, expected_genes=None):
 @app.command("vae-train", rich_help_panel=PANEL)
 def vae_train(
     data: Annotated[Path, typer.Argument(help="Expression matrix (h5ad, csv, tsv, parquet, gct, gctx), samples x genes.")],
-    output: Annotated[Path, typer.Option("-o", "--output", help="Model directory to write.")],
+    output: Annotated[Path | None, typer.Option("-o", "--output", help=(
+        "Model directory to write (default: a new model in the store, named after DATA, that becomes the "
+        "default VAE model)."))] = None,
     latent: LatentOpt = None, genes: GenesOpt = None, gene_rank: GeneRankOpt = "median-ad", hidden: HiddenOpt = None,
     epochs: EpochsOpt = None, batch_size: BatchOpt = None, lr: LrOpt = 5e-4, kappa: KappaOpt = 1.0, beta: BetaOpt = 1.0,
     val_fraction: ValOpt = 0.1, tybalt_compat: CompatOpt = False, log_transform: LogOpt = "auto", seed: SeedOpt = 0,
@@ -63,13 +67,17 @@ def vae_train(
 
     set_threads(threads)
     recipe = _recipe(latent, genes, gene_rank, hidden, epochs, batch_size, lr, kappa, beta, val_fraction, tybalt_compat, log_transform, seed)
-    check_overwrite(Path(output), "vae")  # before training, not after
+    if output is not None:
+        check_overwrite(Path(output), "vae")  # before training, not after
+    to_store, output = output is None, train_output(output, data, "vae")  # no -o: a new model in the store
     adata = _read(data, genes_in_rows, fmt, quiet)
     model = VAEModel.train(adata, recipe, device=device, quiet=quiet)
     model.save(output)
     m = model.metrics
     say(f"trained on {m['device']} in {m['train_seconds']:.1f} s: train recon {m['train_recon']:.1f}, "
         f"KL {m['train_kl']:.2f}" + (f"; validation recon {m['val_recon']:.1f}" if "val_recon" in m else ""), quiet)
+    if to_store:
+        stored_as_default(output, "vae", quiet)
     typer.echo(str(output))
 
 
@@ -136,7 +144,7 @@ def _write_profiles(adata, output: Path, protect=()) -> None:
 @app.command("vae-decode", rich_help_panel=PANEL)
 def vae_decode(
     latent: Annotated[Path, typer.Argument(help="Latent table (samples x k: csv/tsv/parquet) or h5ad with obsm['X_vae'].")],
-    model: ModelOpt,
+    model: ModelOpt = None,
     output: Annotated[Path, typer.Option("-o", "--output", help="Decoded expression (.h5ad/.csv/.tsv/.parquet).")] = Path("decoded.h5ad"),
     device: DeviceOpt = "auto", quiet: QuietOpt = False,
 ) -> None:
@@ -144,7 +152,7 @@ def vae_decode(
     from gengen.vae import VAEModel, decode_to_anndata
     from gengen.vae.encode import read_latent
 
-    m = VAEModel.load(model, device=device)
+    m = VAEModel.load(model_or_default(model, "vae", quiet), device=device)
     z, names = read_latent(input_path(latent), m)
     _write_profiles(decode_to_anndata(m, z, names), output, protect=(latent,))
     say(f"decoded {len(z)} latent vectors into {len(m.genes)} genes", quiet)
@@ -153,7 +161,7 @@ def vae_decode(
 
 @app.command("vae-sample", rich_help_panel=PANEL)
 def vae_sample(
-    model: ModelOpt,
+    model: ModelOpt = None,
     n: Annotated[int, typer.Option("-n", help="Number of profiles to draw.")] = 100,
     output: Annotated[Path, typer.Option("-o", "--output", help="Sampled expression (.h5ad/.csv/.tsv/.parquet).")] = Path("samples.h5ad"),
     seed: SeedOpt = 0, device: DeviceOpt = "auto", quiet: QuietOpt = False,
@@ -163,7 +171,7 @@ def vae_sample(
 
     from gengen.vae import VAEModel, decode_to_anndata
 
-    m = VAEModel.load(model, device=device)
+    m = VAEModel.load(model_or_default(model, "vae", quiet), device=device)
     if n < 1:
         raise GengenError(f"-n must be positive, got {n}.")
     if m.recipe.tybalt_compat:
@@ -178,7 +186,7 @@ def vae_sample(
 
 @app.command("vae-features", rich_help_panel=PANEL)
 def vae_features(
-    model: ModelOpt,
+    model: ModelOpt = None,
     output: Annotated[Path, typer.Option("-o", "--output", help="Output folder for TSVs and figures.")] = Path("vae_features"),
     top: Annotated[int, typer.Option("--top", help="Genes per direction per feature.")] = 20,
     data: Annotated[Path | None, typer.Option("--data", help="Expression data to embed for --by.")] = None,
@@ -195,7 +203,7 @@ def vae_features(
 
     if (data is None) != (by is None):
         raise GengenError("--data and --by go together: give both to find class-separating features.")
-    m = VAEModel.load(model, device=device)
+    m = VAEModel.load(model_or_default(model, "vae", quiet), device=device)
     separation = None
     if data is not None:  # everything that can fail on user input happens before anything is written
         adata = _with_labels(_read(data, genes_in_rows, fmt, quiet, expected_genes=m.genes), labels_file, quiet)
