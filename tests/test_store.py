@@ -93,7 +93,7 @@ def test_a_new_training_takes_over_the_default_and_says_which(ggan_files):
     r = run("ggan-train", ggan_files / "ref.csv", "--landmarks", ggan_files / "lm.txt", *GGAN_FAST[:-1])
     assert r.exit_code == 0, r.output
     assert "saved in the model store as 'ref-ggan-2'; it is now the default GGAN model" in r.output
-    assert "was 'ref-ggan'" in r.output
+    assert "it replaces 'ref-ggan' (gengen models default ggan ref-ggan to go back)" in r.output
     assert run("models", "default", "ggan").output.strip() == "ref-ggan-2"
 
 

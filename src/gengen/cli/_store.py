@@ -48,9 +48,9 @@ def stored_as_default(path: Path, pipeline: str, quiet: bool = False) -> None:
     from gengen.store import pipeline_label, set_default
 
     before = set_default(pipeline, path.name)
-    was = f", was {before!r}" if before and before != path.name else ""
+    was = f"; it replaces {before!r} (gengen models default {pipeline} {before} to go back)" if before and before != path.name else ""
     say(
-        f"saved in the model store as {path.name!r}; it is now the default {pipeline_label(pipeline)} model "
-        f"(used when --model is left out{was})",
+        f"saved in the model store as {path.name!r}; it is now the default {pipeline_label(pipeline)} model, "
+        f"used when --model is left out{was}",
         quiet,
     )
