@@ -134,13 +134,18 @@ def reserve(source: str | os.PathLike, pipeline: str) -> Path:
     """
     base = name_from(source, pipeline)
     root = store_dir()
-    root.mkdir(parents=True, exist_ok=True)
     for i in range(1, 10_000):
         path = root / (base if i == 1 else f"{base}-{i}")
         try:
+            root.mkdir(parents=True, exist_ok=True)
             path.mkdir()
         except FileExistsError:
             continue
+        except OSError as exc:
+            raise GengenError(
+                f"cannot create a model folder in the store {str(root)!r} ({exc.strerror}); give -o DIR, or set "
+                "GENGEN_HOME to a writable folder."
+            ) from None
         return path
     raise GengenError(f"too many models named {base!r}-N in {str(root)!r}; remove some (gengen models remove NAME).")
 

@@ -36,8 +36,9 @@ def train_output(output: Path | None, data: Path, pipeline: str) -> Path:
         return output
     import atexit
 
-    from gengen.store import release, reserve
+    from gengen.store import read_defaults, release, reserve
 
+    read_defaults()  # a broken defaults.json fails now, not after the training
     path = reserve(data, pipeline)
     atexit.register(release, path)
     return path

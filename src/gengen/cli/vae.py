@@ -84,7 +84,7 @@ def vae_train(
 @app.command("vae-encode", rich_help_panel=PANEL)
 def vae_encode(
     data: Annotated[Path, typer.Argument(help="Expression matrix (h5ad, csv, tsv, parquet, gct, gctx).")],
-    model: Annotated[str | None, typer.Option("--model", "-m", help="Trained model; without it, train one on DATA first.")] = None,
+    model: Annotated[str | None, typer.Option("--model", "-m", help="Trained model (folder or store name); without it, train one on DATA first.")] = None,
     output: Annotated[Path | None, typer.Option("-o", "--output", help="Output .h5ad (obsm['X_vae']) or .csv/.tsv/.parquet table (default: DATA.vae.h5ad).")] = None,
     save_model: Annotated[Path | None, typer.Option("--save-model", help="Where to save a model trained here (default: OUTPUT_STEM.model).")] = None,
     fill_missing: Annotated[bool, typer.Option("--fill-missing", help="Fill genes the data lack with training mid-range values.")] = False,
