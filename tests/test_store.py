@@ -112,10 +112,11 @@ def test_failed_training_leaves_no_name_taken(ggan_files):
     r = run("ggan-train", ggan_files / "ref.csv", "--landmarks", ggan_files / "absent.txt", *GGAN_FAST)
     assert_one_line_error(r, "absent.txt")
     assert list_models() == []  # the claimed folder is empty: never listed, removed at exit
+    before = sorted(store().iterdir())
     (store().parent / "defaults.json").write_text("{broken")  # found before training, not after
     r = run("ggan-train", ggan_files / "ref.csv", "--landmarks", ggan_files / "lm.txt", *GGAN_FAST)
     assert_one_line_error(r, "is not a gengen defaults file")
-    assert not store().exists() or not any(store().iterdir())
+    assert sorted(store().iterdir()) == before  # no folder claimed
     first, second = reserve(ggan_files / "ref.csv", "ggan"), reserve(ggan_files / "ref.csv", "ggan")
     assert first != second and first.name.startswith("ref-ggan") and second.name.startswith("ref-ggan")
     release(second)
