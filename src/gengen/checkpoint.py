@@ -37,20 +37,12 @@ def model_home() -> Path:
     return base / "models"
 
 
-def resolve_model(path_or_name: str | os.PathLike) -> Path:
-    """A checkpoint directory given as a path, or as a name under :func:`model_home`."""
-    p = Path(path_or_name)
-    if p.is_dir():
-        return p
-    if p.name == CONFIG_NAME and p.is_file():
-        return p.parent
-    named = model_home() / str(path_or_name)
-    if not p.is_absolute() and named.is_dir():
-        return named
-    raise GengenError(
-        f"model {str(path_or_name)!r} not found: give a checkpoint directory (with {CONFIG_NAME} and "
-        f"{WEIGHTS_NAME}) or the name of a model under {model_home()}."
-    )
+def resolve_model(path_or_name: str | os.PathLike | None, pipeline: str | None = None) -> Path:
+    """A checkpoint directory given as a path, a name in the model store, or ``None`` for the
+    pipeline's default model: see :func:`gengen.store.resolve_model`, the one resolver."""
+    from gengen.store import resolve_model as resolve
+
+    return resolve(path_or_name, pipeline)
 
 
 def save_checkpoint(
@@ -108,7 +100,7 @@ def check_overwrite(directory: Path, pipeline: str) -> None:
         )
 
 
-def load_checkpoint(path_or_name: str | os.PathLike, pipeline: str) -> tuple[dict[str, torch.Tensor], dict, Path]:
+def load_checkpoint(path_or_name: str | os.PathLike | None, pipeline: str) -> tuple[dict[str, torch.Tensor], dict, Path]:
     """Read and validate a checkpoint of ``pipeline``; returns (tensors, config, directory).
 
     config.json and the weights are read from one version of the folder even while another process
@@ -117,7 +109,7 @@ def load_checkpoint(path_or_name: str | os.PathLike, pipeline: str) -> tuple[dic
     from safetensors import SafetensorError
     from safetensors.torch import load as load_bytes
 
-    directory = resolve_model(path_or_name)
+    directory = resolve_model(path_or_name, pipeline)
     cfg_path = directory / CONFIG_NAME
     raw_config, raw_weights = _read_model_files(directory)
     if raw_config is None:

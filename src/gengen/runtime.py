@@ -264,7 +264,22 @@ def temp_path(target: str | os.PathLike, suffix: str = "") -> Path:
     return target.parent / f".{target.name[:150]}.{tag}{suffix}"
 
 
-def _new_temp(target: Path, directory: bool) -> Path:
+def new_temp(target: str | os.PathLike, directory: bool = False) -> Path:
+    """Create an empty temporary file (or folder) beside ``target``, named by :func:`temp_path`.
+
+    It is registered as this process's own, so no cleanup here removes it while in use; a killed
+    process's are removed by the next run (:func:`clean_stale_temps`).
+
+    Parameters
+    ----------
+    target : the output it stands for.
+    directory : a folder instead of a file (a file keeps ``target``'s suffix).
+
+    Returns
+    -------
+    The new path.
+    """
+    target = Path(target)
     while True:
         tmp = temp_path(target, "" if directory else (target.suffix or ".tmp"))
         try:
@@ -280,7 +295,8 @@ def _new_temp(target: Path, directory: bool) -> Path:
         return tmp
 
 
-def _remove(path: Path) -> None:
+def remove_temp(path: str | os.PathLike) -> None:
+    """Delete a temporary made by :func:`new_temp` (file or folder, quietly if already gone)."""
     import shutil
 
     _OWN_TEMPS.discard(_key(path))
@@ -348,7 +364,7 @@ def clean_stale_temps(directory: str | os.PathLike) -> list[Path]:
             except OSError:
                 continue
         if stale:
-            _remove(path)
+            remove_temp(path)
             removed.append(path)
     return removed
 
@@ -676,7 +692,7 @@ class OutputPlan:
     def _stage(self, tmp: Path, target: Path) -> None:
         old = self._staged.pop(os.path.realpath(target), None)
         if old is not None:
-            _remove(old[0])
+            remove_temp(old[0])
         self._staged[os.path.realpath(target)] = (tmp, target)
 
     def commit(self) -> None:
@@ -694,18 +710,18 @@ class OutputPlan:
                     else:
                         os.replace(backup, placed)
             for tmp, _ in staged:
-                _remove(tmp)
+                remove_temp(tmp)
             failed = staged[len(done)][1]
             raise output_error(exc, failed, "none of this command's outputs was written") from None
         for tmp, _ in staged:
             _OWN_TEMPS.discard(_key(tmp))
         for _, backup in done:
             if backup is not None:
-                _remove(backup)
+                remove_temp(backup)
 
     def _close(self, failed: bool) -> None:
         for tmp, _ in self._staged.values():
-            _remove(tmp)
+            remove_temp(tmp)
         self._staged = {}
         while self._locks:
             _release_lock(self._locks.pop())
@@ -726,7 +742,7 @@ def _replace_keeping_backup(tmp: Path, target: Path) -> Path | None:
         return None
     if os.path.isdir(target) and not os.path.islink(target):  # appeared since the plan's check
         raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), os.fspath(target))
-    backup = _new_temp(target, directory=False)
+    backup = new_temp(target, directory=False)
     os.unlink(backup)
     try:
         os.link(target, backup, follow_symlinks=False)
@@ -738,7 +754,7 @@ def _replace_keeping_backup(tmp: Path, target: Path) -> Path | None:
         os.replace(tmp, target)
     except OSError:
         if linked:
-            _remove(backup)
+            remove_temp(backup)
         else:
             os.replace(backup, target)
         raise
@@ -828,7 +844,7 @@ def atomic_path(path: str | os.PathLike, protect: tuple[str | os.PathLike, ...] 
     tmp, placed = None, False
     try:
         clean_stale_temps(target.parent)
-        tmp = _new_temp(target, directory=False)
+        tmp = new_temp(target, directory=False)
         try:
             yield tmp
         except OSError as exc:
@@ -846,7 +862,7 @@ def atomic_path(path: str | os.PathLike, protect: tuple[str | os.PathLike, ...] 
         placed = True
     finally:
         if tmp is not None and not placed:
-            _remove(tmp)
+            remove_temp(tmp)
         _release_lock(key)
 
 
@@ -872,7 +888,7 @@ def atomic_dir(path: str | os.PathLike, overwrite: bool = True) -> Iterator[Path
     tmp = None
     try:
         clean_stale_temps(target.parent)
-        tmp = _new_temp(target, directory=True)
+        tmp = new_temp(target, directory=True)
         try:
             yield tmp
         except OSError as exc:
@@ -886,7 +902,7 @@ def atomic_dir(path: str | os.PathLike, overwrite: bool = True) -> Iterator[Path
             raise output_error(exc, target) from None
     finally:
         if tmp is not None:
-            _remove(tmp)  # the temporary, or after an exchange the replaced folder
+            remove_temp(tmp)  # the temporary, or after an exchange the replaced folder
         _release_lock(key)
 
 
@@ -903,7 +919,7 @@ def _swap_dir_into_place(tmp: Path, target: Path) -> None:
         return
     if exchange_paths(tmp, target):
         return
-    old = _new_temp(target, directory=True)
+    old = new_temp(target, directory=True)
     os.rmdir(old)
     os.rename(target, old)
     try:

@@ -6,6 +6,9 @@ from gengen.cli import demo as _demo  # noqa: F401
 from gengen.cli import dna as _dna  # noqa: F401
 from gengen.cli import ggan as _ggan  # noqa: F401
 from gengen.cli import vae as _vae  # noqa: F401  (registers commands)
+
+# isort: split
+from gengen.cli import models as _models  # noqa: F401  (gengen models ...: listed after the pipelines)
 from gengen.cli._app import app
 
 

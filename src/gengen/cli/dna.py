@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from gengen.cli._app import DeviceOpt, QuietOpt, SeedOpt, ThreadsOpt, app, input_path, say
+from gengen.cli._store import model_or_default, stored_as_default, train_output
 from gengen.errors import GengenError
 from gengen.runtime import plan_outputs, set_threads
 
@@ -41,7 +42,11 @@ PseudoOpt = Annotated[
     float, typer.Option("--pseudocount", help="Total pseudocount per motif column, spread by the background.")
 ]
 PredictorOpt = Annotated[
-    str | None, typer.Option("--predictor", help="A model from dna-train-predictor (directory or name).")
+    str | None, typer.Option("--predictor", help="A model from dna-train-predictor (directory or store name).")
+]
+GanModelOpt = Annotated[
+    str | None,
+    typer.Option("--model", "-m", help="dna-train model directory or store name (default: the store's default DNA GAN)."),
 ]
 
 
@@ -102,7 +107,9 @@ WeightsOpt = Annotated[
 @app.command("dna-train", rich_help_panel=PANEL)
 def dna_train(
     data: Annotated[Path, typer.Argument(help="FASTA (plain or .gz) of training sequences.")],
-    output: Annotated[Path, typer.Option("-o", "--output", help="Model directory (resumable checkpoint).")],
+    output: Annotated[Path | None, typer.Option("-o", "--output", help=(
+        "Model directory (resumable checkpoint) (default: a new model in the store, named after DATA, that "
+        "becomes the default DNA GAN)."))] = None,
     length: LengthOpt = 50,
     windows: WindowsOpt = "tiled",
     ambiguous: AmbiguousOpt = "skip",
@@ -146,7 +153,10 @@ def dna_train(
     from gengen.io.sequences import heldout_mask, heldout_split, read_fasta
 
     set_threads(threads)
+    if resume and output is None:
+        raise GengenError("--resume continues a checkpoint: name it with -o (a folder, or the store's models/NAME).")
     heldout_fraction = _resume_heldout_fraction(output, heldout_fraction) if resume else heldout_fraction
+    to_store, output = output is None, train_output(output, data, "dna-gan")  # no -o: a new model in the store
     if heldout_fraction is None:
         heldout_fraction = 0.1
     recipe = GANRecipe(
@@ -219,6 +229,8 @@ def dna_train(
             "used by dna-generate/dna-eval/dna-design unless --weights last",
             quiet,
         )
+    if to_store:
+        stored_as_default(output, "dna-gan", quiet)
     typer.echo(str(output))
 
 
@@ -241,7 +253,7 @@ def _resume_heldout_fraction(output: Path, asked: float | None) -> float | None:
 
 @app.command("dna-generate", rich_help_panel=PANEL)
 def dna_generate(
-    model: Annotated[str, typer.Option("--model", "-m", help="dna-train model directory or name.")],
+    model: GanModelOpt = None,
     n: Annotated[int, typer.Option("-n", help="Number of sequences.")] = 1000,
     output: Annotated[Path, typer.Option("-o", "--output", help="FASTA to write.")] = Path("samples.fa"),
     weights: WeightsOpt = "best",
@@ -256,6 +268,7 @@ def dna_generate(
 
     set_threads(threads)
     _require_suffix(output, FASTA_SUFFIXES, "FASTA")
+    model = model_or_default(model, "dna-gan", quiet)
     plan_outputs([output], inputs=[model])
     gan = GANModel.load(model, device=device, weights=weights)
     codes = gan.generate(n, seed=seed)
@@ -277,7 +290,8 @@ def dna_design(
     pseudocount: PseudoOpt = 1.0,
     predictor: PredictorOpt = None,
     gan: Annotated[
-        str | None, typer.Option("--gan", help="Design through this GAN's latent space (joint method).")
+        str | None,
+        typer.Option("--gan", help="Design through this GAN's latent space (joint method; directory or store name)."),
     ] = None,
     weights: WeightsOpt = "best",
     direct: Annotated[
@@ -390,7 +404,9 @@ def dna_train_predictor(
     scores: Annotated[
         Path, typer.Option("--scores", help="CSV/TSV: sequence id, numeric score (e.g. id,signal).")
     ],
-    output: Annotated[Path, typer.Option("-o", "--output", help="Predictor directory to write.")],
+    output: Annotated[Path | None, typer.Option("-o", "--output", help=(
+        "Predictor directory to write (default: a new model in the store, named after DATA, that becomes the "
+        "default DNA predictor)."))] = None,
     transform: Annotated[
         str, typer.Option("--transform", help="Label transform: log | rank | none.")
     ] = "log",
@@ -412,6 +428,7 @@ def dna_train_predictor(
     from gengen.io.sequences import read_fasta
 
     set_threads(threads)
+    to_store, output = output is None, train_output(output, data, "dna-predictor")  # no -o: into the store
     plan_outputs(models={output: "dna-predictor"}, inputs=[data, scores])
     seqs = read_fasta(input_path(data), ambiguous=ambiguous)
     y = read_labels(scores, seqs.ids)
@@ -424,6 +441,8 @@ def dna_train_predictor(
     if "val_pearson_6mer_ridge" in m:
         line += f"; 6-mer ridge baseline r {m['val_pearson_6mer_ridge']:.4f}"
     say(line + f"; {m['train_seconds']:.1f} s on {m['device']}", quiet)
+    if to_store:
+        stored_as_default(output, "dna-predictor", quiet)
     typer.echo(str(output))
 
 
@@ -526,7 +545,7 @@ def dna_eval(
     data: Annotated[
         Path, typer.Argument(help="The real FASTA the GAN was trained on (held-out genes are used).")
     ],
-    model: Annotated[str, typer.Option("--model", "-m", help="dna-train model directory or name.")],
+    model: GanModelOpt = None,
     n: Annotated[
         int, typer.Option("-n", help="Sequences per set (GAN samples, baselines, real windows).")
     ] = 10000,
@@ -554,6 +573,7 @@ def dna_eval(
 
     set_threads(threads)
     _require_suffix(output, TABLE_SUFFIXES, "a TSV table")
+    model = model_or_default(model, "dna-gan", quiet)
     plan_outputs([output], inputs=[data, model, samples])
     gan = GANModel.load(model, device=device, weights=weights)
     trained_frac = gan.recipe.heldout_fraction or 0.0

@@ -18,6 +18,7 @@ from gengen.cli._app import (
     input_path,
     say,
 )
+from gengen.cli._store import model_or_default, stored_as_default, train_output
 from gengen.errors import GengenError
 from gengen.runtime import plan_outputs, set_threads
 
@@ -79,6 +80,14 @@ AdvOpt = Annotated[float, typer.Option("--adv-weight", help="Weight of the adver
 DHiddenOpt = Annotated[int, typer.Option("--d-hidden", help="Discriminator width.")]
 QuantOpt = Annotated[bool, typer.Option("--quantile/--no-quantile", help="Quantile-normalise profiles (D-GEX).")]
 ValOpt = Annotated[float, typer.Option("--val-fraction", help="Validation fraction for checkpoint selection.")]
+TrainOutputOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "-o", "--output",
+        help="Model directory to write (default: a new model in the store, named after DATA, that becomes the "
+        "default GGAN model).",
+    ),
+]
 PatienceOpt = Annotated[
     int | None,
     typer.Option("--patience", help="Stop after this many epochs without a better validation MAE."),
@@ -163,7 +172,7 @@ def _reference(data, landmarks, landmarks_from, targets, probe_map, genes_in_row
 @app.command("ggan-train", rich_help_panel=PANEL)
 def ggan_train(
     data: Annotated[Path, typer.Argument(help="Reference expression (h5ad, csv, tsv, parquet, gct, gctx), samples x genes.")],
-    output: Annotated[Path, typer.Option("-o", "--output", help="Model directory to write.")],
+    output: TrainOutputOpt = None,
     landmarks: LandmarksOpt = None,
     landmarks_from: LandmarksFromOpt = None,
     targets: TargetsOpt = None,
@@ -200,9 +209,10 @@ def ggan_train(
     from gengen.ggan import GGANModel
     from gengen.ggan.model import ACTIVATIONS
 
-    plan_outputs(models={output: "ggan"}, inputs=[data, landmarks, landmarks_from, targets])  # before training
     if activation not in ACTIVATIONS:
         raise GengenError(f"unknown --activation {activation!r}; use one of {', '.join(ACTIVATIONS)}.")
+    to_store, output = output is None, train_output(output, data, "ggan")  # no -o: a new model in the store
+    plan_outputs(models={output: "ggan"}, inputs=[data, landmarks, landmarks_from, targets])  # before training
     adata, lm, tg = _reference(data, landmarks, landmarks_from, targets, probe_map, genes_in_rows, fmt, quiet)
     recipe = _recipe(
         hidden,
@@ -236,6 +246,8 @@ def ggan_train(
         f"best validation MAE {m['best_val_mae']:.4f} (z-scored) at epoch {m['best_epoch']}",
         quiet,
     )
+    if to_store:
+        stored_as_default(output, "ggan", quiet)
     typer.echo(str(output))
 
 
@@ -249,8 +261,11 @@ def infer_targets(
         ),
     ],
     model: Annotated[
-        str, typer.Option("--model", "-m", help="GGAN model directory, or a name under $GENGEN_HOME/models.")
-    ],
+        str | None,
+        typer.Option(
+            "--model", "-m", help="GGAN model directory or store name (default: the store's default GGAN model)."
+        ),
+    ] = None,
     output: Annotated[
         Path | None,
         typer.Option("-o", "--output", help="Predictions (.csv/.tsv/.parquet/.h5ad) (default: QUERY.targets.csv)."),
@@ -292,6 +307,7 @@ def infer_targets(
         name = name.removesuffix(suffix)
     output = output or query.with_name(name + ".targets.csv")
     output_format(output)  # fail on a bad output name before any work
+    model = model_or_default(model, "ggan", quiet)
     plan_outputs([output], inputs=[query, model, gene_map])
     if precision is not None:
         from gengen.runtime import resolve_precision

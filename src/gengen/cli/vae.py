@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from gengen.cli._app import DeviceOpt, FormatOpt, GenesInRowsOpt, QuietOpt, SeedOpt, ThreadsOpt, app, input_path, say
+from gengen.cli._store import model_or_default, stored_as_default, train_output
 from gengen.errors import GengenError
 from gengen.runtime import plan_outputs, set_threads
 
@@ -26,7 +27,8 @@ ValOpt = Annotated[float, typer.Option("--val-fraction", help="Seeded validation
 CompatOpt = Annotated[bool, typer.Option("--tybalt-compat", help="Reproduce the published code: ReLU on log-variance, KL weight 0.")]
 LogOpt = Annotated[str, typer.Option(
     "--log", help="log2(x+1) before scaling: auto (when the data look like raw counts) | yes | no.")]
-ModelOpt = Annotated[str, typer.Option("--model", "-m", help="Model directory, or a name under $GENGEN_HOME/models.")]
+ModelOpt = Annotated[str | None, typer.Option(
+    "--model", "-m", help="Model directory or store name (default: the store's default VAE model).")]
 
 
 def _recipe(latent, genes, gene_rank, hidden, epochs, batch_size, lr, kappa, beta, val_fraction, tybalt_compat, log_transform, seed):
@@ -51,7 +53,9 @@ def _read(path: Path, genes_in_rows, fmt, quiet, expected_genes=None):
 @app.command("vae-train", rich_help_panel=PANEL)
 def vae_train(
     data: Annotated[Path, typer.Argument(help="Expression matrix (h5ad, csv, tsv, parquet, gct, gctx), samples x genes.")],
-    output: Annotated[Path, typer.Option("-o", "--output", help="Model directory to write.")],
+    output: Annotated[Path | None, typer.Option("-o", "--output", help=(
+        "Model directory to write (default: a new model in the store, named after DATA, that becomes the "
+        "default VAE model)."))] = None,
     latent: LatentOpt = None, genes: GenesOpt = None, gene_rank: GeneRankOpt = "median-ad", hidden: HiddenOpt = None,
     epochs: EpochsOpt = None, batch_size: BatchOpt = None, lr: LrOpt = 5e-4, kappa: KappaOpt = 1.0, beta: BetaOpt = 1.0,
     val_fraction: ValOpt = 0.1, tybalt_compat: CompatOpt = False, log_transform: LogOpt = "auto", seed: SeedOpt = 0,
@@ -62,6 +66,7 @@ def vae_train(
 
     set_threads(threads)
     recipe = _recipe(latent, genes, gene_rank, hidden, epochs, batch_size, lr, kappa, beta, val_fraction, tybalt_compat, log_transform, seed)
+    to_store, output = output is None, train_output(output, data, "vae")  # no -o: a new model in the store
     plan_outputs(models={output: "vae"}, inputs=[data])  # before training, not after
     adata = _read(data, genes_in_rows, fmt, quiet)
     model = VAEModel.train(adata, recipe, device=device, quiet=quiet)
@@ -69,13 +74,15 @@ def vae_train(
     m = model.metrics
     say(f"trained on {m['device']} in {m['train_seconds']:.1f} s: train recon {m['train_recon']:.1f}, "
         f"KL {m['train_kl']:.2f}" + (f"; validation recon {m['val_recon']:.1f}" if "val_recon" in m else ""), quiet)
+    if to_store:
+        stored_as_default(output, "vae", quiet)
     typer.echo(str(output))
 
 
 @app.command("vae-encode", rich_help_panel=PANEL)
 def vae_encode(
     data: Annotated[Path, typer.Argument(help="Expression matrix (h5ad, csv, tsv, parquet, gct, gctx).")],
-    model: Annotated[str | None, typer.Option("--model", "-m", help="Trained model; without it, train one on DATA first.")] = None,
+    model: Annotated[str | None, typer.Option("--model", "-m", help="Trained model (folder or store name); without it, train one on DATA first.")] = None,
     output: Annotated[Path | None, typer.Option("-o", "--output", help="Output .h5ad (obsm['X_vae']) or .csv/.tsv/.parquet table (default: DATA.vae.h5ad).")] = None,
     save_model: Annotated[Path | None, typer.Option("--save-model", help="Where to save a model trained here (default: OUTPUT_STEM.model).")] = None,
     fill_missing: Annotated[bool, typer.Option("--fill-missing", help="Fill genes the data lack with training mid-range values.")] = False,
@@ -131,7 +138,7 @@ def _write_profiles(adata, output: Path, protect=()) -> None:
 @app.command("vae-decode", rich_help_panel=PANEL)
 def vae_decode(
     latent: Annotated[Path, typer.Argument(help="Latent table (samples x k: csv/tsv/parquet) or h5ad with obsm['X_vae'].")],
-    model: ModelOpt,
+    model: ModelOpt = None,
     output: Annotated[Path, typer.Option("-o", "--output", help="Decoded expression (.h5ad/.csv/.tsv/.parquet).")] = Path("decoded.h5ad"),
     device: DeviceOpt = "auto", quiet: QuietOpt = False,
 ) -> None:
@@ -139,6 +146,7 @@ def vae_decode(
     from gengen.vae import VAEModel, decode_to_anndata
     from gengen.vae.encode import read_latent
 
+    model = model_or_default(model, "vae", quiet)
     plan_outputs([output], inputs=[latent, model])
     m = VAEModel.load(model, device=device)
     z, names = read_latent(input_path(latent), m)
@@ -149,7 +157,7 @@ def vae_decode(
 
 @app.command("vae-sample", rich_help_panel=PANEL)
 def vae_sample(
-    model: ModelOpt,
+    model: ModelOpt = None,
     n: Annotated[int, typer.Option("-n", help="Number of profiles to draw.")] = 100,
     output: Annotated[Path, typer.Option("-o", "--output", help="Sampled expression (.h5ad/.csv/.tsv/.parquet).")] = Path("samples.h5ad"),
     seed: SeedOpt = 0, device: DeviceOpt = "auto", quiet: QuietOpt = False,
@@ -159,6 +167,7 @@ def vae_sample(
 
     from gengen.vae import VAEModel, decode_to_anndata
 
+    model = model_or_default(model, "vae", quiet)
     plan_outputs([output], inputs=[model])
     m = VAEModel.load(model, device=device)
     if n < 1:
@@ -175,7 +184,7 @@ def vae_sample(
 
 @app.command("vae-features", rich_help_panel=PANEL)
 def vae_features(
-    model: ModelOpt,
+    model: ModelOpt = None,
     output: Annotated[Path, typer.Option("-o", "--output", help="Output folder for TSVs and figures.")] = Path("vae_features"),
     top: Annotated[int, typer.Option("--top", help="Genes per direction per feature.")] = 20,
     data: Annotated[Path | None, typer.Option("--data", help="Expression data to embed for --by.")] = None,
@@ -193,6 +202,7 @@ def vae_features(
     if (data is None) != (by is None):
         raise GengenError("--data and --by go together: give both to find class-separating features.")
     files = [output / "top_genes.tsv"] + ([output / f"separating_{by}.tsv", output / f"separating_{by}.png"] if by else [])
+    model = model_or_default(model, "vae", quiet)
     plan_outputs(files, inputs=[model, data, labels_file])
     m = VAEModel.load(model, device=device)
     separation = None
