@@ -323,8 +323,8 @@ def _block_matrix(block: _Block, label: str, orientation: str | None) -> tuple[n
             raise GengenError(f"motif {label!r}: rows are labelled by base, so it is 4 x positions; "
                               "--motif-format pfm-four-columns contradicts that (use pfm or pfm-four-rows).")
         others = [r for r in rows if r.label not in _BASE]
-        if len(others) == 1 and others[0].label is None and _is_index(others[0].values) and rows[0] is others[0]:
-            others = []  # a position-number row above the labelled rows
+        if len(others) == 1 and rows[0] is others[0] and _is_index(others[0].values):
+            others = []  # a position-number row ('1 2 3 ...' or 'pos 1 2 3 ...') above the labelled rows
         bases = [_BASE[r.label] for r in based]
         if others or sorted(bases) != [0, 1, 2, 3]:
             raise GengenError(
