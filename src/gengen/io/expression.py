@@ -840,6 +840,11 @@ def write_expression(adata: ad.AnnData, path: str | os.PathLike, protect=(), obs
     return write_table(df, path, protect=protect)
 
 
+GENE_LIST_HEADERS = ("gene", "genes", "symbol", "gene_symbol", "gene_id", "gene_name", "id", "name", "pr_id",
+                     "probe", "probe_id", "id_ref", "pr_gene_symbol", "pr_gene_id", "hgnc_symbol", "ensembl_gene_id",
+                     "entrez", "entrez_id")
+
+
 def read_gene_list(path: str | os.PathLike) -> list[str]:
     """Gene names from a file (plain or compressed): one per line, or the first column of a
     tab/comma/space-separated table (header skipped when its first field names a column)."""
@@ -852,7 +857,7 @@ def read_gene_list(path: str | os.PathLike) -> list[str]:
         raise GengenError(f"gene list {str(p)!r} is empty.")
     sep = "\t" if "\t" in lines[0] else ("," if "," in lines[0] else WHITESPACE)
     first = [(split_fields(ln, sep) or [""])[0].strip().strip('"') for ln in lines]
-    if first and first[0].lower() in ("gene", "genes", "symbol", "gene_symbol", "id", "name", "pr_id", "probe"):
+    if first and first[0].lower() in GENE_LIST_HEADERS:
         first = first[1:]
     seen: dict[str, None] = {}
     for g in first:
