@@ -114,6 +114,15 @@ def input_format(path: str | os.PathLike, fmt: str | None = None) -> str:
     series matrix by its ``!`` lines, else a table (``csv``, ``tsv`` or ``txt`` by the name, or by the
     sniffed delimiter: see :func:`table_separator`). So ``HiSeqV2.gz`` and ``PANCAN_clinicalMatrix``
     read as downloaded.
+
+    Parameters
+    ----------
+    path : an existing input file.
+    fmt : a format to force (one of :data:`FORMATS`), as ``--format``.
+
+    Returns
+    -------
+    One of :data:`FORMATS`.
     """
     if fmt:
         return detect_format(path, fmt)
@@ -248,8 +257,8 @@ def _gene_likeness(names) -> float:
     return (gene - sample) / len(names)
 
 
-def genes_are_rows(row_names, col_names, genes_in_rows: bool | None, expected_genes, source: str,
-                   quiet: bool = False) -> bool:
+def genes_are_rows(row_names, col_names, *, genes_in_rows: bool | None = None, expected_genes=None,
+                   source: str = "data", quiet: bool = False) -> bool:
     """Whether a table holds genes in its rows: as forced, else where ``expected_genes`` (a model's)
     are found, else where the names look like genes (and say what was decided)."""
     if genes_in_rows is not None:
@@ -276,7 +285,9 @@ def genes_are_rows(row_names, col_names, genes_in_rows: bool | None, expected_ge
 
 def _orient(df: pd.DataFrame, genes_in_rows: bool | None, expected_genes, source: str, quiet: bool) -> pd.DataFrame:
     """Return samples x genes, transposing when :func:`genes_are_rows` says so."""
-    return df.T if genes_are_rows(df.index, df.columns, genes_in_rows, expected_genes, source, quiet) else df
+    rows = genes_are_rows(df.index, df.columns, genes_in_rows=genes_in_rows, expected_genes=expected_genes,
+                          source=source, quiet=quiet)
+    return df.T if rows else df
 
 
 def numeric_frame(df: pd.DataFrame, source: str) -> pd.DataFrame:
@@ -555,7 +566,7 @@ def _arrow_matrix(path: Path, sep: str, width: int, source: str):
             raise GengenError(f"cannot read {source!r} as a table: {message[:200]}") from None
         except OSError as exc:
             if compression == "gzip":
-                raise damaged(path, "input file", "gzip", exc) from None
+                raise damaged(path, "gzip", exc) from None
             raise
 
 
@@ -631,6 +642,15 @@ def read_series_matrix(path: str | os.PathLike, quiet: bool = False) -> ad.AnnDa
     in columns) becomes ``X``; the ``!Sample_*`` lines become ``obs`` columns (``title``,
     ``source_name_ch1``, ...; ``characteristics_ch1`` lines written ``key: value`` become a column per
     key), so ``--by`` can name them. Genes are the platform's probe ids (as D-GEX's models use).
+
+    Parameters
+    ----------
+    path : the series matrix, plain or compressed.
+    quiet : no status line on stderr.
+
+    Returns
+    -------
+    AnnData, samples x probes, float32 ``X``, sample annotations in ``obs``.
     """
     import anndata as ad
     import pandas as pd
@@ -758,7 +778,8 @@ def read_expression(
         else:
             samples, genes, X = _read_text_matrix(
                 path, table_separator(path, kind), source,
-                lambda rows, cols: genes_are_rows(rows, cols, genes_in_rows, expected_genes, source, quiet),
+                lambda rows, cols: genes_are_rows(rows, cols, genes_in_rows=genes_in_rows,
+                                                  expected_genes=expected_genes, source=source, quiet=quiet),
             )
             check_unique_genes(genes, source)
             adata = ad.AnnData(X=X, obs=pd.DataFrame(index=pd.Index(samples)), var=pd.DataFrame(index=pd.Index(genes)))

@@ -62,7 +62,7 @@ def stored_kind(path: str | os.PathLike) -> str:
     return next((kind for magic, kind in _MAGIC if head.startswith(magic)), "other")
 
 
-def damaged(path, what: str, kind: str, exc: BaseException) -> GengenError:
+def damaged(path, kind: str, exc: BaseException, *, what: str = "input file") -> GengenError:
     """The one message for a file whose compressed stream breaks off or does not decode."""
     detail = str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__
     return GengenError(
@@ -85,7 +85,7 @@ class _Guarded(io.RawIOBase):
         try:
             return self._raw.readinto(buffer)
         except _DAMAGE as exc:
-            raise damaged(self._path, self._what, self._kind, exc) from None
+            raise damaged(self._path, self._kind, exc, what=self._what) from None
 
     def close(self) -> None:
         if not self.closed:
@@ -95,7 +95,17 @@ class _Guarded(io.RawIOBase):
 
 def open_bytes(path: str | os.PathLike, what: str = "input file") -> io.BufferedReader:
     """The file's content as a binary stream, decompressed when its first bytes say gzip, bz2 or xz
-    (whatever its name); a zip archive is a clear error, read errors are :func:`damaged`."""
+    (whatever its name); a zip archive is a clear error, read errors are :func:`damaged`.
+
+    Parameters
+    ----------
+    path : the file.
+    what : how messages name it ("FASTA file", "gene map", ...).
+
+    Returns
+    -------
+    A readable binary stream (use it as a context manager).
+    """
     kind = stored_kind(path)
     if kind == "zip":
         raise GengenError(f"{what} {str(path)!r} is a zip archive; unzip it and give the file inside.")
@@ -126,7 +136,7 @@ def is_binary(head: bytes) -> bool:
     return b"\x00" in head
 
 
-def head_lines(path: str | os.PathLike, n: int = 30, what: str = "input file", skip: tuple[str, ...] = (),
+def head_lines(path: str | os.PathLike, n: int = 30, *, what: str = "input file", skip: tuple[str, ...] = (),
                max_chars: int = 64 << 20) -> list[str]:
     """The first ``n`` non-empty lines (after lines starting with any of ``skip``), newline-stripped.
 
@@ -158,6 +168,15 @@ def sniff_delimiter(lines: list[str], preferred: str | None = None) -> str | Non
     header has that many or one fewer (R's ``write.table`` leaves the row-name column unnamed). The
     ``preferred`` one (from the file name) is tried first, then tab, comma, whitespace; ``None`` when
     none fits (one column, or ragged lines).
+
+    Parameters
+    ----------
+    lines : the first lines of the file, header first (see :func:`head_lines`).
+    preferred : the delimiter the name suggests, if any.
+
+    Returns
+    -------
+    ``"\t"``, ``","``, :data:`WHITESPACE` or ``None``.
     """
     candidates = [d for d in (preferred, "\t", ",", WHITESPACE) if d is not None]
     body = lines[1:] or lines

@@ -440,8 +440,8 @@ def read_motif_file(
     path: str | os.PathLike,
     fmt: str | None = None,
     name: str | None = None,
-    background=None,
     *,
+    background=None,
     pseudocount: float = DEFAULT_PSEUDOCOUNT,
     quiet: bool = False,
 ) -> PWM:
