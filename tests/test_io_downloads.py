@@ -299,12 +299,18 @@ def test_cli_truncated_gzip_is_one_line_exit_2_not_aborted(damaged, tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == []
 
 
-def test_an_eof_error_escaping_a_reader_is_still_one_line(monkeypatch, tmp_path):
-    """Click maps EOFError to Abort ('gengen: aborted', exit 1); the app boundary must not let it."""
+@pytest.mark.parametrize(
+    "error",
+    [EOFError("Compressed file ended before the end-of-stream marker was reached"),
+     gzip.BadGzipFile("CRC check failed"), __import__("zlib").error("invalid stored block lengths")],
+)
+def test_a_decompression_error_escaping_a_reader_is_still_one_line(monkeypatch, tmp_path, error):
+    """Click maps EOFError to Abort ('gengen: aborted', exit 1); the app boundary must not let it, nor
+    let gzip's and zlib's own errors end in a traceback."""
     import gengen.io.sequences
 
     def broken(path):
-        raise EOFError("Compressed file ended before the end-of-stream marker was reached")
+        raise error
 
     monkeypatch.setattr(gengen.io.sequences, "read_fasta_records", broken)
     (tmp_path / "x.fa").write_text(">a\nACGT\n")

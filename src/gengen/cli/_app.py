@@ -53,6 +53,10 @@ class GengenGroup(TyperGroup):
                     sys.exit(GengenError.exit_code)
                 print("gengen: aborted", file=sys.stderr)
                 sys.exit(1)
+            if isinstance(exc, gzip.BadGzipFile) and not os.environ.get("GENGEN_DEBUG"):
+                # an OSError without a file name, so the command boundary lets it through: name the cause here
+                print(f"gengen: error: {_ENDED_EARLY} (BadGzipFile: {str(exc)[:120]})", file=sys.stderr)
+                sys.exit(GengenError.exit_code)
             raise
         sys.exit(rv if isinstance(rv, int) else 0)
 
@@ -67,9 +71,10 @@ class GengenGroup(TyperGroup):
         except KeyboardInterrupt:
             typer.echo("gengen: interrupted", err=True)
             raise typer.Exit(130) from None
-        except (EOFError, zlib.error, lzma.LZMAError, gzip.BadGzipFile) as exc:
+        except (EOFError, zlib.error, lzma.LZMAError) as exc:
             # Readers name the file (gengen.io.files); this catches one that read around them. Without it
-            # click would turn the EOFError of a truncated .gz into a bare "aborted", exit 1.
+            # click would turn the EOFError of a truncated .gz into a bare "aborted", exit 1. (gzip's
+            # BadGzipFile is an OSError: main() catches it, whatever OSError handling comes before.)
             if os.environ.get("GENGEN_DEBUG"):
                 raise
             typer.echo(f"gengen: error: {_ENDED_EARLY} ({type(exc).__name__}: {str(exc)[:120]})", err=True)
