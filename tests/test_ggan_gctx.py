@@ -110,7 +110,9 @@ def _gctx_error(path, *needles):
 
 def test_gctx_errors(tmp_path):
     (tmp_path / "text.gctx").write_text("#1.3\n1\t1\t0\t0\nid\tS\nG\t1\n")
-    _gctx_error(tmp_path / "text.gctx", "not an HDF5 file")
+    assert read_expression(tmp_path / "text.gctx").shape == (1, 1)  # a text GCT misnamed .gctx: the content decides
+    (tmp_path / "table.gctx").write_text("id\tG\nS\t1\n")
+    _gctx_error(tmp_path / "table.gctx", "holds text, not an HDF5 file")
     with h5py.File(tmp_path / "other.gctx", "w") as f:
         f.create_dataset("X", data=np.zeros((2, 2)))
     _gctx_error(tmp_path / "other.gctx", "not a GCTX", "/0/DATA/0/matrix")
@@ -255,7 +257,7 @@ def test_cli_errors_one_line_no_output(work, tmp_path, case):
     query = write_gctx(tmp_path / "q.gctx", q.T.to_numpy(), ENTREZ, q.index)
     gene_map = work / "GSE92742_Broad_LINCS_gene_info.txt"
     needles = {
-        "not-hdf5": ["not an HDF5 file"],
+        "not-hdf5": ["holds text, not an HDF5 file"],
         "no-layout": ["not a GCTX", "/0/DATA/0/matrix"],
         "shape": ["sample ids", "gene ids"],
         "map-missing": ["does not exist"],

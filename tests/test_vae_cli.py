@@ -135,7 +135,7 @@ def test_bad_input_one_line_exit_2_no_output(tmp_path, content, pattern):
 
 def test_unknown_format_and_wrong_gene_set(workdir, tmp_path):
     (tmp_path / "x.xlsx").write_text("junk")
-    assert_clean_error(run("vae-encode", tmp_path / "x.xlsx", *TRAIN), "cannot tell the format")
+    assert_clean_error(run("vae-encode", tmp_path / "x.xlsx", *TRAIN), "Excel workbook")
     other = pd.DataFrame(np.ones((5, 4)), index=[f"s{i}" for i in range(5)], columns=["Q1", "Q2", "Q3", "Q4"])
     other.to_csv(tmp_path / "other.csv")
     out = tmp_path / "o.h5ad"

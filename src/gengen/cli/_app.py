@@ -7,8 +7,11 @@ They import heavy libraries (torch, anndata) inside the command body so ``gengen
 from __future__ import annotations
 
 import errno
+import gzip
+import lzma
 import os
 import sys
+import zlib
 from pathlib import Path
 from typing import Annotated
 
@@ -19,6 +22,8 @@ from gengen import __version__
 from gengen.errors import GengenError
 
 _SPACE_ERRNOS = (errno.ENOSPC, errno.EDQUOT)
+_ENDED_EARLY = ("an input file is truncated or corrupted (its compressed data end early or do not decode); "
+                "download or copy it again (`gzip -t FILE` checks a .gz).")
 
 
 class GengenGroup(TyperGroup):
@@ -45,8 +50,15 @@ class GengenGroup(TyperGroup):
                 print(f"gengen: error: {exc.format_message()}{hint}", file=sys.stderr)
                 sys.exit(exc.exit_code)
             if type(exc).__name__ == "Abort":
+                if isinstance(exc.__cause__, EOFError):  # click turns an EOFError from a command into Abort
+                    print(f"gengen: error: {_ENDED_EARLY}", file=sys.stderr)
+                    sys.exit(GengenError.exit_code)
                 print("gengen: aborted", file=sys.stderr)
                 sys.exit(1)
+            if isinstance(exc, gzip.BadGzipFile) and not os.environ.get("GENGEN_DEBUG"):
+                # an OSError without a file name, so the command boundary lets it through: name the cause here
+                print(f"gengen: error: {_ENDED_EARLY} (BadGzipFile: {str(exc)[:120]})", file=sys.stderr)
+                sys.exit(GengenError.exit_code)
             raise
         sys.exit(rv if isinstance(rv, int) else 0)
 
@@ -74,6 +86,14 @@ class GengenGroup(TyperGroup):
         except KeyboardInterrupt:
             typer.echo("gengen: interrupted", err=True)
             raise typer.Exit(130) from None
+        except (EOFError, zlib.error, lzma.LZMAError) as exc:
+            # Readers name the file (gengen.io.files); this catches one that read around them. Without it
+            # click would turn the EOFError of a truncated .gz into a bare "aborted", exit 1. (gzip's
+            # BadGzipFile is an OSError: main() catches it, whatever OSError handling comes before.)
+            if os.environ.get("GENGEN_DEBUG"):
+                raise
+            typer.echo(f"gengen: error: {_ENDED_EARLY} ({type(exc).__name__}: {str(exc)[:120]})", err=True)
+            raise typer.Exit(GengenError.exit_code) from None
 
 
 app = typer.Typer(
@@ -115,7 +135,7 @@ GenesInRowsOpt = Annotated[
         show_default=False,
     ),
 ]
-FormatOpt = Annotated[str | None, typer.Option("--format", help="Input format if the extension does not say: h5ad, csv, tsv, parquet, gct, gctx.")]
+FormatOpt = Annotated[str | None, typer.Option("--format", help="Force the input format (default: from the content, e.g. HiSeqV2.gz is a gzipped TSV): h5ad, csv, tsv, txt, parquet, gct, gctx, series-matrix.")]
 
 
 def input_path(path: Path) -> Path:

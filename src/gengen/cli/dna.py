@@ -28,11 +28,17 @@ MotifOpt = Annotated[
     str | None,
     typer.Option(
         "--motif",
-        help="Motif file (jaspar, MEME minimal, transfac, pfm, sites) or a JASPAR id like MA0139.2.",
+        help="Motif file (jaspar, MEME minimal, transfac, HOMER, sites, or a plain table of counts, probabilities, "
+        "percentages or log-odds, either orientation) or a JASPAR id like MA0139.2.",
     ),
 ]
 MotifFormatOpt = Annotated[
-    str | None, typer.Option("--motif-format", help="Force the motif file format (default: detect).")
+    str | None,
+    typer.Option(
+        "--motif-format",
+        help="Force the motif file format (default: detect): jaspar, minimal, transfac, homer, sites, pfm (a table, "
+        "orientation detected), pfm-four-columns (one row per position), pfm-four-rows (one row per base).",
+    ),
 ]
 MotifNameOpt = Annotated[
     str | None,
@@ -70,8 +76,8 @@ def _motif(spec, fmt, pseudocount, name=None, quiet=False):
     if not spec:
         return None
     pwm = load_motif(spec, fmt=fmt, name=name, pseudocount=pseudocount, quiet=quiet)
-    say(f"motif {pwm.name}: {pwm.length} bp, consensus {pwm.consensus}, best possible score {pwm.max_score:.3f}",
-        quiet)
+    say(f"motif {pwm.name}: {pwm.length} bp, consensus {pwm.consensus}, best possible score {pwm.max_score:.3f}"
+        + (f" (read as {pwm.layout})" if pwm.layout else ""), quiet)
     return pwm
 
 

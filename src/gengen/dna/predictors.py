@@ -516,33 +516,23 @@ def independent_check(
     }
 
 
-def _label_separator(path: Path) -> str:
-    """Tab for .tsv/.txt/.tab; for anything else, whichever of comma or tab the header line uses (a
-    TSV saved as .csv still reads)."""
-    import gzip
-
-    if any(s in (".tsv", ".txt", ".tab") for s in path.suffixes):
-        return "\t"
-    try:
-        opener = gzip.open if path.suffix == ".gz" else open
-        with opener(path, "rt", errors="replace") as fh:
-            header = fh.readline()
-    except OSError:
-        return ","
-    return "\t" if header.count("\t") > header.count(",") else ","
-
-
 def read_labels(path, ids: list[str]) -> np.ndarray:
     """Labels for ``ids`` from a CSV/TSV with an id column and a numeric column (``id,signal``)."""
     import pandas as pd
 
-    p = Path(path)
-    if not p.exists():
-        raise GengenError(f"scores file {str(p)!r} does not exist.")
+    from gengen.io.expression import pandas_sep, table_separator
+    from gengen.io.files import check_input, head_bytes, is_binary, open_bytes
+
+    p = check_input(path, "scores file")
+    if is_binary(head_bytes(p, what="scores file")):
+        raise GengenError(f"scores file {str(p)!r} is binary; give a CSV/TSV with a header such as 'id,signal'.")
     try:
-        df = pd.read_csv(p, sep=_label_separator(p))
+        with open_bytes(p, "scores file") as fh:  # delimiter sniffed: a TSV saved as .csv still reads
+            df = pd.read_csv(fh, sep=pandas_sep(table_separator(p)))
+    except GengenError:
+        raise
     except Exception as exc:
-        raise GengenError(f"cannot read scores file {str(p)!r}: {exc}.") from None
+        raise GengenError(f"cannot read scores file {str(p)!r}: {str(exc).splitlines()[0][:160]}.") from None
     if df.shape[1] < 2:
         raise GengenError(
             f"{str(p)!r} needs two columns, sequence id and score, comma- or tab-separated (e.g. 'id,signal')."

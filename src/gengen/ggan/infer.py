@@ -20,7 +20,16 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from gengen.errors import GengenError, preview
-from gengen.io.expression import TABLE_FORMATS, detect_format, output_format, read_expression, read_gene_map
+from gengen.io.expression import (
+    TABLE_FORMATS,
+    input_format,
+    output_format,
+    pandas_sep,
+    read_expression,
+    read_gene_map,
+    table_separator,
+)
+from gengen.io.files import open_bytes, open_text, split_fields
 from gengen.runtime import atomic_path, log
 
 if TYPE_CHECKING:
@@ -78,12 +87,8 @@ def _header(path: Path, kind: str) -> tuple[list[str], pd.DataFrame | None]:
         from gengen.io.expression import gctx_genes
 
         return gctx_genes(path)
-    import csv
-
-    from gengen.io.expression import _open_text
-
-    with _open_text(path) as fh:  # the raw header: pandas would rename duplicate columns (A, A.1)
-        row = next(csv.reader(fh, delimiter=TABLE_FORMATS[kind]), [])
+    with open_text(path) as fh:  # the raw header: pandas would rename duplicate columns (A, A.1)
+        row = split_fields(fh.readline().rstrip("\n\r").lstrip("\ufeff"), table_separator(path, kind))
     return [c.strip() for c in row[1:]], None
 
 
@@ -145,8 +150,9 @@ def _chunks(
             df.columns = df.columns.map(str)
             yield _numeric(df[names], path)
         return
-    for df in pd.read_csv(path, sep=TABLE_FORMATS[kind], index_col=0, chunksize=chunk_size):
-        yield _numeric(df, path)
+    with open_bytes(path) as fh:
+        for df in pd.read_csv(fh, sep=pandas_sep(table_separator(path, kind)), index_col=0, chunksize=chunk_size):
+            yield _numeric(df, path)
 
 
 def _numeric(df: pd.DataFrame, path: Path) -> tuple[list[str], np.ndarray]:
@@ -280,7 +286,7 @@ def infer_file(
     path, output = Path(path), Path(output)
     if not path.exists():
         raise GengenError(f"input file {str(path)!r} does not exist.")
-    kind = detect_format(path, fmt)
+    kind = input_format(path, fmt)
     out_kind = output_format(output)
     if chunk_size < 1:
         raise GengenError(f"chunk size must be positive, got {chunk_size}.")

@@ -1,15 +1,20 @@
-"""Expression matrices in and out: h5ad, CSV/TSV, Parquet, GCT and GCTX, always as samples x genes AnnData.
+"""Expression matrices in and out: h5ad, CSV/TSV, Parquet, GCT, GCTX and GEO series matrices, always
+as samples x genes AnnData.
 
-Gene names are the join key between data and models, so reading validates them (unique, present)
-and the numbers (numeric, finite) up front, with messages that say how to fix the file.
+Inputs are recognised by content when the name does not say (:func:`input_format`): UCSC Xena's
+``HiSeqV2.gz`` (a gzipped TSV, no ``.tsv``) and GEO's ``*_series_matrix.txt.gz`` read as downloaded;
+output names need a known extension (:func:`output_format`). Gene names are the join key between data
+and models, so reading validates them (unique, present) and the numbers (numeric, finite) up front,
+with messages that say how to fix the file.
 """
 
 from __future__ import annotations
 
 import contextlib
+import csv
 import os
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -17,6 +22,20 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from gengen.errors import GengenError, preview
+from gengen.io.files import (
+    COMPRESSIONS,
+    WHITESPACE,
+    check_input,
+    damaged,
+    head_bytes,
+    head_lines,
+    is_binary,
+    open_bytes,
+    open_text,
+    sniff_delimiter,
+    split_fields,
+    stored_kind,
+)
 from gengen.runtime import atomic_path, log
 
 if TYPE_CHECKING:
@@ -24,7 +43,8 @@ if TYPE_CHECKING:
     import pandas as pd
 
 TABLE_FORMATS = {"csv": ",", "tsv": "\t", "txt": "\t", "tab": "\t"}
-FORMATS = ("h5ad", "csv", "tsv", "txt", "parquet", "gct", "gctx")
+SERIES_MATRIX = "series-matrix"  # GEO's GSExxx_series_matrix.txt(.gz): '!' header lines, then probes x samples
+FORMATS = ("h5ad", "csv", "tsv", "txt", "parquet", "gct", "gctx", SERIES_MATRIX)
 GCTX_MATRIX = "/0/DATA/0/matrix"  # cmapPy layout: HDF5 row = one sample (column of the GCT)
 GCTX_ROW_META = "/0/META/ROW"  # genes: "id" plus optional annotations (pr_gene_symbol, ...)
 GCTX_COL_META = "/0/META/COL"  # samples: "id" plus optional annotations
@@ -44,25 +64,140 @@ _SAMPLE_PATTERNS = [
 ]
 
 
-def detect_format(path: str | os.PathLike, fmt: str | None = None) -> str:
-    """File format from ``fmt`` or the extension (``.gz`` ignored)."""
-    if fmt:
-        f = fmt.lower().lstrip(".")
-        if f not in FORMATS:
-            raise GengenError(f"unknown format {fmt!r}; use one of {', '.join(FORMATS)}.")
-        return f
+def _format_from_name(path: str | os.PathLike) -> str | None:
+    """The format the file name's extension says (``.gz``/``.bz2``/``.xz`` ignored), or None."""
     suffixes = [s.lower().lstrip(".") for s in Path(path).suffixes]
     if suffixes and suffixes[-1] in ("gz", "bz2", "xz", "zip"):
         suffixes = suffixes[:-1]
     ext = suffixes[-1] if suffixes else ""
     if ext == "pq":
         ext = "parquet"
-    if ext not in FORMATS:
+    return ext if ext in FORMATS else None
+
+
+def detect_format(path: str | os.PathLike, fmt: str | None = None) -> str:
+    """File format from ``fmt`` or the name's extension (``.gz`` ignored): what output names go by.
+
+    Existing inputs go through :func:`input_format`, which also looks at the content.
+    """
+    if fmt:
+        f = fmt.lower().lstrip(".")
+        if f not in FORMATS:
+            raise GengenError(f"unknown format {fmt!r}; use one of {', '.join(FORMATS)}.")
+        return f
+    kind = _format_from_name(path)
+    if kind is None:
+        ext = Path(path).suffix
         raise GengenError(
-            f"cannot tell the format of {str(path)!r} from its extension {('.' + ext) if ext else '(none)'}; "
+            f"cannot tell the format of {str(path)!r} from its extension {ext or '(none)'}; "
             f"use one of .h5ad, .csv, .tsv, .txt, .parquet, .gct, .gctx (inputs may also pass --format)."
         )
-    return ext
+    return kind
+
+
+_FOREIGN = {  # formats people try that gengen does not read, and what to do instead
+    "xlsx": "an Excel workbook: save the sheet as CSV or TSV",
+    "xls": "an Excel workbook: save the sheet as CSV or TSV",
+    "rds": "an R object: write it out with write.csv (or zellkonverter for a SingleCellExperiment)",
+    "rda": "an R workspace: write the matrix out with write.csv",
+    "rdata": "an R workspace: write the matrix out with write.csv",
+    "loom": "a loom file: convert it with scanpy.read_loom(...).write_h5ad(...)",
+    "mtx": "a Matrix Market file: read it with scanpy.read_10x_mtx and write h5ad",
+}
+
+
+def input_format(path: str | os.PathLike, fmt: str | None = None) -> str:
+    """The format of an existing input file: ``fmt`` when given, else what its content says.
+
+    HDF5 is h5ad or GCTX by its internal layout, Parquet by its magic bytes; text (plain or gzip/bz2/xz,
+    recognised by their first bytes, whatever the name) is GCT by its ``#1.2``/``#1.3`` line, a GEO
+    series matrix by its ``!`` lines, else a table (``csv``, ``tsv`` or ``txt`` by the name, or by the
+    sniffed delimiter: see :func:`table_separator`). So ``HiSeqV2.gz`` and ``PANCAN_clinicalMatrix``
+    read as downloaded.
+
+    Parameters
+    ----------
+    path : an existing input file.
+    fmt : a format to force (one of :data:`FORMATS`), as ``--format``.
+
+    Returns
+    -------
+    One of :data:`FORMATS`.
+    """
+    if fmt:
+        return detect_format(path, fmt)
+    p = check_input(path)
+    by_name = _format_from_name(p)
+    foreign = _FOREIGN.get(Path(p.name.lower().removesuffix(".gz")).suffix.lstrip("."))
+    if foreign:
+        raise GengenError(f"{str(p)!r} is {foreign}; gengen reads h5ad, CSV/TSV, Parquet, GCT, GCTX or a GEO series matrix.")
+    stored = stored_kind(p)
+    if stored == "hdf5":
+        return _hdf5_layout(p, by_name)
+    if stored == "parquet":
+        return "parquet"
+    head = head_bytes(p, what="input file")
+    if stored in COMPRESSIONS:
+        inner = "HDF5" if head.startswith(b"\x89HDF") else "Parquet" if head.startswith(b"PAR1") else None
+        if inner:
+            raise GengenError(
+                f"{str(p)!r} is a {stored}-compressed {inner} file, which cannot be read compressed: decompress it "
+                f"first (e.g. gunzip; GEO ships .gctx.gz)."
+            )
+    if is_binary(head):
+        raise GengenError(
+            f"{str(p)!r} is binary but not HDF5 (h5ad/GCTX), Parquet or compressed text; "
+            "give h5ad, CSV/TSV (plain or gzipped), Parquet, GCT, GCTX or a GEO series matrix."
+        )
+    text = head.decode("utf-8", errors="replace").lstrip("\ufeff")
+    first = next((ln.strip() for ln in text.splitlines() if ln.strip()), "")
+    if first.startswith(("#1.2", "#1.3")):
+        return "gct"
+    if first.startswith("!") or "!series_matrix_table_begin" in text:
+        return SERIES_MATRIX
+    if by_name in ("h5ad", "gctx", "parquet"):
+        binary = "Parquet" if by_name == "parquet" else "HDF5"
+        raise GengenError(f"{str(p)!r} is named .{by_name} but holds text, not an {binary} file; rename it after "
+                          "what it holds (.csv, .tsv, .gct) or pass --format.")
+    if by_name is not None:
+        return by_name
+    sep = sniff_delimiter(head_lines(p))
+    return {",": "csv", WHITESPACE: "txt"}.get(sep, "tsv")
+
+
+def _hdf5_layout(path: Path, by_name: str | None) -> str:
+    """h5ad or gctx from the groups inside (AnnData: X/obs/var; cmapPy: /0/DATA/0/matrix)."""
+    import h5py
+
+    try:
+        with h5py.File(path, "r") as h5:
+            if GCTX_MATRIX in h5:
+                return "gctx"
+            if h5.attrs.get("encoding-type") == "anndata" or ("obs" in h5 and "var" in h5):
+                return "h5ad"
+            groups = list(h5.keys())
+    except OSError:
+        return by_name if by_name in ("h5ad", "gctx") else "h5ad"  # the reader names the damage
+    if by_name in ("h5ad", "gctx"):
+        return by_name  # its reader says what is missing
+    raise GengenError(
+        f"{str(path)!r} is an HDF5 file but neither AnnData (h5ad: obs, var, X) nor GCTX (cmapPy: {GCTX_MATRIX}); "
+        f"top-level groups: {preview(groups) or 'none'}."
+    )
+
+
+def table_separator(path: str | os.PathLike, kind: str | None = None) -> str:
+    """The delimiter of a text table: sniffed from its first lines (tab, comma or whitespace, see
+    :func:`gengen.io.files.sniff_delimiter`), the name's (``kind``) breaking ties, so a TSV saved as
+    .csv still reads (``kind`` defaults to the name's). :data:`~gengen.io.files.WHITESPACE` stands
+    for runs of blanks."""
+    preferred = TABLE_FORMATS.get(kind or _format_from_name(path) or "")
+    return sniff_delimiter(head_lines(path), preferred) or preferred or "\t"
+
+
+def pandas_sep(sep: str) -> str:
+    """A :func:`table_separator` result as pandas' ``sep``."""
+    return r"\s+" if sep == WHITESPACE else sep
 
 
 _ENSEMBL_VERSION = re.compile(r"^(ENS[A-Z]*[GTPE]\d{6,})\.\d+$")
@@ -122,30 +257,37 @@ def _gene_likeness(names) -> float:
     return (gene - sample) / len(names)
 
 
-def _orient(df: pd.DataFrame, genes_in_rows: bool | None, expected_genes, source: str, quiet: bool) -> pd.DataFrame:
-    """Return samples x genes, transposing when forced, or when the row names look like genes."""
-    if genes_in_rows is True:
-        return df.T
-    if genes_in_rows is False:
-        return df
+def genes_are_rows(row_names, col_names, *, genes_in_rows: bool | None = None, expected_genes=None,
+                   source: str = "data", quiet: bool = False) -> bool:
+    """Whether a table holds genes in its rows: as forced, else where ``expected_genes`` (a model's)
+    are found, else where the names look like genes (and say what was decided)."""
+    if genes_in_rows is not None:
+        return bool(genes_in_rows)
     if expected_genes is not None:
         expected = {gene_key(g) for g in expected_genes}
-        in_cols = sum(gene_key(c) in expected for c in df.columns)
-        in_rows = sum(gene_key(i) in expected for i in df.index)
+        in_cols = sum(gene_key(c) in expected for c in col_names)
+        in_rows = sum(gene_key(i) in expected for i in row_names)
         if in_rows > in_cols:
             log(f"{source}: gene names found in rows; reading it as genes x samples "
                 "(--genes-in-columns to override).", quiet)
-            return df.T
-        return df
-    row_score, col_score = _gene_likeness(df.index), _gene_likeness(df.columns)
+            return True
+        return False
+    row_score, col_score = _gene_likeness(row_names), _gene_likeness(col_names)
     if row_score - col_score > 0.5:
         log(f"{source}: row names look like genes and column names like samples; reading it as genes x samples "
             "(--genes-in-columns to override).", quiet)
-        return df.T
+        return True
     if col_score - row_score <= 0.5:  # the names do not settle it: say what was assumed
         log(f"note: {source}: the names do not show which axis holds the genes; reading rows as samples "
-            f"({df.shape[0]} samples x {df.shape[1]} genes). If genes are in rows, pass --genes-in-rows.", quiet)
-    return df
+            f"({len(row_names)} samples x {len(col_names)} genes). If genes are in rows, pass --genes-in-rows.", quiet)
+    return False
+
+
+def _orient(df: pd.DataFrame, genes_in_rows: bool | None, expected_genes, source: str, quiet: bool) -> pd.DataFrame:
+    """Return samples x genes, transposing when :func:`genes_are_rows` says so."""
+    rows = genes_are_rows(df.index, df.columns, genes_in_rows=genes_in_rows, expected_genes=expected_genes,
+                          source=source, quiet=quiet)
+    return df.T if rows else df
 
 
 def numeric_frame(df: pd.DataFrame, source: str) -> pd.DataFrame:
@@ -170,8 +312,7 @@ def read_gct(path: str | os.PathLike) -> ad.AnnData:
     """Read a GCT 1.2 / 1.3 file (genes in rows) into samples x genes AnnData; row metadata -> ``var``."""
     import pandas as pd
 
-    opener = _open_text(path)
-    with opener as fh:
+    with open_text(path) as fh:
         version = fh.readline().strip()
         if version not in ("#1.2", "#1.3"):
             raise GengenError(f"{str(path)!r} does not start with #1.2 or #1.3; it is not a GCT file.")
@@ -378,18 +519,199 @@ def iter_gctx(
 
 
 def _raw_header(path, sep: str) -> list[str]:
-    """The header row as written, before pandas de-duplicates column names."""
-    import csv
+    """The header row as written (names stripped, a byte-order mark dropped), before pandas would
+    de-duplicate column names."""
+    with open_text(path) as fh:
+        line = fh.readline().rstrip("\n\r").lstrip("\ufeff")
+    return [f.strip() for f in split_fields(line, sep)]
 
-    with _open_text(path) as fh:
-        return next(csv.reader([fh.readline().rstrip("\n\r")], delimiter=sep), [])
+
+def _arrow_matrix(path: Path, sep: str, width: int, source: str):
+    """A delimited table read by pyarrow: first column as strings, the ``width - 1`` others as float32.
+
+    pyarrow parses in parallel and straight to float32, where pandas would build float64 columns
+    (twice the memory) on one thread. gzip is inflated by pyarrow too (its zlib, in its own thread:
+    9 s of CPU instead of Python's 13 s for the 1.5 GB TCGA-size benchmark file), and a truncated or
+    corrupted stream is named as such, as :func:`gengen.io.files.open_bytes` does for other readers.
+    Returns the table, or ``(column number, value)`` of the first value that is not a number.
+    """
+    import pyarrow as pa
+    import pyarrow.csv as pcsv
+
+    names = [f"c{i}" for i in range(width)]
+    types = {name: pa.float32() for name in names[1:]}
+    types[names[0]] = pa.string()
+    with open_text(path) as fh:
+        row_bytes = len(fh.readline()) + 1  # the header: as wide as a row, near enough
+    # ~256 rows per block, 1-32 MB: few chunks per column without big text blocks in flight (measured on
+    # the 10,459 x 20,530 benchmark: 8 MB blocks peak at 2.97 GB, 32 MB at 2.42 GB, 174 MB at 3.86 GB)
+    block = int(min(32 << 20, max(1 << 20, 256 * row_bytes)))
+    compression = stored_kind(path)
+    stream = (pa.input_stream(str(path), compression="gzip", buffer_size=1 << 20) if compression == "gzip"
+              else open_bytes(path))
+    with stream as fh:
+        try:
+            return pcsv.read_csv(
+                fh,
+                read_options=pcsv.ReadOptions(column_names=names, skip_rows=1, block_size=block),
+                parse_options=pcsv.ParseOptions(delimiter=sep),
+                convert_options=pcsv.ConvertOptions(column_types=types, strings_can_be_null=False),
+            )
+        except pa.ArrowInvalid as exc:
+            message = str(exc).splitlines()[0]
+            column = re.search(r"column #(\d+)", message)
+            value = re.search(r"invalid value '([^']*)'", message)
+            if column and value:
+                return int(column.group(1)), value.group(1)
+            raise GengenError(f"cannot read {source!r} as a table: {message[:200]}") from None
+        except OSError as exc:
+            if compression == "gzip":
+                raise damaged(path, "gzip", exc) from None
+            raise
 
 
-def _open_text(path):
-    import gzip
+def _read_text_matrix(
+    path: Path, sep: str, source: str, rows_are_genes: Callable[[list[str], list[str]], bool]
+) -> tuple[list[str], list[str], np.ndarray]:
+    """(sample names, gene names, float32 samples x genes) of a delimited text table whose first column
+    holds row names.
 
-    p = str(path)
-    return gzip.open(p, "rt") if p.endswith(".gz") else open(p, encoding="utf-8", errors="replace")
+    ``rows_are_genes(row_names, column_names)`` picks the orientation as soon as the names are known;
+    the values are then laid out once, directly as samples x genes (a TCGA-size download is 0.86 GB
+    as float32), instead of being read, transposed and converted in three copies.
+    """
+    import pandas as pd
+
+    header = _raw_header(path, sep)
+    lines = head_lines(path, 3)
+    if len(lines) < 2:
+        raise GengenError(f"{source}: no data rows under the header; is this an expression table?")
+    width = len(split_fields(lines[1], sep))
+    if width < 2:
+        raise GengenError(f"{source}: only one column found; is the separator right (tab, comma or spaces)?")
+    if width == len(header) + 1:
+        columns = header  # R's write.table: the row-name column has no header field
+    elif width == len(header):
+        columns = header[1:]
+    else:
+        raise GengenError(f"{source}: the header has {len(header)} fields but the first data row {width}; "
+                          "every row needs a name and one value per column.")
+    if sep != WHITESPACE:
+        table = _arrow_matrix(path, sep, width, source)
+        if isinstance(table, tuple):  # a value that is not a number
+            col, value = table
+            where = columns[col - 1] if 0 < col <= len(columns) else f"#{col + 1}"
+            raise GengenError(
+                f"{source}: column {where!r} holds a non-numeric value ({value[:40]!r}); gengen expects a table of "
+                "numbers with the names in the first column (move annotations to another file)."
+            )
+        rows = [str(r) for r in table.column(0).to_pylist()]
+        transposed = bool(rows) and rows_are_genes(rows, columns)
+        X = np.empty((len(columns), len(rows)) if transposed else (len(rows), len(columns)), dtype=np.float32)
+        for j in range(len(columns)):
+            start = 0
+            for chunk in table.column(j + 1).chunks:
+                values = chunk.to_numpy(zero_copy_only=False)
+                if transposed:
+                    X[j, start : start + len(values)] = values
+                else:
+                    X[start : start + len(values), j] = values
+                start += len(values)
+        del table
+    else:
+        with open_bytes(path) as fh:
+            df = pd.read_csv(fh, sep=pandas_sep(sep), index_col=0, header=0 if width == len(header) else None,
+                             skiprows=0 if width == len(header) else 1)
+        df.columns = columns
+        df = numeric_frame(df, source)
+        rows = [str(r) for r in df.index]
+        transposed = bool(rows) and rows_are_genes(rows, columns)
+        X = df.to_numpy(dtype=np.float32)
+        del df
+        if transposed:
+            X = np.ascontiguousarray(X.T)
+    if not rows:
+        raise GengenError(f"{source}: no data rows under the header; is this an expression table?")
+    return (columns, rows, X) if transposed else (rows, columns, X)
+
+
+def read_series_matrix(path: str | os.PathLike, quiet: bool = False) -> ad.AnnData:
+    """A GEO series matrix (``GSExxx_series_matrix.txt.gz`` as downloaded) as samples x probes AnnData.
+
+    The table between ``!series_matrix_table_begin`` and ``_end`` (probe ids ``ID_REF`` in rows, GSM ids
+    in columns) becomes ``X``; the ``!Sample_*`` lines become ``obs`` columns (``title``,
+    ``source_name_ch1``, ...; ``characteristics_ch1`` lines written ``key: value`` become a column per
+    key), so ``--by`` can name them. Genes are the platform's probe ids (as D-GEX's models use).
+
+    Parameters
+    ----------
+    path : the series matrix, plain or compressed.
+    quiet : no status line on stderr.
+
+    Returns
+    -------
+    AnnData, samples x probes, float32 ``X``, sample annotations in ``obs``.
+    """
+    import anndata as ad
+    import pandas as pd
+
+    source = str(path)
+    with open_text(path) as fh:
+        samples = _series_matrix_samples(fh, source)
+        try:
+            df = pd.read_csv(fh, sep="\t", index_col=0, comment="!", na_values=["null", "NULL"], low_memory=False)
+        except pd.errors.EmptyDataError:
+            df = pd.DataFrame()
+    if df.shape[0] == 0 or df.shape[1] == 0:
+        raise GengenError(f"{source}: the series matrix holds no expression values (GEO keeps RNA-seq counts in "
+                          "supplementary files: download that matrix instead).")
+    df.index = df.index.map(str)
+    check_unique_genes(df.index, source)
+    df = numeric_frame(df.T, source)
+    obs = pd.DataFrame(index=df.index.map(str))
+    for key, values in samples.items():
+        if len(values) == len(obs):
+            obs[key] = values
+    log(f"{source}: GEO series matrix, {df.shape[0]} samples x {df.shape[1]} probes; sample annotations "
+        f"{preview(list(obs.columns), 4) or 'none'} in obs.", quiet)
+    return ad.AnnData(X=df.to_numpy(dtype=np.float32), obs=obs, var=pd.DataFrame(index=df.columns.map(str)))
+
+
+def _series_matrix_samples(fh, source: str) -> dict[str, list[str]]:
+    """The ``!Sample_*`` lines of a series matrix, read up to ``!series_matrix_table_begin``."""
+    samples: dict[str, list[str]] = {}
+    for line in fh:
+        if line.startswith("!series_matrix_table_begin"):
+            return samples
+        if line.startswith("!Sample_"):
+            fields = next(csv.reader([line.rstrip("\n\r")], delimiter="\t"), [])
+            if len(fields) > 1:
+                _add_sample_field(samples, fields[0][len("!Sample_"):], fields[1:])
+    raise GengenError(f"{source}: no '!series_matrix_table_begin' line; not a complete GEO series matrix.")
+
+
+def series_matrix_samples(path: str | os.PathLike) -> pd.DataFrame:
+    """The sample annotations of a GEO series matrix (``!Sample_*`` lines), indexed by GSM id."""
+    import pandas as pd
+
+    with open_text(path, "annotation file") as fh:
+        samples = _series_matrix_samples(fh, str(path))
+    ids = samples.pop("geo_accession", None)
+    if not ids:
+        raise GengenError(f"{str(path)!r}: no '!Sample_geo_accession' line, so no sample ids to join on.")
+    return pd.DataFrame({k: v for k, v in samples.items() if len(v) == len(ids)}, index=pd.Index(ids))
+
+
+def _add_sample_field(samples: dict[str, list[str]], key: str, values: list[str]) -> None:
+    """One ``!Sample_<key>`` line: ``characteristics`` as ``key: value`` pairs split into their own
+    columns (when every sample uses the same key), repeated keys numbered."""
+    pairs = [v.split(":", 1) for v in values]
+    if key.startswith("characteristics") and all(len(p) == 2 for p in pairs) and len({p[0].strip() for p in pairs}) == 1:
+        key, values = pairs[0][0].strip(), [p[1].strip() for p in pairs]
+    name, n = key, 2
+    while name in samples:
+        name, n = f"{key}_{n}", n + 1
+    samples[name] = values
 
 
 def read_expression(
@@ -406,25 +728,26 @@ def read_expression(
 
     Parameters
     ----------
-    path : file in h5ad, CSV/TSV (first column = names), Parquet, GCT or GCTX (HDF5, cmapPy layout) format.
-    genes_in_rows : force the orientation of CSV/TSV/Parquet tables (GCT/GCTX fix their own);
+    path : h5ad, CSV/TSV/whitespace table (first column = names), Parquet, GCT, GCTX (HDF5, cmapPy
+        layout) or GEO series matrix; plain or gzip/bz2/xz. The format is recognised from the content
+        when the name does not say (:func:`input_format`), the delimiter by sniffing.
+    genes_in_rows : force the orientation of tables (GCT/GCTX/series matrices fix their own);
         ``None`` detects it, using
         ``expected_genes`` (e.g. a model's gene list) when given, else the look of the names.
+    fmt : force the format (one of :data:`FORMATS`).
     gene_column : a ``var`` column to use as gene names (e.g. ``pr_gene_symbol`` of an L1000 GCT).
     allow_missing_values : keep NaN instead of raising (callers that impute).
+
+    Returns
+    -------
+    AnnData, samples x genes, ``X`` float32 (annotations of GCT/GCTX/series matrices in ``obs``/``var``).
     """
     import anndata as ad
     import pandas as pd
 
-    path = Path(path)
+    path = check_input(path)
     source = str(path)
-    if not path.exists():
-        raise GengenError(f"input file {source!r} does not exist.")
-    if path.is_dir():
-        raise GengenError(f"input {source!r} is a directory, not an expression file.")
-    if path.stat().st_size == 0:
-        raise GengenError(f"input file {source!r} is empty.")
-    kind = detect_format(path, fmt)
+    kind = input_format(path, fmt)
     try:
         if kind == "h5ad":
             adata = ad.read_h5ad(path)
@@ -434,18 +757,14 @@ def read_expression(
             adata = read_gct(path)
         elif kind == "gctx":
             adata = read_gctx(path)
-        else:
-            if kind == "parquet":
-                df = pd.read_parquet(path)
-                if isinstance(df.index, pd.RangeIndex) and df.shape[1] and not pd.api.types.is_numeric_dtype(df.iloc[:, 0]):
-                    df = df.set_index(df.columns[0])
-            else:
-                df = pd.read_csv(path, sep=TABLE_FORMATS[kind], index_col=0)
-                header = _raw_header(path, TABLE_FORMATS[kind])
-                if len(header) == df.shape[1] + 1:
-                    df.columns = header[1:]  # pandas renames duplicates ('TP53.1'); keep them to report
+        elif kind == SERIES_MATRIX:
+            adata = read_series_matrix(path, quiet=quiet)
+        elif kind == "parquet":
+            df = pd.read_parquet(path)
+            if isinstance(df.index, pd.RangeIndex) and df.shape[1] and not pd.api.types.is_numeric_dtype(df.iloc[:, 0]):
+                df = df.set_index(df.columns[0])
             if df.shape[0] == 0 or df.shape[1] == 0:
-                raise GengenError(f"{source}: no data rows or columns found; is the separator right for a .{kind} file?")
+                raise GengenError(f"{source}: no data rows or columns found.")
             df.index = df.index.map(str)
             df.columns = df.columns.map(str)
             df = _orient(df, genes_in_rows, expected_genes, source, quiet)
@@ -456,6 +775,14 @@ def read_expression(
                 obs=pd.DataFrame(index=df.index.astype(str)),
                 var=pd.DataFrame(index=df.columns.astype(str)),
             )
+        else:
+            samples, genes, X = _read_text_matrix(
+                path, table_separator(path, kind), source,
+                lambda rows, cols: genes_are_rows(rows, cols, genes_in_rows=genes_in_rows,
+                                                  expected_genes=expected_genes, source=source, quiet=quiet),
+            )
+            check_unique_genes(genes, source)
+            adata = ad.AnnData(X=X, obs=pd.DataFrame(index=pd.Index(samples)), var=pd.DataFrame(index=pd.Index(genes)))
     except GengenError:
         raise
     except pd.errors.EmptyDataError:
@@ -553,33 +880,29 @@ def write_expression(adata: ad.AnnData, path: str | os.PathLike, protect=(), obs
     return write_table(df, path, protect=protect)
 
 
+GENE_LIST_HEADERS = ("gene", "genes", "symbol", "gene_symbol", "gene_id", "gene_name", "id", "name", "pr_id",
+                     "probe", "probe_id", "id_ref", "pr_gene_symbol", "pr_gene_id", "hgnc_symbol", "ensembl_gene_id",
+                     "entrez", "entrez_id")
+
+
 def read_gene_list(path: str | os.PathLike) -> list[str]:
-    """Gene names from a file: one per line, or the first column of a CSV/TSV table (header skipped
-    when its first field does not look like a gene)."""
-    p = Path(path)
-    if not p.is_file():
-        raise GengenError(f"gene list {str(p)!r} does not exist.")
-    if _is_binary(p):
+    """Gene names from a file (plain or compressed): one per line, or the first column of a
+    tab/comma/space-separated table (header skipped when its first field names a column)."""
+    p = check_input(path, "gene list")
+    if is_binary(head_bytes(p, what="gene list")):
         raise GengenError(f"gene list {str(p)!r} is a binary file; give one gene name per line or a CSV/TSV table.")
-    with _open_text(p) as fh:
+    with open_text(p, "gene list") as fh:
         lines = [ln.rstrip("\n\r") for ln in fh if ln.strip() and not ln.startswith("#")]
     if not lines:
         raise GengenError(f"gene list {str(p)!r} is empty.")
-    sep = "\t" if "\t" in lines[0] else ("," if "," in lines[0] else None)
-    first = [ln.split(sep)[0].strip().strip('"') if sep else ln.strip() for ln in lines]
-    if first and first[0].lower() in ("gene", "genes", "symbol", "gene_symbol", "id", "name", "pr_id", "probe"):
+    sep = "\t" if "\t" in lines[0] else ("," if "," in lines[0] else WHITESPACE)
+    first = [(split_fields(ln, sep) or [""])[0].strip().strip('"') for ln in lines]
+    if first and first[0].lower() in GENE_LIST_HEADERS:
         first = first[1:]
     seen: dict[str, None] = {}
     for g in first:
         seen.setdefault(g, None)
     return list(seen)
-
-
-def _is_binary(path: Path) -> bool:
-    import gzip
-
-    with (gzip.open(path, "rb") if str(path).endswith(".gz") else open(path, "rb")) as raw:
-        return b"\x00" in raw.read(4096)
 
 
 GENE_MAP_COLUMNS = ("pr_gene_id", "pr_gene_symbol")  # GEO's GSE92742/GSE70138 *_gene_info.txt
@@ -595,22 +918,22 @@ def read_gene_map(path: str | os.PathLike) -> dict[str, str]:
 
     p = Path(path)
     what = f"gene map {str(p)!r}"
-    if not p.is_file():
-        raise GengenError(f"{what} does not exist.")
-    if _is_binary(p):
+    check_input(p, "gene map")
+    if is_binary(head_bytes(p, what="gene map")):
         raise GengenError(f"{what} is a binary file; give a CSV/TSV with a header: query gene id, model gene name.")
-    with _open_text(p) as fh:
-        header = next((ln for ln in fh if ln.strip()), "")
-    if not header:
+    lines = head_lines(p, what="gene map")
+    if not lines:
         raise GengenError(f"{what} is empty; give a CSV/TSV with a header: query gene id, model gene name.")
-    sep = "\t" if "\t" in header else ("," if "," in header else None)
+    header = lines[0]
+    sep = sniff_delimiter(lines) or ("\t" if "\t" in header else ("," if "," in header else None))
     if sep is None:
         raise GengenError(
             f"{what} has one column ({header.strip()[:40]!r}); it needs a header and two columns: the query's gene "
             "id, then the model's gene name (e.g. GEO's GSE92742_Broad_LINCS_gene_info.txt: pr_gene_id, pr_gene_symbol)."
         )
     try:
-        table = pd.read_csv(p, sep=sep, dtype=str, keep_default_na=False, skip_blank_lines=True)
+        with open_bytes(p, "gene map") as fh:
+            table = pd.read_csv(fh, sep=pandas_sep(sep), dtype=str, keep_default_na=False, skip_blank_lines=True)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, ValueError) as exc:
         raise GengenError(f"cannot read {what}: {str(exc).splitlines()[0][:160]}") from None
     cols = [str(c).strip() for c in table.columns]
@@ -635,18 +958,31 @@ def read_gene_map(path: str | os.PathLike) -> dict[str, str]:
 
 
 def attach_annotations(adata: ad.AnnData, path: str | os.PathLike, quiet: bool = False) -> ad.AnnData:
-    """Join a sample annotation table (CSV/TSV, sample ids in the first column) onto ``obs``.
+    """Join a sample annotation table onto ``obs``: sample ids in the first column, any delimiter
+    (sniffed), plain or compressed, or Parquet; a GEO series matrix gives its ``!Sample_*`` lines.
 
-    For inputs without ``obs`` (CSV, Xena TSV): e.g. a clinical matrix with a cancer-type column.
+    For inputs without ``obs`` (CSV, Xena TSV): e.g. Xena's ``PANCAN_clinicalMatrix`` (a TSV without
+    extension) with its ``_primary_disease`` column.
     """
     import pandas as pd
 
-    p = Path(path)
-    if not p.is_file():
-        raise GengenError(f"annotation file {str(p)!r} does not exist.")
-    kind = detect_format(p)
+    p = check_input(path, "annotation file")
     try:
-        table = pd.read_parquet(p) if kind == "parquet" else pd.read_csv(p, sep=TABLE_FORMATS.get(kind, ","), index_col=0)
+        if stored_kind(p) == "parquet":
+            table = pd.read_parquet(p)
+            if isinstance(table.index, pd.RangeIndex) and table.shape[1] > 1:
+                table = table.set_index(table.columns[0])
+        else:
+            head = head_bytes(p, what="annotation file")
+            if is_binary(head):
+                raise GengenError(f"annotation file {str(p)!r} is binary; give a CSV/TSV (sample ids in the first "
+                                  "column) or Parquet.")
+            if head.lstrip().startswith(b"!"):
+                table = series_matrix_samples(p)
+            else:
+                sep = table_separator(p)
+                with open_bytes(p, "annotation file") as fh:
+                    table = pd.read_csv(fh, sep=pandas_sep(sep), index_col=0, low_memory=False)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, ValueError) as exc:
         raise GengenError(f"cannot read annotations {str(p)!r}: {str(exc).splitlines()[0][:160]}") from None
     table.index = table.index.map(str)

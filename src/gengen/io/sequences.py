@@ -13,7 +13,6 @@ that are not nucleotides are :class:`~gengen.errors.GengenError` naming the reco
 
 from __future__ import annotations
 
-import gzip
 import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -23,6 +22,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from gengen.errors import GengenError, preview
+from gengen.io.files import head_bytes, is_binary, open_text
 from gengen.runtime import atomic_path
 
 if TYPE_CHECKING:
@@ -74,19 +74,12 @@ def _check_policy(value: str, allowed: Sequence[str], option: str) -> str:
 
 
 def _open_text(path: Path):
-    """Open plain or gzipped text; binary junk is refused before Biopython sees it."""
-    try:
-        with open(path, "rb") as fh:
-            head = fh.read(2)
-        is_gz = head == b"\x1f\x8b"
-        raw = gzip.open(path, "rb") if is_gz else open(path, "rb")
-        with raw as fh:
-            sample = fh.read(65536)
-    except (OSError, EOFError) as exc:
-        raise GengenError(f"cannot read {str(path)!r}: {exc}.") from None
+    """Open plain or compressed text (recognised by content); binary junk is refused before Biopython
+    sees it, and a truncated or corrupted .gz is named as such wherever it breaks off."""
+    sample = head_bytes(path, 65536, what="FASTA file")
     if not sample.strip():
         raise GengenError(f"{str(path)!r} is empty; expected FASTA records ('>name' then sequence lines).")
-    if b"\x00" in sample:
+    if is_binary(sample):
         raise GengenError(f"{str(path)!r} looks like a binary file, not FASTA text.")
     try:
         sample.decode("ascii")
@@ -104,11 +97,7 @@ def _open_text(path: Path):
             f"{str(path)!r} does not look like FASTA: the first character is {first.decode(errors='replace')!r}, "
             "expected '>' starting a record header."
         )
-    return (
-        gzip.open(path, "rt", encoding="utf-8", errors="replace")
-        if is_gz
-        else open(path, encoding="utf-8", errors="replace")
-    )
+    return open_text(path, what="FASTA file")
 
 
 def encode_string(seq: str, name: str = "sequence") -> np.ndarray:

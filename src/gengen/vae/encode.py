@@ -90,9 +90,9 @@ def decode_to_anndata(model: VAEModel, z: np.ndarray, obs_names=None) -> ad.AnnD
 def read_latent(path: str | os.PathLike, model: VAEModel) -> tuple[np.ndarray, list[str]]:
     """Latent vectors from a CSV/TSV/Parquet table (samples x k) or an h5ad's ``obsm["X_vae"]``."""
     from gengen.errors import GengenError
-    from gengen.io.expression import detect_format, read_expression
+    from gengen.io.expression import input_format, read_expression
 
-    if detect_format(path) == "h5ad":
+    if input_format(path) == "h5ad":
         import anndata as ad
 
         a = ad.read_h5ad(path)

@@ -1,0 +1,190 @@
+"""Input files recognised by what they hold, not by what they are called.
+
+Downloads keep their publishers' names: UCSC Xena's ``HiSeqV2.gz`` is a gzipped TSV without ``.tsv``,
+its ``PANCAN_clinicalMatrix`` has no extension at all, GEO's ``*_series_matrix.txt.gz`` is a gzipped
+table under ``!`` header lines. So every reader asks this module: compression (gzip, bz2, xz) and the
+binary kinds (HDF5, Parquet) come from the first bytes, a text table's delimiter from sniffing its
+first lines; the name only breaks ties. Output names are another matter: they need a known extension
+(see :func:`gengen.io.expression.output_format`), since there is no content to look at.
+
+Every byte read through :func:`open_bytes` / :func:`open_text` is guarded: a truncated or corrupted
+compressed file raises a one-line :class:`~gengen.errors.GengenError` naming the file wherever the
+read happens (inside Biopython, pandas or pyarrow too), instead of an ``EOFError`` from deep inside,
+which the command line would otherwise turn into a bare "aborted".
+"""
+
+from __future__ import annotations
+
+import bz2
+import csv
+import gzip
+import io
+import lzma
+import os
+import zlib
+from pathlib import Path
+
+from gengen.errors import GengenError
+
+COMPRESSIONS = ("gzip", "bz2", "xz")
+_MAGIC = (
+    (b"\x1f\x8b", "gzip"),
+    (b"BZh", "bz2"),
+    (b"\xfd7zXZ\x00", "xz"),
+    (b"PK\x03\x04", "zip"),
+    (b"\x89HDF\r\n\x1a\n", "hdf5"),
+    (b"PAR1", "parquet"),
+)
+_OPENERS = {"gzip": gzip.open, "bz2": bz2.open, "xz": lzma.open}
+_DAMAGE = (EOFError, zlib.error, lzma.LZMAError, OSError)  # gzip.BadGzipFile and bz2's errors are OSErrors
+WHITESPACE = " "  # the delimiter sniff_delimiter returns for runs of spaces/tabs (pandas: sep=r"\s+")
+
+
+def check_input(path: str | os.PathLike, what: str = "input file") -> Path:
+    """An existing, non-empty regular file, or a one-line GengenError saying which of these it is not."""
+    p = Path(path)
+    if not p.exists():
+        raise GengenError(f"{what} {str(p)!r} does not exist.")
+    if p.is_dir():
+        raise GengenError(f"{what} {str(p)!r} is a directory, not a file.")
+    if p.stat().st_size == 0:
+        raise GengenError(f"{what} {str(p)!r} is empty.")
+    return p
+
+
+def stored_kind(path: str | os.PathLike) -> str:
+    """What the first bytes of the file say, as stored: ``gzip``, ``bz2``, ``xz``, ``zip``, ``hdf5``,
+    ``parquet``, ``empty`` or ``other`` (text, or binary that is none of these)."""
+    with open(path, "rb") as fh:
+        head = fh.read(8)
+    if not head:
+        return "empty"
+    return next((kind for magic, kind in _MAGIC if head.startswith(magic)), "other")
+
+
+def damaged(path, kind: str, exc: BaseException, *, what: str = "input file") -> GengenError:
+    """The one message for a file whose compressed stream breaks off or does not decode."""
+    detail = str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__
+    return GengenError(
+        f"{what} {str(path)!r} is truncated or corrupted: its {kind} stream does not decode to the end ({detail}); "
+        "download or copy it again (`gzip -t FILE` checks a .gz)."
+    )
+
+
+class _Guarded(io.RawIOBase):
+    """A decompressing stream whose read errors become :func:`damaged` GengenErrors."""
+
+    def __init__(self, raw, path, what: str, kind: str):
+        super().__init__()
+        self._raw, self._path, self._what, self._kind = raw, path, what, kind
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        try:
+            return self._raw.readinto(buffer)
+        except _DAMAGE as exc:
+            raise damaged(self._path, self._kind, exc, what=self._what) from None
+
+    def close(self) -> None:
+        if not self.closed:
+            self._raw.close()
+        super().close()
+
+
+def open_bytes(path: str | os.PathLike, what: str = "input file") -> io.BufferedReader:
+    """The file's content as a binary stream, decompressed when its first bytes say gzip, bz2 or xz
+    (whatever its name); a zip archive is a clear error, read errors are :func:`damaged`.
+
+    Parameters
+    ----------
+    path : the file.
+    what : how messages name it ("FASTA file", "gene map", ...).
+
+    Returns
+    -------
+    A readable binary stream (use it as a context manager).
+    """
+    kind = stored_kind(path)
+    if kind == "zip":
+        raise GengenError(f"{what} {str(path)!r} is a zip archive; unzip it and give the file inside.")
+    if kind not in COMPRESSIONS:
+        return open(path, "rb")
+    return io.BufferedReader(_Guarded(_OPENERS[kind](path, "rb"), path, what, kind), buffer_size=1 << 20)
+
+
+def open_text(path: str | os.PathLike, what: str = "input file") -> io.TextIOWrapper:
+    """:func:`open_bytes` as UTF-8 text (undecodable bytes replaced, so a stray Latin-1 name still reads)."""
+    return io.TextIOWrapper(open_bytes(path, what), encoding="utf-8", errors="replace")
+
+
+def read_bytes(path: str | os.PathLike, what: str = "input file") -> bytes:
+    """The whole decompressed content (small files: motifs, gene lists)."""
+    with open_bytes(path, what) as fh:
+        return fh.read()
+
+
+def head_bytes(path: str | os.PathLike, size: int = 1 << 16, what: str = "input file") -> bytes:
+    """Up to ``size`` decompressed bytes from the start, for sniffing."""
+    with open_bytes(path, what) as fh:
+        return fh.read(size)
+
+
+def is_binary(head: bytes) -> bool:
+    """Text files hold no NUL bytes; everything gengen reads as text is refused early when they do."""
+    return b"\x00" in head
+
+
+def head_lines(path: str | os.PathLike, n: int = 30, *, what: str = "input file", skip: tuple[str, ...] = (),
+               max_chars: int = 64 << 20) -> list[str]:
+    """The first ``n`` non-empty lines (after lines starting with any of ``skip``), newline-stripped.
+
+    Whole lines however wide (a 10,000-sample header is ~200 kB), up to ``max_chars`` in all.
+    """
+    out: list[str] = []
+    read = 0
+    with open_text(path, what) as fh:
+        for line in fh:
+            read += len(line)
+            if line.strip() and not (skip and line.lstrip().startswith(skip)):
+                out.append(line.rstrip("\n\r"))
+            if len(out) >= n or read > max_chars:
+                break
+    return out
+
+
+def split_fields(line: str, delimiter: str) -> list[str]:
+    """One line's fields: quotes respected for commas and tabs, runs of blanks for :data:`WHITESPACE`."""
+    if delimiter == WHITESPACE:
+        return line.split()
+    return next(csv.reader([line], delimiter=delimiter), [])
+
+
+def sniff_delimiter(lines: list[str], preferred: str | None = None) -> str | None:
+    """The delimiter that splits ``lines`` (header first) into a table: tab, comma or whitespace.
+
+    A candidate fits when every line after the first has the same number (> 1) of fields and the
+    header has that many or one fewer (R's ``write.table`` leaves the row-name column unnamed). The
+    ``preferred`` one (from the file name) is tried first, then tab, comma, whitespace; ``None`` when
+    none fits (one column, or ragged lines).
+
+    Parameters
+    ----------
+    lines : the first lines of the file, header first (see :func:`head_lines`).
+    preferred : the delimiter the name suggests, if any.
+
+    Returns
+    -------
+    ``"\t"``, ``","``, :data:`WHITESPACE` or ``None``.
+    """
+    candidates = [d for d in (preferred, "\t", ",", WHITESPACE) if d is not None]
+    body = lines[1:] or lines
+    for delimiter in dict.fromkeys(candidates):
+        counts = {len(split_fields(ln, delimiter)) for ln in body}
+        if len(counts) != 1:
+            continue
+        width = counts.pop()
+        if width > 1 and len(split_fields(lines[0], delimiter)) in (width, width - 1):
+            return delimiter
+    return None
