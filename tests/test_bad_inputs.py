@@ -1,0 +1,845 @@
+"""A bad-input suite that stays (issue 11): every command, fed files and options broken the ways they
+break in practice, must fail the way the README promises.
+
+Each case runs one command in-process (Typer's CliRunner, ``-q``) in its own empty folder, with the
+broken inputs it names written there and the good inputs read from shared fixtures built once per
+session (tiny trained models of the four pipelines, tiny data files of every supported format).
+Every case asserts:
+
+- exit code 2 and exactly one stderr line, starting ``gengen: error:``; nothing on stdout; no traceback;
+- no output left: the case folder, the shared fixtures and the model store list the same paths
+  before and after, recursively, dotfiles included (temporaries ``.X.gengen-tmp-*``, locks
+  ``.X.gengen-lock``, empty folders);
+- every input byte-identical afterwards (SHA-256 of every file before and after).
+
+Add a case by appending a :class:`Case` to :data:`CASES`: ``argv`` names shared fixtures as ``@name``
+(``@vae`` is the tiny VAE model folder, ``@expr.csv`` a good table, ...); ``files`` maps names in the
+case folder to their bytes (or to a function of the fixture folder returning them); ``dirs`` makes
+folders there.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+import os
+import pickle
+import shutil
+import signal
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from dna_fixtures import JASPAR_TEXT, MEME_TEXT, PFM_T_TEXT, PFM_TEXT, SITES_TEXT, TRANSFAC_TEXT, random_seqs, write_fa
+
+CASE_SECONDS = 60  # a case that runs longer accepted something it should have refused
+FX_NAME = "bad_inputs_fixtures"
+
+HOMER_TEXT = ">GCGAG\tTOY\t5.0\n0.25\t0.125\t0.5\t0.125\n0\t1\t0\t0\n0\t0\t1\t0\n0.75\t0\t0.125\t0.125\n0.125\t0.125\t0.625\t0.125\n"
+N_GENES, N_SAMPLES = 12, 40
+LANDMARKS = [f"LM{i}" for i in range(5)]
+TARGETS = [f"TG{i}" for i in range(4)]
+
+
+# --------------------------------------------------------------------------------------- fixtures
+def _expression() -> pd.DataFrame:
+    rng = np.random.default_rng(0)
+    factors = rng.standard_normal((N_SAMPLES, 2))
+    X = 6 + factors @ rng.standard_normal((2, N_GENES)) + 0.3 * rng.standard_normal((N_SAMPLES, N_GENES))
+    return pd.DataFrame(X.astype(np.float32), index=[f"s{i}" for i in range(N_SAMPLES)],
+                        columns=[f"G{j}" for j in range(N_GENES)])
+
+
+def _reference() -> pd.DataFrame:
+    rng = np.random.default_rng(1)
+    X = rng.standard_normal((N_SAMPLES, len(LANDMARKS)))
+    Y = 5 + np.tanh(X @ rng.standard_normal((len(LANDMARKS), len(TARGETS)))) + 0.05 * rng.standard_normal((N_SAMPLES, len(TARGETS)))
+    return pd.DataFrame(np.c_[X + 7, Y].astype(np.float32), index=[f"r{i}" for i in range(N_SAMPLES)],
+                        columns=LANDMARKS + TARGETS)
+
+
+def _write_gct(path: Path, df: pd.DataFrame) -> None:
+    lines = ["#1.2", f"{df.shape[1]}\t{df.shape[0]}", "\t".join(["Name", "Description", *df.index])]
+    lines += ["\t".join([g, "na", *(f"{v:.5f}" for v in df[g])]) for g in df.columns]
+    path.write_text("\n".join(lines) + "\n")
+
+
+def _write_gctx(path: Path, df: pd.DataFrame) -> None:
+    import h5py
+
+    with h5py.File(path, "w") as f:
+        f.attrs["version"] = "GCTX1.0"
+        f.create_dataset("0/DATA/0/matrix", data=df.to_numpy(np.float32))  # HDF5 rows = samples
+        f.create_dataset("0/META/ROW/id", data=np.array([g.encode() for g in df.columns], dtype="S"))
+        f.create_dataset("0/META/COL/id", data=np.array([s.encode() for s in df.index], dtype="S"))
+
+
+def _write_keras_decoder(path: Path, k: int, n: int) -> None:
+    import h5py
+
+    rng = np.random.default_rng(2)
+    with h5py.File(path, "w") as f:
+        f.create_dataset("model_weights/dense_3/dense_3/kernel:0", data=rng.standard_normal((k, n)).astype(np.float32))
+        f.create_dataset("model_weights/dense_3/dense_3/bias:0", data=np.zeros(n, np.float32))
+
+
+def _train(runner: CliRunner, app, *argv) -> None:
+    res = runner.invoke(app, [str(a) for a in argv], env={"GENGEN_THREADS": "1"})
+    assert res.exit_code == 0, (argv, res.output, res.exception)
+
+
+def build_fixtures(fx: Path) -> Path:
+    """Every good input the cases lean on, in ``fx`` (a few seconds: tiny models, tiny files)."""
+    from gengen.cli import app
+
+    runner = CliRunner()
+    fx.mkdir(parents=True, exist_ok=True)
+    df = _expression()
+    import anndata as ad
+
+    adata = ad.AnnData(df.copy())
+    adata.obs["group"] = np.repeat(["a", "b"], N_SAMPLES // 2)
+    adata.write_h5ad(fx / "expr.h5ad")
+    df.to_csv(fx / "expr.csv")
+    df.to_csv(fx / "expr.tsv", sep="\t")
+    df.to_parquet(fx / "expr.parquet")
+    _write_gct(fx / "expr.gct", df)
+    _write_gctx(fx / "expr.gctx", df)
+    (fx / "expr.csv.gz").write_bytes(gzip.compress((fx / "expr.csv").read_bytes(), mtime=0))
+    (fx / "expr.tsv.gz").write_bytes(gzip.compress((fx / "expr.tsv").read_bytes(), mtime=0))
+    pd.DataFrame({"sample": df.index, "group": adata.obs["group"].to_numpy()}).to_csv(fx / "labels.tsv", sep="\t", index=False)
+    (fx / "genes.txt").write_text("\n".join(df.columns) + "\n")
+    _write_keras_decoder(fx / "decoder.hdf5", 3, N_GENES)
+
+    ref = _reference()
+    ref.to_csv(fx / "ref.csv")
+    ref.iloc[:10, : len(LANDMARKS)].to_csv(fx / "query.csv")
+    (fx / "landmarks.txt").write_text("\n".join(LANDMARKS) + "\n")
+    (fx / "targets.txt").write_text("\n".join(TARGETS) + "\n")
+    pd.DataFrame({"id": [f"E{i}" for i in range(len(LANDMARKS))], "symbol": LANDMARKS}).to_csv(fx / "genemap.csv", index=False)
+
+    write_fa(fx / "train.fa", random_seqs(40, 30, seed=3), prefix="gene")
+    write_fa(fx / "train.fa.gz", random_seqs(40, 30, seed=3), prefix="gene", gz=True)
+    probes = random_seqs(60, 12, seed=4)
+    write_fa(fx / "probes.fa", probes, prefix="p")
+    rng = np.random.default_rng(5)
+    pd.DataFrame({"id": [f"p{i}" for i in range(60)], "signal": rng.uniform(1, 100, 60).round(3)}).to_csv(
+        fx / "scores.csv", index=False)
+    for name, text in (("m.jaspar", JASPAR_TEXT), ("m.meme", MEME_TEXT), ("m.transfac", TRANSFAC_TEXT),
+                       ("m.pfm", PFM_TEXT), ("m_cols.txt", PFM_T_TEXT), ("m.sites", SITES_TEXT), ("m.homer", HOMER_TEXT)):
+        (fx / name).write_text(text)
+
+    _train(runner, app, "vae-train", fx / "expr.h5ad", "-o", fx / "vae", "--latent", 2, "--epochs", 1, "--batch-size", 20,
+           "--device", "cpu", "-q")
+    _train(runner, app, "ggan-train", fx / "ref.csv", "--landmarks", fx / "landmarks.txt", "-o", fx / "ggan", "--hidden", 8,
+           "--layers", 1, "--epochs", 1, "--batch-size", 16, "--d-hidden", 8, "--device", "cpu", "-q")
+    _train(runner, app, "dna-train", fx / "train.fa", "-o", fx / "gan", "--length", 12, "--iterations", 2, "--channels", 4,
+           "--batch-size", 8, "--sample-every", 1, "--heldout-fraction", 0.2, "--device", "cpu", "-q")
+    _train(runner, app, "dna-train-predictor", fx / "probes.fa", "--scores", fx / "scores.csv", "-o", fx / "pred",
+           "--epochs", 1, "--no-baseline", "--device", "cpu", "-q")
+    return fx
+
+
+# ------------------------------------------------------------------------------- case building
+Content = bytes | str | Callable[[Path], "bytes | str"]
+
+
+@dataclass(frozen=True)
+class Case:
+    """One bad invocation: ``argv`` (``@name`` = shared fixture), the broken ``files`` and ``dirs`` it
+    needs in its own folder, and optionally words the error line must contain."""
+
+    id: str
+    argv: tuple[str, ...]
+    files: dict[str, Content] = field(default_factory=dict)
+    dirs: tuple[str, ...] = ()
+    needle: str = ""
+
+
+def case(id: str, argv: str | list[str], files: dict | None = None, dirs: tuple[str, ...] = (), needle: str = "") -> Case:
+    """``argv`` as one string is split on spaces (fixtures and files here have no spaces in their names)."""
+    args = tuple(argv.split()) if isinstance(argv, str) else tuple(argv)
+    return Case(id, args, dict(files or {}), dirs, needle)
+
+
+def fixture(name: str) -> Callable[[Path], bytes]:
+    """A shared fixture's bytes."""
+    return lambda fx: (fx / name).read_bytes()
+
+
+def truncated(name: str, keep: float = 0.5) -> Callable[[Path], bytes]:
+    """A shared fixture cut off part-way (a download that stopped)."""
+    def cut(fx: Path) -> bytes:
+        data = (fx / name).read_bytes()
+        return data[: max(1, int(len(data) * keep))]
+    return cut
+
+
+def junk(n: int = 4000, seed: int = 0, head: bytes = b"") -> bytes:
+    """Random bytes (starting with ``head``, e.g. a format's magic number)."""
+    return head + np.random.default_rng(seed).integers(0, 256, n, dtype=np.uint8).tobytes()
+
+
+def gz(content: Content) -> Callable[[Path], bytes]:
+    def pack(fx: Path) -> bytes:
+        data = _resolve(content, fx)
+        return gzip.compress(data if isinstance(data, bytes) else data.encode(), mtime=0)
+    return pack
+
+
+def flipped(name: str, at: float = 0.6, n: int = 16) -> Callable[[Path], bytes]:
+    """A shared fixture with ``n`` bytes inverted ``at`` a fraction of its length (bit rot, a bad copy)."""
+    def flip(fx: Path) -> bytes:
+        data = bytearray((fx / name).read_bytes())
+        start = int(len(data) * at)
+        for i in range(start, min(len(data), start + n)):
+            data[i] ^= 0xFF
+        return bytes(data)
+    return flip
+
+
+def table(edit: Callable[[pd.DataFrame], pd.DataFrame] | None = None, sep: str = ",", source: Callable[[], pd.DataFrame] = _expression) -> Callable[[Path], bytes]:
+    """The good expression table (or another ``source``), edited, as CSV/TSV text."""
+    def write(fx: Path) -> bytes:
+        df = source().astype(object)
+        if edit is not None:
+            df = edit(df)
+        return df.to_csv(sep=sep).encode()
+    return write
+
+
+def set_value(row: int, col: int, value) -> Callable[[pd.DataFrame], pd.DataFrame]:
+    def edit(df: pd.DataFrame) -> pd.DataFrame:
+        df.iloc[row, col] = value
+        return df
+    return edit
+
+
+def rename_columns(mapping: Callable[[list[str]], list[str]]) -> Callable[[pd.DataFrame], pd.DataFrame]:
+    def edit(df: pd.DataFrame) -> pd.DataFrame:
+        df.columns = mapping(list(df.columns))
+        return df
+    return edit
+
+
+def parquet_of(edit: Callable[[pd.DataFrame], pd.DataFrame]) -> Callable[[Path], bytes]:
+    def write(fx: Path) -> bytes:
+        import io
+
+        buf = io.BytesIO()
+        edit(_expression()).to_parquet(buf)
+        return buf.getvalue()
+    return write
+
+
+def h5ad_of(edit: Callable[[pd.DataFrame], pd.DataFrame]) -> Callable[[Path], bytes]:
+    def write(fx: Path) -> bytes:
+        import tempfile
+
+        import anndata as ad
+
+        with tempfile.TemporaryDirectory() as d:
+            ad.AnnData(edit(_expression())).write_h5ad(Path(d) / "x.h5ad")
+            return (Path(d) / "x.h5ad").read_bytes()
+    return write
+
+
+def model_copy(src: str, dst: str = "m", *, config: Callable[[dict], "dict | bytes"] | None = None,
+               weights: Content | None = None, rehash: bool = False, drop: tuple[str, ...] = (),
+               add: dict[str, Content] | None = None) -> dict[str, Content]:
+    """The files of the shared model folder ``src`` copied to ``dst``, edited: ``config`` maps the
+    parsed config.json to a new one (or to raw bytes), ``weights`` replaces model.safetensors (with
+    ``rehash`` the config records the new weights' SHA-256, so the checks after the hash are reached)."""
+    names = {"vae": ("config.json", "model.safetensors", "history.csv"),
+             "ggan": ("config.json", "model.safetensors", "history.csv"),
+             "gan": ("config.json", "model.safetensors", "history.csv"),
+             "pred": ("config.json", "model.safetensors", "history.csv")}[src]
+    files: dict[str, Content] = {}
+    for name in names:
+        if name in drop:
+            continue
+        files[f"{dst}/{name}"] = fixture(f"{src}/{name}")
+    if config is not None or rehash:
+        def edited(fx: Path, _edit=config) -> bytes:
+            cfg = json.loads((fx / src / "config.json").read_text())
+            if rehash:
+                data = _resolve(weights, fx)
+                cfg["weights_sha256"] = hashlib.sha256(data if isinstance(data, bytes) else data.encode()).hexdigest()
+            out = _edit(cfg) if _edit is not None else cfg
+            return out if isinstance(out, bytes) else json.dumps(out).encode()
+        files[f"{dst}/config.json"] = edited
+    if weights is not None:
+        files[f"{dst}/model.safetensors"] = weights
+    for name, content in (add or {}).items():
+        files[f"{dst}/{name}"] = content
+    return files
+
+
+def with_key(path: str, value) -> Callable[[dict], dict]:
+    """config.json with ``path`` (``a.b``) set to ``value``."""
+    def edit(cfg: dict) -> dict:
+        *parents, last = path.split(".")
+        node = cfg
+        for p in parents:
+            node = node[p]
+        node[last] = value
+        return cfg
+    return edit
+
+
+def without_key(key: str) -> Callable[[dict], dict]:
+    def edit(cfg: dict) -> dict:
+        cfg.pop(key, None)
+        return cfg
+    return edit
+
+
+def pickled(obj=None) -> bytes:
+    """A (harmless) pickle, as a careless conversion would leave in place of weights or config."""
+    return pickle.dumps(obj if obj is not None else {"weight": np.zeros((2, 2), np.float32)})
+
+
+def torch_saved(src: str) -> Callable[[Path], bytes]:
+    """The shared model's weights as ``torch.save`` writes them (a zip of pickles)."""
+    def save(fx: Path) -> bytes:
+        import io
+
+        import torch
+        from safetensors.torch import load_file
+
+        buf = io.BytesIO()
+        torch.save(load_file(str(fx / src / "model.safetensors")), buf)
+        return buf.getvalue()
+    return save
+
+
+def resaved_weights(src: str, edit: Callable[[dict], dict]) -> Callable[[Path], bytes]:
+    """The shared model's tensors edited (a tensor dropped, a shape changed) and saved again as safetensors."""
+    def save(fx: Path) -> bytes:
+        from safetensors.torch import load_file, save
+
+        return save(edit(load_file(str(fx / src / "model.safetensors"))))
+    return save
+
+
+def _resolve(content: Content, fx: Path) -> bytes | str:
+    return content(fx) if callable(content) else content
+
+
+# ------------------------------------------------------------------------------------------ cases
+VAE_FAST = "--latent 2 --epochs 1 --batch-size 20"
+GGAN_FAST = "--hidden 8 --layers 1 --epochs 1 --batch-size 16 --d-hidden 8"
+GAN_FAST = "--length 12 --iterations 2 --channels 4 --batch-size 8 --sample-every 1"
+DESIGN = "dna-design -n 2 --steps 2 --length 12 -o d.fa"
+GGAN_REF = "@ref.csv --landmarks @landmarks.txt"
+
+EXPRESSION_FORMATS = ("h5ad", "csv", "tsv", "parquet", "gct", "gctx", "csv.gz", "tsv.gz")
+MOTIF_FORMATS = ("jaspar", "meme", "transfac", "pfm", "sites", "homer")
+
+
+def _drop_first_tensor(tensors: dict) -> dict:
+    tensors.pop(sorted(tensors)[0])
+    return tensors
+
+
+def _shrink_first_tensor(tensors: dict) -> dict:
+    name = sorted(tensors)[0]
+    tensors[name] = tensors[name].flatten()[:1].clone()
+    return tensors
+
+
+def _nan_weights(tensors: dict) -> dict:
+    for t in tensors.values():
+        if t.is_floating_point():
+            t.fill_(float("nan"))
+    return tensors
+
+
+def _reference_table(edit=None, sep=","):
+    return table(edit, sep=sep, source=_reference)
+
+
+def _constant(value: float):
+    def edit(df):
+        df.iloc[:, :] = value
+        return df
+    return edit
+
+
+def _first_rows(n: int):
+    return lambda df: df.iloc[:n]
+
+
+def _first_cols(n: int):
+    return lambda df: df.iloc[:, :n]
+
+
+def _rename(old: str, new: str):
+    return rename_columns(lambda cols: [new if c == old else c for c in cols])
+
+
+def _numeric(edit):
+    """An edit of a float frame (for binary formats, which keep dtypes)."""
+    def apply(df):
+        return edit(df.astype(np.float32))
+    return apply
+
+
+CASES: list[Case] = []
+add = CASES.append
+
+# --- expression files of every format: zero-byte, truncated, junk (vae-train reads them all)
+for ext in EXPRESSION_FORMATS:
+    add(case(f"vae-train-zero-byte-{ext}", f"vae-train x.{ext} -o out {VAE_FAST}", {f"x.{ext}": b""}))
+    add(case(f"vae-train-truncated-{ext}", f"vae-train x.{ext} -o out {VAE_FAST}", {f"x.{ext}": truncated(f"expr.{ext}")}))
+    add(case(f"vae-train-junk-{ext}", f"vae-train x.{ext} -o out {VAE_FAST}", {f"x.{ext}": junk(seed=len(ext))}))
+add(case("vae-train-junk-gz-magic", f"vae-train x.csv.gz -o out {VAE_FAST}", {"x.csv.gz": junk(head=b"\x1f\x8b\x08\x00")}))
+add(case("vae-train-bz2-truncated", f"vae-train x.csv.bz2 -o out {VAE_FAST}",
+         {"x.csv.bz2": lambda fx: __import__("bz2").compress((fx / "expr.csv").read_bytes())[:900]}))
+add(case("vae-train-zip-archive", f"vae-train x.csv -o out {VAE_FAST}", {"x.csv": junk(head=b"PK\x03\x04")}))
+add(case("vae-train-empty-gz", f"vae-train x.csv.gz -o out {VAE_FAST}", {"x.csv.gz": gz(b"")}))
+add(case("vae-train-missing-file", f"vae-train nothere.csv -o out {VAE_FAST}"))
+add(case("vae-train-data-is-folder", f"vae-train adir -o out {VAE_FAST}", dirs=("adir",)))
+add(case("vae-train-format-unknown", f"vae-train @expr.csv --format xlsx -o out {VAE_FAST}"))
+add(case("vae-train-format-forced-wrong", f"vae-train @expr.csv --format h5ad -o out {VAE_FAST}"))
+add(case("ggan-train-zero-byte-h5ad", f"ggan-train x.h5ad --landmarks @landmarks.txt -o out {GGAN_FAST}", {"x.h5ad": b""}))
+add(case("ggan-train-truncated-csv-gz", f"ggan-train x.csv.gz --landmarks @landmarks.txt -o out {GGAN_FAST}",
+         {"x.csv.gz": lambda fx: gz(_reference_table())(fx)[:700]}))
+add(case("ggan-eval-truncated-tsv-gz", "ggan-eval x.tsv.gz --landmarks @landmarks.txt --folds 2 --methods mean -o ev",
+         {"x.tsv.gz": lambda fx: gz(_reference_table(sep="\t"))(fx)[:700]}))
+add(case("infer-targets-zero-byte-csv", "infer-targets q.csv --model @ggan -o p.csv", {"q.csv": b""}))
+add(case("infer-targets-truncated-parquet", "infer-targets q.parquet --model @ggan -o p.csv", {"q.parquet": truncated("expr.parquet")}))
+add(case("infer-targets-junk-gctx", "infer-targets q.gctx --model @ggan -o p.csv", {"q.gctx": junk(head=b"\x89HDF\r\n\x1a\n")}))
+add(case("infer-targets-truncated-gctx", "infer-targets q.gctx --model @ggan -o p.csv", {"q.gctx": truncated("expr.gctx")}))
+add(case("infer-targets-truncated-gct", "infer-targets q.gct --model @ggan -o p.csv", {"q.gct": truncated("expr.gct", 0.6)}))
+add(case("vae-encode-truncated-h5ad", "vae-encode x.h5ad --model @vae -o e.h5ad", {"x.h5ad": truncated("expr.h5ad")}))
+add(case("vae-compare-junk-tsv", f"vae-compare x.tsv {VAE_FAST}", {"x.tsv": junk(seed=7)}))
+add(case("vae-features-zero-byte-data", "vae-features --model @vae --data x.csv --by group -o feats", {"x.csv": b""}))
+add(case("ggan-train-landmarks-from-junk", f"ggan-train @ref.csv --landmarks-from q.parquet -o out {GGAN_FAST}", {"q.parquet": junk()}))
+
+# --- what the matrices hold: NaN / inf / text, duplicate / missing / mismatched genes, constant data, shapes
+add(case("vae-train-nan", f"vae-train x.csv -o out {VAE_FAST}", {"x.csv": table(set_value(3, 4, "nan"))}))
+add(case("vae-train-inf", f"vae-train x.csv -o out {VAE_FAST}", {"x.csv": table(set_value(3, 4, "inf"))}))
+add(case("vae-train-minus-inf-tsv", f"vae-train x.tsv -o out {VAE_FAST}", {"x.tsv": table(set_value(0, 0, "-inf"), sep="\t")}))
+add(case("vae-train-text-value", f"vae-train x.csv -o out {VAE_FAST}", {"x.csv": table(set_value(5, 2, "high"))}))
+add(case("vae-train-nan-parquet", f"vae-train x.parquet -o out {VAE_FAST}", {"x.parquet": parquet_of(_numeric(set_value(1, 1, np.nan)))}))
+add(case("vae-train-inf-h5ad", f"vae-train x.h5ad -o out {VAE_FAST}", {"x.h5ad": h5ad_of(_numeric(set_value(1, 1, np.inf)))}))
+add(case("vae-train-duplicate-genes", f"vae-train x.csv -o out {VAE_FAST}", {"x.csv": table(_rename("G1", "G0"))}))
+add(case("vae-train-duplicate-genes-h5ad", f"vae-train x.h5ad -o out {VAE_FAST}", {"x.h5ad": h5ad_of(_rename("G1", "G0"))}))
+add(case("vae-train-all-zero", f"vae-train x.csv -o out {VAE_FAST}", {"x.csv": table(_constant(0.0))}))
+add(case("vae-train-constant", f"vae-train x.csv -o out {VAE_FAST}", {"x.csv": table(_constant(5.0))}))
+add(case("vae-train-header-only", f"vae-train x.csv -o out {VAE_FAST}", {"x.csv": table(_first_rows(0))}))
+add(case("vae-train-one-column", f"vae-train x.csv -o out {VAE_FAST}", {"x.csv": "sample\ns1\ns2\ns3\n"}))
+add(case("vae-train-ragged-row", f"vae-train x.csv -o out {VAE_FAST}",
+         {"x.csv": lambda fx: (fx / "expr.csv").read_text().replace("\ns3,", "\ns3,1.0,", 1)}))
+add(case("vae-train-one-sample", f"vae-train x.csv -o out {VAE_FAST}", {"x.csv": table(_first_rows(1))}))
+add(case("vae-train-one-gene", f"vae-train x.csv -o out {VAE_FAST}", {"x.csv": table(_first_cols(1))}))
+add(case("vae-encode-missing-genes", "vae-encode x.csv --model @vae -o e.h5ad", {"x.csv": table(_first_cols(6))}))
+add(case("vae-encode-mismatched-genes", "vae-encode x.csv --model @vae -o e.h5ad",
+         {"x.csv": table(rename_columns(lambda cols: [c.replace("G", "ENSG") for c in cols]))}))
+add(case("vae-encode-duplicate-genes", "vae-encode x.csv --model @vae -o e.h5ad", {"x.csv": table(_rename("G1", "G0"))}))
+add(case("vae-encode-nan", "vae-encode x.csv --model @vae -o e.h5ad", {"x.csv": table(set_value(2, 2, "nan"))}))
+add(case("vae-encode-inf", "vae-encode x.csv --model @vae -o e.h5ad", {"x.csv": table(set_value(2, 2, "inf"))}))
+add(case("vae-features-mismatched-genes", "vae-features --model @vae --data x.csv --by group --labels @labels.tsv -o feats",
+         {"x.csv": table(rename_columns(lambda cols: [c + "_x" for c in cols]))}))
+add(case("infer-targets-missing-landmark", "infer-targets q.csv --model @ggan -o p.csv",
+         {"q.csv": _reference_table(lambda df: df.iloc[:10, 1:5])}))
+add(case("infer-targets-mismatched-genes", "infer-targets q.csv --model @ggan -o p.csv",
+         {"q.csv": _reference_table(lambda df: df.iloc[:10, :5].rename(columns=lambda c: c.lower() + "x"))}))
+add(case("infer-targets-duplicate-landmark", "infer-targets q.csv --model @ggan -o p.csv",
+         {"q.csv": _reference_table(lambda df: df.iloc[:10, :5].set_axis(["LM0", "LM0", "LM2", "LM3", "LM4"], axis=1))}))
+add(case("infer-targets-text-value", "infer-targets q.csv --model @ggan -o p.csv",
+         {"q.csv": _reference_table(lambda df: set_value(1, 1, "n/a?")(df.iloc[:10, :5]))}))
+add(case("infer-targets-inf", "infer-targets q.csv --model @ggan -o p.csv",
+         {"q.csv": _reference_table(lambda df: set_value(1, 1, "inf")(df.iloc[:10, :5]))}))
+add(case("infer-targets-header-only", "infer-targets q.csv --model @ggan -o p.csv",
+         {"q.csv": _reference_table(lambda df: df.iloc[:0, :5])}))
+add(case("ggan-train-nan-target", f"ggan-train x.csv --landmarks @landmarks.txt -o out {GGAN_FAST}",
+         {"x.csv": _reference_table(set_value(4, 6, "nan"))}))
+add(case("ggan-train-text-landmark", f"ggan-train x.csv --landmarks @landmarks.txt -o out {GGAN_FAST}",
+         {"x.csv": _reference_table(set_value(4, 1, "abc"))}))
+add(case("ggan-train-constant", f"ggan-train x.csv --landmarks @landmarks.txt -o out {GGAN_FAST}",
+         {"x.csv": _reference_table(_constant(3.0))}))
+add(case("ggan-train-duplicate-genes", f"ggan-train x.csv --landmarks @landmarks.txt -o out {GGAN_FAST}",
+         {"x.csv": _reference_table(_rename("TG1", "TG0"))}))
+add(case("ggan-train-two-samples", f"ggan-train x.csv --landmarks @landmarks.txt -o out {GGAN_FAST}",
+         {"x.csv": _reference_table(_first_rows(2))}))
+add(case("ggan-eval-constant-landmarks", "ggan-eval x.csv --landmarks @landmarks.txt --folds 2 --methods mean,ridge -o ev",
+         {"x.csv": _reference_table(lambda df: (df.iloc.__setitem__((slice(None), slice(0, 5)), 1.0), df)[1])}))
+
+# --- gene lists, gene maps, label and score tables
+add(case("ggan-train-landmarks-zero-byte", f"ggan-train @ref.csv --landmarks lm.txt -o out {GGAN_FAST}", {"lm.txt": b""}))
+add(case("ggan-train-landmarks-blank-lines", f"ggan-train @ref.csv --landmarks lm.txt -o out {GGAN_FAST}", {"lm.txt": "\n\n  \n"}))
+add(case("ggan-train-landmarks-junk", f"ggan-train @ref.csv --landmarks lm.txt -o out {GGAN_FAST}", {"lm.txt": junk(600)}))
+add(case("ggan-train-landmarks-truncated-gz", f"ggan-train @ref.csv --landmarks lm.txt.gz -o out {GGAN_FAST}",
+         {"lm.txt.gz": lambda fx: gz(fixture("landmarks.txt"))(fx)[:25]}))
+add(case("ggan-train-landmarks-not-in-data", f"ggan-train @ref.csv --landmarks lm.txt -o out {GGAN_FAST}", {"lm.txt": "FOO\nBAR\nBAZ\n"}))
+add(case("ggan-train-landmarks-are-all-genes", f"ggan-train @ref.csv --landmarks lm.txt -o out {GGAN_FAST}",
+         {"lm.txt": "\n".join(LANDMARKS + TARGETS) + "\n"}))
+add(case("ggan-train-targets-not-in-data", f"ggan-train {GGAN_REF} --targets tg.txt -o out {GGAN_FAST}", {"tg.txt": "NOPE1\nNOPE2\n"}))
+add(case("ggan-train-targets-are-landmarks", f"ggan-train {GGAN_REF} --targets @landmarks.txt -o out {GGAN_FAST}"))
+add(case("ggan-train-landmarks-and-from", f"ggan-train {GGAN_REF} --landmarks-from @query.csv -o out {GGAN_FAST}"))
+add(case("ggan-train-no-landmarks", f"ggan-train @ref.csv -o out {GGAN_FAST}"))
+add(case("ggan-eval-landmarks-missing-file", "ggan-eval @ref.csv --landmarks nothere.txt --folds 2 --methods mean -o ev"))
+add(case("infer-targets-gene-map-zero-byte", "infer-targets @query.csv --model @ggan --gene-map map.csv -o p.csv", {"map.csv": b""}))
+add(case("infer-targets-gene-map-one-column", "infer-targets @query.csv --model @ggan --gene-map map.csv -o p.csv",
+         {"map.csv": "id\nE0\nE1\n"}))
+add(case("infer-targets-gene-map-junk", "infer-targets @query.csv --model @ggan --gene-map map.csv -o p.csv", {"map.csv": junk(800)}))
+add(case("infer-targets-gene-map-header-only", "infer-targets @query.csv --model @ggan --gene-map map.csv -o p.csv",
+         {"map.csv": "id,symbol\n"}))
+add(case("infer-targets-gene-map-no-match", "infer-targets @query.csv --model @ggan --gene-map map.csv -o p.csv",
+         {"map.csv": "id,symbol\nQ1,Z1\nQ2,Z2\n"}))
+add(case("vae-compare-labels-zero-byte", f"vae-compare @expr.csv --labels lab.tsv --by group {VAE_FAST}", {"lab.tsv": b""}))
+add(case("vae-compare-labels-junk", f"vae-compare @expr.csv --labels lab.tsv --by group {VAE_FAST}", {"lab.tsv": junk(900)}))
+add(case("vae-compare-labels-no-shared-samples", f"vae-compare @expr.csv --labels lab.tsv --by group {VAE_FAST}",
+         {"lab.tsv": "sample\tgroup\nzz1\ta\nzz2\tb\n"}))
+add(case("vae-compare-labels-missing-column", f"vae-compare @expr.csv --labels @labels.tsv --by tissue {VAE_FAST}"))
+add(case("vae-features-labels-truncated-gz", "vae-features --model @vae --data @expr.csv --by group --labels lab.tsv.gz -o feats",
+         {"lab.tsv.gz": lambda fx: gz(fixture("labels.tsv"))(fx)[:60]}))
+add(case("vae-features-by-without-data", "vae-features --model @vae --by group -o feats"))
+add(case("vae-import-genes-zero-byte", "vae-import-tybalt @decoder.hdf5 --genes g.txt -o imp", {"g.txt": b""}))
+add(case("vae-import-genes-count-mismatch", "vae-import-tybalt @decoder.hdf5 --genes g.txt -o imp", {"g.txt": "A\nB\nC\n"}))
+add(case("vae-import-decoder-junk", "vae-import-tybalt dec.hdf5 --genes @genes.txt -o imp", {"dec.hdf5": junk()}))
+add(case("vae-import-decoder-zero-byte", "vae-import-tybalt dec.hdf5 --genes @genes.txt -o imp", {"dec.hdf5": b""}))
+add(case("vae-import-decoder-truncated", "vae-import-tybalt dec.hdf5 --genes @genes.txt -o imp", {"dec.hdf5": truncated("decoder.hdf5")}))
+add(case("vae-import-decoder-not-keras", "vae-import-tybalt @expr.gctx --genes @genes.txt -o imp"))
+add(case("vae-decode-latent-wrong-width", "vae-decode z.csv --model @vae -o dec.h5ad", {"z.csv": "id,a,b,c,d\nx,1,2,3,4\n"}))
+add(case("vae-decode-latent-text", "vae-decode z.csv --model @vae -o dec.h5ad", {"z.csv": "id,a,b\nx,1,oops\n"}))
+add(case("vae-decode-latent-nan", "vae-decode z.csv --model @vae -o dec.h5ad", {"z.csv": "id,a,b\nx,1,nan\n"}))
+add(case("vae-decode-latent-zero-byte", "vae-decode z.csv --model @vae -o dec.h5ad", {"z.csv": b""}))
+add(case("vae-decode-latent-junk", "vae-decode z.parquet --model @vae -o dec.h5ad", {"z.parquet": junk(head=b"PAR1")}))
+add(case("vae-decode-h5ad-without-x-vae", "vae-decode @expr.h5ad --model @vae -o dec.h5ad"))
+PRED = "dna-train-predictor @probes.fa -o out --epochs 1 --no-baseline"
+add(case("dna-train-predictor-scores-zero-byte", f"{PRED} --scores s.csv", {"s.csv": b""}))
+add(case("dna-train-predictor-scores-junk", f"{PRED} --scores s.csv", {"s.csv": junk(700)}))
+add(case("dna-train-predictor-scores-text", f"{PRED} --scores s.csv",
+         {"s.csv": "id,signal\n" + "".join(f"p{i},{'high' if i == 3 else i + 1}\n" for i in range(60))}))
+add(case("dna-train-predictor-scores-missing-ids", f"{PRED} --scores s.csv", {"s.csv": "id,signal\np0,1.5\np1,2.5\n"}))
+add(case("dna-train-predictor-scores-one-column", f"{PRED} --scores s.csv", {"s.csv": lambda fx: "\n".join(f"p{i}" for i in range(60)) + "\n"}))
+add(case("dna-train-predictor-scores-nan", f"{PRED} --scores s.csv",
+         {"s.csv": lambda fx: (fx / "scores.csv").read_text().replace("\np5,", "\np5,nan\np5_old,", 1)}))
+add(case("dna-train-predictor-scores-truncated-gz", f"{PRED} --scores s.csv.gz", {"s.csv.gz": lambda fx: gz(fixture("scores.csv"))(fx)[:200]}))
+add(case("dna-train-predictor-scores-conflicting-duplicates", f"{PRED} --scores s.csv",
+         {"s.csv": lambda fx: (fx / "scores.csv").read_text() + "p0,12345\n"}))
+add(case("dna-train-predictor-scores-constant", f"{PRED} --scores s.csv",
+         {"s.csv": lambda fx: "id,signal\n" + "".join(f"p{i},7\n" for i in range(60))}))
+add(case("dna-train-predictor-log-of-negative", f"{PRED} --scores s.csv",
+         {"s.csv": lambda fx: "id,signal\n" + "".join(f"p{i},{i - 30}\n" for i in range(60))}))
+add(case("dna-score-independent-scores-junk", "dna-score @probes.fa --independent-probes @probes.fa --independent-scores s.csv -o t.tsv",
+         {"s.csv": junk(500)}))
+
+# --- models: wrong pipeline, truncated, corrupted, future, pickled, incomplete
+WRONG_PIPELINE = [
+    ("vae-sample-ggan-model", "vae-sample --model @ggan -n 2 -o s.h5ad"),
+    ("vae-encode-gan-model", "vae-encode @expr.csv --model @gan -o e.h5ad"),
+    ("infer-targets-vae-model", "infer-targets @query.csv --model @vae -o p.csv"),
+    ("dna-generate-predictor-model", "dna-generate --model @pred -n 2 -o g.fa"),
+    ("dna-design-gan-as-predictor", f"{DESIGN} --predictor @gan"),
+    ("dna-design-predictor-as-gan", f"{DESIGN} --motif @m.jaspar --gan @pred"),
+    ("dna-score-vae-as-predictor", "dna-score @probes.fa --predictor @vae -o t.tsv"),
+    ("dna-eval-ggan-model", "dna-eval @train.fa --model @ggan -n 20"),
+]
+for cid, argv in WRONG_PIPELINE:
+    add(case(cid, argv))
+CONSUMERS = {  # one command that loads each pipeline's model from folder m
+    "vae": "vae-sample --model m -n 2 -o s.h5ad",
+    "ggan": "infer-targets @query.csv --model m -o p.csv",
+    "gan": "dna-generate --model m -n 2 -o g.fa",
+    "pred": f"{DESIGN} --predictor m",
+}
+OTHER_CONSUMERS = {
+    "vae": "vae-features --model m -o feats",
+    "ggan": "infer-targets @query.csv --model m -o p.parquet",
+    "gan": f"{DESIGN} --motif @m.jaspar --gan m",
+    "pred": "dna-score @probes.fa --predictor m -o t.tsv",
+}
+for src, argv in CONSUMERS.items():
+    other = OTHER_CONSUMERS[src]
+    add(case(f"{src}-model-truncated-weights", argv, model_copy(src, weights=truncated(f"{src}/model.safetensors"))))
+    add(case(f"{src}-model-flipped-bytes", argv, model_copy(src, weights=flipped(f"{src}/model.safetensors"))))
+    add(case(f"{src}-model-future-format", other, model_copy(src, config=with_key("format_version", 99))))
+    add(case(f"{src}-model-config-pickle", argv, model_copy(src, config=lambda cfg: pickle.dumps(cfg))))
+    add(case(f"{src}-model-weights-pickle", other, model_copy(src, weights=pickled(), rehash=True)))
+    add(case(f"{src}-model-pytorch-bin", argv, model_copy(src, drop=("model.safetensors",),
+                                                          add={"pytorch_model.bin": torch_saved(src)})))
+    add(case(f"{src}-model-unknown-recipe-key", other, model_copy(src, config=with_key("recipe.frobnicate", 3))))
+    add(case(f"{src}-model-missing-tensor", argv,
+             model_copy(src, weights=resaved_weights(src, _drop_first_tensor), rehash=True)))
+    add(case(f"{src}-model-wrong-tensor-shape", other,
+             model_copy(src, weights=resaved_weights(src, _shrink_first_tensor), rehash=True)))
+    add(case(f"{src}-model-nan-weights", argv, model_copy(src, weights=resaved_weights(src, _nan_weights), rehash=True)))
+add(case("vae-model-truncated-weights-unhashed", "vae-decode @expr.csv --model m -o d.h5ad",
+         model_copy("vae", weights=truncated("vae/model.safetensors"), config=without_key("weights_sha256"))))
+add(case("gan-model-weights-pickle-unhashed", "dna-eval @train.fa --model m -n 20",
+         model_copy("gan", weights=pickled(), config=without_key("weights_sha256"))))
+add(case("pred-model-pt-file", "dna-score @probes.fa --predictor m -o t.tsv",
+         model_copy("pred", drop=("model.safetensors",), add={"model.pt": torch_saved("pred")})))
+add(case("vae-model-config-missing", "vae-sample --model m -n 2 -o s.h5ad", model_copy("vae", drop=("config.json",))))
+add(case("ggan-model-config-empty", "infer-targets @query.csv --model m -o p.csv", model_copy("ggan", config=lambda cfg: b"")))
+add(case("gan-model-config-truncated", "dna-generate --model m -n 2 -o g.fa",
+         model_copy("gan", config=lambda cfg: json.dumps(cfg).encode()[:300])))
+add(case("pred-model-config-is-list", "dna-score @probes.fa --predictor m -o t.tsv", model_copy("pred", config=lambda cfg: [cfg])))
+add(case("vae-model-no-genes", "vae-sample --model m -n 2 -o s.h5ad", model_copy("vae", config=without_key("genes"))))
+add(case("ggan-model-no-landmarks", "infer-targets @query.csv --model m -o p.csv", model_copy("ggan", config=without_key("landmarks"))))
+add(case("gan-model-bad-recipe-value", "dna-generate --model m -n 2 -o g.fa", model_copy("gan", config=with_key("recipe.length", "long"))))
+add(case("vae-model-format-version-string", "vae-sample --model m -n 2 -o s.h5ad", model_copy("vae", config=with_key("format_version", "1"))))
+add(case("vae-model-is-a-file", "vae-sample --model afile -n 2 -o s.h5ad", {"afile": "not a model\n"}))
+add(case("vae-model-empty-folder", "vae-sample --model m -n 2 -o s.h5ad", dirs=("m",)))
+add(case("vae-model-unknown-name", "vae-sample --model no-such-model -n 2 -o s.h5ad"))
+add(case("vae-sample-no-default-model", "vae-sample -n 2 -o s.h5ad"))
+add(case("infer-targets-no-default-model", "infer-targets @query.csv -o p.csv"))
+add(case("dna-generate-no-default-model", "dna-generate -n 2 -o g.fa"))
+add(case("vae-sample-broken-defaults-json", "vae-sample -n 2 -o s.h5ad", {"gengen_home/defaults.json": b"{not json"}))
+add(case("vae-train-store-broken-defaults-json", f"vae-train @expr.csv {VAE_FAST}", {"gengen_home/defaults.json": b"\x00\x01"}))
+
+# --- FASTA
+GAN_TRAIN = f"dna-train x.fa -o out {GAN_FAST}"
+add(case("dna-train-zero-byte", GAN_TRAIN, {"x.fa": b""}))
+add(case("dna-train-no-header", GAN_TRAIN, {"x.fa": "ACGTACGTACGTACGTACGT\nACGTACGTACGTAAAACCCC\n"}))
+add(case("dna-train-empty-records", GAN_TRAIN, {"x.fa": ">a\n>b\n>c\n"}))
+add(case("dna-train-non-acgt", GAN_TRAIN, {"x.fa": "".join(f">r{i}\nEFILPQEFILPQEFILPQEFILPQ\n" for i in range(10))}))
+add(case("dna-train-digits-and-dashes", GAN_TRAIN, {"x.fa": "".join(f">r{i}\nACGT12--ACGT12--ACGT12--\n" for i in range(10))}))
+add(case("dna-train-junk", GAN_TRAIN, {"x.fa": junk()}))
+add(case("dna-train-truncated-gz", f"dna-train x.fa.gz -o out {GAN_FAST}", {"x.fa.gz": truncated("train.fa.gz")}))
+add(case("dna-train-empty-gz", f"dna-train x.fa.gz -o out {GAN_FAST}", {"x.fa.gz": gz(b"")}))
+add(case("dna-train-fastq", GAN_TRAIN, {"x.fa": "@r1\nACGTACGTACGTACGT\n+\nIIIIIIIIIIIIIIII\n"}))
+add(case("dna-train-all-too-short", f"dna-train @train.fa -o out {GAN_FAST.replace('--length 12', '--length 100')}"))
+add(case("dna-train-all-n-skipped", GAN_TRAIN, {"x.fa": "".join(f">r{i}\n{'N' * 30}\n" for i in range(10))}))
+add(case("dna-train-n-with-error-policy", f"{GAN_TRAIN} --ambiguous error", {"x.fa": ">r0\nACGTNACGTACGTACGTACG\n>r1\nACGTACGTACGTACGTACGT\n"}))
+add(case("dna-train-bad-policy", f"dna-train @train.fa -o out {GAN_FAST} --windows diagonal"))
+add(case("dna-score-zero-byte", "dna-score x.fa --motif @m.jaspar -o t.tsv", {"x.fa": b""}))
+add(case("dna-score-no-header", "dna-score x.fa --motif @m.jaspar -o t.tsv", {"x.fa": "ACGTACGTACGT\n"}))
+add(case("dna-score-junk", "dna-score x.fa --motif @m.jaspar -o t.tsv", {"x.fa": junk(seed=3)}))
+add(case("dna-score-truncated-gz", "dna-score x.fa.gz --motif @m.jaspar -o t.tsv", {"x.fa.gz": truncated("train.fa.gz", 0.3)}))
+add(case("dna-score-empty-records", "dna-score x.fa --motif @m.jaspar -o t.tsv", {"x.fa": ">a\n>b\n"}))
+add(case("dna-eval-junk-data", "dna-eval x.fa --model @gan -n 20", {"x.fa": junk(seed=4)}))
+add(case("dna-eval-samples-truncated-gz", "dna-eval @train.fa --model @gan -n 20 --samples s.fa.gz", {"s.fa.gz": truncated("train.fa.gz", 0.4)}))
+add(case("dna-eval-samples-non-acgt", "dna-eval @train.fa --model @gan -n 20 --samples s.fa", {"s.fa": ">a\nEFILPQEFILPQ\n"}))
+add(case("dna-train-predictor-unequal-lengths", "dna-train-predictor x.fa --scores s.csv -o out --epochs 1 --no-baseline",
+         {"x.fa": ">p0\nACGTACGTACGT\n>p1\nACGTAC\n", "s.csv": "id,signal\np0,1\np1,2\n"}))
+add(case("dna-train-predictor-zero-byte-fasta", "dna-train-predictor x.fa --scores @scores.csv -o out --epochs 1", {"x.fa": b""}))
+
+# --- motifs of every kind: zero-byte, junk, truncated; malformed matrices
+for ext in MOTIF_FORMATS:
+    add(case(f"dna-design-motif-zero-byte-{ext}", f"{DESIGN} --motif x.{ext}", {f"x.{ext}": b""}))
+    add(case(f"dna-design-motif-junk-{ext}", f"{DESIGN} --motif x.{ext}", {f"x.{ext}": junk(900, seed=11)}))
+    add(case(f"dna-design-motif-truncated-{ext}", f"{DESIGN} --motif x.{ext} --motif-format {'minimal' if ext == 'meme' else ext}",
+             {f"x.{ext}": truncated(f"m.{ext}", 0.4)}))
+add(case("dna-design-motif-truncated-gz", f"{DESIGN} --motif x.jaspar.gz", {"x.jaspar.gz": lambda fx: gz(fixture("m.jaspar"))(fx)[:60]}))
+add(case("dna-design-motif-forced-wrong-format", f"{DESIGN} --motif @m.jaspar --motif-format transfac"))
+add(case("dna-design-motif-format-unknown", f"{DESIGN} --motif @m.jaspar --motif-format png"))
+add(case("dna-design-motif-unknown-jaspar-id", f"{DESIGN} --motif MA9999.9"))
+add(case("dna-design-motif-not-a-file-or-id", f"{DESIGN} --motif nothere.jaspar"))
+add(case("dna-design-motif-name-absent", f"{DESIGN} --motif @m.meme --motif-name CTCF"))
+add(case("dna-design-motif-negative-counts", f"{DESIGN} --motif x.pfm", {"x.pfm": "1 -4 1 2\n4 3 1 2\n1 1 9 2\n2 2 1 8\n"}))
+add(case("dna-design-motif-text-in-matrix", f"{DESIGN} --motif x.pfm", {"x.pfm": "1 4 1 2\n4 x 1 2\n1 1 9 2\n2 2 1 8\n"}))
+add(case("dna-design-motif-three-rows", f"{DESIGN} --motif x.pfm --motif-format pfm-four-rows", {"x.pfm": "1 4 1 2 8\n4 3 1 2 1\n1 1 9 2 1\n"}))
+add(case("dna-design-motif-all-zero", f"{DESIGN} --motif x.pfm", {"x.pfm": "0 0 0 0\n0 0 0 0\n0 0 0 0\n0 0 0 0\n"}))
+add(case("dna-design-motif-nan", f"{DESIGN} --motif x.pfm", {"x.pfm": "1 4 1 2\n4 nan 1 2\n1 1 9 2\n2 2 1 8\n"}))
+add(case("dna-design-motif-inf", f"{DESIGN} --motif x.pfm", {"x.pfm": "1 4 1 2\n4 inf 1 2\n1 1 9 2\n2 2 1 8\n"}))
+add(case("dna-design-sites-unequal", f"{DESIGN} --motif x.sites --motif-format sites", {"x.sites": "GCGAG\nGCG\nACGAGTT\n"}))
+add(case("dna-design-sites-non-acgt", f"{DESIGN} --motif x.sites --motif-format sites", {"x.sites": "GCXAG\nGCJAG\nEFILP\n"}))
+add(case("dna-design-jaspar-no-rows", f"{DESIGN} --motif x.jaspar --motif-format jaspar", {"x.jaspar": ">MA0001.1 X\n"}))
+add(case("dna-design-meme-no-motif", f"{DESIGN} --motif x.meme", {"x.meme": "MEME version 4\n\nALPHABET= ACGT\n"}))
+add(case("dna-score-motif-junk", "dna-score @probes.fa --motif x.jaspar -o t.tsv", {"x.jaspar": junk(700, seed=12)}))
+add(case("dna-score-motif-longer-than-every-record", "dna-score @probes.fa --motif x.pfm -o t.tsv",
+         {"x.pfm": "\n".join(" ".join("1" for _ in range(40)) for _ in range(4)) + "\n"}))
+
+# --- out-of-range numeric options
+for opt in ("--epochs 0", "--epochs -3", "--latent 0", "--batch-size 0", "--genes 0", "--hidden 0", "--lr 0", "--lr -1",
+            "--lr nan", "--lr inf", "--kappa -1", "--beta -0.5", "--beta nan", "--val-fraction -0.1", "--val-fraction 1",
+            "--val-fraction nan", "--threads 0", "--threads -2"):
+    add(case(f"vae-train{opt.replace(' ', '')}", f"vae-train @expr.csv -o out --latent 2 --epochs 1 {opt}"))
+add(case("vae-encode-latent-huge", "vae-encode @expr.csv -o e.h5ad --epochs 1 --latent 100000000000"))
+add(case("vae-compare-repeats-0", f"vae-compare @expr.csv {VAE_FAST} --repeats 0"))
+add(case("vae-compare-epochs-nan-lr", f"vae-compare @expr.csv {VAE_FAST} --lr nan"))
+for opt in ("-n 0", "-n -5", "-n 1000000000000"):
+    add(case(f"vae-sample{opt.replace(' ', '')}", f"vae-sample --model @vae -o s.h5ad {opt}"))
+for opt in ("--top 0", "--top -1"):
+    add(case(f"vae-features{opt.replace(' ', '')}", f"vae-features --model @vae -o feats {opt}"))
+for opt in ("--length 0", "--length -5", "--length 100000000000", "--iterations 0", "--channels 0", "--batch-size 0",
+            "--critic-steps 0", "--lr -1", "--lr nan", "--sample-every 0", "--sample-every -1", "--heldout-fraction 1",
+            "--heldout-fraction -0.5", "--heldout-fraction nan", "--max-windows 0", "--time-limit -1", "--time-limit nan"):
+    add(case(f"dna-train{opt.replace(' ', '')}", f"dna-train @train.fa -o out {GAN_FAST} {opt}"))
+for opt in ("-n 0", "-n -5", "-n 1000000000000"):
+    add(case(f"dna-generate{opt.replace(' ', '')}", f"dna-generate --model @gan -o g.fa {opt}"))
+for opt in ("-n 0", "--length 0", "--length 100000000000", "--steps 0", "--steps -1", "--lr -1", "--lr 0", "--lr nan",
+            "--prior-weight -1", "--prior-weight nan", "--grad-noise -1", "--pseudocount -1", "--pseudocount nan",
+            "--target nan", "--target inf", "--target abc", "-n 1000000000000"):
+    add(case(f"dna-design{opt.replace(' ', '')}", f"{DESIGN} --motif @m.jaspar {opt}"))
+add(case("dna-design-gan-lr-nan", f"{DESIGN} --motif @m.jaspar --gan @gan --lr nan"))
+add(case("dna-design-gan-and-direct", f"{DESIGN} --motif @m.jaspar --gan @gan --direct"))
+add(case("dna-design-nothing-to-design-for", DESIGN))
+for opt in ("--epochs 0", "--val-fraction 0", "--val-fraction 1", "--val-fraction nan", "--transform square"):
+    add(case(f"dna-train-predictor{opt.replace(' ', '')}", f"{PRED} --scores @scores.csv {opt}"))
+for opt in ("-n 0", "--heldout-fraction 0", "--heldout-fraction 1.5", "--heldout-fraction nan"):
+    add(case(f"dna-eval{opt.replace(' ', '')}", f"dna-eval @train.fa --model @gan {opt}"))
+add(case("dna-score-transform-bad", "dna-score @probes.fa --independent-probes @probes.fa --independent-scores @scores.csv --transform cube"))
+add(case("dna-score-ambiguous-bad", "dna-score @probes.fa --motif @m.jaspar --ambiguous maybe"))
+for opt in ("--hidden 0", "--layers 0", "--layers -1", "--dropout 1", "--dropout -0.1", "--dropout nan", "--epochs 0",
+            "--batch-size 0", "--lr -1", "--lr nan", "--l1 -1", "--consistency -1", "--adv-weight nan", "--d-hidden 0",
+            "--val-fraction 1", "--val-fraction 0", "--patience 0", "--input-noise -1", "--weight-decay -1",
+            "--precision fp8", "--activation sigmoidal", "--hidden 100000000000"):
+    add(case(f"ggan-train{opt.replace(' ', '')}", f"ggan-train {GGAN_REF} -o out {GGAN_FAST} {opt}"))
+for opt in ("--chunk-size 0", "--chunk-size -1", "--precision fp8"):
+    add(case(f"infer-targets{opt.replace(' ', '')}", f"infer-targets @query.csv --model @ggan -o p.csv {opt}"))
+for opt in ("--folds 0", "--folds 1", "--folds 1000", "--methods bogus", "--methods ,", "--dropout 2"):
+    add(case(f"ggan-eval{opt.replace(' ', '')}", f"ggan-eval {GGAN_REF} -o ev {GGAN_FAST} {opt}"))
+
+# --- outputs: unwritable, colliding, overwriting an input
+add(case("vae-train-output-under-a-file", f"vae-train @expr.csv -o afile/model {VAE_FAST}", {"afile": "x\n"}))
+add(case("vae-train-output-is-user-folder", f"vae-train @expr.csv -o mine {VAE_FAST}", {"mine/notes.txt": "keep me\n"}))
+add(case("vae-train-output-is-other-pipeline", f"vae-train @expr.csv -o m {VAE_FAST}", model_copy("ggan")))
+add(case("vae-train-output-is-a-file", f"vae-train @expr.csv -o afile {VAE_FAST}", {"afile": "x\n"}))
+add(case("vae-train-output-holds-input", f"vae-train m/x.csv -o m {VAE_FAST}", {**model_copy("vae"), "m/x.csv": fixture("expr.csv")}))
+add(case("vae-encode-output-is-input", "vae-encode x.h5ad --model @vae -o x.h5ad", {"x.h5ad": fixture("expr.h5ad")}))
+add(case("vae-encode-output-is-folder", "vae-encode @expr.csv --model @vae -o adir.h5ad", dirs=("adir.h5ad",)))
+add(case("vae-encode-output-bad-extension", "vae-encode @expr.csv --model @vae -o e.xlsx"))
+add(case("vae-encode-save-model-is-output", f"vae-encode @expr.csv -o e.h5ad --save-model e.h5ad {VAE_FAST}"))
+add(case("vae-encode-default-output-beside-readonly-input", f"vae-encode afile/x.csv {VAE_FAST}", {"afile": "x\n"}))
+add(case("vae-decode-output-is-latent", "vae-decode z.csv --model @vae -o z.csv", {"z.csv": "id,a,b\nx,1,2\n"}))
+add(case("vae-sample-output-under-a-file", "vae-sample --model @vae -n 2 -o afile/s.h5ad", {"afile": "x\n"}))
+add(case("vae-sample-output-is-folder", "vae-sample --model @vae -n 2 -o adir", dirs=("adir",)))
+add(case("vae-sample-output-into-model", "vae-sample --model m -n 2 -o m/config.json", model_copy("vae")))
+add(case("vae-features-output-is-a-file", "vae-features --model @vae -o afile", {"afile": "x\n"}))
+add(case("vae-features-output-is-model", "vae-features --model m -o m", model_copy("vae", add={"top_genes.tsv": "old\n"})))
+add(case("vae-compare-output-h5ad", f"vae-compare @expr.csv {VAE_FAST} -o c.h5ad"))
+add(case("vae-compare-output-is-input", f"vae-compare x.csv {VAE_FAST} -o x.csv", {"x.csv": fixture("expr.csv")}))
+add(case("vae-import-output-is-genes-folder", "vae-import-tybalt @decoder.hdf5 --genes g/genes.txt -o g", {"g/genes.txt": fixture("genes.txt")}))
+add(case("dna-train-output-under-a-file", f"dna-train @train.fa -o afile/gan {GAN_FAST}", {"afile": "x\n"}))
+add(case("dna-train-resume-without-output", f"dna-train @train.fa --resume {GAN_FAST}"))
+add(case("dna-train-resume-other-pipeline", f"dna-train @train.fa -o m --resume {GAN_FAST}", model_copy("pred")))
+add(case("dna-train-resume-empty-folder", f"dna-train @train.fa -o m --resume {GAN_FAST}", dirs=("m",)))
+add(case("dna-train-resume-other-architecture", f"dna-train @train.fa -o m --resume {GAN_FAST.replace('--channels 4', '--channels 6')}",
+         model_copy("gan")))
+add(case("dna-generate-output-not-fasta", "dna-generate --model @gan -n 2 -o g.txt"))
+add(case("dna-generate-output-is-folder", "dna-generate --model @gan -n 2 -o adir.fa", dirs=("adir.fa",)))
+add(case("dna-design-output-is-motif", "dna-design -n 2 --steps 2 --length 12 --motif x.fa --motif-format sites -o x.fa",
+         {"x.fa": "GCGAG\nGCGAG\nACGAG\n"}))
+add(case("dna-design-side-table-is-motif", "dna-design -n 2 --steps 2 --length 12 --motif x.tsv -o x.fa", {"x.tsv": PFM_T_TEXT}))
+add(case("dna-design-side-table-is-folder", f"{DESIGN} --motif @m.jaspar", dirs=("d.tsv",)))
+add(case("dna-design-side-png-under-file", f"dna-design -n 2 --steps 2 --length 12 --motif @m.jaspar -o afile/d.fa", {"afile": "x\n"}))
+add(case("dna-score-output-is-data", "dna-score x.tsv --motif @m.jaspar -o x.tsv", {"x.tsv": ">a\nACGTACGTACGT\n"}))
+add(case("dna-score-output-not-table", "dna-score @probes.fa --motif @m.jaspar -o t.fa"))
+add(case("dna-eval-output-is-folder", "dna-eval @train.fa --model @gan -n 20 -o adir.tsv", dirs=("adir.tsv",)))
+add(case("dna-train-predictor-output-is-scores-folder", "dna-train-predictor @probes.fa --scores m/s.csv -o m --epochs 1",
+         {"m/s.csv": fixture("scores.csv")}))
+add(case("ggan-train-output-under-a-file", f"ggan-train {GGAN_REF} -o afile/m {GGAN_FAST}", {"afile": "x\n"}))
+add(case("ggan-train-output-is-landmarks-folder", f"ggan-train @ref.csv --landmarks lm/l.txt -o lm {GGAN_FAST}",
+         {"lm/l.txt": fixture("landmarks.txt")}))
+add(case("infer-targets-output-is-query", "infer-targets q.csv --model @ggan -o q.csv", {"q.csv": fixture("query.csv")}))
+add(case("infer-targets-output-bad-extension", "infer-targets @query.csv --model @ggan -o p.json"))
+add(case("infer-targets-output-is-gene-map", "infer-targets @query.csv --model @ggan --gene-map map.csv -o map.csv",
+         {"map.csv": fixture("genemap.csv")}))
+add(case("ggan-eval-output-is-a-file", f"ggan-eval {GGAN_REF} -o afile --folds 2 --methods mean", {"afile": "x\n"}))
+add(case("ggan-eval-output-holds-data", "ggan-eval ev/ggan_eval_summary.tsv --landmarks @landmarks.txt -o ev --folds 2 --methods mean",
+         {"ev/ggan_eval_summary.tsv": _reference_table(sep="\t")}))
+add(case("demo-output-is-a-file", "demo -o afile --only vae", {"afile": "x\n"}))
+add(case("demo-output-under-a-file", "demo -o afile/demo --only vae", {"afile": "x\n"}))
+add(case("demo-unknown-pipeline", "demo -o out --only protein"))
+
+# --- the model store
+add(case("models-show-unknown", "models show no-such"))
+add(case("models-remove-unknown", "models remove no-such"))
+add(case("models-remove-path", "models remove ../m", model_copy("vae")))
+add(case("models-default-unknown-pipeline", "models default protein"))
+add(case("models-default-unknown-name", "models default vae no-such"))
+add(case("models-default-wrong-pipeline", "models default vae g1", model_copy("ggan", "gengen_home/models/g1")))
+add(case("models-add-missing-path", "models add nothere"))
+add(case("models-add-not-a-model", "models add mine", {"mine/notes.txt": "keep\n"}))
+add(case("models-add-a-file", "models add afile", {"afile": "x\n"}))
+add(case("models-add-bad-name", "models add m --name ../evil", model_copy("vae")))
+add(case("models-add-name-taken", "models add m --name v1", {**model_copy("vae"), **model_copy("vae", "gengen_home/models/v1")}))
+add(case("models-add-corrupted-config", "models add m", model_copy("vae", config=lambda cfg: b"\x80\x04junk")))
+add(case("models-show-broken-config", "models show v1", model_copy("vae", "gengen_home/models/v1", config=lambda cfg: b"{")))
+
+
+# ------------------------------------------------------------------------------------------ the test
+@pytest.fixture(scope="session")
+def fx(tmp_path_factory) -> Path:
+    """The shared good inputs and tiny models, built once per test session."""
+    return build_fixtures(tmp_path_factory.mktemp(FX_NAME))
+
+
+def snapshot(*roots: Path) -> dict[str, str]:
+    """Every path under ``roots`` (dotfiles and empty folders included) -> its SHA-256, 'dir' or link target."""
+    out: dict[str, str] = {}
+    for root in roots:
+        for dirpath, dirnames, filenames in os.walk(root):
+            for name in dirnames + filenames:
+                p = os.path.join(dirpath, name)
+                if os.path.islink(p):
+                    out[p] = "-> " + os.readlink(p)
+                elif os.path.isdir(p):
+                    out[p] = "dir"
+                else:
+                    with open(p, "rb") as fh:
+                        out[p] = hashlib.sha256(fh.read()).hexdigest()
+    return out
+
+
+class _CaseTimeout(BaseException):
+    """Raised in the command when a case outlives :data:`CASE_SECONDS` (not an Exception: nothing catches it)."""
+
+
+def _on_alarm(signum, frame):
+    raise _CaseTimeout(f"still running after {CASE_SECONDS} s: the bad input was accepted")
+
+
+def _write_inputs(c: Case, work: Path, fx: Path) -> None:
+    for d in c.dirs:
+        (work / d).mkdir(parents=True, exist_ok=True)
+    for name, content in c.files.items():
+        p = work / name
+        p.parent.mkdir(parents=True, exist_ok=True)
+        data = _resolve(content, fx)
+        p.write_bytes(data if isinstance(data, bytes) else data.encode())
+
+
+def _argv(c: Case, fx: Path) -> list[str]:
+    argv = [str(fx / a[1:]) if a.startswith("@") else a for a in c.argv]
+    return argv if argv[0] == "models" else [*argv, "-q"]
+
+
+def _describe(res) -> str:
+    import traceback
+
+    tb = "".join(traceback.format_exception(*res.exc_info)) if res.exc_info and not isinstance(res.exception, SystemExit) else ""
+    return f"exit {res.exit_code}\n--- stdout\n{res.stdout}--- stderr\n{res.stderr}{tb}"
+
+
+@pytest.mark.parametrize("c", CASES, ids=[c.id for c in CASES])
+def test_bad_input_fails_cleanly(c: Case, fx: Path, tmp_path: Path, monkeypatch) -> None:
+    from gengen.cli import app
+
+    work = tmp_path  # holds the case's files, its outputs (if any were left) and $GENGEN_HOME
+    monkeypatch.chdir(work)
+    _write_inputs(c, work, fx)
+    argv = _argv(c, fx)
+    before = snapshot(work, fx)
+    previous = signal.signal(signal.SIGALRM, _on_alarm)
+    signal.alarm(CASE_SECONDS)
+    try:
+        res = CliRunner().invoke(app, argv, env={"GENGEN_THREADS": "1", "GENGEN_NO_PROGRESS": "1"})
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+    what = f"gengen {' '.join(argv)}\n{_describe(res)}"
+    assert res.exit_code == 2, what
+    assert res.exception is None or isinstance(res.exception, SystemExit), what
+    lines = res.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("gengen: error: "), what
+    assert "Traceback" not in res.output and res.stdout == "", what
+    if c.needle:
+        assert c.needle in lines[0], what
+    after = snapshot(work, fx)
+    left = sorted(set(after) - set(before))
+    assert not left, f"left behind: {left}\n{what}"
+    changed = sorted(p for p in before if after.get(p) != before[p])
+    assert not changed, f"inputs changed or removed: {changed}\n{what}"
