@@ -143,7 +143,21 @@ def load_checkpoint(path_or_name: str | os.PathLike | None, pipeline: str) -> tu
         tensors = load_bytes(raw_weights)
     except (SafetensorError, OSError, ValueError) as exc:
         raise GengenError(f"cannot read {str(weights)!r}: {exc}; the checkpoint is corrupted.") from None
+    _check_finite(tensors, weights)
     return tensors, config, directory
+
+
+def _check_finite(tensors: dict[str, torch.Tensor], weights: Path) -> None:
+    """NaN or inf weights (a run that diverged, a file damaged before it was hashed) would make every
+    output NaN without a word: refuse them when loading."""
+    import torch
+
+    bad = [name for name, t in tensors.items() if t.is_floating_point() and not bool(torch.isfinite(t).all())]
+    if bad:
+        raise GengenError(
+            f"{str(weights)!r} holds NaN or infinite weights ({preview(bad, 3)}): the training that wrote it "
+            "diverged or the file is corrupted; retrain the model."
+        )
 
 
 def _read_model_files(directory: Path, attempts: int = 20) -> tuple[bytes | None, bytes | None]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import errno
 import gzip
 import lzma
+import math
 import os
 import sys
 import zlib
@@ -16,12 +17,14 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from typer.core import TyperGroup
+from typer.core import TyperCommand, TyperGroup
 
 from gengen import __version__
 from gengen.errors import GengenError
 
 _SPACE_ERRNOS = (errno.ENOSPC, errno.EDQUOT)
+_NO_MEMORY = ("not enough memory for this job{detail}; ask for less (-n, --length, --latent, --hidden, --batch-size, "
+              "--chunk-size) or run it on a machine with more memory.")
 _ENDED_EARLY = ("an input file is truncated or corrupted (its compressed data end early or do not decode); "
                 "download or copy it again (`gzip -t FILE` checks a .gz).")
 
@@ -86,6 +89,12 @@ class GengenGroup(TyperGroup):
         except KeyboardInterrupt:
             typer.echo("gengen: interrupted", err=True)
             raise typer.Exit(130) from None
+        except (MemoryError, RuntimeError) as exc:  # an allocation that cannot succeed (numpy, torch CPU or CUDA)
+            if os.environ.get("GENGEN_DEBUG") or not _out_of_memory(exc):
+                raise
+            detail = str(exc).splitlines()[0][:160] if str(exc) else ""
+            typer.echo(f"gengen: error: {_NO_MEMORY.format(detail=f' ({detail})' if detail else '')}", err=True)
+            raise typer.Exit(GengenError.exit_code) from None
         except (EOFError, zlib.error, lzma.LZMAError) as exc:
             # Readers name the file (gengen.io.files); this catches one that read around them. Without it
             # click would turn the EOFError of a truncated .gz into a bare "aborted", exit 1. (gzip's
@@ -96,7 +105,39 @@ class GengenGroup(TyperGroup):
             raise typer.Exit(GengenError.exit_code) from None
 
 
-app = typer.Typer(
+def _out_of_memory(exc: BaseException) -> bool:
+    """Whether ``exc`` says an allocation failed: MemoryError (numpy), torch's CPU allocator or CUDA OOM."""
+    if isinstance(exc, MemoryError) or type(exc).__name__ == "OutOfMemoryError":
+        return True
+    message = str(exc)
+    return "can't allocate memory" in message or "out of memory" in message.lower()
+
+
+class GengenCommand(TyperCommand):
+    """Every gengen command: a float option must be a finite number.
+
+    ``--lr nan``, ``--dropout inf`` or ``--val-fraction nan`` are never meant, and NaN slips through
+    every ``< 0`` range check downstream (it compares false), so all are refused here, in one place,
+    before the command runs.
+    """
+
+    def invoke(self, ctx):
+        for param in self.params:
+            value = ctx.params.get(param.name)
+            if isinstance(value, float) and not math.isfinite(value):
+                name = max(param.opts, key=len) if param.opts else param.name
+                raise GengenError(f"{name} must be a finite number, got {value}.")
+        return super().invoke(ctx)
+
+
+class GengenTyper(typer.Typer):
+    """A Typer app whose commands are :class:`GengenCommand` unless they name another class."""
+
+    def command(self, name=None, *, cls=None, **kwargs):
+        return super().command(name, cls=cls or GengenCommand, **kwargs)
+
+
+app = GengenTyper(
     name="gengen",
     cls=GengenGroup,
     help="Deep generative models for genomics: Tybalt VAE, Killoran DNA GAN + design, GGAN target inference.",

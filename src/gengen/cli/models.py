@@ -10,9 +10,9 @@ from typing import Annotated
 
 import typer
 
-from gengen.cli._app import GengenGroup, QuietOpt, app, say
+from gengen.cli._app import GengenGroup, GengenTyper, QuietOpt, app, say
 
-models_app = typer.Typer(
+models_app = GengenTyper(
     name="models",
     cls=GengenGroup,
     help="The model store ($GENGEN_HOME/models): list, show, remove, add, and each pipeline's default model.",

@@ -493,6 +493,8 @@ def design_joint(
     straight_through = straight_through or not isinstance(target, str)  # as in design_direct
     if n < 1 or steps < 0:
         raise GengenError(f"-n must be positive and --steps non-negative (got {n}, {steps}).")
+    if prior_weight < 0 or grad_noise < 0:
+        raise GengenError(f"--prior-weight and --grad-noise must not be negative (got {prior_weight:g}, {grad_noise:g}).")
     _check_learning_rate(learning_rate)
     if isinstance(predictor, PWMPredictor):
         predictor.pwm.check_fits(gan.length)

@@ -374,6 +374,9 @@ def train_predictor(
         raise GengenError(f"--lr must be positive, got {r.learning_rate}.")
     if not np.isfinite(y).all():
         raise GengenError("labels must be finite numbers.")
+    if not np.ptp(y) > 0:
+        raise GengenError(f"every label is the same ({y[0]:g} after the {r.transform!r} transform): there is nothing "
+                          "to learn; check the scores file.")
     seed_everything(r.seed)
     dev = resolve_device(device)
     rng = np.random.default_rng(r.seed)

@@ -493,6 +493,14 @@ def select_genes(
             raise GengenError(f"{len(both)} gene(s) are both landmark and target: {preview(both)}.")
     if not targets:
         raise GengenError("no target genes: the reference holds only landmark genes.")
+    for role, genes in (("landmark", landmarks), ("target", targets)):
+        X = adata[:, genes].X
+        X = X.toarray() if hasattr(X, "toarray") else np.asarray(X)
+        if X.shape[0] and not np.ptp(X, axis=0).any():
+            raise GengenError(
+                f"every {role} gene is constant across the {X.shape[0]} reference profiles (e.g. an all-zero "
+                "matrix): there is nothing to learn; check the reference file."
+            )
     return landmarks, targets
 
 

@@ -82,6 +82,8 @@ def evaluate(
 
     from gengen.ggan.core import GGANModel
 
+    if not methods:
+        raise GengenError(f"no method to evaluate; choose from {', '.join(METHODS)}.")
     unknown = [m for m in methods if m not in METHODS]
     if unknown:
         raise GengenError(f"unknown method(s) {', '.join(unknown)}; choose from {', '.join(METHODS)}.")

@@ -345,6 +345,8 @@ def infer_file(
                 writer.write(sample_names, model.predict_array(plan.apply(X, model.landmark_fill)))
                 n += len(sample_names)
                 n_chunks += 1
+            if n == 0:
+                raise GengenError(f"{path}: no profiles under the header; nothing to predict.")
         else:
             expected = list(model.landmarks)
             if mapping is not None:  # orientation detection looks for the query's ids of the landmarks

@@ -22,6 +22,8 @@ def top_genes(weights: pd.DataFrame, n_top: int = 20) -> pd.DataFrame:
     """
     import pandas as pd
 
+    if n_top < 1:
+        raise GengenError(f"--top must be positive, got {n_top}.")
     rows = []
     W = weights.to_numpy()
     genes = np.asarray(weights.columns)

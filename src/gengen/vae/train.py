@@ -91,8 +91,12 @@ def resolve_recipe(recipe: VAERecipe, n_samples: int, n_features: int) -> VAERec
     for name in ("latent_dim", "epochs", "batch_size"):
         if getattr(r, name) < 1:
             raise GengenError(f"{name.replace('_', ' ')} must be positive, got {getattr(r, name)}.")
+    if r.hidden is not None and r.hidden < 1:
+        raise GengenError(f"--hidden must be positive (or left out for one hidden layer), got {r.hidden}.")
     if r.beta_max < 0:
         raise GengenError(f"--beta must be >= 0, got {r.beta_max}.")
+    if r.kappa < 0:
+        raise GengenError(f"--kappa must be >= 0, got {r.kappa}.")
     if r.learning_rate <= 0:
         raise GengenError(f"learning rate must be positive, got {r.learning_rate}.")
     return r
