@@ -25,7 +25,6 @@ import hashlib
 import json
 import os
 import pickle
-import shutil
 import signal
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -160,12 +159,21 @@ class Case:
     files: dict[str, Content] = field(default_factory=dict)
     dirs: tuple[str, ...] = ()
     needle: str = ""
+    env: dict[str, str] = field(default_factory=dict)
 
 
-def case(id: str, argv: str | list[str], files: dict | None = None, dirs: tuple[str, ...] = (), needle: str = "") -> Case:
+@dataclass(frozen=True)
+class Link:
+    """A symbolic link to ``target`` (``@name`` = a shared fixture), as a value of ``Case.files``."""
+
+    target: str
+
+
+def case(id: str, argv: str | list[str], files: dict | None = None, dirs: tuple[str, ...] = (), needle: str = "",
+         env: dict[str, str] | None = None) -> Case:
     """``argv`` as one string is split on spaces (fixtures and files here have no spaces in their names)."""
     args = tuple(argv.split()) if isinstance(argv, str) else tuple(argv)
-    return Case(id, args, dict(files or {}), dirs, needle)
+    return Case(id, args, dict(files or {}), dirs, needle, dict(env or {}))
 
 
 def fixture(name: str) -> Callable[[Path], bytes]:
@@ -244,13 +252,15 @@ def h5ad_of(edit: Callable[[pd.DataFrame], pd.DataFrame]) -> Callable[[Path], by
 
         import anndata as ad
 
+        df = edit(_expression())
         with tempfile.TemporaryDirectory() as d:
-            ad.AnnData(edit(_expression())).write_h5ad(Path(d) / "x.h5ad")
+            ad.AnnData(df.to_numpy(np.float32), obs=pd.DataFrame(index=df.index), var=pd.DataFrame(index=df.columns)).write_h5ad(
+                Path(d) / "x.h5ad")
             return (Path(d) / "x.h5ad").read_bytes()
     return write
 
 
-def model_copy(src: str, dst: str = "m", *, config: Callable[[dict], "dict | bytes"] | None = None,
+def model_copy(src: str, dst: str = "m", *, config: Callable[[dict], dict | bytes] | None = None,
                weights: Content | None = None, rehash: bool = False, drop: tuple[str, ...] = (),
                add: dict[str, Content] | None = None) -> dict[str, Content]:
     """The files of the shared model folder ``src`` copied to ``dst``, edited: ``config`` maps the
@@ -326,6 +336,19 @@ def resaved_weights(src: str, edit: Callable[[dict], dict]) -> Callable[[Path], 
 
         return save(edit(load_file(str(fx / src / "model.safetensors"))))
     return save
+
+
+def _h5(datasets: dict[str, np.ndarray]) -> bytes:
+    """An HDF5 file holding ``datasets`` (path -> array), as bytes."""
+    import tempfile
+
+    import h5py
+
+    with tempfile.TemporaryDirectory() as d:
+        with h5py.File(Path(d) / "x.h5", "w") as f:
+            for name, value in datasets.items():
+                f.create_dataset(name, data=value)
+        return (Path(d) / "x.h5").read_bytes()
 
 
 def _resolve(content: Content, fx: Path) -> bytes | str:
@@ -685,7 +708,7 @@ add(case("dna-score-transform-bad", "dna-score @probes.fa --independent-probes @
 add(case("dna-score-ambiguous-bad", "dna-score @probes.fa --motif @m.jaspar --ambiguous maybe"))
 for opt in ("--hidden 0", "--layers 0", "--layers -1", "--dropout 1", "--dropout -0.1", "--dropout nan", "--epochs 0",
             "--batch-size 0", "--lr -1", "--lr nan", "--l1 -1", "--consistency -1", "--adv-weight nan", "--d-hidden 0",
-            "--val-fraction 1", "--val-fraction nan", "--patience -1", "--input-noise -1", "--weight-decay -1",
+            "--val-fraction 1", "--val-fraction nan", "--input-noise -1", "--weight-decay -1",
             "--precision fp8", "--activation sigmoidal", "--hidden 100000000000"):
     add(case(f"ggan-train{opt.replace(' ', '')}", f"ggan-train {GGAN_REF} -o out {GGAN_FAST} {opt}"))
 for opt in ("--chunk-size 0", "--chunk-size -1", "--precision fp8"):
@@ -725,7 +748,7 @@ add(case("dna-design-output-is-motif", "dna-design -n 2 --steps 2 --length 12 --
          {"x.fa": "GCGAG\nGCGAG\nACGAG\n"}))
 add(case("dna-design-side-table-is-motif", "dna-design -n 2 --steps 2 --length 12 --motif x.tsv -o x.fa", {"x.tsv": PFM_T_TEXT}))
 add(case("dna-design-side-table-is-folder", f"{DESIGN} --motif @m.jaspar", dirs=("d.tsv",)))
-add(case("dna-design-side-png-under-file", f"dna-design -n 2 --steps 2 --length 12 --motif @m.jaspar -o afile/d.fa", {"afile": "x\n"}))
+add(case("dna-design-side-png-under-file", "dna-design -n 2 --steps 2 --length 12 --motif @m.jaspar -o afile/d.fa", {"afile": "x\n"}))
 add(case("dna-score-output-is-data", "dna-score x.tsv --motif @m.jaspar -o x.tsv", {"x.tsv": ">a\nACGTACGTACGT\n"}))
 add(case("dna-score-output-not-table", "dna-score @probes.fa --motif @m.jaspar -o t.fa"))
 add(case("dna-eval-output-is-folder", "dna-eval @train.fa --model @gan -n 20 -o adir.tsv", dirs=("adir.tsv",)))
@@ -761,11 +784,124 @@ add(case("models-add-corrupted-config", "models add m", model_copy("vae", config
 add(case("models-show-broken-config", "models show v1", model_copy("vae", "gengen_home/models/v1", config=lambda cfg: b"{")))
 
 
+# --- more ways real files and runs go wrong
+LONG = "x" * 300
+add(case("vae-train-series-matrix-no-table", f"vae-train x.txt -o out {VAE_FAST}",
+         {"x.txt": '!Series_title\t"t"\n!Sample_geo_accession\t"GSM1"\t"GSM2"\n'}))
+add(case("vae-train-series-matrix-empty-table", f"vae-train x.txt -o out {VAE_FAST}",
+         {"x.txt": '!Sample_geo_accession\t"GSM1"\t"GSM2"\n!series_matrix_table_begin\n"ID_REF"\t"GSM1"\t"GSM2"\n'
+                   '!series_matrix_table_end\n'}))
+add(case("vae-train-series-matrix-forced-on-csv", f"vae-train @expr.csv --format series-matrix -o out {VAE_FAST}"))
+add(case("vae-train-gct-wrong-dims", f"vae-train x.gct -o out {VAE_FAST}",
+         {"x.gct": lambda fx: (fx / "expr.gct").read_text().replace(f"{N_GENES}\t{N_SAMPLES}", f"{N_GENES + 5}\t{N_SAMPLES}", 1)}))
+add(case("vae-train-gct-bad-version", f"vae-train x.gct -o out {VAE_FAST}",
+         {"x.gct": lambda fx: (fx / "expr.gct").read_text().replace("#1.2", "#9.9", 1)}))
+add(case("vae-train-gct-text-value", f"vae-train x.gct -o out {VAE_FAST}",
+         {"x.gct": lambda fx: (fx / "expr.gct").read_text().replace("\tna\t", "\tna\toops", 1)}))
+add(case("vae-train-gctx-no-matrix", f"vae-train x.gctx -o out {VAE_FAST}",
+         {"x.gctx": lambda fx: _h5({"0/META/ROW/id": np.array([b"G0"]), "0/META/COL/id": np.array([b"s0"])})}))
+add(case("vae-train-gctx-ids-mismatch", f"vae-train x.gctx -o out {VAE_FAST}",
+         {"x.gctx": lambda fx: _h5({"0/DATA/0/matrix": np.ones((4, 3), np.float32), "0/META/ROW/id": np.array([b"G0", b"G1"]),
+                                    "0/META/COL/id": np.array([b"s0", b"s1", b"s2", b"s3"])})}))
+add(case("vae-train-h5ad-no-genes", f"vae-train x.h5ad -o out {VAE_FAST}", {"x.h5ad": h5ad_of(_first_cols(0))}))
+add(case("vae-train-parquet-text-column", f"vae-train x.parquet -o out {VAE_FAST}",
+         {"x.parquet": parquet_of(lambda df: df.assign(G3=["a"] * len(df)))}))
+add(case("vae-train-two-samples", f"vae-train x.csv -o out {VAE_FAST}", {"x.csv": table(_first_rows(2))}))
+add(case("vae-train-store-bad-data", f"vae-train x.csv {VAE_FAST}", {"x.csv": b""}))
+add(case("vae-train-store-home-is-a-file", f"vae-train @expr.csv {VAE_FAST}", {"afile": "x\n"}, env={"GENGEN_HOME": "afile"}))
+add(case("dna-train-store-bad-fasta", f"dna-train x.fa {GAN_FAST}", {"x.fa": ">a\n"}))
+add(case("vae-train-threads-env-junk", f"vae-train @expr.csv -o out {VAE_FAST}", env={"GENGEN_THREADS": "many"}))
+add(case("vae-train-device-tpu", f"vae-train @expr.csv -o out {VAE_FAST} --device tpu"))
+add(case("vae-train-device-bad-cuda-index", f"vae-train @expr.csv -o out {VAE_FAST} --device cuda:99"))
+add(case("vae-train-log-bad", f"vae-train @expr.csv -o out {VAE_FAST} --log maybe"))
+add(case("vae-train-gene-rank-bad", f"vae-train @expr.csv -o out {VAE_FAST} --gene-rank loudest"))
+for cmd in ("vae-train @expr.csv -o out " + VAE_FAST, "vae-sample --model @vae -n 2 -o s.h5ad", "dna-generate --model @gan -n 2 -o g.fa",
+            f"{DESIGN} --motif @m.jaspar", f"dna-train @train.fa -o out {GAN_FAST}", f"ggan-train {GGAN_REF} -o out {GGAN_FAST}"):
+    name = cmd.split()[0]
+    add(case(f"{name}-seed-negative", f"{cmd} --seed -1"))
+    add(case(f"{name}-seed-huge", f"{cmd} --seed 100000000000000000000000"))
+add(case("vae-encode-forced-wrong-orientation", "vae-encode @expr.csv --model @vae --genes-in-rows -o e.h5ad"))
+add(case("vae-encode-fill-missing-nothing-shared", "vae-encode x.csv --model @vae --fill-missing -o e.h5ad",
+         {"x.csv": table(rename_columns(lambda cols: [c + "_x" for c in cols]))}))
+add(case("infer-targets-fill-missing-nothing-shared", "infer-targets q.csv --model @ggan --fill-missing -o p.csv",
+         {"q.csv": _reference_table(lambda df: df.iloc[:10, :5].rename(columns=lambda c: c + "_x"))}))
+add(case("infer-targets-all-nan-landmark", "infer-targets q.csv --model @ggan -o p.csv",
+         {"q.csv": _reference_table(lambda df: df.iloc[:10, :5].assign(LM2="nan"))}))
+add(case("ggan-train-landmarks-from-nothing-shared", f"ggan-train @ref.csv --landmarks-from q.csv -o out {GGAN_FAST}",
+         {"q.csv": "id,A1,A2\nx,1,2\n"}))
+add(case("vae-compare-labels-one-class", f"vae-compare @expr.csv --labels lab.tsv --by group {VAE_FAST}",
+         {"lab.tsv": "sample\tgroup\n" + "".join(f"s{i}\tsame\n" for i in range(N_SAMPLES))}))
+add(case("vae-features-labels-one-class", "vae-features --model @vae --data @expr.csv --by group --labels lab.tsv -o feats",
+         {"lab.tsv": "sample\tgroup\n" + "".join(f"s{i}\tsame\n" for i in range(N_SAMPLES))}))
+add(case("vae-compare-labels-conflicting-duplicates", f"vae-compare @expr.csv --labels lab.tsv --by group {VAE_FAST}",
+         {"lab.tsv": lambda fx: (fx / "labels.tsv").read_text() + "s0\tzzz\n"}))
+add(case("vae-import-genes-duplicated", "vae-import-tybalt @decoder.hdf5 --genes g.txt -o imp",
+         {"g.txt": "\n".join(["G0"] * N_GENES) + "\n"}))
+add(case("dna-train-predictor-duplicate-fasta-ids", "dna-train-predictor x.fa --scores @scores.csv -o out --epochs 1 --no-baseline",
+         {"x.fa": lambda fx: (fx / "probes.fa").read_text().replace(">p1\n", ">p0\n", 1)}))
+add(case("dna-score-independent-probes-other-length",
+         "dna-score @train.fa --independent-probes @probes.fa --independent-scores @scores.csv -o t.tsv"))
+add(case("dna-eval-samples-too-short", "dna-eval @train.fa --model @gan -n 20 --samples s.fa", {"s.fa": ">a\nACGT\n>b\nACG\n"}))
+add(case("dna-eval-n-huge", "dna-eval @train.fa --model @gan -n 1000000000000"))
+add(case("dna-design-length-shorter-than-motif", "dna-design -n 2 --steps 2 --length 3 -o d.fa --motif @m.jaspar"))
+add(case("dna-design-weights-bad", f"{DESIGN} --motif @m.jaspar --gan @gan --weights newest"))
+add(case("dna-design-meme-protein", f"{DESIGN} --motif x.meme",
+         {"x.meme": lambda fx: (fx / "m.meme").read_text().replace("ALPHABET= ACGT", "ALPHABET= ACDEFGHIKLMNPQRSTVWY")
+          .replace("alength= 4", "alength= 20")}))
+add(case("dna-design-transfac-no-po", f"{DESIGN} --motif x.transfac --motif-format transfac",
+         {"x.transfac": "AC  MA9000.1\nXX\nID  TOY\nXX\n//\n"}))
+add(case("dna-design-jaspar-ragged", f"{DESIGN} --motif x.jaspar --motif-format jaspar",
+         {"x.jaspar": ">MA9000.1 TOY\nA [ 1 2 3 ]\nC [ 1 2 ]\nG [ 1 2 3 ]\nT [ 1 2 3 ]\n"}))
+add(case("dna-design-homer-three-columns", f"{DESIGN} --motif x.homer --motif-format homer",
+         {"x.homer": ">GCG\tTOY\t5.0\n0.2\t0.3\t0.5\n0.1\t0.8\t0.1\n"}))
+add(case("models-add-corrupted-weights", "models add m", model_copy("vae", weights=flipped("vae/model.safetensors"))))
+add(case("models-add-pickled-weights", "models add m", model_copy("gan", weights=pickled())))
+# outputs: names too long, broken links, links onto inputs, a side file that is a folder, '' as a path
+add(case("vae-sample-output-name-too-long", f"vae-sample --model @vae -n 2 -o {LONG}.h5ad"))
+add(case("dna-generate-output-name-too-long", f"dna-generate --model @gan -n 2 -o {LONG}.fa"))
+add(case("vae-train-output-name-too-long", f"vae-train @expr.csv -o {LONG} {VAE_FAST}"))
+add(case("dna-design-output-name-too-long", f"dna-design -n 2 --steps 2 --length 12 --motif @m.jaspar -o {'d' * 254}.fa"))
+add(case("infer-targets-output-under-broken-link", "infer-targets @query.csv --model @ggan -o gone/p.csv", {"gone": Link("nowhere")}))
+add(case("infer-targets-output-links-to-query", "infer-targets q.csv --model @ggan -o p.csv",
+         {"q.csv": fixture("query.csv"), "p.csv": Link("q.csv")}))
+add(case("vae-encode-output-links-to-fixture", "vae-encode @expr.csv --model @vae -o e.csv", {"e.csv": Link("@expr.csv")}))
+add(case("vae-sample-output-empty-name", ["vae-sample", "--model", "@vae", "-n", "2", "-o", ""]))
+add(case("vae-train-output-empty-name", ["vae-train", "@expr.csv", "-o", "", *VAE_FAST.split()]))
+add(case("vae-train-output-is-cwd", ["vae-train", "@expr.csv", "-o", ".", *VAE_FAST.split()], {"notes.txt": "keep\n"}))
+add(case("ggan-eval-side-file-is-folder", f"ggan-eval {GGAN_REF} -o ev --folds 2 --methods mean", dirs=("ev/ggan_eval.png",)))
+add(case("dna-score-output-under-a-file", "dna-score @probes.fa --motif @m.jaspar -o afile/t.tsv", {"afile": "x\n"}))
+add(case("vae-sample-output-gct", "vae-sample --model @vae -n 2 -o s.gct"))
+add(case("dna-generate-output-into-model", "dna-generate --model m -n 2 -o m/samples.fa",
+         model_copy("gan", add={"samples.fa": ">a\nACGT\n"})))
+add(case("vae-decode-output-is-model-folder", "vae-decode z.csv --model m -o m", {**model_copy("vae"), "z.csv": "id,a,b\nx,1,2\n"}))
+add(case("dna-train-predictor-output-is-gan", "dna-train-predictor @probes.fa --scores @scores.csv -o m --epochs 1", model_copy("gan")))
+
 # ------------------------------------------------------------------------------------------ the test
 @pytest.fixture(scope="session")
 def fx(tmp_path_factory) -> Path:
     """The shared good inputs and tiny models, built once per test session."""
     return build_fixtures(tmp_path_factory.mktemp(FX_NAME))
+
+
+@pytest.fixture(scope="module")
+def _built_once():
+    """Typer rebuilds the whole click command tree on every ``CliRunner.invoke`` (~0.2 s of the ~0.25 s a
+    case takes): build it once for this module's hundreds of invocations."""
+    import typer.main
+    import typer.testing
+
+    from gengen.cli import app
+
+    original = getattr(typer.testing, "_get_command", None)
+    if original is None:  # another Typer: keep its own way
+        yield
+        return
+    command = typer.main.get_command(app)
+    typer.testing._get_command = lambda a: command if a is app else original(a)
+    try:
+        yield
+    finally:
+        typer.testing._get_command = original
 
 
 def snapshot(*roots: Path) -> dict[str, str]:
@@ -794,11 +930,15 @@ def _on_alarm(signum, frame):
 
 
 def _write_inputs(c: Case, work: Path, fx: Path) -> None:
+    (work / "gengen_home" / "models").mkdir(parents=True)  # the store's folder, as after a first training
     for d in c.dirs:
         (work / d).mkdir(parents=True, exist_ok=True)
     for name, content in c.files.items():
         p = work / name
         p.parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(content, Link):
+            os.symlink(str(fx / content.target[1:]) if content.target.startswith("@") else content.target, p)
+            continue
         data = _resolve(content, fx)
         p.write_bytes(data if isinstance(data, bytes) else data.encode())
 
@@ -816,7 +956,7 @@ def _describe(res) -> str:
 
 
 @pytest.mark.parametrize("c", CASES, ids=[c.id for c in CASES])
-def test_bad_input_fails_cleanly(c: Case, fx: Path, tmp_path: Path, monkeypatch) -> None:
+def test_bad_input_fails_cleanly(c: Case, fx: Path, tmp_path: Path, monkeypatch, _built_once) -> None:
     from gengen.cli import app
 
     work = tmp_path  # holds the case's files, its outputs (if any were left) and $GENGEN_HOME
@@ -827,7 +967,7 @@ def test_bad_input_fails_cleanly(c: Case, fx: Path, tmp_path: Path, monkeypatch)
     previous = signal.signal(signal.SIGALRM, _on_alarm)
     signal.alarm(CASE_SECONDS)
     try:
-        res = CliRunner().invoke(app, argv, env={"GENGEN_THREADS": "1", "GENGEN_NO_PROGRESS": "1"})
+        res = CliRunner().invoke(app, argv, env={"GENGEN_THREADS": "1", "GENGEN_NO_PROGRESS": "1", **c.env})
     finally:
         signal.alarm(0)
         signal.signal(signal.SIGALRM, previous)

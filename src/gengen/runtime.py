@@ -14,7 +14,7 @@ import random
 import re
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -795,6 +795,22 @@ def plan_outputs(
     if _SCOPES:
         _SCOPES[-1].enter_context(plan)
     return plan
+
+
+def on_command_exit(callback: Callable[[], Any]) -> None:
+    """Run ``callback`` when the current CLI command ends, whether it succeeds or fails (at interpreter
+    exit outside a command), e.g. to remove a folder claimed before any work if nothing was saved in it.
+
+    Parameters
+    ----------
+    callback : called without arguments; exceptions it raises propagate.
+    """
+    if _SCOPES:
+        _SCOPES[-1].callback(callback)
+    else:
+        import atexit
+
+        atexit.register(callback)
 
 
 @contextlib.contextmanager

@@ -543,6 +543,9 @@ def add_model(source: str | os.PathLike, name: str | None = None) -> ModelInfo:
         raise GengenError(f"{str(source)!r} is not a gengen model folder (with {CONFIG_NAME} and {WEIGHTS_NAME}).")
     if config["pipeline"] not in PIPELINES:
         raise GengenError(f"{str(source)!r} is a {config['pipeline']!r} model, which this gengen does not know.")
+    from gengen.checkpoint import load_checkpoint
+
+    load_checkpoint(src, config["pipeline"])  # a damaged model is refused here, not when first used
     if name is None:
         name = re.sub(r"[^A-Za-z0-9._+-]+", "-", src.resolve().name).strip("-._+")[:100] or "model"
     check_name(name)

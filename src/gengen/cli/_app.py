@@ -163,7 +163,7 @@ def _root(
 
 # Options shared by many commands, spelled the same everywhere.
 DeviceOpt = Annotated[str, typer.Option("--device", help="auto | cpu | cuda (auto picks a GPU when present).")]
-SeedOpt = Annotated[int, typer.Option("--seed", help="Random seed; recorded in the outputs.")]
+SeedOpt = Annotated[int, typer.Option("--seed", min=0, max=2**32 - 1, help="Random seed; recorded in the outputs.")]
 ThreadsOpt = Annotated[
     int | None, typer.Option("--threads", help="CPU threads for torch (default: $GENGEN_THREADS or all cores).")
 ]

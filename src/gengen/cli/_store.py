@@ -30,17 +30,16 @@ def train_output(output: Path | None, data: Path, pipeline: str) -> Path:
     """``-o`` as given, or (left out) a new folder in the store named after ``data``.
 
     The folder is claimed now, before any work; if the command fails before saving, the empty folder is
-    removed when the process exits (and the store never lists an empty folder meanwhile).
+    removed when the command ends (and the store never lists an empty folder meanwhile).
     """
     if output is not None:
         return output
-    import atexit
-
+    from gengen.runtime import on_command_exit
     from gengen.store import read_defaults, release, reserve
 
     read_defaults()  # a broken defaults.json fails now, not after the training
     path = reserve(data, pipeline)
-    atexit.register(release, path)
+    on_command_exit(lambda: release(path))
     return path
 
 

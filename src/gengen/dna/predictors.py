@@ -490,8 +490,6 @@ def independent_check(
     the best probe by the same model, the fraction of designs above it, and the in-sample Pearson r.
     Probes are scored in-sample (the ridge was fitted to them), which favours the probes.
     """
-    from sklearn.linear_model import Ridge
-
     probe_codes = np.asarray(probe_codes, dtype=np.uint8)
     designed_codes = np.asarray(designed_codes, dtype=np.uint8)
     y = np.asarray(y, dtype=np.float64)
@@ -499,6 +497,13 @@ def independent_check(
         raise GengenError(f"{len(probe_codes)} probes but {len(y)} labels.")
     if len(designed_codes) == 0:
         raise GengenError("no designed sequences to score.")
+    if designed_codes.shape[1] != probe_codes.shape[1]:
+        raise GengenError(
+            f"the sequences are {designed_codes.shape[1]} nt but the independent probes {probe_codes.shape[1]} nt: "
+            "k-mer counts of other lengths are not comparable; score sequences of the probes' length."
+        )
+    from sklearn.linear_model import Ridge
+
     X = kmer_counts(probe_codes, k)
     model = Ridge(alpha=alpha).fit(X, y)
     probe_pred = model.predict(X)
@@ -527,6 +532,15 @@ def read_labels(path, ids: list[str]) -> np.ndarray:
     from gengen.io.files import check_input, head_bytes, is_binary, open_bytes
 
     p = check_input(path, "scores file")
+    if len(set(ids)) != len(ids):
+        from gengen.errors import preview
+
+        seen: set[str] = set()
+        dup = list(dict.fromkeys(i for i in ids if i in seen or seen.add(i)))
+        raise GengenError(
+            f"{len(dup)} sequence id(s) appear more than once in the FASTA: {preview(dup)}; each record needs its "
+            f"own id to be matched with a score in {str(p)!r}."
+        )
     if is_binary(head_bytes(p, what="scores file")):
         raise GengenError(f"scores file {str(p)!r} is binary; give a CSV/TSV with a header such as 'id,signal'.")
     try:

@@ -986,6 +986,14 @@ def attach_annotations(adata: ad.AnnData, path: str | os.PathLike, quiet: bool =
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, ValueError) as exc:
         raise GengenError(f"cannot read annotations {str(p)!r}: {str(exc).splitlines()[0][:160]}") from None
     table.index = table.index.map(str)
+    repeated = table[table.index.duplicated(keep=False)]
+    if len(repeated):
+        clash = [i for i, rows in repeated.groupby(level=0, sort=False) if len(rows.drop_duplicates()) > 1]
+        if clash:
+            raise GengenError(
+                f"{len(clash)} sample id(s) appear more than once in {str(p)!r} with different annotations: "
+                f"{preview(clash)}; keep one row per sample."
+            )
     table = table[~table.index.duplicated()]
     shared = adata.obs_names.intersection(table.index)
     if len(shared) == 0:

@@ -109,6 +109,8 @@ def labels_from(adata, by: str):
         raise GengenError(f"no column {by!r} in the data's obs; available: {preview(adata.obs.columns) or 'none'}.")
     col = adata.obs[by]
     n_classes = col.nunique(dropna=True)
+    if n_classes < 2:
+        raise GengenError(f"{by!r} has {n_classes} distinct value(s) among the samples; --by compares at least 2 classes.")
     continuous = pd.api.types.is_float_dtype(col) and not np.all(np.mod(col.dropna().to_numpy(), 1) == 0)
     if (continuous and n_classes > max(20, len(col) // 5)) or n_classes > max(20, len(col) // 2):
         kind = "numeric" if pd.api.types.is_numeric_dtype(col) else "a label"
