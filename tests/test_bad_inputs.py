@@ -769,6 +769,7 @@ add(case("demo-output-under-a-file", "demo -o afile/demo --only vae", {"afile": 
 add(case("demo-unknown-pipeline", "demo -o out --only protein"))
 
 # --- the model store
+add(case("models-list-unknown-pipeline", "models list --pipeline protein"))
 add(case("models-show-unknown", "models show no-such"))
 add(case("models-remove-unknown", "models remove no-such"))
 add(case("models-remove-path", "models remove ../m", model_copy("vae")))
@@ -984,3 +985,19 @@ def test_bad_input_fails_cleanly(c: Case, fx: Path, tmp_path: Path, monkeypatch,
     assert not left, f"left behind: {left}\n{what}"
     changed = sorted(p for p in before if after.get(p) != before[p])
     assert not changed, f"inputs changed or removed: {changed}\n{what}"
+
+
+def test_every_command_has_bad_input_cases() -> None:
+    """The suite stays complete: a new command (or ``models`` subcommand) needs cases in :data:`CASES`."""
+    import typer.main
+
+    from gengen.cli import app
+
+    def names(command, prefix=()):
+        for name, sub in getattr(command, "commands", {}).items():
+            yield from names(sub, (*prefix, name)) if getattr(sub, "commands", None) else [(*prefix, name)]
+
+    covered = {c.argv[:2] if c.argv[0] == "models" else c.argv[:1] for c in CASES}
+    missing = [" ".join(n) for n in names(typer.main.get_command(app)) if n not in covered]
+    assert not missing, f"commands without a bad-input case in tests/test_bad_inputs.py: {missing}"
+    assert len(CASES) >= 120 and len({c.id for c in CASES}) == len(CASES)

@@ -118,12 +118,15 @@ class GengenCommand(TyperCommand):
 
     ``--lr nan``, ``--dropout inf`` or ``--val-fraction nan`` are never meant, and NaN slips through
     every ``< 0`` range check downstream (it compares false), so all are refused here, in one place,
-    before the command runs.
+    before the command runs. Only values the user gave are checked (a default may be ``inf`` on purpose).
     """
 
     def invoke(self, ctx):
         for param in self.params:
             value = ctx.params.get(param.name)
+            source = ctx.get_parameter_source(param.name) if param.name else None
+            if source is not None and source.name.startswith("DEFAULT"):
+                continue
             if isinstance(value, float) and not math.isfinite(value):
                 name = max(param.opts, key=len) if param.opts else param.name
                 raise GengenError(f"{name} must be a finite number, got {value}.")
