@@ -160,6 +160,7 @@ class Case:
     dirs: tuple[str, ...] = ()
     needle: str = ""
     env: dict[str, str] = field(default_factory=dict)
+    patch: Callable | None = None  # patch(monkeypatch, work) before the run: a filesystem that says no
 
 
 @dataclass(frozen=True)
@@ -170,10 +171,10 @@ class Link:
 
 
 def case(id: str, argv: str | list[str], files: dict | None = None, dirs: tuple[str, ...] = (), needle: str = "",
-         env: dict[str, str] | None = None) -> Case:
+         env: dict[str, str] | None = None, patch: Callable | None = None) -> Case:
     """``argv`` as one string is split on spaces (fixtures and files here have no spaces in their names)."""
     args = tuple(argv.split()) if isinstance(argv, str) else tuple(argv)
-    return Case(id, args, dict(files or {}), dirs, needle, dict(env or {}))
+    return Case(id, args, dict(files or {}), dirs, needle, dict(env or {}), patch)
 
 
 def fixture(name: str) -> Callable[[Path], bytes]:
@@ -349,6 +350,81 @@ def _h5(datasets: dict[str, np.ndarray]) -> bytes:
             for name, value in datasets.items():
                 f.create_dataset(name, data=value)
         return (Path(d) / "x.h5").read_bytes()
+
+
+def _latent_h5ad(k: int) -> bytes:
+    """An h5ad whose obsm['X_vae'] has ``k`` columns."""
+    import tempfile
+
+    import anndata as ad
+
+    a = ad.AnnData(np.zeros((3, 2), np.float32), obs=pd.DataFrame(index=["a", "b", "c"]), var=pd.DataFrame(index=["G0", "G1"]))
+    a.obsm["X_vae"] = np.zeros((3, k), np.float32)
+    with tempfile.TemporaryDirectory() as d:
+        a.write_h5ad(Path(d) / "z.h5ad")
+        return (Path(d) / "z.h5ad").read_bytes()
+
+
+def _read_only(folder: str) -> Callable:
+    """The system refuses writes in ``folder`` (as for a read-only mount; chmod does not stop root)."""
+    def patch(monkeypatch, work: Path) -> None:
+        import errno
+
+        real_access, real_open, real_mkdir = os.access, os.open, os.mkdir
+        ro = str(work / folder)
+
+        def inside(path) -> bool:
+            return os.path.abspath(os.fsdecode(path)).startswith(ro + os.sep) or os.path.abspath(os.fsdecode(path)) == ro
+
+        def access(path, mode, *a, **k):
+            return False if inside(path) and mode & os.W_OK else real_access(path, mode, *a, **k)
+
+        def open_(path, flags, *a, **k):
+            if inside(path) and flags & (os.O_WRONLY | os.O_RDWR | os.O_CREAT):
+                raise OSError(errno.EROFS, os.strerror(errno.EROFS), os.fsdecode(path))
+            return real_open(path, flags, *a, **k)
+
+        def mkdir(path, *a, **k):
+            if inside(path):
+                raise OSError(errno.EROFS, os.strerror(errno.EROFS), os.fsdecode(path))
+            return real_mkdir(path, *a, **k)
+
+        monkeypatch.setattr(os, "access", access)
+        monkeypatch.setattr(os, "open", open_)
+        monkeypatch.setattr(os, "mkdir", mkdir)
+    return patch
+
+
+def _disk_full_at(name: str) -> Callable:
+    """Moving a finished output named ``name`` into place fails with ENOSPC (the others have landed)."""
+    def patch(monkeypatch, work: Path) -> None:
+        import errno
+
+        real_replace = os.replace
+
+        def replace(src, dst, *a, **k):
+            if os.path.basename(os.fsdecode(dst)) == name:
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), os.fsdecode(dst))
+            return real_replace(src, dst, *a, **k)
+
+        monkeypatch.setattr(os, "replace", replace)
+    return patch
+
+
+def _locked(name: str) -> Callable:
+    """Another gengen run holds the write lock of ``name`` (its lock file, flocked from another descriptor)."""
+    def patch(monkeypatch, work: Path) -> None:
+        import fcntl
+
+        path = work / f".{name}.gengen-lock"
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+        os.write(fd, b"4242 otherhost\n")
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        _HELD.append(fd)  # closed (the lock released) when the case ends
+    return patch
+
+
+_HELD: list[int] = []
 
 
 def _resolve(content: Content, fx: Path) -> bytes | str:
@@ -877,6 +953,35 @@ add(case("dna-generate-output-into-model", "dna-generate --model m -n 2 -o m/sam
 add(case("vae-decode-output-is-model-folder", "vae-decode z.csv --model m -o m", {**model_copy("vae"), "z.csv": "id,a,b\nx,1,2\n"}))
 add(case("dna-train-predictor-output-is-gan", "dna-train-predictor @probes.fa --scores @scores.csv -o m --epochs 1", model_copy("gan")))
 
+# --- paths that are not files: '' (the current folder), a folder, /dev/null; text in UTF-16 (Excel's "Unicode text")
+for cid, argv in (
+    ("ggan-train-landmarks", f"ggan-train @ref.csv --landmarks {{}} -o out {GGAN_FAST}"),
+    ("dna-train-predictor-scores", "dna-train-predictor @probes.fa --scores {} -o out --epochs 1"),
+    ("vae-compare-labels", f"vae-compare @expr.csv --labels {{}} --by group {VAE_FAST}"),
+    ("infer-targets-gene-map", "infer-targets @query.csv --model @ggan --gene-map {} -o p.csv"),
+    ("dna-design-motif", f"{DESIGN} --motif {{}}"),
+    ("vae-import-genes", "vae-import-tybalt @decoder.hdf5 --genes {} -o imp"),
+    ("dna-score-fasta", "dna-score {} --motif @m.jaspar -o t.tsv"),
+    ("vae-encode-model", "vae-encode @expr.csv --model {} -o e.h5ad"),
+):
+    add(case(f"{cid}-is-empty-path", [a if a != "{}" else "" for a in argv.split()]))
+    add(case(f"{cid}-is-a-folder", argv.replace("{}", "adir"), dirs=("adir",)))
+for cid, argv in (("vae-train", f"vae-train /dev/null -o out {VAE_FAST}"), ("dna-train", f"dna-train /dev/null -o out {GAN_FAST}"),
+                  ("dna-design-motif", f"{DESIGN} --motif /dev/null"), ("infer-targets", "infer-targets /dev/null --model @ggan -o p.csv")):
+    add(case(f"{cid}-dev-null", argv))
+add(case("vae-train-utf16-csv", f"vae-train x.csv -o out {VAE_FAST}", {"x.csv": lambda fx: (fx / "expr.csv").read_text().encode("utf-16")}))
+add(case("ggan-train-landmarks-utf16", f"ggan-train @ref.csv --landmarks lm.txt -o out {GGAN_FAST}",
+         {"lm.txt": lambda fx: (fx / "landmarks.txt").read_text().encode("utf-16")}))
+add(case("vae-decode-x-vae-wrong-width", "vae-decode z.h5ad --model @vae -o d.h5ad", {"z.h5ad": lambda fx: _latent_h5ad(5)}))
+# the filesystem says no: a folder the system will not write to (os.access mocked: tests may run as root), a disk
+# that fills up as the outputs land (the last of three files), an output another run is writing (its lock held)
+add(case("vae-sample-read-only-folder", "vae-sample --model @vae -n 2 -o ro/s.h5ad", dirs=("ro",), patch=_read_only("ro")))
+add(case("dna-train-read-only-folder", f"dna-train @train.fa -o ro/gan {GAN_FAST}", dirs=("ro",), patch=_read_only("ro")))
+add(case("dna-design-disk-full-at-last-file", f"{DESIGN} --motif @m.jaspar", patch=_disk_full_at("d.png")))
+add(case("ggan-eval-disk-full-at-last-file", f"ggan-eval {GGAN_REF} -o ev --folds 2 --methods mean", patch=_disk_full_at("ggan_eval_info.json")))
+add(case("vae-sample-output-locked", "vae-sample --model @vae -n 2 -o s.h5ad", patch=_locked("s.h5ad")))
+add(case("vae-train-output-locked", f"vae-train @expr.csv -o out {VAE_FAST}", patch=_locked("out")))
+
 # ------------------------------------------------------------------------------------------ the test
 @pytest.fixture(scope="session")
 def fx(tmp_path_factory) -> Path:
@@ -964,14 +1069,19 @@ def test_bad_input_fails_cleanly(c: Case, fx: Path, tmp_path: Path, monkeypatch,
     monkeypatch.chdir(work)
     _write_inputs(c, work, fx)
     argv = _argv(c, fx)
-    before = snapshot(work, fx)
     previous = signal.signal(signal.SIGALRM, _on_alarm)
-    signal.alarm(CASE_SECONDS)
     try:
-        res = CliRunner().invoke(app, argv, env={"GENGEN_THREADS": "1", "GENGEN_NO_PROGRESS": "1", **c.env})
+        with pytest.MonkeyPatch.context() as mp:  # a filesystem that says no, for the command only
+            if c.patch is not None:
+                c.patch(mp, work)
+            before = snapshot(work, fx)
+            signal.alarm(CASE_SECONDS)
+            res = CliRunner().invoke(app, argv, env={"GENGEN_THREADS": "1", "GENGEN_NO_PROGRESS": "1", **c.env})
     finally:
         signal.alarm(0)
         signal.signal(signal.SIGALRM, previous)
+        while _HELD:
+            os.close(_HELD.pop())
     what = f"gengen {' '.join(argv)}\n{_describe(res)}"
     assert res.exit_code == 2, what
     assert res.exception is None or isinstance(res.exception, SystemExit), what

@@ -120,11 +120,12 @@ def test_side_files_land_together_or_not_at_all(tmp_path):
     with pytest.raises(GengenError, match="none of this command's outputs was written"):
         with runtime.plan_outputs([out, tsv, png]):
             for p in (out, tsv, png):
+                if p == png:
+                    assert out.read_text() == "old designs\n" and not tsv.exists()  # staged, not yet placed
+                    png.mkdir()  # the last rename (when the last file is written, all land) will fail
+                    (png / "x").write_text("in the way")
                 with runtime.atomic_path(p) as tmp:
                     tmp.write_text(f"new {p.name}")
-            assert out.read_text() == "old designs\n" and not tsv.exists()  # staged, not yet placed
-            png.mkdir()  # the last rename will fail
-            (png / "x").write_text("in the way")
     assert out.read_text() == "old designs\n"  # put back
     assert not tsv.exists() and sorted(os.listdir(tmp_path)) == ["d.fa", "d.png"]
     with runtime.plan_outputs([out, tsv]):
@@ -132,6 +133,19 @@ def test_side_files_land_together_or_not_at_all(tmp_path):
             with runtime.atomic_path(p) as tmp:
                 tmp.write_text(f"new {p.name}")
     assert out.read_text() == "new d.fa" and tsv.read_text() == "new d.tsv"
+    assert _hidden(tmp_path) == []
+
+
+def test_declared_files_land_when_the_last_is_written(tmp_path):
+    """A command prints its outputs' names after writing them: by then they exist (or it failed)."""
+    a, b = tmp_path / "a.tsv", tmp_path / "b.tsv"
+    with runtime.plan_outputs([a, b]):
+        with runtime.atomic_path(a) as tmp:
+            tmp.write_text("a")
+        assert not a.exists()  # one of two: staged
+        with runtime.atomic_path(b) as tmp:
+            tmp.write_text("b")
+        assert a.read_text() == "a" and b.read_text() == "b"  # both written: landed, before the block ends
     assert _hidden(tmp_path) == []
 
 

@@ -603,7 +603,8 @@ class OutputPlan:
     write lock of every output, removes stale temporaries, and *stages* the declared files: each
     :func:`atomic_path` write to one of them lands under its temporary name and all of them are moved
     into place together when the block ends without error (:meth:`commit`), else none. Model folders
-    (``models``) are checkpoints: each save lands at once, atomically, under the lock.
+    (``models``) are checkpoints: each save lands at once, atomically, under the lock. When the
+    last declared file is written, all of them land at once (before the command reports them).
     """
 
     def __init__(self, files, models: dict, folders, inputs):
@@ -694,6 +695,10 @@ class OutputPlan:
         if old is not None:
             remove_temp(old[0])
         self._staged[os.path.realpath(target)] = (tmp, target)
+        if set(self._staged) == self._file_keys:
+            # every declared file is written: land them now, so a command that prints their names next
+            # never names a file that then fails to land (disk full as the last one is moved into place)
+            self.commit()
 
     def commit(self) -> None:
         """Move every staged file into place; if one cannot be, put back what the others replaced."""

@@ -114,12 +114,24 @@ def _out_of_memory(exc: BaseException) -> bool:
 
 
 class GengenCommand(TyperCommand):
-    """Every gengen command: a float option must be a finite number.
+    """Every gengen command: no empty argument, and a float option must be a finite number.
 
     ``--lr nan``, ``--dropout inf`` or ``--val-fraction nan`` are never meant, and NaN slips through
     every ``< 0`` range check downstream (it compares false), so all are refused here, in one place,
     before the command runs. Only values the user gave are checked (a default may be ``inf`` on purpose).
     """
+
+    def parse_args(self, ctx, args: list[str]) -> list[str]:
+        """An empty argument (``--model ""``, ``-o ''``, ``--landmarks=``) names no file, model or number
+        (a path it would become is the current folder): refused before anything is parsed."""
+        for i, arg in enumerate(args):
+            option = args[i - 1] if i and args[i - 1].startswith("-") else None
+            if arg.startswith("--") and arg.endswith("=") and len(arg) > 3:
+                option, arg = arg[:-1], ""
+            if not arg.strip():
+                where = f"after {option}" if option else f"as argument {i + 1}"
+                raise GengenError(f"an empty value was given {where}; give a value, or leave the option out.")
+        return super().parse_args(ctx, args)
 
     def invoke(self, ctx):
         for param in self.params:
