@@ -661,10 +661,11 @@ for src, argv in CONSUMERS.items():
     add(case(f"{src}-model-truncated-weights", argv, model_copy(src, weights=truncated(f"{src}/model.safetensors"))))
     add(case(f"{src}-model-flipped-bytes", argv, model_copy(src, weights=flipped(f"{src}/model.safetensors"))))
     add(case(f"{src}-model-future-format", other, model_copy(src, config=with_key("format_version", 99))))
-    add(case(f"{src}-model-config-pickle", argv, model_copy(src, config=lambda cfg: pickle.dumps(cfg))))
-    add(case(f"{src}-model-weights-pickle", other, model_copy(src, weights=pickled(), rehash=True)))
+    add(case(f"{src}-model-config-pickle", argv, model_copy(src, config=lambda cfg: pickle.dumps(cfg)), needle="pickle"))
+    add(case(f"{src}-model-weights-pickle", other, model_copy(src, weights=pickled(), rehash=True), needle="pickle"))
+    add(case(f"{src}-model-weights-torch-save", argv, model_copy(src, weights=torch_saved(src)), needle="pickle"))
     add(case(f"{src}-model-pytorch-bin", argv, model_copy(src, drop=("model.safetensors",),
-                                                          add={"pytorch_model.bin": torch_saved(src)})))
+                                                          add={"pytorch_model.bin": torch_saved(src)}), needle="pickle"))
     if src in ("vae", "gan"):  # the sections each pipeline rebuilds its model from
         add(case(f"{src}-model-unknown-recipe-key", other, model_copy(src, config=with_key("recipe.frobnicate", 3))))
     add(case(f"{src}-model-missing-tensor", argv,
@@ -675,9 +676,9 @@ for src, argv in CONSUMERS.items():
 add(case("vae-model-truncated-weights-unhashed", "vae-decode @expr.csv --model m -o d.h5ad",
          model_copy("vae", weights=truncated("vae/model.safetensors"), config=without_key("weights_sha256"))))
 add(case("gan-model-weights-pickle-unhashed", "dna-eval @train.fa --model m -n 20",
-         model_copy("gan", weights=pickled(), config=without_key("weights_sha256"))))
+         model_copy("gan", weights=pickled(), config=without_key("weights_sha256")), needle="pickle"))
 add(case("pred-model-pt-file", "dna-score @probes.fa --predictor m -o t.tsv",
-         model_copy("pred", drop=("model.safetensors",), add={"model.pt": torch_saved("pred")})))
+         model_copy("pred", drop=("model.safetensors",), add={"model.pt": torch_saved("pred")}), needle="pickle"))
 add(case("vae-model-config-missing", "vae-sample --model m -n 2 -o s.h5ad", model_copy("vae", drop=("config.json",))))
 add(case("ggan-model-config-empty", "infer-targets @query.csv --model m -o p.csv", model_copy("ggan", config=lambda cfg: b"")))
 add(case("gan-model-config-truncated", "dna-generate --model m -n 2 -o g.fa",
@@ -737,19 +738,21 @@ add(case("dna-design-motif-format-unknown", f"{DESIGN} --motif @m.jaspar --motif
 add(case("dna-design-motif-unknown-jaspar-id", f"{DESIGN} --motif MA9999.9"))
 add(case("dna-design-motif-not-a-file-or-id", f"{DESIGN} --motif nothere.jaspar"))
 add(case("dna-design-motif-name-absent", f"{DESIGN} --motif @m.meme --motif-name CTCF"))
-add(case("dna-design-motif-negative-counts", f"{DESIGN} --motif x.pfm", {"x.pfm": "1 -4 1 2\n4 3 1 2\n1 1 9 2\n2 2 1 8\n"}))
-add(case("dna-design-motif-text-in-matrix", f"{DESIGN} --motif x.pfm", {"x.pfm": "1 4 1 2\n4 x 1 2\n1 1 9 2\n2 2 1 8\n"}))
+add(case("dna-design-jaspar-negative-counts", f"{DESIGN} --motif x.jaspar",  # (a plain table with negatives is log-odds)
+         {"x.jaspar": ">MA9000.1 TOY\nA [ 1 -4 1 ]\nC [ 4 3 1 ]\nG [ 1 1 9 ]\nT [ 2 2 1 ]\n"}))
+add(case("dna-design-motif-text-in-matrix", f"{DESIGN} --motif x.pfm", {"x.pfm": "1 4 1 2 8\n4 x 1 2 1\n1 1 9 2 1\n2 2 1 8 1\n"}))
 add(case("dna-design-motif-three-rows", f"{DESIGN} --motif x.pfm --motif-format pfm-four-rows", {"x.pfm": "1 4 1 2 8\n4 3 1 2 1\n1 1 9 2 1\n"}))
-add(case("dna-design-motif-all-zero", f"{DESIGN} --motif x.pfm", {"x.pfm": "0 0 0 0\n0 0 0 0\n0 0 0 0\n0 0 0 0\n"}))
-add(case("dna-design-motif-nan", f"{DESIGN} --motif x.pfm", {"x.pfm": "1 4 1 2\n4 nan 1 2\n1 1 9 2\n2 2 1 8\n"}))
-add(case("dna-design-motif-inf", f"{DESIGN} --motif x.pfm", {"x.pfm": "1 4 1 2\n4 inf 1 2\n1 1 9 2\n2 2 1 8\n"}))
+add(case("dna-design-motif-all-zero", f"{DESIGN} --motif x.pfm", {"x.pfm": "0 0 0 0 0\n0 0 0 0 0\n0 0 0 0 0\n0 0 0 0 0\n"}))
+add(case("dna-design-motif-zero-column", f"{DESIGN} --motif x.pfm", {"x.pfm": "1 0 1 2 8\n4 0 1 2 1\n1 0 9 2 1\n2 0 1 8 1\n"}))
+add(case("dna-design-motif-nan", f"{DESIGN} --motif x.pfm", {"x.pfm": "1 4 1 2 8\n4 nan 1 2 1\n1 1 9 2 1\n2 2 1 8 1\n"}))
+add(case("dna-design-motif-inf", f"{DESIGN} --motif x.pfm", {"x.pfm": "1 4 1 2 8\n4 inf 1 2 1\n1 1 9 2 1\n2 2 1 8 1\n"}))
 add(case("dna-design-sites-unequal", f"{DESIGN} --motif x.sites --motif-format sites", {"x.sites": "GCGAG\nGCG\nACGAGTT\n"}))
 add(case("dna-design-sites-non-acgt", f"{DESIGN} --motif x.sites --motif-format sites", {"x.sites": "GCXAG\nGCJAG\nEFILP\n"}))
 add(case("dna-design-jaspar-no-rows", f"{DESIGN} --motif x.jaspar --motif-format jaspar", {"x.jaspar": ">MA0001.1 X\n"}))
 add(case("dna-design-meme-no-motif", f"{DESIGN} --motif x.meme", {"x.meme": "MEME version 4\n\nALPHABET= ACGT\n"}))
 add(case("dna-score-motif-junk", "dna-score @probes.fa --motif x.jaspar -o t.tsv", {"x.jaspar": junk(700, seed=12)}))
 add(case("dna-score-motif-longer-than-every-record", "dna-score @probes.fa --motif x.pfm -o t.tsv",
-         {"x.pfm": "\n".join(" ".join("1" for _ in range(40)) for _ in range(4)) + "\n"}))
+         {"x.pfm": "\n".join(" ".join("3" for _ in range(40)) for _ in range(4)) + "\n"}))
 
 # --- out-of-range numeric options
 for opt in ("--epochs 0", "--epochs -3", "--latent 0", "--batch-size 0", "--genes 0", "--hidden 0", "--lr 0", "--lr -1",
@@ -932,7 +935,7 @@ add(case("dna-design-jaspar-ragged", f"{DESIGN} --motif x.jaspar --motif-format 
 add(case("dna-design-homer-three-columns", f"{DESIGN} --motif x.homer --motif-format homer",
          {"x.homer": ">GCG\tTOY\t5.0\n0.2\t0.3\t0.5\n0.1\t0.8\t0.1\n"}))
 add(case("models-add-corrupted-weights", "models add m", model_copy("vae", weights=flipped("vae/model.safetensors"))))
-add(case("models-add-pickled-weights", "models add m", model_copy("gan", weights=pickled())))
+add(case("models-add-pickled-weights", "models add m", model_copy("gan", weights=pickled()), needle="pickle"))
 # outputs: names too long, broken links, links onto inputs, a side file that is a folder, '' as a path
 add(case("vae-sample-output-name-too-long", f"vae-sample --model @vae -n 2 -o {LONG}.h5ad"))
 add(case("dna-generate-output-name-too-long", f"dna-generate --model @gan -n 2 -o {LONG}.fa"))

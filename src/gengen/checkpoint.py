@@ -114,6 +114,10 @@ def load_checkpoint(path_or_name: str | os.PathLike | None, pipeline: str) -> tu
     raw_config, raw_weights = _read_model_files(directory)
     if raw_config is None:
         raise GengenError(f"{str(directory)!r} has no {CONFIG_NAME}; is it a gengen model directory?")
+    for raw, path in ((raw_config, cfg_path), (raw_weights, directory / WEIGHTS_NAME)):
+        kind = _pickled(raw)
+        if kind:
+            raise GengenError(f"{str(path)!r} is {kind}, not {'JSON' if path == cfg_path else 'safetensors'}; {_NO_PICKLE}")
     try:
         config = json.loads(raw_config)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
@@ -132,6 +136,10 @@ def load_checkpoint(path_or_name: str | os.PathLike | None, pipeline: str) -> tu
         )
     weights = directory / WEIGHTS_NAME
     if raw_weights is None:
+        pickles = sorted(p.name for p in directory.iterdir() if p.suffix in _PICKLE_SUFFIXES)
+        if pickles:
+            raise GengenError(f"{str(directory)!r} has no {WEIGHTS_NAME} but {', '.join(pickles)}: pickled weights; "
+                              f"{_NO_PICKLE}")
         raise GengenError(f"{str(directory)!r} has no {WEIGHTS_NAME}; the checkpoint is incomplete.")
     expected = config.get(HASH_KEY)
     if expected is not None and _sha256(raw_weights) != expected:
@@ -158,6 +166,22 @@ def _check_finite(tensors: dict[str, torch.Tensor], weights: Path) -> None:
             f"{str(weights)!r} holds NaN or infinite weights ({preview(bad, 3)}): the training that wrote it "
             "diverged or the file is corrupted; retrain the model."
         )
+
+
+_NO_PICKLE = ("gengen never loads pickles (unpickling can run any code); retrain the model with gengen, or convert its "
+              "weights with the safetensors package.")
+_PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt")
+
+
+def _pickled(raw: bytes | None) -> str:
+    """What a pickle-based file in place of a checkpoint file is ('' when it is not one)."""
+    if not raw:
+        return ""
+    if raw[:1] == b"\x80" and raw[1:2] in (b"\x02", b"\x03", b"\x04", b"\x05"):
+        return "a Python pickle"
+    if raw[:4] == b"PK\x03\x04" and b"data.pkl" in raw[:4096]:
+        return "a pickled PyTorch file (torch.save)"
+    return ""
 
 
 def _read_model_files(directory: Path, attempts: int = 20) -> tuple[bytes | None, bytes | None]:

@@ -62,7 +62,7 @@ class VAEModel:
         dev = resolve_device(device)
         seed_everything(recipe.seed)
         X = np.asarray(adata.X, dtype=np.float32)
-        if X.size and not np.ptp(X, axis=0).any():
+        if X.shape[0] >= 2 and X.size and not np.ptp(X, axis=0).any():  # (fewer samples: the split says so)
             raise GengenError(
                 f"every gene is constant across the {X.shape[0]} samples (e.g. an all-zero matrix): there is nothing "
                 "for a VAE to learn; check the input file."
