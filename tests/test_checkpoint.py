@@ -57,3 +57,17 @@ def test_never_replaces_a_folder_of_user_files_or_another_pipeline(tmp_path):
         save_checkpoint(tmp_path / "m", "dna-gan", {"w": torch.zeros(1)}, {})
     save_checkpoint(tmp_path / "m", "vae", {"w": torch.ones(1)}, {})  # same pipeline: replaced
     assert torch.equal(load_checkpoint(tmp_path / "m", "vae")[0]["w"], torch.ones(1))
+
+
+def test_pickles_told_from_safetensors_by_structure():
+    """A safetensors header of 0x0480 bytes starts b'\\x80\\x04' like a protocol-4 pickle: not a pickle."""
+    import pickle
+
+    from gengen.checkpoint import _pickled
+
+    header = b'{"__metadata__":{"pad":"' + b"x" * (0x480 - 27) + b'"}}'
+    assert len(header) == 0x480
+    safetensors_like = (0x480).to_bytes(8, "little") + header
+    assert safetensors_like[:2] == b"\x80\x04" and _pickled(safetensors_like) == ""
+    assert _pickled(pickle.dumps({"w": [1.0]}, protocol=4)) == "a Python pickle"
+    assert _pickled(b'{"format_version": 1}') == ""

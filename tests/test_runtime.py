@@ -37,6 +37,17 @@ def test_resolve_device():
             runtime.resolve_device("cuda")
 
 
+def test_resolve_device_refuses_a_gpu_that_is_not_there(monkeypatch):
+    """On a one-GPU machine, cuda:3 is one line before any work (not torch's 'invalid device ordinal' later)."""
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    assert runtime.resolve_device("cuda:0") == torch.device("cuda:0")
+    with pytest.raises(GengenError, match=r"GPU 3, but 1 GPU\(s\) are visible"):
+        runtime.resolve_device("cuda:3")
+    with pytest.raises(GengenError, match="unknown device"):
+        runtime.resolve_device("cudax")
+
+
 def test_small_model_threads_restores(monkeypatch):
     monkeypatch.setattr(runtime, "_USER_CHOSE_THREADS", False)
     before = torch.get_num_threads()

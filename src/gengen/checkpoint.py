@@ -177,6 +177,9 @@ def _pickled(raw: bytes | None) -> str:
     """What a pickle-based file in place of a checkpoint file is ('' when it is not one)."""
     if not raw:
         return ""
+    header = int.from_bytes(raw[:8], "little")  # safetensors: u64 header length, then the JSON header
+    if len(raw) > 8 and 8 + header <= len(raw) and raw[8:9] == b"{":
+        return ""  # (a header 0x0480 long starts b"\x80\x04", like a pickle: the structure decides)
     if raw[:1] == b"\x80" and raw[1:2] in (b"\x02", b"\x03", b"\x04", b"\x05"):
         return "a Python pickle"
     if raw[:4] == b"PK\x03\x04" and b"data.pkl" in raw[:4096]:

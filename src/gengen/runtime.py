@@ -49,7 +49,15 @@ def resolve_device(device: str | None = "auto") -> torch.device:
     if choice.startswith("cuda"):
         if not torch.cuda.is_available():
             raise GengenError("--device cuda was asked for but no CUDA GPU is visible; use --device cpu or auto.")
-        return torch.device(choice)
+        try:
+            chosen = torch.device(choice)
+        except RuntimeError:
+            raise GengenError(f"unknown device {device!r}; use cuda or cuda:N.") from None
+        count = torch.cuda.device_count()
+        if chosen.index is not None and chosen.index >= count:
+            raise GengenError(f"--device {device} asks for GPU {chosen.index}, but {count} GPU(s) are visible (cuda:0 "
+                              f"to cuda:{count - 1}).")
+        return chosen
     raise GengenError(f"unknown device {device!r}; use one of auto, cpu, cuda.")
 
 
