@@ -50,46 +50,53 @@ def ridge_fit(Xtr: np.ndarray, Ytr: np.ndarray, alphas=RIDGE_ALPHAS, info: dict 
     α is shared by all targets and chosen by the exact leave-one-out error from one SVD (up to
     ``RIDGE_EXACT_LOO_MAX`` profiles; GCV above). The LOO error is summed per profile through
     ``||r_i||² = ||y_i||² - 2 f_i·y_i + ||f_i||²`` with the fitted row ``f_i`` expressed in the SVD
-    basis, so no n x targets matrix is formed per α (exactly the same numbers, ~targets/landmarks
-    times less work).
+    basis, so no n x targets matrix is formed per α (the same numbers, ~targets/landmarks times less
+    work). Computed in float64 with torch: numpy's OpenBLAS SVD of a 200 x 470 matrix took 2 s of CPU
+    (7 s wall on a busy 2-core machine) where torch's takes 0.02 s.
     """
-    xm = Xtr.mean(axis=0, dtype=np.float64)
-    ym = Ytr.mean(axis=0, dtype=np.float64)
-    Xc = Xtr.astype(np.float64) - xm
-    U, s, Vt = np.linalg.svd(Xc, full_matrices=False)
-    n = Xc.shape[0]
-    UtY = np.zeros((U.shape[1], Ytr.shape[1]))
-    P = np.zeros((n, U.shape[1])) if n <= RIDGE_EXACT_LOO_MAX else None  # rows of Yc @ UtY.T
-    y_sq = np.zeros(n)
+    import torch
+
+    f64 = torch.float64
+    X = torch.as_tensor(np.asarray(Xtr), dtype=f64)
+    xm = X.mean(dim=0)
+    U, s, Vt = torch.linalg.svd(X - xm, full_matrices=False)
+    n, r = U.shape
+    Yall = torch.as_tensor(np.asarray(Ytr))
+    ym = Yall.mean(dim=0, dtype=f64)
+    exact = n <= RIDGE_EXACT_LOO_MAX
+    UtY = torch.zeros((r, Yall.shape[1]), dtype=f64)
+    P = torch.zeros((n, r), dtype=f64) if exact else None  # rows of Yc @ UtY.T
+    y_sq = torch.zeros(n, dtype=f64)
     for c in range(0, n, 4096):  # centred targets in float64 a block at a time (no n x targets copy)
-        Yc = Ytr[c : c + 4096].astype(np.float64) - ym
+        Yc = Yall[c : c + 4096].to(f64) - ym
         UtY += U[c : c + 4096].T @ Yc
-        y_sq[c : c + 4096] = (Yc**2).sum(axis=1)
-    if P is not None:
+        y_sq[c : c + 4096] = (Yc**2).sum(dim=1)
+    if exact:
         for c in range(0, n, 4096):
-            P[c : c + 4096] = (Ytr[c : c + 4096].astype(np.float64) - ym) @ UtY.T
-    G = UtY @ UtY.T
-    proj_sq = np.einsum("jt,jt->j", UtY, UtY)
+            P[c : c + 4096] = (Yall[c : c + 4096].to(f64) - ym) @ UtY.T
+        G = UtY @ UtY.T
+        U2 = U**2
+    proj_sq = (UtY**2).sum(dim=1)
     best = (np.inf, None)
     for a in alphas:
         d = s**2 / (s**2 + a)
-        if P is not None:
+        if exact:
             A = U * d
-            fitted_sq = np.einsum("ij,ij->i", A @ G, A)
-            resid_sq = np.maximum(y_sq - 2 * np.einsum("ij,ij->i", A, P) + fitted_sq, 0.0)
-            h = (U**2) @ d + 1.0 / n  # hat diagonal, including the intercept
-            err = float(np.sum(resid_sq / (1 - h) ** 2))
+            fitted_sq = ((A @ G) * A).sum(dim=1)
+            resid_sq = (y_sq - 2 * (A * P).sum(dim=1) + fitted_sq).clamp_min(0.0)
+            h = U2 @ d + 1.0 / n  # hat diagonal, including the intercept
+            err = float((resid_sq / (1 - h) ** 2).sum())
         else:
-            resid = max(float(y_sq.sum() - np.sum((2 * d - d**2) * proj_sq)), 0.0)
-            err = resid / (1 - (d.sum() + 1) / n) ** 2
+            resid = max(float(y_sq.sum() - ((2 * d - d**2) * proj_sq).sum()), 0.0)
+            err = resid / (1 - (float(d.sum()) + 1) / n) ** 2
         if err < best[0]:
-            best = (err, a)
+            best = (err, float(a))
     a = best[1]
     W = Vt.T @ ((s / (s**2 + a))[:, None] * UtY)
     if info is not None:
-        info["alpha"] = float(a)
-        info["alpha_by"] = "leave-one-out" if P is not None else "GCV"
-    return W, xm, ym
+        info["alpha"] = a
+        info["alpha_by"] = "leave-one-out" if exact else "GCV"
+    return W.numpy(), xm.numpy(), ym.numpy()
 
 
 def _fista(X, Y, alpha: float, W, iters: int, L: float):

@@ -291,3 +291,16 @@ def group_kfold_indices(groups, folds: int, seed: int) -> list[tuple[np.ndarray,
         load[f] += sizes[g]
     sample_fold = fold_of[codes]
     return [(np.flatnonzero(sample_fold != k), np.flatnonzero(sample_fold == k)) for k in range(folds)]
+
+
+def group_labels_from(obs, column: str) -> np.ndarray:
+    """The sample annotation ``column`` (subject, donor, batch) as group labels for grouped folds.
+
+    A clear error lists the available columns when it is absent.
+    """
+    if column not in obs.columns:
+        raise GengenError(
+            f"no column {column!r} in the reference's sample annotations; available: "
+            f"{preview(list(obs.columns)) or 'none'} (a CSV reference has none: add them with --labels FILE)."
+        )
+    return obs[column].to_numpy()

@@ -96,7 +96,32 @@ def adaptive_width(n_profiles: int) -> int:
     if n_profiles >= DGEX_REFERENCE:
         return DGEX_HIDDEN
     t = math.log(n_profiles / SMALL_REFERENCE) / math.log(DGEX_REFERENCE / SMALL_REFERENCE)
-    return int(round(SMALL_HIDDEN * (DGEX_HIDDEN / SMALL_HIDDEN) ** t / 64) * 64)
+    return min(DGEX_HIDDEN, int(round(SMALL_HIDDEN * (DGEX_HIDDEN / SMALL_HIDDEN) ** t / 64) * 64))
+
+
+def check_recipe(recipe: GGANRecipe) -> None:
+    """Refuse impossible explicit values (one line each), before any data are read."""
+    r = recipe
+    if r.loss not in ("gan", "mse"):
+        raise GengenError(f"loss must be 'gan' or 'mse', got {r.loss!r}.")
+    for name in ("hidden", "layers", "batch_size", "d_hidden", "min_steps", "epochs"):
+        value = getattr(r, name)
+        if value is not None and value < 1:
+            raise GengenError(f"{name.replace('_', ' ')} must be positive, got {value}.")
+    if not 0 <= r.dropout < 1:
+        raise GengenError(f"dropout must be in [0, 1), got {r.dropout}.")
+    if r.learning_rate is not None and r.learning_rate <= 0:
+        raise GengenError(f"learning rate must be positive, got {r.learning_rate}.")
+    if r.val_fraction is not None and not 0 <= r.val_fraction < 1:
+        raise GengenError(f"validation fraction must be in [0, 1), got {r.val_fraction}.")
+    if r.patience is not None and r.patience < 0:
+        raise GengenError(f"patience must be 0 (off) or positive, got {r.patience}.")
+    if min(r.adv_weight, r.l1_weight, r.consistency_weight, r.weight_decay, r.input_noise) < 0:
+        raise GengenError("loss weights, weight decay and input noise must not be negative.")
+    if r.start_margin is not None and r.start_margin < 0:
+        raise GengenError(f"start margin must not be negative, got {r.start_margin}.")
+    if str(r.precision).lower() not in PRECISIONS:
+        raise GengenError(f"precision must be one of {', '.join(PRECISIONS)}, got {r.precision!r}.")
 
 
 def resolve_recipe(recipe: GGANRecipe, n_profiles: int) -> GGANRecipe:
@@ -119,32 +144,12 @@ def resolve_recipe(recipe: GGANRecipe, n_profiles: int) -> GGANRecipe:
 
     Explicitly set fields are kept (and validated).
     """
+    check_recipe(recipe)
     r = GGANRecipe.from_dict({**recipe.to_dict(), "notes": list(recipe.notes)})
+    r.precision = str(r.precision).lower()
     n = int(n_profiles)
     if n < 3:
         raise GengenError(f"only {n} reference profiles: too few to train (need at least 3).")
-    if r.loss not in ("gan", "mse"):
-        raise GengenError(f"loss must be 'gan' or 'mse', got {r.loss!r}.")
-    for name in ("hidden", "layers", "batch_size", "d_hidden", "min_steps", "epochs"):
-        value = getattr(r, name)
-        if value is not None and value < 1:
-            raise GengenError(f"{name.replace('_', ' ')} must be positive, got {value}.")
-    if not 0 <= r.dropout < 1:
-        raise GengenError(f"dropout must be in [0, 1), got {r.dropout}.")
-    if r.learning_rate is not None and r.learning_rate <= 0:
-        raise GengenError(f"learning rate must be positive, got {r.learning_rate}.")
-    if r.val_fraction is not None and not 0 <= r.val_fraction < 1:
-        raise GengenError(f"validation fraction must be in [0, 1), got {r.val_fraction}.")
-    if r.patience is not None and r.patience < 0:
-        raise GengenError(f"patience must be 0 (off) or positive, got {r.patience}.")
-    if min(r.adv_weight, r.l1_weight, r.consistency_weight, r.weight_decay, r.input_noise) < 0:
-        raise GengenError("loss weights, weight decay and input noise must not be negative.")
-    if r.start_margin is not None and r.start_margin < 0:
-        raise GengenError(f"start margin must not be negative, got {r.start_margin}.")
-    r.precision = str(r.precision).lower()
-    if r.precision not in PRECISIONS:
-        raise GengenError(f"precision must be one of {', '.join(PRECISIONS)}, got {r.precision!r}.")
-
     small, dgex = n < SMALL_REFERENCE, n >= DGEX_REFERENCE
     size = (
         f"{n:,} profiles, under {SMALL_REFERENCE:,}"
