@@ -98,7 +98,7 @@ EpochsOpt = Annotated[
     typer.Option("--epochs", show_default=False, help="Most epochs [default: ~1,500 optimiser steps]."),
 ]
 BatchOpt = Annotated[int, typer.Option("--batch-size", help="Batch size (capped at the training set).")]
-LrOpt = Annotated[float | None, typer.Option("--lr", show_default=False, help="Adam learning rate [default: 5e-4].")]
+LrOpt = Annotated[float | None, typer.Option("--lr", show_default=False, help="Adam learning rate [default: 1e-4 from the ridge start, else 5e-4 (D-GEX)].")]
 WdOpt = Annotated[float, typer.Option("--weight-decay", help="Adam weight decay on the generator.")]
 L1Opt = Annotated[float, typer.Option("--l1", help="λ₁: weight of the L1 loss.")]
 ConsOpt = Annotated[float, typer.Option("--consistency", help="λ₂: weight of the two-draw consistency loss.")]

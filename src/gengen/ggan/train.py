@@ -33,6 +33,8 @@ SMALL_HIDDEN = 512
 DGEX_HIDDEN = 3000
 DGEX_LAYERS = 3
 SMALL_PATIENCE = 20
+DGEX_LR = 5e-4
+FINE_TUNE_LR = 1e-4  # from the ridge start the network refines a good solution: smaller steps
 START_MARGIN = 2.0
 
 
@@ -140,7 +142,8 @@ def resolve_recipe(recipe: GGANRecipe, n_profiles: int) -> GGANRecipe:
       the ridge start wins the model *is* ridge on all profiles); the validation split is 20 % there
       (it costs the final model nothing), 10 % elsewhere;
     - early stopping after 20 epochs without a better validation MAE below 50,000 (off at D-GEX size);
-    - Adam 5e-4 and ~``min_steps`` optimiser steps everywhere, as D-GEX.
+    - Adam 5e-4 as D-GEX, 1e-4 from the ridge start (fine-tuning a good solution); ~``min_steps``
+      optimiser steps (at least 5 epochs) as the most.
 
     Explicitly set fields are kept (and validated).
     """
@@ -201,7 +204,9 @@ def resolve_recipe(recipe: GGANRecipe, n_profiles: int) -> GGANRecipe:
         if r.patience:
             r.notes.append(f"early stopping after {r.patience} epochs without a better validation MAE")
     if r.learning_rate is None:
-        r.learning_rate = 5e-4
+        r.learning_rate = FINE_TUNE_LR if r.ridge_init else DGEX_LR
+        if r.ridge_init:
+            r.notes.append(f"Adam {r.learning_rate:g}: fine-tuning the ridge map, a fifth of D-GEX's {DGEX_LR:g}")
     n_val = max(1, int(round(n * r.val_fraction))) if r.val_fraction > 0 else 0
     n_train = n - n_val
     if n_train < 2:
@@ -246,8 +251,12 @@ def ridge_initialise(gen, x_train: np.ndarray, y_train: np.ndarray) -> float:
 
 
 def build_networks(n_x: int, n_y: int, recipe: GGANRecipe):
-    """(generator, discriminator or None) for a recipe."""
+    """(generator, discriminator or None) for a resolved recipe (:func:`resolve_recipe`)."""
     from gengen.ggan.model import Discriminator, Generator
+
+    if recipe.hidden is None or recipe.layers is None or (recipe.loss == "gan" and recipe.d_hidden is None):
+        raise GengenError("the recipe's network sizes adapt to the data: resolve it first "
+                          "(gengen.ggan.resolve_recipe(recipe, n_profiles)).")
 
     gen = Generator(
         n_x,
@@ -256,7 +265,7 @@ def build_networks(n_x: int, n_y: int, recipe: GGANRecipe):
         recipe.dropout,
         recipe.activation,
         recipe.input_noise,
-        recipe.linear_skip,
+        bool(recipe.linear_skip),
     )
     disc = Discriminator(n_x, n_y, (recipe.d_hidden, max(1, recipe.d_hidden // 2))) if recipe.loss == "gan" else None
     return gen, disc
@@ -283,6 +292,8 @@ def fit_ggan(
     """
     import torch
 
+    if recipe.learning_rate is None or recipe.epochs is None:  # a recipe not sized yet: size it to these data
+        recipe = resolve_recipe(recipe, len(x_train) + (0 if x_val is None else len(x_val)))
     gan = recipe.loss == "gan"
     gen.to(device)
     if gan:
