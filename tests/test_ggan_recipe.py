@@ -292,3 +292,16 @@ def test_ridge_gcv_on_large_references_agrees_with_loo(monkeypatch):
     assert gcv["alpha_by"] == "GCV" and loo["alpha_by"] == "leave-one-out"
     grid = list(baselines.RIDGE_ALPHAS)
     assert abs(grid.index(gcv["alpha"]) - grid.index(loo["alpha"])) <= 1
+
+
+def test_ridge_start_that_wins_is_ridge_on_all_profiles_even_without_refit():
+    from gengen.ggan import GGANModel, GGANRecipe, ridge
+
+    X, Y = _linear_reference()
+    m = GGANModel.train_arrays(X[:120], Y[:120], [f"L{i}" for i in range(20)], [f"T{j}" for j in range(30)],
+                               GGANRecipe(refit=False, val_fraction=0.1), device="cpu", quiet=True)
+    assert not m.recipe.refit and m.metrics["best_epoch"] == 0 and m.metrics["refit"]
+    assert m.metrics["n_train"] == 120
+    pre = m.preprocessor
+    theirs = ridge(pre.transform_x(X[:120]), pre.transform_y(Y[:120]), pre.transform_x(X[120:]))
+    np.testing.assert_allclose(pre.y_scaler.transform(m.predict_array(X[120:])), theirs, atol=2e-4)

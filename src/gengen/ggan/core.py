@@ -196,10 +196,13 @@ class GGANModel:
         if outcome:
             recipe.notes.append(outcome)
             log(f"recipe: {outcome}", quiet)
-        if recipe.refit and len(val_idx):
+        best_epoch = int(history.attrs["best_epoch"])
+        refit = len(val_idx) > 0 and (recipe.refit or (recipe.ridge_init and best_epoch == 0))
+        if refit:
             # refit on every profile for the chosen number of epochs: with a few dozen profiles the
-            # validation samples are too precious to leave out of the final model
-            best_epoch = int(history.attrs["best_epoch"])
+            # validation samples are too precious to leave out of the final model. When the ridge
+            # start won, this is one ridge solve on all profiles, done whatever `refit` says: the
+            # model is then exactly the ridge baseline, never a ridge fitted to less data
             train_idx = np.arange(X.shape[0])
             pre = Preprocessor.fit(X, Y, quantile=recipe.quantile)
             Xz, Yz = pre.transform_x(X), pre.transform_y(Y)
@@ -210,10 +213,10 @@ class GGANModel:
             if best_epoch > 0:
                 per_epoch = -(-(X.shape[0] - len(val_idx)) // recipe.batch_size)  # same steps per epoch
                 batch = -(-X.shape[0] // per_epoch)
-                refit = GGANRecipe.from_dict(
+                refit_recipe = GGANRecipe.from_dict(
                     {**recipe.to_dict(), "epochs": best_epoch, "batch_size": batch, "notes": []}
                 )
-                more = fit_ggan(gen, disc, Xz, Yz, None, None, refit, dev, quiet)
+                more = fit_ggan(gen, disc, Xz, Yz, None, None, refit_recipe, dev, quiet)
                 history.attrs["seconds"] += more.attrs["seconds"]
             gen.eval()
             if best_epoch == 0 and recipe.ridge_init:
@@ -228,7 +231,7 @@ class GGANModel:
             "epochs_run": len(history),
             "train_seconds": round(float(history.attrs["seconds"]), 3),
             "n_train": len(train_idx),
-            "refit": bool(recipe.refit and len(val_idx)),
+            "refit": bool(refit),
             "n_val": len(val_idx),
             "device": describe_device(dev),
             "precision": history.attrs.get("precision", "fp32"),
