@@ -26,11 +26,11 @@ def test_small_reference_gets_the_ridge_start_recipe():
     r = resolve_recipe(GGANRecipe(), 200)
     assert (r.hidden, r.layers, r.d_hidden) == (512, 3, 128)
     assert r.ridge_init and r.linear_skip and r.refit
-    assert r.start_margin == 2.0 and r.patience == 20 and r.val_fraction == 0.2
+    assert r.start_margin == 3.0 and r.patience == 20 and r.val_fraction == 0.2
     assert r.learning_rate == 1e-4 and r.batch_size == 160  # 200 capped at the 160 training profiles
     assert r.epochs == 1500  # one step per epoch: ~1,500 steps, bounded in practice by the patience
     text = "\n".join(r.notes)
-    for needle in ("width 512", "ridge map", "2 standard errors", "refit", "validation 20%", "early stopping", "Adam 0.0001"):
+    for needle in ("width 512", "ridge map", "3 standard errors", "refit", "validation 20%", "early stopping", "Adam 0.0001"):
         assert needle in text, text
 
 

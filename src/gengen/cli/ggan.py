@@ -131,7 +131,7 @@ MarginOpt = Annotated[
         "--start-margin",
         show_default=False,
         help="Standard errors (paired over validation profiles) by which training must beat the ridge start "
-        "to replace it; 0: any gain [default: 2 with --ridge-init].",
+        "to replace it; 0: any gain [default: 3 with --ridge-init].",
     ),
 ]
 
