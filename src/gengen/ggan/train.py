@@ -296,7 +296,9 @@ def fit_ggan(
     import torch
 
     if recipe.learning_rate is None or recipe.epochs is None:  # a recipe not sized yet: size it to these data
-        recipe = resolve_recipe(recipe, len(x_train) + (0 if x_val is None else len(x_val)))
+        # (this loop trains the networks it is given; a ridge start is the caller's: ridge_initialise)
+        unsized = GGANRecipe.from_dict({**recipe.to_dict(), "ridge_init": bool(recipe.ridge_init)})
+        recipe = resolve_recipe(unsized, len(x_train) + (0 if x_val is None else len(x_val)))
     gan = recipe.loss == "gan"
     gen.to(device)
     if gan:
