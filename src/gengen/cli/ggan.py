@@ -47,7 +47,7 @@ ProbeMapOpt = Annotated[
         help="Treat --landmarks/--targets as probe maps and average each gene's probes (default: detect).",
     ),
 ]
-ADAPTS = "[default: adapts to the reference size; see docs/ggan.md]"
+ADAPTS = "\\[default: adapts to the reference size; see docs/ggan.md]"
 SkipOpt = Annotated[
     bool | None,
     typer.Option(
@@ -90,22 +90,22 @@ HiddenOpt = Annotated[
         help=f"Generator width: 512 below 2,000 profiles, D-GEX's 3,000 from 50,000, log-linear between. {ADAPTS}",
     ),
 ]
-LayersOpt = Annotated[int | None, typer.Option("--layers", show_default=False, help="Generator hidden layers [default: 3].")]
+LayersOpt = Annotated[int | None, typer.Option("--layers", show_default=False, help="Generator hidden layers \\[default: 3].")]
 DropoutOpt = Annotated[float, typer.Option("--dropout", help="Dropout after each hidden layer (also the GAN noise).")]
 ActOpt = Annotated[str, typer.Option("--activation", help="tanh (D-GEX) | relu | leaky_relu.")]
 EpochsOpt = Annotated[
     int | None,
-    typer.Option("--epochs", show_default=False, help="Most epochs [default: ~1,500 optimiser steps]."),
+    typer.Option("--epochs", show_default=False, help="Most epochs \\[default: ~1,500 optimiser steps]."),
 ]
 BatchOpt = Annotated[int, typer.Option("--batch-size", help="Batch size (capped at the training set).")]
-LrOpt = Annotated[float | None, typer.Option("--lr", show_default=False, help="Adam learning rate [default: 1e-4 from the ridge start, else 5e-4 (D-GEX)].")]
+LrOpt = Annotated[float | None, typer.Option("--lr", show_default=False, help="Adam learning rate \\[default: 1e-4 from the ridge start, else 5e-4 (D-GEX)].")]
 WdOpt = Annotated[float, typer.Option("--weight-decay", help="Adam weight decay on the generator.")]
 L1Opt = Annotated[float, typer.Option("--l1", help="λ₁: weight of the L1 loss.")]
 ConsOpt = Annotated[float, typer.Option("--consistency", help="λ₂: weight of the two-draw consistency loss.")]
 AdvOpt = Annotated[float, typer.Option("--adv-weight", help="Weight of the adversarial loss.")]
 DHiddenOpt = Annotated[
     int | None,
-    typer.Option("--d-hidden", show_default=False, help="Discriminator width [default: a quarter of --hidden, at most 512]."),
+    typer.Option("--d-hidden", show_default=False, help="Discriminator width \\[default: a quarter of --hidden, at most 512]."),
 ]
 QuantOpt = Annotated[bool, typer.Option("--quantile/--no-quantile", help="Quantile-normalise profiles (D-GEX).")]
 ValOpt = Annotated[
@@ -113,7 +113,7 @@ ValOpt = Annotated[
     typer.Option(
         "--val-fraction",
         show_default=False,
-        help="Validation fraction for checkpoint selection [default: 0.2 with --refit, else 0.1].",
+        help="Validation fraction for checkpoint selection \\[default: 0.2 with --refit, else 0.1].",
     ),
 ]
 PatienceOpt = Annotated[
@@ -122,7 +122,7 @@ PatienceOpt = Annotated[
         "--patience",
         show_default=False,
         help="Stop after this many epochs without a better validation MAE; 0: never "
-        "[default: 20 below 50,000 profiles, else 0].",
+        "\\[default: 20 below 50,000 profiles, else 0].",
     ),
 ]
 MarginOpt = Annotated[
@@ -131,7 +131,7 @@ MarginOpt = Annotated[
         "--start-margin",
         show_default=False,
         help="Standard errors (paired over validation profiles) by which training must beat the ridge start "
-        "to replace it; 0: any gain [default: 3 with --ridge-init].",
+        "to replace it; 0: any gain \\[default: 3 with --ridge-init].",
     ),
 ]
 
@@ -291,7 +291,7 @@ def infer_targets(
         str | None,
         typer.Option(
             "--precision",
-            help="auto (bf16 autocast on a CUDA GPU, float32 on the CPU), fp32 or bf16. [default: the model's]",
+            help="auto (bf16 autocast on a CUDA GPU, float32 on the CPU), fp32 or bf16. \\[default: the model's]",
         ),
     ] = None,
     genes_in_rows: GenesInRowsOpt = None,
