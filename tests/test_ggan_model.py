@@ -8,7 +8,8 @@ import pytest
 
 from gengen.errors import GengenError
 
-FAST = dict(hidden=64, epochs=60, batch_size=64, d_hidden=32, l1_weight=10.0, seed=0)
+# the plain GAN from random weights (no ridge start, no early stopping): these tests are about the network itself
+FAST = dict(hidden=64, epochs=60, batch_size=64, d_hidden=32, l1_weight=10.0, seed=0, ridge_init=False, patience=0)
 
 
 def make_data(n=300, n_l=12, n_t=16, seed=0):

@@ -48,14 +48,31 @@ ProbeMapOpt = Annotated[
         help="Treat --landmarks/--targets as probe maps and average each gene's probes (default: detect).",
     ),
 ]
+ADAPTS = "\\[default: adapts to the reference size; see docs/ggan.md]"
 SkipOpt = Annotated[
-    bool, typer.Option("--linear-skip", help="Add a linear landmark → target path beside the MLP (small data).")
+    bool | None,
+    typer.Option(
+        "--linear-skip/--no-linear-skip",
+        show_default=False,
+        help=f"A linear landmark → target path beside the MLP (on with the ridge start). {ADAPTS}",
+    ),
 ]
 RidgeInitOpt = Annotated[
-    bool, typer.Option("--ridge-init", help="Start from the LOO-tuned ridge map (implies --linear-skip).")
+    bool | None,
+    typer.Option(
+        "--ridge-init/--no-ridge-init",
+        show_default=False,
+        help="Start from the leave-one-out ridge map (implies --linear-skip) and keep training only if it "
+        f"beats that start on validation; on below 50,000 profiles. {ADAPTS}",
+    ),
 ]
 RefitOpt = Annotated[
-    bool, typer.Option("--refit", help="After picking the epoch on validation, retrain on all profiles.")
+    bool | None,
+    typer.Option(
+        "--refit/--no-refit",
+        show_default=False,
+        help=f"After picking the epoch on validation, retrain on all profiles; on below 2,000 profiles. {ADAPTS}",
+    ),
 ]
 PrecisionOpt = Annotated[
     str,
@@ -66,20 +83,40 @@ PrecisionOpt = Annotated[
     ),
 ]
 NoiseOpt = Annotated[float, typer.Option("--input-noise", help="Std of Gaussian noise on z-scored landmarks.")]
-HiddenOpt = Annotated[int, typer.Option("--hidden", help="Generator width (units per hidden layer).")]
-LayersOpt = Annotated[int, typer.Option("--layers", help="Generator hidden layers.")]
+HiddenOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--hidden",
+        show_default=False,
+        help=f"Generator width: 512 below 2,000 profiles, D-GEX's 3,000 from 50,000, log-linear between. {ADAPTS}",
+    ),
+]
+LayersOpt = Annotated[int | None, typer.Option("--layers", show_default=False, help="Generator hidden layers \\[default: 3].")]
 DropoutOpt = Annotated[float, typer.Option("--dropout", help="Dropout after each hidden layer (also the GAN noise).")]
 ActOpt = Annotated[str, typer.Option("--activation", help="tanh (D-GEX) | relu | leaky_relu.")]
-EpochsOpt = Annotated[int | None, typer.Option("--epochs", help="Epochs (default: ~1,500 optimiser steps).")]
+EpochsOpt = Annotated[
+    int | None,
+    typer.Option("--epochs", show_default=False, help="Most epochs \\[default: ~1,500 optimiser steps]."),
+]
 BatchOpt = Annotated[int, typer.Option("--batch-size", help="Batch size (capped at the training set).")]
-LrOpt = Annotated[float, typer.Option("--lr", help="Adam learning rate.")]
+LrOpt = Annotated[float | None, typer.Option("--lr", show_default=False, help="Adam learning rate \\[default: 1e-4 from the ridge start, else 5e-4 (D-GEX)].")]
 WdOpt = Annotated[float, typer.Option("--weight-decay", help="Adam weight decay on the generator.")]
 L1Opt = Annotated[float, typer.Option("--l1", help="λ₁: weight of the L1 loss.")]
 ConsOpt = Annotated[float, typer.Option("--consistency", help="λ₂: weight of the two-draw consistency loss.")]
 AdvOpt = Annotated[float, typer.Option("--adv-weight", help="Weight of the adversarial loss.")]
-DHiddenOpt = Annotated[int, typer.Option("--d-hidden", help="Discriminator width.")]
+DHiddenOpt = Annotated[
+    int | None,
+    typer.Option("--d-hidden", show_default=False, help="Discriminator width \\[default: a quarter of --hidden, at most 512]."),
+]
 QuantOpt = Annotated[bool, typer.Option("--quantile/--no-quantile", help="Quantile-normalise profiles (D-GEX).")]
-ValOpt = Annotated[float, typer.Option("--val-fraction", help="Validation fraction for checkpoint selection.")]
+ValOpt = Annotated[
+    float | None,
+    typer.Option(
+        "--val-fraction",
+        show_default=False,
+        help="Validation fraction for checkpoint selection \\[default: 0.2 with --refit, else 0.1].",
+    ),
+]
 TrainOutputOpt = Annotated[
     Path | None,
     typer.Option(
@@ -90,58 +127,33 @@ TrainOutputOpt = Annotated[
 ]
 PatienceOpt = Annotated[
     int | None,
-    typer.Option("--patience", help="Stop after this many epochs without a better validation MAE."),
+    typer.Option(
+        "--patience",
+        show_default=False,
+        help="Stop after this many epochs without a better validation MAE; 0: never "
+        "\\[default: 20 below 50,000 profiles, else 0].",
+    ),
+]
+MarginOpt = Annotated[
+    float | None,
+    typer.Option(
+        "--start-margin",
+        show_default=False,
+        help="Standard errors (paired over validation profiles) by which training must beat the ridge start "
+        "to replace it; 0: any gain \\[default: 3 with --ridge-init].",
+    ),
 ]
 
 
-def _recipe(
-    hidden,
-    layers,
-    dropout,
-    activation,
-    epochs,
-    batch_size,
-    lr,
-    weight_decay,
-    l1,
-    consistency,
-    adv_weight,
-    d_hidden,
-    quantile,
-    val_fraction,
-    patience,
-    seed,
-    linear_skip=False,
-    input_noise=0.0,
-    ridge_init=False,
-    refit=False,
-    precision="auto",
-):
+def _recipe(seed: int, precision: str = "auto", **options):
+    """The recipe from the command's options; options left at None adapt to the reference."""
     from gengen.ggan import GGANRecipe
+    from gengen.ggan.train import check_recipe
 
-    return GGANRecipe(
-        hidden=hidden,
-        layers=layers,
-        dropout=dropout,
-        activation=activation,
-        epochs=epochs,
-        batch_size=batch_size,
-        learning_rate=lr,
-        weight_decay=weight_decay,
-        l1_weight=l1,
-        consistency_weight=consistency,
-        adv_weight=adv_weight,
-        d_hidden=d_hidden,
-        quantile=quantile,
-        val_fraction=val_fraction,
-        patience=patience,
-        seed=seed,
-        precision=precision,
-        linear_skip=linear_skip,
-        input_noise=input_noise,
-        ridge_init=ridge_init,
-        refit=refit,
-    )
+    names = {"lr": "learning_rate", "l1": "l1_weight", "consistency": "consistency_weight"}
+    recipe = GGANRecipe(seed=seed, precision=precision, **{names.get(k, k): v for k, v in options.items()})
+    check_recipe(recipe)  # bad values fail before the reference is read
+    return recipe
 
 
 def _reference(data, landmarks, landmarks_from, targets, probe_map, genes_in_rows, fmt, quiet):
@@ -177,25 +189,26 @@ def ggan_train(
     landmarks_from: LandmarksFromOpt = None,
     targets: TargetsOpt = None,
     probe_map: ProbeMapOpt = None,
-    hidden: HiddenOpt = 3000,
-    layers: LayersOpt = 3,
+    hidden: HiddenOpt = None,
+    layers: LayersOpt = None,
     dropout: DropoutOpt = 0.1,
     activation: ActOpt = "tanh",
     epochs: EpochsOpt = None,
     batch_size: BatchOpt = 200,
-    lr: LrOpt = 5e-4,
+    lr: LrOpt = None,
     weight_decay: WdOpt = 0.0,
     l1: L1Opt = 10.0,
     consistency: ConsOpt = 1.0,
     adv_weight: AdvOpt = 1.0,
-    d_hidden: DHiddenOpt = 512,
+    d_hidden: DHiddenOpt = None,
     quantile: QuantOpt = False,
-    val_fraction: ValOpt = 0.1,
+    val_fraction: ValOpt = None,
     patience: PatienceOpt = None,
-    linear_skip: SkipOpt = False,
+    start_margin: MarginOpt = None,
+    linear_skip: SkipOpt = None,
     input_noise: NoiseOpt = 0.0,
-    ridge_init: RidgeInitOpt = False,
-    refit: RefitOpt = False,
+    ridge_init: RidgeInitOpt = None,
+    refit: RefitOpt = None,
     precision: PrecisionOpt = "auto",
     seed: SeedOpt = 0,
     genes_in_rows: GenesInRowsOpt = None,
@@ -213,37 +226,39 @@ def ggan_train(
         raise GengenError(f"unknown --activation {activation!r}; use one of {', '.join(ACTIVATIONS)}.")
     to_store, output = output is None, train_output(output, data, "ggan")  # no -o: a new model in the store
     plan_outputs(models={output: "ggan"}, inputs=[data, landmarks, landmarks_from, targets])  # before training
-    adata, lm, tg = _reference(data, landmarks, landmarks_from, targets, probe_map, genes_in_rows, fmt, quiet)
     recipe = _recipe(
-        hidden,
-        layers,
-        dropout,
-        activation,
-        epochs,
-        batch_size,
-        lr,
-        weight_decay,
-        l1,
-        consistency,
-        adv_weight,
-        d_hidden,
-        quantile,
-        val_fraction,
-        patience,
         seed,
-        linear_skip,
-        input_noise,
-        ridge_init,
-        refit,
         precision,
+        hidden=hidden,
+        layers=layers,
+        dropout=dropout,
+        activation=activation,
+        epochs=epochs,
+        batch_size=batch_size,
+        lr=lr,
+        weight_decay=weight_decay,
+        l1=l1,
+        consistency=consistency,
+        adv_weight=adv_weight,
+        d_hidden=d_hidden,
+        quantile=quantile,
+        val_fraction=val_fraction,
+        patience=patience,
+        start_margin=start_margin,
+        linear_skip=linear_skip,
+        input_noise=input_noise,
+        ridge_init=ridge_init,
+        refit=refit,
     )
+    adata, lm, tg = _reference(data, landmarks, landmarks_from, targets, probe_map, genes_in_rows, fmt, quiet)
     model = GGANModel.train(adata, lm, tg, recipe, device=device, quiet=quiet)
     model.save(output)
     m = model.metrics
     say(
         f"trained {len(model.landmarks)} → {len(model.targets)} genes on {m['device']} ({m['precision']} training) in "
         f"{m['train_seconds']:.1f} s; "
-        f"best validation MAE {m['best_val_mae']:.4f} (z-scored) at epoch {m['best_epoch']}",
+        f"validation MAE {m['best_val_mae']:.4f} (z-scored) at epoch {m['best_epoch']}"
+        + (" (the ridge start)" if model.recipe.ridge_init and m["best_epoch"] == 0 else ""),
         quiet,
     )
     if to_store:
@@ -287,7 +302,7 @@ def infer_targets(
         str | None,
         typer.Option(
             "--precision",
-            help="auto (bf16 autocast on a CUDA GPU, float32 on the CPU), fp32 or bf16. [default: the model's]",
+            help="auto (bf16 autocast on a CUDA GPU, float32 on the CPU), fp32 or bf16. \\[default: the model's]",
         ),
     ] = None,
     genes_in_rows: GenesInRowsOpt = None,
@@ -345,6 +360,18 @@ def ggan_eval(
     targets: TargetsOpt = None,
     probe_map: ProbeMapOpt = None,
     folds: Annotated[int, typer.Option("--folds", help="Cross-validation folds (same splits for every method).")] = 5,
+    groups: Annotated[
+        str | None,
+        typer.Option(
+            "--groups",
+            help="Column of the reference's sample annotations (subject, donor, batch): grouped folds, no group "
+            "both trained and tested on.",
+        ),
+    ] = None,
+    labels_file: Annotated[
+        Path | None,
+        typer.Option("--labels", help="Sample annotation table (CSV/TSV, sample ids first) to take --groups from."),
+    ] = None,
     methods: Annotated[
         str,
         typer.Option("--methods", help="Comma-separated subset of ggan,ggan-plain,dgex,linear,ridge,lasso,knn,mean."),
@@ -353,25 +380,26 @@ def ggan_eval(
         Path,
         typer.Option("-o", "--output", help="Folder for ggan_eval_summary.tsv, per-gene TSV and the figure."),
     ] = Path("ggan_eval"),
-    hidden: HiddenOpt = 3000,
-    layers: LayersOpt = 3,
+    hidden: HiddenOpt = None,
+    layers: LayersOpt = None,
     dropout: DropoutOpt = 0.1,
     activation: ActOpt = "tanh",
     epochs: EpochsOpt = None,
     batch_size: BatchOpt = 200,
-    lr: LrOpt = 5e-4,
+    lr: LrOpt = None,
     weight_decay: WdOpt = 0.0,
     l1: L1Opt = 10.0,
     consistency: ConsOpt = 1.0,
     adv_weight: AdvOpt = 1.0,
-    d_hidden: DHiddenOpt = 512,
+    d_hidden: DHiddenOpt = None,
     quantile: QuantOpt = False,
-    val_fraction: ValOpt = 0.1,
+    val_fraction: ValOpt = None,
     patience: PatienceOpt = None,
-    linear_skip: SkipOpt = False,
+    start_margin: MarginOpt = None,
+    linear_skip: SkipOpt = None,
     input_noise: NoiseOpt = 0.0,
-    ridge_init: RidgeInitOpt = False,
-    refit: RefitOpt = False,
+    ridge_init: RidgeInitOpt = None,
+    refit: RefitOpt = None,
     seed: SeedOpt = 0,
     genes_in_rows: GenesInRowsOpt = None,
     fmt: FormatOpt = None,
@@ -391,8 +419,47 @@ def ggan_eval(
 
     chosen = tuple(m.strip() for m in methods.split(",") if m.strip())
     names = ("ggan_eval_summary.tsv", "ggan_eval_folds.tsv", "ggan_eval_per_gene.tsv", "ggan_eval.png", "ggan_eval_info.json")
-    plan_outputs([output / name for name in names], inputs=[data, landmarks, landmarks_from, targets])
+    plan_outputs([output / name for name in names], inputs=[data, landmarks, landmarks_from, targets, labels_file])
+    if labels_file is not None:
+        input_path(labels_file)
+        if groups is None:
+            raise GengenError("--labels gives annotations for --groups COLUMN; add --groups.")
+    recipe = _recipe(
+        seed,
+        "fp32",  # every method scored from float32 predictions, as the baselines are
+        hidden=hidden,
+        layers=layers,
+        dropout=dropout,
+        activation=activation,
+        epochs=epochs,
+        batch_size=batch_size,
+        lr=lr,
+        weight_decay=weight_decay,
+        l1=l1,
+        consistency=consistency,
+        adv_weight=adv_weight,
+        d_hidden=d_hidden,
+        quantile=quantile,
+        val_fraction=val_fraction,
+        patience=patience,
+        start_margin=start_margin,
+        linear_skip=linear_skip,
+        input_noise=input_noise,
+        ridge_init=ridge_init,
+        refit=refit,
+    )
     adata, lm, tg = _reference(data, landmarks, landmarks_from, targets, probe_map, genes_in_rows, fmt, quiet)
+    group_labels = None
+    if groups is not None:
+        from gengen.ggan import group_labels_from
+        from gengen.io.expression import attach_annotations
+
+        if labels_file is not None:
+            adata = attach_annotations(adata, labels_file, quiet)
+        group_labels = group_labels_from(adata.obs, groups)
+        from gengen.ggan import kfold_indices
+
+        kfold_indices(adata.n_obs, folds, seed, groups=group_labels)  # too few groups: fail before training
     from gengen.ggan import select_genes
 
     lm, tg = select_genes(adata, lm, tg)
@@ -401,37 +468,18 @@ def ggan_eval(
     if "gene" in var.columns:
         lgenes = set(var.loc[lm, "gene"].astype(str))
         same = [t for t, g in zip(tg, var.loc[tg, "gene"].astype(str), strict=True) if g in lgenes]
-    recipe = _recipe(
-        hidden,
-        layers,
-        dropout,
-        activation,
-        epochs,
-        batch_size,
-        lr,
-        weight_decay,
-        l1,
-        consistency,
-        adv_weight,
-        d_hidden,
-        quantile,
-        val_fraction,
-        patience,
-        seed,
-        linear_skip,
-        input_noise,
-        ridge_init,
-        refit,
-        "fp32",  # every method scored from float32 predictions, as the baselines are
-    )
     X = np.asarray(adata[:, lm].X, dtype=np.float32)
     Y = np.asarray(adata[:, tg].X, dtype=np.float32)
+    by = f", grouped by {groups!r} ({len(set(group_labels))} groups)" if groups is not None else ""
     say(
-        f"{folds}-fold comparison on {adata.n_obs} profiles: {len(lm)} landmarks -> {len(tg)} targets "
+        f"{folds}-fold comparison on {adata.n_obs} profiles{by}: {len(lm)} landmarks -> {len(tg)} targets "
         f"({len(same)} same-gene targets reported separately)",
         quiet,
     )
-    ev = evaluate(X, Y, tg, same, folds=folds, recipe=recipe, methods=chosen, seed=seed, device=device, quiet=quiet)
+    ev = evaluate(
+        X, Y, tg, same, folds=folds, recipe=recipe, methods=chosen, seed=seed, device=device, quiet=quiet,
+        groups=group_labels,
+    )
     write_table(ev.summary, output / "ggan_eval_summary.tsv", protect=(data,), index=False)
     write_table(ev.folds, output / "ggan_eval_folds.tsv", index=False)
     write_table(ev.per_gene, output / "ggan_eval_per_gene.tsv", index=False)
@@ -439,7 +487,7 @@ def ggan_eval(
     with atomic_path(output / "ggan_eval_info.json") as tmp:
         tmp.write_text(json.dumps(ev.info, indent=1, default=str) + "\n")
     typer.echo(
-        f"# {folds}-fold CV, {adata.n_obs} profiles, {len(lm)} landmarks -> {len(tg)} targets, seed {seed}; "
+        f"# {folds}-fold CV{by}, {adata.n_obs} profiles, {len(lm)} landmarks -> {len(tg)} targets, seed {seed}; "
         "metrics on z-scored targets, mean over genes ± sd over folds"
     )
     typer.echo(ev.table())

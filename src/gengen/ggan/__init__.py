@@ -2,7 +2,7 @@
 with the D-GEX paper's baselines (Chen et al. 2016).
 
 >>> from gengen.ggan import GGANModel, GGANRecipe, infer
->>> model = GGANModel.train(reference, landmarks, recipe=GGANRecipe(hidden=1000))
+>>> model = GGANModel.train(reference, landmarks)    # recipe sized to the reference (GGANRecipe fields)
 >>> model.save("ggan_model"); predictions = infer(model, query)     # samples x targets DataFrame
 """
 
@@ -15,12 +15,14 @@ from gengen.ggan.preprocess import (
     Preprocessor,
     QuantileNormalizer,
     ZScorer,
+    group_kfold_indices,
+    group_labels_from,
     kfold_indices,
     map_probes,
     read_probe_map,
 )
 from gengen.ggan.reference import prepare_reference
-from gengen.ggan.train import GGANRecipe, resolve_recipe
+from gengen.ggan.train import GGANRecipe, adaptive_width, check_recipe, resolve_recipe
 
 __all__ = [
     "BASELINES",
@@ -31,8 +33,12 @@ __all__ = [
     "Preprocessor",
     "QuantileNormalizer",
     "ZScorer",
+    "adaptive_width",
     "ccc_per_gene",
+    "check_recipe",
     "evaluate",
+    "group_kfold_indices",
+    "group_labels_from",
     "infer",
     "infer_file",
     "kfold_indices",

@@ -38,28 +38,65 @@ def ridge(
     return ((Xte - xm) @ W + ym).astype(np.float32)
 
 
+# Above this many training profiles ridge's α is chosen by generalised cross-validation (GCV), the
+# rotation-invariant form of leave-one-out: with n >> landmarks every profile's leverage is ~p/n, so the
+# two agree, and GCV costs O(p x targets) per α instead of O(n x p^2).
+RIDGE_EXACT_LOO_MAX = 2000
+
+
 def ridge_fit(Xtr: np.ndarray, Ytr: np.ndarray, alphas=RIDGE_ALPHAS, info: dict | None = None):
-    """(W, x_mean, y_mean) of the leave-one-out-tuned ridge; also GGAN's ``ridge_init`` start."""
-    xm, ym = Xtr.mean(axis=0), Ytr.mean(axis=0)
-    Xc = (Xtr - xm).astype(np.float64)
-    Yc = (Ytr - ym).astype(np.float64)
-    U, s, Vt = np.linalg.svd(Xc, full_matrices=False)
-    UtY = U.T @ Yc
+    """(W, x_mean, y_mean) of the leave-one-out-tuned ridge; also GGAN's ``ridge_init`` start.
+
+    α is shared by all targets and chosen by the exact leave-one-out error from one SVD (up to
+    ``RIDGE_EXACT_LOO_MAX`` profiles; GCV above). The LOO error is summed per profile through
+    ``||r_i||² = ||y_i||² - 2 f_i·y_i + ||f_i||²`` with the fitted row ``f_i`` expressed in the SVD
+    basis, so no n x targets matrix is formed per α (the same numbers, ~targets/landmarks times less
+    work). Computed in float64 with torch: numpy's OpenBLAS SVD of a 200 x 470 matrix took 2 s of CPU
+    (7 s wall on a busy 2-core machine) where torch's takes 0.02 s.
+    """
+    import torch
+
+    f64 = torch.float64
+    X = torch.as_tensor(np.asarray(Xtr), dtype=f64)
+    xm = X.mean(dim=0)
+    U, s, Vt = torch.linalg.svd(X - xm, full_matrices=False)
+    n, r = U.shape
+    Yall = torch.as_tensor(np.asarray(Ytr))
+    ym = Yall.mean(dim=0, dtype=f64)
+    exact = n <= RIDGE_EXACT_LOO_MAX
+    UtY = torch.zeros((r, Yall.shape[1]), dtype=f64)
+    P = torch.zeros((n, r), dtype=f64) if exact else None  # rows of Yc @ UtY.T
+    y_sq = torch.zeros(n, dtype=f64)
+    for c in range(0, n, 4096):  # centred targets in float64 a block at a time (no n x targets copy)
+        Yc = Yall[c : c + 4096].to(f64) - ym
+        UtY += U[c : c + 4096].T @ Yc
+        y_sq[c : c + 4096] = (Yc**2).sum(dim=1)
+    if exact:
+        for c in range(0, n, 4096):
+            P[c : c + 4096] = (Yall[c : c + 4096].to(f64) - ym) @ UtY.T
+        G = UtY @ UtY.T
+        U2 = U**2
+    proj_sq = (UtY**2).sum(dim=1)
     best = (np.inf, None)
-    n = Xc.shape[0]
     for a in alphas:
         d = s**2 / (s**2 + a)
-        fitted = U @ (d[:, None] * UtY)
-        h = (U**2) @ d + 1.0 / n  # hat diagonal, including the intercept
-        loo = (Yc - fitted) / (1 - h)[:, None]
-        err = float(np.mean(loo**2))
+        if exact:
+            A = U * d
+            fitted_sq = ((A @ G) * A).sum(dim=1)
+            resid_sq = (y_sq - 2 * (A * P).sum(dim=1) + fitted_sq).clamp_min(0.0)
+            h = U2 @ d + 1.0 / n  # hat diagonal, including the intercept
+            err = float((resid_sq / (1 - h) ** 2).sum())
+        else:
+            resid = max(float(y_sq.sum() - ((2 * d - d**2) * proj_sq).sum()), 0.0)
+            err = resid / (1 - (float(d.sum()) + 1) / n) ** 2
         if err < best[0]:
-            best = (err, a)
+            best = (err, float(a))
     a = best[1]
     W = Vt.T @ ((s / (s**2 + a))[:, None] * UtY)
     if info is not None:
-        info["alpha"] = float(a)
-    return W, xm, ym
+        info["alpha"] = a
+        info["alpha_by"] = "leave-one-out" if exact else "GCV"
+    return W.numpy(), xm.numpy(), ym.numpy()
 
 
 def _fista(X, Y, alpha: float, W, iters: int, L: float):

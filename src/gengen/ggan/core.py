@@ -153,8 +153,8 @@ class GGANModel:
         recipe = recipe or GGANRecipe()
         if X.shape[0] != Y.shape[0]:
             raise GengenError(f"{X.shape[0]} landmark profiles but {Y.shape[0]} target profiles.")
+        recipe = resolve_recipe(recipe, X.shape[0])
         train_idx, val_idx = split_indices(X.shape[0], recipe.val_fraction, recipe.seed)
-        recipe = resolve_recipe(recipe, len(train_idx))
         for note in recipe.notes:
             log(f"recipe: {note}", quiet)
         dev = resolve_device(device)
@@ -174,9 +174,9 @@ class GGANModel:
         log(
             f"training {'GGAN' if recipe.loss == 'gan' else 'D-GEX MLP'}: {len(train_idx)} train / "
             f"{len(val_idx)} "
-            f"validation profiles, {X.shape[1]} landmarks -> {Y.shape[1]} targets, 3 x "
+            f"validation profiles, {X.shape[1]} landmarks -> {Y.shape[1]} targets, {recipe.layers} x "
             f"{recipe.hidden} hidden, "
-            f"{recipe.epochs} epochs on {describe_device(dev)}",
+            f"up to {recipe.epochs} epochs on {describe_device(dev)}",
             quiet,
         )
         with torch.random.fork_rng(devices=[dev] if dev.type == "cuda" else []):
@@ -192,10 +192,17 @@ class GGANModel:
                 dev,
                 quiet,
             )
-        if recipe.refit and len(val_idx):
+        outcome = _outcome(history, recipe)
+        if outcome:
+            recipe.notes.append(outcome)
+            log(f"recipe: {outcome}", quiet)
+        best_epoch = int(history.attrs["best_epoch"])
+        refit = len(val_idx) > 0 and (recipe.refit or (recipe.ridge_init and best_epoch == 0))
+        if refit:
             # refit on every profile for the chosen number of epochs: with a few dozen profiles the
-            # validation samples are too precious to leave out of the final model
-            best_epoch = int(history.attrs["best_epoch"])
+            # validation samples are too precious to leave out of the final model. When the ridge
+            # start won, this is one ridge solve on all profiles, done whatever `refit` says: the
+            # model is then exactly the ridge baseline, never a ridge fitted to less data
             train_idx = np.arange(X.shape[0])
             pre = Preprocessor.fit(X, Y, quantile=recipe.quantile)
             Xz, Yz = pre.transform_x(X), pre.transform_y(Y)
@@ -206,20 +213,25 @@ class GGANModel:
             if best_epoch > 0:
                 per_epoch = -(-(X.shape[0] - len(val_idx)) // recipe.batch_size)  # same steps per epoch
                 batch = -(-X.shape[0] // per_epoch)
-                refit = GGANRecipe.from_dict(
+                refit_recipe = GGANRecipe.from_dict(
                     {**recipe.to_dict(), "epochs": best_epoch, "batch_size": batch, "notes": []}
                 )
-                more = fit_ggan(gen, disc, Xz, Yz, None, None, refit, dev, quiet)
+                more = fit_ggan(gen, disc, Xz, Yz, None, None, refit_recipe, dev, quiet)
                 history.attrs["seconds"] += more.attrs["seconds"]
             gen.eval()
-            log(f"refitted on all {X.shape[0]} profiles for {best_epoch} epoch(s)", quiet)
+            if best_epoch == 0 and recipe.ridge_init:
+                log(f"final model: the ridge map refitted on all {X.shape[0]} profiles", quiet)
+            else:
+                log(f"refitted on all {X.shape[0]} profiles for {best_epoch} epoch(s)", quiet)
         metrics = {
             "best_epoch": history.attrs["best_epoch"],
             "best_val_mae": history.attrs["best_val_mae"],
+            "gain_se": _finite(history.attrs.get("gain_se")),
+            "rejected_epoch": int(history.attrs.get("rejected_epoch", 0)),
             "epochs_run": len(history),
             "train_seconds": round(float(history.attrs["seconds"]), 3),
             "n_train": len(train_idx),
-            "refit": bool(recipe.refit and len(val_idx)),
+            "refit": bool(refit),
             "n_val": len(val_idx),
             "device": describe_device(dev),
             "precision": history.attrs.get("precision", "fp32"),
@@ -450,6 +462,25 @@ class GGANModel:
         )
         model.path = directory
         return model
+
+
+def _finite(x) -> float | None:
+    """JSON-safe float (None for nan / inf)."""
+    return float(x) if x is not None and np.isfinite(x) else None
+
+
+def _outcome(history, recipe: GGANRecipe) -> str:
+    """One sentence on which checkpoint won and why (recorded in the recipe notes)."""
+    if not recipe.ridge_init or "val_mae" not in history.columns:
+        return ""
+    best, rejected, gain = history.attrs["best_epoch"], history.attrs.get("rejected_epoch", 0), history.attrs["gain_se"]
+    if best > 0:
+        return (f"kept the trained network of epoch {best}: it beats the ridge start on validation by "
+                f"{gain:.1f} standard errors (>= {recipe.start_margin:g})")
+    if rejected:
+        return (f"kept the ridge start: the best trained epoch ({rejected}) beat it on validation by only "
+                f"{gain:.1f} standard errors (< {recipe.start_margin:g})")
+    return "kept the ridge start: no trained epoch beat it on validation"
 
 
 def _positions(names: list[str]) -> dict[str, list[int]]:

@@ -73,10 +73,15 @@ def evaluate(
     seed: int = 0,
     device: str = "auto",
     quiet: bool = False,
+    groups=None,
 ) -> Evaluation:
     """Score each method on the same ``folds`` splits of aligned arrays (original units).
 
-    ``same_gene`` lists targets that are landmark genes too (reported separately).
+    ``same_gene`` lists targets that are landmark genes too (reported separately). ``groups`` (one
+    label per profile: subject, batch) makes the folds grouped, so every subject or batch is tested
+    on models that never saw it (:func:`gengen.ggan.kfold_indices`). Recipe fields left at ``None``
+    adapt to each training fold's size (:func:`gengen.ggan.resolve_recipe`); ``info["resolved_recipes"]``
+    keeps the first fold's, with its notes.
     """
     import pandas as pd
 
@@ -93,10 +98,11 @@ def evaluate(
     dgex_recipe = dgex_recipe or GGANRecipe.from_dict({**recipe.to_dict(), **plain, "loss": "mse"})
     recipes = {"ggan": recipe, "ggan-plain": GGANRecipe.from_dict({**recipe.to_dict(), **plain}), "dgex": dgex_recipe}
     same = np.array([t in set(same_gene or []) for t in targets])
-    splits = kfold_indices(X.shape[0], folds, seed)
+    splits = kfold_indices(X.shape[0], folds, seed, groups=groups)
     fold_rows, gene_frames = [], []
     seconds = {m: 0.0 for m in methods}
     info: dict = {m: [] for m in methods}
+    resolved: dict = {}  # each network's recipe as resolved on the first fold (with its notes)
     for f, (tr, te) in enumerate(splits):
         pre = Preprocessor.fit(X[tr], Y[tr], quantile=recipe.quantile)
         Xtr, Xte = pre.transform_x(X[tr]), pre.transform_x(X[te])
@@ -119,7 +125,11 @@ def evaluate(
                 detail = {
                     "best_epoch": model.metrics["best_epoch"],
                     "epochs_run": model.metrics["epochs_run"],
+                    "gain_se": model.metrics["gain_se"],
+                    "rejected_epoch": model.metrics["rejected_epoch"],
                 }
+                if f == 0:
+                    resolved[m] = model.recipe.to_dict()
             else:
                 pred = BASELINES[m](Xtr, Ytr, Xte, seed=seed + f, info=detail)
             seconds[m] += time.perf_counter() - t0
@@ -183,7 +193,10 @@ def evaluate(
             "folds": folds,
             "seed": seed,
             "n_profiles": int(X.shape[0]),
+            "grouped": groups is not None,
+            "test_sizes": [len(te) for _, te in splits],
             "recipe": recipe.to_dict(),
+            "resolved_recipes": resolved,
             "details": info,
         },
     )

@@ -241,12 +241,66 @@ def split_indices(n: int, val_fraction: float, seed: int) -> tuple[np.ndarray, n
     return _split(n, val_fraction, seed)
 
 
-def kfold_indices(n: int, folds: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Seeded k-fold (train, test) index pairs; every method is scored on exactly these splits."""
+def kfold_indices(
+    n: int, folds: int, seed: int, *, groups=None
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Seeded k-fold (train, test) index pairs; every method is scored on exactly these splits.
+
+    ``groups`` (one label per sample: subject, batch, donor) makes it a *group* k-fold: every group
+    lands whole in one test fold, so no subject or batch is both trained on and tested on (random
+    folds let a model that memorises a batch's offset look better than it will be on a new batch).
+    Groups go largest first to the fold with the fewest samples so far (ties in seeded random order),
+    as scikit-learn's ``GroupKFold`` does; missing labels count as one group.
+    """
     if folds < 2:
         raise GengenError(f"--folds must be at least 2, got {folds}.")
+    if groups is not None:
+        return group_kfold_indices(groups, folds, seed)
     if n < 2 * folds:
         raise GengenError(f"{n} samples are too few for {folds}-fold cross-validation; use fewer folds.")
     perm = np.random.default_rng(seed).permutation(n)
     parts = np.array_split(perm, folds)
     return [(np.sort(np.concatenate(parts[:k] + parts[k + 1 :])), np.sort(parts[k])) for k in range(folds)]
+
+
+def group_kfold_indices(groups, folds: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Group k-fold (train, test) index pairs: no group in both the training and the test part.
+
+    See :func:`kfold_indices`; ``groups`` holds one label per sample.
+    """
+    import pandas as pd
+
+    labels = pd.Series(np.asarray(groups, dtype=object)).astype("string").fillna("(missing)").to_numpy()
+    if folds < 2:
+        raise GengenError(f"--folds must be at least 2, got {folds}.")
+    names, codes, sizes = np.unique(labels, return_inverse=True, return_counts=True)
+    if len(names) < folds:
+        raise GengenError(
+            f"only {len(names)} groups ({preview(list(names), 4)}) for {folds}-fold grouped cross-validation; "
+            f"use --folds {len(names)} or fewer, or another --groups column."
+        )
+    if len(labels) - sizes.max() < 2:
+        raise GengenError(f"group {names[sizes.argmax()]!r} holds nearly every sample: nothing left to train on.")
+    shuffled = np.random.default_rng(seed).permutation(len(names))
+    order = shuffled[np.argsort(-sizes[shuffled], kind="stable")]  # largest first, ties in seeded order
+    load = np.zeros(folds, dtype=int)
+    fold_of = np.empty(len(names), dtype=int)
+    for g in order:
+        f = int(np.argmin(load))
+        fold_of[g] = f
+        load[f] += sizes[g]
+    sample_fold = fold_of[codes]
+    return [(np.flatnonzero(sample_fold != k), np.flatnonzero(sample_fold == k)) for k in range(folds)]
+
+
+def group_labels_from(obs, column: str) -> np.ndarray:
+    """The sample annotation ``column`` (subject, donor, batch) as group labels for grouped folds.
+
+    A clear error lists the available columns when it is absent.
+    """
+    if column not in obs.columns:
+        raise GengenError(
+            f"no column {column!r} in the reference's sample annotations; available: "
+            f"{preview(list(obs.columns)) or 'none'} (a CSV reference has none: add them with --labels FILE)."
+        )
+    return obs[column].to_numpy()
