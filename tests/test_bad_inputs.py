@@ -787,7 +787,7 @@ add(case("dna-score-transform-bad", "dna-score @probes.fa --independent-probes @
 add(case("dna-score-ambiguous-bad", "dna-score @probes.fa --motif @m.jaspar --ambiguous maybe"))
 for opt in ("--hidden 0", "--layers 0", "--layers -1", "--dropout 1", "--dropout -0.1", "--dropout nan", "--epochs 0",
             "--batch-size 0", "--lr -1", "--lr nan", "--l1 -1", "--consistency -1", "--adv-weight nan", "--d-hidden 0",
-            "--val-fraction 1", "--val-fraction nan", "--input-noise -1", "--weight-decay -1",
+            "--val-fraction 1", "--val-fraction nan", "--patience -1", "--start-margin -1", "--input-noise -1", "--weight-decay -1",
             "--precision fp8", "--activation sigmoidal", "--hidden 100000000000"):
     add(case(f"ggan-train{opt.replace(' ', '')}", f"ggan-train {GGAN_REF} -o out {GGAN_FAST} {opt}"))
 for opt in ("--chunk-size 0", "--chunk-size -1", "--precision fp8"):
