@@ -12,10 +12,18 @@ Every case asserts:
   ``.X.gengen-lock``, empty folders);
 - every input byte-identical afterwards (SHA-256 of every file before and after).
 
-Add a case by appending a :class:`Case` to :data:`CASES`: ``argv`` names shared fixtures as ``@name``
-(``@vae`` is the tiny VAE model folder, ``@expr.csv`` a good table, ...); ``files`` maps names in the
-case folder to their bytes (or to a function of the fixture folder returning them); ``dirs`` makes
-folders there.
+Add a case by appending a :class:`Case` to :data:`CASES` (``add(case(...))``): ``argv`` names shared
+fixtures as ``@name`` (``@vae`` is the tiny VAE model folder, ``@expr.csv`` a good table, ...); ``files``
+maps names in the case folder to their bytes (or to a function of the fixture folder returning them, or
+a :class:`Link`); ``dirs`` makes folders there; ``env`` sets variables; ``patch(monkeypatch, folder)``
+makes the filesystem say no (read-only, disk full, a lock held by another run) for the command only;
+``needle`` is a word the error line must hold. The store ``$GENGEN_HOME/models`` exists in every case
+folder (as after a first training). A test fails when a command has no case at all.
+
+Where the suite found defects, the fixes are general: float options must be finite and arguments
+non-empty for every command (``GengenCommand``), seeds are range-checked once (``SeedOpt``), a failed
+allocation is one line (``GengenGroup``), checkpoints refuse NaN weights and name pickles, declared
+outputs land as soon as the last is written (``OutputPlan``).
 """
 
 from __future__ import annotations
@@ -464,9 +472,9 @@ def _reference_table(edit=None, sep=","):
     return table(edit, sep=sep, source=_reference)
 
 
-def _constant(value: float):
+def _constant(value: float, columns: slice = slice(None)):
     def edit(df):
-        df.iloc[:, :] = value
+        df.iloc[:, columns] = value
         return df
     return edit
 
@@ -570,7 +578,7 @@ add(case("ggan-train-duplicate-genes", f"ggan-train x.csv --landmarks @landmarks
 add(case("ggan-train-two-samples", f"ggan-train x.csv --landmarks @landmarks.txt -o out {GGAN_FAST}",
          {"x.csv": _reference_table(_first_rows(2))}))
 add(case("ggan-eval-constant-landmarks", "ggan-eval x.csv --landmarks @landmarks.txt --folds 2 --methods mean,ridge -o ev",
-         {"x.csv": _reference_table(lambda df: (df.iloc.__setitem__((slice(None), slice(0, 5)), 1.0), df)[1])}))
+         {"x.csv": _reference_table(_constant(1.0, columns=slice(0, len(LANDMARKS))))}))
 
 # --- gene lists, gene maps, label and score tables
 add(case("ggan-train-landmarks-zero-byte", f"ggan-train @ref.csv --landmarks lm.txt -o out {GGAN_FAST}", {"lm.txt": b""}))
