@@ -156,6 +156,8 @@ def open_storage(url: str, heartbeat: float | None = None):
 
     u = _parse_url(url)
     backend = u.get_backend_name()
+    if backend == "postgresql" and u.drivername == "postgresql":  # no driver named: the one installed
+        url = u.set(drivername=f"postgresql+{_postgres_driver()}").render_as_string(hide_password=False)
     kwargs: dict[str, Any] = {"engine_kwargs": {}}
     if backend == "postgresql":
         kwargs["engine_kwargs"] = {"pool_pre_ping": True, "connect_args": {"connect_timeout": 10}}
@@ -175,7 +177,8 @@ def open_storage(url: str, heartbeat: float | None = None):
         with _quiet_optuna():
             storage = optuna.storages.RDBStorage(url, **kwargs)
     except ImportError:
-        pkg = {"postgresql": "psycopg2-binary", "mysql": "pymysql"}.get(backend, f"a driver for {backend}")
+        pkg = {"postgresql": "psycopg2-binary or psycopg[binary]", "mysql": "pymysql"}.get(backend,
+                                                                                           f"a driver for {backend}")
         raise GengenError(f"cannot open {redact(url)}: its database driver is not installed (pip install {pkg}).") from None
     except (SQLAlchemyError, OSError) as exc:
         first = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0][:200]
@@ -186,6 +189,14 @@ def open_storage(url: str, heartbeat: float | None = None):
     if backend == "sqlite":
         _tune_sqlite(storage.engine)
     return storage
+
+
+def _postgres_driver() -> str:
+    """psycopg2 when it is installed (gengen depends on psycopg2-binary), else psycopg 3 (SQLAlchemy
+    2.1's own default for a bare ``postgresql://``)."""
+    import importlib.util
+
+    return "psycopg2" if importlib.util.find_spec("psycopg2") else "psycopg"
 
 
 def _where(u) -> str:
@@ -355,6 +366,8 @@ def run_sweep(
     name = study or pipe.name
     _check_output(out, name, url)
     chosen = resolve_space(pipe.name, space, pipe.params, pipe.spaces) if space is not None else None
+    if chosen is not None and sampler == "grid":
+        chosen.grid()  # continuous ranges cannot be a grid: say so before touching any storage
     loaded = None
     with _quiet_optuna():
         base = open_storage(url)  # unreachable database: one line, before anything is read or created
