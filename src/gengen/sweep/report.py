@@ -158,7 +158,7 @@ def _copy_model(src: Path, dest: Path) -> None:
 
 
 def write_outputs(study, pipe: Pipeline, space: SearchSpace, settings: Settings, out: Path, *, url: str,
-                  worker: str, ran: int, register: str | None, quiet: bool, optuna) -> SweepResult:
+                  worker: str, ran: int, register: str | None, quiet: bool, optuna, retrain=None) -> SweepResult:
     """trials.csv, sweep.png, best/ (when this machine holds the best model), latent_vs_pca.tsv (VAE
     with --by), summary.json; a short report on stderr."""
     from gengen.sweep.study import PLANNED_ATTR, SweepResult, finished_count, redact, trial_dir
@@ -190,7 +190,9 @@ def write_outputs(study, pipe: Pipeline, space: SearchSpace, settings: Settings,
                     "worker": b.user_attrs.get("worker"), "model": b.user_attrs.get("model")}
             src = trial_dir(out, b.number)
             dest = out / "best"
-            if src.is_dir():
+            if not (src / "config.json").is_file():
+                _await_or_retrain(b, src, retrain, quiet)
+            if (src / "config.json").is_file():
                 if previous.get("best", {}).get("trial") != b.number or not dest.is_dir():
                     _copy_model(src, dest)
                 outputs["best"] = dest
@@ -223,6 +225,38 @@ def write_outputs(study, pipe: Pipeline, space: SearchSpace, settings: Settings,
                          notes)
     _report(result, summary, pipe, pca, quiet)
     return result
+
+
+def _await_or_retrain(trial, src: Path, retrain, quiet: bool) -> None:
+    """The best trial's model is not in the sweep folder (yet). If the worker that ran it lives on this
+    machine and is still running, it writes the model when it stops: wait for it. If that worker is
+    gone (killed before writing it), train the configuration again here. A model on another machine
+    stays there (the report says where)."""
+    import socket
+    import time
+
+    host, _, pid = str(trial.user_attrs.get("worker", "")).rpartition(":")
+    if host != socket.gethostname() or not pid.isdigit():
+        return
+    deadline = time.monotonic() + 120  # writing a model takes seconds; a pid alive for longer is reused
+    while _alive(int(pid)) and not (src / "config.json").is_file() and time.monotonic() < deadline:
+        time.sleep(0.5)
+    if not (src / "config.json").is_file() and retrain is not None:
+        log(f"the best trial ({trial.number}) lost its model with its worker (pid {pid}); training it again here",
+            quiet)
+        retrain(trial, src)
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _read_json(path: Path) -> dict:

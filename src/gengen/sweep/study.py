@@ -149,8 +149,6 @@ def open_storage(url: str, heartbeat: float | None = None):
 
     Connection problems become one line naming the host and port; nothing is created on failure.
     """
-    import inspect
-
     import optuna
     from sqlalchemy.exc import SQLAlchemyError
 
@@ -166,12 +164,7 @@ def open_storage(url: str, heartbeat: float | None = None):
         if u.database and u.database != ":memory:":
             Path(u.database).parent.mkdir(parents=True, exist_ok=True)
     if heartbeat is not None:
-        beat = max(1, int(math.ceil(heartbeat)))
-        kwargs.update(heartbeat_interval=beat, grace_period=GRACE_FACTOR * beat)
-        # optuna >= 4.? names it heartbeat_stale_trial_callback; older: failed_trial_callback
-        names = inspect.signature(optuna.storages.RDBStorage.__init__).parameters
-        cb = "heartbeat_stale_trial_callback" if "heartbeat_stale_trial_callback" in names else "failed_trial_callback"
-        kwargs[cb] = _requeue
+        kwargs.update(_heartbeat_kwargs(heartbeat))
     where = _where(u)
     try:
         with _quiet_optuna():
@@ -189,6 +182,32 @@ def open_storage(url: str, heartbeat: float | None = None):
     if backend == "sqlite":
         _tune_sqlite(storage.engine)
     return storage
+
+
+def _heartbeat_kwargs(heartbeat: float) -> dict:
+    """RDBStorage's heartbeat arguments: beat interval, stale after GRACE_FACTOR beats, re-queue then."""
+    import inspect
+
+    import optuna
+
+    beat = max(1, int(math.ceil(heartbeat)))
+    # optuna 4.9+ calls the callback heartbeat_stale_trial_callback; before: failed_trial_callback
+    names = inspect.signature(optuna.storages.RDBStorage.__init__).parameters
+    cb = "heartbeat_stale_trial_callback" if "heartbeat_stale_trial_callback" in names else "failed_trial_callback"
+    return {"heartbeat_interval": beat, "grace_period": GRACE_FACTOR * beat, cb: _requeue}
+
+
+def enable_heartbeat(storage, heartbeat: float):
+    """Turn heartbeats on for an open RDBStorage (they are plain settings of the storage object: this
+    saves a second connection and schema check); a storage without those settings is reopened."""
+    kw = _heartbeat_kwargs(heartbeat)
+    if all(hasattr(storage, k) for k in kw):
+        for k, v in kw.items():
+            setattr(storage, k, v)
+        if hasattr(storage, "failed_trial_callback"):  # optuna 4.9+ keeps both names in step
+            storage.failed_trial_callback = _requeue
+        return storage
+    return None
 
 
 def _postgres_driver() -> str:
@@ -385,7 +404,7 @@ def run_sweep(
                     _same(settings.data, fingerprint, "data", name)
                 else:
                     settings.options, settings.data = options, fingerprint
-                storage_obj = open_storage(url, heartbeat=settings.heartbeat)
+                storage_obj = enable_heartbeat(base, settings.heartbeat) or open_storage(url, settings.heartbeat)
                 sampler_seed = settings.seed if existing is None else _worker_seed(settings.seed)
                 st = _create_or_load(storage_obj, name, settings, sampler_seed, pruner, existing)
                 if st is None:
@@ -393,7 +412,6 @@ def run_sweep(
                 if add:
                     _enqueue(st, the_space, settings, add)
                 break
-        base.engine.dispose()
         _write_marker(out, name, url, pipe.name)
         worker = worker_name()
         planned = int(st.user_attrs.get(PLANNED_ATTR, 0))
@@ -404,7 +422,8 @@ def run_sweep(
         from gengen.sweep.report import write_outputs
 
         return write_outputs(st, pipe, the_space, settings, out, url=url, worker=worker, ran=ran,
-                             register=register, quiet=quiet, optuna=optuna)
+                             register=register, quiet=quiet, optuna=optuna,
+                             retrain=lambda t, p: retrain_trial(pipe, loaded, the_space, settings, t, p, device))
 
 
 def _check_options(trials, sampler, pruner, heartbeat, storage, study, register, pipe) -> None:
@@ -680,35 +699,96 @@ def _work(st, pipe: Pipeline, data, space: SearchSpace, settings: Settings, out:
 
     grid_mode = settings.sampler == "grid"
     poll = min(5.0, settings.heartbeat)
-    saved: dict[int, float] = {}
+    keeper = _BestKeeper(st, out, settings.direction)
     ran = 0
     said_waiting = False
     planned = int(st.user_attrs.get(PLANNED_ATTR, 0))
-    while True:
-        with _quiet_optuna():
-            optuna.storages.fail_stale_trials(st)
-            trial = _pop(st)
-        if trial is None:
-            running = st.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))
-            if not running:
-                break
-            if not said_waiting:
-                log(f"no trial left to start; waiting for {len(running)} running on other workers "
-                    f"(re-queued if a worker stops for {GRACE_FACTOR * settings.heartbeat:g} s)", quiet)
-                said_waiting = True
-            time.sleep(poll)
-            continue
-        said_waiting = False
-        outcome = _run_trial(st, trial, pipe, data, space, settings, out, device, worker, grid_mode, saved)
-        ran += outcome is not None
-        _forget_beaten(st, saved, settings.direction, out)
-        if outcome is not None:
-            _progress(st, trial.number, outcome, pipe, settings, planned, quiet)
-    _forget_beaten(st, saved, settings.direction, out)
+    try:
+        while True:
+            with _quiet_optuna():
+                optuna.storages.fail_stale_trials(st)
+                trial = _pop(st)
+            if trial is None:
+                keeper.flush()  # nothing more for this worker to start: write its best model now
+                running = st.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))
+                if not running:
+                    break
+                if not said_waiting:
+                    log(f"no trial left to start; waiting for {len(running)} running on other workers "
+                        f"(re-queued if a worker stops for {GRACE_FACTOR * settings.heartbeat:g} s)", quiet)
+                    said_waiting = True
+                time.sleep(poll)
+                continue
+            said_waiting = False
+            outcome = _run_trial(st, trial, pipe, data, space, settings, device, worker, grid_mode, keeper)
+            ran += outcome is not None
+            keeper.forget_beaten()
+            if outcome is not None:
+                _progress(st, trial.number, outcome, pipe, settings, planned, quiet)
+    finally:  # also on Ctrl-C: the best model trained here is not lost
+        keeper.flush()
+        keeper.forget_beaten()
     return ran
 
 
-def _run_trial(st, trial, pipe, data, space, settings, out, device, worker, grid_mode, saved):
+SAVE_AT_ONCE_SECONDS = 30.0
+
+
+class _BestKeeper:
+    """This worker's best model. A model that beats the study's best is written at once when it took
+    ``SAVE_AT_ONCE_SECONDS`` or more to train (the write is then a few per cent of it, and a crash
+    cannot lose it); a quicker one is kept in memory and written when the worker runs out of trials,
+    so a sweep of short trials writes one model per worker instead of one per improvement. A model
+    lost with a killed worker is retrained from its parameters when the outputs are written."""
+
+    def __init__(self, st, out: Path, direction: str):
+        self.st, self.out, self.direction = st, out, direction
+        self.saved: dict[int, float] = {}  # written by this worker: trial number -> objective
+        self.pending: tuple[int, float, Any] | None = None
+
+    def offer(self, number: int, value: float, model, seconds: float) -> Path:
+        path = trial_dir(self.out, number)
+        if seconds >= SAVE_AT_ONCE_SECONDS:
+            _save_model(model, path)
+            self.saved[number] = value
+        else:
+            self.pending = (number, value, model)
+        return path
+
+    def withdraw(self, number: int) -> None:
+        """The trial was taken away (stale) before it could be told: its model does not count."""
+        if self.pending is not None and self.pending[0] == number:
+            self.pending = None
+        if self.saved.pop(number, None) is not None:
+            shutil.rmtree(trial_dir(self.out, number), ignore_errors=True)
+
+    def flush(self) -> None:
+        if self.pending is None:
+            return
+        number, value, model = self.pending
+        self.pending = None
+        if _better(value, _best_value(self.st, self.direction), self.direction):
+            _save_model(model, trial_dir(self.out, number))
+            self.saved[number] = value
+
+    def forget_beaten(self) -> None:
+        """Delete this worker's saved models that a better complete trial has beaten (never another's)."""
+        best = _best_value(self.st, self.direction)
+        for number, value in list(self.saved.items()):
+            if best is not None and _better(best, value, self.direction, strict=True):
+                shutil.rmtree(trial_dir(self.out, number), ignore_errors=True)
+                del self.saved[number]
+        if self.pending is not None and best is not None and _better(best, self.pending[1], self.direction, strict=True):
+            self.pending = None
+
+
+def _save_model(model, path: Path) -> None:
+    if path.exists():
+        shutil.rmtree(path)
+    model.save(path)
+
+
+def _run_trial(st, trial, pipe, data, space, settings, device, worker, grid_mode, keeper: _BestKeeper):
     """Train one trial and tell the study; returns a short outcome dict, or None if the trial was
     taken away (its heartbeat went stale) and re-queued meanwhile."""
     import optuna
@@ -738,10 +818,7 @@ def _run_trial(st, trial, pipe, data, space, settings, out, device, worker, grid
         if not math.isfinite(value):
             raise GengenError(f"the objective {pipe.objective} is not finite ({value})")
         if _better(value, _best_value(st, settings.direction), settings.direction):
-            path = trial_dir(out, trial.number)
-            if path.exists():
-                shutil.rmtree(path)
-            result.model.save(path)
+            path = keeper.offer(trial.number, value, result.model, time.perf_counter() - start)
         state = TrialState.COMPLETE
     except optuna.TrialPruned as exc:
         state, note = TrialState.PRUNED, str(exc)
@@ -779,23 +856,19 @@ def _run_trial(st, trial, pipe, data, space, settings, out, device, worker, grid
     except optuna.exceptions.UpdateFinishedTrialError:
         frozen = None
     if frozen is None or frozen.state != state:  # taken away as stale while it ran: the retry counts
-        if path is not None:
-            shutil.rmtree(path, ignore_errors=True)
+        keeper.withdraw(trial.number)
         return None
-    if path is not None:
-        saved[trial.number] = value
     return {"state": state.name.lower(), "value": value if state == TrialState.COMPLETE else frozen.value,
             "values": dict(frozen.params), "seconds": seconds, "epochs": last_epoch[0], "note": note,
             "worker": worker}
 
 
-def _forget_beaten(st, saved: dict[int, float], direction: str, out: Path) -> None:
-    """Delete this worker's saved models that a better complete trial has beaten (never another's)."""
-    best = _best_value(st, direction)
-    for number, value in list(saved.items()):
-        if best is not None and _better(best, value, direction, strict=True):
-            shutil.rmtree(trial_dir(out, number), ignore_errors=True)
-            del saved[number]
+def retrain_trial(pipe: Pipeline, data, space: SearchSpace, settings: Settings, trial, path: Path,
+                  device: str = "auto") -> None:
+    """Train a finished trial's configuration again (same seed: the same model on the CPU) into ``path``."""
+    result = pipe.train(data, {**space.fixed, **trial.params}, seed=settings.seed, device=device,
+                        on_epoch=lambda epoch, row: None)
+    _save_model(result.model, path)
 
 
 def _progress(st, number: int, o: dict, pipe: Pipeline, settings: Settings, planned: int, quiet: bool) -> None:

@@ -1,0 +1,139 @@
+"""gengen sweep: overhead against running the same trials by hand, and 1 vs 2 worker processes.
+
+(1) Overhead, in one process: the same VAE configurations (a grid, pruning off so every trial runs to
+    its end) trained one after another by hand -- ``VAEModel.train`` then ``model.save`` for each, as
+    ``gengen vae-train`` does -- and through ``run_sweep`` (SQLite study, per-epoch reports to the
+    database, heartbeats, best-model saves, trials table, figure). The sweep must give the same
+    objective values (same seeds); prints both times and the ratio sweep / by hand (target <= 1.05),
+    and also the ratio against training alone (no saves at all: the strictest reference).
+(2) Workers: the same 8-trial grid through ``gengen sweep vae`` as one worker process, then as two
+    worker processes started together on one SQLite study (``--threads 1`` each); prints the wall
+    times (process start to last exit) and the speed-up.
+
+Workload (defaults): a synthetic Tybalt-shaped matrix, 1,000 samples x 5,000 genes (low-rank plus
+noise, log-scale), k = 20..100, batch 50, 15 epochs per trial.
+
+    python benchmarks/sweep.py                        # both parts (~4 minutes on 2 idle cores)
+    python benchmarks/sweep.py --part overhead --samples 500 --epochs 5      # quick look
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+GRID = {"latent": [20, 50, 100, 75], "lr": [5e-4, 1e-3]}
+
+
+def synthetic_expression(n: int, genes: int, seed: int = 0):
+    """Samples x genes AnnData on a log2 scale with 20 latent factors."""
+    import anndata as ad
+    import pandas as pd
+
+    rng = np.random.default_rng(seed)
+    z = rng.standard_normal((n, 20)).astype(np.float32)
+    w = rng.standard_normal((20, genes)).astype(np.float32) / 4
+    x = 6 + z @ w + 0.5 * rng.standard_normal((n, genes)).astype(np.float32)
+    return ad.AnnData(x, obs=pd.DataFrame(index=[f"s{i}" for i in range(n)]),
+                      var=pd.DataFrame(index=[f"g{j}" for j in range(genes)]))
+
+
+def overhead(adata, epochs: int, out: Path) -> None:
+    import torch
+
+    from gengen.sweep import ExpressionData, build_space, get_pipeline, run_sweep
+    from gengen.vae import VAEModel, VAERecipe
+
+    torch.set_num_threads(1)
+    space = {**GRID, "epochs": epochs}
+    configs = build_space("vae", space, get_pipeline("vae").params).grid()
+    # warm-up outside both timings: first-call costs (imports, allocator, kernels) belong to neither side
+    VAEModel.train(adata, VAERecipe(latent_dim=20, epochs=1), device="cpu", quiet=True).save(out / "warm")
+
+    def by_hand(save: bool) -> tuple[float, list[float]]:
+        values = []
+        start = time.perf_counter()
+        for i, c in enumerate(configs):
+            recipe = VAERecipe(latent_dim=c["latent"], learning_rate=c["lr"], epochs=epochs, seed=0)
+            model = VAEModel.train(adata, recipe, device="cpu", quiet=True)
+            values.append(float(model.history["val_recon"].iloc[-1]))
+            if save:
+                model.save(out / f"hand_{i}")
+        return time.perf_counter() - start, values
+
+    t_hand, v_hand = by_hand(save=True)
+    t_train, _ = by_hand(save=False)
+    start = time.perf_counter()
+    res = run_sweep("vae", ExpressionData(adata), out / "sweep", space=space, pruner="none", quiet=True)
+    t_sweep = time.perf_counter() - start
+    v_sweep = res.table.sort_values("trial")["val_recon"].tolist()
+    same = np.allclose(v_sweep, v_hand, rtol=1e-5)
+    print(f"overhead: {len(configs)} VAE trials on {adata.n_obs} x {adata.n_vars}, {epochs} epochs each, 1 thread")
+    print(f"  by hand (train + save each):  {t_hand:7.2f} s")
+    print(f"  training alone (no saves):     {t_train:7.2f} s")
+    print(f"  gengen sweep (SQLite study):   {t_sweep:7.2f} s   same objective values: {same}")
+    print(f"  ratio sweep / by hand:         {t_sweep / t_hand:7.3f}   (target <= 1.05)")
+    print(f"  ratio sweep / training alone:  {t_sweep / t_train:7.3f}")
+    if not same:
+        print(f"  values differ: sweep {v_sweep} vs by hand {v_hand}")
+
+
+def workers(h5ad: Path, epochs: int, out: Path) -> None:
+    space = out / "space.toml"
+    space.write_text("".join(f"{k} = {list(v)}\n" for k, v in GRID.items()) + f"epochs = {epochs}\n")
+    env = {**os.environ, "PYTHONPATH": str(REPO / "src"), "GENGEN_NO_PROGRESS": "1"}
+
+    def run(n: int, folder: str) -> float:
+        cmd = [sys.executable, "-c", "from gengen.cli import main; main()", "sweep", "vae", str(h5ad), "-o",
+               str(out / folder), "--space", str(space), "--pruner", "none", "--threads", "1", "-q"]
+        start = time.perf_counter()
+        procs = [subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL) for _ in range(n)]
+        codes = [p.wait() for p in procs]
+        wall = time.perf_counter() - start
+        if any(codes):
+            raise SystemExit(f"a worker failed: exit codes {codes}")
+        return wall
+
+    one = run(1, "one")
+    two = run(2, "two")
+    import pandas as pd
+
+    t2 = pd.read_csv(out / "two" / "trials.csv")
+    print(f"workers: 8-trial VAE grid, {epochs} epochs per trial, --threads 1 per worker (process start to exit)")
+    print(f"  1 worker:  {one:7.2f} s")
+    print(f"  2 workers: {two:7.2f} s   ({t2['worker'].nunique()} workers took trials: "
+          f"{t2['worker'].value_counts().tolist()})")
+    print(f"  speed-up 1 -> 2 workers: {one / two:5.2f}x  (os.cpu_count() = {os.cpu_count()}; load average "
+          f"{os.getloadavg()[0]:.1f} at the end)")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--part", choices=("all", "overhead", "workers"), default="all")
+    ap.add_argument("--samples", type=int, default=1000)
+    ap.add_argument("--genes", type=int, default=5000)
+    ap.add_argument("--epochs", type=int, default=15)
+    args = ap.parse_args()
+    os.environ.setdefault("GENGEN_NO_PROGRESS", "1")
+    adata = synthetic_expression(args.samples, args.genes)
+    print(f"load average at the start: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
+    with tempfile.TemporaryDirectory(prefix="gengen-sweep-bench-") as tmp:
+        out = Path(tmp)
+        if args.part in ("all", "overhead"):
+            overhead(adata, args.epochs, out)
+        if args.part in ("all", "workers"):
+            h5ad = out / "data.h5ad"
+            adata.write_h5ad(h5ad)
+            workers(h5ad, args.epochs, out)
+
+
+if __name__ == "__main__":
+    main()
