@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -16,7 +15,7 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from conftest import REPO, assert_one_line_error, make_toy_expression
+from conftest import assert_one_line_error, make_toy_expression
 from gengen.cli import app
 from gengen.errors import GengenError
 
@@ -62,23 +61,40 @@ def _space_file(tmp_path: Path, spec: dict, name: str = "space.toml") -> Path:
     return path
 
 
-def _worker(args: list[str], log_path: Path) -> subprocess.Popen:
-    """A separate `gengen sweep ...` process (a worker), with this checkout's sources first."""
-    env = {**os.environ, "PYTHONPATH": str(REPO / "src"), "GENGEN_THREADS": "1", "GENGEN_NO_PROGRESS": "1"}
-    fh = open(log_path, "w")  # noqa: SIM115 - closed with the process by the caller's wait
-    return subprocess.Popen([sys.executable, "-c", "from gengen.cli import main; main()", "sweep", *args],
-                            stdout=fh, stderr=subprocess.STDOUT, env=env)
+def _child(args: list[str], log_path: str) -> None:
+    """A forked worker: `gengen sweep ARGS` with its output in ``log_path``."""
+    fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    os.dup2(fd, 1)
+    os.dup2(fd, 2)
+    sys.stdout = open(1, "w", buffering=1, closefd=False)  # noqa: SIM115 - pytest replaced the parent's
+    sys.stderr = open(2, "w", buffering=1, closefd=False)  # noqa: SIM115
+    os.environ.update(GENGEN_THREADS="1", GENGEN_NO_PROGRESS="1")
+    sys.argv = ["gengen", "sweep", *args]
+    from gengen.cli import main
+
+    main()
 
 
-def _wait(procs: list[subprocess.Popen], logs: list[Path], timeout: float = 120) -> None:
+def _worker(args: list[str], log_path: Path):
+    """A worker process on the study. Forked from this (already imported) test process, so it starts in
+    milliseconds instead of the seconds a fresh interpreter spends importing torch; it is still a
+    separate process with its own database connections, pid and fate (benchmarks/sweep.py starts
+    workers as fresh interpreters)."""
+    import multiprocessing
+
+    proc = multiprocessing.get_context("fork").Process(target=_child, args=(args, str(log_path)), daemon=True)
+    proc.start()
+    return proc
+
+
+def _wait(procs, logs: list[Path], timeout: float = 120) -> None:
     deadline = time.monotonic() + timeout
     for p, log in zip(procs, logs):
-        try:
-            p.wait(timeout=max(1, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
+        p.join(timeout=max(1, deadline - time.monotonic()))
+        if p.exitcode is None:
             p.kill()
-            raise AssertionError(f"worker timed out:\n{log.read_text()}") from None
-        assert p.returncode == 0, log.read_text()
+            raise AssertionError(f"worker timed out:\n{log.read_text()}")
+        assert p.exitcode == 0, log.read_text()
 
 
 def _trials(url: str, study: str) -> list:
@@ -395,8 +411,7 @@ def _two_workers(tmp_path, toy_h5ad, extra: list[str], space: dict, n: int) -> l
 
 
 def test_two_workers_share_an_sqlite_study_exactly(tmp_path, toy_h5ad):
-    space = {**FAST_GRID, "epochs": 40}
-    logs = _two_workers(tmp_path, toy_h5ad, [], space, 6)
+    logs = _two_workers(tmp_path, toy_h5ad, [], {**FAST_GRID, "epochs": 10}, 6)
     url = f"sqlite:///{tmp_path / 'sw' / 'study.db'}"
     trials = _trials(url, "vae")
     _assert_exact(trials, 6)
@@ -407,7 +422,7 @@ def test_two_workers_share_an_sqlite_study_exactly(tmp_path, toy_h5ad):
 
 def test_two_workers_share_a_postgres_study_exactly(tmp_path, toy_h5ad, postgres):
     url = postgres.url()
-    logs = _two_workers(tmp_path, toy_h5ad, ["--storage", url, "--study", "pg-two"], {**FAST_GRID, "epochs": 40}, 6)
+    logs = _two_workers(tmp_path, toy_h5ad, ["--storage", url, "--study", "pg-two"], {**FAST_GRID, "epochs": 10}, 6)
     trials = _trials(url, "pg-two")
     _assert_exact(trials, 6)
     assert len(trials) == 6
@@ -419,7 +434,7 @@ def test_killed_worker_trial_is_failed_requeued_and_finished_once(tmp_path, toy_
     """kill -9 one worker in the middle of a trial: its heartbeat stops, another worker marks that trial
     failed after three missed beats and runs the queued copy; the study still completes its 3 trials."""
     url = postgres.url()
-    spec = _space_file(tmp_path, {"lr": [0.003, 0.002, 0.001], "epochs": 400, "batch_size": 16})
+    spec = _space_file(tmp_path, {"lr": [0.003, 0.002, 0.001], "epochs": 150, "batch_size": 16})
     args = ["vae", str(toy_h5ad), "-o", str(tmp_path / "sw"), "--space", str(spec), "--pruner", "none",
             "--storage", url, "--study", "kill", "--heartbeat", "1"]
     victim = _worker(args, tmp_path / "victim.log")
@@ -431,10 +446,10 @@ def test_killed_worker_trial_is_failed_requeued_and_finished_once(tmp_path, toy_
             running = []
         if running:
             break
-        assert victim.poll() is None and time.monotonic() < deadline, (tmp_path / "victim.log").read_text()
+        assert victim.is_alive() and time.monotonic() < deadline, (tmp_path / "victim.log").read_text()
         time.sleep(0.2)
     os.kill(victim.pid, signal.SIGKILL)
-    victim.wait()
+    victim.join()
     killed = running[0].number
     survivor = _worker(args, tmp_path / "survivor.log")
     _wait([survivor], [tmp_path / "survivor.log"], timeout=150)
@@ -447,3 +462,21 @@ def test_killed_worker_trial_is_failed_requeued_and_finished_once(tmp_path, toy_
     table = pd.read_csv(tmp_path / "sw" / "trials.csv").set_index("trial")
     assert f"re-queued as trial {retry[0].number}" in table.loc[killed, "note"]
     assert table.loc[killed, "state"] == "fail"
+
+
+def test_grid_subset_is_seeded_and_extends_without_repeats(tmp_path):
+    """A plan smaller than the grid takes a seeded subset (run in grid order); --resume with more trials
+    adds grid points never run before, whatever order the joining worker wrote its space in."""
+    from gengen.sweep import ExpressionData, run_sweep
+
+    toy = make_toy_expression()
+    space = {"latent": [2, 3, 4], "lr": [3e-3, 1e-3], "epochs": 2, "batch_size": 16}
+    first = run_sweep("vae", ExpressionData(toy), tmp_path / "g", space=space, trials=2, pruner="none", quiet=True)
+    picked = first.table[["latent", "lr"]].apply(tuple, axis=1).tolist()
+    grid = [(a, b) for a in (2, 3, 4) for b in (3e-3, 1e-3)]
+    assert len(set(picked)) == 2 and picked == sorted(picked, key=grid.index)
+    reordered = {"lr": [3e-3, 1e-3], "latent": [2, 3, 4], "batch_size": 16, "epochs": 2}
+    more = run_sweep("vae", ExpressionData(toy), tmp_path / "g", space=reordered, trials=5, resume=True,
+                     pruner="none", quiet=True)
+    allp = more.table[["latent", "lr"]].apply(tuple, axis=1).tolist()
+    assert len(allp) == 5 and len(set(allp)) == 5 and allp[:2] == picked

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from gengen.errors import GengenError, preview
+from gengen.errors import GengenError
 
 
 @dataclass(frozen=True)
@@ -250,7 +250,10 @@ def _range(p: Param, raw: dict, where: str, name: str):
 
 def read_space_file(path: str | Path) -> dict[str, Any]:
     """Parse a TOML space file into a ``{name: spec}`` mapping (a ``[params]`` table is also accepted)."""
-    import tomllib
+    try:
+        import tomllib
+    except ModuleNotFoundError:  # Python 3.10
+        import tomli as tomllib
 
     path = Path(path)
     if not path.is_file():
@@ -281,9 +284,3 @@ def resolve_space(pipeline: str, space: str | Path | dict | None, params: dict[s
         f"({', '.join(builtins)})."
     )
 
-
-def check_names(names, params: dict[str, Param]) -> None:
-    """For callers that fix parameters by name outside a space."""
-    unknown = [n for n in names if n not in params]
-    if unknown:
-        raise GengenError(f"unknown parameter(s) {preview(unknown)}; valid names: {', '.join(params)}.")

@@ -154,34 +154,51 @@ def open_storage(url: str, heartbeat: float | None = None):
 
     u = _parse_url(url)
     backend = u.get_backend_name()
-    if backend == "postgresql" and u.drivername == "postgresql":  # no driver named: the one installed
-        url = u.set(drivername=f"postgresql+{_postgres_driver()}").render_as_string(hide_password=False)
-    kwargs: dict[str, Any] = {"engine_kwargs": {}}
-    if backend == "postgresql":
-        kwargs["engine_kwargs"] = {"pool_pre_ping": True, "connect_args": {"connect_timeout": 10}}
-    elif backend == "sqlite":
-        kwargs["engine_kwargs"] = {"connect_args": {"timeout": 120}}
-        if u.database and u.database != ":memory:":
-            Path(u.database).parent.mkdir(parents=True, exist_ok=True)
+    kwargs: dict[str, Any] = {"engine_kwargs": _engine_kwargs(u)}
     if heartbeat is not None:
         kwargs.update(_heartbeat_kwargs(heartbeat))
-    where = _where(u)
     try:
         with _quiet_optuna():
-            storage = optuna.storages.RDBStorage(url, **kwargs)
+            storage = optuna.storages.RDBStorage(_engine_url(u), **kwargs)
     except ImportError:
-        pkg = {"postgresql": "psycopg2-binary or psycopg[binary]", "mysql": "pymysql"}.get(backend,
-                                                                                           f"a driver for {backend}")
-        raise GengenError(f"cannot open {redact(url)}: its database driver is not installed (pip install {pkg}).") from None
+        raise _driver_error(u) from None
     except (SQLAlchemyError, OSError) as exc:
-        first = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0][:200]
-        if backend == "sqlite":
-            raise GengenError(f"cannot open the SQLite study file {u.database!r}: {first}.") from None
-        raise GengenError(f"cannot reach the database at {where} ({first}); check --storage and that the server "
-                          "runs and accepts connections from this machine.") from None
+        raise _connection_error(u, exc) from None
     if backend == "sqlite":
         _tune_sqlite(storage.engine)
     return storage
+
+
+def _engine_url(u) -> str:
+    """A bare ``postgresql://`` gets the driver that is installed."""
+    if u.get_backend_name() == "postgresql" and u.drivername == "postgresql":
+        u = u.set(drivername=f"postgresql+{_postgres_driver()}")
+    return u.render_as_string(hide_password=False)
+
+
+def _engine_kwargs(u) -> dict:
+    if u.get_backend_name() == "postgresql":  # fail fast on an unreachable server; survive server restarts
+        return {"pool_pre_ping": True, "connect_args": {"connect_timeout": 10}}
+    if u.get_backend_name() == "sqlite":
+        if u.database and u.database != ":memory:":
+            Path(u.database).parent.mkdir(parents=True, exist_ok=True)
+        return {"connect_args": {"timeout": 120}}
+    return {}
+
+
+def _driver_error(u) -> GengenError:
+    backend = u.get_backend_name()
+    pkg = {"postgresql": "'gengen[postgres]' (psycopg2-binary)", "mysql": "pymysql"}.get(backend, f"a driver for {backend}")
+    return GengenError(f"cannot open {u.render_as_string(hide_password=True)}: its database driver is not installed "
+                       f"(pip install {pkg}).")
+
+
+def _connection_error(u, exc: Exception) -> GengenError:
+    first = (str(getattr(exc, "orig", None) or exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+    if u.get_backend_name() == "sqlite":
+        return GengenError(f"cannot open the SQLite study file {u.database!r}: {first}.")
+    return GengenError(f"cannot reach the database at {_where(u)} ({first}); check --storage and that the server "
+                       "runs and accepts connections from this machine.")
 
 
 def _heartbeat_kwargs(heartbeat: float) -> dict:
@@ -225,18 +242,48 @@ def _where(u) -> str:
     return f"{u.host or 'localhost'}:{u.port or default_port}"
 
 
+SETUP_LOCK_KEY = 0x67656E67656E  # "gengen": PostgreSQL advisory lock taken while a worker sets a study up
+
+
 @contextlib.contextmanager
 def _setup_lock(url: str) -> Iterator[None]:
-    """Serialise study creation between processes sharing one SQLite file (a file lock beside it)."""
+    """Serialise schema creation and study set-up between workers: a file lock beside an SQLite file,
+    a PostgreSQL advisory lock on the server (any machine); other databases go unlocked (a creation
+    race there is reported as an error and the command can simply be run again)."""
     u = _parse_url(url)
-    if u.get_backend_name() != "sqlite" or not u.database or u.database == ":memory:":
+    backend = u.get_backend_name()
+    if backend == "postgresql":
+        import sqlalchemy
+        from sqlalchemy.exc import SQLAlchemyError
+        from sqlalchemy.pool import NullPool
+
+        try:
+            engine = sqlalchemy.create_engine(_engine_url(u), poolclass=NullPool, **_engine_kwargs(u))
+            conn = engine.connect()
+        except ImportError:
+            raise _driver_error(u) from None
+        except (SQLAlchemyError, OSError) as exc:
+            raise _connection_error(u, exc) from None
+        try:
+            conn.exec_driver_sql(f"SELECT pg_advisory_lock({SETUP_LOCK_KEY})")
+            conn.commit()
+            yield
+        finally:
+            with contextlib.suppress(Exception):
+                conn.exec_driver_sql(f"SELECT pg_advisory_unlock({SETUP_LOCK_KEY})")
+                conn.commit()
+            conn.close()
+            engine.dispose()
+        return
+    if backend != "sqlite" or not u.database or u.database == ":memory:":
         yield
         return
     try:
         import fcntl
-    except ImportError:  # Windows: no advisory locks; creation races there are unlikely and reported
+    except ImportError:  # Windows: no advisory file locks
         yield
         return
+    Path(u.database).parent.mkdir(parents=True, exist_ok=True)
     with open(f"{u.database}.lock", "a+") as fh:
         fcntl.flock(fh, fcntl.LOCK_EX)
         try:
@@ -265,7 +312,7 @@ class Settings:
     space_name: str = "custom"
 
     def to_json(self) -> str:
-        return json.dumps(self.__dict__, sort_keys=True)
+        return json.dumps(self.__dict__)  # insertion order kept: the space's order is its grid's order
 
     @classmethod
     def from_json(cls, text: str) -> Settings:
@@ -387,31 +434,31 @@ def run_sweep(
     chosen = resolve_space(pipe.name, space, pipe.params, pipe.spaces) if space is not None else None
     if chosen is not None and sampler == "grid":
         chosen.grid()  # continuous ranges cannot be a grid: say so before touching any storage
-    loaded = None
     with _quiet_optuna():
-        base = open_storage(url)  # unreachable database: one line, before anything is read or created
-        for _attempt in range(2):  # a second pass joins a study another worker created at the same moment
-            with _setup_lock(url):
-                existing = _load_settings(base, name, pipe, url, resume)
-                settings, the_space, add = _settle(pipe, existing, chosen, trials, sampler, pruner, seed,
-                                                   heartbeat, name, resume)
-                pipe.check_recipe(list(the_space.dimensions) + list(the_space.fixed))
-                if loaded is None:
-                    loaded = data() if callable(data) else data
-                options, fingerprint = loaded.options(), loaded.fingerprint()
-                if existing is not None:
-                    _same(settings.options, options, "options", name)
-                    _same(settings.data, fingerprint, "data", name)
-                else:
-                    settings.options, settings.data = options, fingerprint
-                storage_obj = enable_heartbeat(base, settings.heartbeat) or open_storage(url, settings.heartbeat)
-                sampler_seed = settings.seed if existing is None else _worker_seed(settings.seed)
-                st = _create_or_load(storage_obj, name, settings, sampler_seed, pruner, existing)
-                if st is None:
-                    continue
-                if add:
-                    _enqueue(st, the_space, settings, add)
-                break
+        with _setup_lock(url):  # unreachable database: one line, before anything is read or created
+            base = open_storage(url)
+            existing = _load_settings(base, name, pipe, url, resume)
+            _, the_space, _ = _settle(pipe, existing, chosen, trials, sampler, pruner, seed, heartbeat, name, resume)
+            pipe.check_recipe(list(the_space.dimensions) + list(the_space.fixed))
+        loaded = data() if callable(data) else data  # outside the lock: other workers need not wait for it
+        options, fingerprint = loaded.options(), loaded.fingerprint()
+        with _setup_lock(url):  # again: another worker may have created the study meanwhile
+            existing = _load_settings(base, name, pipe, url, resume)
+            settings, the_space, add = _settle(pipe, existing, chosen, trials, sampler, pruner, seed, heartbeat,
+                                               name, resume)
+            if existing is not None:
+                _same(settings.options, options, "options", name)
+                _same(settings.data, fingerprint, "data", name)
+            else:
+                settings.options, settings.data = options, fingerprint
+            storage_obj = enable_heartbeat(base, settings.heartbeat) or open_storage(url, settings.heartbeat)
+            sampler_seed = settings.seed if existing is None else _worker_seed(settings.seed)
+            st = _create_or_load(storage_obj, name, settings, sampler_seed, pruner, existing)
+            if st is None:
+                raise GengenError(f"the study {name!r} was created by another worker at the same moment; run the "
+                                  "command again to join it.")
+            if add:
+                _enqueue(st, the_space, settings, add)
         _write_marker(out, name, url, pipe.name)
         worker = worker_name()
         planned = int(st.user_attrs.get(PLANNED_ATTR, 0))
