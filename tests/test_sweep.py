@@ -462,6 +462,7 @@ def test_killed_worker_trial_is_failed_requeued_and_finished_once(tmp_path, toy_
     table = pd.read_csv(tmp_path / "sw" / "trials.csv").set_index("trial")
     assert f"re-queued as trial {retry[0].number}" in table.loc[killed, "note"]
     assert table.loc[killed, "state"] == "fail"
+    assert (tmp_path / "sw" / "best" / "config.json").is_file()  # written, or retrained if the victim held it
 
 
 def test_grid_subset_is_seeded_and_extends_without_repeats(tmp_path):
@@ -480,3 +481,20 @@ def test_grid_subset_is_seeded_and_extends_without_repeats(tmp_path):
                      pruner="none", quiet=True)
     allp = more.table[["latent", "lr"]].apply(tuple, axis=1).tolist()
     assert len(allp) == 5 and len(set(allp)) == 5 and allp[:2] == picked
+
+
+def test_best_model_lost_with_its_worker_is_retrained_identically(tmp_path, monkeypatch):
+    """Quick trials keep their model in memory until the worker stops; if that worker dies first, the
+    outputs step trains the best configuration again (same seed, same numbers on the CPU)."""
+    from gengen.sweep import ExpressionData, run_sweep
+    from gengen.sweep import study as sweep_study
+    from gengen.vae import VAEModel
+
+    monkeypatch.setattr(sweep_study._BestKeeper, "flush", lambda self: None)  # as if killed before writing
+    toy = make_toy_expression()
+    res = run_sweep("vae", ExpressionData(toy), tmp_path / "r", space={"latent": [2, 3], "epochs": 3, "batch_size": 16},
+                    pruner="none", quiet=True)
+    model = VAEModel.load(tmp_path / "r" / "best")
+    best = res.table.loc[res.table["val_recon"].idxmin()]
+    assert model.latent_dim == best["latent"]
+    assert float(model.history["val_recon"].iloc[-1]) == pytest.approx(best["val_recon"], rel=1e-6)

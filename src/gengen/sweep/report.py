@@ -32,7 +32,7 @@ def trials_table(study, objective: str, space: SearchSpace | None = None) -> pd.
     trials = study.get_trials(deepcopy=False)
     retried_as = {t.user_attrs["retry_of"]: t.number for t in trials if "retry_of" in t.user_attrs}
     names = list(space.dimensions) if space is not None else sorted({k for t in trials for k in t.params})
-    skip = {"worker", "seconds", "epochs", "model", "error", "slot", "grid_index", "retry_of", "attempt", "interrupted"}
+    skip = {"worker", "seconds", "epochs", "sweep_dir", "error", "slot", "grid_index", "retry_of", "attempt", "interrupted"}
     extra = sorted({k for t in trials for k in t.user_attrs if k not in skip})
     rows = []
     for t in trials:
@@ -192,8 +192,9 @@ def write_outputs(study, pipe: Pipeline, space: SearchSpace, settings: Settings,
         if complete:
             pick = min if pipe.direction == "minimize" else max
             b = pick(complete, key=lambda t: t.value)
+            where = Path(b.user_attrs.get("sweep_dir", out)) / "trials" / trial_dir(out, b.number).name
             best = {"trial": b.number, pipe.objective: b.value, "params": dict(b.params), "fixed": dict(space.fixed),
-                    "worker": b.user_attrs.get("worker"), "model": b.user_attrs.get("model")}
+                    "worker": b.user_attrs.get("worker"), "model": str(where)}
             src = trial_dir(out, b.number)
             dest = out / "best"
             if not (src / "config.json").is_file():
@@ -211,7 +212,7 @@ def write_outputs(study, pipe: Pipeline, space: SearchSpace, settings: Settings,
                     outputs["registered"] = target
             else:
                 notes.append(f"the best trial ({b.number}) ran on worker {b.user_attrs.get('worker')}; its model is "
-                             f"in that machine's {b.user_attrs.get('model')}")
+                             f"in that machine's {where}")
         waiting = sum(t.state == TrialState.WAITING for t in trials)
         running = sum(t.state == TrialState.RUNNING for t in trials)
         counts = {s: sum(t.state.name.lower() == s for t in trials) for s in ("complete", "pruned", "fail")}

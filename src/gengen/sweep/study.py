@@ -793,14 +793,12 @@ class _BestKeeper:
         self.saved: dict[int, float] = {}  # written by this worker: trial number -> objective
         self.pending: tuple[int, float, Any] | None = None
 
-    def offer(self, number: int, value: float, model, seconds: float) -> Path:
-        path = trial_dir(self.out, number)
+    def offer(self, number: int, value: float, model, seconds: float) -> None:
         if seconds >= SAVE_AT_ONCE_SECONDS:
-            _save_model(model, path)
+            _save_model(model, trial_dir(self.out, number))
             self.saved[number] = value
         else:
             self.pending = (number, value, model)
-        return path
 
     def withdraw(self, number: int) -> None:
         """The trial was taken away (stale) before it could be told: its model does not count."""
@@ -844,7 +842,6 @@ def _run_trial(st, trial, pipe, data, space, settings, device, worker, grid_mode
     hb = _Heartbeat(st._storage, trial._trial_id, settings.heartbeat)
     start = time.perf_counter()
     last_epoch = [0]
-    path = None
     state, value, note, metrics = TrialState.FAIL, None, "", {}
 
     def on_epoch(epoch: int, row: dict) -> None:
@@ -859,13 +856,14 @@ def _run_trial(st, trial, pipe, data, space, settings, device, worker, grid_mode
     try:
         with _quiet_optuna():
             trial.set_user_attr("worker", worker)
+            trial.set_user_attr("sweep_dir", str(keeper.out.resolve()))  # its model, if the best: trials/ in there
             values = _suggest(trial, space, grid_mode)
         result = pipe.train(data, {**space.fixed, **values}, seed=settings.seed, device=device, on_epoch=on_epoch)
         value, metrics = float(result.value), dict(result.metrics)
         if not math.isfinite(value):
             raise GengenError(f"the objective {pipe.objective} is not finite ({value})")
         if _better(value, _best_value(st, settings.direction), settings.direction):
-            path = keeper.offer(trial.number, value, result.model, time.perf_counter() - start)
+            keeper.offer(trial.number, value, result.model, time.perf_counter() - start)
         state = TrialState.COMPLETE
     except optuna.TrialPruned as exc:
         state, note = TrialState.PRUNED, str(exc)
@@ -894,8 +892,6 @@ def _run_trial(st, trial, pipe, data, space, settings, device, worker, grid_mode
             trial.set_user_attr("epochs", last_epoch[0])
             for k, v in metrics.items():
                 trial.set_user_attr(k, v)
-            if path is not None:
-                trial.set_user_attr("model", str(path.resolve()))
             if state == TrialState.FAIL:
                 trial.set_user_attr("error", note[:500])
             frozen = st.tell(trial, value if state == TrialState.COMPLETE else None,
