@@ -261,9 +261,9 @@ def test_vae_sweep_prunes_a_hopeless_configuration(tmp_path):
                     pruner=optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=2), quiet=True)
     t = res.table.set_index("trial")
     assert list(t["state"]) == ["complete", "complete", "pruned"]
-    assert t.loc[2, "lr"] == 1e-9 and 2 <= t.loc[2, "epochs"] < 30
-    assert t.loc[2, "note"] == f"pruned at epoch {t.loc[2, 'epochs']}"
-    assert t.loc[0, "epochs"] == t.loc[1, "epochs"] == 30
+    assert t.loc[2, "lr"] == 1e-9 and 2 <= t.loc[2, "epochs_run"] < 30
+    assert t.loc[2, "note"] == f"pruned at epoch {t.loc[2, 'epochs_run']}"
+    assert t.loc[0, "epochs_run"] == t.loc[1, "epochs_run"] == 30
     assert res.best["trial"] in (0, 1) and (tmp_path / "sw" / "best" / "config.json").is_file()
 
 
@@ -471,15 +471,17 @@ def test_grid_subset_is_seeded_and_extends_without_repeats(tmp_path):
     from gengen.sweep import ExpressionData, run_sweep
 
     toy = make_toy_expression()
-    space = {"latent": [2, 3, 4], "lr": [3e-3, 1e-3], "epochs": 2, "batch_size": 16}
+    space = {"latent": [2, 3, 4], "lr": [3e-3, 1e-3], "epochs": [2, 3], "batch_size": 16}  # 12 points
     first = run_sweep("vae", ExpressionData(toy), tmp_path / "g", space=space, trials=2, pruner="none", quiet=True)
-    picked = first.table[["latent", "lr"]].apply(tuple, axis=1).tolist()
-    grid = [(a, b) for a in (2, 3, 4) for b in (3e-3, 1e-3)]
+    cols = ["latent", "lr", "epochs"]
+    picked = first.table[cols].apply(tuple, axis=1).tolist()
+    grid = [(a, b, c) for a in (2, 3, 4) for b in (3e-3, 1e-3) for c in (2, 3)]
     assert len(set(picked)) == 2 and picked == sorted(picked, key=grid.index)
-    reordered = {"lr": [3e-3, 1e-3], "latent": [2, 3, 4], "batch_size": 16, "epochs": 2}
+    assert (first.table["epochs_run"] == first.table["epochs"]).all()  # a parameter named epochs is no clash
+    reordered = {"lr": [3e-3, 1e-3], "epochs": [2, 3], "latent": [2, 3, 4], "batch_size": 16}
     more = run_sweep("vae", ExpressionData(toy), tmp_path / "g", space=reordered, trials=5, resume=True,
                      pruner="none", quiet=True)
-    allp = more.table[["latent", "lr"]].apply(tuple, axis=1).tolist()
+    allp = more.table[cols].apply(tuple, axis=1).tolist()
     assert len(allp) == 5 and len(set(allp)) == 5 and allp[:2] == picked
 
 

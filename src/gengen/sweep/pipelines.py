@@ -49,6 +49,7 @@ class Pipeline:
     checkpoint = ""  # the ``pipeline`` string its model folders carry (config.json)
     objective = ""  # history column reported per epoch, and the trial's value
     direction = "minimize"
+    warmup_epochs = 10  # the median pruner judges a trial from this epoch on
     params: dict[str, Param] = {}
     spaces: dict[str, dict] = {}
     recipe_class: Any = None
@@ -295,6 +296,7 @@ class PredictorPipeline(Pipeline):
     checkpoint = "dna-predictor"
     objective = "stop_pearson"
     direction = "maximize"
+    warmup_epochs = 2  # a few epochs per trial (8 by default)
 
     def __init__(self):
         from gengen.dna.predictors import PredictorRecipe

@@ -21,11 +21,11 @@ if TYPE_CHECKING:
     from gengen.sweep.study import Settings, SweepResult
 
 FIXED_COLUMNS = ("trial", "state")
-TRAILING = ("epochs", "duration_s", "worker", "started", "finished", "note")
+TRAILING = ("epochs_run", "duration_s", "worker", "started", "finished", "note")
 
 
 def trials_table(study, objective: str, space: SearchSpace | None = None) -> pd.DataFrame:
-    """One row per trial: number, state, objective, parameters, extra metrics, epochs reported,
+    """One row per trial: number, state, objective, parameters, extra metrics, epochs run (reported),
     duration, worker, start/finish times and a note (pruning epoch, error, retry of / re-queued as)."""
     import pandas as pd
 
@@ -54,7 +54,7 @@ def trials_table(study, objective: str, space: SearchSpace | None = None) -> pd.
         if "retry_of" in t.user_attrs:
             notes.append(f"retry of trial {t.user_attrs['retry_of']}")
         dur = (t.datetime_complete - t.datetime_start).total_seconds() if t.datetime_complete and t.datetime_start else None
-        row.update(epochs=len(t.intermediate_values), duration_s=None if dur is None else round(dur, 3),
+        row.update(epochs_run=len(t.intermediate_values), duration_s=None if dur is None else round(dur, 3),
                    worker=t.user_attrs.get("worker"),
                    started=t.datetime_start.isoformat(timespec="seconds") if t.datetime_start else None,
                    finished=t.datetime_complete.isoformat(timespec="seconds") if t.datetime_complete else None,
@@ -195,11 +195,9 @@ def write_outputs(study, pipe: Pipeline, space: SearchSpace, settings: Settings,
             where = Path(b.user_attrs.get("sweep_dir", out)) / "trials" / trial_dir(out, b.number).name
             best = {"trial": b.number, pipe.objective: b.value, "params": dict(b.params), "fixed": dict(space.fixed),
                     "worker": b.user_attrs.get("worker"), "model": str(where)}
-            src = trial_dir(out, b.number)
             dest = out / "best"
-            if not (src / "config.json").is_file():
-                _await_or_retrain(b, src, retrain, quiet)
-            if (src / "config.json").is_file():
+            src = _locate_model(b, trial_dir(out, b.number), where, retrain, quiet)
+            if src is not None:
                 if previous.get("best", {}).get("trial") != b.number or not dest.is_dir():
                     _copy_model(src, dest)
                 outputs["best"] = dest
@@ -234,24 +232,37 @@ def write_outputs(study, pipe: Pipeline, space: SearchSpace, settings: Settings,
     return result
 
 
-def _await_or_retrain(trial, src: Path, retrain, quiet: bool) -> None:
-    """The best trial's model is not in the sweep folder (yet). If the worker that ran it lives on this
-    machine and is still running, it writes the model when it stops: wait for it. If that worker is
-    gone (killed before writing it), train the configuration again here. A model on another machine
-    stays there (the report says where)."""
+def _locate_model(trial, local: Path, where: Path, retrain, quiet: bool) -> Path | None:
+    """The folder holding the best trial's model, or ``None`` when it is on another machine.
+
+    ``where`` is the trial's model folder in the sweep folder of the worker that ran it (``local``
+    when that worker shared this sweep folder). A worker on this machine that is still running writes
+    its model when it runs out of trials: wait for it. A worker that is gone (killed before writing
+    its model) leaves nothing: train the configuration again here (same seed: the same model on the
+    CPU). On another machine the model is found only through a shared folder.
+    """
     import socket
     import time
 
+    def has(p: Path) -> bool:
+        return (p / "config.json").is_file()
+
+    if has(local):
+        return local
     host, _, pid = str(trial.user_attrs.get("worker", "")).rpartition(":")
     if host != socket.gethostname() or not pid.isdigit():
-        return
+        return where if has(where) else None
     deadline = time.monotonic() + 120  # writing a model takes seconds; a pid alive for longer is reused
-    while _alive(int(pid)) and not (src / "config.json").is_file() and time.monotonic() < deadline:
+    while _alive(int(pid)) and not has(where) and not has(local) and time.monotonic() < deadline:
         time.sleep(0.5)
-    if not (src / "config.json").is_file() and retrain is not None:
-        log(f"the best trial ({trial.number}) lost its model with its worker (pid {pid}); training it again here",
-            quiet)
-        retrain(trial, src)
+    for p in (local, where):
+        if has(p):
+            return p
+    if retrain is None:
+        return None
+    log(f"the best trial ({trial.number}) lost its model with its worker (pid {pid}); training it again here", quiet)
+    retrain(trial, local)
+    return local
 
 
 def _alive(pid: int) -> bool:

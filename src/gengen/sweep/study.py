@@ -323,15 +323,17 @@ def _space_from_json(pipe: Pipeline, d: dict, name: str) -> SearchSpace:
     return build_space(pipe.name, {**d["dimensions"], **d["fixed"]}, pipe.params, name)
 
 
-def make_pruner(name):
-    """``median`` (prune below the median of earlier trials at the same epoch, after 5 trials and 3
-    epochs), ``halving`` (asynchronous successive halving) or ``none``; an optuna pruner is used as is."""
+def make_pruner(name, warmup_epochs: int = 10):
+    """``median`` (stop a trial whose metric is worse than the median of earlier trials at the same
+    epoch, once 5 trials have finished and from epoch ``warmup_epochs`` on: early epochs of a VAE with
+    KL warm-up rank configurations poorly), ``halving`` (asynchronous successive halving) or
+    ``none``; an optuna pruner object is used as is."""
     import optuna
 
     if not isinstance(name, str):
         return name
     if name == "median":
-        return optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=3)
+        return optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=warmup_epochs)
     if name == "halving":
         return optuna.pruners.SuccessiveHalvingPruner()
     if name == "none":
@@ -453,7 +455,7 @@ def run_sweep(
                 settings.options, settings.data = options, fingerprint
             storage_obj = enable_heartbeat(base, settings.heartbeat) or open_storage(url, settings.heartbeat)
             sampler_seed = settings.seed if existing is None else _worker_seed(settings.seed)
-            st = _create_or_load(storage_obj, name, settings, sampler_seed, pruner, existing)
+            st = _create_or_load(storage_obj, name, settings, sampler_seed, pruner, existing, pipe.warmup_epochs)
             if st is None:
                 raise GengenError(f"the study {name!r} was created by another worker at the same moment; run the "
                                   "command again to join it.")
@@ -618,11 +620,12 @@ def _worker_seed(seed: int) -> int:
     return int(zlib.crc32(f"{seed}:{worker_name()}:{time.time_ns()}".encode()))
 
 
-def _create_or_load(storage, name: str, settings: Settings, sampler_seed: int, pruner, existing):
+def _create_or_load(storage, name: str, settings: Settings, sampler_seed: int, pruner, existing, warmup_epochs: int):
     import optuna
 
     kwargs = dict(study_name=name, storage=storage, sampler=_make_sampler(settings.sampler, sampler_seed),
-                  pruner=make_pruner(pruner if pruner is not None and not isinstance(pruner, str) else settings.pruner))
+                  pruner=make_pruner(pruner if pruner is not None and not isinstance(pruner, str) else settings.pruner,
+                                     warmup_epochs))
     if existing is None:
         try:
             st = optuna.create_study(direction=settings.direction, **kwargs)
@@ -862,7 +865,7 @@ def _run_trial(st, trial, pipe, data, space, settings, device, worker, grid_mode
         value, metrics = float(result.value), dict(result.metrics)
         if not math.isfinite(value):
             raise GengenError(f"the objective {pipe.objective} is not finite ({value})")
-        if _better(value, _best_value(st, settings.direction), settings.direction):
+        if _better(value, _best_value(st, settings.direction), settings.direction, strict=True):  # ties: the first
             keeper.offer(trial.number, value, result.model, time.perf_counter() - start)
         state = TrialState.COMPLETE
     except optuna.TrialPruned as exc:
