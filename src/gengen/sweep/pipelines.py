@@ -30,6 +30,12 @@ class TrialOutcome:
     metrics: dict = field(default_factory=dict)
 
 
+def _check_fraction(v: float) -> None:
+    if not 0 < v < 1:
+        raise GengenError(f"the validation fraction must be between 0 and 1 (a sweep scores every trial on held-out "
+                          f"data), got {v}.")
+
+
 def _hash(*arrays) -> str:
     h = hashlib.sha1()
     for a in arrays:
@@ -87,6 +93,9 @@ class ExpressionData:
     by: str | None = None
     val_fraction: float = 0.1
     log_transform: str = "auto"
+
+    def __post_init__(self):
+        _check_fraction(self.val_fraction)
 
     def fingerprint(self) -> dict:
         a = self.adata
@@ -206,6 +215,7 @@ class ReferenceData:
     def __post_init__(self):
         from gengen.ggan.core import select_genes
 
+        _check_fraction(self.val_fraction)
         self.landmarks, self.targets = select_genes(self.adata, self.landmarks, self.targets)
 
     def fingerprint(self) -> dict:
@@ -280,6 +290,9 @@ class LabelledSequences:
     labels: np.ndarray
     transform: str = "log"
     val_fraction: float = 0.1
+
+    def __post_init__(self):
+        _check_fraction(self.val_fraction)
 
     def fingerprint(self) -> dict:
         return {"shape": list(map(int, self.codes.shape)), "values": _hash(self.codes, self.labels)}

@@ -132,8 +132,9 @@ def plot_sweep(table: pd.DataFrame, objective: str, direction: str, space: Searc
         ax.axis("off")
     # fixed margins instead of tight_layout + a tight bounding box: one draw instead of three (the
     # figure is written at the end of every worker)
-    fig.subplots_adjust(left=0.07, right=0.98, bottom=0.14 if rows == 1 else 0.08, top=0.92 if rows == 1 else 0.95,
-                        wspace=0.32, hspace=0.45)
+    width, height = 4.2 * cols, 3.4 * rows  # inches; margins in inches so labels fit at any panel count
+    fig.subplots_adjust(left=0.85 / width, right=1 - 0.15 / width, bottom=0.55 / height, top=1 - 0.35 / height,
+                        wspace=0.32, hspace=0.5)
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=110)
     plt.close(fig)
