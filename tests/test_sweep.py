@@ -500,3 +500,40 @@ def test_best_model_lost_with_its_worker_is_retrained_identically(tmp_path, monk
     best = res.table.loc[res.table["val_recon"].idxmin()]
     assert model.latent_dim == best["latent"]
     assert float(model.history["val_recon"].iloc[-1]) == pytest.approx(best["val_recon"], rel=1e-6)
+
+
+def test_cli_ggan_and_predictor_sweeps_read_their_usual_inputs(tmp_path):
+    import anndata as ad
+
+    from dna_fixtures import PLANT, random_seqs, write_fa
+
+    rng = np.random.default_rng(2)
+    X = rng.standard_normal((60, 4)).astype(np.float32) + 5
+    Y = np.tanh(X - 5) @ rng.standard_normal((4, 3)).astype(np.float32)
+    names = [f"L{i}" for i in range(4)] + [f"T{i}" for i in range(3)]
+    ad.AnnData(np.c_[X, Y].astype(np.float32), obs=pd.DataFrame(index=[f"s{i}" for i in range(60)]),
+               var=pd.DataFrame(index=names)).write_h5ad(tmp_path / "ref.h5ad")
+    (tmp_path / "lm.txt").write_text("\n".join(names[:4]) + "\n")
+    space = _space_file(tmp_path, {"hidden": [4, 8], "epochs": 3, "d_hidden": 4}, "g.toml")
+    res = runner.invoke(app, ["sweep", "ggan", str(tmp_path / "ref.h5ad"), "--landmarks", str(tmp_path / "lm.txt"),
+                              "-o", str(tmp_path / "g"), "--space", str(space), "-q"])
+    assert res.exit_code == 0, res.output
+    t = pd.read_csv(tmp_path / "g" / "trials.csv")
+    assert t["state"].tolist() == ["complete", "complete"] and t["val_mae"].gt(0).all()
+    assert json.loads((tmp_path / "g" / "summary.json").read_text())["objective"] == "val_mae"
+
+    seqs = random_seqs(300, 20, seed=3)
+    has = rng.random(300) < 0.5
+    seqs = [s[:5] + PLANT + s[5 + len(PLANT):] if h else s for s, h in zip(seqs, has)]
+    write_fa(tmp_path / "p.fa", seqs)
+    pd.DataFrame({"id": [f"s{i}" for i in range(300)], "signal": np.exp(2.0 * has + 0.3 * rng.random(300))}).to_csv(
+        tmp_path / "scores.csv", index=False)
+    space = _space_file(tmp_path, {"channels": [4, 16], "epochs": 5, "hidden": 16}, "p.toml")
+    res = runner.invoke(app, ["sweep", "predictor", str(tmp_path / "p.fa"), "--scores", str(tmp_path / "scores.csv"),
+                              "-o", str(tmp_path / "p"), "--space", str(space), "-q"])
+    assert res.exit_code == 0, res.output
+    t = pd.read_csv(tmp_path / "p" / "trials.csv")
+    assert len(t) == 2 and t["stop_pearson"].max() > 0.4 and (tmp_path / "p" / "best" / "config.json").is_file()
+    bad = runner.invoke(app, ["sweep", "predictor", str(tmp_path / "p.fa"), "--scores", str(tmp_path / "scores.csv"),
+                              "-o", str(tmp_path / "p2"), "--transform", "sqrt"])
+    assert_one_line_error(bad, "--transform must be one of log, rank, none")
