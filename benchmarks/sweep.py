@@ -8,7 +8,9 @@
     and also the ratio against training alone (no saves at all: the strictest reference).
 (2) Workers: the same 8-trial grid through ``gengen sweep vae`` as one worker process, then as two
     worker processes started together on one SQLite study (``--threads 1`` each); prints the wall
-    times (process start to last exit) and the speed-up.
+    times (process start to last exit) and the speed-up, next to a control: the same trainings split
+    over one or two plain processes (``VAEModel.train``, no sweep), i.e. what the machine itself gives
+    a second process at that moment (on a shared machine, possibly nothing).
 
 Workload (defaults): a synthetic Tybalt-shaped matrix, 1,000 samples x 5,000 genes (low-rank plus
 noise, log-scale), k = 20..100, batch 50, 10 epochs per trial. The overhead is judged on CPU seconds of
@@ -128,17 +130,39 @@ def workers(h5ad: Path, epochs: int, out: Path) -> None:
             raise SystemExit(f"a worker failed: exit codes {codes}")
         return wall
 
+    # control: the same 8 trainings split over 1 or 2 plain processes (VAEModel.train, no sweep, no
+    # database): what this machine gives two processes at all right now
+    script = ("import sys, anndata as ad, torch; torch.set_num_threads(1)\n"
+              "from gengen.vae import VAEModel, VAERecipe\n"
+              f"a = ad.read_h5ad({str(h5ad)!r}); part, n = int(sys.argv[1]), int(sys.argv[2])\n"
+              f"configs = [(k, lr) for k in {GRID['latent']} for lr in {GRID['lr']}]\n"
+              "for k, lr in configs[part::n]:\n"
+              f"    VAEModel.train(a, VAERecipe(latent_dim=k, learning_rate=lr, epochs={epochs}, seed=0), "
+              "device='cpu', quiet=True)\n")
+
+    def control(n: int) -> float:
+        start = time.perf_counter()
+        procs = [subprocess.Popen([sys.executable, "-c", script, str(i), str(n)], env=env) for i in range(n)]
+        if any(p.wait() for p in procs):
+            raise SystemExit("a control process failed")
+        return time.perf_counter() - start
+
+    c1 = control(1)
     one = run(1, "one")
     two = run(2, "two")
+    c2 = control(2)
     import pandas as pd
 
+    t1 = pd.read_csv(out / "one" / "trials.csv")
     t2 = pd.read_csv(out / "two" / "trials.csv")
     print(f"workers: 8-trial VAE grid, {epochs} epochs per trial, --threads 1 per worker (process start to exit)")
-    print(f"  1 worker:  {one:7.2f} s")
-    print(f"  2 workers: {two:7.2f} s   ({t2['worker'].nunique()} workers took trials: "
+    print(f"  1 worker:  {one:7.2f} s wall   (trials {t1['duration_s'].sum():.1f} s)")
+    print(f"  2 workers: {two:7.2f} s wall   (trials {t2['duration_s'].sum():.1f} s; trials per worker "
           f"{t2['worker'].value_counts().tolist()})")
-    print(f"  speed-up 1 -> 2 workers: {one / two:5.2f}x  (os.cpu_count() = {os.cpu_count()}; load average "
-          f"{os.getloadavg()[0]:.1f} at the end)")
+    print(f"  speed-up 1 -> 2 workers: {one / two:5.2f}x")
+    print(f"  control, the same trainings as 1 / 2 plain processes (no sweep): {c1:.2f} / {c2:.2f} s wall, "
+          f"speed-up {c1 / c2:.2f}x")
+    print(f"  (os.cpu_count() = {os.cpu_count()}; load average {os.getloadavg()[0]:.1f} at the end)")
 
 
 def main() -> None:

@@ -537,3 +537,52 @@ def test_cli_ggan_and_predictor_sweeps_read_their_usual_inputs(tmp_path):
     bad = runner.invoke(app, ["sweep", "predictor", str(tmp_path / "p.fa"), "--scores", str(tmp_path / "scores.csv"),
                               "-o", str(tmp_path / "p2"), "--transform", "sqrt"])
     assert_one_line_error(bad, "--transform must be one of log, rank, none")
+
+
+def test_ctrl_c_requeues_the_running_trial_at_once(tmp_path, toy_h5ad):
+    spec = _space_file(tmp_path, {"lr": [0.003, 0.002], "epochs": 400, "batch_size": 16})
+    out = tmp_path / "sw"
+    worker = _worker(["vae", str(toy_h5ad), "-o", str(out), "--space", str(spec), "--pruner", "none"],
+                     tmp_path / "w.log")
+    url = f"sqlite:///{out / 'study.db'}"
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            running = [t for t in _trials(url, "vae") if t.state.name == "RUNNING" and len(t.intermediate_values) >= 2]
+        except Exception:  # noqa: BLE001 - not created yet
+            running = []
+        if running:
+            break
+        assert worker.is_alive() and time.monotonic() < deadline, (tmp_path / "w.log").read_text()
+        time.sleep(0.1)
+    os.kill(worker.pid, signal.SIGINT)
+    worker.join(30)
+    assert worker.exitcode == 130, (tmp_path / "w.log").read_text()
+    assert "gengen: interrupted" in (tmp_path / "w.log").read_text()
+    trials = _trials(url, "vae")
+    stopped = [t for t in trials if t.number == running[0].number][0]
+    assert stopped.state.name == "FAIL" and stopped.user_attrs.get("interrupted")
+    copy = [t for t in trials if t.user_attrs.get("retry_of") == stopped.number]
+    assert len(copy) == 1 and copy[0].state.name == "WAITING" and copy[0].params == stopped.params
+
+
+def test_a_configuration_that_keeps_killing_its_worker_is_given_up(tmp_path):
+    import optuna
+
+    from gengen.sweep.study import MAX_ATTEMPTS, _requeue, finished_count
+
+    st = optuna.create_study()
+    dist = {"lr": optuna.distributions.CategoricalDistribution([0.1, 0.2])}
+    lost = optuna.trial.create_trial(state=optuna.trial.TrialState.FAIL, params={"lr": 0.1}, distributions=dist,
+                                     user_attrs={"attempt": 1})
+    st.add_trial(lost)
+    _requeue(st, st.get_trials()[0])
+    again = st.get_trials()[1]
+    assert again.state.name == "WAITING" and again.params == {"lr": 0.1} and again.user_attrs["attempt"] == 2
+    last = optuna.trial.create_trial(state=optuna.trial.TrialState.FAIL, params={"lr": 0.1}, distributions=dist,
+                                     user_attrs={"attempt": MAX_ATTEMPTS})
+    st.add_trial(last)
+    _requeue(st, st.get_trials()[2])
+    final = st.get_trials()[3]
+    assert final.state.name == "FAIL" and "not retried again" in final.user_attrs["error"]
+    assert finished_count(st.get_trials()) == 1  # the given-up configuration counts once, as failed
