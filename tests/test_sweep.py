@@ -411,6 +411,11 @@ def test_cli_study_of_another_pipeline_or_space_is_refused(tmp_path, toy_h5ad):
     assert_one_line_error(res, "was created with another search space (latent in [2, 3]")
     res = runner.invoke(app, ["sweep", "vae", str(toy_h5ad), "-o", str(tmp_path / "c"), "--by", "group", *common])
     assert_one_line_error(res, "was created with other options (by: study None, here 'group')")
+    shifted = make_toy_expression()
+    shifted.X = shifted.X + 1.0  # same samples and genes, other values
+    shifted.write_h5ad(tmp_path / "shifted.h5ad")
+    res = runner.invoke(app, ["sweep", "vae", str(tmp_path / "shifted.h5ad"), "-o", str(tmp_path / "c"), *common])
+    assert_one_line_error(res, "was created with other data (values: study")
     assert len(_trials(url, "s1")) == 2  # nothing trained by the refused commands
 
 

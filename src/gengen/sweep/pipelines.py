@@ -36,6 +36,12 @@ def _check_fraction(v: float) -> None:
                           f"data), got {v}.")
 
 
+def _sample_rows(X, n: int = 50) -> np.ndarray:
+    """Up to ``n`` evenly spaced rows of a (possibly sparse) matrix: enough to tell two data sets apart."""
+    rows = X[:: max(1, X.shape[0] // n)]
+    return np.asarray(rows.toarray() if hasattr(rows, "toarray") else rows, dtype=np.float32)
+
+
 def _hash(*arrays) -> str:
     h = hashlib.sha1()
     for a in arrays:
@@ -100,7 +106,8 @@ class ExpressionData:
     def fingerprint(self) -> dict:
         a = self.adata
         out = {"shape": [int(a.n_obs), int(a.n_vars)],
-               "names": _hash(a.obs_names.to_numpy(dtype=object), a.var_names.to_numpy(dtype=object))}
+               "names": _hash(a.obs_names.to_numpy(dtype=object), a.var_names.to_numpy(dtype=object)),
+               "values": _hash(_sample_rows(a.X))}
         if self.labels is not None:
             out["labels"] = _hash(np.asarray(self.labels, dtype=object))
         return out
@@ -222,7 +229,8 @@ class ReferenceData:
         a = self.adata
         return {"shape": [int(a.n_obs), len(self.landmarks), len(self.targets)],
                 "names": _hash(a.obs_names.to_numpy(dtype=object), np.asarray(self.landmarks, dtype=object),
-                               np.asarray(self.targets, dtype=object))}
+                               np.asarray(self.targets, dtype=object)),
+                "values": _hash(_sample_rows(a.X))}
 
     def options(self) -> dict:
         return {"val_fraction": self.val_fraction, "quantile": self.quantile}
