@@ -5,6 +5,7 @@ from __future__ import annotations
 from gengen.cli import demo as _demo  # noqa: F401
 from gengen.cli import dna as _dna  # noqa: F401
 from gengen.cli import ggan as _ggan  # noqa: F401
+from gengen.cli import sweep as _sweep  # noqa: F401
 from gengen.cli import vae as _vae  # noqa: F401  (registers commands)
 
 # isort: split

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -343,13 +344,16 @@ def train_predictor(
     device: str = "auto",
     quiet: bool = False,
     baseline: bool = True,
+    on_epoch: Callable[[int, dict], None] | None = None,
 ) -> TrainedPredictor:
     """Fit a :class:`CNNPredictor` on ``(N, L)`` codes and labels; report held-out Pearson r.
 
     The held-out set is a seeded ``val_fraction`` split, also used to score a 6-mer ridge baseline
     (``baseline=True``) so the CNN's figure has a reference. A further ``stop_fraction`` of the
     training sequences picks the epoch whose weights are kept (CNNs on PBM data overfit after a few
-    epochs); the held-out set never takes part in that choice.
+    epochs); the held-out set never takes part in that choice. ``on_epoch(epoch, row)`` is called
+    after each epoch (1-based) with a copy of its history row (``stop_pearson`` is the early-stopping
+    r); an exception it raises (a sweep's pruning signal) stops training and propagates unchanged.
     """
     import pandas as pd
 
@@ -429,6 +433,8 @@ def train_predictor(
             row["val_pearson"] = _pearson(predict(model, x_all[val_idx], device=dev), y_all[val_idx].cpu())
             rows.append(row)
             bar.update(0, epoch=epoch, val_r=row["val_pearson"])
+            if on_epoch is not None:
+                on_epoch(epoch, dict(row))
     if best is not None and best[0] != r.epochs:
         model.load_state_dict(best[2])
     model.eval()

@@ -8,6 +8,7 @@ and matches new data by gene name (or by an L1000 GCT's ``pr_gene_symbol``, or b
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -110,10 +111,13 @@ class GGANModel:
         recipe: GGANRecipe | None = None,
         device: str = "auto",
         quiet: bool = False,
+        *,
+        on_epoch: Callable[[int, dict], None] | None = None,
     ) -> GGANModel:
         """Train on a reference (samples x genes, original units): landmarks -> targets.
 
         ``targets`` defaults to every other gene. Preprocessing is fitted on the training split only.
+        ``on_epoch(epoch, row)``: called after every epoch with its history row (see :func:`fit_ggan`).
         """
         lm, tg = select_genes(adata, landmarks, targets)
         X = np.asarray(adata[:, lm].X, dtype=np.float32)
@@ -130,6 +134,7 @@ class GGANModel:
             recipe,
             device=device,
             quiet=quiet,
+            on_epoch=on_epoch,
             landmark_probes=probes,
             landmark_genes=lgenes,
             target_genes=tgenes,
@@ -145,9 +150,13 @@ class GGANModel:
         recipe: GGANRecipe | None = None,
         device: str = "auto",
         quiet: bool = False,
+        on_epoch: Callable[[int, dict], None] | None = None,
         **gene_info: Any,
     ) -> GGANModel:
-        """Train from aligned arrays (n, n_landmarks) and (n, n_targets) in original units."""
+        """Train from aligned arrays (n, n_landmarks) and (n, n_targets) in original units.
+
+        ``on_epoch(epoch, row)``: called after every validated epoch (not during ``refit``).
+        """
         import torch
 
         recipe = recipe or GGANRecipe()
@@ -191,6 +200,7 @@ class GGANModel:
                 recipe,
                 dev,
                 quiet,
+                on_epoch=on_epoch,
             )
         outcome = _outcome(history, recipe)
         if outcome:

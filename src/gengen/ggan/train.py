@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -284,6 +285,8 @@ def fit_ggan(
     recipe: GGANRecipe,
     device,
     quiet: bool = False,
+    *,
+    on_epoch: Callable[[int, dict], None] | None = None,
 ):
     """Train in place (z-scored inputs); restores the generator weights of the best validation MAE.
 
@@ -291,7 +294,9 @@ def fit_ggan(
     ``history.attrs`` holds ``best_epoch``, ``best_val_mae`` and ``seconds``. The untrained start is
     epoch 0 and a candidate; a later epoch replaces it only when its validation gain, paired per
     profile, reaches ``recipe.start_margin`` standard errors (``gain_se``; ``rejected_epoch`` names a
-    best epoch that fell short).
+    best epoch that fell short). ``on_epoch(epoch, row)`` is called after each epoch (1-based) with a
+    copy of its history row; an exception it raises (a sweep's pruning signal) stops training and
+    propagates unchanged.
     """
     import torch
 
@@ -311,10 +316,11 @@ def fit_ggan(
         yv = torch.as_tensor(y_val, dtype=torch.float32, device=device)
     n_params = sum(p.numel() for p in gen.parameters()) + (sum(p.numel() for p in disc.parameters()) if gan else 0)
     with small_model_threads(n_params, device):
-        return _fit(gen, disc, xt, yt, xv if has_val else None, yv if has_val else None, recipe, device, quiet)
+        return _fit(gen, disc, xt, yt, xv if has_val else None, yv if has_val else None, recipe, device, quiet,
+                    on_epoch)
 
 
-def _fit(gen, disc, xt, yt, xv, yv, recipe: GGANRecipe, device, quiet: bool):
+def _fit(gen, disc, xt, yt, xv, yv, recipe: GGANRecipe, device, quiet: bool, on_epoch=None):
     import pandas as pd
     import torch
     import torch.nn.functional as F
@@ -419,6 +425,8 @@ def _fit(gen, disc, xt, yt, xv, yv, recipe: GGANRecipe, device, quiet: bool):
             bar.update(1, g=row["g_loss"], val_mae=row.get("val_mae", float("nan")))
             if not math.isfinite(row["g_loss"]):
                 raise GengenError("training diverged (loss is not finite); lower --lr or check the input data.")
+            if on_epoch is not None:
+                on_epoch(epoch + 1, dict(row))
             if recipe.patience and has_val and since_best >= recipe.patience:
                 break
     gain_se, rejected = float("nan"), 0

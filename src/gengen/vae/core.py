@@ -8,6 +8,7 @@ against them by gene name.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -50,8 +51,11 @@ class VAEModel:
     # ------------------------------------------------------------------ training
     @classmethod
     def train(cls, adata: ad.AnnData, recipe: VAERecipe | None = None, device: str = "auto",
-              quiet: bool = False) -> VAEModel:
-        """Select genes, fit the scaler on the training split and train the VAE on ``adata``."""
+              quiet: bool = False, *, on_epoch: Callable[[int, dict], None] | None = None) -> VAEModel:
+        """Select genes, fit the scaler on the training split and train the VAE on ``adata``.
+
+        ``on_epoch(epoch, row)``: called after every epoch with its history row (see :func:`fit_vae`).
+        """
         import torch
 
         from gengen.vae.model import TybaltVAE
@@ -82,7 +86,8 @@ class VAEModel:
             f"k={recipe.latent_dim}, {recipe.epochs} epochs on {dev}", quiet)
         with torch.random.fork_rng(devices=[dev] if dev.type == "cuda" else []):
             torch.manual_seed(recipe.seed)
-            history = fit_vae(module, Xs[train_idx], Xs[val_idx] if len(val_idx) else None, recipe, dev, quiet)
+            history = fit_vae(module, Xs[train_idx], Xs[val_idx] if len(val_idx) else None, recipe, dev, quiet,
+                              on_epoch=on_epoch)
         last = history.iloc[-1]
         metrics = {k: float(last[k]) for k in history.columns if k != "epoch"}
         metrics["train_seconds"] = round(float(history.attrs.get("seconds", 0.0)), 3)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -129,8 +130,14 @@ def fit_vae(
     device,
     quiet: bool = False,
     cuda_graphs: bool | None = None,
+    *,
+    on_epoch: Callable[[int, dict], None] | None = None,
 ):
     """Train ``module`` in place; returns a per-epoch history DataFrame (see :func:`_fit_vae`).
+
+    ``on_epoch(epoch, row)`` is called after each epoch (1-based) with that epoch's history row (a
+    copy): sweeps report the validation loss from it, and an exception it raises (e.g. a pruning
+    signal) stops training and propagates unchanged.
 
     ``cuda_graphs`` (default: on for CUDA, see :func:`gengen.runtime.cuda_graphs_wanted`) replays each
     optimiser step as a captured CUDA graph: a Tybalt step is ~30 small kernels, so on a GPU the
@@ -141,7 +148,7 @@ def fit_vae(
     n_params = sum(p.numel() for p in module.parameters())
     cuda_graphs = cuda_graphs_wanted(torch.device(device), cuda_graphs)
     with small_model_threads(n_params, device, limit=VAE_SMALL_PARAMS), on_device(device):
-        history = _fit_vae(module, x_train, x_val, recipe, device, quiet, cuda_graphs)
+        history = _fit_vae(module, x_train, x_val, recipe, device, quiet, cuda_graphs, on_epoch)
         history.attrs["device"] = describe_device(device)  # inside: the thread count actually used
     return history
 
@@ -189,7 +196,7 @@ def _capture_vae_steps(module, opt, xt, sizes, beta, sums) -> dict:
     return graphs
 
 
-def _fit_vae(module, x_train, x_val, recipe: VAERecipe, device, quiet: bool, cuda_graphs: bool):
+def _fit_vae(module, x_train, x_val, recipe: VAERecipe, device, quiet: bool, cuda_graphs: bool, on_epoch=None):
     """Train ``module`` in place; returns a per-epoch history DataFrame.
 
     History columns: epoch, beta, train_recon, train_kl, train_loss, val_recon, val_kl, val_loss
@@ -255,6 +262,8 @@ def _fit_vae(module, x_train, x_val, recipe: VAERecipe, device, quiet: bool, cud
                 row.update(val_recon=vr, val_kl=vk, val_loss=vr + beta * vk)
             rows.append(row)
             bar.update(1, loss=row["train_loss"], val=row.get("val_loss", float("nan")))
+            if on_epoch is not None:
+                on_epoch(epoch + 1, dict(row))
     if not math.isfinite(rows[-1]["train_loss"]):
         raise GengenError("training diverged (loss is not finite); lower --lr or check the input scaling.")
     history = pd.DataFrame(rows)
