@@ -855,6 +855,33 @@ add(case("demo-output-is-a-file", "demo -o afile --only vae", {"afile": "x\n"}))
 add(case("demo-output-under-a-file", "demo -o afile/demo --only vae", {"afile": "x\n"}))
 add(case("demo-unknown-pipeline", "demo -o out --only protein"))
 
+# --- sweeps: every bad option refused before a study is created or a trial trained
+SWEEP_SPACE_BAD = "[params]\nlatent_dim = [2, 3]\nno_such_knob = [1, 2]\n"
+SWEEP_SPACE_EMPTY = "[params]\nlatent_dim = []\n"
+SWEEP_SPACE_RANGE = "[params]\nlearning_rate = { low = 0.01, high = 0.001, log = true }\n"
+add(case("sweep-vae-trials-zero", "sweep vae @expr.csv --trials 0 -o sw", needle="--trials"))
+add(case("sweep-vae-unknown-space", "sweep vae @expr.csv --trials 2 --space nonesuch -o sw"))
+add(case("sweep-vae-space-unknown-param", "sweep vae @expr.csv --trials 2 --space s.toml -o sw", {"s.toml": SWEEP_SPACE_BAD},
+         needle="no_such_knob"))
+add(case("sweep-vae-space-empty-list", "sweep vae @expr.csv --trials 2 --space s.toml -o sw", {"s.toml": SWEEP_SPACE_EMPTY}))
+add(case("sweep-vae-space-empty-range", "sweep vae @expr.csv --trials 2 --space s.toml -o sw", {"s.toml": SWEEP_SPACE_RANGE}))
+add(case("sweep-vae-space-junk", "sweep vae @expr.csv --trials 2 --space s.toml -o sw", {"s.toml": b"\x00\x01 not toml ["}))
+add(case("sweep-vae-unknown-sampler", "sweep vae @expr.csv --trials 2 --sampler annealing -o sw"))
+add(case("sweep-vae-unknown-pruner", "sweep vae @expr.csv --trials 2 --pruner hopeful -o sw"))
+add(case("sweep-vae-storage-without-study", "sweep vae @expr.csv --trials 2 --storage sqlite:///x.db -o sw"))
+add(case("sweep-vae-unreachable-db", "sweep vae @expr.csv --trials 2 --storage postgresql://u:p@127.0.0.1:1/x --study s -o sw",
+         needle="127.0.0.1"))
+add(case("sweep-vae-resume-without-study", "sweep vae @expr.csv --trials 2 --resume -o sw"))
+add(case("sweep-vae-output-is-a-file", "sweep vae @expr.csv --trials 2 -o afile", {"afile": "x\n"}))
+add(case("sweep-vae-output-holds-files", "sweep vae @expr.csv --trials 2 -o sw", {"sw/notes.txt": "mine\n"}))
+add(case("sweep-vae-bad-register-name", "sweep vae @expr.csv --trials 2 --register ../evil -o sw"))
+add(case("sweep-vae-heartbeat-zero", "sweep vae @expr.csv --trials 2 --heartbeat 0 -o sw"))
+add(case("sweep-vae-by-missing-column", "sweep vae @expr.csv --trials 2 --by nosuch -o sw"))
+add(case("sweep-ggan-trials-negative", f"sweep ggan {GGAN_REF} --trials -3 -o sw"))
+add(case("sweep-ggan-missing-landmarks", "sweep ggan @ref.csv --landmarks nothere.txt --trials 2 -o sw"))
+add(case("sweep-predictor-missing-scores", "sweep predictor @probes.fa --scores nothere.csv --trials 2 -o sw"))
+add(case("sweep-predictor-trials-zero", "sweep predictor @probes.fa --scores @scores.csv --trials 0 -o sw"))
+
 # --- the model store
 add(case("models-list-unknown-pipeline", "models list --pipeline protein"))
 add(case("models-show-unknown", "models show no-such"))
@@ -1109,7 +1136,7 @@ def test_bad_input_fails_cleanly(c: Case, fx: Path, tmp_path: Path, monkeypatch,
 
 
 def test_every_command_has_bad_input_cases() -> None:
-    """The suite stays complete: a new command (or ``models`` subcommand) needs cases in :data:`CASES`."""
+    """The suite stays complete: a new command (or ``models`` / ``sweep`` subcommand) needs cases in :data:`CASES`."""
     import typer.main
 
     from gengen.cli import app
@@ -1118,7 +1145,7 @@ def test_every_command_has_bad_input_cases() -> None:
         for name, sub in getattr(command, "commands", {}).items():
             yield from names(sub, (*prefix, name)) if getattr(sub, "commands", None) else [(*prefix, name)]
 
-    covered = {c.argv[:2] if c.argv[0] == "models" else c.argv[:1] for c in CASES}
+    covered = {c.argv[:2] if c.argv[0] in ("models", "sweep") else c.argv[:1] for c in CASES}
     missing = [" ".join(n) for n in names(typer.main.get_command(app)) if n not in covered]
     assert not missing, f"commands without a bad-input case in tests/test_bad_inputs.py: {missing}"
     assert len(CASES) >= 120 and len({c.id for c in CASES}) == len(CASES)

@@ -53,7 +53,7 @@ HeartbeatOpt = Annotated[float | None, typer.Option(
     "--heartbeat", help="Seconds between a running trial's heartbeats; a trial silent for 3 of them (worker killed) "
     "is failed and queued again (default: 30; a joined study's own).", show_default=False)]
 RegisterOpt = Annotated[str | None, typer.Option(
-    "--register", help="Also copy the best model into the model store ($GENGEN_HOME/models/NAME).", show_default=False)]
+    "--register", help="Also copy the best model into the model store as NAME (the default model of its pipeline when it has none yet).", show_default=False)]
 SweepSeedOpt = Annotated[int | None, typer.Option(
     "--seed", help="Seed of every trial and of the sampler (default: 0; a joined study's own).", show_default=False)]
 ValOpt = Annotated[float, typer.Option("--val-fraction", help="Held-out fraction the objective is measured on.")]

@@ -203,11 +203,15 @@ def write_outputs(study, pipe: Pipeline, space: SearchSpace, settings: Settings,
                     _copy_model(src, dest)
                 outputs["best"] = dest
                 if register:
-                    from gengen.checkpoint import check_overwrite, model_home
+                    from gengen.checkpoint import check_overwrite
+                    from gengen.store import add_model, store_dir
 
-                    target = model_home() / register
-                    check_overwrite(target, pipe.checkpoint)
-                    _copy_model(dest, target)
+                    target = store_dir() / register
+                    if target.exists():  # this sweep's earlier best (same pipeline, checked): replace it
+                        check_overwrite(target, pipe.checkpoint)
+                        _copy_model(dest, target)
+                    else:  # a new store model; the pipeline's default when it has none yet
+                        add_model(dest, register)
                     outputs["registered"] = target
             else:
                 notes.append(f"the best trial ({b.number}) ran on worker {b.user_attrs.get('worker')}; its model is "

@@ -436,13 +436,22 @@ def run_sweep(
     chosen = resolve_space(pipe.name, space, pipe.params, pipe.spaces) if space is not None else None
     if chosen is not None and sampler == "grid":
         chosen.grid()  # continuous ranges cannot be a grid: say so before touching any storage
+    fresh_local = storage is None and not (out / STUDY_DB).exists()
+    if fresh_local and resume:
+        raise GengenError(f"--resume: there is no study {name!r} in {str(out / STUDY_DB)!r}; leave out --resume to start it.")
+    loaded = None
+    if fresh_local:  # a new sweep folder: read the data before the study file exists, so bad data leave none
+        if chosen is not None:
+            pipe.check_recipe(list(chosen.dimensions) + list(chosen.fixed))
+        loaded = data() if callable(data) else data
     with _quiet_optuna():
         with _setup_lock(url):  # unreachable database: one line, before anything is read or created
             base = open_storage(url)
             existing = _load_settings(base, name, pipe, url, resume)
             _, the_space, _ = _settle(pipe, existing, chosen, trials, sampler, pruner, seed, heartbeat, name, resume)
             pipe.check_recipe(list(the_space.dimensions) + list(the_space.fixed))
-        loaded = data() if callable(data) else data  # outside the lock: other workers need not wait for it
+        if loaded is None:  # outside the lock: other workers need not wait for it
+            loaded = data() if callable(data) else data
         options, fingerprint = loaded.options(), loaded.fingerprint()
         with _setup_lock(url):  # again: another worker may have created the study meanwhile
             existing = _load_settings(base, name, pipe, url, resume)
@@ -491,11 +500,10 @@ def _check_options(trials, sampler, pruner, heartbeat, storage, study, register,
     if storage is not None:
         _parse_url(storage)
     if register is not None:
-        from gengen.checkpoint import check_overwrite, model_home
+        from gengen.checkpoint import check_overwrite
+        from gengen.store import check_name, store_dir
 
-        if not register or "/" in register or "\\" in register or register in (".", ".."):
-            raise GengenError(f"--register takes a plain model name (no folders), got {register!r}.")
-        check_overwrite(model_home() / register, pipe.checkpoint)
+        check_overwrite(store_dir() / check_name(register), pipe.checkpoint)
 
 
 def _check_output(out: Path, name: str, url: str) -> None:
