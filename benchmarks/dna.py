@@ -71,7 +71,8 @@ def textbook(net, channels: int):
 
 
 def bench_gan(args) -> dict:
-    from gengen.dna.gan import Critic, GANRecipe, Generator, _new_state, wgan_gp_iteration
+    from gengen.dna.model import Critic, Generator
+    from gengen.dna.train import GANRecipe, _new_state, wgan_gp_iteration
 
     L, B, latent = 50, 64, 100
     rng = np.random.default_rng(0)

@@ -8,8 +8,7 @@ import pytest
 from dna_fixtures import (
     TOY_COUNTS,
 )
-from gengen.dna import PWMPredictor, design, design_direct, design_joint
-from gengen.dna.gan import GANModel, GANRecipe, Generator
+from gengen.dna import GANModel, GANRecipe, Generator, PWMPredictor, design, design_direct, design_joint
 from gengen.dna.metrics import (
     fit_markov,
     hamming_diversity,

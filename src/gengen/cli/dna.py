@@ -155,7 +155,7 @@ def dna_train(
     quiet: QuietOpt = False,
 ) -> None:
     """Train a WGAN-GP (residual CNNs) on DNA windows; writes a resumable checkpoint with samples."""
-    from gengen.dna.gan import GANRecipe, train_gan
+    from gengen.dna.train import GANRecipe, train_gan
     from gengen.io.sequences import heldout_mask, heldout_split, read_fasta
 
     set_threads(threads)
@@ -269,7 +269,7 @@ def dna_generate(
     quiet: QuietOpt = False,
 ) -> None:
     """Sample sequences from a trained DNA GAN (argmax of G(z), z ~ N(0, I))."""
-    from gengen.dna.gan import GANModel
+    from gengen.dna.core import GANModel
     from gengen.io.sequences import decode_codes, gc_content, write_fasta
 
     set_threads(threads)
@@ -362,7 +362,7 @@ def dna_design(
         "pwm": pwm if predictor else None,
     }
     if gan:
-        from gengen.dna.gan import GANModel
+        from gengen.dna.core import GANModel
 
         g = GANModel.load(gan, device=device, weights=weights)
         say(f"GAN {gan}: {g.metrics.get('weights', weights)} weights, iteration {g.iteration}", quiet)
@@ -430,7 +430,7 @@ def dna_train_predictor(
     quiet: QuietOpt = False,
 ) -> None:
     """Train a small CNN regressor on labelled sequences (usable as --predictor); reports held-out Pearson r."""
-    from gengen.dna.predictors import PredictorRecipe, read_labels, train_predictor
+    from gengen.dna.predictor_training import PredictorRecipe, read_labels, train_predictor
     from gengen.io.sequences import read_fasta
 
     set_threads(threads)
@@ -483,7 +483,8 @@ def dna_score(
     quiet: QuietOpt = False,
 ) -> None:
     """Score every sequence of a FASTA with a motif (best hit, both strands) and/or a predictor."""
-    from gengen.dna.predictors import load_predictor, score_records
+    from gengen.dna.predictors import load_predictor
+    from gengen.dna.scoring import score_records
     from gengen.io.sequences import read_fasta_records
     from gengen.runtime import atomic_path
 
@@ -509,7 +510,8 @@ def dna_score(
     lengths = set(table["length"])
     check = None
     if independent_probes is not None:
-        from gengen.dna.predictors import independent_check, read_labels, transform_labels
+        from gengen.dna.baselines import independent_check
+        from gengen.dna.predictor_training import read_labels, transform_labels
         from gengen.io.sequences import encode_string, read_fasta
 
         if len(lengths) > 1:
@@ -572,7 +574,7 @@ def dna_eval(
 ) -> None:
     """k-mer spectrum JS divergence (k = 1..6) of GAN samples vs held-out real windows, next to i.i.d.
     and Markov baselines and the real-vs-real noise floor."""
-    from gengen.dna.gan import GANModel
+    from gengen.dna.core import GANModel
     from gengen.dna.metrics import kmer_js_table
     from gengen.io.sequences import heldout_mask, heldout_split, read_fasta
     from gengen.runtime import atomic_path

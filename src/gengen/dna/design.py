@@ -30,7 +30,7 @@ from gengen.runtime import Progress, check_memory, resolve_device
 if TYPE_CHECKING:
     import pandas as pd
 
-    from gengen.dna.gan import GANModel
+    from gengen.dna.core import GANModel
     from gengen.io.motifs import PWM
 
 
