@@ -333,3 +333,46 @@ def verify(sequences: Sequence[str], constraints: Constraints) -> list[str]:
                 problems.append(f"GC {frac:.3f} outside {c.gc[0]:g}-{c.gc[1]:g}")
         out.append("; ".join(problems))
     return out
+
+
+def constraints_from_options(
+    start: str | None = None,
+    *,
+    n: int | None = None,
+    length: int | None = None,
+    max_edits: int | None = None,
+    fixed: str | None = None,
+    avoid: str | None = None,
+    gc: str | None = None,
+    seed: int = 0,
+) -> tuple[Constraints, int, str]:
+    """``dna-design``'s constraint options as :class:`Constraints`, checked for contradictions.
+
+    Parameters
+    ----------
+    start : FASTA of sequences to edit (``--from``); ``length`` then cuts windows of that length.
+    n : designs wanted (more start sequences than that: a seeded random ``n`` of them).
+    length : design length (default: the start sequences', else 50).
+    max_edits, fixed, avoid, gc : the option strings (see :func:`parse_ranges`, :func:`parse_avoid`,
+        :func:`parse_gc`).
+    seed : for choosing start sequences.
+
+    Returns
+    -------
+    (constraints, length, a note on the start sequences or "").
+    """
+    from gengen.dna.data import start_sequences
+
+    avoid_t, gc_t = parse_avoid(avoid), parse_gc(gc)
+    if (fixed is not None or max_edits is not None) and start is None:
+        raise GengenError(f"{'--fixed' if fixed is not None else '--max-edits'} applies to given sequences: add --from FASTA.")
+    if max_edits is not None and max_edits < 1:
+        raise GengenError(f"--max-edits {max_edits} allows no edit at all; give 1 or more.")
+    codes, ids, note = (None, None, "")
+    if start is not None:
+        codes, ids, note = start_sequences(start, n=n, length=length, seed=seed)
+        length = codes.shape[1]
+    length = 50 if length is None else length
+    c = Constraints(codes, ids, parse_ranges(fixed, length), max_edits, avoid_t, gc_t)
+    c.check(length)
+    return c, length, note

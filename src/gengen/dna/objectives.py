@@ -263,3 +263,79 @@ def calibrate(
         obj.center = float(np.mean(col))
         obj.scale = sd if math.isfinite(sd) and sd > 1e-12 else 1.0  # a constant predictor: raw units
     return scores
+
+
+def load_objectives(
+    specs: list[str] | None = None,
+    *,
+    motif: str | None = None,
+    predictor: str | None = None,
+    target: str = "max",
+    motif_format: str | None = None,
+    motif_name: str | None = None,
+    pseudocount: float = 1.0,
+    device: str | torch.device = "cpu",
+    quiet: bool = False,
+) -> tuple[list[Objective], PWM | None]:
+    """The objectives of ``dna-design`` / ``dna-generate``: each ``--objective`` spec, or the one-objective
+    shorthand (``predictor`` with ``target``, else ``motif``; a motif given with a predictor only
+    annotates the designs with its best hits).
+
+    Parameters
+    ----------
+    specs : ``--objective`` values (see :func:`parse_objective`); exclusive with the shorthand.
+    motif, predictor, target : the shorthand.
+    motif_format, motif_name, pseudocount : how motif files are read (every motif).
+    device : where predictors are loaded.
+    quiet : no status lines (each motif is announced with how it was read).
+
+    Returns
+    -------
+    (objectives, the motif that annotates predictor-only designs or None).
+    """
+    from pathlib import Path
+
+    from gengen.dna.predictors import PWMPredictor, load_predictor
+    from gengen.io.motifs import load_motif
+    from gengen.runtime import log
+
+    def read_motif(spec: str) -> PWM:
+        pwm = load_motif(spec, fmt=motif_format, name=motif_name, pseudocount=pseudocount, quiet=quiet)
+        log(f"motif {pwm.name}: {pwm.length} bp, consensus {pwm.consensus}, best possible score {pwm.max_score:.3f}"
+            + (f" (read as {pwm.layout})" if pwm.layout else ""), quiet)
+        return pwm
+
+    if specs:
+        if motif or predictor or target != "max":
+            raise GengenError("--objective replaces --motif, --predictor and --target: give every objective as "
+                              "--objective (e.g. --objective motif=MA0139.2,target=max).")
+        parsed = [parse_objective(s) for s in specs]  # all parsed before any is loaded
+        out = []
+        for p in parsed:
+            if p.kind == "motif":
+                module = PWMPredictor(read_motif(p.source))
+                name = module.pwm.name
+            else:
+                module, name = load_predictor(p.source, device=device)[0], Path(p.source).name
+            out.append(Objective(module, p.target, p.weight, name=name))
+        annotation = None
+    else:
+        target = parse_target(target)
+        annotation = read_motif(motif) if motif else None
+        if predictor:
+            out = [Objective(load_predictor(predictor, device=device)[0], target, name=Path(predictor).name)]
+        elif annotation is None:
+            raise GengenError("give --motif (file or JASPAR id), --predictor (a dna-train-predictor model) or "
+                              "--objective.")
+        else:
+            out, annotation = [Objective(PWMPredictor(annotation), target, name=annotation.name)], None
+    for o in out:
+        if o.pwm is not None and o.is_value and o.target > o.pwm.max_score:
+            log(f"note: target {o.target:g} is above {o.name}'s best possible score {o.pwm.max_score:.3f}; the "
+                "designs can only approach the consensus", quiet)
+    return out, annotation
+
+
+def objective_inputs(specs: list[str] | None) -> list[str]:
+    """The files or model names ``--objective`` specs read (for :func:`gengen.runtime.plan_outputs`)."""
+    return [parse_objective(s).source for s in specs or []]

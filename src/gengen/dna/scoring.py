@@ -101,3 +101,55 @@ def score_records(
     elif model is not None and int((table["length"] == 0).sum()):
         notes.append(f"{int((table['length'] == 0).sum())} empty record(s) have no predictor score (NaN)")
     return table, notes
+
+
+def score_file(
+    path,
+    *,
+    pwm: PWM | None = None,
+    predictor: str | None = None,
+    independent: tuple | None = None,
+    transform: str = "log",
+    ambiguous: str = "uniform",
+    device: str = "cpu",
+) -> tuple[pd.DataFrame, list[str]]:
+    """``dna-score``: score a FASTA's records with a motif and/or a predictor (a model directory or store
+    name), and optionally with an independent 6-mer ridge fitted on all of ``independent = (probes FASTA,
+    labels CSV)`` (transformed by ``transform``).
+
+    Returns
+    -------
+    The table of :func:`score_records` (plus ``independent_score``) and the lines to report.
+    """
+    from gengen.dna.predictors import load_predictor
+    from gengen.io.sequences import read_fasta_records
+
+    records = read_fasta_records(path)
+    model = load_predictor(predictor, device=device)[0] if predictor else None
+    table, notes = score_records(records, pwm=pwm, model=model, ambiguous=ambiguous)
+    if pwm is not None and model is None and table["motif_score"].isna().all():
+        raise GengenError(f"no record of {str(path)!r} can be scored with the {pwm.length}-bp motif: "
+                          + "; ".join(notes) + ".")
+    lines = [f"note: {note}" for note in notes]
+    if independent is not None:
+        from gengen.dna.baselines import independent_check
+        from gengen.dna.predictor_training import read_labels, transform_labels
+        from gengen.io.sequences import encode_string, read_fasta
+
+        if len(set(table["length"])) > 1:
+            raise GengenError("--independent-probes needs sequences of one length.")
+        probes = read_fasta(independent[0], ambiguous="uniform")
+        y = transform_labels(read_labels(independent[1], probes.ids), transform)
+        check = independent_check(probes.codes, y, np.stack([encode_string(q, n) for n, q in records]))
+        table["independent_score"] = check["design_pred"]
+        lines.append(
+            f"independent 6-mer ridge on all {len(check['probe_pred'])} probes (in-sample r "
+            f"{check['in_sample_pearson']:.3f}): sequences mean {check['design_mean']:.3f} (min "
+            f"{check['design_min']:.3f}); best probe {check['best_probe']:.3f}, top 1% of probes "
+            f"{check['top1pct_probe_mean']:.3f}; {100 * check['fraction_above_best_probe']:.1f}% above the best probe")
+    if pwm is not None or model is not None:
+        col = "motif_score" if pwm is not None else "predictor_score"
+        lines.append(f"scored {int(table[col].notna().sum())} of {len(table)} sequences: mean {col} "
+                     f"{table[col].mean():.3f}" + (f" ({100 * table['fraction_of_max'].mean():.1f}% of the consensus "
+                                                   f"max {pwm.max_score:.3f})" if pwm else ""))
+    return table, lines

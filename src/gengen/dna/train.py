@@ -528,3 +528,21 @@ def _train_gan(train_codes, recipe, output, heldout_codes, resume, device, quiet
 def iterations_for(seconds: float, seconds_per_iteration: float) -> int:
     """How many generator iterations fit a time budget (for planning CPU runs)."""
     return max(1, math.floor(seconds / max(seconds_per_iteration, 1e-9)))
+
+
+def resume_heldout_fraction(output, asked: float | None) -> float | None:
+    """The held-out fraction a resumed run must use: the checkpoint's (resuming with another would train
+    on genes it held out); ``asked`` when there is no readable checkpoint (:func:`train_gan` reports that)."""
+    import json
+
+    cfg_path = Path(output) / "config.json"
+    try:
+        saved = json.loads(cfg_path.read_text())["recipe"]["heldout_fraction"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return asked
+    if asked is not None and abs(asked - saved) > 1e-12:
+        raise GengenError(
+            f"--resume: the checkpoint was trained with --heldout-fraction {saved}, not {asked}; resuming with "
+            "another fraction would train on genes held out before. Leave the option out to keep the checkpoint's."
+        )
+    return saved
