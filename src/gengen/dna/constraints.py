@@ -323,7 +323,7 @@ def verify(sequences: Sequence[str], constraints: Constraints) -> list[str]:
                     problems.append(f"{edits} edits > {c.max_edits}")
                 moved = [p + 1 for p in fixed if seq[p] != start[p]]
                 if moved:
-                    problems.append(f"fixed position(s) {preview(moved, 3)} changed")
+                    problems.append(f"fixed position(s) {', '.join(map(str, moved[:3]))}{'...' if len(moved) > 3 else ''} changed")
         for pattern, pair in regexes:
             if any(r.search(seq) for r in pair):
                 problems.append(f"holds {pattern}")
