@@ -11,8 +11,10 @@ with the mean and standard deviation of the objective over 2,048 uniform random 
 design length (seeded, so every run of a design uses the same scale). One unit of weight is then "one
 standard deviation of what chance gives" for every objective, whatever its units. A design
 maximises ``J = sum_i w_i * u_i`` with ``u_i`` the standardised score for ``max``, its negative for
-``min`` and ``-((s - v) / sd)**2`` for a value ``v``. Adam is (nearly) invariant to a constant
-factor on a loss, so a single objective designs exactly as it would unscaled.
+``min`` and ``-|s - v| / sd`` for a value ``v``: every utility changes by one unit per standard
+deviation, so a weight is the same exchange rate between objectives wherever the designs are (a
+squared miss would make a value target nearly weightless close to it). Adam is (nearly) invariant to
+a constant factor on a loss, so a single objective designs as it would unscaled.
 """
 
 from __future__ import annotations
@@ -173,7 +175,7 @@ class Objective:
             return u
         if self.target == "min":
             return -u
-        return -(((score - float(self.target)) / self.scale) ** 2)
+        return -(score - float(self.target)).abs() / self.scale
 
     def describe(self) -> str:
         target = self.target if isinstance(self.target, str) else f"{self.target:g}"
