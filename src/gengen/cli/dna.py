@@ -160,8 +160,9 @@ def dna_generate(
     set_threads(threads)
     _require_suffix(output, FASTA_SUFFIXES, "FASTA")
     model = model_or_default(model, "dna-gan", quiet)
-    if interpolate is not None and train_data is not None:
-        raise GengenError("--train-data checks independent samples; leave it out with --interpolate.")
+    if interpolate is not None and (train_data is not None or interpolate < 2):
+        raise GengenError("--train-data checks independent samples; leave it out with --interpolate." if train_data else
+                          f"--interpolate needs at least 2 steps (the two ends), got {interpolate}.")
     from gengen.dna.result import design_outputs
 
     outs = design_outputs(output) if interpolate is not None else [output]

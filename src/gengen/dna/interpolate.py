@@ -74,8 +74,9 @@ class Interpolation:
 
         fasta, tsv, png = design_outputs(path)
         t = self.table
-        desc = [f"t={r.t:.3f} path={r.path} gc={r.gc:.3f}" + "".join(f" {c}={getattr(r, c):.4f}" for c in self.score_columns)
-                for r in t.itertuples()]
+        cols = [t[c].to_numpy() for c in self.score_columns]
+        desc = [f"t={t['t'].iat[i]:.3f} path={t['path'].iat[i]} gc={t['gc'].iat[i]:.3f}"
+                + "".join(f" {c}={v[i]:.4f}" for c, v in zip(self.score_columns, cols)) for i in range(len(t))]
         write_fasta(fasta, list(t["id"]), list(t["sequence"]), desc)
         with atomic_path(tsv) as tmp:
             t.to_csv(tmp, sep="\t", index=False, float_format="%.5g")
