@@ -96,7 +96,7 @@ def dna_train(
 ) -> None:
     """Train a WGAN-GP (residual CNNs) on DNA windows; writes a resumable checkpoint with samples."""
     from gengen.dna.data import training_windows
-    from gengen.dna.train import GANRecipe, resume_heldout_fraction, train_gan
+    from gengen.dna.train import GANRecipe, resume_heldout_fraction, train_gan, training_report
     from gengen.io.sequences import read_fasta
 
     set_threads(threads)
@@ -120,13 +120,8 @@ def dna_train(
         f"other {split.n_test})" if split.validation is not None else ""), quiet)
     model = train_gan(split.train, recipe, output=output, heldout_codes=split.validation, resume=resume,
                       device=device, quiet=quiet, time_limit=time_limit * 60 if time_limit else None)
-    m = model.metrics
-    js = "  ".join(f"{k}={v:.4f}" for k, v in m.items() if k.startswith("js_k"))
-    say(f"{m.get('iteration')} iterations on {m.get('device')} ({m['seconds_per_iteration']:.3f} s each)"
-        + (f"; held-out k-mer JS: {js}" if js else ""), quiet)
-    if "best_iteration" in m:
-        say(f"best held-out check (mean JS k=3,4 {m['best_score']:.4f}) at iteration {m['best_iteration']}: "
-            "used by dna-generate/dna-eval/dna-design unless --weights last", quiet)
+    for line in training_report(model.metrics):
+        say(line, quiet)
     if to_store:
         stored_as_default(output, "dna-gan", quiet)
     typer.echo(str(output))
@@ -155,39 +150,35 @@ def dna_generate(
     quiet: QuietOpt = False,
 ) -> None:
     """Sample sequences from a trained DNA GAN (argmax of G(z), z ~ N(0, I)), or paths between latent points."""
+    from gengen.dna.core import write_samples
+    from gengen.dna.interpolate import check_steps
+    from gengen.dna.interpolate import interpolate as paths
     from gengen.dna.objectives import objective_inputs
+    from gengen.dna.result import design_outputs
 
     set_threads(threads)
     _require_suffix(output, FASTA_SUFFIXES, "FASTA")
+    if interpolate is not None and train_data is not None:
+        raise GengenError("--train-data checks independent samples; leave it out with --interpolate.")
+    check_steps(interpolate)
     model = model_or_default(model, "dna-gan", quiet)
-    if interpolate is not None and (train_data is not None or interpolate < 2):
-        raise GengenError("--train-data checks independent samples; leave it out with --interpolate." if train_data else
-                          f"--interpolate needs at least 2 steps (the two ends), got {interpolate}.")
-    from gengen.dna.result import design_outputs
-
     outs = design_outputs(output) if interpolate is not None else [output]
     plan = plan_outputs(outs, inputs=[model, train_data, motif, predictor, *objective_inputs(objective)])
     gan = _load_gan(model, device, weights, quiet)
     objectives, _ = _objectives(objective, motif, predictor, "max", motif_format, motif_name, pseudocount, device,
                                 quiet, needed=False)
     if interpolate is not None:
-        from gengen.dna.interpolate import interpolate as run
-
-        paths = run(gan, 10 if n is None else n, interpolate, objectives=objectives, seed=seed)
-        paths.write(output)
-        plan.commit()
-        say(paths.summary_line(), quiet)
-        for p in outs:
-            typer.echo(str(p))
-        return
-    from gengen.dna.core import write_samples
-
-    lines = write_samples(gan, output, 1000 if n is None else n, seed=seed, objectives=objectives,
-                          train_data=input_path(train_data) if train_data else None)
+        res = paths(gan, 10 if n is None else n, interpolate, objectives=objectives, seed=seed)
+        res.write(output)
+        lines = [res.summary_line()]
+    else:
+        lines = write_samples(gan, output, 1000 if n is None else n, seed=seed, objectives=objectives,
+                              train_data=input_path(train_data) if train_data else None)
     plan.commit()
     for line in lines:
         say(line, quiet)
-    typer.echo(str(output))
+    for p in outs:
+        typer.echo(str(p))
 
 
 @app.command("dna-design", rich_help_panel=PANEL)
@@ -290,12 +281,7 @@ def dna_train_predictor(
     recipe = PredictorRecipe(epochs=epochs, val_fraction=val_fraction, transform=transform, seed=seed)
     trained = train_predictor(seqs.codes, y, recipe, device=device, quiet=quiet, baseline=baseline)
     trained.save(output)
-    m = trained.metrics
-    line = f"held-out Pearson r {m['val_pearson']:.4f} ({m['n_val']} sequences, {transform} labels"
-    line += f"; weights of epoch {m['best_epoch']}, chosen on {m['n_stop']} other sequences)" if m.get("n_stop") else ")"
-    if "val_pearson_6mer_ridge" in m:
-        line += f"; 6-mer ridge baseline r {m['val_pearson_6mer_ridge']:.4f}"
-    say(line + f"; {m['train_seconds']:.1f} s on {m['device']}", quiet)
+    say(trained.report(), quiet)
     if to_store:
         stored_as_default(output, "dna-predictor", quiet)
     typer.echo(str(output))
@@ -366,14 +352,13 @@ def dna_eval(
 ) -> None:
     """k-mer spectrum JS divergence (k = 1..6) of GAN samples vs held-out real windows, next to i.i.d.
     and Markov baselines and the real-vs-real noise floor; and how far samples are from the training set."""
-    from gengen.dna.evaluate import evaluate_gan
+    from gengen.dna.evaluate import eval_outputs, evaluate_gan
     from gengen.io.sequences import read_fasta
 
     set_threads(threads)
     _require_suffix(output, TABLE_SUFFIXES, "a TSV table")
     model = model_or_default(model, "dna-gan", quiet)
-    side = output.with_name(output.stem + ".novelty.tsv") if output is not None and novelty else None
-    plan_outputs([output, side], inputs=[data, model, samples])
+    plan_outputs(eval_outputs(output, novelty), inputs=[data, model, samples])
     gan = _load_gan(model, device, weights, True)
     seqs = read_fasta(input_path(data), length=gan.length, windows="tiled", ambiguous=ambiguous)
     extra = {samples.stem: read_fasta(input_path(samples), length=gan.length, ambiguous=ambiguous).codes} if samples else None
@@ -383,10 +368,5 @@ def dna_eval(
     for line in ev.lines(gan):
         typer.echo(line)
     if output is not None:
-        from gengen.runtime import atomic_path
-
-        for path, table in ((output, ev.kmer), (side, ev.novelty)):
-            if path is not None:
-                with atomic_path(path, protect=(data,)) as tmp:
-                    table.to_csv(tmp, sep="\t", index=False, float_format="%.6g")
-                typer.echo(str(path))
+        for path in ev.write(output):
+            typer.echo(str(path))

@@ -234,8 +234,11 @@ def _optimise(source, objectives: list[Objective], rules: EditRules, *, steps: i
     with Progress(steps, f"{source.method} design", quiet) as bar:
         for step in range(1, steps + 1):
             soft = source.relaxed()
-            codes = _readout(soft.detach(), rules)
-            x = one_hot_codes(codes, soft.dtype) + soft - soft.detach() if straight_through else soft
+            if straight_through:  # the forward pass sees the readout
+                codes = _readout(soft.detach(), rules)
+                x = one_hot_codes(codes, soft.dtype) + soft - soft.detach()
+            else:
+                x = soft
             evals = [o.evaluate(x) for o in objectives]
             loss = -combined(objectives, [e[0] for e in evals]).sum() + source.extra_loss()
             sums = rules.scanner.window_sums(x) if rules.scanner else None

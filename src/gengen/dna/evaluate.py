@@ -32,6 +32,16 @@ class GANEvaluation:
     n_test: int
     caveats: list[str] = field(default_factory=list)
 
+    def write(self, output) -> list:
+        """The k-mer table at ``output`` (TSV) and the novelty table beside it (see :func:`eval_outputs`)."""
+        from gengen.runtime import atomic_path
+
+        paths = eval_outputs(output, self.novelty is not None)
+        for path, table in zip(paths, (self.kmer, self.novelty)):
+            with atomic_path(path) as tmp:
+                table.to_csv(tmp, sep="\t", index=False, float_format="%.6g")
+        return paths
+
     def lines(self, gan: GANModel) -> list[str]:
         """What ``dna-eval`` prints."""
         from gengen.dna.novelty import describe
@@ -43,6 +53,16 @@ class GANEvaluation:
         if self.novelty is not None:
             out += describe(self.novelty, gan.length)
         return out
+
+
+def eval_outputs(output, novelty: bool = True) -> list:
+    """The files ``dna-eval -o TABLE.tsv`` writes: the k-mer table and, with novelty, ``TABLE.novelty.tsv``."""
+    if output is None:
+        return []
+    from pathlib import Path
+
+    output = Path(output)
+    return [output] + ([output.with_name(output.stem + ".novelty.tsv")] if novelty else [])
 
 
 def evaluate_gan(

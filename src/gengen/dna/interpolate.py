@@ -43,12 +43,17 @@ def slerp(z0: torch.Tensor, z1: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
     return w0[..., None] * z0[:, None, :] + w1[..., None] * z1[:, None, :]
 
 
+def check_steps(steps: int | None) -> None:
+    """``--interpolate K`` needs the two ends at least (``None``: no interpolation asked)."""
+    if steps is not None and steps < 2:
+        raise GengenError(f"--interpolate needs at least 2 steps (the two ends), got {steps}.")
+
+
 def latent_paths(z0: torch.Tensor, z1: torch.Tensor, steps: int, method: str = "slerp") -> torch.Tensor:
     """``(P, steps, d)`` points from ``z0`` to ``z1`` (both ends included)."""
     if method not in METHODS:
         raise GengenError(f"interpolation must be one of {', '.join(METHODS)}, got {method!r}.")
-    if steps < 2:
-        raise GengenError(f"--interpolate needs at least 2 steps (the two ends), got {steps}.")
+    check_steps(steps)
     t = torch.linspace(0, 1, steps, device=z0.device, dtype=z0.dtype)
     if method == "linear":
         return (1 - t)[None, :, None] * z0[:, None, :] + t[None, :, None] * z1[:, None, :]

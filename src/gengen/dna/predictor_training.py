@@ -72,6 +72,15 @@ class TrainedPredictor:
     metrics: dict
     history: pd.DataFrame
 
+    def report(self) -> str:
+        """One line: held-out Pearson r, the epoch kept, the 6-mer ridge baseline, time."""
+        m = self.metrics
+        line = f"held-out Pearson r {m['val_pearson']:.4f} ({m['n_val']} sequences, {m['transform']} labels"
+        line += f"; weights of epoch {m['best_epoch']}, chosen on {m['n_stop']} other sequences)" if m.get("n_stop") else ")"
+        if "val_pearson_6mer_ridge" in m:
+            line += f"; 6-mer ridge baseline r {m['val_pearson_6mer_ridge']:.4f}"
+        return line + f"; {m['train_seconds']:.1f} s on {m['device']}"
+
     def save(self, directory) -> Path:
         from gengen.checkpoint import save_checkpoint
         from gengen.plots import plot_curves

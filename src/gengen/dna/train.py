@@ -546,3 +546,15 @@ def resume_heldout_fraction(output, asked: float | None) -> float | None:
             "another fraction would train on genes held out before. Leave the option out to keep the checkpoint's."
         )
     return saved
+
+
+def training_report(metrics: dict) -> list[str]:
+    """What ``dna-train`` prints at the end: iterations, time, the held-out k-mer check, the best checkpoint."""
+    m = metrics
+    js = "  ".join(f"{k}={v:.4f}" for k, v in m.items() if k.startswith("js_k"))
+    lines = [f"{m.get('iteration')} iterations on {m.get('device')} ({m['seconds_per_iteration']:.3f} s each)"
+             + (f"; held-out k-mer JS: {js}" if js else "")]
+    if "best_iteration" in m:
+        lines.append(f"best held-out check (mean JS k=3,4 {m['best_score']:.4f}) at iteration {m['best_iteration']}: "
+                     "used by dna-generate/dna-eval/dna-design unless --weights last")
+    return lines
