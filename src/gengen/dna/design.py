@@ -266,7 +266,7 @@ def _optimise(source, objectives: list[Objective], rules: EditRules, *, steps: i
             if record and not straight_through:  # the readout after this step
                 with torch.no_grad():
                     after = one_hot_codes(_readout(source.relaxed(), rules), soft.dtype)
-                    exact = [o.evaluate(after)[1] for o in objectives]
+                    exact = [o.exact(after) for o in objectives]
             if record:
                 history.append(_history_row(step, objectives, [e[0].detach() for e in evals], exact))
                 bar.update(record_every if step % record_every == 0 else 0, score=history[-1]["onehot_mean"])
@@ -274,11 +274,11 @@ def _optimise(source, objectives: list[Objective], rules: EditRules, *, steps: i
         soft = source.relaxed()
         codes = _readout(soft, rules)
         if steps == 0:
-            exact = [o.evaluate(one_hot_codes(codes, soft.dtype))[1] for o in objectives]
+            exact = [o.exact(one_hot_codes(codes, soft.dtype)) for o in objectives]
             history.append(_history_row(0, objectives, [o.evaluate(soft)[0] for o in objectives], exact))
         if best_j is not None:  # the last update's readout competes too
             x = one_hot_codes(codes, soft.dtype)
-            exact = [o.evaluate(x)[1] for o in objectives]
+            exact = [o.exact(x) for o in objectives]
             sums = rules.scanner.window_sums(x) if rules.scanner else None
             j = torch.where(_feasible(rules, x, sums), combined(objectives, exact), torch.full_like(best_j, -torch.inf))
             better = j > best_j

@@ -168,6 +168,11 @@ class Objective:
             return exact, exact
         return tau * torch.logsumexp(windows / tau, dim=1), exact
 
+    def exact(self, x: torch.Tensor) -> torch.Tensor:
+        """``(N,)`` the reported score of one-hot ``x``: a PWM's best window, else the predictor's output."""
+        pwm = self.pwm
+        return self.predictor(x) if pwm is None else self.predictor.window_scores(x).flatten(1).amax(dim=1)
+
     def utility(self, score: torch.Tensor) -> torch.Tensor:
         """Standardised 'higher is better' value of raw scores (see the module docstring)."""
         u = (score - self.center) / self.scale
@@ -225,7 +230,7 @@ def exact_scores(objectives: list[Objective], x: torch.Tensor, batch_size: int =
     """Exact scores ``(N, K)`` of one-hot ``x`` for each objective, ``batch_size`` sequences at a time."""
     cols = []
     for obj in objectives:
-        parts = [obj.evaluate(x[i : i + batch_size])[1].float().cpu() for i in range(0, len(x), batch_size)]
+        parts = [obj.exact(x[i : i + batch_size]).float().cpu() for i in range(0, len(x), batch_size)]
         cols.append(torch.cat(parts).numpy().astype(np.float64) if parts else np.zeros(0))
     return np.stack(cols, axis=1)
 
