@@ -7,6 +7,7 @@
 >>> result.summary()["fraction_of_max"], result.records()[:2]
 """
 
+from gengen.dna.constraints import Constraints, verify
 from gengen.dna.core import GANModel
 from gengen.dna.design import DesignResult, design, design_direct, design_joint, parse_target, plot_design
 from gengen.dna.metrics import (
@@ -19,12 +20,16 @@ from gengen.dna.metrics import (
     sample_markov,
 )
 from gengen.dna.model import Critic, Generator
+from gengen.dna.objectives import Objective
 from gengen.dna.predictor_training import PredictorRecipe, TrainedPredictor, train_predictor
 from gengen.dna.predictors import CNNPredictor, PWMPredictor, load_predictor, predict, report_scores
 from gengen.dna.train import GANRecipe, gradient_penalty, train_gan
 
 __all__ = [
     "CNNPredictor",
+    "Constraints",
+    "Objective",
+    "verify",
     "Critic",
     "DesignResult",
     "GANModel",

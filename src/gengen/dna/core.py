@@ -116,8 +116,15 @@ def write_samples(
         from gengen.dna.data import evaluation_windows
         from gengen.io.sequences import read_fasta
 
-        win = evaluation_windows(read_fasta(train_data, length=gan.length, windows="tiled"), gan)
-        lines += [f"warning: {c}." for c in win.caveats]
+        seqs = read_fasta(train_data, length=gan.length, windows="tiled")
+        if gan.recipe.heldout_fraction:
+            win = evaluation_windows(seqs, gan)
+            train, test = win.train, win.test
+            lines += [f"warning: {c}." for c in win.caveats]
+        else:
+            train, test = seqs.codes, None
+            lines.append("note: the model held no genes out (--heldout-fraction 0): no held-out real windows to "
+                         "compare with")
     codes = gan.generate(n, seed=seed)
     desc = [f"gc={g:.3f}" for g in gc_content(codes)]
     if objectives:
@@ -132,9 +139,11 @@ def write_samples(
     if train_data is not None:
         from gengen.dna.novelty import describe, novelty_table
 
-        rng = np.random.default_rng(seed)
-        real = win.test if len(win.test) <= n else win.test[np.sort(rng.choice(len(win.test), n, replace=False))]
-        nov, dist = novelty_table({"gan": codes, "heldout_real": real}, win.train, seed=seed, device=gan.device)
+        sets = {"gan": codes}
+        if test is not None:
+            rng = np.random.default_rng(seed)
+            sets["heldout_real"] = test if len(test) <= n else test[np.sort(rng.choice(len(test), n, replace=False))]
+        nov, dist = novelty_table(sets, train, seed=seed, device=gan.device)
         desc = [d + f" nearest_train={int(k)}" for d, k in zip(desc, dist["gan"])]
         lines += describe(nov, gan.length)
     write_fasta(path, [f"gan_{i + 1}" for i in range(n)], decode_codes(codes), desc)
