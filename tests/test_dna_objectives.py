@@ -231,3 +231,17 @@ def test_real_motif_objectives_report_hits_of_the_first_motif():
     assert r.objective_scores[:, 0].mean() > 0.75 * ctcf.max_score  # parts of CTCF sites look GATA-like
     assert r.objective_scores[:, 1].mean() < r.initial_objective_scores[:, 1].mean() - 3
     assert {"hit_start", "hit_strand", "hit_sequence"} <= set(t.columns) and (t["hit_sequence"].str.len() == 15).all()
+
+
+def test_dominance_on_a_known_trade_off():
+    from gengen.dna.metrics import dominance
+
+    ref = np.array([[1.0, 1.0], [2.0, 3.0], [0.0, 0.5]])  # (up, down) scores of reference sequences
+    designs = np.array([[3.0, 0.2], [2.5, 1.0], [1.0, 1.0], [-1.0, 5.0]])
+    d = dominance(designs, ref, [True, False])
+    # design 0 beats every reference on both; design 1 dominates refs 0 and 1 only; design 2 ties ref 0
+    # and is dominated by none; design 3 is dominated by all
+    assert d["dominate_all"] == pytest.approx(0.25)
+    assert d["not_dominated"] == pytest.approx(0.75)
+    assert d["mean_dominated"] == pytest.approx((3 + 2 + 0 + 0) / 12)
+    assert d["corner"].tolist() == [2.0, 0.5]
