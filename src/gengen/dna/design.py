@@ -40,7 +40,7 @@ import torch
 from torch import nn
 
 from gengen.dna.constraints import Constraints, verify
-from gengen.dna.greedy import EditRules, _score_codes, _substitution_scores_pwm, polish, repair
+from gengen.dna.greedy import EditRules, _score_codes, _substitution_scores_pwm, better_of, polish, repair
 from gengen.dna.objectives import Objective, as_objectives, calibrate, combined, parse_target
 from gengen.dna.result import DesignResult, design_outputs
 from gengen.errors import GengenError
@@ -387,6 +387,11 @@ def design(
         with torch.no_grad():
             polished = polish(codes, objectives, rules) if values else codes.to(torch.uint8)
             n_polished = int((polished.long() != codes).any(dim=1).sum()) if values else 0
+            n_greedy = 0
+            if c.max_edits is not None:  # under a budget: local search from the gradient's edits and from the start
+                refined = polish(polished, objectives, rules, rounds=c.max_edits, every_design=True)
+                greedy = polish(rules.start, objectives, rules, rounds=c.max_edits, every_design=True)
+                polished, n_greedy = better_of(refined, greedy, objectives, rules)
             fixed = repair(polished, objectives, rules) if c.any else polished
             n_repaired = int((fixed.long() != polished.long()).any(dim=1).sum())
             result = _finish(fixed.cpu().numpy(), initial.cpu().numpy(), objectives, c, history, source.method, dev, pwm)
@@ -397,7 +402,7 @@ def design(
         "seconds": time.perf_counter() - t0, "device": str(dev), "repaired": n_repaired,
         **({"polished": n_polished} if values else {}),
         **({"grad_noise": grad_noise, "prior_weight": prior_weight} if gan is not None else {}),
-        **({"max_edits": c.max_edits} if c.max_edits is not None else {}),
+        **({"max_edits": c.max_edits, "greedy_kept": n_greedy} if c.max_edits is not None else {}),
     })
     return result
 

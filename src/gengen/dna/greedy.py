@@ -286,28 +286,33 @@ def _chunk(length: int, objectives) -> int:
     return max(1, (2**20 if cheap else POSITIONS_PER_CALL // max(length, 1)) // per)
 
 
-def polish(codes: torch.Tensor, objectives: list[Objective], rules: EditRules, *, rounds: int = 30) -> torch.Tensor:
-    """Rounds of the single allowed substitution that most improves the combined objective, for designs
-    with a value target not yet within ``1e-3 * max(1, |value|)``.
+def polish(codes: torch.Tensor, objectives: list[Objective], rules: EditRules, *, rounds: int = 30,
+           every_design: bool = False) -> torch.Tensor:
+    """Rounds of the single allowed substitution that most improves the combined objective.
 
-    Gradient steps get near a value but not onto it (the one-hot readout moves in jumps); this closes
-    the rest. Only substitutions that keep every constraint met (or, for a design that does not meet
-    them yet, make it no worse) are taken. Returns codes ``(N, L)`` uint8.
+    By default only for designs with a value target not yet within ``1e-3 * max(1, |value|)``:
+    gradient steps get near a value but not onto it (the one-hot readout moves in jumps), and this
+    closes the rest. With ``every_design`` every design climbs until no substitution improves it (or
+    ``rounds`` run out): the greedy local search that refines edits under a budget. Only substitutions
+    that keep every constraint met (or, for a design that does not meet them yet, make it no worse)
+    are taken; fixed positions and the edit budget are never crossed. Returns codes ``(N, L)`` uint8.
     """
     codes = codes.clone().long()
     values = [(i, o) for i, o in enumerate(objectives) if o.is_value]
-    if not values or rounds < 1:
+    if (not values and not every_design) or rounds < 1 or len(codes) == 0:
         return codes.to(torch.uint8)
     rows_all = torch.arange(len(codes), device=codes.device)
     util, scores = _current(objectives, codes)
 
-    def off_target(sc: list[torch.Tensor], idx: torch.Tensor) -> torch.Tensor:
+    def active_of(sc: list[torch.Tensor], idx: torch.Tensor) -> torch.Tensor:
+        if every_design:
+            return idx
         out = torch.zeros(len(idx), dtype=torch.bool, device=codes.device)
         for i, o in values:
             out |= (sc[i][idx] - float(o.target)).abs() > 1e-3 * max(1.0, abs(float(o.target)))
-        return out
+        return idx[out]
 
-    active = rows_all[off_target(scores, rows_all)]
+    active = active_of(scores, rows_all)
     chunk = _chunk(codes.shape[1], objectives)
     for _ in range(rounds):
         if len(active) == 0:
@@ -318,8 +323,8 @@ def polish(codes: torch.Tensor, objectives: list[Objective], rules: EditRules, *
             c = codes[rows]
             cand = [substitution_scores(o, c).float() for o in objectives]
             u = _utilities(objectives, cand)  # (m, L, 3)
-            viol_now = rules.violations(c, rows) if rules.constraints.any else None
-            if viol_now is not None:
+            if rules.constraints.any:
+                viol_now = rules.violations(c, rows)
                 viol = rules.substitution_violations(c, rows)
                 u = torch.where(viol <= viol_now[:, None, None], u, torch.full_like(u, -torch.inf))
             best_u, best = u.flatten(1).max(dim=1)
@@ -331,9 +336,19 @@ def polish(codes: torch.Tensor, objectives: list[Objective], rules: EditRules, *
                 util[r] = best_u[take]
                 for i in range(len(objectives)):
                     scores[i][r] = cand[i].flatten(1)[take, b]
-                still.append(r[off_target(scores, r)])
+                still.append(active_of(scores, r))
         active = torch.cat(still) if still else active[:0]
     return codes.to(torch.uint8)
+
+
+def better_of(a: torch.Tensor, b: torch.Tensor, objectives: list[Objective], rules: EditRules) -> tuple[torch.Tensor, int]:
+    """Per design, ``b`` where it meets the constraints and scores a higher combined objective than ``a``
+    (or ``a`` does not meet them); returns the codes and how many came from ``b``."""
+    ua, _ = _current(objectives, a.long())
+    ub, _ = _current(objectives, b.long())
+    va, vb = rules.violations(a), rules.violations(b)
+    take = (vb == 0) & ((va > 0) | (ub > ua + 1e-9))
+    return torch.where(take[:, None], b.long(), a.long()).to(torch.uint8), int(take.sum())
 
 
 def repair(codes: torch.Tensor, objectives: list[Objective], rules: EditRules, *, rounds: int | None = None) -> torch.Tensor:

@@ -122,7 +122,10 @@ class DesignResult:
             df["hit_strand"] = np.where(self.hit_strand == 0, "+", "-")
             df["hit_sequence"] = [s[p : p + w] for s, p in zip(seqs, self.hit_start)]
         if self.edits is not None:
+            from gengen.io.sequences import decode_codes
+
             df["start_id"] = self.start_ids
+            df["start_sequence"] = decode_codes(self.start_codes)
             df["edits"] = self.edits
             if self.multi:
                 for col, values in zip(column_names(self.objectives), self.initial_objective_scores.T):
@@ -230,6 +233,8 @@ class DesignResult:
                 f"edits per design: mean {s['edits_mean']:.2f}, max {s['edits_max']}"
                 + (f" of --max-edits {budget}" if budget else "")
                 + f"; {what} gained {s['gain_mean']:.3f} on average, {s['gain_per_edit']:.3f} per edit"
+                + (f" ({s['greedy_kept']} design(s) from the greedy search from the start, which beat the "
+                   "gradient's)" if s.get("greedy_kept") else "")
             )
         div = f"diversity {s['diversity']:.3f}/base"
         if s.get("diversity_outside_hit") is not None and s["diversity_outside_hit"] == s["diversity_outside_hit"]:
