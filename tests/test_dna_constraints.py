@@ -238,3 +238,24 @@ def test_unrepairable_designs_are_dropped_and_counted():
     r = design(PWMPredictor(pwm_from_counts(TOY_COUNTS)), 4, None, constraints=c, steps=5, device="cpu", quiet=True)
     assert len(r.codes) == 0 and r.dropped == 4
     assert "could not be made" in " ".join(r.report()) or "no design met every constraint" in r.report()[0]
+
+
+def test_one_edit_budget_finds_the_best_single_substitution():
+    """With --max-edits 1 the optimum is known exactly: the best of all 3 L single substitutions."""
+    pwm = pwm_from_counts(TOY_COUNTS)
+    pred = PWMPredictor(pwm)
+    start = np.random.default_rng(11).integers(0, 4, (12, 16)).astype(np.uint8)
+    r = design(pred, None, None, constraints=Constraints(start=start, max_edits=1), steps=30, seed=0, device="cpu",
+               quiet=True)
+    eye = np.eye(4, dtype=np.float32)
+    for i, s in enumerate(start):
+        cands = [s.copy()]
+        for p in range(16):
+            for b in range(4):
+                if b != s[p]:
+                    c = s.copy()
+                    c[p] = b
+                    cands.append(c)
+        x = torch.as_tensor(eye[np.array(cands)].transpose(0, 2, 1))
+        assert r.scores[i] == pytest.approx(float(pred.exact(x)[0].max()), abs=1e-5)
+    assert r.edits.max() <= 1
