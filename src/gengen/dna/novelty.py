@@ -9,7 +9,8 @@ window (and its reverse complement) are one matrix product, taken in blocks; the
 
 Large training sets are subsampled for the distances (``max_reference``, seeded; the same subset for
 every set compared, so the comparison stays fair), while exact copies are looked up among **all**
-training windows by hashing.
+training windows by hashing: a copy of any training window is at distance 0, anything else at its
+distance to the nearest window of the subset (an upper bound of the distance to all windows).
 """
 
 from __future__ import annotations
@@ -159,8 +160,8 @@ def novelty_table(
         ref = train[np.sort(np.random.default_rng(seed).choice(len(train), max_reference, replace=False))]
     rows, distances = [], {}
     for name, codes in sets.items():
-        d = nearest_distances(codes, ref, device=device)
         copies = exact_copies(codes, train)
+        d = np.where(copies, 0, nearest_distances(codes, ref, device=device))  # a copy of any window is at 0
         distances[name] = d
         length = codes.shape[1]
         rows.append({
@@ -178,7 +179,8 @@ def describe(table: pd.DataFrame, length: int) -> list[str]:
     """Lines for the terminal: one per set, and where the distances were taken."""
     ref, total = table.attrs.get("reference"), table.attrs.get("train")
     sub = f"{ref:,} training windows" + (f" (a seeded subset of {total:,})" if ref != total else "")
-    lines = [f"# nearest training window (Hamming, both strands) among {sub}; exact copies among all {total:,}"]
+    lines = [f"# nearest training window (Hamming, both strands) among {sub}; exact copies (distance 0) among all "
+             f"{total:,}"]
     for r in table.itertuples():
         lines.append(
             f"{r.set}: {r.n} sequences, mean {r.mean:.2f} of {length} mismatches (median {r.median:g}, 5th percentile "
