@@ -16,11 +16,14 @@
 4. PWM designs per second: 1,000 CTCF designs of 50 nt, 300 steps, to 100 % of the consensus
    maximum, against Ledidi's seconds per design (``--ledidi-seconds``; Ledidi is not a dependency of
    gengen: measure it in a separate environment, see docs/benchmarks.md). Target: >= 50x.
+5. Novelty: nearest training window (both strands) of 10,000 sequences among 100,000 windows of 50 nt.
+   Reference: the same distances in numpy, by broadcasting comparisons over blocks (timed on
+   ``--ref-queries`` queries and scaled). Target: < 60 s on the CPU.
 
 Timings are interleaved (ref, gengen, ref, gengen, ...) and the median taken: the machine is shared.
 
     python benchmarks/dna.py [--threads 1] [--iters 3] [--channels 100] [--skip-gan] [--skip-design]
-        [--skip-objectives] [--skip-rate] [--ledidi-seconds 0.44]
+        [--skip-objectives] [--skip-rate] [--skip-novelty] [--ledidi-seconds 0.44]
 """
 
 from __future__ import annotations
@@ -219,6 +222,26 @@ def bench_rate(args) -> dict:
     return out
 
 
+def bench_novelty(args) -> dict:
+    """gengen's blocked one-hot products against numpy comparisons of every pair."""
+    from gengen.dna.novelty import nearest_distances, reverse_complement_codes
+
+    rng = np.random.default_rng(0)
+    ref = rng.integers(0, 4, (100_000, 50)).astype(np.uint8)
+    queries = rng.integers(0, 4, (10_000, 50)).astype(np.uint8)
+    both = np.concatenate([ref, reverse_complement_codes(ref)])
+    t0 = time.perf_counter()
+    m = args.ref_queries
+    expect = np.array([min((both[i : i + 20000] != q).sum(axis=1).min() for i in range(0, len(both), 20000))
+                       for q in queries[:m]])
+    t_ref = (time.perf_counter() - t0) * len(queries) / m
+    t0 = time.perf_counter()
+    d = nearest_distances(queries, ref)
+    t_ours = time.perf_counter() - t0
+    assert (d[:m] == expect).all(), "distances differ from the reference"
+    return {"ref_s": t_ref, "gengen_s": t_ours, "ratio": t_ours / t_ref}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
@@ -233,6 +256,8 @@ def main() -> None:
     ap.add_argument("--skip-design", action="store_true")
     ap.add_argument("--skip-objectives", action="store_true")
     ap.add_argument("--skip-rate", action="store_true")
+    ap.add_argument("--skip-novelty", action="store_true")
+    ap.add_argument("--ref-queries", type=int, default=20, help="novelty reference: queries timed (scaled to 10,000)")
     ap.add_argument("--objective-iters", type=int, default=2, help="interleaved runs of each objective setting")
     ap.add_argument("--ledidi-seconds", type=float, default=0.44,
                     help="Ledidi's seconds per CTCF design at 100%% of the PWM maximum, measured separately")
@@ -276,6 +301,12 @@ def main() -> None:
             print(f"PWM design rate, {what}, 1,000 CTCF designs x 50 nt x 300 steps: {r['per_design_s'] * 1000:.2f} ms "
                   f"per design ({100 * r['fraction_of_max']:.2f}% of the max, min {100 * r['min_fraction']:.2f}%); "
                   f"Ledidi {args.ledidi_seconds:.2f} s per design: {r['ratio']:.0f}x (target >= 50x)")
+
+    if not args.skip_novelty:
+        r = bench_novelty(args)
+        print(f"novelty, 10,000 x 100,000 windows of 50 nt, both strands: reference {r['ref_s']:.0f} s (numpy, timed on "
+              f"{args.ref_queries} queries and scaled)   gengen {r['gengen_s']:.1f} s (target < 60 s)   ratio {r['ratio']:.3f}x; "
+              "same distances")
 
 
 if __name__ == "__main__":

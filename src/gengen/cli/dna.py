@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from gengen.cli._app import DeviceOpt, QuietOpt, SeedOpt, ThreadsOpt, app, input_path, say
+from gengen.cli._app import DeviceOpt, QuietOpt, SeedOpt, ThreadsOpt, app, input_path, require_suffix, say
 from gengen.cli._store import model_or_default, stored_as_default, train_output
 from gengen.errors import GengenError
 from gengen.runtime import plan_outputs, set_threads
@@ -39,15 +39,6 @@ ObjectiveOpt = Annotated[list[str] | None, _opt("--objective", help=(
 TargetOpt = Annotated[str, _opt("--target", help="max | min | a value to hit (with --motif / --predictor).")]
 GanModelOpt = Annotated[str | None, _opt("--model", "-m", help="dna-train model directory or store name (default: the store's default DNA GAN).")]
 WeightsOpt = Annotated[str, _opt("--weights", help="GAN generator weights: 'best' (best held-out k-mer check during training) or 'last'.")]
-
-
-def _require_suffix(path: Path | None, allowed: tuple[str, ...], what: str) -> None:
-    """Refuse an output name whose extension promises another format, before any work."""
-    if path is None:
-        return
-    suffix = "".join(Path(path).suffixes[-2:]) if Path(path).suffix == ".gz" else Path(path).suffix
-    if suffix.lower().removesuffix(".gz") not in allowed:
-        raise GengenError(f"output {str(path)!r} should end in {' / '.join(allowed)}: this command writes {what}.")
 
 
 def _objectives(objective, motif, predictor, target, motif_format, motif_name, pseudocount, device, quiet, needed=True):
@@ -157,7 +148,7 @@ def dna_generate(
     from gengen.dna.result import design_outputs
 
     set_threads(threads)
-    _require_suffix(output, FASTA_SUFFIXES, "FASTA")
+    require_suffix(output, FASTA_SUFFIXES, "FASTA")
     if interpolate is not None and train_data is not None:
         raise GengenError("--train-data checks independent samples; leave it out with --interpolate.")
     check_steps(interpolate)
@@ -219,18 +210,16 @@ def dna_design(
     """Design sequences toward motifs and/or trained predictors, directly or through a GAN, under constraints."""
     from gengen.dna.constraints import constraints_from_options
     from gengen.dna.design import design
-    from gengen.dna.objectives import objective_inputs, parse_objective
+    from gengen.dna.objectives import objective_inputs
     from gengen.dna.result import design_outputs
 
     set_threads(threads)
-    _require_suffix(output, FASTA_SUFFIXES, "FASTA (with .tsv and .png beside it)")
+    require_suffix(output, FASTA_SUFFIXES, "FASTA (with .tsv and .png beside it)")
     if gan and direct:
         raise GengenError("--gan and --direct exclude each other: pick joint (GAN) or direct design.")
     if gan and (start or fixed or max_edits is not None):
         raise GengenError("--from, --fixed and --max-edits edit given sequences directly: leave out --gan.")
-    for spec in objective or []:
-        parse_objective(spec)  # every spec's mistakes before any file is read
-    outs = design_outputs(output)
+    outs = design_outputs(output)  # objective_inputs parses every --objective before any file is read
     plan = plan_outputs(outs, inputs=[motif, predictor, gan, start, *objective_inputs(objective)])
     g = _load_gan(gan, device, weights, quiet) if gan else None
     constraints, length, note = constraints_from_options(
@@ -238,6 +227,8 @@ def dna_design(
         fixed=fixed, avoid=avoid, gc=gc, seed=seed)
     if note:
         say(f"note: {note}", quiet)
+    if constraints.any:
+        say(f"constraints: {constraints.describe()}", quiet)
     objectives, pwm = _objectives(objective, motif, predictor, target, motif_format, motif_name, pseudocount, device, quiet)
     result = design(objectives, n, length, gan=g, constraints=constraints, steps=steps, learning_rate=0.1 if lr is None else lr,
                     straight_through=straight_through, grad_noise=grad_noise, prior_weight=prior_weight, seed=seed,
@@ -306,28 +297,20 @@ def dna_score(
     quiet: QuietOpt = False,
 ) -> None:
     """Score every sequence of a FASTA with a motif (best hit, both strands) and/or a predictor."""
-    from gengen.dna.scoring import score_file
+    from gengen.dna.scoring import score_file, write_scores
 
     set_threads(threads)
-    _require_suffix(output, TABLE_SUFFIXES, "a TSV table")
+    require_suffix(output, TABLE_SUFFIXES, "a TSV table")
     if not motif and not predictor and not independent_probes:
         raise GengenError("give --motif (file or JASPAR id), --predictor and/or --independent-probes.")
     if (independent_probes is None) != (independent_scores is None):
         raise GengenError("--independent-probes and --independent-scores go together.")
     plan_outputs([output], inputs=[data, motif, predictor, independent_probes, independent_scores])
-    objectives, pwm = _objectives(None, motif, None, "max", motif_format, motif_name, pseudocount, device, quiet,
-                                  needed=False) if motif else ([], None)
-    table, lines = score_file(input_path(data), pwm=objectives[0].pwm if objectives else None, predictor=predictor,
+    pwm = _objectives(None, motif, None, "max", motif_format, motif_name, pseudocount, device, quiet)[0][0].pwm if motif else None
+    table, lines = score_file(input_path(data), pwm=pwm, predictor=predictor, transform=transform, ambiguous=ambiguous,
                               independent=(independent_probes, independent_scores) if independent_probes else None,
-                              transform=transform, ambiguous=ambiguous, device=device)
-    if output is None:
-        typer.echo(table.to_csv(sep="\t", index=False, float_format="%.5g"), nl=False)
-    else:
-        from gengen.runtime import atomic_path
-
-        with atomic_path(output, protect=(data,)) as tmp:
-            table.to_csv(tmp, sep="\t", index=False, float_format="%.5g")
-        typer.echo(str(output))
+                              device=device)
+    typer.echo(write_scores(table, output), nl=output is not None)
     for line in lines:
         say(line, quiet)
 
@@ -356,7 +339,7 @@ def dna_eval(
     from gengen.io.sequences import read_fasta
 
     set_threads(threads)
-    _require_suffix(output, TABLE_SUFFIXES, "a TSV table")
+    require_suffix(output, TABLE_SUFFIXES, "a TSV table")
     model = model_or_default(model, "dna-gan", quiet)
     plan_outputs(eval_outputs(output, novelty), inputs=[data, model, samples])
     gan = _load_gan(model, device, weights, True)

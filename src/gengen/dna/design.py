@@ -40,7 +40,7 @@ import torch
 from torch import nn
 
 from gengen.dna.constraints import Constraints, verify
-from gengen.dna.greedy import EditRules, _score_codes, _substitution_scores_pwm, better_of, polish, repair
+from gengen.dna.greedy import EditRules, better_of, polish, repair
 from gengen.dna.objectives import Objective, as_objectives, calibrate, combined, parse_target
 from gengen.dna.result import DesignResult, design_outputs
 from gengen.errors import GengenError
@@ -113,6 +113,9 @@ class FreeLogits:
     def extra_loss(self) -> torch.Tensor | float:
         return 0.0
 
+    def logits_for_margin(self) -> torch.Tensor:
+        return self.logits.detach()
+
     def perturb(self) -> None:
         pass
 
@@ -138,22 +141,23 @@ class Latent:
     def extra_loss(self) -> torch.Tensor | float:
         return self.prior_weight * (self.z * self.z).sum() if self.prior_weight else 0.0
 
+    def logits_for_margin(self) -> None:
+        return None  # no budget with a GAN
+
     def perturb(self) -> None:
         if self.grad_noise:
             self.z.grad += self.grad_noise * torch.randn(self.z.shape, generator=self.noise).to(self.z.device)
 
 
-def _readout(soft: torch.Tensor, rules: EditRules) -> torch.Tensor:
-    """The one-hot sequence a relaxed one stands for: argmax bases, projected onto the constraints."""
-    codes = argmax_bases(soft)
-    if rules.start is None:
-        return codes.long()
-    margin = None
-    if rules.max_edits is not None:
-        logp = torch.log(soft.clamp_min(1e-30))
-        new = logp.gather(1, codes.long()[:, None, :])[:, 0]
-        old = logp.gather(1, rules.start[:, None, :])[:, 0]
-        margin = new - old
+def _readout(soft: torch.Tensor, rules: EditRules, logits: torch.Tensor | None = None) -> torch.Tensor:
+    """The one-hot sequence a relaxed one stands for: argmax bases, projected onto the constraints.
+    The budget keeps the edits with the largest log-probability margin over the start base (the logit
+    difference, when the source has logits)."""
+    codes = argmax_bases(soft).long()
+    if rules.start is None or rules.max_edits is None:
+        return rules.project(codes, None)
+    logp = logits if logits is not None else torch.log(soft.clamp_min(1e-30))
+    margin = logp.gather(1, codes[:, None, :])[:, 0] - logp.gather(1, rules.start[:, None, :])[:, 0]
     return rules.project(codes, margin)
 
 
@@ -235,7 +239,7 @@ def _optimise(source, objectives: list[Objective], rules: EditRules, *, steps: i
         for step in range(1, steps + 1):
             soft = source.relaxed()
             if straight_through:  # the forward pass sees the readout
-                codes = _readout(soft.detach(), rules)
+                codes = _readout(soft.detach(), rules, source.logits_for_margin())
                 x = one_hot_codes(codes, soft.dtype) + soft - soft.detach()
             else:
                 x = soft
@@ -506,6 +510,3 @@ def plot_design(result: DesignResult, path, pwm: PWM | None = None, title: str =
     from gengen.dna.figures import plot_design as plot
 
     plot(result, path, pwm=pwm, title=title)
-
-
-_ = (_score_codes, _substitution_scores_pwm)  # importable from here as before

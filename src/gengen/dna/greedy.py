@@ -89,29 +89,33 @@ class PatternScanner:
 
     def substitution_occurrences(self, codes: torch.Tensor) -> torch.Tensor:
         """``(N, L, 3)`` occurrences after each substitution (substitution ``k`` at ``p`` puts base
-        ``(c_p + k + 1) % 4``), counting only the windows a substitution touches."""
+        ``(c_p + k + 1) % 4``). One substitution changes a window's count of accepted bases by at most
+        one, so only windows one base short of a match (or matching) can change: they are few, and
+        only they are looked at."""
         codes = codes.long()
         n, length = codes.shape
-        total = self.codes_occurrences(codes)
-        delta = torch.zeros(n, length, 3, dtype=torch.long, device=codes.device)
-        new_base = (codes[:, :, None] + torch.arange(1, 4, device=codes.device)) % 4
-        pos = torch.arange(length, device=codes.device)
+        delta = torch.zeros(n * length * 3, device=codes.device)
+        shift = (torch.arange(4, device=codes.device)[:, None] + torch.arange(1, 4, device=codes.device)) % 4  # (4, 3)
+        total = torch.zeros(n, device=codes.device)
         for allowed in self.allowed:
             w = allowed.shape[1]
             n_pos = length - w + 1
-            acc = allowed.T  # (w, 4)
+            acc = allowed.T  # (w, 4): whether column j accepts each base
             sums = torch.zeros(n, n_pos, device=codes.device)
             for j in range(w):
                 sums += acc[j][codes[:, j : j + n_pos]]
-            full = sums > w - 0.5
-            for j in range(w):  # the window starting at q = p - j holds p at its column j
-                q = pos - j
-                ok = (q >= 0) & (q < n_pos)
-                qc = q.clamp(0, n_pos - 1)
-                after = sums[:, qc][:, :, None] - acc[j][codes][:, :, None] + acc[j][new_base]
-                change = (after > w - 0.5).long() - full[:, qc][:, :, None].long()
-                delta += torch.where(ok[None, :, None], change, torch.zeros_like(change))
-        return total[:, None, None] + delta
+            total += (sums > w - 0.5).sum(dim=1)
+            row, q = torch.nonzero(sums > w - 1.5, as_tuple=True)  # near misses and matches
+            if len(row) == 0:
+                continue
+            s = sums[row, q]
+            for j in range(w):  # the window starting at q holds p = q + j at its column j
+                p = q + j
+                gain = (acc[j][shift] - acc[j][:, None])[codes[row, p]]  # (k, 3) change of the window's count
+                change = ((s[:, None] + gain) > w - 0.5).float() - (s[:, None] > w - 0.5).float()
+                flat = ((row * length + p) * 3)[:, None] + torch.arange(3, device=codes.device)
+                delta.index_add_(0, flat.reshape(-1), change.reshape(-1))
+        return (total[:, None, None] + delta.view(n, length, 3)).round().long()
 
 
 class EditRules:
@@ -142,13 +146,17 @@ class EditRules:
         if self.max_edits is None:
             return codes
         edited = codes != self.start
+        over = torch.nonzero(edited.sum(dim=1) > self.max_edits).squeeze(1)
+        if len(over) == 0:
+            return codes
         if margin is None:
             margin = torch.zeros(codes.shape, device=codes.device)
         k = min(self.max_edits, codes.shape[1])
-        gain = torch.where(edited, margin, torch.full_like(margin, -torch.inf))
-        top = gain.topk(k, dim=1).indices
-        keep = torch.zeros_like(edited).scatter_(1, top, True) & edited
-        return torch.where(keep, codes, self.start)
+        gain = torch.where(edited[over], margin[over], -torch.inf)
+        keep = torch.zeros_like(gain, dtype=torch.bool).scatter_(1, gain.topk(k, dim=1).indices, True) & edited[over]
+        codes = codes.clone()
+        codes[over] = torch.where(keep, codes[over], self.start[over])
+        return codes
 
     def gc_penalty(self, x: torch.Tensor) -> torch.Tensor:
         """``(N,)`` bases by which the (soft) G+C count of ``x`` falls outside the range."""
@@ -242,18 +250,14 @@ def _substitution_scores_pwm(predictor, codes: torch.Tensor) -> torch.Tensor:
     pos = torch.arange(length, device=codes.device)
     lo = (pos - width + 1).clamp(min=0)
     hi = (pos + 1).clamp(max=n_pos)
-    untouched = torch.maximum(prefix[:, lo], suffix[:, hi])  # (N, L): windows not covering p
-    new_base = (codes[:, :, None] + torch.arange(1, 4, device=codes.device)) % 4  # (N, L, 3)
-    best = untouched[:, :, None].expand(-1, -1, 3).clone()
-    for j in range(width):  # window starting at q = p - j holds p at its column j
-        q = pos - j
-        ok = (q >= 0) & (q < n_pos)
-        qc = q.clamp(0, n_pos - 1)
+    best = torch.maximum(prefix[:, lo], suffix[:, hi])[:, :, None].expand(-1, -1, 3).contiguous()  # untouched windows
+    shift = (torch.arange(4, device=codes.device)[:, None] + torch.arange(1, 4, device=codes.device)) % 4  # (4, 3)
+    for j in range(width):  # the window starting at q = p - j holds p (in [j, j + P)) at its column j
+        c = codes[:, j : j + n_pos]
         for strand in range(2):
-            old = weight[strand][codes, j]  # (N, L)
-            delta = weight[strand][new_base, j] - old[:, :, None]  # (N, L, 3)
-            cand = full[:, strand, qc][:, :, None] + delta
-            best = torch.where(ok[None, :, None], torch.maximum(best, cand), best)
+            col = weight[strand][:, j]  # (4,)
+            cand = full[:, strand, :, None] + (col[shift] - col[:, None])[c]  # (N, P, 3)
+            torch.maximum(best[:, j : j + n_pos], cand, out=best[:, j : j + n_pos])
     return best
 
 

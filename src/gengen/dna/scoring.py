@@ -153,3 +153,15 @@ def score_file(
                      f"{table[col].mean():.3f}" + (f" ({100 * table['fraction_of_max'].mean():.1f}% of the consensus "
                                                    f"max {pwm.max_score:.3f})" if pwm else ""))
     return table, lines
+
+
+def write_scores(table: pd.DataFrame, output=None) -> str:
+    """``dna-score``'s table as TSV: written atomically to ``output`` (returns its name), or returned as
+    text for stdout when ``output`` is None."""
+    if output is None:
+        return table.to_csv(sep="\t", index=False, float_format="%.5g")
+    from gengen.runtime import atomic_path
+
+    with atomic_path(output) as tmp:
+        table.to_csv(tmp, sep="\t", index=False, float_format="%.5g")
+    return str(output)
