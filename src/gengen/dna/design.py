@@ -390,7 +390,7 @@ def design(
                                    quiet=quiet)
         with torch.no_grad():
             polished = polish(codes, objectives, rules) if values else codes.to(torch.uint8)
-            n_polished = int((polished.long() != codes).any(dim=1).sum()) if values else 0
+            polish_report = _polish_report(codes, polished, objectives) if values else {}
             n_greedy = 0
             if c.max_edits is not None:  # under a budget: local search from the gradient's edits and from the start
                 refined = polish(polished, objectives, rules, rounds=c.max_edits, every_design=True)
@@ -404,11 +404,23 @@ def design(
     result.settings.update({
         "steps": steps, "learning_rate": learning_rate, "straight_through": straight_through, "seed": seed,
         "seconds": time.perf_counter() - t0, "device": str(dev), "repaired": n_repaired,
-        **({"polished": n_polished} if values else {}),
+        **polish_report,
         **({"grad_noise": grad_noise, "prior_weight": prior_weight} if gan is not None else {}),
         **({"max_edits": c.max_edits, "greedy_kept": n_greedy} if c.max_edits is not None else {}),
     })
     return result
+
+
+def _polish_report(before: torch.Tensor, after: torch.Tensor, objectives: list[Objective]) -> dict:
+    """What the substitutions after the gradient steps did (the history and figure end before them):
+    the first value target's mean |score - value| before them, and substitutions per design."""
+    from gengen.dna.greedy import _current
+
+    first = next(o for o in objectives if o.is_value)
+    score = _current([first], before)[1][0]
+    changed = (after.long() != before.long()).sum(dim=1).float()
+    return {"error_before_polish": float((score - float(first.target)).abs().mean()),
+            "substitutions_mean": float(changed.mean())}
 
 
 def _check_memory(objectives, gan, n: int, length: int, dev) -> None:
