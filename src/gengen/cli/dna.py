@@ -71,7 +71,7 @@ def dna_train(
     max_windows: Annotated[int | None, _opt("--max-windows", help="Use at most this many training windows (seeded subset).")] = None,
     heldout_fraction: Annotated[float | None, _opt("--heldout-fraction", help=(
         "Fraction of records (genes) held out: half choose the best checkpoint, half are dna-eval's test set. "
-        "[default: 0.1; with --resume the checkpoint's]"))] = None,
+        "(default: 0.1; with --resume the checkpoint's)"))] = None,
     iterations: Annotated[int, _opt("--iterations", help="Generator iterations (paper: ~100k).")] = 2000,
     channels: Annotated[int, _opt("--channels", help="Residual channels (paper: 100).")] = 100,
     batch_size: Annotated[int, _opt("--batch-size", help="Batch size (paper: 64).")] = 64,
@@ -121,7 +121,7 @@ def dna_train(
 @app.command("dna-generate", rich_help_panel=PANEL)
 def dna_generate(
     model: GanModelOpt = None,
-    n: Annotated[int | None, _opt("-n", help="Number of sequences (with --interpolate: of paths). [default: 1000; 10 paths]")] = None,
+    n: Annotated[int | None, _opt("-n", help="Number of sequences (with --interpolate: of paths; default: 1000, with --interpolate 10)")] = None,
     output: Annotated[Path, _opt("-o", "--output", help="FASTA to write (with --interpolate also .tsv and .png beside it).")] = Path("samples.fa"),
     interpolate: Annotated[int | None, _opt("--interpolate", help=(
         "Write K-step spherical paths between pairs of latent points instead of independent samples."))] = None,
@@ -191,8 +191,8 @@ def dna_design(
     gan: Annotated[str | None, _opt("--gan", help="Design through this GAN's latent space (joint method; directory or store name).")] = None,
     weights: WeightsOpt = "best",
     direct: Annotated[bool, _opt("--direct", help="Direct design on the sequence (the default without --gan).")] = False,
-    n: Annotated[int | None, _opt("-n", help="Number of designs. [default: 100, or one per --from sequence]")] = None,
-    length: Annotated[int | None, _opt("--length", "-L", help="Sequence length. [default: 50, the --from records' or the GAN's]")] = None,
+    n: Annotated[int | None, _opt("-n", help="Number of designs (default: 100, or one per --from sequence).")] = None,
+    length: Annotated[int | None, _opt("--length", "-L", help="Sequence length (default: 50, or the --from records' or the GAN's).")] = None,
     steps: Annotated[int, _opt("--steps", help="Optimisation steps.")] = 500,
     lr: Annotated[float | None, _opt("--lr", help="Adam step size (default: 0.1).")] = None,
     straight_through: Annotated[bool | None, _opt("--straight-through/--softmax", show_default=False, help=(
