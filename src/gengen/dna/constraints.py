@@ -18,7 +18,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -108,7 +108,6 @@ class Constraints:
     max_edits: int | None = None
     avoid: tuple[str, ...] = ()
     gc: tuple[float, float] | None = None
-    notes: list[str] = field(default_factory=list)
 
     @property
     def any(self) -> bool:

@@ -76,11 +76,6 @@ def one_hot_codes(codes: torch.Tensor, dtype=torch.float32) -> torch.Tensor:
     return (codes[:, None, :] == torch.arange(4, device=codes.device, dtype=codes.dtype)[None, :, None]).to(dtype)
 
 
-def hard_one_hot(x: torch.Tensor) -> torch.Tensor:
-    """The one-hot readout (argmax base per position) of logits or soft sequences ``(N, 4, L)``."""
-    return one_hot_codes(argmax_bases(x), x.dtype)
-
-
 # --------------------------------------------------------------------------------------------------
 # Sequence sources: what the optimiser moves
 
