@@ -120,6 +120,12 @@ def test_generate_interpolation_and_novelty(tmp_path, gan_dir):
     assert r.exit_code == 0, r.output
     nov = pd.read_csv(tmp_path / "e.novelty.tsv", sep="\t")
     assert list(nov["set"]) == ["gan", "heldout_real"] and nov["mean"].between(0, 20).all()
+    r = run("dna-design", "--objective", "motif=MA0035.4", "--objective", "motif=MA0139.2,target=min,weight=0.5",
+            "--gan", gan, "--avoid", "TTTT", "-n", 6, "--steps", 5, "-o", tmp_path / "j.fa", "-q")
+    assert r.exit_code == 0, r.output
+    j = pd.read_csv(tmp_path / "j.tsv", sep="\t")
+    assert {"score_MA0035.4_GATA1", "score_MA0139.2_CTCF", "combined"} <= set(j.columns)
+    assert not j["sequence"].str.contains("TTTT|AAAA").any() and (j["sequence"].str.len() == 20).all()
     assert_one_line_error(run("dna-generate", "--model", gan, "--interpolate", 1, "-o", tmp_path / "p1.fa"),
                           "at least 2 steps")
     assert not (tmp_path / "p1.fa").exists()
