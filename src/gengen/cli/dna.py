@@ -93,6 +93,8 @@ def dna_train(
     set_threads(threads)
     if resume and output is None:
         raise GengenError("--resume continues a checkpoint: name it with -o (a folder, or the store's models/NAME).")
+    if time_limit is not None and time_limit <= 0:
+        raise GengenError(f"--time-limit must be a positive number of minutes, got {time_limit:g}.")
     heldout_fraction = resume_heldout_fraction(output, heldout_fraction) if resume else heldout_fraction
     to_store, output = output is None, train_output(output, data, "dna-gan")  # no -o: a new model in the store
     heldout_fraction = 0.1 if heldout_fraction is None else heldout_fraction

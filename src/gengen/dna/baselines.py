@@ -50,8 +50,6 @@ def independent_check(
     the best probe by the same model, the fraction of designs above it, and the in-sample Pearson r.
     Probes are scored in-sample (the ridge was fitted to them), which favours the probes.
     """
-    from sklearn.linear_model import Ridge
-
     probe_codes = np.asarray(probe_codes, dtype=np.uint8)
     designed_codes = np.asarray(designed_codes, dtype=np.uint8)
     y = np.asarray(y, dtype=np.float64)
@@ -59,6 +57,13 @@ def independent_check(
         raise GengenError(f"{len(probe_codes)} probes but {len(y)} labels.")
     if len(designed_codes) == 0:
         raise GengenError("no designed sequences to score.")
+    if designed_codes.shape[1] != probe_codes.shape[1]:
+        raise GengenError(
+            f"the sequences are {designed_codes.shape[1]} nt but the independent probes {probe_codes.shape[1]} nt: "
+            "k-mer counts of other lengths are not comparable; score sequences of the probes' length."
+        )
+    from sklearn.linear_model import Ridge
+
     X = kmer_counts(probe_codes, k)
     model = Ridge(alpha=alpha).fit(X, y)
     probe_pred = model.predict(X)

@@ -357,6 +357,8 @@ def design(
     n = 100 if n is None else n
     length = 50 if length is None else length
     _check_settings(n, length, steps, learning_rate)
+    if prior_weight < 0 or grad_noise < 0:
+        raise GengenError(f"--prior-weight and --grad-noise must not be negative (got {prior_weight:g}, {grad_noise:g}).")
     for o in objectives:
         if o.pwm is not None:
             o.pwm.check_fits(length)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -137,13 +138,16 @@ def train_predictor(
     device: str = "auto",
     quiet: bool = False,
     baseline: bool = True,
+    on_epoch: Callable[[int, dict], None] | None = None,
 ) -> TrainedPredictor:
     """Fit a :class:`CNNPredictor` on ``(N, L)`` codes and labels; report held-out Pearson r.
 
     The held-out set is a seeded ``val_fraction`` split, also used to score a 6-mer ridge baseline
     (``baseline=True``) so the CNN's figure has a reference. A further ``stop_fraction`` of the
     training sequences picks the epoch whose weights are kept (CNNs on PBM data overfit after a few
-    epochs); the held-out set never takes part in that choice.
+    epochs); the held-out set never takes part in that choice. ``on_epoch(epoch, row)`` is called
+    after each epoch (1-based) with a copy of its history row (``stop_pearson`` is the early-stopping
+    r); an exception it raises (a sweep's pruning signal) stops training and propagates unchanged.
     """
     import pandas as pd
 
@@ -168,6 +172,9 @@ def train_predictor(
         raise GengenError(f"--lr must be positive, got {r.learning_rate}.")
     if not np.isfinite(y).all():
         raise GengenError("labels must be finite numbers.")
+    if not np.ptp(y) > 0:
+        raise GengenError(f"every label is the same ({y[0]:g} after the {r.transform!r} transform): there is nothing "
+                          "to learn; check the scores file.")
     seed_everything(r.seed)
     dev = resolve_device(device)
     rng = np.random.default_rng(r.seed)
@@ -220,6 +227,8 @@ def train_predictor(
             row["val_pearson"] = _pearson(predict(model, x_all[val_idx], device=dev), y_all[val_idx].cpu())
             rows.append(row)
             bar.update(0, epoch=epoch, val_r=row["val_pearson"])
+            if on_epoch is not None:
+                on_epoch(epoch, dict(row))
     if best is not None and best[0] != r.epochs:
         model.load_state_dict(best[2])
     model.eval()
@@ -247,6 +256,15 @@ def read_labels(path, ids: list[str]) -> np.ndarray:
     from gengen.io.files import check_input, head_bytes, is_binary, open_bytes
 
     p = check_input(path, "scores file")
+    if len(set(ids)) != len(ids):
+        from gengen.errors import preview
+
+        seen: set[str] = set()
+        dup = list(dict.fromkeys(i for i in ids if i in seen or seen.add(i)))
+        raise GengenError(
+            f"{len(dup)} sequence id(s) appear more than once in the FASTA: {preview(dup)}; each record needs its "
+            f"own id to be matched with a score in {str(p)!r}."
+        )
     if is_binary(head_bytes(p, what="scores file")):
         raise GengenError(f"scores file {str(p)!r} is binary; give a CSV/TSV with a header such as 'id,signal'.")
     try:

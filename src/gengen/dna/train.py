@@ -78,6 +78,8 @@ class GANRecipe:
                 raise GengenError(f"{name.replace('_', ' ')} must be positive, got {getattr(self, name)}.")
         if self.learning_rate <= 0:
             raise GengenError(f"learning rate must be positive, got {self.learning_rate}.")
+        if not 0 <= self.heldout_fraction < 1:
+            raise GengenError(f"held-out fraction (--heldout-fraction) must be in [0, 1), got {self.heldout_fraction}.")
         for name in ("log_every", "sample_every", "checkpoint_every"):
             if getattr(self, name) < 1:
                 option = " (--sample-every)" if name != "log_every" else ""
