@@ -10,10 +10,20 @@
    Reference: the same optimisation with the reverse strand scored by a second convolution over a
    reverse-complemented input and the one-hot score computed every step (timed on ``--ref-steps``
    steps and scaled, since it is slow).
+3. Two objectives with every constraint on (CTCF max + GATA1 min at weight 0.5; editing 10,000 random
+   50-nt starts with --max-edits 10, --fixed 1-5,46-50, --avoid GAATTC,GGTCTC,AAAAAA, --gc 0.3-0.7)
+   against one objective (CTCF max, free design) at the same size, 500 steps. Target: <= 2x.
+4. PWM designs per second: 1,000 CTCF designs of 50 nt, 300 steps, to 100 % of the consensus
+   maximum, against Ledidi's seconds per design (``--ledidi-seconds``; Ledidi is not a dependency of
+   gengen: measure it in a separate environment, see docs/benchmarks.md). Target: >= 50x.
+5. Novelty: nearest training window (both strands) of 10,000 sequences among 100,000 windows of 50 nt.
+   Reference: the same distances in numpy, by broadcasting comparisons over blocks (timed on
+   ``--ref-queries`` queries and scaled). Target: < 60 s on the CPU.
 
 Timings are interleaved (ref, gengen, ref, gengen, ...) and the median taken: the machine is shared.
 
     python benchmarks/dna.py [--threads 1] [--iters 3] [--channels 100] [--skip-gan] [--skip-design]
+        [--skip-objectives] [--skip-rate] [--skip-novelty] [--ledidi-seconds 0.44]
 """
 
 from __future__ import annotations
@@ -71,7 +81,8 @@ def textbook(net, channels: int):
 
 
 def bench_gan(args) -> dict:
-    from gengen.dna.gan import Critic, GANRecipe, Generator, _new_state, wgan_gp_iteration
+    from gengen.dna.model import Critic, Generator
+    from gengen.dna.train import GANRecipe, _new_state, wgan_gp_iteration
 
     L, B, latent = 50, 64, 100
     rng = np.random.default_rng(0)
@@ -152,6 +163,85 @@ def bench_design(args) -> dict:
     return {"ref_s": t_ref, "gengen_s": t_ours, "ratio": t_ours / t_ref, "fraction_of_max": frac}
 
 
+def bench_objectives(args) -> dict:
+    """One objective, free design, against two objectives under every constraint, interleaved."""
+    from gengen.dna.constraints import Constraints, parse_ranges
+    from gengen.dna.design import design
+    from gengen.dna.objectives import Objective
+    from gengen.dna.predictors import PWMPredictor
+    from gengen.io.motifs import load_motif
+
+    ctcf, gata = load_motif("MA0139.2", quiet=True), load_motif("MA0035.4", quiet=True)
+    n, steps = args.design_n, args.design_steps
+    start = np.random.default_rng(0).integers(0, 4, (n, 50)).astype(np.uint8)
+    design(PWMPredictor(ctcf), 64, 50, steps=3, device="cpu", quiet=True)  # warm-up (imports)
+
+    def one():
+        return design(PWMPredictor(ctcf), n, 50, steps=steps, device="cpu", quiet=True)
+
+    def two():
+        objs = [Objective(PWMPredictor(ctcf), "max", name="CTCF"), Objective(PWMPredictor(gata), "min", 0.5, name="GATA1")]
+        c = Constraints(start=start, fixed=parse_ranges("1-5,46-50", 50), max_edits=10,
+                        avoid=("GAATTC", "GGTCTC", "AAAAAA"), gc=(0.3, 0.7))
+        return design(objs, n, 50, constraints=c, steps=steps, device="cpu", quiet=True)
+
+    t_one, t_two, res = [], [], {}
+    for _ in range(args.objective_iters):
+        for f, times in ((one, t_one), (two, t_two)):
+            t0 = time.perf_counter()
+            res[f.__name__] = f()
+            times.append(time.perf_counter() - t0)
+    a, b = statistics.median(t_one), statistics.median(t_two)
+    r1, r2 = res["one"], res["two"]
+    return {"one_s": a, "two_s": b, "ratio": b / a, "one_all": t_one, "two_all": t_two,
+            "one_frac": float(r1.scores.mean() / ctcf.max_score), "two_scores": r2.objective_scores.mean(axis=0),
+            "two_start": r2.initial_objective_scores.mean(axis=0), "two_kept": len(r2.codes), "edits": r2.edits.mean()}
+
+
+def bench_rate(args) -> dict:
+    """Seconds per design for 1,000 CTCF designs to the consensus maximum (the Ledidi comparison): free
+    design from random logits, and editing 1,000 random 50-nt sequences (Ledidi's task; no budget)."""
+    from gengen.dna.constraints import Constraints
+    from gengen.dna.design import design
+    from gengen.dna.predictors import PWMPredictor
+    from gengen.io.motifs import load_motif
+
+    pwm = load_motif("MA0139.2", quiet=True)
+    start = np.random.default_rng(0).integers(0, 4, (1000, 50)).astype(np.uint8)  # Ledidi ran the first of these
+    design(PWMPredictor(pwm), 64, 50, steps=3, device="cpu", quiet=True)
+    out = {}
+    for name, kw in (("free", {}), ("edit", {"constraints": Constraints(start=start)})):
+        times = []
+        for _ in range(args.iters):
+            t0 = time.perf_counter()
+            res = design(PWMPredictor(pwm), 1000, 50, steps=300, device="cpu", quiet=True, **kw)
+            times.append(time.perf_counter() - t0)
+        per = statistics.median(times) / 1000
+        out[name] = {"per_design_s": per, "fraction_of_max": float(res.scores.mean() / pwm.max_score),
+                     "min_fraction": float(res.scores.min() / pwm.max_score), "ratio": args.ledidi_seconds / per}
+    return out
+
+
+def bench_novelty(args) -> dict:
+    """gengen's blocked one-hot products against numpy comparisons of every pair."""
+    from gengen.dna.novelty import nearest_distances, reverse_complement_codes
+
+    rng = np.random.default_rng(0)
+    ref = rng.integers(0, 4, (100_000, 50)).astype(np.uint8)
+    queries = rng.integers(0, 4, (10_000, 50)).astype(np.uint8)
+    both = np.concatenate([ref, reverse_complement_codes(ref)])
+    t0 = time.perf_counter()
+    m = args.ref_queries
+    expect = np.array([min((both[i : i + 20000] != q).sum(axis=1).min() for i in range(0, len(both), 20000))
+                       for q in queries[:m]])
+    t_ref = (time.perf_counter() - t0) * len(queries) / m
+    t0 = time.perf_counter()
+    d = nearest_distances(queries, ref)
+    t_ours = time.perf_counter() - t0
+    assert (d[:m] == expect).all(), "distances differ from the reference"
+    return {"ref_s": t_ref, "gengen_s": t_ours, "ratio": t_ours / t_ref}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
@@ -164,6 +254,13 @@ def main() -> None:
     )
     ap.add_argument("--skip-gan", action="store_true")
     ap.add_argument("--skip-design", action="store_true")
+    ap.add_argument("--skip-objectives", action="store_true")
+    ap.add_argument("--skip-rate", action="store_true")
+    ap.add_argument("--skip-novelty", action="store_true")
+    ap.add_argument("--ref-queries", type=int, default=20, help="novelty reference: queries timed (scaled to 10,000)")
+    ap.add_argument("--objective-iters", type=int, default=2, help="interleaved runs of each objective setting")
+    ap.add_argument("--ledidi-seconds", type=float, default=0.44,
+                    help="Ledidi's seconds per CTCF design at 100%% of the PWM maximum, measured separately")
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -189,6 +286,27 @@ def main() -> None:
             f"  reference {r['ref_s']:.1f} s (timed on {min(args.ref_steps, args.design_steps)} steps, scaled)   gengen {r['gengen_s']:.1f} s (target <= 30 s)   "
             f"ratio {r['ratio']:.2f}x; gengen one-hot mean = {100 * r['fraction_of_max']:.2f}% of the consensus max"
         )
+    if not args.skip_objectives:
+        r = bench_objectives(args)
+        print(f"two objectives + every constraint vs one objective, {args.design_n} x 50 nt x {args.design_steps} steps, "
+              f"median of {args.objective_iters}:")
+        print(f"  one objective {r['one_s']:.1f} s ({100 * r['one_frac']:.2f}% of the CTCF max)   two objectives + "
+              f"constraints {r['two_s']:.1f} s   ratio {r['ratio']:.2f}x (target <= 2x)")
+        print(f"  two: CTCF {r['two_scores'][0]:.2f} (start {r['two_start'][0]:.2f}), GATA1 {r['two_scores'][1]:.2f} "
+              f"(start {r['two_start'][1]:.2f}); {r['two_kept']} of {args.design_n} kept, {r['edits']:.2f} edits each; "
+              f"all one: {[round(t, 1) for t in r['one_all']]} s, all two: {[round(t, 1) for t in r['two_all']]} s")
+    if not args.skip_rate:
+        for name, r in bench_rate(args).items():
+            what = "free design" if name == "free" else "editing 1,000 random starts, no budget"
+            print(f"PWM design rate, {what}, 1,000 CTCF designs x 50 nt x 300 steps: {r['per_design_s'] * 1000:.2f} ms "
+                  f"per design ({100 * r['fraction_of_max']:.2f}% of the max, min {100 * r['min_fraction']:.2f}%); "
+                  f"Ledidi {args.ledidi_seconds:.2f} s per design: {r['ratio']:.0f}x (target >= 50x)")
+
+    if not args.skip_novelty:
+        r = bench_novelty(args)
+        print(f"novelty, 10,000 x 100,000 windows of 50 nt, both strands: reference {r['ref_s']:.0f} s (numpy, timed on "
+              f"{args.ref_queries} queries and scaled)   gengen {r['gengen_s']:.1f} s (target < 60 s)   ratio {r['ratio']:.3f}x; "
+              "same distances")
 
 
 if __name__ == "__main__":

@@ -8,8 +8,7 @@ import pytest
 from dna_fixtures import (
     TOY_COUNTS,
 )
-from gengen.dna import PWMPredictor, design, design_direct, design_joint
-from gengen.dna.gan import GANModel, GANRecipe, Generator
+from gengen.dna import GANModel, GANRecipe, Generator, PWMPredictor, design, design_direct, design_joint
 from gengen.dna.metrics import (
     fit_markov,
     hamming_diversity,
@@ -138,7 +137,7 @@ def test_hamming_diversity_outside_hits():
 def test_incremental_pwm_substitution_scores_match_rescoring_every_candidate():
     import torch
 
-    from gengen.dna.design import _score_codes, _substitution_scores_pwm
+    from gengen.dna.greedy import _score_codes, _substitution_scores_pwm
 
     for pwm, length in ((pwm_from_counts(TOY_COUNTS), 12), (load_motif("MA0139.2"), 40), (load_motif("MA0139.2"), 15)):
         pred = PWMPredictor(pwm)

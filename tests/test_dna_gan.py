@@ -10,16 +10,9 @@ from dna_fixtures import (
     PLANT,
     random_seqs,
 )
-from gengen.dna.gan import (
-    Critic,
-    GANModel,
-    GANRecipe,
-    Generator,
-    _new_state,
-    gradient_penalty,
-    train_gan,
-    wgan_gp_iteration,
-)
+from gengen.dna.core import GANModel
+from gengen.dna.model import Critic, Generator
+from gengen.dna.train import GANRecipe, _new_state, gradient_penalty, train_gan, wgan_gp_iteration
 from gengen.errors import GengenError
 from gengen.io.sequences import strings_to_codes
 
@@ -58,7 +51,7 @@ def test_gradient_penalty_is_zero_for_unit_gradient_critic():
 
 
 def test_same_conv1d_matches_conv1d_to_second_order():
-    from gengen.dna.gan import same_conv1d
+    from gengen.dna.model import same_conv1d
 
     torch.manual_seed(0)
     x = torch.randn(3, 4, 9, dtype=torch.float64, requires_grad=True)

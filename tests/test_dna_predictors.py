@@ -11,15 +11,9 @@ from dna_fixtures import (
     TOY_COUNTS,
     random_seqs,
 )
-from gengen.dna.predictors import (
-    CNNPredictor,
-    PredictorRecipe,
-    PWMPredictor,
-    independent_check,
-    load_predictor,
-    report_scores,
-    train_predictor,
-)
+from gengen.dna.baselines import independent_check
+from gengen.dna.predictor_training import PredictorRecipe, train_predictor
+from gengen.dna.predictors import CNNPredictor, PWMPredictor, load_predictor, report_scores
 from gengen.errors import GengenError
 from gengen.io.motifs import load_motif, pwm_from_counts
 from gengen.io.sequences import one_hot, strings_to_codes
@@ -105,7 +99,7 @@ def test_cnn_predictor_keeps_the_epoch_chosen_on_the_stopping_split():
     # the returned weights are that epoch's: recompute the held-out r (same seeded split)
     perm = np.random.default_rng(0).permutation(400)
     val = perm[: m["n_val"]]
-    from gengen.dna.predictors import transform_labels
+    from gengen.dna.predictor_training import transform_labels
 
     pred = trained.model.eval()(one_hot([seqs[i] for i in val])).detach().numpy()
     r = np.corrcoef(pred, transform_labels(y, "log")[val])[0, 1]
@@ -135,7 +129,7 @@ def test_independent_check_ranks_planted_designs_above_probes():
 
 
 def test_score_records_mixed_lengths_short_records_and_ambiguous_policies():
-    from gengen.dna.predictors import score_records
+    from gengen.dna.scoring import score_records
 
     pwm = pwm_from_counts(TOY_COUNTS)  # 5 bp
     rng = np.random.default_rng(5)
@@ -166,7 +160,7 @@ def test_score_records_mixed_lengths_short_records_and_ambiguous_policies():
 
 
 def test_read_labels_separator_follows_the_suffix_then_the_header(tmp_path):
-    from gengen.dna.predictors import read_labels
+    from gengen.dna.predictor_training import read_labels
 
     tsv = tmp_path / "s.tsv"
     tsv.write_text("id\tsignal, normalised\na\t1.5\nb\t2.5\n")  # a comma inside a TSV header

@@ -192,8 +192,9 @@ def test_flipped_weight_bytes_are_refused_old_checkpoints_still_load(tmp_path):
 def test_unknown_recipe_or_architecture_key_is_a_clean_error(tmp_path):
     import torch
 
-    from gengen.dna.gan import GANModel, GANRecipe, _load_training, _new_state, save_training
+    from gengen.dna.core import GANModel
     from gengen.dna.predictors import CNNPredictor, load_predictor
+    from gengen.dna.train import GANRecipe, _load_training, _new_state, save_training
 
     recipe = GANRecipe(length=12, channels=4, iterations=1)
     save_training(tmp_path / "gan", _new_state(recipe, torch.device("cpu")), recipe, {})
@@ -215,7 +216,8 @@ def test_unknown_recipe_or_architecture_key_is_a_clean_error(tmp_path):
 def test_a_broken_history_does_not_stop_a_model(tmp_path, capsys, content):
     import torch
 
-    from gengen.dna.gan import GANModel, GANRecipe, _load_training, _new_state, save_training
+    from gengen.dna.core import GANModel
+    from gengen.dna.train import GANRecipe, _load_training, _new_state, save_training
 
     recipe = GANRecipe(length=12, channels=4, iterations=1)
     save_training(tmp_path / "gan", _new_state(recipe, torch.device("cpu")), recipe, {})

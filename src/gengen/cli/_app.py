@@ -194,6 +194,15 @@ GenesInRowsOpt = Annotated[
 FormatOpt = Annotated[str | None, typer.Option("--format", help="Force the input format (default: from the content, e.g. HiSeqV2.gz is a gzipped TSV): h5ad, csv, tsv, txt, parquet, gct, gctx, series-matrix.")]
 
 
+def require_suffix(path: Path | None, allowed: tuple[str, ...], what: str) -> None:
+    """Refuse an output name whose extension promises another format, before any work."""
+    if path is None:
+        return
+    suffix = "".join(Path(path).suffixes[-2:]) if Path(path).suffix == ".gz" else Path(path).suffix
+    if suffix.lower().removesuffix(".gz") not in allowed:
+        raise GengenError(f"output {str(path)!r} should end in {' / '.join(allowed)}: this command writes {what}.")
+
+
 def input_path(path: Path) -> Path:
     """Early, clear error for a missing input (before any heavy import)."""
     if not Path(path).exists():

@@ -7,8 +7,9 @@
 >>> result.summary()["fraction_of_max"], result.records()[:2]
 """
 
+from gengen.dna.constraints import Constraints, verify
+from gengen.dna.core import GANModel
 from gengen.dna.design import DesignResult, design, design_direct, design_joint, parse_target, plot_design
-from gengen.dna.gan import Critic, GANModel, GANRecipe, Generator, gradient_penalty, train_gan
 from gengen.dna.metrics import (
     fit_markov,
     hamming_diversity,
@@ -18,19 +19,17 @@ from gengen.dna.metrics import (
     sample_iid,
     sample_markov,
 )
-from gengen.dna.predictors import (
-    CNNPredictor,
-    PredictorRecipe,
-    PWMPredictor,
-    TrainedPredictor,
-    load_predictor,
-    predict,
-    report_scores,
-    train_predictor,
-)
+from gengen.dna.model import Critic, Generator
+from gengen.dna.objectives import Objective
+from gengen.dna.predictor_training import PredictorRecipe, TrainedPredictor, train_predictor
+from gengen.dna.predictors import CNNPredictor, PWMPredictor, load_predictor, predict, report_scores
+from gengen.dna.train import GANRecipe, gradient_penalty, train_gan
 
 __all__ = [
     "CNNPredictor",
+    "Constraints",
+    "Objective",
+    "verify",
     "Critic",
     "DesignResult",
     "GANModel",

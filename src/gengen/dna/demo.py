@@ -8,27 +8,21 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from gengen.runtime import atomic_path, log
+from gengen.runtime import log
 
 
 def run(outdir: Path, seed: int = 0, quiet: bool = False) -> list[str]:
     """Run the DNA demo into ``outdir``; returns summary lines."""
-    from gengen.dna.design import design_direct, plot_design
+    from gengen.dna.design import design
     from gengen.dna.predictors import PWMPredictor
     from gengen.io.motifs import load_motif
-    from gengen.io.sequences import write_fasta
 
     outdir = Path(outdir)
     outdir.mkdir(parents=True, exist_ok=True)
     pwm = load_motif("MA0139.2")
     log(f"designing 300 sequences toward {pwm.name} ({pwm.length} bp, consensus {pwm.consensus})", quiet)
-    result = design_direct(
-        PWMPredictor(pwm), n=300, length=50, steps=200, seed=seed, device="cpu", quiet=quiet
-    )
-    write_fasta(outdir / "ctcf_designed.fa", result.ids, result.strings(), result.descriptions())
-    with atomic_path(outdir / "ctcf_designed.tsv") as tmp:
-        result.table().to_csv(tmp, sep="\t", index=False, float_format="%.5g")
-    plot_design(result, outdir / "ctcf_designed.png", pwm=pwm, title=f"direct design toward {pwm.name}")
+    result = design(PWMPredictor(pwm), 300, 50, steps=200, seed=seed, device="cpu", quiet=quiet)
+    result.write(outdir / "ctcf_designed.fa", title=f"direct design toward {pwm.name}")
     s = result.summary()
     return [
         f"dna: {s['n']} designed 50-nt sequences toward {pwm.name}: one-hot PWM score {s['score_mean']:.2f} "

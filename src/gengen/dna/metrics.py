@@ -177,3 +177,37 @@ def hit_mask(length: int, starts: np.ndarray, width: int) -> np.ndarray:
     pos = np.arange(length)[None, :]
     s = np.asarray(starts)[:, None]
     return (pos >= s) & (pos < s + width)
+
+
+def dominance(designs: np.ndarray, reference: np.ndarray, maximise) -> dict:
+    """How designs compare with reference sequences on several scores at once (a trade-off).
+
+    A design *dominates* a reference sequence when it is at least as good on every score and better on
+    one (``maximise[i]`` says whether higher is better for score ``i``).
+
+    Parameters
+    ----------
+    designs : ``(N, K)`` scores of the designs.
+    reference : ``(M, K)`` scores of the reference (e.g. every real probe, by the same models).
+    maximise : ``K`` booleans.
+
+    Returns
+    -------
+    ``dominate_all`` (share of designs dominating every reference sequence), ``not_dominated`` (share of
+    designs no reference sequence dominates), ``mean_dominated`` (mean share of the reference each
+    design dominates), and ``corner``: the best reference score on each axis taken separately (a
+    design dominates every reference sequence exactly when it beats all of them).
+    """
+    sign = np.where(np.asarray(maximise, dtype=bool), 1.0, -1.0)
+    d, r = np.asarray(designs, float) * sign, np.asarray(reference, float) * sign
+    corner = r.max(axis=0)
+    dominate_all = ((d >= corner).all(axis=1) & (d > corner).any(axis=1))
+    dominated, share = np.zeros(len(d), dtype=bool), np.zeros(len(d))
+    for i0 in range(0, len(d), 256):  # (256, M, K) at a time
+        block = d[i0 : i0 + 256, None, :]
+        ge, gt = (block >= r[None]).all(axis=2), (block > r[None]).any(axis=2)
+        le, lt = (block <= r[None]).all(axis=2), (block < r[None]).any(axis=2)
+        share[i0 : i0 + 256] = (ge & gt).mean(axis=1)
+        dominated[i0 : i0 + 256] = (le & lt).any(axis=1)
+    return {"dominate_all": float(dominate_all.mean()), "not_dominated": float((~dominated).mean()),
+            "mean_dominated": float(share.mean()), "corner": corner * sign}

@@ -3,15 +3,12 @@
 Both are ``nn.Module``\\ s mapping one-hot ``(N, 4, L)`` to scores ``(N,)``, so any torch model with
 that signature (e.g. a tangermeme/bpnet-lite model wrapped to return one number) also works.
 :func:`report_scores` is the exact, reportable score; ``forward`` may be a smooth surrogate.
+Training the CNN is :mod:`gengen.dna.predictor_training`, the k-mer ridge baseline
+:mod:`gengen.dna.baselines` and FASTA scoring :mod:`gengen.dna.scoring`.
 """
 
 from __future__ import annotations
 
-import math
-import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -19,11 +16,9 @@ import torch
 from torch import nn
 
 from gengen.errors import GengenError
-from gengen.runtime import Progress, resolve_device, seed_everything
+from gengen.runtime import resolve_device
 
 if TYPE_CHECKING:
-    import pandas as pd
-
     from gengen.io.motifs import PWM
 
 PIPELINE = "dna-predictor"
@@ -151,167 +146,6 @@ def report_scores(model: nn.Module, x: torch.Tensor, batch_size: int = 4096) -> 
     return {"score": predict(model, x, batch_size, dev).numpy().astype(np.float64)}
 
 
-def score_records(
-    records: list[tuple[str, str]],
-    pwm: PWM | None = None,
-    model: nn.Module | None = None,
-    ambiguous: str = "uniform",
-) -> tuple[pd.DataFrame, list[str]]:
-    """Score FASTA records of any lengths with a motif (best window, both strands) and/or a predictor.
-
-    Returns a table in record order (id, length, gc, motif_score, fraction_of_max, hit_start 1-based,
-    hit_strand, predictor_score) and notes for the user. Records that cannot be scored get NaN rather
-    than stopping the whole file: shorter than the motif (or empty). ``ambiguous``: ``uniform`` scores
-    N/IUPAC positions as 0.25 per base; ``skip`` scores only motif windows free of them (NaN when none
-    is) and gives no predictor score to records that hold any; ``error`` refuses such records.
-    """
-    import pandas as pd
-
-    from gengen.io.sequences import codes_to_one_hot, encode_string, gc_content
-
-    if ambiguous not in ("uniform", "skip", "error"):
-        raise GengenError(f"--ambiguous must be uniform, skip or error, got {ambiguous!r}.")
-    if not records:
-        raise GengenError("no sequences to score.")
-    codes_list = []
-    for name, seq in records:
-        c = encode_string(seq, name)
-        if ambiguous == "error" and (c == 4).any():
-            raise GengenError(f"record {name!r} has ambiguous bases; use --ambiguous uniform or skip.")
-        codes_list.append(c)
-    by_len: dict[int, list[int]] = {}
-    for i, c in enumerate(codes_list):
-        by_len.setdefault(len(c), []).append(i)
-    scorer = PWMPredictor(pwm) if pwm is not None else None
-    notes: list[str] = []
-    parts = []
-    for length, idx in by_len.items():
-        codes = np.stack([codes_list[i] for i in idx]) if length else np.zeros((len(idx), 0), np.uint8)
-        has_n = (codes == 4).any(axis=1)
-        cols: dict = {"id": [records[i][0] for i in idx], "length": length,
-                      "gc": gc_content(codes) if length else np.full(len(idx), np.nan)}
-        x = codes_to_one_hot(codes) if length else None
-        if scorer is not None:
-            score = np.full(len(idx), np.nan)
-            start = np.full(len(idx), -1)
-            strand = np.zeros(len(idx), dtype=np.int64)
-            if length >= scorer.width:
-                with torch.no_grad():
-                    s = scorer.window_scores(x)  # (n, 2, positions)
-                if ambiguous == "skip":
-                    n_in = np.concatenate([np.zeros((len(idx), 1)), np.cumsum(codes == 4, axis=1)], axis=1)
-                    dirty = (n_in[:, scorer.width :] - n_in[:, : -scorer.width]) > 0  # window holds an N
-                    s = s.masked_fill(torch.as_tensor(dirty)[:, None, :], float("-inf"))
-                best, flat = s.flatten(1).max(dim=1)
-                ok = torch.isfinite(best).numpy()
-                score[ok] = best.numpy()[ok]
-                start[ok] = (flat % s.shape[-1]).numpy()[ok]
-                strand[ok] = (flat // s.shape[-1]).numpy()[ok]
-            cols["motif_score"] = score
-            cols["fraction_of_max"] = score / pwm.max_score
-            cols["hit_start"] = pd.array(np.where(start >= 0, start + 1, 0), dtype="Int64")
-            cols["hit_start"][start < 0] = pd.NA  # no hit: empty in the TSV, not position 0
-            cols["hit_strand"] = np.where(start < 0, "", np.where(strand == 0, "+", "-"))
-        if model is not None:
-            pred = np.full(len(idx), np.nan)
-            if length:
-                pred = report_scores(model, x)["score"]
-                if ambiguous == "skip":
-                    pred[has_n] = np.nan
-            cols["predictor_score"] = pred
-        parts.append(pd.DataFrame(cols).set_index(pd.Index(idx)))
-    table = pd.concat(parts).sort_index() if parts else pd.DataFrame()
-    if scorer is not None:
-        short = int((table["length"] < scorer.width).sum())
-        if short:
-            notes.append(f"{short} record(s) shorter than the {scorer.width}-bp motif have no motif score (NaN)")
-        if ambiguous == "skip":
-            free = int((table["length"] >= scorer.width).sum()) - int(table["motif_score"].notna().sum())
-            if free:
-                notes.append(f"{free} record(s) have no motif window free of N/IUPAC bases (NaN; --ambiguous skip)")
-    if model is not None and ambiguous == "skip" and int(table["predictor_score"].isna().sum()):
-        notes.append(f"{int(table['predictor_score'].isna().sum())} record(s) with N/IUPAC bases or no bases "
-                     "have no predictor score (NaN; --ambiguous skip)")
-    elif model is not None and int((table["length"] == 0).sum()):
-        notes.append(f"{int((table['length'] == 0).sum())} empty record(s) have no predictor score (NaN)")
-    return table, notes
-
-
-# --------------------------------------------------------------------------------------------------
-# Training the CNN regressor
-
-
-TRANSFORMS = ("log", "rank", "none")
-
-
-def transform_labels(y: np.ndarray, how: str) -> np.ndarray:
-    """PBM intensities are heavy-tailed: ``log`` = log(y - min + 1), ``rank`` = rank / N, ``none``."""
-    y = np.asarray(y, dtype=np.float64)
-    if how == "log":
-        return np.log(y - y.min() + 1.0)
-    if how == "rank":
-        from scipy.stats import rankdata
-
-        return rankdata(y) / len(y)
-    if how == "none":
-        return y
-    raise GengenError(f"--transform must be one of {', '.join(TRANSFORMS)}, got {how!r}.")
-
-
-@dataclass
-class PredictorRecipe:
-    """Training settings for :class:`CNNPredictor`; defaults suit ~40k PBM probes on a CPU."""
-
-    channels: int = 64
-    width: int = 11
-    hidden: int = 64
-    epochs: int = 8
-    batch_size: int = 128
-    learning_rate: float = 2e-3
-    weight_decay: float = 1e-5
-    val_fraction: float = 0.1
-    # share of the training sequences that picks the best epoch, so the reported held-out r (on the
-    # val_fraction split) is not flattered by the choice
-    stop_fraction: float = 0.1
-    transform: str = "log"
-    seed: int = 0
-    notes: list[str] = field(default_factory=list)
-
-
-@dataclass
-class TrainedPredictor:
-    """A fitted CNN with its held-out metrics and history."""
-
-    model: CNNPredictor
-    recipe: PredictorRecipe
-    length: int
-    metrics: dict
-    history: pd.DataFrame
-
-    def save(self, directory) -> Path:
-        from gengen.checkpoint import save_checkpoint
-        from gengen.plots import plot_curves
-
-        hist = self.history
-
-        def extra(tmp: Path) -> None:
-            hist.to_csv(tmp / "history.csv", index=False)
-            plot_curves(
-                hist,
-                [("loss (MSE, standardised)", ["train_loss"]), ("Pearson r", ["stop_pearson", "val_pearson"])],
-                tmp / "training.png",
-                title="CNN predictor",
-            )
-
-        cfg = {
-            "kind": "cnn",
-            "architecture": self.model.config(),
-            "length": self.length,
-            "recipe": {k: v for k, v in vars(self.recipe).items()},
-            "metrics": self.metrics,
-        }
-        return save_checkpoint(directory, PIPELINE, self.model.state_dict(), cfg, extra)
-
 
 def load_predictor(path, device: str | torch.device = "cpu") -> tuple[CNNPredictor, dict]:
     """Load a ``dna-train-predictor`` checkpoint; returns (model in eval mode, config)."""
@@ -330,265 +164,19 @@ def load_predictor(path, device: str | torch.device = "cpu") -> tuple[CNNPredict
     return model.to(dev).eval(), cfg
 
 
-def _pearson(a: torch.Tensor, b: torch.Tensor) -> float:
-    a = a.double() - a.double().mean()
-    b = b.double() - b.double().mean()
-    den = math.sqrt(float((a * a).sum() * (b * b).sum()))
-    return float((a * b).sum() / den) if den > 0 else float("nan")
+# names that lived here before the split, re-exported lazily (their modules import this one)
+_MOVED = {
+    "PredictorRecipe": "predictor_training", "TrainedPredictor": "predictor_training",
+    "train_predictor": "predictor_training", "transform_labels": "predictor_training",
+    "read_labels": "predictor_training", "TRANSFORMS": "predictor_training",
+    "kmer_counts": "baselines", "kmer_ridge_baseline": "baselines", "independent_check": "baselines",
+    "score_records": "scoring",
+}
 
 
-def train_predictor(
-    codes: np.ndarray,
-    labels: np.ndarray,
-    recipe: PredictorRecipe | None = None,
-    device: str = "auto",
-    quiet: bool = False,
-    baseline: bool = True,
-    on_epoch: Callable[[int, dict], None] | None = None,
-) -> TrainedPredictor:
-    """Fit a :class:`CNNPredictor` on ``(N, L)`` codes and labels; report held-out Pearson r.
+def __getattr__(name: str):
+    if name in _MOVED:
+        import importlib
 
-    The held-out set is a seeded ``val_fraction`` split, also used to score a 6-mer ridge baseline
-    (``baseline=True``) so the CNN's figure has a reference. A further ``stop_fraction`` of the
-    training sequences picks the epoch whose weights are kept (CNNs on PBM data overfit after a few
-    epochs); the held-out set never takes part in that choice. ``on_epoch(epoch, row)`` is called
-    after each epoch (1-based) with a copy of its history row (``stop_pearson`` is the early-stopping
-    r); an exception it raises (a sweep's pruning signal) stops training and propagates unchanged.
-    """
-    import pandas as pd
-
-    from gengen.io.sequences import codes_to_one_hot
-
-    r = recipe or PredictorRecipe()
-    codes = np.asarray(codes)
-    y = transform_labels(np.asarray(labels, dtype=np.float64), r.transform)
-    if len(codes) != len(y):
-        raise GengenError(f"{len(codes)} sequences but {len(y)} labels.")
-    if len(codes) < 20:
-        raise GengenError(f"need at least 20 labelled sequences to train and validate, got {len(codes)}.")
-    for name in ("epochs", "batch_size", "channels", "hidden", "width"):
-        if getattr(r, name) < 1:
-            raise GengenError(f"--{name.replace('_', '-')} must be positive, got {getattr(r, name)}.")
-    if not 0 < r.val_fraction < 1 or not 0 <= r.stop_fraction < 1:
-        raise GengenError(
-            f"--val-fraction must be in (0, 1) and the stopping fraction in [0, 1); got "
-            f"{r.val_fraction} and {r.stop_fraction}."
-        )
-    if r.learning_rate <= 0:
-        raise GengenError(f"--lr must be positive, got {r.learning_rate}.")
-    if not np.isfinite(y).all():
-        raise GengenError("labels must be finite numbers.")
-    if not np.ptp(y) > 0:
-        raise GengenError(f"every label is the same ({y[0]:g} after the {r.transform!r} transform): there is nothing "
-                          "to learn; check the scores file.")
-    seed_everything(r.seed)
-    dev = resolve_device(device)
-    rng = np.random.default_rng(r.seed)
-    perm = rng.permutation(len(codes))
-    n_val = max(5, int(round(r.val_fraction * len(codes))))
-    n_stop = max(5, int(round(r.stop_fraction * len(codes)))) if r.stop_fraction > 0 else 0
-    if len(codes) - n_val - n_stop < 10:
-        raise GengenError(
-            f"{len(codes)} sequences leave {max(0, len(codes) - n_val - n_stop)} for training after the held-out "
-            f"({n_val}) and early-stopping ({n_stop}) splits; lower the validation / stopping fractions or add data."
-        )
-    val_idx, stop_idx, tr_idx = perm[:n_val], perm[n_val : n_val + n_stop], perm[n_val + n_stop :]
-    x_all = codes_to_one_hot(codes, device=dev)
-    y_all = torch.as_tensor(y, dtype=torch.float32, device=dev)
-    model = CNNPredictor(r.channels, r.width, r.hidden).to(dev)
-    model.y_mean.fill_(float(y[tr_idx].mean()))
-    model.y_std.fill_(float(y[tr_idx].std() or 1.0))
-    opt = torch.optim.AdamW(model.parameters(), lr=r.learning_rate, weight_decay=r.weight_decay)
-    tr = torch.as_tensor(tr_idx, device=dev)
-    steps_per_epoch = max(1, math.ceil(len(tr_idx) / r.batch_size))
-    sched = torch.optim.lr_scheduler.OneCycleLR(
-        opt, max_lr=r.learning_rate, total_steps=r.epochs * steps_per_epoch
-    )
-    gen = torch.Generator(device="cpu").manual_seed(r.seed)
-    rows = []
-    best: tuple[int, float, dict] | None = None  # (epoch, early-stopping r, weights)
-    t0 = time.perf_counter()
-    with Progress(r.epochs * steps_per_epoch, "train predictor", quiet) as bar:
-        for epoch in range(1, r.epochs + 1):
-            model.train()
-            order = tr[torch.randperm(len(tr), generator=gen).to(dev)]
-            total = torch.zeros((), device=dev)
-            for i in range(steps_per_epoch):
-                b = order[i * r.batch_size : (i + 1) * r.batch_size]
-                pred = (model(x_all[b]) - model.y_mean) / model.y_std
-                loss = torch.nn.functional.mse_loss(pred, (y_all[b] - model.y_mean) / model.y_std)
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-                sched.step()
-                total += loss.detach()
-                bar.update(1)
-            model.eval()
-            row = {"epoch": epoch, "train_loss": float(total) / steps_per_epoch}
-            if n_stop:
-                row["stop_pearson"] = _pearson(predict(model, x_all[stop_idx], device=dev), y_all[stop_idx].cpu())
-                r_stop = row["stop_pearson"] if math.isfinite(row["stop_pearson"]) else -math.inf  # constant output
-                if best is None or r_stop > best[1]:
-                    best = (epoch, r_stop, {k: v.detach().clone() for k, v in model.state_dict().items()})
-            row["val_pearson"] = _pearson(predict(model, x_all[val_idx], device=dev), y_all[val_idx].cpu())
-            rows.append(row)
-            bar.update(0, epoch=epoch, val_r=row["val_pearson"])
-            if on_epoch is not None:
-                on_epoch(epoch, dict(row))
-    if best is not None and best[0] != r.epochs:
-        model.load_state_dict(best[2])
-    model.eval()
-    kept = best[0] if best is not None else r.epochs
-    metrics = {
-        "val_pearson": rows[kept - 1]["val_pearson"],
-        "best_epoch": kept,
-        "n_train": int(len(tr_idx)),
-        "n_stop": int(n_stop),
-        "n_val": int(n_val),
-        "transform": r.transform,
-        "train_seconds": time.perf_counter() - t0,
-        "device": str(dev),
-    }
-    if baseline:
-        metrics["val_pearson_6mer_ridge"] = kmer_ridge_baseline(codes, y, tr_idx, val_idx, k=6)
-    return TrainedPredictor(model, r, int(codes.shape[1]), metrics, pd.DataFrame(rows))
-
-
-def kmer_counts(codes: np.ndarray, k: int):
-    """Sparse ``(N, 4**k)`` k-mer count matrix (both strands pooled by reverse-complement symmetry)."""
-    from scipy import sparse
-
-    from gengen.dna.metrics import kmer_index
-
-    idx = kmer_index(codes, k)  # (N, L-k+1), -1 where ambiguous
-    rc = kmer_index(np.array([3, 2, 1, 0, 4], dtype=np.uint8)[codes[:, ::-1]], k)
-    n, m = idx.shape
-    rows = np.repeat(np.arange(n), 2 * m)
-    cols = np.concatenate([idx, rc], axis=1).ravel()
-    ok = cols >= 0
-    return sparse.csr_matrix((np.ones(ok.sum()), (rows[ok], cols[ok])), shape=(n, 4**k))
-
-
-def kmer_ridge_baseline(
-    codes: np.ndarray, y: np.ndarray, tr_idx, val_idx, k: int = 6, alpha: float = 10.0
-) -> float:
-    """Held-out Pearson r of ridge regression on k-mer counts: the reference a CNN must beat."""
-    from sklearn.linear_model import Ridge
-
-    X = kmer_counts(codes, k)
-    model = Ridge(alpha=alpha).fit(X[tr_idx], y[tr_idx])
-    pred = model.predict(X[val_idx])
-    return float(np.corrcoef(pred, y[val_idx])[0, 1])
-
-
-def independent_check(
-    probe_codes: np.ndarray,
-    y: np.ndarray,
-    designed_codes: np.ndarray,
-    k: int = 6,
-    alpha: float = 10.0,
-) -> dict:
-    """Score designs with an independent model: ridge regression on k-mer counts fitted on *all*
-    labelled probes (a different model family from the CNN that guided the design, and trained on
-    every probe rather than a 90 % split). ``y`` should already be transformed (e.g. log).
-
-    Returns the ridge's predictions for the designs and the probes, and a summary: designs' mean/min,
-    the best probe by the same model, the fraction of designs above it, and the in-sample Pearson r.
-    Probes are scored in-sample (the ridge was fitted to them), which favours the probes.
-    """
-    probe_codes = np.asarray(probe_codes, dtype=np.uint8)
-    designed_codes = np.asarray(designed_codes, dtype=np.uint8)
-    y = np.asarray(y, dtype=np.float64)
-    if len(probe_codes) != len(y):
-        raise GengenError(f"{len(probe_codes)} probes but {len(y)} labels.")
-    if len(designed_codes) == 0:
-        raise GengenError("no designed sequences to score.")
-    if designed_codes.shape[1] != probe_codes.shape[1]:
-        raise GengenError(
-            f"the sequences are {designed_codes.shape[1]} nt but the independent probes {probe_codes.shape[1]} nt: "
-            "k-mer counts of other lengths are not comparable; score sequences of the probes' length."
-        )
-    from sklearn.linear_model import Ridge
-
-    X = kmer_counts(probe_codes, k)
-    model = Ridge(alpha=alpha).fit(X, y)
-    probe_pred = model.predict(X)
-    design_pred = model.predict(kmer_counts(designed_codes, k))
-    best = float(probe_pred.max())
-    top = np.sort(probe_pred)[-max(1, len(probe_pred) // 100) :]
-    return {
-        "design_pred": design_pred,
-        "probe_pred": probe_pred,
-        "design_mean": float(design_pred.mean()),
-        "design_min": float(design_pred.min()),
-        "best_probe": best,
-        "top1pct_probe_mean": float(top.mean()),
-        "fraction_above_best_probe": float((design_pred > best).mean()),
-        "measured_best_probe_pred": float(probe_pred[int(np.argmax(y))]),
-        "in_sample_pearson": float(np.corrcoef(probe_pred, y)[0, 1]),
-        "k": k,
-    }
-
-
-def read_labels(path, ids: list[str]) -> np.ndarray:
-    """Labels for ``ids`` from a CSV/TSV with an id column and a numeric column (``id,signal``)."""
-    import pandas as pd
-
-    from gengen.io.expression import pandas_sep, table_separator
-    from gengen.io.files import check_input, head_bytes, is_binary, open_bytes
-
-    p = check_input(path, "scores file")
-    if len(set(ids)) != len(ids):
-        from gengen.errors import preview
-
-        seen: set[str] = set()
-        dup = list(dict.fromkeys(i for i in ids if i in seen or seen.add(i)))
-        raise GengenError(
-            f"{len(dup)} sequence id(s) appear more than once in the FASTA: {preview(dup)}; each record needs its "
-            f"own id to be matched with a score in {str(p)!r}."
-        )
-    if is_binary(head_bytes(p, what="scores file")):
-        raise GengenError(f"scores file {str(p)!r} is binary; give a CSV/TSV with a header such as 'id,signal'.")
-    try:
-        with open_bytes(p, "scores file") as fh:  # delimiter sniffed: a TSV saved as .csv still reads
-            df = pd.read_csv(fh, sep=pandas_sep(table_separator(p)))
-    except GengenError:
-        raise
-    except Exception as exc:
-        raise GengenError(f"cannot read scores file {str(p)!r}: {str(exc).splitlines()[0][:160]}.") from None
-    if df.shape[1] < 2:
-        raise GengenError(
-            f"{str(p)!r} needs two columns, sequence id and score, comma- or tab-separated (e.g. 'id,signal')."
-        )
-    id_col = df.columns[0]
-    num = [c for c in df.columns[1:] if pd.api.types.is_numeric_dtype(df[c])]
-    if not num:
-        raise GengenError(f"{str(p)!r} has no numeric score column.")
-    df[id_col] = df[id_col].astype(str)
-    clash = df.groupby(id_col)[num[0]].nunique(dropna=False)
-    if (clash > 1).any():
-        from gengen.errors import preview
-
-        bad = clash.index[clash > 1].tolist()
-        raise GengenError(
-            f"{len(bad)} id(s) appear more than once in {str(p)!r} with different scores: {preview(bad)}; "
-            "keep one row per sequence."
-        )
-    s = df.drop_duplicates(id_col).set_index(id_col)[num[0]]
-    missing = [i for i in ids if i not in s.index]
-    if missing:
-        from gengen.errors import preview
-
-        hint = ""
-        try:
-            float(str(df.columns[1]))
-            hint = " (its first line looks like data: the file needs a header line such as 'id,signal')"
-        except ValueError:
-            pass
-        raise GengenError(
-            f"{len(missing)} sequence id(s) have no score in {str(p)!r}{hint}: {preview(missing)}."
-        )
-    y = s.loc[ids].to_numpy(dtype=np.float64)
-    if not np.isfinite(y).all():
-        raise GengenError(f"{str(p)!r}: scores must be finite numbers.")
-    return y
+        return getattr(importlib.import_module(f"gengen.dna.{_MOVED[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,0 +1,149 @@
+"""Figures of the DNA pipeline: designs (logos, score curves, the trade-off between two objectives) and
+latent interpolation paths. Written by :meth:`DesignResult.write <gengen.dna.result.DesignResult.write>`
+and :meth:`Interpolation.write <gengen.dna.interpolate.Interpolation.write>`."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from gengen.dna.result import DesignResult
+    from gengen.io.motifs import PWM
+
+
+def _logo_frame(freqs: np.ndarray, background: np.ndarray | None = None) -> pd.DataFrame:
+    """Information-content (bits) matrix for logomaker from ``(4, W)`` frequencies."""
+    import pandas as pd
+
+    p = np.clip(freqs / freqs.sum(axis=0, keepdims=True), 1e-9, 1)
+    bg = np.full(4, 0.25) if background is None else background
+    ic = (p * np.log2(p / bg[:, None])).sum(axis=0).clip(min=0)
+    return pd.DataFrame((p * ic).T, columns=list("ACGT"))
+
+
+def aligned_hit_frequencies(
+    codes: np.ndarray, starts: np.ndarray, strands: np.ndarray, width: int
+) -> np.ndarray:
+    """``(4, width)`` base frequencies of each sequence's best hit, reverse-complemented on the - strand."""
+    counts = np.zeros((4, width))
+    comp = np.array([3, 2, 1, 0, 4])
+    for c, s, st in zip(codes, starts, strands):
+        w = c[s : s + width]
+        if st == 1:
+            w = comp[w[::-1]]
+        for j, b in enumerate(w):
+            if b < 4:
+                counts[b, j] += 1
+    return counts
+
+
+def _curve(ax, history, suffix: str, label: str, max_score: float | None) -> None:
+    h = history
+    ax.fill_between(h["step"], h[f"relaxed_min{suffix}"], h[f"relaxed_max{suffix}"], alpha=0.2,
+                    label="relaxed min-max")
+    ax.plot(h["step"], h[f"relaxed_mean{suffix}"], label="relaxed mean")
+    ax.plot(h["step"], h[f"onehot_mean{suffix}"], label="one-hot mean")
+    if max_score:
+        ax.axhline(max_score, color="k", ls="--", lw=0.8, label="consensus max")
+    ax.set_xlabel("iteration")
+    ax.set_ylabel("score")
+    ax.set_title(f"{label} vs iteration" if label else "score vs iteration")
+    ax.legend(frameon=False, fontsize=7)
+
+
+def _tradeoff(ax, result: DesignResult) -> None:
+    """Objective 1 against objective 2: the reference cloud (random or start sequences) and the designs."""
+    names = [o.name for o in result.objectives]
+    ref = result.reference_scores
+    if ref is not None and len(ref):
+        ax.scatter(ref[:, 0], ref[:, 1], s=3, c="0.7", alpha=0.5, lw=0, label=result.reference_label)
+    init = result.initial_objective_scores
+    if result.start_codes is not None and init is not None and ref is None:
+        ax.scatter(init[:, 0], init[:, 1], s=4, c="0.6", lw=0, label="start sequences")
+    s = result.objective_scores
+    ax.scatter(s[:, 0], s[:, 1], s=6, c="C3", lw=0, label=f"designs ({len(s)})")
+    t0, t1 = (o.target for o in result.objectives[:2])
+    ax.set_xlabel(f"{names[0]} ({t0 if isinstance(t0, str) else f'target {t0:g}'})")
+    ax.set_ylabel(f"{names[1]} ({t1 if isinstance(t1, str) else f'target {t1:g}'})")
+    ax.set_title("trade-off: objective 1 vs 2")
+    ax.legend(frameon=False, fontsize=7, markerscale=3)
+
+
+def plot_design(result: DesignResult, path, pwm: PWM | None = None, title: str = "") -> None:
+    """The motif logo, the designed set's logo (aligned on best hits when a motif is known), and the
+    score-versus-iteration curve of each objective (relaxed mean with min/max band, one-hot mean), as
+    in the paper; with two or more objectives also objective 1 against objective 2, the designs over
+    the cloud of reference sequences."""
+    import logomaker
+
+    from gengen.plots import pyplot, save_figure
+
+    plt = pyplot()
+    panels = []
+    if pwm is not None:
+        panels.append("motif")
+    panels.append("logo")
+    k = len(result.objectives) if result.objectives else 1
+    if k >= 2 and result.objective_scores is not None:
+        panels.append("tradeoff")
+    panels += [f"curve{i}" for i in range(k)]
+    cols = min(3, len(panels))
+    rows = -(-len(panels) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(5.2 * cols, 3.4 * rows), squeeze=False)
+    flat = list(axes.ravel())
+    for ax in flat[len(panels):]:
+        ax.axis("off")
+    for panel, ax in zip(panels, flat):
+        if panel == "motif":
+            logomaker.Logo(_logo_frame(pwm.probabilities(), pwm.background), ax=ax, show_spines=False)
+            ax.set_title(f"motif {pwm.name}")
+            ax.set_ylabel("bits")
+        elif panel == "logo":
+            if result.hit_start is not None:
+                freqs = aligned_hit_frequencies(result.codes, result.hit_start, result.hit_strand, result.motif_width)
+                ax.set_title(f"designed set ({len(result.codes)}), aligned on best hits")
+            else:
+                freqs = np.stack([(result.codes == b).sum(axis=0) for b in range(4)]).astype(float)
+                ax.set_title(f"designed set ({len(result.codes)}), by position")
+            logomaker.Logo(_logo_frame(freqs + 1e-6), ax=ax, show_spines=False)
+            ax.set_ylabel("bits")
+        elif panel == "tradeoff":
+            _tradeoff(ax, result)
+        else:
+            i = int(panel[5:])
+            suffix = "" if i == 0 else f"_{i + 1}"
+            label = result.objectives[i].name if k > 1 else ""
+            max_score = result.max_score if i == 0 else None
+            _curve(ax, result.history, suffix, label, max_score)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    save_figure(fig, path)
+
+
+def plot_interpolation(table: pd.DataFrame, path, score_columns: list[str], title: str = "") -> None:
+    """Along each latent path (x: step fraction t): each objective's score, or without objectives the
+    GC content; and the Hamming distance from the path's first sequence."""
+    from gengen.plots import pyplot, save_figure
+
+    plt = pyplot()
+    measures = list(score_columns) or ["gc"]
+    panels = measures + ["distance_from_start"]
+    fig, axes = plt.subplots(1, len(panels), figsize=(5.0 * len(panels), 3.4), squeeze=False)
+    for ax, col in zip(axes[0], panels):
+        for _, path_rows in table.groupby("path"):
+            ax.plot(path_rows["t"], path_rows[col], lw=0.8, alpha=0.6)
+        mean = table.groupby("step")[[col, "t"]].mean()
+        ax.plot(mean["t"], mean[col], c="k", lw=2, label="mean over paths")
+        ax.set_xlabel("t (0 = first latent point, 1 = second)")
+        ax.set_ylabel(col.replace("_", " "))
+        ax.set_title(col.replace("_", " ") + " along the paths")
+        ax.legend(frameon=False, fontsize=7)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    save_figure(fig, path)

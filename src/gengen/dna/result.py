@@ -1,0 +1,281 @@
+"""``DesignResult``: designed sequences with their scores, edits, history and provenance; written as
+FASTA + TSV + PNG by :meth:`DesignResult.write` (the CLI and the demo both use it)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from gengen.dna.objectives import Objective
+    from gengen.io.motifs import PWM
+
+FASTA_SUFFIXES = (".fa", ".fasta", ".fna", ".fas")
+
+
+def design_outputs(path: str | os.PathLike) -> tuple[Path, Path, Path]:
+    """The three files a design writes: the FASTA ``path`` and its ``.tsv`` and ``.png`` beside it."""
+    path = Path(path)
+    name = path.name
+    for ext in (".gz", *FASTA_SUFFIXES):
+        name = name.removesuffix(ext)
+    return path, path.with_name(name + ".tsv"), path.with_name(name + ".png")
+
+
+@dataclass
+class DesignResult:
+    """Designed sequences with their one-hot scores, optimisation history and provenance.
+
+    ``scores`` / ``initial_scores`` are the first objective's; ``objective_scores`` ``(N, K)`` holds
+    every objective's exact one-hot score and ``combined`` the standardised weighted sum a design
+    maximises. With start sequences (``--from``), ``start_codes``/``start_ids`` and ``edits`` say what
+    each design changed. ``index`` numbers the designs kept (0-based): designs that could not be made
+    to meet every constraint are ``dropped``.
+    """
+
+    codes: np.ndarray
+    scores: np.ndarray
+    history: pd.DataFrame
+    method: str
+    target: str | float
+    initial_scores: np.ndarray
+    hit_start: np.ndarray | None = None
+    hit_strand: np.ndarray | None = None
+    motif_width: int | None = None
+    max_score: float | None = None
+    settings: dict = field(default_factory=dict)
+    objectives: list[Objective] = field(default_factory=list)
+    objective_scores: np.ndarray | None = None
+    initial_objective_scores: np.ndarray | None = None
+    combined: np.ndarray | None = None
+    index: np.ndarray | None = None
+    start_codes: np.ndarray | None = None
+    start_ids: list[str] | None = None
+    edits: np.ndarray | None = None
+    dropped: int = 0
+    drop_reasons: list[str] = field(default_factory=list)
+    reference_scores: np.ndarray | None = None
+    reference_label: str = "random sequences"
+    pwm: PWM | None = None
+
+    @property
+    def ids(self) -> list[str]:
+        idx = self.index if self.index is not None else np.arange(len(self.codes))
+        return [f"design_{i + 1}" for i in idx]
+
+    @property
+    def multi(self) -> bool:
+        return len(self.objectives) > 1
+
+    def strings(self) -> list[str]:
+        from gengen.io.sequences import decode_codes
+
+        return decode_codes(self.codes)
+
+    def descriptions(self) -> list[str]:
+        from gengen.dna.objectives import column_names
+
+        cols = column_names(self.objectives) if self.multi else []
+        out = []
+        for i, s in enumerate(self.scores):
+            if self.multi:
+                d = f"combined={self.combined[i]:.4f} " + " ".join(
+                    f"{c.removeprefix('score_')}={v:.4f}" for c, v in zip(cols, self.objective_scores[i])
+                )
+            else:
+                d = f"score={s:.4f}"
+            if self.hit_start is not None:
+                d += f" hit={int(self.hit_start[i]) + 1}{'+-'[int(self.hit_strand[i])]}"
+            if self.edits is not None:
+                d += f" edits={int(self.edits[i])} from={self.start_ids[i]}"
+            out.append(d + f" method={self.method}")
+        return out
+
+    def table(self) -> pd.DataFrame:
+        """Per-sequence table: id, sequence, one score column per objective (``score`` when there is one,
+        else ``score_<name>`` each and ``combined``), best hit (1-based start, strand, bases), start id
+        and edits (``--from``), GC."""
+        import pandas as pd
+
+        from gengen.dna.objectives import column_names
+        from gengen.io.sequences import gc_content
+
+        seqs = self.strings()
+        df = pd.DataFrame({"id": self.ids, "sequence": seqs})
+        if self.multi:
+            for col, values in zip(column_names(self.objectives), self.objective_scores.T):
+                df[col] = values
+            df["combined"] = self.combined
+        else:
+            df["score"] = self.scores
+        if self.max_score:
+            df["fraction_of_max"] = self.scores / self.max_score
+        if self.hit_start is not None:
+            w = self.motif_width
+            df["hit_start"] = self.hit_start + 1
+            df["hit_strand"] = np.where(self.hit_strand == 0, "+", "-")
+            df["hit_sequence"] = [s[p : p + w] for s, p in zip(seqs, self.hit_start)]
+        if self.edits is not None:
+            from gengen.io.sequences import decode_codes
+
+            df["start_id"] = self.start_ids
+            df["start_sequence"] = decode_codes(self.start_codes)
+            df["edits"] = self.edits
+            if self.multi:
+                for col, values in zip(column_names(self.objectives), self.initial_objective_scores.T):
+                    df[f"start_{col}"] = values
+            else:
+                df["start_score"] = self.initial_scores
+        df["gc"] = gc_content(self.codes)
+        return df
+
+    def records(self):
+        """Biopython SeqRecords with the score (and hit) in each description."""
+        from gengen.io.sequences import to_records
+
+        return to_records(self.ids, self.strings(), self.descriptions())
+
+    def summary(self) -> dict:
+        """Mean/min/max one-hot score, fraction of the maximum, steps to reach 99 %, diversity; per
+        objective means with several; edits and score gained per edit with start sequences."""
+        from gengen.dna.metrics import hamming_diversity, hit_mask
+        from gengen.dna.objectives import column_names
+
+        s = {
+            "n": int(len(self.codes)),
+            "length": int(self.codes.shape[1]),
+            "method": self.method,
+            "target": self.target,
+            "score_mean": float(self.scores.mean()) if len(self.scores) else float("nan"),
+            "score_min": float(self.scores.min()) if len(self.scores) else float("nan"),
+            "score_max": float(self.scores.max()) if len(self.scores) else float("nan"),
+            "initial_score_mean": float(self.initial_scores.mean()) if len(self.scores) else float("nan"),
+            "dropped": int(self.dropped),
+        }
+        if self.max_score and len(self.scores):
+            s["max_possible"] = self.max_score
+            s["fraction_of_max"] = s["score_mean"] / self.max_score
+            h = self.history
+            reached = h.loc[h["onehot_mean"] >= 0.99 * self.max_score, "step"]
+            s["steps_to_99pct"] = int(reached.iloc[0]) if len(reached) else None
+        if not isinstance(self.target, str) and len(self.scores):
+            s["target_abs_error_mean"] = float(np.abs(self.scores - float(self.target)).mean())
+        if self.multi and len(self.scores):
+            for col, o, v, v0 in zip(column_names(self.objectives), self.objectives, self.objective_scores.T,
+                                     self.initial_objective_scores.T):
+                s[f"{col}_mean"], s[f"{col}_initial_mean"] = float(v.mean()), float(v0.mean())
+                if not o.is_value:
+                    continue
+                s[f"{col}_target_abs_error_mean"] = float(np.abs(v - float(o.target)).mean())
+            s["combined_mean"] = float(self.combined.mean())
+        if self.edits is not None and len(self.edits):
+            s["edits_mean"] = float(self.edits.mean())
+            s["edits_max"] = int(self.edits.max())
+            gain = (self.combined if self.multi else self.scores) - (
+                self._initial_combined() if self.multi else self.initial_scores)
+            s["gain_mean"] = float(gain.mean())
+            s["gain_per_edit"] = float(gain.mean() / self.edits.mean()) if self.edits.mean() > 0 else float("nan")
+        s["diversity"] = hamming_diversity(self.codes)
+        if self.hit_start is not None and len(self.codes):
+            mask = hit_mask(self.codes.shape[1], self.hit_start, self.motif_width)
+            s["diversity_outside_hit"] = hamming_diversity(self.codes, exclude=mask)
+        s.update(self.settings)
+        return s
+
+    def _initial_combined(self) -> np.ndarray:
+        import torch
+
+        from gengen.dna.objectives import combined
+
+        cols = [torch.as_tensor(c) for c in self.initial_objective_scores.T]
+        return combined(self.objectives, cols).numpy()
+
+    def report(self) -> list[str]:
+        """The lines ``dna-design`` prints: scores against the start or random sequences, the consensus
+        maximum or the target, edits, diversity, dropped designs, time."""
+        from gengen.dna.objectives import column_names
+
+        s = self.summary()
+        if not len(self.codes):
+            return [f"no design met every constraint ({self.dropped} dropped: {self._reasons()})"]
+        start = "start" if self.edits is not None else ("samples" if self.method == "joint" else "random start")
+        line = f"{s['n']} sequences ({self.method}, {s.get('steps')} steps): "
+        if self.multi:
+            parts = []
+            for col, o in zip(column_names(self.objectives), self.objectives):
+                target = o.target if isinstance(o.target, str) else f"target {o.target:g}"
+                part = f"{o.name} ({target}, weight {o.weight:g}) {s[col + '_mean']:.3f} ({start} {s[col + '_initial_mean']:.3f})"
+                if o.is_value:
+                    part += f", mean |error| {s[col + '_target_abs_error_mean']:.3f}"
+                parts.append(part)
+            line += "; ".join(parts)
+        else:
+            line += (f"one-hot score mean {s['score_mean']:.3f} (min {s['score_min']:.3f}, max {s['score_max']:.3f}; "
+                     f"{start} {s['initial_score_mean']:.3f})")
+            if "max_possible" in s:
+                line += f"; {100 * s['fraction_of_max']:.2f}% of the consensus max {s['max_possible']:.3f}"
+                if s.get("steps_to_99pct") is not None:
+                    line += f", 99% reached at step {s['steps_to_99pct']}"
+            if "target_abs_error_mean" in s:
+                line += (f"; target {float(s['target']):g}: mean |score - target| {s['target_abs_error_mean']:.3f} "
+                         "(closest one-hot sequence per design, then single-base polishing)")
+        lines = [line]
+        if self.edits is not None:
+            what = "combined objective (sd units)" if self.multi else "score"
+            budget = self.settings.get("max_edits")
+            lines.append(
+                f"edits per design: mean {s['edits_mean']:.2f}, max {s['edits_max']}"
+                + (f" of --max-edits {budget}" if budget else "")
+                + f"; {what} gained {s['gain_mean']:.3f} on average, {s['gain_per_edit']:.3f} per edit"
+                + (f" ({s['greedy_kept']} design(s) from the greedy search from the start, which beat the "
+                   "gradient's)" if s.get("greedy_kept") else "")
+            )
+        div = f"diversity {s['diversity']:.3f}/base"
+        if s.get("diversity_outside_hit") is not None and s["diversity_outside_hit"] == s["diversity_outside_hit"]:
+            div += f", {s['diversity_outside_hit']:.3f} outside the motif hit"
+        lines.append(div + f"; {s['seconds']:.1f} s on {s['device']}")
+        if self.dropped:
+            lines.append(f"{self.dropped} design(s) could not be made to meet every constraint and were dropped "
+                         f"({self._reasons()})")
+        return lines
+
+    def _reasons(self) -> str:
+        """The first broken constraint of each dropped design, counted: 'GC out of range: 3, ...'."""
+        from collections import Counter
+
+        def kind(reason: str) -> str:
+            first = reason.split(";")[0].strip()
+            if first.startswith("holds a base"):
+                return "a base other than ACGT"
+            if first.startswith("holds "):
+                return "holds " + first.split()[1]
+            if first.startswith("GC "):
+                return "GC out of range"
+            if "edits >" in first:
+                return "over the edit budget"
+            return "a fixed position changed" if first.startswith("fixed") else first
+
+        counts = Counter(kind(r) for r in self.drop_reasons)
+        return ", ".join(f"{k}: {v}" for k, v in counts.most_common(4)) or "none"
+
+    def write(self, path: str | os.PathLike, title: str | None = None) -> tuple[Path, Path, Path]:
+        """Write ``path`` (FASTA, the score in each description), the ``.tsv`` table and the ``.png``
+        figure beside it (see :func:`design_outputs`), each atomically. Returns the three paths."""
+        from gengen.dna.figures import plot_design
+        from gengen.io.sequences import write_fasta
+        from gengen.runtime import atomic_path
+
+        fasta, tsv, png = design_outputs(path)
+        write_fasta(fasta, self.ids, self.strings(), self.descriptions())
+        with atomic_path(tsv) as tmp:
+            self.table().to_csv(tmp, sep="\t", index=False, float_format="%.5g")
+        if title is None:
+            title = f"{self.method} design toward " + ", ".join(o.name for o in self.objectives)
+        plot_design(self, png, pwm=self.pwm, title=title)
+        return fasta, tsv, png

@@ -1,0 +1,167 @@
+"""Scoring FASTA records of any length with a motif and/or a predictor (``gengen dna-score``)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+import torch
+from torch import nn
+
+from gengen.dna.predictors import PWMPredictor, report_scores
+from gengen.errors import GengenError
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from gengen.io.motifs import PWM
+
+
+def score_records(
+    records: list[tuple[str, str]],
+    pwm: PWM | None = None,
+    model: nn.Module | None = None,
+    ambiguous: str = "uniform",
+) -> tuple[pd.DataFrame, list[str]]:
+    """Score FASTA records of any lengths with a motif (best window, both strands) and/or a predictor.
+
+    Returns a table in record order (id, length, gc, motif_score, fraction_of_max, hit_start 1-based,
+    hit_strand, predictor_score) and notes for the user. Records that cannot be scored get NaN rather
+    than stopping the whole file: shorter than the motif (or empty). ``ambiguous``: ``uniform`` scores
+    N/IUPAC positions as 0.25 per base; ``skip`` scores only motif windows free of them (NaN when none
+    is) and gives no predictor score to records that hold any; ``error`` refuses such records.
+    """
+    import pandas as pd
+
+    from gengen.io.sequences import codes_to_one_hot, encode_string, gc_content
+
+    if ambiguous not in ("uniform", "skip", "error"):
+        raise GengenError(f"--ambiguous must be uniform, skip or error, got {ambiguous!r}.")
+    if not records:
+        raise GengenError("no sequences to score.")
+    codes_list = []
+    for name, seq in records:
+        c = encode_string(seq, name)
+        if ambiguous == "error" and (c == 4).any():
+            raise GengenError(f"record {name!r} has ambiguous bases; use --ambiguous uniform or skip.")
+        codes_list.append(c)
+    by_len: dict[int, list[int]] = {}
+    for i, c in enumerate(codes_list):
+        by_len.setdefault(len(c), []).append(i)
+    scorer = PWMPredictor(pwm) if pwm is not None else None
+    notes: list[str] = []
+    parts = []
+    for length, idx in by_len.items():
+        codes = np.stack([codes_list[i] for i in idx]) if length else np.zeros((len(idx), 0), np.uint8)
+        has_n = (codes == 4).any(axis=1)
+        cols: dict = {"id": [records[i][0] for i in idx], "length": length,
+                      "gc": gc_content(codes) if length else np.full(len(idx), np.nan)}
+        x = codes_to_one_hot(codes) if length else None
+        if scorer is not None:
+            score = np.full(len(idx), np.nan)
+            start = np.full(len(idx), -1)
+            strand = np.zeros(len(idx), dtype=np.int64)
+            if length >= scorer.width:
+                with torch.no_grad():
+                    s = scorer.window_scores(x)  # (n, 2, positions)
+                if ambiguous == "skip":
+                    n_in = np.concatenate([np.zeros((len(idx), 1)), np.cumsum(codes == 4, axis=1)], axis=1)
+                    dirty = (n_in[:, scorer.width :] - n_in[:, : -scorer.width]) > 0  # window holds an N
+                    s = s.masked_fill(torch.as_tensor(dirty)[:, None, :], float("-inf"))
+                best, flat = s.flatten(1).max(dim=1)
+                ok = torch.isfinite(best).numpy()
+                score[ok] = best.numpy()[ok]
+                start[ok] = (flat % s.shape[-1]).numpy()[ok]
+                strand[ok] = (flat // s.shape[-1]).numpy()[ok]
+            cols["motif_score"] = score
+            cols["fraction_of_max"] = score / pwm.max_score
+            cols["hit_start"] = pd.array(np.where(start >= 0, start + 1, 0), dtype="Int64")
+            cols["hit_start"][start < 0] = pd.NA  # no hit: empty in the TSV, not position 0
+            cols["hit_strand"] = np.where(start < 0, "", np.where(strand == 0, "+", "-"))
+        if model is not None:
+            pred = np.full(len(idx), np.nan)
+            if length:
+                pred = report_scores(model, x)["score"]
+                if ambiguous == "skip":
+                    pred[has_n] = np.nan
+            cols["predictor_score"] = pred
+        parts.append(pd.DataFrame(cols).set_index(pd.Index(idx)))
+    table = pd.concat(parts).sort_index() if parts else pd.DataFrame()
+    if scorer is not None:
+        short = int((table["length"] < scorer.width).sum())
+        if short:
+            notes.append(f"{short} record(s) shorter than the {scorer.width}-bp motif have no motif score (NaN)")
+        if ambiguous == "skip":
+            free = int((table["length"] >= scorer.width).sum()) - int(table["motif_score"].notna().sum())
+            if free:
+                notes.append(f"{free} record(s) have no motif window free of N/IUPAC bases (NaN; --ambiguous skip)")
+    if model is not None and ambiguous == "skip" and int(table["predictor_score"].isna().sum()):
+        notes.append(f"{int(table['predictor_score'].isna().sum())} record(s) with N/IUPAC bases or no bases "
+                     "have no predictor score (NaN; --ambiguous skip)")
+    elif model is not None and int((table["length"] == 0).sum()):
+        notes.append(f"{int((table['length'] == 0).sum())} empty record(s) have no predictor score (NaN)")
+    return table, notes
+
+
+def score_file(
+    path,
+    *,
+    pwm: PWM | None = None,
+    predictor: str | None = None,
+    independent: tuple | None = None,
+    transform: str = "log",
+    ambiguous: str = "uniform",
+    device: str = "cpu",
+) -> tuple[pd.DataFrame, list[str]]:
+    """``dna-score``: score a FASTA's records with a motif and/or a predictor (a model directory or store
+    name), and optionally with an independent 6-mer ridge fitted on all of ``independent = (probes FASTA,
+    labels CSV)`` (transformed by ``transform``).
+
+    Returns
+    -------
+    The table of :func:`score_records` (plus ``independent_score``) and the lines to report.
+    """
+    from gengen.dna.predictors import load_predictor
+    from gengen.io.sequences import read_fasta_records
+
+    records = read_fasta_records(path)
+    model = load_predictor(predictor, device=device)[0] if predictor else None
+    table, notes = score_records(records, pwm=pwm, model=model, ambiguous=ambiguous)
+    if pwm is not None and model is None and table["motif_score"].isna().all():
+        raise GengenError(f"no record of {str(path)!r} can be scored with the {pwm.length}-bp motif: "
+                          + "; ".join(notes) + ".")
+    lines = [f"note: {note}" for note in notes]
+    if independent is not None:
+        from gengen.dna.baselines import independent_check
+        from gengen.dna.predictor_training import read_labels, transform_labels
+        from gengen.io.sequences import encode_string, read_fasta
+
+        if len(set(table["length"])) > 1:
+            raise GengenError("--independent-probes needs sequences of one length.")
+        probes = read_fasta(independent[0], ambiguous="uniform")
+        y = transform_labels(read_labels(independent[1], probes.ids), transform)
+        check = independent_check(probes.codes, y, np.stack([encode_string(q, n) for n, q in records]))
+        table["independent_score"] = check["design_pred"]
+        lines.append(
+            f"independent 6-mer ridge on all {len(check['probe_pred'])} probes (in-sample r "
+            f"{check['in_sample_pearson']:.3f}): sequences mean {check['design_mean']:.3f} (min "
+            f"{check['design_min']:.3f}); best probe {check['best_probe']:.3f}, top 1% of probes "
+            f"{check['top1pct_probe_mean']:.3f}; {100 * check['fraction_above_best_probe']:.1f}% above the best probe")
+    if pwm is not None or model is not None:
+        col = "motif_score" if pwm is not None else "predictor_score"
+        lines.append(f"scored {int(table[col].notna().sum())} of {len(table)} sequences: mean {col} "
+                     f"{table[col].mean():.3f}" + (f" ({100 * table['fraction_of_max'].mean():.1f}% of the consensus "
+                                                   f"max {pwm.max_score:.3f})" if pwm else ""))
+    return table, lines
+
+
+def write_scores(table: pd.DataFrame, output=None) -> str:
+    """``dna-score``'s table as TSV: written atomically to ``output`` (returns its name), or returned as
+    text for stdout when ``output`` is None."""
+    if output is None:
+        return table.to_csv(sep="\t", index=False, float_format="%.5g")
+    from gengen.runtime import atomic_path
+
+    with atomic_path(output) as tmp:
+        table.to_csv(tmp, sep="\t", index=False, float_format="%.5g")
+    return str(output)
