@@ -294,7 +294,7 @@ def _kill_and_resume(cmd: list[str], out: Path, kills: int, seed: int, phase: st
         before = cfg.stat().st_mtime_ns if cfg.exists() else 0
         deadline = time.monotonic() + 120
 
-        def waiting() -> bool:
+        def waiting(before: int = before) -> bool:
             if not cfg.exists() or cfg.stat().st_mtime_ns == before:
                 return True
             return _section(cfg).get("phase") != phase

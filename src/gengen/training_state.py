@@ -311,14 +311,17 @@ def restore(state: LoopState, snapshot: Snapshot, device) -> None:
 
 
 # ---------------------------------------------------------------------------------------- fingerprints
-def data_fingerprint(*arrays: np.ndarray) -> dict:
-    """Shapes and a SHA-256 of the training data as the loop sees them: every byte up to
-    ``FINGERPRINT_BYTES`` in all, else evenly strided rows of about that size (``sampled``)."""
+def data_fingerprint(*arrays: np.ndarray, names: tuple = ()) -> dict:
+    """Shapes and a SHA-256 of the training data: every byte up to ``FINGERPRINT_BYTES`` in all, else
+    evenly strided rows of about that size (``sampled``); ``names`` (sample and gene names, any
+    sequences of strings) are hashed too."""
     import numpy as np
 
     total = sum(np.asarray(a).nbytes for a in arrays)
     stride = max(1, math.ceil(total / FINGERPRINT_BYTES))
     h = hashlib.sha256()
+    for seq in names:
+        h.update("\x1f".join(map(str, seq)).encode() + b"\x1e")
     shapes = []
     for a in arrays:
         a = np.asarray(a)
@@ -403,6 +406,7 @@ class TrainingCheckpoint:
         self.total_epochs: int | None = None
         self.saves = 0
         self.save_seconds = 0.0
+        self.state_bytes = 0
         self._t0 = self._last = time.perf_counter()
         self._last_epoch = 0
         self._last_cost = 0.0
@@ -435,7 +439,8 @@ class TrainingCheckpoint:
             )
 
     def check_data(self, fingerprint: dict) -> None:
-        """Record the data fingerprint; refuse to resume on other data."""
+        """Record the data fingerprint; refuse to resume on other data (call first: other data would
+        also resolve to other settings)."""
         self.fingerprint = fingerprint
         if not self.resuming:
             return
@@ -447,7 +452,11 @@ class TrainingCheckpoint:
                 f"--resume: the training data differ from those of the checkpoint in {str(self.directory)!r}{shapes}; "
                 "resume with the same input file and options, or train into another -o."
             )
-        if not self.complete:
+
+    def ready(self, total_epochs: int | None = None) -> None:
+        """Data and recipe checked: read the saved state to resume (none for a finished run)."""
+        self.total_epochs = total_epochs
+        if self.resuming and not self.complete:
             self._load_snapshot()
 
     def _load_snapshot(self) -> None:
@@ -524,6 +533,7 @@ class TrainingCheckpoint:
 
         save_checkpoint(self.directory, self.pipeline, tensors, config, write)
         self._last_cost = time.perf_counter() - t
+        self.state_bytes = len(raw)
         self.saves += 1
         self.save_seconds += self._last_cost
         self._last = time.perf_counter()
@@ -541,7 +551,8 @@ class TrainingCheckpoint:
         out["recipe"] = self.recipe_given
         out["data"] = self.fingerprint
         out["checkpoints"] = {"every_epochs": self.every, "throttled": self.throttle, "minutes": self.seconds / 60,
-                              "saves": self.saves, "save_seconds": round(self.save_seconds, 3)}
+                              "saves": self.saves, "save_seconds": round(self.save_seconds, 3),
+                              "last_state_mb": round(self.state_bytes / 1e6, 2)}
         return out
 
     def finished(self) -> dict:

@@ -189,6 +189,8 @@ class GGANModel:
         if X.shape[0] != Y.shape[0]:
             raise GengenError(f"{X.shape[0]} landmark profiles but {Y.shape[0]} target profiles.")
         ck = open_training(checkpoint, PIPELINE, quiet)
+        if ck is not None:  # other data first: they would also resolve to other settings
+            ck.check_data(data_fingerprint(X, Y, names=(landmarks, targets)))
         given = recipe or GGANRecipe()
         if ck is not None and ck.resuming and recipe is None and ck.saved_recipe() is not None:
             given = GGANRecipe.from_dict(ck.saved_recipe())
@@ -199,11 +201,10 @@ class GGANModel:
                 given = GGANRecipe.from_dict(ck.saved_recipe())
                 recipe = resolve_recipe(given, X.shape[0])
             ck.recipe_given = given.to_dict()
-            ck.check_data(data_fingerprint(X, Y))
+            ck.ready(recipe.epochs)
             if ck.complete:
                 log(f"training in {str(ck.directory)!r} is already complete; nothing to resume.", quiet)
                 return cls.load(ck.directory, device=device)
-            ck.total_epochs = recipe.epochs
         train_idx, val_idx = split_indices(X.shape[0], recipe.val_fraction, recipe.seed)
         for note in recipe.notes:
             log(f"recipe: {note}", quiet)

@@ -83,6 +83,9 @@ class VAEModel:
         from gengen.vae.model import TybaltVAE
 
         ck = open_training(checkpoint, PIPELINE, quiet)
+        X = np.asarray(adata.X, dtype=np.float32)
+        if ck is not None:  # other data first: they would also resolve to other settings
+            ck.check_data(data_fingerprint(X, names=(adata.obs_names, adata.var_names)))
         given = recipe or VAERecipe()
         if ck is not None and ck.resuming and recipe is None and ck.saved_recipe() is not None:
             given = VAERecipe(**ck.saved_recipe())
@@ -93,11 +96,14 @@ class VAEModel:
                 given = VAERecipe(**ck.saved_recipe())
                 recipe = resolve_recipe(given, adata.n_obs, adata.n_vars)
             ck.recipe_given = given.to_dict()
+            ck.ready(recipe.epochs)
+            if ck.complete:
+                log(f"training in {str(ck.directory)!r} is already complete; nothing to resume.", quiet)
+                return cls.load(ck.directory, device=device)
         for note in recipe.notes:
             log(f"recipe: {note}", quiet)
         dev = resolve_device(device)
         seed_everything(recipe.seed)
-        X = np.asarray(adata.X, dtype=np.float32)
         if X.shape[0] >= 2 and X.size and not np.ptp(X, axis=0).any():  # (fewer samples: the split says so)
             raise GengenError(
                 f"every gene is constant across the {X.shape[0]} samples (e.g. an all-zero matrix): there is nothing "
@@ -114,12 +120,6 @@ class VAEModel:
         scaler = MinMaxScaler.fit(X[train_idx], log2p1=use_log)
         Xs = scaler.transform(X)
         x_train, x_val = Xs[train_idx], (Xs[val_idx] if len(val_idx) else None)
-        if ck is not None:
-            ck.check_data(data_fingerprint(x_train, *(() if x_val is None else (x_val,))))
-            if ck.complete:
-                log(f"training in {str(ck.directory)!r} is already complete; nothing to resume.", quiet)
-                return cls.load(ck.directory, device=device)
-            ck.total_epochs = recipe.epochs
         module = TybaltVAE(len(genes), recipe.latent_dim, recipe.hidden, recipe.tybalt_compat)
         model = cls(module, genes, scaler, recipe, None, {}, device=str(dev))
         if ck is not None:
