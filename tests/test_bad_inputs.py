@@ -829,6 +829,36 @@ add(case("dna-train-resume-other-pipeline", f"dna-train @train.fa -o m --resume 
 add(case("dna-train-resume-empty-folder", f"dna-train @train.fa -o m --resume {GAN_FAST}", dirs=("m",)))
 add(case("dna-train-resume-other-architecture", f"dna-train @train.fa -o m --resume {GAN_FAST.replace('--channels 4', '--channels 6')}",
          model_copy("gan")))
+# --resume (vae-train, ggan-train): nothing to resume, another pipeline's folder, other data or settings, no or a
+# damaged training state; checkpoint intervals that are not positive
+add(case("vae-train-resume-without-output", f"vae-train @expr.csv --resume {VAE_FAST}", needle="name it with -o"))
+add(case("vae-train-resume-no-checkpoint", "vae-train @expr.csv -o m --resume", needle="no checkpoint"))
+add(case("vae-train-resume-empty-folder", "vae-train @expr.csv -o m --resume", dirs=("m",), needle="no checkpoint"))
+add(case("vae-train-resume-other-pipeline", "vae-train @expr.csv -o m --resume", model_copy("ggan")))
+add(case("vae-train-resume-other-data", "vae-train x.csv -o m --resume",
+         {**model_copy("vae"), "x.csv": table(set_value(3, 4, 9.5))}, needle="training data differ"))
+add(case("vae-train-resume-other-genes", "vae-train x.csv -o m --resume",
+         {**model_copy("vae"), "x.csv": table(_first_cols(N_GENES - 1))}, needle="differ"))
+add(case("vae-train-resume-other-settings", "vae-train @expr.h5ad -o m --resume --epochs 3", model_copy("vae"),
+         needle="epochs 3 (checkpoint: 1)"))
+add(case("vae-train-resume-no-training-state", "vae-train @expr.h5ad -o m --resume",
+         model_copy("vae", config=without_key("training")), needle="holds no training state"))
+add(case("vae-train-resume-state-file-missing", "vae-train @expr.h5ad -o m --resume",
+         model_copy("vae", config=with_key("training.complete", False)), needle="training_state.safetensors"))
+add(case("vae-train-resume-state-file-corrupted", "vae-train @expr.h5ad -o m --resume",
+         model_copy("vae", config=lambda cfg: with_key("training.state_sha256", "0" * 64)(with_key("training.complete", False)(cfg)),
+                    add={"training_state.safetensors": junk(300)}), needle="SHA-256"))
+add(case("ggan-train-resume-without-output", f"ggan-train {GGAN_REF} --resume {GGAN_FAST}", needle="name it with -o"))
+add(case("ggan-train-resume-no-checkpoint", f"ggan-train {GGAN_REF} -o m --resume", needle="no checkpoint"))
+add(case("ggan-train-resume-other-pipeline", f"ggan-train {GGAN_REF} -o m --resume", model_copy("vae")))
+add(case("ggan-train-resume-other-data", "ggan-train x.csv --landmarks @landmarks.txt -o m --resume",
+         {**model_copy("ggan"), "x.csv": _reference_table(set_value(2, 6, 1.25))}, needle="training data differ"))
+add(case("ggan-train-resume-other-settings", f"ggan-train {GGAN_REF} -o m --resume --hidden 12", model_copy("ggan"),
+         needle="hidden 12 (checkpoint: 8)"))
+for opt in ("--checkpoint-every 0", "--checkpoint-every -1", "--checkpoint-minutes 0", "--checkpoint-minutes -0.5",
+            "--checkpoint-minutes nan"):
+    add(case(f"vae-train{opt.replace(' ', '')}", f"vae-train @expr.csv -o out {VAE_FAST} {opt}"))
+    add(case(f"ggan-train{opt.replace(' ', '')}", f"ggan-train {GGAN_REF} -o out {GGAN_FAST} {opt}"))
 add(case("dna-generate-output-not-fasta", "dna-generate --model @gan -n 2 -o g.txt"))
 add(case("dna-generate-output-is-folder", "dna-generate --model @gan -n 2 -o adir.fa", dirs=("adir.fa",)))
 add(case("dna-design-output-is-motif", "dna-design -n 2 --steps 2 --length 12 --motif x.fa --motif-format sites -o x.fa",

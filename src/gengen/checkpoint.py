@@ -52,7 +52,13 @@ def save_checkpoint(
     config: dict[str, Any],
     extra_files: Callable[[Path], None] | None = None,
 ) -> Path:
-    """Write a checkpoint atomically; ``extra_files(tmpdir)`` may add history.csv, plots, samples."""
+    """Write a checkpoint atomically; ``extra_files(tmpdir)`` may add history.csv, plots, samples.
+
+    config.json records ``cpu_threads``: CPU results are identical per seed only at the same torch
+    thread count, so the count belongs with the model. A trainer that ran at another count than the
+    current one (``small_model_threads``) passes it in ``config``.
+    """
+    import torch
     from safetensors import SafetensorError
     from safetensors.torch import save_file
 
@@ -61,6 +67,7 @@ def save_checkpoint(
         "pipeline": pipeline,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "versions": package_versions(),
+        "cpu_threads": torch.get_num_threads(),
     }
     full = {**meta, **config}
     check_overwrite(Path(directory), pipeline)
@@ -100,11 +107,13 @@ def check_overwrite(directory: Path, pipeline: str) -> None:
         )
 
 
-def load_checkpoint(path_or_name: str | os.PathLike | None, pipeline: str) -> tuple[dict[str, torch.Tensor], dict, Path]:
+def load_checkpoint(path_or_name: str | os.PathLike | None, pipeline: str, *,
+                    note_unfinished: bool = True) -> tuple[dict[str, torch.Tensor], dict, Path]:
     """Read and validate a checkpoint of ``pipeline``; returns (tensors, config, directory).
 
     config.json and the weights are read from one version of the folder even while another process
-    saves over it, and the weights are checked against the SHA-256 recorded at save.
+    saves over it, and the weights are checked against the SHA-256 recorded at save. A checkpoint of
+    an unfinished training run loads too, with a note on stderr (unless ``note_unfinished=False``).
     """
     from safetensors import SafetensorError
     from safetensors.torch import load as load_bytes
@@ -152,6 +161,12 @@ def load_checkpoint(path_or_name: str | os.PathLike | None, pipeline: str) -> tu
     except (SafetensorError, OSError, ValueError) as exc:
         raise GengenError(f"cannot read {str(weights)!r}: {exc}; the checkpoint is corrupted.") from None
     _check_finite(tensors, weights)
+    if note_unfinished:
+        from gengen.training_state import unfinished_note
+
+        note = unfinished_note(config, directory)
+        if note:
+            log(note)
     return tensors, config, directory
 
 

@@ -191,6 +191,13 @@ GenesInRowsOpt = Annotated[
         show_default=False,
     ),
 ]
+ResumeOpt = Annotated[bool, typer.Option(
+    "--resume", help="Continue the unfinished run checkpointed in -o (same data; options left out take the run's).")]
+CheckpointEveryOpt = Annotated[int | None, typer.Option(
+    "--checkpoint-every", show_default=False,
+    help="Checkpoint after every N epochs \\[default: 10, skipped while saves would cost > 5 % of the training time].")]
+CheckpointMinutesOpt = Annotated[float | None, typer.Option(
+    "--checkpoint-minutes", show_default=False, help="Checkpoint at least every M minutes of training \\[default: 1].")]
 FormatOpt = Annotated[str | None, typer.Option("--format", help="Force the input format (default: from the content, e.g. HiSeqV2.gz is a gzipped TSV): h5ad, csv, tsv, txt, parquet, gct, gctx, series-matrix.")]
 
 
@@ -214,3 +221,16 @@ def say(message: str, quiet: bool = False) -> None:
     """Status line on stderr."""
     if not quiet:
         print(message, file=sys.stderr, flush=True)
+
+
+def resume_recipe(ctx: typer.Context, recipe, saved: dict | None, fields: dict[str, str]):
+    """For ``--resume``: the checkpoint's recipe (as its run was given it) with the options given on
+    this command line, so options left out continue the run as it was started. ``fields`` maps the
+    command's parameter names to recipe fields; the trainer then refuses a recipe that differs."""
+    if not saved:
+        return recipe
+    given = {name for name in ctx.params
+             if (src := ctx.get_parameter_source(name)) is not None and not src.name.startswith("DEFAULT")}
+    values = {**saved, **{field: getattr(recipe, field) for name, field in fields.items() if name in given}}
+    known = {k: v for k, v in values.items() if k in type(recipe).__dataclass_fields__}
+    return type(recipe)(**known)

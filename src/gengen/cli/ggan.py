@@ -8,14 +8,18 @@ from typing import Annotated
 import typer
 
 from gengen.cli._app import (
+    CheckpointEveryOpt,
+    CheckpointMinutesOpt,
     DeviceOpt,
     FormatOpt,
     GenesInRowsOpt,
     QuietOpt,
+    ResumeOpt,
     SeedOpt,
     ThreadsOpt,
     app,
     input_path,
+    resume_recipe,
     say,
 )
 from gengen.cli._store import model_or_default, stored_as_default, train_output
@@ -145,12 +149,15 @@ MarginOpt = Annotated[
 ]
 
 
+RECIPE_NAMES = {"lr": "learning_rate", "l1": "l1_weight", "consistency": "consistency_weight"}
+
+
 def _recipe(seed: int, precision: str = "auto", **options):
     """The recipe from the command's options; options left at None adapt to the reference."""
     from gengen.ggan import GGANRecipe
     from gengen.ggan.train import check_recipe
 
-    names = {"lr": "learning_rate", "l1": "l1_weight", "consistency": "consistency_weight"}
+    names = RECIPE_NAMES
     recipe = GGANRecipe(seed=seed, precision=precision, **{names.get(k, k): v for k, v in options.items()})
     check_recipe(recipe)  # bad values fail before the reference is read
     return recipe
@@ -183,6 +190,7 @@ def _reference(data, landmarks, landmarks_from, targets, probe_map, genes_in_row
 
 @app.command("ggan-train", rich_help_panel=PANEL)
 def ggan_train(
+    ctx: typer.Context,
     data: Annotated[Path, typer.Argument(help="Reference expression (h5ad, csv, tsv, parquet, gct, gctx), samples x genes.")],
     output: TrainOutputOpt = None,
     landmarks: LandmarksOpt = None,
@@ -216,14 +224,25 @@ def ggan_train(
     device: DeviceOpt = "auto",
     threads: ThreadsOpt = None,
     quiet: QuietOpt = False,
+    resume: ResumeOpt = False,
+    checkpoint_every: CheckpointEveryOpt = None,
+    checkpoint_minutes: CheckpointMinutesOpt = None,
 ) -> None:
-    """Train a GGAN (landmarks → targets); writes model.safetensors, config.json, history.csv and a plot."""
+    """Train a GGAN (landmarks → targets); writes model.safetensors, config.json, history.csv and a plot.
+
+    The model folder is a resumable checkpoint while training runs (every 10 epochs and at least once
+    a minute, through the refit too): after an interruption, the same command with --resume continues.
+    """
     set_threads(threads)
     from gengen.ggan import GGANModel
     from gengen.ggan.model import ACTIVATIONS
+    from gengen.training_state import Checkpointing, check_intervals, read_training_section
 
     if activation not in ACTIVATIONS:
         raise GengenError(f"unknown --activation {activation!r}; use one of {', '.join(ACTIVATIONS)}.")
+    check_intervals(checkpoint_every, checkpoint_minutes)
+    if resume and output is None:
+        raise GengenError("--resume continues a checkpoint: name it with -o (a folder, or the store's models/NAME).")
     to_store, output = output is None, train_output(output, data, "ggan")  # no -o: a new model in the store
     plan_outputs(models={output: "ggan"}, inputs=[data, landmarks, landmarks_from, targets])  # before training
     recipe = _recipe(
@@ -250,9 +269,15 @@ def ggan_train(
         ridge_init=ridge_init,
         refit=refit,
     )
+    if resume:  # before reading the data: a missing or foreign checkpoint fails at once
+        fields = {name: RECIPE_NAMES.get(name, name) for name in (
+            "hidden", "layers", "dropout", "activation", "epochs", "batch_size", "lr", "weight_decay", "l1", "consistency",
+            "adv_weight", "d_hidden", "quantile", "val_fraction", "patience", "start_margin", "linear_skip",
+            "input_noise", "ridge_init", "refit", "precision", "seed")}
+        recipe = resume_recipe(ctx, recipe, read_training_section(output, "ggan").get("recipe"), fields)
     adata, lm, tg = _reference(data, landmarks, landmarks_from, targets, probe_map, genes_in_rows, fmt, quiet)
-    model = GGANModel.train(adata, lm, tg, recipe, device=device, quiet=quiet)
-    model.save(output)
+    model = GGANModel.train(adata, lm, tg, recipe, device=device, quiet=quiet,
+                            checkpoint=Checkpointing(output, resume, checkpoint_every, checkpoint_minutes))
     m = model.metrics
     say(
         f"trained {len(model.landmarks)} → {len(model.targets)} genes on {m['device']} ({m['precision']} training) in "

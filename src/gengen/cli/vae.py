@@ -7,7 +7,21 @@ from typing import Annotated
 
 import typer
 
-from gengen.cli._app import DeviceOpt, FormatOpt, GenesInRowsOpt, QuietOpt, SeedOpt, ThreadsOpt, app, input_path, say
+from gengen.cli._app import (
+    CheckpointEveryOpt,
+    CheckpointMinutesOpt,
+    DeviceOpt,
+    FormatOpt,
+    GenesInRowsOpt,
+    QuietOpt,
+    ResumeOpt,
+    SeedOpt,
+    ThreadsOpt,
+    app,
+    input_path,
+    resume_recipe,
+    say,
+)
 from gengen.cli._store import model_or_default, stored_as_default, train_output
 from gengen.errors import GengenError
 from gengen.runtime import plan_outputs, set_threads
@@ -44,6 +58,13 @@ def _recipe(latent, genes, gene_rank, hidden, epochs, batch_size, lr, kappa, bet
                      tybalt_compat=tybalt_compat, log_transform=log_transform, seed=seed)
 
 
+# the recipe options of the training commands -> VAERecipe fields (for --resume)
+RECIPE_FIELDS = {"latent": "latent_dim", "genes": "n_genes", "gene_rank": "gene_rank", "hidden": "hidden",
+                 "epochs": "epochs", "batch_size": "batch_size", "lr": "learning_rate", "kappa": "kappa",
+                 "beta": "beta_max", "val_fraction": "val_fraction", "tybalt_compat": "tybalt_compat",
+                 "log_transform": "log_transform", "seed": "seed"}
+
+
 def _read(path: Path, genes_in_rows, fmt, quiet, expected_genes=None):
     from gengen.io.expression import read_expression
 
@@ -52,6 +73,7 @@ def _read(path: Path, genes_in_rows, fmt, quiet, expected_genes=None):
 
 @app.command("vae-train", rich_help_panel=PANEL)
 def vae_train(
+    ctx: typer.Context,
     data: Annotated[Path, typer.Argument(help="Expression matrix (h5ad, csv, tsv, parquet, gct, gctx), samples x genes.")],
     output: Annotated[Path | None, typer.Option("-o", "--output", help=(
         "Model directory to write (default: a new model in the store, named after DATA, that becomes the "
@@ -60,17 +82,28 @@ def vae_train(
     epochs: EpochsOpt = None, batch_size: BatchOpt = None, lr: LrOpt = 5e-4, kappa: KappaOpt = 1.0, beta: BetaOpt = 1.0,
     val_fraction: ValOpt = 0.1, tybalt_compat: CompatOpt = False, log_transform: LogOpt = "auto", seed: SeedOpt = 0,
     genes_in_rows: GenesInRowsOpt = None, fmt: FormatOpt = None, device: DeviceOpt = "auto", threads: ThreadsOpt = None, quiet: QuietOpt = False,
+    resume: ResumeOpt = False, checkpoint_every: CheckpointEveryOpt = None, checkpoint_minutes: CheckpointMinutesOpt = None,
 ) -> None:
-    """Train a Tybalt VAE; writes model.safetensors, config.json, history.csv and training.png."""
+    """Train a Tybalt VAE; writes model.safetensors, config.json, history.csv and training.png.
+
+    The model folder is a resumable checkpoint while training runs (every 10 epochs and at least once
+    a minute): after an interruption, the same command with --resume continues where it stopped.
+    """
+    from gengen.training_state import Checkpointing, check_intervals, read_training_section
     from gengen.vae import VAEModel
 
     set_threads(threads)
+    check_intervals(checkpoint_every, checkpoint_minutes)
+    if resume and output is None:
+        raise GengenError("--resume continues a checkpoint: name it with -o (a folder, or the store's models/NAME).")
     recipe = _recipe(latent, genes, gene_rank, hidden, epochs, batch_size, lr, kappa, beta, val_fraction, tybalt_compat, log_transform, seed)
     to_store, output = output is None, train_output(output, data, "vae")  # no -o: a new model in the store
     plan_outputs(models={output: "vae"}, inputs=[data])  # before training, not after
+    if resume:  # before reading the data: a missing or foreign checkpoint fails at once
+        recipe = resume_recipe(ctx, recipe, read_training_section(output, "vae").get("recipe"), RECIPE_FIELDS)
     adata = _read(data, genes_in_rows, fmt, quiet)
-    model = VAEModel.train(adata, recipe, device=device, quiet=quiet)
-    model.save(output)
+    model = VAEModel.train(adata, recipe, device=device, quiet=quiet,
+                           checkpoint=Checkpointing(output, resume, checkpoint_every, checkpoint_minutes))
     m = model.metrics
     say(f"trained on {m['device']} in {m['train_seconds']:.1f} s: train recon {m['train_recon']:.1f}, "
         f"KL {m['train_kl']:.2f}" + (f"; validation recon {m['val_recon']:.1f}" if "val_recon" in m else ""), quiet)

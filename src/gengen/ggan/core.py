@@ -32,6 +32,8 @@ if TYPE_CHECKING:
     import anndata as ad
     import pandas as pd
 
+    from gengen.training_state import Checkpointing
+
 PIPELINE = "ggan"
 SYMBOL_COLUMNS = ("pr_gene_symbol", "gene_symbol", "symbol", "gene")
 
@@ -99,6 +101,8 @@ class GGANModel:
             if landmark_fill is not None
             else preprocessor.x_scaler.mean
         )
+        self.cpu_threads: int | None = None  # the torch CPU threads it was trained with (results depend on it)
+        self.training: dict | None = None  # config.json's training section (resumable runs, see training_state)
         self.generator.to(self.device).eval()
 
     # ------------------------------------------------------------------ training
@@ -113,11 +117,13 @@ class GGANModel:
         quiet: bool = False,
         *,
         on_epoch: Callable[[int, dict], None] | None = None,
+        checkpoint: Checkpointing | None = None,
     ) -> GGANModel:
         """Train on a reference (samples x genes, original units): landmarks -> targets.
 
         ``targets`` defaults to every other gene. Preprocessing is fitted on the training split only.
         ``on_epoch(epoch, row)``: called after every epoch with its history row (see :func:`fit_ggan`).
+        ``checkpoint``: a resumable run (see :meth:`train_arrays`).
         """
         lm, tg = select_genes(adata, landmarks, targets)
         X = np.asarray(adata[:, lm].X, dtype=np.float32)
@@ -135,6 +141,7 @@ class GGANModel:
             device=device,
             quiet=quiet,
             on_epoch=on_epoch,
+            checkpoint=checkpoint,
             landmark_probes=probes,
             landmark_genes=lgenes,
             target_genes=tgenes,
@@ -151,18 +158,53 @@ class GGANModel:
         device: str = "auto",
         quiet: bool = False,
         on_epoch: Callable[[int, dict], None] | None = None,
+        checkpoint: Checkpointing | None = None,
         **gene_info: Any,
     ) -> GGANModel:
         """Train from aligned arrays (n, n_landmarks) and (n, n_targets) in original units.
 
         ``on_epoch(epoch, row)``: called after every validated epoch (not during ``refit``).
+
+        ``checkpoint`` (:class:`gengen.training_state.Checkpointing`) makes the run resumable: its
+        folder holds a loadable model (the best generator so far; during ``refit``, the refit's
+        current one) plus the whole training state, saved after every 10 epochs and at least once a
+        minute (by default), through the refit too, and the finished model at the end. With
+        ``resume=True`` the run continues the unfinished one saved there (``recipe=None``: with that
+        run's settings); bit-identical to an uninterrupted run on the CPU at the same thread count.
         """
+        if checkpoint is None:
+            return cls._train_arrays(X, Y, landmarks, targets, recipe, device, quiet, on_epoch, None, gene_info)
+        from gengen.runtime import plan_outputs
+
+        with plan_outputs(models={checkpoint.directory: PIPELINE}):  # locked from the start (no-op in the CLI)
+            return cls._train_arrays(X, Y, landmarks, targets, recipe, device, quiet, on_epoch, checkpoint, gene_info)
+
+    @classmethod
+    def _train_arrays(cls, X, Y, landmarks, targets, recipe, device, quiet, on_epoch, checkpoint, gene_info) -> GGANModel:
+        import pandas as pd
         import torch
 
-        recipe = recipe or GGANRecipe()
+        from gengen.training_state import LoopState, data_fingerprint, open_training
+
         if X.shape[0] != Y.shape[0]:
             raise GengenError(f"{X.shape[0]} landmark profiles but {Y.shape[0]} target profiles.")
-        recipe = resolve_recipe(recipe, X.shape[0])
+        ck = open_training(checkpoint, PIPELINE, quiet)
+        if ck is not None:  # other data first: they would also resolve to other settings
+            ck.check_data(data_fingerprint(X, Y, names=(landmarks, targets)))
+        given = recipe or GGANRecipe()
+        if ck is not None and ck.resuming and recipe is None and ck.saved_recipe() is not None:
+            given = GGANRecipe.from_dict(ck.saved_recipe())
+        recipe = resolve_recipe(given, X.shape[0])
+        if ck is not None:
+            ck.check_recipe({**recipe.to_dict(), "notes": []})
+            if ck.resuming and ck.saved_recipe() is not None:  # the original's notes, word for word
+                given = GGANRecipe.from_dict(ck.saved_recipe())
+                recipe = resolve_recipe(given, X.shape[0])
+            ck.recipe_given = given.to_dict()
+            ck.ready(recipe.epochs)
+            if ck.complete:
+                log(f"training in {str(ck.directory)!r} is already complete; nothing to resume.", quiet)
+                return cls.load(ck.directory, device=device)
         train_idx, val_idx = split_indices(X.shape[0], recipe.val_fraction, recipe.seed)
         for note in recipe.notes:
             log(f"recipe: {note}", quiet)
@@ -188,20 +230,30 @@ class GGANModel:
             f"up to {recipe.epochs} epochs on {describe_device(dev)}",
             quiet,
         )
-        with torch.random.fork_rng(devices=[dev] if dev.type == "cuda" else []):
-            torch.manual_seed(recipe.seed)
-            history = fit_ggan(
-                gen,
-                disc,
-                Xz[train_idx],
-                Yz[train_idx],
-                Xz[val_idx] if len(val_idx) else None,
-                Yz[val_idx] if len(val_idx) else None,
-                recipe,
-                dev,
-                quiet,
-                on_epoch=on_epoch,
-            )
+        model = cls(gen, landmarks, targets, pre, recipe, None, {}, device=str(dev),
+                    landmark_fill=X[train_idx].mean(axis=0), **gene_info)
+        phase1 = ck.carry.get("phase1") if ck is not None else None
+        if phase1 is None:
+            if ck is not None:
+                ck.write_model = model._checkpoint_parts
+            with torch.random.fork_rng(devices=[dev] if dev.type == "cuda" else []):
+                torch.manual_seed(recipe.seed)
+                history = fit_ggan(
+                    gen,
+                    disc,
+                    Xz[train_idx],
+                    Yz[train_idx],
+                    Xz[val_idx] if len(val_idx) else None,
+                    Yz[val_idx] if len(val_idx) else None,
+                    recipe,
+                    dev,
+                    quiet,
+                    on_epoch=on_epoch,
+                    checkpoint=ck,
+                )
+        else:  # the run was interrupted in the refit: the epoch choice is in the checkpoint
+            history = pd.DataFrame(phase1["history"])
+            history.attrs.update(phase1["attrs"])
         outcome = _outcome(history, recipe)
         if outcome:
             recipe.notes.append(outcome)
@@ -226,7 +278,16 @@ class GGANModel:
                 refit_recipe = GGANRecipe.from_dict(
                     {**recipe.to_dict(), "epochs": best_epoch, "batch_size": batch, "notes": []}
                 )
-                more = fit_ggan(gen, disc, Xz, Yz, None, None, refit_recipe, dev, quiet)
+                if ck is not None:  # the epoch choice is made: checkpoint it, then the refit as it goes
+                    if phase1 is None:
+                        ck.carry["phase1"] = {"history": history.to_dict("records"), "attrs": dict(history.attrs)}
+                        ck.phase = "refit"
+                        ck.save(LoopState({}, {}, phase="refit"), dev)  # the model: phase one's choice
+                    ck.phase = "refit"
+                    ck.total_epochs = best_epoch
+                    ck.write_model = cls(gen, landmarks, targets, pre, recipe, None, {}, device=str(dev),
+                                         landmark_fill=X.mean(axis=0), **gene_info)._checkpoint_parts
+                more = fit_ggan(gen, disc, Xz, Yz, None, None, refit_recipe, dev, quiet, checkpoint=ck)
                 history.attrs["seconds"] += more.attrs["seconds"]
             gen.eval()
             if best_epoch == 0 and recipe.ridge_init:
@@ -247,7 +308,7 @@ class GGANModel:
             "precision": history.attrs.get("precision", "fp32"),
         }
         fill = X[train_idx].mean(axis=0)
-        return cls(
+        model = cls(
             gen,
             landmarks,
             targets,
@@ -259,6 +320,12 @@ class GGANModel:
             landmark_fill=fill,
             **gene_info,
         )
+        model.cpu_threads = history.attrs.get("cpu_threads")
+        if ck is not None:
+            model.training = ck.finished()
+            model.save(ck.directory)
+            model.path = ck.directory
+        return model
 
     # ------------------------------------------------------------------ matching data to the model
     def plan(self, var_names, var: pd.DataFrame | None = None) -> LandmarkPlan:
@@ -390,7 +457,13 @@ class GGANModel:
 
     # ------------------------------------------------------------------ persistence
     def config(self) -> dict[str, Any]:
+        extra: dict[str, Any] = {}
+        if self.cpu_threads is not None:
+            extra["cpu_threads"] = self.cpu_threads
+        if self.training is not None:
+            extra["training"] = self.training
         return {
+            **extra,
             "architecture": {"class": "Generator", **self.generator.arch()},
             "recipe": self.recipe.to_dict(),
             "seed": self.recipe.seed,
@@ -410,18 +483,44 @@ class GGANModel:
     def save(self, directory: str | os.PathLike) -> Path:
         """Checkpoint directory: model.safetensors (generator + preprocessing), config.json, history.csv,
         training.png."""
+        return save_checkpoint(directory, PIPELINE, *self._parts(self.generator.state_dict(), self.history))
+
+    def _parts(self, weights: dict, history, plot: bool = True) -> tuple[dict, dict, Callable[[Path], None]]:
+        """(tensors, config, extra files) of this model with the generator ``weights``."""
         import torch
 
-        tensors = {f"generator.{k}": v for k, v in self.generator.state_dict().items()}
+        tensors = {f"generator.{k}": v for k, v in weights.items()}
         tensors.update({k: torch.as_tensor(v) for k, v in self.preprocessor.tensors().items()})
         tensors["preprocess.landmark_fill"] = torch.as_tensor(self.landmark_fill).clone()
 
         def extras(tmp: Path) -> None:
-            if self.history is not None and len(self.history):
-                self.history.to_csv(tmp / "history.csv", index=False)
-                plot_history(self.history, tmp / "training.png")
+            if history is not None and len(history):
+                history.to_csv(tmp / "history.csv", index=False)
+                if plot:
+                    plot_history(history, tmp / "training.png")
 
-        return save_checkpoint(directory, PIPELINE, tensors, self.config(), extras)
+        return tensors, self.config(), extras
+
+    def _checkpoint_parts(self, state) -> tuple[dict, dict, Callable[[Path], None]]:
+        """A mid-training model (for :class:`gengen.training_state.TrainingCheckpoint`): the best
+        generator so far (while no epoch beats the start, the start; in a refit, the current one)."""
+        import pandas as pd
+        import torch
+
+        if not state.modules:  # a phase boundary: the generator holds the chosen weights
+            weights = self.generator.state_dict()
+        elif state.values.get("best_epoch"):
+            weights = {k[5:]: v for k, v in state.tensors.items() if k.startswith("best.")}
+        elif state.unsaved.get("start") and state.unsaved["start"][2] is not None:
+            weights = state.unsaved["start"][2]
+        else:
+            weights = state.modules["generator"].state_dict()
+        history = pd.DataFrame(state.history)
+        self.metrics = {"phase": state.phase, "epochs_run": state.epoch, "device": describe_device(self.device),
+                        **({"best_epoch": int(state.values["best_epoch"]), "best_val_mae": float(state.values["best_mae"])}
+                           if "best_epoch" in state.values else {})}
+        self.cpu_threads = torch.get_num_threads()
+        return self._parts(weights, history, plot=False)
 
     @classmethod
     def load(cls, path_or_name: str | os.PathLike, device: str = "auto") -> GGANModel:
@@ -471,6 +570,8 @@ class GGANModel:
             landmark_fill=fill,
         )
         model.path = directory
+        model.cpu_threads = cfg.get("cpu_threads")
+        model.training = cfg.get("training") if isinstance(cfg.get("training"), dict) else None
         return model
 
 

@@ -287,6 +287,7 @@ def fit_ggan(
     quiet: bool = False,
     *,
     on_epoch: Callable[[int, dict], None] | None = None,
+    checkpoint=None,
 ):
     """Train in place (z-scored inputs); restores the generator weights of the best validation MAE.
 
@@ -297,6 +298,10 @@ def fit_ggan(
     best epoch that fell short). ``on_epoch(epoch, row)`` is called after each epoch (1-based) with a
     copy of its history row; an exception it raises (a sweep's pruning signal) stops training and
     propagates unchanged.
+
+    ``checkpoint`` (a :class:`gengen.training_state.TrainingCheckpoint`, its ``phase`` naming this
+    run) saves the loop's whole state on its schedule and, resuming, restores it first: bit-identical
+    to an uninterrupted run on the CPU at the same thread count (``history.attrs["cpu_threads"]``).
     """
     import torch
 
@@ -316,14 +321,18 @@ def fit_ggan(
         yv = torch.as_tensor(y_val, dtype=torch.float32, device=device)
     n_params = sum(p.numel() for p in gen.parameters()) + (sum(p.numel() for p in disc.parameters()) if gan else 0)
     with small_model_threads(n_params, device):
-        return _fit(gen, disc, xt, yt, xv if has_val else None, yv if has_val else None, recipe, device, quiet,
-                    on_epoch)
+        history = _fit(gen, disc, xt, yt, xv if has_val else None, yv if has_val else None, recipe, device, quiet,
+                       on_epoch, checkpoint)
+        history.attrs["cpu_threads"] = torch.get_num_threads()
+        return history
 
 
-def _fit(gen, disc, xt, yt, xv, yv, recipe: GGANRecipe, device, quiet: bool, on_epoch=None):
+def _fit(gen, disc, xt, yt, xv, yv, recipe: GGANRecipe, device, quiet: bool, on_epoch=None, checkpoint=None):
     import pandas as pd
     import torch
     import torch.nn.functional as F
+
+    from gengen.training_state import LoopState
 
     gan = recipe.loss == "gan"
     has_val = xv is not None
@@ -343,14 +352,28 @@ def _fit(gen, disc, xt, yt, xv, yv, recipe: GGANRecipe, device, quiet: bool, on_
         start = best
     since_best = 0
     t_start = time.perf_counter()
+    # what a checkpoint saves and a resumed run restores; the start is recomputed (the caller rebuilds it)
+    state = LoopState({"generator": gen, **({"discriminator": disc} if gan else {})},
+                      {"generator": opt_g, **({"discriminator": opt_d} if gan else {})},
+                      {"permutation": gen_perm}, history=rows, unsaved={"start": start})
+    if checkpoint is not None and checkpoint.start(state, device):
+        since_best = int(state.values.get("since_best", 0))
+        if state.values.get("best_epoch"):
+            weights = {k[5:]: v for k, v in state.tensors.items() if k.startswith("best.")}
+            best = (float(state.values["best_mae"]), int(state.values["best_epoch"]), weights)
     with Progress(recipe.epochs, "training GGAN" if gan else "training D-GEX", quiet) as bar:
-        for epoch in range(recipe.epochs):
+        if state.epoch:
+            bar.update(state.epoch)  # resumed: the epochs done before
+        for epoch in range(state.epoch, recipe.epochs):
             gen.train()
             if gan:
                 disc.train()
+            state.begin_epoch()
             perm = torch.randperm(n, generator=gen_perm).to(device)
-            sums = torch.zeros(6, device=device)  # g_loss d_loss adv l1 cons abs_err
-            for idx in torch.tensor_split(perm, n_batches):
+            sums = state.running("sums", torch.zeros(6, device=device))  # g_loss d_loss adv l1 cons abs_err
+            for b, idx in enumerate(torch.tensor_split(perm, n_batches)):
+                if b < state.batch:  # done before the run was interrupted
+                    continue
                 xb, yb = xt[idx], yt[idx]
                 with autocast(precision, device):
                     fake = gen(xb).float()
@@ -400,6 +423,9 @@ def _fit(gen, disc, xt, yt, xv, yv, recipe: GGANRecipe, device, quiet: bool, on_
                     )
                     * k
                 )
+                if checkpoint is not None:
+                    state.batch = b + 1
+                    checkpoint.after_batch(state, device)
             s = (sums / n).tolist()  # the one host sync of the epoch
             row = {
                 "epoch": epoch + 1,
@@ -419,9 +445,11 @@ def _fit(gen, disc, xt, yt, xv, yv, recipe: GGANRecipe, device, quiet: bool, on_
                         {k: v.detach().clone() for k, v in gen.state_dict().items()},
                     )
                     since_best = 0
+                    state.tensors.update({f"best.{k}": v for k, v in best[2].items()})
                 else:
                     since_best += 1
-            rows.append(row)
+                state.values.update(since_best=since_best, best_epoch=best[1], best_mae=best[0])
+            state.end_epoch(row)  # appends to rows
             bar.update(1, g=row["g_loss"], val_mae=row.get("val_mae", float("nan")))
             if not math.isfinite(row["g_loss"]):
                 raise GengenError("training diverged (loss is not finite); lower --lr or check the input data.")
@@ -429,6 +457,8 @@ def _fit(gen, disc, xt, yt, xv, yv, recipe: GGANRecipe, device, quiet: bool, on_
                 on_epoch(epoch + 1, dict(row))
             if recipe.patience and has_val and since_best >= recipe.patience:
                 break
+            if checkpoint is not None:
+                checkpoint.after_epoch(state, device, last=epoch + 1 == recipe.epochs)
     gain_se, rejected = float("nan"), 0
     if best[2] is not None:
         gen.load_state_dict(best[2])
@@ -439,7 +469,7 @@ def _fit(gen, disc, xt, yt, xv, yv, recipe: GGANRecipe, device, quiet: bool, on_
                 gen.load_state_dict(best[2])
     gen.eval()
     history = pd.DataFrame(rows)
-    history.attrs["seconds"] = time.perf_counter() - t_start
+    history.attrs["seconds"] = state.seconds + time.perf_counter() - t_start
     history.attrs["gain_se"] = gain_se  # the best epoch's validation gain over the start, in standard errors
     history.attrs["rejected_epoch"] = rejected  # better than the start on validation, but not by the margin
     history.attrs["precision"] = precision

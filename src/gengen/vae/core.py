@@ -24,6 +24,8 @@ if TYPE_CHECKING:
     import anndata as ad
     import pandas as pd
 
+    from gengen.training_state import Checkpointing
+
 PIPELINE = "vae"
 EMBEDDING_KEY = "X_vae"
 
@@ -42,6 +44,8 @@ class VAEModel:
         self.metrics = metrics or {}
         self.device = resolve_device(device)
         self.decoder_only = decoder_only
+        self.cpu_threads: int | None = None  # the torch CPU threads it was trained with (results depend on it)
+        self.training: dict | None = None  # config.json's training section (resumable runs, see training_state)
         self.module.to(self.device).eval()
 
     @property
@@ -51,21 +55,55 @@ class VAEModel:
     # ------------------------------------------------------------------ training
     @classmethod
     def train(cls, adata: ad.AnnData, recipe: VAERecipe | None = None, device: str = "auto",
-              quiet: bool = False, *, on_epoch: Callable[[int, dict], None] | None = None) -> VAEModel:
+              quiet: bool = False, *, on_epoch: Callable[[int, dict], None] | None = None,
+              checkpoint: Checkpointing | None = None) -> VAEModel:
         """Select genes, fit the scaler on the training split and train the VAE on ``adata``.
 
         ``on_epoch(epoch, row)``: called after every epoch with its history row (see :func:`fit_vae`).
+
+        ``checkpoint`` (:class:`gengen.training_state.Checkpointing`) makes the run resumable: its
+        folder holds a loadable model of the current weights plus the whole training state, saved
+        after every 10 epochs and at least once a minute (by default), and the finished model at the
+        end. With ``resume=True`` the run continues the unfinished one saved there (``recipe=None``:
+        with that run's settings); the result is bit-identical to an uninterrupted run on the CPU at
+        the same thread count.
         """
+        from gengen.runtime import plan_outputs
+
+        if checkpoint is None:
+            return cls._train(adata, recipe, device, quiet, on_epoch, None)
+        with plan_outputs(models={checkpoint.directory: PIPELINE}):  # locked from the start (no-op in the CLI)
+            return cls._train(adata, recipe, device, quiet, on_epoch, checkpoint)
+
+    @classmethod
+    def _train(cls, adata, recipe, device, quiet, on_epoch, checkpoint) -> VAEModel:
         import torch
 
+        from gengen.training_state import data_fingerprint, open_training
         from gengen.vae.model import TybaltVAE
 
-        recipe = resolve_recipe(recipe or VAERecipe(), adata.n_obs, adata.n_vars)
+        ck = open_training(checkpoint, PIPELINE, quiet)
+        X = np.asarray(adata.X, dtype=np.float32)
+        if ck is not None:  # other data first: they would also resolve to other settings
+            ck.check_data(data_fingerprint(X, names=(adata.obs_names, adata.var_names)))
+        given = recipe or VAERecipe()
+        if ck is not None and ck.resuming and recipe is None and ck.saved_recipe() is not None:
+            given = VAERecipe(**ck.saved_recipe())
+        recipe = resolve_recipe(given, adata.n_obs, adata.n_vars)
+        if ck is not None:
+            ck.check_recipe({**recipe.to_dict(), "notes": []})
+            if ck.resuming and ck.saved_recipe() is not None:  # the original's notes, word for word
+                given = VAERecipe(**ck.saved_recipe())
+                recipe = resolve_recipe(given, adata.n_obs, adata.n_vars)
+            ck.recipe_given = given.to_dict()
+            ck.ready(recipe.epochs)
+            if ck.complete:
+                log(f"training in {str(ck.directory)!r} is already complete; nothing to resume.", quiet)
+                return cls.load(ck.directory, device=device)
         for note in recipe.notes:
             log(f"recipe: {note}", quiet)
         dev = resolve_device(device)
         seed_everything(recipe.seed)
-        X = np.asarray(adata.X, dtype=np.float32)
         if X.shape[0] >= 2 and X.size and not np.ptp(X, axis=0).any():  # (fewer samples: the split says so)
             raise GengenError(
                 f"every gene is constant across the {X.shape[0]} samples (e.g. an all-zero matrix): there is nothing "
@@ -81,19 +119,24 @@ class VAEModel:
         train_idx, val_idx = split_indices(X.shape[0], recipe.val_fraction, recipe.seed)
         scaler = MinMaxScaler.fit(X[train_idx], log2p1=use_log)
         Xs = scaler.transform(X)
+        x_train, x_val = Xs[train_idx], (Xs[val_idx] if len(val_idx) else None)
         module = TybaltVAE(len(genes), recipe.latent_dim, recipe.hidden, recipe.tybalt_compat)
+        model = cls(module, genes, scaler, recipe, None, {}, device=str(dev))
+        if ck is not None:
+            ck.write_model = model._checkpoint_parts
         log(f"training VAE: {len(train_idx)} train / {len(val_idx)} validation samples, {len(genes)} genes, "
             f"k={recipe.latent_dim}, {recipe.epochs} epochs on {dev}", quiet)
         with torch.random.fork_rng(devices=[dev] if dev.type == "cuda" else []):
             torch.manual_seed(recipe.seed)
-            history = fit_vae(module, Xs[train_idx], Xs[val_idx] if len(val_idx) else None, recipe, dev, quiet,
-                              on_epoch=on_epoch)
-        last = history.iloc[-1]
-        metrics = {k: float(last[k]) for k in history.columns if k != "epoch"}
-        metrics["train_seconds"] = round(float(history.attrs.get("seconds", 0.0)), 3)
-        metrics["device"] = history.attrs.get("device", describe_device(dev))
-        metrics["cuda_graphs"] = bool(history.attrs.get("cuda_graphs", False))
-        return cls(module, genes, scaler, recipe, history, metrics, device=str(dev))
+            history = fit_vae(module, x_train, x_val, recipe, dev, quiet, on_epoch=on_epoch, checkpoint=ck)
+        module.eval()
+        model.history, model.metrics = history, _metrics(history, dev)
+        model.cpu_threads = history.attrs.get("cpu_threads")
+        if ck is not None:
+            model.training = ck.finished()
+            model.save(ck.directory)
+            model.path = ck.directory
+        return model
 
     # ------------------------------------------------------------------ data alignment
     def align(self, adata: ad.AnnData, fill_missing: bool = False, quiet: bool = False) -> np.ndarray:
@@ -199,7 +242,12 @@ class VAEModel:
     # ------------------------------------------------------------------ persistence
     def config(self) -> dict[str, Any]:
         m = self.module
-        return {
+        extra: dict[str, Any] = {}
+        if self.cpu_threads is not None:
+            extra["cpu_threads"] = self.cpu_threads
+        if self.training is not None:
+            extra["training"] = self.training
+        return {**extra,
             "architecture": {"class": "TybaltVAE", "n_genes": m.n_genes, "latent_dim": m.latent_dim,
                              "hidden": m.hidden, "compat": m.compat},
             "recipe": self.recipe.to_dict(),
@@ -220,6 +268,23 @@ class VAEModel:
                 plot_vae_history(self.history, tmp / "training.png")
 
         return save_checkpoint(directory, PIPELINE, self.module.state_dict(), self.config(), extras)
+
+    def _checkpoint_parts(self, state) -> tuple[dict, dict, Callable[[Path], None]]:
+        """A mid-training model of the current weights (for :class:`gengen.training_state.TrainingCheckpoint`):
+        weights, config and history.csv as the loop has them; no plot (it would cost more than the save)."""
+        import pandas as pd
+        import torch
+
+        history = pd.DataFrame(state.history)
+        metrics = {k: float(history[k].iloc[-1]) for k in history.columns if k != "epoch"} if len(history) else {}
+        metrics.update(epochs_run=state.epoch, device=describe_device(self.device))
+        self.metrics, self.cpu_threads = metrics, torch.get_num_threads()
+
+        def extras(tmp: Path) -> None:
+            if len(history):
+                history.to_csv(tmp / "history.csv", index=False)
+
+        return self.module.state_dict(), self.config(), extras
 
     @classmethod
     def load(cls, path_or_name: str | os.PathLike, device: str = "auto") -> VAEModel:
@@ -242,7 +307,19 @@ class VAEModel:
         model = cls(module, cfg["genes"], MinMaxScaler.from_dict(cfg["scaler"]), recipe, history,
                     cfg.get("metrics"), device=device, decoder_only=bool(cfg.get("decoder_only")))
         model.path = directory
+        model.cpu_threads = cfg.get("cpu_threads")
+        model.training = cfg.get("training") if isinstance(cfg.get("training"), dict) else None
         return model
+
+
+def _metrics(history, dev) -> dict:
+    """The last epoch's losses and how the run went, for config.json."""
+    last = history.iloc[-1]
+    metrics = {k: float(last[k]) for k in history.columns if k != "epoch"}
+    metrics["train_seconds"] = round(float(history.attrs.get("seconds", 0.0)), 3)
+    metrics["device"] = history.attrs.get("device", describe_device(dev))
+    metrics["cuda_graphs"] = bool(history.attrs.get("cuda_graphs", False))
+    return metrics
 
 
 def bce_per_sample(x01: np.ndarray, recon01: np.ndarray, eps: float = 1e-7) -> float:

@@ -132,12 +132,18 @@ def fit_vae(
     cuda_graphs: bool | None = None,
     *,
     on_epoch: Callable[[int, dict], None] | None = None,
+    checkpoint=None,
 ):
     """Train ``module`` in place; returns a per-epoch history DataFrame (see :func:`_fit_vae`).
 
     ``on_epoch(epoch, row)`` is called after each epoch (1-based) with that epoch's history row (a
     copy): sweeps report the validation loss from it, and an exception it raises (e.g. a pruning
     signal) stops training and propagates unchanged.
+
+    ``checkpoint`` (a :class:`gengen.training_state.TrainingCheckpoint`) saves the loop's whole state
+    on its schedule and, when resuming, restores it first: the result is then bit-identical to an
+    uninterrupted run on the CPU at the same thread count. ``history.attrs["cpu_threads"]`` records
+    the thread count the loop ran at.
 
     ``cuda_graphs`` (default: on for CUDA, see :func:`gengen.runtime.cuda_graphs_wanted`) replays each
     optimiser step as a captured CUDA graph: a Tybalt step is ~30 small kernels, so on a GPU the
@@ -148,8 +154,9 @@ def fit_vae(
     n_params = sum(p.numel() for p in module.parameters())
     cuda_graphs = cuda_graphs_wanted(torch.device(device), cuda_graphs)
     with small_model_threads(n_params, device, limit=VAE_SMALL_PARAMS), on_device(device):
-        history = _fit_vae(module, x_train, x_val, recipe, device, quiet, cuda_graphs, on_epoch)
+        history = _fit_vae(module, x_train, x_val, recipe, device, quiet, cuda_graphs, on_epoch, checkpoint)
         history.attrs["device"] = describe_device(device)  # inside: the thread count actually used
+        history.attrs["cpu_threads"] = torch.get_num_threads()
     return history
 
 
@@ -196,7 +203,8 @@ def _capture_vae_steps(module, opt, xt, sizes, beta, sums) -> dict:
     return graphs
 
 
-def _fit_vae(module, x_train, x_val, recipe: VAERecipe, device, quiet: bool, cuda_graphs: bool, on_epoch=None):
+def _fit_vae(module, x_train, x_val, recipe: VAERecipe, device, quiet: bool, cuda_graphs: bool, on_epoch=None,
+             checkpoint=None):
     """Train ``module`` in place; returns a per-epoch history DataFrame.
 
     History columns: epoch, beta, train_recon, train_kl, train_loss, val_recon, val_kl, val_loss
@@ -205,6 +213,7 @@ def _fit_vae(module, x_train, x_val, recipe: VAERecipe, device, quiet: bool, cud
     import pandas as pd
     import torch
 
+    from gengen.training_state import LoopState
     from gengen.vae.model import vae_loss_terms
 
     module.to(device)
@@ -227,24 +236,36 @@ def _fit_vae(module, x_train, x_val, recipe: VAERecipe, device, quiet: bool, cud
         except RuntimeError as exc:  # an unusual torch/driver: train eagerly, say so
             log(f"note: CUDA graph capture failed ({str(exc).splitlines()[0]}); training without graphs", quiet)
             opt = make_optimizer(module.parameters(), recipe.learning_rate, device)
+    # what a checkpoint saves and a resumed run restores (after the capture: it restores in place)
+    state = LoopState({"vae": module}, {"adam": opt}, {"permutation": gen}, history=rows)
+    if checkpoint is not None:
+        checkpoint.start(state, device)
     with Progress(recipe.epochs, "training VAE", quiet) as bar:
-        for epoch in range(recipe.epochs):
+        if state.epoch:
+            bar.update(state.epoch)  # resumed: the epochs done before
+        for epoch in range(state.epoch, recipe.epochs):
             beta = kl_weight(epoch, recipe.kappa, recipe.tybalt_compat, recipe.beta_max)
             module.train()
+            state.begin_epoch()
             perm = torch.randperm(n, generator=gen).to(device)
-            sum_recon = torch.zeros((), device=device)
-            sum_kl = torch.zeros((), device=device)
+            sum_recon = state.running("sum_recon", torch.zeros((), device=device))
+            sum_kl = state.running("sum_kl", torch.zeros((), device=device))
             if graphs is not None:
                 beta_t.fill_(beta)
-                sums.zero_()
-                for idx in torch.tensor_split(perm, n_batches):
+                state.running("sums", sums.zero_())
+                for b, idx in enumerate(torch.tensor_split(perm, n_batches)):
+                    if b < state.batch:  # done before the run was interrupted
+                        continue
                     graph, index = graphs[idx.numel()]
                     index.copy_(idx)
                     graph.replay()
+                    if checkpoint is not None:
+                        state.batch = b + 1
+                        checkpoint.after_batch(state, device)
                 sum_recon, sum_kl = sums[0], sums[1]
             else:
-                for idx in torch.tensor_split(perm, n_batches):
-                    if idx.numel() < 2:  # BatchNorm needs two samples; only when n_batches > n
+                for b, idx in enumerate(torch.tensor_split(perm, n_batches)):
+                    if b < state.batch or idx.numel() < 2:  # done before an interruption; BatchNorm needs two samples
                         continue
                     xb = xt[idx]
                     logits, z_mean, z_log_var = module(xb)
@@ -255,19 +276,24 @@ def _fit_vae(module, x_train, x_val, recipe: VAERecipe, device, quiet: bool, cud
                     opt.step()
                     sum_recon += recon.detach() * idx.numel()
                     sum_kl += kl.detach() * idx.numel()
+                    if checkpoint is not None:
+                        state.batch = b + 1
+                        checkpoint.after_batch(state, device)
             row = {"epoch": epoch + 1, "beta": beta, "train_recon": (sum_recon / n).item(), "train_kl": (sum_kl / n).item()}
             row["train_loss"] = row["train_recon"] + beta * row["train_kl"]
             if xv is not None:
                 vr, vk = evaluate_loss(module, xv)
                 row.update(val_recon=vr, val_kl=vk, val_loss=vr + beta * vk)
-            rows.append(row)
+            state.end_epoch(row)  # appends to rows
             bar.update(1, loss=row["train_loss"], val=row.get("val_loss", float("nan")))
             if on_epoch is not None:
                 on_epoch(epoch + 1, dict(row))
+            if checkpoint is not None:
+                checkpoint.after_epoch(state, device, last=epoch + 1 == recipe.epochs)
     if not math.isfinite(rows[-1]["train_loss"]):
         raise GengenError("training diverged (loss is not finite); lower --lr or check the input scaling.")
     history = pd.DataFrame(rows)
-    history.attrs["seconds"] = time.perf_counter() - start
+    history.attrs["seconds"] = state.seconds + time.perf_counter() - start
     history.attrs["cuda_graphs"] = graphs is not None
     return history
 
