@@ -225,15 +225,15 @@ def _fit_vae(module, x_train, x_val, recipe: VAERecipe, device, quiet: bool, cud
     """Train ``module`` in place; returns a per-epoch history DataFrame.
 
     History columns: epoch, beta, train_recon, train_kl, train_loss, val_recon, val_kl, val_loss
-    (reconstruction = BCE summed over genes, KL in nats, both averaged over samples).
+    (reconstruction = BCE summed over genes, KL in nats, both averaged over samples). An unset
+    ``recipe.beta_max`` trains with 1 (:meth:`VAEModel.train` calibrates it first on small cohorts).
     """
     import pandas as pd
     import torch
 
     from gengen.vae.model import vae_loss_terms
 
-    if recipe.beta_max is None:
-        raise ValueError("recipe.beta_max is unset: calibrate it first (VAEModel.train does)")
+    beta_max = 1.0 if recipe.beta_max is None else recipe.beta_max  # unset here: Tybalt's ELBO weight
     module.to(device)
     xt = torch.as_tensor(x_train, dtype=torch.float32, device=device)
     xv = torch.as_tensor(np.clip(x_val, 0, 1), dtype=torch.float32, device=device) if x_val is not None and len(x_val) else None
@@ -257,7 +257,7 @@ def _fit_vae(module, x_train, x_val, recipe: VAERecipe, device, quiet: bool, cud
             opt = make_optimizer(module.parameters(), recipe.learning_rate, device)
     with Progress(recipe.epochs, "training VAE", quiet) as bar:
         for epoch in range(recipe.epochs):
-            beta = kl_weight(epoch, recipe.kappa, recipe.tybalt_compat, recipe.beta_max)
+            beta = kl_weight(epoch, recipe.kappa, recipe.tybalt_compat, beta_max)
             module.train()
             perm = torch.randperm(n, generator=gen).to(device)
             sum_recon = torch.zeros((), device=device)
