@@ -57,8 +57,8 @@ def test_scaler_round_trip_and_constant_genes():
 def test_recipe_adapts_to_small_data_and_keeps_tybalt_defaults():
     big = resolve_recipe(VAERecipe(), 10459, 20000)
     assert (big.latent_dim, big.n_genes, big.batch_size, big.epochs) == (100, 5000, 50, 50)
-    small = resolve_recipe(VAERecipe(), 57, 22283)
-    assert small.latent_dim == 14 and small.batch_size == 25 and small.epochs > 50 and small.notes
+    small = resolve_recipe(VAERecipe(), 57, 22283)  # small-cohort regime: every sample trains
+    assert small.latent_dim == 14 and small.batch_size == 28 and small.epochs > 50 and small.notes
     assert kl_weight(0, 1.0, False) == 0.0 and kl_weight(1, 1.0, False) == 1.0
     assert kl_weight(5, 0.1, False) == pytest.approx(0.5)
     assert kl_weight(10, 1.0, True) == 0.0
@@ -177,9 +177,10 @@ def test_encode_trains_when_no_model(toy_expression, tmp_path):
 def test_compare_reports_all_methods(toy_expression):
     table, emb = compare(toy_expression, toy_expression.obs["group"].to_numpy(),
                          VAERecipe(**{**FAST, "val_fraction": 0.2}), device="cpu", quiet=True)
-    assert list(table["method"]) == ["vae", "pca", "nmf", "input"]
-    assert (table["k"].iloc[:3] == 4).all()
-    assert table["heldout_bce"].iloc[:3].between(0, 60 * np.log(2) * 2).all()
+    assert list(table["method"]) == ["vae", "pca", "pca-all", "nmf", "input"]
+    assert (table["k"].iloc[:4] == 4).all() and table.attrs["regime"] == "tybalt"
+    bce = table.set_index("method")["heldout_bce"]
+    assert bce[["vae", "pca", "nmf"]].between(0, 60 * np.log(2) * 2).all() and np.isnan(bce["pca-all"])
     assert table["knn_accuracy"].min() > 0.8  # three well separated groups
     assert emb["pca"].shape == (120, 4)
 
@@ -188,7 +189,7 @@ def test_compare_repeats_average_over_seeds(toy_expression):
     table, _ = compare(toy_expression, toy_expression.obs["group"].to_numpy(),
                        VAERecipe(**{**FAST, "epochs": 5, "val_fraction": 0.2}), methods=("vae", "pca"),
                        repeats=2, device="cpu", quiet=True)
-    assert list(table["method"]) == ["vae", "pca", "input"]
+    assert list(table["method"]) == ["vae", "pca", "input"]  # only the methods asked for
     assert (table["repeats"] == 2).all() and table["knn_sd"].notna().all()
     with pytest.raises(GengenError, match="repeats"):
         compare(toy_expression, None, VAERecipe(**FAST), repeats=0)

@@ -108,8 +108,9 @@ def test_features_and_separation(workdir):
 def test_compare_prints_table(workdir):
     r = run("vae-compare", workdir / "expr.h5ad", "--by", "group", *TRAIN)
     assert r.exit_code == 0, r.output
-    for method in ("vae", "pca", "nmf", "input"):
-        assert method in r.stdout
+    methods = [line.split()[0] for line in r.stdout.splitlines()[2:]]
+    assert methods == ["vae", "pca", "pca-all", "nmf", "input"], r.stdout
+    assert r.stdout.startswith("# tybalt recipe") and "pca-all: PCA of the whole matrix" in r.stdout
 
 
 @pytest.mark.parametrize(
@@ -222,3 +223,8 @@ def test_bad_output_or_options_are_refused_before_any_training(workdir, tmp_path
     assert_clean_error(r, "gene-rank")
     r = run("vae-compare", workdir / "expr.h5ad", "-o", tmp_path / "c.gct", *TRAIN)
     assert_clean_error(r, "GCT")
+    r = run("vae-encode", workdir / "expr.h5ad", "-o", tmp_path / "e.h5ad", "--regime", "tiny", *TRAIN)
+    assert_clean_error(r, "--regime must be one of auto, tybalt, small")
+    r = run("vae-train", workdir / "expr.h5ad", "-o", tmp_path / "m", "--tybalt-compat", "--regime", "small", *TRAIN)
+    assert_clean_error(r, "tybalt-compat")
+    assert not (tmp_path / "e.h5ad").exists() and not (tmp_path / "m").exists()

@@ -36,8 +36,12 @@ EpochsOpt = Annotated[int | None, typer.Option("--epochs", help="Epochs (default
 BatchOpt = Annotated[int | None, typer.Option("--batch-size", help="Batch size (default: 50, capped for small data).")]
 LrOpt = Annotated[float, typer.Option("--lr", help="Adam learning rate.")]
 KappaOpt = Annotated[float, typer.Option("--kappa", help="KL warm-up: beta grows by kappa per epoch up to 1.")]
-BetaOpt = Annotated[float, typer.Option("--beta", help="Final KL weight (1 = the VAE's ELBO; < 1 keeps more latent features active on small data).")]
-ValOpt = Annotated[float, typer.Option("--val-fraction", help="Seeded validation fraction.")]
+BetaOpt = Annotated[float | None, typer.Option(
+    "--beta", help="Final KL weight (default: 1, the VAE's ELBO; small cohorts: calibrated to the data's noise).")]
+ValOpt = Annotated[float | None, typer.Option(
+    "--val-fraction", help="Seeded validation fraction (default: 0.1; small cohorts: 0, every sample trains).")]
+RegimeOpt = Annotated[str, typer.Option(
+    "--regime", help="auto (Tybalt's recipe when samples >= genes, else the small-cohort one) | tybalt | small.")]
 CompatOpt = Annotated[bool, typer.Option("--tybalt-compat", help="Reproduce the published code: ReLU on log-variance, KL weight 0.")]
 LogOpt = Annotated[str, typer.Option(
     "--log", help="log2(x+1) before scaling: auto (when the data look like raw counts) | yes | no.")]
@@ -45,9 +49,16 @@ ModelOpt = Annotated[str | None, typer.Option(
     "--model", "-m", help="Model directory or store name (default: the store's default VAE model).")]
 
 
-def _recipe(latent, genes, gene_rank, hidden, epochs, batch_size, lr, kappa, beta, val_fraction, tybalt_compat, log_transform, seed):
+def _recipe(latent, genes, gene_rank, hidden, epochs, batch_size, lr, kappa, beta, val_fraction, tybalt_compat, log_transform, seed,
+            regime="auto"):
     from gengen.vae import VAERecipe
     from gengen.vae.preprocess import GENE_RANKS, LOG_CHOICES
+    from gengen.vae.train import REGIMES
+
+    if regime not in REGIMES:
+        raise GengenError(f"--regime must be one of {', '.join(REGIMES)}, got {regime!r}.")
+    if tybalt_compat and regime == "small":
+        raise GengenError("--tybalt-compat reproduces the published Tybalt code; it cannot use --regime small.")
 
     if log_transform not in LOG_CHOICES:  # before reading any data
         raise GengenError(f"--log must be one of {', '.join(LOG_CHOICES)}, got {log_transform!r}.")
@@ -55,14 +66,14 @@ def _recipe(latent, genes, gene_rank, hidden, epochs, batch_size, lr, kappa, bet
         raise GengenError(f"unknown --gene-rank {gene_rank!r}; use one of {', '.join(GENE_RANKS)}.")
     return VAERecipe(latent_dim=latent, n_genes=genes, gene_rank=gene_rank, hidden=hidden, epochs=epochs,
                      batch_size=batch_size, learning_rate=lr, kappa=kappa, beta_max=beta, val_fraction=val_fraction,
-                     tybalt_compat=tybalt_compat, log_transform=log_transform, seed=seed)
+                     tybalt_compat=tybalt_compat, log_transform=log_transform, seed=seed, regime=regime)
 
 
 # the recipe options of the training commands -> VAERecipe fields (for --resume)
 RECIPE_FIELDS = {"latent": "latent_dim", "genes": "n_genes", "gene_rank": "gene_rank", "hidden": "hidden",
                  "epochs": "epochs", "batch_size": "batch_size", "lr": "learning_rate", "kappa": "kappa",
                  "beta": "beta_max", "val_fraction": "val_fraction", "tybalt_compat": "tybalt_compat",
-                 "log_transform": "log_transform", "seed": "seed"}
+                 "log_transform": "log_transform", "seed": "seed", "regime": "regime"}
 
 
 def _read(path: Path, genes_in_rows, fmt, quiet, expected_genes=None):
@@ -79,8 +90,9 @@ def vae_train(
         "Model directory to write (default: a new model in the store, named after DATA, that becomes the "
         "default VAE model)."))] = None,
     latent: LatentOpt = None, genes: GenesOpt = None, gene_rank: GeneRankOpt = "median-ad", hidden: HiddenOpt = None,
-    epochs: EpochsOpt = None, batch_size: BatchOpt = None, lr: LrOpt = 5e-4, kappa: KappaOpt = 1.0, beta: BetaOpt = 1.0,
-    val_fraction: ValOpt = 0.1, tybalt_compat: CompatOpt = False, log_transform: LogOpt = "auto", seed: SeedOpt = 0,
+    epochs: EpochsOpt = None, batch_size: BatchOpt = None, lr: LrOpt = 5e-4, kappa: KappaOpt = 1.0, beta: BetaOpt = None,
+    val_fraction: ValOpt = None, tybalt_compat: CompatOpt = False, log_transform: LogOpt = "auto", seed: SeedOpt = 0,
+    regime: RegimeOpt = "auto",
     genes_in_rows: GenesInRowsOpt = None, fmt: FormatOpt = None, device: DeviceOpt = "auto", threads: ThreadsOpt = None, quiet: QuietOpt = False,
     resume: ResumeOpt = False, checkpoint_every: CheckpointEveryOpt = None, checkpoint_minutes: CheckpointMinutesOpt = None,
 ) -> None:
@@ -96,7 +108,7 @@ def vae_train(
     check_intervals(checkpoint_every, checkpoint_minutes)
     if resume and output is None:
         raise GengenError("--resume continues a checkpoint: name it with -o (a folder, or the store's models/NAME).")
-    recipe = _recipe(latent, genes, gene_rank, hidden, epochs, batch_size, lr, kappa, beta, val_fraction, tybalt_compat, log_transform, seed)
+    recipe = _recipe(latent, genes, gene_rank, hidden, epochs, batch_size, lr, kappa, beta, val_fraction, tybalt_compat, log_transform, seed, regime)
     to_store, output = output is None, train_output(output, data, "vae")  # no -o: a new model in the store
     plan_outputs(models={output: "vae"}, inputs=[data])  # before training, not after
     if resume:  # before reading the data: a missing or foreign checkpoint fails at once
@@ -120,8 +132,9 @@ def vae_encode(
     save_model: Annotated[Path | None, typer.Option("--save-model", help="Where to save a model trained here (default: OUTPUT_STEM.model).")] = None,
     fill_missing: Annotated[bool, typer.Option("--fill-missing", help="Fill genes the data lack with training mid-range values.")] = False,
     latent: LatentOpt = None, genes: GenesOpt = None, gene_rank: GeneRankOpt = "median-ad", hidden: HiddenOpt = None,
-    epochs: EpochsOpt = None, batch_size: BatchOpt = None, lr: LrOpt = 5e-4, kappa: KappaOpt = 1.0, beta: BetaOpt = 1.0,
-    val_fraction: ValOpt = 0.1, tybalt_compat: CompatOpt = False, log_transform: LogOpt = "auto", seed: SeedOpt = 0,
+    epochs: EpochsOpt = None, batch_size: BatchOpt = None, lr: LrOpt = 5e-4, kappa: KappaOpt = 1.0, beta: BetaOpt = None,
+    val_fraction: ValOpt = None, tybalt_compat: CompatOpt = False, log_transform: LogOpt = "auto", seed: SeedOpt = 0,
+    regime: RegimeOpt = "auto",
     genes_in_rows: GenesInRowsOpt = None, fmt: FormatOpt = None, device: DeviceOpt = "auto", threads: ThreadsOpt = None, quiet: QuietOpt = False,
 ) -> None:
     """Embed samples with a VAE (z_mean); trains one with the Tybalt recipe when no --model is given."""
@@ -134,7 +147,7 @@ def vae_encode(
     if model is None:
         save_model = save_model or output.with_name(_stem(output) + ".model")
     plan_outputs([output], models={save_model: "vae"} if model is None else {}, inputs=[data, model])
-    recipe = _recipe(latent, genes, gene_rank, hidden, epochs, batch_size, lr, kappa, beta, val_fraction, tybalt_compat, log_transform, seed)
+    recipe = _recipe(latent, genes, gene_rank, hidden, epochs, batch_size, lr, kappa, beta, val_fraction, tybalt_compat, log_transform, seed, regime)
     loaded = VAEModel.load(model, device=device) if model else None
     if loaded is not None and log_transform != "auto":
         say(f"note: --log {log_transform} ignored: the model applies its own input scale "
@@ -196,8 +209,6 @@ def vae_sample(
     seed: SeedOpt = 0, device: DeviceOpt = "auto", quiet: QuietOpt = False,
 ) -> None:
     """Draw profiles from the prior z ~ N(0, I), decoded to original units."""
-    import numpy as np
-
     from gengen.vae import VAEModel, decode_to_anndata
 
     model = model_or_default(model, "vae", quiet)
@@ -207,8 +218,7 @@ def vae_sample(
         raise GengenError(f"-n must be positive, got {n}.")
     if m.recipe.tybalt_compat:
         say("warning: a --tybalt-compat model was trained without the KL term; prior samples may be unrealistic.", quiet)
-    z = np.random.default_rng(seed).standard_normal((n, m.latent_dim)).astype(np.float32)
-    sampled = decode_to_anndata(m, z)
+    sampled = decode_to_anndata(m, m.sample_latent(n, seed))
     sampled.uns["gengen"].update(sampling_seed=int(seed), drawn_from="prior N(0, I)")  # "seed": the model's
     _write_profiles(sampled, output)
     say(f"sampled {n} profiles (seed {seed})", quiet)
@@ -264,8 +274,9 @@ def vae_compare(
     output: Annotated[Path | None, typer.Option("-o", "--output", help="Write the table (.tsv/.csv/.parquet).")] = None,
     repeats: Annotated[int, typer.Option("--repeats", help="Redo the comparison with seeds SEED..SEED+N-1 and report means and spread.")] = 1,
     latent: LatentOpt = None, genes: GenesOpt = None, gene_rank: GeneRankOpt = "median-ad", hidden: HiddenOpt = None,
-    epochs: EpochsOpt = None, batch_size: BatchOpt = None, lr: LrOpt = 5e-4, kappa: KappaOpt = 1.0, beta: BetaOpt = 1.0,
-    val_fraction: ValOpt = 0.1, tybalt_compat: CompatOpt = False, log_transform: LogOpt = "auto", seed: SeedOpt = 0,
+    epochs: EpochsOpt = None, batch_size: BatchOpt = None, lr: LrOpt = 5e-4, kappa: KappaOpt = 1.0, beta: BetaOpt = None,
+    val_fraction: ValOpt = None, tybalt_compat: CompatOpt = False, log_transform: LogOpt = "auto", seed: SeedOpt = 0,
+    regime: RegimeOpt = "auto",
     genes_in_rows: GenesInRowsOpt = None, fmt: FormatOpt = None, device: DeviceOpt = "auto", threads: ThreadsOpt = None, quiet: QuietOpt = False,
 ) -> None:
     """VAE vs PCA vs NMF at the same k: held-out reconstruction (BCE x genes) and kNN label accuracy."""
@@ -274,7 +285,7 @@ def vae_compare(
     from gengen.vae.features import labels_from
 
     set_threads(threads)
-    recipe = _recipe(latent, genes, gene_rank, hidden, epochs, batch_size, lr, kappa, beta, val_fraction, tybalt_compat, log_transform, seed)
+    recipe = _recipe(latent, genes, gene_rank, hidden, epochs, batch_size, lr, kappa, beta, val_fraction, tybalt_compat, log_transform, seed, regime)
     if output is not None:
         from gengen.io.expression import output_format
 
@@ -284,7 +295,8 @@ def vae_compare(
     adata = _with_labels(_read(data, genes_in_rows, fmt, quiet), labels_file, quiet)
     labels = labels_from(adata, by) if by else None
     table, _ = compare(adata, labels, recipe, repeats=repeats, device=device, quiet=quiet)
-    typer.echo(f"# {table.attrs['n_train']} training / {table.attrs['n_heldout']} held-out samples; "
+    typer.echo(f"# {table.attrs['regime']} recipe; held-out reconstruction: {table.attrs['n_train']} training / "
+               f"{table.attrs['n_heldout']} held-out samples; pca-all: PCA of the whole matrix; "
                f"seed {seed}" + (f"..{seed + repeats - 1} (mean; *_sd = spread over repeats)" if repeats > 1 else "")
                + (f"; kNN label: {by}" if by else ""))
     typer.echo(table.to_string(index=False, float_format=lambda v: f"{v:.4f}"))

@@ -1,8 +1,8 @@
-"""The VAE against linear baselines at the same k: PCA and NMF (BioBombe's comparison).
+"""The VAE against linear baselines at the same k: PCA and NMF (BioBombe's comparison), and PCA of the
+whole input matrix (the PCA a user would run instead).
 
-All methods are fit on the same training split of the same [0, 1]-scaled genes. Reported per method:
-held-out reconstruction (BCE summed over genes, the VAE loss scale) and cross-validated kNN accuracy
-of a label from the embedding of every sample.
+Reported per method: held-out reconstruction (BCE summed over genes, the VAE loss scale) and
+cross-validated kNN accuracy of a label from the embedding of every sample.
 """
 
 from __future__ import annotations
@@ -45,30 +45,44 @@ def knn_accuracy(embedding: np.ndarray, labels, n_neighbors: int = 5, n_repeats:
     return float(scores.mean()), float(scores.std())
 
 
+METHODS = ("vae", "pca", "pca-all", "nmf")
+HELDOUT_FRACTION = 0.1  # held-out share for the reconstruction column when the VAE trains on every sample
+
+
 def compare(
     adata: ad.AnnData,
     labels=None,
     recipe: VAERecipe | None = None,
-    methods: tuple[str, ...] = ("vae", "pca", "nmf"),
+    methods: tuple[str, ...] = METHODS,
     repeats: int = 1,
     device: str = "auto",
     quiet: bool = False,
 ) -> tuple[pd.DataFrame, dict[str, np.ndarray]]:
-    """Fit each method at the same k on the same split; return (table, embeddings of the first repeat).
+    """Fit each method at the same k; return (table, embeddings of the first repeat).
 
-    The table has one row per method: k, heldout_bce, and (with ``labels``) knn_accuracy, knn_sd.
-    An ``input`` row gives the kNN accuracy on all selected genes, for reference. With ``repeats`` > 1
-    the whole comparison (split, VAE initialisation, CV folds) is redone with seeds seed, seed+1, ...
-    and the table reports means, with the spread over repeats in ``*_sd`` columns: on small cohorts
-    the seed moves the VAE more than the gaps between methods.
+    Methods: ``vae`` (the embedding ``vae-encode`` gives with this recipe), ``pca`` and ``nmf`` on the
+    VAE's own selected [0, 1]-scaled genes, and ``pca-all``: PCA of the whole input matrix (every gene,
+    centred, not scaled: what ``scanpy.pp.pca`` gives; after log2(x+1) when the VAE log-transformed the
+    input), the PCA a user would run instead. The table has one row per method: k, heldout_bce, and
+    (with ``labels``) knn_accuracy, knn_sd. An ``input`` row gives the kNN accuracy on all selected
+    genes, for reference.
+
+    kNN embeddings come from models fit the way the VAE is (on every sample when the recipe trains on
+    every sample); the held-out reconstruction (BCE summed over genes) comes from fits on a seeded
+    training split (the recipe's validation fraction, or 10 % when it has none: the VAE is then
+    trained a second time on that split). ``pca-all`` has no held-out BCE (it is not on the [0, 1]
+    genes). With ``repeats`` > 1 the whole comparison (split, VAE initialisation, CV folds) is redone
+    with seeds seed, seed+1, ... and the table reports means, with the spread over repeats in ``*_sd``
+    columns: on small cohorts the seed moves the VAE more than the gaps between methods.
     """
     import pandas as pd
 
     if repeats < 1:
         raise GengenError(f"repeats must be at least 1, got {repeats}.")
+    unknown = [m for m in methods if m not in METHODS]
+    if unknown:
+        raise GengenError(f"unknown comparison method(s) {unknown}; choose from {', '.join(METHODS)}.")
     base = resolve_recipe(recipe or VAERecipe(), adata.n_obs, adata.n_vars)
-    if base.val_fraction <= 0:
-        raise GengenError("comparison needs a held-out split; use a validation fraction > 0.")
     all_rows, first = [], None
     for r in range(repeats):
         rec = VAERecipe(**{**base.to_dict(), "seed": base.seed + r})
@@ -84,45 +98,78 @@ def compare(
             agg.update(knn_accuracy=("knn_accuracy", "mean"), knn_sd=("knn_accuracy", "std"))
         table = long.groupby("method", sort=False).agg(**agg).reset_index()
         table["repeats"] = repeats
-    table.attrs.update(n_train=n_train, n_heldout=n_val, repeats=repeats)
+    table.attrs.update(n_train=n_train, n_heldout=n_val, repeats=repeats, regime=base.regime)
     return table, first
 
 
-def _compare_once(adata: ad.AnnData, labels, recipe: VAERecipe, methods: tuple[str, ...], device: str, quiet: bool):
-    """One split, one seed: (rows, embeddings, n_train, n_heldout)."""
+def pca_of_matrix(X: np.ndarray, n_components: int, seed: int = 0) -> np.ndarray:
+    """PCA scores of a whole matrix: every column, centred, not scaled (``scanpy.pp.pca``'s default)."""
+    from sklearn.decomposition import PCA
+
+    X = np.asarray(X, dtype=np.float32)
+    k = int(min(n_components, X.shape[0], X.shape[1]))
+    return PCA(n_components=k, random_state=seed).fit_transform(X - X.mean(axis=0))
+
+
+def _fit_linear(name: str, x_fit: np.ndarray, k: int, seed: int, quiet: bool):
+    """A fitted sklearn PCA or NMF at k components on [0, 1] data."""
     from sklearn.decomposition import NMF, PCA
 
+    if name == "pca":
+        return PCA(n_components=k, random_state=seed).fit(x_fit)
+    import warnings
+
+    from sklearn.exceptions import ConvergenceWarning
+
+    nmf = NMF(n_components=k, init="nndsvda", max_iter=400, random_state=seed)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)  # reported in one line below instead
+        nmf.fit(x_fit)
+    if nmf.n_iter_ >= nmf.max_iter:
+        log(f"note: NMF stopped at {nmf.max_iter} iterations before converging", quiet)
+    return nmf
+
+
+def _reconstruct(name: str, fitted, x01: np.ndarray) -> np.ndarray:
+    codes = fitted.transform(x01)
+    return fitted.inverse_transform(codes) if name == "pca" else codes @ fitted.components_
+
+
+def _compare_once(adata: ad.AnnData, labels, recipe: VAERecipe, methods: tuple[str, ...], device: str, quiet: bool):
+    """One seed: (rows, embeddings, n_train, n_heldout) for the held-out split."""
     model = VAEModel.train(adata, recipe, device=device, quiet=quiet)
+    frac = recipe.val_fraction if recipe.val_fraction > 0 else HELDOUT_FRACTION
+    train_idx, val_idx = split_indices(adata.n_obs, frac, recipe.seed)
+    if recipe.val_fraction > 0:
+        held, fit_idx = model, train_idx
+    else:  # the default model saw every sample: a second fit on the split for the held-out column
+        log(f"held-out reconstruction: training a second VAE on {len(train_idx)} of {adata.n_obs} samples", quiet)
+        held = VAEModel.train(adata, VAERecipe(**{**recipe.to_dict(), "val_fraction": frac}), device=device, quiet=quiet)
+        fit_idx = np.arange(adata.n_obs)
     X = model.align(adata)
-    train_idx, val_idx = split_indices(X.shape[0], recipe.val_fraction, recipe.seed)
-    Xs = np.clip(model.scaler.transform(X), 0, 1)
     k = model.latent_dim
-    k_linear = int(min(k, len(train_idx), X.shape[1]))
     embeddings: dict[str, np.ndarray] = {}
     recon: dict[str, float] = {}
     if "vae" in methods:
         embeddings["vae"] = model.encode_array(X)
-        recon["vae"] = model.reconstruction_bce(X[val_idx])
-    if "pca" in methods:
-        pca = PCA(n_components=k_linear, random_state=recipe.seed).fit(Xs[train_idx])
-        embeddings["pca"] = pca.transform(Xs)
-        recon["pca"] = bce_per_sample(Xs[val_idx], pca.inverse_transform(embeddings["pca"][val_idx]))
-    if "nmf" in methods:
-        log(f"fitting NMF (k={k_linear})", quiet)
-        import warnings
-
-        from sklearn.exceptions import ConvergenceWarning
-
-        nmf = NMF(n_components=k_linear, init="nndsvda", max_iter=400, random_state=recipe.seed)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", ConvergenceWarning)  # reported in one line below instead
-            nmf.fit(Xs[train_idx])
-        if nmf.n_iter_ >= nmf.max_iter:
-            log(f"note: NMF stopped at {nmf.max_iter} iterations before converging", quiet)
-        embeddings["nmf"] = nmf.transform(Xs)
-        recon["nmf"] = bce_per_sample(Xs[val_idx], embeddings["nmf"][val_idx] @ nmf.components_)
+        recon["vae"] = held.reconstruction_bce(X[val_idx])
+    Xs = np.clip(model.scaler.transform(X), 0, 1)  # the default model's genes and scale
+    Xh = np.clip(held.scaler.transform(X), 0, 1)  # scaled on the split's training samples
+    for name in ("pca", "nmf"):
+        if name not in methods:
+            continue
+        log(f"fitting {name.upper()} (k={min(k, len(train_idx), X.shape[1])})", quiet)
+        on_split = _fit_linear(name, Xh[train_idx], int(min(k, len(train_idx), X.shape[1])), recipe.seed, quiet)
+        recon[name] = bce_per_sample(Xh[val_idx], _reconstruct(name, on_split, Xh[val_idx]))
+        fitted = on_split if held is model else _fit_linear(name, Xs[fit_idx], int(min(k, len(fit_idx), X.shape[1])), recipe.seed, quiet)
+        embeddings[name] = fitted.transform(Xs)
+    if "pca-all" in methods:
+        whole = np.asarray(adata.X, dtype=np.float32)
+        embeddings["pca-all"] = pca_of_matrix(np.log2(whole + 1) if model.scaler.log2p1 else whole, k, recipe.seed)
+        recon["pca-all"] = float("nan")
     rows = []
-    for name, Z in embeddings.items():
+    for name in [m for m in METHODS if m in embeddings]:
+        Z = embeddings[name]
         row = {"method": name, "k": Z.shape[1], "heldout_bce": recon[name]}
         if labels is not None:
             row["knn_accuracy"], row["knn_sd"] = knn_accuracy(Z, labels, seed=recipe.seed)

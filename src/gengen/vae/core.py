@@ -28,15 +28,22 @@ if TYPE_CHECKING:
 
 PIPELINE = "vae"
 EMBEDDING_KEY = "X_vae"
+LATENT_MAP_KEY = "latent_map"  # extra tensor in model.safetensors (not a module parameter)
 
 
 class VAEModel:
-    """A trained Tybalt VAE with its genes and [0, 1] scaler."""
+    """A trained Tybalt VAE with its genes and [0, 1] scaler.
+
+    ``latent_map`` (k x k, optional): the embedding is ``z_mean @ latent_map`` (the small-cohort
+    recipe's decoder-metric coordinates, see :mod:`gengen.vae.smallcohort`); ``decode`` and
+    ``decoder_weights`` work in the same coordinates. ``None``: the embedding is z_mean (Tybalt).
+    """
 
     def __init__(self, module, genes: list[str], scaler: MinMaxScaler, recipe: VAERecipe,
                  history: pd.DataFrame | None = None, metrics: dict | None = None, device: str = "cpu",
-                 decoder_only: bool = False):
+                 decoder_only: bool = False, latent_map: np.ndarray | None = None):
         self.module = module
+        self.latent_map = latent_map
         self.genes = list(genes)
         self.scaler = scaler
         self.recipe = recipe
@@ -52,12 +59,29 @@ class VAEModel:
     def latent_dim(self) -> int:
         return self.module.latent_dim
 
+    @property
+    def latent_map(self) -> np.ndarray | None:
+        """The small-cohort regime's (k, k) map from z_mean to decoder-metric coordinates (None: identity)."""
+        return self._latent_map
+
+    @latent_map.setter
+    def latent_map(self, value: np.ndarray | None) -> None:
+        k = self.module.latent_dim
+        self._latent_map = None if value is None else np.asarray(value, np.float64)
+        if self._latent_map is not None and self._latent_map.shape != (k, k):
+            raise ValueError(f"latent map of shape {self._latent_map.shape} for k = {k}")
+        self._latent_unmap = None if self._latent_map is None else np.linalg.inv(self._latent_map)
+
     # ------------------------------------------------------------------ training
     @classmethod
     def train(cls, adata: ad.AnnData, recipe: VAERecipe | None = None, device: str = "auto",
               quiet: bool = False, *, on_epoch: Callable[[int, dict], None] | None = None,
               checkpoint: Checkpointing | None = None) -> VAEModel:
         """Select genes, fit the scaler on the training split and train the VAE on ``adata``.
+
+        With the small-cohort regime (see :func:`resolve_recipe`) the genes' BCE is weighted to count
+        error in input units, the KL weight is calibrated (unless given), z_mean is linear and the
+        embedding is mapped to decoder-metric coordinates (:mod:`gengen.vae.smallcohort`).
 
         ``on_epoch(epoch, row)``: called after every epoch with its history row (see :func:`fit_vae`).
 
@@ -80,6 +104,7 @@ class VAEModel:
         import torch
 
         from gengen.training_state import data_fingerprint, open_training
+        from gengen.vae import smallcohort
         from gengen.vae.model import TybaltVAE
 
         ck = open_training(checkpoint, PIPELINE, quiet)
@@ -120,7 +145,16 @@ class VAEModel:
         scaler = MinMaxScaler.fit(X[train_idx], log2p1=use_log)
         Xs = scaler.transform(X)
         x_train, x_val = Xs[train_idx], (Xs[val_idx] if len(val_idx) else None)
-        module = TybaltVAE(len(genes), recipe.latent_dim, recipe.hidden, recipe.tybalt_compat)
+        small = recipe.regime == "small"
+        weights = smallcohort.input_unit_weights(scaler) if small else None
+        if recipe.beta_max is None:
+            recipe.beta_max, noise, implied = smallcohort.calibrated_beta(x_train, scaler, recipe.latent_dim, recipe.seed)
+            why = (f"KL weight beta = {recipe.beta_max:.4g}: residual noise {noise:.4g} per gene after {recipe.latent_dim} "
+                   f"principal components / noise the weighted BCE implies {implied:.4g} (capped at 1)")
+            log(f"recipe: {why}", quiet)
+            recipe.notes.append(why)
+        module = TybaltVAE(len(genes), recipe.latent_dim, recipe.hidden, recipe.tybalt_compat,
+                           mean_activation="linear" if small else "relu")
         model = cls(module, genes, scaler, recipe, None, {}, device=str(dev))
         if ck is not None:
             ck.write_model = model._checkpoint_parts
@@ -128,8 +162,10 @@ class VAEModel:
             f"k={recipe.latent_dim}, {recipe.epochs} epochs on {dev}", quiet)
         with torch.random.fork_rng(devices=[dev] if dev.type == "cuda" else []):
             torch.manual_seed(recipe.seed)
-            history = fit_vae(module, x_train, x_val, recipe, dev, quiet, on_epoch=on_epoch, checkpoint=ck)
+            history = fit_vae(module, x_train, x_val, recipe, dev, quiet, on_epoch=on_epoch, checkpoint=ck,
+                              gene_weights=weights)
         module.eval()
+        model.latent_map = smallcohort.decoder_metric_map(module, x_train, scaler) if small else None
         model.history, model.metrics = history, _metrics(history, dev)
         model.cpu_threads = history.attrs.get("cpu_threads")
         if ck is not None:
@@ -199,7 +235,8 @@ class VAEModel:
             for start in range(0, Xs.shape[0], batch_size):
                 xb = torch.as_tensor(Xs[start : start + batch_size], device=self.device)
                 outs.append(self.module.encode_mean(xb).float().cpu().numpy())
-        return np.concatenate(outs) if outs else np.zeros((0, self.latent_dim), np.float32)
+        z = np.concatenate(outs) if outs else np.zeros((0, self.latent_dim), np.float32)
+        return z if self.latent_map is None else (z @ self.latent_map).astype(np.float32)
 
     def decode(self, z: np.ndarray, scaled: bool = False, batch_size: int = 8192) -> np.ndarray:
         """Expression for latent vectors, in the input's original units (``scaled=True``: [0, 1])."""
@@ -210,6 +247,8 @@ class VAEModel:
             raise GengenError(f"latent matrix has shape {z.shape}; this model needs {self.latent_dim} columns.")
         if not np.isfinite(z).all():
             raise GengenError("latent matrix holds NaN or infinite values.")
+        if self._latent_unmap is not None:  # embedding coordinates -> the network's z
+            z = (z @ self._latent_unmap).astype(np.float32)
         outs = []
         with torch.inference_mode():
             for start in range(0, z.shape[0], batch_size):
@@ -218,12 +257,16 @@ class VAEModel:
         x01 = np.concatenate(outs) if outs else np.zeros((0, len(self.genes)), np.float32)
         return x01 if scaled else self.scaler.inverse_transform(x01)
 
-    def sample(self, n: int, seed: int = 0, scaled: bool = False) -> np.ndarray:
-        """Draw ``n`` profiles by decoding z ~ N(0, I), the VAE prior."""
+    def sample_latent(self, n: int, seed: int = 0) -> np.ndarray:
+        """``n`` draws of the VAE prior z ~ N(0, I), in embedding coordinates (what ``decode`` takes)."""
         if n < 1:
             raise GengenError(f"number of samples must be positive, got {n}.")
         z = np.random.default_rng(seed).standard_normal((n, self.latent_dim)).astype(np.float32)
-        return self.decode(z, scaled=scaled)
+        return z if self.latent_map is None else (z @ self.latent_map).astype(np.float32)
+
+    def sample(self, n: int, seed: int = 0, scaled: bool = False) -> np.ndarray:
+        """Draw ``n`` profiles by decoding z ~ N(0, I), the VAE prior."""
+        return self.decode(self.sample_latent(n, seed), scaled=scaled)
 
     def reconstruction_bce(self, X: np.ndarray) -> float:
         """Mean per-sample BCE summed over genes (Tybalt's loss scale) of the deterministic
@@ -233,10 +276,14 @@ class VAEModel:
         return bce_per_sample(x01, recon)
 
     def decoder_weights(self) -> pd.DataFrame:
-        """(k x genes) decoder weights; rows ``vae_1..vae_k`` (1-based, as in the paper)."""
+        """(k x genes) decoder weights; rows ``vae_1..vae_k`` (1-based, as in the paper), per unit of the
+        embedding's features (with a latent map: the network's weights re-expressed on its axes)."""
         import pandas as pd
 
-        w = self.module.decoder_weight_matrix().detach().float().cpu().numpy()
+        w = self.module.decoder_weight_matrix().detach().double().cpu().numpy()
+        if self._latent_unmap is not None:
+            w = self._latent_unmap @ w
+        w = w.astype(np.float32)
         return pd.DataFrame(w, index=[f"vae_{i + 1}" for i in range(w.shape[0])], columns=self.genes)
 
     # ------------------------------------------------------------------ persistence
@@ -249,7 +296,8 @@ class VAEModel:
             extra["training"] = self.training
         return {**extra,
             "architecture": {"class": "TybaltVAE", "n_genes": m.n_genes, "latent_dim": m.latent_dim,
-                             "hidden": m.hidden, "compat": m.compat},
+                             "hidden": m.hidden, "compat": m.compat, "mean_activation": m.mean_activation,
+                             "latent_map": self.latent_map is not None},
             "recipe": self.recipe.to_dict(),
             "seed": self.recipe.seed,
             "genes": self.genes,
@@ -267,7 +315,12 @@ class VAEModel:
 
                 plot_vae_history(self.history, tmp / "training.png")
 
-        return save_checkpoint(directory, PIPELINE, self.module.state_dict(), self.config(), extras)
+        import torch
+
+        tensors = dict(self.module.state_dict())
+        if self.latent_map is not None:
+            tensors[LATENT_MAP_KEY] = torch.as_tensor(self.latent_map, dtype=torch.float64)
+        return save_checkpoint(directory, PIPELINE, tensors, self.config(), extras)
 
     def _checkpoint_parts(self, state) -> tuple[dict, dict, Callable[[Path], None]]:
         """A mid-training model of the current weights (for :class:`gengen.training_state.TrainingCheckpoint`):
@@ -295,17 +348,28 @@ class VAEModel:
         require_keys(cfg, ["architecture", "genes", "scaler", "recipe"], directory)
         arch = cfg["architecture"]
         try:
-            module = TybaltVAE(int(arch["n_genes"]), int(arch["latent_dim"]), arch.get("hidden"), bool(arch.get("compat")))
+            module = TybaltVAE(int(arch["n_genes"]), int(arch["latent_dim"]), arch.get("hidden"), bool(arch.get("compat")),
+                               mean_activation=arch.get("mean_activation", "relu"))  # older checkpoints: Tybalt's ReLU
             if len(cfg["genes"]) != module.n_genes:
                 raise ValueError(f"{len(cfg['genes'])} genes listed for a {module.n_genes}-gene network")
+            tensors = dict(tensors)
+            latent_map = tensors.pop(LATENT_MAP_KEY, None)
+            if bool(arch.get("latent_map")) != (latent_map is not None):
+                raise ValueError("config.json and the weights disagree on the latent map")
+            if latent_map is not None and tuple(latent_map.shape) != (module.latent_dim,) * 2:
+                raise ValueError(f"latent map of shape {tuple(latent_map.shape)} for k = {module.latent_dim}")
             module.load_state_dict(tensors, strict=True)
-            recipe = VAERecipe(**cfg["recipe"])
+            recipe_cfg = dict(cfg["recipe"])
+            if recipe_cfg.get("regime", "auto") == "auto":  # trained before regimes existed: Tybalt's recipe
+                recipe_cfg["regime"] = "tybalt"
+            recipe = VAERecipe(**recipe_cfg)
         except (KeyError, TypeError, ValueError, RuntimeError) as exc:
             raise GengenError(f"checkpoint {str(directory)!r} is inconsistent ({str(exc).splitlines()[0][:160]}); "
                               "it is corrupted or from another gengen version.") from None
         history = read_history(directory, ("epoch",))
         model = cls(module, cfg["genes"], MinMaxScaler.from_dict(cfg["scaler"]), recipe, history,
-                    cfg.get("metrics"), device=device, decoder_only=bool(cfg.get("decoder_only")))
+                    cfg.get("metrics"), device=device, decoder_only=bool(cfg.get("decoder_only")),
+                    latent_map=None if latent_map is None else latent_map.double().numpy())
         model.path = directory
         model.cpu_threads = cfg.get("cpu_threads")
         model.training = cfg.get("training") if isinstance(cfg.get("training"), dict) else None

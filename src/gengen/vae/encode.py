@@ -64,12 +64,14 @@ def provenance(model: VAEModel, trained: bool) -> dict:
         "n_genes": len(model.genes),
         "gene_rank": r.gene_rank,
         "tybalt_compat": bool(r.tybalt_compat),
+        "regime": str(r.regime),
+        "embedding": "z_mean in decoder-metric coordinates" if model.latent_map is not None else "z_mean",
         "hidden": int(r.hidden or 0),
         "epochs": int(r.epochs or 0),
         "batch_size": int(r.batch_size or 0),
         "learning_rate": float(r.learning_rate),
         "kappa": float(r.kappa),
-        "beta_max": float(r.beta_max),
+        "beta_max": float(r.beta_max if r.beta_max is not None else float("nan")),
     }
     return info
 

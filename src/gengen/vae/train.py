@@ -32,12 +32,17 @@ from gengen.runtime import (
 VAE_SMALL_PARAMS = 500_000
 
 
+REGIMES = ("auto", "tybalt", "small")
+
+
 @dataclass
 class VAERecipe:
     """Hyper-parameters; ``None`` means "adapt to the data" (see :func:`resolve_recipe`).
 
     Defaults are Tybalt's: 5,000 genes by absolute deviation, k = 100, Adam 5e-4, batch 50, 50 epochs,
-    kappa = 1 KL warm-up, 10 % validation.
+    kappa = 1 KL warm-up, beta = 1, 10 % validation. ``regime`` ``"auto"`` keeps that recipe when the
+    samples outnumber the genes (as Tybalt's 10,459 TCGA samples did its 5,000 genes) and uses the
+    small-cohort recipe (:mod:`gengen.vae.smallcohort`) below that; ``"tybalt"`` / ``"small"`` force one.
     """
 
     latent_dim: int | None = None
@@ -48,12 +53,13 @@ class VAERecipe:
     batch_size: int | None = None
     learning_rate: float = 5e-4
     kappa: float = 1.0
-    beta_max: float = 1.0
-    val_fraction: float = 0.1
+    beta_max: float | None = None
+    val_fraction: float | None = None
     tybalt_compat: bool = False
     log_transform: str = "auto"
     seed: int = 0
     min_steps: int = 3000
+    regime: str = "auto"
     notes: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict:
@@ -67,15 +73,40 @@ def resolve_recipe(recipe: VAERecipe, n_samples: int, n_features: int) -> VAERec
     than the data and only a few dozen optimiser steps, so: at most 5,000 genes (all, if fewer);
     k = 100 capped at a quarter of the samples; batch 50 capped at half the training set; and enough
     epochs for ``min_steps`` optimiser steps (never fewer than 50).
+
+    The regime: with at least as many samples as genes the recipe is Tybalt's (10 % validation,
+    beta = 1). With fewer samples than genes (or ``regime="small"``) the small-cohort recipe trains
+    on every sample (nothing is chosen on a validation split, so one would only cost data) and leaves
+    ``beta_max`` ``None`` when unset: :meth:`VAEModel.train` calibrates it from the data. ``--tybalt-compat``
+    always uses the Tybalt regime.
     """
     r = VAERecipe(**{**recipe.to_dict(), "notes": list(recipe.notes)})
-    n_train = n_samples - max(1, int(round(n_samples * r.val_fraction))) if r.val_fraction > 0 else n_samples
+    if r.regime not in REGIMES:
+        raise GengenError(f"--regime must be one of {', '.join(REGIMES)}, got {r.regime!r}.")
     if r.n_genes is None:
         r.n_genes = min(5000, n_features)
         if n_features < 5000:
             r.notes.append(f"using all {n_features} genes (fewer than Tybalt's 5,000)")
     if r.n_genes < 2:
         raise GengenError(f"need at least 2 genes, got {r.n_genes}.")
+    n_genes = min(r.n_genes, n_features)
+    if r.tybalt_compat:
+        if r.regime == "small":
+            raise GengenError("--tybalt-compat reproduces the published Tybalt code; it cannot use --regime small.")
+        r.regime = "tybalt"
+    elif r.regime == "auto":
+        r.regime = "small" if n_samples < n_genes else "tybalt"
+        r.notes.append(
+            f"small-cohort recipe: {n_samples} samples < {n_genes} genes (reconstruction in input units, "
+            "calibrated KL weight, linear z_mean, decoder-metric embedding, all samples train)"
+            if r.regime == "small" else f"Tybalt recipe: {n_samples} samples >= {n_genes} genes")
+    if r.val_fraction is None:
+        r.val_fraction = 0.0 if r.regime == "small" else 0.1
+        if r.regime == "small":
+            r.notes.append("no validation split: every sample trains (--val-fraction to hold some out)")
+    if r.beta_max is None and r.regime == "tybalt":
+        r.beta_max = 1.0
+    n_train = n_samples - max(1, int(round(n_samples * r.val_fraction))) if r.val_fraction > 0 else n_samples
     if r.latent_dim is None:
         r.latent_dim = int(min(100, max(2, n_samples // 4)))
         if r.latent_dim != 100:
@@ -94,7 +125,7 @@ def resolve_recipe(recipe: VAERecipe, n_samples: int, n_features: int) -> VAERec
             raise GengenError(f"{name.replace('_', ' ')} must be positive, got {getattr(r, name)}.")
     if r.hidden is not None and r.hidden < 1:
         raise GengenError(f"--hidden must be positive (or left out for one hidden layer), got {r.hidden}.")
-    if r.beta_max < 0:
+    if r.beta_max is not None and r.beta_max < 0:
         raise GengenError(f"--beta must be >= 0, got {r.beta_max}.")
     if r.kappa < 0:
         raise GengenError(f"--kappa must be >= 0, got {r.kappa}.")
@@ -133,8 +164,12 @@ def fit_vae(
     *,
     on_epoch: Callable[[int, dict], None] | None = None,
     checkpoint=None,
+    gene_weights: np.ndarray | None = None,
 ):
     """Train ``module`` in place; returns a per-epoch history DataFrame (see :func:`_fit_vae`).
+
+    ``gene_weights`` (one per gene, mean 1) weight each gene's reconstruction term; ``None`` is
+    Tybalt's unweighted sum.
 
     ``on_epoch(epoch, row)`` is called after each epoch (1-based) with that epoch's history row (a
     copy): sweeps report the validation loss from it, and an exception it raises (e.g. a pruning
@@ -154,13 +189,13 @@ def fit_vae(
     n_params = sum(p.numel() for p in module.parameters())
     cuda_graphs = cuda_graphs_wanted(torch.device(device), cuda_graphs)
     with small_model_threads(n_params, device, limit=VAE_SMALL_PARAMS), on_device(device):
-        history = _fit_vae(module, x_train, x_val, recipe, device, quiet, cuda_graphs, on_epoch, checkpoint)
+        history = _fit_vae(module, x_train, x_val, recipe, device, quiet, cuda_graphs, on_epoch, checkpoint, gene_weights)
         history.attrs["device"] = describe_device(device)  # inside: the thread count actually used
         history.attrs["cpu_threads"] = torch.get_num_threads()
     return history
 
 
-def _capture_vae_steps(module, opt, xt, sizes, beta, sums) -> dict:
+def _capture_vae_steps(module, opt, xt, sizes, beta, sums, weights=None) -> dict:
     """One CUDA graph per batch size (``tensor_split`` gives at most two): gather the batch from the
     device matrix by a static index buffer, forward, loss, backward, Adam step, add the batch's
     (recon, KL) sums into ``sums``. Returns ``{size: (graph, index_buffer)}``.
@@ -184,7 +219,7 @@ def _capture_vae_steps(module, opt, xt, sizes, beta, sums) -> dict:
                 opt.zero_grad(set_to_none=True)
                 xb = xt[index]
                 logits, z_mean, z_log_var = module(xb)
-                recon, kl = vae_loss_terms(logits, xb, z_mean, z_log_var)
+                recon, kl = vae_loss_terms(logits, xb, z_mean, z_log_var, weights)
                 (recon + beta * kl).backward()
                 opt.step()
                 sums.add_(torch.stack([recon.detach(), kl.detach()]) * size)
@@ -204,11 +239,12 @@ def _capture_vae_steps(module, opt, xt, sizes, beta, sums) -> dict:
 
 
 def _fit_vae(module, x_train, x_val, recipe: VAERecipe, device, quiet: bool, cuda_graphs: bool, on_epoch=None,
-             checkpoint=None):
+             checkpoint=None, gene_weights=None):
     """Train ``module`` in place; returns a per-epoch history DataFrame.
 
     History columns: epoch, beta, train_recon, train_kl, train_loss, val_recon, val_kl, val_loss
-    (reconstruction = BCE summed over genes, KL in nats, both averaged over samples).
+    (reconstruction = BCE summed over genes, KL in nats, both averaged over samples). An unset
+    ``recipe.beta_max`` trains with 1 (:meth:`VAEModel.train` calibrates it first on small cohorts).
     """
     import pandas as pd
     import torch
@@ -216,9 +252,11 @@ def _fit_vae(module, x_train, x_val, recipe: VAERecipe, device, quiet: bool, cud
     from gengen.training_state import LoopState
     from gengen.vae.model import vae_loss_terms
 
+    beta_max = 1.0 if recipe.beta_max is None else recipe.beta_max  # unset here: Tybalt's ELBO weight
     module.to(device)
     xt = torch.as_tensor(x_train, dtype=torch.float32, device=device)
     xv = torch.as_tensor(np.clip(x_val, 0, 1), dtype=torch.float32, device=device) if x_val is not None and len(x_val) else None
+    wt = None if gene_weights is None else torch.as_tensor(gene_weights, dtype=torch.float32, device=device)
     n = xt.shape[0]
     n_batches = max(1, math.ceil(n / recipe.batch_size))
     opt = make_optimizer(module.parameters(), recipe.learning_rate, device)
@@ -232,7 +270,7 @@ def _fit_vae(module, x_train, x_val, recipe: VAERecipe, device, quiet: bool, cud
         beta_t = torch.zeros((), device=device)
         sums = torch.zeros(2, device=device)
         try:
-            graphs = _capture_vae_steps(module, opt, xt, sizes, beta_t, sums)
+            graphs = _capture_vae_steps(module, opt, xt, sizes, beta_t, sums, wt)
         except RuntimeError as exc:  # an unusual torch/driver: train eagerly, say so
             log(f"note: CUDA graph capture failed ({str(exc).splitlines()[0]}); training without graphs", quiet)
             opt = make_optimizer(module.parameters(), recipe.learning_rate, device)
@@ -244,7 +282,7 @@ def _fit_vae(module, x_train, x_val, recipe: VAERecipe, device, quiet: bool, cud
         if state.epoch:
             bar.update(state.epoch)  # resumed: the epochs done before
         for epoch in range(state.epoch, recipe.epochs):
-            beta = kl_weight(epoch, recipe.kappa, recipe.tybalt_compat, recipe.beta_max)
+            beta = kl_weight(epoch, recipe.kappa, recipe.tybalt_compat, beta_max)
             module.train()
             state.begin_epoch()
             perm = torch.randperm(n, generator=gen).to(device)
@@ -269,7 +307,7 @@ def _fit_vae(module, x_train, x_val, recipe: VAERecipe, device, quiet: bool, cud
                         continue
                     xb = xt[idx]
                     logits, z_mean, z_log_var = module(xb)
-                    recon, kl = vae_loss_terms(logits, xb, z_mean, z_log_var)
+                    recon, kl = vae_loss_terms(logits, xb, z_mean, z_log_var, wt)
                     loss = recon + beta * kl if beta else recon
                     opt.zero_grad(set_to_none=True)
                     loss.backward()
@@ -282,7 +320,7 @@ def _fit_vae(module, x_train, x_val, recipe: VAERecipe, device, quiet: bool, cud
             row = {"epoch": epoch + 1, "beta": beta, "train_recon": (sum_recon / n).item(), "train_kl": (sum_kl / n).item()}
             row["train_loss"] = row["train_recon"] + beta * row["train_kl"]
             if xv is not None:
-                vr, vk = evaluate_loss(module, xv)
+                vr, vk = evaluate_loss(module, xv, gene_weights=wt)
                 row.update(val_recon=vr, val_kl=vk, val_loss=vr + beta * vk)
             state.end_epoch(row)  # appends to rows
             bar.update(1, loss=row["train_loss"], val=row.get("val_loss", float("nan")))
@@ -298,9 +336,9 @@ def _fit_vae(module, x_train, x_val, recipe: VAERecipe, device, quiet: bool, cud
     return history
 
 
-def evaluate_loss(module, x, batch_size: int = 4096, seed: int = 0) -> tuple[float, float]:
+def evaluate_loss(module, x, batch_size: int = 4096, seed: int = 0, gene_weights=None) -> tuple[float, float]:
     """Mean (reconstruction, KL) with a sampled z, as Keras' validation loss; a fixed noise seed keeps
-    it comparable across epochs."""
+    it comparable across epochs. ``gene_weights``: as in training (a tensor on ``x``'s device)."""
     import torch
 
     from gengen.vae.model import vae_loss_terms
@@ -314,7 +352,7 @@ def evaluate_loss(module, x, batch_size: int = 4096, seed: int = 0) -> tuple[flo
             z_mean, z_log_var = module.encode(xb)
             eps = torch.randn(z_mean.shape, generator=gen, device=x.device)
             logits = module.decode_logits(z_mean + torch.exp(0.5 * z_log_var) * eps)
-            r, k = vae_loss_terms(logits, xb, z_mean, z_log_var)
+            r, k = vae_loss_terms(logits, xb, z_mean, z_log_var, gene_weights)
             total_r += r.item() * xb.shape[0]
             total_k += k.item() * xb.shape[0]
     return total_r / x.shape[0], total_k / x.shape[0]
