@@ -66,6 +66,9 @@ class VAERecipe:
         return asdict(self)
 
 
+MIN_SAMPLES = 4  # fewer: every latent coordinate is a single sample's offset; nothing generalises
+
+
 def resolve_recipe(recipe: VAERecipe, n_samples: int, n_features: int) -> VAERecipe:
     """Fill the unset fields for this data size, recording each adaptation in ``notes``.
 
@@ -89,6 +92,11 @@ def resolve_recipe(recipe: VAERecipe, n_samples: int, n_features: int) -> VAERec
             r.notes.append(f"using all {n_features} genes (fewer than Tybalt's 5,000)")
     if r.n_genes < 2:
         raise GengenError(f"need at least 2 genes, got {r.n_genes}.")
+    if n_samples < MIN_SAMPLES:
+        raise GengenError(
+            f"only {n_samples} samples: too few to learn a latent space (a VAE needs at least {MIN_SAMPLES}; "
+            "with fewer, look at the profiles directly or use PCA)."
+        )
     n_genes = min(r.n_genes, n_features)
     if r.tybalt_compat:
         if r.regime == "small":
