@@ -51,12 +51,11 @@ def synthetic_expression(n: int, genes: int, seed: int = 0):
 
 
 def overhead(adata, epochs: int, out: Path, repeats: int) -> None:
-    import torch
-
+    from gengen.runtime import set_threads
     from gengen.sweep import ExpressionData, build_space, get_pipeline, run_sweep
     from gengen.vae import VAEModel, VAERecipe
 
-    torch.set_num_threads(1)
+    set_threads(1)  # torch and numpy's BLAS, as --threads 1 does
     space = {**GRID, "epochs": epochs}
     configs = build_space("vae", space, get_pipeline("vae").params).grid()
     # warm-up outside the timings: first-call costs (imports, allocator, kernels) belong to neither side
@@ -132,7 +131,7 @@ def workers(h5ad: Path, epochs: int, out: Path) -> None:
 
     # control: the same 8 trainings split over 1 or 2 plain processes (VAEModel.train, no sweep, no
     # database): what this machine gives two processes at all right now
-    script = ("import sys, anndata as ad, torch; torch.set_num_threads(1)\n"
+    script = ("import sys, anndata as ad; from gengen.runtime import set_threads; set_threads(1)\n"
               "from gengen.vae import VAEModel, VAERecipe\n"
               f"a = ad.read_h5ad({str(h5ad)!r}); part, n = int(sys.argv[1]), int(sys.argv[2])\n"
               f"configs = [(k, lr) for k in {GRID['latent']} for lr in {GRID['lr']}]\n"
