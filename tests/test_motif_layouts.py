@@ -209,3 +209,25 @@ def test_cli_design_with_the_common_hand_written_pwm(tmp_path):
     four.write_text(_positions_x4(COUNTS[:, :4], "{:.0f}"))
     res = CliRunner().invoke(app, ["dna-score", str(out), "--motif", str(four), "-o", str(tmp_path / "s.tsv")])
     assert_one_line_error(res, "--motif-format")
+
+
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-16-be", "utf-32", "utf-8-sig"])
+def test_unicode_exports_read_like_utf8(tmp_path, encoding):
+    """Excel's "Unicode text" export is UTF-16 with a byte-order mark: motifs, FASTA and matrices read
+    the same as their UTF-8 copies (a BOM-less UTF-16 file stays a one-line "binary" error)."""
+    from gengen.io.expression import read_expression
+    from gengen.io.sequences import read_fasta_records
+
+    bom = {"utf-16-be": b"\xfe\xff"}.get(encoding, b"")
+    text = LAYOUTS["header-tab"](*VALUES["counts"])
+    (tmp_path / "pwm.txt").write_bytes(bom + text.encode(encoding))
+    np.testing.assert_allclose(load_motif(tmp_path / "pwm.txt").log_odds, JASPAR.log_odds, atol=1e-12)
+    (tmp_path / "s.fa").write_bytes(bom + ">a\nACGT\n>b\nGGCC\n".encode(encoding))
+    assert read_fasta_records(tmp_path / "s.fa") == [("a", "ACGT"), ("b", "GGCC")]
+    (tmp_path / "x.csv").write_bytes(bom + "sample,g1,g2\ns1,1.5,2\ns2,3,4.25\n".encode(encoding))
+    a = read_expression(tmp_path / "x.csv")
+    assert a.obs_names.tolist() == ["s1", "s2"] and a.var_names.tolist() == ["g1", "g2"]
+    np.testing.assert_allclose(a.X, [[1.5, 2], [3, 4.25]])
+    (tmp_path / "nobom.csv").write_bytes("sample,g1\ns1,1\n".encode("utf-16-le"))
+    with pytest.raises(GengenError, match="binary"):
+        read_expression(tmp_path / "nobom.csv")

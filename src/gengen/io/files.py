@@ -109,9 +109,58 @@ def open_bytes(path: str | os.PathLike, what: str = "input file") -> io.Buffered
     kind = stored_kind(path)
     if kind == "zip":
         raise GengenError(f"{what} {str(path)!r} is a zip archive; unzip it and give the file inside.")
-    if kind not in COMPRESSIONS:
-        return open(path, "rb")
-    return io.BufferedReader(_Guarded(_OPENERS[kind](path, "rb"), path, what, kind), buffer_size=1 << 20)
+    stream = (open(path, "rb") if kind not in COMPRESSIONS
+              else io.BufferedReader(_Guarded(_OPENERS[kind](path, "rb"), path, what, kind), buffer_size=1 << 20))
+    head = stream.peek(4)[:4]
+    if head.startswith(b"\xef\xbb\xbf"):  # a UTF-8 byte-order mark (Excel's "CSV UTF-8"): not content
+        stream.read(3)
+        return stream
+    encoding = _wide_encoding(head)
+    if encoding is None:
+        return stream
+    return io.BufferedReader(_Utf8Recoder(stream, encoding, path, what), buffer_size=1 << 20)
+
+
+def _wide_encoding(head: bytes) -> str | None:
+    """UTF-16/32 by their byte-order mark (Excel's "Unicode text" export writes UTF-16 LE with one)."""
+    if head.startswith((b"\xff\xfe\x00\x00", b"\x00\x00\xfe\xff")):
+        return "utf-32"
+    if head.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return "utf-16"
+    return None
+
+
+class _Utf8Recoder(io.RawIOBase):
+    """A UTF-16/32 text stream re-encoded as UTF-8 bytes, so every reader sees the usual text."""
+
+    def __init__(self, raw, encoding: str, path, what: str):
+        super().__init__()
+        self._text = io.TextIOWrapper(raw, encoding=encoding, errors="strict", newline="")
+        self._pending = b""
+        self._path, self._what, self._encoding = path, what, encoding
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        while not self._pending:
+            try:
+                chunk = self._text.read(1 << 16)
+            except UnicodeDecodeError as exc:
+                raise GengenError(f"{self._what} {str(self._path)!r} starts as {self._encoding.upper()} text but does "
+                                  f"not decode as such ({exc.reason}); save it as UTF-8 text.") from None
+            if not chunk:
+                return 0
+            self._pending = chunk.encode("utf-8")
+        n = min(len(buffer), len(self._pending))
+        buffer[:n] = self._pending[:n]
+        self._pending = self._pending[n:]
+        return n
+
+    def close(self) -> None:
+        if not self.closed:
+            self._text.close()
+        super().close()
 
 
 def open_text(path: str | os.PathLike, what: str = "input file") -> io.TextIOWrapper:
