@@ -981,7 +981,7 @@ add(case("vae-features-labels-one-class", "vae-features --model @vae --data @exp
 add(case("vae-compare-labels-conflicting-duplicates", f"vae-compare @expr.csv --labels lab.tsv --by group {VAE_FAST}",
          {"lab.tsv": lambda fx: (fx / "labels.tsv").read_text() + "s0\tzzz\n"}))
 add(case("vae-import-genes-duplicated", "vae-import-tybalt @decoder.hdf5 --genes g.txt -o imp",
-         {"g.txt": "\n".join(["G0"] * N_GENES) + "\n"}))
+         {"g.txt": "\n".join(["G0"] * N_GENES) + "\n"}, needle="more than once"))
 add(case("dna-train-predictor-duplicate-fasta-ids", "dna-train-predictor x.fa --scores @scores.csv -o out --epochs 1 --no-baseline",
          {"x.fa": lambda fx: (fx / "probes.fa").read_text().replace(">p1\n", ">p0\n", 1)}))
 add(case("dna-score-independent-probes-other-length",

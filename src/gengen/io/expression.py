@@ -885,9 +885,11 @@ GENE_LIST_HEADERS = ("gene", "genes", "symbol", "gene_symbol", "gene_id", "gene_
                      "entrez", "entrez_id")
 
 
-def read_gene_list(path: str | os.PathLike) -> list[str]:
+def read_gene_list(path: str | os.PathLike, *, unique: bool = True) -> list[str]:
     """Gene names from a file (plain or compressed): one per line, or the first column of a
-    tab/comma/space-separated table (header skipped when its first field names a column)."""
+    tab/comma/space-separated table (header skipped when its first field names a column).
+
+    ``unique=False`` keeps repeated names in place (a list that must line up with a model's outputs)."""
     p = check_input(path, "gene list")
     if is_binary(head_bytes(p, what="gene list")):
         raise GengenError(f"gene list {str(p)!r} is a binary file; give one gene name per line or a CSV/TSV table.")
@@ -899,6 +901,8 @@ def read_gene_list(path: str | os.PathLike) -> list[str]:
     first = [(split_fields(ln, sep) or [""])[0].strip().strip('"') for ln in lines]
     if first and first[0].lower() in GENE_LIST_HEADERS:
         first = first[1:]
+    if not unique:
+        return first
     seen: dict[str, None] = {}
     for g in first:
         seen.setdefault(g, None)

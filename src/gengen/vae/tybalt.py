@@ -49,10 +49,16 @@ def import_tybalt_decoder(hdf5_path: str | os.PathLike, genes_path: str | os.Pat
     from gengen.vae.train import VAERecipe
 
     kernel, bias = read_keras_dense(hdf5_path)
-    genes = read_gene_list(genes_path)
+    genes = read_gene_list(genes_path, unique=False)  # line i names output i: keep repeats to count them
     k, n = kernel.shape
     if len(genes) != n:
         raise GengenError(f"the decoder has {n} outputs but {str(genes_path)!r} lists {len(genes)} genes.")
+    repeated = sorted({g for g in genes if genes.count(g) > 1}) if len(set(genes)) != n else []
+    if repeated:
+        from gengen.errors import preview
+
+        raise GengenError(f"{str(genes_path)!r} names {len(repeated)} gene(s) more than once ({preview(repeated)}): "
+                          "each decoder output needs its own gene; use the list published with the weights.")
     module = TybaltVAE(n, k)
     with torch.no_grad():
         module.decoder[0].weight.copy_(torch.from_numpy(kernel.T))
