@@ -101,3 +101,24 @@ def test_progress_interval_must_be_a_number(monkeypatch):
     monkeypatch.setenv("GENGEN_PROGRESS_INTERVAL", "soon")
     with pytest.raises(GengenError, match="GENGEN_PROGRESS_INTERVAL"):
         Progress(10, "x")
+
+
+def test_set_threads_limits_numpy_blas_too(monkeypatch):
+    """--threads 1 must also hold numpy's BLAS to one thread: two sweep workers with --threads 1 ran
+    four BLAS threads on two cores and took 3x as long per trial."""
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    import numpy as np
+
+    np.linalg.svd(np.ones((4, 4)))  # BLAS loaded
+    blas = [p for p in threadpoolctl.threadpool_info() if p["user_api"] == "blas"]
+    if not blas:
+        pytest.skip("numpy is not linked to a BLAS threadpoolctl knows")
+    monkeypatch.setattr(runtime, "_USER_CHOSE_THREADS", False)
+    before_torch = torch.get_num_threads()
+    with threadpoolctl.threadpool_limits(limits=None):  # restores numpy's count on exit
+        try:
+            runtime.set_threads(1)
+            assert all(p["num_threads"] == 1 for p in threadpoolctl.threadpool_info() if p["user_api"] == "blas")
+            assert torch.get_num_threads() == 1
+        finally:
+            torch.set_num_threads(before_torch)
