@@ -17,7 +17,7 @@ import numpy as np
 
 from gengen.checkpoint import load_checkpoint, read_history, require_keys, save_checkpoint
 from gengen.errors import GengenError, preview
-from gengen.ggan.preprocess import Preprocessor, split_indices
+from gengen.ggan.preprocess import Preprocessor
 from gengen.ggan.train import (
     GGANRecipe,
     build_networks,
@@ -27,6 +27,7 @@ from gengen.ggan.train import (
     ridge_initialise,
 )
 from gengen.runtime import describe_device, log, resolve_device, seed_everything
+from gengen.training import split_indices
 
 if TYPE_CHECKING:
     import anndata as ad

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from gengen.errors import GengenError, preview
+from gengen.training import split_indices  # noqa: F401  (moved to gengen.training; old import path)
 
 if TYPE_CHECKING:
     import anndata as ad
@@ -232,13 +233,6 @@ class Preprocessor:
             xq,
             yq,
         )
-
-
-def split_indices(n: int, val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Seeded train/validation split (shared with the VAE pipeline)."""
-    from gengen.vae.preprocess import split_indices as _split
-
-    return _split(n, val_fraction, seed)
 
 
 def kfold_indices(

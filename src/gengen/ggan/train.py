@@ -22,6 +22,9 @@ import numpy as np
 
 from gengen.errors import GengenError
 from gengen.runtime import PRECISIONS, Progress, autocast, on_device, resolve_precision, small_model_threads
+from gengen.training import make_optimizer
+
+GAN_BETAS = (0.5, 0.999)  # Adam's beta1 = 0.5, as usual for GANs (the D-GEX MLP shares it)
 
 # Reference sizes (profiles, before the validation split) at which the default recipe changes; see
 # resolve_recipe and docs/ggan.md. Below SMALL_REFERENCE a 10 % validation split is a handful of
@@ -225,17 +228,6 @@ def resolve_recipe(recipe: GGANRecipe, n_profiles: int) -> GGANRecipe:
     return r
 
 
-def make_optimizer(params, lr: float, weight_decay: float = 0.0, betas=(0.5, 0.999)):
-    """Adam with the fused kernel where available, else foreach (β₁ = 0.5 as usual for GANs)."""
-    import torch
-
-    params = list(params)
-    try:
-        return torch.optim.Adam(params, lr=lr, betas=betas, weight_decay=weight_decay, fused=True)
-    except (RuntimeError, TypeError, ValueError):
-        return torch.optim.Adam(params, lr=lr, betas=betas, weight_decay=weight_decay, foreach=True)
-
-
 def ridge_initialise(gen, x_train: np.ndarray, y_train: np.ndarray) -> float:
     """Start the generator at the leave-one-out-tuned ridge map: linear path = ridge weights, MLP
     output zeroed. With few profiles this puts training on top of the strongest simple baseline, and
@@ -338,8 +330,8 @@ def _fit(gen, disc, xt, yt, xv, yv, recipe: GGANRecipe, device, quiet: bool, on_
     has_val = xv is not None
     n = xt.shape[0]
     n_batches = max(1, math.ceil(n / recipe.batch_size))
-    opt_g = make_optimizer(gen.parameters(), recipe.learning_rate, recipe.weight_decay)
-    opt_d = make_optimizer(disc.parameters(), recipe.d_learning_rate or recipe.learning_rate) if gan else None
+    opt_g = make_optimizer(gen.parameters(), recipe.learning_rate, weight_decay=recipe.weight_decay, betas=GAN_BETAS)
+    opt_d = make_optimizer(disc.parameters(), recipe.d_learning_rate or recipe.learning_rate, betas=GAN_BETAS) if gan else None
     d_params = list(disc.parameters()) if gan else []
     gen_perm = torch.Generator(device="cpu").manual_seed(recipe.seed)
     rows: list[dict] = []
@@ -382,9 +374,7 @@ def _fit(gen, disc, xt, yt, xv, yv, recipe: GGANRecipe, device, quiet: bool, on_
                     for p in d_params:
                         p.requires_grad_(True)
                     with autocast(precision, device):
-                        hx = disc.fx(xb)
-                        pair = torch.cat([hx, hx]) + disc.fy(torch.cat([yb, fake.detach()]))
-                        logits = disc.head(pair).squeeze(-1).float()
+                        logits = disc.real_and_fake(xb, yb, fake.detach()).float()
                     target = torch.cat([torch.ones(len(idx), device=device), torch.zeros(len(idx), device=device)])
                     d_loss = F.binary_cross_entropy_with_logits(logits, target)
                     opt_d.zero_grad(set_to_none=True)

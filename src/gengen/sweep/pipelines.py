@@ -184,7 +184,7 @@ class VAEPipeline(Pipeline):
         (BioBombe's comparison), with both methods' deterministic held-out reconstruction."""
         from gengen.vae.compare import knn_accuracy
         from gengen.vae.core import bce_per_sample
-        from gengen.vae.preprocess import split_indices
+        from gengen.training import split_indices
 
         X = model.align(data.adata, quiet=True)
         train_idx, val_idx = split_indices(X.shape[0], model.recipe.val_fraction, model.recipe.seed)

@@ -17,7 +17,8 @@ import numpy as np
 from gengen.checkpoint import load_checkpoint, read_history, require_keys, save_checkpoint
 from gengen.errors import GengenError, preview
 from gengen.runtime import describe_device, log, resolve_device, seed_everything
-from gengen.vae.preprocess import MinMaxScaler, resolve_log, select_genes, split_indices
+from gengen.training import split_indices
+from gengen.vae.preprocess import MinMaxScaler, resolve_log, select_genes
 from gengen.vae.train import VAERecipe, fit_vae, resolve_recipe
 
 if TYPE_CHECKING:
