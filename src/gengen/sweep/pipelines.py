@@ -182,9 +182,9 @@ class VAEPipeline(Pipeline):
     def _knn(self, data: ExpressionData, model, seed: int) -> dict:
         """kNN label accuracy of the VAE embedding, and of PCA at the same k on the same genes and split
         (BioBombe's comparison), with both methods' deterministic held-out reconstruction."""
+        from gengen.training import split_indices
         from gengen.vae.compare import knn_accuracy
         from gengen.vae.core import bce_per_sample
-        from gengen.training import split_indices
 
         X = model.align(data.adata, quiet=True)
         train_idx, val_idx = split_indices(X.shape[0], model.recipe.val_fraction, model.recipe.seed)

@@ -13,8 +13,8 @@ import numpy as np
 
 from gengen.errors import GengenError
 from gengen.runtime import log
-from gengen.vae.core import VAEModel, bce_per_sample
 from gengen.training import split_indices
+from gengen.vae.core import VAEModel, bce_per_sample
 from gengen.vae.train import VAERecipe, resolve_recipe
 
 if TYPE_CHECKING:
