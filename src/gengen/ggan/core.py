@@ -7,7 +7,6 @@ and matches new data by gene name (or by an L1000 GCT's ``pr_gene_symbol``, or b
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from gengen.checkpoint import load_checkpoint, read_history, require_keys, save_checkpoint
+from gengen.checkpoint import LoadedCheckpoint, SavedModel
 from gengen.errors import GengenError, preview
 from gengen.ggan.preprocess import Preprocessor
 from gengen.ggan.train import (
@@ -68,14 +67,22 @@ class LandmarkPlan:
         return out
 
 
-class GGANModel:
-    """A trained landmark -> target generator with its genes and preprocessing."""
+class GGANModel(SavedModel):
+    """A trained landmark -> target generator with its genes and preprocessing.
+
+    Build one with :meth:`train` (or :meth:`train_arrays`) or :meth:`load`; ``save(path)`` writes a
+    checkpoint folder and returns it (model.safetensors keys: docs/checkpoints.md).
+    """
+
+    pipeline = PIPELINE
+    required_keys = ("architecture", "landmarks", "targets", "recipe")
 
     def __init__(
         self,
         generator,
         landmarks: list[str],
         targets: list[str],
+        *,
         preprocessor: Preprocessor,
         recipe: GGANRecipe,
         history: pd.DataFrame | None = None,
@@ -231,7 +238,7 @@ class GGANModel:
             f"up to {recipe.epochs} epochs on {describe_device(dev)}",
             quiet,
         )
-        model = cls(gen, landmarks, targets, pre, recipe, None, {}, device=str(dev),
+        model = cls(gen, landmarks, targets, preprocessor=pre, recipe=recipe, device=str(dev),
                     landmark_fill=X[train_idx].mean(axis=0), **gene_info)
         phase1 = ck.carry.get("phase1") if ck is not None else None
         if phase1 is None:
@@ -286,7 +293,7 @@ class GGANModel:
                         ck.save(LoopState({}, {}, phase="refit"), dev)  # the model: phase one's choice
                     ck.phase = "refit"
                     ck.total_epochs = best_epoch
-                    ck.write_model = cls(gen, landmarks, targets, pre, recipe, None, {}, device=str(dev),
+                    ck.write_model = cls(gen, landmarks, targets, preprocessor=pre, recipe=recipe, device=str(dev),
                                          landmark_fill=X.mean(axis=0), **gene_info)._checkpoint_parts
                 more = fit_ggan(gen, disc, Xz, Yz, None, None, refit_recipe, dev, quiet, checkpoint=ck)
                 history.attrs["seconds"] += more.attrs["seconds"]
@@ -313,10 +320,10 @@ class GGANModel:
             gen,
             landmarks,
             targets,
-            pre,
-            recipe,
-            history,
-            metrics,
+            preprocessor=pre,
+            recipe=recipe,
+            history=history,
+            metrics=metrics,
             device=str(dev),
             landmark_fill=fill,
             **gene_info,
@@ -481,10 +488,9 @@ class GGANModel:
             "metrics": self.metrics,
         }
 
-    def save(self, directory: str | os.PathLike) -> Path:
-        """Checkpoint directory: model.safetensors (generator + preprocessing), config.json, history.csv,
-        training.png."""
-        return save_checkpoint(directory, PIPELINE, *self._parts(self.generator.state_dict(), self.history))
+    def _save_parts(self) -> tuple[dict, dict, Callable[[Path], None]]:
+        """model.safetensors (generator + preprocessing), config.json, history.csv, training.png."""
+        return self._parts(self.generator.state_dict(), self.history)
 
     def _parts(self, weights: dict, history, plot: bool = True) -> tuple[dict, dict, Callable[[Path], None]]:
         """(tensors, config, extra files) of this model with the generator ``weights``."""
@@ -524,55 +530,38 @@ class GGANModel:
         return self._parts(weights, history, plot=False)
 
     @classmethod
-    def load(cls, path_or_name: str | os.PathLike, device: str = "auto") -> GGANModel:
-
+    def _from_checkpoint(cls, checkpoint: LoadedCheckpoint, device: str) -> GGANModel:
         from gengen.ggan.model import Generator
 
-        tensors, cfg, directory = load_checkpoint(path_or_name, PIPELINE)
-        require_keys(cfg, ["architecture", "landmarks", "targets", "recipe"], directory)
-        a = cfg["architecture"]
-        try:
-            gen = Generator(
-                int(a["n_in"]),
-                int(a["n_out"]),
-                tuple(a["hidden"]),
-                float(a["dropout"]),
-                a["activation"],
-                float(a.get("input_noise", 0.0)),
-                bool(a.get("linear_skip", False)),
-            )
-            if len(cfg["landmarks"]) != gen.n_in or len(cfg["targets"]) != gen.n_out:
-                raise ValueError("gene lists do not match the network's sizes")
-            gen.load_state_dict(
-                {k.removeprefix("generator."): v for k, v in tensors.items() if k.startswith("generator.")},
-                strict=True,
-            )
-            pre = Preprocessor.from_tensors(tensors)
-            fill = tensors["preprocess.landmark_fill"].numpy()
-            recipe = GGANRecipe.from_dict(cfg["recipe"])
-        except (KeyError, TypeError, ValueError, RuntimeError) as exc:
-            raise GengenError(
-                f"checkpoint {str(directory)!r} is inconsistent ({str(exc).splitlines()[0][:160]}); "
-                "it is corrupted or from another gengen version."
-            ) from None
-        history = read_history(directory, ("epoch",))
+        cfg, a, tensors = checkpoint.config, checkpoint.config["architecture"], checkpoint.tensors
+        gen = Generator(
+            int(a["n_in"]),
+            int(a["n_out"]),
+            tuple(a["hidden"]),
+            float(a["dropout"]),
+            a["activation"],
+            float(a.get("input_noise", 0.0)),
+            bool(a.get("linear_skip", False)),
+        )
+        if len(cfg["landmarks"]) != gen.n_in or len(cfg["targets"]) != gen.n_out:
+            raise ValueError("gene lists do not match the network's sizes")
+        gen.load_state_dict(checkpoint.prefixed("generator."), strict=True)
         model = cls(
             gen,
             cfg["landmarks"],
             cfg["targets"],
-            pre,
-            recipe,
-            history,
-            cfg.get("metrics"),
+            preprocessor=Preprocessor.from_tensors(tensors),
+            recipe=GGANRecipe.from_dict(cfg["recipe"]),
+            history=checkpoint.history(("epoch",)),
+            metrics=cfg.get("metrics"),
             device=device,
             landmark_probes=cfg.get("landmark_probes"),
             landmark_genes=cfg.get("landmark_genes"),
             target_genes=cfg.get("target_genes"),
-            landmark_fill=fill,
+            landmark_fill=tensors["preprocess.landmark_fill"].numpy(),
         )
-        model.path = directory
         model.cpu_threads = cfg.get("cpu_threads")
-        model.training = cfg.get("training") if isinstance(cfg.get("training"), dict) else None
+        model.training = checkpoint.training_section()
         return model
 
 

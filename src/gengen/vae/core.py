@@ -7,14 +7,13 @@ against them by gene name.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from gengen.checkpoint import load_checkpoint, read_history, require_keys, save_checkpoint
+from gengen.checkpoint import LoadedCheckpoint, SavedModel
 from gengen.errors import GengenError, preview
 from gengen.runtime import describe_device, log, resolve_device, seed_everything
 from gengen.training import split_indices
@@ -32,15 +31,20 @@ EMBEDDING_KEY = "X_vae"
 LATENT_MAP_KEY = "latent_map"  # extra tensor in model.safetensors (not a module parameter)
 
 
-class VAEModel:
+class VAEModel(SavedModel):
     """A trained Tybalt VAE with its genes and [0, 1] scaler.
 
     ``latent_map`` (k x k, optional): the embedding is ``z_mean @ latent_map`` (the small-cohort
     recipe's decoder-metric coordinates, see :mod:`gengen.vae.smallcohort`); ``decode`` and
     ``decoder_weights`` work in the same coordinates. ``None``: the embedding is z_mean (Tybalt).
+    Build one with :meth:`train` or :meth:`load`; ``save(path)`` writes a checkpoint folder and
+    returns it (model.safetensors keys: docs/checkpoints.md).
     """
 
-    def __init__(self, module, genes: list[str], scaler: MinMaxScaler, recipe: VAERecipe,
+    pipeline = PIPELINE
+    required_keys = ("architecture", "genes", "scaler", "recipe")
+
+    def __init__(self, module, genes: list[str], scaler: MinMaxScaler, *, recipe: VAERecipe,
                  history: pd.DataFrame | None = None, metrics: dict | None = None, device: str = "cpu",
                  decoder_only: bool = False, latent_map: np.ndarray | None = None):
         self.module = module
@@ -156,7 +160,7 @@ class VAEModel:
             recipe.notes.append(why)
         module = TybaltVAE(len(genes), recipe.latent_dim, recipe.hidden, recipe.tybalt_compat,
                            mean_activation="linear" if small else "relu")
-        model = cls(module, genes, scaler, recipe, None, {}, device=str(dev))
+        model = cls(module, genes, scaler, recipe=recipe, device=str(dev))
         if ck is not None:
             ck.write_model = model._checkpoint_parts
         log(f"training VAE: {len(train_idx)} train / {len(val_idx)} validation samples, {len(genes)} genes, "
@@ -307,8 +311,8 @@ class VAEModel:
             "decoder_only": self.decoder_only,
         }
 
-    def save(self, directory: str | os.PathLike) -> Path:
-        """Checkpoint directory: model.safetensors, config.json, history.csv, training.png."""
+    def _save_parts(self) -> tuple[dict, dict, Callable[[Path], None]]:
+        """model.safetensors (the network + ``latent_map``), config.json, history.csv, training.png."""
         def extras(tmp: Path) -> None:
             if self.history is not None and len(self.history):
                 self.history.to_csv(tmp / "history.csv", index=False)
@@ -321,7 +325,7 @@ class VAEModel:
         tensors = dict(self.module.state_dict())
         if self.latent_map is not None:
             tensors[LATENT_MAP_KEY] = torch.as_tensor(self.latent_map, dtype=torch.float64)
-        return save_checkpoint(directory, PIPELINE, tensors, self.config(), extras)
+        return tensors, self.config(), extras
 
     def _checkpoint_parts(self, state) -> tuple[dict, dict, Callable[[Path], None]]:
         """A mid-training model of the current weights (for :class:`gengen.training_state.TrainingCheckpoint`):
@@ -341,39 +345,31 @@ class VAEModel:
         return self.module.state_dict(), self.config(), extras
 
     @classmethod
-    def load(cls, path_or_name: str | os.PathLike, device: str = "auto") -> VAEModel:
-
+    def _from_checkpoint(cls, checkpoint: LoadedCheckpoint, device: str) -> VAEModel:
         from gengen.vae.model import TybaltVAE
 
-        tensors, cfg, directory = load_checkpoint(path_or_name, PIPELINE)
-        require_keys(cfg, ["architecture", "genes", "scaler", "recipe"], directory)
-        arch = cfg["architecture"]
-        try:
-            module = TybaltVAE(int(arch["n_genes"]), int(arch["latent_dim"]), arch.get("hidden"), bool(arch.get("compat")),
-                               mean_activation=arch.get("mean_activation", "relu"))  # older checkpoints: Tybalt's ReLU
-            if len(cfg["genes"]) != module.n_genes:
-                raise ValueError(f"{len(cfg['genes'])} genes listed for a {module.n_genes}-gene network")
-            tensors = dict(tensors)
-            latent_map = tensors.pop(LATENT_MAP_KEY, None)
-            if bool(arch.get("latent_map")) != (latent_map is not None):
-                raise ValueError("config.json and the weights disagree on the latent map")
-            if latent_map is not None and tuple(latent_map.shape) != (module.latent_dim,) * 2:
-                raise ValueError(f"latent map of shape {tuple(latent_map.shape)} for k = {module.latent_dim}")
-            module.load_state_dict(tensors, strict=True)
-            recipe_cfg = dict(cfg["recipe"])
-            if recipe_cfg.get("regime", "auto") == "auto":  # trained before regimes existed: Tybalt's recipe
-                recipe_cfg["regime"] = "tybalt"
-            recipe = VAERecipe(**recipe_cfg)
-        except (KeyError, TypeError, ValueError, RuntimeError) as exc:
-            raise GengenError(f"checkpoint {str(directory)!r} is inconsistent ({str(exc).splitlines()[0][:160]}); "
-                              "it is corrupted or from another gengen version.") from None
-        history = read_history(directory, ("epoch",))
-        model = cls(module, cfg["genes"], MinMaxScaler.from_dict(cfg["scaler"]), recipe, history,
-                    cfg.get("metrics"), device=device, decoder_only=bool(cfg.get("decoder_only")),
+        cfg, arch = checkpoint.config, checkpoint.config["architecture"]
+        module = TybaltVAE(int(arch["n_genes"]), int(arch["latent_dim"]), arch.get("hidden"), bool(arch.get("compat")),
+                           mean_activation=arch.get("mean_activation", "relu"))  # older checkpoints: Tybalt's ReLU
+        if len(cfg["genes"]) != module.n_genes:
+            raise ValueError(f"{len(cfg['genes'])} genes listed for a {module.n_genes}-gene network")
+        tensors = dict(checkpoint.tensors)
+        latent_map = tensors.pop(LATENT_MAP_KEY, None)
+        if bool(arch.get("latent_map")) != (latent_map is not None):
+            raise ValueError("config.json and the weights disagree on the latent map")
+        if latent_map is not None and tuple(latent_map.shape) != (module.latent_dim,) * 2:
+            raise ValueError(f"latent map of shape {tuple(latent_map.shape)} for k = {module.latent_dim}")
+        module.load_state_dict(tensors, strict=True)
+        recipe_cfg = dict(cfg["recipe"])
+        if recipe_cfg.get("regime", "auto") == "auto":  # trained before regimes existed: Tybalt's recipe
+            recipe_cfg["regime"] = "tybalt"
+        recipe = VAERecipe(**recipe_cfg)
+        scaler = MinMaxScaler.from_dict(cfg["scaler"])
+        model = cls(module, cfg["genes"], scaler, recipe=recipe, history=checkpoint.history(("epoch",)),
+                    metrics=cfg.get("metrics"), device=device, decoder_only=bool(cfg.get("decoder_only")),
                     latent_map=None if latent_map is None else latent_map.double().numpy())
-        model.path = directory
         model.cpu_threads = cfg.get("cpu_threads")
-        model.training = cfg.get("training") if isinstance(cfg.get("training"), dict) else None
+        model.training = checkpoint.training_section()
         return model
 
 

@@ -59,5 +59,5 @@ def import_tybalt_decoder(hdf5_path: str | os.PathLike, genes_path: str | os.Pat
         module.decoder[0].bias.copy_(torch.from_numpy(bias))
     scaler = MinMaxScaler(np.zeros(n, np.float32), np.ones(n, np.float32))
     recipe = VAERecipe(latent_dim=k, n_genes=n, notes=[f"decoder imported from {os.fspath(hdf5_path)}"])
-    return VAEModel(module, genes, scaler, recipe, metrics={"source": os.fspath(hdf5_path)}, device=device,
+    return VAEModel(module, genes, scaler, recipe=recipe, metrics={"source": os.fspath(hdf5_path)}, device=device,
                     decoder_only=True)
