@@ -500,10 +500,9 @@ def design_joint(gan: GANModel, predictor: nn.Module, n: int = 100, **kwargs) ->
 
 def _onehot_score(predictor, x_hard: torch.Tensor) -> torch.Tensor:
     """The reported score of one-hot sequences: a PWM's exact best window, else the predictor's output."""
-    from gengen.dna.predictors import PWMPredictor
+    from gengen.dna.predictors import exact_score
 
-    with torch.no_grad():
-        return predictor.exact(x_hard)[0] if isinstance(predictor, PWMPredictor) else predictor(x_hard)
+    return exact_score(predictor, x_hard)
 
 
 def polish_toward(predictor: nn.Module, codes: torch.Tensor, target: float, rounds: int = 30) -> torch.Tensor:

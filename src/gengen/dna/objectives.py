@@ -141,9 +141,7 @@ class Objective:
 
     @property
     def pwm(self) -> PWM | None:
-        from gengen.dna.predictors import PWMPredictor
-
-        return self.predictor.pwm if isinstance(self.predictor, PWMPredictor) else None
+        return getattr(self.predictor, "pwm", None)
 
     @property
     def is_value(self) -> bool:

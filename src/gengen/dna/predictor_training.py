@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from gengen.dna.baselines import kmer_ridge_baseline
-from gengen.dna.predictors import PIPELINE, CNNPredictor, predict
+from gengen.dna.predictors import PIPELINE, CNNPredictor, load_predictor, predict  # noqa: F401 (old path)
 from gengen.errors import GengenError
 from gengen.runtime import Progress, resolve_device, seed_everything
 
@@ -83,45 +83,10 @@ class TrainedPredictor:
         return line + f"; {m['train_seconds']:.1f} s on {m['device']}"
 
     def save(self, directory) -> Path:
-        from gengen.checkpoint import save_checkpoint
-        from gengen.plots import plot_curves
-
-        hist = self.history
-
-        def extra(tmp: Path) -> None:
-            hist.to_csv(tmp / "history.csv", index=False)
-            plot_curves(
-                hist,
-                [("loss (MSE, standardised)", ["train_loss"]), ("Pearson r", ["stop_pearson", "val_pearson"])],
-                tmp / "training.png",
-                title="CNN predictor",
-            )
-
-        cfg = {
-            "kind": "cnn",
-            "architecture": self.model.config(),
-            "length": self.length,
-            "recipe": {k: v for k, v in vars(self.recipe).items()},
-            "metrics": self.metrics,
-        }
-        return save_checkpoint(directory, PIPELINE, self.model.state_dict(), cfg, extra)
-
-
-def load_predictor(path, device: str | torch.device = "cpu") -> tuple[CNNPredictor, dict]:
-    """Load a ``dna-train-predictor`` checkpoint; returns (model in eval mode, config)."""
-    from gengen.checkpoint import config_section, load_checkpoint, require_keys
-
-    tensors, cfg, directory = load_checkpoint(path, PIPELINE)
-    require_keys(cfg, ["architecture", "length"], directory)
-    model = config_section(CNNPredictor, cfg["architecture"], directory, what="architecture")
-    try:
-        model.load_state_dict(tensors)
-    except RuntimeError as exc:
-        raise GengenError(
-            f"{str(directory)!r}: weights do not match the recorded architecture ({exc})."
-        ) from None
-    dev = resolve_device(device) if isinstance(device, str) else device
-    return model.to(dev).eval(), cfg
+        """Write the predictor with its length, recipe, metrics and history (:meth:`CNNPredictor.save`)."""
+        m = self.model
+        m.length, m.recipe, m.metrics, m.history = self.length, dict(vars(self.recipe)), self.metrics, self.history
+        return m.save(directory)
 
 
 def _pearson(a: torch.Tensor, b: torch.Tensor) -> float:

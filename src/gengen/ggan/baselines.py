@@ -8,6 +8,8 @@
   (searched on up to 1,000 random targets).
 - ``knn``: KNN-GE, the mean targets of the k nearest training profiles in landmark space; k by
   leave-one-out on the training profiles.
+They are registered, with GGAN and D-GEX, in :data:`gengen.registry.GGAN_METHODS`
+(:func:`gengen.ggan.register_baseline` adds another).
 The D-GEX MLP lives in :mod:`gengen.ggan.train` (``loss="mse"``): same generator, MSE only.
 """
 
@@ -20,6 +22,7 @@ KNN_KS = (1, 2, 3, 5, 7, 10, 15, 20, 30)
 
 
 def mean_predictor(Xtr: np.ndarray, Ytr: np.ndarray, Xte: np.ndarray, **_) -> np.ndarray:
+    """The training mean of each target for every test profile: the floor every method must beat."""
     return np.broadcast_to(Ytr.mean(axis=0), (Xte.shape[0], Ytr.shape[1])).astype(np.float32)
 
 
@@ -191,6 +194,3 @@ def knn(
         info["k"] = int(k)
     nn = np.argsort(sqdist(Xte.astype(np.float64), Xtr64), axis=1)[:, :k]
     return Ytr64[nn].mean(axis=1).astype(np.float32)
-
-
-BASELINES = {"linear": linear, "ridge": ridge, "lasso": lasso, "knn": knn, "mean": mean_predictor}

@@ -47,7 +47,7 @@ def run(outdir: Path, seed: int = 0, quiet: bool = False) -> list[str]:
     pca = PCA(n_components=model.latent_dim, random_state=seed).fit_transform(x01)
     acc_vae, sd_vae = knn_accuracy(z, labels, seed=seed)
     acc_pca, sd_pca = knn_accuracy(pca, labels, seed=seed)
-    acc_all, sd_all = knn_accuracy(pca_of_matrix(adata.X, model.latent_dim, seed), labels, seed=seed)
+    acc_all, sd_all = knn_accuracy(pca_of_matrix(adata.X, model.latent_dim, seed=seed), labels, seed=seed)
 
     log("demo: 2-D view of the embedding", quiet)
     plt = pyplot()
