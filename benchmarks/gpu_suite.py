@@ -186,7 +186,7 @@ def bench_wgan(a, dev) -> dict:
 
 # ----------------------------------------------------------------------------------------- GGAN
 def bench_ggan(a, dev) -> dict:
-    from gengen.ggan import GGANModel, GGANRecipe, Preprocessor, resolve_recipe
+    from gengen.ggan import GGANModel, GGANRecipe, Preprocessor, resolve_ggan_recipe
     from gengen.ggan.train import build_networks, fit_ggan
     from ggan_dgex_shape import gengen_loop, make_data, reference_loop
 
@@ -194,7 +194,7 @@ def bench_ggan(a, dev) -> dict:
     steps, batch = a.ggan_steps, 200
     X, Y = make_data(max(steps * batch, 6000), n_x, n_y)
     out: dict = {"hidden": a.ggan_hidden, "steps": steps}
-    base = resolve_recipe(GGANRecipe(hidden=a.ggan_hidden, batch_size=batch, seed=0, ridge_init=False), len(X))
+    base = resolve_ggan_recipe(GGANRecipe(hidden=a.ggan_hidden, batch_size=batch, seed=0, ridge_init=False), len(X))
     for label in ("reference", "fp32", "bf16", "reference_again", "fp32_again", "bf16_again"):
         torch.manual_seed(0)
         gen, disc = build_networks(n_x, n_y, base)

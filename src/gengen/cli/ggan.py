@@ -277,7 +277,7 @@ def ggan_train(
             "input_noise", "ridge_init", "refit", "precision", "seed")}
         recipe = resume_recipe(ctx, recipe, read_training_section(output, "ggan").get("recipe"), fields)
     adata, lm, tg = _reference(data, landmarks, landmarks_from, targets, probe_map, genes_in_rows, fmt, quiet)
-    model = GGANModel.train(adata, lm, tg, recipe, device=device, quiet=quiet,
+    model = GGANModel.train(adata, lm, tg, recipe=recipe, device=device, quiet=quiet,
                             checkpoint=Checkpointing(output, resume, checkpoint_every, checkpoint_minutes))
     m = model.metrics
     say(
@@ -486,9 +486,9 @@ def ggan_eval(
         from gengen.ggan import kfold_indices
 
         kfold_indices(adata.n_obs, folds, seed, groups=group_labels)  # too few groups: fail before training
-    from gengen.ggan import select_genes
+    from gengen.ggan import landmarks_and_targets
 
-    lm, tg = select_genes(adata, lm, tg)
+    lm, tg = landmarks_and_targets(adata, lm, tg)
     var = adata.var
     same = []
     if "gene" in var.columns:

@@ -93,7 +93,7 @@ class GANModel(SavedModel):
         best = cfg.get("best")
         use_best = weights == "best" and best is not None and any(k.startswith("B.") for k in tensors)
         state = checkpoint.prefixed("B." if use_best else "G.")
-        gen = Generator(recipe.length, recipe.latent, recipe.channels, recipe.blocks)
+        gen = Generator(recipe.length, recipe.latent, recipe.channels, blocks=recipe.blocks)
         try:
             gen.load_state_dict(state)
         except RuntimeError as exc:
@@ -173,7 +173,7 @@ def write_samples(
         nov, dist = novelty_table(sets, train, seed=seed, device=gan.device)
         desc = [d + f" nearest_train={int(k)}" for d, k in zip(desc, dist["gan"])]
         lines += describe(nov, gan.length)
-    write_fasta(path, [f"gan_{i + 1}" for i in range(n)], decode_codes(codes), desc)
+    write_fasta(path, [f"gan_{i + 1}" for i in range(n)], decode_codes(codes), descriptions=desc)
     lines.insert(0, f"generated {n} sequences of {gan.length} nt (seed {seed}, {gan.metrics.get('weights', 'last')} "
                     f"weights, iteration {gan.iteration}); mean GC {gc_content(codes).mean():.3f}")
     return lines

@@ -513,7 +513,7 @@ def polish_toward(predictor: nn.Module, codes: torch.Tensor, target: float, roun
     return polish(codes, [obj], rules, rounds=rounds)
 
 
-def plot_design(result: DesignResult, path, pwm: PWM | None = None, title: str = "") -> None:
+def plot_design(result: DesignResult, path, pwm: PWM | None = None, *, title: str = "") -> None:
     """See :func:`gengen.dna.figures.plot_design`."""
     from gengen.dna.figures import plot_design as plot
 

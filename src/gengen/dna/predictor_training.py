@@ -100,7 +100,7 @@ def train_predictor(
     codes: np.ndarray,
     labels: np.ndarray,
     recipe: PredictorRecipe | None = None,
-    device: str = "auto",
+    *, device: str = "auto",
     quiet: bool = False,
     baseline: bool = True,
     on_epoch: Callable[[int, dict], None] | None = None,

@@ -214,7 +214,7 @@ def exact_score(predictor: nn.Module, x: torch.Tensor) -> torch.Tensor:
 
 
 @torch.no_grad()
-def predict(model: nn.Module, x: torch.Tensor, batch_size: int = 4096, device=None) -> torch.Tensor:
+def predict(model: nn.Module, x: torch.Tensor, batch_size: int = 4096, *, device=None) -> torch.Tensor:
     """Batched ``model(x)`` without gradients; returns a CPU tensor ``(N,)``."""
     device = device or next(iter(model.buffers()), torch.empty(0)).device
     out = [model(x[i : i + batch_size].to(device)).float().cpu() for i in range(0, len(x), batch_size)]

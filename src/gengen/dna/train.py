@@ -141,7 +141,7 @@ class TrainState:
 
 
 def _new_state(recipe: GANRecipe, device) -> TrainState:
-    g = Generator(recipe.length, recipe.latent, recipe.channels, recipe.blocks).to(device)
+    g = Generator(recipe.length, recipe.latent, recipe.channels, blocks=recipe.blocks).to(device)
     d = Critic(recipe.length, recipe.channels, recipe.blocks).to(device)
     betas = (recipe.beta1, recipe.beta2)
     foreach = device.type == "cuda"
@@ -361,7 +361,7 @@ def train_gan(
     train_codes: np.ndarray,
     recipe: GANRecipe | None = None,
     output: str | Path | None = None,
-    heldout_codes: np.ndarray | None = None,
+    *, heldout_codes: np.ndarray | None = None,
     resume: bool = False,
     device: str = "auto",
     quiet: bool = False,
@@ -518,7 +518,7 @@ def _train_gan(train_codes, recipe, output, heldout_codes, resume, device, quiet
     if state.best_weights is None:
         last.last = last
         return last
-    best_gen = Generator(recipe.length, recipe.latent, recipe.channels, recipe.blocks).to(dev)
+    best_gen = Generator(recipe.length, recipe.latent, recipe.channels, blocks=recipe.blocks).to(dev)
     best_gen.load_state_dict(state.best_weights)
     best = GANModel(
         best_gen.eval(), recipe, {**metrics, "weights": "best", "weights_iteration": state.best["iteration"]}

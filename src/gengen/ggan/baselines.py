@@ -34,7 +34,7 @@ def linear(Xtr: np.ndarray, Ytr: np.ndarray, Xte: np.ndarray, **_) -> np.ndarray
 
 
 def ridge(
-    Xtr: np.ndarray, Ytr: np.ndarray, Xte: np.ndarray, alphas=RIDGE_ALPHAS, info: dict | None = None, **_
+    Xtr: np.ndarray, Ytr: np.ndarray, Xte: np.ndarray, *, alphas=RIDGE_ALPHAS, info: dict | None = None, **_
 ) -> np.ndarray:
     """Ridge with one α for all targets, chosen by exact leave-one-out error from one SVD."""
     W, xm, ym = ridge_fit(Xtr, Ytr, alphas, info)
@@ -122,7 +122,7 @@ def lasso(
     Xtr: np.ndarray,
     Ytr: np.ndarray,
     Xte: np.ndarray,
-    seed: int = 0,
+    *, seed: int = 0,
     iters: int = 150,
     alphas=(0.3, 0.2, 0.12, 0.08, 0.05, 0.03, 0.02),
     search_targets: int = 1000,
@@ -176,7 +176,7 @@ def _lasso(Xtr, Ytr, Xte, seed, iters, alphas, info, search_targets):
 
 
 def knn(
-    Xtr: np.ndarray, Ytr: np.ndarray, Xte: np.ndarray, ks=KNN_KS, info: dict | None = None, **_
+    Xtr: np.ndarray, Ytr: np.ndarray, Xte: np.ndarray, *, ks=KNN_KS, info: dict | None = None, **_
 ) -> np.ndarray:
     """KNN-GE: average targets of the k nearest training profiles (Euclidean, z-scored landmarks)."""
 

@@ -22,7 +22,7 @@ from gengen.ggan.train import (
     build_networks,
     fit_ggan,
     predict_z,
-    resolve_recipe,
+    resolve_ggan_recipe,
     ridge_initialise,
 )
 from gengen.runtime import describe_device, log, resolve_device, seed_everything
@@ -120,10 +120,10 @@ class GGANModel(SavedModel):
         adata: ad.AnnData,
         landmarks: list[str],
         targets: list[str] | None = None,
+        *,
         recipe: GGANRecipe | None = None,
         device: str = "auto",
         quiet: bool = False,
-        *,
         on_epoch: Callable[[int, dict], None] | None = None,
         checkpoint: Checkpointing | None = None,
     ) -> GGANModel:
@@ -133,7 +133,7 @@ class GGANModel(SavedModel):
         ``on_epoch(epoch, row)``: called after every epoch with its history row (see :func:`fit_ggan`).
         ``checkpoint``: a resumable run (see :meth:`train_arrays`).
         """
-        lm, tg = select_genes(adata, landmarks, targets)
+        lm, tg = landmarks_and_targets(adata, landmarks, targets)
         X = np.asarray(adata[:, lm].X, dtype=np.float32)
         Y = np.asarray(adata[:, tg].X, dtype=np.float32)
         var = adata.var
@@ -143,9 +143,9 @@ class GGANModel(SavedModel):
         return cls.train_arrays(
             X,
             Y,
-            lm,
-            tg,
-            recipe,
+            landmarks=lm,
+            targets=tg,
+            recipe=recipe,
             device=device,
             quiet=quiet,
             on_epoch=on_epoch,
@@ -160,6 +160,7 @@ class GGANModel(SavedModel):
         cls,
         X: np.ndarray,
         Y: np.ndarray,
+        *,
         landmarks: list[str],
         targets: list[str],
         recipe: GGANRecipe | None = None,
@@ -202,12 +203,12 @@ class GGANModel(SavedModel):
         given = recipe or GGANRecipe()
         if ck is not None and ck.resuming and recipe is None and ck.saved_recipe() is not None:
             given = GGANRecipe.from_dict(ck.saved_recipe())
-        recipe = resolve_recipe(given, X.shape[0])
+        recipe = resolve_ggan_recipe(given, X.shape[0])
         if ck is not None:
             ck.check_recipe({**recipe.to_dict(), "notes": []})
             if ck.resuming and ck.saved_recipe() is not None:  # the original's notes, word for word
                 given = GGANRecipe.from_dict(ck.saved_recipe())
-                recipe = resolve_recipe(given, X.shape[0])
+                recipe = resolve_ggan_recipe(given, X.shape[0])
             ck.recipe_given = given.to_dict()
             ck.ready(recipe.epochs)
             if ck.complete:
@@ -370,7 +371,7 @@ class GGANModel(SavedModel):
                 best = p
         return best
 
-    def check_plan(self, plan: LandmarkPlan, data_names, fill_missing: bool, quiet: bool = False) -> None:
+    def check_plan(self, plan: LandmarkPlan, data_names, fill_missing: bool, *, quiet: bool = False) -> None:
         """Error naming missing landmarks (unless ``fill_missing``: training mean, with a warning)."""
         from gengen.io.expression import mismatch_hint
 
@@ -401,7 +402,7 @@ class GGANModel(SavedModel):
     def align(self, adata: ad.AnnData, fill_missing: bool = False, quiet: bool = False) -> np.ndarray:
         """The model's landmarks, in the model's order, from ``adata`` (original units)."""
         plan = self.plan(adata.var_names, adata.var)
-        self.check_plan(plan, adata.var_names, fill_missing, quiet)
+        self.check_plan(plan, adata.var_names, fill_missing, quiet=quiet)
         return plan.apply(np.asarray(adata.X, dtype=np.float32), self.landmark_fill)
 
     # ------------------------------------------------------------------ inference
@@ -591,7 +592,7 @@ def _positions(names: list[str]) -> dict[str, list[int]]:
     return pos
 
 
-def select_genes(
+def landmarks_and_targets(
     adata: ad.AnnData, landmarks: list[str], targets: list[str] | None
 ) -> tuple[list[str], list[str]]:
     """Validate landmark/target names against a reference; targets default to all other genes."""

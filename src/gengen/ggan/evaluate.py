@@ -108,7 +108,7 @@ def evaluate(
     ``same_gene`` lists targets that are landmark genes too (reported separately). ``groups`` (one
     label per profile: subject, batch) makes the folds grouped, so every subject or batch is tested
     on models that never saw it (:func:`gengen.ggan.kfold_indices`). Recipe fields left at ``None``
-    adapt to each training fold's size (:func:`gengen.ggan.resolve_recipe`); ``info["resolved_recipes"]``
+    adapt to each training fold's size (:func:`gengen.ggan.resolve_ggan_recipe`); ``info["resolved_recipes"]``
     keeps the first fold's, with its notes.
 
     Parameters

@@ -42,7 +42,7 @@ STREAMABLE = ("csv", "tsv", "txt", "parquet", "h5ad", "gctx")
 FIXED_ORIENTATION = ("h5ad", "gctx")  # samples x genes by construction: never re-read to detect orientation
 
 
-def infer(model: GGANModel, data, fill_missing: bool = False, quiet: bool = False) -> pd.DataFrame:
+def infer(model: GGANModel, data, fill_missing: bool = False, *, quiet: bool = False) -> pd.DataFrame:
     """Samples x target genes in the reference's original units (AnnData or DataFrame in)."""
     return model.predict(data, fill_missing=fill_missing, quiet=quiet)
 
@@ -261,7 +261,7 @@ def _check_match(
             f"start {preview(query_names, 3)}; map ids start {preview(list(mapping), 3)}); its first column "
             "(or pr_gene_id) must hold the ids the query uses."
         )
-    model.check_plan(m.plan, m.names, fill_missing, quiet)
+    model.check_plan(m.plan, m.names, fill_missing, quiet=quiet)
 
 
 def infer_file(

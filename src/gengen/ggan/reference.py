@@ -35,7 +35,7 @@ def prepare_reference(
     adata: ad.AnnData,
     landmarks: str | os.PathLike | list[str],
     targets: str | os.PathLike | list[str] | None = None,
-    probe_map: bool | None = None,
+    *, probe_map: bool | None = None,
     quiet: bool = False,
 ) -> tuple[ad.AnnData, list[str], list[str] | None]:
     """(data, landmark names, target names or None = all others), probe-mapped when needed.

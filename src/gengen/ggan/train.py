@@ -27,7 +27,7 @@ from gengen.training import make_optimizer
 GAN_BETAS = (0.5, 0.999)  # Adam's beta1 = 0.5, as usual for GANs (the D-GEX MLP shares it)
 
 # Reference sizes (profiles, before the validation split) at which the default recipe changes; see
-# resolve_recipe and docs/ggan.md. Below SMALL_REFERENCE a 10 % validation split is a handful of
+# resolve_ggan_recipe and docs/ggan.md. Below SMALL_REFERENCE a 10 % validation split is a handful of
 # profiles and the leave-one-out ridge map is the model to beat (it was on every shared reference of
 # 57-700 profiles); from DGEX_REFERENCE on, the data are of the size D-GEX was trained on (88,807 GEO
 # profiles) and get its recipe unchanged: 3 x 3,000 tanh, Adam 5e-4, batch 200, no linear path.
@@ -47,7 +47,7 @@ START_MARGIN = 3.0
 
 @dataclass
 class GGANRecipe:
-    """Hyper-parameters; ``None`` means "adapt to the reference" (see :func:`resolve_recipe`).
+    """Hyper-parameters; ``None`` means "adapt to the reference" (see :func:`resolve_ggan_recipe`).
 
     On a reference of D-GEX's size (>= 50,000 profiles) the adapted recipe is the D-GEX class: 3 hidden
     layers of 3,000 tanh units, Adam 5e-4, batch 200, ~1,500 optimiser steps. Smaller references get a
@@ -133,7 +133,7 @@ def check_recipe(recipe: GGANRecipe) -> None:
         raise GengenError(f"precision must be one of {', '.join(PRECISIONS)}, got {r.precision!r}.")
 
 
-def resolve_recipe(recipe: GGANRecipe, n_profiles: int) -> GGANRecipe:
+def resolve_ggan_recipe(recipe: GGANRecipe, n_profiles: int) -> GGANRecipe:
     """Validate, and fill every ``None`` field for a reference of ``n_profiles``, noting why in ``notes``.
 
     D-GEX's recipe (3 x 3,000, ~1,500 steps) is sized for ~100,000 profiles: on 189 profiles it ran for
@@ -247,12 +247,12 @@ def ridge_initialise(gen, x_train: np.ndarray, y_train: np.ndarray) -> float:
 
 
 def build_networks(n_x: int, n_y: int, recipe: GGANRecipe):
-    """(generator, discriminator or None) for a resolved recipe (:func:`resolve_recipe`)."""
+    """(generator, discriminator or None) for a resolved recipe (:func:`resolve_ggan_recipe`)."""
     from gengen.ggan.model import Discriminator, Generator
 
     if recipe.hidden is None or recipe.layers is None or (recipe.loss == "gan" and recipe.d_hidden is None):
         raise GengenError("the recipe's network sizes adapt to the data: resolve it first "
-                          "(gengen.ggan.resolve_recipe(recipe, n_profiles)).")
+                          "(gengen.ggan.resolve_ggan_recipe(recipe, n_profiles)).")
 
     gen = Generator(
         n_x,
@@ -300,7 +300,7 @@ def fit_ggan(
     if recipe.learning_rate is None or recipe.epochs is None:  # a recipe not sized yet: size it to these data
         # (this loop trains the networks it is given; a ridge start is the caller's: ridge_initialise)
         unsized = GGANRecipe.from_dict({**recipe.to_dict(), "ridge_init": bool(recipe.ridge_init)})
-        recipe = resolve_recipe(unsized, len(x_train) + (0 if x_val is None else len(x_val)))
+        recipe = resolve_ggan_recipe(unsized, len(x_train) + (0 if x_val is None else len(x_val)))
     gan = recipe.loss == "gan"
     gen.to(device)
     if gan:

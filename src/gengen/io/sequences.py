@@ -143,6 +143,7 @@ def read_fasta(
     path: str | os.PathLike,
     length: int | None = None,
     windows: str = "tiled",
+    *,
     ambiguous: str = "skip",
     short: str = "error",
     max_windows: int | None = None,
@@ -297,7 +298,7 @@ def write_fasta(
     path: str | os.PathLike,
     ids: Sequence[str],
     seqs: Sequence[str],
-    descriptions: Sequence[str] | None = None,
+    *, descriptions: Sequence[str] | None = None,
     protect: tuple = (),
     width: int = 80,
 ) -> Path:

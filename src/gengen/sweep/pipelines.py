@@ -220,10 +220,10 @@ class ReferenceData:
     quantile: bool = False
 
     def __post_init__(self):
-        from gengen.ggan.core import select_genes
+        from gengen.ggan.core import landmarks_and_targets
 
         _check_fraction(self.val_fraction)
-        self.landmarks, self.targets = select_genes(self.adata, self.landmarks, self.targets)
+        self.landmarks, self.targets = landmarks_and_targets(self.adata, self.landmarks, self.targets)
 
     def fingerprint(self) -> dict:
         a = self.adata
@@ -281,7 +281,7 @@ class GGANPipeline(Pipeline):
 
         recipe = self.recipe_class(**self.recipe_fields(values), seed=seed, val_fraction=data.val_fraction,
                                    quantile=data.quantile, refit=False)
-        model = GGANModel.train(data.adata, data.landmarks, data.targets, recipe, device=device, quiet=True,
+        model = GGANModel.train(data.adata, data.landmarks, data.targets, recipe=recipe, device=device, quiet=True,
                                 on_epoch=on_epoch)
         m = model.metrics
         return TrialOutcome(float(m["best_val_mae"]), model, {"best_epoch": int(m["best_epoch"])})

@@ -17,7 +17,7 @@ from gengen.registry import VAE_COMPARISONS
 from gengen.runtime import log
 from gengen.training import split_indices
 from gengen.vae.core import VAEModel, bce_per_sample
-from gengen.vae.train import VAERecipe, resolve_recipe
+from gengen.vae.train import VAERecipe, resolve_vae_recipe
 
 if TYPE_CHECKING:
     import anndata as ad
@@ -98,7 +98,7 @@ def compare(
     if repeats < 1:
         raise GengenError(f"repeats must be at least 1, got {repeats}.")
     methods = VAE_COMPARISONS.names() if methods is None else VAE_COMPARISONS.check(methods)
-    base = resolve_recipe(recipe or VAERecipe(), adata.n_obs, adata.n_vars)
+    base = resolve_vae_recipe(recipe or VAERecipe(), adata.n_obs, adata.n_vars)
     all_rows, first = [], None
     for r in range(repeats):
         rec = VAERecipe(**{**base.to_dict(), "seed": base.seed + r})

@@ -17,8 +17,8 @@ from gengen.checkpoint import LoadedCheckpoint, SavedModel
 from gengen.errors import GengenError, preview
 from gengen.runtime import describe_device, log, resolve_device, seed_everything
 from gengen.training import split_indices
-from gengen.vae.preprocess import MinMaxScaler, resolve_log, select_genes
-from gengen.vae.train import VAERecipe, fit_vae, resolve_recipe
+from gengen.vae.preprocess import MinMaxScaler, resolve_log, select_variable_genes
+from gengen.vae.train import VAERecipe, fit_vae, resolve_vae_recipe
 
 if TYPE_CHECKING:
     import anndata as ad
@@ -80,11 +80,11 @@ class VAEModel(SavedModel):
     # ------------------------------------------------------------------ training
     @classmethod
     def train(cls, adata: ad.AnnData, recipe: VAERecipe | None = None, device: str = "auto",
-              quiet: bool = False, *, on_epoch: Callable[[int, dict], None] | None = None,
+              *, quiet: bool = False, on_epoch: Callable[[int, dict], None] | None = None,
               checkpoint: Checkpointing | None = None) -> VAEModel:
         """Select genes, fit the scaler on the training split and train the VAE on ``adata``.
 
-        With the small-cohort regime (see :func:`resolve_recipe`) the genes' BCE is weighted to count
+        With the small-cohort regime (see :func:`resolve_vae_recipe`) the genes' BCE is weighted to count
         error in input units, the KL weight is calibrated (unless given), z_mean is linear and the
         embedding is mapped to decoder-metric coordinates (:mod:`gengen.vae.smallcohort`).
 
@@ -119,12 +119,12 @@ class VAEModel(SavedModel):
         given = recipe or VAERecipe()
         if ck is not None and ck.resuming and recipe is None and ck.saved_recipe() is not None:
             given = VAERecipe(**ck.saved_recipe())
-        recipe = resolve_recipe(given, adata.n_obs, adata.n_vars)
+        recipe = resolve_vae_recipe(given, adata.n_obs, adata.n_vars)
         if ck is not None:
             ck.check_recipe({**recipe.to_dict(), "notes": []})
             if ck.resuming and ck.saved_recipe() is not None:  # the original's notes, word for word
                 given = VAERecipe(**ck.saved_recipe())
-                recipe = resolve_recipe(given, adata.n_obs, adata.n_vars)
+                recipe = resolve_vae_recipe(given, adata.n_obs, adata.n_vars)
             ck.recipe_given = given.to_dict()
             ck.ready(recipe.epochs)
             if ck.complete:
@@ -143,7 +143,7 @@ class VAEModel(SavedModel):
         log(f"input: {why}", quiet)
         recipe.notes.append(why)
         # genes are ranked on the scale the network sees
-        gene_idx = select_genes(np.log2(X + 1) if use_log else X, recipe.n_genes, recipe.gene_rank)
+        gene_idx = select_variable_genes(np.log2(X + 1) if use_log else X, recipe.n_genes, recipe.gene_rank)
         genes = adata.var_names[gene_idx].astype(str).tolist()
         X = X[:, gene_idx]
         train_idx, val_idx = split_indices(X.shape[0], recipe.val_fraction, recipe.seed)
@@ -223,7 +223,7 @@ class VAEModel(SavedModel):
         if self.decoder_only:
             raise GengenError("this model holds only a decoder (imported weights); it can decode and sample, not encode.")
 
-    def encode(self, adata: ad.AnnData, fill_missing: bool = False, batch_size: int = 8192, quiet: bool = False) -> np.ndarray:
+    def encode(self, adata: ad.AnnData, fill_missing: bool = False, batch_size: int = 8192, *, quiet: bool = False) -> np.ndarray:
         """z_mean for every sample: the (n_samples, k) embedding."""
         self._require_encoder()
         return self.encode_array(self.align(adata, fill_missing, quiet), batch_size)

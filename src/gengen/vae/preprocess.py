@@ -30,7 +30,7 @@ def gene_dispersion(X: np.ndarray, method: str = "median-ad") -> np.ndarray:
     raise GengenError(f"unknown --gene-rank {method!r}; use one of {', '.join(GENE_RANKS)}.")
 
 
-def select_genes(X: np.ndarray, n_genes: int, method: str = "median-ad") -> np.ndarray:
+def select_variable_genes(X: np.ndarray, n_genes: int, method: str = "median-ad") -> np.ndarray:
     """Column indices of the ``n_genes`` most dispersed genes, in their original column order.
 
     Ties are broken by the *mean* absolute deviation, then by column order, so the choice is

@@ -38,7 +38,7 @@ REGIMES = ("auto", "tybalt", "small")
 
 @dataclass
 class VAERecipe:
-    """Hyper-parameters; ``None`` means "adapt to the data" (see :func:`resolve_recipe`).
+    """Hyper-parameters; ``None`` means "adapt to the data" (see :func:`resolve_vae_recipe`).
 
     Defaults are Tybalt's: 5,000 genes by absolute deviation, k = 100, Adam 5e-4, batch 50, 50 epochs,
     kappa = 1 KL warm-up, beta = 1, 10 % validation. ``regime`` ``"auto"`` keeps that recipe when the
@@ -70,7 +70,7 @@ class VAERecipe:
 MIN_SAMPLES = 4  # fewer: every latent coordinate is a single sample's offset; nothing generalises
 
 
-def resolve_recipe(recipe: VAERecipe, n_samples: int, n_features: int) -> VAERecipe:
+def resolve_vae_recipe(recipe: VAERecipe, n_samples: int, n_features: int) -> VAERecipe:
     """Fill the unset fields for this data size, recording each adaptation in ``notes``.
 
     Tybalt's numbers assume ~10,000 samples. On a small cohort they would give a latent space wider
