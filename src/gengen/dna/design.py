@@ -310,7 +310,7 @@ def design(
     prior_weight: float = 0.0,
     seed: int = 0,
     device: str | torch.device = "auto",
-    quiet: bool = False,
+    quiet: bool = True,
     record_every: int | None = None,
     pwm: PWM | None = None,
 ) -> DesignResult:

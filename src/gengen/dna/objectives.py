@@ -280,7 +280,7 @@ def load_objectives(
     motif_name: str | None = None,
     pseudocount: float = 1.0,
     device: str | torch.device = "cpu",
-    quiet: bool = False,
+    quiet: bool = True,
 ) -> tuple[list[Objective], PWM | None]:
     """The objectives of ``dna-design`` / ``dna-generate``: each ``--objective`` spec, or the one-objective
     shorthand (``predictor`` with ``target``, else ``motif``; a motif given with a predictor only

@@ -101,7 +101,7 @@ def train_predictor(
     labels: np.ndarray,
     recipe: PredictorRecipe | None = None,
     *, device: str = "auto",
-    quiet: bool = False,
+    quiet: bool = True,
     baseline: bool = True,
     on_epoch: Callable[[int, dict], None] | None = None,
 ) -> TrainedPredictor:

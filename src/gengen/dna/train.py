@@ -364,7 +364,7 @@ def train_gan(
     *, heldout_codes: np.ndarray | None = None,
     resume: bool = False,
     device: str = "auto",
-    quiet: bool = False,
+    quiet: bool = True,
     time_limit: float | None = None,
     ks: tuple[int, ...] = (1, 2, 3, 4, 5, 6),
 ) -> GANModel:

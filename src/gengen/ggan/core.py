@@ -123,7 +123,7 @@ class GGANModel(SavedModel):
         *,
         recipe: GGANRecipe | None = None,
         device: str = "auto",
-        quiet: bool = False,
+        quiet: bool = True,
         on_epoch: Callable[[int, dict], None] | None = None,
         checkpoint: Checkpointing | None = None,
     ) -> GGANModel:
@@ -165,7 +165,7 @@ class GGANModel(SavedModel):
         targets: list[str],
         recipe: GGANRecipe | None = None,
         device: str = "auto",
-        quiet: bool = False,
+        quiet: bool = True,
         on_epoch: Callable[[int, dict], None] | None = None,
         checkpoint: Checkpointing | None = None,
         **gene_info: Any,
@@ -371,7 +371,7 @@ class GGANModel(SavedModel):
                 best = p
         return best
 
-    def check_plan(self, plan: LandmarkPlan, data_names, fill_missing: bool, *, quiet: bool = False) -> None:
+    def check_plan(self, plan: LandmarkPlan, data_names, fill_missing: bool, *, quiet: bool = True) -> None:
         """Error naming missing landmarks (unless ``fill_missing``: training mean, with a warning)."""
         from gengen.io.expression import mismatch_hint
 
@@ -399,7 +399,7 @@ class GGANModel(SavedModel):
         if plan.how != "name":
             log(f"matched {int((~plan.missing).sum())} landmarks by {plan.how}.", quiet)
 
-    def align(self, adata: ad.AnnData, fill_missing: bool = False, quiet: bool = False) -> np.ndarray:
+    def align(self, adata: ad.AnnData, fill_missing: bool = False, quiet: bool = True) -> np.ndarray:
         """The model's landmarks, in the model's order, from ``adata`` (original units)."""
         plan = self.plan(adata.var_names, adata.var)
         self.check_plan(plan, adata.var_names, fill_missing, quiet=quiet)
@@ -442,7 +442,7 @@ class GGANModel(SavedModel):
                 "~0.7 in training): another scale or platform? Predictions will be poor; give log-scale values "
                 "like the reference's, or train with --quantile across platforms.")
 
-    def predict(self, data, fill_missing: bool = False, quiet: bool = False) -> pd.DataFrame:
+    def predict(self, data, fill_missing: bool = False, quiet: bool = True) -> pd.DataFrame:
         """Samples x target genes (original units) for an AnnData or a samples x genes DataFrame."""
         import anndata as ad
         import pandas as pd

@@ -42,7 +42,7 @@ STREAMABLE = ("csv", "tsv", "txt", "parquet", "h5ad", "gctx")
 FIXED_ORIENTATION = ("h5ad", "gctx")  # samples x genes by construction: never re-read to detect orientation
 
 
-def infer(model: GGANModel, data, fill_missing: bool = False, *, quiet: bool = False) -> pd.DataFrame:
+def infer(model: GGANModel, data, fill_missing: bool = False, *, quiet: bool = True) -> pd.DataFrame:
     """Samples x target genes in the reference's original units (AnnData or DataFrame in)."""
     return model.predict(data, fill_missing=fill_missing, quiet=quiet)
 
@@ -274,7 +274,7 @@ def infer_file(
     genes_in_rows: bool | None = None,
     fmt: str | None = None,
     gene_map: str | os.PathLike | None = None,
-    quiet: bool = False,
+    quiet: bool = True,
 ) -> dict:
     """Predict targets for every profile of a query file and write them to ``output``.
 

@@ -63,7 +63,7 @@ def looks_like_probe_map(path: str | os.PathLike) -> bool:
     return bool(rows) and all(len(r) >= 2 and pat.match(r[-1].strip()) for r in rows[1:] or rows)
 
 
-def map_probes(adata: ad.AnnData, *maps: ProbeMap, quiet: bool = False) -> ad.AnnData:
+def map_probes(adata: ad.AnnData, *maps: ProbeMap, quiet: bool = True) -> ad.AnnData:
     """Average each gene's probes into one column, as D-GEX does.
 
     Columns are named by gene; a gene that reappears in a later map with other probes (D-GEX lists

@@ -36,7 +36,7 @@ def prepare_reference(
     landmarks: str | os.PathLike | list[str],
     targets: str | os.PathLike | list[str] | None = None,
     *, probe_map: bool | None = None,
-    quiet: bool = False,
+    quiet: bool = True,
 ) -> tuple[ad.AnnData, list[str], list[str] | None]:
     """(data, landmark names, target names or None = all others), probe-mapped when needed.
 

@@ -382,7 +382,7 @@ def run_sweep(
     heartbeat: float | None = None,
     register: str | None = None,
     device: str = "auto",
-    quiet: bool = False,
+    quiet: bool = True,
 ) -> SweepResult:
     """Run (or join) a hyper-parameter study and work on it until no trial is left.
 

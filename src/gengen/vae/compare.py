@@ -188,7 +188,7 @@ def _compare_once(adata: ad.AnnData, labels, recipe: VAERecipe, methods: tuple[s
         log(f"held-out reconstruction: training a second VAE on {len(train_idx)} of {adata.n_obs} samples", quiet)
         held = VAEModel.train(adata, VAERecipe(**{**recipe.to_dict(), "val_fraction": frac}), device=device, quiet=quiet)
         fit_idx = np.arange(adata.n_obs)
-    X = model.align(adata)
+    X = model.align(adata, quiet=quiet)
     k = model.latent_dim
     embeddings: dict[str, np.ndarray] = {}
     recon: dict[str, float] = {}

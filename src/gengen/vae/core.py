@@ -80,7 +80,7 @@ class VAEModel(SavedModel):
     # ------------------------------------------------------------------ training
     @classmethod
     def train(cls, adata: ad.AnnData, recipe: VAERecipe | None = None, device: str = "auto",
-              *, quiet: bool = False, on_epoch: Callable[[int, dict], None] | None = None,
+              *, quiet: bool = True, on_epoch: Callable[[int, dict], None] | None = None,
               checkpoint: Checkpointing | None = None) -> VAEModel:
         """Select genes, fit the scaler on the training split and train the VAE on ``adata``.
 
@@ -180,7 +180,7 @@ class VAEModel(SavedModel):
         return model
 
     # ------------------------------------------------------------------ data alignment
-    def align(self, adata: ad.AnnData, fill_missing: bool = False, quiet: bool = False) -> np.ndarray:
+    def align(self, adata: ad.AnnData, fill_missing: bool = False, quiet: bool = True) -> np.ndarray:
         """The model's genes, in the model's order, from ``adata`` (samples x genes, original units).
 
         Missing genes are an error naming them unless ``fill_missing``, which puts the training
@@ -223,7 +223,7 @@ class VAEModel(SavedModel):
         if self.decoder_only:
             raise GengenError("this model holds only a decoder (imported weights); it can decode and sample, not encode.")
 
-    def encode(self, adata: ad.AnnData, fill_missing: bool = False, batch_size: int = 8192, *, quiet: bool = False) -> np.ndarray:
+    def encode(self, adata: ad.AnnData, fill_missing: bool = False, batch_size: int = 8192, *, quiet: bool = True) -> np.ndarray:
         """z_mean for every sample: the (n_samples, k) embedding."""
         self._require_encoder()
         return self.encode_array(self.align(adata, fill_missing, quiet), batch_size)

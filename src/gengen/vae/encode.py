@@ -24,7 +24,7 @@ def encode(
     save_model: str | os.PathLike | None = None,
     fill_missing: bool = False,
     device: str = "auto",
-    quiet: bool = False,
+    quiet: bool = True,
 ) -> tuple[ad.AnnData, VAEModel]:
     """Embed ``adata`` with a VAE; without a model, train one on ``adata`` (Tybalt recipe) first.
 
