@@ -185,7 +185,7 @@ def test_scale_warnings_for_linear_reference_and_far_query(trained, capsys):
         model.predict_array(np.exp2(X))
     lin = np.exp2(np.asarray(adata.X, dtype=np.float32))
     GGANModel.train_arrays(lin[:, :12], lin[:, 12:], landmarks=model.landmarks, targets=model.targets,
-                           recipe=GGANRecipe(**{**FAST, "epochs": 1}), device="cpu")
+                           recipe=GGANRecipe(**{**FAST, "epochs": 1}), device="cpu", quiet=False)
     assert "looks linear-scale" in capsys.readouterr().err
 
 

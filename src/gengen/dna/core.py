@@ -50,7 +50,17 @@ class GANModel(SavedModel):
         return torch.cat([self.generator(z[i : i + batch_size]) for i in range(0, len(z), batch_size)])
 
     def generate(self, n: int, seed: int = 0) -> np.ndarray:
-        """``(n, L)`` uint8 codes: the argmax base of each position of G(z), z ~ N(0, I) seeded."""
+        """``(n, L)`` uint8 codes: the argmax base of each position of G(z), z ~ N(0, I) seeded.
+
+        Parameters
+        ----------
+        n : number of sequences.
+        seed : seed of the latent draws.
+
+        Returns
+        -------
+        Codes ``(n, L)``, uint8 0-3 (A, C, G, T).
+        """
         if n < 1:
             raise GengenError(f"-n must be positive, got {n}.")
         r = self.recipe  # z, the soft (n, 4, L) output and one batch's activations

@@ -104,7 +104,8 @@ def kmer_js_table(
     generated: dict[str, np.ndarray],
     heldout: np.ndarray,
     train: np.ndarray,
-    *, ks=(1, 2, 3, 4, 5, 6),
+    *,
+    ks=(1, 2, 3, 4, 5, 6),
     n: int | None = None,
     seed: int = 0,
 ) -> "pd.DataFrame":  # noqa: F821, UP037

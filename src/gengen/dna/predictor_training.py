@@ -100,7 +100,8 @@ def train_predictor(
     codes: np.ndarray,
     labels: np.ndarray,
     recipe: PredictorRecipe | None = None,
-    *, device: str = "auto",
+    *,
+    device: str = "auto",
     quiet: bool = True,
     baseline: bool = True,
     on_epoch: Callable[[int, dict], None] | None = None,
@@ -113,6 +114,20 @@ def train_predictor(
     epochs); the held-out set never takes part in that choice. ``on_epoch(epoch, row)`` is called
     after each epoch (1-based) with a copy of its history row (``stop_pearson`` is the early-stopping
     r); an exception it raises (a sweep's pruning signal) stops training and propagates unchanged.
+
+    Parameters
+    ----------
+    codes : sequences ``(N, L)``, uint8 codes 0-3.
+    labels : one number per sequence (e.g. PBM intensity).
+    recipe : the settings (default :class:`PredictorRecipe`).
+    device : ``"auto"``, ``"cpu"``, ``"cuda"``, ...
+    quiet : no progress or status lines (the default for library calls).
+    baseline : also score the 6-mer ridge baseline on the held-out set.
+    on_epoch : called as ``on_epoch(epoch, history_row)``.
+
+    Returns
+    -------
+    A :class:`TrainedPredictor` (``.model``, ``.metrics``, ``.save(path)``).
     """
     import pandas as pd
 

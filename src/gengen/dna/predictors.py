@@ -223,7 +223,18 @@ def predict(model: nn.Module, x: torch.Tensor, batch_size: int = 4096, *, device
 
 @torch.no_grad()
 def report_scores(model: nn.Module, x: torch.Tensor, batch_size: int = 4096) -> dict[str, np.ndarray]:
-    """The reportable score of one-hot sequences: exact PWM max with hit position/strand, or the model output."""
+    """The reportable score of one-hot sequences: exact PWM max with hit position/strand, or the model output.
+
+    Parameters
+    ----------
+    model : a predictor mapping one-hot ``(N, 4, L)`` to ``(N,)``.
+    x : one-hot sequences ``(N, 4, L)``.
+    batch_size : sequences per forward pass.
+
+    Returns
+    -------
+    ``{"score": (N,)}``, plus ``hit_start`` and ``hit_strand`` for a predictor whose ``report`` gives them (a PWM).
+    """
     dev = next(iter(model.buffers()), torch.empty(0)).device
     report = getattr(model, "report", None)
     if report is None:  # any torch model: its output

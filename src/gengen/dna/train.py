@@ -361,7 +361,8 @@ def train_gan(
     train_codes: np.ndarray,
     recipe: GANRecipe | None = None,
     output: str | Path | None = None,
-    *, heldout_codes: np.ndarray | None = None,
+    *,
+    heldout_codes: np.ndarray | None = None,
     resume: bool = False,
     device: str = "auto",
     quiet: bool = True,
@@ -375,6 +376,22 @@ def train_gan(
     iterations and at the end; ``resume=True`` continues from it up to ``recipe.iterations``.
     ``time_limit`` (seconds) stops early, cleanly, with a final checkpoint. ``output`` is checked
     and locked before training (a second run writing it gets an error) until the last checkpoint.
+
+    Parameters
+    ----------
+    train_codes : training windows ``(N, L)``, uint8 codes 0-3 (A, C, G, T).
+    recipe : the settings (default :class:`GANRecipe`: the paper's WGAN-GP).
+    output : the checkpoint folder (None: train in memory only).
+    heldout_codes : held-out windows for the k-mer check that picks the best generator.
+    resume : continue the run saved in ``output``.
+    device : ``"auto"``, ``"cpu"``, ``"cuda"``, ...
+    quiet : no progress or status lines (the default for library calls).
+    time_limit : seconds after which training stops cleanly.
+    ks : k-mer sizes of the held-out check's table.
+
+    Returns
+    -------
+    The model with the best generator (``.last``: the final iteration's).
     """
     from gengen.runtime import plan_outputs
 

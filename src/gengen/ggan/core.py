@@ -132,6 +132,21 @@ class GGANModel(SavedModel):
         ``targets`` defaults to every other gene. Preprocessing is fitted on the training split only.
         ``on_epoch(epoch, row)``: called after every epoch with its history row (see :func:`fit_ggan`).
         ``checkpoint``: a resumable run (see :meth:`train_arrays`).
+
+        Parameters
+        ----------
+        adata : the reference, samples x genes (original units, log scale).
+        landmarks : landmark gene names.
+        targets : target gene names (default: every other gene).
+        recipe : the settings (default :class:`GGANRecipe`, fields left at None sized to the reference).
+        device : ``"auto"``, ``"cpu"``, ``"cuda"``, ...
+        quiet : no progress or status lines (the default for library calls).
+        on_epoch : called as ``on_epoch(epoch, history_row)`` after every validated epoch.
+        checkpoint : a :class:`gengen.training_state.Checkpointing` for a resumable run.
+
+        Returns
+        -------
+        The trained model.
         """
         lm, tg = landmarks_and_targets(adata, landmarks, targets)
         X = np.asarray(adata[:, lm].X, dtype=np.float32)
@@ -180,6 +195,23 @@ class GGANModel(SavedModel):
         minute (by default), through the refit too, and the finished model at the end. With
         ``resume=True`` the run continues the unfinished one saved there (``recipe=None``: with that
         run's settings); bit-identical to an uninterrupted run on the CPU at the same thread count.
+
+        Parameters
+        ----------
+        X : landmarks ``(n, n_landmarks)``, original units.
+        Y : targets ``(n, n_targets)``, original units.
+        landmarks : the landmark names (X's columns).
+        targets : the target names (Y's columns).
+        recipe : the settings (default :class:`GGANRecipe`).
+        device : ``"auto"``, ``"cpu"``, ``"cuda"``, ...
+        quiet : no progress or status lines (the default for library calls).
+        on_epoch : called as ``on_epoch(epoch, history_row)``.
+        checkpoint : a :class:`gengen.training_state.Checkpointing` for a resumable run.
+        **gene_info : ``landmark_probes``, ``landmark_genes``, ``target_genes`` (kept in the model).
+
+        Returns
+        -------
+        The trained model.
         """
         if checkpoint is None:
             return cls._train_arrays(X, Y, landmarks, targets, recipe, device, quiet, on_epoch, None, gene_info)
@@ -443,7 +475,18 @@ class GGANModel(SavedModel):
                 "like the reference's, or train with --quantile across platforms.")
 
     def predict(self, data, fill_missing: bool = False, quiet: bool = True) -> pd.DataFrame:
-        """Samples x target genes (original units) for an AnnData or a samples x genes DataFrame."""
+        """Samples x target genes (original units) for an AnnData or a samples x genes DataFrame.
+
+        Parameters
+        ----------
+        data : query profiles, an AnnData or a samples x genes DataFrame (original units).
+        fill_missing : fill missing landmark genes with training means instead of refusing.
+        quiet : no status lines (the default for library calls).
+
+        Returns
+        -------
+        Predictions, samples x target genes (original units).
+        """
         import anndata as ad
         import pandas as pd
 

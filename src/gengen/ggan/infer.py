@@ -43,7 +43,19 @@ FIXED_ORIENTATION = ("h5ad", "gctx")  # samples x genes by construction: never r
 
 
 def infer(model: GGANModel, data, fill_missing: bool = False, *, quiet: bool = True) -> pd.DataFrame:
-    """Samples x target genes in the reference's original units (AnnData or DataFrame in)."""
+    """Samples x target genes in the reference's original units (AnnData or DataFrame in).
+
+    Parameters
+    ----------
+    model : a trained :class:`GGANModel`.
+    data : query profiles, an AnnData or a samples x genes DataFrame (original units).
+    fill_missing : fill missing landmark genes with training means instead of refusing.
+    quiet : no status lines (the default for library calls).
+
+    Returns
+    -------
+    Predictions, samples x target genes.
+    """
     return model.predict(data, fill_missing=fill_missing, quiet=quiet)
 
 
@@ -282,6 +294,22 @@ def infer_file(
     rows) reads it whole. ``gene_map``: a CSV/TSV translating the query's gene ids to the model's names
     (see :func:`gengen.io.expression.read_gene_map`). Returns a summary: profiles, chunks, how landmarks
     were matched (and how many through the map), output path.
+
+    Parameters
+    ----------
+    model : a trained :class:`GGANModel`.
+    path : the query file.
+    output : the predictions file (csv, tsv, parquet or h5ad).
+    fill_missing : fill missing landmark genes with training means instead of refusing.
+    chunk_size : profiles per streamed chunk.
+    genes_in_rows : force the query's orientation (default: detect).
+    fmt : force the query's format (default: from its content).
+    gene_map : a table translating the query's gene ids to the model's.
+    quiet : no status lines (the default for library calls).
+
+    Returns
+    -------
+    A summary dict (profiles, chunks, how landmarks were matched, output path).
     """
     path, output = Path(path), Path(output)
     if not path.exists():

@@ -490,7 +490,8 @@ def gctx_genes(path: str | os.PathLike) -> tuple[list[str], pd.DataFrame]:
 
 def iter_gctx(
     path: str | os.PathLike, chunk_size: int = 10_000, columns: Sequence[int] | None = None,
-    *, read_bytes: int = 64 << 20,
+    *,
+    read_bytes: int = 64 << 20,
 ) -> Iterator[tuple[list[str], np.ndarray]]:
     """(sample ids, float32 block samples x genes) per ``chunk_size`` samples: HDF5 row slices, so a
     1M-sample GCTX never loads whole.
@@ -863,7 +864,19 @@ def write_table(df: pd.DataFrame, path: str | os.PathLike, protect=(), *, index:
 
 
 def write_expression(adata: ad.AnnData, path: str | os.PathLike, protect=(), *, obsm_key: str | None = None) -> Path:
-    """Write AnnData as h5ad, or a table (``X``, or ``obsm[obsm_key]`` when given) as CSV/TSV/Parquet."""
+    """Write AnnData as h5ad, or a table (``X``, or ``obsm[obsm_key]`` when given) as CSV/TSV/Parquet.
+
+    Parameters
+    ----------
+    adata : the data to write.
+    path : the output; its extension picks the format (h5ad, csv, tsv, parquet).
+    protect : input paths the output must not replace.
+    obsm_key : write ``adata.obsm[obsm_key]`` (e.g. ``"X_vae"``) instead of ``adata.X`` to a table.
+
+    Returns
+    -------
+    The written path.
+    """
     import pandas as pd
 
     kind = output_format(path)

@@ -29,6 +29,18 @@ def knn_accuracy(embedding: np.ndarray, labels, *, n_neighbors: int = 5, n_repea
 
     Folds: 5, or fewer when the smallest class is smaller; classes with one sample are dropped
     (they cannot be both trained on and tested). Returns (mean, sd) over all folds.
+
+    Parameters
+    ----------
+    embedding : ``(n_samples, k)``.
+    labels : one label per sample (missing labels are dropped).
+    n_neighbors : k of the kNN classifier (fewer when classes are small).
+    n_repeats : repeats of the stratified k-fold.
+    seed : seed of the folds.
+
+    Returns
+    -------
+    (mean accuracy, standard deviation over all folds).
     """
     import pandas as pd
     from sklearn.model_selection import RepeatedStratifiedKFold, cross_val_score

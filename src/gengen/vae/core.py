@@ -96,6 +96,19 @@ class VAEModel(SavedModel):
         end. With ``resume=True`` the run continues the unfinished one saved there (``recipe=None``:
         with that run's settings); the result is bit-identical to an uninterrupted run on the CPU at
         the same thread count.
+
+        Parameters
+        ----------
+        adata : samples x genes, original units.
+        recipe : the settings (default :class:`VAERecipe`: Tybalt's, fields left at None sized to the data).
+        device : ``"auto"``, ``"cpu"``, ``"cuda"``, ...
+        quiet : no progress or status lines (the default for library calls).
+        on_epoch : called as ``on_epoch(epoch, history_row)`` after every epoch.
+        checkpoint : a :class:`gengen.training_state.Checkpointing` for a resumable run.
+
+        Returns
+        -------
+        The trained model (with ``history`` and ``metrics``).
         """
         from gengen.runtime import plan_outputs
 
@@ -224,7 +237,19 @@ class VAEModel(SavedModel):
             raise GengenError("this model holds only a decoder (imported weights); it can decode and sample, not encode.")
 
     def encode(self, adata: ad.AnnData, fill_missing: bool = False, batch_size: int = 8192, *, quiet: bool = True) -> np.ndarray:
-        """z_mean for every sample: the (n_samples, k) embedding."""
+        """z_mean for every sample: the (n_samples, k) embedding.
+
+        Parameters
+        ----------
+        adata : samples x genes, original units; matched to the model's genes by name.
+        fill_missing : fill missing genes with training mid-range values instead of refusing.
+        batch_size : samples per forward pass.
+        quiet : no status lines (the default for library calls).
+
+        Returns
+        -------
+        The embedding, ``(n_samples, k)`` float32.
+        """
         self._require_encoder()
         return self.encode_array(self.align(adata, fill_missing, quiet), batch_size)
 
@@ -244,7 +269,18 @@ class VAEModel(SavedModel):
         return z if self.latent_map is None else (z @ self.latent_map).astype(np.float32)
 
     def decode(self, z: np.ndarray, scaled: bool = False, batch_size: int = 8192) -> np.ndarray:
-        """Expression for latent vectors, in the input's original units (``scaled=True``: [0, 1])."""
+        """Expression for latent vectors, in the input's original units (``scaled=True``: [0, 1]).
+
+        Parameters
+        ----------
+        z : latent vectors ``(n, k)`` in embedding coordinates.
+        scaled : return [0, 1]-scaled values instead of original units.
+        batch_size : vectors per forward pass.
+
+        Returns
+        -------
+        Expression ``(n, n_genes)`` in the model's gene order.
+        """
         import torch
 
         z = np.asarray(z, dtype=np.float32)
@@ -270,7 +306,18 @@ class VAEModel(SavedModel):
         return z if self.latent_map is None else (z @ self.latent_map).astype(np.float32)
 
     def sample(self, n: int, seed: int = 0, scaled: bool = False) -> np.ndarray:
-        """Draw ``n`` profiles by decoding z ~ N(0, I), the VAE prior."""
+        """Draw ``n`` profiles by decoding z ~ N(0, I), the VAE prior.
+
+        Parameters
+        ----------
+        n : number of profiles.
+        seed : seed of the latent draws.
+        scaled : return [0, 1]-scaled values instead of original units.
+
+        Returns
+        -------
+        Expression ``(n, n_genes)`` in the model's gene order.
+        """
         return self.decode(self.sample_latent(n, seed), scaled=scaled)
 
     def reconstruction_bce(self, X: np.ndarray) -> float:

@@ -40,7 +40,18 @@ def read_keras_dense(hdf5_path: str | os.PathLike, layer: str | None = None) -> 
 
 def import_tybalt_decoder(hdf5_path: str | os.PathLike, genes_path: str | os.PathLike, device: str = "cpu"):
     """A decoder-only :class:`VAEModel` holding the published weights; scaler is the identity on [0, 1]
-    (Tybalt's min/max were not published), so decoded values are in Tybalt's scaled units."""
+    (Tybalt's min/max were not published), so decoded values are in Tybalt's scaled units.
+
+    Parameters
+    ----------
+    hdf5_path : the published Keras decoder (``tybalt_decoder_onehidden.hdf5``).
+    genes_path : its 5,000 genes, one per line, in column order.
+    device : where the model goes.
+
+    Returns
+    -------
+    A decoder-only :class:`VAEModel` (it can decode and sample, not encode).
+    """
     import torch
 
     from gengen.vae.core import VAEModel
