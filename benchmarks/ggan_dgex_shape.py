@@ -163,8 +163,8 @@ def main() -> None:
         gen,
         [f"L{i}" for i in range(a.landmarks)],
         [f"T{j}" for j in range(a.targets)],
-        pre,
-        recipe,
+        preprocessor=pre,
+        recipe=recipe,
         device=str(device),
     )
     m = min(a.infer_profiles or n, n)

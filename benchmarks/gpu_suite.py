@@ -101,7 +101,7 @@ def bench_vae(a, dev) -> dict:
               f"{h['train_loss'].iloc[0]:.2f} -> {h['train_loss'].iloc[-1]:.2f}", flush=True)
     e, g = out["eager_short"]["final_loss"], out["graphs_short"]["final_loss"]
     out["graphs_vs_eager_final_loss_rel"] = abs(g - e) / abs(e)
-    model = VAEModel(module, [f"g{i}" for i in range(x.shape[1])], MinMaxScaler.fit(x), VAERecipe(), device=str(dev))
+    model = VAEModel(module, [f"g{i}" for i in range(x.shape[1])], MinMaxScaler.fit(x), recipe=VAERecipe(), device=str(dev))
     model.encode_array(x[:100])
     box = {}
     out["encode_s"] = timed(lambda: box.setdefault("z", model.encode_array(x)), dev)
@@ -233,8 +233,8 @@ def bench_ggan(a, dev) -> dict:
     pre = Preprocessor.fit(X[:2000], Y[:2000])
     for prec in ("fp32", "bf16"):
         recipe = GGANRecipe.from_dict({**base.to_dict(), "precision": prec})
-        model = GGANModel(gen, [f"L{i}" for i in range(n_x)], [f"T{j}" for j in range(n_y)], pre, recipe,
-                          device=str(dev))
+        model = GGANModel(gen, [f"L{i}" for i in range(n_x)], [f"T{j}" for j in range(n_y)],
+                          preprocessor=pre, recipe=recipe, device=str(dev))
         model.predict_array(Xq[:1000])
         box = {}
         out[f"infer_end_to_end_{prec}"] = a.ggan_infer / timed(lambda m=model, box=box: box.setdefault("y", m.predict_array(Xq)), dev)
