@@ -636,7 +636,7 @@ def _read_text_matrix(
     return (columns, rows, X) if transposed else (rows, columns, X)
 
 
-def read_series_matrix(path: str | os.PathLike, quiet: bool = True) -> ad.AnnData:
+def read_series_matrix(path: str | os.PathLike, quiet: bool = False) -> ad.AnnData:
     """A GEO series matrix (``GSExxx_series_matrix.txt.gz`` as downloaded) as samples x probes AnnData.
 
     The table between ``!series_matrix_table_begin`` and ``_end`` (probe ids ``ID_REF`` in rows, GSM ids
@@ -723,7 +723,7 @@ def read_expression(
     expected_genes=None,
     gene_column: str | None = None,
     allow_missing_values: bool = False,
-    quiet: bool = True,
+    quiet: bool = False,
 ) -> ad.AnnData:
     """Read an expression matrix as samples x genes AnnData with float32 ``X``.
 
@@ -818,7 +818,7 @@ def check_unique_genes(names, source: str = "data") -> None:
 
 
 def validate_expression(adata: ad.AnnData, source: str = "data", allow_missing_values: bool = False,
-                        *, quiet: bool = True) -> ad.AnnData:
+                        *, quiet: bool = False) -> ad.AnnData:
     """Dense float32 X, unique gene names, finite values; raise a clear GengenError otherwise.
 
     Duplicate sample names are made unique (``s``, ``s-1``, ...), with a note saying so.
@@ -970,7 +970,7 @@ def read_gene_map(path: str | os.PathLike) -> dict[str, str]:
     return dict(zip(pairs[key], pairs[value], strict=True))
 
 
-def attach_annotations(adata: ad.AnnData, path: str | os.PathLike, quiet: bool = True) -> ad.AnnData:
+def attach_annotations(adata: ad.AnnData, path: str | os.PathLike, quiet: bool = False) -> ad.AnnData:
     """Join a sample annotation table onto ``obs``: sample ids in the first column, any delimiter
     (sniffed), plain or compressed, or Parquet; a GEO series matrix gives its ``!Sample_*`` lines.
 

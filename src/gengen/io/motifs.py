@@ -443,7 +443,7 @@ def read_motif_file(
     *,
     background=None,
     pseudocount: float = DEFAULT_PSEUDOCOUNT,
-    quiet: bool = True,
+    quiet: bool = False,
 ) -> PWM:
     """Read one motif from a file, plain or compressed.
 
@@ -541,7 +541,7 @@ def _sites_counts(text: str, label: str) -> np.ndarray:
 
 
 def fetch_jaspar(
-    matrix_id: str, background=None, *, pseudocount: float = DEFAULT_PSEUDOCOUNT, quiet: bool = True
+    matrix_id: str, background=None, *, pseudocount: float = DEFAULT_PSEUDOCOUNT, quiet: bool = False
 ) -> PWM:
     """A JASPAR matrix by id (``MA0139.2``; without version, the latest) from pyjaspar's bundled database."""
     try:
@@ -583,7 +583,7 @@ def load_motif(
     *,
     background=None,
     pseudocount: float = DEFAULT_PSEUDOCOUNT,
-    quiet: bool = True,
+    quiet: bool = False,
 ) -> PWM:
     """A motif from a file path or a JASPAR id; a path that exists wins over an id-looking string.
 
@@ -596,7 +596,7 @@ def load_motif(
     name : which motif of a file with several.
     background : base frequencies for the log-odds (default uniform).
     pseudocount : added to counts before the log-odds.
-    quiet : no status lines (the default for library calls).
+    quiet : no notes on how the motif was read (which of several, a JASPAR id's version).
 
     Returns
     -------
