@@ -128,7 +128,7 @@ def main() -> None:
 
     import torch
 
-    from gengen.ggan import GGANModel, GGANRecipe, Preprocessor, resolve_recipe
+    from gengen.ggan import GGANModel, GGANRecipe, Preprocessor, resolve_ggan_recipe
     from gengen.ggan.train import build_networks
     from gengen.runtime import describe_device, resolve_device
 
@@ -136,7 +136,7 @@ def main() -> None:
     n = max(a.profiles, a.steps * a.batch_size)
     X, Y = make_data(n, a.landmarks, a.targets, seed=a.seed)
     # the D-GEX recipe at this width: no linear path / ridge start (the default below 50,000 profiles)
-    recipe = resolve_recipe(GGANRecipe(hidden=a.hidden, batch_size=a.batch_size, seed=a.seed, ridge_init=False), n)
+    recipe = resolve_ggan_recipe(GGANRecipe(hidden=a.hidden, batch_size=a.batch_size, seed=a.seed, ridge_init=False), n)
     print(
         f"# {n} synthetic profiles, {a.landmarks} -> {a.targets}, generator 3 x {a.hidden}, batch "
         f"{a.batch_size}, "
@@ -163,8 +163,8 @@ def main() -> None:
         gen,
         [f"L{i}" for i in range(a.landmarks)],
         [f"T{j}" for j in range(a.targets)],
-        pre,
-        recipe,
+        preprocessor=pre,
+        recipe=recipe,
         device=str(device),
     )
     m = min(a.infer_profiles or n, n)

@@ -101,7 +101,7 @@ def bench_vae(a, dev) -> dict:
               f"{h['train_loss'].iloc[0]:.2f} -> {h['train_loss'].iloc[-1]:.2f}", flush=True)
     e, g = out["eager_short"]["final_loss"], out["graphs_short"]["final_loss"]
     out["graphs_vs_eager_final_loss_rel"] = abs(g - e) / abs(e)
-    model = VAEModel(module, [f"g{i}" for i in range(x.shape[1])], MinMaxScaler.fit(x), VAERecipe(), device=str(dev))
+    model = VAEModel(module, [f"g{i}" for i in range(x.shape[1])], MinMaxScaler.fit(x), recipe=VAERecipe(), device=str(dev))
     model.encode_array(x[:100])
     box = {}
     out["encode_s"] = timed(lambda: box.setdefault("z", model.encode_array(x)), dev)
@@ -186,7 +186,7 @@ def bench_wgan(a, dev) -> dict:
 
 # ----------------------------------------------------------------------------------------- GGAN
 def bench_ggan(a, dev) -> dict:
-    from gengen.ggan import GGANModel, GGANRecipe, Preprocessor, resolve_recipe
+    from gengen.ggan import GGANModel, GGANRecipe, Preprocessor, resolve_ggan_recipe
     from gengen.ggan.train import build_networks, fit_ggan
     from ggan_dgex_shape import gengen_loop, make_data, reference_loop
 
@@ -194,7 +194,7 @@ def bench_ggan(a, dev) -> dict:
     steps, batch = a.ggan_steps, 200
     X, Y = make_data(max(steps * batch, 6000), n_x, n_y)
     out: dict = {"hidden": a.ggan_hidden, "steps": steps}
-    base = resolve_recipe(GGANRecipe(hidden=a.ggan_hidden, batch_size=batch, seed=0, ridge_init=False), len(X))
+    base = resolve_ggan_recipe(GGANRecipe(hidden=a.ggan_hidden, batch_size=batch, seed=0, ridge_init=False), len(X))
     for label in ("reference", "fp32", "bf16", "reference_again", "fp32_again", "bf16_again"):
         torch.manual_seed(0)
         gen, disc = build_networks(n_x, n_y, base)
@@ -233,8 +233,8 @@ def bench_ggan(a, dev) -> dict:
     pre = Preprocessor.fit(X[:2000], Y[:2000])
     for prec in ("fp32", "bf16"):
         recipe = GGANRecipe.from_dict({**base.to_dict(), "precision": prec})
-        model = GGANModel(gen, [f"L{i}" for i in range(n_x)], [f"T{j}" for j in range(n_y)], pre, recipe,
-                          device=str(dev))
+        model = GGANModel(gen, [f"L{i}" for i in range(n_x)], [f"T{j}" for j in range(n_y)],
+                          preprocessor=pre, recipe=recipe, device=str(dev))
         model.predict_array(Xq[:1000])
         box = {}
         out[f"infer_end_to_end_{prec}"] = a.ggan_infer / timed(lambda m=model, box=box: box.setdefault("y", m.predict_array(Xq)), dev)

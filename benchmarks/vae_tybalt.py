@@ -111,7 +111,7 @@ def main() -> None:
     from gengen.vae.preprocess import MinMaxScaler
     from gengen.vae.train import VAERecipe
 
-    model = VAEModel(module, [f"g{i}" for i in range(args.genes)], MinMaxScaler.fit(x), VAERecipe(), device=str(device))
+    model = VAEModel(module, [f"g{i}" for i in range(args.genes)], MinMaxScaler.fit(x), recipe=VAERecipe(), device=str(device))
     model.encode_array(x[:100])  # warm-up
     start = time.perf_counter()
     z = model.encode_array(x)

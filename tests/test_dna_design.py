@@ -117,7 +117,7 @@ def test_kmer_metrics():
     # a sequence set with strong dinucleotide structure: Markov(1) reproduces it, i.i.d. does not
     seq = np.tile(np.array([0, 1, 2, 3], dtype=np.uint8), (400, 10))[:, :30]
     rng.shuffle(seq, axis=0)
-    mk = sample_markov(fit_markov(seq, 1, pseudocount=0.01), 1, 400, 30, seed=1)
+    mk = sample_markov(fit_markov(seq, 1, pseudocount=0.01), 1, 400, length=30, seed=1)
     iid = sample_iid(kmer_spectrum(seq, 1), 400, 30, seed=1)
     assert js_divergence(kmer_spectrum(mk, 2), kmer_spectrum(seq, 2)) < 0.05
     assert js_divergence(kmer_spectrum(iid, 2), kmer_spectrum(seq, 2)) > 0.3

@@ -129,8 +129,8 @@ def test_deterministic_with_seed():
 
     X, Y, lm, tg = make_data(n=80)
     r = GGANRecipe(**{**FAST, "epochs": 5})
-    a = GGANModel.train_arrays(X, Y, lm, tg, r, device="cpu", quiet=True).predict_array(X[:5])
-    b = GGANModel.train_arrays(X, Y, lm, tg, r, device="cpu", quiet=True).predict_array(X[:5])
+    a = GGANModel.train_arrays(X, Y, landmarks=lm, targets=tg, recipe=r, device="cpu", quiet=True).predict_array(X[:5])
+    b = GGANModel.train_arrays(X, Y, landmarks=lm, targets=tg, recipe=r, device="cpu", quiet=True).predict_array(X[:5])
     np.testing.assert_array_equal(a, b)
 
 
@@ -162,7 +162,7 @@ def test_ridge_init_and_refit_start_from_ridge():
 
     X, Y, lm, tg = make_data(n=60)
     r = GGANRecipe(**{**FAST, "epochs": 3, "ridge_init": True, "refit": True, "learning_rate": 1e-4})
-    m = GGANModel.train_arrays(X[:50], Y[:50], lm, tg, r, device="cpu", quiet=True)
+    m = GGANModel.train_arrays(X[:50], Y[:50], landmarks=lm, targets=tg, recipe=r, device="cpu", quiet=True)
     assert m.recipe.linear_skip and m.metrics["refit"]
     pre = m.preprocessor
     ours = pre.y_scaler.transform(m.predict_array(X[50:]))
@@ -184,8 +184,8 @@ def test_scale_warnings_for_linear_reference_and_far_query(trained, capsys):
     with pytest.raises(GengenError, match="log2"):  # linear-scale query against a log-scale reference
         model.predict_array(np.exp2(X))
     lin = np.exp2(np.asarray(adata.X, dtype=np.float32))
-    GGANModel.train_arrays(lin[:, :12], lin[:, 12:], model.landmarks, model.targets,
-                           GGANRecipe(**{**FAST, "epochs": 1}), device="cpu")
+    GGANModel.train_arrays(lin[:, :12], lin[:, 12:], landmarks=model.landmarks, targets=model.targets,
+                           recipe=GGANRecipe(**{**FAST, "epochs": 1}), device="cpu", quiet=False)
     assert "looks linear-scale" in capsys.readouterr().err
 
 
@@ -196,8 +196,8 @@ def test_landmarks_match_across_ensembl_versions():
 
     X, Y, _, _ = make_data(n=80, n_l=6, n_t=5)
     lm = [f"ENSG0000010{i}.2" for i in range(6)]
-    model = GGANModel.train_arrays(X, Y, lm, [f"T{j}" for j in range(5)],
-                                   GGANRecipe(hidden=8, layers=1, d_hidden=4, epochs=1, batch_size=40), device="cpu",
+    model = GGANModel.train_arrays(X, Y, landmarks=lm, targets=[f"T{j}" for j in range(5)],
+                                   recipe=GGANRecipe(hidden=8, layers=1, d_hidden=4, epochs=1, batch_size=40), device="cpu",
                                    quiet=True)
     query = ad.AnnData(X[:4, ::-1].copy(), var=pd.DataFrame(index=[g.replace(".2", ".7") for g in lm][::-1]))
     np.testing.assert_allclose(model.align(query, quiet=True), X[:4], rtol=1e-6)

@@ -19,11 +19,11 @@ from gengen.errors import GengenError
 runner = CliRunner()
 
 
-# ---------------------------------------------------------------------------------------------- resolve_recipe
+# ---------------------------------------------------------------------------------------------- resolve_ggan_recipe
 def test_small_reference_gets_the_ridge_start_recipe():
-    from gengen.ggan import GGANRecipe, resolve_recipe
+    from gengen.ggan import GGANRecipe, resolve_ggan_recipe
 
-    r = resolve_recipe(GGANRecipe(), 200)
+    r = resolve_ggan_recipe(GGANRecipe(), 200)
     assert (r.hidden, r.layers, r.d_hidden) == (512, 3, 128)
     assert r.ridge_init and r.linear_skip and r.refit
     assert r.start_margin == 3.0 and r.patience == 20 and r.val_fraction == 0.2
@@ -35,9 +35,9 @@ def test_small_reference_gets_the_ridge_start_recipe():
 
 
 def test_dgex_size_keeps_the_dgex_recipe():
-    from gengen.ggan import GGANRecipe, resolve_recipe
+    from gengen.ggan import GGANRecipe, resolve_ggan_recipe
 
-    r = resolve_recipe(GGANRecipe(), 100_000)
+    r = resolve_ggan_recipe(GGANRecipe(), 100_000)
     assert (r.hidden, r.layers, r.d_hidden, r.batch_size, r.learning_rate) == (3000, 3, 512, 200, 5e-4)
     assert not r.ridge_init and not r.linear_skip and not r.refit
     assert r.val_fraction == 0.1 and r.patience == 0 and r.start_margin == 0.0
@@ -46,29 +46,29 @@ def test_dgex_size_keeps_the_dgex_recipe():
 
 
 def test_width_grows_with_the_reference_between_the_thresholds():
-    from gengen.ggan import GGANRecipe, adaptive_width, resolve_recipe
+    from gengen.ggan import GGANRecipe, adaptive_width, resolve_ggan_recipe
     from gengen.ggan.train import DGEX_REFERENCE, SMALL_REFERENCE
 
     sizes = [50, 1_999, 2_000, 5_000, 20_000, 49_999, 50_000, 1_000_000]
     widths = [adaptive_width(n) for n in sizes]
     assert widths[:2] == [512, 512] and widths[-2:] == [3000, 3000]
     assert widths == sorted(widths) and all(w % 64 == 0 or w == 3000 for w in widths)
-    mid = resolve_recipe(GGANRecipe(), 10_000)
+    mid = resolve_ggan_recipe(GGANRecipe(), 10_000)
     assert 512 < mid.hidden < 3000 and mid.ridge_init and not mid.refit and mid.val_fraction == 0.1
-    assert resolve_recipe(GGANRecipe(), SMALL_REFERENCE - 1).refit
-    assert not resolve_recipe(GGANRecipe(), DGEX_REFERENCE).ridge_init
+    assert resolve_ggan_recipe(GGANRecipe(), SMALL_REFERENCE - 1).refit
+    assert not resolve_ggan_recipe(GGANRecipe(), DGEX_REFERENCE).ridge_init
 
 
 def test_explicit_options_win():
-    from gengen.ggan import GGANRecipe, resolve_recipe
+    from gengen.ggan import GGANRecipe, resolve_ggan_recipe
 
     given = dict(hidden=64, layers=1, d_hidden=16, ridge_init=False, linear_skip=False, refit=False, patience=0,
                  learning_rate=1e-3, val_fraction=0.3, start_margin=0.0, epochs=7)
-    r = resolve_recipe(GGANRecipe(**given), 200)
+    r = resolve_ggan_recipe(GGANRecipe(**given), 200)
     assert {k: getattr(r, k) for k in given} == given
-    big = resolve_recipe(GGANRecipe(hidden=256, ridge_init=True, refit=True, patience=5), 100_000)
+    big = resolve_ggan_recipe(GGANRecipe(hidden=256, ridge_init=True, refit=True, patience=5), 100_000)
     assert (big.hidden, big.ridge_init, big.linear_skip, big.refit, big.patience) == (256, True, True, True, 5)
-    forced = resolve_recipe(GGANRecipe(ridge_init=True, linear_skip=False), 200)
+    forced = resolve_ggan_recipe(GGANRecipe(ridge_init=True, linear_skip=False), 200)
     assert forced.linear_skip and any("needed by ridge_init" in n for n in forced.notes)
 
 
@@ -123,8 +123,8 @@ def test_default_model_is_ridge_when_training_cannot_beat_it():
     from gengen.ggan import GGANModel, ridge
 
     X, Y = _linear_reference()
-    m = GGANModel.train_arrays(X[:120], Y[:120], [f"L{i}" for i in range(20)], [f"T{j}" for j in range(30)],
-                               device="cpu", quiet=True)
+    m = GGANModel.train_arrays(X[:120], Y[:120], landmarks=[f"L{i}" for i in range(20)],
+                               targets=[f"T{j}" for j in range(30)], device="cpu", quiet=True)
     assert m.metrics["best_epoch"] == 0 and m.metrics["refit"]
     assert m.recipe.notes[-1].startswith("kept the ridge start")
     pre = m.preprocessor  # refit: fitted on all 120 profiles, like the ridge below
@@ -299,8 +299,8 @@ def test_ridge_start_that_wins_is_ridge_on_all_profiles_even_without_refit():
     from gengen.ggan import GGANModel, GGANRecipe, ridge
 
     X, Y = _linear_reference()
-    m = GGANModel.train_arrays(X[:120], Y[:120], [f"L{i}" for i in range(20)], [f"T{j}" for j in range(30)],
-                               GGANRecipe(refit=False, val_fraction=0.1), device="cpu", quiet=True)
+    m = GGANModel.train_arrays(X[:120], Y[:120], landmarks=[f"L{i}" for i in range(20)],
+                               targets=[f"T{j}" for j in range(30)], recipe=GGANRecipe(refit=False, val_fraction=0.1), device="cpu", quiet=True)
     assert not m.recipe.refit and m.metrics["best_epoch"] == 0 and m.metrics["refit"]
     assert m.metrics["n_train"] == 120
     pre = m.preprocessor

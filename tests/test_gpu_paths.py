@@ -173,7 +173,7 @@ def test_infer_targets_precision_override_and_bad_value(tmp_path):
     X, Y = _ggan_data(n=120)
     lm, tg = [f"L{i}" for i in range(10)], [f"T{j}" for j in range(14)]
     r = GGANRecipe(hidden=16, layers=1, d_hidden=8, epochs=2, batch_size=40, precision="AUTO")
-    model = GGANModel.train_arrays(X + 5, Y + 5, lm, tg, r, device="cpu", quiet=True)
+    model = GGANModel.train_arrays(X + 5, Y + 5, landmarks=lm, targets=tg, recipe=r, device="cpu", quiet=True)
     assert model.recipe.precision == "auto"  # names are case-insensitive
     model.save(tmp_path / "m")
     query = tmp_path / "q.csv"

@@ -144,7 +144,7 @@ def test_vae_align_ignores_ensembl_versions():
 
     genes = [f"ENSG0000000{i}.{i}" for i in range(4)]
     X = np.random.default_rng(0).random((5, 4)).astype(np.float32)
-    model = VAEModel(TybaltVAE(4, 2), genes, MinMaxScaler.fit(X), VAERecipe(), device="cpu")
+    model = VAEModel(TybaltVAE(4, 2), genes, MinMaxScaler.fit(X), recipe=VAERecipe(), device="cpu")
     data = ad.AnnData(X[:, ::-1].copy(), var=pd.DataFrame(index=[g.split(".")[0] for g in genes][::-1]))
     np.testing.assert_array_equal(model.align(data, quiet=True), X)
     data.var_names = [g.split(".")[0].lower() for g in genes][::-1]

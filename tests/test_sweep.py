@@ -167,7 +167,7 @@ def test_space_errors_are_one_line(spec, needle):
     from gengen.sweep import build_space, get_pipeline
 
     with pytest.raises(GengenError) as err:
-        build_space("vae", spec, get_pipeline("vae").params, "s.toml")
+        build_space("vae", spec, get_pipeline("vae").params, name="s.toml")
     assert needle in str(err.value) and "\n" not in str(err.value)
     if "unknown" in needle:  # lists the valid names
         assert "valid names: latent, lr, batch_size, epochs, kappa" in str(err.value)
@@ -177,13 +177,13 @@ def test_tybalt_builtin_grids_are_the_published_ones():
     from gengen.sweep import get_pipeline, resolve_space
 
     pipe = get_pipeline("vae")
-    grid = resolve_space("vae", "tybalt", pipe.params, pipe.spaces).grid()
+    grid = resolve_space("vae", "tybalt", pipe.params, builtins=pipe.spaces).grid()
     assert len(grid) == 320
     assert sorted({g["lr"] for g in grid}) == [0.0005, 0.001, 0.0015, 0.002, 0.0025]
     assert sorted({g["batch_size"] for g in grid}) == [50, 100, 128, 200]
     assert sorted({g["epochs"] for g in grid}) == [10, 25, 50, 100]
     assert sorted({g["kappa"] for g in grid}) == [0.01, 0.05, 0.1, 1.0]
-    z = resolve_space("vae", "tybalt-z", pipe.params, pipe.spaces).grid()
+    z = resolve_space("vae", "tybalt-z", pipe.params, builtins=pipe.spaces).grid()
     assert len(z) == 540 and sorted({g["latent"] for g in z}) == [5, 25, 50, 75, 100, 125]
     assert len({tuple(sorted(g.items())) for g in z}) == 540
 
@@ -194,7 +194,7 @@ def test_space_file_round_trip(tmp_path):
     pipe = get_pipeline("ggan")
     path = _space_file(tmp_path, {"lr": {"low": 1e-4, "high": 1e-2, "log": True}, "activation": ["tanh", "relu"],
                                   "linear_skip": [True, False], "epochs": 5})
-    s = resolve_space("ggan", path, pipe.params, pipe.spaces)
+    s = resolve_space("ggan", path, pipe.params, builtins=pipe.spaces)
     assert s.name == "space.toml" and s.fixed == {"epochs": 5}
     assert s.dimensions["activation"].values == ("tanh", "relu") and s.dimensions["lr"].log
 

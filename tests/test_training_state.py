@@ -207,7 +207,8 @@ def _ggan(ref, folder, resume=False, minutes=None):
                         patience=3, seed=2)
     X = ref[["LM0", "LM1", "LM2", "LM3"]].to_numpy(np.float32)
     Y = ref[["TG0", "TG1", "TG2"]].to_numpy(np.float32)
-    return GGANModel.train_arrays(X, Y, ["LM0", "LM1", "LM2", "LM3"], ["TG0", "TG1", "TG2"], None if resume else recipe,
+    return GGANModel.train_arrays(X, Y, landmarks=["LM0", "LM1", "LM2", "LM3"], targets=["TG0", "TG1", "TG2"],
+                                  recipe=None if resume else recipe,
                                   device="cpu", quiet=True,
                                   checkpoint=Checkpointing(folder, resume=resume, every=1, minutes=minutes))
 

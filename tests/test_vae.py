@@ -13,8 +13,8 @@ from gengen.vae import (
     compare,
     encode,
     gene_dispersion,
-    resolve_recipe,
-    select_genes,
+    resolve_vae_recipe,
+    select_variable_genes,
     separating_features,
     top_genes,
 )
@@ -36,8 +36,8 @@ def test_gene_ranking_median_vs_mean():
     # column 2: one outlier -> median AD 0, mean AD 3.2; column 1: spread -> median AD 1, mean AD 1.2
     np.testing.assert_allclose(gene_dispersion(X, "median-ad"), [0, 1, 0])
     np.testing.assert_allclose(gene_dispersion(X, "mean-ad"), [0, 1.2, 3.2])
-    assert list(select_genes(X, 1, "median-ad")) == [1]
-    assert list(select_genes(X, 1, "mean-ad")) == [2]
+    assert list(select_variable_genes(X, 1, "median-ad")) == [1]
+    assert list(select_variable_genes(X, 1, "mean-ad")) == [2]
     with pytest.raises(GengenError):
         gene_dispersion(X, "bogus")
 
@@ -55,9 +55,9 @@ def test_scaler_round_trip_and_constant_genes():
 
 
 def test_recipe_adapts_to_small_data_and_keeps_tybalt_defaults():
-    big = resolve_recipe(VAERecipe(), 10459, 20000)
+    big = resolve_vae_recipe(VAERecipe(), 10459, 20000)
     assert (big.latent_dim, big.n_genes, big.batch_size, big.epochs) == (100, 5000, 50, 50)
-    small = resolve_recipe(VAERecipe(), 57, 22283)  # small-cohort regime: every sample trains
+    small = resolve_vae_recipe(VAERecipe(), 57, 22283)  # small-cohort regime: every sample trains
     assert small.latent_dim == 14 and small.batch_size == 28 and small.epochs > 50 and small.notes
     assert kl_weight(0, 1.0, False) == 0.0 and kl_weight(1, 1.0, False) == 1.0
     assert kl_weight(5, 0.1, False) == pytest.approx(0.5)

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from gengen.errors import GengenError
-from gengen.vae import VAEModel, VAERecipe, compare, knn_accuracy, resolve_recipe
+from gengen.vae import VAEModel, VAERecipe, compare, knn_accuracy, resolve_vae_recipe
 from gengen.vae.compare import pca_of_matrix
 from gengen.vae.preprocess import MinMaxScaler
 from gengen.vae.smallcohort import calibrated_beta, decoder_metric_map, gene_ranges, input_unit_weights
@@ -44,7 +44,7 @@ def small_model():
 
 # ---------------------------------------------------------------------------------------------- recipe
 def test_tybalt_scale_recipe_is_exactly_tybalts():
-    r = resolve_recipe(VAERecipe(), 10459, 20530)
+    r = resolve_vae_recipe(VAERecipe(), 10459, 20530)
     assert r.regime == "tybalt"
     assert (r.latent_dim, r.n_genes, r.batch_size, r.epochs, r.learning_rate, r.kappa, r.beta_max, r.val_fraction) == (
         100, 5000, 50, 50, 5e-4, 1.0, 1.0, 0.1)
@@ -52,26 +52,26 @@ def test_tybalt_scale_recipe_is_exactly_tybalts():
 
 
 def test_small_cohort_recipe_and_overrides():
-    r = resolve_recipe(VAERecipe(), 64, 6830)
+    r = resolve_vae_recipe(VAERecipe(), 64, 6830)
     assert r.regime == "small" and r.val_fraction == 0.0 and r.beta_max is None  # calibrated at training
     assert r.latent_dim == 16 and r.batch_size == 32 and r.epochs == 1500  # 2 batches x 1500 = 3000 steps
     assert any(n.startswith("small-cohort recipe: 64 samples < 5000 genes") for n in r.notes)
     # explicit values are kept; a regime can be forced either way
-    kept = resolve_recipe(VAERecipe(beta_max=0.5, val_fraction=0.2), 64, 6830)
+    kept = resolve_vae_recipe(VAERecipe(beta_max=0.5, val_fraction=0.2), 64, 6830)
     assert kept.beta_max == 0.5 and kept.val_fraction == 0.2 and kept.regime == "small"
-    assert resolve_recipe(VAERecipe(regime="tybalt"), 64, 6830).beta_max == 1.0
-    assert resolve_recipe(VAERecipe(regime="small"), 10459, 20530).regime == "small"
+    assert resolve_vae_recipe(VAERecipe(regime="tybalt"), 64, 6830).beta_max == 1.0
+    assert resolve_vae_recipe(VAERecipe(regime="small"), 10459, 20530).regime == "small"
     # samples >= genes is Tybalt's regime, whatever the size
-    assert resolve_recipe(VAERecipe(), 300, 200).regime == "tybalt"
+    assert resolve_vae_recipe(VAERecipe(), 300, 200).regime == "tybalt"
     with pytest.raises(GengenError, match="--regime"):
-        resolve_recipe(VAERecipe(regime="tiny"), 64, 100)
+        resolve_vae_recipe(VAERecipe(regime="tiny"), 64, 100)
 
 
 def test_tybalt_compat_is_unchanged_on_small_cohorts():
-    r = resolve_recipe(VAERecipe(tybalt_compat=True), 57, 22283)
+    r = resolve_vae_recipe(VAERecipe(tybalt_compat=True), 57, 22283)
     assert r.regime == "tybalt" and r.val_fraction == 0.1 and r.beta_max == 1.0 and r.batch_size == 25
     with pytest.raises(GengenError, match="tybalt-compat"):
-        resolve_recipe(VAERecipe(tybalt_compat=True, regime="small"), 57, 22283)
+        resolve_vae_recipe(VAERecipe(tybalt_compat=True, regime="small"), 57, 22283)
     model = VAEModel.train(wide_cohort(), VAERecipe(**SHORT, tybalt_compat=True), device="cpu", quiet=True)
     assert (model.history["beta"] == 0).all() and model.latent_map is None
     assert model.module.mean_activation == "relu" and "val_loss" in model.history
@@ -82,21 +82,21 @@ def test_tybalt_regime_trains_the_same_network_as_before():
     import torch
 
     from gengen.vae.model import TybaltVAE
-    from gengen.vae.preprocess import select_genes, split_indices
+    from gengen.vae.preprocess import select_variable_genes, split_indices
     from gengen.vae.train import fit_vae
 
     a = wide_cohort()
     recipe = VAERecipe(**SHORT, regime="tybalt")
     model = VAEModel.train(a, recipe, device="cpu", quiet=True)
     X = np.asarray(a.X)
-    idx = select_genes(X, 300)
+    idx = select_variable_genes(X, 300)
     tr, va = split_indices(60, 0.1, 0)
     scaler = MinMaxScaler.fit(X[tr][:, idx])
     xs = scaler.transform(X[:, idx])
     torch.manual_seed(0)
     module = TybaltVAE(300, 4)
     torch.manual_seed(0)
-    fit_vae(module, xs[tr], xs[va], resolve_recipe(recipe, 60, 300), torch.device("cpu"), quiet=True)
+    fit_vae(module, xs[tr], xs[va], resolve_vae_recipe(recipe, 60, 300), torch.device("cpu"), quiet=True)
     module.eval()
     with torch.no_grad():
         expected = module.encode_mean(torch.as_tensor(xs)).numpy()

@@ -32,6 +32,12 @@ from gengen.checkpoint import CONFIG_NAME, WEIGHTS_NAME, model_home
 from gengen.errors import GengenError
 from gengen.runtime import new_temp, remove_temp
 
+__all__ = [
+    "ModelInfo", "add_model", "check_name", "check_pipeline", "clear_default", "default_model",
+    "default_name", "defaults_of", "list_models", "model_info", "model_names", "name_from", "pipeline_label",
+    "read_defaults", "release", "remove_model", "reserve", "resolve_model", "set_default", "store_dir", "summarise",
+]
+
 #: pipeline -> (label, the command that trains one into the store)
 PIPELINES: dict[str, tuple[str, str]] = {
     "vae": ("VAE", "gengen vae-train DATA.h5ad"),

@@ -24,6 +24,7 @@ from gengen.cli._app import (
 )
 from gengen.cli._store import model_or_default, stored_as_default, train_output
 from gengen.errors import GengenError
+from gengen.registry import GGAN_METHODS
 from gengen.runtime import plan_outputs, set_threads
 
 PANEL = "GGAN (landmark → target)"
@@ -276,7 +277,7 @@ def ggan_train(
             "input_noise", "ridge_init", "refit", "precision", "seed")}
         recipe = resume_recipe(ctx, recipe, read_training_section(output, "ggan").get("recipe"), fields)
     adata, lm, tg = _reference(data, landmarks, landmarks_from, targets, probe_map, genes_in_rows, fmt, quiet)
-    model = GGANModel.train(adata, lm, tg, recipe, device=device, quiet=quiet,
+    model = GGANModel.train(adata, lm, tg, recipe=recipe, device=device, quiet=quiet,
                             checkpoint=Checkpointing(output, resume, checkpoint_every, checkpoint_minutes))
     m = model.metrics
     say(
@@ -399,8 +400,8 @@ def ggan_eval(
     ] = None,
     methods: Annotated[
         str,
-        typer.Option("--methods", help="Comma-separated subset of ggan,ggan-plain,dgex,linear,ridge,lasso,knn,mean."),
-    ] = "ggan,dgex,linear,ridge,lasso,knn,mean",
+        typer.Option("--methods", help=f"Comma-separated subset of {','.join(GGAN_METHODS)}."),
+    ] = ",".join(GGAN_METHODS.names(default_only=True)),
     output: Annotated[
         Path,
         typer.Option("-o", "--output", help="Folder for ggan_eval_summary.tsv, per-gene TSV and the figure."),
@@ -485,9 +486,9 @@ def ggan_eval(
         from gengen.ggan import kfold_indices
 
         kfold_indices(adata.n_obs, folds, seed, groups=group_labels)  # too few groups: fail before training
-    from gengen.ggan import select_genes
+    from gengen.ggan import landmarks_and_targets
 
-    lm, tg = select_genes(adata, lm, tg)
+    lm, tg = landmarks_and_targets(adata, lm, tg)
     var = adata.var
     same = []
     if "gene" in var.columns:
@@ -502,7 +503,7 @@ def ggan_eval(
         quiet,
     )
     ev = evaluate(
-        X, Y, tg, same, folds=folds, recipe=recipe, methods=chosen, seed=seed, device=device, quiet=quiet,
+        X, Y, tg, same_gene=same, folds=folds, recipe=recipe, methods=chosen, seed=seed, device=device, quiet=quiet,
         groups=group_labels,
     )
     write_table(ev.summary, output / "ggan_eval_summary.tsv", protect=(data,), index=False)

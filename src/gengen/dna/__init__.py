@@ -22,7 +22,7 @@ from gengen.dna.metrics import (
 from gengen.dna.model import Critic, Generator
 from gengen.dna.objectives import Objective
 from gengen.dna.predictor_training import PredictorRecipe, TrainedPredictor, train_predictor
-from gengen.dna.predictors import CNNPredictor, PWMPredictor, load_predictor, predict, report_scores
+from gengen.dna.predictors import CNNPredictor, PWMPredictor, exact_score, load_predictor, predict, report_scores
 from gengen.dna.train import GANRecipe, gradient_penalty, train_gan
 
 __all__ = [
@@ -41,6 +41,7 @@ __all__ = [
     "design",
     "design_direct",
     "design_joint",
+    "exact_score",
     "fit_markov",
     "gradient_penalty",
     "hamming_diversity",

@@ -9,14 +9,22 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from gengen.checkpoint import LoadedCheckpoint, SavedModel
 from gengen.dna.model import Generator
 from gengen.dna.train import PIPELINE, GANRecipe
 from gengen.errors import GengenError
 from gengen.runtime import check_memory, resolve_device
 
 
-class GANModel:
-    """A trained generator with its recipe; ``generate`` draws sequences, ``save``/``load`` round-trip."""
+class GANModel(SavedModel):
+    """A trained generator with its recipe; ``generate`` draws sequences, ``save``/``load`` round-trip.
+
+    :func:`gengen.dna.train_gan` returns one; :meth:`load` reads a ``dna-train`` folder, ``save(path)``
+    writes the generator alone and returns the folder (model.safetensors keys: docs/checkpoints.md).
+    """
+
+    pipeline = PIPELINE
+    required_keys = ("recipe", "iteration")
 
     def __init__(self, generator: Generator, recipe: GANRecipe, metrics: dict | None = None):
         self.generator = generator
@@ -42,7 +50,17 @@ class GANModel:
         return torch.cat([self.generator(z[i : i + batch_size]) for i in range(0, len(z), batch_size)])
 
     def generate(self, n: int, seed: int = 0) -> np.ndarray:
-        """``(n, L)`` uint8 codes: the argmax base of each position of G(z), z ~ N(0, I) seeded."""
+        """``(n, L)`` uint8 codes: the argmax base of each position of G(z), z ~ N(0, I) seeded.
+
+        Parameters
+        ----------
+        n : number of sequences.
+        seed : seed of the latent draws.
+
+        Returns
+        -------
+        Codes ``(n, L)``, uint8 0-3 (A, C, G, T).
+        """
         if n < 1:
             raise GengenError(f"-n must be positive, got {n}.")
         r = self.recipe  # z, the soft (n, 4, L) output and one batch's activations
@@ -57,38 +75,57 @@ class GANModel:
         return self.metrics.get("weights_iteration", self.metrics.get("iteration"))
 
     @classmethod
-    def load(cls, path, device: str | torch.device = "cpu", weights: str = "best") -> GANModel:
-        """Load a ``dna-train`` directory. ``weights="best"`` (default) takes the generator with the
-        best held-out k-mer check (mean JS over k = 3, 4) seen during training, falling back to the
-        last weights when no check was recorded; ``weights="last"`` takes the final iteration's."""
-        from gengen.checkpoint import config_section, load_checkpoint, require_keys
+    def load(cls, path_or_name, device: str = "auto", *, weights: str = "best") -> GANModel:
+        """Load a ``dna-train`` folder (or one written by :meth:`save`), or a store name.
 
+        Parameters
+        ----------
+        path_or_name : the checkpoint folder or a model name in the store.
+        device : ``"auto"``, ``"cpu"``, ``"cuda"``, ...
+        weights : ``"best"`` (default) takes the generator with the best held-out k-mer check (mean JS
+            over k = 3, 4) seen during training, falling back to the last weights when no check was
+            recorded; ``"last"`` takes the final iteration's.
+
+        Returns
+        -------
+        The model, its generator in evaluation mode on ``device``.
+        """
         if weights not in ("best", "last"):
             raise GengenError(f"weights must be 'best' or 'last', got {weights!r}.")
-        tensors, cfg, directory = load_checkpoint(path, PIPELINE)
-        require_keys(cfg, ["recipe", "iteration"], directory)
-        recipe = config_section(GANRecipe, cfg["recipe"], directory, what="recipe")
+        from gengen.checkpoint import load_model
+
+        return load_model(cls, path_or_name, device, weights=weights)
+
+    @classmethod
+    def _from_checkpoint(cls, checkpoint: LoadedCheckpoint, device, weights: str = "best") -> GANModel:
+        cfg, tensors, directory = checkpoint.config, checkpoint.tensors, checkpoint.directory
+        recipe = checkpoint.section(GANRecipe, "recipe")
         best = cfg.get("best")
         use_best = weights == "best" and best is not None and any(k.startswith("B.") for k in tensors)
-        prefix = "B." if use_best else "G."
-        state = {k[2:]: v for k, v in tensors.items() if k.startswith(prefix)}
+        state = checkpoint.prefixed("B." if use_best else "G.")
+        gen = Generator(recipe.length, recipe.latent, recipe.channels, blocks=recipe.blocks)
         try:
-            gen = Generator(recipe.length, recipe.latent, recipe.channels, recipe.blocks)
             gen.load_state_dict(state)
-            metrics = dict(cfg.get("metrics") or {})
-            metrics["weights"] = "best" if use_best else "last"
-            metrics["weights_iteration"] = int(best["iteration"]) if use_best else int(cfg["iteration"])
         except RuntimeError as exc:
             raise GengenError(
                 f"{str(directory)!r}: generator weights do not match the recipe ({str(exc).splitlines()[0][:160]})."
             ) from None
-        except (KeyError, TypeError, ValueError) as exc:
-            raise GengenError(
-                f"checkpoint {str(directory)!r} is inconsistent ({str(exc)[:160]}); it is corrupted or from "
-                "another gengen version."
-            ) from None
+        metrics = dict(cfg.get("metrics") or {})
+        generator_only = not any(k.startswith(("B.", "D.")) for k in tensors)  # written by save()
+        if not (generator_only and metrics.get("weights") in ("best", "last")):
+            metrics["weights"] = "best" if use_best else "last"
+        metrics["weights_iteration"] = int(best["iteration"]) if use_best else int(cfg["iteration"])
         dev = resolve_device(device) if isinstance(device, str) else device
         return cls(gen.to(dev).eval(), recipe, metrics)
+
+    def _save_parts(self) -> tuple[dict, dict, None]:
+        """The generator alone (``G.*`` tensors) with its recipe: it loads and generates like a
+        ``dna-train`` folder, but holds no critic or optimiser state, so training cannot resume from it."""
+        tensors = {f"G.{k}": v for k, v in self.generator.state_dict().items()}
+        iteration = self.iteration
+        cfg = {"recipe": self.recipe.to_dict(), "iteration": int(iteration) if iteration is not None else 0,
+               "alphabet": "ACGT", "layout": "(N, 4, L)", "best": None, "metrics": self.metrics}
+        return tensors, cfg, None
 
 
 def write_samples(
@@ -146,7 +183,7 @@ def write_samples(
         nov, dist = novelty_table(sets, train, seed=seed, device=gan.device)
         desc = [d + f" nearest_train={int(k)}" for d, k in zip(desc, dist["gan"])]
         lines += describe(nov, gan.length)
-    write_fasta(path, [f"gan_{i + 1}" for i in range(n)], decode_codes(codes), desc)
+    write_fasta(path, [f"gan_{i + 1}" for i in range(n)], decode_codes(codes), descriptions=desc)
     lines.insert(0, f"generated {n} sequences of {gan.length} nt (seed {seed}, {gan.metrics.get('weights', 'last')} "
                     f"weights, iteration {gan.iteration}); mean GC {gc_content(codes).mean():.3f}")
     return lines

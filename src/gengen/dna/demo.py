@@ -19,7 +19,7 @@ def run(outdir: Path, seed: int = 0, quiet: bool = False) -> list[str]:
 
     outdir = Path(outdir)
     outdir.mkdir(parents=True, exist_ok=True)
-    pwm = load_motif("MA0139.2")
+    pwm = load_motif("MA0139.2", quiet=quiet)
     log(f"designing 300 sequences toward {pwm.name} ({pwm.length} bp, consensus {pwm.consensus})", quiet)
     result = design(PWMPredictor(pwm), 300, 50, steps=200, seed=seed, device="cpu", quiet=quiet)
     result.write(outdir / "ctcf_designed.fa", title=f"direct design toward {pwm.name}")

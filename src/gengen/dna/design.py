@@ -310,7 +310,7 @@ def design(
     prior_weight: float = 0.0,
     seed: int = 0,
     device: str | torch.device = "auto",
-    quiet: bool = False,
+    quiet: bool = True,
     record_every: int | None = None,
     pwm: PWM | None = None,
 ) -> DesignResult:
@@ -500,10 +500,9 @@ def design_joint(gan: GANModel, predictor: nn.Module, n: int = 100, **kwargs) ->
 
 def _onehot_score(predictor, x_hard: torch.Tensor) -> torch.Tensor:
     """The reported score of one-hot sequences: a PWM's exact best window, else the predictor's output."""
-    from gengen.dna.predictors import PWMPredictor
+    from gengen.dna.predictors import exact_score
 
-    with torch.no_grad():
-        return predictor.exact(x_hard)[0] if isinstance(predictor, PWMPredictor) else predictor(x_hard)
+    return exact_score(predictor, x_hard)
 
 
 def polish_toward(predictor: nn.Module, codes: torch.Tensor, target: float, rounds: int = 30) -> torch.Tensor:
@@ -514,7 +513,7 @@ def polish_toward(predictor: nn.Module, codes: torch.Tensor, target: float, roun
     return polish(codes, [obj], rules, rounds=rounds)
 
 
-def plot_design(result: DesignResult, path, pwm: PWM | None = None, title: str = "") -> None:
+def plot_design(result: DesignResult, path, pwm: PWM | None = None, *, title: str = "") -> None:
     """See :func:`gengen.dna.figures.plot_design`."""
     from gengen.dna.figures import plot_design as plot
 

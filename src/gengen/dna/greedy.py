@@ -221,14 +221,14 @@ def _substitutions(codes: torch.Tensor) -> torch.Tensor:
 def _score_codes(predictor, codes: torch.Tensor, batch: int) -> torch.Tensor:
     """One-hot scores of ``(M, L)`` codes, ``batch`` sequences at a time (bounded memory): a PWM's exact
     best window, else the predictor's output."""
-    from gengen.dna.predictors import PWMPredictor
+    from gengen.dna.predictors import exact_score
 
     eye = torch.eye(4, device=codes.device)
     out = []
     with torch.no_grad():
         for i in range(0, len(codes), batch):
             x = eye[codes[i : i + batch].long()].transpose(1, 2)
-            out.append(predictor.exact(x)[0] if isinstance(predictor, PWMPredictor) else predictor(x))
+            out.append(exact_score(predictor, x))
     return torch.cat(out) if out else torch.zeros(0, device=codes.device)
 
 

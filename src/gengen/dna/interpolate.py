@@ -82,7 +82,7 @@ class Interpolation:
         cols = [t[c].to_numpy() for c in self.score_columns]
         desc = [f"t={t['t'].iat[i]:.3f} path={t['path'].iat[i]} gc={t['gc'].iat[i]:.3f}"
                 + "".join(f" {c}={v[i]:.4f}" for c, v in zip(self.score_columns, cols)) for i in range(len(t))]
-        write_fasta(fasta, list(t["id"]), list(t["sequence"]), desc)
+        write_fasta(fasta, list(t["id"]), list(t["sequence"]), descriptions=desc)
         with atomic_path(tsv) as tmp:
             t.to_csv(tmp, sep="\t", index=False, float_format="%.5g")
         plot_interpolation(t, png, self.score_columns,

@@ -59,7 +59,7 @@ def base_composition(codes: np.ndarray) -> np.ndarray:
     return kmer_spectrum(codes, 1)
 
 
-def sample_iid(composition: np.ndarray, n: int, length: int, seed: int = 0) -> np.ndarray:
+def sample_iid(composition: np.ndarray, n: int, length: int, *, seed: int = 0) -> np.ndarray:
     """``(n, length)`` codes with independent bases at ``composition``."""
     rng = np.random.default_rng(seed)
     return rng.choice(4, size=(n, length), p=composition / composition.sum()).astype(np.uint8)
@@ -79,7 +79,7 @@ def fit_markov(codes: np.ndarray, order: int, pseudocount: float = 0.5) -> tuple
 
 
 def sample_markov(
-    model: tuple[np.ndarray, np.ndarray], order: int, n: int, length: int, seed: int = 0
+    model: tuple[np.ndarray, np.ndarray], order: int, n: int, *, length: int, seed: int = 0
 ) -> np.ndarray:
     """Draw ``(n, length)`` codes from a chain fitted by :func:`fit_markov` (vectorised over sequences)."""
     start_p, trans = model
@@ -104,6 +104,7 @@ def kmer_js_table(
     generated: dict[str, np.ndarray],
     heldout: np.ndarray,
     train: np.ndarray,
+    *,
     ks=(1, 2, 3, 4, 5, 6),
     n: int | None = None,
     seed: int = 0,
@@ -127,7 +128,7 @@ def kmer_js_table(
 
     ref = pick(heldout)
     sets = {name: pick(v) for name, v in generated.items()}
-    sets["iid"] = sample_iid(base_composition(train), n, length, seed)
+    sets["iid"] = sample_iid(base_composition(train), n, length, seed=seed)
     sets["real_train"] = pick(train)
     rows = []
     for k in ks:
@@ -135,7 +136,7 @@ def kmer_js_table(
         row = {"k": k}
         for name, codes in sets.items():
             row[name] = js_divergence(kmer_spectrum(codes, k), ref_spec)
-        mk = sample_markov(fit_markov(train, k - 1), k - 1, n, length, seed + k)
+        mk = sample_markov(fit_markov(train, k - 1), k - 1, n, length=length, seed=seed + k)
         row["markov"] = js_divergence(kmer_spectrum(mk, k), ref_spec)
         rows.append(row)
     cols = ["k", *generated, "iid", "markov", "real_train"]
@@ -145,7 +146,7 @@ def kmer_js_table(
 
 
 def hamming_diversity(
-    codes: np.ndarray, exclude: np.ndarray | None = None, max_n: int = 2000, seed: int = 0
+    codes: np.ndarray, exclude: np.ndarray | None = None, max_n: int = 2000, *, seed: int = 0
 ) -> float:
     """Mean pairwise Hamming distance per base; ``exclude`` ``(N, L)`` bool masks positions (motif hits).
 

@@ -84,7 +84,7 @@ class ResBlock(nn.Module):
 class Generator(nn.Module):
     """z ``(N, latent)`` -> soft one-hot DNA ``(N, 4, L)`` (softmax over bases at each position)."""
 
-    def __init__(self, length: int = 50, latent: int = 100, channels: int = 100, blocks: int = 5):
+    def __init__(self, length: int = 50, latent: int = 100, channels: int = 100, *, blocks: int = 5):
         super().__init__()
         self.length, self.latent, self.channels = length, latent, channels
         self.dense = nn.Linear(latent, channels * length)

@@ -141,9 +141,7 @@ class Objective:
 
     @property
     def pwm(self) -> PWM | None:
-        from gengen.dna.predictors import PWMPredictor
-
-        return self.predictor.pwm if isinstance(self.predictor, PWMPredictor) else None
+        return getattr(self.predictor, "pwm", None)
 
     @property
     def is_value(self) -> bool:
@@ -282,7 +280,7 @@ def load_objectives(
     motif_name: str | None = None,
     pseudocount: float = 1.0,
     device: str | torch.device = "cpu",
-    quiet: bool = False,
+    quiet: bool = True,
 ) -> tuple[list[Objective], PWM | None]:
     """The objectives of ``dna-design`` / ``dna-generate``: each ``--objective`` spec, or the one-objective
     shorthand (``predictor`` with ``target``, else ``motif``; a motif given with a predictor only
@@ -302,7 +300,7 @@ def load_objectives(
     """
     from pathlib import Path
 
-    from gengen.dna.predictors import PWMPredictor, load_predictor
+    from gengen.dna.predictors import CNNPredictor, PWMPredictor
     from gengen.io.motifs import load_motif
     from gengen.runtime import log
 
@@ -323,14 +321,14 @@ def load_objectives(
                 module = PWMPredictor(read_motif(p.source))
                 name = module.pwm.name
             else:
-                module, name = load_predictor(p.source, device=device)[0], Path(p.source).name
+                module, name = CNNPredictor.load(p.source, device=device), Path(p.source).name
             out.append(Objective(module, p.target, p.weight, name=name))
         annotation = None
     else:
         target = parse_target(target)
         annotation = read_motif(motif) if motif else None
         if predictor:
-            out = [Objective(load_predictor(predictor, device=device)[0], target, name=Path(predictor).name)]
+            out = [Objective(CNNPredictor.load(predictor, device=device), target, name=Path(predictor).name)]
         elif annotation is None:
             raise GengenError("give --motif (file or JASPAR id), --predictor (a dna-train-predictor model) or "
                               "--objective.")

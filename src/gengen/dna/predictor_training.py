@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from gengen.dna.baselines import kmer_ridge_baseline
-from gengen.dna.predictors import PIPELINE, CNNPredictor, predict
+from gengen.dna.predictors import PIPELINE, CNNPredictor, load_predictor, predict  # noqa: F401 (old path)
 from gengen.errors import GengenError
 from gengen.runtime import Progress, resolve_device, seed_everything
 
@@ -83,45 +83,10 @@ class TrainedPredictor:
         return line + f"; {m['train_seconds']:.1f} s on {m['device']}"
 
     def save(self, directory) -> Path:
-        from gengen.checkpoint import save_checkpoint
-        from gengen.plots import plot_curves
-
-        hist = self.history
-
-        def extra(tmp: Path) -> None:
-            hist.to_csv(tmp / "history.csv", index=False)
-            plot_curves(
-                hist,
-                [("loss (MSE, standardised)", ["train_loss"]), ("Pearson r", ["stop_pearson", "val_pearson"])],
-                tmp / "training.png",
-                title="CNN predictor",
-            )
-
-        cfg = {
-            "kind": "cnn",
-            "architecture": self.model.config(),
-            "length": self.length,
-            "recipe": {k: v for k, v in vars(self.recipe).items()},
-            "metrics": self.metrics,
-        }
-        return save_checkpoint(directory, PIPELINE, self.model.state_dict(), cfg, extra)
-
-
-def load_predictor(path, device: str | torch.device = "cpu") -> tuple[CNNPredictor, dict]:
-    """Load a ``dna-train-predictor`` checkpoint; returns (model in eval mode, config)."""
-    from gengen.checkpoint import config_section, load_checkpoint, require_keys
-
-    tensors, cfg, directory = load_checkpoint(path, PIPELINE)
-    require_keys(cfg, ["architecture", "length"], directory)
-    model = config_section(CNNPredictor, cfg["architecture"], directory, what="architecture")
-    try:
-        model.load_state_dict(tensors)
-    except RuntimeError as exc:
-        raise GengenError(
-            f"{str(directory)!r}: weights do not match the recorded architecture ({exc})."
-        ) from None
-    dev = resolve_device(device) if isinstance(device, str) else device
-    return model.to(dev).eval(), cfg
+        """Write the predictor with its length, recipe, metrics and history (:meth:`CNNPredictor.save`)."""
+        m = self.model
+        m.length, m.recipe, m.metrics, m.history = self.length, dict(vars(self.recipe)), self.metrics, self.history
+        return m.save(directory)
 
 
 def _pearson(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -135,8 +100,9 @@ def train_predictor(
     codes: np.ndarray,
     labels: np.ndarray,
     recipe: PredictorRecipe | None = None,
+    *,
     device: str = "auto",
-    quiet: bool = False,
+    quiet: bool = True,
     baseline: bool = True,
     on_epoch: Callable[[int, dict], None] | None = None,
 ) -> TrainedPredictor:
@@ -148,6 +114,20 @@ def train_predictor(
     epochs); the held-out set never takes part in that choice. ``on_epoch(epoch, row)`` is called
     after each epoch (1-based) with a copy of its history row (``stop_pearson`` is the early-stopping
     r); an exception it raises (a sweep's pruning signal) stops training and propagates unchanged.
+
+    Parameters
+    ----------
+    codes : sequences ``(N, L)``, uint8 codes 0-3.
+    labels : one number per sequence (e.g. PBM intensity).
+    recipe : the settings (default :class:`PredictorRecipe`).
+    device : ``"auto"``, ``"cpu"``, ``"cuda"``, ...
+    quiet : no progress or status lines (the default for library calls).
+    baseline : also score the 6-mer ridge baseline on the held-out set.
+    on_epoch : called as ``on_epoch(epoch, history_row)``.
+
+    Returns
+    -------
+    A :class:`TrainedPredictor` (``.model``, ``.metrics``, ``.save(path)``).
     """
     import pandas as pd
 

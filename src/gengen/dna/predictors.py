@@ -9,12 +9,14 @@ Training the CNN is :mod:`gengen.dna.predictor_training`, the k-mer ridge baseli
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 from torch import nn
 
+from gengen.checkpoint import LoadedCheckpoint, SavedModel
 from gengen.errors import GengenError
 from gengen.runtime import resolve_device
 
@@ -87,17 +89,38 @@ class PWMPredictor(nn.Module):
         best, idx = s.flatten(1).max(dim=1)
         return best, idx % n_pos, idx // n_pos
 
+    def exact_score(self, x: torch.Tensor) -> torch.Tensor:
+        """The reportable score ``(N,)``: the exact best window (not the smooth maximum)."""
+        return self.exact(x)[0]
 
-class CNNPredictor(nn.Module):
+    def report(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """``score``, ``hit_start`` (0-based) and ``hit_strand`` (0 = +, 1 = -) of the best window."""
+        score, start, strand = self.exact(x)
+        return {"score": score, "hit_start": start, "hit_strand": strand}
+
+
+class CNNPredictor(SavedModel, nn.Module):
     """A small CNN regressor for labelled sequences (the paper's PBM predictor role).
 
     conv(4 -> C, width 11) - ReLU - conv(C -> C, width 5, dilation 2) - ReLU, then max and mean
     pooling over positions on both strands (the reverse complement shares weights), and a 2-layer
     head. Pooling makes it accept any length >= its receptive field.
+
+    :func:`gengen.dna.train_predictor` fits one; ``save(path)`` writes a checkpoint folder and returns
+    it, :meth:`load` reads one (a ``dna-train-predictor`` folder). ``length`` (the training sequences'),
+    ``recipe``, ``metrics`` and ``history`` describe the training when known.
     """
+
+    pipeline = PIPELINE
+    required_keys = ("architecture", "length")
 
     def __init__(self, channels: int = 64, width: int = 11, hidden: int = 64):
         super().__init__()
+        self.length: int | None = None
+        self.recipe: dict | None = None
+        self.metrics: dict = {}
+        self.history = None  # pandas DataFrame of the training epochs, when known
+        self.saved_config: dict | None = None  # config.json as loaded
         self.channels, self.width_, self.hidden = channels, width, hidden
         self.conv1 = nn.Conv1d(4, channels, width, padding=width // 2)
         self.conv2 = nn.Conv1d(channels, channels, 5, padding=4, dilation=2)
@@ -120,11 +143,78 @@ class CNNPredictor(nn.Module):
         return self.head(pooled).squeeze(1) * self.y_std + self.y_mean
 
     def config(self) -> dict:
+        """The architecture (config.json's ``architecture`` section)."""
         return {"channels": self.channels, "width": self.width_, "hidden": self.hidden}
+
+    @torch.no_grad()
+    def exact_score(self, x: torch.Tensor) -> torch.Tensor:
+        """The reportable score ``(N,)``: the network's output (it has no smooth surrogate)."""
+        return self(x)
+
+    def report(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """``score``: the network's output."""
+        return {"score": self.exact_score(x)}
+
+    def _save_parts(self):
+        hist = self.history
+
+        def extra(tmp: Path) -> None:
+            if hist is None or not len(hist):
+                return
+            from gengen.plots import plot_curves
+
+            hist.to_csv(tmp / "history.csv", index=False)
+            plot_curves(
+                hist,
+                [("loss (MSE, standardised)", ["train_loss"]), ("Pearson r", ["stop_pearson", "val_pearson"])],
+                tmp / "training.png",
+                title="CNN predictor",
+            )
+
+        cfg = {"kind": "cnn", "architecture": self.config(), "length": self.length, "recipe": self.recipe or {},
+               "metrics": self.metrics}
+        return self.state_dict(), cfg, extra
+
+    @classmethod
+    def _from_checkpoint(cls, checkpoint: LoadedCheckpoint, device) -> CNNPredictor:
+        model = checkpoint.section(cls, "architecture")
+        try:
+            model.load_state_dict(checkpoint.tensors)
+        except RuntimeError as exc:
+            raise GengenError(
+                f"{str(checkpoint.directory)!r}: weights do not match the recorded architecture ({exc})."
+            ) from None
+        cfg = checkpoint.config
+        model.length = int(cfg["length"]) if cfg["length"] is not None else None
+        model.recipe = cfg.get("recipe") if isinstance(cfg.get("recipe"), dict) else None
+        model.metrics = dict(cfg.get("metrics") or {})
+        model.history = checkpoint.history()
+        model.saved_config = cfg
+        dev = resolve_device(device) if isinstance(device, str) else device
+        return model.to(dev).eval()
+
+
+def exact_score(predictor: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """The reportable score ``(N,)`` of one-hot ``x`` ``(N, 4, L)``: ``predictor.exact_score(x)`` when the
+    predictor defines one (a PWM's exact best window instead of its smooth maximum), else its output
+    (any torch model mapping ``(N, 4, L)`` to ``(N,)``).
+
+    Parameters
+    ----------
+    predictor : the predictor.
+    x : one-hot sequences ``(N, 4, L)`` on the predictor's device.
+
+    Returns
+    -------
+    Scores ``(N,)``, without gradients.
+    """
+    with torch.no_grad():
+        method = getattr(predictor, "exact_score", None)
+        return method(x) if method is not None else predictor(x)
 
 
 @torch.no_grad()
-def predict(model: nn.Module, x: torch.Tensor, batch_size: int = 4096, device=None) -> torch.Tensor:
+def predict(model: nn.Module, x: torch.Tensor, batch_size: int = 4096, *, device=None) -> torch.Tensor:
     """Batched ``model(x)`` without gradients; returns a CPU tensor ``(N,)``."""
     device = device or next(iter(model.buffers()), torch.empty(0)).device
     out = [model(x[i : i + batch_size].to(device)).float().cpu() for i in range(0, len(x), batch_size)]
@@ -133,35 +223,42 @@ def predict(model: nn.Module, x: torch.Tensor, batch_size: int = 4096, device=No
 
 @torch.no_grad()
 def report_scores(model: nn.Module, x: torch.Tensor, batch_size: int = 4096) -> dict[str, np.ndarray]:
-    """The reportable score of one-hot sequences: exact PWM max with hit position/strand, or the model output."""
+    """The reportable score of one-hot sequences: exact PWM max with hit position/strand, or the model output.
+
+    Parameters
+    ----------
+    model : a predictor mapping one-hot ``(N, 4, L)`` to ``(N,)``.
+    x : one-hot sequences ``(N, 4, L)``.
+    batch_size : sequences per forward pass.
+
+    Returns
+    -------
+    ``{"score": (N,)}``, plus ``hit_start`` and ``hit_strand`` for a predictor whose ``report`` gives them (a PWM).
+    """
     dev = next(iter(model.buffers()), torch.empty(0)).device
-    if isinstance(model, PWMPredictor):
-        parts = [model.exact(x[i : i + batch_size].to(dev)) for i in range(0, len(x), batch_size)]
-        score, pos, strand = (torch.cat([p[k] for p in parts]).cpu().numpy() for k in range(3))
-        return {
-            "score": score.astype(np.float64),
-            "hit_start": pos.astype(np.int64),
-            "hit_strand": strand.astype(np.int64),
-        }
-    return {"score": predict(model, x, batch_size, dev).numpy().astype(np.float64)}
+    report = getattr(model, "report", None)
+    if report is None:  # any torch model: its output
+        return {"score": predict(model, x, batch_size, device=dev).numpy().astype(np.float64)}
+    parts = [report(x[i : i + batch_size].to(dev)) for i in range(0, len(x), batch_size)] or [report(x[:0].to(dev))]
+    out = {k: torch.cat([p[k].float() if k == "score" else p[k] for p in parts]).cpu().numpy() for k in parts[0]}
+    return {k: v.astype(np.float64 if k == "score" else np.int64) for k, v in out.items()}
 
 
 
 def load_predictor(path, device: str | torch.device = "cpu") -> tuple[CNNPredictor, dict]:
-    """Load a ``dna-train-predictor`` checkpoint; returns (model in eval mode, config)."""
-    from gengen.checkpoint import config_section, load_checkpoint, require_keys
+    """``(CNNPredictor.load(path, device), its config.json)``: the older form of :meth:`CNNPredictor.load`.
 
-    tensors, cfg, directory = load_checkpoint(path, PIPELINE)
-    require_keys(cfg, ["architecture", "length"], directory)
-    model = config_section(CNNPredictor, cfg["architecture"], directory, what="architecture")
-    try:
-        model.load_state_dict(tensors)
-    except RuntimeError as exc:
-        raise GengenError(
-            f"{str(directory)!r}: weights do not match the recorded architecture ({exc})."
-        ) from None
-    dev = resolve_device(device) if isinstance(device, str) else device
-    return model.to(dev).eval(), cfg
+    Parameters
+    ----------
+    path : a ``dna-train-predictor`` folder or a store name.
+    device : where the model goes.
+
+    Returns
+    -------
+    (the model in evaluation mode, its config.json as a dict).
+    """
+    model = CNNPredictor.load(path, device)
+    return model, model.saved_config
 
 
 # names that lived here before the split, re-exported lazily (their modules import this one)

@@ -272,7 +272,7 @@ class DesignResult:
         from gengen.runtime import atomic_path
 
         fasta, tsv, png = design_outputs(path)
-        write_fasta(fasta, self.ids, self.strings(), self.descriptions())
+        write_fasta(fasta, self.ids, self.strings(), descriptions=self.descriptions())
         with atomic_path(tsv) as tmp:
             self.table().to_csv(tmp, sep="\t", index=False, float_format="%.5g")
         if title is None:

@@ -121,11 +121,11 @@ def score_file(
     -------
     The table of :func:`score_records` (plus ``independent_score``) and the lines to report.
     """
-    from gengen.dna.predictors import load_predictor
+    from gengen.dna.predictors import CNNPredictor
     from gengen.io.sequences import read_fasta_records
 
     records = read_fasta_records(path)
-    model = load_predictor(predictor, device=device)[0] if predictor else None
+    model = CNNPredictor.load(predictor, device=device) if predictor else None
     table, notes = score_records(records, pwm=pwm, model=model, ambiguous=ambiguous)
     if pwm is not None and model is None and table["motif_score"].isna().all():
         raise GengenError(f"no record of {str(path)!r} can be scored with the {pwm.length}-bp motif: "

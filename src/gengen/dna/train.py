@@ -141,7 +141,7 @@ class TrainState:
 
 
 def _new_state(recipe: GANRecipe, device) -> TrainState:
-    g = Generator(recipe.length, recipe.latent, recipe.channels, recipe.blocks).to(device)
+    g = Generator(recipe.length, recipe.latent, recipe.channels, blocks=recipe.blocks).to(device)
     d = Critic(recipe.length, recipe.channels, recipe.blocks).to(device)
     betas = (recipe.beta1, recipe.beta2)
     foreach = device.type == "cuda"
@@ -361,10 +361,11 @@ def train_gan(
     train_codes: np.ndarray,
     recipe: GANRecipe | None = None,
     output: str | Path | None = None,
+    *,
     heldout_codes: np.ndarray | None = None,
     resume: bool = False,
     device: str = "auto",
-    quiet: bool = False,
+    quiet: bool = True,
     time_limit: float | None = None,
     ks: tuple[int, ...] = (1, 2, 3, 4, 5, 6),
 ) -> GANModel:
@@ -375,6 +376,22 @@ def train_gan(
     iterations and at the end; ``resume=True`` continues from it up to ``recipe.iterations``.
     ``time_limit`` (seconds) stops early, cleanly, with a final checkpoint. ``output`` is checked
     and locked before training (a second run writing it gets an error) until the last checkpoint.
+
+    Parameters
+    ----------
+    train_codes : training windows ``(N, L)``, uint8 codes 0-3 (A, C, G, T).
+    recipe : the settings (default :class:`GANRecipe`: the paper's WGAN-GP).
+    output : the checkpoint folder (None: train in memory only).
+    heldout_codes : held-out windows for the k-mer check that picks the best generator.
+    resume : continue the run saved in ``output``.
+    device : ``"auto"``, ``"cpu"``, ``"cuda"``, ...
+    quiet : no progress or status lines (the default for library calls).
+    time_limit : seconds after which training stops cleanly.
+    ks : k-mer sizes of the held-out check's table.
+
+    Returns
+    -------
+    The model with the best generator (``.last``: the final iteration's).
     """
     from gengen.runtime import plan_outputs
 
@@ -518,7 +535,7 @@ def _train_gan(train_codes, recipe, output, heldout_codes, resume, device, quiet
     if state.best_weights is None:
         last.last = last
         return last
-    best_gen = Generator(recipe.length, recipe.latent, recipe.channels, recipe.blocks).to(dev)
+    best_gen = Generator(recipe.length, recipe.latent, recipe.channels, blocks=recipe.blocks).to(dev)
     best_gen.load_state_dict(state.best_weights)
     best = GANModel(
         best_gen.eval(), recipe, {**metrics, "weights": "best", "weights_iteration": state.best["iteration"]}

@@ -6,9 +6,9 @@ with the D-GEX paper's baselines (Chen et al. 2016).
 >>> model.save("ggan_model"); predictions = infer(model, query)     # samples x targets DataFrame
 """
 
-from gengen.ggan.baselines import BASELINES, knn, lasso, linear, mean_predictor, ridge
-from gengen.ggan.core import GGANModel, select_genes
-from gengen.ggan.evaluate import METHODS, Evaluation, evaluate, plot_comparison
+from gengen.ggan.baselines import knn, lasso, linear, mean_predictor, ridge
+from gengen.ggan.core import GGANModel, landmarks_and_targets
+from gengen.ggan.evaluate import METHODS, Evaluation, evaluate, plot_comparison, register_baseline
 from gengen.ggan.infer import infer, infer_file, to_anndata
 from gengen.ggan.metrics import ccc_per_gene, mae_per_gene, pearson_per_gene, per_gene_metrics, summarize
 from gengen.ggan.preprocess import (
@@ -22,10 +22,9 @@ from gengen.ggan.preprocess import (
     read_probe_map,
 )
 from gengen.ggan.reference import prepare_reference
-from gengen.ggan.train import GGANRecipe, adaptive_width, check_recipe, resolve_recipe
+from gengen.ggan.train import GGANRecipe, adaptive_width, check_recipe, resolve_ggan_recipe
 
 __all__ = [
-    "BASELINES",
     "METHODS",
     "Evaluation",
     "GGANModel",
@@ -53,9 +52,10 @@ __all__ = [
     "plot_comparison",
     "prepare_reference",
     "read_probe_map",
-    "resolve_recipe",
+    "register_baseline",
+    "resolve_ggan_recipe",
     "ridge",
-    "select_genes",
+    "landmarks_and_targets",
     "summarize",
     "to_anndata",
 ]

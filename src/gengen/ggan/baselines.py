@@ -8,6 +8,8 @@
   (searched on up to 1,000 random targets).
 - ``knn``: KNN-GE, the mean targets of the k nearest training profiles in landmark space; k by
   leave-one-out on the training profiles.
+They are registered, with GGAN and D-GEX, in :data:`gengen.registry.GGAN_METHODS`
+(:func:`gengen.ggan.register_baseline` adds another).
 The D-GEX MLP lives in :mod:`gengen.ggan.train` (``loss="mse"``): same generator, MSE only.
 """
 
@@ -20,6 +22,7 @@ KNN_KS = (1, 2, 3, 5, 7, 10, 15, 20, 30)
 
 
 def mean_predictor(Xtr: np.ndarray, Ytr: np.ndarray, Xte: np.ndarray, **_) -> np.ndarray:
+    """The training mean of each target for every test profile: the floor every method must beat."""
     return np.broadcast_to(Ytr.mean(axis=0), (Xte.shape[0], Ytr.shape[1])).astype(np.float32)
 
 
@@ -31,7 +34,7 @@ def linear(Xtr: np.ndarray, Ytr: np.ndarray, Xte: np.ndarray, **_) -> np.ndarray
 
 
 def ridge(
-    Xtr: np.ndarray, Ytr: np.ndarray, Xte: np.ndarray, alphas=RIDGE_ALPHAS, info: dict | None = None, **_
+    Xtr: np.ndarray, Ytr: np.ndarray, Xte: np.ndarray, *, alphas=RIDGE_ALPHAS, info: dict | None = None, **_
 ) -> np.ndarray:
     """Ridge with one α for all targets, chosen by exact leave-one-out error from one SVD."""
     W, xm, ym = ridge_fit(Xtr, Ytr, alphas, info)
@@ -119,6 +122,7 @@ def lasso(
     Xtr: np.ndarray,
     Ytr: np.ndarray,
     Xte: np.ndarray,
+    *,
     seed: int = 0,
     iters: int = 150,
     alphas=(0.3, 0.2, 0.12, 0.08, 0.05, 0.03, 0.02),
@@ -173,7 +177,7 @@ def _lasso(Xtr, Ytr, Xte, seed, iters, alphas, info, search_targets):
 
 
 def knn(
-    Xtr: np.ndarray, Ytr: np.ndarray, Xte: np.ndarray, ks=KNN_KS, info: dict | None = None, **_
+    Xtr: np.ndarray, Ytr: np.ndarray, Xte: np.ndarray, *, ks=KNN_KS, info: dict | None = None, **_
 ) -> np.ndarray:
     """KNN-GE: average targets of the k nearest training profiles (Euclidean, z-scored landmarks)."""
 
@@ -191,6 +195,3 @@ def knn(
         info["k"] = int(k)
     nn = np.argsort(sqdist(Xte.astype(np.float64), Xtr64), axis=1)[:, :k]
     return Ytr64[nn].mean(axis=1).astype(np.float32)
-
-
-BASELINES = {"linear": linear, "ridge": ridge, "lasso": lasso, "knn": knn, "mean": mean_predictor}

@@ -7,7 +7,6 @@ and matches new data by gene name (or by an L1000 GCT's ``pr_gene_symbol``, or b
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,18 +14,19 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from gengen.checkpoint import load_checkpoint, read_history, require_keys, save_checkpoint
+from gengen.checkpoint import LoadedCheckpoint, SavedModel
 from gengen.errors import GengenError, preview
-from gengen.ggan.preprocess import Preprocessor, split_indices
+from gengen.ggan.preprocess import Preprocessor
 from gengen.ggan.train import (
     GGANRecipe,
     build_networks,
     fit_ggan,
     predict_z,
-    resolve_recipe,
+    resolve_ggan_recipe,
     ridge_initialise,
 )
 from gengen.runtime import describe_device, log, resolve_device, seed_everything
+from gengen.training import split_indices
 
 if TYPE_CHECKING:
     import anndata as ad
@@ -67,14 +67,22 @@ class LandmarkPlan:
         return out
 
 
-class GGANModel:
-    """A trained landmark -> target generator with its genes and preprocessing."""
+class GGANModel(SavedModel):
+    """A trained landmark -> target generator with its genes and preprocessing.
+
+    Build one with :meth:`train` (or :meth:`train_arrays`) or :meth:`load`; ``save(path)`` writes a
+    checkpoint folder and returns it (model.safetensors keys: docs/checkpoints.md).
+    """
+
+    pipeline = PIPELINE
+    required_keys = ("architecture", "landmarks", "targets", "recipe")
 
     def __init__(
         self,
         generator,
         landmarks: list[str],
         targets: list[str],
+        *,
         preprocessor: Preprocessor,
         recipe: GGANRecipe,
         history: pd.DataFrame | None = None,
@@ -112,10 +120,10 @@ class GGANModel:
         adata: ad.AnnData,
         landmarks: list[str],
         targets: list[str] | None = None,
+        *,
         recipe: GGANRecipe | None = None,
         device: str = "auto",
-        quiet: bool = False,
-        *,
+        quiet: bool = True,
         on_epoch: Callable[[int, dict], None] | None = None,
         checkpoint: Checkpointing | None = None,
     ) -> GGANModel:
@@ -124,8 +132,23 @@ class GGANModel:
         ``targets`` defaults to every other gene. Preprocessing is fitted on the training split only.
         ``on_epoch(epoch, row)``: called after every epoch with its history row (see :func:`fit_ggan`).
         ``checkpoint``: a resumable run (see :meth:`train_arrays`).
+
+        Parameters
+        ----------
+        adata : the reference, samples x genes (original units, log scale).
+        landmarks : landmark gene names.
+        targets : target gene names (default: every other gene).
+        recipe : the settings (default :class:`GGANRecipe`, fields left at None sized to the reference).
+        device : ``"auto"``, ``"cpu"``, ``"cuda"``, ...
+        quiet : no progress or status lines (the default for library calls).
+        on_epoch : called as ``on_epoch(epoch, history_row)`` after every validated epoch.
+        checkpoint : a :class:`gengen.training_state.Checkpointing` for a resumable run.
+
+        Returns
+        -------
+        The trained model.
         """
-        lm, tg = select_genes(adata, landmarks, targets)
+        lm, tg = landmarks_and_targets(adata, landmarks, targets)
         X = np.asarray(adata[:, lm].X, dtype=np.float32)
         Y = np.asarray(adata[:, tg].X, dtype=np.float32)
         var = adata.var
@@ -135,9 +158,9 @@ class GGANModel:
         return cls.train_arrays(
             X,
             Y,
-            lm,
-            tg,
-            recipe,
+            landmarks=lm,
+            targets=tg,
+            recipe=recipe,
             device=device,
             quiet=quiet,
             on_epoch=on_epoch,
@@ -152,11 +175,12 @@ class GGANModel:
         cls,
         X: np.ndarray,
         Y: np.ndarray,
+        *,
         landmarks: list[str],
         targets: list[str],
         recipe: GGANRecipe | None = None,
         device: str = "auto",
-        quiet: bool = False,
+        quiet: bool = True,
         on_epoch: Callable[[int, dict], None] | None = None,
         checkpoint: Checkpointing | None = None,
         **gene_info: Any,
@@ -171,6 +195,23 @@ class GGANModel:
         minute (by default), through the refit too, and the finished model at the end. With
         ``resume=True`` the run continues the unfinished one saved there (``recipe=None``: with that
         run's settings); bit-identical to an uninterrupted run on the CPU at the same thread count.
+
+        Parameters
+        ----------
+        X : landmarks ``(n, n_landmarks)``, original units.
+        Y : targets ``(n, n_targets)``, original units.
+        landmarks : the landmark names (X's columns).
+        targets : the target names (Y's columns).
+        recipe : the settings (default :class:`GGANRecipe`).
+        device : ``"auto"``, ``"cpu"``, ``"cuda"``, ...
+        quiet : no progress or status lines (the default for library calls).
+        on_epoch : called as ``on_epoch(epoch, history_row)``.
+        checkpoint : a :class:`gengen.training_state.Checkpointing` for a resumable run.
+        **gene_info : ``landmark_probes``, ``landmark_genes``, ``target_genes`` (kept in the model).
+
+        Returns
+        -------
+        The trained model.
         """
         if checkpoint is None:
             return cls._train_arrays(X, Y, landmarks, targets, recipe, device, quiet, on_epoch, None, gene_info)
@@ -194,12 +235,12 @@ class GGANModel:
         given = recipe or GGANRecipe()
         if ck is not None and ck.resuming and recipe is None and ck.saved_recipe() is not None:
             given = GGANRecipe.from_dict(ck.saved_recipe())
-        recipe = resolve_recipe(given, X.shape[0])
+        recipe = resolve_ggan_recipe(given, X.shape[0])
         if ck is not None:
             ck.check_recipe({**recipe.to_dict(), "notes": []})
             if ck.resuming and ck.saved_recipe() is not None:  # the original's notes, word for word
                 given = GGANRecipe.from_dict(ck.saved_recipe())
-                recipe = resolve_recipe(given, X.shape[0])
+                recipe = resolve_ggan_recipe(given, X.shape[0])
             ck.recipe_given = given.to_dict()
             ck.ready(recipe.epochs)
             if ck.complete:
@@ -230,7 +271,7 @@ class GGANModel:
             f"up to {recipe.epochs} epochs on {describe_device(dev)}",
             quiet,
         )
-        model = cls(gen, landmarks, targets, pre, recipe, None, {}, device=str(dev),
+        model = cls(gen, landmarks, targets, preprocessor=pre, recipe=recipe, device=str(dev),
                     landmark_fill=X[train_idx].mean(axis=0), **gene_info)
         phase1 = ck.carry.get("phase1") if ck is not None else None
         if phase1 is None:
@@ -285,7 +326,7 @@ class GGANModel:
                         ck.save(LoopState({}, {}, phase="refit"), dev)  # the model: phase one's choice
                     ck.phase = "refit"
                     ck.total_epochs = best_epoch
-                    ck.write_model = cls(gen, landmarks, targets, pre, recipe, None, {}, device=str(dev),
+                    ck.write_model = cls(gen, landmarks, targets, preprocessor=pre, recipe=recipe, device=str(dev),
                                          landmark_fill=X.mean(axis=0), **gene_info)._checkpoint_parts
                 more = fit_ggan(gen, disc, Xz, Yz, None, None, refit_recipe, dev, quiet, checkpoint=ck)
                 history.attrs["seconds"] += more.attrs["seconds"]
@@ -312,10 +353,10 @@ class GGANModel:
             gen,
             landmarks,
             targets,
-            pre,
-            recipe,
-            history,
-            metrics,
+            preprocessor=pre,
+            recipe=recipe,
+            history=history,
+            metrics=metrics,
             device=str(dev),
             landmark_fill=fill,
             **gene_info,
@@ -362,7 +403,7 @@ class GGANModel:
                 best = p
         return best
 
-    def check_plan(self, plan: LandmarkPlan, data_names, fill_missing: bool, quiet: bool = False) -> None:
+    def check_plan(self, plan: LandmarkPlan, data_names, fill_missing: bool, *, quiet: bool = True) -> None:
         """Error naming missing landmarks (unless ``fill_missing``: training mean, with a warning)."""
         from gengen.io.expression import mismatch_hint
 
@@ -390,10 +431,10 @@ class GGANModel:
         if plan.how != "name":
             log(f"matched {int((~plan.missing).sum())} landmarks by {plan.how}.", quiet)
 
-    def align(self, adata: ad.AnnData, fill_missing: bool = False, quiet: bool = False) -> np.ndarray:
+    def align(self, adata: ad.AnnData, fill_missing: bool = False, quiet: bool = True) -> np.ndarray:
         """The model's landmarks, in the model's order, from ``adata`` (original units)."""
         plan = self.plan(adata.var_names, adata.var)
-        self.check_plan(plan, adata.var_names, fill_missing, quiet)
+        self.check_plan(plan, adata.var_names, fill_missing, quiet=quiet)
         return plan.apply(np.asarray(adata.X, dtype=np.float32), self.landmark_fill)
 
     # ------------------------------------------------------------------ inference
@@ -433,8 +474,19 @@ class GGANModel:
                 "~0.7 in training): another scale or platform? Predictions will be poor; give log-scale values "
                 "like the reference's, or train with --quantile across platforms.")
 
-    def predict(self, data, fill_missing: bool = False, quiet: bool = False) -> pd.DataFrame:
-        """Samples x target genes (original units) for an AnnData or a samples x genes DataFrame."""
+    def predict(self, data, fill_missing: bool = False, quiet: bool = True) -> pd.DataFrame:
+        """Samples x target genes (original units) for an AnnData or a samples x genes DataFrame.
+
+        Parameters
+        ----------
+        data : query profiles, an AnnData or a samples x genes DataFrame (original units).
+        fill_missing : fill missing landmark genes with training means instead of refusing.
+        quiet : no status lines (the default for library calls).
+
+        Returns
+        -------
+        Predictions, samples x target genes (original units).
+        """
         import anndata as ad
         import pandas as pd
 
@@ -480,10 +532,9 @@ class GGANModel:
             "metrics": self.metrics,
         }
 
-    def save(self, directory: str | os.PathLike) -> Path:
-        """Checkpoint directory: model.safetensors (generator + preprocessing), config.json, history.csv,
-        training.png."""
-        return save_checkpoint(directory, PIPELINE, *self._parts(self.generator.state_dict(), self.history))
+    def _save_parts(self) -> tuple[dict, dict, Callable[[Path], None]]:
+        """model.safetensors (generator + preprocessing), config.json, history.csv, training.png."""
+        return self._parts(self.generator.state_dict(), self.history)
 
     def _parts(self, weights: dict, history, plot: bool = True) -> tuple[dict, dict, Callable[[Path], None]]:
         """(tensors, config, extra files) of this model with the generator ``weights``."""
@@ -523,55 +574,38 @@ class GGANModel:
         return self._parts(weights, history, plot=False)
 
     @classmethod
-    def load(cls, path_or_name: str | os.PathLike, device: str = "auto") -> GGANModel:
-
+    def _from_checkpoint(cls, checkpoint: LoadedCheckpoint, device: str) -> GGANModel:
         from gengen.ggan.model import Generator
 
-        tensors, cfg, directory = load_checkpoint(path_or_name, PIPELINE)
-        require_keys(cfg, ["architecture", "landmarks", "targets", "recipe"], directory)
-        a = cfg["architecture"]
-        try:
-            gen = Generator(
-                int(a["n_in"]),
-                int(a["n_out"]),
-                tuple(a["hidden"]),
-                float(a["dropout"]),
-                a["activation"],
-                float(a.get("input_noise", 0.0)),
-                bool(a.get("linear_skip", False)),
-            )
-            if len(cfg["landmarks"]) != gen.n_in or len(cfg["targets"]) != gen.n_out:
-                raise ValueError("gene lists do not match the network's sizes")
-            gen.load_state_dict(
-                {k.removeprefix("generator."): v for k, v in tensors.items() if k.startswith("generator.")},
-                strict=True,
-            )
-            pre = Preprocessor.from_tensors(tensors)
-            fill = tensors["preprocess.landmark_fill"].numpy()
-            recipe = GGANRecipe.from_dict(cfg["recipe"])
-        except (KeyError, TypeError, ValueError, RuntimeError) as exc:
-            raise GengenError(
-                f"checkpoint {str(directory)!r} is inconsistent ({str(exc).splitlines()[0][:160]}); "
-                "it is corrupted or from another gengen version."
-            ) from None
-        history = read_history(directory, ("epoch",))
+        cfg, a, tensors = checkpoint.config, checkpoint.config["architecture"], checkpoint.tensors
+        gen = Generator(
+            int(a["n_in"]),
+            int(a["n_out"]),
+            tuple(a["hidden"]),
+            float(a["dropout"]),
+            a["activation"],
+            float(a.get("input_noise", 0.0)),
+            bool(a.get("linear_skip", False)),
+        )
+        if len(cfg["landmarks"]) != gen.n_in or len(cfg["targets"]) != gen.n_out:
+            raise ValueError("gene lists do not match the network's sizes")
+        gen.load_state_dict(checkpoint.prefixed("generator."), strict=True)
         model = cls(
             gen,
             cfg["landmarks"],
             cfg["targets"],
-            pre,
-            recipe,
-            history,
-            cfg.get("metrics"),
+            preprocessor=Preprocessor.from_tensors(tensors),
+            recipe=GGANRecipe.from_dict(cfg["recipe"]),
+            history=checkpoint.history(("epoch",)),
+            metrics=cfg.get("metrics"),
             device=device,
             landmark_probes=cfg.get("landmark_probes"),
             landmark_genes=cfg.get("landmark_genes"),
             target_genes=cfg.get("target_genes"),
-            landmark_fill=fill,
+            landmark_fill=tensors["preprocess.landmark_fill"].numpy(),
         )
-        model.path = directory
         model.cpu_threads = cfg.get("cpu_threads")
-        model.training = cfg.get("training") if isinstance(cfg.get("training"), dict) else None
+        model.training = checkpoint.training_section()
         return model
 
 
@@ -601,7 +635,7 @@ def _positions(names: list[str]) -> dict[str, list[int]]:
     return pos
 
 
-def select_genes(
+def landmarks_and_targets(
     adata: ad.AnnData, landmarks: list[str], targets: list[str] | None
 ) -> tuple[list[str], list[str]]:
     """Validate landmark/target names against a reference; targets default to all other genes."""

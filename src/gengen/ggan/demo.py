@@ -49,7 +49,7 @@ def run(outdir: Path, seed: int = 0, quiet: bool = False) -> list[str]:
         quiet,
     )
     recipe = GGANRecipe(seed=seed)  # the defaults, sized to the 560 training cells (see docs/ggan.md)
-    model = GGANModel.train(train, landmarks, targets, recipe, device="cpu", quiet=True)
+    model = GGANModel.train(train, landmarks, targets, recipe=recipe, device="cpu", quiet=True)
     model.save(outdir / "ggan_pbmc_model")
     pred = model.predict(held[:, landmarks].copy(), quiet=True)
     write_table(pred, outdir / "heldout_predicted_targets.csv")

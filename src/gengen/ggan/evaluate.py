@@ -10,32 +10,59 @@ left out of the averages and summarised on their own rows.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from gengen.errors import GengenError
-from gengen.ggan.baselines import BASELINES
 from gengen.ggan.metrics import METRICS, per_gene_metrics
 from gengen.ggan.preprocess import Preprocessor, kfold_indices
 from gengen.ggan.train import GGANRecipe
+from gengen.registry import GGAN_METHODS
 from gengen.runtime import log
 
 if TYPE_CHECKING:
     import pandas as pd
 
-METHODS = ("ggan", "ggan-plain", "dgex", "linear", "ridge", "lasso", "knn", "mean")
-LABELS = {
-    "ggan": "GGAN",
-    "ggan-plain": "GGAN (plain MLP)",
-    "dgex": "D-GEX",
-    "linear": "linear (LS)",
-    "ridge": "ridge (LR-L2)",
-    "lasso": "lasso (LR-L1)",
-    "knn": "KNN-GE",
-    "mean": "mean predictor",
-}
+METHODS = GGAN_METHODS  # the registry: iterate it for the names, register_baseline() adds one
+PLAIN = {"linear_skip": False, "ridge_init": False, "refit": False, "notes": []}
+
+
+def ggan_recipe(recipe: GGANRecipe) -> GGANRecipe:
+    """``ggan``: the recipe as given."""
+    return recipe
+
+
+def plain_recipe(recipe: GGANRecipe) -> GGANRecipe:
+    """``ggan-plain``: the GAN on the plain MLP generator (no linear path, no ridge start, no refit)."""
+    return GGANRecipe.from_dict({**recipe.to_dict(), **PLAIN})
+
+
+def dgex_recipe(recipe: GGANRecipe) -> GGANRecipe:
+    """``dgex``: D-GEX as published, the plain MLP generator trained with MSE only."""
+    return GGANRecipe.from_dict({**recipe.to_dict(), **PLAIN, "loss": "mse"})
+
+
+def register_baseline(name: str, fit_predict: Callable, *, label: str | None = None, default: bool = True,
+                      replace: bool = False) -> None:
+    """Add a method to :func:`evaluate` and ``ggan-eval`` (its ``--methods`` and the tables and figure).
+
+    Parameters
+    ----------
+    name : the method's name (``--methods NAME``).
+    fit_predict : ``fit_predict(Xtr, Ytr, Xte, *, seed, info) -> Ŷte`` on z-scored arrays (training
+        landmarks, training targets, test landmarks); ``info`` is a dict it may fill with what it chose.
+        Accept ``**_`` to ignore keywords it does not use.
+    label : the name in tables and figures (default: ``name``).
+    default : in ``ggan-eval``'s default selection.
+    replace : allow replacing a method of the same name.
+
+    Returns
+    -------
+    None.
+    """
+    GGAN_METHODS.register(name, fit_predict, label=label, kind="baseline", default=default, replace=replace)
 
 
 @dataclass
@@ -65,14 +92,15 @@ def evaluate(
     X: np.ndarray,
     Y: np.ndarray,
     targets: list[str],
+    *,
     same_gene: list[str] | None = None,
     folds: int = 5,
     recipe: GGANRecipe | None = None,
     dgex_recipe: GGANRecipe | None = None,
-    methods: tuple[str, ...] = METHODS,
+    methods: tuple[str, ...] | None = None,
     seed: int = 0,
     device: str = "auto",
-    quiet: bool = False,
+    quiet: bool = True,
     groups=None,
 ) -> Evaluation:
     """Score each method on the same ``folds`` splits of aligned arrays (original units).
@@ -80,23 +108,38 @@ def evaluate(
     ``same_gene`` lists targets that are landmark genes too (reported separately). ``groups`` (one
     label per profile: subject, batch) makes the folds grouped, so every subject or batch is tested
     on models that never saw it (:func:`gengen.ggan.kfold_indices`). Recipe fields left at ``None``
-    adapt to each training fold's size (:func:`gengen.ggan.resolve_recipe`); ``info["resolved_recipes"]``
+    adapt to each training fold's size (:func:`gengen.ggan.resolve_ggan_recipe`); ``info["resolved_recipes"]``
     keeps the first fold's, with its notes.
+
+    Parameters
+    ----------
+    X : landmarks, profiles x landmark genes (original units).
+    Y : targets, profiles x target genes (original units).
+    targets : the target genes' names (Y's columns).
+    same_gene : targets that are the same gene as a landmark.
+    folds : cross-validation folds (the same splits for every method).
+    recipe : GGAN's recipe (default: :class:`GGANRecipe` with ``seed``).
+    dgex_recipe : D-GEX's recipe (default: ``recipe`` as the plain MLP trained with MSE).
+    methods : names in :data:`~gengen.registry.GGAN_METHODS` (default: every registered method);
+        :func:`register_baseline` adds one.
+    seed : seed of the folds and of each fold's networks (seed + fold).
+    device : where the networks train.
+    quiet : no per-fold lines (the default for library calls).
+    groups : one group label per profile for grouped folds.
+
+    Returns
+    -------
+    An :class:`Evaluation`: ``summary``, ``folds``, ``per_gene`` tables and ``info``.
     """
     import pandas as pd
 
     from gengen.ggan.core import GGANModel
 
-    if not methods:
-        raise GengenError(f"no method to evaluate; choose from {', '.join(METHODS)}.")
-    unknown = [m for m in methods if m not in METHODS]
-    if unknown:
-        raise GengenError(f"unknown method(s) {', '.join(unknown)}; choose from {', '.join(METHODS)}.")
+    methods = GGAN_METHODS.names() if methods is None else GGAN_METHODS.check(methods)
     recipe = recipe or GGANRecipe(seed=seed)
-    plain = {"linear_skip": False, "ridge_init": False, "refit": False, "notes": []}
-    # D-GEX as published: the plain MLP generator trained with MSE only (no linear path, no ridge start)
-    dgex_recipe = dgex_recipe or GGANRecipe.from_dict({**recipe.to_dict(), **plain, "loss": "mse"})
-    recipes = {"ggan": recipe, "ggan-plain": GGANRecipe.from_dict({**recipe.to_dict(), **plain}), "dgex": dgex_recipe}
+    recipes = {m: GGAN_METHODS[m].function()(recipe) for m in methods if GGAN_METHODS[m].kind == "network"}
+    if dgex_recipe is not None and "dgex" in recipes:
+        recipes["dgex"] = dgex_recipe
     same = np.array([t in set(same_gene or []) for t in targets])
     splits = kfold_indices(X.shape[0], folds, seed, groups=groups)
     fold_rows, gene_frames = [], []
@@ -115,9 +158,9 @@ def evaluate(
                 model = GGANModel.train_arrays(
                     X[tr],
                     Y[tr],
-                    [f"x{i}" for i in range(X.shape[1])],
-                    list(targets),
-                    r,
+                    landmarks=[f"x{i}" for i in range(X.shape[1])],
+                    targets=list(targets),
+                    recipe=r,
                     device=device,
                     quiet=True,
                 )
@@ -131,7 +174,7 @@ def evaluate(
                 if f == 0:
                     resolved[m] = model.recipe.to_dict()
             else:
-                pred = BASELINES[m](Xtr, Ytr, Xte, seed=seed + f, info=detail)
+                pred = GGAN_METHODS[m].function()(Xtr, Ytr, Xte, seed=seed + f, info=detail)
             seconds[m] += time.perf_counter() - t0
             info[m].append(detail)
             g = per_gene_metrics(Yte, pred, targets)
@@ -153,7 +196,7 @@ def evaluate(
                         }
                     )
             log(
-                f"fold {f + 1}/{folds} {LABELS[m]:<15} MAE {g.loc[~same, 'mae'].mean():.4f} "
+                f"fold {f + 1}/{folds} {GGAN_METHODS.label(m):<15} MAE {g.loc[~same, 'mae'].mean():.4f} "
                 f"({time.perf_counter() - t0:.1f} s){'  ' + str(detail) if detail else ''}",
                 quiet,
             )
@@ -162,7 +205,7 @@ def evaluate(
     for (m, subset), grp in folds_df.groupby(["method", "targets"], sort=False):
         row = {
             "method": m,
-            "label": LABELS[m] + (" [same gene]" if subset == "same_gene" else ""),
+            "label": GGAN_METHODS.label(m) + (" [same gene]" if subset == "same_gene" else ""),
             "targets": subset,
             "n_targets": int(grp["n_targets"].iloc[0]),
             "seconds": seconds[m],
@@ -218,7 +261,7 @@ def plot_comparison(ev: Evaluation, path) -> None:
     for ax, k, title in zip(axes, METRICS, ("MAE (lower is better)", "Lin's CCC", "Pearson r"), strict=True):
         ax.bar(range(len(s)), s[f"{k}_mean"], yerr=s[f"{k}_sd"], color=colors, capsize=3)
         ax.set_xticks(range(len(s)))
-        ax.set_xticklabels([LABELS[m] for m in s["method"]], rotation=40, ha="right", fontsize=8)
+        ax.set_xticklabels([GGAN_METHODS.label(m) for m in s["method"]], rotation=40, ha="right", fontsize=8)
         ax.set_title(title)
     fig.suptitle(
         f"{ev.info['folds']}-fold comparison, {int(s['n_targets'].iloc[0])} targets, {ev.info['n_profiles']} profiles"

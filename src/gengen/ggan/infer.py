@@ -42,8 +42,20 @@ STREAMABLE = ("csv", "tsv", "txt", "parquet", "h5ad", "gctx")
 FIXED_ORIENTATION = ("h5ad", "gctx")  # samples x genes by construction: never re-read to detect orientation
 
 
-def infer(model: GGANModel, data, fill_missing: bool = False, quiet: bool = False) -> pd.DataFrame:
-    """Samples x target genes in the reference's original units (AnnData or DataFrame in)."""
+def infer(model: GGANModel, data, fill_missing: bool = False, *, quiet: bool = True) -> pd.DataFrame:
+    """Samples x target genes in the reference's original units (AnnData or DataFrame in).
+
+    Parameters
+    ----------
+    model : a trained :class:`GGANModel`.
+    data : query profiles, an AnnData or a samples x genes DataFrame (original units).
+    fill_missing : fill missing landmark genes with training means instead of refusing.
+    quiet : no status lines (the default for library calls).
+
+    Returns
+    -------
+    Predictions, samples x target genes.
+    """
     return model.predict(data, fill_missing=fill_missing, quiet=quiet)
 
 
@@ -261,7 +273,7 @@ def _check_match(
             f"start {preview(query_names, 3)}; map ids start {preview(list(mapping), 3)}); its first column "
             "(or pr_gene_id) must hold the ids the query uses."
         )
-    model.check_plan(m.plan, m.names, fill_missing, quiet)
+    model.check_plan(m.plan, m.names, fill_missing, quiet=quiet)
 
 
 def infer_file(
@@ -274,7 +286,7 @@ def infer_file(
     genes_in_rows: bool | None = None,
     fmt: str | None = None,
     gene_map: str | os.PathLike | None = None,
-    quiet: bool = False,
+    quiet: bool = True,
 ) -> dict:
     """Predict targets for every profile of a query file and write them to ``output``.
 
@@ -282,6 +294,22 @@ def infer_file(
     rows) reads it whole. ``gene_map``: a CSV/TSV translating the query's gene ids to the model's names
     (see :func:`gengen.io.expression.read_gene_map`). Returns a summary: profiles, chunks, how landmarks
     were matched (and how many through the map), output path.
+
+    Parameters
+    ----------
+    model : a trained :class:`GGANModel`.
+    path : the query file.
+    output : the predictions file (csv, tsv, parquet or h5ad).
+    fill_missing : fill missing landmark genes with training means instead of refusing.
+    chunk_size : profiles per streamed chunk.
+    genes_in_rows : force the query's orientation (default: detect).
+    fmt : force the query's format (default: from its content).
+    gene_map : a table translating the query's gene ids to the model's.
+    quiet : no status lines (the default for library calls).
+
+    Returns
+    -------
+    A summary dict (profiles, chunks, how landmarks were matched, output path).
     """
     path, output = Path(path), Path(output)
     if not path.exists():

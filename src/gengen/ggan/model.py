@@ -91,6 +91,12 @@ class Discriminator(nn.Module):
         layers.append(nn.Linear(width, 1))
         self.head = nn.Sequential(*layers)
 
+    def real_and_fake(self, x: torch.Tensor, y_real: torch.Tensor, y_fake: torch.Tensor) -> torch.Tensor:
+        """Logits ``(2 n,)`` of the real pairs (x, y_real) then the generated pairs (x, y_fake): the
+        x part of the first layer is computed once for both, and both go through the head in one call."""
+        hx = self.fx(x)
+        return self.head(torch.cat([hx, hx]) + self.fy(torch.cat([y_real, y_fake]))).squeeze(-1)
+
     def forward(self, x: torch.Tensor, y: torch.Tensor, hx: torch.Tensor | None = None) -> torch.Tensor:
         """``hx`` = ``self.fx(x)`` when already computed for this batch."""
         return self.head((self.fx(x) if hx is None else hx) + self.fy(y)).squeeze(-1)

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from gengen.errors import GengenError, preview
+from gengen.training import split_indices  # noqa: F401  (moved to gengen.training; old import path)
 
 if TYPE_CHECKING:
     import anndata as ad
@@ -62,7 +63,7 @@ def looks_like_probe_map(path: str | os.PathLike) -> bool:
     return bool(rows) and all(len(r) >= 2 and pat.match(r[-1].strip()) for r in rows[1:] or rows)
 
 
-def map_probes(adata: ad.AnnData, *maps: ProbeMap, quiet: bool = False) -> ad.AnnData:
+def map_probes(adata: ad.AnnData, *maps: ProbeMap, quiet: bool = True) -> ad.AnnData:
     """Average each gene's probes into one column, as D-GEX does.
 
     Columns are named by gene; a gene that reappears in a later map with other probes (D-GEX lists
@@ -232,13 +233,6 @@ class Preprocessor:
             xq,
             yq,
         )
-
-
-def split_indices(n: int, val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Seeded train/validation split (shared with the VAE pipeline)."""
-    from gengen.vae.preprocess import split_indices as _split
-
-    return _split(n, val_fraction, seed)
 
 
 def kfold_indices(

@@ -35,13 +35,26 @@ def prepare_reference(
     adata: ad.AnnData,
     landmarks: str | os.PathLike | list[str],
     targets: str | os.PathLike | list[str] | None = None,
+    *,
     probe_map: bool | None = None,
-    quiet: bool = False,
+    quiet: bool = True,
 ) -> tuple[ad.AnnData, list[str], list[str] | None]:
     """(data, landmark names, target names or None = all others), probe-mapped when needed.
 
     ``probe_map=None`` maps automatically when the landmark file is a probe map whose probes, not
     its gene names, are in the data.
+
+    Parameters
+    ----------
+    adata : the reference, samples x genes (or probes).
+    landmarks : landmark names, or a gene list / D-GEX probe-map file.
+    targets : target names or file (default: every other gene).
+    probe_map : treat the files as probe maps (None: detect).
+    quiet : no status lines (the default for library calls).
+
+    Returns
+    -------
+    (the reference, probe-averaged when mapped; landmark names; target names or None).
     """
     if isinstance(landmarks, list):
         if probe_map:

@@ -22,9 +22,12 @@ import numpy as np
 
 from gengen.errors import GengenError
 from gengen.runtime import PRECISIONS, Progress, autocast, on_device, resolve_precision, small_model_threads
+from gengen.training import make_optimizer
+
+GAN_BETAS = (0.5, 0.999)  # Adam's beta1 = 0.5, as usual for GANs (the D-GEX MLP shares it)
 
 # Reference sizes (profiles, before the validation split) at which the default recipe changes; see
-# resolve_recipe and docs/ggan.md. Below SMALL_REFERENCE a 10 % validation split is a handful of
+# resolve_ggan_recipe and docs/ggan.md. Below SMALL_REFERENCE a 10 % validation split is a handful of
 # profiles and the leave-one-out ridge map is the model to beat (it was on every shared reference of
 # 57-700 profiles); from DGEX_REFERENCE on, the data are of the size D-GEX was trained on (88,807 GEO
 # profiles) and get its recipe unchanged: 3 x 3,000 tanh, Adam 5e-4, batch 200, no linear path.
@@ -44,7 +47,7 @@ START_MARGIN = 3.0
 
 @dataclass
 class GGANRecipe:
-    """Hyper-parameters; ``None`` means "adapt to the reference" (see :func:`resolve_recipe`).
+    """Hyper-parameters; ``None`` means "adapt to the reference" (see :func:`resolve_ggan_recipe`).
 
     On a reference of D-GEX's size (>= 50,000 profiles) the adapted recipe is the D-GEX class: 3 hidden
     layers of 3,000 tanh units, Adam 5e-4, batch 200, ~1,500 optimiser steps. Smaller references get a
@@ -130,7 +133,7 @@ def check_recipe(recipe: GGANRecipe) -> None:
         raise GengenError(f"precision must be one of {', '.join(PRECISIONS)}, got {r.precision!r}.")
 
 
-def resolve_recipe(recipe: GGANRecipe, n_profiles: int) -> GGANRecipe:
+def resolve_ggan_recipe(recipe: GGANRecipe, n_profiles: int) -> GGANRecipe:
     """Validate, and fill every ``None`` field for a reference of ``n_profiles``, noting why in ``notes``.
 
     D-GEX's recipe (3 x 3,000, ~1,500 steps) is sized for ~100,000 profiles: on 189 profiles it ran for
@@ -225,17 +228,6 @@ def resolve_recipe(recipe: GGANRecipe, n_profiles: int) -> GGANRecipe:
     return r
 
 
-def make_optimizer(params, lr: float, weight_decay: float = 0.0, betas=(0.5, 0.999)):
-    """Adam with the fused kernel where available, else foreach (β₁ = 0.5 as usual for GANs)."""
-    import torch
-
-    params = list(params)
-    try:
-        return torch.optim.Adam(params, lr=lr, betas=betas, weight_decay=weight_decay, fused=True)
-    except (RuntimeError, TypeError, ValueError):
-        return torch.optim.Adam(params, lr=lr, betas=betas, weight_decay=weight_decay, foreach=True)
-
-
 def ridge_initialise(gen, x_train: np.ndarray, y_train: np.ndarray) -> float:
     """Start the generator at the leave-one-out-tuned ridge map: linear path = ridge weights, MLP
     output zeroed. With few profiles this puts training on top of the strongest simple baseline, and
@@ -255,12 +247,12 @@ def ridge_initialise(gen, x_train: np.ndarray, y_train: np.ndarray) -> float:
 
 
 def build_networks(n_x: int, n_y: int, recipe: GGANRecipe):
-    """(generator, discriminator or None) for a resolved recipe (:func:`resolve_recipe`)."""
+    """(generator, discriminator or None) for a resolved recipe (:func:`resolve_ggan_recipe`)."""
     from gengen.ggan.model import Discriminator, Generator
 
     if recipe.hidden is None or recipe.layers is None or (recipe.loss == "gan" and recipe.d_hidden is None):
         raise GengenError("the recipe's network sizes adapt to the data: resolve it first "
-                          "(gengen.ggan.resolve_recipe(recipe, n_profiles)).")
+                          "(gengen.ggan.resolve_ggan_recipe(recipe, n_profiles)).")
 
     gen = Generator(
         n_x,
@@ -308,7 +300,7 @@ def fit_ggan(
     if recipe.learning_rate is None or recipe.epochs is None:  # a recipe not sized yet: size it to these data
         # (this loop trains the networks it is given; a ridge start is the caller's: ridge_initialise)
         unsized = GGANRecipe.from_dict({**recipe.to_dict(), "ridge_init": bool(recipe.ridge_init)})
-        recipe = resolve_recipe(unsized, len(x_train) + (0 if x_val is None else len(x_val)))
+        recipe = resolve_ggan_recipe(unsized, len(x_train) + (0 if x_val is None else len(x_val)))
     gan = recipe.loss == "gan"
     gen.to(device)
     if gan:
@@ -338,8 +330,8 @@ def _fit(gen, disc, xt, yt, xv, yv, recipe: GGANRecipe, device, quiet: bool, on_
     has_val = xv is not None
     n = xt.shape[0]
     n_batches = max(1, math.ceil(n / recipe.batch_size))
-    opt_g = make_optimizer(gen.parameters(), recipe.learning_rate, recipe.weight_decay)
-    opt_d = make_optimizer(disc.parameters(), recipe.d_learning_rate or recipe.learning_rate) if gan else None
+    opt_g = make_optimizer(gen.parameters(), recipe.learning_rate, weight_decay=recipe.weight_decay, betas=GAN_BETAS)
+    opt_d = make_optimizer(disc.parameters(), recipe.d_learning_rate or recipe.learning_rate, betas=GAN_BETAS) if gan else None
     d_params = list(disc.parameters()) if gan else []
     gen_perm = torch.Generator(device="cpu").manual_seed(recipe.seed)
     rows: list[dict] = []
@@ -382,9 +374,7 @@ def _fit(gen, disc, xt, yt, xv, yv, recipe: GGANRecipe, device, quiet: bool, on_
                     for p in d_params:
                         p.requires_grad_(True)
                     with autocast(precision, device):
-                        hx = disc.fx(xb)
-                        pair = torch.cat([hx, hx]) + disc.fy(torch.cat([yb, fake.detach()]))
-                        logits = disc.head(pair).squeeze(-1).float()
+                        logits = disc.real_and_fake(xb, yb, fake.detach()).float()
                     target = torch.cat([torch.ones(len(idx), device=device), torch.zeros(len(idx), device=device)])
                     d_loss = F.binary_cross_entropy_with_logits(logits, target)
                     opt_d.zero_grad(set_to_none=True)

@@ -1,1 +1,46 @@
-"""Readers and writers, one module per kind of thing (expression tables, sequences, motifs)."""
+"""Readers and writers, one module per kind of thing: expression tables (:mod:`gengen.io.expression`),
+sequences (:mod:`gengen.io.sequences`), motifs (:mod:`gengen.io.motifs`), and the one way inputs are
+opened (:mod:`gengen.io.files`).
+
+The readers and writers users call are re-exported here, imported on first use (so ``import gengen.io``
+stays light):
+
+>>> from gengen.io import read_expression, read_fasta, load_motif
+>>> adata = read_expression("expression.tsv")               # AnnData, samples x genes
+>>> seqs = read_fasta("probes.fa", length=36)               # SequenceSet: ids, (N, L) codes
+>>> pwm = load_motif("MA0139.2")                            # PWM, offline JASPAR
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    # expression tables
+    "read_expression": "expression", "write_expression": "expression", "write_table": "expression",
+    "read_gct": "expression", "read_gctx": "expression", "iter_gctx": "expression",
+    "read_series_matrix": "expression", "read_gene_list": "expression", "read_gene_map": "expression",
+    "attach_annotations": "expression", "validate_expression": "expression",
+    # sequences
+    "SequenceSet": "sequences", "read_fasta": "sequences", "read_fasta_records": "sequences",
+    "write_fasta": "sequences", "one_hot": "sequences", "codes_to_one_hot": "sequences",
+    "one_hot_to_codes": "sequences", "decode_codes": "sequences",
+    # motifs
+    "PWM": "motifs", "load_motif": "motifs", "read_motif_file": "motifs", "fetch_jaspar": "motifs",
+    "pwm_from_counts": "motifs", "pwm_from_log_odds": "motifs",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        value = getattr(importlib.import_module(f"gengen.io.{_EXPORTS[name]}"), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -490,6 +490,7 @@ def gctx_genes(path: str | os.PathLike) -> tuple[list[str], pd.DataFrame]:
 
 def iter_gctx(
     path: str | os.PathLike, chunk_size: int = 10_000, columns: Sequence[int] | None = None,
+    *,
     read_bytes: int = 64 << 20,
 ) -> Iterator[tuple[list[str], np.ndarray]]:
     """(sample ids, float32 block samples x genes) per ``chunk_size`` samples: HDF5 row slices, so a
@@ -817,7 +818,7 @@ def check_unique_genes(names, source: str = "data") -> None:
 
 
 def validate_expression(adata: ad.AnnData, source: str = "data", allow_missing_values: bool = False,
-                        quiet: bool = False) -> ad.AnnData:
+                        *, quiet: bool = False) -> ad.AnnData:
     """Dense float32 X, unique gene names, finite values; raise a clear GengenError otherwise.
 
     Duplicate sample names are made unique (``s``, ``s-1``, ...), with a note saying so.
@@ -849,7 +850,7 @@ def validate_expression(adata: ad.AnnData, source: str = "data", allow_missing_v
     return adata
 
 
-def write_table(df: pd.DataFrame, path: str | os.PathLike, protect=(), index: bool = True) -> Path:
+def write_table(df: pd.DataFrame, path: str | os.PathLike, protect=(), *, index: bool = True) -> Path:
     """Write a DataFrame as CSV/TSV/Parquet by extension, atomically."""
     kind = detect_format(path)
     with atomic_path(path, protect=protect) as tmp:
@@ -862,8 +863,20 @@ def write_table(df: pd.DataFrame, path: str | os.PathLike, protect=(), index: bo
     return Path(path)
 
 
-def write_expression(adata: ad.AnnData, path: str | os.PathLike, protect=(), obsm_key: str | None = None) -> Path:
-    """Write AnnData as h5ad, or a table (``X``, or ``obsm[obsm_key]`` when given) as CSV/TSV/Parquet."""
+def write_expression(adata: ad.AnnData, path: str | os.PathLike, protect=(), *, obsm_key: str | None = None) -> Path:
+    """Write AnnData as h5ad, or a table (``X``, or ``obsm[obsm_key]`` when given) as CSV/TSV/Parquet.
+
+    Parameters
+    ----------
+    adata : the data to write.
+    path : the output; its extension picks the format (h5ad, csv, tsv, parquet).
+    protect : input paths the output must not replace.
+    obsm_key : write ``adata.obsm[obsm_key]`` (e.g. ``"X_vae"``) instead of ``adata.X`` to a table.
+
+    Returns
+    -------
+    The written path.
+    """
     import pandas as pd
 
     kind = output_format(path)

@@ -588,6 +588,19 @@ def load_motif(
     """A motif from a file path or a JASPAR id; a path that exists wins over an id-looking string.
 
     See :func:`read_motif_file` for the parameters and the layouts files may have.
+
+    Parameters
+    ----------
+    spec : a JASPAR id (e.g. ``MA0139.2``) or a motif file.
+    fmt : the file's format (default: detect).
+    name : which motif of a file with several.
+    background : base frequencies for the log-odds (default uniform).
+    pseudocount : added to counts before the log-odds.
+    quiet : no notes on how the motif was read (which of several, a JASPAR id's version).
+
+    Returns
+    -------
+    The :class:`PWM`.
     """
     s = str(spec)
     if Path(s).exists():

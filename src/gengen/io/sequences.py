@@ -143,6 +143,7 @@ def read_fasta(
     path: str | os.PathLike,
     length: int | None = None,
     windows: str = "tiled",
+    *,
     ambiguous: str = "skip",
     short: str = "error",
     max_windows: int | None = None,
@@ -160,6 +161,11 @@ def read_fasta(
     short : records shorter than L: ``"error"``, ``"skip"``, or ``"pad"`` (right-padded with N, which
         then follows ``ambiguous``: use ``uniform`` to keep padded records).
     max_windows : cap on the number of windows (a seeded random subset).
+    seed : seed of the random windows and subsets.
+
+    Returns
+    -------
+    The :class:`SequenceSet`: ids and ``(N, L)`` uint8 codes (A, C, G, T = 0-3; ambiguous 4).
     """
     _check_policy(windows, WINDOW_MODES, "--windows")
     _check_policy(ambiguous, AMBIGUOUS_POLICIES, "--ambiguous")
@@ -297,11 +303,26 @@ def write_fasta(
     path: str | os.PathLike,
     ids: Sequence[str],
     seqs: Sequence[str],
+    *,
     descriptions: Sequence[str] | None = None,
     protect: tuple = (),
     width: int = 80,
 ) -> Path:
-    """Write FASTA atomically (no partial file on failure); ``protect`` inputs are never overwritten."""
+    """Write FASTA atomically (no partial file on failure); ``protect`` inputs are never overwritten.
+
+    Parameters
+    ----------
+    path : the output FASTA.
+    ids : one id per sequence.
+    seqs : the sequences.
+    descriptions : text after each id (e.g. scores).
+    protect : input paths the output must not replace.
+    width : line width.
+
+    Returns
+    -------
+    The written path.
+    """
     with atomic_path(path, protect=protect) as tmp, open(tmp, "w") as fh:
         for i, (name, seq) in enumerate(zip(ids, seqs)):
             desc = f" {descriptions[i]}" if descriptions is not None and descriptions[i] else ""

@@ -182,9 +182,9 @@ class VAEPipeline(Pipeline):
     def _knn(self, data: ExpressionData, model, seed: int) -> dict:
         """kNN label accuracy of the VAE embedding, and of PCA at the same k on the same genes and split
         (BioBombe's comparison), with both methods' deterministic held-out reconstruction."""
+        from gengen.training import split_indices
         from gengen.vae.compare import knn_accuracy
         from gengen.vae.core import bce_per_sample
-        from gengen.vae.preprocess import split_indices
 
         X = model.align(data.adata, quiet=True)
         train_idx, val_idx = split_indices(X.shape[0], model.recipe.val_fraction, model.recipe.seed)
@@ -220,10 +220,10 @@ class ReferenceData:
     quantile: bool = False
 
     def __post_init__(self):
-        from gengen.ggan.core import select_genes
+        from gengen.ggan.core import landmarks_and_targets
 
         _check_fraction(self.val_fraction)
-        self.landmarks, self.targets = select_genes(self.adata, self.landmarks, self.targets)
+        self.landmarks, self.targets = landmarks_and_targets(self.adata, self.landmarks, self.targets)
 
     def fingerprint(self) -> dict:
         a = self.adata
@@ -281,7 +281,7 @@ class GGANPipeline(Pipeline):
 
         recipe = self.recipe_class(**self.recipe_fields(values), seed=seed, val_fraction=data.val_fraction,
                                    quantile=data.quantile, refit=False)
-        model = GGANModel.train(data.adata, data.landmarks, data.targets, recipe, device=device, quiet=True,
+        model = GGANModel.train(data.adata, data.landmarks, data.targets, recipe=recipe, device=device, quiet=True,
                                 on_epoch=on_epoch)
         m = model.metrics
         return TrialOutcome(float(m["best_val_mae"]), model, {"best_epoch": int(m["best_epoch"])})

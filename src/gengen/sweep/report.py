@@ -84,7 +84,7 @@ def latent_vs_pca(table: pd.DataFrame, objective: str) -> pd.DataFrame | None:
     return pd.DataFrame(rows)
 
 
-def plot_sweep(table: pd.DataFrame, objective: str, direction: str, space: SearchSpace, path) -> Path:
+def plot_sweep(table: pd.DataFrame, objective: str, direction: str, *, space: SearchSpace, path) -> Path:
     """Objective per trial (with the best so far) and objective against each swept parameter."""
     import numpy as np
 
@@ -179,7 +179,7 @@ def write_outputs(study, pipe: Pipeline, space: SearchSpace, settings: Settings,
             table.to_csv(tmp, index=False)
         outputs["trials"] = out / "trials.csv"
         if table[pipe.objective].notna().any():
-            outputs["figure"] = plot_sweep(table, pipe.objective, pipe.direction, space, out / "sweep.png")
+            outputs["figure"] = plot_sweep(table, pipe.objective, pipe.direction, space=space, path=out / "sweep.png")
         pca = latent_vs_pca(table, pipe.objective) if pipe.name == "vae" else None
         if pca is not None:
             with atomic_path(out / "latent_vs_pca.tsv") as tmp:

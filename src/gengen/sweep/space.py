@@ -175,7 +175,7 @@ def _fmt(v: Any) -> str:
     return str(v).lower() if isinstance(v, bool) else str(v)
 
 
-def build_space(pipeline: str, spec: dict[str, Any], params: dict[str, Param], name: str = "custom") -> SearchSpace:
+def build_space(pipeline: str, spec: dict[str, Any], params: dict[str, Param], *, name: str = "custom") -> SearchSpace:
     """Validate a ``{name: list | range table | value}`` mapping against a pipeline's parameters."""
     if not isinstance(spec, dict) or not spec:
         raise GengenError(f"the search space {name!r} is empty: give at least one parameter "
@@ -268,17 +268,17 @@ def read_space_file(path: str | Path) -> dict[str, Any]:
 
 
 def resolve_space(pipeline: str, space: str | Path | dict | None, params: dict[str, Param],
-                  builtins: dict[str, dict]) -> SearchSpace:
+                  *, builtins: dict[str, dict]) -> SearchSpace:
     """A built-in space by name (``None``: ``default``), a TOML file path, or a mapping."""
     if space is None:
         space = "default"
     if isinstance(space, dict):
-        return build_space(pipeline, space, params, "custom")
+        return build_space(pipeline, space, params, name="custom")
     text = str(space)
     if text in builtins:
-        return build_space(pipeline, builtins[text], params, text)
+        return build_space(pipeline, builtins[text], params, name=text)
     if text.endswith(".toml") or Path(text).exists():
-        return build_space(pipeline, read_space_file(text), params, Path(text).name)
+        return build_space(pipeline, read_space_file(text), params, name=Path(text).name)
     raise GengenError(
         f"unknown search space {text!r} for {pipeline}: give a TOML file or a built-in "
         f"({', '.join(builtins)})."

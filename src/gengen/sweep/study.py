@@ -320,7 +320,7 @@ class Settings:
 
 
 def _space_from_json(pipe: Pipeline, d: dict, name: str) -> SearchSpace:
-    return build_space(pipe.name, {**d["dimensions"], **d["fixed"]}, pipe.params, name)
+    return build_space(pipe.name, {**d["dimensions"], **d["fixed"]}, pipe.params, name=name)
 
 
 def make_pruner(name, warmup_epochs: int = 10):
@@ -382,7 +382,7 @@ def run_sweep(
     heartbeat: float | None = None,
     register: str | None = None,
     device: str = "auto",
-    quiet: bool = False,
+    quiet: bool = True,
 ) -> SweepResult:
     """Run (or join) a hyper-parameter study and work on it until no trial is left.
 
@@ -433,7 +433,7 @@ def run_sweep(
     url = storage or default_storage(out)
     name = study or pipe.name
     _check_output(out, name, url)
-    chosen = resolve_space(pipe.name, space, pipe.params, pipe.spaces) if space is not None else None
+    chosen = resolve_space(pipe.name, space, pipe.params, builtins=pipe.spaces) if space is not None else None
     if chosen is not None and sampler == "grid":
         chosen.grid()  # continuous ranges cannot be a grid: say so before touching any storage
     fresh_local = storage is None and not (out / STUDY_DB).exists()
@@ -605,7 +605,7 @@ def _settle(pipe, existing, chosen, trials, sampler, pruner, seed, heartbeat, na
         if planned == 0 and resume and trials is None:  # finishing a half set-up study
             add = space.grid_size() if s.sampler == "grid" else DEFAULT_TPE_TRIALS
         return s, space, add
-    space = chosen or resolve_space(pipe.name, None, pipe.params, pipe.spaces)
+    space = chosen or resolve_space(pipe.name, None, pipe.params, builtins=pipe.spaces)
     how = sampler or ("grid" if space.is_discrete() else "tpe")
     if how == "grid":
         size = len(space.grid())  # errors for continuous ranges

@@ -7,26 +7,40 @@ cross-validated kNN accuracy of a label from the embedding of every sample.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from gengen.errors import GengenError
+from gengen.registry import VAE_COMPARISONS
 from gengen.runtime import log
+from gengen.training import split_indices
 from gengen.vae.core import VAEModel, bce_per_sample
-from gengen.vae.preprocess import split_indices
-from gengen.vae.train import VAERecipe, resolve_recipe
+from gengen.vae.train import VAERecipe, resolve_vae_recipe
 
 if TYPE_CHECKING:
     import anndata as ad
     import pandas as pd
 
 
-def knn_accuracy(embedding: np.ndarray, labels, n_neighbors: int = 5, n_repeats: int = 5, seed: int = 0) -> tuple[float, float]:
+def knn_accuracy(embedding: np.ndarray, labels, *, n_neighbors: int = 5, n_repeats: int = 5, seed: int = 0) -> tuple[float, float]:
     """Repeated stratified k-fold accuracy of a kNN classifier (Euclidean) on ``embedding``.
 
     Folds: 5, or fewer when the smallest class is smaller; classes with one sample are dropped
     (they cannot be both trained on and tested). Returns (mean, sd) over all folds.
+
+    Parameters
+    ----------
+    embedding : ``(n_samples, k)``.
+    labels : one label per sample (missing labels are dropped).
+    n_neighbors : k of the kNN classifier (fewer when classes are small).
+    n_repeats : repeats of the stratified k-fold.
+    seed : seed of the folds.
+
+    Returns
+    -------
+    (mean accuracy, standard deviation over all folds).
     """
     import pandas as pd
     from sklearn.model_selection import RepeatedStratifiedKFold, cross_val_score
@@ -45,7 +59,7 @@ def knn_accuracy(embedding: np.ndarray, labels, n_neighbors: int = 5, n_repeats:
     return float(scores.mean()), float(scores.std())
 
 
-METHODS = ("vae", "pca", "pca-all", "nmf")
+METHODS = VAE_COMPARISONS  # the registry: iterate it for the names, register new methods on it
 HELDOUT_FRACTION = 0.1  # held-out share for the reconstruction column when the VAE trains on every sample
 
 
@@ -53,15 +67,17 @@ def compare(
     adata: ad.AnnData,
     labels=None,
     recipe: VAERecipe | None = None,
-    methods: tuple[str, ...] = METHODS,
+    *,
+    methods: tuple[str, ...] | None = None,
     repeats: int = 1,
     device: str = "auto",
-    quiet: bool = False,
+    quiet: bool = True,
 ) -> tuple[pd.DataFrame, dict[str, np.ndarray]]:
     """Fit each method at the same k; return (table, embeddings of the first repeat).
 
-    Methods: ``vae`` (the embedding ``vae-encode`` gives with this recipe), ``pca`` and ``nmf`` on the
-    VAE's own selected [0, 1]-scaled genes, and ``pca-all``: PCA of the whole input matrix (every gene,
+    Methods (:data:`gengen.registry.VAE_COMPARISONS`; :func:`register_comparison` adds one): ``vae``
+    (the embedding ``vae-encode`` gives with this recipe), ``pca`` and ``nmf`` on the VAE's own
+    selected [0, 1]-scaled genes, and ``pca-all``: PCA of the whole input matrix (every gene,
     centred, not scaled: what ``scanpy.pp.pca`` gives; after log2(x+1) when the VAE log-transformed the
     input), the PCA a user would run instead. The table has one row per method: k, heldout_bce, and
     (with ``labels``) knn_accuracy, knn_sd. An ``input`` row gives the kNN accuracy on all selected
@@ -74,15 +90,27 @@ def compare(
     genes). With ``repeats`` > 1 the whole comparison (split, VAE initialisation, CV folds) is redone
     with seeds seed, seed+1, ... and the table reports means, with the spread over repeats in ``*_sd``
     columns: on small cohorts the seed moves the VAE more than the gaps between methods.
+
+    Parameters
+    ----------
+    adata : samples x genes, original units.
+    labels : one label per sample (e.g. cancer type) for the kNN accuracy; None: no kNN columns.
+    recipe : the VAE recipe (default: Tybalt's, sized to the data).
+    methods : names in :data:`~gengen.registry.VAE_COMPARISONS` (default: every registered method).
+    repeats : seeds to run (means and ``*_sd`` columns when > 1).
+    device : where the VAE trains.
+    quiet : no progress or status lines (the default for library calls).
+
+    Returns
+    -------
+    (table: one row per method, embeddings of the first repeat: ``{method: (n_samples, k)}``).
     """
     import pandas as pd
 
     if repeats < 1:
         raise GengenError(f"repeats must be at least 1, got {repeats}.")
-    unknown = [m for m in methods if m not in METHODS]
-    if unknown:
-        raise GengenError(f"unknown comparison method(s) {unknown}; choose from {', '.join(METHODS)}.")
-    base = resolve_recipe(recipe or VAERecipe(), adata.n_obs, adata.n_vars)
+    methods = VAE_COMPARISONS.names() if methods is None else VAE_COMPARISONS.check(methods)
+    base = resolve_vae_recipe(recipe or VAERecipe(), adata.n_obs, adata.n_vars)
     all_rows, first = [], None
     for r in range(repeats):
         rec = VAERecipe(**{**base.to_dict(), "seed": base.seed + r})
@@ -102,7 +130,7 @@ def compare(
     return table, first
 
 
-def pca_of_matrix(X: np.ndarray, n_components: int, seed: int = 0) -> np.ndarray:
+def pca_of_matrix(X: np.ndarray, n_components: int, *, seed: int = 0) -> np.ndarray:
     """PCA scores of a whole matrix: every column, centred, not scaled (``scanpy.pp.pca``'s default)."""
     from sklearn.decomposition import PCA
 
@@ -111,14 +139,37 @@ def pca_of_matrix(X: np.ndarray, n_components: int, seed: int = 0) -> np.ndarray
     return PCA(n_components=k, random_state=seed).fit_transform(X - X.mean(axis=0))
 
 
-def _fit_linear(name: str, x_fit: np.ndarray, k: int, seed: int, quiet: bool):
-    """A fitted sklearn PCA or NMF at k components on [0, 1] data."""
-    from sklearn.decomposition import NMF, PCA
+def register_comparison(name: str, fit: Callable, *, label: str | None = None, replace: bool = False) -> None:
+    """Add a method to :func:`compare` and ``vae-compare``, fitted like PCA and NMF.
 
-    if name == "pca":
-        return PCA(n_components=k, random_state=seed).fit(x_fit)
+    Parameters
+    ----------
+    name : the method's name in the table (and ``methods=``).
+    fit : ``fit(x_fit, k, *, seed, quiet)`` on the VAE's [0, 1]-scaled genes (samples x genes) returning
+        a fitted object with ``transform(X)`` (the embedding) and, for the held-out reconstruction
+        column, ``inverse_transform(codes)`` (an sklearn decomposition fits both).
+    label : a longer name for figures (default: ``name``).
+    replace : allow replacing a method of the same name.
+
+    Returns
+    -------
+    None.
+    """
+    VAE_COMPARISONS.register(name, fit, label=label, kind="scaled", replace=replace)
+
+
+def fit_pca(x_fit: np.ndarray, k: int, *, seed: int = 0, quiet: bool = True):
+    """A fitted sklearn PCA at ``k`` components on [0, 1] data (``transform`` / ``inverse_transform``)."""
+    from sklearn.decomposition import PCA
+
+    return PCA(n_components=k, random_state=seed).fit(x_fit)
+
+
+def fit_nmf(x_fit: np.ndarray, k: int, *, seed: int = 0, quiet: bool = True):
+    """A fitted sklearn NMF at ``k`` components on [0, 1] data (nndsvda start, at most 400 iterations)."""
     import warnings
 
+    from sklearn.decomposition import NMF
     from sklearn.exceptions import ConvergenceWarning
 
     nmf = NMF(n_components=k, init="nndsvda", max_iter=400, random_state=seed)
@@ -130,9 +181,12 @@ def _fit_linear(name: str, x_fit: np.ndarray, k: int, seed: int, quiet: bool):
     return nmf
 
 
-def _reconstruct(name: str, fitted, x01: np.ndarray) -> np.ndarray:
-    codes = fitted.transform(x01)
-    return fitted.inverse_transform(codes) if name == "pca" else codes @ fitted.components_
+def _reconstruct(fitted, x01: np.ndarray) -> np.ndarray:
+    """``x01`` through a fitted method's embedding and back (NaN when it cannot map back)."""
+    inverse = getattr(fitted, "inverse_transform", None)
+    if inverse is None:
+        return np.full_like(x01, np.nan)
+    return np.asarray(inverse(fitted.transform(x01)))
 
 
 def _compare_once(adata: ad.AnnData, labels, recipe: VAERecipe, methods: tuple[str, ...], device: str, quiet: bool):
@@ -146,7 +200,7 @@ def _compare_once(adata: ad.AnnData, labels, recipe: VAERecipe, methods: tuple[s
         log(f"held-out reconstruction: training a second VAE on {len(train_idx)} of {adata.n_obs} samples", quiet)
         held = VAEModel.train(adata, VAERecipe(**{**recipe.to_dict(), "val_fraction": frac}), device=device, quiet=quiet)
         fit_idx = np.arange(adata.n_obs)
-    X = model.align(adata)
+    X = model.align(adata, quiet=quiet)
     k = model.latent_dim
     embeddings: dict[str, np.ndarray] = {}
     recon: dict[str, float] = {}
@@ -155,20 +209,23 @@ def _compare_once(adata: ad.AnnData, labels, recipe: VAERecipe, methods: tuple[s
         recon["vae"] = held.reconstruction_bce(X[val_idx])
     Xs = np.clip(model.scaler.transform(X), 0, 1)  # the default model's genes and scale
     Xh = np.clip(held.scaler.transform(X), 0, 1)  # scaled on the split's training samples
-    for name in ("pca", "nmf"):
-        if name not in methods:
-            continue
-        log(f"fitting {name.upper()} (k={min(k, len(train_idx), X.shape[1])})", quiet)
-        on_split = _fit_linear(name, Xh[train_idx], int(min(k, len(train_idx), X.shape[1])), recipe.seed, quiet)
-        recon[name] = bce_per_sample(Xh[val_idx], _reconstruct(name, on_split, Xh[val_idx]))
-        fitted = on_split if held is model else _fit_linear(name, Xs[fit_idx], int(min(k, len(fit_idx), X.shape[1])), recipe.seed, quiet)
-        embeddings[name] = fitted.transform(Xs)
-    if "pca-all" in methods:
-        whole = np.asarray(adata.X, dtype=np.float32)
-        embeddings["pca-all"] = pca_of_matrix(np.log2(whole + 1) if model.scaler.log2p1 else whole, k, recipe.seed)
-        recon["pca-all"] = float("nan")
+    for name in methods:
+        method = VAE_COMPARISONS[name]
+        if method.kind == "scaled":
+            fit = method.function()
+            log(f"fitting {method.label} (k={min(k, len(train_idx), X.shape[1])})", quiet)
+            on_split = fit(Xh[train_idx], int(min(k, len(train_idx), X.shape[1])), seed=recipe.seed, quiet=quiet)
+            recon[name] = bce_per_sample(Xh[val_idx], _reconstruct(on_split, Xh[val_idx]))
+            fitted = on_split if held is model else fit(Xs[fit_idx], int(min(k, len(fit_idx), X.shape[1])),
+                                                        seed=recipe.seed, quiet=quiet)
+            embeddings[name] = np.asarray(fitted.transform(Xs))
+        elif method.kind == "matrix":
+            whole = np.asarray(adata.X, dtype=np.float32)
+            embeddings[name] = method.function()(np.log2(whole + 1) if model.scaler.log2p1 else whole, k,
+                                                 seed=recipe.seed)
+            recon[name] = float("nan")
     rows = []
-    for name in [m for m in METHODS if m in embeddings]:
+    for name in [m for m in VAE_COMPARISONS if m in embeddings]:
         Z = embeddings[name]
         row = {"method": name, "k": Z.shape[1], "heldout_bce": recon[name]}
         if labels is not None:

@@ -7,18 +7,18 @@ against them by gene name.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from gengen.checkpoint import load_checkpoint, read_history, require_keys, save_checkpoint
+from gengen.checkpoint import LoadedCheckpoint, SavedModel
 from gengen.errors import GengenError, preview
 from gengen.runtime import describe_device, log, resolve_device, seed_everything
-from gengen.vae.preprocess import MinMaxScaler, resolve_log, select_genes, split_indices
-from gengen.vae.train import VAERecipe, fit_vae, resolve_recipe
+from gengen.training import split_indices
+from gengen.vae.preprocess import MinMaxScaler, resolve_log, select_variable_genes
+from gengen.vae.train import VAERecipe, fit_vae, resolve_vae_recipe
 
 if TYPE_CHECKING:
     import anndata as ad
@@ -31,15 +31,20 @@ EMBEDDING_KEY = "X_vae"
 LATENT_MAP_KEY = "latent_map"  # extra tensor in model.safetensors (not a module parameter)
 
 
-class VAEModel:
+class VAEModel(SavedModel):
     """A trained Tybalt VAE with its genes and [0, 1] scaler.
 
     ``latent_map`` (k x k, optional): the embedding is ``z_mean @ latent_map`` (the small-cohort
     recipe's decoder-metric coordinates, see :mod:`gengen.vae.smallcohort`); ``decode`` and
     ``decoder_weights`` work in the same coordinates. ``None``: the embedding is z_mean (Tybalt).
+    Build one with :meth:`train` or :meth:`load`; ``save(path)`` writes a checkpoint folder and
+    returns it (model.safetensors keys: docs/checkpoints.md).
     """
 
-    def __init__(self, module, genes: list[str], scaler: MinMaxScaler, recipe: VAERecipe,
+    pipeline = PIPELINE
+    required_keys = ("architecture", "genes", "scaler", "recipe")
+
+    def __init__(self, module, genes: list[str], scaler: MinMaxScaler, *, recipe: VAERecipe,
                  history: pd.DataFrame | None = None, metrics: dict | None = None, device: str = "cpu",
                  decoder_only: bool = False, latent_map: np.ndarray | None = None):
         self.module = module
@@ -75,11 +80,11 @@ class VAEModel:
     # ------------------------------------------------------------------ training
     @classmethod
     def train(cls, adata: ad.AnnData, recipe: VAERecipe | None = None, device: str = "auto",
-              quiet: bool = False, *, on_epoch: Callable[[int, dict], None] | None = None,
+              *, quiet: bool = True, on_epoch: Callable[[int, dict], None] | None = None,
               checkpoint: Checkpointing | None = None) -> VAEModel:
         """Select genes, fit the scaler on the training split and train the VAE on ``adata``.
 
-        With the small-cohort regime (see :func:`resolve_recipe`) the genes' BCE is weighted to count
+        With the small-cohort regime (see :func:`resolve_vae_recipe`) the genes' BCE is weighted to count
         error in input units, the KL weight is calibrated (unless given), z_mean is linear and the
         embedding is mapped to decoder-metric coordinates (:mod:`gengen.vae.smallcohort`).
 
@@ -91,6 +96,19 @@ class VAEModel:
         end. With ``resume=True`` the run continues the unfinished one saved there (``recipe=None``:
         with that run's settings); the result is bit-identical to an uninterrupted run on the CPU at
         the same thread count.
+
+        Parameters
+        ----------
+        adata : samples x genes, original units.
+        recipe : the settings (default :class:`VAERecipe`: Tybalt's, fields left at None sized to the data).
+        device : ``"auto"``, ``"cpu"``, ``"cuda"``, ...
+        quiet : no progress or status lines (the default for library calls).
+        on_epoch : called as ``on_epoch(epoch, history_row)`` after every epoch.
+        checkpoint : a :class:`gengen.training_state.Checkpointing` for a resumable run.
+
+        Returns
+        -------
+        The trained model (with ``history`` and ``metrics``).
         """
         from gengen.runtime import plan_outputs
 
@@ -114,12 +132,12 @@ class VAEModel:
         given = recipe or VAERecipe()
         if ck is not None and ck.resuming and recipe is None and ck.saved_recipe() is not None:
             given = VAERecipe(**ck.saved_recipe())
-        recipe = resolve_recipe(given, adata.n_obs, adata.n_vars)
+        recipe = resolve_vae_recipe(given, adata.n_obs, adata.n_vars)
         if ck is not None:
             ck.check_recipe({**recipe.to_dict(), "notes": []})
             if ck.resuming and ck.saved_recipe() is not None:  # the original's notes, word for word
                 given = VAERecipe(**ck.saved_recipe())
-                recipe = resolve_recipe(given, adata.n_obs, adata.n_vars)
+                recipe = resolve_vae_recipe(given, adata.n_obs, adata.n_vars)
             ck.recipe_given = given.to_dict()
             ck.ready(recipe.epochs)
             if ck.complete:
@@ -138,7 +156,7 @@ class VAEModel:
         log(f"input: {why}", quiet)
         recipe.notes.append(why)
         # genes are ranked on the scale the network sees
-        gene_idx = select_genes(np.log2(X + 1) if use_log else X, recipe.n_genes, recipe.gene_rank)
+        gene_idx = select_variable_genes(np.log2(X + 1) if use_log else X, recipe.n_genes, recipe.gene_rank)
         genes = adata.var_names[gene_idx].astype(str).tolist()
         X = X[:, gene_idx]
         train_idx, val_idx = split_indices(X.shape[0], recipe.val_fraction, recipe.seed)
@@ -155,7 +173,7 @@ class VAEModel:
             recipe.notes.append(why)
         module = TybaltVAE(len(genes), recipe.latent_dim, recipe.hidden, recipe.tybalt_compat,
                            mean_activation="linear" if small else "relu")
-        model = cls(module, genes, scaler, recipe, None, {}, device=str(dev))
+        model = cls(module, genes, scaler, recipe=recipe, device=str(dev))
         if ck is not None:
             ck.write_model = model._checkpoint_parts
         log(f"training VAE: {len(train_idx)} train / {len(val_idx)} validation samples, {len(genes)} genes, "
@@ -175,7 +193,7 @@ class VAEModel:
         return model
 
     # ------------------------------------------------------------------ data alignment
-    def align(self, adata: ad.AnnData, fill_missing: bool = False, quiet: bool = False) -> np.ndarray:
+    def align(self, adata: ad.AnnData, fill_missing: bool = False, quiet: bool = True) -> np.ndarray:
         """The model's genes, in the model's order, from ``adata`` (samples x genes, original units).
 
         Missing genes are an error naming them unless ``fill_missing``, which puts the training
@@ -218,8 +236,20 @@ class VAEModel:
         if self.decoder_only:
             raise GengenError("this model holds only a decoder (imported weights); it can decode and sample, not encode.")
 
-    def encode(self, adata: ad.AnnData, fill_missing: bool = False, batch_size: int = 8192, quiet: bool = False) -> np.ndarray:
-        """z_mean for every sample: the (n_samples, k) embedding."""
+    def encode(self, adata: ad.AnnData, fill_missing: bool = False, batch_size: int = 8192, *, quiet: bool = True) -> np.ndarray:
+        """z_mean for every sample: the (n_samples, k) embedding.
+
+        Parameters
+        ----------
+        adata : samples x genes, original units; matched to the model's genes by name.
+        fill_missing : fill missing genes with training mid-range values instead of refusing.
+        batch_size : samples per forward pass.
+        quiet : no status lines (the default for library calls).
+
+        Returns
+        -------
+        The embedding, ``(n_samples, k)`` float32.
+        """
         self._require_encoder()
         return self.encode_array(self.align(adata, fill_missing, quiet), batch_size)
 
@@ -239,7 +269,18 @@ class VAEModel:
         return z if self.latent_map is None else (z @ self.latent_map).astype(np.float32)
 
     def decode(self, z: np.ndarray, scaled: bool = False, batch_size: int = 8192) -> np.ndarray:
-        """Expression for latent vectors, in the input's original units (``scaled=True``: [0, 1])."""
+        """Expression for latent vectors, in the input's original units (``scaled=True``: [0, 1]).
+
+        Parameters
+        ----------
+        z : latent vectors ``(n, k)`` in embedding coordinates.
+        scaled : return [0, 1]-scaled values instead of original units.
+        batch_size : vectors per forward pass.
+
+        Returns
+        -------
+        Expression ``(n, n_genes)`` in the model's gene order.
+        """
         import torch
 
         z = np.asarray(z, dtype=np.float32)
@@ -265,7 +306,18 @@ class VAEModel:
         return z if self.latent_map is None else (z @ self.latent_map).astype(np.float32)
 
     def sample(self, n: int, seed: int = 0, scaled: bool = False) -> np.ndarray:
-        """Draw ``n`` profiles by decoding z ~ N(0, I), the VAE prior."""
+        """Draw ``n`` profiles by decoding z ~ N(0, I), the VAE prior.
+
+        Parameters
+        ----------
+        n : number of profiles.
+        seed : seed of the latent draws.
+        scaled : return [0, 1]-scaled values instead of original units.
+
+        Returns
+        -------
+        Expression ``(n, n_genes)`` in the model's gene order.
+        """
         return self.decode(self.sample_latent(n, seed), scaled=scaled)
 
     def reconstruction_bce(self, X: np.ndarray) -> float:
@@ -306,8 +358,8 @@ class VAEModel:
             "decoder_only": self.decoder_only,
         }
 
-    def save(self, directory: str | os.PathLike) -> Path:
-        """Checkpoint directory: model.safetensors, config.json, history.csv, training.png."""
+    def _save_parts(self) -> tuple[dict, dict, Callable[[Path], None]]:
+        """model.safetensors (the network + ``latent_map``), config.json, history.csv, training.png."""
         def extras(tmp: Path) -> None:
             if self.history is not None and len(self.history):
                 self.history.to_csv(tmp / "history.csv", index=False)
@@ -320,7 +372,7 @@ class VAEModel:
         tensors = dict(self.module.state_dict())
         if self.latent_map is not None:
             tensors[LATENT_MAP_KEY] = torch.as_tensor(self.latent_map, dtype=torch.float64)
-        return save_checkpoint(directory, PIPELINE, tensors, self.config(), extras)
+        return tensors, self.config(), extras
 
     def _checkpoint_parts(self, state) -> tuple[dict, dict, Callable[[Path], None]]:
         """A mid-training model of the current weights (for :class:`gengen.training_state.TrainingCheckpoint`):
@@ -340,39 +392,31 @@ class VAEModel:
         return self.module.state_dict(), self.config(), extras
 
     @classmethod
-    def load(cls, path_or_name: str | os.PathLike, device: str = "auto") -> VAEModel:
-
+    def _from_checkpoint(cls, checkpoint: LoadedCheckpoint, device: str) -> VAEModel:
         from gengen.vae.model import TybaltVAE
 
-        tensors, cfg, directory = load_checkpoint(path_or_name, PIPELINE)
-        require_keys(cfg, ["architecture", "genes", "scaler", "recipe"], directory)
-        arch = cfg["architecture"]
-        try:
-            module = TybaltVAE(int(arch["n_genes"]), int(arch["latent_dim"]), arch.get("hidden"), bool(arch.get("compat")),
-                               mean_activation=arch.get("mean_activation", "relu"))  # older checkpoints: Tybalt's ReLU
-            if len(cfg["genes"]) != module.n_genes:
-                raise ValueError(f"{len(cfg['genes'])} genes listed for a {module.n_genes}-gene network")
-            tensors = dict(tensors)
-            latent_map = tensors.pop(LATENT_MAP_KEY, None)
-            if bool(arch.get("latent_map")) != (latent_map is not None):
-                raise ValueError("config.json and the weights disagree on the latent map")
-            if latent_map is not None and tuple(latent_map.shape) != (module.latent_dim,) * 2:
-                raise ValueError(f"latent map of shape {tuple(latent_map.shape)} for k = {module.latent_dim}")
-            module.load_state_dict(tensors, strict=True)
-            recipe_cfg = dict(cfg["recipe"])
-            if recipe_cfg.get("regime", "auto") == "auto":  # trained before regimes existed: Tybalt's recipe
-                recipe_cfg["regime"] = "tybalt"
-            recipe = VAERecipe(**recipe_cfg)
-        except (KeyError, TypeError, ValueError, RuntimeError) as exc:
-            raise GengenError(f"checkpoint {str(directory)!r} is inconsistent ({str(exc).splitlines()[0][:160]}); "
-                              "it is corrupted or from another gengen version.") from None
-        history = read_history(directory, ("epoch",))
-        model = cls(module, cfg["genes"], MinMaxScaler.from_dict(cfg["scaler"]), recipe, history,
-                    cfg.get("metrics"), device=device, decoder_only=bool(cfg.get("decoder_only")),
+        cfg, arch = checkpoint.config, checkpoint.config["architecture"]
+        module = TybaltVAE(int(arch["n_genes"]), int(arch["latent_dim"]), arch.get("hidden"), bool(arch.get("compat")),
+                           mean_activation=arch.get("mean_activation", "relu"))  # older checkpoints: Tybalt's ReLU
+        if len(cfg["genes"]) != module.n_genes:
+            raise ValueError(f"{len(cfg['genes'])} genes listed for a {module.n_genes}-gene network")
+        tensors = dict(checkpoint.tensors)
+        latent_map = tensors.pop(LATENT_MAP_KEY, None)
+        if bool(arch.get("latent_map")) != (latent_map is not None):
+            raise ValueError("config.json and the weights disagree on the latent map")
+        if latent_map is not None and tuple(latent_map.shape) != (module.latent_dim,) * 2:
+            raise ValueError(f"latent map of shape {tuple(latent_map.shape)} for k = {module.latent_dim}")
+        module.load_state_dict(tensors, strict=True)
+        recipe_cfg = dict(cfg["recipe"])
+        if recipe_cfg.get("regime", "auto") == "auto":  # trained before regimes existed: Tybalt's recipe
+            recipe_cfg["regime"] = "tybalt"
+        recipe = VAERecipe(**recipe_cfg)
+        scaler = MinMaxScaler.from_dict(cfg["scaler"])
+        model = cls(module, cfg["genes"], scaler, recipe=recipe, history=checkpoint.history(("epoch",)),
+                    metrics=cfg.get("metrics"), device=device, decoder_only=bool(cfg.get("decoder_only")),
                     latent_map=None if latent_map is None else latent_map.double().numpy())
-        model.path = directory
         model.cpu_threads = cfg.get("cpu_threads")
-        model.training = cfg.get("training") if isinstance(cfg.get("training"), dict) else None
+        model.training = checkpoint.training_section()
         return model
 
 

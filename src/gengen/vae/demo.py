@@ -43,11 +43,11 @@ def run(outdir: Path, seed: int = 0, quiet: bool = False) -> list[str]:
     write_table(table, outdir / "separating_bulk_labels.tsv", index=False)
     plot_separating_features(z, labels, table, outdir / "separating_bulk_labels.png", "bulk_labels")
 
-    x01 = np.clip(model.scaler.transform(model.align(adata)), 0, 1)
+    x01 = np.clip(model.scaler.transform(model.align(adata, quiet=quiet)), 0, 1)
     pca = PCA(n_components=model.latent_dim, random_state=seed).fit_transform(x01)
     acc_vae, sd_vae = knn_accuracy(z, labels, seed=seed)
     acc_pca, sd_pca = knn_accuracy(pca, labels, seed=seed)
-    acc_all, sd_all = knn_accuracy(pca_of_matrix(adata.X, model.latent_dim, seed), labels, seed=seed)
+    acc_all, sd_all = knn_accuracy(pca_of_matrix(adata.X, model.latent_dim, seed=seed), labels, seed=seed)
 
     log("demo: 2-D view of the embedding", quiet)
     plt = pyplot()

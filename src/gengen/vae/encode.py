@@ -24,12 +24,26 @@ def encode(
     save_model: str | os.PathLike | None = None,
     fill_missing: bool = False,
     device: str = "auto",
-    quiet: bool = False,
+    quiet: bool = True,
 ) -> tuple[ad.AnnData, VAEModel]:
     """Embed ``adata`` with a VAE; without a model, train one on ``adata`` (Tybalt recipe) first.
 
     Returns a copy of ``adata`` with ``obsm["X_vae"]`` (z_mean) and ``uns["gengen"]`` (how it was
     made), and the model used. ``save_model`` writes a newly trained model there.
+
+    Parameters
+    ----------
+    adata : samples x genes, original units (log2 or linear: the recipe decides and records it).
+    model : a :class:`VAEModel`, a checkpoint folder or a store name; None trains one on ``adata``.
+    recipe : settings when training (default: Tybalt's, sized to the data).
+    save_model : where to save a newly trained model.
+    fill_missing : fill genes the model needs but ``adata`` lacks with training mid-range values.
+    device : ``"auto"``, ``"cpu"``, ``"cuda"``, ...
+    quiet : no progress or status lines (the default for library calls).
+
+    Returns
+    -------
+    (a copy of ``adata`` with ``obsm["X_vae"]`` and ``uns["gengen"]``, the model used).
     """
     trained = model is None
     if model is None:

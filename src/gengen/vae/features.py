@@ -49,6 +49,16 @@ def separating_features(embedding: np.ndarray, labels, feature_names: list[str] 
     AUROC is reported oriented (>= 0.5) with ``direction`` saying whether the class is high (+) or
     low (-) on the feature. Samples with a missing label are ignored; a class needs >= 1 sample and
     the rest >= 1 sample.
+
+    Parameters
+    ----------
+    embedding : ``(n_samples, k)``.
+    labels : one label per sample.
+    feature_names : names of the k features (default ``vae_1 .. vae_k``).
+
+    Returns
+    -------
+    One row per class: the best feature, its AUROC and direction.
     """
     import pandas as pd
     from sklearn.metrics import roc_auc_score

@@ -13,6 +13,7 @@ import numpy as np
 
 from gengen.errors import GengenError
 from gengen.io.expression import LINEAR_MAX, looks_like_counts, strided_sample
+from gengen.training import split_indices  # noqa: F401  (moved to gengen.training; old import path)
 
 GENE_RANKS = ("median-ad", "mean-ad", "variance")
 
@@ -29,7 +30,7 @@ def gene_dispersion(X: np.ndarray, method: str = "median-ad") -> np.ndarray:
     raise GengenError(f"unknown --gene-rank {method!r}; use one of {', '.join(GENE_RANKS)}.")
 
 
-def select_genes(X: np.ndarray, n_genes: int, method: str = "median-ad") -> np.ndarray:
+def select_variable_genes(X: np.ndarray, n_genes: int, method: str = "median-ad") -> np.ndarray:
     """Column indices of the ``n_genes`` most dispersed genes, in their original column order.
 
     Ties are broken by the *mean* absolute deviation, then by column order, so the choice is
@@ -132,17 +133,3 @@ class MinMaxScaler:
             raise GengenError("checkpoint scaler is malformed; the config.json is corrupted.")
         return cls(np.asarray(d["min"], dtype=np.float32), np.asarray(d["max"], dtype=np.float32),
                    bool(d.get("log2p1", False)))
-
-
-def split_indices(n: int, val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Seeded train/validation split; at least one validation sample when a fraction is asked."""
-    if not 0 <= val_fraction < 1:
-        raise GengenError(f"validation fraction must be in [0, 1), got {val_fraction}.")
-    rng = np.random.default_rng(seed)
-    perm = rng.permutation(n)
-    n_val = int(round(n * val_fraction))
-    if val_fraction > 0:
-        n_val = max(1, n_val)
-    if n - n_val < 2:
-        raise GengenError(f"only {n} samples: too few to train (need at least 2 training samples plus validation).")
-    return np.sort(perm[n_val:]), np.sort(perm[:n_val])

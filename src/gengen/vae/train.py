@@ -26,6 +26,7 @@ from gengen.runtime import (
     on_device,
     small_model_threads,
 )
+from gengen.training import make_optimizer
 
 # Below this many parameters (e.g. 800 genes x k = 100) a VAE step is a few tiny GEMMs and one thread
 # is faster; the Tybalt-sized network (~1.5 M) keeps all cores.
@@ -37,7 +38,7 @@ REGIMES = ("auto", "tybalt", "small")
 
 @dataclass
 class VAERecipe:
-    """Hyper-parameters; ``None`` means "adapt to the data" (see :func:`resolve_recipe`).
+    """Hyper-parameters; ``None`` means "adapt to the data" (see :func:`resolve_vae_recipe`).
 
     Defaults are Tybalt's: 5,000 genes by absolute deviation, k = 100, Adam 5e-4, batch 50, 50 epochs,
     kappa = 1 KL warm-up, beta = 1, 10 % validation. ``regime`` ``"auto"`` keeps that recipe when the
@@ -69,7 +70,7 @@ class VAERecipe:
 MIN_SAMPLES = 4  # fewer: every latent coordinate is a single sample's offset; nothing generalises
 
 
-def resolve_recipe(recipe: VAERecipe, n_samples: int, n_features: int) -> VAERecipe:
+def resolve_vae_recipe(recipe: VAERecipe, n_samples: int, n_features: int) -> VAERecipe:
     """Fill the unset fields for this data size, recording each adaptation in ``notes``.
 
     Tybalt's numbers assume ~10,000 samples. On a small cohort they would give a latent space wider
@@ -149,16 +150,6 @@ def kl_weight(epoch: int, kappa: float, tybalt_compat: bool, beta_max: float = 1
     if tybalt_compat:
         return 0.0
     return float(min(beta_max, epoch * kappa)) if kappa > 0 else float(beta_max)
-
-
-def make_optimizer(params, lr: float, device):
-    """Adam with the fused kernel where this torch has it for the device, else the foreach one."""
-    import torch
-
-    try:
-        return torch.optim.Adam(params, lr=lr, fused=True)
-    except (RuntimeError, TypeError, ValueError):
-        return torch.optim.Adam(params, lr=lr, foreach=True)
 
 
 def fit_vae(
@@ -267,7 +258,7 @@ def _fit_vae(module, x_train, x_val, recipe: VAERecipe, device, quiet: bool, cud
     wt = None if gene_weights is None else torch.as_tensor(gene_weights, dtype=torch.float32, device=device)
     n = xt.shape[0]
     n_batches = max(1, math.ceil(n / recipe.batch_size))
-    opt = make_optimizer(module.parameters(), recipe.learning_rate, device)
+    opt = make_optimizer(module.parameters(), recipe.learning_rate)
     gen = torch.Generator(device="cpu").manual_seed(recipe.seed)
     rows = []
     start = time.perf_counter()
@@ -281,7 +272,7 @@ def _fit_vae(module, x_train, x_val, recipe: VAERecipe, device, quiet: bool, cud
             graphs = _capture_vae_steps(module, opt, xt, sizes, beta_t, sums, wt)
         except RuntimeError as exc:  # an unusual torch/driver: train eagerly, say so
             log(f"note: CUDA graph capture failed ({str(exc).splitlines()[0]}); training without graphs", quiet)
-            opt = make_optimizer(module.parameters(), recipe.learning_rate, device)
+            opt = make_optimizer(module.parameters(), recipe.learning_rate)
     # what a checkpoint saves and a resumed run restores (after the capture: it restores in place)
     state = LoopState({"vae": module}, {"adam": opt}, {"permutation": gen}, history=rows)
     if checkpoint is not None:

@@ -40,7 +40,18 @@ def read_keras_dense(hdf5_path: str | os.PathLike, layer: str | None = None) -> 
 
 def import_tybalt_decoder(hdf5_path: str | os.PathLike, genes_path: str | os.PathLike, device: str = "cpu"):
     """A decoder-only :class:`VAEModel` holding the published weights; scaler is the identity on [0, 1]
-    (Tybalt's min/max were not published), so decoded values are in Tybalt's scaled units."""
+    (Tybalt's min/max were not published), so decoded values are in Tybalt's scaled units.
+
+    Parameters
+    ----------
+    hdf5_path : the published Keras decoder (``tybalt_decoder_onehidden.hdf5``).
+    genes_path : its 5,000 genes, one per line, in column order.
+    device : where the model goes.
+
+    Returns
+    -------
+    A decoder-only :class:`VAEModel` (it can decode and sample, not encode).
+    """
     import torch
 
     from gengen.vae.core import VAEModel
@@ -65,5 +76,5 @@ def import_tybalt_decoder(hdf5_path: str | os.PathLike, genes_path: str | os.Pat
         module.decoder[0].bias.copy_(torch.from_numpy(bias))
     scaler = MinMaxScaler(np.zeros(n, np.float32), np.ones(n, np.float32))
     recipe = VAERecipe(latent_dim=k, n_genes=n, notes=[f"decoder imported from {os.fspath(hdf5_path)}"])
-    return VAEModel(module, genes, scaler, recipe, metrics={"source": os.fspath(hdf5_path)}, device=device,
+    return VAEModel(module, genes, scaler, recipe=recipe, metrics={"source": os.fspath(hdf5_path)}, device=device,
                     decoder_only=True)
