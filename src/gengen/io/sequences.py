@@ -354,12 +354,14 @@ def _digest(data: bytes) -> int:
 def sequence_key(seq: str) -> int:
     """A stable 64-bit key that identical sequences share whatever their case or strand.
 
-    The smaller of the hashes of the upper-cased sequence and of its reverse complement: two records
-    with the same bases (soft-masking aside), or one the reverse complement of the other, get the same
-    key; any other difference (an N, a base, the length) gives another.
+    The hash of the upper-cased sequence or of its reverse complement, whichever sorts first: two
+    records with the same bases (soft-masking aside), or one the reverse complement of the other, get
+    the same key; any other difference (an N, a base, the length) gives another. (Hashing the chosen
+    strand keeps the key uniform; the smaller of two hashes would not be, and would hold out twice
+    the asked fraction.)
     """
     upper = seq.upper()
-    return min(_digest(upper.encode()), _digest(upper.translate(_COMPLEMENT)[::-1].encode()))
+    return _digest(min(upper, upper.translate(_COMPLEMENT)[::-1]).encode())
 
 
 def code_keys(codes: np.ndarray) -> np.ndarray:
@@ -367,7 +369,7 @@ def code_keys(codes: np.ndarray) -> np.ndarray:
     that are identical or reverse complements of each other."""
     codes = np.ascontiguousarray(codes, dtype=np.uint8)
     rc = np.where(codes < 4, 3 - codes, codes)[:, ::-1].copy()
-    return np.array([min(_digest(f.tobytes()), _digest(r.tobytes())) for f, r in zip(codes, rc)], dtype=np.uint64)
+    return np.array([_digest(min(f.tobytes(), r.tobytes())) for f, r in zip(codes, rc)], dtype=np.uint64)
 
 
 def record_keys(seqs: SequenceSet) -> np.ndarray:
