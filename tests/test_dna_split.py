@@ -21,6 +21,7 @@ from gengen.io.sequences import (
     SequenceSet,
     code_keys,
     duplicate_records,
+    grouped_parts,
     heldout_mask,
     heldout_split,
     read_fasta,
@@ -193,3 +194,21 @@ def test_cli_records_the_split_and_old_models_keep_the_name_split(dup_gan, tmp_p
     assert r.exit_code == 0, r.output
     assert "by record name" in r.output
     assert json.loads((old / "config.json").read_text())["recipe"]["heldout_by"] == "name"
+
+
+def test_grouped_parts_keep_identical_sequences_together():
+    rng = np.random.default_rng(0)
+    order = rng.permutation(200)
+    unique = np.arange(200, dtype=np.uint64)
+    parts = grouped_parts(order, unique, (20, 30))  # all distinct (PBM probes): exactly the slices
+    assert [p.tolist() for p in parts] == [order[:20].tolist(), order[20:50].tolist(), order[50:].tolist()]
+    assert [p.tolist() for p in grouped_parts(order, unique, (20, 0))][1] == []
+    seqs = random_seqs(80, 12, seed=2)
+    dup = seqs + seqs[:40] + [revcomp(s) for s in seqs[:40]]  # 80 copies of 40 probes under new rows
+    keys = code_keys(read_fasta_codes(dup))
+    order = rng.permutation(len(dup))
+    val, stop, train = grouped_parts(order, keys, (16, 16))
+    assert sorted(np.concatenate([val, stop, train]).tolist()) == list(range(len(dup)))
+    sides = [set(keys[p].tolist()) for p in (val, stop, train)]
+    assert not (sides[0] & sides[1]) and not (sides[0] & sides[2]) and not (sides[1] & sides[2])
+    assert 16 <= len(val) <= 18 and 32 <= len(val) + len(stop) <= 34  # a group overshoots a cut by <= its size - 1

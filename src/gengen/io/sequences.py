@@ -447,3 +447,31 @@ def heldout_split(
     """
     u = _group_fractions(ids, fraction, keys)
     return u < fraction / 2, (u >= fraction / 2) & (u < fraction)
+
+
+def grouped_parts(order: np.ndarray, keys: np.ndarray, sizes: Sequence[int]) -> list[np.ndarray]:
+    """Cut a shuffled ``order`` of rows into consecutive parts of about ``sizes`` (the rest is the last
+    part), keeping rows with the same key (e.g. :func:`code_keys`: identical sequences, either strand)
+    in one part, so a validation set never holds a copy of a training sequence.
+
+    Parameters
+    ----------
+    order : a permutation of the row indices (the seeded shuffle).
+    keys : per row, its group key.
+    sizes : target sizes of the leading parts (e.g. validation, early stopping).
+
+    Returns
+    -------
+    ``len(sizes) + 1`` index arrays. Groups are laid out whole, in the order of their first row in
+    ``order``, and each goes to the part where it starts: with all keys distinct the parts are exactly
+    ``order``'s slices; a group straddling a cut makes its part larger by at most its size - 1.
+    """
+    order = np.asarray(order)
+    _, first, inverse, counts = np.unique(
+        np.asarray(keys)[order], return_index=True, return_inverse=True, return_counts=True
+    )
+    rank = np.argsort(first, kind="stable")  # groups in the order they first appear
+    start = np.empty(len(counts), dtype=np.int64)
+    start[rank] = np.cumsum(counts[rank]) - counts[rank]  # where each group starts when laid out whole
+    part = np.searchsorted(np.cumsum(sizes), start, side="right")[inverse.ravel()]
+    return [order[part == p] for p in range(len(sizes) + 1)]
