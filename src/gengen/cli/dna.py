@@ -87,7 +87,7 @@ def dna_train(
 ) -> None:
     """Train a WGAN-GP (residual CNNs) on DNA windows; writes a resumable checkpoint with samples."""
     from gengen.dna.data import training_windows
-    from gengen.dna.train import GANRecipe, resume_heldout_fraction, train_gan, training_report
+    from gengen.dna.train import GANRecipe, resume_heldout_by, resume_heldout_fraction, train_gan, training_report
     from gengen.io.sequences import read_fasta
 
     set_threads(threads)
@@ -96,16 +96,20 @@ def dna_train(
     if time_limit is not None and time_limit <= 0:
         raise GengenError(f"--time-limit must be a positive number of minutes, got {time_limit:g}.")
     heldout_fraction = resume_heldout_fraction(output, heldout_fraction) if resume else heldout_fraction
+    heldout_by = resume_heldout_by(output) if resume else "sequence"  # a resumed run keeps its split
     to_store, output = output is None, train_output(output, data, "dna-gan")  # no -o: a new model in the store
     heldout_fraction = 0.1 if heldout_fraction is None else heldout_fraction
     recipe = GANRecipe(length=length, channels=channels, batch_size=batch_size, critic_steps=critic_steps,
                        learning_rate=lr, iterations=iterations, sample_every=sample_every, checkpoint_every=sample_every,
                        log_every=max(1, min(50, sample_every)), seed=seed, heldout_fraction=heldout_fraction,
-                       heldout_split=True)
+                       heldout_split=True, heldout_by=heldout_by)
     recipe.validate()  # options and -o before reading data, not at the first checkpoint
     plan_outputs(models={output: "dna-gan"}, inputs=[data])
     seqs = read_fasta(input_path(data), length=length, windows=windows, ambiguous=ambiguous, short=short, seed=seed)
-    split = training_windows(seqs, heldout_fraction, max_windows=max_windows, seed=seed)
+    split = training_windows(seqs, heldout_fraction, by=heldout_by, max_windows=max_windows, seed=seed)
+    if split.split:
+        recipe.notes.append(split.split)  # config.json says how the split was made
+        say(split.split, quiet)
     if split.warning:
         say(f"warning: {split.warning}", quiet)
     say(f"{len(split.train)} training windows of {length} nt" + (

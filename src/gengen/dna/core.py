@@ -157,7 +157,7 @@ def write_samples(
         if gan.recipe.heldout_fraction:
             win = evaluation_windows(seqs, gan)
             train, test = win.train, win.test
-            lines += [f"warning: {c}." for c in win.caveats]
+            lines += [win.split] + [f"warning: {c}." for c in win.caveats]
         else:
             train, test = seqs.codes, None
             lines.append("note: the model held no genes out (--heldout-fraction 0): no held-out real windows to "

@@ -31,6 +31,7 @@ class GANEvaluation:
     which: str
     n_test: int
     caveats: list[str] = field(default_factory=list)
+    split: str = ""
 
     def write(self, output) -> list:
         """The k-mer table at ``output`` (TSV) and the novelty table beside it (see :func:`eval_outputs`)."""
@@ -46,7 +47,8 @@ class GANEvaluation:
         """What ``dna-eval`` prints."""
         from gengen.dna.novelty import describe
 
-        out = [f"# k-mer JS divergence (bits) vs {self.n_test} held-out windows ({self.which}); "
+        out = [f"# {self.split}"] if self.split else []
+        out += [f"# k-mer JS divergence (bits) vs {self.n_test} held-out windows ({self.which}); "
                f"{self.kmer.attrs['n']} sequences per set; GAN at iteration {gan.iteration} "
                f"({gan.metrics.get('weights', 'last')} weights)",
                self.kmer.to_string(index=False, float_format=lambda v: f"{v:.5f}")]
@@ -104,4 +106,4 @@ def evaluate_gan(
         real = win.test if len(win.test) <= n else win.test[np.sort(rng.choice(len(win.test), n, replace=False))]
         nov, _ = novelty_table({**sets, "heldout_real": real}, win.train, seed=seed,
                                device=device if device is not None else gan.device)
-    return GANEvaluation(table, nov, win.which, len(win.test), win.caveats)
+    return GANEvaluation(table, nov, win.which, len(win.test), win.caveats, win.split)

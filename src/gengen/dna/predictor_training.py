@@ -131,7 +131,7 @@ def train_predictor(
     """
     import pandas as pd
 
-    from gengen.io.sequences import codes_to_one_hot
+    from gengen.io.sequences import code_keys, codes_to_one_hot, grouped_parts
 
     r = recipe or PredictorRecipe()
     codes = np.asarray(codes)
@@ -166,7 +166,9 @@ def train_predictor(
             f"{len(codes)} sequences leave {max(0, len(codes) - n_val - n_stop)} for training after the held-out "
             f"({n_val}) and early-stopping ({n_stop}) splits; lower the validation / stopping fractions or add data."
         )
-    val_idx, stop_idx, tr_idx = perm[:n_val], perm[n_val : n_val + n_stop], perm[n_val + n_stop :]
+    # identical probes (either strand) share a part, so none is both trained on and validated on
+    val_idx, stop_idx, tr_idx = grouped_parts(perm, code_keys(codes), (n_val, n_stop))
+    n_val, n_stop = len(val_idx), len(stop_idx)
     x_all = codes_to_one_hot(codes, device=dev)
     y_all = torch.as_tensor(y, dtype=torch.float32, device=dev)
     model = CNNPredictor(r.channels, r.width, r.hidden).to(dev)

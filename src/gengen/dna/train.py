@@ -67,6 +67,10 @@ class GANRecipe:
     # leaving the test half to dna-eval; False: all held-out genes chose the checkpoint (library use,
     # older models)
     heldout_split: bool = False
+    # how held-out records were chosen: "sequence" (identical records, up to case and strand, on one side:
+    # gengen.dna.data.training_windows' default) or "name" (a hash of the record name). None: not recorded,
+    # which a saved model means "name" (trained before the sequence split) and train_gan fills with "sequence"
+    heldout_by: str | None = None
     notes: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict:
@@ -80,6 +84,8 @@ class GANRecipe:
             raise GengenError(f"learning rate must be positive, got {self.learning_rate}.")
         if not 0 <= self.heldout_fraction < 1:
             raise GengenError(f"held-out fraction (--heldout-fraction) must be in [0, 1), got {self.heldout_fraction}.")
+        if self.heldout_by not in (None, "sequence", "name"):
+            raise GengenError(f"heldout_by must be 'sequence' or 'name', got {self.heldout_by!r}.")
         for name in ("log_every", "sample_every", "checkpoint_every"):
             if getattr(self, name) < 1:
                 option = " (--sample-every)" if name != "log_every" else ""
@@ -228,6 +234,7 @@ def _load_training(path, recipe_override: GANRecipe | None, device) -> tuple[Tra
     tensors, cfg, directory = load_checkpoint(path, PIPELINE)
     require_keys(cfg, ["recipe", "iteration", "opt_groups"], directory)
     recipe = config_section(GANRecipe, cfg["recipe"], directory, what="recipe")
+    recipe.heldout_by = recipe.heldout_by or "name"  # a checkpoint from before the sequence split keeps its own
     if recipe_override is not None:
         for name in ("length", "latent", "channels", "blocks"):
             if getattr(recipe_override, name) != getattr(recipe, name):
@@ -377,6 +384,9 @@ def train_gan(
     ``time_limit`` (seconds) stops early, cleanly, with a final checkpoint. ``output`` is checked
     and locked before training (a second run writing it gets an error) until the last checkpoint.
 
+    A recipe without ``heldout_by`` records ``"sequence"``, the split of
+    :func:`gengen.dna.data.training_windows` (a resumed run keeps its checkpoint's).
+
     Parameters
     ----------
     train_codes : training windows ``(N, L)``, uint8 codes 0-3 (A, C, G, T).
@@ -393,9 +403,13 @@ def train_gan(
     -------
     The model with the best generator (``.last``: the final iteration's).
     """
+    from dataclasses import replace
+
     from gengen.runtime import plan_outputs
 
     recipe = recipe or GANRecipe()
+    if recipe.heldout_by is None and not resume:
+        recipe = replace(recipe, heldout_by="sequence")
     recipe.validate()
     if output is None:
         return _train_gan(train_codes, recipe, None, heldout_codes, resume, device, quiet, time_limit, ks)
@@ -547,6 +561,19 @@ def _train_gan(train_codes, recipe, output, heldout_codes, resume, device, quiet
 def iterations_for(seconds: float, seconds_per_iteration: float) -> int:
     """How many generator iterations fit a time budget (for planning CPU runs)."""
     return max(1, math.floor(seconds / max(seconds_per_iteration, 1e-9)))
+
+
+def resume_heldout_by(output) -> str:
+    """How a resumed run must hold records out: as its checkpoint did (``"name"`` for checkpoints from
+    before the sequence split), so no held-out record becomes training data; ``"sequence"`` when there
+    is no readable checkpoint (:func:`train_gan` reports that)."""
+    import json
+
+    try:
+        recipe = json.loads((Path(output) / "config.json").read_text())["recipe"]
+        return recipe.get("heldout_by") or "name"
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return "sequence"
 
 
 def resume_heldout_fraction(output, asked: float | None) -> float | None:

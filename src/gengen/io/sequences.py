@@ -48,10 +48,15 @@ _LUT[ord("U")] = _LUT[ord("u")] = 3  # RNA input: U reads as T
 
 @dataclass
 class SequenceSet:
-    """Sequences as ``ids`` plus equal-length ``codes`` ``(N, L)`` uint8 (A,C,G,T = 0..3, ambiguous 4)."""
+    """Sequences as ``ids`` plus equal-length ``codes`` ``(N, L)`` uint8 (A,C,G,T = 0..3, ambiguous 4).
+
+    ``record_keys`` (from :func:`read_fasta`): per window, the :func:`sequence_key` of the whole record
+    it was cut from, so held-out splits can keep identical records together (:func:`record_keys`).
+    """
 
     ids: list[str]
     codes: np.ndarray
+    record_keys: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -199,8 +204,9 @@ def read_fasta(
     rng = np.random.default_rng(seed)
     ids: list[str] = []
     chunks: list[np.ndarray] = []
+    keys: list[np.ndarray] = []  # per window, its record's sequence key (each record hashed once)
     too_short = []
-    for name, codes in encoded:
+    for (name, codes), key in zip(encoded, (sequence_key(seq) for _, seq in records if seq)):
         n = len(codes)
         if n < length:
             too_short.append(name)
@@ -209,10 +215,12 @@ def read_fasta(
                 padded[:n] = codes
                 ids.append(name)
                 chunks.append(padded[None])
+                keys.append(np.full(1, key, dtype=np.uint64))
             continue
         if n == length:
             ids.append(name)
             chunks.append(codes[None])
+            keys.append(np.full(1, key, dtype=np.uint64))
             continue
         if windows == "tiled":
             starts = np.arange(0, n - length + 1, length)
@@ -221,6 +229,7 @@ def read_fasta(
             starts = np.sort(rng.integers(0, n - length + 1, size=count))
         view = np.lib.stride_tricks.sliding_window_view(codes, length)
         chunks.append(view[starts])
+        keys.append(np.full(len(starts), key, dtype=np.uint64))
         ids.extend(f"{name}:{s + 1}-{s + length}" for s in starts)
     if too_short and short == "error":
         raise GengenError(
@@ -241,7 +250,7 @@ def read_fasta(
     idx = np.flatnonzero(keep)
     if max_windows is not None and len(idx) > max_windows:
         idx = np.sort(rng.choice(idx, size=max_windows, replace=False))
-    return SequenceSet([ids[i] for i in idx], np.ascontiguousarray(codes[idx]))
+    return SequenceSet([ids[i] for i in idx], np.ascontiguousarray(codes[idx]), np.concatenate(keys)[idx])
 
 
 def strings_to_codes(seqs: Iterable[str]) -> np.ndarray:
@@ -351,12 +360,74 @@ def record_of(window_id: str) -> str:
     return head if sep and "-" in tail and tail.replace("-", "").isdigit() else window_id
 
 
-def _record_fractions(ids: Sequence[str], fraction: float) -> np.ndarray:
-    """A stable number in [0, 1) per window: a hash of its record's name (all windows of a gene share it)."""
+HELDOUT_BY = ("sequence", "name")
+# complement of each IUPAC code (U pairs with A; case is folded before)
+_COMPLEMENT = str.maketrans("ACGTURYKMBVDHSWN", "TGCAAYRMKVBHDSWN")
+
+
+def _digest(data: bytes) -> int:
+    """A stable 64-bit hash (blake2b): the same on every run, machine and Python version."""
+    import hashlib
+
+    return int.from_bytes(hashlib.blake2b(data, digest_size=8).digest(), "little")
+
+
+def sequence_key(seq: str) -> int:
+    """A stable 64-bit key that identical sequences share whatever their case or strand.
+
+    The hash of the upper-cased sequence or of its reverse complement, whichever sorts first: two
+    records with the same bases (soft-masking aside), or one the reverse complement of the other, get
+    the same key; any other difference (an N, a base, the length) gives another. (Hashing the chosen
+    strand keeps the key uniform; the smaller of two hashes would not be, and would hold out twice
+    the asked fraction.)
+    """
+    upper = seq.upper()
+    return _digest(min(upper, upper.translate(_COMPLEMENT)[::-1]).encode())
+
+
+def code_keys(codes: np.ndarray) -> np.ndarray:
+    """:func:`sequence_key`'s counterpart for ``(N, L)`` codes: one uint64 per row, equal for rows
+    that are identical or reverse complements of each other."""
+    codes = np.ascontiguousarray(codes, dtype=np.uint8)
+    rc = np.where(codes < 4, 3 - codes, codes)[:, ::-1].copy()
+    return np.array([_digest(min(f.tobytes(), r.tobytes())) for f, r in zip(codes, rc)], dtype=np.uint64)
+
+
+def record_keys(seqs: SequenceSet) -> np.ndarray:
+    """Per window, the key of the record it came from (uint64; see :func:`sequence_key`).
+
+    :func:`read_fasta` records them; for a set built by hand, each record's windows (ids
+    ``name:start-end``, in order) are joined and hashed, both strands.
+    """
+    if seqs.record_keys is not None:
+        return seqs.record_keys
+    names = [record_of(w) for w in seqs.ids]
+    rows: dict[str, list[int]] = {}
+    for i, name in enumerate(names):
+        rows.setdefault(name, []).append(i)
+    key_of = {name: int(code_keys(seqs.codes[idx].reshape(1, -1))[0]) for name, idx in rows.items()}
+    return np.array([key_of[n] for n in names], dtype=np.uint64)
+
+
+def duplicate_records(seqs: SequenceSet) -> tuple[int, int]:
+    """``(records, distinct sequences)`` among the records with windows in ``seqs`` (identical up to
+    case and strand counts once): how many records the sequence split keeps together."""
+    keys = record_keys(seqs)
+    records = len(set(zip((record_of(w) for w in seqs.ids), keys.tolist())))
+    return records, len(np.unique(keys))
+
+
+def _group_fractions(ids: Sequence[str], fraction: float, keys: np.ndarray | None) -> np.ndarray:
+    """A stable number in [0, 1) per window, shared by every window of its group: the record's
+    sequence key with ``keys``, else a hash of the record's name."""
     import zlib
 
     if not 0 <= fraction < 1:
         raise GengenError(f"held-out fraction must be in [0, 1), got {fraction}.")
+    if keys is not None:
+        if len(keys) != len(ids):
+            raise GengenError(f"{len(keys)} record keys for {len(ids)} windows.")
+        return (np.asarray(keys, dtype=np.uint64) >> np.uint64(11)).astype(np.float64) / 2.0**53
     cache: dict[str, float] = {}
     out = np.empty(len(ids), dtype=np.float64)
     for i, w in enumerate(ids):
@@ -367,20 +438,61 @@ def _record_fractions(ids: Sequence[str], fraction: float) -> np.ndarray:
     return out
 
 
-def heldout_mask(ids: Sequence[str], fraction: float) -> np.ndarray:
+def heldout_mask(ids: Sequence[str], fraction: float, *, keys: np.ndarray | None = None) -> np.ndarray:
     """Hold out whole records (genes), not windows, so evaluation never sees training sequence.
 
-    A record is held out when a hash of its name falls below ``fraction``: stable across runs, file
-    orders and window settings, so ``dna-train`` and ``dna-eval`` agree without storing id lists.
+    Parameters
+    ----------
+    ids : window ids (``name:start-end``) or record names.
+    fraction : share of records held out, in [0, 1).
+    keys : per window, its record's sequence key (:func:`record_keys`): records with identical
+        sequences (up to case and strand) share a key and fall on the same side, so a promoter listed
+        under two transcript names cannot be both trained on and tested on. None: by a hash of the
+        record's name (the split of models trained before gengen kept identical records together).
+
+    Returns
+    -------
+    Boolean mask, True for held-out windows. Stable across runs, file orders and window settings, so
+    ``dna-train`` and ``dna-eval`` agree without storing id lists.
     """
-    return _record_fractions(ids, fraction) < fraction
+    return _group_fractions(ids, fraction, keys) < fraction
 
 
-def heldout_split(ids: Sequence[str], fraction: float) -> tuple[np.ndarray, np.ndarray]:
-    """Split the held-out records of :func:`heldout_mask` into (validation, test) halves.
+def heldout_split(
+    ids: Sequence[str], fraction: float, *, keys: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Split the held-out records of :func:`heldout_mask` (same ``keys``) into (validation, test) halves.
 
     Training picks its best checkpoint on the validation genes; ``dna-eval`` reports on the test genes,
     so the reported figure is not flattered by the selection.
     """
-    u = _record_fractions(ids, fraction)
+    u = _group_fractions(ids, fraction, keys)
     return u < fraction / 2, (u >= fraction / 2) & (u < fraction)
+
+
+def grouped_parts(order: np.ndarray, keys: np.ndarray, sizes: Sequence[int]) -> list[np.ndarray]:
+    """Cut a shuffled ``order`` of rows into consecutive parts of about ``sizes`` (the rest is the last
+    part), keeping rows with the same key (e.g. :func:`code_keys`: identical sequences, either strand)
+    in one part, so a validation set never holds a copy of a training sequence.
+
+    Parameters
+    ----------
+    order : a permutation of the row indices (the seeded shuffle).
+    keys : per row, its group key.
+    sizes : target sizes of the leading parts (e.g. validation, early stopping).
+
+    Returns
+    -------
+    ``len(sizes) + 1`` index arrays. Groups are laid out whole, in the order of their first row in
+    ``order``, and each goes to the part where it starts: with all keys distinct the parts are exactly
+    ``order``'s slices; a group straddling a cut makes its part larger by at most its size - 1.
+    """
+    order = np.asarray(order)
+    _, first, inverse, counts = np.unique(
+        np.asarray(keys)[order], return_index=True, return_inverse=True, return_counts=True
+    )
+    rank = np.argsort(first, kind="stable")  # groups in the order they first appear
+    start = np.empty(len(counts), dtype=np.int64)
+    start[rank] = np.cumsum(counts[rank]) - counts[rank]  # where each group starts when laid out whole
+    part = np.searchsorted(np.cumsum(sizes), start, side="right")[inverse.ravel()]
+    return [order[part == p] for p in range(len(sizes) + 1)]
