@@ -130,7 +130,7 @@ def test_sequence_split_is_stable_under_record_order(tmp_path):
 
 
 def tiny_gan(recipe: GANRecipe) -> GANModel:
-    return GANModel(Generator(recipe.length, recipe.latent, recipe.channels, recipe.blocks), recipe)
+    return GANModel(Generator(recipe.length, recipe.latent, recipe.channels, blocks=recipe.blocks), recipe)
 
 
 def test_evaluation_follows_the_models_split(tmp_path):
