@@ -674,7 +674,7 @@ for src, argv in CONSUMERS.items():
     add(case(f"{src}-model-weights-torch-save", argv, model_copy(src, weights=torch_saved(src)), needle="pickle"))
     add(case(f"{src}-model-pytorch-bin", argv, model_copy(src, drop=("model.safetensors",),
                                                           add={"pytorch_model.bin": torch_saved(src)}), needle="pickle"))
-    if src in ("vae", "gan"):  # the sections each pipeline rebuilds its model from
+    if src in ("vae", "gan", "ggan"):  # the sections each pipeline rebuilds its model from
         add(case(f"{src}-model-unknown-recipe-key", other, model_copy(src, config=with_key("recipe.frobnicate", 3))))
     add(case(f"{src}-model-missing-tensor", argv,
              model_copy(src, weights=resaved_weights(src, _drop_first_tensor), rehash=True)))

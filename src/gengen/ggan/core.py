@@ -595,7 +595,7 @@ class GGANModel(SavedModel):
             cfg["landmarks"],
             cfg["targets"],
             preprocessor=Preprocessor.from_tensors(tensors),
-            recipe=GGANRecipe.from_dict(cfg["recipe"]),
+            recipe=checkpoint.section(GGANRecipe, "recipe"),  # an unknown setting is an error, not dropped
             history=checkpoint.history(("epoch",)),
             metrics=cfg.get("metrics"),
             device=device,
