@@ -376,7 +376,11 @@ def test_readers_see_old_or_new_model_while_two_processes_save_it(tmp_path):
         assert float(tensors["w"][0, 0]) == cfg["value"]  # config and weights of one save
         reads += 1
         time.sleep(0.002)  # leave the writers some CPU on a small machine
-    outs = [w.communicate() for w in writers]
+    # read through the same buffered pipes as _wait_for_line (communicate() reads the raw pipes and
+    # would lose a final line already buffered there)
+    outs = [(w.stdout.read(), w.stderr.read()) for w in writers]
+    for w in writers:
+        w.wait()
     assert [w.returncode for w in writers] == [0, 0], outs  # no OSError, no FileNotFoundError
     locked = sum(int(o[0].split()[-1]) for o in outs)
     assert locked < 100 and reads > 10 and missing == 0, (reads, missing, locked)
