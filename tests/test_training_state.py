@@ -412,6 +412,25 @@ def test_ggan_train_killed_in_its_refit_ends_bit_identical(tmp_path):
     assert _same_tensors(tmp_path / "full", tmp_path / "cut")
 
 
+def test_dna_train_predictor_killed_repeatedly_ends_bit_identical(tmp_path):
+    _, text, y = _labelled_sequences(n=600, length=20, seed=2)
+    data, scores = tmp_path / "p.fa", tmp_path / "p.csv"
+    data.write_text("".join(f">q{i}\n{t}\n" for i, t in enumerate(text)))
+    pd.DataFrame({"id": [f"q{i}" for i in range(len(y))], "signal": y}).to_csv(scores, index=False)
+    opts = ["--scores", str(scores), "--epochs", "6", "--no-baseline", "--seed", "3", "--threads", "1", "--device", "cpu",
+            "-q"]
+    ref = runner.invoke(app, ["dna-train-predictor", str(data), "-o", str(tmp_path / "full"), *opts])
+    assert ref.exit_code == 0, ref.output
+    t = time.perf_counter()
+    where = _kill_and_resume(["dna-train-predictor", str(data), "-o", str(tmp_path / "cut"), *opts,
+                              "--checkpoint-every", "1", "--checkpoint-minutes", "0.0005"], tmp_path / "cut", kills=3, seed=7)
+    print(f"dna-train-predictor kills after checkpoints at: {where}; {time.perf_counter() - t:.1f} s with the resumes")
+    assert len(where) == 3 and "complete" not in where
+    assert _same_tensors(tmp_path / "full", tmp_path / "cut")
+    assert (tmp_path / "full" / "history.csv").read_bytes() == (tmp_path / "cut" / "history.csv").read_bytes()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cut", "full", "p.csv", "p.fa"]
+
+
 # ------------------------------------------------------------------------------------- the CLI
 def test_cli_resume_takes_the_runs_options_and_refuses_others(tmp_path, monkeypatch):
     data = tmp_path / "d.csv"

@@ -7,7 +7,20 @@ from typing import Annotated
 
 import typer
 
-from gengen.cli._app import DeviceOpt, QuietOpt, SeedOpt, ThreadsOpt, app, input_path, require_suffix, say
+from gengen.cli._app import (
+    CheckpointEveryOpt,
+    CheckpointMinutesOpt,
+    DeviceOpt,
+    QuietOpt,
+    ResumeOpt,
+    SeedOpt,
+    ThreadsOpt,
+    app,
+    input_path,
+    require_suffix,
+    resume_recipe,
+    say,
+)
 from gengen.cli._store import model_or_default, stored_as_default, train_output
 from gengen.errors import GengenError
 from gengen.runtime import plan_outputs, set_threads
@@ -38,6 +51,7 @@ ObjectiveOpt = Annotated[list[str] | None, _opt("--objective", help=(
     "Objectives are standardised by their sd over random sequences before weighting."))]
 TargetOpt = Annotated[str, _opt("--target", help="max | min | a value to hit (with --motif / --predictor).")]
 GanModelOpt = Annotated[str | None, _opt("--model", "-m", help="dna-train model directory or store name (default: the store's default DNA GAN).")]
+PREDICTOR_FIELDS = {"epochs": "epochs", "val_fraction": "val_fraction", "transform": "transform", "seed": "seed"}
 WeightsOpt = Annotated[str, _opt("--weights", help="GAN generator weights: 'best' (best held-out k-mer check during training) or 'last'.")]
 
 
@@ -247,6 +261,7 @@ def dna_design(
 
 @app.command("dna-train-predictor", rich_help_panel=PANEL)
 def dna_train_predictor(
+    ctx: typer.Context,
     data: Annotated[Path, typer.Argument(help="FASTA of labelled sequences (equal length).")],
     scores: Annotated[Path, _opt("--scores", help="CSV/TSV: sequence id, numeric score (e.g. id,signal).")],
     output: Annotated[Path | None, _opt("-o", "--output", help=(
@@ -261,19 +276,33 @@ def dna_train_predictor(
     device: DeviceOpt = "auto",
     threads: ThreadsOpt = None,
     quiet: QuietOpt = False,
+    resume: ResumeOpt = False,
+    checkpoint_every: CheckpointEveryOpt = None,
+    checkpoint_minutes: CheckpointMinutesOpt = None,
 ) -> None:
-    """Train a small CNN regressor on labelled sequences (usable as --predictor); reports held-out Pearson r."""
+    """Train a small CNN regressor on labelled sequences (usable as --predictor); reports held-out Pearson r.
+
+    The model folder is a resumable checkpoint while training runs (every 10 epochs and at least once
+    a minute): after an interruption, the same command with --resume continues where it stopped.
+    """
     from gengen.dna.predictor_training import PredictorRecipe, read_labels, train_predictor
     from gengen.io.sequences import read_fasta
+    from gengen.training_state import Checkpointing, check_intervals, read_training_section
 
     set_threads(threads)
+    check_intervals(checkpoint_every, checkpoint_minutes)
+    if resume and output is None:
+        raise GengenError("--resume continues a checkpoint: name it with -o (a folder, or the store's models/NAME).")
     to_store, output = output is None, train_output(output, data, "dna-predictor")  # no -o: into the store
     plan_outputs(models={output: "dna-predictor"}, inputs=[data, scores])
+    recipe = PredictorRecipe(epochs=epochs, val_fraction=val_fraction, transform=transform, seed=seed)
+    if resume:  # before reading the data: a missing or foreign checkpoint fails at once
+        recipe = resume_recipe(ctx, recipe, read_training_section(output, "dna-predictor").get("recipe"),
+                               PREDICTOR_FIELDS)
     seqs = read_fasta(input_path(data), ambiguous=ambiguous)
     y = read_labels(scores, seqs.ids)
-    recipe = PredictorRecipe(epochs=epochs, val_fraction=val_fraction, transform=transform, seed=seed)
-    trained = train_predictor(seqs.codes, y, recipe, device=device, quiet=quiet, baseline=baseline)
-    trained.save(output)
+    trained = train_predictor(seqs.codes, y, recipe, device=device, quiet=quiet, baseline=baseline,
+                              checkpoint=Checkpointing(output, resume, checkpoint_every, checkpoint_minutes))
     say(trained.report(), quiet)
     if to_store:
         stored_as_default(output, "dna-predictor", quiet)
