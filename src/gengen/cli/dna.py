@@ -208,7 +208,9 @@ def dna_design(
     weights: WeightsOpt = "best",
     direct: Annotated[bool, _opt("--direct", help="Direct design on the sequence (the default without --gan).")] = False,
     n: Annotated[int | None, _opt("-n", help="Number of designs (default: 100, or one per --from sequence).")] = None,
-    length: Annotated[int | None, _opt("--length", "-L", help="Sequence length (default: 50, or the --from records' or the GAN's).")] = None,
+    length: Annotated[int | None, _opt("--length", "-L", help=(
+        "Sequence length (default: the GAN's, else the length the --predictor was trained on, else the --from "
+        "records', else 50)."))] = None,
     steps: Annotated[int, _opt("--steps", help="Optimisation steps.")] = 500,
     lr: Annotated[float | None, _opt("--lr", help="Adam step size (default: 0.1).")] = None,
     straight_through: Annotated[bool | None, _opt("--straight-through/--softmax", show_default=False, help=(
@@ -226,7 +228,7 @@ def dna_design(
     """Design sequences toward motifs and/or trained predictors, directly or through a GAN, under constraints."""
     from gengen.dna.constraints import constraints_from_options
     from gengen.dna.design import design
-    from gengen.dna.objectives import objective_inputs
+    from gengen.dna.objectives import design_length, objective_inputs
     from gengen.dna.result import design_outputs
 
     set_threads(threads)
@@ -238,14 +240,17 @@ def dna_design(
     outs = design_outputs(output)  # objective_inputs parses every --objective before any file is read
     plan = plan_outputs(outs, inputs=[motif, predictor, gan, start, *objective_inputs(objective)])
     g = _load_gan(gan, device, weights, quiet) if gan else None
+    objectives, pwm = _objectives(objective, motif, predictor, target, motif_format, motif_name, pseudocount, device, quiet)
+    length, length_note = design_length(objectives, length, gan_length=g.length if g else None)
+    if length_note:
+        say(f"note: {length_note}", quiet)
     constraints, length, note = constraints_from_options(
-        str(input_path(start)) if start else None, n=n, length=g.length if g else length, max_edits=max_edits,
+        str(input_path(start)) if start else None, n=n, length=length, max_edits=max_edits,
         fixed=fixed, avoid=avoid, gc=gc, seed=seed)
     if note:
         say(f"note: {note}", quiet)
     if constraints.any:
         say(f"constraints: {constraints.describe()}", quiet)
-    objectives, pwm = _objectives(objective, motif, predictor, target, motif_format, motif_name, pseudocount, device, quiet)
     result = design(objectives, n, length, gan=g, constraints=constraints, steps=steps, learning_rate=0.1 if lr is None else lr,
                     straight_through=straight_through, grad_noise=grad_noise, prior_weight=prior_weight, seed=seed,
                     device=device, quiet=quiet, pwm=pwm)

@@ -133,6 +133,9 @@ class Objective:
     name: str = "objective"
     center: float = 0.0
     scale: float = 1.0
+    # the sequence length a trained predictor was fitted on (its scores at other lengths are
+    # extrapolations); None: any length (a motif, a user's module)
+    length: int | None = None
 
     def __post_init__(self) -> None:
         self.target = parse_target(self.target)
@@ -323,14 +326,17 @@ def load_objectives(
                 module = PWMPredictor(read_motif(p.source))
                 name = module.pwm.name
             else:
-                module, name = load_predictor(p.source, device=device)[0], Path(p.source).name
-            out.append(Objective(module, p.target, p.weight, name=name))
+                module, cfg = load_predictor(p.source, device=device)
+                name, length = Path(p.source).name, _trained_length(cfg)
+            out.append(Objective(module, p.target, p.weight, name=name,
+                                 length=length if p.kind != "motif" else None))
         annotation = None
     else:
         target = parse_target(target)
         annotation = read_motif(motif) if motif else None
         if predictor:
-            out = [Objective(load_predictor(predictor, device=device)[0], target, name=Path(predictor).name)]
+            module, cfg = load_predictor(predictor, device=device)
+            out = [Objective(module, target, name=Path(predictor).name, length=_trained_length(cfg))]
         elif annotation is None:
             raise GengenError("give --motif (file or JASPAR id), --predictor (a dna-train-predictor model) or "
                               "--objective.")
@@ -341,6 +347,52 @@ def load_objectives(
             log(f"note: target {o.target:g} is above {o.name}'s best possible score {o.pwm.max_score:.3f}; the "
                 "designs can only approach the consensus", quiet)
     return out, annotation
+
+
+def _trained_length(cfg: dict) -> int | None:
+    length = cfg.get("length")
+    return int(length) if isinstance(length, int) and length > 0 else None
+
+
+def design_length(objectives: list[Objective], length: int | None = None, *, gan_length: int | None = None,
+                  from_option: str = "--length") -> tuple[int | None, str]:
+    """The design length that fits the trained predictors among ``objectives``, and a note when it
+    was taken from them.
+
+    A CNN from ``dna-train-predictor`` was fitted on sequences of one length and its pooled scores at
+    another length are extrapolations, so a length given (``length``, or the GAN's ``gan_length``)
+    must be theirs, and without one the predictors' length is used.
+
+    Parameters
+    ----------
+    objectives : the loaded objectives (each ``length`` None for a motif or any-length module).
+    length : the length asked for (None: not given).
+    gan_length : the GAN's length in joint design (then ``length`` is not used).
+    from_option : how the user gave ``length``, for the error.
+
+    Returns
+    -------
+    (the length to design at, or None to keep the default; a note for the user or "").
+    """
+    trained = {o.name: o.length for o in objectives if o.length is not None}
+    if not trained:
+        return (gan_length or length), ""
+    asked, how = (gan_length, "the GAN's length") if gan_length is not None else (length, from_option)
+    if asked is not None:
+        for name, n in trained.items():
+            if n != asked:
+                raise GengenError(
+                    f"{how} {asked} differs from the {n} nt the predictor {name!r} was trained on (its scores at "
+                    f"other lengths are extrapolations); leave {from_option} out to design at {n} nt, or train a "
+                    f"predictor on {asked}-nt sequences."
+                )
+        return asked, ""
+    if len(set(trained.values())) > 1:
+        raise GengenError("the predictors were trained on different sequence lengths ("
+                          + ", ".join(f"{k}: {v} nt" for k, v in trained.items())
+                          + "); design needs predictors of one length.")
+    name, n = next(iter(trained.items()))
+    return n, f"design length {n} nt, the length predictor {name!r} was trained on"
 
 
 def objective_inputs(specs: list[str] | None) -> list[str]:
