@@ -42,6 +42,7 @@ from torch import nn
 from gengen.dna.constraints import Constraints, verify
 from gengen.dna.greedy import EditRules, better_of, polish, repair
 from gengen.dna.objectives import Objective, as_objectives, calibrate, combined, parse_target
+from gengen.dna.recipes import DesignSettings
 from gengen.dna.result import DesignResult, design_outputs
 from gengen.errors import GengenError
 from gengen.runtime import Progress, check_memory, resolve_device
@@ -302,12 +303,12 @@ def design(
     gan: GANModel | None = None,
     constraints: Constraints | None = None,
     target: str | float | None = None,
-    steps: int = 500,
-    learning_rate: float = 0.1,
+    steps: int = DesignSettings.steps,
+    learning_rate: float = DesignSettings.learning_rate,
     straight_through: bool | None = None,
-    init_scale: float = 1.0,
-    grad_noise: float = 1e-5,
-    prior_weight: float = 0.0,
+    init_scale: float = DesignSettings.init_scale,
+    grad_noise: float = DesignSettings.grad_noise,
+    prior_weight: float = DesignSettings.prior_weight,
     seed: int = 0,
     device: str | torch.device = "auto",
     quiet: bool = False,

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -19,6 +19,7 @@ import torch
 
 from gengen.dna.baselines import kmer_ridge_baseline
 from gengen.dna.predictors import PIPELINE, CNNPredictor, load_predictor, predict
+from gengen.dna.recipes import PredictorRecipe
 from gengen.errors import GengenError
 from gengen.runtime import Progress, log, resolve_device, seed_everything
 from gengen.training_state import SECTION
@@ -44,26 +45,6 @@ def transform_labels(y: np.ndarray, how: str) -> np.ndarray:
     if how == "none":
         return y
     raise GengenError(f"--transform must be one of {', '.join(TRANSFORMS)}, got {how!r}.")
-
-
-@dataclass
-class PredictorRecipe:
-    """Training settings for :class:`CNNPredictor`; defaults suit ~40k PBM probes on a CPU."""
-
-    channels: int = 64
-    width: int = 11
-    hidden: int = 64
-    epochs: int = 8
-    batch_size: int = 128
-    learning_rate: float = 2e-3
-    weight_decay: float = 1e-5
-    val_fraction: float = 0.1
-    # share of the training sequences that picks the best epoch, so the reported held-out r (on the
-    # val_fraction split) is not flattered by the choice
-    stop_fraction: float = 0.1
-    transform: str = "log"
-    seed: int = 0
-    notes: list[str] = field(default_factory=list)
 
 
 @dataclass
