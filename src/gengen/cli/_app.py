@@ -1,4 +1,4 @@
-"""The Typer app, shared option types and the error boundary.
+"""The Typer app and the error boundary (shared options and helpers: :mod:`gengen.cli._options`).
 
 Command modules (``vae.py``, ``dna.py``, ``ggan.py``, ``demo.py``) add commands to :data:`app`.
 They import heavy libraries (torch, anndata) inside the command body so ``gengen --help`` is instant.
@@ -13,7 +13,6 @@ import math
 import os
 import sys
 import zlib
-from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -174,63 +173,3 @@ def _root(
     version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")] = False,
 ) -> None:
     """Deep generative models for genomics."""
-
-
-# Options shared by many commands, spelled the same everywhere.
-DeviceOpt = Annotated[str, typer.Option("--device", help="auto | cpu | cuda (auto picks a GPU when present).")]
-SeedOpt = Annotated[int, typer.Option("--seed", min=0, max=2**32 - 1, help="Random seed; recorded in the outputs.")]
-ThreadsOpt = Annotated[
-    int | None, typer.Option("--threads", help="CPU threads for torch (default: $GENGEN_THREADS or all cores).")
-]
-QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars or status lines.")]
-GenesInRowsOpt = Annotated[
-    bool | None,
-    typer.Option(
-        "--genes-in-rows/--genes-in-columns",
-        help="Force the table orientation (default: detect; samples x genes unless the names say otherwise).",
-        show_default=False,
-    ),
-]
-ResumeOpt = Annotated[bool, typer.Option(
-    "--resume", help="Continue the unfinished run checkpointed in -o (same data; options left out take the run's).")]
-CheckpointEveryOpt = Annotated[int | None, typer.Option(
-    "--checkpoint-every", show_default=False,
-    help="Checkpoint after every N epochs \\[default: 10, skipped while saves would cost > 5 % of the training time].")]
-CheckpointMinutesOpt = Annotated[float | None, typer.Option(
-    "--checkpoint-minutes", show_default=False, help="Checkpoint at least every M minutes of training \\[default: 1].")]
-FormatOpt = Annotated[str | None, typer.Option("--format", help="Force the input format (default: from the content, e.g. HiSeqV2.gz is a gzipped TSV): h5ad, csv, tsv, txt, parquet, gct, gctx, series-matrix.")]
-
-
-def require_suffix(path: Path | None, allowed: tuple[str, ...], what: str) -> None:
-    """Refuse an output name whose extension promises another format, before any work."""
-    if path is None:
-        return
-    suffix = "".join(Path(path).suffixes[-2:]) if Path(path).suffix == ".gz" else Path(path).suffix
-    if suffix.lower().removesuffix(".gz") not in allowed:
-        raise GengenError(f"output {str(path)!r} should end in {' / '.join(allowed)}: this command writes {what}.")
-
-
-def input_path(path: Path) -> Path:
-    """Early, clear error for a missing input (before any heavy import)."""
-    if not Path(path).exists():
-        raise GengenError(f"input file {str(path)!r} does not exist.")
-    return Path(path)
-
-
-def say(message: str, quiet: bool = False) -> None:
-    """Status line on stderr."""
-    if not quiet:
-        print(message, file=sys.stderr, flush=True)
-
-
-def resume_recipe(ctx: typer.Context, recipe, saved: dict | None, fields: dict[str, str]):
-    """For ``--resume``: the checkpoint's recipe (as its run was given it) with the options given on
-    this command line, so options left out continue the run as it was started. ``fields`` maps the
-    command's parameter names to recipe fields; the trainer then refuses a recipe that differs."""
-    if not saved:
-        return recipe
-    given = {name for name in ctx.params
-             if (src := ctx.get_parameter_source(name)) is not None and not src.name.startswith("DEFAULT")}
-    values = {**saved, **{field: getattr(recipe, field) for name, field in fields.items() if name in given}}
-    known = {k: v for k, v in values.items() if k in type(recipe).__dataclass_fields__}
-    return type(recipe)(**known)

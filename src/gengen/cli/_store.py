@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from gengen.cli._app import say
+from gengen.cli._options import say
 
 
 def model_or_default(spec: str | None, pipeline: str, quiet: bool = False) -> str | Path:

@@ -7,7 +7,8 @@ from typing import Annotated
 
 import typer
 
-from gengen.cli._app import QuietOpt, SeedOpt, app
+from gengen.cli._app import app
+from gengen.cli._options import QuietOpt, SeedOpt
 
 
 @app.command(rich_help_panel="Getting started")

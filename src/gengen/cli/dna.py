@@ -7,26 +7,27 @@ from typing import Annotated
 
 import typer
 
-from gengen.cli._app import (
+from gengen.cli._app import app
+from gengen.cli._options import (
     CheckpointEveryOpt,
     CheckpointMinutesOpt,
     DeviceOpt,
     QuietOpt,
+    RecipeOptions,
     ResumeOpt,
     SeedOpt,
     ThreadsOpt,
-    app,
     input_path,
+    model_option,
     require_suffix,
-    resume_recipe,
     say,
 )
 from gengen.cli._store import model_or_default, stored_as_default, train_output
+from gengen.dna.recipes import DesignSettings, GANRecipe, PredictorRecipe
 from gengen.errors import GengenError
 from gengen.runtime import plan_outputs, set_threads
 
 PANEL = "DNA (Killoran)"
-FASTA_SUFFIXES = (".fa", ".fasta", ".fna", ".fas")
 TABLE_SUFFIXES = (".tsv", ".txt", ".tab")
 
 
@@ -50,8 +51,20 @@ ObjectiveOpt = Annotated[list[str] | None, _opt("--objective", help=(
     "max), weight=W (default 1); e.g. --objective predictor=cebpa,target=max --objective predictor=gata4,target=min. "
     "Objectives are standardised by their sd over random sequences before weighting."))]
 TargetOpt = Annotated[str, _opt("--target", help="max | min | a value to hit (with --motif / --predictor).")]
-GanModelOpt = Annotated[str | None, _opt("--model", "-m", help="dna-train model directory or store name (default: the store's default DNA GAN).")]
-PREDICTOR_FIELDS = {"epochs": "epochs", "val_fraction": "val_fraction", "transform": "transform", "seed": "seed"}
+GanModelOpt = model_option("dna-train model directory or store name (default: the store's default DNA GAN).")
+
+# Which options set which recipe fields (their defaults are the recipes'); --resume maps them back.
+GAN_OPTIONS = RecipeOptions(
+    GANRecipe, {"length": "length", "heldout_fraction": "heldout_fraction", "iterations": "iterations",
+                "channels": "channels", "batch_size": "batch_size", "critic_steps": "critic_steps", "lr": "learning_rate",
+                "sample_every": "sample_every", "seed": "seed"},
+    unset=("heldout_fraction",), check=GANRecipe.validate)
+HELDOUT_FRACTION = 0.1  # dna-train holds genes out (the library's GANRecipe trains on all unless asked)
+PREDICTOR_OPTIONS = RecipeOptions(
+    PredictorRecipe, {"transform": "transform", "epochs": "epochs", "val_fraction": "val_fraction", "seed": "seed"})
+DESIGN_OPTIONS = RecipeOptions(
+    DesignSettings, {"steps": "steps", "lr": "learning_rate", "prior_weight": "prior_weight", "grad_noise": "grad_noise"},
+    unset=("lr",))
 WeightsOpt = Annotated[str, _opt("--weights", help="GAN generator weights: 'best' (best held-out k-mer check during training) or 'last'.")]
 
 
@@ -74,11 +87,12 @@ def _load_gan(model, device, weights, quiet):
 
 @app.command("dna-train", rich_help_panel=PANEL)
 def dna_train(
+    ctx: typer.Context,
     data: Annotated[Path, typer.Argument(help="FASTA (plain or .gz) of training sequences.")],
     output: Annotated[Path | None, _opt("-o", "--output", help=(
         "Model directory (resumable checkpoint) (default: a new model in the store, named after DATA, that "
         "becomes the default DNA GAN)."))] = None,
-    length: LengthOpt = 50,
+    length: LengthOpt = GANRecipe.length,
     windows: Annotated[str, _opt("--windows", help="Cut longer records into 'tiled' or 'random' windows.")] = "tiled",
     ambiguous: AmbiguousOpt = "skip",
     short: Annotated[str, _opt("--short", help="Records shorter than the length: error | skip | pad (with N).")] = "error",
@@ -86,22 +100,22 @@ def dna_train(
     heldout_fraction: Annotated[float | None, _opt("--heldout-fraction", help=(
         "Fraction of records (genes) held out: half choose the best checkpoint, half are dna-eval's test set. "
         "(default: 0.1; with --resume the checkpoint's)"))] = None,
-    iterations: Annotated[int, _opt("--iterations", help="Generator iterations (paper: ~100k).")] = 2000,
-    channels: Annotated[int, _opt("--channels", help="Residual channels (paper: 100).")] = 100,
-    batch_size: Annotated[int, _opt("--batch-size", help="Batch size (paper: 64).")] = 64,
-    critic_steps: Annotated[int, _opt("--critic-steps", help="Critic updates per generator update.")] = 5,
-    lr: Annotated[float, _opt("--lr", help="Adam learning rate.")] = 1e-4,
-    sample_every: Annotated[int, _opt("--sample-every", help="Write samples + k-mer check every N iterations.")] = 250,
+    iterations: Annotated[int, _opt("--iterations", help="Generator iterations (paper: ~100k).")] = GANRecipe.iterations,
+    channels: Annotated[int, _opt("--channels", help="Residual channels (paper: 100).")] = GANRecipe.channels,
+    batch_size: Annotated[int, _opt("--batch-size", help="Batch size (paper: 64).")] = GANRecipe.batch_size,
+    critic_steps: Annotated[int, _opt("--critic-steps", help="Critic updates per generator update.")] = GANRecipe.critic_steps,
+    lr: Annotated[float, _opt("--lr", help="Adam learning rate.")] = GANRecipe.learning_rate,
+    sample_every: Annotated[int, _opt("--sample-every", help="Write samples + k-mer check every N iterations.")] = GANRecipe.sample_every,
     time_limit: Annotated[float | None, _opt("--time-limit", help="Stop cleanly after this many minutes (resume later).")] = None,
     resume: Annotated[bool, _opt("--resume", help="Continue from the checkpoint in OUTPUT.")] = False,
-    seed: SeedOpt = 0,
+    seed: SeedOpt = GANRecipe.seed,
     device: DeviceOpt = "auto",
     threads: ThreadsOpt = None,
     quiet: QuietOpt = False,
 ) -> None:
     """Train a WGAN-GP (residual CNNs) on DNA windows; writes a resumable checkpoint with samples."""
     from gengen.dna.data import training_windows
-    from gengen.dna.train import GANRecipe, resume_heldout_fraction, train_gan, training_report
+    from gengen.dna.train import resume_heldout_fraction, train_gan, training_report
     from gengen.io.sequences import read_fasta
 
     set_threads(threads)
@@ -111,12 +125,10 @@ def dna_train(
         raise GengenError(f"--time-limit must be a positive number of minutes, got {time_limit:g}.")
     heldout_fraction = resume_heldout_fraction(output, heldout_fraction) if resume else heldout_fraction
     to_store, output = output is None, train_output(output, data, "dna-gan")  # no -o: a new model in the store
-    heldout_fraction = 0.1 if heldout_fraction is None else heldout_fraction
-    recipe = GANRecipe(length=length, channels=channels, batch_size=batch_size, critic_steps=critic_steps,
-                       learning_rate=lr, iterations=iterations, sample_every=sample_every, checkpoint_every=sample_every,
-                       log_every=max(1, min(50, sample_every)), seed=seed, heldout_fraction=heldout_fraction,
-                       heldout_split=True)
-    recipe.validate()  # options and -o before reading data, not at the first checkpoint
+    heldout_fraction = HELDOUT_FRACTION if heldout_fraction is None else heldout_fraction
+    recipe = GAN_OPTIONS.build(  # checked: options and -o before reading data, not at the first checkpoint
+        ctx.params, heldout_fraction=heldout_fraction, checkpoint_every=sample_every,
+        log_every=max(1, min(50, sample_every)), heldout_split=True)
     plan_outputs(models={output: "dna-gan"}, inputs=[data])
     seqs = read_fasta(input_path(data), length=length, windows=windows, ambiguous=ambiguous, short=short, seed=seed)
     split = training_windows(seqs, heldout_fraction, max_windows=max_windows, seed=seed)
@@ -161,7 +173,7 @@ def dna_generate(
     from gengen.dna.interpolate import check_steps
     from gengen.dna.interpolate import interpolate as paths
     from gengen.dna.objectives import objective_inputs
-    from gengen.dna.result import design_outputs
+    from gengen.dna.result import FASTA_SUFFIXES, design_outputs
 
     set_threads(threads)
     require_suffix(output, FASTA_SUFFIXES, "FASTA")
@@ -190,6 +202,7 @@ def dna_generate(
 
 @app.command("dna-design", rich_help_panel=PANEL)
 def dna_design(
+    ctx: typer.Context,
     objective: ObjectiveOpt = None,
     motif: MotifOpt = None,
     motif_format: MotifFormatOpt = None,
@@ -211,14 +224,14 @@ def dna_design(
     length: Annotated[int | None, _opt("--length", "-L", help=(
         "Sequence length (default: the GAN's, else the length the --predictor was trained on, else the --from "
         "records', else 50)."))] = None,
-    steps: Annotated[int, _opt("--steps", help="Optimisation steps.")] = 500,
-    lr: Annotated[float | None, _opt("--lr", help="Adam step size (default: 0.1).")] = None,
+    steps: Annotated[int, _opt("--steps", help="Optimisation steps.")] = DesignSettings.steps,
+    lr: Annotated[float | None, _opt("--lr", help=f"Adam step size (default: {DesignSettings.learning_rate:g}).")] = None,
     straight_through: Annotated[bool | None, _opt("--straight-through/--softmax", show_default=False, help=(
         "One-hot forward pass (Fast SeqProp) or plain softmax relaxation; default: straight-through with --from or a "
         "value target, else softmax."))] = None,
     prior_weight: Annotated[float, _opt("--prior-weight", help=(
-        "Joint design: weight of ||z||^2 (pulls z toward 0: higher scores, less natural designs)."))] = 0.0,
-    grad_noise: Annotated[float, _opt("--grad-noise", help="Joint design: Gaussian gradient noise on z.")] = 1e-5,
+        "Joint design: weight of ||z||^2 (pulls z toward 0: higher scores, less natural designs)."))] = DesignSettings.prior_weight,
+    grad_noise: Annotated[float, _opt("--grad-noise", help="Joint design: Gaussian gradient noise on z.")] = DesignSettings.grad_noise,
     output: Annotated[Path, _opt("-o", "--output", help="FASTA to write; .tsv and .png are written beside it.")] = Path("designed.fa"),
     seed: SeedOpt = 0,
     device: DeviceOpt = "auto",
@@ -228,8 +241,8 @@ def dna_design(
     """Design sequences toward motifs and/or trained predictors, directly or through a GAN, under constraints."""
     from gengen.dna.constraints import constraints_from_options
     from gengen.dna.design import design
-    from gengen.dna.objectives import design_length, objective_inputs
-    from gengen.dna.result import design_outputs
+    from gengen.dna.objectives import design_length, objective_inputs, trained_lengths
+    from gengen.dna.result import FASTA_SUFFIXES, design_outputs
 
     set_threads(threads)
     require_suffix(output, FASTA_SUFFIXES, "FASTA (with .tsv and .png beside it)")
@@ -240,20 +253,21 @@ def dna_design(
     outs = design_outputs(output)  # objective_inputs parses every --objective before any file is read
     plan = plan_outputs(outs, inputs=[motif, predictor, gan, start, *objective_inputs(objective)])
     g = _load_gan(gan, device, weights, quiet) if gan else None
-    objectives, pwm = _objectives(objective, motif, predictor, target, motif_format, motif_name, pseudocount, device, quiet)
-    length, length_note = design_length(objectives, length, gan_length=g.length if g else None)
-    if length_note:
-        say(f"note: {length_note}", quiet)
+    length, length_note = design_length(trained_lengths(predictor, objective), length, gan_length=g.length if g else None)
     constraints, length, note = constraints_from_options(
         str(input_path(start)) if start else None, n=n, length=length, max_edits=max_edits,
         fixed=fixed, avoid=avoid, gc=gc, seed=seed)
-    if note:
-        say(f"note: {note}", quiet)
+    for line in (length_note, note):
+        if line:
+            say(f"note: {line}", quiet)
     if constraints.any:
         say(f"constraints: {constraints.describe()}", quiet)
-    result = design(objectives, n, length, gan=g, constraints=constraints, steps=steps, learning_rate=0.1 if lr is None else lr,
-                    straight_through=straight_through, grad_noise=grad_noise, prior_weight=prior_weight, seed=seed,
-                    device=device, quiet=quiet, pwm=pwm)
+    objectives, pwm = _objectives(objective, motif, predictor, target, motif_format, motif_name, pseudocount, device, quiet)
+    settings = DESIGN_OPTIONS.build(ctx.params)
+    result = design(objectives, n, length, gan=g, constraints=constraints, steps=settings.steps,
+                    learning_rate=settings.learning_rate, straight_through=straight_through,
+                    grad_noise=settings.grad_noise, prior_weight=settings.prior_weight, seed=seed, device=device,
+                    quiet=quiet, pwm=pwm)
     if not len(result.codes):
         raise GengenError(result.report()[0] + "; relax the constraints.")
     result.write(output)
@@ -272,12 +286,12 @@ def dna_train_predictor(
     output: Annotated[Path | None, _opt("-o", "--output", help=(
         "Predictor directory to write (default: a new model in the store, named after DATA, that becomes the "
         "default DNA predictor)."))] = None,
-    transform: Annotated[str, _opt("--transform", help="Label transform: log | rank | none.")] = "log",
-    epochs: Annotated[int, _opt("--epochs", help="Training epochs.")] = 8,
-    val_fraction: Annotated[float, _opt("--val-fraction", help="Held-out fraction for Pearson r.")] = 0.1,
+    transform: Annotated[str, _opt("--transform", help="Label transform: log | rank | none.")] = PredictorRecipe.transform,
+    epochs: Annotated[int, _opt("--epochs", help="Training epochs.")] = PredictorRecipe.epochs,
+    val_fraction: Annotated[float, _opt("--val-fraction", help="Held-out fraction for Pearson r.")] = PredictorRecipe.val_fraction,
     baseline: Annotated[bool, _opt("--baseline/--no-baseline", help="Also score a 6-mer ridge baseline.")] = True,
     ambiguous: AmbiguousOpt = "uniform",
-    seed: SeedOpt = 0,
+    seed: SeedOpt = PredictorRecipe.seed,
     device: DeviceOpt = "auto",
     threads: ThreadsOpt = None,
     quiet: QuietOpt = False,
@@ -290,7 +304,7 @@ def dna_train_predictor(
     The model folder is a resumable checkpoint while training runs (every 10 epochs and at least once
     a minute): after an interruption, the same command with --resume continues where it stopped.
     """
-    from gengen.dna.predictor_training import PredictorRecipe, read_labels, train_predictor
+    from gengen.dna.predictor_training import read_labels, train_predictor
     from gengen.io.sequences import read_fasta
     from gengen.training_state import Checkpointing, check_intervals, read_training_section
 
@@ -300,10 +314,9 @@ def dna_train_predictor(
         raise GengenError("--resume continues a checkpoint: name it with -o (a folder, or the store's models/NAME).")
     to_store, output = output is None, train_output(output, data, "dna-predictor")  # no -o: into the store
     plan_outputs(models={output: "dna-predictor"}, inputs=[data, scores])
-    recipe = PredictorRecipe(epochs=epochs, val_fraction=val_fraction, transform=transform, seed=seed)
+    recipe = PREDICTOR_OPTIONS.build(ctx.params)
     if resume:  # before reading the data: a missing or foreign checkpoint fails at once
-        recipe = resume_recipe(ctx, recipe, read_training_section(output, "dna-predictor").get("recipe"),
-                               PREDICTOR_FIELDS)
+        recipe = PREDICTOR_OPTIONS.resume(ctx, recipe, read_training_section(output, "dna-predictor").get("recipe"))
     seqs = read_fasta(input_path(data), ambiguous=ambiguous)
     y = read_labels(scores, seqs.ids)
     trained = train_predictor(seqs.codes, y, recipe, device=device, quiet=quiet, baseline=baseline,

@@ -7,23 +7,27 @@ from typing import Annotated
 
 import typer
 
-from gengen.cli._app import (
+from gengen.cli._app import app
+from gengen.cli._options import (
     CheckpointEveryOpt,
     CheckpointMinutesOpt,
     DeviceOpt,
     FormatOpt,
     GenesInRowsOpt,
     QuietOpt,
+    RecipeOptions,
     ResumeOpt,
     SeedOpt,
     ThreadsOpt,
-    app,
+    beside,
     input_path,
-    resume_recipe,
+    model_option,
+    replace,
     say,
 )
 from gengen.cli._store import model_or_default, stored_as_default, train_output
 from gengen.errors import GengenError
+from gengen.ggan.train import GGANRecipe
 from gengen.runtime import plan_outputs, set_threads
 
 PANEL = "GGAN (landmark → target)"
@@ -149,18 +153,28 @@ MarginOpt = Annotated[
 ]
 
 
-RECIPE_NAMES = {"lr": "learning_rate", "l1": "l1_weight", "consistency": "consistency_weight"}
-
-
-def _recipe(seed: int, precision: str = "auto", **options):
-    """The recipe from the command's options; options left at None adapt to the reference."""
-    from gengen.ggan import GGANRecipe
+def _check(recipe: GGANRecipe) -> None:
+    """Bad values fail before the reference is read."""
+    from gengen.ggan.model import ACTIVATIONS
     from gengen.ggan.train import check_recipe
 
-    names = RECIPE_NAMES
-    recipe = GGANRecipe(seed=seed, precision=precision, **{names.get(k, k): v for k, v in options.items()})
-    check_recipe(recipe)  # bad values fail before the reference is read
-    return recipe
+    if recipe.activation not in ACTIVATIONS:
+        raise GengenError(f"unknown --activation {recipe.activation!r}; use one of {', '.join(ACTIVATIONS)}.")
+    check_recipe(recipe)
+
+
+# The recipe options of ggan-train and ggan-eval (defaults: GGANRecipe's; None adapts to the
+# reference); --precision and --seed are the commands' own. --resume maps them back through the table.
+_DECLARED = {"hidden": HiddenOpt, "layers": LayersOpt, "dropout": DropoutOpt, "activation": ActOpt, "epochs": EpochsOpt,
+             "batch_size": BatchOpt, "lr": LrOpt, "weight_decay": WdOpt, "l1": L1Opt, "consistency": ConsOpt,
+             "adv_weight": AdvOpt, "d_hidden": DHiddenOpt, "quantile": QuantOpt, "val_fraction": ValOpt,
+             "patience": PatienceOpt, "start_margin": MarginOpt, "linear_skip": SkipOpt, "input_noise": NoiseOpt,
+             "ridge_init": RidgeInitOpt, "refit": RefitOpt}
+_RENAMED = {"lr": "learning_rate", "l1": "l1_weight", "consistency": "consistency_weight"}
+GGAN_OPTIONS = RecipeOptions(
+    GGANRecipe, {name: _RENAMED.get(name, name) for name in (*_DECLARED, "precision", "seed")}, declared=_DECLARED,
+    check=_check,
+)
 
 
 def _reference(data, landmarks, landmarks_from, targets, probe_map, genes_in_rows, fmt, quiet):
@@ -189,6 +203,7 @@ def _reference(data, landmarks, landmarks_from, targets, probe_map, genes_in_row
 
 
 @app.command("ggan-train", rich_help_panel=PANEL)
+@GGAN_OPTIONS
 def ggan_train(
     ctx: typer.Context,
     data: Annotated[Path, typer.Argument(help="Reference expression (h5ad, csv, tsv, parquet, gct, gctx), samples x genes.")],
@@ -197,28 +212,9 @@ def ggan_train(
     landmarks_from: LandmarksFromOpt = None,
     targets: TargetsOpt = None,
     probe_map: ProbeMapOpt = None,
-    hidden: HiddenOpt = None,
-    layers: LayersOpt = None,
-    dropout: DropoutOpt = 0.1,
-    activation: ActOpt = "tanh",
-    epochs: EpochsOpt = None,
-    batch_size: BatchOpt = 200,
-    lr: LrOpt = None,
-    weight_decay: WdOpt = 0.0,
-    l1: L1Opt = 10.0,
-    consistency: ConsOpt = 1.0,
-    adv_weight: AdvOpt = 1.0,
-    d_hidden: DHiddenOpt = None,
-    quantile: QuantOpt = False,
-    val_fraction: ValOpt = None,
-    patience: PatienceOpt = None,
-    start_margin: MarginOpt = None,
-    linear_skip: SkipOpt = None,
-    input_noise: NoiseOpt = 0.0,
-    ridge_init: RidgeInitOpt = None,
-    refit: RefitOpt = None,
-    precision: PrecisionOpt = "auto",
-    seed: SeedOpt = 0,
+    recipe: GGANRecipe | None = None,  # the GGAN_OPTIONS, from --hidden to --refit
+    precision: PrecisionOpt = GGANRecipe.precision,
+    seed: SeedOpt = GGANRecipe.seed,
     genes_in_rows: GenesInRowsOpt = None,
     fmt: FormatOpt = None,
     device: DeviceOpt = "auto",
@@ -235,46 +231,15 @@ def ggan_train(
     """
     set_threads(threads)
     from gengen.ggan import GGANModel
-    from gengen.ggan.model import ACTIVATIONS
     from gengen.training_state import Checkpointing, check_intervals, read_training_section
 
-    if activation not in ACTIVATIONS:
-        raise GengenError(f"unknown --activation {activation!r}; use one of {', '.join(ACTIVATIONS)}.")
     check_intervals(checkpoint_every, checkpoint_minutes)
     if resume and output is None:
         raise GengenError("--resume continues a checkpoint: name it with -o (a folder, or the store's models/NAME).")
     to_store, output = output is None, train_output(output, data, "ggan")  # no -o: a new model in the store
     plan_outputs(models={output: "ggan"}, inputs=[data, landmarks, landmarks_from, targets])  # before training
-    recipe = _recipe(
-        seed,
-        precision,
-        hidden=hidden,
-        layers=layers,
-        dropout=dropout,
-        activation=activation,
-        epochs=epochs,
-        batch_size=batch_size,
-        lr=lr,
-        weight_decay=weight_decay,
-        l1=l1,
-        consistency=consistency,
-        adv_weight=adv_weight,
-        d_hidden=d_hidden,
-        quantile=quantile,
-        val_fraction=val_fraction,
-        patience=patience,
-        start_margin=start_margin,
-        linear_skip=linear_skip,
-        input_noise=input_noise,
-        ridge_init=ridge_init,
-        refit=refit,
-    )
     if resume:  # before reading the data: a missing or foreign checkpoint fails at once
-        fields = {name: RECIPE_NAMES.get(name, name) for name in (
-            "hidden", "layers", "dropout", "activation", "epochs", "batch_size", "lr", "weight_decay", "l1", "consistency",
-            "adv_weight", "d_hidden", "quantile", "val_fraction", "patience", "start_margin", "linear_skip",
-            "input_noise", "ridge_init", "refit", "precision", "seed")}
-        recipe = resume_recipe(ctx, recipe, read_training_section(output, "ggan").get("recipe"), fields)
+        recipe = GGAN_OPTIONS.resume(ctx, recipe, read_training_section(output, "ggan").get("recipe"))
     adata, lm, tg = _reference(data, landmarks, landmarks_from, targets, probe_map, genes_in_rows, fmt, quiet)
     model = GGANModel.train(adata, lm, tg, recipe, device=device, quiet=quiet,
                             checkpoint=Checkpointing(output, resume, checkpoint_every, checkpoint_minutes))
@@ -300,12 +265,7 @@ def infer_targets(
             "are matched by row id, else by pr_gene_symbol (Entrez ids: see --gene-map)."
         ),
     ],
-    model: Annotated[
-        str | None,
-        typer.Option(
-            "--model", "-m", help="GGAN model directory or store name (default: the store's default GGAN model)."
-        ),
-    ] = None,
+    model: model_option("GGAN model directory or store name (default: the store's default GGAN model).") = None,
     output: Annotated[
         Path | None,
         typer.Option("-o", "--output", help="Predictions (.csv/.tsv/.parquet/.h5ad) (default: QUERY.targets.csv)."),
@@ -342,10 +302,7 @@ def infer_targets(
     from gengen.io.expression import output_format
 
     input_path(query)
-    name = query.name
-    for suffix in (".gz", ".h5ad", ".csv", ".tsv", ".txt", ".parquet", ".gctx", ".gct"):
-        name = name.removesuffix(suffix)
-    output = output or query.with_name(name + ".targets.csv")
+    output = output or beside(query, ".targets.csv")
     output_format(output)  # fail on a bad output name before any work
     model = model_or_default(model, "ggan", quiet)
     plan_outputs([output], inputs=[query, model, gene_map])
@@ -378,6 +335,7 @@ def infer_targets(
 
 
 @app.command("ggan-eval", rich_help_panel=PANEL)
+@GGAN_OPTIONS
 def ggan_eval(
     data: Annotated[Path, typer.Argument(help="Reference expression (h5ad, csv, tsv, parquet, gct, gctx), samples x genes.")],
     landmarks: LandmarksOpt = None,
@@ -405,27 +363,8 @@ def ggan_eval(
         Path,
         typer.Option("-o", "--output", help="Folder for ggan_eval_summary.tsv, per-gene TSV and the figure."),
     ] = Path("ggan_eval"),
-    hidden: HiddenOpt = None,
-    layers: LayersOpt = None,
-    dropout: DropoutOpt = 0.1,
-    activation: ActOpt = "tanh",
-    epochs: EpochsOpt = None,
-    batch_size: BatchOpt = 200,
-    lr: LrOpt = None,
-    weight_decay: WdOpt = 0.0,
-    l1: L1Opt = 10.0,
-    consistency: ConsOpt = 1.0,
-    adv_weight: AdvOpt = 1.0,
-    d_hidden: DHiddenOpt = None,
-    quantile: QuantOpt = False,
-    val_fraction: ValOpt = None,
-    patience: PatienceOpt = None,
-    start_margin: MarginOpt = None,
-    linear_skip: SkipOpt = None,
-    input_noise: NoiseOpt = 0.0,
-    ridge_init: RidgeInitOpt = None,
-    refit: RefitOpt = None,
-    seed: SeedOpt = 0,
+    recipe: GGANRecipe | None = None,  # the GGAN_OPTIONS, from --hidden to --refit
+    seed: SeedOpt = GGANRecipe.seed,
     genes_in_rows: GenesInRowsOpt = None,
     fmt: FormatOpt = None,
     device: DeviceOpt = "auto",
@@ -449,30 +388,7 @@ def ggan_eval(
         input_path(labels_file)
         if groups is None:
             raise GengenError("--labels gives annotations for --groups COLUMN; add --groups.")
-    recipe = _recipe(
-        seed,
-        "fp32",  # every method scored from float32 predictions, as the baselines are
-        hidden=hidden,
-        layers=layers,
-        dropout=dropout,
-        activation=activation,
-        epochs=epochs,
-        batch_size=batch_size,
-        lr=lr,
-        weight_decay=weight_decay,
-        l1=l1,
-        consistency=consistency,
-        adv_weight=adv_weight,
-        d_hidden=d_hidden,
-        quantile=quantile,
-        val_fraction=val_fraction,
-        patience=patience,
-        start_margin=start_margin,
-        linear_skip=linear_skip,
-        input_noise=input_noise,
-        ridge_init=ridge_init,
-        refit=refit,
-    )
+    recipe = replace(recipe, precision="fp32")  # every method scored from float32 predictions, as the baselines are
     adata, lm, tg = _reference(data, landmarks, landmarks_from, targets, probe_map, genes_in_rows, fmt, quiet)
     group_labels = None
     if groups is not None:

@@ -10,7 +10,8 @@ from typing import Annotated
 
 import typer
 
-from gengen.cli._app import GengenGroup, GengenTyper, QuietOpt, app, say
+from gengen.cli._app import GengenGroup, GengenTyper, app
+from gengen.cli._options import QuietOpt, say
 
 models_app = GengenTyper(
     name="models",

@@ -11,7 +11,8 @@ from typing import Annotated
 
 import typer
 
-from gengen.cli._app import DeviceOpt, FormatOpt, GenesInRowsOpt, GengenGroup, QuietOpt, ThreadsOpt, app, input_path
+from gengen.cli._app import GengenGroup, app
+from gengen.cli._options import DeviceOpt, FormatOpt, GenesInRowsOpt, QuietOpt, ThreadsOpt, input_path
 from gengen.errors import GengenError
 from gengen.runtime import set_threads
 

@@ -133,9 +133,6 @@ class Objective:
     name: str = "objective"
     center: float = 0.0
     scale: float = 1.0
-    # the sequence length a trained predictor was fitted on (its scores at other lengths are
-    # extrapolations); None: any length (a motif, a user's module)
-    length: int | None = None
 
     def __post_init__(self) -> None:
         self.target = parse_target(self.target)
@@ -326,17 +323,14 @@ def load_objectives(
                 module = PWMPredictor(read_motif(p.source))
                 name = module.pwm.name
             else:
-                module, cfg = load_predictor(p.source, device=device)
-                name, length = Path(p.source).name, _trained_length(cfg)
-            out.append(Objective(module, p.target, p.weight, name=name,
-                                 length=length if p.kind != "motif" else None))
+                module, name = load_predictor(p.source, device=device)[0], Path(p.source).name
+            out.append(Objective(module, p.target, p.weight, name=name))
         annotation = None
     else:
         target = parse_target(target)
         annotation = read_motif(motif) if motif else None
         if predictor:
-            module, cfg = load_predictor(predictor, device=device)
-            out = [Objective(module, target, name=Path(predictor).name, length=_trained_length(cfg))]
+            out = [Objective(load_predictor(predictor, device=device)[0], target, name=Path(predictor).name)]
         elif annotation is None:
             raise GengenError("give --motif (file or JASPAR id), --predictor (a dna-train-predictor model) or "
                               "--objective.")
@@ -349,15 +343,32 @@ def load_objectives(
     return out, annotation
 
 
-def _trained_length(cfg: dict) -> int | None:
-    length = cfg.get("length")
-    return int(length) if isinstance(length, int) and length > 0 else None
+def trained_lengths(predictor: str | None = None, specs: list[str] | None = None) -> dict[str, int]:
+    """The sequence length each ``dna-train-predictor`` model among the objectives (``--predictor``,
+    ``--objective predictor=...``) was trained on, by name, read from its config.json alone so it is
+    known before anything is loaded. A model that cannot be read is left out (loading it says why)."""
+    import json
+    from pathlib import Path
+
+    from gengen.checkpoint import CONFIG_NAME, resolve_model
+
+    sources = [predictor] if predictor else []
+    sources += [p.source for p in map(parse_objective, specs or []) if p.kind == "predictor"]
+    out = {}
+    for source in sources:
+        try:
+            cfg = json.loads((resolve_model(source, "dna-predictor") / CONFIG_NAME).read_text())
+        except (GengenError, OSError, ValueError):
+            continue
+        length = cfg.get("length") if isinstance(cfg, dict) and cfg.get("pipeline") == "dna-predictor" else None
+        if isinstance(length, int) and length > 0:
+            out[Path(source).name] = length
+    return out
 
 
-def design_length(objectives: list[Objective], length: int | None = None, *, gan_length: int | None = None,
+def design_length(trained: dict[str, int], length: int | None = None, *, gan_length: int | None = None,
                   from_option: str = "--length") -> tuple[int | None, str]:
-    """The design length that fits the trained predictors among ``objectives``, and a note when it
-    was taken from them.
+    """The design length that fits the trained predictors, and a note when it was taken from them.
 
     A CNN from ``dna-train-predictor`` was fitted on sequences of one length and its pooled scores at
     another length are extrapolations, so a length given (``length``, or the GAN's ``gan_length``)
@@ -365,7 +376,7 @@ def design_length(objectives: list[Objective], length: int | None = None, *, gan
 
     Parameters
     ----------
-    objectives : the loaded objectives (each ``length`` None for a motif or any-length module).
+    trained : predictor name -> the length it was trained on (:func:`trained_lengths`).
     length : the length asked for (None: not given).
     gan_length : the GAN's length in joint design (then ``length`` is not used).
     from_option : how the user gave ``length``, for the error.
@@ -374,7 +385,6 @@ def design_length(objectives: list[Objective], length: int | None = None, *, gan
     -------
     (the length to design at, or None to keep the default; a note for the user or "").
     """
-    trained = {o.name: o.length for o in objectives if o.length is not None}
     if not trained:
         return (gan_length or length), ""
     asked, how = (gan_length, "the GAN's length") if gan_length is not None else (length, from_option)
