@@ -57,16 +57,72 @@ def model_option(help: str) -> Any:  # noqa: A002
     return Annotated[str | None, typer.Option("--model", "-m", help=help)]
 
 
-# ------------------------------------------------------------------------------ recipe options
-class RecipeOptions:
+# ------------------------------------------------------------------------------ option groups
+class OptionGroup:
+    """Options several commands take together, declared once.
+
+    Decorating a command (:meth:`__call__`) replaces its parameter named ``marker`` by the
+    ``declared`` options (in that order, so ``--help`` lists them there) and passes the command,
+    under that name, what :meth:`collect` makes of their values.
+
+    Parameters
+    ----------
+    marker : the command's placeholder parameter.
+    declared : option (parameter name) -> its ``Annotated`` type.
+    defaults : option -> default.
+    make : builds what the command receives from the options' values, by keyword (default: the dict).
+    """
+
+    def __init__(self, marker: str, declared: Mapping[str, Any], defaults: Mapping[str, Any],
+                 make: Callable[..., Any] | None = None):
+        self.marker = marker
+        self.declared = dict(declared)
+        self.defaults = dict(defaults)
+        self.make = make
+
+    def default(self, option: str) -> Any:
+        return self.defaults[option]
+
+    def collect(self, values: dict[str, Any]) -> Any:
+        """What the command receives for ``values`` (the declared options and, for a recipe, the
+        command's own parameters that are recipe fields)."""
+        return self.make(**values) if self.make is not None else values
+
+    def own(self) -> tuple[str, ...]:
+        """The command's own parameters :meth:`collect` also reads (not removed from its call)."""
+        return ()
+
+    def __call__(self, func: Callable) -> Callable:
+        sig = inspect.signature(func, eval_str=True)
+        params = list(sig.parameters.values())
+        at = [p.name for p in params].index(self.marker)
+        kind = inspect.Parameter.POSITIONAL_OR_KEYWORD
+        added = [inspect.Parameter(name, kind, annotation=annotation, default=self.default(name))
+                 for name, annotation in self.declared.items()]
+
+        @functools.wraps(func)
+        def command(*args: Any, **kwargs: Any) -> Any:
+            values = {name: kwargs.pop(name) for name in self.declared}
+            values.update({name: kwargs[name] for name in self.own() if name in kwargs})
+            return func(*args, **{self.marker: self.collect(values)}, **kwargs)
+
+        command.__signature__ = sig.replace(parameters=params[:at] + added + params[at + 1:])  # type: ignore[attr-defined]
+        command.__annotations__ = {p.name: p.annotation for p in command.__signature__.parameters.values()}  # type: ignore[attr-defined]
+        return command
+
+
+class RecipeOptions(OptionGroup):
     """The command-line options that set a recipe's fields, declared once for every command.
+
+    Used as a decorator, the command's ``recipe`` parameter becomes the :attr:`declared` options and
+    receives the recipe built from them and from the command's own parameters that are recipe
+    fields (e.g. ``--seed``); a command with its options in its own signature calls :meth:`build`.
 
     Parameters
     ----------
     recipe : the recipe dataclass; each option's default is its field's default.
     fields : option (the command's parameter name) -> recipe field, for every option that sets one.
-    declared : options this object adds to a command where it has a ``recipe`` parameter (see
-        :meth:`__call__`): option -> its ``Annotated`` type, in help order.
+    declared : the options the decorator adds: option -> its ``Annotated`` type, in help order.
     unset : options whose default is None on the command line although the field has a value:
         None there means the recipe's own default (left out when the recipe is built).
     check : called with every recipe built, to refuse bad values (one line) before any work.
@@ -74,9 +130,9 @@ class RecipeOptions:
 
     def __init__(self, recipe: type, fields: Mapping[str, str], *, declared: Mapping[str, Any] | None = None,
                  unset: tuple[str, ...] = (), check: Callable[[Any], None] | None = None):
+        super().__init__("recipe", declared or {}, {})
         self.recipe = recipe
         self.fields = dict(fields)
-        self.declared = dict(declared or {})
         self.unset = frozenset(unset)
         self.check = check
         unknown = [f for f in self.fields.values() if f not in recipe.__dataclass_fields__]
@@ -88,6 +144,12 @@ class RecipeOptions:
         if option in self.unset:
             return None
         return self.recipe.__dataclass_fields__[self.fields[option]].default
+
+    def own(self) -> tuple[str, ...]:
+        return tuple(self.fields)
+
+    def collect(self, values: dict[str, Any]) -> Any:
+        return self.build(values)
 
     def build(self, values: Mapping[str, Any], **fixed: Any) -> Any:
         """The recipe from parsed option ``values`` (by keyword; names not in the table are ignored)
@@ -110,27 +172,6 @@ class RecipeOptions:
         values = {**saved, **{field: getattr(recipe, field) for name, field in self.fields.items() if name in given}}
         known = {k: v for k, v in values.items() if k in self.recipe.__dataclass_fields__}
         return self.recipe(**known)
-
-    def __call__(self, func: Callable) -> Callable:
-        """Decorate a command: its ``recipe`` parameter becomes the :attr:`declared` options (with the
-        recipe's defaults) and receives the recipe built from them and from the command's own
-        parameters that are recipe fields (e.g. ``--seed``)."""
-        sig = inspect.signature(func, eval_str=True)
-        params = list(sig.parameters.values())
-        at = [p.name for p in params].index("recipe")
-        kind = inspect.Parameter.POSITIONAL_OR_KEYWORD
-        added = [inspect.Parameter(name, kind, annotation=annotation, default=self.default(name))
-                 for name, annotation in self.declared.items()]
-
-        @functools.wraps(func)
-        def command(*args: Any, **kwargs: Any) -> Any:
-            values = {name: kwargs.pop(name) for name in self.declared}
-            values.update({name: kwargs[name] for name in self.fields if name in kwargs})
-            return func(*args, recipe=self.build(values), **kwargs)
-
-        command.__signature__ = sig.replace(parameters=params[:at] + added + params[at + 1:])  # type: ignore[attr-defined]
-        command.__annotations__ = {p.name: p.annotation for p in command.__signature__.parameters.values()}  # type: ignore[attr-defined]
-        return command
 
 
 def replace(recipe: Any, **changes: Any) -> Any:

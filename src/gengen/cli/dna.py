@@ -9,12 +9,9 @@ import typer
 
 from gengen.cli._app import app
 from gengen.cli._options import (
-    CheckpointEveryOpt,
-    CheckpointMinutesOpt,
     DeviceOpt,
     QuietOpt,
     RecipeOptions,
-    ResumeOpt,
     SeedOpt,
     ThreadsOpt,
     input_path,
@@ -22,7 +19,7 @@ from gengen.cli._options import (
     require_suffix,
     say,
 )
-from gengen.cli._store import model_or_default, stored_as_default, train_output
+from gengen.cli._store import TRAINING_OPTIONS, TrainingRun, model_or_default, stored_as_default, train_output
 from gengen.dna.recipes import DesignSettings, GANRecipe, PredictorRecipe
 from gengen.errors import GengenError
 from gengen.runtime import plan_outputs, set_threads
@@ -279,6 +276,7 @@ def dna_design(
 
 
 @app.command("dna-train-predictor", rich_help_panel=PANEL)
+@TRAINING_OPTIONS
 def dna_train_predictor(
     ctx: typer.Context,
     data: Annotated[Path, typer.Argument(help="FASTA of labelled sequences (equal length).")],
@@ -295,9 +293,7 @@ def dna_train_predictor(
     device: DeviceOpt = "auto",
     threads: ThreadsOpt = None,
     quiet: QuietOpt = False,
-    resume: ResumeOpt = False,
-    checkpoint_every: CheckpointEveryOpt = None,
-    checkpoint_minutes: CheckpointMinutesOpt = None,
+    training: TrainingRun | None = None,  # the TRAINING_OPTIONS: --resume, --checkpoint-every, --checkpoint-minutes
 ) -> None:
     """Train a small CNN regressor on labelled sequences (usable as --predictor); reports held-out Pearson r.
 
@@ -306,25 +302,18 @@ def dna_train_predictor(
     """
     from gengen.dna.predictor_training import read_labels, train_predictor
     from gengen.io.sequences import read_fasta
-    from gengen.training_state import Checkpointing, check_intervals, read_training_section
 
     set_threads(threads)
-    check_intervals(checkpoint_every, checkpoint_minutes)
-    if resume and output is None:
-        raise GengenError("--resume continues a checkpoint: name it with -o (a folder, or the store's models/NAME).")
-    to_store, output = output is None, train_output(output, data, "dna-predictor")  # no -o: into the store
-    plan_outputs(models={output: "dna-predictor"}, inputs=[data, scores])
+    run = training.folder(output, data, "dna-predictor", inputs=(scores,))
     recipe = PREDICTOR_OPTIONS.build(ctx.params)
-    if resume:  # before reading the data: a missing or foreign checkpoint fails at once
-        recipe = PREDICTOR_OPTIONS.resume(ctx, recipe, read_training_section(output, "dna-predictor").get("recipe"))
+    if training.resume:
+        recipe = PREDICTOR_OPTIONS.resume(ctx, recipe, run.saved_recipe)
     seqs = read_fasta(input_path(data), ambiguous=ambiguous)
     y = read_labels(scores, seqs.ids)
     trained = train_predictor(seqs.codes, y, recipe, device=device, quiet=quiet, baseline=baseline,
-                              checkpoint=Checkpointing(output, resume, checkpoint_every, checkpoint_minutes))
+                              checkpoint=run.checkpoint)
     say(trained.report(), quiet)
-    if to_store:
-        stored_as_default(output, "dna-predictor", quiet)
-    typer.echo(str(output))
+    run.done(quiet)
 
 
 @app.command("dna-score", rich_help_panel=PANEL)

@@ -9,14 +9,11 @@ import typer
 
 from gengen.cli._app import app
 from gengen.cli._options import (
-    CheckpointEveryOpt,
-    CheckpointMinutesOpt,
     DeviceOpt,
     FormatOpt,
     GenesInRowsOpt,
     QuietOpt,
     RecipeOptions,
-    ResumeOpt,
     SeedOpt,
     ThreadsOpt,
     beside,
@@ -25,7 +22,7 @@ from gengen.cli._options import (
     replace,
     say,
 )
-from gengen.cli._store import model_or_default, stored_as_default, train_output
+from gengen.cli._store import TRAINING_OPTIONS, TrainingRun, model_or_default
 from gengen.errors import GengenError
 from gengen.ggan.train import GGANRecipe
 from gengen.runtime import plan_outputs, set_threads
@@ -203,6 +200,7 @@ def _reference(data, landmarks, landmarks_from, targets, probe_map, genes_in_row
 
 
 @app.command("ggan-train", rich_help_panel=PANEL)
+@TRAINING_OPTIONS
 @GGAN_OPTIONS
 def ggan_train(
     ctx: typer.Context,
@@ -220,9 +218,7 @@ def ggan_train(
     device: DeviceOpt = "auto",
     threads: ThreadsOpt = None,
     quiet: QuietOpt = False,
-    resume: ResumeOpt = False,
-    checkpoint_every: CheckpointEveryOpt = None,
-    checkpoint_minutes: CheckpointMinutesOpt = None,
+    training: TrainingRun | None = None,  # the TRAINING_OPTIONS: --resume, --checkpoint-every, --checkpoint-minutes
 ) -> None:
     """Train a GGAN (landmarks → targets); writes model.safetensors, config.json, history.csv and a plot.
 
@@ -231,18 +227,12 @@ def ggan_train(
     """
     set_threads(threads)
     from gengen.ggan import GGANModel
-    from gengen.training_state import Checkpointing, check_intervals, read_training_section
 
-    check_intervals(checkpoint_every, checkpoint_minutes)
-    if resume and output is None:
-        raise GengenError("--resume continues a checkpoint: name it with -o (a folder, or the store's models/NAME).")
-    to_store, output = output is None, train_output(output, data, "ggan")  # no -o: a new model in the store
-    plan_outputs(models={output: "ggan"}, inputs=[data, landmarks, landmarks_from, targets])  # before training
-    if resume:  # before reading the data: a missing or foreign checkpoint fails at once
-        recipe = GGAN_OPTIONS.resume(ctx, recipe, read_training_section(output, "ggan").get("recipe"))
+    run = training.folder(output, data, "ggan", inputs=(landmarks, landmarks_from, targets))
+    if training.resume:
+        recipe = GGAN_OPTIONS.resume(ctx, recipe, run.saved_recipe)
     adata, lm, tg = _reference(data, landmarks, landmarks_from, targets, probe_map, genes_in_rows, fmt, quiet)
-    model = GGANModel.train(adata, lm, tg, recipe, device=device, quiet=quiet,
-                            checkpoint=Checkpointing(output, resume, checkpoint_every, checkpoint_minutes))
+    model = GGANModel.train(adata, lm, tg, recipe, device=device, quiet=quiet, checkpoint=run.checkpoint)
     m = model.metrics
     say(
         f"trained {len(model.landmarks)} → {len(model.targets)} genes on {m['device']} ({m['precision']} training) in "
@@ -251,9 +241,7 @@ def ggan_train(
         + (" (the ridge start)" if model.recipe.ridge_init and m["best_epoch"] == 0 else ""),
         quiet,
     )
-    if to_store:
-        stored_as_default(output, "ggan", quiet)
-    typer.echo(str(output))
+    run.done(quiet)
 
 
 @app.command("infer-targets", rich_help_panel=PANEL)

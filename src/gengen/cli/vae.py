@@ -9,14 +9,11 @@ import typer
 
 from gengen.cli._app import app
 from gengen.cli._options import (
-    CheckpointEveryOpt,
-    CheckpointMinutesOpt,
     DeviceOpt,
     FormatOpt,
     GenesInRowsOpt,
     QuietOpt,
     RecipeOptions,
-    ResumeOpt,
     SeedOpt,
     ThreadsOpt,
     beside,
@@ -24,7 +21,7 @@ from gengen.cli._options import (
     model_option,
     say,
 )
-from gengen.cli._store import model_or_default, stored_as_default, train_output
+from gengen.cli._store import TRAINING_OPTIONS, TrainingRun, model_or_default
 from gengen.errors import GengenError
 from gengen.runtime import plan_outputs, set_threads
 from gengen.vae.train import VAERecipe
@@ -88,6 +85,7 @@ def _read(path: Path, genes_in_rows, fmt, quiet, expected_genes=None):
 
 
 @app.command("vae-train", rich_help_panel=PANEL)
+@TRAINING_OPTIONS
 @VAE_OPTIONS
 def vae_train(
     ctx: typer.Context,
@@ -97,33 +95,25 @@ def vae_train(
         "default VAE model)."))] = None,
     recipe: VAERecipe | None = None,  # the VAE_OPTIONS, from --latent to --regime
     genes_in_rows: GenesInRowsOpt = None, fmt: FormatOpt = None, device: DeviceOpt = "auto", threads: ThreadsOpt = None, quiet: QuietOpt = False,
-    resume: ResumeOpt = False, checkpoint_every: CheckpointEveryOpt = None, checkpoint_minutes: CheckpointMinutesOpt = None,
+    training: TrainingRun | None = None,  # the TRAINING_OPTIONS: --resume, --checkpoint-every, --checkpoint-minutes
 ) -> None:
     """Train a Tybalt VAE; writes model.safetensors, config.json, history.csv and training.png.
 
     The model folder is a resumable checkpoint while training runs (every 10 epochs and at least once
     a minute): after an interruption, the same command with --resume continues where it stopped.
     """
-    from gengen.training_state import Checkpointing, check_intervals, read_training_section
     from gengen.vae import VAEModel
 
     set_threads(threads)
-    check_intervals(checkpoint_every, checkpoint_minutes)
-    if resume and output is None:
-        raise GengenError("--resume continues a checkpoint: name it with -o (a folder, or the store's models/NAME).")
-    to_store, output = output is None, train_output(output, data, "vae")  # no -o: a new model in the store
-    plan_outputs(models={output: "vae"}, inputs=[data])  # before training, not after
-    if resume:  # before reading the data: a missing or foreign checkpoint fails at once
-        recipe = VAE_OPTIONS.resume(ctx, recipe, read_training_section(output, "vae").get("recipe"))
+    run = training.folder(output, data, "vae")
+    if training.resume:
+        recipe = VAE_OPTIONS.resume(ctx, recipe, run.saved_recipe)
     adata = _read(data, genes_in_rows, fmt, quiet)
-    model = VAEModel.train(adata, recipe, device=device, quiet=quiet,
-                           checkpoint=Checkpointing(output, resume, checkpoint_every, checkpoint_minutes))
+    model = VAEModel.train(adata, recipe, device=device, quiet=quiet, checkpoint=run.checkpoint)
     m = model.metrics
     say(f"trained on {m['device']} in {m['train_seconds']:.1f} s: train recon {m['train_recon']:.1f}, "
         f"KL {m['train_kl']:.2f}" + (f"; validation recon {m['val_recon']:.1f}" if "val_recon" in m else ""), quiet)
-    if to_store:
-        stored_as_default(output, "vae", quiet)
-    typer.echo(str(output))
+    run.done(quiet)
 
 
 @app.command("vae-encode", rich_help_panel=PANEL)
