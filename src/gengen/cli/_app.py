@@ -151,15 +151,16 @@ class GengenTyper(typer.Typer):
         return super().command(name, cls=cls or GengenCommand, **kwargs)
 
 
-app = GengenTyper(
-    name="gengen",
-    cls=GengenGroup,
-    help="Deep generative models for genomics: Tybalt VAE, Killoran DNA GAN + design, GGAN target inference.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-    context_settings={"help_option_names": ["-h", "--help"]},
-)
+def command_group(name: str, help: str, *, no_args_is_help: bool = True, typer_class: type = GengenTyper,  # noqa: A002
+                  **settings) -> typer.Typer:
+    """A command group (the app, ``gengen models``, ``gengen sweep``) with gengen's error boundary."""
+    return typer_class(name=name, cls=GengenGroup, help=help, no_args_is_help=no_args_is_help, add_completion=False,
+                       pretty_exceptions_enable=False, **settings)
+
+
+app = command_group(
+    "gengen", "Deep generative models for genomics: Tybalt VAE, Killoran DNA GAN + design, GGAN target inference.",
+    context_settings={"help_option_names": ["-h", "--help"]})
 
 
 def _version(value: bool) -> None:

@@ -106,9 +106,7 @@ def dna_train(
     time_limit: Annotated[float | None, _opt("--time-limit", help="Stop cleanly after this many minutes (resume later).")] = None,
     resume: Annotated[bool, _opt("--resume", help="Continue from the checkpoint in OUTPUT.")] = False,
     seed: SeedOpt = GANRecipe.seed,
-    device: DeviceOpt = "auto",
-    threads: ThreadsOpt = None,
-    quiet: QuietOpt = False,
+    device: DeviceOpt = "auto", threads: ThreadsOpt = None, quiet: QuietOpt = False,
 ) -> None:
     """Train a WGAN-GP (residual CNNs) on DNA windows; writes a resumable checkpoint with samples."""
     from gengen.dna.data import training_windows
@@ -161,9 +159,7 @@ def dna_generate(
     predictor: PredictorOpt = None,
     weights: WeightsOpt = "best",
     seed: SeedOpt = 0,
-    device: DeviceOpt = "auto",
-    threads: ThreadsOpt = None,
-    quiet: QuietOpt = False,
+    device: DeviceOpt = "auto", threads: ThreadsOpt = None, quiet: QuietOpt = False,
 ) -> None:
     """Sample sequences from a trained DNA GAN (argmax of G(z), z ~ N(0, I)), or paths between latent points."""
     from gengen.dna.core import write_samples
@@ -231,9 +227,7 @@ def dna_design(
     grad_noise: Annotated[float, _opt("--grad-noise", help="Joint design: Gaussian gradient noise on z.")] = DesignSettings.grad_noise,
     output: Annotated[Path, _opt("-o", "--output", help="FASTA to write; .tsv and .png are written beside it.")] = Path("designed.fa"),
     seed: SeedOpt = 0,
-    device: DeviceOpt = "auto",
-    threads: ThreadsOpt = None,
-    quiet: QuietOpt = False,
+    device: DeviceOpt = "auto", threads: ThreadsOpt = None, quiet: QuietOpt = False,
 ) -> None:
     """Design sequences toward motifs and/or trained predictors, directly or through a GAN, under constraints."""
     from gengen.dna.constraints import constraints_from_options
@@ -290,9 +284,7 @@ def dna_train_predictor(
     baseline: Annotated[bool, _opt("--baseline/--no-baseline", help="Also score a 6-mer ridge baseline.")] = True,
     ambiguous: AmbiguousOpt = "uniform",
     seed: SeedOpt = PredictorRecipe.seed,
-    device: DeviceOpt = "auto",
-    threads: ThreadsOpt = None,
-    quiet: QuietOpt = False,
+    device: DeviceOpt = "auto", threads: ThreadsOpt = None, quiet: QuietOpt = False,
     training: TrainingRun | None = None,  # the TRAINING_OPTIONS: --resume, --checkpoint-every, --checkpoint-minutes
 ) -> None:
     """Train a small CNN regressor on labelled sequences (usable as --predictor); reports held-out Pearson r.
@@ -330,9 +322,7 @@ def dna_score(
     independent_scores: Annotated[Path | None, _opt("--independent-scores", help="Labels (id,score CSV/TSV) for --independent-probes.")] = None,
     transform: Annotated[str, _opt("--transform", help="Label transform for --independent-scores: log | rank | none.")] = "log",
     ambiguous: AmbiguousOpt = "uniform",
-    device: DeviceOpt = "auto",
-    threads: ThreadsOpt = None,
-    quiet: QuietOpt = False,
+    device: DeviceOpt = "auto", threads: ThreadsOpt = None, quiet: QuietOpt = False,
 ) -> None:
     """Score every sequence of a FASTA with a motif (best hit, both strands) and/or a predictor."""
     from gengen.dna.scoring import score_file, write_scores
@@ -367,9 +357,7 @@ def dna_eval(
     ambiguous: AmbiguousOpt = "skip",
     weights: WeightsOpt = "best",
     seed: SeedOpt = 0,
-    device: DeviceOpt = "auto",
-    threads: ThreadsOpt = None,
-    quiet: QuietOpt = False,
+    device: DeviceOpt = "auto", threads: ThreadsOpt = None, quiet: QuietOpt = False,
 ) -> None:
     """k-mer spectrum JS divergence (k = 1..6) of GAN samples vs held-out real windows, next to i.i.d.
     and Markov baselines and the real-vs-real noise floor; and how far samples are from the training set."""

@@ -213,10 +213,7 @@ def ggan_train(
     recipe: GGANRecipe | None = None,  # the GGAN_OPTIONS, from --hidden to --refit
     precision: PrecisionOpt = GGANRecipe.precision,
     seed: SeedOpt = GGANRecipe.seed,
-    genes_in_rows: GenesInRowsOpt = None,
-    fmt: FormatOpt = None,
-    device: DeviceOpt = "auto",
-    threads: ThreadsOpt = None,
+    genes_in_rows: GenesInRowsOpt = None, fmt: FormatOpt = None, device: DeviceOpt = "auto", threads: ThreadsOpt = None,
     quiet: QuietOpt = False,
     training: TrainingRun | None = None,  # the TRAINING_OPTIONS: --resume, --checkpoint-every, --checkpoint-minutes
 ) -> None:
@@ -278,10 +275,7 @@ def infer_targets(
             help="auto (bf16 autocast on a CUDA GPU, float32 on the CPU), fp32 or bf16. \\[default: the model's]",
         ),
     ] = None,
-    genes_in_rows: GenesInRowsOpt = None,
-    fmt: FormatOpt = None,
-    device: DeviceOpt = "auto",
-    threads: ThreadsOpt = None,
+    genes_in_rows: GenesInRowsOpt = None, fmt: FormatOpt = None, device: DeviceOpt = "auto", threads: ThreadsOpt = None,
     quiet: QuietOpt = False,
 ) -> None:
     """Predict target-gene expression (reference units) for every profile of QUERY, streamed in chunks."""
@@ -301,17 +295,8 @@ def infer_targets(
     m = GGANModel.load(model, device=device)
     if precision is not None:
         m.recipe.precision = precision.lower()
-    info = infer_file(
-        m,
-        query,
-        output,
-        fill_missing=fill_missing,
-        chunk_size=chunk_size,
-        genes_in_rows=genes_in_rows,
-        fmt=fmt,
-        gene_map=gene_map,
-        quiet=quiet,
-    )
+    info = infer_file(m, query, output, fill_missing=fill_missing, chunk_size=chunk_size, genes_in_rows=genes_in_rows,
+                      fmt=fmt, gene_map=gene_map, quiet=quiet)
     via = f", {info['landmarks_via_map']} through the gene map" if gene_map is not None else ""
     say(
         f"wrote {info['profiles']} x {len(m.targets)} predicted targets "
@@ -353,10 +338,7 @@ def ggan_eval(
     ] = Path("ggan_eval"),
     recipe: GGANRecipe | None = None,  # the GGAN_OPTIONS, from --hidden to --refit
     seed: SeedOpt = GGANRecipe.seed,
-    genes_in_rows: GenesInRowsOpt = None,
-    fmt: FormatOpt = None,
-    device: DeviceOpt = "auto",
-    threads: ThreadsOpt = None,
+    genes_in_rows: GenesInRowsOpt = None, fmt: FormatOpt = None, device: DeviceOpt = "auto", threads: ThreadsOpt = None,
     quiet: QuietOpt = False,
 ) -> None:
     """k-fold comparison of GGAN, D-GEX, linear, ridge, lasso, KNN-GE and the mean predictor (MAE/CCC/r)."""

@@ -10,18 +10,12 @@ from typing import Annotated
 
 import typer
 
-from gengen.cli._app import GengenGroup, GengenTyper, app
+from gengen.cli._app import app, command_group
 from gengen.cli._options import QuietOpt, say
 
-models_app = GengenTyper(
-    name="models",
-    cls=GengenGroup,
-    help="The model store ($GENGEN_HOME/models): list, show, remove, add, and each pipeline's default model.",
-    no_args_is_help=False,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-    context_settings={"help_option_names": ["-h", "--help"]},
-)
+models_app = command_group(
+    "models", "The model store ($GENGEN_HOME/models): list, show, remove, add, and each pipeline's default model.",
+    no_args_is_help=False, context_settings={"help_option_names": ["-h", "--help"]})
 app.add_typer(models_app, name="models", rich_help_panel="Model store")
 
 PipelineArg = Annotated[str, typer.Argument(help="vae | ggan | dna-gan | dna-predictor.", show_default=False)]

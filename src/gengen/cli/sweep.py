@@ -11,20 +11,15 @@ from typing import Annotated
 
 import typer
 
-from gengen.cli._app import GengenGroup, app
-from gengen.cli._options import DeviceOpt, FormatOpt, GenesInRowsOpt, QuietOpt, ThreadsOpt, input_path
+from gengen.cli._app import app, command_group
+from gengen.cli._options import DeviceOpt, FormatOpt, GenesInRowsOpt, OptionGroup, QuietOpt, ThreadsOpt, input_path
 from gengen.errors import GengenError
 from gengen.runtime import set_threads
 
 PANEL = "Sweeps (Optuna)"
 
-sweep_app = typer.Typer(
-    name="sweep",
-    cls=GengenGroup,
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-    help="Hyper-parameter and latent-size studies (Optuna): 'gengen sweep vae|ggan|predictor DATA --trials N -o DIR'. "
+sweep_app = command_group(
+    "sweep", typer_class=typer.Typer, help="Hyper-parameter and latent-size studies (Optuna): 'gengen sweep vae|ggan|predictor DATA --trials N -o DIR'. "
     "The same command on several machines (with --storage postgresql://... --study NAME) shares one study.",
 )
 app.add_typer(sweep_app, name="sweep", rich_help_panel=PANEL)
@@ -66,24 +61,28 @@ def _val_fraction(v: float) -> float:
     return v
 
 
-def _run(pipeline: str, loader, output, trials, space, sampler, pruner, storage, study, resume, heartbeat, register,
-         seed, device, threads, quiet) -> None:
+# the study options every sweep command takes (run_sweep's keywords)
+SWEEP_OPTIONS = OptionGroup(
+    "sweep", {"trials": TrialsOpt, "space": SpaceOpt, "sampler": SamplerOpt, "pruner": PrunerOpt, "storage": StorageOpt,
+              "study": StudyOpt, "resume": ResumeOpt, "heartbeat": HeartbeatOpt, "register": RegisterOpt},
+    {"trials": None, "space": None, "sampler": None, "pruner": None, "storage": None, "study": None, "resume": False,
+     "heartbeat": None, "register": None})
+
+
+def _run(pipeline: str, loader, output, sweep: dict, seed, device, threads, quiet) -> None:
     from gengen.sweep import run_sweep
 
     set_threads(threads)
-    result = run_sweep(pipeline, loader, output, space=space, trials=trials, sampler=sampler, pruner=pruner,
-                       storage=storage, study=study, resume=resume, seed=seed, heartbeat=heartbeat,
-                       register=register, device=device, quiet=quiet)
+    result = run_sweep(pipeline, loader, output, **sweep, seed=seed, device=device, quiet=quiet)
     typer.echo(str(result.outputs.get("best", output)))
 
 
 @sweep_app.command("vae")
+@SWEEP_OPTIONS
 def sweep_vae(
     data: Annotated[Path, typer.Argument(help="Expression matrix (h5ad, csv, tsv, parquet, gct, gctx), samples x genes.")],
     output: OutOpt,
-    trials: TrialsOpt = None, space: SpaceOpt = None, sampler: SamplerOpt = None, pruner: PrunerOpt = None,
-    storage: StorageOpt = None, study: StudyOpt = None, resume: ResumeOpt = False, heartbeat: HeartbeatOpt = None,
-    register: RegisterOpt = None,
+    sweep: dict | None = None,  # the SWEEP_OPTIONS, from --trials to --register
     by: Annotated[str | None, typer.Option("--by", help="Label (obs column) for kNN accuracy of each trial, and of "
                                            "PCA at the same latent size.")] = None,
     labels_file: Annotated[Path | None, typer.Option("--labels", help="Sample annotation table (CSV/TSV, sample ids "
@@ -114,17 +113,15 @@ def sweep_vae(
         labels = labels_from(adata, by) if by else None
         return ExpressionData(adata, labels=labels, by=by, val_fraction=val_fraction, log_transform=log_transform)
 
-    _run("vae", load, output, trials, space, sampler, pruner, storage, study, resume, heartbeat, register, seed,
-         device, threads, quiet)
+    _run("vae", load, output, sweep, seed, device, threads, quiet)
 
 
 @sweep_app.command("ggan")
+@SWEEP_OPTIONS
 def sweep_ggan(
     data: Annotated[Path, typer.Argument(help="Reference expression (h5ad, csv, tsv, parquet, gct, gctx), samples x genes.")],
     output: OutOpt,
-    trials: TrialsOpt = None, space: SpaceOpt = None, sampler: SamplerOpt = None, pruner: PrunerOpt = None,
-    storage: StorageOpt = None, study: StudyOpt = None, resume: ResumeOpt = False, heartbeat: HeartbeatOpt = None,
-    register: RegisterOpt = None,
+    sweep: dict | None = None,  # the SWEEP_OPTIONS, from --trials to --register
     landmarks: Annotated[Path | None, typer.Option("--landmarks", "-l", help="Landmark genes: a list, a table's first "
                                                    "column, or a D-GEX probe map.")] = None,
     landmarks_from: Annotated[Path | None, typer.Option("--landmarks-from", help="Use the genes of this query file "
@@ -150,18 +147,16 @@ def sweep_ggan(
         adata, lm, tg = _reference(data, landmarks, landmarks_from, targets, probe_map, genes_in_rows, fmt, quiet)
         return ReferenceData(adata, lm, tg, val_fraction=val_fraction, quantile=quantile)
 
-    _run("ggan", load, output, trials, space, sampler, pruner, storage, study, resume, heartbeat, register, seed,
-         device, threads, quiet)
+    _run("ggan", load, output, sweep, seed, device, threads, quiet)
 
 
 @sweep_app.command("predictor")
+@SWEEP_OPTIONS
 def sweep_predictor(
     data: Annotated[Path, typer.Argument(help="FASTA of labelled sequences (equal length).")],
     output: OutOpt,
     scores: Annotated[Path, typer.Option("--scores", help="CSV/TSV: sequence id, numeric score (e.g. id,signal).")],
-    trials: TrialsOpt = None, space: SpaceOpt = None, sampler: SamplerOpt = None, pruner: PrunerOpt = None,
-    storage: StorageOpt = None, study: StudyOpt = None, resume: ResumeOpt = False, heartbeat: HeartbeatOpt = None,
-    register: RegisterOpt = None,
+    sweep: dict | None = None,  # the SWEEP_OPTIONS, from --trials to --register
     transform: Annotated[str, typer.Option("--transform", help="Label transform: log | rank | none.")] = "log",
     ambiguous: Annotated[str, typer.Option("--ambiguous", help="N/IUPAC bases: uniform | skip | error.")] = "uniform",
     val_fraction: ValOpt = 0.1,
@@ -185,5 +180,4 @@ def sweep_predictor(
         return LabelledSequences(seqs.codes, read_labels(scores, seqs.ids), transform=transform,
                                  val_fraction=val_fraction)
 
-    _run("predictor", load, output, trials, space, sampler, pruner, storage, study, resume, heartbeat, register, seed,
-         device, threads, quiet)
+    _run("predictor", load, output, sweep, seed, device, threads, quiet)
