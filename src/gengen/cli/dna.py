@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Annotated
 
@@ -10,6 +11,7 @@ import typer
 from gengen.cli._app import app
 from gengen.cli._options import (
     DeviceOpt,
+    OptionGroup,
     QuietOpt,
     RecipeOptions,
     SeedOpt,
@@ -65,13 +67,39 @@ DESIGN_OPTIONS = RecipeOptions(
 WeightsOpt = Annotated[str, _opt("--weights", help="GAN generator weights: 'best' (best held-out k-mer check during training) or 'last'.")]
 
 
-def _objectives(objective, motif, predictor, target, motif_format, motif_name, pseudocount, device, quiet, needed=True):
-    from gengen.dna.objectives import load_objectives
+@dataclass(frozen=True)
+class ObjectiveChoice:
+    """What dna-generate and dna-design score toward: ``--objective`` specs, or the ``--motif`` /
+    ``--predictor`` shorthand, with how motif files are read."""
 
-    if not needed and not (objective or motif or predictor):
-        return [], None
-    return load_objectives(objective, motif=motif, predictor=predictor, target=target, motif_format=motif_format,
-                           motif_name=motif_name, pseudocount=pseudocount, device=device, quiet=quiet)
+    objective: list[str] | None = None
+    motif: str | None = None
+    motif_format: str | None = None
+    motif_name: str | None = None
+    pseudocount: float = 1.0
+    predictor: str | None = None
+
+    def inputs(self) -> list:
+        """The files and models they read (every ``--objective`` parsed now, before any is read)."""
+        from gengen.dna.objectives import objective_inputs
+
+        return [self.motif, self.predictor, *objective_inputs(self.objective)]
+
+    def load(self, target: str, device: str, quiet: bool, needed: bool = True):
+        """(objectives, the motif annotating predictor-only designs); nothing when not ``needed`` and none given."""
+        from gengen.dna.objectives import load_objectives
+
+        if not needed and not (self.objective or self.motif or self.predictor):
+            return [], None
+        return load_objectives(self.objective, motif=self.motif, predictor=self.predictor, target=target,
+                               motif_format=self.motif_format, motif_name=self.motif_name, pseudocount=self.pseudocount,
+                               device=device, quiet=quiet)
+
+
+OBJECTIVE_OPTIONS = OptionGroup(
+    "objectives", {"objective": ObjectiveOpt, "motif": MotifOpt, "motif_format": MotifFormatOpt, "motif_name": MotifNameOpt,
+                   "pseudocount": PseudoOpt, "predictor": PredictorOpt},
+    {f.name: f.default for f in fields(ObjectiveChoice)}, make=ObjectiveChoice)
 
 
 def _load_gan(model, device, weights, quiet):
@@ -142,6 +170,7 @@ def dna_train(
 
 
 @app.command("dna-generate", rich_help_panel=PANEL)
+@OBJECTIVE_OPTIONS
 def dna_generate(
     model: GanModelOpt = None,
     n: Annotated[int | None, _opt("-n", help="Number of sequences (with --interpolate: of paths; default: 1000, with --interpolate 10)")] = None,
@@ -151,12 +180,7 @@ def dna_generate(
     train_data: Annotated[Path | None, _opt("--train-data", help=(
         "The FASTA the GAN was trained on: report each sample's Hamming distance to its nearest training window "
         "(both strands) and the share of exact copies, next to held-out real windows."))] = None,
-    objective: ObjectiveOpt = None,
-    motif: MotifOpt = None,
-    motif_format: MotifFormatOpt = None,
-    motif_name: MotifNameOpt = None,
-    pseudocount: PseudoOpt = 1.0,
-    predictor: PredictorOpt = None,
+    objectives: ObjectiveChoice | None = None,  # the OBJECTIVE_OPTIONS: --objective, --motif, ..., --predictor
     weights: WeightsOpt = "best",
     seed: SeedOpt = 0,
     device: DeviceOpt = "auto", threads: ThreadsOpt = None, quiet: QuietOpt = False,
@@ -165,7 +189,6 @@ def dna_generate(
     from gengen.dna.core import write_samples
     from gengen.dna.interpolate import check_steps
     from gengen.dna.interpolate import interpolate as paths
-    from gengen.dna.objectives import objective_inputs
     from gengen.dna.result import FASTA_SUFFIXES, design_outputs
 
     set_threads(threads)
@@ -175,10 +198,9 @@ def dna_generate(
     check_steps(interpolate)
     model = model_or_default(model, "dna-gan", quiet)
     outs = design_outputs(output) if interpolate is not None else [output]
-    plan = plan_outputs(outs, inputs=[model, train_data, motif, predictor, *objective_inputs(objective)])
+    plan = plan_outputs(outs, inputs=[model, train_data, *objectives.inputs()])
     gan = _load_gan(model, device, weights, quiet)
-    objectives, _ = _objectives(objective, motif, predictor, "max", motif_format, motif_name, pseudocount, device,
-                                quiet, needed=False)
+    objectives, _ = objectives.load("max", device, quiet, needed=False)
     if interpolate is not None:
         res = paths(gan, 10 if n is None else n, interpolate, objectives=objectives, seed=seed)
         res.write(output)
@@ -194,14 +216,10 @@ def dna_generate(
 
 
 @app.command("dna-design", rich_help_panel=PANEL)
+@OBJECTIVE_OPTIONS
 def dna_design(
     ctx: typer.Context,
-    objective: ObjectiveOpt = None,
-    motif: MotifOpt = None,
-    motif_format: MotifFormatOpt = None,
-    motif_name: MotifNameOpt = None,
-    pseudocount: PseudoOpt = 1.0,
-    predictor: PredictorOpt = None,
+    objectives: ObjectiveChoice | None = None,  # the OBJECTIVE_OPTIONS: --objective, --motif, ..., --predictor
     target: TargetOpt = "max",
     start: Annotated[Path | None, _opt("--from", help=(
         "FASTA of sequences to edit: each design edits one (cycled when -n is larger; a seeded subset when smaller). "
@@ -232,7 +250,7 @@ def dna_design(
     """Design sequences toward motifs and/or trained predictors, directly or through a GAN, under constraints."""
     from gengen.dna.constraints import constraints_from_options
     from gengen.dna.design import design
-    from gengen.dna.objectives import design_length, objective_inputs, trained_lengths
+    from gengen.dna.objectives import design_length, trained_lengths
     from gengen.dna.result import FASTA_SUFFIXES, design_outputs
 
     set_threads(threads)
@@ -242,9 +260,9 @@ def dna_design(
     if gan and (start or fixed or max_edits is not None):
         raise GengenError("--from, --fixed and --max-edits edit given sequences directly: leave out --gan.")
     outs = design_outputs(output)  # objective_inputs parses every --objective before any file is read
-    plan = plan_outputs(outs, inputs=[motif, predictor, gan, start, *objective_inputs(objective)])
+    plan = plan_outputs(outs, inputs=[gan, start, *objectives.inputs()])
     g = _load_gan(gan, device, weights, quiet) if gan else None
-    length, length_note = design_length(trained_lengths(predictor, objective), length, gan_length=g.length if g else None)
+    length, length_note = design_length(trained_lengths(objectives.predictor, objectives.objective), length, gan_length=g.length if g else None)
     constraints, length, note = constraints_from_options(
         str(input_path(start)) if start else None, n=n, length=length, max_edits=max_edits,
         fixed=fixed, avoid=avoid, gc=gc, seed=seed)
@@ -253,7 +271,7 @@ def dna_design(
             say(f"note: {line}", quiet)
     if constraints.any:
         say(f"constraints: {constraints.describe()}", quiet)
-    objectives, pwm = _objectives(objective, motif, predictor, target, motif_format, motif_name, pseudocount, device, quiet)
+    objectives, pwm = objectives.load(target, device, quiet)
     settings = DESIGN_OPTIONS.build(ctx.params)
     result = design(objectives, n, length, gan=g, constraints=constraints, steps=settings.steps,
                     learning_rate=settings.learning_rate, straight_through=straight_through,
@@ -334,7 +352,8 @@ def dna_score(
     if (independent_probes is None) != (independent_scores is None):
         raise GengenError("--independent-probes and --independent-scores go together.")
     plan_outputs([output], inputs=[data, motif, predictor, independent_probes, independent_scores])
-    pwm = _objectives(None, motif, None, "max", motif_format, motif_name, pseudocount, device, quiet)[0][0].pwm if motif else None
+    choice = ObjectiveChoice(motif=motif, motif_format=motif_format, motif_name=motif_name, pseudocount=pseudocount)
+    pwm = choice.load("max", device, quiet)[0][0].pwm if motif else None
     table, lines = score_file(input_path(data), pwm=pwm, predictor=predictor, transform=transform, ambiguous=ambiguous,
                               independent=(independent_probes, independent_scores) if independent_probes else None,
                               device=device)

@@ -29,125 +29,33 @@ from gengen.runtime import plan_outputs, set_threads
 
 PANEL = "GGAN (landmark → target)"
 
-LandmarksOpt = Annotated[
-    Path | None,
-    typer.Option(
-        "--landmarks",
-        "-l",
-        help="Landmark genes: one per line, a table's first column, or a D-GEX probe map (symbol, Ensembl, probes).",
-    ),
-]
-LandmarksFromOpt = Annotated[
-    Path | None,
-    typer.Option("--landmarks-from", help="Use the genes of this query file (csv/tsv/parquet/h5ad/gct/gctx) as landmarks."),
-]
-TargetsOpt = Annotated[
-    Path | None,
-    typer.Option("--targets", "-t", help="Target genes (list or probe map) (default: all other genes)."),
-]
-ProbeMapOpt = Annotated[
-    bool | None,
-    typer.Option(
-        "--probe-map/--no-probe-map",
-        show_default=False,
-        help="Treat --landmarks/--targets as probe maps and average each gene's probes (default: detect).",
-    ),
-]
+LandmarksOpt = Annotated[Path | None, typer.Option("--landmarks", "-l", help="Landmark genes: one per line, a table's first column, or a D-GEX probe map (symbol, Ensembl, probes).")]
+LandmarksFromOpt = Annotated[Path | None, typer.Option("--landmarks-from", help="Use the genes of this query file (csv/tsv/parquet/h5ad/gct/gctx) as landmarks.")]
+TargetsOpt = Annotated[Path | None, typer.Option("--targets", "-t", help="Target genes (list or probe map) (default: all other genes).")]
+ProbeMapOpt = Annotated[bool | None, typer.Option("--probe-map/--no-probe-map", show_default=False, help="Treat --landmarks/--targets as probe maps and average each gene's probes (default: detect).")]
 ADAPTS = "\\[default: adapts to the reference size; see docs/ggan.md]"
-SkipOpt = Annotated[
-    bool | None,
-    typer.Option(
-        "--linear-skip/--no-linear-skip",
-        show_default=False,
-        help=f"A linear landmark → target path beside the MLP (on with the ridge start). {ADAPTS}",
-    ),
-]
-RidgeInitOpt = Annotated[
-    bool | None,
-    typer.Option(
-        "--ridge-init/--no-ridge-init",
-        show_default=False,
-        help="Start from the leave-one-out ridge map (implies --linear-skip) and keep training only if it "
-        f"beats that start on validation; on below 50,000 profiles. {ADAPTS}",
-    ),
-]
-RefitOpt = Annotated[
-    bool | None,
-    typer.Option(
-        "--refit/--no-refit",
-        show_default=False,
-        help=f"After picking the epoch on validation, retrain on all profiles; on below 2,000 profiles. {ADAPTS}",
-    ),
-]
-PrecisionOpt = Annotated[
-    str,
-    typer.Option(
-        "--precision",
-        help="auto (train in float32; infer with bf16 autocast on a CUDA GPU, float32 on the CPU), fp32 or bf16 "
-        "(for both).",
-    ),
-]
+SkipOpt = Annotated[bool | None, typer.Option("--linear-skip/--no-linear-skip", show_default=False, help=f"A linear landmark → target path beside the MLP (on with the ridge start). {ADAPTS}")]
+RidgeInitOpt = Annotated[bool | None, typer.Option("--ridge-init/--no-ridge-init", show_default=False, help="Start from the leave-one-out ridge map (implies --linear-skip) and keep training only if it " f"beats that start on validation; on below 50,000 profiles. {ADAPTS}")]
+RefitOpt = Annotated[bool | None, typer.Option("--refit/--no-refit", show_default=False, help=f"After picking the epoch on validation, retrain on all profiles; on below 2,000 profiles. {ADAPTS}")]
+PrecisionOpt = Annotated[str, typer.Option("--precision", help="auto (train in float32; infer with bf16 autocast on a CUDA GPU, float32 on the CPU), fp32 or bf16 (for both).")]
 NoiseOpt = Annotated[float, typer.Option("--input-noise", help="Std of Gaussian noise on z-scored landmarks.")]
-HiddenOpt = Annotated[
-    int | None,
-    typer.Option(
-        "--hidden",
-        show_default=False,
-        help=f"Generator width: 512 below 2,000 profiles, D-GEX's 3,000 from 50,000, log-linear between. {ADAPTS}",
-    ),
-]
+HiddenOpt = Annotated[int | None, typer.Option("--hidden", show_default=False, help=f"Generator width: 512 below 2,000 profiles, D-GEX's 3,000 from 50,000, log-linear between. {ADAPTS}")]
 LayersOpt = Annotated[int | None, typer.Option("--layers", show_default=False, help="Generator hidden layers \\[default: 3].")]
 DropoutOpt = Annotated[float, typer.Option("--dropout", help="Dropout after each hidden layer (also the GAN noise).")]
 ActOpt = Annotated[str, typer.Option("--activation", help="tanh (D-GEX) | relu | leaky_relu.")]
-EpochsOpt = Annotated[
-    int | None,
-    typer.Option("--epochs", show_default=False, help="Most epochs \\[default: ~1,500 optimiser steps]."),
-]
+EpochsOpt = Annotated[int | None, typer.Option("--epochs", show_default=False, help="Most epochs \\[default: ~1,500 optimiser steps].")]
 BatchOpt = Annotated[int, typer.Option("--batch-size", help="Batch size (capped at the training set).")]
 LrOpt = Annotated[float | None, typer.Option("--lr", show_default=False, help="Adam learning rate \\[default: 1e-4 from the ridge start, else 5e-4 (D-GEX)].")]
 WdOpt = Annotated[float, typer.Option("--weight-decay", help="Adam weight decay on the generator.")]
 L1Opt = Annotated[float, typer.Option("--l1", help="λ₁: weight of the L1 loss.")]
 ConsOpt = Annotated[float, typer.Option("--consistency", help="λ₂: weight of the two-draw consistency loss.")]
 AdvOpt = Annotated[float, typer.Option("--adv-weight", help="Weight of the adversarial loss.")]
-DHiddenOpt = Annotated[
-    int | None,
-    typer.Option("--d-hidden", show_default=False, help="Discriminator width \\[default: a quarter of --hidden, at most 512]."),
-]
+DHiddenOpt = Annotated[int | None, typer.Option("--d-hidden", show_default=False, help="Discriminator width \\[default: a quarter of --hidden, at most 512].")]
 QuantOpt = Annotated[bool, typer.Option("--quantile/--no-quantile", help="Quantile-normalise profiles (D-GEX).")]
-ValOpt = Annotated[
-    float | None,
-    typer.Option(
-        "--val-fraction",
-        show_default=False,
-        help="Validation fraction for checkpoint selection \\[default: 0.2 with --refit, else 0.1].",
-    ),
-]
-TrainOutputOpt = Annotated[
-    Path | None,
-    typer.Option(
-        "-o", "--output",
-        help="Model directory to write (default: a new model in the store, named after DATA, that becomes the "
-        "default GGAN model).",
-    ),
-]
-PatienceOpt = Annotated[
-    int | None,
-    typer.Option(
-        "--patience",
-        show_default=False,
-        help="Stop after this many epochs without a better validation MAE; 0: never "
-        "\\[default: 20 below 50,000 profiles, else 0].",
-    ),
-]
-MarginOpt = Annotated[
-    float | None,
-    typer.Option(
-        "--start-margin",
-        show_default=False,
-        help="Standard errors (paired over validation profiles) by which training must beat the ridge start "
-        "to replace it; 0: any gain \\[default: 3 with --ridge-init].",
-    ),
-]
+ValOpt = Annotated[float | None, typer.Option("--val-fraction", show_default=False, help="Validation fraction for checkpoint selection \\[default: 0.2 with --refit, else 0.1].")]
+TrainOutputOpt = Annotated[Path | None, typer.Option("-o", "--output", help="Model directory to write (default: a new model in the store, named after DATA, that becomes the default GGAN model).")]
+PatienceOpt = Annotated[int | None, typer.Option("--patience", show_default=False, help="Stop after this many epochs without a better validation MAE; 0: never \\[default: 20 below 50,000 profiles, else 0].")]
+MarginOpt = Annotated[float | None, typer.Option("--start-margin", show_default=False, help="Standard errors (paired over validation profiles) by which training must beat the ridge start to replace it; 0: any gain \\[default: 3 with --ridge-init].")]
 
 
 def _check(recipe: GGANRecipe) -> None:
