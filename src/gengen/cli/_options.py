@@ -217,3 +217,11 @@ def say(message: str, quiet: bool = False) -> None:
     """Status line on stderr."""
     if not quiet:
         print(message, file=sys.stderr, flush=True)
+
+
+def report(lines: list[str], paths: list[Path], quiet: bool = False) -> None:
+    """After a command has written ``paths``: its status ``lines`` on stderr, then each path on stdout."""
+    for line in lines:
+        say(line, quiet)
+    for path in paths:
+        typer.echo(str(path))

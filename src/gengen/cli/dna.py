@@ -18,6 +18,7 @@ from gengen.cli._options import (
     ThreadsOpt,
     input_path,
     model_option,
+    report,
     require_suffix,
     say,
 )
@@ -209,10 +210,7 @@ def dna_generate(
         lines = write_samples(gan, output, 1000 if n is None else n, seed=seed, objectives=objectives,
                               train_data=input_path(train_data) if train_data else None)
     plan.commit()
-    for line in lines:
-        say(line, quiet)
-    for p in outs:
-        typer.echo(str(p))
+    report(lines, outs, quiet)
 
 
 @app.command("dna-design", rich_help_panel=PANEL)
@@ -281,10 +279,7 @@ def dna_design(
         raise GengenError(result.report()[0] + "; relax the constraints.")
     result.write(output)
     plan.commit()  # the three files land together, or none
-    for line in result.report():
-        say(line, quiet)
-    for p in outs:
-        typer.echo(str(p))
+    report(result.report(), outs, quiet)
 
 
 @app.command("dna-train-predictor", rich_help_panel=PANEL)

@@ -151,38 +151,13 @@ def ggan_train(
 
 @app.command("infer-targets", rich_help_panel=PANEL)
 def infer_targets(
-    query: Annotated[
-        Path,
-        typer.Argument(
-            help="Landmark profiles (csv, tsv, parquet, h5ad, gct, gctx); L1000 GCT/GCTX files "
-            "are matched by row id, else by pr_gene_symbol (Entrez ids: see --gene-map)."
-        ),
-    ],
+    query: Annotated[Path, typer.Argument(help="Landmark profiles (csv, tsv, parquet, h5ad, gct, gctx); L1000 GCT/GCTX files are matched by row id, else by pr_gene_symbol (Entrez ids: see --gene-map)." )],
     model: model_option("GGAN model directory or store name (default: the store's default GGAN model).") = None,
-    output: Annotated[
-        Path | None,
-        typer.Option("-o", "--output", help="Predictions (.csv/.tsv/.parquet/.h5ad) (default: QUERY.targets.csv)."),
-    ] = None,
-    fill_missing: Annotated[
-        bool,
-        typer.Option("--fill-missing", help="Fill missing landmarks with training means (warns how many)."),
-    ] = False,
+    output: Annotated[Path | None, typer.Option("-o", "--output", help="Predictions (.csv/.tsv/.parquet/.h5ad) (default: QUERY.targets.csv).")] = None,
+    fill_missing: Annotated[bool, typer.Option("--fill-missing", help="Fill missing landmarks with training means (warns how many).")] = False,
     chunk_size: Annotated[int, typer.Option("--chunk-size", help="Profiles per streamed chunk.")] = 10_000,
-    gene_map: Annotated[
-        Path | None,
-        typer.Option(
-            "--gene-map",
-            help="CSV/TSV with a header mapping the query's gene ids to the model's names: pr_gene_id -> "
-            "pr_gene_symbol (GEO's GSE92742_Broad_LINCS_gene_info.txt as is), else first -> second column.",
-        ),
-    ] = None,
-    precision: Annotated[
-        str | None,
-        typer.Option(
-            "--precision",
-            help="auto (bf16 autocast on a CUDA GPU, float32 on the CPU), fp32 or bf16. \\[default: the model's]",
-        ),
-    ] = None,
+    gene_map: Annotated[Path | None, typer.Option("--gene-map", help="CSV/TSV with a header mapping the query's gene ids to the model's names: pr_gene_id -> pr_gene_symbol (GEO's GSE92742_Broad_LINCS_gene_info.txt as is), else first -> second column.")] = None,
+    precision: Annotated[str | None, typer.Option("--precision", help="auto (bf16 autocast on a CUDA GPU, float32 on the CPU), fp32 or bf16. \\[default: the model's]")] = None,
     genes_in_rows: GenesInRowsOpt = None, fmt: FormatOpt = None, device: DeviceOpt = "auto", threads: ThreadsOpt = None,
     quiet: QuietOpt = False,
 ) -> None:
@@ -224,26 +199,10 @@ def ggan_eval(
     targets: TargetsOpt = None,
     probe_map: ProbeMapOpt = None,
     folds: Annotated[int, typer.Option("--folds", help="Cross-validation folds (same splits for every method).")] = 5,
-    groups: Annotated[
-        str | None,
-        typer.Option(
-            "--groups",
-            help="Column of the reference's sample annotations (subject, donor, batch): grouped folds, no group "
-            "both trained and tested on.",
-        ),
-    ] = None,
-    labels_file: Annotated[
-        Path | None,
-        typer.Option("--labels", help="Sample annotation table (CSV/TSV, sample ids first) to take --groups from."),
-    ] = None,
-    methods: Annotated[
-        str,
-        typer.Option("--methods", help="Comma-separated subset of ggan,ggan-plain,dgex,linear,ridge,lasso,knn,mean."),
-    ] = "ggan,dgex,linear,ridge,lasso,knn,mean",
-    output: Annotated[
-        Path,
-        typer.Option("-o", "--output", help="Folder for ggan_eval_summary.tsv, per-gene TSV and the figure."),
-    ] = Path("ggan_eval"),
+    groups: Annotated[str | None, typer.Option("--groups", help="Column of the reference's sample annotations (subject, donor, batch): grouped folds, no group both trained and tested on.")] = None,
+    labels_file: Annotated[Path | None, typer.Option("--labels", help="Sample annotation table (CSV/TSV, sample ids first) to take --groups from.")] = None,
+    methods: Annotated[str, typer.Option("--methods", help="Comma-separated subset of ggan,ggan-plain,dgex,linear,ridge,lasso,knn,mean.")] = "ggan,dgex,linear,ridge,lasso,knn,mean",
+    output: Annotated[Path, typer.Option("-o", "--output", help="Folder for ggan_eval_summary.tsv, per-gene TSV and the figure.")] = Path("ggan_eval"),
     recipe: GGANRecipe | None = None,  # the GGAN_OPTIONS, from --hidden to --refit
     seed: SeedOpt = GGANRecipe.seed,
     genes_in_rows: GenesInRowsOpt = None, fmt: FormatOpt = None, device: DeviceOpt = "auto", threads: ThreadsOpt = None,
