@@ -1,4 +1,4 @@
-"""The Typer app and the error boundary (shared options and helpers: :mod:`gengen.cli._options`).
+"""The Typer app, the error boundary and status output (shared options: :mod:`gengen.cli._options`).
 
 Command modules (``vae.py``, ``dna.py``, ``ggan.py``, ``demo.py``) add commands to :data:`app`.
 They import heavy libraries (torch, anndata) inside the command body so ``gengen --help`` is instant.
@@ -13,6 +13,7 @@ import math
 import os
 import sys
 import zlib
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -174,3 +175,24 @@ def _root(
     version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")] = False,
 ) -> None:
     """Deep generative models for genomics."""
+
+
+def input_path(path: Path) -> Path:
+    """Early, clear error for a missing input (before any heavy import)."""
+    if not Path(path).exists():
+        raise GengenError(f"input file {str(path)!r} does not exist.")
+    return Path(path)
+
+
+def say(message: str, quiet: bool = False) -> None:
+    """Status line on stderr."""
+    if not quiet:
+        print(message, file=sys.stderr, flush=True)
+
+
+def report(lines: list[str], paths: list[Path], quiet: bool = False) -> None:
+    """After a command has written ``paths``: its status ``lines`` on stderr, then each path on stdout."""
+    for line in lines:
+        say(line, quiet)
+    for path in paths:
+        typer.echo(str(path))

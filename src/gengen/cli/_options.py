@@ -10,7 +10,6 @@
   (``tests/test_cli_options.py`` checks every command).
 - Output names: :func:`output_stem` / :func:`beside` (a file's name without its data suffixes, and a
   side file next to it) and :func:`require_suffix`.
-- :func:`input_path`, :func:`say`: the early missing-file error and the status line.
 """
 
 from __future__ import annotations
@@ -18,7 +17,6 @@ from __future__ import annotations
 import dataclasses
 import functools
 import inspect
-import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Annotated, Any
@@ -203,25 +201,3 @@ def require_suffix(path: Path | None, allowed: tuple[str, ...], what: str) -> No
     suffix = "".join(Path(path).suffixes[-2:]) if Path(path).suffix == ".gz" else Path(path).suffix
     if suffix.lower().removesuffix(".gz") not in allowed:
         raise GengenError(f"output {str(path)!r} should end in {' / '.join(allowed)}: this command writes {what}.")
-
-
-# ------------------------------------------------------------------------------ inputs, status
-def input_path(path: Path) -> Path:
-    """Early, clear error for a missing input (before any heavy import)."""
-    if not Path(path).exists():
-        raise GengenError(f"input file {str(path)!r} does not exist.")
-    return Path(path)
-
-
-def say(message: str, quiet: bool = False) -> None:
-    """Status line on stderr."""
-    if not quiet:
-        print(message, file=sys.stderr, flush=True)
-
-
-def report(lines: list[str], paths: list[Path], quiet: bool = False) -> None:
-    """After a command has written ``paths``: its status ``lines`` on stderr, then each path on stdout."""
-    for line in lines:
-        say(line, quiet)
-    for path in paths:
-        typer.echo(str(path))

@@ -18,7 +18,8 @@ from typing import TYPE_CHECKING
 
 import typer
 
-from gengen.cli._options import CheckpointEveryOpt, CheckpointMinutesOpt, OptionGroup, ResumeOpt, say
+from gengen.cli import _options as opt
+from gengen.cli._app import say
 from gengen.errors import GengenError
 
 if TYPE_CHECKING:
@@ -108,6 +109,6 @@ class TrainingFolder:
         typer.echo(str(self.path))
 
 
-TRAINING_OPTIONS = OptionGroup(
-    "training", {"resume": ResumeOpt, "checkpoint_every": CheckpointEveryOpt, "checkpoint_minutes": CheckpointMinutesOpt},
+TRAINING_OPTIONS = opt.OptionGroup(
+    "training", {"resume": opt.ResumeOpt, "checkpoint_every": opt.CheckpointEveryOpt, "checkpoint_minutes": opt.CheckpointMinutesOpt},
     {"resume": False, "checkpoint_every": None, "checkpoint_minutes": None}, make=TrainingRun)

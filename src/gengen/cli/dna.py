@@ -8,20 +8,8 @@ from typing import Annotated
 
 import typer
 
-from gengen.cli._app import app
-from gengen.cli._options import (
-    DeviceOpt,
-    OptionGroup,
-    QuietOpt,
-    RecipeOptions,
-    SeedOpt,
-    ThreadsOpt,
-    input_path,
-    model_option,
-    report,
-    require_suffix,
-    say,
-)
+from gengen.cli import _options as opt
+from gengen.cli._app import app, input_path, report, say
 from gengen.cli._store import TRAINING_OPTIONS, TrainingRun, model_or_default, stored_as_default, train_output
 from gengen.dna.recipes import DesignSettings, GANRecipe, PredictorRecipe
 from gengen.errors import GengenError
@@ -51,18 +39,18 @@ ObjectiveOpt = Annotated[list[str] | None, _opt("--objective", help=(
     "max), weight=W (default 1); e.g. --objective predictor=cebpa,target=max --objective predictor=gata4,target=min. "
     "Objectives are standardised by their sd over random sequences before weighting."))]
 TargetOpt = Annotated[str, _opt("--target", help="max | min | a value to hit (with --motif / --predictor).")]
-GanModelOpt = model_option("dna-train model directory or store name (default: the store's default DNA GAN).")
+GanModelOpt = opt.model_option("dna-train model directory or store name (default: the store's default DNA GAN).")
 
 # Which options set which recipe fields (their defaults are the recipes'); --resume maps them back.
-GAN_OPTIONS = RecipeOptions(
+GAN_OPTIONS = opt.RecipeOptions(
     GANRecipe, {"length": "length", "heldout_fraction": "heldout_fraction", "iterations": "iterations",
                 "channels": "channels", "batch_size": "batch_size", "critic_steps": "critic_steps", "lr": "learning_rate",
                 "sample_every": "sample_every", "seed": "seed"},
     unset=("heldout_fraction",), check=GANRecipe.validate)
 HELDOUT_FRACTION = 0.1  # dna-train holds genes out (the library's GANRecipe trains on all unless asked)
-PREDICTOR_OPTIONS = RecipeOptions(
+PREDICTOR_OPTIONS = opt.RecipeOptions(
     PredictorRecipe, {"transform": "transform", "epochs": "epochs", "val_fraction": "val_fraction", "seed": "seed"})
-DESIGN_OPTIONS = RecipeOptions(
+DESIGN_OPTIONS = opt.RecipeOptions(
     DesignSettings, {"steps": "steps", "lr": "learning_rate", "prior_weight": "prior_weight", "grad_noise": "grad_noise"},
     unset=("lr",))
 WeightsOpt = Annotated[str, _opt("--weights", help="GAN generator weights: 'best' (best held-out k-mer check during training) or 'last'.")]
@@ -97,7 +85,7 @@ class ObjectiveChoice:
                                device=device, quiet=quiet)
 
 
-OBJECTIVE_OPTIONS = OptionGroup(
+OBJECTIVE_OPTIONS = opt.OptionGroup(
     "objectives", {"objective": ObjectiveOpt, "motif": MotifOpt, "motif_format": MotifFormatOpt, "motif_name": MotifNameOpt,
                    "pseudocount": PseudoOpt, "predictor": PredictorOpt},
     {f.name: f.default for f in fields(ObjectiveChoice)}, make=ObjectiveChoice)
@@ -134,8 +122,8 @@ def dna_train(
     sample_every: Annotated[int, _opt("--sample-every", help="Write samples + k-mer check every N iterations.")] = GANRecipe.sample_every,
     time_limit: Annotated[float | None, _opt("--time-limit", help="Stop cleanly after this many minutes (resume later).")] = None,
     resume: Annotated[bool, _opt("--resume", help="Continue from the checkpoint in OUTPUT.")] = False,
-    seed: SeedOpt = GANRecipe.seed,
-    device: DeviceOpt = "auto", threads: ThreadsOpt = None, quiet: QuietOpt = False,
+    seed: opt.SeedOpt = GANRecipe.seed,
+    device: opt.DeviceOpt = "auto", threads: opt.ThreadsOpt = None, quiet: opt.QuietOpt = False,
 ) -> None:
     """Train a WGAN-GP (residual CNNs) on DNA windows; writes a resumable checkpoint with samples."""
     from gengen.dna.data import training_windows
@@ -183,8 +171,8 @@ def dna_generate(
         "(both strands) and the share of exact copies, next to held-out real windows."))] = None,
     objectives: ObjectiveChoice | None = None,  # the OBJECTIVE_OPTIONS: --objective, --motif, ..., --predictor
     weights: WeightsOpt = "best",
-    seed: SeedOpt = 0,
-    device: DeviceOpt = "auto", threads: ThreadsOpt = None, quiet: QuietOpt = False,
+    seed: opt.SeedOpt = 0,
+    device: opt.DeviceOpt = "auto", threads: opt.ThreadsOpt = None, quiet: opt.QuietOpt = False,
 ) -> None:
     """Sample sequences from a trained DNA GAN (argmax of G(z), z ~ N(0, I)), or paths between latent points."""
     from gengen.dna.core import write_samples
@@ -193,7 +181,7 @@ def dna_generate(
     from gengen.dna.result import FASTA_SUFFIXES, design_outputs
 
     set_threads(threads)
-    require_suffix(output, FASTA_SUFFIXES, "FASTA")
+    opt.require_suffix(output, FASTA_SUFFIXES, "FASTA")
     if interpolate is not None and train_data is not None:
         raise GengenError("--train-data checks independent samples; leave it out with --interpolate.")
     check_steps(interpolate)
@@ -242,8 +230,8 @@ def dna_design(
         "Joint design: weight of ||z||^2 (pulls z toward 0: higher scores, less natural designs)."))] = DesignSettings.prior_weight,
     grad_noise: Annotated[float, _opt("--grad-noise", help="Joint design: Gaussian gradient noise on z.")] = DesignSettings.grad_noise,
     output: Annotated[Path, _opt("-o", "--output", help="FASTA to write; .tsv and .png are written beside it.")] = Path("designed.fa"),
-    seed: SeedOpt = 0,
-    device: DeviceOpt = "auto", threads: ThreadsOpt = None, quiet: QuietOpt = False,
+    seed: opt.SeedOpt = 0,
+    device: opt.DeviceOpt = "auto", threads: opt.ThreadsOpt = None, quiet: opt.QuietOpt = False,
 ) -> None:
     """Design sequences toward motifs and/or trained predictors, directly or through a GAN, under constraints."""
     from gengen.dna.constraints import constraints_from_options
@@ -252,7 +240,7 @@ def dna_design(
     from gengen.dna.result import FASTA_SUFFIXES, design_outputs
 
     set_threads(threads)
-    require_suffix(output, FASTA_SUFFIXES, "FASTA (with .tsv and .png beside it)")
+    opt.require_suffix(output, FASTA_SUFFIXES, "FASTA (with .tsv and .png beside it)")
     if gan and direct:
         raise GengenError("--gan and --direct exclude each other: pick joint (GAN) or direct design.")
     if gan and (start or fixed or max_edits is not None):
@@ -296,8 +284,8 @@ def dna_train_predictor(
     val_fraction: Annotated[float, _opt("--val-fraction", help="Held-out fraction for Pearson r.")] = PredictorRecipe.val_fraction,
     baseline: Annotated[bool, _opt("--baseline/--no-baseline", help="Also score a 6-mer ridge baseline.")] = True,
     ambiguous: AmbiguousOpt = "uniform",
-    seed: SeedOpt = PredictorRecipe.seed,
-    device: DeviceOpt = "auto", threads: ThreadsOpt = None, quiet: QuietOpt = False,
+    seed: opt.SeedOpt = PredictorRecipe.seed,
+    device: opt.DeviceOpt = "auto", threads: opt.ThreadsOpt = None, quiet: opt.QuietOpt = False,
     training: TrainingRun | None = None,  # the TRAINING_OPTIONS: --resume, --checkpoint-every, --checkpoint-minutes
 ) -> None:
     """Train a small CNN regressor on labelled sequences (usable as --predictor); reports held-out Pearson r.
@@ -335,13 +323,13 @@ def dna_score(
     independent_scores: Annotated[Path | None, _opt("--independent-scores", help="Labels (id,score CSV/TSV) for --independent-probes.")] = None,
     transform: Annotated[str, _opt("--transform", help="Label transform for --independent-scores: log | rank | none.")] = "log",
     ambiguous: AmbiguousOpt = "uniform",
-    device: DeviceOpt = "auto", threads: ThreadsOpt = None, quiet: QuietOpt = False,
+    device: opt.DeviceOpt = "auto", threads: opt.ThreadsOpt = None, quiet: opt.QuietOpt = False,
 ) -> None:
     """Score every sequence of a FASTA with a motif (best hit, both strands) and/or a predictor."""
     from gengen.dna.scoring import score_file, write_scores
 
     set_threads(threads)
-    require_suffix(output, TABLE_SUFFIXES, "a TSV table")
+    opt.require_suffix(output, TABLE_SUFFIXES, "a TSV table")
     if not motif and not predictor and not independent_probes:
         raise GengenError("give --motif (file or JASPAR id), --predictor and/or --independent-probes.")
     if (independent_probes is None) != (independent_scores is None):
@@ -370,8 +358,8 @@ def dna_eval(
     output: Annotated[Path | None, _opt("-o", "--output", help="Write the k-mer table as TSV (the novelty table beside it, .novelty.tsv).")] = None,
     ambiguous: AmbiguousOpt = "skip",
     weights: WeightsOpt = "best",
-    seed: SeedOpt = 0,
-    device: DeviceOpt = "auto", threads: ThreadsOpt = None, quiet: QuietOpt = False,
+    seed: opt.SeedOpt = 0,
+    device: opt.DeviceOpt = "auto", threads: opt.ThreadsOpt = None, quiet: opt.QuietOpt = False,
 ) -> None:
     """k-mer spectrum JS divergence (k = 1..6) of GAN samples vs held-out real windows, next to i.i.d.
     and Markov baselines and the real-vs-real noise floor; and how far samples are from the training set."""
@@ -379,7 +367,7 @@ def dna_eval(
     from gengen.io.sequences import read_fasta
 
     set_threads(threads)
-    require_suffix(output, TABLE_SUFFIXES, "a TSV table")
+    opt.require_suffix(output, TABLE_SUFFIXES, "a TSV table")
     model = model_or_default(model, "dna-gan", quiet)
     plan_outputs(eval_outputs(output, novelty), inputs=[data, model, samples])
     gan = _load_gan(model, device, weights, True)

@@ -7,21 +7,8 @@ from typing import Annotated
 
 import typer
 
-from gengen.cli._app import app
-from gengen.cli._options import (
-    DeviceOpt,
-    FormatOpt,
-    GenesInRowsOpt,
-    QuietOpt,
-    RecipeOptions,
-    SeedOpt,
-    ThreadsOpt,
-    beside,
-    input_path,
-    model_option,
-    replace,
-    say,
-)
+from gengen.cli import _options as opt
+from gengen.cli._app import app, input_path, say
 from gengen.cli._store import TRAINING_OPTIONS, TrainingRun, model_or_default
 from gengen.errors import GengenError
 from gengen.ggan.train import GGANRecipe
@@ -76,7 +63,7 @@ _DECLARED = {"hidden": HiddenOpt, "layers": LayersOpt, "dropout": DropoutOpt, "a
              "patience": PatienceOpt, "start_margin": MarginOpt, "linear_skip": SkipOpt, "input_noise": NoiseOpt,
              "ridge_init": RidgeInitOpt, "refit": RefitOpt}
 _RENAMED = {"lr": "learning_rate", "l1": "l1_weight", "consistency": "consistency_weight"}
-GGAN_OPTIONS = RecipeOptions(
+GGAN_OPTIONS = opt.RecipeOptions(
     GGANRecipe, {name: _RENAMED.get(name, name) for name in (*_DECLARED, "precision", "seed")}, declared=_DECLARED,
     check=_check,
 )
@@ -120,9 +107,9 @@ def ggan_train(
     probe_map: ProbeMapOpt = None,
     recipe: GGANRecipe | None = None,  # the GGAN_OPTIONS, from --hidden to --refit
     precision: PrecisionOpt = GGANRecipe.precision,
-    seed: SeedOpt = GGANRecipe.seed,
-    genes_in_rows: GenesInRowsOpt = None, fmt: FormatOpt = None, device: DeviceOpt = "auto", threads: ThreadsOpt = None,
-    quiet: QuietOpt = False,
+    seed: opt.SeedOpt = GGANRecipe.seed,
+    genes_in_rows: opt.GenesInRowsOpt = None, fmt: opt.FormatOpt = None, device: opt.DeviceOpt = "auto", threads: opt.ThreadsOpt = None,
+    quiet: opt.QuietOpt = False,
     training: TrainingRun | None = None,  # the TRAINING_OPTIONS: --resume, --checkpoint-every, --checkpoint-minutes
 ) -> None:
     """Train a GGAN (landmarks → targets); writes model.safetensors, config.json, history.csv and a plot.
@@ -152,14 +139,14 @@ def ggan_train(
 @app.command("infer-targets", rich_help_panel=PANEL)
 def infer_targets(
     query: Annotated[Path, typer.Argument(help="Landmark profiles (csv, tsv, parquet, h5ad, gct, gctx); L1000 GCT/GCTX files are matched by row id, else by pr_gene_symbol (Entrez ids: see --gene-map)." )],
-    model: model_option("GGAN model directory or store name (default: the store's default GGAN model).") = None,
+    model: opt.model_option("GGAN model directory or store name (default: the store's default GGAN model).") = None,
     output: Annotated[Path | None, typer.Option("-o", "--output", help="Predictions (.csv/.tsv/.parquet/.h5ad) (default: QUERY.targets.csv).")] = None,
     fill_missing: Annotated[bool, typer.Option("--fill-missing", help="Fill missing landmarks with training means (warns how many).")] = False,
     chunk_size: Annotated[int, typer.Option("--chunk-size", help="Profiles per streamed chunk.")] = 10_000,
     gene_map: Annotated[Path | None, typer.Option("--gene-map", help="CSV/TSV with a header mapping the query's gene ids to the model's names: pr_gene_id -> pr_gene_symbol (GEO's GSE92742_Broad_LINCS_gene_info.txt as is), else first -> second column.")] = None,
     precision: Annotated[str | None, typer.Option("--precision", help="auto (bf16 autocast on a CUDA GPU, float32 on the CPU), fp32 or bf16. \\[default: the model's]")] = None,
-    genes_in_rows: GenesInRowsOpt = None, fmt: FormatOpt = None, device: DeviceOpt = "auto", threads: ThreadsOpt = None,
-    quiet: QuietOpt = False,
+    genes_in_rows: opt.GenesInRowsOpt = None, fmt: opt.FormatOpt = None, device: opt.DeviceOpt = "auto", threads: opt.ThreadsOpt = None,
+    quiet: opt.QuietOpt = False,
 ) -> None:
     """Predict target-gene expression (reference units) for every profile of QUERY, streamed in chunks."""
     set_threads(threads)
@@ -167,7 +154,7 @@ def infer_targets(
     from gengen.io.expression import output_format
 
     input_path(query)
-    output = output or beside(query, ".targets.csv")
+    output = output or opt.beside(query, ".targets.csv")
     output_format(output)  # fail on a bad output name before any work
     model = model_or_default(model, "ggan", quiet)
     plan_outputs([output], inputs=[query, model, gene_map])
@@ -204,9 +191,9 @@ def ggan_eval(
     methods: Annotated[str, typer.Option("--methods", help="Comma-separated subset of ggan,ggan-plain,dgex,linear,ridge,lasso,knn,mean.")] = "ggan,dgex,linear,ridge,lasso,knn,mean",
     output: Annotated[Path, typer.Option("-o", "--output", help="Folder for ggan_eval_summary.tsv, per-gene TSV and the figure.")] = Path("ggan_eval"),
     recipe: GGANRecipe | None = None,  # the GGAN_OPTIONS, from --hidden to --refit
-    seed: SeedOpt = GGANRecipe.seed,
-    genes_in_rows: GenesInRowsOpt = None, fmt: FormatOpt = None, device: DeviceOpt = "auto", threads: ThreadsOpt = None,
-    quiet: QuietOpt = False,
+    seed: opt.SeedOpt = GGANRecipe.seed,
+    genes_in_rows: opt.GenesInRowsOpt = None, fmt: opt.FormatOpt = None, device: opt.DeviceOpt = "auto", threads: opt.ThreadsOpt = None,
+    quiet: opt.QuietOpt = False,
 ) -> None:
     """k-fold comparison of GGAN, D-GEX, linear, ridge, lasso, KNN-GE and the mean predictor (MAE/CCC/r)."""
     set_threads(threads)
@@ -225,7 +212,7 @@ def ggan_eval(
         input_path(labels_file)
         if groups is None:
             raise GengenError("--labels gives annotations for --groups COLUMN; add --groups.")
-    recipe = replace(recipe, precision="fp32")  # every method scored from float32 predictions, as the baselines are
+    recipe = opt.replace(recipe, precision="fp32")  # every method scored from float32 predictions, as the baselines are
     adata, lm, tg = _reference(data, landmarks, landmarks_from, targets, probe_map, genes_in_rows, fmt, quiet)
     group_labels = None
     if groups is not None:

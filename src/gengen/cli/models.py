@@ -10,8 +10,8 @@ from typing import Annotated
 
 import typer
 
-from gengen.cli._app import app, command_group
-from gengen.cli._options import QuietOpt, say
+from gengen.cli import _options as opt
+from gengen.cli._app import app, command_group, say
 
 models_app = command_group(
     "models", "The model store ($GENGEN_HOME/models): list, show, remove, add, and each pipeline's default model.",
@@ -124,7 +124,7 @@ def _short(v) -> str | None:
 @models_app.command("remove")
 def models_remove(
     name: Annotated[str, typer.Argument(help="A model name (gengen models list); never a path.", show_default=False)],
-    quiet: QuietOpt = False,
+    quiet: opt.QuietOpt = False,
 ) -> None:
     """Delete a stored model (only a gengen model folder in the store); a default it was is unset."""
     from gengen.store import PIPELINES, remove_model

@@ -11,8 +11,8 @@ from typing import Annotated
 
 import typer
 
-from gengen.cli._app import app, command_group
-from gengen.cli._options import DeviceOpt, FormatOpt, GenesInRowsOpt, OptionGroup, QuietOpt, ThreadsOpt, input_path
+from gengen.cli import _options as opt
+from gengen.cli._app import app, command_group, input_path
 from gengen.errors import GengenError
 from gengen.runtime import set_threads
 
@@ -62,7 +62,7 @@ def _val_fraction(v: float) -> float:
 
 
 # the study options every sweep command takes (run_sweep's keywords)
-SWEEP_OPTIONS = OptionGroup(
+SWEEP_OPTIONS = opt.OptionGroup(
     "sweep", {"trials": TrialsOpt, "space": SpaceOpt, "sampler": SamplerOpt, "pruner": PrunerOpt, "storage": StorageOpt,
               "study": StudyOpt, "resume": ResumeOpt, "heartbeat": HeartbeatOpt, "register": RegisterOpt},
     {"trials": None, "space": None, "sampler": None, "pruner": None, "storage": None, "study": None, "resume": False,
@@ -89,8 +89,8 @@ def sweep_vae(
                                                      "first) to take --by from.")] = None,
     log_transform: Annotated[str, typer.Option("--log", help="log2(x+1) before scaling: auto | yes | no.")] = "auto",
     val_fraction: ValOpt = 0.1,
-    seed: SweepSeedOpt = None, genes_in_rows: GenesInRowsOpt = None, fmt: FormatOpt = None,
-    device: DeviceOpt = "auto", threads: ThreadsOpt = None, quiet: QuietOpt = False,
+    seed: SweepSeedOpt = None, genes_in_rows: opt.GenesInRowsOpt = None, fmt: opt.FormatOpt = None,
+    device: opt.DeviceOpt = "auto", threads: opt.ThreadsOpt = None, quiet: opt.QuietOpt = False,
 ) -> None:
     """Sweep the Tybalt VAE; objective: held-out reconstruction (val_recon, lower is better) every epoch."""
     from gengen.vae.preprocess import LOG_CHOICES
@@ -131,8 +131,8 @@ def sweep_ggan(
                                                    help="Treat --landmarks/--targets as probe maps (default: detect).")] = None,
     quantile: Annotated[bool, typer.Option("--quantile/--no-quantile", help="Quantile-normalise profiles (D-GEX).")] = False,
     val_fraction: ValOpt = 0.1,
-    seed: SweepSeedOpt = None, genes_in_rows: GenesInRowsOpt = None, fmt: FormatOpt = None,
-    device: DeviceOpt = "auto", threads: ThreadsOpt = None, quiet: QuietOpt = False,
+    seed: SweepSeedOpt = None, genes_in_rows: opt.GenesInRowsOpt = None, fmt: opt.FormatOpt = None,
+    device: opt.DeviceOpt = "auto", threads: opt.ThreadsOpt = None, quiet: opt.QuietOpt = False,
 ) -> None:
     """Sweep GGAN (landmarks -> targets); objective: validation MAE on z-scored targets (lower is better)."""
     _val_fraction(val_fraction)
@@ -160,7 +160,7 @@ def sweep_predictor(
     transform: Annotated[str, typer.Option("--transform", help="Label transform: log | rank | none.")] = "log",
     ambiguous: Annotated[str, typer.Option("--ambiguous", help="N/IUPAC bases: uniform | skip | error.")] = "uniform",
     val_fraction: ValOpt = 0.1,
-    seed: SweepSeedOpt = None, device: DeviceOpt = "auto", threads: ThreadsOpt = None, quiet: QuietOpt = False,
+    seed: SweepSeedOpt = None, device: opt.DeviceOpt = "auto", threads: opt.ThreadsOpt = None, quiet: opt.QuietOpt = False,
 ) -> None:
     """Sweep dna-train-predictor's CNN; objective: Pearson r on the early-stopping split (higher is better)."""
     from gengen.dna.predictors import TRANSFORMS

@@ -7,20 +7,8 @@ from typing import Annotated
 
 import typer
 
-from gengen.cli._app import app
-from gengen.cli._options import (
-    DeviceOpt,
-    FormatOpt,
-    GenesInRowsOpt,
-    QuietOpt,
-    RecipeOptions,
-    SeedOpt,
-    ThreadsOpt,
-    beside,
-    input_path,
-    model_option,
-    say,
-)
+from gengen.cli import _options as opt
+from gengen.cli._app import app, input_path, say
 from gengen.cli._store import TRAINING_OPTIONS, TrainingRun, model_or_default
 from gengen.errors import GengenError
 from gengen.runtime import plan_outputs, set_threads
@@ -45,7 +33,7 @@ RegimeOpt = Annotated[str, typer.Option(
 CompatOpt = Annotated[bool, typer.Option("--tybalt-compat", help="Reproduce the published code: ReLU on log-variance, KL weight 0.")]
 LogOpt = Annotated[str, typer.Option(
     "--log", help="log2(x+1) before scaling: auto (when the data look like raw counts) | yes | no.")]
-ModelOpt = model_option("Model directory or store name (default: the store's default VAE model).")
+ModelOpt = opt.model_option("Model directory or store name (default: the store's default VAE model).")
 
 
 def _check(recipe: VAERecipe) -> None:
@@ -65,7 +53,7 @@ def _check(recipe: VAERecipe) -> None:
 
 # The recipe options of vae-train, vae-encode and vae-compare (defaults: VAERecipe's); --resume maps
 # them back to VAERecipe fields through the same table.
-VAE_OPTIONS = RecipeOptions(
+VAE_OPTIONS = opt.RecipeOptions(
     VAERecipe,
     {"latent": "latent_dim", "genes": "n_genes", "gene_rank": "gene_rank", "hidden": "hidden", "epochs": "epochs",
      "batch_size": "batch_size", "lr": "learning_rate", "kappa": "kappa", "beta": "beta_max",
@@ -73,7 +61,7 @@ VAE_OPTIONS = RecipeOptions(
      "seed": "seed", "regime": "regime"},
     declared={"latent": LatentOpt, "genes": GenesOpt, "gene_rank": GeneRankOpt, "hidden": HiddenOpt, "epochs": EpochsOpt,
               "batch_size": BatchOpt, "lr": LrOpt, "kappa": KappaOpt, "beta": BetaOpt, "val_fraction": ValOpt,
-              "tybalt_compat": CompatOpt, "log_transform": LogOpt, "seed": SeedOpt, "regime": RegimeOpt},
+              "tybalt_compat": CompatOpt, "log_transform": LogOpt, "seed": opt.SeedOpt, "regime": RegimeOpt},
     check=_check,
 )
 
@@ -94,7 +82,7 @@ def vae_train(
         "Model directory to write (default: a new model in the store, named after DATA, that becomes the "
         "default VAE model)."))] = None,
     recipe: VAERecipe | None = None,  # the VAE_OPTIONS, from --latent to --regime
-    genes_in_rows: GenesInRowsOpt = None, fmt: FormatOpt = None, device: DeviceOpt = "auto", threads: ThreadsOpt = None, quiet: QuietOpt = False,
+    genes_in_rows: opt.GenesInRowsOpt = None, fmt: opt.FormatOpt = None, device: opt.DeviceOpt = "auto", threads: opt.ThreadsOpt = None, quiet: opt.QuietOpt = False,
     training: TrainingRun | None = None,  # the TRAINING_OPTIONS: --resume, --checkpoint-every, --checkpoint-minutes
 ) -> None:
     """Train a Tybalt VAE; writes model.safetensors, config.json, history.csv and training.png.
@@ -120,22 +108,22 @@ def vae_train(
 @VAE_OPTIONS
 def vae_encode(
     data: Annotated[Path, typer.Argument(help="Expression matrix (h5ad, csv, tsv, parquet, gct, gctx).")],
-    model: model_option("Trained model (folder or store name); without it, train one on DATA first.") = None,
+    model: opt.model_option("Trained model (folder or store name); without it, train one on DATA first.") = None,
     output: Annotated[Path | None, typer.Option("-o", "--output", help="Output .h5ad (obsm['X_vae']) or .csv/.tsv/.parquet table (default: DATA.vae.h5ad).")] = None,
     save_model: Annotated[Path | None, typer.Option("--save-model", help="Where to save a model trained here (default: OUTPUT_STEM.model).")] = None,
     fill_missing: Annotated[bool, typer.Option("--fill-missing", help="Fill genes the data lack with training mid-range values.")] = False,
     recipe: VAERecipe | None = None,  # the VAE_OPTIONS, from --latent to --regime
-    genes_in_rows: GenesInRowsOpt = None, fmt: FormatOpt = None, device: DeviceOpt = "auto", threads: ThreadsOpt = None, quiet: QuietOpt = False,
+    genes_in_rows: opt.GenesInRowsOpt = None, fmt: opt.FormatOpt = None, device: opt.DeviceOpt = "auto", threads: opt.ThreadsOpt = None, quiet: opt.QuietOpt = False,
 ) -> None:
     """Embed samples with a VAE (z_mean); trains one with the Tybalt recipe when no --model is given."""
     from gengen.io.expression import detect_format, output_format, write_expression
     from gengen.vae import VAEModel, encode
 
     set_threads(threads)
-    output = output or beside(data, ".vae.h5ad")
+    output = output or opt.beside(data, ".vae.h5ad")
     output_format(output)  # fail on a bad output name before any work
     if model is None:
-        save_model = save_model or beside(output, ".model")
+        save_model = save_model or opt.beside(output, ".model")
     plan_outputs([output], models={save_model: "vae"} if model is None else {}, inputs=[data, model])
     loaded = VAEModel.load(model, device=device) if model else None
     if loaded is not None and recipe.log_transform != "auto":
@@ -168,7 +156,7 @@ def vae_decode(
     latent: Annotated[Path, typer.Argument(help="Latent table (samples x k: csv/tsv/parquet) or h5ad with obsm['X_vae'].")],
     model: ModelOpt = None,
     output: Annotated[Path, typer.Option("-o", "--output", help="Decoded expression (.h5ad/.csv/.tsv/.parquet).")] = Path("decoded.h5ad"),
-    device: DeviceOpt = "auto", quiet: QuietOpt = False,
+    device: opt.DeviceOpt = "auto", quiet: opt.QuietOpt = False,
 ) -> None:
     """Decode latent vectors back to expression in the training data's original units."""
     from gengen.vae import VAEModel, decode_to_anndata
@@ -188,7 +176,7 @@ def vae_sample(
     model: ModelOpt = None,
     n: Annotated[int, typer.Option("-n", help="Number of profiles to draw.")] = 100,
     output: Annotated[Path, typer.Option("-o", "--output", help="Sampled expression (.h5ad/.csv/.tsv/.parquet).")] = Path("samples.h5ad"),
-    seed: SeedOpt = 0, device: DeviceOpt = "auto", quiet: QuietOpt = False,
+    seed: opt.SeedOpt = 0, device: opt.DeviceOpt = "auto", quiet: opt.QuietOpt = False,
 ) -> None:
     """Draw profiles from the prior z ~ N(0, I), decoded to original units."""
     from gengen.vae import VAEModel, decode_to_anndata
@@ -216,7 +204,7 @@ def vae_features(
     by: Annotated[str | None, typer.Option("--by", help="obs column: find the feature that best separates each class.")] = None,
     labels_file: Annotated[Path | None, typer.Option("--labels", help="Sample annotation table (CSV/TSV, sample ids first) to take --by from.")] = None,
     fill_missing: Annotated[bool, typer.Option("--fill-missing", help="Fill genes the data lack.")] = False,
-    genes_in_rows: GenesInRowsOpt = None, fmt: FormatOpt = None, device: DeviceOpt = "auto", quiet: QuietOpt = False,
+    genes_in_rows: opt.GenesInRowsOpt = None, fmt: opt.FormatOpt = None, device: opt.DeviceOpt = "auto", quiet: opt.QuietOpt = False,
 ) -> None:
     """Top positive/negative decoder-weight genes per latent feature; with --data/--by, the feature
     that best separates each class (AUROC, direction)."""
@@ -257,7 +245,7 @@ def vae_compare(
     output: Annotated[Path | None, typer.Option("-o", "--output", help="Write the table (.tsv/.csv/.parquet).")] = None,
     repeats: Annotated[int, typer.Option("--repeats", help="Redo the comparison with seeds SEED..SEED+N-1 and report means and spread.")] = 1,
     recipe: VAERecipe | None = None,  # the VAE_OPTIONS, from --latent to --regime
-    genes_in_rows: GenesInRowsOpt = None, fmt: FormatOpt = None, device: DeviceOpt = "auto", threads: ThreadsOpt = None, quiet: QuietOpt = False,
+    genes_in_rows: opt.GenesInRowsOpt = None, fmt: opt.FormatOpt = None, device: opt.DeviceOpt = "auto", threads: opt.ThreadsOpt = None, quiet: opt.QuietOpt = False,
 ) -> None:
     """VAE vs PCA vs NMF at the same k: held-out reconstruction (BCE x genes) and kNN label accuracy."""
     from gengen.io.expression import write_table
@@ -289,7 +277,7 @@ def vae_import_tybalt(
     decoder: Annotated[Path, typer.Argument(help="Published Tybalt decoder (Keras HDF5).")],
     genes: Annotated[Path, typer.Option("--genes", help="Its gene list, one per line, in column order.")],
     output: Annotated[Path, typer.Option("-o", "--output", help="Model directory to write (decoder only).")],
-    quiet: QuietOpt = False,
+    quiet: opt.QuietOpt = False,
 ) -> None:
     """Convert the published Tybalt decoder into a gengen model (for vae-features, vae-decode)."""
     from gengen.vae import import_tybalt_decoder
