@@ -112,3 +112,8 @@ class TrainingFolder:
 TRAINING_OPTIONS = opt.OptionGroup(
     "training", {"resume": opt.ResumeOpt, "checkpoint_every": opt.CheckpointEveryOpt, "checkpoint_minutes": opt.CheckpointMinutesOpt},
     {"resume": False, "checkpoint_every": None, "checkpoint_minutes": None}, make=TrainingRun)
+
+
+def resumable(recipe_options: opt.RecipeOptions):
+    """Decorate a resumable trainer: its ``recipe`` options, then the :data:`TRAINING_OPTIONS`."""
+    return lambda command: TRAINING_OPTIONS(recipe_options(command))

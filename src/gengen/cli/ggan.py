@@ -9,7 +9,7 @@ import typer
 
 from gengen.cli import _options as opt
 from gengen.cli._app import app, input_path, say
-from gengen.cli._store import TRAINING_OPTIONS, TrainingRun, model_or_default
+from gengen.cli._store import TrainingRun, model_or_default, resumable
 from gengen.errors import GengenError
 from gengen.ggan.train import GGANRecipe
 from gengen.runtime import plan_outputs, set_threads
@@ -95,8 +95,7 @@ def _reference(data, landmarks, landmarks_from, targets, probe_map, genes_in_row
 
 
 @app.command("ggan-train", rich_help_panel=PANEL)
-@TRAINING_OPTIONS
-@GGAN_OPTIONS
+@resumable(GGAN_OPTIONS)
 def ggan_train(
     ctx: typer.Context,
     data: Annotated[Path, typer.Argument(help="Reference expression (h5ad, csv, tsv, parquet, gct, gctx), samples x genes.")],

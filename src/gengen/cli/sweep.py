@@ -26,32 +26,16 @@ app.add_typer(sweep_app, name="sweep", rich_help_panel=PANEL)
 
 OutOpt = Annotated[Path, typer.Option("-o", "--output", help="Sweep folder: trials.csv, sweep.png, best/ (the best "
                                       "trial's model), summary.json, and study.db unless --storage.")]
-TrialsOpt = Annotated[int | None, typer.Option(
-    "--trials", "-n", help="Trials the whole study finishes, over all workers (default: the full grid; 20 for tpe/random; "
-    "a joined study's own).", show_default=False)]
-SpaceOpt = Annotated[str | None, typer.Option(
-    "--space", help="Search space: a TOML file (per parameter a list, {low, high, log|step} or a value) or a built-in "
-    "(vae: default, tybalt, tybalt-z, latent; ggan: default, dgex; predictor: default).", show_default=False)]
-SamplerOpt = Annotated[str | None, typer.Option(
-    "--sampler", help="grid | tpe | random (default: grid when every parameter is discrete, else tpe).",
-    show_default=False)]
-PrunerOpt = Annotated[str | None, typer.Option(
-    "--pruner", help="Stop poor trials early on the per-epoch validation metric: median (below the median of earlier trials at the same epoch, from epoch 10; 2 for the predictor) | halving | none "
-    "(default: median).", show_default=False)]
-StorageOpt = Annotated[str | None, typer.Option(
-    "--storage", help="Database URL shared by all workers, e.g. postgresql://user:pass@host:5432/db (default: an "
-    "SQLite file in the sweep folder).", show_default=False)]
-StudyOpt = Annotated[str | None, typer.Option(
-    "--study", help="Study name to create or join; needed with --storage (default: the pipeline's name).",
-    show_default=False)]
+TrialsOpt = Annotated[int | None, typer.Option("--trials", "-n", help="Trials the whole study finishes, over all workers (default: the full grid; 20 for tpe/random; a joined study's own).", show_default=False)]
+SpaceOpt = Annotated[str | None, typer.Option("--space", help="Search space: a TOML file (per parameter a list, {low, high, log|step} or a value) or a built-in (vae: default, tybalt, tybalt-z, latent; ggan: default, dgex; predictor: default).", show_default=False)]
+SamplerOpt = Annotated[str | None, typer.Option("--sampler", help="grid | tpe | random (default: grid when every parameter is discrete, else tpe).", show_default=False)]
+PrunerOpt = Annotated[str | None, typer.Option("--pruner", help="Stop poor trials early on the per-epoch validation metric: median (below the median of earlier trials at the same epoch, from epoch 10; 2 for the predictor) | halving | none (default: median).", show_default=False)]
+StorageOpt = Annotated[str | None, typer.Option("--storage", help="Database URL shared by all workers, e.g. postgresql://user:pass@host:5432/db (default: an SQLite file in the sweep folder).", show_default=False)]
+StudyOpt = Annotated[str | None, typer.Option("--study", help="Study name to create or join; needed with --storage (default: the pipeline's name).", show_default=False)]
 ResumeOpt = Annotated[bool, typer.Option("--resume", help="Continue a study that must exist (and allow a larger --trials).")]
-HeartbeatOpt = Annotated[float | None, typer.Option(
-    "--heartbeat", help="Seconds between a running trial's heartbeats; a trial silent for 3 of them (worker killed) "
-    "is failed and queued again (default: 30; a joined study's own).", show_default=False)]
-RegisterOpt = Annotated[str | None, typer.Option(
-    "--register", help="Also copy the best model into the model store as NAME (the default model of its pipeline when it has none yet).", show_default=False)]
-SweepSeedOpt = Annotated[int | None, typer.Option(
-    "--seed", help="Seed of every trial and of the sampler (default: 0; a joined study's own).", show_default=False)]
+HeartbeatOpt = Annotated[float | None, typer.Option("--heartbeat", help="Seconds between a running trial's heartbeats; a trial silent for 3 of them (worker killed) is failed and queued again (default: 30; a joined study's own).", show_default=False)]
+RegisterOpt = Annotated[str | None, typer.Option("--register", help="Also copy the best model into the model store as NAME (the default model of its pipeline when it has none yet).", show_default=False)]
+SweepSeedOpt = Annotated[int | None, typer.Option("--seed", help="Seed of every trial and of the sampler (default: 0; a joined study's own).", show_default=False)]
 ValOpt = Annotated[float, typer.Option("--val-fraction", help="Held-out fraction the objective is measured on.")]
 
 
@@ -69,6 +53,11 @@ SWEEP_OPTIONS = opt.OptionGroup(
      "heartbeat": None, "register": None})
 
 
+def sweep_command(name: str):
+    """A ``gengen sweep NAME`` command with the :data:`SWEEP_OPTIONS`."""
+    return lambda command: sweep_app.command(name)(SWEEP_OPTIONS(command))
+
+
 def _run(pipeline: str, loader, output, sweep: dict, seed, device, threads, quiet) -> None:
     from gengen.sweep import run_sweep
 
@@ -77,8 +66,7 @@ def _run(pipeline: str, loader, output, sweep: dict, seed, device, threads, quie
     typer.echo(str(result.outputs.get("best", output)))
 
 
-@sweep_app.command("vae")
-@SWEEP_OPTIONS
+@sweep_command("vae")
 def sweep_vae(
     data: Annotated[Path, typer.Argument(help="Expression matrix (h5ad, csv, tsv, parquet, gct, gctx), samples x genes.")],
     output: OutOpt,
@@ -116,8 +104,7 @@ def sweep_vae(
     _run("vae", load, output, sweep, seed, device, threads, quiet)
 
 
-@sweep_app.command("ggan")
-@SWEEP_OPTIONS
+@sweep_command("ggan")
 def sweep_ggan(
     data: Annotated[Path, typer.Argument(help="Reference expression (h5ad, csv, tsv, parquet, gct, gctx), samples x genes.")],
     output: OutOpt,
@@ -150,8 +137,7 @@ def sweep_ggan(
     _run("ggan", load, output, sweep, seed, device, threads, quiet)
 
 
-@sweep_app.command("predictor")
-@SWEEP_OPTIONS
+@sweep_command("predictor")
 def sweep_predictor(
     data: Annotated[Path, typer.Argument(help="FASTA of labelled sequences (equal length).")],
     output: OutOpt,

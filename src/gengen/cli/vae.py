@@ -9,7 +9,7 @@ import typer
 
 from gengen.cli import _options as opt
 from gengen.cli._app import app, input_path, say
-from gengen.cli._store import TRAINING_OPTIONS, TrainingRun, model_or_default
+from gengen.cli._store import TrainingRun, model_or_default, resumable
 from gengen.errors import GengenError
 from gengen.runtime import plan_outputs, set_threads
 from gengen.vae.train import VAERecipe
@@ -73,8 +73,7 @@ def _read(path: Path, genes_in_rows, fmt, quiet, expected_genes=None):
 
 
 @app.command("vae-train", rich_help_panel=PANEL)
-@TRAINING_OPTIONS
-@VAE_OPTIONS
+@resumable(VAE_OPTIONS)
 def vae_train(
     ctx: typer.Context,
     data: Annotated[Path, typer.Argument(help="Expression matrix (h5ad, csv, tsv, parquet, gct, gctx), samples x genes.")],
