@@ -107,7 +107,7 @@ def test_a_drifting_option_is_caught():
 
 
 def test_recipes_are_built_by_keyword_and_checked():
-    from gengen.dna.recipes import DesignSettings
+    from gengen.recipes import DesignSettings
     from gengen.vae.train import VAERecipe
 
     recipe = VAE_OPTIONS.build({"lr": 1e-3, "latent": 5, "beta": None, "data": "ignored"})
@@ -123,7 +123,7 @@ def test_recipes_are_built_by_keyword_and_checked():
 
 def test_the_library_defaults_of_design_are_its_settings():
     from gengen.dna.design import design
-    from gengen.dna.recipes import DesignSettings
+    from gengen.recipes import DesignSettings
 
     params = inspect.signature(design).parameters
     for f in dataclasses.fields(DesignSettings):

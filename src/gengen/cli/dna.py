@@ -11,8 +11,8 @@ import typer
 from gengen.cli import _options as opt
 from gengen.cli._app import app, input_path, report, say
 from gengen.cli._store import TRAINING_OPTIONS, TrainingRun, model_or_default, stored_as_default, train_output
-from gengen.dna.recipes import DesignSettings, GANRecipe, PredictorRecipe
 from gengen.errors import GengenError
+from gengen.recipes import DesignSettings, GANRecipe, PredictorRecipe
 from gengen.runtime import plan_outputs, set_threads
 
 PANEL = "DNA (Killoran)"

@@ -11,7 +11,7 @@ from gengen.cli import _options as opt
 from gengen.cli._app import app, input_path, say
 from gengen.cli._store import TrainingRun, model_or_default, resumable
 from gengen.errors import GengenError
-from gengen.ggan.train import GGANRecipe
+from gengen.recipes import GGANRecipe
 from gengen.runtime import plan_outputs, set_threads
 
 PANEL = "GGAN (landmark → target)"

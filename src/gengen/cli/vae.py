@@ -11,8 +11,8 @@ from gengen.cli import _options as opt
 from gengen.cli._app import app, input_path, say
 from gengen.cli._store import TrainingRun, model_or_default, resumable
 from gengen.errors import GengenError
+from gengen.recipes import VAERecipe
 from gengen.runtime import plan_outputs, set_threads
-from gengen.vae.train import VAERecipe
 
 PANEL = "VAE (Tybalt)"
 

@@ -42,9 +42,9 @@ from torch import nn
 from gengen.dna.constraints import Constraints, verify
 from gengen.dna.greedy import EditRules, better_of, polish, repair
 from gengen.dna.objectives import Objective, as_objectives, calibrate, combined, parse_target
-from gengen.dna.recipes import DesignSettings
 from gengen.dna.result import DesignResult, design_outputs
 from gengen.errors import GengenError
+from gengen.recipes import DesignSettings
 from gengen.runtime import Progress, check_memory, resolve_device
 
 if TYPE_CHECKING:

@@ -19,8 +19,8 @@ import torch
 
 from gengen.dna.baselines import kmer_ridge_baseline
 from gengen.dna.predictors import PIPELINE, CNNPredictor, load_predictor, predict
-from gengen.dna.recipes import PredictorRecipe
 from gengen.errors import GengenError
+from gengen.recipes import PredictorRecipe
 from gengen.runtime import Progress, log, resolve_device, seed_everything
 from gengen.training_state import SECTION
 

@@ -25,8 +25,8 @@ import torch
 from torch import nn
 
 from gengen.dna.model import Critic, Generator, ResBlock
-from gengen.dna.recipes import GANRecipe
 from gengen.errors import GengenError
+from gengen.recipes import GANRecipe
 from gengen.runtime import (
     Progress,
     capture_cuda_graph,
