@@ -786,6 +786,10 @@ for opt in ("-n 0", "--length 0", "--length 100000000000", "--steps -1", "--lr -
 for opt in ("--lr nan", "--prior-weight -1", "--prior-weight nan", "--grad-noise -1", "--grad-noise inf", "-n 1000000000000"):
     add(case(f"dna-design-gan{opt.replace(' ', '')}", f"{DESIGN} --motif @m.jaspar --gan @gan {opt}"))
 add(case("dna-design-gan-and-direct", f"{DESIGN} --motif @m.jaspar --gan @gan --direct"))
+add(case("dna-design-length-not-the-predictors", "dna-design -n 2 --steps 2 --length 20 -o d.fa --predictor @pred",
+         needle="differs from the 12 nt the predictor 'pred' was trained on"))
+add(case("dna-design-objective-length-not-the-predictors", "dna-design -n 2 --steps 2 --length 13 -o d.fa --objective predictor=m",
+         model_copy("pred"), needle="--length 13 differs from the 12 nt the predictor 'm'"))
 add(case("dna-design-nothing-to-design-for", DESIGN))
 for opt in ("--epochs 0", "--val-fraction 0", "--val-fraction 1", "--val-fraction nan", "--transform square"):
     add(case(f"dna-train-predictor{opt.replace(' ', '')}", f"{PRED} --scores @scores.csv {opt}"))
