@@ -39,6 +39,7 @@ ObjectiveOpt = Annotated[list[str] | None, _opt("--objective", help=(
     "max), weight=W (default 1); e.g. --objective predictor=cebpa,target=max --objective predictor=gata4,target=min. "
     "Objectives are standardised by their sd over random sequences before weighting."))]
 TargetOpt = Annotated[str, _opt("--target", help="max | min | a value to hit (with --motif / --predictor).")]
+WeightsOpt = Annotated[str, _opt("--weights", help="GAN generator weights: 'best' (best held-out k-mer check during training) or 'last'.")]
 GanModelOpt = opt.model_option("dna-train model directory or store name (default: the store's default DNA GAN).")
 
 # Which options set which recipe fields (their defaults are the recipes'); --resume maps them back.
@@ -53,7 +54,6 @@ PREDICTOR_OPTIONS = opt.RecipeOptions(
 DESIGN_OPTIONS = opt.RecipeOptions(
     DesignSettings, {"steps": "steps", "lr": "learning_rate", "prior_weight": "prior_weight", "grad_noise": "grad_noise"},
     unset=("lr",))
-WeightsOpt = Annotated[str, _opt("--weights", help="GAN generator weights: 'best' (best held-out k-mer check during training) or 'last'.")]
 
 
 @dataclass(frozen=True)
@@ -86,7 +86,7 @@ class ObjectiveChoice:
 
 
 OBJECTIVE_OPTIONS = opt.OptionGroup(
-    "objectives", {"objective": ObjectiveOpt, "motif": MotifOpt, "motif_format": MotifFormatOpt, "motif_name": MotifNameOpt,
+    "goal", {"objective": ObjectiveOpt, "motif": MotifOpt, "motif_format": MotifFormatOpt, "motif_name": MotifNameOpt,
                    "pseudocount": PseudoOpt, "predictor": PredictorOpt},
     {f.name: f.default for f in fields(ObjectiveChoice)}, make=ObjectiveChoice)
 
@@ -169,7 +169,7 @@ def dna_generate(
     train_data: Annotated[Path | None, _opt("--train-data", help=(
         "The FASTA the GAN was trained on: report each sample's Hamming distance to its nearest training window "
         "(both strands) and the share of exact copies, next to held-out real windows."))] = None,
-    objectives: ObjectiveChoice | None = None,  # the OBJECTIVE_OPTIONS: --objective, --motif, ..., --predictor
+    goal: ObjectiveChoice | None = None,  # the OBJECTIVE_OPTIONS: --objective, --motif, ..., --predictor
     weights: WeightsOpt = "best",
     seed: opt.SeedOpt = 0,
     device: opt.DeviceOpt = "auto", threads: opt.ThreadsOpt = None, quiet: opt.QuietOpt = False,
@@ -187,9 +187,9 @@ def dna_generate(
     check_steps(interpolate)
     model = model_or_default(model, "dna-gan", quiet)
     outs = design_outputs(output) if interpolate is not None else [output]
-    plan = plan_outputs(outs, inputs=[model, train_data, *objectives.inputs()])
+    plan = plan_outputs(outs, inputs=[model, train_data, *goal.inputs()])
     gan = _load_gan(model, device, weights, quiet)
-    objectives, _ = objectives.load("max", device, quiet, needed=False)
+    objectives, _ = goal.load("max", device, quiet, needed=False)
     if interpolate is not None:
         res = paths(gan, 10 if n is None else n, interpolate, objectives=objectives, seed=seed)
         res.write(output)
@@ -205,7 +205,7 @@ def dna_generate(
 @OBJECTIVE_OPTIONS
 def dna_design(
     ctx: typer.Context,
-    objectives: ObjectiveChoice | None = None,  # the OBJECTIVE_OPTIONS: --objective, --motif, ..., --predictor
+    goal: ObjectiveChoice | None = None,  # the OBJECTIVE_OPTIONS: --objective, --motif, ..., --predictor
     target: TargetOpt = "max",
     start: Annotated[Path | None, _opt("--from", help=(
         "FASTA of sequences to edit: each design edits one (cycled when -n is larger; a seeded subset when smaller). "
@@ -246,9 +246,9 @@ def dna_design(
     if gan and (start or fixed or max_edits is not None):
         raise GengenError("--from, --fixed and --max-edits edit given sequences directly: leave out --gan.")
     outs = design_outputs(output)  # objective_inputs parses every --objective before any file is read
-    plan = plan_outputs(outs, inputs=[gan, start, *objectives.inputs()])
+    plan = plan_outputs(outs, inputs=[gan, start, *goal.inputs()])
     g = _load_gan(gan, device, weights, quiet) if gan else None
-    length, length_note = design_length(trained_lengths(objectives.predictor, objectives.objective), length, gan_length=g.length if g else None)
+    length, length_note = design_length(trained_lengths(goal.predictor, goal.objective), length, gan_length=g.length if g else None)
     constraints, length, note = constraints_from_options(
         str(input_path(start)) if start else None, n=n, length=length, max_edits=max_edits,
         fixed=fixed, avoid=avoid, gc=gc, seed=seed)
@@ -257,7 +257,7 @@ def dna_design(
             say(f"note: {line}", quiet)
     if constraints.any:
         say(f"constraints: {constraints.describe()}", quiet)
-    objectives, pwm = objectives.load(target, device, quiet)
+    objectives, pwm = goal.load(target, device, quiet)
     settings = DESIGN_OPTIONS.build(ctx.params)
     result = design(objectives, n, length, gan=g, constraints=constraints, steps=settings.steps,
                     learning_rate=settings.learning_rate, straight_through=straight_through,
