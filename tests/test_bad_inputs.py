@@ -786,6 +786,10 @@ for opt in ("-n 0", "--length 0", "--length 100000000000", "--steps -1", "--lr -
 for opt in ("--lr nan", "--prior-weight -1", "--prior-weight nan", "--grad-noise -1", "--grad-noise inf", "-n 1000000000000"):
     add(case(f"dna-design-gan{opt.replace(' ', '')}", f"{DESIGN} --motif @m.jaspar --gan @gan {opt}"))
 add(case("dna-design-gan-and-direct", f"{DESIGN} --motif @m.jaspar --gan @gan --direct"))
+add(case("dna-design-length-not-the-predictors", "dna-design -n 2 --steps 2 --length 20 -o d.fa --predictor @pred",
+         needle="differs from the 12 nt the predictor 'pred' was trained on"))
+add(case("dna-design-objective-length-not-the-predictors", "dna-design -n 2 --steps 2 --length 13 -o d.fa --objective predictor=m",
+         model_copy("pred"), needle="--length 13 differs from the 12 nt the predictor 'm'"))
 add(case("dna-design-nothing-to-design-for", DESIGN))
 for opt in ("--epochs 0", "--val-fraction 0", "--val-fraction 1", "--val-fraction nan", "--transform square"):
     add(case(f"dna-train-predictor{opt.replace(' ', '')}", f"{PRED} --scores @scores.csv {opt}"))
@@ -829,7 +833,7 @@ add(case("dna-train-resume-other-pipeline", f"dna-train @train.fa -o m --resume 
 add(case("dna-train-resume-empty-folder", f"dna-train @train.fa -o m --resume {GAN_FAST}", dirs=("m",)))
 add(case("dna-train-resume-other-architecture", f"dna-train @train.fa -o m --resume {GAN_FAST.replace('--channels 4', '--channels 6')}",
          model_copy("gan")))
-# --resume (vae-train, ggan-train): nothing to resume, another pipeline's folder, other data or settings, no or a
+# --resume (vae-train, ggan-train, dna-train-predictor): nothing to resume, another pipeline's folder, other data or settings, no or a
 # damaged training state; checkpoint intervals that are not positive
 add(case("vae-train-resume-without-output", f"vae-train @expr.csv --resume {VAE_FAST}", needle="name it with -o"))
 add(case("vae-train-resume-no-checkpoint", "vae-train @expr.csv -o m --resume", needle="no checkpoint"))
@@ -855,10 +859,29 @@ add(case("ggan-train-resume-other-data", "ggan-train x.csv --landmarks @landmark
          {**model_copy("ggan"), "x.csv": _reference_table(set_value(2, 6, 1.25))}, needle="training data differ"))
 add(case("ggan-train-resume-other-settings", f"ggan-train {GGAN_REF} -o m --resume --hidden 12", model_copy("ggan"),
          needle="hidden 12 (checkpoint: 8)"))
+PRED_RESUME = "dna-train-predictor @probes.fa --scores @scores.csv -o m --resume"
+add(case("dna-train-predictor-resume-without-output", f"{PRED} --scores @scores.csv --resume".replace("-o out ", ""),
+         needle="name it with -o"))
+add(case("dna-train-predictor-resume-no-checkpoint", PRED_RESUME, needle="no checkpoint"))
+add(case("dna-train-predictor-resume-empty-folder", PRED_RESUME, dirs=("m",), needle="no checkpoint"))
+add(case("dna-train-predictor-resume-other-pipeline", PRED_RESUME, model_copy("vae")))
+add(case("dna-train-predictor-resume-other-data", "dna-train-predictor @probes.fa --scores x.csv -o m --resume",
+         {**model_copy("pred"), "x.csv": lambda fx: (fx / "scores.csv").read_text().replace("\np3,", "\np3,1").encode()},
+         needle="training data differ"))
+add(case("dna-train-predictor-resume-other-settings", f"{PRED_RESUME} --epochs 3", model_copy("pred"),
+         needle="epochs 3 (checkpoint: 1)"))
+add(case("dna-train-predictor-resume-no-training-state", PRED_RESUME, model_copy("pred", config=without_key("training")),
+         needle="holds no training state"))
+add(case("dna-train-predictor-resume-state-file-missing", PRED_RESUME,
+         model_copy("pred", config=with_key("training.complete", False)), needle="training_state.safetensors"))
+add(case("dna-train-predictor-resume-state-file-corrupted", PRED_RESUME,
+         model_copy("pred", config=lambda cfg: with_key("training.state_sha256", "0" * 64)(with_key("training.complete", False)(cfg)),
+                    add={"training_state.safetensors": junk(300)}), needle="SHA-256"))
 for opt in ("--checkpoint-every 0", "--checkpoint-every -1", "--checkpoint-minutes 0", "--checkpoint-minutes -0.5",
             "--checkpoint-minutes nan"):
     add(case(f"vae-train{opt.replace(' ', '')}", f"vae-train @expr.csv -o out {VAE_FAST} {opt}"))
     add(case(f"ggan-train{opt.replace(' ', '')}", f"ggan-train {GGAN_REF} -o out {GGAN_FAST} {opt}"))
+    add(case(f"dna-train-predictor{opt.replace(' ', '')}", f"{PRED} --scores @scores.csv {opt}"))
 add(case("dna-generate-output-not-fasta", "dna-generate --model @gan -n 2 -o g.txt"))
 add(case("dna-generate-output-is-folder", "dna-generate --model @gan -n 2 -o adir.fa", dirs=("adir.fa",)))
 add(case("dna-design-output-is-motif", "dna-design -n 2 --steps 2 --length 12 --motif x.fa --motif-format sites -o x.fa",

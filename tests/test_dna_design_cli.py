@@ -131,3 +131,41 @@ def test_generate_interpolation_and_novelty(tmp_path, gan_dir):
     assert not (tmp_path / "p1.fa").exists()
     assert_one_line_error(run("dna-generate", "--model", gan, "--interpolate", 3, "--train-data", fa,
                               "-o", tmp_path / "p2.fa"), "--train-data")
+
+
+def _tiny_predictor(folder, length: int, seed: int = 0):
+    from gengen.dna.predictor_training import PredictorRecipe, train_predictor
+    from gengen.io.sequences import strings_to_codes
+
+    seqs = random_seqs(60, length, seed=seed)
+    y = np.array([s.count("GA") for s in seqs], dtype=np.float64) + np.linspace(0, 0.1, 60)
+    recipe = PredictorRecipe(channels=4, width=3, hidden=4, epochs=1, seed=seed)
+    train_predictor(strings_to_codes(seqs), y, recipe, device="cpu", quiet=True, baseline=False).save(folder)
+    return folder
+
+
+def test_design_takes_the_predictors_trained_length(tmp_path):
+    pred = _tiny_predictor(tmp_path / "pred14", 14)
+    out = tmp_path / "d.fa"
+    r = run("dna-design", "--predictor", pred, "-n", 3, "--steps", 3, "-o", out, "--device", "cpu")
+    assert r.exit_code == 0, r.output
+    assert "design length 14 nt, the length predictor 'pred14' was trained on" in r.output
+    seqs = [line for line in out.read_text().splitlines() if not line.startswith(">")]
+    assert len(seqs) == 3 and {len(s) for s in seqs} == {14}
+    ok = run("dna-design", "--objective", f"predictor={pred}", "--length", 14, "-n", 2, "--steps", 2,
+             "-o", tmp_path / "e.fa", "--device", "cpu", "-q")
+    assert ok.exit_code == 0, ok.output
+    assert [len(s) for s in (tmp_path / "e.fa").read_text().splitlines() if not s.startswith(">")] == [14, 14]
+
+
+def test_design_refuses_another_length_than_the_predictors(tmp_path, gan_dir):
+    pred = _tiny_predictor(tmp_path / "pred14", 14)
+    other = _tiny_predictor(tmp_path / "pred16", 16, seed=1)
+    out = tmp_path / "d.fa"
+    assert_one_line_error(run("dna-design", "--predictor", pred, "--length", 20, "-n", 2, "-o", out, "-q"),
+                          "--length 20 differs from the 14 nt the predictor 'pred14' was trained on")
+    assert_one_line_error(run("dna-design", "--predictor", pred, "--gan", gan_dir[1], "-n", 2, "-o", out, "-q"),
+                          "the GAN's length 20 differs from the 14 nt")
+    assert_one_line_error(run("dna-design", "--objective", f"predictor={pred}", "--objective", f"predictor={other}",
+                              "-n", 2, "-o", out, "-q"), "pred14: 14 nt, pred16: 16 nt")
+    assert not out.exists()

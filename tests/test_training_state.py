@@ -238,6 +238,70 @@ def test_ggan_resumed_in_training_or_refit_is_bit_identical(reference, tmp_path,
     assert resumed.recipe.notes == full.recipe.notes
 
 
+def _labelled_sequences(n: int = 160, length: int = 16, seed: int = 0):
+    """Random sequences whose label counts GATA on both strands, plus noise."""
+    rng = np.random.default_rng(seed)
+    codes = rng.integers(0, 4, size=(n, length)).astype(np.uint8)
+    text = ["".join("ACGT"[c] for c in row) for row in codes]
+    y = np.array([t.count("GAT") + t.count("ATC") for t in text], dtype=np.float64) + 0.1 * rng.random(n)
+    return codes, text, y
+
+
+def _predictor(codes, y, folder, resume=False, minutes=None):
+    from gengen.dna.predictor_training import PredictorRecipe, train_predictor
+
+    recipe = PredictorRecipe(channels=6, width=5, hidden=8, epochs=4, batch_size=32, seed=4)
+    return train_predictor(codes, y, None if resume else recipe, device="cpu", quiet=True, baseline=False,
+                           checkpoint=Checkpointing(folder, resume=resume, every=1, minutes=minutes))
+
+
+@pytest.mark.parametrize("stop_after", [2, 5, 9])
+def test_predictor_resumed_after_any_checkpoint_is_bit_identical(tmp_path, monkeypatch, stop_after):
+    """128 training sequences, batch 32: 4 batches an epoch, a save after each and one at each epoch's
+    end (5 an epoch): save 2 is mid-epoch 1, 5 the end of epoch 1 (the first early-stopping best),
+    9 the last batch of epoch 2, before its evaluation."""
+    codes, _, y = _labelled_sequences()
+    full = _predictor(codes, y, tmp_path / "full", minutes=1e-9)
+    with monkeypatch.context() as m:
+        _stop_after_save(m, stop_after)
+        with pytest.raises(Interrupted):
+            _predictor(codes, y, tmp_path / "cut", minutes=1e-9)
+    assert json.loads((tmp_path / "cut" / "config.json").read_text())["training"]["complete"] is False
+    resumed = _predictor(codes, y, tmp_path / "cut", resume=True, minutes=1e-9)
+    assert _same_tensors(tmp_path / "full", tmp_path / "cut")
+    pd.testing.assert_frame_equal(full.history, resumed.history)
+    assert resumed.metrics["best_epoch"] == full.metrics["best_epoch"]
+    assert resumed.metrics["val_pearson"] == full.metrics["val_pearson"]
+    assert not (tmp_path / "cut" / STATE_NAME).exists()
+    cfg = json.loads((tmp_path / "cut" / "config.json").read_text())
+    assert cfg["training"]["complete"] is True and cfg["cpu_threads"] == 1
+    again = _predictor(codes, y, tmp_path / "cut", resume=True)  # finished: the saved model, as it is
+    assert again.metrics["val_pearson"] == full.metrics["val_pearson"] and len(again.history) == 4
+
+
+def test_unfinished_predictor_checkpoint_loads_and_refuses_other_data(tmp_path, monkeypatch, capsys):
+    from gengen.dna.predictors import load_predictor
+
+    codes, _, y = _labelled_sequences()
+    with monkeypatch.context() as m:
+        _stop_after_save(m, 7)
+        with pytest.raises(Interrupted):
+            _predictor(codes, y, tmp_path / "cut", minutes=1e-9)
+    capsys.readouterr()
+    model, cfg = load_predictor(tmp_path / "cut")
+    assert "dna-train-predictor --resume" in capsys.readouterr().err
+    assert cfg["metrics"]["epochs_run"] == 1 and cfg["metrics"]["best_epoch"] == 1 and cfg["length"] == 16
+    y2 = y.copy()
+    y2[3] += 1.0
+    with pytest.raises(GengenError, match="training data differ"):
+        _predictor(codes, y2, tmp_path / "cut", resume=True)
+    from gengen.dna.predictor_training import PredictorRecipe, train_predictor
+
+    with pytest.raises(GengenError, match=r"epochs 6 \(checkpoint: 4\)"):
+        train_predictor(codes, y, PredictorRecipe(channels=6, width=5, hidden=8, epochs=6, batch_size=32, seed=4),
+                        device="cpu", quiet=True, checkpoint=Checkpointing(tmp_path / "cut", resume=True))
+
+
 def test_completed_run_resumes_to_itself(toy_expression, tmp_path, capsys):
     model = _vae(toy_expression, tmp_path / "m")
     before = (tmp_path / "m" / "model.safetensors").read_bytes()
@@ -347,6 +411,25 @@ def test_ggan_train_killed_in_its_refit_ends_bit_identical(tmp_path):
     print("ggan-train kill after the checkpoint at:", where)
     assert len(where) == 1 and where[0].startswith("refit")  # phase one's result and the refit both resumed
     assert _same_tensors(tmp_path / "full", tmp_path / "cut")
+
+
+def test_dna_train_predictor_killed_repeatedly_ends_bit_identical(tmp_path):
+    _, text, y = _labelled_sequences(n=600, length=20, seed=2)
+    data, scores = tmp_path / "p.fa", tmp_path / "p.csv"
+    data.write_text("".join(f">q{i}\n{t}\n" for i, t in enumerate(text)))
+    pd.DataFrame({"id": [f"q{i}" for i in range(len(y))], "signal": y}).to_csv(scores, index=False)
+    opts = ["--scores", str(scores), "--epochs", "6", "--no-baseline", "--seed", "3", "--threads", "1", "--device", "cpu",
+            "-q"]
+    ref = runner.invoke(app, ["dna-train-predictor", str(data), "-o", str(tmp_path / "full"), *opts])
+    assert ref.exit_code == 0, ref.output
+    t = time.perf_counter()
+    where = _kill_and_resume(["dna-train-predictor", str(data), "-o", str(tmp_path / "cut"), *opts,
+                              "--checkpoint-every", "1", "--checkpoint-minutes", "0.0005"], tmp_path / "cut", kills=3, seed=7)
+    print(f"dna-train-predictor kills after checkpoints at: {where}; {time.perf_counter() - t:.1f} s with the resumes")
+    assert len(where) == 3 and "complete" not in where
+    assert _same_tensors(tmp_path / "full", tmp_path / "cut")
+    assert (tmp_path / "full" / "history.csv").read_bytes() == (tmp_path / "cut" / "history.csv").read_bytes()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cut", "full", "p.csv", "p.fa"]
 
 
 # ------------------------------------------------------------------------------------- the CLI

@@ -20,12 +20,14 @@ position, the recipe as given (before it adapted to the data) and a fingerprint 
 data, which ``--resume`` checks before continuing. A finished run drops ``training_state.safetensors``
 (its model is saved without the optimiser state) and keeps the section with ``complete: true``.
 
-The contract, tested by killing real ``gengen vae-train`` / ``ggan-train`` processes with SIGKILL:
+The contract, tested by killing real ``gengen vae-train`` / ``ggan-train`` / ``dna-train-predictor``
+processes with SIGKILL:
 a run killed at any moment and continued with ``--resume`` ends with the same weights, bit for bit,
 as an uninterrupted run *on the CPU at the same thread count*. On a CUDA GPU a resumed run continues
 correctly (the CUDA generator is restored too) but kernels there are not bit-reproducible.
 
-How a loop uses it (see ``gengen.vae.train._fit_vae`` and ``gengen.ggan.train._fit``)::
+How a loop uses it (see ``gengen.vae.train._fit_vae``, ``gengen.ggan.train._fit`` and
+``gengen.dna.predictor_training._fit``)::
 
     state = LoopState({"net": net}, {"adam": opt}, {"permutation": perm_gen})
     if checkpoint is not None:
@@ -81,7 +83,7 @@ MAX_SHARE = 0.05
 # How much of the training data the fingerprint reads: all of it up to this size, else evenly strided
 # rows of that much (hashing runs at ~0.4 GB/s on a loaded 2-core machine: ~2.5 s at most, once a run).
 FINGERPRINT_BYTES = 1 << 30
-TRAINERS = {"vae": "vae-train", "ggan": "ggan-train"}
+TRAINERS = {"vae": "vae-train", "ggan": "ggan-train", "dna-predictor": "dna-train-predictor"}
 
 
 @dataclass

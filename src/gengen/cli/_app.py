@@ -1,4 +1,4 @@
-"""The Typer app, shared option types and the error boundary.
+"""The Typer app, the error boundary and status output (shared options: :mod:`gengen.cli._options`).
 
 Command modules (``vae.py``, ``dna.py``, ``ggan.py``, ``demo.py``) add commands to :data:`app`.
 They import heavy libraries (torch, anndata) inside the command body so ``gengen --help`` is instant.
@@ -152,15 +152,16 @@ class GengenTyper(typer.Typer):
         return super().command(name, cls=cls or GengenCommand, **kwargs)
 
 
-app = GengenTyper(
-    name="gengen",
-    cls=GengenGroup,
-    help="Deep generative models for genomics: Tybalt VAE, Killoran DNA GAN + design, GGAN target inference.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-    context_settings={"help_option_names": ["-h", "--help"]},
-)
+def command_group(name: str, help: str, *, no_args_is_help: bool = True, typer_class: type = GengenTyper,  # noqa: A002
+                  **settings) -> typer.Typer:
+    """A command group (the app, ``gengen models``, ``gengen sweep``) with gengen's error boundary."""
+    return typer_class(name=name, cls=GengenGroup, help=help, no_args_is_help=no_args_is_help, add_completion=False,
+                       pretty_exceptions_enable=False, **settings)
+
+
+app = command_group(
+    "gengen", "Deep generative models for genomics: Tybalt VAE, Killoran DNA GAN + design, GGAN target inference.",
+    context_settings={"help_option_names": ["-h", "--help"]})
 
 
 def _version(value: bool) -> None:
@@ -176,40 +177,6 @@ def _root(
     """Deep generative models for genomics."""
 
 
-# Options shared by many commands, spelled the same everywhere.
-DeviceOpt = Annotated[str, typer.Option("--device", help="auto | cpu | cuda (auto picks a GPU when present).")]
-SeedOpt = Annotated[int, typer.Option("--seed", min=0, max=2**32 - 1, help="Random seed; recorded in the outputs.")]
-ThreadsOpt = Annotated[
-    int | None, typer.Option("--threads", help="CPU threads for torch (default: $GENGEN_THREADS or all cores).")
-]
-QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars or status lines.")]
-GenesInRowsOpt = Annotated[
-    bool | None,
-    typer.Option(
-        "--genes-in-rows/--genes-in-columns",
-        help="Force the table orientation (default: detect; samples x genes unless the names say otherwise).",
-        show_default=False,
-    ),
-]
-ResumeOpt = Annotated[bool, typer.Option(
-    "--resume", help="Continue the unfinished run checkpointed in -o (same data; options left out take the run's).")]
-CheckpointEveryOpt = Annotated[int | None, typer.Option(
-    "--checkpoint-every", show_default=False,
-    help="Checkpoint after every N epochs \\[default: 10, skipped while saves would cost > 5 % of the training time].")]
-CheckpointMinutesOpt = Annotated[float | None, typer.Option(
-    "--checkpoint-minutes", show_default=False, help="Checkpoint at least every M minutes of training \\[default: 1].")]
-FormatOpt = Annotated[str | None, typer.Option("--format", help="Force the input format (default: from the content, e.g. HiSeqV2.gz is a gzipped TSV): h5ad, csv, tsv, txt, parquet, gct, gctx, series-matrix.")]
-
-
-def require_suffix(path: Path | None, allowed: tuple[str, ...], what: str) -> None:
-    """Refuse an output name whose extension promises another format, before any work."""
-    if path is None:
-        return
-    suffix = "".join(Path(path).suffixes[-2:]) if Path(path).suffix == ".gz" else Path(path).suffix
-    if suffix.lower().removesuffix(".gz") not in allowed:
-        raise GengenError(f"output {str(path)!r} should end in {' / '.join(allowed)}: this command writes {what}.")
-
-
 def input_path(path: Path) -> Path:
     """Early, clear error for a missing input (before any heavy import)."""
     if not Path(path).exists():
@@ -223,14 +190,9 @@ def say(message: str, quiet: bool = False) -> None:
         print(message, file=sys.stderr, flush=True)
 
 
-def resume_recipe(ctx: typer.Context, recipe, saved: dict | None, fields: dict[str, str]):
-    """For ``--resume``: the checkpoint's recipe (as its run was given it) with the options given on
-    this command line, so options left out continue the run as it was started. ``fields`` maps the
-    command's parameter names to recipe fields; the trainer then refuses a recipe that differs."""
-    if not saved:
-        return recipe
-    given = {name for name in ctx.params
-             if (src := ctx.get_parameter_source(name)) is not None and not src.name.startswith("DEFAULT")}
-    values = {**saved, **{field: getattr(recipe, field) for name, field in fields.items() if name in given}}
-    known = {k: v for k, v in values.items() if k in type(recipe).__dataclass_fields__}
-    return type(recipe)(**known)
+def report(lines: list[str], paths: list[Path], quiet: bool = False) -> None:
+    """After a command has written ``paths``: its status ``lines`` on stderr, then each path on stdout."""
+    for line in lines:
+        say(line, quiet)
+    for path in paths:
+        typer.echo(str(path))

@@ -3,6 +3,8 @@
 - :func:`model_or_default`: a ``--model`` / ``--predictor`` / ``--gan`` value as given (a folder or a
   store name, resolved by :func:`gengen.store.resolve_model` when loading), or, left out, the store's
   default model of the pipeline, announced in one line.
+- :data:`TRAINING_OPTIONS` (``--resume``, ``--checkpoint-every``, ``--checkpoint-minutes``) and
+  :meth:`TrainingRun.folder`: a resumable trainer's output folder, checked and claimed before any work.
 - :func:`train_output` then :func:`stored_as_default`: a trainer run without ``-o`` saves into the store
   under a name made from its input file and becomes its pipeline's default (always: the model a
   user has just trained is the one the next command should use; the line printed says which it replaced).
@@ -10,9 +12,18 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+import typer
+
+from gengen.cli import _options as opt
 from gengen.cli._app import say
+from gengen.errors import GengenError
+
+if TYPE_CHECKING:
+    from gengen.training_state import Checkpointing
 
 
 def model_or_default(spec: str | None, pipeline: str, quiet: bool = False) -> str | Path:
@@ -54,3 +65,55 @@ def stored_as_default(path: Path, pipeline: str, quiet: bool = False) -> None:
         f"used when --model is left out{was}",
         quiet,
     )
+
+
+@dataclass(frozen=True)
+class TrainingRun:
+    """A resumable trainer's ``--resume``, ``--checkpoint-every`` and ``--checkpoint-minutes``."""
+
+    resume: bool = False
+    checkpoint_every: int | None = None
+    checkpoint_minutes: float | None = None
+
+    def folder(self, output: Path | None, data: Path, pipeline: str, inputs: tuple = ()) -> TrainingFolder:
+        """Check the options, claim ``-o`` (or a new store folder) and lock it, before any data are
+        read; resuming, read the checkpoint's recipe (a missing or foreign checkpoint fails now)."""
+        from gengen.runtime import plan_outputs
+        from gengen.training_state import Checkpointing, check_intervals, read_training_section
+
+        check_intervals(self.checkpoint_every, self.checkpoint_minutes)
+        if self.resume and output is None:
+            raise GengenError("--resume continues a checkpoint: name it with -o (a folder, or the store's models/NAME).")
+        to_store, path = output is None, train_output(output, data, pipeline)  # no -o: a new model in the store
+        plan_outputs(models={path: pipeline}, inputs=[data, *inputs])  # before training, not after
+        saved = read_training_section(path, pipeline).get("recipe") if self.resume else None
+        plan = Checkpointing(path, self.resume, self.checkpoint_every, self.checkpoint_minutes)
+        return TrainingFolder(path, pipeline, to_store, plan, saved)
+
+
+@dataclass(frozen=True)
+class TrainingFolder:
+    """Where a trainer writes: ``path``, whether it is a new store model, its checkpoint plan and,
+    resuming, the recipe the run was given."""
+
+    path: Path
+    pipeline: str
+    to_store: bool
+    checkpoint: Checkpointing
+    saved_recipe: dict | None
+
+    def done(self, quiet: bool = False) -> None:
+        """The model is saved: a new store model becomes the default; print the folder."""
+        if self.to_store:
+            stored_as_default(self.path, self.pipeline, quiet)
+        typer.echo(str(self.path))
+
+
+TRAINING_OPTIONS = opt.OptionGroup(
+    "training", {"resume": opt.ResumeOpt, "checkpoint_every": opt.CheckpointEveryOpt, "checkpoint_minutes": opt.CheckpointMinutesOpt},
+    {"resume": False, "checkpoint_every": None, "checkpoint_minutes": None}, make=TrainingRun)
+
+
+def resumable(recipe_options: opt.RecipeOptions):
+    """Decorate a resumable trainer: its ``recipe`` options, then the :data:`TRAINING_OPTIONS`."""
+    return lambda command: TRAINING_OPTIONS(recipe_options(command))

@@ -7,15 +7,16 @@ from typing import Annotated
 
 import typer
 
-from gengen.cli._app import QuietOpt, SeedOpt, app
+from gengen.cli import _options as opt
+from gengen.cli._app import app
 
 
 @app.command(rich_help_panel="Getting started")
 def demo(
     output: Annotated[Path, typer.Option("-o", "--output", help="Folder for the demo's outputs.")] = Path("gengen-demo"),
     only: Annotated[list[str] | None, typer.Option("--only", help="Run only these pipelines (vae, dna, ggan).")] = None,
-    seed: SeedOpt = 0,
-    quiet: QuietOpt = False,
+    seed: opt.SeedOpt = 0,
+    quiet: opt.QuietOpt = False,
 ) -> None:
     """Run every pipeline on small real data that ships with the dependencies; list what it wrote."""
     from gengen.demo import run_demo

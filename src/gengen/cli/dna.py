@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from gengen.cli._app import DeviceOpt, QuietOpt, SeedOpt, ThreadsOpt, app, input_path, require_suffix, say
-from gengen.cli._store import model_or_default, stored_as_default, train_output
+from gengen.cli import _options as opt
+from gengen.cli._app import app, input_path, report, say
+from gengen.cli._store import TRAINING_OPTIONS, TrainingRun, model_or_default, stored_as_default, train_output
 from gengen.errors import GengenError
+from gengen.recipes import DesignSettings, GANRecipe, PredictorRecipe
 from gengen.runtime import plan_outputs, set_threads
 
 PANEL = "DNA (Killoran)"
-FASTA_SUFFIXES = (".fa", ".fasta", ".fna", ".fas")
 TABLE_SUFFIXES = (".tsv", ".txt", ".tab")
 
 
@@ -37,17 +39,56 @@ ObjectiveOpt = Annotated[list[str] | None, _opt("--objective", help=(
     "max), weight=W (default 1); e.g. --objective predictor=cebpa,target=max --objective predictor=gata4,target=min. "
     "Objectives are standardised by their sd over random sequences before weighting."))]
 TargetOpt = Annotated[str, _opt("--target", help="max | min | a value to hit (with --motif / --predictor).")]
-GanModelOpt = Annotated[str | None, _opt("--model", "-m", help="dna-train model directory or store name (default: the store's default DNA GAN).")]
 WeightsOpt = Annotated[str, _opt("--weights", help="GAN generator weights: 'best' (best held-out k-mer check during training) or 'last'.")]
+GanModelOpt = opt.model_option("dna-train model directory or store name (default: the store's default DNA GAN).")
+
+# Which options set which recipe fields (their defaults are the recipes'); --resume maps them back.
+GAN_OPTIONS = opt.RecipeOptions(
+    GANRecipe, {"length": "length", "heldout_fraction": "heldout_fraction", "iterations": "iterations",
+                "channels": "channels", "batch_size": "batch_size", "critic_steps": "critic_steps", "lr": "learning_rate",
+                "sample_every": "sample_every", "seed": "seed"},
+    unset=("heldout_fraction",), check=GANRecipe.validate)
+HELDOUT_FRACTION = 0.1  # dna-train holds genes out (the library's GANRecipe trains on all unless asked)
+PREDICTOR_OPTIONS = opt.RecipeOptions(
+    PredictorRecipe, {"transform": "transform", "epochs": "epochs", "val_fraction": "val_fraction", "seed": "seed"})
+DESIGN_OPTIONS = opt.RecipeOptions(
+    DesignSettings, {"steps": "steps", "lr": "learning_rate", "prior_weight": "prior_weight", "grad_noise": "grad_noise"},
+    unset=("lr",))
 
 
-def _objectives(objective, motif, predictor, target, motif_format, motif_name, pseudocount, device, quiet, needed=True):
-    from gengen.dna.objectives import load_objectives
+@dataclass(frozen=True)
+class ObjectiveChoice:
+    """What dna-generate and dna-design score toward: ``--objective`` specs, or the ``--motif`` /
+    ``--predictor`` shorthand, with how motif files are read."""
 
-    if not needed and not (objective or motif or predictor):
-        return [], None
-    return load_objectives(objective, motif=motif, predictor=predictor, target=target, motif_format=motif_format,
-                           motif_name=motif_name, pseudocount=pseudocount, device=device, quiet=quiet)
+    objective: list[str] | None = None
+    motif: str | None = None
+    motif_format: str | None = None
+    motif_name: str | None = None
+    pseudocount: float = 1.0
+    predictor: str | None = None
+
+    def inputs(self) -> list:
+        """The files and models they read (every ``--objective`` parsed now, before any is read)."""
+        from gengen.dna.objectives import objective_inputs
+
+        return [self.motif, self.predictor, *objective_inputs(self.objective)]
+
+    def load(self, target: str, device: str, quiet: bool, needed: bool = True):
+        """(objectives, the motif annotating predictor-only designs); nothing when not ``needed`` and none given."""
+        from gengen.dna.objectives import load_objectives
+
+        if not needed and not (self.objective or self.motif or self.predictor):
+            return [], None
+        return load_objectives(self.objective, motif=self.motif, predictor=self.predictor, target=target,
+                               motif_format=self.motif_format, motif_name=self.motif_name, pseudocount=self.pseudocount,
+                               device=device, quiet=quiet)
+
+
+OBJECTIVE_OPTIONS = opt.OptionGroup(
+    "goal", {"objective": ObjectiveOpt, "motif": MotifOpt, "motif_format": MotifFormatOpt, "motif_name": MotifNameOpt,
+                   "pseudocount": PseudoOpt, "predictor": PredictorOpt},
+    {f.name: f.default for f in fields(ObjectiveChoice)}, make=ObjectiveChoice)
 
 
 def _load_gan(model, device, weights, quiet):
@@ -60,11 +101,12 @@ def _load_gan(model, device, weights, quiet):
 
 @app.command("dna-train", rich_help_panel=PANEL)
 def dna_train(
+    ctx: typer.Context,
     data: Annotated[Path, typer.Argument(help="FASTA (plain or .gz) of training sequences.")],
     output: Annotated[Path | None, _opt("-o", "--output", help=(
         "Model directory (resumable checkpoint) (default: a new model in the store, named after DATA, that "
         "becomes the default DNA GAN)."))] = None,
-    length: LengthOpt = 50,
+    length: LengthOpt = GANRecipe.length,
     windows: Annotated[str, _opt("--windows", help="Cut longer records into 'tiled' or 'random' windows.")] = "tiled",
     ambiguous: AmbiguousOpt = "skip",
     short: Annotated[str, _opt("--short", help="Records shorter than the length: error | skip | pad (with N).")] = "error",
@@ -72,22 +114,20 @@ def dna_train(
     heldout_fraction: Annotated[float | None, _opt("--heldout-fraction", help=(
         "Fraction of records (genes) held out: half choose the best checkpoint, half are dna-eval's test set. "
         "(default: 0.1; with --resume the checkpoint's)"))] = None,
-    iterations: Annotated[int, _opt("--iterations", help="Generator iterations (paper: ~100k).")] = 2000,
-    channels: Annotated[int, _opt("--channels", help="Residual channels (paper: 100).")] = 100,
-    batch_size: Annotated[int, _opt("--batch-size", help="Batch size (paper: 64).")] = 64,
-    critic_steps: Annotated[int, _opt("--critic-steps", help="Critic updates per generator update.")] = 5,
-    lr: Annotated[float, _opt("--lr", help="Adam learning rate.")] = 1e-4,
-    sample_every: Annotated[int, _opt("--sample-every", help="Write samples + k-mer check every N iterations.")] = 250,
+    iterations: Annotated[int, _opt("--iterations", help="Generator iterations (paper: ~100k).")] = GANRecipe.iterations,
+    channels: Annotated[int, _opt("--channels", help="Residual channels (paper: 100).")] = GANRecipe.channels,
+    batch_size: Annotated[int, _opt("--batch-size", help="Batch size (paper: 64).")] = GANRecipe.batch_size,
+    critic_steps: Annotated[int, _opt("--critic-steps", help="Critic updates per generator update.")] = GANRecipe.critic_steps,
+    lr: Annotated[float, _opt("--lr", help="Adam learning rate.")] = GANRecipe.learning_rate,
+    sample_every: Annotated[int, _opt("--sample-every", help="Write samples + k-mer check every N iterations.")] = GANRecipe.sample_every,
     time_limit: Annotated[float | None, _opt("--time-limit", help="Stop cleanly after this many minutes (resume later).")] = None,
     resume: Annotated[bool, _opt("--resume", help="Continue from the checkpoint in OUTPUT.")] = False,
-    seed: SeedOpt = 0,
-    device: DeviceOpt = "auto",
-    threads: ThreadsOpt = None,
-    quiet: QuietOpt = False,
+    seed: opt.SeedOpt = GANRecipe.seed,
+    device: opt.DeviceOpt = "auto", threads: opt.ThreadsOpt = None, quiet: opt.QuietOpt = False,
 ) -> None:
     """Train a WGAN-GP (residual CNNs) on DNA windows; writes a resumable checkpoint with samples."""
     from gengen.dna.data import training_windows
-    from gengen.dna.train import GANRecipe, resume_heldout_by, resume_heldout_fraction, train_gan, training_report
+    from gengen.dna.train import resume_heldout_by, resume_heldout_fraction, train_gan, training_report
     from gengen.io.sequences import read_fasta
 
     set_threads(threads)
@@ -98,12 +138,10 @@ def dna_train(
     heldout_fraction = resume_heldout_fraction(output, heldout_fraction) if resume else heldout_fraction
     heldout_by = resume_heldout_by(output) if resume else "sequence"  # a resumed run keeps its split
     to_store, output = output is None, train_output(output, data, "dna-gan")  # no -o: a new model in the store
-    heldout_fraction = 0.1 if heldout_fraction is None else heldout_fraction
-    recipe = GANRecipe(length=length, channels=channels, batch_size=batch_size, critic_steps=critic_steps,
-                       learning_rate=lr, iterations=iterations, sample_every=sample_every, checkpoint_every=sample_every,
-                       log_every=max(1, min(50, sample_every)), seed=seed, heldout_fraction=heldout_fraction,
-                       heldout_split=True, heldout_by=heldout_by)
-    recipe.validate()  # options and -o before reading data, not at the first checkpoint
+    heldout_fraction = HELDOUT_FRACTION if heldout_fraction is None else heldout_fraction
+    recipe = GAN_OPTIONS.build(  # checked: options and -o before reading data, not at the first checkpoint
+        ctx.params, heldout_fraction=heldout_fraction, checkpoint_every=sample_every,
+        log_every=max(1, min(50, sample_every)), heldout_split=True, heldout_by=heldout_by)
     plan_outputs(models={output: "dna-gan"}, inputs=[data])
     seqs = read_fasta(input_path(data), length=length, windows=windows, ambiguous=ambiguous, short=short, seed=seed)
     split = training_windows(seqs, heldout_fraction, by=heldout_by, max_windows=max_windows, seed=seed)
@@ -125,6 +163,7 @@ def dna_train(
 
 
 @app.command("dna-generate", rich_help_panel=PANEL)
+@OBJECTIVE_OPTIONS
 def dna_generate(
     model: GanModelOpt = None,
     n: Annotated[int | None, _opt("-n", help="Number of sequences (with --interpolate: of paths; default: 1000, with --interpolate 10)")] = None,
@@ -134,36 +173,27 @@ def dna_generate(
     train_data: Annotated[Path | None, _opt("--train-data", help=(
         "The FASTA the GAN was trained on: report each sample's Hamming distance to its nearest training window "
         "(both strands) and the share of exact copies, next to held-out real windows."))] = None,
-    objective: ObjectiveOpt = None,
-    motif: MotifOpt = None,
-    motif_format: MotifFormatOpt = None,
-    motif_name: MotifNameOpt = None,
-    pseudocount: PseudoOpt = 1.0,
-    predictor: PredictorOpt = None,
+    goal: ObjectiveChoice | None = None,  # the OBJECTIVE_OPTIONS: --objective, --motif, ..., --predictor
     weights: WeightsOpt = "best",
-    seed: SeedOpt = 0,
-    device: DeviceOpt = "auto",
-    threads: ThreadsOpt = None,
-    quiet: QuietOpt = False,
+    seed: opt.SeedOpt = 0,
+    device: opt.DeviceOpt = "auto", threads: opt.ThreadsOpt = None, quiet: opt.QuietOpt = False,
 ) -> None:
     """Sample sequences from a trained DNA GAN (argmax of G(z), z ~ N(0, I)), or paths between latent points."""
     from gengen.dna.core import write_samples
     from gengen.dna.interpolate import check_steps
     from gengen.dna.interpolate import interpolate as paths
-    from gengen.dna.objectives import objective_inputs
-    from gengen.dna.result import design_outputs
+    from gengen.dna.result import FASTA_SUFFIXES, design_outputs
 
     set_threads(threads)
-    require_suffix(output, FASTA_SUFFIXES, "FASTA")
+    opt.require_suffix(output, FASTA_SUFFIXES, "FASTA")
     if interpolate is not None and train_data is not None:
         raise GengenError("--train-data checks independent samples; leave it out with --interpolate.")
     check_steps(interpolate)
     model = model_or_default(model, "dna-gan", quiet)
     outs = design_outputs(output) if interpolate is not None else [output]
-    plan = plan_outputs(outs, inputs=[model, train_data, motif, predictor, *objective_inputs(objective)])
+    plan = plan_outputs(outs, inputs=[model, train_data, *goal.inputs()])
     gan = _load_gan(model, device, weights, quiet)
-    objectives, _ = _objectives(objective, motif, predictor, "max", motif_format, motif_name, pseudocount, device,
-                                quiet, needed=False)
+    objectives, _ = goal.load("max", device, quiet, needed=False)
     if interpolate is not None:
         res = paths(gan, 10 if n is None else n, interpolate, objectives=objectives, seed=seed)
         res.write(output)
@@ -172,20 +202,14 @@ def dna_generate(
         lines = write_samples(gan, output, 1000 if n is None else n, seed=seed, objectives=objectives,
                               train_data=input_path(train_data) if train_data else None)
     plan.commit()
-    for line in lines:
-        say(line, quiet)
-    for p in outs:
-        typer.echo(str(p))
+    report(lines, outs, quiet)
 
 
 @app.command("dna-design", rich_help_panel=PANEL)
+@OBJECTIVE_OPTIONS
 def dna_design(
-    objective: ObjectiveOpt = None,
-    motif: MotifOpt = None,
-    motif_format: MotifFormatOpt = None,
-    motif_name: MotifNameOpt = None,
-    pseudocount: PseudoOpt = 1.0,
-    predictor: PredictorOpt = None,
+    ctx: typer.Context,
+    goal: ObjectiveChoice | None = None,  # the OBJECTIVE_OPTIONS: --objective, --motif, ..., --predictor
     target: TargetOpt = "max",
     start: Annotated[Path | None, _opt("--from", help=(
         "FASTA of sequences to edit: each design edits one (cycled when -n is larger; a seeded subset when smaller). "
@@ -198,90 +222,95 @@ def dna_design(
     weights: WeightsOpt = "best",
     direct: Annotated[bool, _opt("--direct", help="Direct design on the sequence (the default without --gan).")] = False,
     n: Annotated[int | None, _opt("-n", help="Number of designs (default: 100, or one per --from sequence).")] = None,
-    length: Annotated[int | None, _opt("--length", "-L", help="Sequence length (default: 50, or the --from records' or the GAN's).")] = None,
-    steps: Annotated[int, _opt("--steps", help="Optimisation steps.")] = 500,
-    lr: Annotated[float | None, _opt("--lr", help="Adam step size (default: 0.1).")] = None,
+    length: Annotated[int | None, _opt("--length", "-L", help=(
+        "Sequence length (default: the GAN's, else the length the --predictor was trained on, else the --from "
+        "records', else 50)."))] = None,
+    steps: Annotated[int, _opt("--steps", help="Optimisation steps.")] = DesignSettings.steps,
+    lr: Annotated[float | None, _opt("--lr", help=f"Adam step size (default: {DesignSettings.learning_rate:g}).")] = None,
     straight_through: Annotated[bool | None, _opt("--straight-through/--softmax", show_default=False, help=(
         "One-hot forward pass (Fast SeqProp) or plain softmax relaxation; default: straight-through with --from or a "
         "value target, else softmax."))] = None,
     prior_weight: Annotated[float, _opt("--prior-weight", help=(
-        "Joint design: weight of ||z||^2 (pulls z toward 0: higher scores, less natural designs)."))] = 0.0,
-    grad_noise: Annotated[float, _opt("--grad-noise", help="Joint design: Gaussian gradient noise on z.")] = 1e-5,
+        "Joint design: weight of ||z||^2 (pulls z toward 0: higher scores, less natural designs)."))] = DesignSettings.prior_weight,
+    grad_noise: Annotated[float, _opt("--grad-noise", help="Joint design: Gaussian gradient noise on z.")] = DesignSettings.grad_noise,
     output: Annotated[Path, _opt("-o", "--output", help="FASTA to write; .tsv and .png are written beside it.")] = Path("designed.fa"),
-    seed: SeedOpt = 0,
-    device: DeviceOpt = "auto",
-    threads: ThreadsOpt = None,
-    quiet: QuietOpt = False,
+    seed: opt.SeedOpt = 0,
+    device: opt.DeviceOpt = "auto", threads: opt.ThreadsOpt = None, quiet: opt.QuietOpt = False,
 ) -> None:
     """Design sequences toward motifs and/or trained predictors, directly or through a GAN, under constraints."""
     from gengen.dna.constraints import constraints_from_options
     from gengen.dna.design import design
-    from gengen.dna.objectives import objective_inputs
-    from gengen.dna.result import design_outputs
+    from gengen.dna.objectives import design_length, trained_lengths
+    from gengen.dna.result import FASTA_SUFFIXES, design_outputs
 
     set_threads(threads)
-    require_suffix(output, FASTA_SUFFIXES, "FASTA (with .tsv and .png beside it)")
+    opt.require_suffix(output, FASTA_SUFFIXES, "FASTA (with .tsv and .png beside it)")
     if gan and direct:
         raise GengenError("--gan and --direct exclude each other: pick joint (GAN) or direct design.")
     if gan and (start or fixed or max_edits is not None):
         raise GengenError("--from, --fixed and --max-edits edit given sequences directly: leave out --gan.")
     outs = design_outputs(output)  # objective_inputs parses every --objective before any file is read
-    plan = plan_outputs(outs, inputs=[motif, predictor, gan, start, *objective_inputs(objective)])
+    plan = plan_outputs(outs, inputs=[gan, start, *goal.inputs()])
     g = _load_gan(gan, device, weights, quiet) if gan else None
+    length, length_note = design_length(trained_lengths(goal.predictor, goal.objective), length, gan_length=g.length if g else None)
     constraints, length, note = constraints_from_options(
-        str(input_path(start)) if start else None, n=n, length=g.length if g else length, max_edits=max_edits,
+        str(input_path(start)) if start else None, n=n, length=length, max_edits=max_edits,
         fixed=fixed, avoid=avoid, gc=gc, seed=seed)
-    if note:
-        say(f"note: {note}", quiet)
+    for line in (length_note, note):
+        if line:
+            say(f"note: {line}", quiet)
     if constraints.any:
         say(f"constraints: {constraints.describe()}", quiet)
-    objectives, pwm = _objectives(objective, motif, predictor, target, motif_format, motif_name, pseudocount, device, quiet)
-    result = design(objectives, n, length, gan=g, constraints=constraints, steps=steps, learning_rate=0.1 if lr is None else lr,
-                    straight_through=straight_through, grad_noise=grad_noise, prior_weight=prior_weight, seed=seed,
-                    device=device, quiet=quiet, pwm=pwm)
+    objectives, pwm = goal.load(target, device, quiet)
+    settings = DESIGN_OPTIONS.build(ctx.params)
+    result = design(objectives, n, length, gan=g, constraints=constraints, steps=settings.steps,
+                    learning_rate=settings.learning_rate, straight_through=straight_through,
+                    grad_noise=settings.grad_noise, prior_weight=settings.prior_weight, seed=seed, device=device,
+                    quiet=quiet, pwm=pwm)
     if not len(result.codes):
         raise GengenError(result.report()[0] + "; relax the constraints.")
     result.write(output)
     plan.commit()  # the three files land together, or none
-    for line in result.report():
-        say(line, quiet)
-    for p in outs:
-        typer.echo(str(p))
+    report(result.report(), outs, quiet)
 
 
 @app.command("dna-train-predictor", rich_help_panel=PANEL)
+@TRAINING_OPTIONS
 def dna_train_predictor(
+    ctx: typer.Context,
     data: Annotated[Path, typer.Argument(help="FASTA of labelled sequences (equal length).")],
     scores: Annotated[Path, _opt("--scores", help="CSV/TSV: sequence id, numeric score (e.g. id,signal).")],
     output: Annotated[Path | None, _opt("-o", "--output", help=(
         "Predictor directory to write (default: a new model in the store, named after DATA, that becomes the "
         "default DNA predictor)."))] = None,
-    transform: Annotated[str, _opt("--transform", help="Label transform: log | rank | none.")] = "log",
-    epochs: Annotated[int, _opt("--epochs", help="Training epochs.")] = 8,
-    val_fraction: Annotated[float, _opt("--val-fraction", help="Held-out fraction for Pearson r.")] = 0.1,
+    transform: Annotated[str, _opt("--transform", help="Label transform: log | rank | none.")] = PredictorRecipe.transform,
+    epochs: Annotated[int, _opt("--epochs", help="Training epochs.")] = PredictorRecipe.epochs,
+    val_fraction: Annotated[float, _opt("--val-fraction", help="Held-out fraction for Pearson r.")] = PredictorRecipe.val_fraction,
     baseline: Annotated[bool, _opt("--baseline/--no-baseline", help="Also score a 6-mer ridge baseline.")] = True,
     ambiguous: AmbiguousOpt = "uniform",
-    seed: SeedOpt = 0,
-    device: DeviceOpt = "auto",
-    threads: ThreadsOpt = None,
-    quiet: QuietOpt = False,
+    seed: opt.SeedOpt = PredictorRecipe.seed,
+    device: opt.DeviceOpt = "auto", threads: opt.ThreadsOpt = None, quiet: opt.QuietOpt = False,
+    training: TrainingRun | None = None,  # the TRAINING_OPTIONS: --resume, --checkpoint-every, --checkpoint-minutes
 ) -> None:
-    """Train a small CNN regressor on labelled sequences (usable as --predictor); reports held-out Pearson r."""
-    from gengen.dna.predictor_training import PredictorRecipe, read_labels, train_predictor
+    """Train a small CNN regressor on labelled sequences (usable as --predictor); reports held-out Pearson r.
+
+    The model folder is a resumable checkpoint while training runs (every 10 epochs and at least once
+    a minute): after an interruption, the same command with --resume continues where it stopped.
+    """
+    from gengen.dna.predictor_training import read_labels, train_predictor
     from gengen.io.sequences import read_fasta
 
     set_threads(threads)
-    to_store, output = output is None, train_output(output, data, "dna-predictor")  # no -o: into the store
-    plan_outputs(models={output: "dna-predictor"}, inputs=[data, scores])
+    run = training.folder(output, data, "dna-predictor", inputs=(scores,))
+    recipe = PREDICTOR_OPTIONS.build(ctx.params)
+    if training.resume:
+        recipe = PREDICTOR_OPTIONS.resume(ctx, recipe, run.saved_recipe)
     seqs = read_fasta(input_path(data), ambiguous=ambiguous)
     y = read_labels(scores, seqs.ids)
-    recipe = PredictorRecipe(epochs=epochs, val_fraction=val_fraction, transform=transform, seed=seed)
-    trained = train_predictor(seqs.codes, y, recipe, device=device, quiet=quiet, baseline=baseline)
-    trained.save(output)
+    trained = train_predictor(seqs.codes, y, recipe, device=device, quiet=quiet, baseline=baseline,
+                              checkpoint=run.checkpoint)
     say(trained.report(), quiet)
-    if to_store:
-        stored_as_default(output, "dna-predictor", quiet)
-    typer.echo(str(output))
+    run.done(quiet)
 
 
 @app.command("dna-score", rich_help_panel=PANEL)
@@ -298,21 +327,20 @@ def dna_score(
     independent_scores: Annotated[Path | None, _opt("--independent-scores", help="Labels (id,score CSV/TSV) for --independent-probes.")] = None,
     transform: Annotated[str, _opt("--transform", help="Label transform for --independent-scores: log | rank | none.")] = "log",
     ambiguous: AmbiguousOpt = "uniform",
-    device: DeviceOpt = "auto",
-    threads: ThreadsOpt = None,
-    quiet: QuietOpt = False,
+    device: opt.DeviceOpt = "auto", threads: opt.ThreadsOpt = None, quiet: opt.QuietOpt = False,
 ) -> None:
     """Score every sequence of a FASTA with a motif (best hit, both strands) and/or a predictor."""
     from gengen.dna.scoring import score_file, write_scores
 
     set_threads(threads)
-    require_suffix(output, TABLE_SUFFIXES, "a TSV table")
+    opt.require_suffix(output, TABLE_SUFFIXES, "a TSV table")
     if not motif and not predictor and not independent_probes:
         raise GengenError("give --motif (file or JASPAR id), --predictor and/or --independent-probes.")
     if (independent_probes is None) != (independent_scores is None):
         raise GengenError("--independent-probes and --independent-scores go together.")
     plan_outputs([output], inputs=[data, motif, predictor, independent_probes, independent_scores])
-    pwm = _objectives(None, motif, None, "max", motif_format, motif_name, pseudocount, device, quiet)[0][0].pwm if motif else None
+    choice = ObjectiveChoice(motif=motif, motif_format=motif_format, motif_name=motif_name, pseudocount=pseudocount)
+    pwm = choice.load("max", device, quiet)[0][0].pwm if motif else None
     table, lines = score_file(input_path(data), pwm=pwm, predictor=predictor, transform=transform, ambiguous=ambiguous,
                               independent=(independent_probes, independent_scores) if independent_probes else None,
                               device=device)
@@ -334,10 +362,8 @@ def dna_eval(
     output: Annotated[Path | None, _opt("-o", "--output", help="Write the k-mer table as TSV (the novelty table beside it, .novelty.tsv).")] = None,
     ambiguous: AmbiguousOpt = "skip",
     weights: WeightsOpt = "best",
-    seed: SeedOpt = 0,
-    device: DeviceOpt = "auto",
-    threads: ThreadsOpt = None,
-    quiet: QuietOpt = False,
+    seed: opt.SeedOpt = 0,
+    device: opt.DeviceOpt = "auto", threads: opt.ThreadsOpt = None, quiet: opt.QuietOpt = False,
 ) -> None:
     """k-mer spectrum JS divergence (k = 1..6) of GAN samples vs held-out real windows, next to i.i.d.
     and Markov baselines and the real-vs-real noise floor; and how far samples are from the training set."""
@@ -345,7 +371,7 @@ def dna_eval(
     from gengen.io.sequences import read_fasta
 
     set_threads(threads)
-    require_suffix(output, TABLE_SUFFIXES, "a TSV table")
+    opt.require_suffix(output, TABLE_SUFFIXES, "a TSV table")
     model = model_or_default(model, "dna-gan", quiet)
     plan_outputs(eval_outputs(output, novelty), inputs=[data, model, samples])
     gan = _load_gan(model, device, weights, True)

@@ -7,161 +7,67 @@ from typing import Annotated
 
 import typer
 
-from gengen.cli._app import (
-    CheckpointEveryOpt,
-    CheckpointMinutesOpt,
-    DeviceOpt,
-    FormatOpt,
-    GenesInRowsOpt,
-    QuietOpt,
-    ResumeOpt,
-    SeedOpt,
-    ThreadsOpt,
-    app,
-    input_path,
-    resume_recipe,
-    say,
-)
-from gengen.cli._store import model_or_default, stored_as_default, train_output
+from gengen.cli import _options as opt
+from gengen.cli._app import app, input_path, say
+from gengen.cli._store import TrainingRun, model_or_default, resumable
 from gengen.errors import GengenError
+from gengen.recipes import GGANRecipe
 from gengen.registry import GGAN_METHODS
 from gengen.runtime import plan_outputs, set_threads
 
 PANEL = "GGAN (landmark → target)"
 
-LandmarksOpt = Annotated[
-    Path | None,
-    typer.Option(
-        "--landmarks",
-        "-l",
-        help="Landmark genes: one per line, a table's first column, or a D-GEX probe map (symbol, Ensembl, probes).",
-    ),
-]
-LandmarksFromOpt = Annotated[
-    Path | None,
-    typer.Option("--landmarks-from", help="Use the genes of this query file (csv/tsv/parquet/h5ad/gct/gctx) as landmarks."),
-]
-TargetsOpt = Annotated[
-    Path | None,
-    typer.Option("--targets", "-t", help="Target genes (list or probe map) (default: all other genes)."),
-]
-ProbeMapOpt = Annotated[
-    bool | None,
-    typer.Option(
-        "--probe-map/--no-probe-map",
-        show_default=False,
-        help="Treat --landmarks/--targets as probe maps and average each gene's probes (default: detect).",
-    ),
-]
+LandmarksOpt = Annotated[Path | None, typer.Option("--landmarks", "-l", help="Landmark genes: one per line, a table's first column, or a D-GEX probe map (symbol, Ensembl, probes).")]
+LandmarksFromOpt = Annotated[Path | None, typer.Option("--landmarks-from", help="Use the genes of this query file (csv/tsv/parquet/h5ad/gct/gctx) as landmarks.")]
+TargetsOpt = Annotated[Path | None, typer.Option("--targets", "-t", help="Target genes (list or probe map) (default: all other genes).")]
+ProbeMapOpt = Annotated[bool | None, typer.Option("--probe-map/--no-probe-map", show_default=False, help="Treat --landmarks/--targets as probe maps and average each gene's probes (default: detect).")]
 ADAPTS = "\\[default: adapts to the reference size; see docs/ggan.md]"
-SkipOpt = Annotated[
-    bool | None,
-    typer.Option(
-        "--linear-skip/--no-linear-skip",
-        show_default=False,
-        help=f"A linear landmark → target path beside the MLP (on with the ridge start). {ADAPTS}",
-    ),
-]
-RidgeInitOpt = Annotated[
-    bool | None,
-    typer.Option(
-        "--ridge-init/--no-ridge-init",
-        show_default=False,
-        help="Start from the leave-one-out ridge map (implies --linear-skip) and keep training only if it "
-        f"beats that start on validation; on below 50,000 profiles. {ADAPTS}",
-    ),
-]
-RefitOpt = Annotated[
-    bool | None,
-    typer.Option(
-        "--refit/--no-refit",
-        show_default=False,
-        help=f"After picking the epoch on validation, retrain on all profiles; on below 2,000 profiles. {ADAPTS}",
-    ),
-]
-PrecisionOpt = Annotated[
-    str,
-    typer.Option(
-        "--precision",
-        help="auto (train in float32; infer with bf16 autocast on a CUDA GPU, float32 on the CPU), fp32 or bf16 "
-        "(for both).",
-    ),
-]
+SkipOpt = Annotated[bool | None, typer.Option("--linear-skip/--no-linear-skip", show_default=False, help=f"A linear landmark → target path beside the MLP (on with the ridge start). {ADAPTS}")]
+RidgeInitOpt = Annotated[bool | None, typer.Option("--ridge-init/--no-ridge-init", show_default=False, help="Start from the leave-one-out ridge map (implies --linear-skip) and keep training only if it " f"beats that start on validation; on below 50,000 profiles. {ADAPTS}")]
+RefitOpt = Annotated[bool | None, typer.Option("--refit/--no-refit", show_default=False, help=f"After picking the epoch on validation, retrain on all profiles; on below 2,000 profiles. {ADAPTS}")]
+PrecisionOpt = Annotated[str, typer.Option("--precision", help="auto (train in float32; infer with bf16 autocast on a CUDA GPU, float32 on the CPU), fp32 or bf16 (for both).")]
 NoiseOpt = Annotated[float, typer.Option("--input-noise", help="Std of Gaussian noise on z-scored landmarks.")]
-HiddenOpt = Annotated[
-    int | None,
-    typer.Option(
-        "--hidden",
-        show_default=False,
-        help=f"Generator width: 512 below 2,000 profiles, D-GEX's 3,000 from 50,000, log-linear between. {ADAPTS}",
-    ),
-]
+HiddenOpt = Annotated[int | None, typer.Option("--hidden", show_default=False, help=f"Generator width: 512 below 2,000 profiles, D-GEX's 3,000 from 50,000, log-linear between. {ADAPTS}")]
 LayersOpt = Annotated[int | None, typer.Option("--layers", show_default=False, help="Generator hidden layers \\[default: 3].")]
 DropoutOpt = Annotated[float, typer.Option("--dropout", help="Dropout after each hidden layer (also the GAN noise).")]
 ActOpt = Annotated[str, typer.Option("--activation", help="tanh (D-GEX) | relu | leaky_relu.")]
-EpochsOpt = Annotated[
-    int | None,
-    typer.Option("--epochs", show_default=False, help="Most epochs \\[default: ~1,500 optimiser steps]."),
-]
+EpochsOpt = Annotated[int | None, typer.Option("--epochs", show_default=False, help="Most epochs \\[default: ~1,500 optimiser steps].")]
 BatchOpt = Annotated[int, typer.Option("--batch-size", help="Batch size (capped at the training set).")]
 LrOpt = Annotated[float | None, typer.Option("--lr", show_default=False, help="Adam learning rate \\[default: 1e-4 from the ridge start, else 5e-4 (D-GEX)].")]
 WdOpt = Annotated[float, typer.Option("--weight-decay", help="Adam weight decay on the generator.")]
 L1Opt = Annotated[float, typer.Option("--l1", help="λ₁: weight of the L1 loss.")]
 ConsOpt = Annotated[float, typer.Option("--consistency", help="λ₂: weight of the two-draw consistency loss.")]
 AdvOpt = Annotated[float, typer.Option("--adv-weight", help="Weight of the adversarial loss.")]
-DHiddenOpt = Annotated[
-    int | None,
-    typer.Option("--d-hidden", show_default=False, help="Discriminator width \\[default: a quarter of --hidden, at most 512]."),
-]
+DHiddenOpt = Annotated[int | None, typer.Option("--d-hidden", show_default=False, help="Discriminator width \\[default: a quarter of --hidden, at most 512].")]
 QuantOpt = Annotated[bool, typer.Option("--quantile/--no-quantile", help="Quantile-normalise profiles (D-GEX).")]
-ValOpt = Annotated[
-    float | None,
-    typer.Option(
-        "--val-fraction",
-        show_default=False,
-        help="Validation fraction for checkpoint selection \\[default: 0.2 with --refit, else 0.1].",
-    ),
-]
-TrainOutputOpt = Annotated[
-    Path | None,
-    typer.Option(
-        "-o", "--output",
-        help="Model directory to write (default: a new model in the store, named after DATA, that becomes the "
-        "default GGAN model).",
-    ),
-]
-PatienceOpt = Annotated[
-    int | None,
-    typer.Option(
-        "--patience",
-        show_default=False,
-        help="Stop after this many epochs without a better validation MAE; 0: never "
-        "\\[default: 20 below 50,000 profiles, else 0].",
-    ),
-]
-MarginOpt = Annotated[
-    float | None,
-    typer.Option(
-        "--start-margin",
-        show_default=False,
-        help="Standard errors (paired over validation profiles) by which training must beat the ridge start "
-        "to replace it; 0: any gain \\[default: 3 with --ridge-init].",
-    ),
-]
+ValOpt = Annotated[float | None, typer.Option("--val-fraction", show_default=False, help="Validation fraction for checkpoint selection \\[default: 0.2 with --refit, else 0.1].")]
+TrainOutputOpt = Annotated[Path | None, typer.Option("-o", "--output", help="Model directory to write (default: a new model in the store, named after DATA, that becomes the default GGAN model).")]
+PatienceOpt = Annotated[int | None, typer.Option("--patience", show_default=False, help="Stop after this many epochs without a better validation MAE; 0: never \\[default: 20 below 50,000 profiles, else 0].")]
+MarginOpt = Annotated[float | None, typer.Option("--start-margin", show_default=False, help="Standard errors (paired over validation profiles) by which training must beat the ridge start to replace it; 0: any gain \\[default: 3 with --ridge-init].")]
 
 
-RECIPE_NAMES = {"lr": "learning_rate", "l1": "l1_weight", "consistency": "consistency_weight"}
-
-
-def _recipe(seed: int, precision: str = "auto", **options):
-    """The recipe from the command's options; options left at None adapt to the reference."""
-    from gengen.ggan import GGANRecipe
+def _check(recipe: GGANRecipe) -> None:
+    """Bad values fail before the reference is read."""
+    from gengen.ggan.model import ACTIVATIONS
     from gengen.ggan.train import check_recipe
 
-    names = RECIPE_NAMES
-    recipe = GGANRecipe(seed=seed, precision=precision, **{names.get(k, k): v for k, v in options.items()})
-    check_recipe(recipe)  # bad values fail before the reference is read
-    return recipe
+    if recipe.activation not in ACTIVATIONS:
+        raise GengenError(f"unknown --activation {recipe.activation!r}; use one of {', '.join(ACTIVATIONS)}.")
+    check_recipe(recipe)
+
+
+# The recipe options of ggan-train and ggan-eval (defaults: GGANRecipe's; None adapts to the
+# reference); --precision and --seed are the commands' own. --resume maps them back through the table.
+_DECLARED = {"hidden": HiddenOpt, "layers": LayersOpt, "dropout": DropoutOpt, "activation": ActOpt, "epochs": EpochsOpt,
+             "batch_size": BatchOpt, "lr": LrOpt, "weight_decay": WdOpt, "l1": L1Opt, "consistency": ConsOpt,
+             "adv_weight": AdvOpt, "d_hidden": DHiddenOpt, "quantile": QuantOpt, "val_fraction": ValOpt,
+             "patience": PatienceOpt, "start_margin": MarginOpt, "linear_skip": SkipOpt, "input_noise": NoiseOpt,
+             "ridge_init": RidgeInitOpt, "refit": RefitOpt}
+_RENAMED = {"lr": "learning_rate", "l1": "l1_weight", "consistency": "consistency_weight"}
+GGAN_OPTIONS = opt.RecipeOptions(
+    GGANRecipe, {name: _RENAMED.get(name, name) for name in (*_DECLARED, "precision", "seed")}, declared=_DECLARED,
+    check=_check,
+)
 
 
 def _reference(data, landmarks, landmarks_from, targets, probe_map, genes_in_rows, fmt, quiet):
@@ -190,6 +96,7 @@ def _reference(data, landmarks, landmarks_from, targets, probe_map, genes_in_row
 
 
 @app.command("ggan-train", rich_help_panel=PANEL)
+@resumable(GGAN_OPTIONS)
 def ggan_train(
     ctx: typer.Context,
     data: Annotated[Path, typer.Argument(help="Reference expression (h5ad, csv, tsv, parquet, gct, gctx), samples x genes.")],
@@ -198,36 +105,12 @@ def ggan_train(
     landmarks_from: LandmarksFromOpt = None,
     targets: TargetsOpt = None,
     probe_map: ProbeMapOpt = None,
-    hidden: HiddenOpt = None,
-    layers: LayersOpt = None,
-    dropout: DropoutOpt = 0.1,
-    activation: ActOpt = "tanh",
-    epochs: EpochsOpt = None,
-    batch_size: BatchOpt = 200,
-    lr: LrOpt = None,
-    weight_decay: WdOpt = 0.0,
-    l1: L1Opt = 10.0,
-    consistency: ConsOpt = 1.0,
-    adv_weight: AdvOpt = 1.0,
-    d_hidden: DHiddenOpt = None,
-    quantile: QuantOpt = False,
-    val_fraction: ValOpt = None,
-    patience: PatienceOpt = None,
-    start_margin: MarginOpt = None,
-    linear_skip: SkipOpt = None,
-    input_noise: NoiseOpt = 0.0,
-    ridge_init: RidgeInitOpt = None,
-    refit: RefitOpt = None,
-    precision: PrecisionOpt = "auto",
-    seed: SeedOpt = 0,
-    genes_in_rows: GenesInRowsOpt = None,
-    fmt: FormatOpt = None,
-    device: DeviceOpt = "auto",
-    threads: ThreadsOpt = None,
-    quiet: QuietOpt = False,
-    resume: ResumeOpt = False,
-    checkpoint_every: CheckpointEveryOpt = None,
-    checkpoint_minutes: CheckpointMinutesOpt = None,
+    recipe: GGANRecipe | None = None,  # the GGAN_OPTIONS, from --hidden to --refit
+    precision: PrecisionOpt = GGANRecipe.precision,
+    seed: opt.SeedOpt = GGANRecipe.seed,
+    genes_in_rows: opt.GenesInRowsOpt = None, fmt: opt.FormatOpt = None, device: opt.DeviceOpt = "auto", threads: opt.ThreadsOpt = None,
+    quiet: opt.QuietOpt = False,
+    training: TrainingRun | None = None,  # the TRAINING_OPTIONS: --resume, --checkpoint-every, --checkpoint-minutes
 ) -> None:
     """Train a GGAN (landmarks → targets); writes model.safetensors, config.json, history.csv and a plot.
 
@@ -236,49 +119,12 @@ def ggan_train(
     """
     set_threads(threads)
     from gengen.ggan import GGANModel
-    from gengen.ggan.model import ACTIVATIONS
-    from gengen.training_state import Checkpointing, check_intervals, read_training_section
 
-    if activation not in ACTIVATIONS:
-        raise GengenError(f"unknown --activation {activation!r}; use one of {', '.join(ACTIVATIONS)}.")
-    check_intervals(checkpoint_every, checkpoint_minutes)
-    if resume and output is None:
-        raise GengenError("--resume continues a checkpoint: name it with -o (a folder, or the store's models/NAME).")
-    to_store, output = output is None, train_output(output, data, "ggan")  # no -o: a new model in the store
-    plan_outputs(models={output: "ggan"}, inputs=[data, landmarks, landmarks_from, targets])  # before training
-    recipe = _recipe(
-        seed,
-        precision,
-        hidden=hidden,
-        layers=layers,
-        dropout=dropout,
-        activation=activation,
-        epochs=epochs,
-        batch_size=batch_size,
-        lr=lr,
-        weight_decay=weight_decay,
-        l1=l1,
-        consistency=consistency,
-        adv_weight=adv_weight,
-        d_hidden=d_hidden,
-        quantile=quantile,
-        val_fraction=val_fraction,
-        patience=patience,
-        start_margin=start_margin,
-        linear_skip=linear_skip,
-        input_noise=input_noise,
-        ridge_init=ridge_init,
-        refit=refit,
-    )
-    if resume:  # before reading the data: a missing or foreign checkpoint fails at once
-        fields = {name: RECIPE_NAMES.get(name, name) for name in (
-            "hidden", "layers", "dropout", "activation", "epochs", "batch_size", "lr", "weight_decay", "l1", "consistency",
-            "adv_weight", "d_hidden", "quantile", "val_fraction", "patience", "start_margin", "linear_skip",
-            "input_noise", "ridge_init", "refit", "precision", "seed")}
-        recipe = resume_recipe(ctx, recipe, read_training_section(output, "ggan").get("recipe"), fields)
+    run = training.folder(output, data, "ggan", inputs=(landmarks, landmarks_from, targets))
+    if training.resume:
+        recipe = GGAN_OPTIONS.resume(ctx, recipe, run.saved_recipe)
     adata, lm, tg = _reference(data, landmarks, landmarks_from, targets, probe_map, genes_in_rows, fmt, quiet)
-    model = GGANModel.train(adata, lm, tg, recipe=recipe, device=device, quiet=quiet,
-                            checkpoint=Checkpointing(output, resume, checkpoint_every, checkpoint_minutes))
+    model = GGANModel.train(adata, lm, tg, recipe=recipe, device=device, quiet=quiet, checkpoint=run.checkpoint)
     m = model.metrics
     say(
         f"trained {len(model.landmarks)} → {len(model.targets)} genes on {m['device']} ({m['precision']} training) in "
@@ -287,55 +133,20 @@ def ggan_train(
         + (" (the ridge start)" if model.recipe.ridge_init and m["best_epoch"] == 0 else ""),
         quiet,
     )
-    if to_store:
-        stored_as_default(output, "ggan", quiet)
-    typer.echo(str(output))
+    run.done(quiet)
 
 
 @app.command("infer-targets", rich_help_panel=PANEL)
 def infer_targets(
-    query: Annotated[
-        Path,
-        typer.Argument(
-            help="Landmark profiles (csv, tsv, parquet, h5ad, gct, gctx); L1000 GCT/GCTX files "
-            "are matched by row id, else by pr_gene_symbol (Entrez ids: see --gene-map)."
-        ),
-    ],
-    model: Annotated[
-        str | None,
-        typer.Option(
-            "--model", "-m", help="GGAN model directory or store name (default: the store's default GGAN model)."
-        ),
-    ] = None,
-    output: Annotated[
-        Path | None,
-        typer.Option("-o", "--output", help="Predictions (.csv/.tsv/.parquet/.h5ad) (default: QUERY.targets.csv)."),
-    ] = None,
-    fill_missing: Annotated[
-        bool,
-        typer.Option("--fill-missing", help="Fill missing landmarks with training means (warns how many)."),
-    ] = False,
+    query: Annotated[Path, typer.Argument(help="Landmark profiles (csv, tsv, parquet, h5ad, gct, gctx); L1000 GCT/GCTX files are matched by row id, else by pr_gene_symbol (Entrez ids: see --gene-map)." )],
+    model: opt.model_option("GGAN model directory or store name (default: the store's default GGAN model).") = None,
+    output: Annotated[Path | None, typer.Option("-o", "--output", help="Predictions (.csv/.tsv/.parquet/.h5ad) (default: QUERY.targets.csv).")] = None,
+    fill_missing: Annotated[bool, typer.Option("--fill-missing", help="Fill missing landmarks with training means (warns how many).")] = False,
     chunk_size: Annotated[int, typer.Option("--chunk-size", help="Profiles per streamed chunk.")] = 10_000,
-    gene_map: Annotated[
-        Path | None,
-        typer.Option(
-            "--gene-map",
-            help="CSV/TSV with a header mapping the query's gene ids to the model's names: pr_gene_id -> "
-            "pr_gene_symbol (GEO's GSE92742_Broad_LINCS_gene_info.txt as is), else first -> second column.",
-        ),
-    ] = None,
-    precision: Annotated[
-        str | None,
-        typer.Option(
-            "--precision",
-            help="auto (bf16 autocast on a CUDA GPU, float32 on the CPU), fp32 or bf16. \\[default: the model's]",
-        ),
-    ] = None,
-    genes_in_rows: GenesInRowsOpt = None,
-    fmt: FormatOpt = None,
-    device: DeviceOpt = "auto",
-    threads: ThreadsOpt = None,
-    quiet: QuietOpt = False,
+    gene_map: Annotated[Path | None, typer.Option("--gene-map", help="CSV/TSV with a header mapping the query's gene ids to the model's names: pr_gene_id -> pr_gene_symbol (GEO's GSE92742_Broad_LINCS_gene_info.txt as is), else first -> second column.")] = None,
+    precision: Annotated[str | None, typer.Option("--precision", help="auto (bf16 autocast on a CUDA GPU, float32 on the CPU), fp32 or bf16. \\[default: the model's]")] = None,
+    genes_in_rows: opt.GenesInRowsOpt = None, fmt: opt.FormatOpt = None, device: opt.DeviceOpt = "auto", threads: opt.ThreadsOpt = None,
+    quiet: opt.QuietOpt = False,
 ) -> None:
     """Predict target-gene expression (reference units) for every profile of QUERY, streamed in chunks."""
     set_threads(threads)
@@ -343,10 +154,7 @@ def infer_targets(
     from gengen.io.expression import output_format
 
     input_path(query)
-    name = query.name
-    for suffix in (".gz", ".h5ad", ".csv", ".tsv", ".txt", ".parquet", ".gctx", ".gct"):
-        name = name.removesuffix(suffix)
-    output = output or query.with_name(name + ".targets.csv")
+    output = output or opt.beside(query, ".targets.csv")
     output_format(output)  # fail on a bad output name before any work
     model = model_or_default(model, "ggan", quiet)
     plan_outputs([output], inputs=[query, model, gene_map])
@@ -357,17 +165,8 @@ def infer_targets(
     m = GGANModel.load(model, device=device)
     if precision is not None:
         m.recipe.precision = precision.lower()
-    info = infer_file(
-        m,
-        query,
-        output,
-        fill_missing=fill_missing,
-        chunk_size=chunk_size,
-        genes_in_rows=genes_in_rows,
-        fmt=fmt,
-        gene_map=gene_map,
-        quiet=quiet,
-    )
+    info = infer_file(m, query, output, fill_missing=fill_missing, chunk_size=chunk_size, genes_in_rows=genes_in_rows,
+                      fmt=fmt, gene_map=gene_map, quiet=quiet)
     via = f", {info['landmarks_via_map']} through the gene map" if gene_map is not None else ""
     say(
         f"wrote {info['profiles']} x {len(m.targets)} predicted targets "
@@ -379,6 +178,7 @@ def infer_targets(
 
 
 @app.command("ggan-eval", rich_help_panel=PANEL)
+@GGAN_OPTIONS
 def ggan_eval(
     data: Annotated[Path, typer.Argument(help="Reference expression (h5ad, csv, tsv, parquet, gct, gctx), samples x genes.")],
     landmarks: LandmarksOpt = None,
@@ -386,52 +186,14 @@ def ggan_eval(
     targets: TargetsOpt = None,
     probe_map: ProbeMapOpt = None,
     folds: Annotated[int, typer.Option("--folds", help="Cross-validation folds (same splits for every method).")] = 5,
-    groups: Annotated[
-        str | None,
-        typer.Option(
-            "--groups",
-            help="Column of the reference's sample annotations (subject, donor, batch): grouped folds, no group "
-            "both trained and tested on.",
-        ),
-    ] = None,
-    labels_file: Annotated[
-        Path | None,
-        typer.Option("--labels", help="Sample annotation table (CSV/TSV, sample ids first) to take --groups from."),
-    ] = None,
-    methods: Annotated[
-        str,
-        typer.Option("--methods", help=f"Comma-separated subset of {','.join(GGAN_METHODS)}."),
-    ] = ",".join(GGAN_METHODS.names(default_only=True)),
-    output: Annotated[
-        Path,
-        typer.Option("-o", "--output", help="Folder for ggan_eval_summary.tsv, per-gene TSV and the figure."),
-    ] = Path("ggan_eval"),
-    hidden: HiddenOpt = None,
-    layers: LayersOpt = None,
-    dropout: DropoutOpt = 0.1,
-    activation: ActOpt = "tanh",
-    epochs: EpochsOpt = None,
-    batch_size: BatchOpt = 200,
-    lr: LrOpt = None,
-    weight_decay: WdOpt = 0.0,
-    l1: L1Opt = 10.0,
-    consistency: ConsOpt = 1.0,
-    adv_weight: AdvOpt = 1.0,
-    d_hidden: DHiddenOpt = None,
-    quantile: QuantOpt = False,
-    val_fraction: ValOpt = None,
-    patience: PatienceOpt = None,
-    start_margin: MarginOpt = None,
-    linear_skip: SkipOpt = None,
-    input_noise: NoiseOpt = 0.0,
-    ridge_init: RidgeInitOpt = None,
-    refit: RefitOpt = None,
-    seed: SeedOpt = 0,
-    genes_in_rows: GenesInRowsOpt = None,
-    fmt: FormatOpt = None,
-    device: DeviceOpt = "auto",
-    threads: ThreadsOpt = None,
-    quiet: QuietOpt = False,
+    groups: Annotated[str | None, typer.Option("--groups", help="Column of the reference's sample annotations (subject, donor, batch): grouped folds, no group both trained and tested on.")] = None,
+    labels_file: Annotated[Path | None, typer.Option("--labels", help="Sample annotation table (CSV/TSV, sample ids first) to take --groups from.")] = None,
+    methods: Annotated[str, typer.Option("--methods", help=f"Comma-separated subset of {','.join(GGAN_METHODS)}.")] = ",".join(GGAN_METHODS.names(default_only=True)),
+    output: Annotated[Path, typer.Option("-o", "--output", help="Folder for ggan_eval_summary.tsv, per-gene TSV and the figure.")] = Path("ggan_eval"),
+    recipe: GGANRecipe | None = None,  # the GGAN_OPTIONS, from --hidden to --refit
+    seed: opt.SeedOpt = GGANRecipe.seed,
+    genes_in_rows: opt.GenesInRowsOpt = None, fmt: opt.FormatOpt = None, device: opt.DeviceOpt = "auto", threads: opt.ThreadsOpt = None,
+    quiet: opt.QuietOpt = False,
 ) -> None:
     """k-fold comparison of GGAN, D-GEX, linear, ridge, lasso, KNN-GE and the mean predictor (MAE/CCC/r)."""
     set_threads(threads)
@@ -450,30 +212,7 @@ def ggan_eval(
         input_path(labels_file)
         if groups is None:
             raise GengenError("--labels gives annotations for --groups COLUMN; add --groups.")
-    recipe = _recipe(
-        seed,
-        "fp32",  # every method scored from float32 predictions, as the baselines are
-        hidden=hidden,
-        layers=layers,
-        dropout=dropout,
-        activation=activation,
-        epochs=epochs,
-        batch_size=batch_size,
-        lr=lr,
-        weight_decay=weight_decay,
-        l1=l1,
-        consistency=consistency,
-        adv_weight=adv_weight,
-        d_hidden=d_hidden,
-        quantile=quantile,
-        val_fraction=val_fraction,
-        patience=patience,
-        start_margin=start_margin,
-        linear_skip=linear_skip,
-        input_noise=input_noise,
-        ridge_init=ridge_init,
-        refit=refit,
-    )
+    recipe = opt.replace(recipe, precision="fp32")  # every method scored from float32 predictions, as the baselines are
     adata, lm, tg = _reference(data, landmarks, landmarks_from, targets, probe_map, genes_in_rows, fmt, quiet)
     group_labels = None
     if groups is not None:

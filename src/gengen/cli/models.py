@@ -10,17 +10,12 @@ from typing import Annotated
 
 import typer
 
-from gengen.cli._app import GengenGroup, GengenTyper, QuietOpt, app, say
+from gengen.cli import _options as opt
+from gengen.cli._app import app, command_group, say
 
-models_app = GengenTyper(
-    name="models",
-    cls=GengenGroup,
-    help="The model store ($GENGEN_HOME/models): list, show, remove, add, and each pipeline's default model.",
-    no_args_is_help=False,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-    context_settings={"help_option_names": ["-h", "--help"]},
-)
+models_app = command_group(
+    "models", "The model store ($GENGEN_HOME/models): list, show, remove, add, and each pipeline's default model.",
+    no_args_is_help=False, context_settings={"help_option_names": ["-h", "--help"]})
 app.add_typer(models_app, name="models", rich_help_panel="Model store")
 
 PipelineArg = Annotated[str, typer.Argument(help="vae | ggan | dna-gan | dna-predictor.", show_default=False)]
@@ -129,7 +124,7 @@ def _short(v) -> str | None:
 @models_app.command("remove")
 def models_remove(
     name: Annotated[str, typer.Argument(help="A model name (gengen models list); never a path.", show_default=False)],
-    quiet: QuietOpt = False,
+    quiet: opt.QuietOpt = False,
 ) -> None:
     """Delete a stored model (only a gengen model folder in the store); a default it was is unset."""
     from gengen.store import PIPELINES, remove_model

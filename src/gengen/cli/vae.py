@@ -7,23 +7,11 @@ from typing import Annotated
 
 import typer
 
-from gengen.cli._app import (
-    CheckpointEveryOpt,
-    CheckpointMinutesOpt,
-    DeviceOpt,
-    FormatOpt,
-    GenesInRowsOpt,
-    QuietOpt,
-    ResumeOpt,
-    SeedOpt,
-    ThreadsOpt,
-    app,
-    input_path,
-    resume_recipe,
-    say,
-)
-from gengen.cli._store import model_or_default, stored_as_default, train_output
+from gengen.cli import _options as opt
+from gengen.cli._app import app, input_path, say
+from gengen.cli._store import TrainingRun, model_or_default, resumable
 from gengen.errors import GengenError
+from gengen.recipes import VAERecipe
 from gengen.runtime import plan_outputs, set_threads
 
 PANEL = "VAE (Tybalt)"
@@ -45,35 +33,37 @@ RegimeOpt = Annotated[str, typer.Option(
 CompatOpt = Annotated[bool, typer.Option("--tybalt-compat", help="Reproduce the published code: ReLU on log-variance, KL weight 0.")]
 LogOpt = Annotated[str, typer.Option(
     "--log", help="log2(x+1) before scaling: auto (when the data look like raw counts) | yes | no.")]
-ModelOpt = Annotated[str | None, typer.Option(
-    "--model", "-m", help="Model directory or store name (default: the store's default VAE model).")]
+ModelOpt = opt.model_option("Model directory or store name (default: the store's default VAE model).")
 
 
-def _recipe(latent, genes, gene_rank, hidden, epochs, batch_size, lr, kappa, beta, val_fraction, tybalt_compat, log_transform, seed,
-            regime="auto"):
-    from gengen.vae import VAERecipe
+def _check(recipe: VAERecipe) -> None:
+    """Choices the library would refuse later, refused before any data are read."""
     from gengen.vae.preprocess import GENE_RANKS, LOG_CHOICES
     from gengen.vae.train import REGIMES
 
-    if regime not in REGIMES:
-        raise GengenError(f"--regime must be one of {', '.join(REGIMES)}, got {regime!r}.")
-    if tybalt_compat and regime == "small":
+    if recipe.regime not in REGIMES:
+        raise GengenError(f"--regime must be one of {', '.join(REGIMES)}, got {recipe.regime!r}.")
+    if recipe.tybalt_compat and recipe.regime == "small":
         raise GengenError("--tybalt-compat reproduces the published Tybalt code; it cannot use --regime small.")
-
-    if log_transform not in LOG_CHOICES:  # before reading any data
-        raise GengenError(f"--log must be one of {', '.join(LOG_CHOICES)}, got {log_transform!r}.")
-    if gene_rank not in GENE_RANKS:
-        raise GengenError(f"unknown --gene-rank {gene_rank!r}; use one of {', '.join(GENE_RANKS)}.")
-    return VAERecipe(latent_dim=latent, n_genes=genes, gene_rank=gene_rank, hidden=hidden, epochs=epochs,
-                     batch_size=batch_size, learning_rate=lr, kappa=kappa, beta_max=beta, val_fraction=val_fraction,
-                     tybalt_compat=tybalt_compat, log_transform=log_transform, seed=seed, regime=regime)
+    if recipe.log_transform not in LOG_CHOICES:
+        raise GengenError(f"--log must be one of {', '.join(LOG_CHOICES)}, got {recipe.log_transform!r}.")
+    if recipe.gene_rank not in GENE_RANKS:
+        raise GengenError(f"unknown --gene-rank {recipe.gene_rank!r}; use one of {', '.join(GENE_RANKS)}.")
 
 
-# the recipe options of the training commands -> VAERecipe fields (for --resume)
-RECIPE_FIELDS = {"latent": "latent_dim", "genes": "n_genes", "gene_rank": "gene_rank", "hidden": "hidden",
-                 "epochs": "epochs", "batch_size": "batch_size", "lr": "learning_rate", "kappa": "kappa",
-                 "beta": "beta_max", "val_fraction": "val_fraction", "tybalt_compat": "tybalt_compat",
-                 "log_transform": "log_transform", "seed": "seed", "regime": "regime"}
+# The recipe options of vae-train, vae-encode and vae-compare (defaults: VAERecipe's); --resume maps
+# them back to VAERecipe fields through the same table.
+VAE_OPTIONS = opt.RecipeOptions(
+    VAERecipe,
+    {"latent": "latent_dim", "genes": "n_genes", "gene_rank": "gene_rank", "hidden": "hidden", "epochs": "epochs",
+     "batch_size": "batch_size", "lr": "learning_rate", "kappa": "kappa", "beta": "beta_max",
+     "val_fraction": "val_fraction", "tybalt_compat": "tybalt_compat", "log_transform": "log_transform",
+     "seed": "seed", "regime": "regime"},
+    declared={"latent": LatentOpt, "genes": GenesOpt, "gene_rank": GeneRankOpt, "hidden": HiddenOpt, "epochs": EpochsOpt,
+              "batch_size": BatchOpt, "lr": LrOpt, "kappa": KappaOpt, "beta": BetaOpt, "val_fraction": ValOpt,
+              "tybalt_compat": CompatOpt, "log_transform": LogOpt, "seed": opt.SeedOpt, "regime": RegimeOpt},
+    check=_check,
+)
 
 
 def _read(path: Path, genes_in_rows, fmt, quiet, expected_genes=None):
@@ -83,74 +73,60 @@ def _read(path: Path, genes_in_rows, fmt, quiet, expected_genes=None):
 
 
 @app.command("vae-train", rich_help_panel=PANEL)
+@resumable(VAE_OPTIONS)
 def vae_train(
     ctx: typer.Context,
     data: Annotated[Path, typer.Argument(help="Expression matrix (h5ad, csv, tsv, parquet, gct, gctx), samples x genes.")],
     output: Annotated[Path | None, typer.Option("-o", "--output", help=(
         "Model directory to write (default: a new model in the store, named after DATA, that becomes the "
         "default VAE model)."))] = None,
-    latent: LatentOpt = None, genes: GenesOpt = None, gene_rank: GeneRankOpt = "median-ad", hidden: HiddenOpt = None,
-    epochs: EpochsOpt = None, batch_size: BatchOpt = None, lr: LrOpt = 5e-4, kappa: KappaOpt = 1.0, beta: BetaOpt = None,
-    val_fraction: ValOpt = None, tybalt_compat: CompatOpt = False, log_transform: LogOpt = "auto", seed: SeedOpt = 0,
-    regime: RegimeOpt = "auto",
-    genes_in_rows: GenesInRowsOpt = None, fmt: FormatOpt = None, device: DeviceOpt = "auto", threads: ThreadsOpt = None, quiet: QuietOpt = False,
-    resume: ResumeOpt = False, checkpoint_every: CheckpointEveryOpt = None, checkpoint_minutes: CheckpointMinutesOpt = None,
+    recipe: VAERecipe | None = None,  # the VAE_OPTIONS, from --latent to --regime
+    genes_in_rows: opt.GenesInRowsOpt = None, fmt: opt.FormatOpt = None, device: opt.DeviceOpt = "auto", threads: opt.ThreadsOpt = None, quiet: opt.QuietOpt = False,
+    training: TrainingRun | None = None,  # the TRAINING_OPTIONS: --resume, --checkpoint-every, --checkpoint-minutes
 ) -> None:
     """Train a Tybalt VAE; writes model.safetensors, config.json, history.csv and training.png.
 
     The model folder is a resumable checkpoint while training runs (every 10 epochs and at least once
     a minute): after an interruption, the same command with --resume continues where it stopped.
     """
-    from gengen.training_state import Checkpointing, check_intervals, read_training_section
     from gengen.vae import VAEModel
 
     set_threads(threads)
-    check_intervals(checkpoint_every, checkpoint_minutes)
-    if resume and output is None:
-        raise GengenError("--resume continues a checkpoint: name it with -o (a folder, or the store's models/NAME).")
-    recipe = _recipe(latent, genes, gene_rank, hidden, epochs, batch_size, lr, kappa, beta, val_fraction, tybalt_compat, log_transform, seed, regime)
-    to_store, output = output is None, train_output(output, data, "vae")  # no -o: a new model in the store
-    plan_outputs(models={output: "vae"}, inputs=[data])  # before training, not after
-    if resume:  # before reading the data: a missing or foreign checkpoint fails at once
-        recipe = resume_recipe(ctx, recipe, read_training_section(output, "vae").get("recipe"), RECIPE_FIELDS)
+    run = training.folder(output, data, "vae")
+    if training.resume:
+        recipe = VAE_OPTIONS.resume(ctx, recipe, run.saved_recipe)
     adata = _read(data, genes_in_rows, fmt, quiet)
-    model = VAEModel.train(adata, recipe, device=device, quiet=quiet,
-                           checkpoint=Checkpointing(output, resume, checkpoint_every, checkpoint_minutes))
+    model = VAEModel.train(adata, recipe, device=device, quiet=quiet, checkpoint=run.checkpoint)
     m = model.metrics
     say(f"trained on {m['device']} in {m['train_seconds']:.1f} s: train recon {m['train_recon']:.1f}, "
         f"KL {m['train_kl']:.2f}" + (f"; validation recon {m['val_recon']:.1f}" if "val_recon" in m else ""), quiet)
-    if to_store:
-        stored_as_default(output, "vae", quiet)
-    typer.echo(str(output))
+    run.done(quiet)
 
 
 @app.command("vae-encode", rich_help_panel=PANEL)
+@VAE_OPTIONS
 def vae_encode(
     data: Annotated[Path, typer.Argument(help="Expression matrix (h5ad, csv, tsv, parquet, gct, gctx).")],
-    model: Annotated[str | None, typer.Option("--model", "-m", help="Trained model (folder or store name); without it, train one on DATA first.")] = None,
+    model: opt.model_option("Trained model (folder or store name); without it, train one on DATA first.") = None,
     output: Annotated[Path | None, typer.Option("-o", "--output", help="Output .h5ad (obsm['X_vae']) or .csv/.tsv/.parquet table (default: DATA.vae.h5ad).")] = None,
     save_model: Annotated[Path | None, typer.Option("--save-model", help="Where to save a model trained here (default: OUTPUT_STEM.model).")] = None,
     fill_missing: Annotated[bool, typer.Option("--fill-missing", help="Fill genes the data lack with training mid-range values.")] = False,
-    latent: LatentOpt = None, genes: GenesOpt = None, gene_rank: GeneRankOpt = "median-ad", hidden: HiddenOpt = None,
-    epochs: EpochsOpt = None, batch_size: BatchOpt = None, lr: LrOpt = 5e-4, kappa: KappaOpt = 1.0, beta: BetaOpt = None,
-    val_fraction: ValOpt = None, tybalt_compat: CompatOpt = False, log_transform: LogOpt = "auto", seed: SeedOpt = 0,
-    regime: RegimeOpt = "auto",
-    genes_in_rows: GenesInRowsOpt = None, fmt: FormatOpt = None, device: DeviceOpt = "auto", threads: ThreadsOpt = None, quiet: QuietOpt = False,
+    recipe: VAERecipe | None = None,  # the VAE_OPTIONS, from --latent to --regime
+    genes_in_rows: opt.GenesInRowsOpt = None, fmt: opt.FormatOpt = None, device: opt.DeviceOpt = "auto", threads: opt.ThreadsOpt = None, quiet: opt.QuietOpt = False,
 ) -> None:
     """Embed samples with a VAE (z_mean); trains one with the Tybalt recipe when no --model is given."""
     from gengen.io.expression import detect_format, output_format, write_expression
     from gengen.vae import VAEModel, encode
 
     set_threads(threads)
-    output = output or data.with_name(_stem(data) + ".vae.h5ad")
+    output = output or opt.beside(data, ".vae.h5ad")
     output_format(output)  # fail on a bad output name before any work
     if model is None:
-        save_model = save_model or output.with_name(_stem(output) + ".model")
+        save_model = save_model or opt.beside(output, ".model")
     plan_outputs([output], models={save_model: "vae"} if model is None else {}, inputs=[data, model])
-    recipe = _recipe(latent, genes, gene_rank, hidden, epochs, batch_size, lr, kappa, beta, val_fraction, tybalt_compat, log_transform, seed, regime)
     loaded = VAEModel.load(model, device=device) if model else None
-    if loaded is not None and log_transform != "auto":
-        say(f"note: --log {log_transform} ignored: the model applies its own input scale "
+    if loaded is not None and recipe.log_transform != "auto":
+        say(f"note: --log {recipe.log_transform} ignored: the model applies its own input scale "
             f"({'log2(x+1)' if loaded.scaler.log2p1 else 'values as given'}).", quiet)
     adata = _read(data, genes_in_rows, fmt, quiet, expected_genes=loaded.genes if loaded else None)
     out, used = encode(adata, loaded, recipe=recipe, save_model=save_model, fill_missing=fill_missing,
@@ -168,13 +144,6 @@ def _with_labels(adata, labels_file: Path | None, quiet: bool):
     return attach_annotations(adata, input_path(labels_file), quiet)
 
 
-def _stem(p: Path) -> str:
-    name = p.name
-    for suffix in (".gz", ".h5ad", ".csv", ".tsv", ".txt", ".parquet", ".gct"):
-        name = name.removesuffix(suffix)
-    return name
-
-
 def _write_profiles(adata, output: Path, protect=()) -> None:
     from gengen.io.expression import write_expression
 
@@ -186,7 +155,7 @@ def vae_decode(
     latent: Annotated[Path, typer.Argument(help="Latent table (samples x k: csv/tsv/parquet) or h5ad with obsm['X_vae'].")],
     model: ModelOpt = None,
     output: Annotated[Path, typer.Option("-o", "--output", help="Decoded expression (.h5ad/.csv/.tsv/.parquet).")] = Path("decoded.h5ad"),
-    device: DeviceOpt = "auto", quiet: QuietOpt = False,
+    device: opt.DeviceOpt = "auto", quiet: opt.QuietOpt = False,
 ) -> None:
     """Decode latent vectors back to expression in the training data's original units."""
     from gengen.vae import VAEModel, decode_to_anndata
@@ -206,7 +175,7 @@ def vae_sample(
     model: ModelOpt = None,
     n: Annotated[int, typer.Option("-n", help="Number of profiles to draw.")] = 100,
     output: Annotated[Path, typer.Option("-o", "--output", help="Sampled expression (.h5ad/.csv/.tsv/.parquet).")] = Path("samples.h5ad"),
-    seed: SeedOpt = 0, device: DeviceOpt = "auto", quiet: QuietOpt = False,
+    seed: opt.SeedOpt = 0, device: opt.DeviceOpt = "auto", quiet: opt.QuietOpt = False,
 ) -> None:
     """Draw profiles from the prior z ~ N(0, I), decoded to original units."""
     from gengen.vae import VAEModel, decode_to_anndata
@@ -234,7 +203,7 @@ def vae_features(
     by: Annotated[str | None, typer.Option("--by", help="obs column: find the feature that best separates each class.")] = None,
     labels_file: Annotated[Path | None, typer.Option("--labels", help="Sample annotation table (CSV/TSV, sample ids first) to take --by from.")] = None,
     fill_missing: Annotated[bool, typer.Option("--fill-missing", help="Fill genes the data lack.")] = False,
-    genes_in_rows: GenesInRowsOpt = None, fmt: FormatOpt = None, device: DeviceOpt = "auto", quiet: QuietOpt = False,
+    genes_in_rows: opt.GenesInRowsOpt = None, fmt: opt.FormatOpt = None, device: opt.DeviceOpt = "auto", quiet: opt.QuietOpt = False,
 ) -> None:
     """Top positive/negative decoder-weight genes per latent feature; with --data/--by, the feature
     that best separates each class (AUROC, direction)."""
@@ -267,17 +236,15 @@ def vae_features(
 
 
 @app.command("vae-compare", rich_help_panel=PANEL)
+@VAE_OPTIONS
 def vae_compare(
     data: Annotated[Path, typer.Argument(help="Expression matrix with labels in obs (h5ad) for --by.")],
     by: Annotated[str | None, typer.Option("--by", help="obs column for kNN label accuracy.")] = None,
     labels_file: Annotated[Path | None, typer.Option("--labels", help="Sample annotation table (CSV/TSV, sample ids first) to take --by from.")] = None,
     output: Annotated[Path | None, typer.Option("-o", "--output", help="Write the table (.tsv/.csv/.parquet).")] = None,
     repeats: Annotated[int, typer.Option("--repeats", help="Redo the comparison with seeds SEED..SEED+N-1 and report means and spread.")] = 1,
-    latent: LatentOpt = None, genes: GenesOpt = None, gene_rank: GeneRankOpt = "median-ad", hidden: HiddenOpt = None,
-    epochs: EpochsOpt = None, batch_size: BatchOpt = None, lr: LrOpt = 5e-4, kappa: KappaOpt = 1.0, beta: BetaOpt = None,
-    val_fraction: ValOpt = None, tybalt_compat: CompatOpt = False, log_transform: LogOpt = "auto", seed: SeedOpt = 0,
-    regime: RegimeOpt = "auto",
-    genes_in_rows: GenesInRowsOpt = None, fmt: FormatOpt = None, device: DeviceOpt = "auto", threads: ThreadsOpt = None, quiet: QuietOpt = False,
+    recipe: VAERecipe | None = None,  # the VAE_OPTIONS, from --latent to --regime
+    genes_in_rows: opt.GenesInRowsOpt = None, fmt: opt.FormatOpt = None, device: opt.DeviceOpt = "auto", threads: opt.ThreadsOpt = None, quiet: opt.QuietOpt = False,
 ) -> None:
     """VAE vs PCA vs NMF at the same k: held-out reconstruction (BCE x genes) and kNN label accuracy."""
     from gengen.io.expression import write_table
@@ -285,7 +252,7 @@ def vae_compare(
     from gengen.vae.features import labels_from
 
     set_threads(threads)
-    recipe = _recipe(latent, genes, gene_rank, hidden, epochs, batch_size, lr, kappa, beta, val_fraction, tybalt_compat, log_transform, seed, regime)
+    seed = recipe.seed
     if output is not None:
         from gengen.io.expression import output_format
 
@@ -309,7 +276,7 @@ def vae_import_tybalt(
     decoder: Annotated[Path, typer.Argument(help="Published Tybalt decoder (Keras HDF5).")],
     genes: Annotated[Path, typer.Option("--genes", help="Its gene list, one per line, in column order.")],
     output: Annotated[Path, typer.Option("-o", "--output", help="Model directory to write (decoder only).")],
-    quiet: QuietOpt = False,
+    quiet: opt.QuietOpt = False,
 ) -> None:
     """Convert the published Tybalt decoder into a gengen model (for vae-features, vae-decode)."""
     from gengen.vae import import_tybalt_decoder

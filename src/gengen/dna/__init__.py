@@ -24,6 +24,7 @@ from gengen.dna.objectives import Objective
 from gengen.dna.predictor_training import PredictorRecipe, TrainedPredictor, train_predictor
 from gengen.dna.predictors import CNNPredictor, PWMPredictor, exact_score, load_predictor, predict, report_scores
 from gengen.dna.train import GANRecipe, gradient_penalty, train_gan
+from gengen.recipes import DesignSettings
 
 __all__ = [
     "CNNPredictor",
@@ -31,6 +32,7 @@ __all__ = [
     "Objective",
     "verify",
     "Critic",
+    "DesignSettings",
     "DesignResult",
     "GANModel",
     "GANRecipe",

@@ -44,6 +44,7 @@ from gengen.dna.greedy import EditRules, better_of, polish, repair
 from gengen.dna.objectives import Objective, as_objectives, calibrate, combined, parse_target
 from gengen.dna.result import DesignResult, design_outputs
 from gengen.errors import GengenError
+from gengen.recipes import DesignSettings
 from gengen.runtime import Progress, check_memory, resolve_device
 
 if TYPE_CHECKING:
@@ -302,12 +303,12 @@ def design(
     gan: GANModel | None = None,
     constraints: Constraints | None = None,
     target: str | float | None = None,
-    steps: int = 500,
-    learning_rate: float = 0.1,
+    steps: int = DesignSettings.steps,
+    learning_rate: float = DesignSettings.learning_rate,
     straight_through: bool | None = None,
-    init_scale: float = 1.0,
-    grad_noise: float = 1e-5,
-    prior_weight: float = 0.0,
+    init_scale: float = DesignSettings.init_scale,
+    grad_noise: float = DesignSettings.grad_noise,
+    prior_weight: float = DesignSettings.prior_weight,
     seed: int = 0,
     device: str | torch.device = "auto",
     quiet: bool = True,

@@ -341,6 +341,68 @@ def load_objectives(
     return out, annotation
 
 
+def trained_lengths(predictor: str | None = None, specs: list[str] | None = None) -> dict[str, int]:
+    """The sequence length each ``dna-train-predictor`` model among the objectives (``--predictor``,
+    ``--objective predictor=...``) was trained on, by name, read from its config.json alone so it is
+    known before anything is loaded. A model that cannot be read is left out (loading it says why)."""
+    import json
+    from pathlib import Path
+
+    from gengen.checkpoint import CONFIG_NAME, resolve_model
+
+    sources = [predictor] if predictor else []
+    sources += [p.source for p in map(parse_objective, specs or []) if p.kind == "predictor"]
+    out = {}
+    for source in sources:
+        try:
+            cfg = json.loads((resolve_model(source, "dna-predictor") / CONFIG_NAME).read_text())
+        except (GengenError, OSError, ValueError):
+            continue
+        length = cfg.get("length") if isinstance(cfg, dict) and cfg.get("pipeline") == "dna-predictor" else None
+        if isinstance(length, int) and length > 0:
+            out[Path(source).name] = length
+    return out
+
+
+def design_length(trained: dict[str, int], length: int | None = None, *, gan_length: int | None = None,
+                  from_option: str = "--length") -> tuple[int | None, str]:
+    """The design length that fits the trained predictors, and a note when it was taken from them.
+
+    A CNN from ``dna-train-predictor`` was fitted on sequences of one length and its pooled scores at
+    another length are extrapolations, so a length given (``length``, or the GAN's ``gan_length``)
+    must be theirs, and without one the predictors' length is used.
+
+    Parameters
+    ----------
+    trained : predictor name -> the length it was trained on (:func:`trained_lengths`).
+    length : the length asked for (None: not given).
+    gan_length : the GAN's length in joint design (then ``length`` is not used).
+    from_option : how the user gave ``length``, for the error.
+
+    Returns
+    -------
+    (the length to design at, or None to keep the default; a note for the user or "").
+    """
+    if not trained:
+        return (gan_length or length), ""
+    asked, how = (gan_length, "the GAN's length") if gan_length is not None else (length, from_option)
+    if asked is not None:
+        for name, n in trained.items():
+            if n != asked:
+                raise GengenError(
+                    f"{how} {asked} differs from the {n} nt the predictor {name!r} was trained on (its scores at "
+                    f"other lengths are extrapolations); leave {from_option} out to design at {n} nt, or train a "
+                    f"predictor on {asked}-nt sequences."
+                )
+        return asked, ""
+    if len(set(trained.values())) > 1:
+        raise GengenError("the predictors were trained on different sequence lengths ("
+                          + ", ".join(f"{k}: {v} nt" for k, v in trained.items())
+                          + "); design needs predictors of one length.")
+    name, n = next(iter(trained.items()))
+    return n, f"design length {n} nt, the length predictor {name!r} was trained on"
+
+
 def objective_inputs(specs: list[str] | None) -> list[str]:
     """The files or model names ``--objective`` specs read (for :func:`gengen.runtime.plan_outputs`)."""
     return [parse_objective(s).source for s in specs or []]

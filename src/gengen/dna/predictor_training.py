@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -20,10 +20,13 @@ import torch
 from gengen.dna.baselines import kmer_ridge_baseline
 from gengen.dna.predictors import PIPELINE, CNNPredictor, load_predictor, predict  # noqa: F401 (old path)
 from gengen.errors import GengenError
-from gengen.runtime import Progress, resolve_device, seed_everything
+from gengen.recipes import PredictorRecipe
+from gengen.runtime import Progress, log, resolve_device, seed_everything
 
 if TYPE_CHECKING:
     import pandas as pd
+
+    from gengen.training_state import Checkpointing
 
 
 TRANSFORMS = ("log", "rank", "none")
@@ -44,34 +47,15 @@ def transform_labels(y: np.ndarray, how: str) -> np.ndarray:
 
 
 @dataclass
-class PredictorRecipe:
-    """Training settings for :class:`CNNPredictor`; defaults suit ~40k PBM probes on a CPU."""
-
-    channels: int = 64
-    width: int = 11
-    hidden: int = 64
-    epochs: int = 8
-    batch_size: int = 128
-    learning_rate: float = 2e-3
-    weight_decay: float = 1e-5
-    val_fraction: float = 0.1
-    # share of the training sequences that picks the best epoch, so the reported held-out r (on the
-    # val_fraction split) is not flattered by the choice
-    stop_fraction: float = 0.1
-    transform: str = "log"
-    seed: int = 0
-    notes: list[str] = field(default_factory=list)
-
-
-@dataclass
 class TrainedPredictor:
-    """A fitted CNN with its held-out metrics and history."""
+    """A fitted CNN with its held-out metrics and history (``training``: the resumable run's section)."""
 
     model: CNNPredictor
     recipe: PredictorRecipe
     length: int
     metrics: dict
     history: pd.DataFrame
+    training: dict | None = None
 
     def report(self) -> str:
         """One line: held-out Pearson r, the epoch kept, the 6-mer ridge baseline, time."""
@@ -83,10 +67,27 @@ class TrainedPredictor:
         return line + f"; {m['train_seconds']:.1f} s on {m['device']}"
 
     def save(self, directory) -> Path:
-        """Write the predictor with its length, recipe, metrics and history (:meth:`CNNPredictor.save`)."""
-        m = self.model
-        m.length, m.recipe, m.metrics, m.history = self.length, dict(vars(self.recipe)), self.metrics, self.history
-        return m.save(directory)
+        """Write the predictor with its length, recipe, metrics, history and training section
+        (:meth:`CNNPredictor.save`); returns the folder."""
+        _describe(self.model, self.recipe, self.length, self.metrics, self.history, self.training)
+        return self.model.save(directory)
+
+
+def _describe(model: CNNPredictor, recipe: PredictorRecipe, length: int, metrics: dict, history, training) -> None:
+    """What a saved predictor's config.json says beside the weights (one place for the final and the
+    mid-training folders)."""
+    model.length, model.recipe, model.metrics = int(length), asdict(recipe), metrics
+    model.history, model.training = history, training
+
+
+def _load_trained(directory, device) -> TrainedPredictor:
+    """A finished ``dna-train-predictor`` folder as a :class:`TrainedPredictor` (resuming a complete run)."""
+    import pandas as pd
+
+    model = CNNPredictor.load(directory, device=device)
+    known = {k: v for k, v in (model.recipe or {}).items() if k in PredictorRecipe.__dataclass_fields__}
+    return TrainedPredictor(model, PredictorRecipe(**known), int(model.length), dict(model.metrics),
+                            model.history if model.history is not None else pd.DataFrame(), model.training)
 
 
 def _pearson(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -105,6 +106,7 @@ def train_predictor(
     quiet: bool = True,
     baseline: bool = True,
     on_epoch: Callable[[int, dict], None] | None = None,
+    checkpoint: Checkpointing | None = None,
 ) -> TrainedPredictor:
     """Fit a :class:`CNNPredictor` on ``(N, L)`` codes and labels; report held-out Pearson r.
 
@@ -115,6 +117,14 @@ def train_predictor(
     after each epoch (1-based) with a copy of its history row (``stop_pearson`` is the early-stopping
     r); an exception it raises (a sweep's pruning signal) stops training and propagates unchanged.
 
+    ``checkpoint`` (:class:`gengen.training_state.Checkpointing`) makes the run resumable: its folder
+    holds a loadable predictor (the best weights so far) plus the whole training state (weights,
+    AdamW and one-cycle schedule, RNG streams, the early-stopping best), saved after every 10 epochs
+    and at least once a minute by default, mid-epoch when an epoch is longer, and the finished model
+    at the end. With ``resume=True`` the run continues the unfinished one saved there (``recipe=None``:
+    with its settings); the result is bit-identical to an uninterrupted run on the CPU at the same
+    thread count.
+
     Parameters
     ----------
     codes : sequences ``(N, L)``, uint8 codes 0-3.
@@ -124,22 +134,21 @@ def train_predictor(
     quiet : no progress or status lines (the default for library calls).
     baseline : also score the 6-mer ridge baseline on the held-out set.
     on_epoch : called as ``on_epoch(epoch, history_row)``.
+    checkpoint : makes the run resumable (see above).
 
     Returns
     -------
     A :class:`TrainedPredictor` (``.model``, ``.metrics``, ``.save(path)``).
     """
-    import pandas as pd
+    if checkpoint is None:
+        return _train(codes, labels, recipe, device, quiet, baseline, on_epoch, None)
+    from gengen.runtime import plan_outputs
 
-    from gengen.io.sequences import code_keys, codes_to_one_hot, grouped_parts
+    with plan_outputs(models={checkpoint.directory: PIPELINE}):  # locked from the start (no-op in the CLI)
+        return _train(codes, labels, recipe, device, quiet, baseline, on_epoch, checkpoint)
 
-    r = recipe or PredictorRecipe()
-    codes = np.asarray(codes)
-    y = transform_labels(np.asarray(labels, dtype=np.float64), r.transform)
-    if len(codes) != len(y):
-        raise GengenError(f"{len(codes)} sequences but {len(y)} labels.")
-    if len(codes) < 20:
-        raise GengenError(f"need at least 20 labelled sequences to train and validate, got {len(codes)}.")
+
+def _check_recipe(r: PredictorRecipe) -> None:
     for name in ("epochs", "batch_size", "channels", "hidden", "width"):
         if getattr(r, name) < 1:
             raise GengenError(f"--{name.replace('_', '-')} must be positive, got {getattr(r, name)}.")
@@ -150,11 +159,41 @@ def train_predictor(
         )
     if r.learning_rate <= 0:
         raise GengenError(f"--lr must be positive, got {r.learning_rate}.")
+
+
+def _train(codes, labels, recipe, device, quiet, baseline, on_epoch, checkpoint) -> TrainedPredictor:
+    import pandas as pd
+
+    from gengen.io.sequences import code_keys, codes_to_one_hot, grouped_parts
+    from gengen.training_state import data_fingerprint, open_training
+
+    ck = open_training(checkpoint, PIPELINE, quiet)
+    codes = np.asarray(codes)
+    raw = np.asarray(labels, dtype=np.float64)
+    if ck is not None:
+        ck.check_data(data_fingerprint(codes, raw))
+        if ck.resuming and recipe is None and ck.saved_recipe() is not None:
+            saved = ck.saved_recipe()
+            recipe = PredictorRecipe(**{k: v for k, v in saved.items() if k in PredictorRecipe.__dataclass_fields__})
+    r = recipe or PredictorRecipe()
+    y = transform_labels(raw, r.transform)
+    if len(codes) != len(y):
+        raise GengenError(f"{len(codes)} sequences but {len(y)} labels.")
+    if len(codes) < 20:
+        raise GengenError(f"need at least 20 labelled sequences to train and validate, got {len(codes)}.")
+    _check_recipe(r)
     if not np.isfinite(y).all():
         raise GengenError("labels must be finite numbers.")
     if not np.ptp(y) > 0:
         raise GengenError(f"every label is the same ({y[0]:g} after the {r.transform!r} transform): there is nothing "
                           "to learn; check the scores file.")
+    if ck is not None:
+        ck.check_recipe({**asdict(r), "notes": []})
+        ck.recipe_given = asdict(r)
+        ck.ready(r.epochs)
+        if ck.complete:
+            log(f"training in {str(ck.directory)!r} is already complete; nothing to resume.", quiet)
+            return _load_trained(ck.directory, device)
     seed_everything(r.seed)
     dev = resolve_device(device)
     rng = np.random.default_rng(r.seed)
@@ -174,43 +213,10 @@ def train_predictor(
     model = CNNPredictor(r.channels, r.width, r.hidden).to(dev)
     model.y_mean.fill_(float(y[tr_idx].mean()))
     model.y_std.fill_(float(y[tr_idx].std() or 1.0))
-    opt = torch.optim.AdamW(model.parameters(), lr=r.learning_rate, weight_decay=r.weight_decay)
-    tr = torch.as_tensor(tr_idx, device=dev)
-    steps_per_epoch = max(1, math.ceil(len(tr_idx) / r.batch_size))
-    sched = torch.optim.lr_scheduler.OneCycleLR(
-        opt, max_lr=r.learning_rate, total_steps=r.epochs * steps_per_epoch
-    )
-    gen = torch.Generator(device="cpu").manual_seed(r.seed)
-    rows = []
-    best: tuple[int, float, dict] | None = None  # (epoch, early-stopping r, weights)
-    t0 = time.perf_counter()
-    with Progress(r.epochs * steps_per_epoch, "train predictor", quiet) as bar:
-        for epoch in range(1, r.epochs + 1):
-            model.train()
-            order = tr[torch.randperm(len(tr), generator=gen).to(dev)]
-            total = torch.zeros((), device=dev)
-            for i in range(steps_per_epoch):
-                b = order[i * r.batch_size : (i + 1) * r.batch_size]
-                pred = (model(x_all[b]) - model.y_mean) / model.y_std
-                loss = torch.nn.functional.mse_loss(pred, (y_all[b] - model.y_mean) / model.y_std)
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-                sched.step()
-                total += loss.detach()
-                bar.update(1)
-            model.eval()
-            row = {"epoch": epoch, "train_loss": float(total) / steps_per_epoch}
-            if n_stop:
-                row["stop_pearson"] = _pearson(predict(model, x_all[stop_idx], device=dev), y_all[stop_idx].cpu())
-                r_stop = row["stop_pearson"] if math.isfinite(row["stop_pearson"]) else -math.inf  # constant output
-                if best is None or r_stop > best[1]:
-                    best = (epoch, r_stop, {k: v.detach().clone() for k, v in model.state_dict().items()})
-            row["val_pearson"] = _pearson(predict(model, x_all[val_idx], device=dev), y_all[val_idx].cpu())
-            rows.append(row)
-            bar.update(0, epoch=epoch, val_r=row["val_pearson"])
-            if on_epoch is not None:
-                on_epoch(epoch, dict(row))
+    if ck is not None:
+        ck.write_model = _checkpoint_parts(model, r, int(codes.shape[1]), dev)
+    split = _Split(x_all, y_all, torch.as_tensor(tr_idx, device=dev), stop_idx, val_idx)
+    rows, best, seconds = _fit(model, split, r, dev, quiet, on_epoch, ck)
     if best is not None and best[0] != r.epochs:
         model.load_state_dict(best[2])
     model.eval()
@@ -222,12 +228,110 @@ def train_predictor(
         "n_stop": int(n_stop),
         "n_val": int(n_val),
         "transform": r.transform,
-        "train_seconds": time.perf_counter() - t0,
+        "train_seconds": seconds,
         "device": str(dev),
     }
     if baseline:
         metrics["val_pearson_6mer_ridge"] = kmer_ridge_baseline(codes, y, tr_idx, val_idx, k=6)
-    return TrainedPredictor(model, r, int(codes.shape[1]), metrics, pd.DataFrame(rows))
+    trained = TrainedPredictor(model, r, int(codes.shape[1]), metrics, pd.DataFrame(rows))
+    if ck is not None:
+        trained.training = ck.finished()
+        trained.save(ck.directory)
+    return trained
+
+
+@dataclass
+class _Split:
+    """One-hot sequences and labels on the device, and the training / early-stopping / held-out rows."""
+
+    x: torch.Tensor
+    y: torch.Tensor
+    train: torch.Tensor
+    stop: np.ndarray
+    val: np.ndarray
+
+
+def _fit(model, split: _Split, r: PredictorRecipe, dev, quiet, on_epoch, checkpoint):
+    """The epochs (resumed where ``checkpoint`` stopped); returns (history rows, best, seconds) where
+    best is ``(epoch, early-stopping r, weights)`` or None without a stopping split."""
+    from gengen.training_state import LoopState
+
+    opt = torch.optim.AdamW(model.parameters(), lr=r.learning_rate, weight_decay=r.weight_decay)
+    tr = split.train
+    steps_per_epoch = max(1, math.ceil(len(tr) / r.batch_size))
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=r.learning_rate, total_steps=r.epochs * steps_per_epoch)
+    gen = torch.Generator(device="cpu").manual_seed(r.seed)
+    rows: list[dict] = []
+    best: tuple[int, float, dict] | None = None  # (epoch, early-stopping r, weights)
+    state = LoopState({"cnn": model}, {"adamw": opt}, {"permutation": gen}, history=rows)
+    state.values["scheduler"] = sched.state_dict()
+    if checkpoint is not None and checkpoint.start(state, dev):
+        sched.load_state_dict(state.values["scheduler"])
+        if state.values.get("best_epoch"):
+            weights = {k[5:]: v for k, v in state.tensors.items() if k.startswith("best.")}
+            best = (int(state.values["best_epoch"]), float(state.values["best_r"]), weights)
+    t0 = time.perf_counter()
+    with Progress(r.epochs * steps_per_epoch, "train predictor", quiet) as bar:
+        if state.epoch or state.batch:
+            bar.update(state.epoch * steps_per_epoch + state.batch)  # resumed: the steps done before
+        for epoch in range(state.epoch + 1, r.epochs + 1):
+            model.train()
+            state.begin_epoch()
+            order = tr[torch.randperm(len(tr), generator=gen).to(dev)]
+            total = state.running("total", torch.zeros((), device=dev))
+            for i in range(state.batch, steps_per_epoch):  # (a resumed epoch skips the batches done)
+                b = order[i * r.batch_size : (i + 1) * r.batch_size]
+                pred = (model(split.x[b]) - model.y_mean) / model.y_std
+                loss = torch.nn.functional.mse_loss(pred, (split.y[b] - model.y_mean) / model.y_std)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                sched.step()
+                total += loss.detach()
+                bar.update(1)
+                if checkpoint is not None:
+                    state.values["scheduler"] = sched.state_dict()
+                    state.batch = i + 1
+                    checkpoint.after_batch(state, dev)
+            model.eval()
+            row = {"epoch": epoch, "train_loss": float(total) / steps_per_epoch}
+            if len(split.stop):
+                row["stop_pearson"] = _pearson(predict(model, split.x[split.stop], device=dev), split.y[split.stop].cpu())
+                r_stop = row["stop_pearson"] if math.isfinite(row["stop_pearson"]) else -math.inf  # constant output
+                if best is None or r_stop > best[1]:
+                    best = (epoch, r_stop, {k: v.detach().clone() for k, v in model.state_dict().items()})
+                    state.tensors.update({f"best.{k}": v for k, v in best[2].items()})
+                    state.values.update(best_epoch=epoch, best_r=r_stop)
+            row["val_pearson"] = _pearson(predict(model, split.x[split.val], device=dev), split.y[split.val].cpu())
+            state.end_epoch(row)  # appends to rows
+            bar.update(0, epoch=epoch, val_r=row["val_pearson"])
+            if on_epoch is not None:
+                on_epoch(epoch, dict(row))
+            if checkpoint is not None:
+                checkpoint.after_epoch(state, dev, last=epoch == r.epochs)
+    return rows, best, state.seconds + time.perf_counter() - t0
+
+
+def _checkpoint_parts(model: CNNPredictor, recipe: PredictorRecipe, length: int, dev):
+    """The mid-training predictor a checkpoint folder holds: the best weights so far (else the
+    current ones), the config and history.csv as the loop has them; no plot."""
+
+    def parts(state) -> tuple[dict, dict, Callable[[Path], None]]:
+        import pandas as pd
+
+        best = {k[5:]: v for k, v in state.tensors.items() if k.startswith("best.")}
+        history = pd.DataFrame(state.history)
+        metrics = {"epochs_run": state.epoch, "best_epoch": state.values.get("best_epoch"), "device": str(dev)}
+
+        def extras(tmp: Path) -> None:
+            if len(history):
+                history.to_csv(tmp / "history.csv", index=False)
+
+        _describe(model, recipe, length, metrics, None, None)
+        _, config, _ = model._save_parts()
+        return best or model.state_dict(), config, extras
+
+    return parts
 
 
 def read_labels(path, ids: list[str]) -> np.ndarray:

@@ -120,6 +120,7 @@ class CNNPredictor(SavedModel, nn.Module):
         self.recipe: dict | None = None
         self.metrics: dict = {}
         self.history = None  # pandas DataFrame of the training epochs, when known
+        self.training: dict | None = None  # config.json's training section (a resumable run, see training_state)
         self.saved_config: dict | None = None  # config.json as loaded
         self.channels, self.width_, self.hidden = channels, width, hidden
         self.conv1 = nn.Conv1d(4, channels, width, padding=width // 2)
@@ -173,6 +174,10 @@ class CNNPredictor(SavedModel, nn.Module):
 
         cfg = {"kind": "cnn", "architecture": self.config(), "length": self.length, "recipe": self.recipe or {},
                "metrics": self.metrics}
+        if self.training is not None:
+            from gengen.training_state import SECTION
+
+            cfg[SECTION] = self.training
         return self.state_dict(), cfg, extra
 
     @classmethod
@@ -189,6 +194,8 @@ class CNNPredictor(SavedModel, nn.Module):
         model.recipe = cfg.get("recipe") if isinstance(cfg.get("recipe"), dict) else None
         model.metrics = dict(cfg.get("metrics") or {})
         model.history = checkpoint.history()
+        training = cfg.get("training")
+        model.training = training if isinstance(training, dict) else None
         model.saved_config = cfg
         dev = resolve_device(device) if isinstance(device, str) else device
         return model.to(dev).eval()

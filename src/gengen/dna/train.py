@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -26,6 +26,7 @@ from torch import nn
 
 from gengen.dna.model import Critic, Generator, ResBlock
 from gengen.errors import GengenError
+from gengen.recipes import GANRecipe
 from gengen.runtime import (
     Progress,
     capture_cuda_graph,
@@ -41,56 +42,6 @@ if TYPE_CHECKING:
     from gengen.dna.core import GANModel
 
 PIPELINE = "dna-gan"
-
-
-@dataclass
-class GANRecipe:
-    """WGAN-GP settings; defaults are the paper's except ``iterations`` (100k there; CPU-sized here)."""
-
-    length: int = 50
-    latent: int = 100
-    channels: int = 100
-    blocks: int = 5
-    batch_size: int = 64
-    critic_steps: int = 5
-    gp_weight: float = 10.0
-    learning_rate: float = 1e-4
-    beta1: float = 0.5
-    beta2: float = 0.9
-    iterations: int = 2000
-    log_every: int = 50
-    sample_every: int = 250
-    checkpoint_every: int = 250
-    seed: int = 0
-    heldout_fraction: float = 0.0
-    # True when the held-out check used only the validation half of the held-out genes (dna-train),
-    # leaving the test half to dna-eval; False: all held-out genes chose the checkpoint (library use,
-    # older models)
-    heldout_split: bool = False
-    # how held-out records were chosen: "sequence" (identical records, up to case and strand, on one side:
-    # gengen.dna.data.training_windows' default) or "name" (a hash of the record name). None: not recorded,
-    # which a saved model means "name" (trained before the sequence split) and train_gan fills with "sequence"
-    heldout_by: str | None = None
-    notes: list[str] = field(default_factory=list)
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    def validate(self) -> None:
-        for name in ("length", "latent", "channels", "blocks", "batch_size", "critic_steps", "iterations"):
-            if getattr(self, name) < 1:
-                raise GengenError(f"{name.replace('_', ' ')} must be positive, got {getattr(self, name)}.")
-        if self.learning_rate <= 0:
-            raise GengenError(f"learning rate must be positive, got {self.learning_rate}.")
-        if not 0 <= self.heldout_fraction < 1:
-            raise GengenError(f"held-out fraction (--heldout-fraction) must be in [0, 1), got {self.heldout_fraction}.")
-        if self.heldout_by not in (None, "sequence", "name"):
-            raise GengenError(f"heldout_by must be 'sequence' or 'name', got {self.heldout_by!r}.")
-        for name in ("log_every", "sample_every", "checkpoint_every"):
-            if getattr(self, name) < 1:
-                option = " (--sample-every)" if name != "log_every" else ""
-                raise GengenError(f"{name.replace('_', ' ')}{option} must be a positive number of iterations, "
-                                  f"got {getattr(self, name)}.")
 
 
 def gradient_penalty(critic: nn.Module, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:

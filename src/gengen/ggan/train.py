@@ -16,11 +16,11 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
 from gengen.errors import GengenError
+from gengen.recipes import GGANRecipe
 from gengen.runtime import PRECISIONS, Progress, autocast, on_device, resolve_precision, small_model_threads
 from gengen.training import make_optimizer
 
@@ -43,58 +43,6 @@ FINE_TUNE_LR = 1e-4  # from the ridge start the network refines a good solution:
 # 24 bulk-reference folds where nothing was gained); 3 SE is one-sided p = 0.00135 per look, ~5 % over 40
 # looks even counted as independent (Bonferroni). The real gains on PBMC measured 23-26 SE.
 START_MARGIN = 3.0
-
-
-@dataclass
-class GGANRecipe:
-    """Hyper-parameters; ``None`` means "adapt to the reference" (see :func:`resolve_ggan_recipe`).
-
-    On a reference of D-GEX's size (>= 50,000 profiles) the adapted recipe is the D-GEX class: 3 hidden
-    layers of 3,000 tanh units, Adam 5e-4, batch 200, ~1,500 optimiser steps. Smaller references get a
-    narrower generator that starts from the leave-one-out ridge map and keeps its adversarial
-    refinement only when that beats the ridge start on validation. λ's weight the L1 and consistency
-    terms relative to an adversarial weight of 1. ``patience=0`` turns early stopping off.
-    """
-
-    hidden: int | None = None
-    layers: int | None = None
-    dropout: float = 0.1
-    activation: str = "tanh"
-    input_noise: float = 0.0
-    linear_skip: bool | None = None
-    ridge_init: bool | None = None
-    refit: bool | None = None
-    d_hidden: int | None = None
-    loss: str = "gan"  # "gan" (GGAN) or "mse" (D-GEX baseline: same generator, MSE only)
-    adv_weight: float = 1.0
-    l1_weight: float = 10.0
-    consistency_weight: float = 1.0
-    epochs: int | None = None
-    min_steps: int = 1500
-    batch_size: int = 200
-    learning_rate: float | None = None
-    d_learning_rate: float | None = None
-    weight_decay: float = 0.0
-    val_fraction: float | None = None
-    patience: int | None = None
-    # standard errors (paired over validation profiles) by which the best trained epoch must beat the
-    # starting point to replace it; guards the ridge start against a lucky validation split
-    start_margin: float | None = None
-    quantile: bool = False
-    # auto: train in float32 (at batch 200 bf16 autocast was no faster on an H100: 22-39k vs
-    # 29-37k profiles/s), infer with bf16 autocast on a CUDA GPU (8x faster there, 0.3 % relative
-    # difference); fp32 / bf16 force one precision for both (see gengen.runtime.resolve_precision)
-    precision: str = "auto"
-    seed: int = 0
-    notes: list[str] = field(default_factory=list)
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> GGANRecipe:
-        known = {k: v for k, v in d.items() if k in cls.__dataclass_fields__}
-        return cls(**known)
 
 
 def adaptive_width(n_profiles: int) -> int:

@@ -11,11 +11,11 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
 from gengen.errors import GengenError
+from gengen.recipes import VAERecipe
 from gengen.runtime import (
     Progress,
     capture_cuda_graph,
@@ -34,37 +34,6 @@ VAE_SMALL_PARAMS = 500_000
 
 
 REGIMES = ("auto", "tybalt", "small")
-
-
-@dataclass
-class VAERecipe:
-    """Hyper-parameters; ``None`` means "adapt to the data" (see :func:`resolve_vae_recipe`).
-
-    Defaults are Tybalt's: 5,000 genes by absolute deviation, k = 100, Adam 5e-4, batch 50, 50 epochs,
-    kappa = 1 KL warm-up, beta = 1, 10 % validation. ``regime`` ``"auto"`` keeps that recipe when the
-    samples outnumber the genes (as Tybalt's 10,459 TCGA samples did its 5,000 genes) and uses the
-    small-cohort recipe (:mod:`gengen.vae.smallcohort`) below that; ``"tybalt"`` / ``"small"`` force one.
-    """
-
-    latent_dim: int | None = None
-    n_genes: int | None = None
-    gene_rank: str = "median-ad"
-    hidden: int | None = None
-    epochs: int | None = None
-    batch_size: int | None = None
-    learning_rate: float = 5e-4
-    kappa: float = 1.0
-    beta_max: float | None = None
-    val_fraction: float | None = None
-    tybalt_compat: bool = False
-    log_transform: str = "auto"
-    seed: int = 0
-    min_steps: int = 3000
-    regime: str = "auto"
-    notes: list[str] = field(default_factory=list)
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 MIN_SAMPLES = 4  # fewer: every latent coordinate is a single sample's offset; nothing generalises
