@@ -11,6 +11,7 @@ from typing import Annotated
 import typer
 
 from gengen.cli._app import GengenGroup, GengenTyper, QuietOpt, app, say
+from gengen.errors import GengenError
 
 models_app = GengenTyper(
     name="models",
@@ -148,10 +149,15 @@ def models_default(
     ] = None,
 ) -> None:
     """Show (PIPELINE) or set (PIPELINE NAME) the model commands use when --model is left out."""
-    from gengen.store import check_pipeline, default_model, pipeline_label, set_default
+    from gengen.store import check_pipeline, default_model, default_name, model_names, pipeline_label, set_default
 
     pipeline = check_pipeline(pipeline)
     if name is None:
+        if default_name(pipeline) is None:  # a question, not a command needing a model: say so without --model talk
+            have = model_names(pipeline)
+            hint = (f"make one of the store's the default with 'gengen models default {pipeline} {have[0]}'" if have
+                    else "the next model trained without -o becomes it")
+            raise GengenError(f"no default {pipeline_label(pipeline)} model yet; {hint}.")
         typer.echo(default_model(pipeline).name)
         return
     before = set_default(pipeline, name)

@@ -1,0 +1,42 @@
+"""What a new user types first, taken literally: factor names as motifs, questions to the empty store.
+
+Each case here was found by running the README and docs/ commands as written in a fresh directory.
+"""
+
+from __future__ import annotations
+
+from typer.testing import CliRunner
+
+from conftest import assert_one_line_error
+from gengen.cli import app
+
+runner = CliRunner()
+
+
+def run(*args):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+def test_motif_given_as_factor_name_lists_jaspar_ids(tmp_path):
+    fa = tmp_path / "s.fa"
+    fa.write_text(">s\nACGTGCCACCAGGGGGCGCTTAGA\n")
+    res = run("dna-score", fa, "--motif", "CTCF")
+    assert_one_line_error(res, "'CTCF'", "MA0139.2 (vertebrates, 15 bp)", "--motif MA0139.2")
+    # lower case finds the same factor; vertebrate matrices come first
+    res = run("dna-score", fa, "--motif", "gata1")
+    assert_one_line_error(res, "GATA1 as MA0035", "--motif MA0035")
+
+
+def test_motif_missing_file_or_unknown_name_has_no_jaspar_hint(tmp_path):
+    fa = tmp_path / "s.fa"
+    fa.write_text(">s\nACGTGCCACCAGGGGGCGCTTAGA\n")
+    for spec in ("motif.meme", "NOSUCHFACTOR123", str(tmp_path / "x" / "m.txt")):
+        res = run("dna-score", fa, "--motif", spec)
+        assert_one_line_error(res, "neither an existing file nor a JASPAR matrix id")
+        assert "has" not in res.output.split("MA0139.2", 1)[1]
+
+
+def test_models_default_with_none_set_does_not_talk_about_model_option():
+    res = run("models", "default", "ggan")
+    assert_one_line_error(res, "no default GGAN model yet", "trained without -o")
+    assert "--model" not in res.output
