@@ -5,6 +5,8 @@ Each case here was found by running the README and docs/ commands as written in 
 
 from __future__ import annotations
 
+import numpy as np
+import pandas as pd
 from typer.testing import CliRunner
 
 from conftest import assert_one_line_error
@@ -40,3 +42,16 @@ def test_models_default_with_none_set_does_not_talk_about_model_option():
     res = run("models", "default", "ggan")
     assert_one_line_error(res, "no default GGAN model yet", "trained without -o")
     assert "--model" not in res.output
+
+
+def test_models_list_counts_one_model_in_the_singular(tmp_path):
+    rng = np.random.default_rng(0)
+    ref = pd.DataFrame(rng.standard_normal((60, 6)), columns=[f"G{i}" for i in range(6)],
+                       index=[f"s{i}" for i in range(60)])
+    ref.to_csv(tmp_path / "ref.csv")
+    (tmp_path / "lm.txt").write_text("G0\nG1\nG2\n")
+    res = run("ggan-train", tmp_path / "ref.csv", "--landmarks", tmp_path / "lm.txt", "--hidden", "8",
+              "--epochs", "1", "--device", "cpu", "-q")
+    assert res.exit_code == 0, res.output
+    listing = run("models", "list")
+    assert listing.exit_code == 0 and "# 1 model in " in listing.output, listing.output

@@ -66,7 +66,8 @@ def models_list(
         mark = "*" if defaults.get(m.pipeline) == m.name else ""
         rows.append((m.name, m.pipeline + mark, _created(m.created), _size(m.size_bytes), m.summary))
     widths = [max(len(r[i]) for r in rows) for i in range(4)]
-    typer.echo(f"# {len(models)} models in {store_dir()}; * = the pipeline's default (used when --model is left out)")
+    count = f"{len(models)} model{'s' if len(models) != 1 else ''}"
+    typer.echo(f"# {count} in {store_dir()}; * = the pipeline's default (used when --model is left out)")
     for r in rows:
         typer.echo("  ".join(c.ljust(w) for c, w in zip(r[:4], widths, strict=True)) + "  " + r[4])
     stale = {p: n for p, n in defaults.items() if (p, n) not in {(m.pipeline, m.name) for m in models}}
