@@ -55,3 +55,18 @@ def test_models_list_counts_one_model_in_the_singular(tmp_path):
     assert res.exit_code == 0, res.output
     listing = run("models", "list")
     assert listing.exit_code == 0 and "# 1 model in " in listing.output, listing.output
+
+
+def test_dna_train_status_line_counts_every_iteration(tmp_path, monkeypatch):
+    """A run that stops between two log intervals (time limit, or the last iteration) still reports
+    how far it got: the status line once read 0/2000 after 42 iterations."""
+    from dna_fixtures import random_seqs, write_fa
+
+    fasta = write_fa(tmp_path / "train.fa", random_seqs(60, 40, seed=3), prefix="gene")
+    monkeypatch.setenv("GENGEN_PROGRESS_INTERVAL", "0")
+    monkeypatch.delenv("GENGEN_NO_PROGRESS", raising=False)
+    res = run("dna-train", fasta, "-o", tmp_path / "gan", "--length", 20, "--iterations", 7, "--channels", 4,
+              "--batch-size", 8, "--sample-every", 5, "--device", "cpu")
+    assert res.exit_code == 0, res.output
+    status = [ln for ln in res.output.splitlines() if ln.startswith("train WGAN-GP:")]
+    assert status and status[-1].startswith("train WGAN-GP: 7/7"), res.output
