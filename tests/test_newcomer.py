@@ -70,3 +70,14 @@ def test_dna_train_status_line_counts_every_iteration(tmp_path, monkeypatch):
     assert res.exit_code == 0, res.output
     status = [ln for ln in res.output.splitlines() if ln.startswith("train WGAN-GP:")]
     assert status and status[-1].startswith("train WGAN-GP: 7/7"), res.output
+
+
+def test_landmark_symbols_against_probe_reference_say_what_list_to_give(tmp_path):
+    rng = np.random.default_rng(0)
+    probes = ["1007_s_at", "1053_at", "117_at", "121_at", "1255_g_at", "1294_at"]
+    pd.DataFrame(rng.standard_normal((30, 6)), columns=probes, index=[f"s{i}" for i in range(30)]).to_csv(
+        tmp_path / "ref.csv")
+    (tmp_path / "lm.txt").write_text("DDR1\nRFC2\n")
+    res = run("ggan-train", tmp_path / "ref.csv", "--landmarks", tmp_path / "lm.txt", "-o", tmp_path / "m")
+    assert_one_line_error(res, "none of the 2 landmark genes", "'1007_s_at'", "probe map", "gene<TAB>Ensembl id")
+    assert not (tmp_path / "m").exists()
