@@ -81,3 +81,27 @@ def test_landmark_symbols_against_probe_reference_say_what_list_to_give(tmp_path
     res = run("ggan-train", tmp_path / "ref.csv", "--landmarks", tmp_path / "lm.txt", "-o", tmp_path / "m")
     assert_one_line_error(res, "none of the 2 landmark genes", "'1007_s_at'", "probe map", "gene<TAB>Ensembl id")
     assert not (tmp_path / "m").exists()
+
+
+def test_default_output_names_drop_every_data_extension(tmp_path):
+    """vae-encode and infer-targets name their default output after the input without its data and
+    compression extensions, as the model store does: x.tsv.bz2 -> x.vae.h5ad, not x.tsv.bz2.vae.h5ad."""
+    import bz2
+
+    rng = np.random.default_rng(0)
+    genes = [f"G{i}" for i in range(8)]
+    df = pd.DataFrame(rng.uniform(0, 5, (40, 8)), columns=genes, index=[f"s{i}" for i in range(40)])
+    (tmp_path / "expr.tsv.bz2").write_bytes(bz2.compress(df.to_csv(sep="\t").encode()))
+    res = run("vae-encode", tmp_path / "expr.tsv.bz2", "--latent", 2, "--epochs", 2, "--device", "cpu", "-q")
+    assert res.exit_code == 0, res.output
+    assert (tmp_path / "expr.vae.h5ad").is_file() and (tmp_path / "expr.vae.model").is_dir()
+
+    df.to_csv(tmp_path / "ref.csv")
+    (tmp_path / "lm.txt").write_text("G0\nG1\nG2\n")
+    res = run("ggan-train", tmp_path / "ref.csv", "--landmarks", tmp_path / "lm.txt", "-o", tmp_path / "m",
+              "--hidden", 8, "--epochs", 1, "--device", "cpu", "-q")
+    assert res.exit_code == 0, res.output
+    (tmp_path / "q.tsv.xz").write_bytes(__import__("lzma").compress(df[genes[:3]].to_csv(sep="\t").encode()))
+    res = run("infer-targets", tmp_path / "q.tsv.xz", "--model", tmp_path / "m", "-q")
+    assert res.exit_code == 0, res.output
+    assert (tmp_path / "q.targets.csv").is_file()

@@ -342,10 +342,9 @@ def infer_targets(
     from gengen.io.expression import output_format
 
     input_path(query)
-    name = query.name
-    for suffix in (".gz", ".h5ad", ".csv", ".tsv", ".txt", ".parquet", ".gctx", ".gct"):
-        name = name.removesuffix(suffix)
-    output = output or query.with_name(name + ".targets.csv")
+    from gengen.store import data_stem
+
+    output = output or query.with_name(data_stem(query) + ".targets.csv")
     output_format(output)  # fail on a bad output name before any work
     model = model_or_default(model, "ggan", quiet)
     plan_outputs([output], inputs=[query, model, gene_map])

@@ -169,10 +169,9 @@ def _with_labels(adata, labels_file: Path | None, quiet: bool):
 
 
 def _stem(p: Path) -> str:
-    name = p.name
-    for suffix in (".gz", ".h5ad", ".csv", ".tsv", ".txt", ".parquet", ".gct"):
-        name = name.removesuffix(suffix)
-    return name
+    from gengen.store import data_stem
+
+    return data_stem(p)
 
 
 def _write_profiles(adata, output: Path, protect=()) -> None:
