@@ -40,7 +40,7 @@ def test_motif_missing_file_or_unknown_name_has_no_jaspar_hint(tmp_path):
 
 def test_models_default_with_none_set_does_not_talk_about_model_option():
     res = run("models", "default", "ggan")
-    assert_one_line_error(res, "no default GGAN model yet", "trained without -o")
+    assert_one_line_error(res, "no default GGAN model yet", "gengen ggan-train REFERENCE.h5ad")
     assert "--model" not in res.output
 
 

@@ -150,15 +150,23 @@ def models_default(
     ] = None,
 ) -> None:
     """Show (PIPELINE) or set (PIPELINE NAME) the model commands use when --model is left out."""
-    from gengen.store import check_pipeline, default_model, default_name, model_names, pipeline_label, set_default
+    from gengen.store import (
+        PIPELINES,
+        check_pipeline,
+        default_model,
+        default_name,
+        model_names,
+        pipeline_label,
+        set_default,
+    )
 
     pipeline = check_pipeline(pipeline)
     if name is None:
-        if default_name(pipeline) is None:  # a question, not a command needing a model: say so without --model talk
+        if default_name(pipeline) is None:  # a question, not a command needing a model: no --model talk
             have = model_names(pipeline)
-            hint = (f"make one of the store's the default with 'gengen models default {pipeline} {have[0]}'" if have
-                    else "the next model trained without -o becomes it")
-            raise GengenError(f"no default {pipeline_label(pipeline)} model yet; {hint}.")
+            pick = f", or pick one of the store's: gengen models default {pipeline} {have[0]}" if have else ""
+            raise GengenError(f"no default {pipeline_label(pipeline)} model yet: make one with "
+                              f"'{PIPELINES[pipeline][1]}' (it becomes the default){pick}.")
         typer.echo(default_model(pipeline).name)
         return
     before = set_default(pipeline, name)
