@@ -105,3 +105,18 @@ def test_default_output_names_drop_every_data_extension(tmp_path):
     res = run("infer-targets", tmp_path / "q.tsv.xz", "--model", tmp_path / "m", "-q")
     assert res.exit_code == 0, res.output
     assert (tmp_path / "q.targets.csv").is_file()
+
+
+def test_ggan_eval_fold_lines_are_readable(tmp_path):
+    """Each fold's line lists its choices as 'alpha 100' rather than a Python dict with 16 digits."""
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((40, 8))
+    df = pd.DataFrame(X, columns=[f"G{i}" for i in range(8)], index=[f"s{i}" for i in range(40)])
+    df.to_csv(tmp_path / "ref.csv")
+    (tmp_path / "lm.txt").write_text("G0\nG1\nG2\n")
+    res = run("ggan-eval", tmp_path / "ref.csv", "--landmarks", tmp_path / "lm.txt", "--methods", "ridge,knn",
+              "--folds", 2, "-o", tmp_path / "ev", "--device", "cpu")
+    assert res.exit_code == 0, res.output
+    folds = [ln for ln in res.output.splitlines() if ln.startswith("fold ")]
+    assert len(folds) == 4 and "{" not in res.output, res.output
+    assert any("alpha " in ln for ln in folds) and any(" k " in ln for ln in folds), folds
