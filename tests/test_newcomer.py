@@ -120,3 +120,21 @@ def test_ggan_eval_fold_lines_are_readable(tmp_path):
     folds = [ln for ln in res.output.splitlines() if ln.startswith("fold ")]
     assert len(folds) == 4 and "{" not in res.output, res.output
     assert any("alpha " in ln for ln in folds) and any(" k " in ln for ln in folds), folds
+
+
+def test_vae_status_line_has_no_nan_without_validation(tmp_path, monkeypatch):
+    rng = np.random.default_rng(0)
+    df = pd.DataFrame(rng.uniform(0, 5, (30, 40)), columns=[f"G{i}" for i in range(40)],
+                      index=[f"s{i}" for i in range(30)])
+    df.to_csv(tmp_path / "x.csv")
+    monkeypatch.setenv("GENGEN_PROGRESS_INTERVAL", "0")
+    monkeypatch.delenv("GENGEN_NO_PROGRESS", raising=False)
+    res = run("vae-train", tmp_path / "x.csv", "-o", tmp_path / "m", "--latent", 2, "--epochs", 3, "--device", "cpu")
+    assert res.exit_code == 0, res.output
+    status = [ln for ln in res.output.splitlines() if ln.startswith("training VAE:") and "elapsed" in ln]
+    assert status and all("nan" not in ln and "val=" not in ln for ln in status), res.output
+    # with a validation split the validation loss is shown
+    res = run("vae-train", tmp_path / "x.csv", "-o", tmp_path / "m2", "--latent", 2, "--epochs", 3,
+              "--val-fraction", 0.2, "--device", "cpu")
+    status = [ln for ln in res.output.splitlines() if ln.startswith("training VAE:") and "elapsed" in ln]
+    assert res.exit_code == 0 and status and "val=" in status[-1], res.output
