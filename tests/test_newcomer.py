@@ -138,3 +138,23 @@ def test_vae_status_line_has_no_nan_without_validation(tmp_path, monkeypatch):
               "--val-fraction", 0.2, "--device", "cpu")
     status = [ln for ln in res.output.splitlines() if ln.startswith("training VAE:") and "elapsed" in ln]
     assert res.exit_code == 0 and status and "val=" in status[-1], res.output
+
+
+def test_command_help_paragraphs_are_unwrapped():
+    """Typer keeps a docstring's source line breaks after its first paragraph; at 80 columns that cut
+    sentences in two. Every command's help is whole paragraphs, wrapped by the terminal."""
+    import typer.main
+
+    def walk(group):
+        for sub in getattr(group, "commands", {}).values():
+            yield sub
+            yield from walk(sub)
+
+    commands = list(walk(typer.main.get_command(app)))
+    assert len(commands) > 20
+    for cmd in commands:
+        for paragraph in (cmd.help or "").split("\n\n"):
+            assert "\n" not in paragraph, (cmd.name, paragraph)
+    res = runner.invoke(app, ["vae-train", "--help"], terminal_width=80, env={"COLUMNS": "80"})
+    text = " ".join(ln.strip() for ln in res.output.splitlines())
+    assert "at least once a minute" in text, res.output
