@@ -158,3 +158,19 @@ def test_command_help_paragraphs_are_unwrapped():
     res = runner.invoke(app, ["vae-train", "--help"], terminal_width=80, env={"COLUMNS": "80"})
     text = " ".join(ln.strip() for ln in res.output.splitlines())
     assert "at least once a minute" in text, res.output
+
+
+def test_predictor_trained_into_store_says_how_to_use_it(tmp_path):
+    """No command falls back on a default DNA predictor (dna-design without --predictor designs toward
+    --motif), so the line after training names the option instead of 'used when --model is left out'."""
+    from dna_fixtures import random_seqs, write_fa
+
+    seqs = random_seqs(200, 20, seed=1)
+    fa = write_fa(tmp_path / "probes.fa", seqs, prefix="p")
+    pd.DataFrame({"id": [f"p{i}" for i in range(len(seqs))],
+                  "signal": np.random.default_rng(0).uniform(1, 100, len(seqs))}).to_csv(tmp_path / "s.csv", index=False)
+    res = run("dna-train-predictor", fa, "--scores", tmp_path / "s.csv", "--epochs", 1, "--no-baseline",
+              "--device", "cpu")
+    assert res.exit_code == 0, res.output
+    assert "use it with --predictor probes-dna-predictor" in res.output, res.output
+    assert "used when --model is left out" not in res.output
