@@ -32,10 +32,12 @@ def test_motif_given_as_factor_name_lists_jaspar_ids(tmp_path):
 def test_motif_missing_file_or_unknown_name_has_no_jaspar_hint(tmp_path):
     fa = tmp_path / "s.fa"
     fa.write_text(">s\nACGTGCCACCAGGGGGCGCTTAGA\n")
-    for spec in ("motif.meme", "NOSUCHFACTOR123", str(tmp_path / "x" / "m.txt")):
+    res = run("dna-score", fa, "--motif", "NOSUCHFACTOR123")
+    assert_one_line_error(res, "neither an existing file nor a JASPAR matrix id")
+    assert "has" not in res.output.split("MA0139.2", 1)[1]
+    for spec in ("motif.meme", str(tmp_path / "x" / "m.txt"), "ctcf.jaspar"):
         res = run("dna-score", fa, "--motif", spec)
-        assert_one_line_error(res, "neither an existing file nor a JASPAR matrix id")
-        assert "has" not in res.output.split("MA0139.2", 1)[1]
+        assert_one_line_error(res, f"motif file {spec!r} does not exist")
 
 
 def test_models_default_with_none_set_does_not_talk_about_model_option():

@@ -594,6 +594,8 @@ def load_motif(
         return read_motif_file(s, fmt=fmt, name=name, background=background, pseudocount=pseudocount, quiet=quiet)
     if JASPAR_ID.match(s.upper()):
         return fetch_jaspar(s, background=background, pseudocount=pseudocount, quiet=quiet)
+    if os.sep in s or "/" in s or re.search(r"\.[A-Za-z][A-Za-z0-9]{0,7}$", s):  # looks like a file name
+        raise GengenError(f"motif file {s!r} does not exist (and it is not a JASPAR matrix id like MA0139.2).")
     raise GengenError(f"motif {s!r} is neither an existing file nor a JASPAR matrix id like MA0139.2{_jaspar_by_name(s)}.")
 
 
