@@ -174,7 +174,7 @@ def test_jaspar_id_offline_and_unknown():
     assert pwm.length == 15 and "CTCF" in pwm.name
     with pytest.raises(GengenError, match="not in the bundled database"):
         load_motif("MA9999.9")
-    with pytest.raises(GengenError, match="neither"):
+    with pytest.raises(GengenError, match="does not exist"):
         load_motif("no_such_file.txt")
 
 

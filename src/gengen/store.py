@@ -48,7 +48,7 @@ PIPELINES: dict[str, tuple[str, str]] = {
 DEFAULTS_NAME = "defaults.json"
 INDEX_NAME = ".index.json"
 NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,99}")
-_DATA_SUFFIXES = (".gz", ".bz2", ".h5ad", ".csv", ".tsv", ".txt", ".parquet", ".gctx", ".gct",
+_DATA_SUFFIXES = (".gz", ".bz2", ".xz", ".h5ad", ".csv", ".tsv", ".txt", ".parquet", ".gctx", ".gct",
                   ".fa", ".fasta", ".fna", ".fas")
 
 
@@ -113,16 +113,22 @@ def check_name(name: str) -> str:
     return name
 
 
-def name_from(source: str | os.PathLike, pipeline: str) -> str:
-    """A readable store name for a model trained on ``source``: its file stem plus the pipeline,
-    e.g. ``bladderbatch-ggan`` for ``bladderbatch.h5ad`` (not yet made unique)."""
+def data_stem(source: str | os.PathLike) -> str:
+    """A data file's name without its data and compression extensions (``HiSeqV2.gz`` -> ``HiSeqV2``,
+    ``x.csv.gz`` -> ``x``, ``plate.gctx`` -> ``plate``): the base of every name made from an input."""
     stem = Path(source).name
     for _ in range(2):  # e.g. .csv.gz
         for suffix in _DATA_SUFFIXES:
             if stem.lower().endswith(suffix) and len(stem) > len(suffix):
                 stem = stem[: -len(suffix)]
                 break
-    stem = re.sub(r"[^A-Za-z0-9._+-]+", "-", stem).strip("-._+")[:60] or "model"
+    return stem
+
+
+def name_from(source: str | os.PathLike, pipeline: str) -> str:
+    """A readable store name for a model trained on ``source``: its file stem plus the pipeline,
+    e.g. ``bladderbatch-ggan`` for ``bladderbatch.h5ad`` (not yet made unique)."""
+    stem = re.sub(r"[^A-Za-z0-9._+-]+", "-", data_stem(source)).strip("-._+")[:60] or "model"
     return f"{stem}-{check_pipeline(pipeline)}"
 
 

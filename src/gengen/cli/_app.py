@@ -105,6 +105,19 @@ class GengenGroup(TyperGroup):
             raise typer.Exit(GengenError.exit_code) from None
 
 
+def unwrap_help(text: str | None) -> str | None:
+    """A docstring as help text: each paragraph on one line, so the terminal wraps it.
+
+    Typer's rich help keeps the source's line breaks after the first paragraph, which at 80 columns
+    cut sentences in two ("at least once" / "a minute)")."""
+    if not text:
+        return text
+    import inspect
+
+    paragraphs = inspect.cleandoc(text).split("\n\n")
+    return "\n\n".join(" ".join(ln.strip() for ln in par.splitlines()) for par in paragraphs)
+
+
 def _out_of_memory(exc: BaseException) -> bool:
     """Whether ``exc`` says an allocation failed: MemoryError (numpy), torch's CPU allocator or CUDA OOM."""
     if isinstance(exc, MemoryError) or type(exc).__name__ == "OutOfMemoryError":
@@ -120,6 +133,10 @@ class GengenCommand(TyperCommand):
     every ``< 0`` range check downstream (it compares false), so all are refused here, in one place,
     before the command runs. Only values the user gave are checked (a default may be ``inf`` on purpose).
     """
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.help = unwrap_help(self.help)
 
     def parse_args(self, ctx, args: list[str]) -> list[str]:
         """An empty argument (``--model ""``, ``-o ''``, ``--landmarks=``) names no file, model or number

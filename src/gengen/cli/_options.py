@@ -178,20 +178,17 @@ def replace(recipe: Any, **changes: Any) -> Any:
 
 
 # ------------------------------------------------------------------------------ output names
-DATA_SUFFIXES = (".gz", ".h5ad", ".csv", ".tsv", ".txt", ".parquet", ".gctx", ".gct")
+def output_stem(path: Path) -> str:
+    """``path``'s file name without its data and compression suffixes (``x.csv.gz`` -> ``x``, ``HiSeqV2.gz``
+    -> ``HiSeqV2``): the base of derived names, as the store names models (:func:`gengen.store.data_stem`)."""
+    from gengen.store import data_stem
+
+    return data_stem(path)
 
 
-def output_stem(path: Path, suffixes: tuple[str, ...] = DATA_SUFFIXES) -> str:
-    """``path``'s file name without its data suffixes (``x.csv.gz`` -> ``x``): the base of derived names."""
-    name = Path(path).name
-    for suffix in suffixes:
-        name = name.removesuffix(suffix)
-    return name
-
-
-def beside(path: Path, ending: str, suffixes: tuple[str, ...] = DATA_SUFFIXES) -> Path:
+def beside(path: Path, ending: str) -> Path:
     """The file next to ``path`` named after it: ``beside(Path("d/x.csv.gz"), ".vae.h5ad")`` is ``d/x.vae.h5ad``."""
-    return Path(path).with_name(output_stem(path, suffixes) + ending)
+    return Path(path).with_name(output_stem(path) + ending)
 
 
 def require_suffix(path: Path | None, allowed: tuple[str, ...], what: str) -> None:

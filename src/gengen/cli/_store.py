@@ -62,7 +62,7 @@ def stored_as_default(path: Path, pipeline: str, quiet: bool = False) -> None:
     was = f"; it replaces {before!r} (gengen models default {pipeline} {before} to go back)" if before and before != path.name else ""
     say(
         f"saved in the model store as {path.name!r}; it is now the default {pipeline_label(pipeline)} model, "
-        f"used when --model is left out{was}",
+        f"{_USED_WHEN.get(pipeline, 'used when --model is left out').format(name=path.name)}{was}",
         quiet,
     )
 
@@ -117,3 +117,11 @@ TRAINING_OPTIONS = opt.OptionGroup(
 def resumable(recipe_options: opt.RecipeOptions):
     """Decorate a resumable trainer: its ``recipe`` options, then the :data:`TRAINING_OPTIONS`."""
     return lambda command: TRAINING_OPTIONS(recipe_options(command))
+
+
+# where a pipeline's default model is used: only commands that need a model fall back on it; dna-design
+# keeps "no --predictor / --gan" meaning "design directly toward --motif", so those are named explicitly
+_USED_WHEN = {
+    "dna-gan": "used by dna-generate and dna-eval when --model is left out (dna-design: --gan {name})",
+    "dna-predictor": "use it with --predictor {name} (dna-design, dna-score, --objective predictor={name})",
+}

@@ -12,6 +12,7 @@ import typer
 
 from gengen.cli import _options as opt
 from gengen.cli._app import app, command_group, say
+from gengen.errors import GengenError
 
 models_app = command_group(
     "models", "The model store ($GENGEN_HOME/models): list, show, remove, add, and each pipeline's default model.",
@@ -60,7 +61,8 @@ def models_list(
         mark = "*" if defaults.get(m.pipeline) == m.name else ""
         rows.append((m.name, m.pipeline + mark, _created(m.created), _size(m.size_bytes), m.summary))
     widths = [max(len(r[i]) for r in rows) for i in range(4)]
-    typer.echo(f"# {len(models)} models in {store_dir()}; * = the pipeline's default (used when --model is left out)")
+    count = f"{len(models)} model{'s' if len(models) != 1 else ''}"
+    typer.echo(f"# {count} in {store_dir()}; * = the pipeline's default (used when --model is left out)")
     for r in rows:
         typer.echo("  ".join(c.ljust(w) for c, w in zip(r[:4], widths, strict=True)) + "  " + r[4])
     stale = {p: n for p, n in defaults.items() if (p, n) not in {(m.pipeline, m.name) for m in models}}
@@ -143,10 +145,23 @@ def models_default(
     ] = None,
 ) -> None:
     """Show (PIPELINE) or set (PIPELINE NAME) the model commands use when --model is left out."""
-    from gengen.store import check_pipeline, default_model, pipeline_label, set_default
+    from gengen.store import (
+        PIPELINES,
+        check_pipeline,
+        default_model,
+        default_name,
+        model_names,
+        pipeline_label,
+        set_default,
+    )
 
     pipeline = check_pipeline(pipeline)
     if name is None:
+        if default_name(pipeline) is None:  # a question, not a command needing a model: no --model talk
+            have = model_names(pipeline)
+            pick = f", or pick one of the store's: gengen models default {pipeline} {have[0]}" if have else ""
+            raise GengenError(f"no default {pipeline_label(pipeline)} model yet: make one with "
+                              f"'{PIPELINES[pipeline][1]}' (it becomes the default){pick}.")
         typer.echo(default_model(pipeline).name)
         return
     before = set_default(pipeline, name)

@@ -470,8 +470,10 @@ def _train_gan(train_codes, recipe, output, heldout_codes, resume, device, quiet
                     last_samples[:] = [codes]
                 state.history.append(row)
                 acc.zero_()
+                # advance by the iterations since the last update: a time limit or the last iteration can
+                # come mid-interval, and a bar stuck at 0/2000 after 42 iterations misleads
+                bar.update(n_acc, critic=vals[0], W=vals[1], gen=vals[3])
                 n_acc = 0
-                bar.update(recipe.log_every if not final else 0, critic=vals[0], W=vals[1], gen=vals[3])
                 if it % recipe.checkpoint_every == 0 and not final:
                     checkpoint()
             if out_of_time:

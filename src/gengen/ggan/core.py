@@ -647,7 +647,9 @@ def landmarks_and_targets(
     if len(missing) == len(landmarks):
         raise GengenError(
             f"none of the {len(landmarks)} landmark genes ({preview(landmarks, 3)}) are in the reference "
-            f"(its genes start {preview(adata.var_names, 3)}); for array probes pass --probe-map."
+            f"(its genes start {preview(adata.var_names, 3)}); name genes as the reference does, or, for array "
+            "probes, give a probe map (gene<TAB>Ensembl id<TAB>probe[,probe] per line, as D-GEX's "
+            "dgex_landmarks_943.tsv) as the list."
         )
     if missing:
         raise GengenError(

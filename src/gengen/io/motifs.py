@@ -607,4 +607,28 @@ def load_motif(
         return read_motif_file(s, fmt=fmt, name=name, background=background, pseudocount=pseudocount, quiet=quiet)
     if JASPAR_ID.match(s.upper()):
         return fetch_jaspar(s, background=background, pseudocount=pseudocount, quiet=quiet)
-    raise GengenError(f"motif {s!r} is neither an existing file nor a JASPAR matrix id like MA0139.2.")
+    if os.sep in s or "/" in s or re.search(r"\.[A-Za-z][A-Za-z0-9]{0,7}$", s):  # looks like a file name
+        raise GengenError(f"motif file {s!r} does not exist (and it is not a JASPAR matrix id like MA0139.2).")
+    raise GengenError(f"motif {s!r} is neither an existing file nor a JASPAR matrix id like MA0139.2{_jaspar_by_name(s)}.")
+
+
+def _jaspar_by_name(name: str) -> str:
+    """A hint for a factor name typed where a motif goes (``--motif CTCF``): JASPAR's matrices of that
+    name, so the user can pick one (several species and versions often share a name, so none is guessed)."""
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9:_-]{0,40}", name):
+        return ""  # a path or a file name: the "no such file" message is the useful one
+    try:
+        from pyjaspar import jaspardb
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            db = jaspardb()
+            found = db.fetch_motifs_by_name(name) or []
+    except Exception:  # noqa: BLE001 - only a hint; the error above stands without it
+        return ""
+    if not found:
+        return ""
+    found = sorted(found, key=lambda m: (m.tax_group != "vertebrates", m.matrix_id))[:6]
+    listed = ", ".join(f"{m.matrix_id} ({m.tax_group}, {m.length} bp)" for m in found)
+    return (f"; {getattr(db, 'release', 'JASPAR')} has {found[0].name} as {listed}: "
+            f"give one of these ids, e.g. --motif {found[0].matrix_id}")

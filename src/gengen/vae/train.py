@@ -291,7 +291,8 @@ def _fit_vae(module, x_train, x_val, recipe: VAERecipe, device, quiet: bool, cud
                 vr, vk = evaluate_loss(module, xv, gene_weights=wt)
                 row.update(val_recon=vr, val_kl=vk, val_loss=vr + beta * vk)
             state.end_epoch(row)  # appends to rows
-            bar.update(1, loss=row["train_loss"], val=row.get("val_loss", float("nan")))
+            # no validation split (the small-cohort recipe): no "val=nan" on the status line
+            bar.update(1, loss=row["train_loss"], **({"val": row["val_loss"]} if "val_loss" in row else {}))
             if on_epoch is not None:
                 on_epoch(epoch + 1, dict(row))
             if checkpoint is not None:
