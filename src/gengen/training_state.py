@@ -586,6 +586,18 @@ def open_training(plan: Checkpointing | None, pipeline: str, quiet: bool = False
     return ck
 
 
+def finish_model(model, checkpoint: TrainingCheckpoint | None, history):
+    """The last step of a checkpointed trainer: record the thread count the loop ran at and, when the
+    run has a checkpoint folder, write the finished model there (its training section marked complete).
+    Returns ``model``."""
+    model.cpu_threads = history.attrs.get("cpu_threads")
+    if checkpoint is not None:
+        model.training = checkpoint.finished()
+        model.save(checkpoint.directory)
+        model.path = checkpoint.directory
+    return model
+
+
 def unfinished_note(config: dict, directory: Path) -> str | None:
     """One line for a model saved by an unfinished training run (None for a finished one)."""
     section = config.get(SECTION)

@@ -225,7 +225,7 @@ class GGANModel(SavedModel):
         import pandas as pd
         import torch
 
-        from gengen.training_state import LoopState, data_fingerprint, open_training
+        from gengen.training_state import LoopState, data_fingerprint, finish_model, open_training
 
         if X.shape[0] != Y.shape[0]:
             raise GengenError(f"{X.shape[0]} landmark profiles but {Y.shape[0]} target profiles.")
@@ -361,12 +361,7 @@ class GGANModel(SavedModel):
             landmark_fill=fill,
             **gene_info,
         )
-        model.cpu_threads = history.attrs.get("cpu_threads")
-        if ck is not None:
-            model.training = ck.finished()
-            model.save(ck.directory)
-            model.path = ck.directory
-        return model
+        return finish_model(model, ck, history)
 
     # ------------------------------------------------------------------ matching data to the model
     def plan(self, var_names, var: pd.DataFrame | None = None) -> LandmarkPlan:

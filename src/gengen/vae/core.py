@@ -121,7 +121,7 @@ class VAEModel(SavedModel):
     def _train(cls, adata, recipe, device, quiet, on_epoch, checkpoint) -> VAEModel:
         import torch
 
-        from gengen.training_state import data_fingerprint, open_training
+        from gengen.training_state import data_fingerprint, finish_model, open_training
         from gengen.vae import smallcohort
         from gengen.vae.model import TybaltVAE
 
@@ -185,12 +185,7 @@ class VAEModel(SavedModel):
         module.eval()
         model.latent_map = smallcohort.decoder_metric_map(module, x_train, scaler) if small else None
         model.history, model.metrics = history, _metrics(history, dev)
-        model.cpu_threads = history.attrs.get("cpu_threads")
-        if ck is not None:
-            model.training = ck.finished()
-            model.save(ck.directory)
-            model.path = ck.directory
-        return model
+        return finish_model(model, ck, history)
 
     # ------------------------------------------------------------------ data alignment
     def align(self, adata: ad.AnnData, fill_missing: bool = False, quiet: bool = True) -> np.ndarray:
