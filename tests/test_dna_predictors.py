@@ -181,3 +181,16 @@ def _brute_best(pwm, seq):
         rc = "".join(comp[b] for b in reversed(win))
         out += [sum(pwm.log_odds[idx[b], j] for j, b in enumerate(s)) for s in (win, rc)]
     return out
+
+
+def test_predictor_keeps_nn_module_mode_apart_from_its_training_record(tmp_path):
+    """config.json's training section lives in ``training_record``: ``training`` is nn.Module's mode flag,
+    which design code saves and restores (a dict or None there broke ``train(mode)``)."""
+    from gengen.dna.predictors import CNNPredictor
+
+    m = CNNPredictor(channels=4, width=3, hidden=4)
+    assert m.training is True and m.training_record is None
+    m.length, m.training_record = 12, {"complete": True}
+    loaded = CNNPredictor.load(m.save(tmp_path / "p"), device="cpu")
+    assert loaded.training is False and loaded.training_record == {"complete": True}
+    loaded.train(loaded.training)  # what dna.design's borrowed() does on the way out

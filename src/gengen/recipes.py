@@ -178,3 +178,34 @@ class DesignSettings:
     grad_noise: float = 1e-5
     prior_weight: float = 0.0
     init_scale: float = 1.0
+
+
+@dataclass(frozen=True)
+class ObjectiveChoice:
+    """What a design or a generation run scores toward, as a user names it: ``objective`` specs
+    (``dna-design --objective``), or the one-objective ``motif`` / ``predictor`` shorthand, with how motif
+    files are read. :meth:`inputs` lists what it reads (to protect those files from being overwritten)
+    before :meth:`load` reads them."""
+
+    objective: list[str] | None = None
+    motif: str | None = None
+    motif_format: str | None = None
+    motif_name: str | None = None
+    pseudocount: float = 1.0
+    predictor: str | None = None
+
+    def inputs(self) -> list:
+        """The files and models they read (every ``--objective`` parsed now, before any is read)."""
+        from gengen.dna.objectives import objective_inputs
+
+        return [self.motif, self.predictor, *objective_inputs(self.objective)]
+
+    def load(self, target: str, device: str, quiet: bool, needed: bool = True):
+        """(objectives, the motif annotating predictor-only designs); nothing when not ``needed`` and none given."""
+        from gengen.dna.objectives import load_objectives
+
+        if not needed and not (self.objective or self.motif or self.predictor):
+            return [], None
+        return load_objectives(self.objective, motif=self.motif, predictor=self.predictor, target=target,
+                               motif_format=self.motif_format, motif_name=self.motif_name, pseudocount=self.pseudocount,
+                               device=device, quiet=quiet)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import fields
 from pathlib import Path
 from typing import Annotated
 
@@ -12,7 +12,7 @@ from gengen.cli import _options as opt
 from gengen.cli._app import app, input_path, report, say
 from gengen.cli._store import TRAINING_OPTIONS, TrainingRun, model_or_default, stored_as_default, train_output
 from gengen.errors import GengenError
-from gengen.recipes import DesignSettings, GANRecipe, PredictorRecipe
+from gengen.recipes import DesignSettings, GANRecipe, ObjectiveChoice, PredictorRecipe
 from gengen.runtime import plan_outputs, set_threads
 
 PANEL = "DNA (Killoran)"
@@ -54,35 +54,6 @@ PREDICTOR_OPTIONS = opt.RecipeOptions(
 DESIGN_OPTIONS = opt.RecipeOptions(
     DesignSettings, {"steps": "steps", "lr": "learning_rate", "prior_weight": "prior_weight", "grad_noise": "grad_noise"},
     unset=("lr",))
-
-
-@dataclass(frozen=True)
-class ObjectiveChoice:
-    """What dna-generate and dna-design score toward: ``--objective`` specs, or the ``--motif`` /
-    ``--predictor`` shorthand, with how motif files are read."""
-
-    objective: list[str] | None = None
-    motif: str | None = None
-    motif_format: str | None = None
-    motif_name: str | None = None
-    pseudocount: float = 1.0
-    predictor: str | None = None
-
-    def inputs(self) -> list:
-        """The files and models they read (every ``--objective`` parsed now, before any is read)."""
-        from gengen.dna.objectives import objective_inputs
-
-        return [self.motif, self.predictor, *objective_inputs(self.objective)]
-
-    def load(self, target: str, device: str, quiet: bool, needed: bool = True):
-        """(objectives, the motif annotating predictor-only designs); nothing when not ``needed`` and none given."""
-        from gengen.dna.objectives import load_objectives
-
-        if not needed and not (self.objective or self.motif or self.predictor):
-            return [], None
-        return load_objectives(self.objective, motif=self.motif, predictor=self.predictor, target=target,
-                               motif_format=self.motif_format, motif_name=self.motif_name, pseudocount=self.pseudocount,
-                               device=device, quiet=quiet)
 
 
 OBJECTIVE_OPTIONS = opt.OptionGroup(

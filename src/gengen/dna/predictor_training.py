@@ -77,7 +77,7 @@ def _describe(model: CNNPredictor, recipe: PredictorRecipe, length: int, metrics
     """What a saved predictor's config.json says beside the weights (one place for the final and the
     mid-training folders)."""
     model.length, model.recipe, model.metrics = int(length), asdict(recipe), metrics
-    model.history, model.training = history, training
+    model.history, model.training_record = history, training
 
 
 def _load_trained(directory, device) -> TrainedPredictor:
@@ -87,7 +87,7 @@ def _load_trained(directory, device) -> TrainedPredictor:
     model = CNNPredictor.load(directory, device=device)
     known = {k: v for k, v in (model.recipe or {}).items() if k in PredictorRecipe.__dataclass_fields__}
     return TrainedPredictor(model, PredictorRecipe(**known), int(model.length), dict(model.metrics),
-                            model.history if model.history is not None else pd.DataFrame(), model.training)
+                            model.history if model.history is not None else pd.DataFrame(), model.training_record)
 
 
 def _pearson(a: torch.Tensor, b: torch.Tensor) -> float:

@@ -120,7 +120,9 @@ class CNNPredictor(SavedModel, nn.Module):
         self.recipe: dict | None = None
         self.metrics: dict = {}
         self.history = None  # pandas DataFrame of the training epochs, when known
-        self.training: dict | None = None  # config.json's training section (a resumable run, see training_state)
+        # config.json's training section (a resumable run, see training_state); not ``training``, which
+        # nn.Module keeps for train/eval mode
+        self.training_record: dict | None = None
         self.saved_config: dict | None = None  # config.json as loaded
         self.channels, self.width_, self.hidden = channels, width, hidden
         self.conv1 = nn.Conv1d(4, channels, width, padding=width // 2)
@@ -174,10 +176,10 @@ class CNNPredictor(SavedModel, nn.Module):
 
         cfg = {"kind": "cnn", "architecture": self.config(), "length": self.length, "recipe": self.recipe or {},
                "metrics": self.metrics}
-        if self.training is not None:
+        if self.training_record is not None:
             from gengen.training_state import SECTION
 
-            cfg[SECTION] = self.training
+            cfg[SECTION] = self.training_record
         return self.state_dict(), cfg, extra
 
     @classmethod
@@ -195,7 +197,7 @@ class CNNPredictor(SavedModel, nn.Module):
         model.metrics = dict(cfg.get("metrics") or {})
         model.history = checkpoint.history()
         training = cfg.get("training")
-        model.training = training if isinstance(training, dict) else None
+        model.training_record = training if isinstance(training, dict) else None
         model.saved_config = cfg
         dev = resolve_device(device) if isinstance(device, str) else device
         return model.to(dev).eval()
