@@ -122,3 +122,25 @@ def test_set_threads_limits_numpy_blas_too(monkeypatch):
             assert torch.get_num_threads() == 1
         finally:
             torch.set_num_threads(before_torch)
+
+
+def test_a_swallowed_sigterm_stops_the_next_progress_update(monkeypatch):
+    """SIGTERM's SystemExit can land in a callback that Python ignores; the loop's next progress
+    update raises it again (dna-train kept training after such a SIGTERM, 1 run in 7)."""
+    import signal as sig
+
+    from gengen.runtime import Progress, command_scope
+
+    with pytest.raises(SystemExit) as stopped:
+        with command_scope():
+            handler = sig.getsignal(sig.SIGTERM)
+            try:
+                handler(sig.SIGTERM, None)  # as if delivered inside a __del__: raised, then swallowed
+            except SystemExit:
+                pass
+            with Progress(10, "train", quiet=True) as bar:
+                bar.update(1)
+    assert stopped.value.code == 128 + sig.SIGTERM
+    with command_scope():  # the next command starts clean
+        with Progress(10, "train", quiet=True) as bar:
+            bar.update(1)
