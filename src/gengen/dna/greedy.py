@@ -316,33 +316,43 @@ def polish(codes: torch.Tensor, objectives: list[Objective], rules: EditRules, *
             out |= (sc[i][idx] - float(o.target)).abs() > 1e-3 * max(1.0, abs(float(o.target)))
         return idx[out]
 
-    active = active_of(scores, rows_all)
-    chunk = _chunk(codes.shape[1], objectives)
+    def improve(rows: torch.Tensor, c: torch.Tensor) -> torch.Tensor | None:
+        cand = [substitution_scores(o, c).float() for o in objectives]
+        u = _utilities(objectives, cand)  # (m, L, 3)
+        if rules.constraints.any:
+            viol_now = rules.violations(c, rows)
+            viol = rules.substitution_violations(c, rows)
+            u = torch.where(viol <= viol_now[:, None, None], u, torch.full_like(u, -torch.inf))
+        best_u, best = u.flatten(1).max(dim=1)
+        take = best_u > util[rows] + 1e-9
+        if not take.any():
+            return None
+        r, b = rows[take], best[take]
+        _substitute(codes, r, b)
+        util[r] = best_u[take]
+        for i in range(len(objectives)):
+            scores[i][r] = cand[i].flatten(1)[take, b]
+        return active_of(scores, r)
+
+    _in_rounds(codes, active_of(scores, rows_all), _chunk(codes.shape[1], objectives), rounds, improve)
+    return codes.to(torch.uint8)
+
+
+def _substitute(codes: torch.Tensor, rows: torch.Tensor, choice: torch.Tensor) -> None:
+    """Apply one substitution per row in place: ``choice`` indexes (position, one of the 3 other bases)."""
+    p, k = choice // 3, choice % 3
+    codes[rows, p] = (codes[rows, p] + k + 1) % 4
+
+
+def _in_rounds(codes: torch.Tensor, active: torch.Tensor, chunk: int, rounds: int, step) -> None:
+    """Up to ``rounds`` rounds of ``step(rows, codes[rows])`` over the active designs, ``chunk`` rows at a
+    time; ``step`` edits ``codes`` in place and returns the rows to keep working on (None: none)."""
     for _ in range(rounds):
         if len(active) == 0:
             break
-        still = []
-        for s in range(0, len(active), chunk):
-            rows = active[s : s + chunk]
-            c = codes[rows]
-            cand = [substitution_scores(o, c).float() for o in objectives]
-            u = _utilities(objectives, cand)  # (m, L, 3)
-            if rules.constraints.any:
-                viol_now = rules.violations(c, rows)
-                viol = rules.substitution_violations(c, rows)
-                u = torch.where(viol <= viol_now[:, None, None], u, torch.full_like(u, -torch.inf))
-            best_u, best = u.flatten(1).max(dim=1)
-            take = best_u > util[rows] + 1e-9
-            if take.any():
-                r, b = rows[take], best[take]
-                p, k = b // 3, b % 3
-                codes[r, p] = (codes[r, p] + k + 1) % 4
-                util[r] = best_u[take]
-                for i in range(len(objectives)):
-                    scores[i][r] = cand[i].flatten(1)[take, b]
-                still.append(active_of(scores, r))
+        still = [step(rows, codes[rows]) for rows in torch.split(active, chunk)]
+        still = [r for r in still if r is not None]
         active = torch.cat(still) if still else active[:0]
-    return codes.to(torch.uint8)
 
 
 def better_of(a: torch.Tensor, b: torch.Tensor, objectives: list[Objective], rules: EditRules) -> tuple[torch.Tensor, int]:
@@ -366,28 +376,22 @@ def repair(codes: torch.Tensor, objectives: list[Objective], rules: EditRules, *
     if len(active) == 0:
         return codes.to(torch.uint8)
     rounds = int(viol.max()) + 2 if rounds is None else rounds
-    chunk = _chunk(codes.shape[1], objectives)
-    for _ in range(rounds):
-        if len(active) == 0:
-            break
-        still = []
-        for s in range(0, len(active), chunk):
-            rows = active[s : s + chunk]
-            c = codes[rows]
-            v = rules.substitution_violations(c, rows)  # (m, L, 3)
-            best_v = v.flatten(1).min(dim=1).values
-            improves = best_v < viol[rows]
-            if not improves.any():
-                continue
-            u = _utilities(objectives, [substitution_scores(o, c).float() for o in objectives])
-            u = torch.where(v == best_v[:, None, None], u, torch.full_like(u, -torch.inf))
-            best = u.flatten(1).argmax(dim=1)
-            r, b = rows[improves], best[improves]
-            p, k = b // 3, b % 3
-            codes[r, p] = (codes[r, p] + k + 1) % 4
-            viol[r] = best_v[improves]
-            still.append(r[viol[r] > 0])
-        active = torch.cat(still) if still else active[:0]
+
+    def fix(rows: torch.Tensor, c: torch.Tensor) -> torch.Tensor | None:
+        v = rules.substitution_violations(c, rows)  # (m, L, 3)
+        best_v = v.flatten(1).min(dim=1).values
+        improves = best_v < viol[rows]
+        if not improves.any():
+            return None
+        u = _utilities(objectives, [substitution_scores(o, c).float() for o in objectives])
+        u = torch.where(v == best_v[:, None, None], u, torch.full_like(u, -torch.inf))
+        best = u.flatten(1).argmax(dim=1)
+        r = rows[improves]
+        _substitute(codes, r, best[improves])
+        viol[r] = best_v[improves]
+        return r[viol[r] > 0]
+
+    _in_rounds(codes, active, _chunk(codes.shape[1], objectives), rounds, fix)
     return codes.to(torch.uint8)
 
 
