@@ -165,6 +165,8 @@ def test_a_swallowed_sigterm_stops_the_next_progress_update(monkeypatch):
             with Progress(10, "train", quiet=True) as bar:
                 bar.update(1)
     assert stopped.value.code == 128 + sig.SIGTERM
+    with Progress(10, "train", quiet=True) as bar:  # a library call after the command (no scope) runs
+        bar.update(1)
     with command_scope():  # the next command starts clean
         with Progress(10, "train", quiet=True) as bar:
             bar.update(1)

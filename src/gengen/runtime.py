@@ -882,6 +882,8 @@ def command_scope() -> Iterator[None]:
             yield
     finally:
         _SCOPES.remove(stack)
+        if not _SCOPES:  # the stop it asked for has happened: later library calls in this process run
+            _TERMINATED.clear()
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
 
