@@ -215,6 +215,18 @@ def test_grouped_parts_keep_identical_sequences_together():
     assert 16 <= len(val) <= 18 and 32 <= len(val) + len(stop) <= 34  # a group overshoots a cut by <= its size - 1
 
 
+def test_predictor_on_copies_of_one_probe_is_a_one_line_error():
+    """Copies stay in the held-out part they start in: 60 copies of one probe (labels differing) left
+    nothing to train on and ended in a Ridge ValueError traceback."""
+    from gengen.dna.predictor_training import PredictorRecipe, train_predictor
+    from gengen.errors import GengenError
+
+    codes = read_fasta_codes(random_seqs(1, 20, seed=4) * 60)
+    y = np.random.default_rng(0).normal(size=60)
+    with pytest.raises(GengenError, match="only 1 distinct sequences .* leaves 0 for training"):
+        train_predictor(codes, y, PredictorRecipe(epochs=1), device="cpu")
+
+
 @pytest.mark.slow
 def test_dm3_test_windows_no_longer_copy_training_records():
     # dm3 upstream2000: 26,454 records, 17,285 distinct sequences up to strand (one per transcript)

@@ -217,6 +217,21 @@ def test_ggan_eval_bad_grouping_is_one_line(small_reference, extra, needles):
     assert not (d / "bad_eval" / "ggan_eval_summary.tsv").exists()
 
 
+def test_ggan_eval_unknown_method_fails_before_the_reference_is_read(small_reference, monkeypatch):
+    """--methods is checked with the other options, not after reading the reference (41 s at TCGA size)."""
+    import gengen.io.expression
+
+    d, _ = small_reference
+
+    def never(*args, **kwargs):
+        raise AssertionError("the reference was read")
+
+    monkeypatch.setattr(gengen.io.expression, "read_expression", never)
+    res = runner.invoke(app, ["ggan-eval", str(d / "ref.csv"), "--landmarks", str(d / "landmarks.txt"),
+                              "--methods", "ridge,bogus", "-o", str(d / "bad_eval")])
+    assert_one_line_error(res, "unknown method(s) bogus", "choose from")
+
+
 # ---------------------------------------------------------------------------------------------- grouped folds
 def test_group_kfold_keeps_every_group_whole_and_balances_folds():
     from gengen.ggan import kfold_indices

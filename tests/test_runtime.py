@@ -124,6 +124,30 @@ def test_set_threads_limits_numpy_blas_too(monkeypatch):
             torch.set_num_threads(before_torch)
 
 
+def test_set_threads_limits_blas_libraries_loaded_later():
+    """scipy's own OpenBLAS (sklearn's ridge, randomized SVD) and sklearn's OpenMP load after
+    --threads is applied: they kept the machine's count (2 threads on 2 cores with --threads 1)."""
+    pytest.importorskip("threadpoolctl")
+    pytest.importorskip("sklearn")
+    import json
+    import subprocess
+    import sys
+
+    from conftest import REPO
+
+    script = ("from gengen.runtime import set_threads; set_threads(1)\n"
+              "import numpy as np; from sklearn.linear_model import Ridge\n"
+              "Ridge().fit(np.random.rand(50, 20), np.random.rand(50))\n"
+              "import json; from threadpoolctl import threadpool_info\n"
+              "print(json.dumps([[p['filepath'], p['num_threads']] for p in threadpool_info()]))")
+    env = {k: v for k, v in os.environ.items() if not k.endswith("_NUM_THREADS") and k != "GENGEN_THREADS"}
+    env["PYTHONPATH"] = str(REPO / "src")
+    out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    pools = json.loads(out.stdout)
+    assert len(pools) >= 2 and all(n == 1 for _, n in pools), pools
+
+
 def test_a_swallowed_sigterm_stops_the_next_progress_update(monkeypatch):
     """SIGTERM's SystemExit can land in a callback that Python ignores; the loop's next progress
     update raises it again (dna-train kept training after such a SIGTERM, 1 run in 7)."""
@@ -141,6 +165,8 @@ def test_a_swallowed_sigterm_stops_the_next_progress_update(monkeypatch):
             with Progress(10, "train", quiet=True) as bar:
                 bar.update(1)
     assert stopped.value.code == 128 + sig.SIGTERM
+    with Progress(10, "train", quiet=True) as bar:  # a library call after the command (no scope) runs
+        bar.update(1)
     with command_scope():  # the next command starts clean
         with Progress(10, "train", quiet=True) as bar:
             bar.update(1)

@@ -164,6 +164,31 @@ def test_vae_resumed_after_any_checkpoint_is_bit_identical(toy_expression, tmp_p
     assert cfg["recipe"] == json.loads((tmp_path / "full" / "config.json").read_text())["recipe"]
 
 
+def test_small_cohort_vae_resumes_bit_identical_with_its_calibrated_beta_and_latent_map(toy_expression, tmp_path,
+                                                                                         monkeypatch):
+    """40 samples < 60 genes: the small-cohort regime calibrates beta after the resume check (the check
+    compared the checkpoint's calibrated beta with None and refused every resume); a mid-training
+    checkpoint embeds through the latent map of its weights, as the finished model does."""
+    from gengen.vae import VAEModel, VAERecipe
+
+    small = toy_expression[:40].copy()
+    plain = VAEModel.train(small, VAERecipe(**VAE_TINY), device="cpu", quiet=True)
+    assert plain.recipe.regime == "small" and 0 < plain.recipe.beta_max < 1
+    with monkeypatch.context() as m:
+        _stop_after_save(m, 4)  # mid-epoch 2 (3 batches an epoch)
+        with pytest.raises(Interrupted):
+            _vae(small, tmp_path / "cut", minutes=1e-9)
+    mid = VAEModel.load(tmp_path / "cut", device="cpu")
+    assert mid.latent_map is not None
+    z = mid.module.encode_mean(torch.as_tensor(mid.scaler.transform(mid.align(small)))).detach().double().numpy()
+    np.testing.assert_allclose(mid.encode(small), z @ mid.latent_map, rtol=1e-5, atol=1e-6)
+    resumed = _vae(small, tmp_path / "cut", resume=True, minutes=1e-9)
+    assert resumed.recipe.beta_max == plain.recipe.beta_max and resumed.recipe.notes == plain.recipe.notes
+    assert all(torch.equal(v, resumed.module.state_dict()[k]) for k, v in plain.module.state_dict().items())
+    np.testing.assert_array_equal(resumed.latent_map, plain.latent_map)
+    pd.testing.assert_frame_equal(plain.history, resumed.history)
+
+
 def test_unfinished_vae_checkpoint_is_a_model_that_says_so(toy_expression, tmp_path, monkeypatch, capsys):
     from gengen.vae import VAEModel
 

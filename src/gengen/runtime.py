@@ -96,7 +96,11 @@ def set_threads(n: int | None = None) -> None:
 def _limit_blas_threads(n: int) -> None:
     """numpy's BLAS (OpenBLAS/MKL) gets the same count as torch: the small-cohort VAE's PCA steps, ridge
     fits and k-mer counts run there, and two workers with ``--threads 1`` each would otherwise run four
-    BLAS threads on two cores (measured: a 2-worker sweep 3x slower per trial)."""
+    BLAS threads on two cores (measured: a 2-worker sweep 3x slower per trial). Libraries loaded later
+    (scipy's own OpenBLAS under sklearn's ridge and randomized SVD, sklearn's OpenMP) read the count
+    from the environment when they load."""
+    for name in ("OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "OMP_NUM_THREADS"):
+        os.environ[name] = str(n)
     try:
         import numpy  # noqa: F401  (loads the BLAS library so that the limit reaches it)
         from threadpoolctl import threadpool_limits
@@ -878,6 +882,8 @@ def command_scope() -> Iterator[None]:
             yield
     finally:
         _SCOPES.remove(stack)
+        if not _SCOPES:  # the stop it asked for has happened: later library calls in this process run
+            _TERMINATED.clear()
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
 

@@ -205,7 +205,7 @@ def ggan_eval(
     from gengen.io.expression import write_table
     from gengen.runtime import atomic_path
 
-    chosen = tuple(m.strip() for m in methods.split(",") if m.strip())
+    chosen = GGAN_METHODS.check(tuple(m.strip() for m in methods.split(",") if m.strip()))  # before the reference is read
     names = ("ggan_eval_summary.tsv", "ggan_eval_folds.tsv", "ggan_eval_per_gene.tsv", "ggan_eval.png", "ggan_eval_info.json")
     plan_outputs([output / name for name in names], inputs=[data, landmarks, landmarks_from, targets, labels_file])
     if labels_file is not None:

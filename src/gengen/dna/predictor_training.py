@@ -206,8 +206,14 @@ def _train(codes, labels, recipe, device, quiet, baseline, on_epoch, checkpoint)
             f"({n_val}) and early-stopping ({n_stop}) splits; lower the validation / stopping fractions or add data."
         )
     # identical probes (either strand) share a part, so none is both trained on and validated on
-    val_idx, stop_idx, tr_idx = grouped_parts(perm, code_keys(codes), (n_val, n_stop))
+    keys = code_keys(codes)
+    val_idx, stop_idx, tr_idx = grouped_parts(perm, keys, (n_val, n_stop))
     n_val, n_stop = len(val_idx), len(stop_idx)
+    if len(tr_idx) < 10:  # a large group of copies fills the held-out part it starts in
+        raise GengenError(
+            f"only {len(np.unique(keys))} distinct sequences (either strand) among the {len(codes)}: copies stay in "
+            f"one split part, which leaves {len(tr_idx)} for training; check the FASTA (the same sequence repeated?)."
+        )
     x_all = codes_to_one_hot(codes, device=dev)
     y_all = torch.as_tensor(y, dtype=torch.float32, device=dev)
     model = CNNPredictor(r.channels, r.width, r.hidden).to(dev)

@@ -35,6 +35,7 @@ from gengen.io.files import (
     sniff_delimiter,
     split_fields,
     stored_kind,
+    wide_text,
 )
 from gengen.runtime import atomic_path, log
 
@@ -548,6 +549,8 @@ def _arrow_matrix(path: Path, sep: str, width: int, source: str):
     # the 10,459 x 20,530 benchmark: 8 MB blocks peak at 2.97 GB, 32 MB at 2.42 GB, 174 MB at 3.86 GB)
     block = int(min(32 << 20, max(1 << 20, 256 * row_bytes)))
     compression = stored_kind(path)
+    if compression == "gzip" and wide_text(path):  # UTF-16/32 inside: open_bytes re-encodes it
+        compression = "text"
     stream = (pa.input_stream(str(path), compression="gzip", buffer_size=1 << 20) if compression == "gzip"
               else open_bytes(path))
     with stream as fh:

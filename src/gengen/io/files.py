@@ -121,6 +121,17 @@ def open_bytes(path: str | os.PathLike, what: str = "input file") -> io.Buffered
     return io.BufferedReader(_Utf8Recoder(stream, encoding, path, what), buffer_size=1 << 20)
 
 
+def wide_text(path: str | os.PathLike) -> bool:
+    """Whether the file's decompressed content is UTF-16/32 text (by its byte-order mark): a reader
+    that decompresses by itself instead of through :func:`open_bytes` would get it undecoded."""
+    opener = _OPENERS.get(stored_kind(path), open)
+    try:
+        with opener(path, "rb") as fh:
+            return _wide_encoding(fh.read(4)) is not None
+    except _DAMAGE:  # the reader that follows names the damage
+        return False
+
+
 def _wide_encoding(head: bytes) -> str | None:
     """UTF-16/32 by their byte-order mark (Excel's "Unicode text" export writes UTF-16 LE with one)."""
     if head.startswith((b"\xff\xfe\x00\x00", b"\x00\x00\xfe\xff")):

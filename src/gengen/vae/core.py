@@ -8,6 +8,7 @@ against them by gene name.
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -134,7 +135,12 @@ class VAEModel(SavedModel):
             given = VAERecipe(**ck.saved_recipe())
         recipe = resolve_vae_recipe(given, adata.n_obs, adata.n_vars)
         if ck is not None:
-            ck.check_recipe({**recipe.to_dict(), "notes": []})
+            resolved = {**recipe.to_dict(), "notes": []}
+            saved_given = ck.saved_recipe() if ck.resuming else None
+            if recipe.beta_max is None and saved_given is not None and saved_given.get("beta_max") is None:
+                # calibrated from the (checked) data below, as the checkpoint's was: compare the value it got
+                resolved["beta_max"] = (ck.section["config"].get("recipe") or {}).get("beta_max")
+            ck.check_recipe(resolved)
             if ck.resuming and ck.saved_recipe() is not None:  # the original's notes, word for word
                 given = VAERecipe(**ck.saved_recipe())
                 recipe = resolve_vae_recipe(given, adata.n_obs, adata.n_vars)
@@ -175,7 +181,7 @@ class VAEModel(SavedModel):
                            mean_activation="linear" if small else "relu")
         model = cls(module, genes, scaler, recipe=recipe, device=str(dev))
         if ck is not None:
-            ck.write_model = model._checkpoint_parts
+            ck.write_model = partial(model._checkpoint_parts, x_train=x_train if small else None)
         log(f"training VAE: {len(train_idx)} train / {len(val_idx)} validation samples, {len(genes)} genes, "
             f"k={recipe.latent_dim}, {recipe.epochs} epochs on {dev}", quiet)
         with torch.random.fork_rng(devices=[dev] if dev.type == "cuda" else []):
@@ -369,11 +375,22 @@ class VAEModel(SavedModel):
             tensors[LATENT_MAP_KEY] = torch.as_tensor(self.latent_map, dtype=torch.float64)
         return tensors, self.config(), extras
 
-    def _checkpoint_parts(self, state) -> tuple[dict, dict, Callable[[Path], None]]:
+    def _checkpoint_parts(self, state, x_train: np.ndarray | None = None) -> tuple[dict, dict, Callable[[Path], None]]:
         """A mid-training model of the current weights (for :class:`gengen.training_state.TrainingCheckpoint`):
-        weights, config and history.csv as the loop has them; no plot (it would cost more than the save)."""
+        weights, config and history.csv as the loop has them; no plot (it would cost more than the save).
+        ``x_train`` (the small-cohort regime): the latent map of the current weights is saved too, so the
+        checkpoint embeds in the same coordinates as the finished model."""
         import pandas as pd
         import torch
+
+        tensors = dict(self.module.state_dict())
+        if x_train is not None:
+            from gengen.vae import smallcohort
+
+            mode = self.module.training
+            self.latent_map = smallcohort.decoder_metric_map(self.module, x_train, self.scaler)
+            self.module.train(mode)  # the loop continues in its mode (the map is computed in eval mode)
+            tensors[LATENT_MAP_KEY] = torch.as_tensor(self.latent_map, dtype=torch.float64)
 
         history = pd.DataFrame(state.history)
         metrics = {k: float(history[k].iloc[-1]) for k in history.columns if k != "epoch"} if len(history) else {}
@@ -384,7 +401,7 @@ class VAEModel(SavedModel):
             if len(history):
                 history.to_csv(tmp / "history.csv", index=False)
 
-        return self.module.state_dict(), self.config(), extras
+        return tensors, self.config(), extras
 
     @classmethod
     def _from_checkpoint(cls, checkpoint: LoadedCheckpoint, device: str) -> VAEModel:
