@@ -83,7 +83,7 @@ class TrainingRun:
 
         check_intervals(self.checkpoint_every, self.checkpoint_minutes)
         if self.resume and output is None:
-            raise GengenError("--resume continues a checkpoint: name it with -o (a folder, or the store's models/NAME).")
+            raise GengenError("--resume continues a checkpoint: name it with -o (its folder; for a store model the path `gengen models show NAME` prints).")
         to_store, path = output is None, train_output(output, data, pipeline)  # no -o: a new model in the store
         plan_outputs(models={path: pipeline}, inputs=[data, *inputs])  # before training, not after
         saved = read_training_section(path, pipeline).get("recipe") if self.resume else None

@@ -103,7 +103,7 @@ def dna_train(
 
     set_threads(threads)
     if resume and output is None:
-        raise GengenError("--resume continues a checkpoint: name it with -o (a folder, or the store's models/NAME).")
+        raise GengenError("--resume continues a checkpoint: name it with -o (its folder; for a store model the path `gengen models show NAME` prints).")
     if time_limit is not None and time_limit <= 0:
         raise GengenError(f"--time-limit must be a positive number of minutes, got {time_limit:g}.")
     heldout_fraction = resume_heldout_fraction(output, heldout_fraction) if resume else heldout_fraction
