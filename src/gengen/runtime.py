@@ -888,6 +888,26 @@ def command_scope() -> Iterator[None]:
             signal.signal(signal.SIGTERM, previous)
 
 
+def _make_parent(target: Path) -> None:
+    """Create ``target``'s folder (and its parents); a refusal is one line naming ``target``."""
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise output_error(exc, target) from None
+
+
+@contextlib.contextmanager
+def _output_errors_name(target: Path, tmp: Path) -> Iterator[None]:
+    """While the caller writes ``tmp``: an OSError about the output (disk full, read-only, ...) becomes a
+    one-line error naming ``target``; any other OSError (an input) passes unchanged."""
+    try:
+        yield
+    except OSError as exc:
+        if _about_output(exc, target, tmp):
+            raise output_error(exc, target) from None
+        raise
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike, protect: tuple[str | os.PathLike, ...] = ()) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; move it over ``path`` only if the block succeeds.
@@ -903,21 +923,14 @@ def atomic_path(path: str | os.PathLike, protect: tuple[str | os.PathLike, ...] 
     plan = next((p for p in reversed(_ACTIVE_PLANS) if p.declares(target)), None)
     if plan is None:
         _check_writable(target, "file")
-        try:
-            target.parent.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise output_error(exc, target) from None
+        _make_parent(target)
     key = _acquire_lock(target)
     tmp, placed = None, False
     try:
         clean_stale_temps(target.parent)
         tmp = new_temp(target, directory=False)
-        try:
+        with _output_errors_name(target, tmp):
             yield tmp
-        except OSError as exc:
-            if _about_output(exc, target, tmp):
-                raise output_error(exc, target) from None
-            raise
         if plan is not None:
             plan._stage(tmp, target)
         else:
@@ -947,21 +960,14 @@ def atomic_dir(path: str | os.PathLike, overwrite: bool = True) -> Iterator[Path
         raise GengenError(f"{str(target)!r} already exists; remove it or choose another -o.")
     _check_not_input(target, "dir", _active_inputs())
     _check_writable(target, "dir")
-    try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise output_error(exc, target) from None
+    _make_parent(target)
     key = _acquire_lock(target)
     tmp = None
     try:
         clean_stale_temps(target.parent)
         tmp = new_temp(target, directory=True)
-        try:
+        with _output_errors_name(target, tmp):
             yield tmp
-        except OSError as exc:
-            if _about_output(exc, target, tmp):
-                raise output_error(exc, target) from None
-            raise
         try:
             os.chmod(tmp, 0o777 & ~_umask())
             _swap_dir_into_place(tmp, target)
