@@ -67,6 +67,13 @@ def stored_as_default(path: Path, pipeline: str, quiet: bool = False) -> None:
     )
 
 
+def require_resume_output(resume: bool, output: Path | None) -> None:
+    """``--resume`` continues a named checkpoint: without ``-o`` there is nothing to continue."""
+    if resume and output is None:
+        raise GengenError("--resume continues a checkpoint: name it with -o (its folder; for a store model the path "
+                          "`gengen models show NAME` prints).")
+
+
 @dataclass(frozen=True)
 class TrainingRun:
     """A resumable trainer's ``--resume``, ``--checkpoint-every`` and ``--checkpoint-minutes``."""
@@ -82,8 +89,7 @@ class TrainingRun:
         from gengen.training_state import Checkpointing, check_intervals, read_training_section
 
         check_intervals(self.checkpoint_every, self.checkpoint_minutes)
-        if self.resume and output is None:
-            raise GengenError("--resume continues a checkpoint: name it with -o (its folder; for a store model the path `gengen models show NAME` prints).")
+        require_resume_output(self.resume, output)
         to_store, path = output is None, train_output(output, data, pipeline)  # no -o: a new model in the store
         plan_outputs(models={path: pipeline}, inputs=[data, *inputs])  # before training, not after
         saved = read_training_section(path, pipeline).get("recipe") if self.resume else None

@@ -10,7 +10,14 @@ import typer
 
 from gengen.cli import _options as opt
 from gengen.cli._app import app, input_path, report, say
-from gengen.cli._store import TRAINING_OPTIONS, TrainingRun, model_or_default, stored_as_default, train_output
+from gengen.cli._store import (
+    TRAINING_OPTIONS,
+    TrainingRun,
+    model_or_default,
+    require_resume_output,
+    stored_as_default,
+    train_output,
+)
 from gengen.errors import GengenError
 from gengen.recipes import DesignSettings, GANRecipe, ObjectiveChoice, PredictorRecipe
 from gengen.runtime import plan_outputs, set_threads
@@ -102,8 +109,7 @@ def dna_train(
     from gengen.io.sequences import read_fasta
 
     set_threads(threads)
-    if resume and output is None:
-        raise GengenError("--resume continues a checkpoint: name it with -o (its folder; for a store model the path `gengen models show NAME` prints).")
+    require_resume_output(resume, output)
     if time_limit is not None and time_limit <= 0:
         raise GengenError(f"--time-limit must be a positive number of minutes, got {time_limit:g}.")
     heldout_fraction = resume_heldout_fraction(output, heldout_fraction) if resume else heldout_fraction
