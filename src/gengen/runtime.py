@@ -72,7 +72,8 @@ def describe_device(device: torch.device) -> str:
 
 
 def set_threads(n: int | None = None) -> None:
-    """Torch CPU threads: ``n``, else ``$GENGEN_THREADS``, else torch's default.
+    """CPU threads of torch and of the BLAS/OpenMP libraries under numpy, scipy and scikit-learn: ``n``,
+    else ``$GENGEN_THREADS``, else the libraries' defaults.
 
     Small models on a busy machine run faster on one thread (no OpenMP spin contention).
     """
