@@ -98,9 +98,13 @@ def test_tybalt_regime_trains_the_same_network_as_before():
     torch.manual_seed(0)
     fit_vae(module, xs[tr], xs[va], resolve_vae_recipe(recipe, 60, 300), torch.device("cpu"), quiet=True)
     module.eval()
+    for name, weight in module.state_dict().items():  # the same network, bit for bit
+        assert torch.equal(weight, model.module.state_dict()[name]), name
     with torch.no_grad():
         expected = module.encode_mean(torch.as_tensor(xs)).numpy()
-    np.testing.assert_array_equal(model.encode(a), expected)
+    # encode() runs the same weights through its own batching and array layout: BLAS kernels may sum
+    # in another order there (seen on AMD EPYC: 3e-6), so the embedding is compared to float32 rounding
+    np.testing.assert_allclose(model.encode(a), expected, rtol=1e-5, atol=1e-5)
     assert model.recipe.beta_max == 1.0 and (expected >= 0).all()
 
 
