@@ -750,3 +750,21 @@ def test_postgres_stopped_mid_sweep_is_one_line_and_the_next_run_redoes_the_tria
     assert [t.number for t in failed] == [running.number]
     retry = [t for t in trials if t.user_attrs.get("retry_of") == running.number]
     assert len(retry) == 1 and retry[0].state.name == "COMPLETE" and retry[0].params == running.params
+
+
+def test_a_sweep_refused_while_setting_up_its_study_leaves_nothing(tmp_path, monkeypatch):
+    """Check first, create last -- and a refusal at the very last step (here: the study cannot be
+    created) removes the study file and every folder this run made; nothing like <db>.lock remains."""
+    from gengen.sweep import ExpressionData, run_sweep
+    from gengen.sweep import study as sweep_study
+
+    def refuse(*args, **kwargs):
+        raise GengenError("refused at the last step")
+
+    monkeypatch.setattr(sweep_study, "_create_or_load", refuse)
+    toy = make_toy_expression()
+    for kw in ({}, {"storage": f"sqlite:///{tmp_path / 'db' / 'deep' / 's.db'}", "study": "s"}):
+        with pytest.raises(GengenError, match="refused at the last step"):
+            run_sweep("vae", ExpressionData(toy), tmp_path / "new" / "sw", space={"latent": [2, 3], "epochs": 1},
+                      quiet=True, **kw)
+        assert sorted(p.name for p in tmp_path.iterdir()) == [], list(tmp_path.rglob("*"))

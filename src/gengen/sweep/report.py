@@ -212,13 +212,28 @@ def _output_lock(out: Path) -> Iterator[None]:
     except ImportError:
         yield
         return
+    import stat
+
+    from gengen.errors import GengenError
+
     out.mkdir(parents=True, exist_ok=True)
-    with open(out / ".outputs.lock", "a+") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
+    path = out / ".outputs.lock"
+    try:  # never through a link planted at the name, never a pipe or device: only flock, no write
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0), 0o666)
+    except OSError as exc:
+        raise GengenError(f"cannot open the sweep folder's lock {str(path)!r} ({exc.strerror}): it must be a plain "
+                          "file; remove it.") from None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode) or st.st_nlink != 1:
+            raise GengenError(f"the sweep folder's lock {str(path)!r} is not a plain file; remove it.")
+        fcntl.flock(fd, fcntl.LOCK_EX)
         try:
             yield
         finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
+            fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)
 
 
 def _copy_model(src: Path, dest: Path) -> None:

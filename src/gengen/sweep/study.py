@@ -3,16 +3,24 @@
 How a study stays exact with many workers (on one machine or many):
 
 - The worker that creates a study records its settings (pipeline, space, sampler, data fingerprint)
-  and *enqueues every planned trial* as a waiting trial: the chosen grid points under grid sampling,
-  empty slots that the sampler fills under TPE or random sampling. Workers only ever take waiting
-  trials, never create new ones, and taking one is a single guarded state change in the database
-  (``WAITING -> RUNNING``), so each trial runs on exactly one worker: a study finishes exactly its
-  planned number of trials, with no grid point twice.
+  and its plan (a number of trials), and *enqueues planned trials* as waiting trials, a window of
+  ``QUEUE_AHEAD`` at a time (workers queue the next ones under the set-up lock as the queue runs
+  low, so a plan of 10^9 trials or a grid of 10^10 points costs nothing up front): the chosen grid
+  points under grid sampling, empty slots that the sampler fills under TPE or random sampling.
+  Workers only ever take waiting trials, never create new ones, and taking one is a single guarded
+  state change in the database (``WAITING -> RUNNING``), so each trial runs on exactly one worker: a
+  study finishes exactly its planned number of trials, with no grid point twice.
 - A running trial writes a heartbeat every ``heartbeat`` seconds. A trial whose heartbeat is older
   than three intervals (its worker was killed, lost power or its network) is marked failed by
   whichever worker notices first, and a copy with the same parameters is queued again. A worker
   whose trial was taken from it that way discards its own late result, so no configuration is ever
   counted twice.
+- A database that goes away mid-trial (server stopped, network lost) ends the worker with one line;
+  its trial stays RUNNING with a heartbeat that no longer moves, so the next worker to look (the same
+  command run again) re-queues it as above.
+- Check first, create last: the storage URL, the study file, the space, the plan and (for a new
+  study file) the data are all checked before the file or its folder exists, and a refusal during
+  set-up removes what it made.
 - SQLite (the default, one file in the output folder) is made safe for several processes with
   ``BEGIN IMMEDIATE`` transactions (a read-then-write is atomic), WAL journaling and a generous busy
   timeout. Across machines use PostgreSQL (``--storage postgresql://...``).
@@ -680,7 +688,7 @@ def _lost_error(url: str, exc: BaseException, trial_lost: list[int], settings: S
         cause = cause.__cause__
     detail = (str(getattr(cause, "orig", None) or cause).strip().splitlines() or [type(cause).__name__])[0][:160]
     u = _parse_url(url)
-    what = (f"the study file {_where(u)!r} stopped answering" if u.get_backend_name() == "sqlite"
+    what = (f"the study file {_where(u)!r} failed" if u.get_backend_name() == "sqlite"
             else f"the database server at {_where(u)} went away")
     beats = f" after {GRACE_FACTOR} missed heartbeats ({GRACE_FACTOR * settings.heartbeat:g} s)" if settings else ""
     during = (f" during trial {trial_lost[0]}; that trial is failed and queued again{beats} when the study runs next"
