@@ -934,6 +934,49 @@ add(case("sweep-ggan-trials-negative", f"sweep ggan {GGAN_REF} --trials -3 -o sw
 add(case("sweep-ggan-missing-landmarks", "sweep ggan @ref.csv --landmarks nothere.txt --trials 2 -o sw"))
 add(case("sweep-predictor-missing-scores", "sweep predictor @probes.fa --scores nothere.csv --trials 2 -o sw"))
 add(case("sweep-predictor-trials-zero", "sweep predictor @probes.fa --scores @scores.csv --trials 0 -o sw"))
+# storage URLs that name no usable study file or database: refused before any file or folder is made
+SWEEP_PG = "sweep vae @expr.csv --trials 2 --study s -o sw --storage"
+add(case("sweep-vae-storage-sqlite-no-path", f"{SWEEP_PG} sqlite://", needle="names no file"))
+add(case("sweep-vae-storage-sqlite-empty-path", f"{SWEEP_PG} sqlite:///", needle="names no file"))
+add(case("sweep-vae-storage-sqlite-memory", f"{SWEEP_PG} sqlite:///:memory:", needle="names no file"))
+add(case("sweep-vae-storage-sqlite-options", f"{SWEEP_PG} sqlite:///s.db?mode=ro", needle="path only"))
+add(case("sweep-vae-storage-unknown-database", f"{SWEEP_PG} foo://host/db", needle="'foo' is not a database"))
+add(case("sweep-vae-storage-port-not-a-number", f"{SWEEP_PG} postgresql://u@127.0.0.1:abc/x", needle="not a database URL"))
+add(case("sweep-vae-storage-is-the-input", "sweep vae in.csv --trials 2 --study s -o sw --storage sqlite:///in.csv",
+         {"in.csv": fixture("expr.csv")}, needle="is not an SQLite database"))
+add(case("sweep-vae-storage-is-a-folder", f"{SWEEP_PG} sqlite:///adir", dirs=("adir",), needle="is a folder"))
+add(case("sweep-vae-storage-is-dev-null", f"{SWEEP_PG} sqlite:////dev/null", needle="not a regular file"))
+add(case("sweep-vae-storage-under-a-file", f"{SWEEP_PG} sqlite:///afile/s.db", {"afile": "x\n"}, needle="is a file"))
+add(case("sweep-vae-storage-is-a-link", f"{SWEEP_PG} sqlite:///s.db", {"s.db": Link("@expr.csv")}, needle="symbolic link"))
+# refused after the old code had made the study file, its <db>.lock and folders: check first, create last
+add(case("sweep-vae-new-storage-folder-bad-data", "sweep vae bad.csv --trials 2 --study s -o sw --storage sqlite:///new/deep/s.db",
+         {"bad.csv": "not,a\nmatrix\n"}))
+add(case("sweep-vae-trials-over-the-grid", "sweep vae @expr.csv --space latent --trials 100 -o new/sw", needle="more than the 6 points"))
+# space values that are not numbers a trainer can use, and grids too large to build
+SWEEP_SPACE = "sweep vae @expr.csv -o sw --space s.toml"
+add(case("sweep-vae-space-epochs-inf", SWEEP_SPACE, {"s.toml": "latent = [2, 3]\nepochs = inf\n"}, needle="finite"))
+add(case("sweep-vae-space-epochs-nan", SWEEP_SPACE, {"s.toml": "latent = [2, 3]\nepochs = nan\n"}, needle="finite"))
+add(case("sweep-vae-space-epochs-negative", SWEEP_SPACE, {"s.toml": "latent = [2, 3]\nepochs = -5\n"}, needle=">= 1"))
+add(case("sweep-vae-space-epochs-absurd", SWEEP_SPACE, {"s.toml": "latent = [2, 3]\nepochs = 1e300\n"}, needle="at most"))
+add(case("sweep-vae-space-epochs-huge-int", SWEEP_SPACE, {"s.toml": f"latent = [2, 3]\nepochs = {10**30}\n"}, needle="at most"))
+add(case("sweep-vae-space-latent-range-absurd", SWEEP_SPACE, {"s.toml": "latent = { low = 1, high = 1000000000000 }\n"},
+         needle="at most"))
+add(case("sweep-vae-space-step-nan", SWEEP_SPACE, {"s.toml": "lr = { low = 0.001, high = 0.002, step = nan }\n"}, needle="step"))
+add(case("sweep-vae-space-step-inf", SWEEP_SPACE, {"s.toml": "lr = { low = 0.001, high = 0.002, step = inf }\n"}, needle="step"))
+add(case("sweep-vae-grid-axis-too-wide", f"{SWEEP_SPACE} --sampler grid", {"s.toml": "latent = { low = 1, high = 5000 }\n"},
+         needle="at most 1,000 values"))
+SWEEP_GRID_1E10 = ("lr = { low = 0.001, high = 0.1, step = 0.001 }\nkappa = { low = 0.0, high = 0.99, step = 0.01 }\n"
+                   "beta = { low = 0.01, high = 1.0, step = 0.01 }\nlatent = { low = 2, high = 101 }\n"
+                   "batch_size = { low = 16, high = 115 }\n")
+add(case("sweep-vae-grid-1e10-points", SWEEP_SPACE, {"s.toml": SWEEP_GRID_1E10},
+         needle="the grid has 10,000,000,000 points; give --trials"))
+add(case("sweep-vae-heartbeat-1e308", "sweep vae @expr.csv --trials 2 --heartbeat 1e308 -o sw", needle="between 1 and 3600"))
+add(case("sweep-vae-heartbeat-tiny", "sweep vae @expr.csv --trials 2 --heartbeat 0.001 -o sw", needle="between 1 and 3600"))
+# a sweep folder whose sweep.json is not what gengen wrote: one line, the folder untouched
+add(case("sweep-vae-marker-nested-deep", "sweep vae @expr.csv --trials 2 -o sw",
+         {"sw/sweep.json": "[" * 100_000 + "]" * 100_000}, needle="nested too deeply"))
+add(case("sweep-vae-marker-not-json", "sweep vae @expr.csv --trials 2 -o sw", {"sw/sweep.json": "{study: 1"},
+         needle="not valid JSON"))
 
 # --- the model store
 add(case("models-list-unknown-pipeline", "models list --pipeline protein"))
