@@ -54,8 +54,8 @@ def models(tmp_path_factory):
 def _limited(args, cwd: Path, limit: int) -> subprocess.CompletedProcess:
     """``gengen ARGS`` in a fresh process whose files may not grow past ``limit`` bytes (RLIMIT_FSIZE:
     writes beyond fail with EFBIG, as writes on a full disk fail with ENOSPC; Python ignores SIGXFSZ)."""
-    code = ("import resource, sys; resource.setrlimit(resource.RLIMIT_FSIZE, (%d, %d)); "
-            "from gengen.cli import main; sys.argv = ['gengen', *sys.argv[1:]]; main()") % (limit, limit)
+    code = (f"import resource, sys; resource.setrlimit(resource.RLIMIT_FSIZE, ({limit}, {limit})); "
+            "from gengen.cli import main; sys.argv = ['gengen', *sys.argv[1:]]; main()")
     env = {**os.environ, "PYTHONPATH": str(SRC), "GENGEN_THREADS": "1", "OMP_NUM_THREADS": "1"}
     return subprocess.run([sys.executable, "-c", code, *map(str, args)], cwd=cwd, env=env, capture_output=True,
                           text=True, timeout=300)

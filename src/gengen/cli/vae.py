@@ -143,11 +143,12 @@ def vae_encode(
                           "embedding only: name the output .h5ad (or add --by COLUMN to report on it).")
     if model is not None and save_model is not None:
         raise GengenError("--save-model saves a model trained here; with --model nothing is trained: leave one out.")
-    plan_outputs([output], models={save_model: "vae"} if save_model is not None else {}, inputs=[data, model, labels_file])
     to_store = model is None and save_model is None
-    if to_store:  # a new store folder named after DATA, claimed once the output is known to be writable
+    if to_store:  # a new store folder named after DATA, claimed now (released if the command fails)
+        input_path(data)
         save_model = train_output(None, data, "vae")
-        plan_outputs(models={save_model: "vae"}, inputs=[data, labels_file])
+    # one plan: the model and the embedding land together, or neither does
+    plan_outputs([output], models={save_model: "vae"} if model is None else {}, inputs=[data, model, labels_file])
     loaded = VAEModel.load(model, device=device) if model else None
     if loaded is not None and recipe.log_transform != "auto":
         say(f"note: --log {recipe.log_transform} ignored: the model applies its own input scale "
@@ -159,11 +160,16 @@ def vae_encode(
         from gengen.vae.features import labels_from
 
         labels = labels_from(adata, by)  # a missing or unusable column fails before any training
-    out, used = encode(adata, loaded, recipe=recipe, save_model=save_model, fill_missing=fill_missing,
-                       reconstruct=reconstruct, input_file=data, device=device, quiet=quiet)
-    if layer is not None:
-        out.uns["gengen"]["layer"] = layer
-    write_expression(out, output, protect=(data,), obsm_key=None if detect_format(output) == "h5ad" else "X_vae")
+    try:
+        out, used = encode(adata, loaded, recipe=recipe, save_model=save_model, fill_missing=fill_missing,
+                           reconstruct=reconstruct, input_file=data, device=device, quiet=quiet)
+        if layer is not None:
+            out.uns["gengen"]["layer"] = layer
+        write_expression(out, output, protect=(data,), obsm_key=None if detect_format(output) == "h5ad" else "X_vae")
+    except BaseException:
+        if to_store:  # the model saved into the store lands with the embedding or not at all
+            _unstore(save_model)
+        raise
     say(f"encoded {out.n_obs} samples into {used.latent_dim} features on {used.device}; seed {used.recipe.seed}", quiet)
     if labels is not None:
         from gengen.vae import knn_accuracy
@@ -176,6 +182,23 @@ def vae_encode(
     typer.echo(str(output))
     if model is None:
         typer.echo(str(save_model))
+
+
+def _unstore(path: Path) -> None:
+    """Remove the store model this command saved at ``path`` (its run failed: nothing of it stays). It
+    never became a default, so only the folder goes: renamed to a temporary in one step (a listing
+    never sees half a model), then deleted."""
+    import contextlib
+    import os
+
+    from gengen.runtime import new_temp, remove_temp
+
+    if not (path / "config.json").exists():
+        return
+    with contextlib.suppress(GengenError, OSError):
+        trash = new_temp(path, directory=True)
+        os.replace(path, trash / path.name)
+        remove_temp(trash)
 
 
 def _with_labels(adata, labels_file: Path | None, quiet: bool):
