@@ -165,23 +165,32 @@ def vae_encode(
                            reconstruct=reconstruct, input_file=data, device=device, quiet=quiet)
         if layer is not None:
             out.uns["gengen"]["layer"] = layer
+        separation = _knn_line(out.obsm["X_vae"], labels, by, used.recipe.seed) if labels is not None else None
         write_expression(out, output, protect=(data,), obsm_key=None if detect_format(output) == "h5ad" else "X_vae")
     except BaseException:
         if to_store:  # the model saved into the store lands with the embedding or not at all
             _unstore(save_model)
         raise
     say(f"encoded {out.n_obs} samples into {used.latent_dim} features on {used.device}; seed {used.recipe.seed}", quiet)
-    if labels is not None:
-        from gengen.vae import knn_accuracy
-
-        mean, sd = knn_accuracy(out.obsm["X_vae"], labels, seed=used.recipe.seed)
-        say(f"{by}: kNN accuracy from the embedding {mean:.3f} ± {sd:.3f} (5-nearest neighbours, stratified 5-fold "
-            f"x 5; colour by obs[{by!r}])", quiet)
+    if separation is not None:
+        say(separation, quiet)
     if to_store:
         stored_as_default(save_model, "vae", quiet)
     typer.echo(str(output))
     if model is None:
         typer.echo(str(save_model))
+
+
+def _knn_line(embedding, labels, by: str, seed: int) -> str:
+    """How well the embedding separates the classes of ``by`` (vae-compare's kNN accuracy), as a status line."""
+    from gengen.vae import knn_accuracy
+
+    try:
+        mean, sd = knn_accuracy(embedding, labels, seed=seed)
+    except GengenError as exc:
+        return f"note: {by}: no kNN accuracy ({exc})"
+    return (f"{by}: kNN accuracy from the embedding {mean:.3f} ± {sd:.3f} (5-nearest neighbours, stratified 5-fold "
+            f"x 5; colour by obs[{by!r}])")
 
 
 def _unstore(path: Path) -> None:

@@ -1119,6 +1119,7 @@ def attach_annotations(adata: ad.AnnData, path: str | os.PathLike, quiet: bool =
             if is_binary(head):
                 raise GengenError(f"annotation file {str(p)!r} is binary; give a CSV/TSV (sample ids in the first "
                                   "column) or Parquet.")
+            note_encoding(p, quiet, "annotation file")
             if head.lstrip().startswith(b"!"):
                 table = series_matrix_samples(p)
             else:
