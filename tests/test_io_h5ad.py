@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import errno
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -182,3 +183,11 @@ def test_layer_through_every_reader_of_the_cli(no_x, tmp_path):
     assert a.shape == b.shape == (60, 37) and not np.allclose(a.to_numpy(), b.to_numpy())
     assert_one_line_error(run("vae-train", tmp_path / "lm.txt", "--layer", "x", "-o", tmp_path / "n"),
                           "--layer 'x' picks a layer of an h5ad input")
+
+
+def test_no_h5ad_is_written_around_the_guarded_writer():
+    """Every h5ad gengen writes goes through gengen.io.h5ad.write_h5ad (AnnData.write_h5ad crashes at exit
+    after a failed write): no other module calls ``.write_h5ad(``."""
+    offenders = [str(p.relative_to(SRC)) for p in SRC.rglob("*.py")
+                 if p.name != "h5ad.py" and re.search(r"\w\)?\.write_h5ad\((?!\.\.\.)", p.read_text())]
+    assert offenders == [], offenders
