@@ -1116,6 +1116,67 @@ add(case("ggan-eval-disk-full-at-last-file", f"ggan-eval {GGAN_REF} -o ev --fold
 add(case("vae-sample-output-locked", "vae-sample --model @vae -n 2 -o s.h5ad", patch=_locked("s.h5ad")))
 add(case("vae-train-output-locked", f"vae-train @expr.csv -o out {VAE_FAST}", patch=_locked("out")))
 
+# --- issue 18: silent acceptance (dates, true/false, empty names), h5ad without X, an h5ad that fills the disk
+def _h5ad_layers_only(fx: Path) -> bytes:
+    """The good expression as an h5ad whose X is gone, kept only as layers 'counts' and 'lognorm'."""
+    import tempfile
+
+    import anndata as ad
+
+    a = ad.read_h5ad(fx / "expr.h5ad")
+    a.layers["lognorm"], a.layers["counts"] = a.X.copy(), np.round(2 ** a.X)
+    a.X = None
+    with tempfile.TemporaryDirectory() as d:
+        a.write_h5ad(Path(d) / "x.h5ad")
+        return (Path(d) / "x.h5ad").read_bytes()
+
+
+def _h5ad_disk_full(monkeypatch, work: Path) -> None:
+    """Every write into an h5ad fails with ENOSPC (gengen writes h5ad files through os.pwrite only)."""
+    import errno
+
+    def pwrite(fd, data, offset):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(os, "pwrite", pwrite)
+
+
+for cmd in ("vae-train x.h5ad -o out " + VAE_FAST, "infer-targets x.h5ad --model @ggan -o p.csv",
+            "ggan-train x.h5ad --landmarks @landmarks.txt -o out " + GGAN_FAST,
+            "vae-features --model @vae --data x.h5ad --by group -o feats"):
+    add(case(f"{cmd.split()[0]}-h5ad-without-x", cmd, {"x.h5ad": _h5ad_layers_only}, needle="pick one with --layer NAME"))
+add(case("vae-encode-h5ad-unknown-layer", "vae-encode x.h5ad --model @vae --layer log1p -o e.h5ad",
+         {"x.h5ad": _h5ad_layers_only}, needle="no layer 'log1p'; its layers are 'counts', 'lognorm'"))
+add(case("infer-targets-layer-of-a-csv", "infer-targets @query.csv --model @ggan --layer counts -o p.csv",
+         needle="picks a layer of an h5ad input"))
+add(case("vae-compare-layer-of-a-csv", f"vae-compare @expr.csv --layer counts {VAE_FAST}", needle="picks a layer"))
+add(case("sweep-vae-layer-of-a-csv", "sweep vae @expr.csv --trials 2 --layer counts -o sw", needle="picks a layer"))
+add(case("vae-train-parquet-date-among-genes", f"vae-train x.parquet -o out {VAE_FAST}",
+         {"x.parquet": parquet_of(lambda df: df.assign(G3=pd.date_range("2020-01-01", periods=len(df))))},
+         needle="column 'G3' (#4) holds dates"))
+add(case("vae-train-parquet-bool-among-genes", f"vae-train x.parquet -o out {VAE_FAST}",
+         {"x.parquet": parquet_of(lambda df: df.assign(G5=np.arange(len(df)) % 2 == 0))}, needle="true/false values"))
+add(case("vae-train-empty-header-cell", f"vae-train x.csv -o out {VAE_FAST}", {"x.csv": table(_rename("G2", ""))},
+         needle="field #4 of the header is empty"))
+add(case("ggan-train-empty-header-cell-tsv", f"ggan-train x.tsv --landmarks @landmarks.txt -o out {GGAN_FAST}",
+         {"x.tsv": _reference_table(_rename("TG1", ""), sep="\t")}, needle="of the header is empty"))
+add(case("vae-encode-reconstruct-into-a-table", "vae-encode @expr.csv --model @vae --reconstruct -o e.csv", needle="--reconstruct"))
+add(case("vae-encode-labels-into-a-table", "vae-encode @expr.csv --model @vae --labels @labels.tsv -o e.csv",
+         needle="--labels joins annotations"))
+add(case("vae-encode-by-missing-column", "vae-encode @expr.csv --model @vae --labels @labels.tsv --by stage -o e.h5ad",
+         needle="no column 'stage'"))
+add(case("vae-encode-save-model-and-model", "vae-encode @expr.csv --model @vae --save-model m2 -o e.h5ad",
+         needle="nothing is trained"))
+add(case("vae-sample-disk-full-in-h5ad", "vae-sample --model @vae -n 50 -o s.h5ad", patch=_h5ad_disk_full,
+         needle="cannot write 's.h5ad': No space left on device"))
+add(case("vae-encode-disk-full-in-h5ad", "vae-encode @expr.h5ad --model @vae -o e.h5ad", patch=_h5ad_disk_full,
+         needle="No space left on device"))
+add(case("infer-targets-disk-full-in-h5ad", "infer-targets @query.csv --model @ggan -o p.h5ad", patch=_h5ad_disk_full,
+         needle="cannot write 'p.h5ad': No space left on device"))
+add(case("vae-encode-store-disk-full-in-h5ad", f"vae-encode @expr.h5ad -o e.h5ad {VAE_FAST}", patch=_h5ad_disk_full,
+         needle="No space left on device"))
+
+
 # ------------------------------------------------------------------------------------------ the test
 @pytest.fixture(scope="session")
 def fx(tmp_path_factory) -> Path:

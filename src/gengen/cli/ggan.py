@@ -70,7 +70,7 @@ GGAN_OPTIONS = opt.RecipeOptions(
 )
 
 
-def _reference(data, landmarks, landmarks_from, targets, probe_map, genes_in_rows, fmt, quiet):
+def _reference(data, landmarks, landmarks_from, targets, probe_map, genes_in_rows, fmt, quiet, layer=None):
     """Read the reference and resolve landmark/target genes (probe-mapping when asked or detected)."""
     from gengen.ggan import prepare_reference
     from gengen.io.expression import read_expression
@@ -80,7 +80,7 @@ def _reference(data, landmarks, landmarks_from, targets, probe_map, genes_in_row
     for p in (landmarks, landmarks_from, targets):
         if p is not None:
             input_path(p)
-    adata = read_expression(input_path(data), genes_in_rows=genes_in_rows, fmt=fmt, quiet=quiet)
+    adata = read_expression(input_path(data), genes_in_rows=genes_in_rows, fmt=fmt, layer=layer, quiet=quiet)
     if landmarks_from is not None:
         query = read_expression(landmarks_from, quiet=True)
         names = set(map(str, adata.var_names))
@@ -108,8 +108,8 @@ def ggan_train(
     recipe: GGANRecipe | None = None,  # the GGAN_OPTIONS, from --hidden to --refit
     precision: PrecisionOpt = GGANRecipe.precision,
     seed: opt.SeedOpt = GGANRecipe.seed,
-    genes_in_rows: opt.GenesInRowsOpt = None, fmt: opt.FormatOpt = None, device: opt.DeviceOpt = "auto", threads: opt.ThreadsOpt = None,
-    quiet: opt.QuietOpt = False,
+    genes_in_rows: opt.GenesInRowsOpt = None, fmt: opt.FormatOpt = None, layer: opt.LayerOpt = None,
+    device: opt.DeviceOpt = "auto", threads: opt.ThreadsOpt = None, quiet: opt.QuietOpt = False,
     training: TrainingRun | None = None,  # the TRAINING_OPTIONS: --resume, --checkpoint-every, --checkpoint-minutes
 ) -> None:
     """Train a GGAN (landmarks → targets); writes model.safetensors, config.json, history.csv and a plot.
@@ -123,7 +123,7 @@ def ggan_train(
     run = training.folder(output, data, "ggan", inputs=(landmarks, landmarks_from, targets))
     if training.resume:
         recipe = GGAN_OPTIONS.resume(ctx, recipe, run.saved_recipe)
-    adata, lm, tg = _reference(data, landmarks, landmarks_from, targets, probe_map, genes_in_rows, fmt, quiet)
+    adata, lm, tg = _reference(data, landmarks, landmarks_from, targets, probe_map, genes_in_rows, fmt, quiet, layer)
     model = GGANModel.train(adata, lm, tg, recipe=recipe, device=device, quiet=quiet, checkpoint=run.checkpoint)
     m = model.metrics
     say(
@@ -145,8 +145,8 @@ def infer_targets(
     chunk_size: Annotated[int, typer.Option("--chunk-size", help="Profiles per streamed chunk.")] = 10_000,
     gene_map: Annotated[Path | None, typer.Option("--gene-map", help="CSV/TSV with a header mapping the query's gene ids to the model's names: pr_gene_id -> pr_gene_symbol (GEO's GSE92742_Broad_LINCS_gene_info.txt as is), else first -> second column.")] = None,
     precision: Annotated[str | None, typer.Option("--precision", help="auto (bf16 autocast on a CUDA GPU, float32 on the CPU), fp32 or bf16. \\[default: the model's]")] = None,
-    genes_in_rows: opt.GenesInRowsOpt = None, fmt: opt.FormatOpt = None, device: opt.DeviceOpt = "auto", threads: opt.ThreadsOpt = None,
-    quiet: opt.QuietOpt = False,
+    genes_in_rows: opt.GenesInRowsOpt = None, fmt: opt.FormatOpt = None, layer: opt.LayerOpt = None,
+    device: opt.DeviceOpt = "auto", threads: opt.ThreadsOpt = None, quiet: opt.QuietOpt = False,
 ) -> None:
     """Predict target-gene expression (reference units) for every profile of QUERY, streamed in chunks."""
     set_threads(threads)
@@ -166,7 +166,7 @@ def infer_targets(
     if precision is not None:
         m.recipe.precision = precision.lower()
     info = infer_file(m, query, output, fill_missing=fill_missing, chunk_size=chunk_size, genes_in_rows=genes_in_rows,
-                      fmt=fmt, gene_map=gene_map, quiet=quiet)
+                      fmt=fmt, gene_map=gene_map, layer=layer, quiet=quiet)
     via = f", {info['landmarks_via_map']} through the gene map" if gene_map is not None else ""
     say(
         f"wrote {info['profiles']} x {len(m.targets)} predicted targets "
@@ -192,8 +192,8 @@ def ggan_eval(
     output: Annotated[Path, typer.Option("-o", "--output", help="Folder for ggan_eval_summary.tsv, per-gene TSV and the figure.")] = Path("ggan_eval"),
     recipe: GGANRecipe | None = None,  # the GGAN_OPTIONS, from --hidden to --refit
     seed: opt.SeedOpt = GGANRecipe.seed,
-    genes_in_rows: opt.GenesInRowsOpt = None, fmt: opt.FormatOpt = None, device: opt.DeviceOpt = "auto", threads: opt.ThreadsOpt = None,
-    quiet: opt.QuietOpt = False,
+    genes_in_rows: opt.GenesInRowsOpt = None, fmt: opt.FormatOpt = None, layer: opt.LayerOpt = None,
+    device: opt.DeviceOpt = "auto", threads: opt.ThreadsOpt = None, quiet: opt.QuietOpt = False,
 ) -> None:
     """k-fold comparison of GGAN, D-GEX, linear, ridge, lasso, KNN-GE and the mean predictor (MAE/CCC/r)."""
     set_threads(threads)
@@ -213,7 +213,7 @@ def ggan_eval(
         if groups is None:
             raise GengenError("--labels gives annotations for --groups COLUMN; add --groups.")
     recipe = opt.replace(recipe, precision="fp32")  # every method scored from float32 predictions, as the baselines are
-    adata, lm, tg = _reference(data, landmarks, landmarks_from, targets, probe_map, genes_in_rows, fmt, quiet)
+    adata, lm, tg = _reference(data, landmarks, landmarks_from, targets, probe_map, genes_in_rows, fmt, quiet, layer)
     group_labels = None
     if groups is not None:
         from gengen.ggan import group_labels_from
