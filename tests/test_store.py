@@ -115,7 +115,7 @@ def test_failed_training_leaves_no_name_taken(ggan_files):
     before = sorted(store().iterdir())
     (store().parent / "defaults.json").write_text("{broken")  # found before training, not after
     r = run("ggan-train", ggan_files / "ref.csv", "--landmarks", ggan_files / "lm.txt", *GGAN_FAST)
-    assert_one_line_error(r, "is not a gengen defaults file")
+    assert_one_line_error(r, "defaults file", "delete it")
     assert sorted(store().iterdir()) == before  # no folder claimed
     first, second = reserve(ggan_files / "ref.csv", "ggan"), reserve(ggan_files / "ref.csv", "ggan")
     assert first != second and first.name.startswith("ref-ggan") and second.name.startswith("ref-ggan")
@@ -129,14 +129,16 @@ def test_list_reads_config_only_and_is_fast_on_300_models(monkeypatch):
         w = fake_model(f"m{i:03d}", "ggan", weights=os.urandom(256), landmarks=["a"] * 8, targets=["b"] * 10,
                        architecture={"hidden": [16, 16]}, metrics={"best_val_mae": 0.5})
         (w / "model.safetensors").chmod(0)  # garbage, and unreadable for anyone but root
+    from gengen import runtime
+
     opened = []
-    real_open = Path.open
+    real_open = runtime.open_regular  # every file gengen reads is opened here (regular files only)
 
-    def spy(self, *a, **k):
-        opened.append(self.name)
-        return real_open(self, *a, **k)
+    def spy(path, *a, **k):
+        opened.append(Path(path).name)
+        return real_open(path, *a, **k)
 
-    monkeypatch.setattr(Path, "open", spy)
+    monkeypatch.setattr(runtime, "open_regular", spy)
     t = time.perf_counter()
     r = run("models", "list")
     seconds = time.perf_counter() - t
@@ -210,7 +212,7 @@ def test_deleted_default_and_wrong_pipeline(ggan_files):
     r = run("infer-targets", ggan_files / "landmarks.csv")  # ... and when read (hand-edited file)
     assert_one_line_error(r, "default GGAN model 'vae-one' is a 'vae' model", "gengen models default ggan NAME")
     (store().parent / "defaults.json").write_text("{broken")
-    assert_one_line_error(run("infer-targets", ggan_files / "landmarks.csv"), "defaults.json", "not a gengen defaults")
+    assert_one_line_error(run("infer-targets", ggan_files / "landmarks.csv"), "defaults.json", "defaults file", "delete it")
     assert not (ggan_files / "landmarks.targets.csv").exists()
 
 

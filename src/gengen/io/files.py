@@ -16,6 +16,7 @@ which the command line would otherwise turn into a bare "aborted".
 from __future__ import annotations
 
 import bz2
+import contextlib
 import csv
 import gzip
 import io
@@ -25,6 +26,7 @@ import zlib
 from pathlib import Path
 
 from gengen.errors import GengenError
+from gengen.runtime import file_kind, open_regular
 
 COMPRESSIONS = ("gzip", "bz2", "xz")
 _MAGIC = (
@@ -41,21 +43,37 @@ WHITESPACE = " "  # the delimiter sniff_delimiter returns for runs of spaces/tab
 
 
 def check_input(path: str | os.PathLike, what: str = "input file") -> Path:
-    """An existing, non-empty regular file, or a one-line GengenError saying which of these it is not."""
+    """An existing, non-empty regular file, or a one-line GengenError saying which of these it is not
+    (a named pipe or a device is refused: reading one would block or never end)."""
+    import stat
+
     p = Path(path)
     if not p.exists():
         raise GengenError(f"{what} {str(p)!r} does not exist.")
     if p.is_dir():
         raise GengenError(f"{what} {str(p)!r} is a directory, not a file.")
-    if p.stat().st_size == 0:
+    st = p.stat()
+    if not stat.S_ISREG(st.st_mode):
+        raise GengenError(f"{what} {str(p)!r} is {file_kind(st.st_mode)}, not a regular file; gengen reads only regular "
+                          "files (copy the data into a regular file first).")
+    if st.st_size == 0:
         raise GengenError(f"{what} {str(p)!r} is empty.")
     return p
 
 
-def stored_kind(path: str | os.PathLike) -> str:
+def _open_input(path: str | os.PathLike, what: str):
+    """The file as a binary stream if it is a regular file (a link the user made to one is fine)."""
+    try:
+        return os.fdopen(open_regular(path, what), "rb")
+    except FileNotFoundError:
+        raise GengenError(f"{what} {str(path)!r} does not exist.") from None
+
+
+def stored_kind(path: str | os.PathLike, what: str = "input file") -> str:
     """What the first bytes of the file say, as stored: ``gzip``, ``bz2``, ``xz``, ``zip``, ``hdf5``,
-    ``parquet``, ``empty`` or ``other`` (text, or binary that is none of these)."""
-    with open(path, "rb") as fh:
+    ``parquet``, ``empty`` or ``other`` (text, or binary that is none of these); anything but a regular
+    file is a one-line error."""
+    with _open_input(path, what) as fh:
         head = fh.read(8)
     if not head:
         return "empty"
@@ -74,9 +92,9 @@ def damaged(path, kind: str, exc: BaseException, *, what: str = "input file") ->
 class _Guarded(io.RawIOBase):
     """A decompressing stream whose read errors become :func:`damaged` GengenErrors."""
 
-    def __init__(self, raw, path, what: str, kind: str):
+    def __init__(self, raw, path, what: str, kind: str, source=None):
         super().__init__()
-        self._raw, self._path, self._what, self._kind = raw, path, what, kind
+        self._raw, self._path, self._what, self._kind, self._source = raw, path, what, kind, source
 
     def readable(self) -> bool:
         return True
@@ -90,6 +108,8 @@ class _Guarded(io.RawIOBase):
     def close(self) -> None:
         if not self.closed:
             self._raw.close()
+            if self._source is not None:  # the decompressors leave a file object they were given open
+                self._source.close()
         super().close()
 
 
@@ -106,11 +126,12 @@ def open_bytes(path: str | os.PathLike, what: str = "input file") -> io.Buffered
     -------
     A readable binary stream (use it as a context manager).
     """
-    kind = stored_kind(path)
+    kind = stored_kind(path, what)
     if kind == "zip":
         raise GengenError(f"{what} {str(path)!r} is a zip archive; unzip it and give the file inside.")
-    stream = (open(path, "rb") if kind not in COMPRESSIONS
-              else io.BufferedReader(_Guarded(_OPENERS[kind](path, "rb"), path, what, kind), buffer_size=1 << 20))
+    source = _open_input(path, what)
+    stream = (source if kind not in COMPRESSIONS
+              else io.BufferedReader(_Guarded(_OPENERS[kind](source, "rb"), path, what, kind, source), buffer_size=1 << 20))
     head = stream.peek(4)[:4]
     if head.startswith(b"\xef\xbb\xbf"):  # a UTF-8 byte-order mark (Excel's "CSV UTF-8"): not content
         stream.read(3)
@@ -124,12 +145,13 @@ def open_bytes(path: str | os.PathLike, what: str = "input file") -> io.Buffered
 def wide_text(path: str | os.PathLike) -> bool:
     """Whether the file's decompressed content is UTF-16/32 text (by its byte-order mark): a reader
     that decompresses by itself instead of through :func:`open_bytes` would get it undecoded."""
-    opener = _OPENERS.get(stored_kind(path), open)
-    try:
-        with opener(path, "rb") as fh:
-            return _wide_encoding(fh.read(4)) is not None
-    except _DAMAGE:  # the reader that follows names the damage
-        return False
+    kind = stored_kind(path)
+    with _open_input(path, "input file") as source:
+        try:
+            with (_OPENERS[kind](source, "rb") if kind in COMPRESSIONS else contextlib.nullcontext(source)) as fh:
+                return _wide_encoding(fh.read(4)) is not None
+        except _DAMAGE:  # the reader that follows names the damage
+            return False
 
 
 def _wide_encoding(head: bytes) -> str | None:

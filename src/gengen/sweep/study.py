@@ -511,11 +511,11 @@ def _check_output(out: Path, name: str, url: str) -> None:
     if out.exists() and not out.is_dir():
         raise GengenError(f"-o {str(out)!r} exists and is not a folder; choose another -o.")
     marker = out / MARKER
-    if marker.is_file():
-        try:
-            info = json.loads(marker.read_text())
-        except (ValueError, UnicodeDecodeError):
-            info = {}
+    if marker.exists():
+        from gengen.runtime import read_json
+
+        info = read_json(marker, "sweep marker", fix="choose another -o")
+        info = info if isinstance(info, dict) else {}
         if info.get("study") != name or info.get("storage") != redact(url):
             raise GengenError(
                 f"{str(out)!r} holds the sweep {info.get('study')!r} in {info.get('storage')}, not {name!r} in "
