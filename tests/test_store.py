@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from conftest import assert_one_line_error
+from conftest import assert_one_line_error, no_longer_than
 from gengen.cli import app
 from gengen.errors import GengenError
 
@@ -265,6 +265,87 @@ def test_add_copies_a_model_folder(ggan_files):
     assert_one_line_error(run("models", "add", ggan_files), "is not a gengen model folder")
     r = run("infer-targets", ggan_files / "landmarks.csv", "-q")
     assert r.exit_code == 0, r.output
+
+
+def test_add_copies_regular_files_and_links_inside_only(tmp_path):
+    """Issue 18: ``models add`` copied what links point at (a ``notes.txt -> ~/.ssh/id_rsa`` landed in a
+    shared store). A link to a regular file inside the folder is copied as that file; a subfolder is
+    copied; the copy holds regular files only (refusals: tests/test_bad_inputs.py, ``models-add-*``)."""
+    import torch
+
+    from gengen.checkpoint import save_checkpoint
+
+    src = tmp_path / "m"
+    save_checkpoint(src, "vae", {"w": torch.ones(3)}, {"genes": ["a"]})
+    (src / "extra").mkdir()
+    (src / "extra" / "notes.txt").write_text("mine\n")
+    os.symlink("model.safetensors", src / "weights-again")
+    r = run("models", "add", src, "--name", "m1")
+    assert r.exit_code == 0, r.output
+    copied = store() / "m1"
+    kinds = {str(p.relative_to(copied)): ("link" if p.is_symlink() else "dir" if p.is_dir() else "file")
+             for p in copied.rglob("*")}
+    assert kinds == {"config.json": "file", "model.safetensors": "file", "extra": "dir", "extra/notes.txt": "file",
+                     "weights-again": "file"}
+    assert (copied / "weights-again").read_bytes() == (src / "model.safetensors").read_bytes()
+    assert (copied / "extra" / "notes.txt").read_text() == "mine\n"
+
+
+def test_a_damaged_model_is_listed_as_unreadable_and_the_others_still_are():
+    """Issue 18: one config.json nested 100,000 deep broke ``models list`` (RecursionError), and a named
+    pipe as config.json blocked it forever. Each such model is listed as unreadable, with why, and the
+    rest of the store is listed as usual; showing it is one line; it can be removed."""
+    fake_model("good", "vae", genes=["g"] * 5, architecture={"latent_dim": 2})
+    for name, make in (("deep", lambda p: p.write_text("[" * 100_000 + "]" * 100_000)),
+                       ("junk", lambda p: p.write_bytes(b"\x80\x04not json")), ("pipe", os.mkfifo)):
+        d = fake_model(name, "vae")
+        (d / "config.json").unlink()
+        make(d / "config.json")
+    with no_longer_than(20):
+        r = run("models", "list")
+        shown = run("models", "show", "deep")
+        shown_pipe = run("models", "show", "pipe")
+        gone = run("models", "remove", "pipe")
+    assert r.exit_code == 0, r.output
+    rows = {line.split()[0]: line for line in r.output.splitlines() if not line.startswith("#")}
+    assert "5 genes -> 2 features" in rows["good"]
+    assert "unreadable" in rows["deep"] and "nested deeper" in rows["deep"]
+    assert "unreadable" in rows["junk"] and "not UTF-8" in rows["junk"]
+    assert "unreadable" in rows["pipe"] and "named pipe" in rows["pipe"]
+    assert_one_line_error(shown, "nested deeper")
+    assert_one_line_error(shown_pipe, "named pipe")
+    assert gone.exit_code == 0 and not (store() / "pipe").exists()
+    assert run("models", "list", "--pipeline", "vae").output.count("\ngood") == 1
+
+
+@pytest.mark.parametrize("damage", ["missing keys", "wrong types", "nested deep", "a list"])
+def test_a_damaged_index_is_rebuilt(damage):
+    """Issue 18: an index entry missing keys was a KeyError traceback. The index is a cache: an entry it
+    cannot use is read again from config.json, and a damaged index is written anew."""
+    from gengen.store import INDEX_NAME, list_models
+
+    fake_model("a", "vae", genes=["g"] * 5, architecture={"latent_dim": 2})
+    fake_model("b", "ggan", landmarks=["x"] * 3, targets=["y"] * 2)
+    assert len(list_models()) == 2
+    index_path = store() / INDEX_NAME
+    index = json.loads(index_path.read_text())
+    if damage == "missing keys":
+        for row in index["models"].values():
+            del row["summary"], row["created"]
+        index_path.write_text(json.dumps(index))
+    elif damage == "wrong types":
+        index["models"]["a"]["pipeline"] = ["vae"]
+        index["models"]["b"]["summary"] = {"x": 1}
+        index_path.write_text(json.dumps(index))
+    elif damage == "nested deep":
+        index_path.write_text("[" * 100_000 + "]" * 100_000)
+    else:
+        index_path.write_text(json.dumps([1, 2, 3]))
+    r = run("models", "list")
+    assert r.exit_code == 0, r.output
+    assert "5 genes -> 2 features" in r.output and "3 landmarks -> 2 targets" in r.output
+    rebuilt = json.loads(index_path.read_text())["models"]
+    assert set(rebuilt) == {"a", "b"} and all(set(row) == {"stamp", "pipeline", "created", "summary"} for row in rebuilt.values())
 
 
 # ------------------------------------------------------------------------------------------ one resolver

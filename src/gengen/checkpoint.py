@@ -110,8 +110,13 @@ def check_overwrite(directory: Path, pipeline: str) -> None:
     try:
         config = read_config(directory)
         found = config.get("pipeline") if isinstance(config, dict) else None
-    except (GengenError, OSError):
+    except OSError:
         found = None
+    except GengenError as exc:  # there, but damaged: say how
+        raise GengenError(
+            f"{str(directory)!r} exists and its {CONFIG_NAME} is {getattr(exc, 'reason', 'unreadable')}; refusing to "
+            "replace it (choose a new -o, or remove it)."
+        ) from None
     if found is None:
         raise GengenError(
             f"{str(directory)!r} exists and is not a gengen model directory; refusing to replace it "

@@ -343,21 +343,29 @@ def open_regular(path: str | os.PathLike, what: str = "file", *, follow: bool = 
         raise
     except OSError as exc:
         if not follow and _is_link_refusal(exc, name, dir_fd):
-            raise GengenError(f"{what} {label!r} is {_link_text(name, dir_fd)}; gengen does not follow links it "
-                              "finds in folders: put the file itself there.") from None
-        raise GengenError(f"cannot read {what} {label!r}: {exc.strerror or exc}.") from None
+            link = _link_text(name, dir_fd)
+            raise _with_reason(GengenError(f"{what} {label!r} is {link}; gengen does not follow links it finds in "
+                                           "folders: put the file itself there."), link) from None
+        with contextlib.suppress(OSError):  # a socket cannot be opened at all (ENXIO): say what it is
+            _refuse_special(os.stat(name, dir_fd=dir_fd).st_mode, what, label)
+        raise _with_reason(GengenError(f"cannot read {what} {label!r}: {exc.strerror or exc}."),
+                           f"unreadable ({exc.strerror or exc})") from None
     try:
-        import stat
-
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            raise GengenError(f"{what} {label!r} is {file_kind(st.st_mode)}, not a regular file; gengen reads "
-                              "only regular files (copy the data into a regular file first).")
+        _refuse_special(os.fstat(fd).st_mode, what, label)
         os.set_blocking(fd, True)
     except BaseException:
         os.close(fd)
         raise
     return fd
+
+
+def _refuse_special(mode: int, what: str, label: str) -> None:
+    import stat
+
+    if not stat.S_ISREG(mode):
+        kind = file_kind(mode)
+        raise _with_reason(GengenError(f"{what} {label!r} is {kind}, not a regular file; gengen reads only regular "
+                                       "files (copy the data into a regular file first)."), kind)
 
 
 def read_regular(path: str | os.PathLike, what: str = "file", *, follow: bool = True,
@@ -400,8 +408,15 @@ def load_json(raw: bytes | str, source: str | os.PathLike, what: str = "file", f
     except ValueError as exc:
         reason = f"not valid JSON ({str(exc).splitlines()[0][:100]})"
     if reason:
-        raise GengenError(f"{what} {os.fspath(source)!r} is {reason}; {fix or 'fix or remove it'}.")
+        raise _with_reason(GengenError(f"{what} {os.fspath(source)!r} is {reason}; {fix or 'fix or remove it'}."), reason)
     return value
+
+
+def _with_reason(error: GengenError, reason: str) -> GengenError:
+    """``error`` carrying what the file is (``error.reason``: 'a named pipe (FIFO)', 'not valid JSON (...)'),
+    for callers that word their own message around it."""
+    error.reason = reason
+    return error
 
 
 def _json_depth_ok(value: Any, limit: int = JSON_MAX_DEPTH) -> bool:

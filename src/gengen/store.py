@@ -32,7 +32,7 @@ from gengen.errors import GengenError
 from gengen.runtime import copy_regular_tree, new_temp, output_lock, read_json, remove_temp
 
 __all__ = [
-    "ModelInfo", "add_model", "check_name", "check_pipeline", "clear_default", "default_model",
+    "ModelInfo", "add_model", "check_defaults", "check_name", "check_pipeline", "clear_default", "default_model",
     "default_name", "defaults_of", "list_models", "model_info", "model_names", "name_from", "pipeline_label",
     "read_defaults", "release", "remove_model", "reserve", "resolve_model", "set_default", "store_dir", "summarise",
 ]
@@ -451,6 +451,18 @@ def read_defaults() -> dict[str, str]:
     return {str(k): str(v) for k, v in defaults.items()}
 
 
+def check_defaults() -> dict[str, str]:
+    """The recorded defaults, read under their lock: a damaged defaults.json or a lock file gengen may
+    not take (a link planted at its name) fails now, before a training or a copy, not after it.
+
+    Returns
+    -------
+    pipeline -> model name, as :func:`read_defaults`.
+    """
+    with _defaults_lock():
+        return read_defaults()
+
+
 def _write_defaults(defaults: dict[str, str]) -> None:
     from gengen.runtime import atomic_path
 
@@ -597,6 +609,7 @@ def add_model(source: str | os.PathLike, name: str | None = None) -> ModelInfo:
     if src.resolve().parent == root.resolve():
         raise GengenError(f"{str(source)!r} is already in the store.")
     root.mkdir(parents=True, exist_ok=True)
+    check_defaults()
     tmp = new_temp(target, directory=True)
     try:
         copy_regular_tree(src, tmp / name, "model folder")
