@@ -1084,6 +1084,8 @@ for cid, argv in PATH_OPTIONS:
     add(case(f"{cid}-is-a-fifo", argv.replace("{}", "apipe"), {"apipe": Fifo()}))
     add(case(f"{cid}-is-dev-zero", argv.replace("{}", "/dev/zero"), seconds=FIFO_SECONDS))
 add(case("vae-train-data-is-a-fifo", f"vae-train x.csv -o out {VAE_FAST}", {"x.csv": Fifo()}, needle="named pipe"))
+add(case("vae-import-decoder-is-a-fifo", "vae-import-tybalt apipe --genes @genes.txt -o imp", {"apipe": Fifo()},
+         needle="named pipe"))
 add(case("vae-encode-h5ad-is-a-fifo", "vae-encode x.h5ad --model @vae -o e.csv", {"x.h5ad": Fifo()}, needle="named pipe"))
 add(case("vae-encode-model-config-is-a-fifo", "vae-encode @expr.csv --model m -o e.csv",
          {**model_copy("vae", drop=("config.json",)), "m/config.json": Fifo()}, needle="named pipe"))

@@ -26,7 +26,7 @@ import zlib
 from pathlib import Path
 
 from gengen.errors import GengenError
-from gengen.runtime import file_kind, open_regular
+from gengen.runtime import open_regular
 
 COMPRESSIONS = ("gzip", "bz2", "xz")
 _MAGIC = (
@@ -45,19 +45,14 @@ WHITESPACE = " "  # the delimiter sniff_delimiter returns for runs of spaces/tab
 def check_input(path: str | os.PathLike, what: str = "input file") -> Path:
     """An existing, non-empty regular file, or a one-line GengenError saying which of these it is not
     (a named pipe or a device is refused: reading one would block or never end)."""
-    import stat
-
     p = Path(path)
     if not p.exists():
         raise GengenError(f"{what} {str(p)!r} does not exist.")
     if p.is_dir():
         raise GengenError(f"{what} {str(p)!r} is a directory, not a file.")
-    st = p.stat()
-    if not stat.S_ISREG(st.st_mode):
-        raise GengenError(f"{what} {str(p)!r} is {file_kind(st.st_mode)}, not a regular file; gengen reads only regular "
-                          "files (copy the data into a regular file first).")
-    if st.st_size == 0:
-        raise GengenError(f"{what} {str(p)!r} is empty.")
+    with _open_input(p, what) as fh:
+        if os.fstat(fh.fileno()).st_size == 0:
+            raise GengenError(f"{what} {str(p)!r} is empty.")
     return p
 
 
