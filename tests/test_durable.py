@@ -540,3 +540,26 @@ def test_a_named_pipe_for_history_is_skipped_in_seconds(tmp_path, capsys):
     with no_longer_than(20):
         assert read_history(tmp_path / "m") is None
     assert "named pipe" in capsys.readouterr().err
+
+
+def test_a_short_read_modify_write_waits_for_the_lock(tmp_path):
+    """defaults.json's lock now goes through the same lock files (no link followed): its writers wait for
+    a holder (``wait=``) instead of failing at once, as the flock on ``.defaults.lock`` did."""
+    holder = _spawn("""
+        import sys, time
+        from gengen.runtime import output_lock
+        with output_lock(sys.argv[1]):
+            print("locked", flush=True)
+            time.sleep(1.5)
+    """, str(tmp_path / "defaults.json"))
+    try:
+        _wait_for_line(holder, "locked")
+        with pytest.raises(GengenError, match="being written by another gengen run"):
+            with runtime.output_lock(tmp_path / "defaults.json"):
+                pass
+        t = time.perf_counter()
+        with runtime.output_lock(tmp_path / "defaults.json", wait=30):
+            waited = time.perf_counter() - t
+    finally:
+        holder.wait(timeout=30)
+    assert 0.2 < waited < 30 and os.listdir(tmp_path) == []

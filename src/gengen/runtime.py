@@ -823,9 +823,14 @@ def _acquire_lock(target: Path, wait: float = 0.0) -> str:
             if problem:
                 os.close(fd)
                 raise _lock_refused(key, target, problem)
-            with contextlib.suppress(FileNotFoundError):
+            try:  # while still holding it: a run that opened it too re-checks and retries
                 os.unlink(key)
-            os.close(fd)
+            except FileNotFoundError:
+                pass
+            except OSError as exc:  # a read-only folder: the output cannot be written either
+                raise output_error(exc, target) from None
+            finally:
+                os.close(fd)
             continue
         import socket
 
