@@ -14,8 +14,9 @@ Every case asserts:
 
 Add a case by appending a :class:`Case` to :data:`CASES` (``add(case(...))``): ``argv`` names shared
 fixtures as ``@name`` (``@vae`` is the tiny VAE model folder, ``@expr.csv`` a good table, ...); ``files``
-maps names in the case folder to their bytes (or to a function of the fixture folder returning them, or
-a :class:`Link`); ``dirs`` makes folders there; ``env`` sets variables; ``patch(monkeypatch, folder)``
+maps names in the case folder to their bytes (or to a function of the fixture folder returning them, a
+:class:`Link`, or a :class:`Fifo`: a named pipe, which a reader that opens it waits on forever); ``dirs``
+makes folders there; ``seconds`` bounds the case's run (a hang is a failure, not a stuck suite); ``env`` sets variables; ``patch(monkeypatch, folder)``
 makes the filesystem say no (read-only, disk full, a lock held by another run) for the command only;
 ``needle`` is a word the error line must hold. The store ``$GENGEN_HOME/models`` exists in every case
 folder (as after a first training). A test fails when a command has no case at all.
@@ -169,6 +170,7 @@ class Case:
     needle: str = ""
     env: dict[str, str] = field(default_factory=dict)
     patch: Callable | None = None  # patch(monkeypatch, work) before the run: a filesystem that says no
+    seconds: int = CASE_SECONDS
 
 
 @dataclass(frozen=True)
@@ -178,11 +180,24 @@ class Link:
     target: str
 
 
+@dataclass(frozen=True)
+class Fifo:
+    """A named pipe with no writer, as a value of ``Case.files``: opening it to read blocks forever."""
+
+
+FIFO_SECONDS = 20  # a case with a named pipe must fail at once; before the fix it waited forever
+DEEP_JSON = "[" * 100_000 + "]" * 100_000  # Python's JSON parser recurses: RecursionError, not ValueError
+
+
 def case(id: str, argv: str | list[str], files: dict | None = None, dirs: tuple[str, ...] = (), needle: str = "",
-         env: dict[str, str] | None = None, patch: Callable | None = None) -> Case:
-    """``argv`` as one string is split on spaces (fixtures and files here have no spaces in their names)."""
+         env: dict[str, str] | None = None, patch: Callable | None = None, seconds: int | None = None) -> Case:
+    """``argv`` as one string is split on spaces (fixtures and files here have no spaces in their names).
+    A case with a :class:`Fifo` gets :data:`FIFO_SECONDS` unless ``seconds`` says otherwise."""
     args = tuple(argv.split()) if isinstance(argv, str) else tuple(argv)
-    return Case(id, args, dict(files or {}), dirs, needle, dict(env or {}), patch)
+    files = dict(files or {})
+    if seconds is None:
+        seconds = FIFO_SECONDS if any(isinstance(v, Fifo) for v in files.values()) else CASE_SECONDS
+    return Case(id, args, files, dirs, needle, dict(env or {}), patch, seconds)
 
 
 def fixture(name: str) -> Callable[[Path], bytes]:
@@ -974,7 +989,7 @@ add(case("sweep-vae-heartbeat-1e308", "sweep vae @expr.csv --trials 2 --heartbea
 add(case("sweep-vae-heartbeat-tiny", "sweep vae @expr.csv --trials 2 --heartbeat 0.001 -o sw", needle="between 1 and 3600"))
 # a sweep folder whose sweep.json is not what gengen wrote: one line, the folder untouched
 add(case("sweep-vae-marker-nested-deep", "sweep vae @expr.csv --trials 2 -o sw",
-         {"sw/sweep.json": "[" * 100_000 + "]" * 100_000}, needle="nested too deeply"))
+         {"sw/sweep.json": "[" * 100_000 + "]" * 100_000}, needle="nested deeper"))
 add(case("sweep-vae-marker-not-json", "sweep vae @expr.csv --trials 2 -o sw", {"sw/sweep.json": "{study: 1"},
          needle="not valid JSON"))
 
@@ -1088,7 +1103,7 @@ add(case("vae-decode-output-is-model-folder", "vae-decode z.csv --model m -o m",
 add(case("dna-train-predictor-output-is-gan", "dna-train-predictor @probes.fa --scores @scores.csv -o m --epochs 1", model_copy("gan")))
 
 # --- paths that are not files: '' (the current folder), a folder, /dev/null; text in UTF-16 without a byte-order mark (with one it reads: test_motif_layouts)
-for cid, argv in (
+PATH_OPTIONS = (  # one option of each command that reads a path: these must refuse what is not a regular file
     ("ggan-train-landmarks", f"ggan-train @ref.csv --landmarks {{}} -o out {GGAN_FAST}"),
     ("dna-train-predictor-scores", "dna-train-predictor @probes.fa --scores {} -o out --epochs 1"),
     ("vae-compare-labels", f"vae-compare @expr.csv --labels {{}} --by group {VAE_FAST}"),
@@ -1097,12 +1112,67 @@ for cid, argv in (
     ("vae-import-genes", "vae-import-tybalt @decoder.hdf5 --genes {} -o imp"),
     ("dna-score-fasta", "dna-score {} --motif @m.jaspar -o t.tsv"),
     ("vae-encode-model", "vae-encode @expr.csv --model {} -o e.h5ad"),
-):
+)
+for cid, argv in PATH_OPTIONS:
     add(case(f"{cid}-is-empty-path", [a if a != "{}" else "" for a in argv.split()]))
     add(case(f"{cid}-is-a-folder", argv.replace("{}", "adir"), dirs=("adir",)))
 for cid, argv in (("vae-train", f"vae-train /dev/null -o out {VAE_FAST}"), ("dna-train", f"dna-train /dev/null -o out {GAN_FAST}"),
                   ("dna-design-motif", f"{DESIGN} --motif /dev/null"), ("infer-targets", "infer-targets /dev/null --model @ggan -o p.csv")):
     add(case(f"{cid}-dev-null", argv))
+
+# --- issue 18: a named pipe or a device where a file is read (it blocked forever, or never ended), links
+# planted at the names gengen writes (a lock file wrote "PID host" into the link's target), links and special
+# files in a model folder copied into the store, JSON nested 100,000 deep (RecursionError)
+for cid, argv in PATH_OPTIONS:
+    add(case(f"{cid}-is-a-fifo", argv.replace("{}", "apipe"), {"apipe": Fifo()}))
+    add(case(f"{cid}-is-dev-zero", argv.replace("{}", "/dev/zero"), seconds=FIFO_SECONDS))
+add(case("vae-train-data-is-a-fifo", f"vae-train x.csv -o out {VAE_FAST}", {"x.csv": Fifo()}, needle="named pipe"))
+add(case("vae-import-decoder-is-a-fifo", "vae-import-tybalt apipe --genes @genes.txt -o imp", {"apipe": Fifo()},
+         needle="named pipe"))
+add(case("vae-encode-h5ad-is-a-fifo", "vae-encode x.h5ad --model @vae -o e.csv", {"x.h5ad": Fifo()}, needle="named pipe"))
+add(case("vae-encode-model-config-is-a-fifo", "vae-encode @expr.csv --model m -o e.csv",
+         {**model_copy("vae", drop=("config.json",)), "m/config.json": Fifo()}, needle="named pipe"))
+add(case("vae-encode-model-weights-is-a-fifo", "vae-encode @expr.csv --model m -o e.csv",
+         {**model_copy("vae", drop=("model.safetensors",)), "m/model.safetensors": Fifo()}, needle="named pipe"))
+add(case("infer-targets-model-config-is-a-fifo", "infer-targets @query.csv --model m -o p.csv",
+         {**model_copy("ggan", drop=("config.json",)), "m/config.json": Fifo()}, needle="named pipe"))
+add(case("models-show-config-is-a-fifo", "models show v1",
+         {**model_copy("vae", "gengen_home/models/v1", drop=("config.json",)), "gengen_home/models/v1/config.json": Fifo()},
+         needle="named pipe"))
+add(case("models-add-config-is-a-fifo", "models add m", {**model_copy("vae", drop=("config.json",)), "m/config.json": Fifo()},
+         needle="named pipe"))
+add(case("models-add-fifo-in-folder", "models add m", model_copy("vae", add={"pipe": Fifo()}), needle="named pipe"))
+add(case("models-add-link-leaving-folder", "models add m", {**model_copy("vae", add={"notes.txt": Link("../secret.txt")}),
+                                                            "secret.txt": "key\n"}, needle="outside"))
+add(case("models-add-link-to-dev-zero", "models add m", model_copy("vae", add={"zero": Link("/dev/zero")}), needle="outside"))
+add(case("models-add-broken-link-in-folder", "models add m", model_copy("vae", add={"gone": Link("nowhere")}), needle="broken"))
+add(case("models-add-defaults-lock-is-a-link", "models add m",
+         {**model_copy("vae"), "v.txt": "keep\n", "gengen_home/.defaults.json.gengen-lock": Link("../v.txt")}, needle="lock file"))
+add(case("dna-generate-defaults-is-a-fifo", "dna-generate -n 2 -o g.fa", {"gengen_home/defaults.json": Fifo()}, needle="named pipe"))
+add(case("vae-encode-lock-is-a-link-to-a-file", "vae-encode @expr.csv --model @vae -o e.csv",
+         {"v.txt": "keep\n", ".e.csv.gengen-lock": Link("v.txt")}, needle="lock file"))
+add(case("vae-encode-lock-is-a-link-to-the-input", "vae-encode x.csv --model @vae -o e.csv",
+         {"x.csv": fixture("expr.csv"), ".e.csv.gengen-lock": Link("x.csv")}, needle="lock file"))
+add(case("vae-encode-lock-is-a-broken-link", "vae-encode @expr.csv --model @vae -o e.csv",
+         {".e.csv.gengen-lock": Link("nowhere")}, needle="lock file"))
+add(case("vae-encode-lock-is-a-fifo", "vae-encode @expr.csv --model @vae -o e.csv", {".e.csv.gengen-lock": Fifo()},
+         needle="lock file"))
+add(case("vae-train-lock-is-a-link", f"vae-train @expr.csv -o out {VAE_FAST}", {"v.txt": "keep\n", ".out.gengen-lock": Link("v.txt")},
+         needle="lock file"))
+add(case("vae-train-store-defaults-lock-is-a-link", f"vae-train @expr.csv {VAE_FAST}",
+         {"v.txt": "keep\n", "gengen_home/.defaults.json.gengen-lock": Link("../v.txt")}, needle="lock file"))
+add(case("vae-encode-model-config-nested-deep", "vae-encode @expr.csv --model m -o e.csv",
+         model_copy("vae", config=lambda cfg: DEEP_JSON.encode()), needle="nested deeper"))
+add(case("models-show-config-nested-deep", "models show v1",
+         model_copy("vae", "gengen_home/models/v1", config=lambda cfg: DEEP_JSON.encode()), needle="nested deeper"))
+add(case("models-add-config-nested-deep", "models add m", model_copy("vae", config=lambda cfg: DEEP_JSON.encode()),
+         needle="nested deeper"))
+add(case("dna-generate-defaults-nested-deep", "dna-generate -n 2 -o g.fa", {"gengen_home/defaults.json": DEEP_JSON},
+         needle="nested deeper"))
+add(case("dna-train-resume-config-nested-deep", f"dna-train @train.fa -o m --resume {GAN_FAST}",
+         model_copy("gan", config=lambda cfg: DEEP_JSON.encode()), needle="nested deeper"))
+add(case("sweep-vae-marker-nested-deep", "sweep vae @expr.csv --trials 2 -o sw", {"sw/sweep.json": DEEP_JSON}, needle="nested deeper"))
+add(case("sweep-vae-marker-is-a-fifo", "sweep vae @expr.csv --trials 2 -o sw", {"sw/sweep.json": Fifo()}, needle="named pipe"))
 add(case("vae-train-utf16-csv", f"vae-train x.csv -o out {VAE_FAST}", {"x.csv": lambda fx: (fx / "expr.csv").read_text().encode("utf-16-le")}))
 add(case("ggan-train-landmarks-utf16", f"ggan-train @ref.csv --landmarks lm.txt -o out {GGAN_FAST}",
          {"lm.txt": lambda fx: (fx / "landmarks.txt").read_text().encode("utf-16-le")}))
@@ -1206,16 +1276,22 @@ def _built_once():
 
 
 def snapshot(*roots: Path) -> dict[str, str]:
-    """Every path under ``roots`` (dotfiles and empty folders included) -> its SHA-256, 'dir' or link target."""
+    """Every path under ``roots`` (dotfiles and empty folders included) -> its SHA-256, 'dir', link target
+    or kind (a named pipe is never opened: that would block)."""
+    import stat
+
     out: dict[str, str] = {}
     for root in roots:
         for dirpath, dirnames, filenames in os.walk(root):
             for name in dirnames + filenames:
                 p = os.path.join(dirpath, name)
-                if os.path.islink(p):
+                mode = os.lstat(p).st_mode
+                if stat.S_ISLNK(mode):
                     out[p] = "-> " + os.readlink(p)
-                elif os.path.isdir(p):
+                elif stat.S_ISDIR(mode):
                     out[p] = "dir"
+                elif not stat.S_ISREG(mode):
+                    out[p] = f"special {stat.S_IFMT(mode):o}"
                 else:
                     with open(p, "rb") as fh:
                         out[p] = hashlib.sha256(fh.read()).hexdigest()
@@ -1223,11 +1299,11 @@ def snapshot(*roots: Path) -> dict[str, str]:
 
 
 class _CaseTimeout(BaseException):
-    """Raised in the command when a case outlives :data:`CASE_SECONDS` (not an Exception: nothing catches it)."""
+    """Raised in the command when a case outlives its ``seconds`` (not an Exception: nothing catches it)."""
 
 
 def _on_alarm(signum, frame):
-    raise _CaseTimeout(f"still running after {CASE_SECONDS} s: the bad input was accepted")
+    raise _CaseTimeout("still running after the case's time limit: the bad input was accepted (or blocked a read)")
 
 
 def _write_inputs(c: Case, work: Path, fx: Path) -> None:
@@ -1239,6 +1315,9 @@ def _write_inputs(c: Case, work: Path, fx: Path) -> None:
         p.parent.mkdir(parents=True, exist_ok=True)
         if isinstance(content, Link):
             os.symlink(str(fx / content.target[1:]) if content.target.startswith("@") else content.target, p)
+            continue
+        if isinstance(content, Fifo):
+            os.mkfifo(p)
             continue
         data = _resolve(content, fx)
         p.write_bytes(data if isinstance(data, bytes) else data.encode())
@@ -1270,7 +1349,7 @@ def test_bad_input_fails_cleanly(c: Case, fx: Path, tmp_path: Path, monkeypatch,
             if c.patch is not None:
                 c.patch(mp, work)
             before = snapshot(work, fx)
-            signal.alarm(CASE_SECONDS)
+            signal.alarm(c.seconds)
             res = CliRunner().invoke(app, argv, env={"GENGEN_THREADS": "1", "GENGEN_NO_PROGRESS": "1", **c.env})
     finally:
         signal.alarm(0)

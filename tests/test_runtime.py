@@ -170,3 +170,72 @@ def test_a_swallowed_sigterm_stops_the_next_progress_update(monkeypatch):
     with command_scope():  # the next command starts clean
         with Progress(10, "train", quiet=True) as bar:
             bar.update(1)
+
+
+@pytest.mark.parametrize("how", ["option", "env"])
+def test_threads_beyond_the_cores_are_bounded_and_said(how):
+    """Issue 18: ``--threads 100000`` asked torch and the BLAS libraries for 100,000 threads (the first
+    matrix product then crashed: SIGSEGV). It is bounded by the cores this process may use, with a note."""
+    import subprocess
+    import sys
+
+    from conftest import REPO
+
+    script = ("import os, torch; from gengen.runtime import set_threads, usable_cores\n"
+              f"set_threads({'100000' if how == 'option' else 'None'})\n"
+              "a = torch.randn(300, 300); (a @ a).sum()\n"
+              "print(torch.get_num_threads(), usable_cores(), os.environ['OMP_NUM_THREADS'])")
+    env = {k: v for k, v in os.environ.items() if not k.endswith("_NUM_THREADS") and k != "GENGEN_THREADS"}
+    env["PYTHONPATH"] = str(REPO / "src")
+    if how == "env":
+        env["GENGEN_THREADS"] = "100000"
+    out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    threads, cores, omp = out.stdout.split()
+    assert threads == cores == omp and int(cores) == len(os.sched_getaffinity(0))
+    source = "--threads" if how == "option" else "GENGEN_THREADS"
+    assert f"note: {source} 100000 is more than the {cores} CPU core" in out.stderr and f"using {cores}" in out.stderr
+
+
+def test_json_loader_turns_every_damage_into_one_line():
+    """Issue 18: JSON nested 100,000 deep raised RecursionError (not a ValueError) from every reader."""
+    from gengen.runtime import JSON_MAX_DEPTH, load_json
+
+    assert load_json("[" * JSON_MAX_DEPTH + "]" * JSON_MAX_DEPTH, "f.json") == eval("[" * JSON_MAX_DEPTH + "]" * JSON_MAX_DEPTH)
+    for raw, reason in (("[" * 100_000 + "]" * 100_000, "nested deeper"), ("{" + '"a":{' * 500 + "}" * 501, "nested deeper"),
+                        ("[" * (JSON_MAX_DEPTH + 1) + "]" * (JSON_MAX_DEPTH + 1), "nested deeper"),
+                        (b"\x80\x04junk", "not UTF-8"), ("{broken", "not valid JSON"), ("", "not valid JSON")):
+        with pytest.raises(GengenError) as err:
+            load_json(raw, "dir/f.json", "model config", fix="retrain it")
+        message = str(err.value)
+        assert message.startswith("model config 'dir/f.json' is ") and reason in message and message.endswith("retrain it.")
+
+
+def test_only_regular_files_are_read_and_links_only_where_allowed(tmp_path):
+    """Issue 18: a named pipe as model.safetensors, config.json or an input blocked forever; /dev/zero
+    never ends. Every reader opens without blocking and reads regular files only; a link the user made
+    to their data reads, a link found where gengen looks inside a folder (``follow=False``) does not."""
+    import socket
+
+    from conftest import no_longer_than
+    from gengen.io.files import check_input, head_lines, open_bytes, stored_kind
+    from gengen.runtime import read_json, read_regular
+
+    (tmp_path / "data.csv").write_text("id,a\nx,1\n")
+    os.symlink("data.csv", tmp_path / "mine.csv")
+    os.mkfifo(tmp_path / "pipe")
+    sock = socket.socket(socket.AF_UNIX)
+    sock.bind(str(tmp_path / "sock"))
+    assert read_regular(tmp_path / "mine.csv") == b"id,a\nx,1\n"
+    assert head_lines(tmp_path / "mine.csv") == ["id,a", "x,1"]
+    with pytest.raises(GengenError, match="is a symbolic link .to 'data.csv'.; gengen does not follow"):
+        read_regular(tmp_path / "mine.csv", "model file", follow=False)
+    for path, kind in ((tmp_path / "pipe", r"a named pipe \(FIFO\)"), ("/dev/zero", "a character device"),
+                       (tmp_path / "sock", "a socket"), (tmp_path, "a folder")):
+        for reader in (read_regular, lambda p: read_json(p, "config"), stored_kind, open_bytes, head_lines):
+            with no_longer_than(20), pytest.raises(GengenError, match=f"is {kind}"):
+                reader(path)
+        if kind != "a folder":
+            with pytest.raises(GengenError, match=f"is {kind}, not a regular file"):
+                check_input(path)
+    sock.close()

@@ -345,18 +345,17 @@ def trained_lengths(predictor: str | None = None, specs: list[str] | None = None
     """The sequence length each ``dna-train-predictor`` model among the objectives (``--predictor``,
     ``--objective predictor=...``) was trained on, by name, read from its config.json alone so it is
     known before anything is loaded. A model that cannot be read is left out (loading it says why)."""
-    import json
     from pathlib import Path
 
-    from gengen.checkpoint import CONFIG_NAME, resolve_model
+    from gengen.checkpoint import read_config, resolve_model
 
     sources = [predictor] if predictor else []
     sources += [p.source for p in map(parse_objective, specs or []) if p.kind == "predictor"]
     out = {}
     for source in sources:
         try:
-            cfg = json.loads((resolve_model(source, "dna-predictor") / CONFIG_NAME).read_text())
-        except (GengenError, OSError, ValueError):
+            cfg = read_config(resolve_model(source, "dna-predictor"))
+        except (GengenError, OSError):
             continue
         length = cfg.get("length") if isinstance(cfg, dict) and cfg.get("pipeline") == "dna-predictor" else None
         if isinstance(length, int) and length > 0:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import bz2
 import codecs
+import contextlib
 import csv
 import gzip
 import io
@@ -26,6 +27,7 @@ import zlib
 from pathlib import Path
 
 from gengen.errors import GengenError
+from gengen.runtime import open_regular
 
 COMPRESSIONS = ("gzip", "bz2", "xz")
 _MAGIC = (
@@ -63,21 +65,32 @@ codecs.register_error("gengen-legacy", _legacy_fallback)
 
 
 def check_input(path: str | os.PathLike, what: str = "input file") -> Path:
-    """An existing, non-empty regular file, or a one-line GengenError saying which of these it is not."""
+    """An existing, non-empty regular file, or a one-line GengenError saying which of these it is not
+    (a named pipe or a device is refused: reading one would block or never end)."""
     p = Path(path)
     if not p.exists():
         raise GengenError(f"{what} {str(p)!r} does not exist.")
     if p.is_dir():
         raise GengenError(f"{what} {str(p)!r} is a directory, not a file.")
-    if p.stat().st_size == 0:
-        raise GengenError(f"{what} {str(p)!r} is empty.")
+    with _open_input(p, what) as fh:
+        if os.fstat(fh.fileno()).st_size == 0:
+            raise GengenError(f"{what} {str(p)!r} is empty.")
     return p
 
 
-def stored_kind(path: str | os.PathLike) -> str:
+def _open_input(path: str | os.PathLike, what: str):
+    """The file as a binary stream if it is a regular file (a link the user made to one is fine)."""
+    try:
+        return os.fdopen(open_regular(path, what), "rb")
+    except FileNotFoundError:
+        raise GengenError(f"{what} {str(path)!r} does not exist.") from None
+
+
+def stored_kind(path: str | os.PathLike, what: str = "input file") -> str:
     """What the first bytes of the file say, as stored: ``gzip``, ``bz2``, ``xz``, ``zip``, ``hdf5``,
-    ``parquet``, ``empty`` or ``other`` (text, or binary that is none of these)."""
-    with open(path, "rb") as fh:
+    ``parquet``, ``empty`` or ``other`` (text, or binary that is none of these); anything but a regular
+    file is a one-line error."""
+    with _open_input(path, what) as fh:
         head = fh.read(8)
     if not head:
         return "empty"
@@ -96,9 +109,9 @@ def damaged(path, kind: str, exc: BaseException, *, what: str = "input file") ->
 class _Guarded(io.RawIOBase):
     """A decompressing stream whose read errors become :func:`damaged` GengenErrors."""
 
-    def __init__(self, raw, path, what: str, kind: str):
+    def __init__(self, raw, path, what: str, kind: str, source=None):
         super().__init__()
-        self._raw, self._path, self._what, self._kind = raw, path, what, kind
+        self._raw, self._path, self._what, self._kind, self._source = raw, path, what, kind, source
 
     def readable(self) -> bool:
         return True
@@ -112,17 +125,21 @@ class _Guarded(io.RawIOBase):
     def close(self) -> None:
         if not self.closed:
             self._raw.close()
+            if self._source is not None:  # the decompressors leave a file object they were given open
+                self._source.close()
         super().close()
 
 
 def _decompressed(path: str | os.PathLike, what: str) -> io.BufferedReader:
-    """The file's bytes, decompressed when its first bytes say gzip, bz2 or xz; not yet re-encoded."""
-    kind = stored_kind(path)
+    """The file's bytes, decompressed when its first bytes say gzip, bz2 or xz; not yet re-encoded.
+    Regular files only (:func:`_open_input`): a pipe or a device is a one-line error, not a hang."""
+    kind = stored_kind(path, what)
     if kind == "zip":
         raise GengenError(f"{what} {str(path)!r} is a zip archive; unzip it and give the file inside.")
+    source = _open_input(path, what)
     if kind not in COMPRESSIONS:
-        return open(path, "rb")
-    return io.BufferedReader(_Guarded(_OPENERS[kind](path, "rb"), path, what, kind), buffer_size=1 << 20)
+        return source
+    return io.BufferedReader(_Guarded(_OPENERS[kind](source, "rb"), path, what, kind, source), buffer_size=1 << 20)
 
 
 def open_bytes(path: str | os.PathLike, what: str = "input file") -> io.BufferedReader:
@@ -195,11 +212,12 @@ def wide_text(path: str | os.PathLike) -> bool:
     """Whether the file's decompressed content needs re-encoding to be UTF-8 text (UTF-16/32 by their
     byte-order mark, or Windows-1252): a reader that decompresses by itself instead of through
     :func:`open_bytes` would get it undecoded."""
-    opener = _OPENERS.get(stored_kind(path), open)
+    kind = stored_kind(path)
     try:
-        with opener(path, "rb") as fh:
-            if _wide_encoding(fh.read(4)) is not None:
-                return True
+        with _open_input(path, "input file") as source:
+            with (_OPENERS[kind](source, "rb") if kind in COMPRESSIONS else contextlib.nullcontext(source)) as fh:
+                if _wide_encoding(fh.read(4)) is not None:
+                    return True
         return legacy_encoding(path) is not None
     except (*_DAMAGE, GengenError):  # the reader that follows names the damage
         return False

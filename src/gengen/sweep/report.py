@@ -6,7 +6,6 @@ import contextlib
 import json
 import math
 import os
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -237,9 +236,11 @@ def _output_lock(out: Path) -> Iterator[None]:
 
 
 def _copy_model(src: Path, dest: Path) -> None:
+    """The best trial's model folder as ``best/``: regular files only, never what a link points at."""
+    from gengen.runtime import copy_regular_tree
+
     with atomic_dir(dest) as tmp:
-        for item in src.iterdir():
-            (shutil.copytree if item.is_dir() else shutil.copy2)(item, tmp / item.name)
+        copy_regular_tree(src, tmp, "trial's model folder")
 
 
 def write_outputs(study, pipe: Pipeline, space: SearchSpace, settings: Settings, out: Path, *, url: str,

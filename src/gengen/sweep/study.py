@@ -726,10 +726,9 @@ def _check_output(out: Path, name: str, url: str) -> None:
     if out.exists() and not out.is_dir():
         raise GengenError(f"-o {str(out)!r} exists and is not a folder; choose another -o.")
     marker = out / MARKER
-    if marker.is_file():
+    if marker.exists():
         info = read_json(marker, f"the sweep folder's {MARKER}")
-        if not isinstance(info, dict):
-            info = {}
+        info = info if isinstance(info, dict) else {}
         if info.get("study") != name or info.get("storage") != redact(url):
             raise GengenError(
                 f"{str(out)!r} holds the sweep {info.get('study')!r} in {info.get('storage')}, not {name!r} in "
@@ -740,16 +739,12 @@ def _check_output(out: Path, name: str, url: str) -> None:
 
 
 def read_json(path: Path, what: str) -> Any:
-    """A JSON file gengen wrote (sweep.json, summary.json), parsed; one line when it is not JSON, is
-    nested too deeply (RecursionError) or cannot be read. The one place the sweep parses JSON files."""
-    try:
-        return json.loads(path.read_bytes())
-    except RecursionError:
-        raise GengenError(f"{what} {str(path)!r} is nested too deeply to be a gengen file; choose another -o "
-                          "(or remove the file if the folder is yours).") from None
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise GengenError(f"{what} {str(path)!r} is not valid JSON ({str(exc).splitlines()[0][:80]}); choose another "
-                          "-o (or remove the file if the folder is yours).") from None
+    """A JSON file gengen wrote (sweep.json, summary.json), parsed by the one safe loader
+    (:func:`gengen.runtime.read_json`: regular files only, bounded nesting); every problem is one line.
+    The one place the sweep parses JSON files."""
+    from gengen.runtime import read_json as read_regular_json
+
+    return read_regular_json(path, what, fix="choose another -o (or remove the file if the folder is yours)")
 
 
 def _write_marker(out: Path, name: str, url: str, pipeline: str) -> None:
