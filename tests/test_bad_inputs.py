@@ -1171,7 +1171,6 @@ add(case("dna-generate-defaults-nested-deep", "dna-generate -n 2 -o g.fa", {"gen
          needle="nested deeper"))
 add(case("dna-train-resume-config-nested-deep", f"dna-train @train.fa -o m --resume {GAN_FAST}",
          model_copy("gan", config=lambda cfg: DEEP_JSON.encode()), needle="nested deeper"))
-add(case("sweep-vae-marker-nested-deep", "sweep vae @expr.csv --trials 2 -o sw", {"sw/sweep.json": DEEP_JSON}, needle="nested deeper"))
 add(case("sweep-vae-marker-is-a-fifo", "sweep vae @expr.csv --trials 2 -o sw", {"sw/sweep.json": Fifo()}, needle="named pipe"))
 add(case("vae-train-utf16-csv", f"vae-train x.csv -o out {VAE_FAST}", {"x.csv": lambda fx: (fx / "expr.csv").read_text().encode("utf-16-le")}))
 add(case("ggan-train-landmarks-utf16", f"ggan-train @ref.csv --landmarks lm.txt -o out {GGAN_FAST}",
