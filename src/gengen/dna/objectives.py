@@ -34,6 +34,8 @@ if TYPE_CHECKING:
     from gengen.io.motifs import PWM
 
 CALIBRATION_SEQUENCES = 2048
+CALIBRATION_BASES = 2**24  # at most this many random bases: sequences above 8,192 nt calibrate on fewer
+CALIBRATION_MIN_SEQUENCES = 256
 SPEC_KEYS = ("predictor", "motif", "target", "weight")
 
 
@@ -252,7 +254,8 @@ def calibrate(
     ----------
     objectives : the objectives to standardise (changed in place).
     length : design length.
-    n, seed : number of uniform random sequences and their seed.
+    n, seed : number of uniform random sequences (fewer above 8,192 nt: at most 2^24 bases, at least 256
+        sequences) and their seed.
     device : where to score them.
 
     Returns
@@ -261,8 +264,11 @@ def calibrate(
     """
     from gengen.io.sequences import codes_to_one_hot
 
-    x = codes_to_one_hot(random_codes(n, length, seed), device=device)
-    scores = exact_scores(objectives, x)
+    n = min(n, max(CALIBRATION_MIN_SEQUENCES, CALIBRATION_BASES // max(length, 1)))  # long designs: fewer
+    codes = random_codes(n, length, seed)
+    rows = max(1, 2**22 // max(length, 1))  # one-hot a few million bases at a time (one batch up to 2,048 nt)
+    scores = np.concatenate([exact_scores(objectives, codes_to_one_hot(codes[i : i + rows], device=device))
+                             for i in range(0, n, rows)])
     for obj, col in zip(objectives, scores.T):
         sd = float(np.std(col, ddof=1)) if len(col) > 1 else 0.0
         obj.center = float(np.mean(col))

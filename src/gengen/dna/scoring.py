@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 from torch import nn
 
 from gengen.dna.predictors import PWMPredictor, report_scores
@@ -52,27 +51,16 @@ def score_records(
     notes: list[str] = []
     parts = []
     for length, idx in by_len.items():
-        codes = np.stack([codes_list[i] for i in idx]) if length else np.zeros((len(idx), 0), np.uint8)
+        if len(idx) == 1:  # a chromosome: a view, not a copy
+            codes = codes_list[idx[0]][None]
+        else:
+            codes = np.stack([codes_list[i] for i in idx]) if length else np.zeros((len(idx), 0), np.uint8)
         has_n = (codes == 4).any(axis=1)
         cols: dict = {"id": [records[i][0] for i in idx], "length": length,
                       "gc": gc_content(codes) if length else np.full(len(idx), np.nan)}
-        x = codes_to_one_hot(codes) if length else None
         if scorer is not None:
-            score = np.full(len(idx), np.nan)
-            start = np.full(len(idx), -1)
-            strand = np.zeros(len(idx), dtype=np.int64)
-            if length >= scorer.width:
-                with torch.no_grad():
-                    s = scorer.window_scores(x)  # (n, 2, positions)
-                if ambiguous == "skip":
-                    n_in = np.concatenate([np.zeros((len(idx), 1)), np.cumsum(codes == 4, axis=1)], axis=1)
-                    dirty = (n_in[:, scorer.width :] - n_in[:, : -scorer.width]) > 0  # window holds an N
-                    s = s.masked_fill(torch.as_tensor(dirty)[:, None, :], float("-inf"))
-                best, flat = s.flatten(1).max(dim=1)
-                ok = torch.isfinite(best).numpy()
-                score[ok] = best.numpy()[ok]
-                start[ok] = (flat % s.shape[-1]).numpy()[ok]
-                strand[ok] = (flat // s.shape[-1]).numpy()[ok]
+            hits = scorer.scan(codes, ambiguous="skip" if ambiguous == "skip" else "uniform")
+            score, start, strand = hits["score"], hits["hit_start"], hits["hit_strand"]
             cols["motif_score"] = score
             cols["fraction_of_max"] = score / pwm.max_score
             cols["hit_start"] = pd.array(np.where(start >= 0, start + 1, 0), dtype="Int64")
@@ -81,7 +69,7 @@ def score_records(
         if model is not None:
             pred = np.full(len(idx), np.nan)
             if length:
-                pred = report_scores(model, x)["score"]
+                pred = report_scores(model, codes_to_one_hot(codes))["score"]
                 if ambiguous == "skip":
                     pred[has_n] = np.nan
             cols["predictor_score"] = pred
