@@ -791,6 +791,15 @@ add(case("dna-design-length-not-the-predictors", "dna-design -n 2 --steps 2 --le
 add(case("dna-design-objective-length-not-the-predictors", "dna-design -n 2 --steps 2 --length 13 -o d.fa --objective predictor=m",
          model_copy("pred"), needle="--length 13 differs from the 12 nt the predictor 'm'"))
 add(case("dna-design-nothing-to-design-for", DESIGN))
+# issue 18 item 14: one length check for every command that scores with a trained predictor
+add(case("dna-score-records-not-the-predictors-length", "dna-score @train.fa --predictor @pred -o t.tsv",
+         needle="records of 30 nt differ from the 12 nt the predictor 'pred' was trained on"))
+add(case("dna-score-predictor-windows-without-predictor", "dna-score @probes.fa --motif @m.jaspar --predictor-windows -o t.tsv",
+         needle="--predictor-windows"))
+add(case("dna-generate-predictor-not-the-gans-length", "dna-generate --model @gan --predictor m -o g.fa",
+         model_copy("pred", config=with_key("length", 20)), needle="the GAN's length 12 differs from the 20 nt"))
+add(case("dna-design-max-steps-0", "dna-design -n 2 --length 12 -o d.fa --motif @m.jaspar --max-steps 0",
+         needle="--max-steps"))
 for opt in ("--epochs 0", "--val-fraction 0", "--val-fraction 1", "--val-fraction nan", "--transform square"):
     add(case(f"dna-train-predictor{opt.replace(' ', '')}", f"{PRED} --scores @scores.csv {opt}"))
 for opt in ("-n 0", "--heldout-fraction 0", "--heldout-fraction 1.5", "--heldout-fraction nan"):

@@ -370,13 +370,37 @@ def trained_lengths(predictor: str | None = None, specs: list[str] | None = None
     return out
 
 
+def check_trained_length(trained: dict[str, int], length: int, how: str, fix: str) -> None:
+    """The one check of a sequence length against the lengths trained predictors were fitted on
+    (``dna-design``, ``dna-generate``, ``dna-score``), with one message.
+
+    A CNN from ``dna-train-predictor`` pools over positions, so it returns a number for any length,
+    but a number for another length than its training sequences' is an extrapolation: a mean pooled
+    over more or fewer positions, a maximum over more or fewer chances. Refused, saying what to do.
+
+    Parameters
+    ----------
+    trained : predictor name -> the length it was trained on (:func:`trained_lengths`).
+    length : the length that would be scored.
+    how : what has that length and the verb, e.g. ``"--length {asked} differs"``, ``"records of {asked}
+        nt differ"``.
+    fix : what to do instead. In both, ``{n}`` is replaced by the trained length and ``{asked}`` by ``length``.
+    """
+    for name, n in trained.items():
+        if n != length:
+            raise GengenError(
+                f"{how.format(n=n, asked=length)} from the {n} nt the predictor {name!r} was trained on (its scores at "
+                "other lengths are extrapolations); " + fix.format(n=n, asked=length)
+            )
+
+
 def design_length(trained: dict[str, int], length: int | None = None, *, gan_length: int | None = None,
                   from_option: str = "--length") -> tuple[int | None, str]:
     """The design length that fits the trained predictors, and a note when it was taken from them.
 
     A CNN from ``dna-train-predictor`` was fitted on sequences of one length and its pooled scores at
     another length are extrapolations, so a length given (``length``, or the GAN's ``gan_length``)
-    must be theirs, and without one the predictors' length is used.
+    must be theirs (:func:`check_trained_length`), and without one the predictors' length is used.
 
     Parameters
     ----------
@@ -391,16 +415,14 @@ def design_length(trained: dict[str, int], length: int | None = None, *, gan_len
     """
     if not trained:
         return (gan_length or length), ""
-    asked, how = (gan_length, "the GAN's length") if gan_length is not None else (length, from_option)
-    if asked is not None:
-        for name, n in trained.items():
-            if n != asked:
-                raise GengenError(
-                    f"{how} {asked} differs from the {n} nt the predictor {name!r} was trained on (its scores at "
-                    f"other lengths are extrapolations); leave {from_option} out to design at {n} nt, or train a "
-                    f"predictor on {asked}-nt sequences."
-                )
-        return asked, ""
+    if gan_length is not None:
+        check_trained_length(trained, gan_length, "the GAN's length {asked} differs", "use a GAN trained on {n}-nt "
+                             "windows, or a predictor trained on {asked}-nt sequences.")
+        return gan_length, ""
+    if length is not None:
+        check_trained_length(trained, length, from_option + " {asked} differs", f"leave {from_option} out to design "
+                             "at {n} nt, or train a predictor on {asked}-nt sequences.")
+        return length, ""
     if len(set(trained.values())) > 1:
         raise GengenError("the predictors were trained on different sequence lengths ("
                           + ", ".join(f"{k}: {v} nt" for k, v in trained.items())

@@ -226,6 +226,9 @@ class DesignResult:
                 line += (f"; target {float(s['target']):g}: mean |score - target| {s['target_abs_error_mean']:.3f} "
                          "(closest one-hot sequence per design, then single-base polishing)")
         lines = [line]
+        stop = self.stop_line()
+        if stop:
+            lines.append(stop)
         if self.edits is not None:
             what = "combined objective (sd units)" if self.multi else "score"
             budget = self.settings.get("max_edits")
@@ -244,6 +247,20 @@ class DesignResult:
             lines.append(f"{self.dropped} design(s) could not be made to meet every constraint and were dropped "
                          f"({self._reasons()})")
         return lines
+
+    def stop_line(self) -> str:
+        """Why the optimisation stopped when no step count was given ("" when one was)."""
+        st = self.settings
+        if st.get("stopped") == "plateau":
+            tol = st["plateau_tolerance"]
+            return (f"stopped on a plateau at step {st['steps']} of at most {st['max_steps']}: the mean one-hot "
+                    f"objective rose by less than {tol:g} x max(1, |its value|) (standardised units) over the last "
+                    f"{st['plateau_steps']} steps; the designs are those of --steps {st['steps']} (--steps N runs "
+                    "exactly N steps)")
+        if st.get("stopped") == "max_steps":
+            return (f"ran the most steps without --steps ({st['max_steps']}) and the score was still rising; "
+                    "--max-steps or --steps N runs longer")
+        return ""
 
     def _reasons(self) -> str:
         """The first broken constraint of each dropped design, counted: 'GC out of range: 3, ...'."""
