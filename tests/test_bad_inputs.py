@@ -1078,6 +1078,11 @@ add(case("vae-decode-x-vae-wrong-width", "vae-decode z.h5ad --model @vae -o d.h5
 add(case("vae-sample-read-only-folder", "vae-sample --model @vae -n 2 -o ro/s.h5ad", dirs=("ro",), patch=_read_only("ro")))
 add(case("dna-train-read-only-folder", f"dna-train @train.fa -o ro/gan {GAN_FAST}", dirs=("ro",), patch=_read_only("ro")))
 add(case("dna-design-disk-full-at-last-file", f"{DESIGN} --motif @m.jaspar", patch=_disk_full_at("d.png")))
+# issue 18 item 15: the designed motif (.motif.jaspar) and the hits (.hits.bed) are declared outputs like the rest
+add(case("dna-design-disk-full-at-hits-bed", f"{DESIGN} --motif @m.jaspar", patch=_disk_full_at("d.hits.bed")))
+add(case("dna-design-motif-file-is-folder", f"{DESIGN} --motif @m.jaspar", dirs=("d.motif.jaspar",)))
+add(case("dna-score-hits-bed-is-folder", "dna-score @probes.fa --motif @m.jaspar -o t.tsv", dirs=("t.hits.bed",)))
+add(case("dna-score-disk-full-at-hits-bed", "dna-score @probes.fa --motif @m.jaspar -o t.tsv", patch=_disk_full_at("t.hits.bed")))
 add(case("ggan-eval-disk-full-at-last-file", f"ggan-eval {GGAN_REF} -o ev --folds 2 --methods mean", patch=_disk_full_at("ggan_eval_info.json")))
 add(case("vae-sample-output-locked", "vae-sample --model @vae -n 2 -o s.h5ad", patch=_locked("s.h5ad")))
 add(case("vae-train-output-locked", f"vae-train @expr.csv -o out {VAE_FAST}", patch=_locked("out")))

@@ -210,6 +210,12 @@ class ObjectiveChoice:
 
         return [self.motif, self.predictor, *objective_inputs(self.objective)]
 
+    def has_motif(self) -> bool:
+        """Whether a motif takes part (``--motif`` or an ``--objective motif=...``): designs then have hits."""
+        from gengen.dna.objectives import parse_objective
+
+        return bool(self.motif) or any(parse_objective(s).kind == "motif" for s in self.objective or [])
+
     def load(self, target: str, device: str, quiet: bool, needed: bool = True):
         """(objectives, the motif annotating predictor-only designs); nothing when not ``needed`` and none given."""
         from gengen.dna.objectives import load_objectives

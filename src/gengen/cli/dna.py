@@ -233,7 +233,7 @@ def dna_design(
         raise GengenError("--gan and --direct exclude each other: pick joint (GAN) or direct design.")
     if gan and (start or fixed or max_edits is not None):
         raise GengenError("--from, --fixed and --max-edits edit given sequences directly: leave out --gan.")
-    outs = design_outputs(output)  # objective_inputs parses every --objective before any file is read
+    outs = design_outputs(output, motif=True, hits=goal.has_motif())  # every --objective parsed before a file is read
     plan = plan_outputs(outs, inputs=[gan, start, *goal.inputs()])
     g = _load_gan(gan, device, weights, quiet) if gan else None
     length, length_note = design_length(trained_lengths(goal.predictor, goal.objective), length, gan_length=g.length if g else None)
@@ -318,7 +318,7 @@ def dna_score(
     device: opt.DeviceOpt = "auto", threads: opt.ThreadsOpt = None, quiet: opt.QuietOpt = False,
 ) -> None:
     """Score every sequence of a FASTA with a motif (best hit, both strands) and/or a predictor."""
-    from gengen.dna.scoring import score_file, write_scores
+    from gengen.dna.scoring import score_file, scores_bed_path, write_hits_bed, write_scores
 
     set_threads(threads)
     opt.require_suffix(output, TABLE_SUFFIXES, "a TSV table")
@@ -328,15 +328,23 @@ def dna_score(
         raise GengenError("--independent-probes and --independent-scores go together.")
     if predictor_windows and not predictor:
         raise GengenError("--predictor-windows scores with a --predictor: give one, or leave the option out.")
-    plan_outputs([output], inputs=[data, motif, predictor, independent_probes, independent_scores])
+    bed = scores_bed_path(output) if output is not None and motif else None  # the hits, beside the table
+    plan = plan_outputs([output, bed], inputs=[data, motif, predictor, independent_probes, independent_scores])
     choice = ObjectiveChoice(motif=motif, motif_format=motif_format, motif_name=motif_name, pseudocount=pseudocount)
     pwm = choice.load("max", device, quiet)[0][0].pwm if motif else None
     table, lines = score_file(input_path(data), pwm=pwm, predictor=predictor, transform=transform, ambiguous=ambiguous,
                               independent=(independent_probes, independent_scores) if independent_probes else None,
                               device=device, predictor_windows=predictor_windows, quiet=quiet)
-    typer.echo(write_scores(table, output), nl=output is not None)
-    for line in lines:
-        say(line, quiet)
+    if output is None:
+        typer.echo(write_scores(table), nl=False)
+        for line in lines:
+            say(line, quiet)
+        return
+    write_scores(table, output)
+    if bed is not None:
+        write_hits_bed(table, pwm, bed)
+    plan.commit()
+    report(lines, [output] + ([bed] if bed is not None else []), quiet)
 
 
 @app.command("dna-eval", rich_help_panel=PANEL)

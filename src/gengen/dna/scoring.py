@@ -221,6 +221,24 @@ def score_file(
     return table, lines
 
 
+def scores_bed_path(output) -> Path:
+    """Where ``dna-score -o TABLE.tsv --motif ...`` writes the hits as BED: ``TABLE.hits.bed`` beside it."""
+    from gengen.dna.result import BED_SUFFIX
+    from gengen.store import data_stem
+
+    return Path(output).with_name(data_stem(Path(output)) + BED_SUFFIX)
+
+
+def write_hits_bed(table: pd.DataFrame, pwm: PWM, path) -> str:
+    """The best motif hit of every scored record of ``dna-score``'s table, as BED (0-based, half-open; the
+    record id as chrom; see :mod:`gengen.io.bed`), written atomically. Returns the path."""
+    from gengen.io.bed import hits_bed, write_bed
+
+    bed = hits_bed(table["id"], table["hit_start"] - 1, pwm.length, table["hit_strand"], name=pwm.name,
+                   fraction_of_max=table["fraction_of_max"] if pwm.max_score > 0 else None)
+    return write_bed(bed, path)
+
+
 def write_scores(table: pd.DataFrame, output=None) -> str:
     """``dna-score``'s table as TSV: written atomically to ``output`` (returns its name), or returned as
     text for stdout when ``output`` is None."""
