@@ -160,3 +160,37 @@ def test_a_one_megabase_record_scores_in_bounded_memory_and_time():
     assert out["extra_mb"] < 300, out
     assert out["cpu_s"] < 5, out
     assert np.isfinite(out["score"])
+
+
+def test_avoided_pattern_counts_of_long_sequences_match_the_whole_matrix():
+    """The avoided-pattern scanner had the same L² matrix (dna-design --length 100000 --avoid GAATTC): blocked
+    beyond BANDED_MAX_LENGTH, with the same counts."""
+    from gengen.dna.greedy import PatternScanner
+
+    rng = np.random.default_rng(0)
+    length = 1_200
+    codes = torch.as_tensor(rng.integers(0, 4, (3, length)).astype(np.uint8))
+    codes[0, 100:106] = torch.tensor([2, 0, 0, 3, 3, 1])  # GAATTC
+    codes[1, 1_190:1_194] = 0  # AAAA at the very end
+    long_scan = PatternScanner(["GAATTC", "AAAA", "SS"], length)
+    assert long_scan.blocked
+    short_scan = PatternScanner(["GAATTC", "AAAA", "SS"], 400)  # the whole matrix, as before
+    x = codes_to_one_hot(codes)
+    sums = long_scan.window_sums(x)
+    # the first 400 bases' windows: same as the whole-matrix scanner on that stretch, pattern by pattern
+    ref = short_scan.window_sums(x[:, :, :400])
+    offset_long = offset_short = 0
+    for a in long_scan.allowed:
+        w = a.shape[1]
+        torch.testing.assert_close(sums[:, offset_long : offset_long + 400 - w + 1],
+                                   ref[:, offset_short : offset_short + 400 - w + 1])
+        offset_long += length - w + 1
+        offset_short += 400 - w + 1
+    strings = ["".join("ACGT"[c] for c in row.tolist()) for row in codes]
+    occ = long_scan.occurrences(x) - (sums[:, offset_long - (length - 1):] > 1.5).sum(dim=1)  # without SS
+    expected = [sum(_overlapping(s, p) for p in ("GAATTC", "AAAA", "TTTT")) for s in strings]
+    assert occ.tolist() == expected and expected[0] >= 1
+
+
+def _overlapping(text: str, pattern: str) -> int:
+    return sum(text.startswith(pattern, i) for i in range(len(text) - len(pattern) + 1))

@@ -51,38 +51,25 @@ class PWMPredictor(nn.Module):
         return int(self.weight.shape[-1])
 
     def _banded(self, length: int, like: torch.Tensor) -> torch.Tensor:
-        """``(4 L, 2 P)`` banded matrix whose column (strand, p) holds the PWM at window p.
+        """``(4 L, 2 P)`` banded matrix whose column (strand, p) holds the PWM at window p (cached).
 
         Scoring all windows as one GEMM is ~10-30x faster on CPU than ``conv1d`` with 2 output
         channels, whose backward (a transposed convolution) dominates design time otherwise. The
         matrix grows as L², so only sequences up to :data:`BANDED_MAX_LENGTH` use it whole; longer
-        ones go through the same matrix for a block of :meth:`_block` windows at a time.
+        ones go through :func:`window_products`, a block of windows at a time.
         """
         key = (length, like.device, like.dtype)
         cache = self.__dict__.setdefault("_banded_cache", {})
         if key not in cache:
-            w = self.weight.to(like.device, like.dtype)  # (2, 4, W)
-            n_pos = length - self.width + 1
-            m = torch.zeros(4, length, 2, n_pos, device=like.device, dtype=like.dtype)
-            p = torch.arange(n_pos, device=like.device)
-            for j in range(self.width):
-                m[:, p + j, :, p] = w[:, :, j].T[None].expand(n_pos, 4, 2)
-            if len(cache) > 4:
-                cache.clear()
-            cache[key] = m.reshape(4 * length, 2 * n_pos)
+            cache.clear()
+            cache[key] = banded_matrix(self.weight.to(like.device, like.dtype), length, length - self.width + 1)
         return cache[key]
-
-    def _block(self) -> int:
-        """Windows per block of the blocked scan: a few motif widths (fastest measured: 32 for W <= 32)."""
-        return max(32, -(-self.width // 16) * 16)
 
     def window_scores(self, x: torch.Tensor) -> torch.Tensor:
         """``(N, 2, L - W + 1)`` scores: forward strand, reverse strand.
 
         Up to :data:`BANDED_MAX_LENGTH` one GEMM with the whole banded matrix (as designs have always
-        been scored); beyond, in O(N·L·W) time and memory: the sequence is cut into overlapping
-        segments of ``B + W - 1`` positions (B windows each, a strided view) and every segment is
-        multiplied by the banded matrix of one segment, ``(4 (B + W - 1), 2 B)``. Differentiable.
+        been scored); beyond, in O(N·L·W) time and memory (:func:`window_products`). Differentiable.
         """
         length = int(x.shape[-1])
         if length < self.width:
@@ -90,15 +77,7 @@ class PWMPredictor(nn.Module):
         if length <= BANDED_MAX_LENGTH:
             m = self._banded(length, x)
             return (x.reshape(x.shape[0], -1) @ m).view(x.shape[0], 2, -1)
-        n, width, block = x.shape[0], self.width, self._block()
-        n_pos = length - width + 1
-        n_blocks = -(-n_pos // block)
-        span = block + width - 1
-        padded = torch.nn.functional.pad(x, (0, n_blocks * block + width - 1 - length))
-        segments = padded.unfold(2, span, block)  # (N, 4, blocks, span), a view
-        rows = segments.permute(0, 2, 1, 3).reshape(n * n_blocks, 4 * span)
-        s = (rows @ self._banded(span, x)).view(n, n_blocks, 2, block)
-        return s.permute(0, 2, 1, 3).reshape(n, 2, n_blocks * block)[:, :, :n_pos]
+        return window_products(x, self.weight.to(x.device, x.dtype))
 
     @torch.no_grad()
     def scan(self, codes, ambiguous: str = "uniform", *, chunk: int = SCAN_CHUNK) -> dict[str, np.ndarray]:
@@ -182,6 +161,38 @@ class PWMPredictor(nn.Module):
         """``score``, ``hit_start`` (0-based) and ``hit_strand`` (0 = +, 1 = -) of the best window."""
         score, start, strand = self.exact(x)
         return {"score": score, "hit_start": start, "hit_strand": strand}
+
+
+def banded_matrix(weight: torch.Tensor, span: int, windows: int) -> torch.Tensor:
+    """``(4 span, K windows)`` matrix whose column ``(k, p)`` holds ``weight[k]`` ``(4, W)`` at window ``p``
+    of a ``span``-long sequence (flattened channels first, as ``x.reshape(N, -1)`` of ``(N, 4, span)``)."""
+    k, _, width = weight.shape
+    m = torch.zeros(4, span, k, windows, device=weight.device, dtype=weight.dtype)
+    p = torch.arange(windows, device=weight.device)
+    for j in range(width):
+        m[:, p + j, :, p] = weight[:, :, j].T[None].expand(windows, 4, k)
+    return m.reshape(4 * span, k * windows)
+
+
+def window_products(x: torch.Tensor, weight: torch.Tensor, block: int | None = None) -> torch.Tensor:
+    """``(N, K, L - W + 1)``: every window of ``x`` ``(N, 4, L)`` times each of ``weight``'s K ``(4, W)``
+    matrices, in O(N·L·W·K) time and memory (the PWM scan of long sequences, the avoided-pattern counts).
+
+    The sequence is cut into overlapping segments of ``block + W - 1`` positions (``block`` windows
+    each; a strided view, copied once) and every segment is multiplied by :func:`banded_matrix` of
+    one segment: one GEMM, as fast per window as the whole banded matrix without its L² size.
+    ``block`` defaults to a few motif widths (32 for W <= 32, fastest measured). Differentiable.
+    """
+    n, _, length = x.shape
+    k, _, width = weight.shape
+    block = block or max(32, -(-width // 16) * 16)
+    n_pos = length - width + 1
+    n_blocks = -(-n_pos // block)
+    span = block + width - 1
+    padded = torch.nn.functional.pad(x, (0, n_blocks * block + width - 1 - length))
+    rows = padded.unfold(2, span, block).permute(0, 2, 1, 3).reshape(n * n_blocks, 4 * span)
+    s = (rows @ banded_matrix(weight, span, block)).view(n, n_blocks, k, block)
+    return s.permute(0, 2, 1, 3).reshape(n, k, n_blocks * block)[:, :, :n_pos]
 
 
 def _windows_with_ambiguous(codes: torch.Tensor, width: int) -> torch.Tensor:
