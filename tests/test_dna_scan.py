@@ -119,7 +119,9 @@ def test_scan_finds_a_planted_site_anywhere_in_a_long_sequence_on_either_strand(
     site = np.array(["ACGT".index(c) for c in pwm.consensus], dtype=np.uint8)
     codes[0, 123_457 : 123_457 + pwm.length] = site
     codes[1, 199_985:] = (3 - site)[::-1]  # reverse complement at the very end: the last window
-    hits = pred.scan(codes, chunk=10_000)
+    seen = []
+    hits = pred.scan(codes, chunk=10_000, on_block=seen.append)  # dna-score's progress bar counts these
+    assert sum(seen) == 2 * (200_000 - pwm.length + 1) and max(seen) <= 10_000
     np.testing.assert_allclose(hits["score"], pwm.max_score, atol=1e-4)
     assert hits["hit_start"].tolist() == [123_457, 200_000 - pwm.length]
     assert hits["hit_strand"].tolist() == [0, 1]

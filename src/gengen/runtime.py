@@ -180,8 +180,9 @@ class Progress:
         self.expected_seconds: float | None = None  # the projection, once made
         self._start = self._last = self._clock()
         on = not quiet and not os.environ.get("GENGEN_NO_PROGRESS")
-        enabled = on and sys.stderr.isatty()
-        if on and not enabled:
+        tty = sys.stderr.isatty()
+        enabled = on and tty and not Progress._live  # rich shows one bar at a time: a nested one stays silent
+        if on and not tty:
             self._plain = True
             raw = os.environ.get("GENGEN_PROGRESS_INTERVAL", "60")
             try:
@@ -210,9 +211,12 @@ class Progress:
             )
             self._task = self._bar.add_task(description, total=total, info="", left="")
 
+    _live = 0  # rich bars running now
+
     def __enter__(self) -> Progress:
         if self._bar is not None:
             self._bar.start()
+            Progress._live += 1
         return self
 
     def update(self, advance: int = 1, **fields: Any) -> None:
@@ -234,6 +238,7 @@ class Progress:
     def __exit__(self, *exc) -> None:
         if self._bar is not None:
             self._bar.stop()
+            Progress._live -= 1
 
     def seconds_left(self, elapsed: float) -> float | None:
         """Projected seconds left at ``elapsed`` seconds in: the remaining steps at the rate so far,

@@ -370,7 +370,7 @@ def trained_lengths(predictor: str | None = None, specs: list[str] | None = None
     return out
 
 
-def check_trained_length(trained: dict[str, int], length: int, how: str, fix: str) -> None:
+def check_trained_length(trained: dict[str, int], length: int, *, how: str, fix: str) -> None:
     """The one check of a sequence length against the lengths trained predictors were fitted on
     (``dna-design``, ``dna-generate``, ``dna-score``), with one message.
 
@@ -416,12 +416,12 @@ def design_length(trained: dict[str, int], length: int | None = None, *, gan_len
     if not trained:
         return (gan_length or length), ""
     if gan_length is not None:
-        check_trained_length(trained, gan_length, "the GAN's length {asked} differs", "use a GAN trained on {n}-nt "
-                             "windows, or a predictor trained on {asked}-nt sequences.")
+        check_trained_length(trained, gan_length, how="the GAN's length {asked} differs", fix="use a GAN trained on "
+                             "{n}-nt windows, or a predictor trained on {asked}-nt sequences.")
         return gan_length, ""
     if length is not None:
-        check_trained_length(trained, length, from_option + " {asked} differs", f"leave {from_option} out to design "
-                             "at {n} nt, or train a predictor on {asked}-nt sequences.")
+        check_trained_length(trained, length, how=from_option + " {asked} differs", fix=f"leave {from_option} out to "
+                             "design at {n} nt, or train a predictor on {asked}-nt sequences.")
         return length, ""
     if len(set(trained.values())) > 1:
         raise GengenError("the predictors were trained on different sequence lengths ("

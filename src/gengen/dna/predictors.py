@@ -80,7 +80,7 @@ class PWMPredictor(nn.Module):
         return window_products(x, self.weight.to(x.device, x.dtype))
 
     @torch.no_grad()
-    def scan(self, codes, ambiguous: str = "uniform", *, chunk: int = SCAN_CHUNK) -> dict[str, np.ndarray]:
+    def scan(self, codes, ambiguous: str = "uniform", *, chunk: int = SCAN_CHUNK, on_block=None) -> dict[str, np.ndarray]:
         """The best window of every sequence of integer codes, in memory bounded by ``chunk``.
 
         What ``dna-score`` runs: a 100 Mb chromosome is scanned ``chunk`` windows at a time (plus the
@@ -93,6 +93,7 @@ class PWMPredictor(nn.Module):
         ambiguous : ``"uniform"`` scores an ambiguous base as 0.25 of each; ``"skip"`` leaves out
             windows that hold one.
         chunk : windows scored per block.
+        on_block : called with the number of windows of each block once it is scored (progress).
 
         Returns
         -------
@@ -125,6 +126,8 @@ class PWMPredictor(nn.Module):
                 if ambiguous == "skip":
                     dirty = _windows_with_ambiguous(part, width)
                     s = s.masked_fill(dirty.to(s.device)[:, None, :], -torch.inf)
+                if on_block is not None:
+                    on_block(s.shape[0] * s.shape[2])
                 value, index = s.max(dim=2)
                 value, index = value.double().cpu(), index.cpu() + p0
                 better = value > best

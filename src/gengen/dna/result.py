@@ -165,7 +165,7 @@ class DesignResult:
         frac = None
         if self.pwm.max_score > 0:
             frac = PWMPredictor(self.pwm).scan(self.codes)["score"] / self.pwm.max_score
-        return hits_bed(self.ids, self.hit_start, self.motif_width, self.hit_strand, name=self.pwm.name,
+        return hits_bed(self.ids, self.hit_start, self.hit_strand, width=self.motif_width, name=self.pwm.name,
                         fraction_of_max=frac)
 
     def records(self):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -60,44 +61,58 @@ def score_records(
         from gengen.dna.objectives import check_trained_length
 
         for length in sorted({len(c) for c in codes_list} - {0, trained}):
-            check_trained_length({predictor_name: trained}, length, "records of {asked} nt differ",
-                                 "score {n}-nt sequences, or give --predictor-windows to score each record by its best "
-                                 "{n}-nt window.")
-    windows = bool(trained) and predictor_windows
+            check_trained_length({predictor_name: trained}, length, how="records of {asked} nt differ",
+                                 fix="score {n}-nt sequences, or give --predictor-windows to score each record by its "
+                                 "best {n}-nt window.")
+    by_windows = bool(trained) and predictor_windows
     by_len: dict[int, list[int]] = {}
     for i, c in enumerate(codes_list):
         by_len.setdefault(len(c), []).append(i)
     scorer = PWMPredictor(pwm) if pwm is not None else None
     notes: list[str] = []
     parts = []
-    for length, idx in by_len.items():
-        if len(idx) == 1:  # a chromosome: a view, not a copy
-            codes = codes_list[idx[0]][None]
-        else:
-            codes = np.stack([codes_list[i] for i in idx]) if length else np.zeros((len(idx), 0), np.uint8)
-        has_n = (codes == 4).any(axis=1)
-        cols: dict = {"id": [records[i][0] for i in idx], "length": length,
-                      "gc": gc_content(codes) if length else np.full(len(idx), np.nan)}
-        if scorer is not None:
-            hits = scorer.scan(codes, ambiguous="skip" if ambiguous == "skip" else "uniform")
-            score, start, strand = hits["score"], hits["hit_start"], hits["hit_strand"]
-            cols["motif_score"] = score
-            cols["fraction_of_max"] = score / pwm.max_score
-            cols["hit_start"] = pd.array(np.where(start >= 0, start + 1, 0), dtype="Int64")
-            cols["hit_start"][start < 0] = pd.NA  # no hit: empty in the TSV, not position 0
-            cols["hit_strand"] = np.where(start < 0, "", np.where(strand == 0, "+", "-"))
-        if model is not None:
-            pred = np.full(len(idx), np.nan)
-            if windows:
-                pred, at = best_windows(model, codes, trained, skip=ambiguous == "skip", quiet=quiet)
-                cols["predictor_window_start"] = pd.array(np.where(at >= 0, at + 1, 0), dtype="Int64")
-                cols["predictor_window_start"][at < 0] = pd.NA
-            elif length:
-                pred = report_scores(model, codes_to_one_hot(codes))["score"]
-                if ambiguous == "skip":
-                    pred[has_n] = np.nan
-            cols["predictor_score"] = pred
-        parts.append(pd.DataFrame(cols).set_index(pd.Index(idx)))
+    on_block, bar = None, contextlib.nullcontext()
+    if scorer is not None:  # a genome takes minutes: a bar in Mb (and the expected time, past a minute)
+        from gengen.runtime import Progress
+
+        total = sum(max(0, len(c) - scorer.width + 1) for c in codes_list)
+        bar = Progress(-(-total // 10**6), "motif scan (Mb)", quiet)
+        pending = [0]
+
+        def on_block(done: int) -> None:
+            pending[0] += done
+            if pending[0] >= 10**6:
+                bar.update(pending[0] // 10**6)
+                pending[0] %= 10**6
+    with bar:
+        for length, idx in by_len.items():
+            if len(idx) == 1:  # a chromosome: a view, not a copy
+                codes = codes_list[idx[0]][None]
+            else:
+                codes = np.stack([codes_list[i] for i in idx]) if length else np.zeros((len(idx), 0), np.uint8)
+            has_n = (codes == 4).any(axis=1)
+            cols: dict = {"id": [records[i][0] for i in idx], "length": length,
+                          "gc": gc_content(codes) if length else np.full(len(idx), np.nan)}
+            if scorer is not None:
+                hits = scorer.scan(codes, ambiguous="skip" if ambiguous == "skip" else "uniform", on_block=on_block)
+                score, start, strand = hits["score"], hits["hit_start"], hits["hit_strand"]
+                cols["motif_score"] = score
+                cols["fraction_of_max"] = score / pwm.max_score
+                cols["hit_start"] = pd.array(np.where(start >= 0, start + 1, 0), dtype="Int64")
+                cols["hit_start"][start < 0] = pd.NA  # no hit: empty in the TSV, not position 0
+                cols["hit_strand"] = np.where(start < 0, "", np.where(strand == 0, "+", "-"))
+            if model is not None:
+                pred = np.full(len(idx), np.nan)
+                if by_windows:
+                    pred, at = best_windows(model, codes, trained, skip=ambiguous == "skip", quiet=quiet)
+                    cols["predictor_window_start"] = pd.array(np.where(at >= 0, at + 1, 0), dtype="Int64")
+                    cols["predictor_window_start"][at < 0] = pd.NA
+                elif length:
+                    pred = report_scores(model, codes_to_one_hot(codes))["score"]
+                    if ambiguous == "skip":
+                        pred[has_n] = np.nan
+                cols["predictor_score"] = pred
+            parts.append(pd.DataFrame(cols).set_index(pd.Index(idx)))
     table = pd.concat(parts).sort_index() if parts else pd.DataFrame()
     if scorer is not None:
         short = int((table["length"] < scorer.width).sum())
@@ -108,7 +123,7 @@ def score_records(
             if free:
                 notes.append(f"{free} record(s) have no motif window free of N/IUPAC bases (NaN; --ambiguous skip)")
     missing = int(table["predictor_score"].isna().sum()) if model is not None else 0
-    if windows:
+    if by_windows:
         short = int(((table["length"] > 0) & (table["length"] < trained)).sum())
         notes.append(f"predictor scores are each record's best {trained}-nt window (stride 1; "
                      "predictor_window_start, 1-based)" + (f"; {short} record(s) shorter than {trained} nt have none "
@@ -234,7 +249,7 @@ def write_hits_bed(table: pd.DataFrame, pwm: PWM, path) -> str:
     record id as chrom; see :mod:`gengen.io.bed`), written atomically. Returns the path."""
     from gengen.io.bed import hits_bed, write_bed
 
-    bed = hits_bed(table["id"], table["hit_start"] - 1, pwm.length, table["hit_strand"], name=pwm.name,
+    bed = hits_bed(table["id"], table["hit_start"] - 1, table["hit_strand"], width=pwm.length, name=pwm.name,
                    fraction_of_max=table["fraction_of_max"] if pwm.max_score > 0 else None)
     return write_bed(bed, path)
 

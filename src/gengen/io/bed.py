@@ -21,15 +21,15 @@ if TYPE_CHECKING:
 BED_COLUMNS = ("chrom", "chromStart", "chromEnd", "name", "score", "strand")
 
 
-def hits_bed(ids, starts, width: int, strands, *, name: str, fraction_of_max=None) -> pd.DataFrame:
+def hits_bed(ids, starts, strands, *, width: int, name: str, fraction_of_max=None) -> pd.DataFrame:
     """A BED6 table of best hits, one row per sequence that has one.
 
     Parameters
     ----------
     ids : sequence ids (the chrom column).
     starts : 0-based hit starts; negative (or NaN) where a sequence has no hit (left out).
-    width : the motif's width.
     strands : 0 / 1 or "+" / "-" per sequence.
+    width : the motif's width.
     name : the name column (the motif's name; BED names hold no whitespace, so it is replaced).
     fraction_of_max : the hit's score over the motif's best possible score, per sequence (the score column).
 
