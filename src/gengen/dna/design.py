@@ -429,9 +429,9 @@ def design(
     result.reference_scores = reference if not edit else None
     result.reference_label = f"random sequences ({len(reference)})"
     result.settings.update({
-        "steps": ran, "learning_rate": learning_rate,
+        "steps": ran, "learning_rate": learning_rate, "straight_through": straight_through, "seed": seed,
         **({"max_steps": cap, "stopped": "plateau" if ran < cap else "max_steps", "plateau_steps": plateau_steps,
-            "plateau_tolerance": plateau_tolerance} if plateau else {"stopped": "steps"}), "straight_through": straight_through, "seed": seed,
+            "plateau_tolerance": plateau_tolerance} if plateau else {"stopped": "steps"}),
         "seconds": time.perf_counter() - t0, "device": str(dev), "repaired": n_repaired,
         **polish_report,
         **({"grad_noise": grad_noise, "prior_weight": prior_weight} if gan is not None else {}),
