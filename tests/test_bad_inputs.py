@@ -806,6 +806,15 @@ add(case("dna-design-length-not-the-predictors", "dna-design -n 2 --steps 2 --le
 add(case("dna-design-objective-length-not-the-predictors", "dna-design -n 2 --steps 2 --length 13 -o d.fa --objective predictor=m",
          model_copy("pred"), needle="--length 13 differs from the 12 nt the predictor 'm'"))
 add(case("dna-design-nothing-to-design-for", DESIGN))
+# issue 18 item 14: one length check for every command that scores with a trained predictor
+add(case("dna-score-records-not-the-predictors-length", "dna-score @train.fa --predictor @pred -o t.tsv",
+         needle="records of 30 nt differ from the 12 nt the predictor 'pred' was trained on"))
+add(case("dna-score-predictor-windows-without-predictor", "dna-score @probes.fa --motif @m.jaspar --predictor-windows -o t.tsv",
+         needle="--predictor-windows"))
+add(case("dna-generate-predictor-not-the-gans-length", "dna-generate --model @gan --predictor m -o g.fa",
+         model_copy("pred", config=with_key("length", 20)), needle="the GAN's length 12 differs from the 20 nt"))
+add(case("dna-design-max-steps-0", "dna-design -n 2 --length 12 -o d.fa --motif @m.jaspar --max-steps 0",
+         needle="--max-steps"))
 for opt in ("--epochs 0", "--val-fraction 0", "--val-fraction 1", "--val-fraction nan", "--transform square"):
     add(case(f"dna-train-predictor{opt.replace(' ', '')}", f"{PRED} --scores @scores.csv {opt}"))
 for opt in ("-n 0", "--heldout-fraction 0", "--heldout-fraction 1.5", "--heldout-fraction nan"):
@@ -1181,6 +1190,11 @@ add(case("vae-decode-x-vae-wrong-width", "vae-decode z.h5ad --model @vae -o d.h5
 add(case("vae-sample-read-only-folder", "vae-sample --model @vae -n 2 -o ro/s.h5ad", dirs=("ro",), patch=_read_only("ro")))
 add(case("dna-train-read-only-folder", f"dna-train @train.fa -o ro/gan {GAN_FAST}", dirs=("ro",), patch=_read_only("ro")))
 add(case("dna-design-disk-full-at-last-file", f"{DESIGN} --motif @m.jaspar", patch=_disk_full_at("d.png")))
+# issue 18 item 15: the designed motif (.motif.jaspar) and the hits (.hits.bed) are declared outputs like the rest
+add(case("dna-design-disk-full-at-hits-bed", f"{DESIGN} --motif @m.jaspar", patch=_disk_full_at("d.hits.bed")))
+add(case("dna-design-motif-file-is-folder", f"{DESIGN} --motif @m.jaspar", dirs=("d.motif.jaspar",)))
+add(case("dna-score-hits-bed-is-folder", "dna-score @probes.fa --motif @m.jaspar -o t.tsv", dirs=("t.hits.bed",)))
+add(case("dna-score-disk-full-at-hits-bed", "dna-score @probes.fa --motif @m.jaspar -o t.tsv", patch=_disk_full_at("t.hits.bed")))
 add(case("ggan-eval-disk-full-at-last-file", f"ggan-eval {GGAN_REF} -o ev --folds 2 --methods mean", patch=_disk_full_at("ggan_eval_info.json")))
 add(case("vae-sample-output-locked", "vae-sample --model @vae -n 2 -o s.h5ad", patch=_locked("s.h5ad")))
 add(case("vae-train-output-locked", f"vae-train @expr.csv -o out {VAE_FAST}", patch=_locked("out")))

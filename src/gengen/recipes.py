@@ -170,10 +170,20 @@ class PredictorRecipe:
 @dataclass(frozen=True)
 class DesignSettings:
     """The defaults of :func:`gengen.dna.design.design` and ``dna-design``: the paper's Adam step 0.1
-    and gradient noise 1e-5 on z (joint design), no prior on ``||z||^2``, 500 steps (designs of
-    tens of bases converge in a few hundred), and unit-scale random start logits."""
+    and gradient noise 1e-5 on z (joint design), no prior on ``||z||^2``, unit-scale random start
+    logits, and up to 500 steps that stop on a plateau (designs of tens of bases converge in a few
+    hundred steps, and most stop improving after ~100).
 
-    steps: int = 500
+    **Plateau.** Without ``steps``, the optimisation stops when the batch's mean one-hot objective
+    (the standardised weighted sum ``J`` a design maximises, checked every ``max_steps // 100``
+    steps) has not risen above its best so far by more than ``plateau_tolerance`` x max(1, |best|)
+    for ``plateau_steps`` steps, or after ``max_steps``. The designs are exactly those of
+    ``steps=<the step it stopped at>``. ``steps=N`` runs exactly N steps."""
+
+    steps: int | None = None
+    max_steps: int = 500
+    plateau_steps: int = 50
+    plateau_tolerance: float = 1e-3
     learning_rate: float = 0.1
     grad_noise: float = 1e-5
     prior_weight: float = 0.0
@@ -199,6 +209,12 @@ class ObjectiveChoice:
         from gengen.dna.objectives import objective_inputs
 
         return [self.motif, self.predictor, *objective_inputs(self.objective)]
+
+    def has_motif(self) -> bool:
+        """Whether a motif takes part (``--motif`` or an ``--objective motif=...``): designs then have hits."""
+        from gengen.dna.objectives import parse_objective
+
+        return bool(self.motif) or any(parse_objective(s).kind == "motif" for s in self.objective or [])
 
     def load(self, target: str, device: str, quiet: bool, needed: bool = True):
         """(objectives, the motif annotating predictor-only designs); nothing when not ``needed`` and none given."""

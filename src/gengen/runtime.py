@@ -162,6 +162,10 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+ESTIMATE_AFTER_S = 5.0  # Progress projects the run's length once this much has passed (or at the first update after)
+LONG_RUN_S = 60.0  # ... and says so when it projects more than this
+
+
 class Progress:
     """A rich progress bar on stderr; off when quiet or ``GENGEN_NO_PROGRESS`` is set.
 
@@ -169,23 +173,38 @@ class Progress:
     at most every ``GENGEN_PROGRESS_INTERVAL`` seconds (default 60) instead, so long runs still show
     that they are alive and how far they are; short runs print nothing.
     ``update(advance=1, **fields)`` shows extra fields (losses) next to the bar.
+
+    **Expected time.** Every command with a progress bar of known total says how long it will take
+    when that is more than a minute: at the first update :data:`ESTIMATE_AFTER_S` seconds in, the
+    time so far is projected to the total, and when the projection exceeds :data:`LONG_RUN_S` one line
+    says so (``train VAE: this will take about 12 min (40/1000 in 29 s) ...``). Only ``quiet``
+    silences it (``GENGEN_NO_PROGRESS`` hides bars, not this line). ``time_limit`` (seconds from the
+    start) caps the projection and the time left shown, as a run that stops at its limit will;
+    ``note`` is added to the line (e.g. that the run may stop earlier); ``clock`` replaces
+    ``time.perf_counter`` (tests).
     """
 
-    def __init__(self, total: int | None, description: str, quiet: bool = False):
+    def __init__(self, total: int | None, description: str, quiet: bool = False, *,
+                 time_limit: float | None = None, note: str = "", clock: Callable[[], float] | None = None):
         self._bar = None
         self._task = None
         self._plain = False
+        self._quiet = quiet
+        self._clock = clock or time.perf_counter
+        self._total, self._description, self._done = total, description, 0
+        self._time_limit, self._note = time_limit, note
+        self.expected_seconds: float | None = None  # the projection, once made
+        self._start = self._last = self._clock()
         on = not quiet and not os.environ.get("GENGEN_NO_PROGRESS")
-        enabled = on and sys.stderr.isatty()
-        if on and not enabled:
+        tty = sys.stderr.isatty()
+        enabled = on and tty and not Progress._live  # rich shows one bar at a time: a nested one stays silent
+        if on and not tty:
             self._plain = True
-            self._total, self._description, self._done = total, description, 0
             raw = os.environ.get("GENGEN_PROGRESS_INTERVAL", "60")
             try:
                 self._interval = float(raw)
             except ValueError:
                 raise GengenError(f"GENGEN_PROGRESS_INTERVAL must be a number of seconds, got {raw!r}.") from None
-            self._start = self._last = time.perf_counter()
         if enabled:
             from rich.console import Console
             from rich.progress import (
@@ -193,7 +212,6 @@ class Progress:
                 MofNCompleteColumn,
                 TextColumn,
                 TimeElapsedColumn,
-                TimeRemainingColumn,
             )
             from rich.progress import Progress as RichProgress
 
@@ -202,42 +220,75 @@ class Progress:
                 BarColumn(),
                 MofNCompleteColumn(),
                 TimeElapsedColumn(),
-                TimeRemainingColumn(),
+                TextColumn("[cyan]{task.fields[left]}"),  # ours: capped by the time limit
                 TextColumn("{task.fields[info]}"),
                 console=Console(stderr=True),
                 transient=False,
             )
-            self._task = self._bar.add_task(description, total=total, info="")
+            self._task = self._bar.add_task(description, total=total, info="", left="")
+
+    _live = 0  # rich bars running now
 
     def __enter__(self) -> Progress:
         if self._bar is not None:
             self._bar.start()
+            Progress._live += 1
         return self
 
     def update(self, advance: int = 1, **fields: Any) -> None:
         stop_if_terminated()  # every long loop reports here: a swallowed SIGTERM still stops it
+        self._done += advance
+        now = self._clock()
+        elapsed = now - self._start
+        if self.expected_seconds is None and self._total and self._done > 0 and (
+                elapsed >= ESTIMATE_AFTER_S or self._done >= self._total):
+            self._announce(elapsed)
         if self._plain:
-            self._plain_update(advance, fields)
+            self._plain_update(now, elapsed, fields)
         if self._bar is None:
             return
         info = "  ".join(f"{k}={_fmt(v)}" for k, v in fields.items())
-        self._bar.update(self._task, advance=advance, info=info)
+        left = self.seconds_left(elapsed)
+        self._bar.update(self._task, advance=advance, info=info, left="" if left is None else f"~{_clock(left)} left")
 
     def __exit__(self, *exc) -> None:
         if self._bar is not None:
             self._bar.stop()
+            Progress._live -= 1
 
-    def _plain_update(self, advance: int, fields: dict) -> None:
-        self._done += advance
-        now = time.perf_counter()
+    def seconds_left(self, elapsed: float) -> float | None:
+        """Projected seconds left at ``elapsed`` seconds in: the remaining steps at the rate so far,
+        no more than the time limit leaves; None before anything is done or without a total."""
+        if not self._total or not self._done:
+            return None
+        left = max(0.0, elapsed * (self._total - self._done) / self._done)
+        if self._time_limit is not None:
+            left = min(left, max(0.0, self._time_limit - elapsed))
+        return left
+
+    def _announce(self, elapsed: float) -> None:
+        full = elapsed * self._total / self._done
+        expected = full if self._time_limit is None else min(full, self._time_limit)
+        self.expected_seconds = expected
+        if expected <= LONG_RUN_S or self._quiet:
+            return
+        how = f"{self._done}/{self._total} in {elapsed:.0f} s"
+        if expected < full:
+            how += f"; stopped by the time limit, the full {self._total} would take about {_duration(full)}"
+        line = f"{self._description}: this will take about {_duration(expected)} ({how})"
+        line += f"; {self._note}" if self._note else ""
+        if self._bar is not None:
+            self._bar.console.print(line, markup=False, highlight=False)
+        else:
+            print(line, file=sys.stderr, flush=True)
+
+    def _plain_update(self, now: float, elapsed: float, fields: dict) -> None:
         if now - self._last < self._interval:
             return
         self._last = now
-        elapsed = now - self._start
         done = f"{self._done}/{self._total}" if self._total else str(self._done)
-        eta = ""
-        if self._total and self._done:
-            eta = f", ~{_clock(elapsed * (self._total - self._done) / self._done)} left"
+        left = self.seconds_left(elapsed)
+        eta = "" if left is None else f", ~{_clock(left)} left"
         info = "  ".join(f"{k}={_fmt(v)}" for k, v in fields.items())
         print(f"{self._description}: {done} ({_clock(elapsed)} elapsed{eta})  {info}".rstrip(), file=sys.stderr)
 
@@ -246,6 +297,12 @@ def _clock(seconds: float) -> str:
     m, s = divmod(int(seconds), 60)
     h, m = divmod(m, 60)
     return f"{h}h{m:02d}m" if h else f"{m}m{s:02d}s"
+
+
+def _duration(seconds: float) -> str:
+    """``7 min``, ``1.6 h``: a projection, rounded as one."""
+    minutes = seconds / 60
+    return f"{max(1, round(minutes))} min" if minutes < 90 else f"{minutes / 60:.1f} h"
 
 
 def _fmt(value: Any) -> str:

@@ -59,7 +59,8 @@ HELDOUT_FRACTION = 0.1  # dna-train holds genes out (the library's GANRecipe tra
 PREDICTOR_OPTIONS = opt.RecipeOptions(
     PredictorRecipe, {"transform": "transform", "epochs": "epochs", "val_fraction": "val_fraction", "seed": "seed"})
 DESIGN_OPTIONS = opt.RecipeOptions(
-    DesignSettings, {"steps": "steps", "lr": "learning_rate", "prior_weight": "prior_weight", "grad_noise": "grad_noise"},
+    DesignSettings, {"steps": "steps", "max_steps": "max_steps", "lr": "learning_rate", "prior_weight": "prior_weight",
+                     "grad_noise": "grad_noise"},
     unset=("lr",))
 
 
@@ -159,6 +160,7 @@ def dna_generate(
     from gengen.dna.core import write_samples
     from gengen.dna.interpolate import check_steps
     from gengen.dna.interpolate import interpolate as paths
+    from gengen.dna.objectives import design_length, trained_lengths
     from gengen.dna.result import FASTA_SUFFIXES, design_outputs
 
     set_threads(threads)
@@ -170,6 +172,7 @@ def dna_generate(
     outs = design_outputs(output) if interpolate is not None else [output]
     plan = plan_outputs(outs, inputs=[model, train_data, *goal.inputs()])
     gan = _load_gan(model, device, weights, quiet)
+    design_length(trained_lengths(goal.predictor, goal.objective), gan_length=gan.length)  # one-line refusal
     objectives, _ = goal.load("max", device, quiet, needed=False)
     if interpolate is not None:
         res = paths(gan, 10 if n is None else n, interpolate, objectives=objectives, seed=seed)
@@ -202,7 +205,11 @@ def dna_design(
     length: Annotated[int | None, _opt("--length", "-L", help=(
         "Sequence length (default: the GAN's, else the length the --predictor was trained on, else the --from "
         "records', else 50)."))] = None,
-    steps: Annotated[int, _opt("--steps", help="Optimisation steps.")] = DesignSettings.steps,
+    steps: Annotated[int | None, _opt("--steps", help=(
+        "Run exactly this many optimisation steps (default: stop when the score stops improving: the mean one-hot "
+        f"objective gaining less than {DesignSettings.plateau_tolerance:g} (relative) over {DesignSettings.plateau_steps} "
+        "steps, or at --max-steps)."))] = DesignSettings.steps,
+    max_steps: Annotated[int, _opt("--max-steps", help="Without --steps: stop here if no plateau came first.")] = DesignSettings.max_steps,
     lr: Annotated[float | None, _opt("--lr", help=f"Adam step size (default: {DesignSettings.learning_rate:g}).")] = None,
     straight_through: Annotated[bool | None, _opt("--straight-through/--softmax", show_default=False, help=(
         "One-hot forward pass (Fast SeqProp) or plain softmax relaxation; default: straight-through with --from or a "
@@ -226,7 +233,7 @@ def dna_design(
         raise GengenError("--gan and --direct exclude each other: pick joint (GAN) or direct design.")
     if gan and (start or fixed or max_edits is not None):
         raise GengenError("--from, --fixed and --max-edits edit given sequences directly: leave out --gan.")
-    outs = design_outputs(output)  # objective_inputs parses every --objective before any file is read
+    outs = design_outputs(output, motif=True, hits=goal.has_motif())  # every --objective parsed before a file is read
     plan = plan_outputs(outs, inputs=[gan, start, *goal.inputs()])
     g = _load_gan(gan, device, weights, quiet) if gan else None
     length, length_note = design_length(trained_lengths(goal.predictor, goal.objective), length, gan_length=g.length if g else None)
@@ -241,7 +248,7 @@ def dna_design(
     objectives, pwm = goal.load(target, device, quiet)
     settings = DESIGN_OPTIONS.build(ctx.params)
     result = design(objectives, n, length, gan=g, constraints=constraints, steps=settings.steps,
-                    learning_rate=settings.learning_rate, straight_through=straight_through,
+                    max_steps=settings.max_steps, learning_rate=settings.learning_rate, straight_through=straight_through,
                     grad_noise=settings.grad_noise, prior_weight=settings.prior_weight, seed=seed, device=device,
                     quiet=quiet, pwm=pwm)
     if not len(result.codes):
@@ -303,11 +310,15 @@ def dna_score(
         "Also score with an independent model: 6-mer ridge fitted on ALL these labelled probes."))] = None,
     independent_scores: Annotated[Path | None, _opt("--independent-scores", help="Labels (id,score CSV/TSV) for --independent-probes.")] = None,
     transform: Annotated[str, _opt("--transform", help="Label transform for --independent-scores: log | rank | none.")] = "log",
+    predictor_windows: Annotated[bool, _opt("--predictor-windows", help=(
+        "Score records of other lengths than the --predictor was trained on by their best window of that length "
+        "(stride 1; without it such records are refused: the predictor's score at another length is an "
+        "extrapolation)."))] = False,
     ambiguous: AmbiguousOpt = "uniform",
     device: opt.DeviceOpt = "auto", threads: opt.ThreadsOpt = None, quiet: opt.QuietOpt = False,
 ) -> None:
     """Score every sequence of a FASTA with a motif (best hit, both strands) and/or a predictor."""
-    from gengen.dna.scoring import score_file, write_scores
+    from gengen.dna.scoring import score_file, scores_bed_path, write_hits_bed, write_scores
 
     set_threads(threads)
     opt.require_suffix(output, TABLE_SUFFIXES, "a TSV table")
@@ -315,15 +326,25 @@ def dna_score(
         raise GengenError("give --motif (file or JASPAR id), --predictor and/or --independent-probes.")
     if (independent_probes is None) != (independent_scores is None):
         raise GengenError("--independent-probes and --independent-scores go together.")
-    plan_outputs([output], inputs=[data, motif, predictor, independent_probes, independent_scores])
+    if predictor_windows and not predictor:
+        raise GengenError("--predictor-windows scores with a --predictor: give one, or leave the option out.")
+    bed = scores_bed_path(output) if output is not None and motif else None  # the hits, beside the table
+    plan = plan_outputs([output, bed], inputs=[data, motif, predictor, independent_probes, independent_scores])
     choice = ObjectiveChoice(motif=motif, motif_format=motif_format, motif_name=motif_name, pseudocount=pseudocount)
     pwm = choice.load("max", device, quiet)[0][0].pwm if motif else None
     table, lines = score_file(input_path(data), pwm=pwm, predictor=predictor, transform=transform, ambiguous=ambiguous,
                               independent=(independent_probes, independent_scores) if independent_probes else None,
-                              device=device)
-    typer.echo(write_scores(table, output), nl=output is not None)
-    for line in lines:
-        say(line, quiet)
+                              device=device, predictor_windows=predictor_windows, quiet=quiet)
+    if output is None:
+        typer.echo(write_scores(table), nl=False)
+        for line in lines:
+            say(line, quiet)
+        return
+    write_scores(table, output)
+    if bed is not None:
+        write_hits_bed(table, pwm, bed)
+    plan.commit()
+    report(lines, [output] + ([bed] if bed is not None else []), quiet)
 
 
 @app.command("dna-eval", rich_help_panel=PANEL)
@@ -352,9 +373,11 @@ def dna_eval(
     model = model_or_default(model, "dna-gan", quiet)
     plan_outputs(eval_outputs(output, novelty), inputs=[data, model, samples])
     gan = _load_gan(model, device, weights, True)
+    say(f"reading {data} as tiled {gan.length}-nt windows", quiet)
     seqs = read_fasta(input_path(data), length=gan.length, windows="tiled", ambiguous=ambiguous)
     extra = {samples.stem: read_fasta(input_path(samples), length=gan.length, ambiguous=ambiguous).codes} if samples else None
-    ev = evaluate_gan(gan, seqs, n, heldout_fraction=heldout_fraction, extra=extra, novelty=novelty, seed=seed)
+    ev = evaluate_gan(gan, seqs, n, heldout_fraction=heldout_fraction, extra=extra, novelty=novelty, seed=seed,
+                      quiet=quiet)
     for caveat in ev.caveats:
         say(f"warning: {caveat}.", quiet)
     for line in ev.lines(gan):

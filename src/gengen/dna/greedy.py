@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from gengen.dna.constraints import IUPAC, Constraints, gc_count_bounds, reverse_complement
+from gengen.dna.predictors import BANDED_MAX_LENGTH, banded_matrix, window_products
 
 if TYPE_CHECKING:
     from gengen.dna.objectives import Objective
@@ -27,23 +28,13 @@ if TYPE_CHECKING:
 POSITIONS_PER_CALL = 2**18
 
 
-def _banded(weight: torch.Tensor, length: int) -> torch.Tensor:
-    """``(4 L, P)`` matrix whose column ``p`` holds ``weight`` ``(4, W)`` at window ``p`` (P = L - W + 1)."""
-    w = weight.shape[-1]
-    n_pos = length - w + 1
-    m = torch.zeros(4, length, n_pos, dtype=weight.dtype, device=weight.device)
-    p = torch.arange(n_pos, device=weight.device)
-    for j in range(w):
-        m[:, p + j, p] = weight[:, j][:, None]
-    return m.reshape(4 * length, n_pos)
-
-
 class PatternScanner:
     """Occurrences of IUPAC patterns on both strands of ``length``-nt sequences.
 
     A window matches when every base is one the pattern accepts there: the window's sum of
     "accepted" indicators equals the pattern width. All windows of all patterns (and their reverse
-    complements; a palindrome once) are one ``(4 L, windows)`` matrix product.
+    complements; a palindrome once) are one ``(4 L, windows)`` matrix product up to
+    :data:`~gengen.dna.predictors.BANDED_MAX_LENGTH` nt, and blocked products beyond (that matrix grows as L²).
     """
 
     def __init__(self, patterns, length: int, device: torch.device | str = "cpu"):
@@ -58,20 +49,28 @@ class PatternScanner:
             torch.tensor([[b in IUPAC[c] for c in q] for b in "ACGT"], dtype=torch.float32, device=device)
             for q in oriented
         ]  # each (4, w)
+        self.blocked = length > BANDED_MAX_LENGTH
         if oriented:
-            self.matrix = torch.cat([_banded(a, length) for a in self.allowed], dim=1)
             self.width = torch.cat([
                 torch.full((length - a.shape[1] + 1,), float(a.shape[1]), device=device) for a in self.allowed
             ])
         else:
-            self.matrix = torch.zeros(4 * length, 0, device=device)
             self.width = torch.zeros(0, device=device)
+        if oriented and not self.blocked:
+            self.matrix = torch.cat([banded_matrix(a[None], length, length - a.shape[1] + 1) for a in self.allowed],
+                                    dim=1)
+        else:
+            self.matrix = torch.zeros(4 * (length if not self.blocked else 0), 0, device=device)
 
     def __bool__(self) -> bool:
         return bool(self.patterns)
 
     def window_sums(self, x: torch.Tensor) -> torch.Tensor:
         """``(N, windows)`` accepted-base counts of one-hot or soft ``x`` ``(N, 4, L)``."""
+        if self.blocked:
+            if not self.allowed:
+                return x.new_zeros(x.shape[0], 0)
+            return torch.cat([window_products(x, a[None].to(x.dtype))[:, 0] for a in self.allowed], dim=1)
         return x.reshape(x.shape[0], -1) @ self.matrix.to(x.dtype)
 
     def occurrences(self, x: torch.Tensor) -> torch.Tensor:

@@ -34,6 +34,8 @@ if TYPE_CHECKING:
     from gengen.io.motifs import PWM
 
 CALIBRATION_SEQUENCES = 2048
+CALIBRATION_BASES = 2**24  # at most this many random bases: sequences above 8,192 nt calibrate on fewer
+CALIBRATION_MIN_SEQUENCES = 256
 SPEC_KEYS = ("predictor", "motif", "target", "weight")
 
 
@@ -252,7 +254,8 @@ def calibrate(
     ----------
     objectives : the objectives to standardise (changed in place).
     length : design length.
-    n, seed : number of uniform random sequences and their seed.
+    n, seed : number of uniform random sequences (fewer above 8,192 nt: at most 2^24 bases, at least 256
+        sequences) and their seed.
     device : where to score them.
 
     Returns
@@ -261,8 +264,11 @@ def calibrate(
     """
     from gengen.io.sequences import codes_to_one_hot
 
-    x = codes_to_one_hot(random_codes(n, length, seed), device=device)
-    scores = exact_scores(objectives, x)
+    n = min(n, max(CALIBRATION_MIN_SEQUENCES, CALIBRATION_BASES // max(length, 1)))  # long designs: fewer
+    codes = random_codes(n, length, seed)
+    rows = max(1, 2**22 // max(length, 1))  # one-hot a few million bases at a time (one batch up to 2,048 nt)
+    scores = np.concatenate([exact_scores(objectives, codes_to_one_hot(codes[i : i + rows], device=device))
+                             for i in range(0, n, rows)])
     for obj, col in zip(objectives, scores.T):
         sd = float(np.std(col, ddof=1)) if len(col) > 1 else 0.0
         obj.center = float(np.mean(col))
@@ -363,13 +369,37 @@ def trained_lengths(predictor: str | None = None, specs: list[str] | None = None
     return out
 
 
+def check_trained_length(trained: dict[str, int], length: int, *, how: str, fix: str) -> None:
+    """The one check of a sequence length against the lengths trained predictors were fitted on
+    (``dna-design``, ``dna-generate``, ``dna-score``), with one message.
+
+    A CNN from ``dna-train-predictor`` pools over positions, so it returns a number for any length,
+    but a number for another length than its training sequences' is an extrapolation: a mean pooled
+    over more or fewer positions, a maximum over more or fewer chances. Refused, saying what to do.
+
+    Parameters
+    ----------
+    trained : predictor name -> the length it was trained on (:func:`trained_lengths`).
+    length : the length that would be scored.
+    how : what has that length and the verb, e.g. ``"--length {asked} differs"``, ``"records of {asked}
+        nt differ"``.
+    fix : what to do instead. In both, ``{n}`` is replaced by the trained length and ``{asked}`` by ``length``.
+    """
+    for name, n in trained.items():
+        if n != length:
+            raise GengenError(
+                f"{how.format(n=n, asked=length)} from the {n} nt the predictor {name!r} was trained on (its scores at "
+                "other lengths are extrapolations); " + fix.format(n=n, asked=length)
+            )
+
+
 def design_length(trained: dict[str, int], length: int | None = None, *, gan_length: int | None = None,
                   from_option: str = "--length") -> tuple[int | None, str]:
     """The design length that fits the trained predictors, and a note when it was taken from them.
 
     A CNN from ``dna-train-predictor`` was fitted on sequences of one length and its pooled scores at
     another length are extrapolations, so a length given (``length``, or the GAN's ``gan_length``)
-    must be theirs, and without one the predictors' length is used.
+    must be theirs (:func:`check_trained_length`), and without one the predictors' length is used.
 
     Parameters
     ----------
@@ -384,16 +414,14 @@ def design_length(trained: dict[str, int], length: int | None = None, *, gan_len
     """
     if not trained:
         return (gan_length or length), ""
-    asked, how = (gan_length, "the GAN's length") if gan_length is not None else (length, from_option)
-    if asked is not None:
-        for name, n in trained.items():
-            if n != asked:
-                raise GengenError(
-                    f"{how} {asked} differs from the {n} nt the predictor {name!r} was trained on (its scores at "
-                    f"other lengths are extrapolations); leave {from_option} out to design at {n} nt, or train a "
-                    f"predictor on {asked}-nt sequences."
-                )
-        return asked, ""
+    if gan_length is not None:
+        check_trained_length(trained, gan_length, how="the GAN's length {asked} differs", fix="use a GAN trained on "
+                             "{n}-nt windows, or a predictor trained on {asked}-nt sequences.")
+        return gan_length, ""
+    if length is not None:
+        check_trained_length(trained, length, how=from_option + " {asked} differs", fix=f"leave {from_option} out to "
+                             "design at {n} nt, or train a predictor on {asked}-nt sequences.")
+        return length, ""
     if len(set(trained.values())) > 1:
         raise GengenError("the predictors were trained on different sequence lengths ("
                           + ", ".join(f"{k}: {v} nt" for k, v in trained.items())

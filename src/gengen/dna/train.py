@@ -442,7 +442,7 @@ def _train_gan(train_codes, recipe, output, heldout_codes, resume, device, quiet
     seconds_before = state.seconds
     remaining = recipe.iterations - state.iteration
     iteration = make_iteration(state, data, recipe, quiet=quiet)
-    with Progress(max(remaining, 0), "train WGAN-GP", quiet) as bar, on_device(dev):
+    with Progress(max(remaining, 0), "train WGAN-GP", quiet, time_limit=time_limit) as bar, on_device(dev):
         while state.iteration < recipe.iterations:
             state.generator.train()
             losses = iteration()
