@@ -231,43 +231,19 @@ def _score_codes(predictor, codes: torch.Tensor, batch: int) -> torch.Tensor:
     return torch.cat(out) if out else torch.zeros(0, device=codes.device)
 
 
-def _substitution_scores_pwm(predictor, codes: torch.Tensor) -> torch.Tensor:
-    """Exact PWM scores of every single-base substitution, ``(N, L, 3)`` (substitution ``k`` at
-    position ``p`` puts base ``(c_p + k + 1) % 4``), in O(N·L·W): a substitution changes only the
-    windows that overlap it, so the rest is a prefix/suffix maximum over the unchanged windows."""
-    codes = codes.long()
-    weight = predictor.weight.to(codes.device, torch.float32)  # (2, 4, W): forward, reverse strand
-    n, length = codes.shape
-    width = weight.shape[-1]
-    n_pos = length - width + 1
-    one_hot = torch.eye(4, device=codes.device)[codes].transpose(1, 2)
-    full = predictor.window_scores(one_hot)  # (N, 2, P)
-    windows = full.amax(dim=1)  # (N, P): best strand per window start
-    neg = torch.full((n, 1), -torch.inf, device=codes.device)
-    prefix = torch.cat([neg, torch.cummax(windows, dim=1).values], dim=1)  # prefix[:, k] = max over q < k
-    suffix = torch.cat([torch.flip(torch.cummax(torch.flip(windows, [1]), dim=1).values, [1]), neg], dim=1)
-    pos = torch.arange(length, device=codes.device)
-    lo = (pos - width + 1).clamp(min=0)
-    hi = (pos + 1).clamp(max=n_pos)
-    best = torch.maximum(prefix[:, lo], suffix[:, hi])[:, :, None].expand(-1, -1, 3).contiguous()  # untouched windows
-    shift = (torch.arange(4, device=codes.device)[:, None] + torch.arange(1, 4, device=codes.device)) % 4  # (4, 3)
-    for j in range(width):  # the window starting at q = p - j holds p (in [j, j + P)) at its column j
-        c = codes[:, j : j + n_pos]
-        for strand in range(2):
-            col = weight[strand][:, j]  # (4,)
-            cand = full[:, strand, :, None] + (col[shift] - col[:, None])[c]  # (N, P, 3)
-            torch.maximum(best[:, j : j + n_pos], cand, out=best[:, j : j + n_pos])
-    return best
+def score_substitutions(predictor, codes: torch.Tensor) -> torch.Tensor:
+    """``(m, L, 3)`` exact scores (see :func:`_score_codes`) of every single-base substitution of codes
+    ``(m, L)``, a bounded batch of substituted sequences at a time: any model's way
+    (:meth:`gengen.dna.objectives.Objective.substitution_scores`)."""
+    m, length = codes.shape
+    batch = max(1, POSITIONS_PER_CALL // max(length, 1))
+    return _score_codes(predictor, _substitutions(codes.long()), batch).view(m, length, 3)
 
 
 def substitution_scores(objective: Objective, codes: torch.Tensor) -> torch.Tensor:
-    """``(m, L, 3)`` exact scores of every single-base substitution of ``codes`` ``(m, L)``."""
-    m, length = codes.shape
-    if objective.pwm is not None:
-        with torch.no_grad():
-            return _substitution_scores_pwm(objective.predictor, codes)
-    batch = max(1, POSITIONS_PER_CALL // max(length, 1))
-    return _score_codes(objective.predictor, _substitutions(codes.long()), batch).view(m, length, 3)
+    """``(m, L, 3)`` exact scores of every single-base substitution of ``codes`` ``(m, L)`` (the objective's
+    own way: a PWM's incrementally)."""
+    return objective.substitution_scores(codes)
 
 
 def _utilities(objectives, scores: list[torch.Tensor]) -> torch.Tensor:
@@ -285,7 +261,7 @@ def _current(objectives, codes: torch.Tensor) -> tuple[torch.Tensor, list[torch.
 def _chunk(length: int, objectives) -> int:
     """Designs per round-chunk: bounded candidates (3 L per design) for predictors, more for PWMs."""
     per = 3 * max(length, 1)
-    cheap = all(o.pwm is not None for o in objectives)
+    cheap = all(o.incremental for o in objectives)
     return max(1, (2**20 if cheap else POSITIONS_PER_CALL // max(length, 1)) // per)
 
 
