@@ -821,6 +821,158 @@ for opt in ("-n 0", "--heldout-fraction 0", "--heldout-fraction 1.5", "--heldout
     add(case(f"dna-eval{opt.replace(' ', '')}", f"dna-eval @train.fa --model @gan {opt}"))
 add(case("dna-score-transform-bad", "dna-score @probes.fa --independent-probes @probes.fa --independent-scores @scores.csv --transform cube"))
 add(case("dna-score-ambiguous-bad", "dna-score @probes.fa --motif @m.jaspar --ambiguous maybe"))
+
+# --- issue 19: any model as an objective (--objective model=FILE.pt / python=FILE.py:FACTORY), dna-export-predictor
+def _scripted(kind: str, *, trace: bool = False, meta: dict | None = None) -> Callable[[Path], bytes]:
+    """A small TorchScript model of ``kind`` (see :func:`_toy_model`), as torch.jit.save writes it."""
+    def save(fx: Path) -> bytes:
+        import io
+
+        import torch
+
+        model = _toy_model(kind)
+        example = torch.eye(4)[torch.randint(0, 4, (2, 24))].transpose(1, 2)
+        module = torch.jit.trace(model, example) if trace else torch.jit.script(model)
+        buf = io.BytesIO()
+        torch.jit.save(module, buf, _extra_files={"gengen.json": json.dumps(meta)} if meta is not None else None)
+        return buf.getvalue()
+    return save
+
+
+def _toy_model(kind: str):
+    """One-hot (N, 4, L) models broken one way each (``ok``: a good one)."""
+    import torch
+    from torch import nn
+
+    class Toy(nn.Module):
+        def __init__(self, kind: str, k: int = 1):
+            super().__init__()
+            torch.manual_seed(0)
+            self.conv = nn.Conv1d(4, 4, 3, padding=1)
+            self.head = nn.Linear(4 * 24 if kind == "fixed" else 4, 3 if kind == "three" else 1)
+            self.kind = kind
+
+        def forward(self, x):
+            if self.kind == "nlc":
+                x = x.transpose(1, 2)
+            h = torch.relu(self.conv(x))
+            if self.kind == "fixed":
+                return self.head(torch.flatten(h, 1)).squeeze(1)
+            y = self.head(h.mean(dim=2))
+            if self.kind == "three":
+                return y
+            if self.kind == "nan":
+                return y.squeeze(1) * float("nan")
+            if self.kind == "step":
+                return (x.argmax(dim=1) == 2).float().sum(dim=1)
+            if self.kind == "profile":
+                return h.sum(dim=1)
+            return y.squeeze(1)
+
+    return Toy(kind).eval()
+
+
+def _torch_saved_module(fx: Path) -> bytes:
+    import io
+
+    import torch
+
+    buf = io.BytesIO()
+    torch.save(torch.nn.Linear(4, 1), buf)
+    return buf.getvalue()
+
+
+def _torch_saved_state(fx: Path) -> bytes:
+    import io
+
+    import torch
+
+    buf = io.BytesIO()
+    torch.save(torch.nn.Linear(4, 1).state_dict(), buf)
+    return buf.getvalue()
+
+
+def _safetensors(fx: Path) -> bytes:
+    import torch
+    from safetensors.torch import save
+
+    return save({"w": torch.zeros(2, 2)})
+
+
+MODEL_DESIGN = "dna-design -n 2 --steps 2 --length 12 -o d.fa --objective"
+for cid, spec, files, needle in (
+    ("state-dict", "model=m.pt", {"m.pt": _torch_saved_state}, "torch.save"),
+    ("whole-module-torch-save", "model=m.pt", {"m.pt": _torch_saved_module}, "torch.jit.script"),
+    ("plain-pickle", "model=m.pt", {"m.pt": pickled()}, "pickle"),
+    ("safetensors", "model=m.safetensors", {"m.safetensors": _safetensors}, "safetensors"),
+    ("junk", "model=m.pt", {"m.pt": junk(300, seed=21)}, "not a TorchScript archive"),
+    ("zero-byte", "model=m.pt", {"m.pt": b""}, "empty"),
+    ("zip-not-torchscript", "model=m.pt", {"m.pt": lambda fx: _zip_of({"a/readme.txt": b"hi"})}, "not TorchScript"),
+    ("truncated", "model=m.pt", {"m.pt": lambda fx: _scripted("ok")(fx)[:400]}, "model file"),
+    ("fifo", "model=m.pt", {"m.pt": Fifo()}, ""),
+    ("folder", "model=mdir", {}, "folder"),
+    ("missing", "model=nothere.pt", {}, "does not exist"),
+    ("nan-output", "model=m.pt", {"m.pt": _scripted("nan")}, "NaN"),
+    ("tuple-or-profile-output", "model=m.pt", {"m.pt": _scripted("profile")}, "one per position"),
+    ("several-outputs-none-picked", "model=m.pt", {"m.pt": _scripted("three")}, "output=INDEX"),
+    ("output-out-of-range", "model=m.pt,output=7", {"m.pt": _scripted("three")}, "out of range"),
+    ("output-name-unknown", "model=m.pt,output=fold", {"m.pt": _scripted("three", meta={"output_names": ["a", "b", "c"]})},
+     "its outputs are a, b, c"),
+    ("output-names-bad", "model=m.pt", {"m.pt": _scripted("ok", meta={"output_names": "abc"})}, "output_names"),
+    ("metadata-length-bad", "model=m.pt", {"m.pt": _scripted("ok", meta={"length": -3})}, "length"),
+    ("non-differentiable", "model=m.pt", {"m.pt": _scripted("step")}, "--max-edits K --steps 0"),
+    ("layout-mismatch", "model=m.pt", {"m.pt": _scripted("nlc")}, "layout=NLC"),
+    ("layout-given-wrongly", "model=m.pt,layout=NLC", {"m.pt": _scripted("ok")}, "leave layout=NLC out"),
+    ("fixed-length-traced", "model=m.pt", {"m.pt": _scripted("fixed", trace=True)}, "runs on 24 nt (the length it was traced at)"),
+    ("fixed-length-scripted", "model=m.pt", {"m.pt": _scripted("fixed")}, "runs on 24 nt"),
+    ("layout-value-bad", "model=m.pt,layout=NHWC", {"m.pt": _scripted("ok")}, "layout must be"),
+    ("key-unknown", "model=m.pt,colour=red", {"m.pt": _scripted("ok")}, "unknown key 'colour'"),
+    ("python-factory-raises", "python=mine.py:make", {"mine.py": "def make():\n    raise ValueError('no weights')\n"},
+     "raised ValueError: no weights"),
+    ("python-import-fails", "python=mine.py:make", {"mine.py": "import nonexistent_module_xyz\n"}, "ModuleNotFoundError"),
+    ("python-syntax-error", "python=mine.py:make", {"mine.py": "def make(:\n"}, "SyntaxError"),
+    ("python-not-a-module", "python=mine.py:make", {"mine.py": "def make():\n    return 3\n"}, "not a torch.nn.Module"),
+    ("python-no-factory", "python=mine.py:build", {"mine.py": "def make():\n    return 3\n"}, "has no 'build'"),
+    ("python-bad-argument", "python=mine.py:make,depth=3", {"mine.py": "def make():\n    return 3\n"}, "unexpected keyword"),
+    ("python-no-colon", "python=mine.py", {"mine.py": "x = 1\n"}, "MODULE_OR_FILE.py:FACTORY"),
+    ("python-file-missing", "python=nothere.py:make", {}, "does not exist"),
+    ("python-module-missing", "python=no_such_module_xyz:make", {}, "no module"),
+):
+    add(case(f"dna-design-model-{cid}", f"{MODEL_DESIGN} {spec}", files, dirs=("mdir",) if cid == "folder" else (),
+             needle=needle))
+add(case("dna-design-gan-model-non-differentiable", f"{MODEL_DESIGN} model=m.pt --gan @gan", {"m.pt": _scripted("step")},
+         needle="not differentiable"))
+add(case("dna-design-model-with-constraints-nan", f"{MODEL_DESIGN} model=m.pt --gc 0.3-0.6 --avoid GAATTC",
+         {"m.pt": _scripted("nan")}, needle="NaN"))
+add(case("dna-design-model-and-motif-layout", f"{MODEL_DESIGN} model=m.pt --objective motif=t.jaspar",
+         {"m.pt": _scripted("nlc"), "t.jaspar": JASPAR_TEXT}, needle="layout=NLC"))
+add(case("dna-score-model-nan", "dna-score @probes.fa --objective model=m.pt -o t.tsv", {"m.pt": _scripted("nan")},
+         needle="NaN"))
+add(case("dna-score-model-state-dict", "dna-score @probes.fa --objective model=m.pt -o t.tsv",
+         {"m.pt": _torch_saved_state}, needle="torch.save"))
+add(case("dna-score-model-fixed-length", "dna-score @train.fa --objective model=m.pt -o t.tsv",
+         {"m.pt": _scripted("fixed")}, needle="does not take 30-nt sequences"))
+add(case("dna-score-model-layout", "dna-score @probes.fa --objective model=m.pt -o t.tsv", {"m.pt": _scripted("nlc")},
+         needle="layout=NLC"))
+add(case("dna-score-model-several-outputs", "dna-score @probes.fa --objective model=m.pt", {"m.pt": _scripted("three")},
+         needle="output=INDEX"))
+add(case("dna-export-predictor-output-not-pt", "dna-export-predictor @pred -o p.txt", needle=".pt"))
+add(case("dna-export-predictor-gan-as-predictor", "dna-export-predictor @gan -o p.pt"))
+add(case("dna-export-predictor-missing", "dna-export-predictor nothere -o p.pt"))
+add(case("dna-export-predictor-output-is-folder", "dna-export-predictor @pred -o p.pt", dirs=("p.pt",)))
+add(case("dna-export-predictor-nan-weights", "dna-export-predictor m -o p.pt",
+         model_copy("pred", weights=resaved_weights("pred", _nan_weights), rehash=True)))
+
+
+def _zip_of(members: dict[str, bytes]) -> bytes:
+    import io
+    import zipfile
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        for name, data in members.items():
+            z.writestr(name, data)
+    return buf.getvalue()
 for opt in ("--hidden 0", "--layers 0", "--layers -1", "--dropout 1", "--dropout -0.1", "--dropout nan", "--epochs 0",
             "--batch-size 0", "--lr -1", "--lr nan", "--l1 -1", "--consistency -1", "--adv-weight nan", "--d-hidden 0",
             "--val-fraction 1", "--val-fraction nan", "--patience -1", "--start-margin -1", "--input-noise -1", "--weight-decay -1",

@@ -135,8 +135,8 @@ def parse_objective(spec: str) -> ObjectiveSpec:
     kinds = [k for k in values if k in OBJECTIVE_KINDS]
     options = {k: v for k, v in values.items() if k not in kinds and k not in COMMON_KEYS}
     if not kinds and options:
-        raise GengenError(f"{where}: unknown key {next(iter(options))!r}; the keys are "
-                          f"{', '.join(OBJECTIVE_KINDS.names())}, {', '.join(COMMON_KEYS)} and the kind's own.")
+        raise GengenError(f"{where}: unknown key {next(iter(options))!r} without an objective kind; give exactly one "
+                          f"of {OBJECTIVE_KINDS.usage()}, then {', '.join(COMMON_KEYS)} and the kind's own keys.")
     if len(kinds) != 1:
         raise GengenError(f"{where}: give exactly one of {OBJECTIVE_KINDS.usage()}.")
     try:

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import contextlib
 import inspect
+import io
 import os
 import re
 import time
@@ -136,6 +137,10 @@ class TorchModel(nn.Module):
             if not raw.is_floating_point():
                 raise GengenError(f"model {self.name!r} returns {raw.dtype} values; it must return floating-point "
                                   "scores (one number per sequence, or K).")
+            if raw.ndim == 2 and self.output is None and raw.shape[1] == length and length > 1:
+                raise GengenError(f"model {self.name!r} gives {length} numbers per {length}-nt sequence, one per "
+                                  "position (a profile?); an objective needs one number per sequence: wrap the model "
+                                  "to reduce it (e.g. sum over positions), or pick one with output=INDEX.")
             if raw.ndim == 1 and self.output not in (None, "0"):
                 raise GengenError(f"model {self.name!r} gives one number per sequence (N,), so output={self.output} "
                                   "has nothing to pick: leave output= out.")
@@ -549,6 +554,8 @@ def export_torchscript(model: nn.Module, path: str | os.PathLike, *, length: int
         raise GengenError("the TorchScript export does not reproduce the model's outputs on random sequences; the "
                           "model may branch on its input in Python (trace cannot follow that): make it scriptable.")
     meta = {k: v for k, v in (("length", length), ("output_names", output_names)) if v is not None}
+    buffer = io.BytesIO()  # (saved to a file, the archive's folder would be named after the temporary file)
+    torch.jit.save(scripted, buffer, _extra_files={METADATA: json.dumps(meta)})
     with atomic_path(path) as tmp:
-        torch.jit.save(scripted, str(tmp), _extra_files={METADATA: json.dumps(meta)})
+        Path(tmp).write_bytes(buffer.getvalue())
     return Path(path)

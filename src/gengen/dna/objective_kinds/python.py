@@ -136,7 +136,8 @@ def build(spec: ObjectiveSpec, context: ObjectiveContext) -> ModelObjective:
             raise GengenError(f"{spec.where}: {where} has no {factory_name!r}.")
         factory = getattr(factory, part)
     if not callable(factory):
-        raise GengenError(f"{spec.where}: {factory_name} in {where} is a {type(factory).__name__}, not a function.")
+        raise GengenError(f"{spec.where}: {factory_name} in {where} is not a function (its type is "
+                          f"{type(factory).__name__}).")
     shown = ", ".join(f"{k}={v!r}" for k, v in kwargs.items())
     log(f"running your code: {factory_name}({shown}) from {where}", context.quiet)
     try:
@@ -148,7 +149,8 @@ def build(spec: ObjectiveSpec, context: ObjectiveContext) -> ModelObjective:
             raise
         raise _user_error(spec, f"{factory_name}({shown})", exc) from None
     if not isinstance(model, nn.Module):
-        raise GengenError(f"{spec.where}: {factory_name}() returned a {type(model).__name__}, not a torch.nn.Module.")
+        raise GengenError(f"{spec.where}: {factory_name}() returned an object of type {type(model).__name__}, not a "
+                          "torch.nn.Module.")
     names = getattr(model, "output_names", None)
     if names is not None:
         names = check_output_names(list(names) if isinstance(names, (list, tuple)) else names,
