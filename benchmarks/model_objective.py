@@ -5,9 +5,12 @@ costs as gengen's own predictor. This builds a CNN predictor (the ``dna-train-pr
 architecture, random weights; or ``--predictor DIR``: a trained one), exports it as TorchScript the way
 ``gengen dna-export-predictor`` does (``torch.jit.script``; ``--traced`` also times ``torch.jit.trace``),
 and designs the same ``-n`` sequences of ``--length`` nt with each: direct design and joint design
-through a random GAN (``--gan-channels``, 5 residual blocks). Per-step cost is ``(T(steps) - T(0)) / steps`` (calibration and the final
-scoring cancel), the median of ``--repeats`` interleaved runs; the designs must be identical. Prints the
-per-step times and the ratio model / native for each method, and the designs' mean score both ways.
+through a random GAN (``--gan-channels``, 5 residual blocks). Per-step cost is ``(T(steps) - T(0)) / steps``
+(calibration and the final scoring cancel), the median of ``--repeats`` interleaved runs; the designs
+must be identical. On the CPU T is the process's CPU time (``time.process_time``): on a machine shared
+with other work, wall time mostly measures the others (the same runs varied 2x in wall time); on a
+GPU it is wall time after a synchronize. Prints the per-step times and the ratio model / native for each
+method, and the designs' mean score both ways.
 
     python benchmarks/model_objective.py [--predictor DIR] [-n 128] [--length 36] [--steps 50] [--repeats 3]
         [--gan-channels 32] [--threads 1] [--traced] [--device cpu]
@@ -38,6 +41,13 @@ def main() -> None:
     ap.add_argument("--device", default="cpu")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
+    on_gpu = args.device.startswith("cuda")
+
+    def clock() -> float:
+        if on_gpu:
+            torch.cuda.synchronize()
+            return time.perf_counter()
+        return time.process_time()
 
     from gengen.dna import GANModel, GANRecipe, Generator
     from gengen.dna.design import design
@@ -67,7 +77,8 @@ def main() -> None:
         torch.manual_seed(1)
         c = args.gan_channels
         gan = GANModel(Generator(length, 100, c, blocks=5).eval(), GANRecipe(length=length, channels=c), {"iteration": 0})
-        print(f"{args.n} designs of {length} nt, {args.steps} steps, {args.threads} thread(s), {args.device}; "
+        print(f"{args.n} designs of {length} nt, {args.steps} steps, {args.threads} thread(s), {args.device} "
+              f"({'wall' if on_gpu else 'CPU'} time per step); "
               f"predictor {'from ' + args.predictor if args.predictor else 'default architecture, random weights'}")
         for method, extra in (("direct", {}), ("joint (GAN)", {"gan": gan})):
             times: dict[str, list[float]] = {k: [] for k in models}
@@ -78,10 +89,10 @@ def main() -> None:
                 for name, make in models.items():  # interleaved: drift of a shared machine hits every model alike
                     t = {}
                     for steps in (0, args.steps):
-                        t0 = time.perf_counter()
+                        t0 = clock()
                         res = design(make(), args.n, None if "gan" in extra else length, steps=steps, seed=0,
                                      device=args.device, **extra)
-                        t[steps] = time.perf_counter() - t0
+                        t[steps] = clock() - t0
                     times[name].append((t[args.steps] - t[0]) / args.steps)
                     codes[name], scores[name] = res.codes, float(np.mean(res.scores))
             same = all(np.array_equal(codes["native"], c) for c in codes.values())

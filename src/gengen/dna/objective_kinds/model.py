@@ -289,9 +289,11 @@ class ModelObjective(Objective):
 
 
 def _random_one_hot(n: int, length: int, device) -> torch.Tensor:
-    g = torch.Generator().manual_seed(length)
-    codes = torch.randint(0, 4, (n, length), generator=g)
-    return torch.nn.functional.one_hot(codes, 4).transpose(1, 2).float().to(device)
+    """``n`` uniform random one-hot sequences of ``length`` nt (seeded by the length)."""
+    from gengen.dna.objectives import random_codes
+    from gengen.io.sequences import codes_to_one_hot
+
+    return codes_to_one_hot(random_codes(n, length, seed=length), device=device)
 
 
 def _shape(layout: str, length: int, n: int | str = "N") -> str:
