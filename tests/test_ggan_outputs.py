@@ -37,7 +37,8 @@ def figures(monkeypatch):
 
     def record(fig, path, dpi=120):
         labels = [t.get_text() for ax in fig.axes if ax.get_legend() for t in ax.get_legend().get_texts()]
-        seen.append({"path": str(path), "title": fig._suptitle.get_text() if fig._suptitle else "", "labels": labels})
+        title = " ".join(fig._suptitle.get_text().split()) if fig._suptitle else ""  # wrapped lines joined
+        seen.append({"path": str(path), "title": title, "labels": labels})
         return save(fig, path, dpi)
 
     monkeypatch.setattr(gengen.plots, "save_figure", record)
