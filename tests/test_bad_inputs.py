@@ -17,7 +17,8 @@ fixtures as ``@name`` (``@vae`` is the tiny VAE model folder, ``@expr.csv`` a go
 maps names in the case folder to their bytes (or to a function of the fixture folder returning them, or
 a :class:`Link`); ``dirs`` makes folders there; ``env`` sets variables; ``patch(monkeypatch, folder)``
 makes the filesystem say no (read-only, disk full, a lock held by another run) for the command only;
-``needle`` is a word the error line must hold. The store ``$GENGEN_HOME/models`` exists in every case
+``needle`` is a word the error line must hold; ``keeps`` lists the paths (glob patterns, relative to the
+case folder) a failed run may leave on purpose: the finished work of a resumable command. The store ``$GENGEN_HOME/models`` exists in every case
 folder (as after a first training). A test fails when a command has no case at all.
 
 Where the suite found defects, the fixes are general: float options must be finite and arguments
@@ -28,6 +29,7 @@ outputs land as soon as the last is written (``OutputPlan``).
 
 from __future__ import annotations
 
+import fnmatch
 import gzip
 import hashlib
 import json
@@ -169,6 +171,7 @@ class Case:
     needle: str = ""
     env: dict[str, str] = field(default_factory=dict)
     patch: Callable | None = None  # patch(monkeypatch, work) before the run: a filesystem that says no
+    keeps: tuple[str, ...] = ()  # resumable work a failed run keeps on purpose (glob patterns, case folder)
 
 
 @dataclass(frozen=True)
@@ -179,10 +182,10 @@ class Link:
 
 
 def case(id: str, argv: str | list[str], files: dict | None = None, dirs: tuple[str, ...] = (), needle: str = "",
-         env: dict[str, str] | None = None, patch: Callable | None = None) -> Case:
+         env: dict[str, str] | None = None, patch: Callable | None = None, keeps: tuple[str, ...] = ()) -> Case:
     """``argv`` as one string is split on spaces (fixtures and files here have no spaces in their names)."""
     args = tuple(argv.split()) if isinstance(argv, str) else tuple(argv)
-    return Case(id, args, dict(files or {}), dirs, needle, dict(env or {}), patch)
+    return Case(id, args, dict(files or {}), dirs, needle, dict(env or {}), patch, keeps)
 
 
 def fixture(name: str) -> Callable[[Path], bytes]:
@@ -401,6 +404,19 @@ def _read_only(folder: str) -> Callable:
         monkeypatch.setattr(os, "open", open_)
         monkeypatch.setattr(os, "mkdir", mkdir)
     return patch
+
+
+def _fold_result(run: str) -> bytes:
+    """A well-formed ggan-eval fold result (``fold_results/fold1-mean.npz``) of the comparison ``run``."""
+    import io
+
+    from gengen.ggan.evaluate import FOLD_FORMAT
+
+    header = {"format": FOLD_FORMAT, "run": run, "method": "mean", "method_key": "", "fold": 1, "seconds": 0.1,
+              "detail": {}, "resolved_recipe": None}
+    buffer = io.BytesIO()
+    np.savez(buffer, header=np.array(json.dumps(header)), **{k: np.zeros(len(TARGETS)) for k in ("mae", "ccc", "pearson")})
+    return buffer.getvalue()
 
 
 def _disk_full_at(name: str) -> Callable:
@@ -902,6 +918,11 @@ add(case("infer-targets-output-bad-extension", "infer-targets @query.csv --model
 add(case("infer-targets-output-is-gene-map", "infer-targets @query.csv --model @ggan --gene-map map.csv -o map.csv",
          {"map.csv": fixture("genemap.csv")}))
 add(case("ggan-eval-output-is-a-file", f"ggan-eval {GGAN_REF} -o afile --folds 2 --methods mean", {"afile": "x\n"}))
+add(case("ggan-eval-resume-nothing", f"ggan-eval {GGAN_REF} -o ev --folds 2 --methods mean --resume", needle="nothing to resume"))
+add(case("ggan-eval-resume-damaged-fold", f"ggan-eval {GGAN_REF} -o ev --folds 2 --methods mean --resume",
+         {"ev/fold_results/fold1-mean.npz": b"PK\x03\x04 cut short"}, needle="cannot read the fold result"))
+add(case("ggan-eval-resume-another-comparison", f"ggan-eval {GGAN_REF} -o ev --folds 2 --methods mean --resume",
+         {"ev/fold_results/fold1-mean.npz": lambda fx: _fold_result("another run's hash")}, needle="another comparison"))
 add(case("ggan-eval-output-holds-data", "ggan-eval ev/ggan_eval_summary.tsv --landmarks @landmarks.txt -o ev --folds 2 --methods mean",
          {"ev/ggan_eval_summary.tsv": _reference_table(sep="\t")}))
 add(case("demo-output-is-a-file", "demo -o afile --only vae", {"afile": "x\n"}))
@@ -1069,7 +1090,9 @@ add(case("vae-decode-x-vae-wrong-width", "vae-decode z.h5ad --model @vae -o d.h5
 add(case("vae-sample-read-only-folder", "vae-sample --model @vae -n 2 -o ro/s.h5ad", dirs=("ro",), patch=_read_only("ro")))
 add(case("dna-train-read-only-folder", f"dna-train @train.fa -o ro/gan {GAN_FAST}", dirs=("ro",), patch=_read_only("ro")))
 add(case("dna-design-disk-full-at-last-file", f"{DESIGN} --motif @m.jaspar", patch=_disk_full_at("d.png")))
-add(case("ggan-eval-disk-full-at-last-file", f"ggan-eval {GGAN_REF} -o ev --folds 2 --methods mean", patch=_disk_full_at("ggan_eval_info.json")))
+# the finished folds stay (ggan-eval --resume writes the tables from them once there is space), and only they
+add(case("ggan-eval-disk-full-at-last-file", f"ggan-eval {GGAN_REF} -o ev --folds 2 --methods mean", patch=_disk_full_at("ggan_eval_info.json"),
+         needle="--resume", keeps=("ev", "ev/fold_results", "ev/fold_results/fold[12]-mean.npz")))
 add(case("vae-sample-output-locked", "vae-sample --model @vae -n 2 -o s.h5ad", patch=_locked("s.h5ad")))
 add(case("vae-train-output-locked", f"vae-train @expr.csv -o out {VAE_FAST}", patch=_locked("out")))
 
@@ -1182,7 +1205,8 @@ def test_bad_input_fails_cleanly(c: Case, fx: Path, tmp_path: Path, monkeypatch,
     if c.needle:
         assert c.needle in lines[0], what
     after = snapshot(work, fx)
-    left = sorted(set(after) - set(before))
+    left = sorted(p for p in set(after) - set(before)
+                  if not any(fnmatch.fnmatchcase(os.path.relpath(p, work), k) for k in c.keeps))
     assert not left, f"left behind: {left}\n{what}"
     changed = sorted(p for p in before if after.get(p) != before[p])
     assert not changed, f"inputs changed or removed: {changed}\n{what}"

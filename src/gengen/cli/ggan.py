@@ -257,12 +257,16 @@ def ggan_eval(
         X, Y, tg, same_gene=same, folds=folds, recipe=recipe, methods=chosen, seed=seed, device=device, quiet=quiet,
         groups=group_labels, save_folds=fold_results, resume=resume,
     )
-    write_table(ev.summary, output / "ggan_eval_summary.tsv", protect=(data,), index=False)
-    write_table(ev.folds, output / "ggan_eval_folds.tsv", index=False)
-    write_table(ev.per_gene, output / "ggan_eval_per_gene.tsv", index=False)
-    plot_comparison(ev, output / "ggan_eval.png")
-    with atomic_path(output / "ggan_eval_info.json") as tmp:
-        tmp.write_text(json.dumps(ev.info, indent=1, default=str) + "\n")
+    try:
+        write_table(ev.summary, output / "ggan_eval_summary.tsv", protect=(data,), index=False)
+        write_table(ev.folds, output / "ggan_eval_folds.tsv", index=False)
+        write_table(ev.per_gene, output / "ggan_eval_per_gene.tsv", index=False)
+        plot_comparison(ev, output / "ggan_eval.png")
+        with atomic_path(output / "ggan_eval_info.json") as tmp:
+            tmp.write_text(json.dumps(ev.info, indent=1, default=str) + "\n")
+    except GengenError as exc:  # disk full, ...: the computed folds are kept, and said so
+        raise GengenError(f"{str(exc).rstrip('.')}; the finished folds stay in {str(fold_results)!r}: the same command "
+                          "with --resume writes the tables from them.") from None
     typer.echo(
         f"# {folds}-fold CV{by}, {adata.n_obs} profiles, {len(lm)} landmarks -> {len(tg)} targets, seed {seed}; "
         "metrics on z-scored targets, mean over genes ± sd over folds"

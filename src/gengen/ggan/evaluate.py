@@ -167,7 +167,7 @@ def evaluate(
     same = np.array([t in set(same_gene or []) for t in targets])
     store = None
     if save_folds is not None:
-        store = FoldResults(save_folds, _run_key(X, Y, targets, same, splits))
+        store = FoldResults(save_folds, _run_key(X, Y, targets, same, splits), targets)
         store.open(resume, {m: _method_key(m, recipes.get(m)) for m in methods}, quiet)
     elif resume:
         raise GengenError("resume=True needs save_folds, the folder the interrupted comparison wrote.")
@@ -396,9 +396,10 @@ class FoldResults:
     written through a temporary name, synced and renamed: a kill leaves whole files or none.
     """
 
-    def __init__(self, folder: str | os.PathLike, run_key: str):
+    def __init__(self, folder: str | os.PathLike, run_key: str, targets: list[str]):
         self.folder = Path(folder)
         self.run_key = run_key
+        self.targets = [str(t) for t in targets]  # the metrics' rows (part of the run key: not stored)
         self.method_keys: dict[str, str] = {}
         self.found: dict[tuple[int, str], FoldResult] = {}
         self.reused = 0
@@ -426,7 +427,7 @@ class FoldResults:
             )
         other = 0
         for path in existing:
-            header, metrics = _read_fold_file(path)
+            header, metrics = _read_fold_file(path, self.targets)
             if header.get("run") != self.run_key:
                 other += 1
                 continue
@@ -472,10 +473,9 @@ class FoldResults:
             "resolved_recipe": record.resolved_recipe,
         }
         buffer = io.BytesIO()
-        np.savez(
+        np.savez_compressed(
             buffer,
             header=np.array(json.dumps(header, default=_json_value)),
-            genes=np.array(record.metrics.index.astype(str).tolist()),
             **{k: record.metrics[k].to_numpy(dtype=np.float64) for k in METRICS},
         )
         path = self.path(record.fold, record.method)
@@ -496,7 +496,7 @@ class FoldResults:
             os.close(fd)
 
 
-def _read_fold_file(path: Path) -> tuple[dict, pd.DataFrame]:
+def _read_fold_file(path: Path, targets: list[str]) -> tuple[dict, pd.DataFrame]:
     """(header, per-target metrics) of a fold result; a damaged or foreign file is one line."""
     import json
     import zipfile
@@ -506,13 +506,15 @@ def _read_fold_file(path: Path) -> tuple[dict, pd.DataFrame]:
     try:
         with np.load(path, allow_pickle=False) as z:
             header = json.loads(str(z["header"]))
-            genes = z["genes"].tolist()
-            metrics = pd.DataFrame({k: z[k] for k in METRICS}, index=pd.Index(genes, name="gene"))
+            columns = {k: z[k] for k in METRICS}
     except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError) as exc:
         raise GengenError(f"cannot read the fold result {str(path)!r} ({exc}); remove it, or run without --resume.") from None
     if not isinstance(header, dict) or header.get("format") != FOLD_FORMAT:
         raise GengenError(f"{str(path)!r} is not a ggan-eval fold result; remove it, or run without --resume.")
-    return header, metrics
+    if header.get("run") is not None and any(len(v) != len(targets) for v in columns.values()):
+        header = {**header, "run": None}  # another comparison's (other targets): counted as such
+        return header, pd.DataFrame()
+    return header, pd.DataFrame(columns, index=pd.Index(list(targets), name="gene"))
 
 
 def _run_key(X: np.ndarray, Y: np.ndarray, targets, same: np.ndarray, splits) -> str:
