@@ -152,6 +152,8 @@ def evaluate(
     from gengen.ggan.core import GGANModel
 
     recipe = recipe or GGANRecipe(seed=seed)
+    if methods is not None:
+        methods = GGAN_METHODS.check(methods)
     splits = kfold_indices(X.shape[0], folds, seed, groups=groups)
     skipped: dict[str, str] = {}
     if methods is None:
@@ -159,8 +161,6 @@ def evaluate(
         methods, skipped = default_methods(n_train, X.shape[1], Y.shape[1], recipe)
         for m, why in skipped.items():
             log(f"skipped {GGAN_METHODS.label(m)}: {why}", quiet)
-    else:
-        methods = GGAN_METHODS.check(methods)
     recipes = {m: GGAN_METHODS[m].function()(recipe) for m in methods if GGAN_METHODS[m].kind == "network"}
     if dgex_recipe is not None and "dgex" in recipes:
         recipes["dgex"] = dgex_recipe
