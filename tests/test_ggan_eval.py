@@ -14,7 +14,7 @@ from conftest import assert_one_line_error
 from gengen.cli import app
 
 runner = CliRunner()
-TINY = dict(hidden=16, epochs=3, batch_size=32, d_hidden=8, patience=0)
+TINY = dict(hidden=16, epochs=2, batch_size=32, d_hidden=8, patience=0)
 
 
 def _data(n=48, n_l=10, n_t=12, seed=0):
@@ -57,7 +57,7 @@ def test_interrupted_evaluation_keeps_finished_folds_and_resumes_to_the_same_res
     from gengen.ggan import GGANRecipe, evaluate
 
     X, Y, tg = _data()
-    kw = dict(folds=4, recipe=GGANRecipe(**TINY), methods=("ggan", "ridge", "flaky", "lasso", "knn"), device="cpu")
+    kw = dict(folds=3, recipe=GGANRecipe(**TINY), methods=("ggan", "ridge", "flaky", "lasso", "knn"), device="cpu")
     whole = evaluate(X, Y, tg, **kw)
     flaky["armed"] = True
     with pytest.raises(Interrupt):
@@ -73,7 +73,7 @@ def test_interrupted_evaluation_keeps_finished_folds_and_resumes_to_the_same_res
     assert resumed.info["resolved_recipes"] == whole.info["resolved_recipes"]
     # a complete folder resumes without computing anything, and to the same tables
     again = evaluate(X, Y, tg, **kw, save_folds=tmp_path / "folds", resume=True)
-    assert again.info["resumed_results"] == 20
+    assert again.info["resumed_results"] == 15
     _same_tables(whole, again)
 
 
@@ -112,8 +112,8 @@ def _write_reference(d, n=48):
 
 def test_cli_stopped_mid_run_keeps_its_folds_and_resume_finishes_like_an_uninterrupted_run(tmp_path, flaky):
     _write_reference(tmp_path)
-    base = ["ggan-eval", str(tmp_path / "ref.csv"), "--landmarks", str(tmp_path / "lm.txt"), "--folds", "4",
-            "--methods", "ggan,ridge,flaky,knn", "--hidden", "16", "--epochs", "3", "--d-hidden", "8",
+    base = ["ggan-eval", str(tmp_path / "ref.csv"), "--landmarks", str(tmp_path / "lm.txt"), "--folds", "3",
+            "--methods", "ggan,ridge,flaky,knn", "--hidden", "16", "--epochs", "2", "--d-hidden", "8",
             "--patience", "0", "--device", "cpu", "-q"]
     res = runner.invoke(app, [*base, "-o", str(tmp_path / "whole")])
     assert res.exit_code == 0, res.output
