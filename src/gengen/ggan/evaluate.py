@@ -175,9 +175,9 @@ def evaluate(
     seconds = {m: 0.0 for m in methods}
     info: dict = {m: [] for m in methods}
     resolved: dict = {}  # each network's recipe as resolved on the first fold (with its notes)
-    started, computed = time.perf_counter(), 0.0
+    computed, computed_folds = 0.0, 0  # seconds spent computing (not reading back), for the time-left line
     for f, (tr, te) in enumerate(splits):
-        fold_started = time.perf_counter()
+        fold_computed = computed
         pre = None
         for m in methods:
             record = store.get(f, m) if store is not None else None
@@ -245,8 +245,9 @@ def evaluate(
                 f"({record.seconds:.1f} s){'  ' + _detail_text(record.detail) if record.detail else ''}{where}",
                 quiet,
             )
-        if f + 1 < folds and time.perf_counter() - fold_started > 1:
-            left = (time.perf_counter() - started) / (f + 1) * (folds - f - 1)
+        computed_folds += computed > fold_computed
+        if f + 1 < folds and computed - fold_computed > 1:
+            left = computed / computed_folds * (folds - f - 1)
             log(f"fold {f + 1}/{folds} done; about {_duration(left)} left", quiet)
     folds_df = pd.DataFrame(fold_rows)
     rows = []
