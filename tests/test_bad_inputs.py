@@ -18,7 +18,8 @@ maps names in the case folder to their bytes (or to a function of the fixture fo
 :class:`Link`, or a :class:`Fifo`: a named pipe, which a reader that opens it waits on forever); ``dirs``
 makes folders there; ``seconds`` bounds the case's run (a hang is a failure, not a stuck suite); ``env`` sets variables; ``patch(monkeypatch, folder)``
 makes the filesystem say no (read-only, disk full, a lock held by another run) for the command only;
-``needle`` is a word the error line must hold. The store ``$GENGEN_HOME/models`` exists in every case
+``needle`` is a word the error line must hold; ``keeps`` lists the paths (glob patterns, relative to the
+case folder) a failed run may leave on purpose: the finished work of a resumable command. The store ``$GENGEN_HOME/models`` exists in every case
 folder (as after a first training). A test fails when a command has no case at all.
 
 Where the suite found defects, the fixes are general: float options must be finite and arguments
@@ -29,6 +30,7 @@ outputs land as soon as the last is written (``OutputPlan``).
 
 from __future__ import annotations
 
+import fnmatch
 import gzip
 import hashlib
 import json
@@ -171,6 +173,7 @@ class Case:
     env: dict[str, str] = field(default_factory=dict)
     patch: Callable | None = None  # patch(monkeypatch, work) before the run: a filesystem that says no
     seconds: int = CASE_SECONDS
+    keeps: tuple[str, ...] = ()  # resumable work a failed run keeps on purpose (glob patterns, case folder)
 
 
 @dataclass(frozen=True)
@@ -190,14 +193,15 @@ DEEP_JSON = "[" * 100_000 + "]" * 100_000  # Python's JSON parser recurses: Recu
 
 
 def case(id: str, argv: str | list[str], files: dict | None = None, dirs: tuple[str, ...] = (), needle: str = "",
-         env: dict[str, str] | None = None, patch: Callable | None = None, seconds: int | None = None) -> Case:
+         env: dict[str, str] | None = None, patch: Callable | None = None, seconds: int | None = None,
+         keeps: tuple[str, ...] = ()) -> Case:
     """``argv`` as one string is split on spaces (fixtures and files here have no spaces in their names).
     A case with a :class:`Fifo` gets :data:`FIFO_SECONDS` unless ``seconds`` says otherwise."""
     args = tuple(argv.split()) if isinstance(argv, str) else tuple(argv)
     files = dict(files or {})
     if seconds is None:
         seconds = FIFO_SECONDS if any(isinstance(v, Fifo) for v in files.values()) else CASE_SECONDS
-    return Case(id, args, files, dirs, needle, dict(env or {}), patch, seconds)
+    return Case(id, args, files, dirs, needle, dict(env or {}), patch, seconds, keeps)
 
 
 def fixture(name: str) -> Callable[[Path], bytes]:
@@ -416,6 +420,19 @@ def _read_only(folder: str) -> Callable:
         monkeypatch.setattr(os, "open", open_)
         monkeypatch.setattr(os, "mkdir", mkdir)
     return patch
+
+
+def _fold_result(run: str) -> bytes:
+    """A well-formed ggan-eval fold result (``fold_results/fold1-mean.npz``) of the comparison ``run``."""
+    import io
+
+    from gengen.ggan.evaluate import FOLD_FORMAT
+
+    header = {"format": FOLD_FORMAT, "run": run, "method": "mean", "method_key": "", "fold": 1, "seconds": 0.1,
+              "detail": {}, "resolved_recipe": None}
+    buffer = io.BytesIO()
+    np.savez(buffer, header=np.array(json.dumps(header)), **{k: np.zeros(len(TARGETS)) for k in ("mae", "ccc", "pearson")})
+    return buffer.getvalue()
 
 
 def _disk_full_at(name: str) -> Callable:
@@ -1078,6 +1095,11 @@ add(case("infer-targets-output-bad-extension", "infer-targets @query.csv --model
 add(case("infer-targets-output-is-gene-map", "infer-targets @query.csv --model @ggan --gene-map map.csv -o map.csv",
          {"map.csv": fixture("genemap.csv")}))
 add(case("ggan-eval-output-is-a-file", f"ggan-eval {GGAN_REF} -o afile --folds 2 --methods mean", {"afile": "x\n"}))
+add(case("ggan-eval-resume-nothing", f"ggan-eval {GGAN_REF} -o ev --folds 2 --methods mean --resume", needle="nothing to resume"))
+add(case("ggan-eval-resume-damaged-fold", f"ggan-eval {GGAN_REF} -o ev --folds 2 --methods mean --resume",
+         {"ev/fold_results/fold1-mean.npz": b"PK\x03\x04 cut short"}, needle="cannot read the fold result"))
+add(case("ggan-eval-resume-another-comparison", f"ggan-eval {GGAN_REF} -o ev --folds 2 --methods mean --resume",
+         {"ev/fold_results/fold1-mean.npz": lambda fx: _fold_result("another run's hash")}, needle="another comparison"))
 add(case("ggan-eval-output-holds-data", "ggan-eval ev/ggan_eval_summary.tsv --landmarks @landmarks.txt -o ev --folds 2 --methods mean",
          {"ev/ggan_eval_summary.tsv": _reference_table(sep="\t")}))
 add(case("demo-output-is-a-file", "demo -o afile --only vae", {"afile": "x\n"}))
@@ -1347,7 +1369,9 @@ add(case("dna-design-disk-full-at-hits-bed", f"{DESIGN} --motif @m.jaspar", patc
 add(case("dna-design-motif-file-is-folder", f"{DESIGN} --motif @m.jaspar", dirs=("d.motif.jaspar",)))
 add(case("dna-score-hits-bed-is-folder", "dna-score @probes.fa --motif @m.jaspar -o t.tsv", dirs=("t.hits.bed",)))
 add(case("dna-score-disk-full-at-hits-bed", "dna-score @probes.fa --motif @m.jaspar -o t.tsv", patch=_disk_full_at("t.hits.bed")))
-add(case("ggan-eval-disk-full-at-last-file", f"ggan-eval {GGAN_REF} -o ev --folds 2 --methods mean", patch=_disk_full_at("ggan_eval_info.json")))
+# the finished folds stay (ggan-eval --resume writes the tables from them once there is space), and only they
+add(case("ggan-eval-disk-full-at-last-file", f"ggan-eval {GGAN_REF} -o ev --folds 2 --methods mean", patch=_disk_full_at("ggan_eval_info.json"),
+         needle="--resume", keeps=("ev", "ev/fold_results", "ev/fold_results/fold[12]-mean.npz")))
 add(case("vae-sample-output-locked", "vae-sample --model @vae -n 2 -o s.h5ad", patch=_locked("s.h5ad")))
 add(case("vae-train-output-locked", f"vae-train @expr.csv -o out {VAE_FAST}", patch=_locked("out")))
 
@@ -1530,7 +1554,8 @@ def test_bad_input_fails_cleanly(c: Case, fx: Path, tmp_path: Path, monkeypatch,
     if c.needle:
         assert c.needle in lines[0], what
     after = snapshot(work, fx)
-    left = sorted(set(after) - set(before))
+    left = sorted(p for p in set(after) - set(before)
+                  if not any(fnmatch.fnmatchcase(os.path.relpath(p, work), k) for k in c.keeps))
     assert not left, f"left behind: {left}\n{what}"
     changed = sorted(p for p in before if after.get(p) != before[p])
     assert not changed, f"inputs changed or removed: {changed}\n{what}"
