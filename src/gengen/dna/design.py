@@ -40,7 +40,7 @@ import torch
 from torch import nn
 
 from gengen.dna.constraints import Constraints, verify
-from gengen.dna.greedy import EditRules, better_of, polish, repair
+from gengen.dna.greedy import EditRules, better_of, polish, polish_from_start, repair
 from gengen.dna.objectives import Objective, as_objectives, calibrate, combined, parse_target
 from gengen.dna.result import DesignResult, design_outputs
 from gengen.errors import GengenError
@@ -420,7 +420,7 @@ def design(
             n_greedy = 0
             if c.max_edits is not None:  # under a budget: local search from the gradient's edits and from the start
                 refined = polish(polished, objectives, rules, rounds=c.max_edits, every_design=True)
-                greedy = polish(rules.start, objectives, rules, rounds=c.max_edits, every_design=True)
+                greedy = polish_from_start(objectives, rules, c.max_edits)
                 polished, n_greedy = better_of(refined, greedy, objectives, rules)
             fixed = repair(polished, objectives, rules) if c.any else polished
             n_repaired = int((fixed.long() != polished.long()).any(dim=1).sum())
