@@ -7,15 +7,16 @@ import json
 import pytest
 import torch
 
-from gengen.checkpoint import load_checkpoint, resolve_model, save_checkpoint
+from gengen.checkpoint import load_checkpoint, save_checkpoint
 from gengen.errors import GengenError
+from gengen.store import resolve_model
 
 
 def test_round_trip_and_named_models(tmp_path, monkeypatch):
     monkeypatch.setenv("GENGEN_HOME", str(tmp_path / "home"))
     target = tmp_path / "home" / "models" / "mine"
     save_checkpoint(target, "vae", {"w": torch.arange(6.0).reshape(2, 3)}, {"seed": 3, "genes": ["a", "b"]})
-    tensors, cfg, directory = load_checkpoint("mine", "vae")
+    tensors, cfg, directory = load_checkpoint(resolve_model("mine", "vae"), "vae")
     assert torch.equal(tensors["w"], torch.arange(6.0).reshape(2, 3))
     assert cfg["seed"] == 3 and cfg["format_version"] == 1 and "torch" in cfg["versions"]
     assert directory == target

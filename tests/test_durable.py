@@ -110,7 +110,7 @@ def test_plan_refuses_inputs_inside_replaced_folders_and_colliding_outputs(tmp_p
 
 def test_read_only_folder_is_one_line_before_work(tmp_path, monkeypatch):
     real_access = os.access
-    monkeypatch.setattr(runtime.os, "access", lambda p, mode: False if Path(p) == tmp_path else real_access(p, mode))
+    monkeypatch.setattr(os, "access", lambda p, mode: False if Path(p) == tmp_path else real_access(p, mode))
     with pytest.raises(GengenError, match="is not writable"):  # (chmod cannot show it: tests may run as root)
         runtime.plan_outputs([tmp_path / "out.tsv"])
 
@@ -268,7 +268,7 @@ def test_stale_temps_of_dead_owners_go_live_and_foreign_fresh_ones_stay(tmp_path
     dead.wait()
     live = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     try:
-        host = runtime._host_tag()
+        host = runtime.temps._host_tag()
         other = "ffffff" if host != "ffffff" else "eeeeee"
         made = {
             "dead_file": f".out.csv.gengen-tmp-{dead.pid}-{host}-0123abcd.csv",
@@ -396,7 +396,7 @@ def test_folder_swap_falls_back_without_atomic_exchange(tmp_path, monkeypatch):
     (b / "x").write_text("b")
     if runtime.exchange_paths(a, b):  # Linux renameat2 / macOS renamex_np
         assert (a / "x").read_text() == "b" and (b / "x").read_text() == "a"
-    monkeypatch.setattr(runtime, "exchange_paths", lambda x, y: False)
+    monkeypatch.setattr(runtime.outputs, "exchange_paths", lambda x, y: False)
     _tiny_checkpoint(tmp_path / "m", 1.0)
     _tiny_checkpoint(tmp_path / "m", 2.0)
     assert load_checkpoint(tmp_path / "m", "test")[1]["value"] == 2.0

@@ -317,7 +317,7 @@ def test_ggan_and_predictor_sweeps_keep_the_best_by_their_own_metric(tmp_path):
 
 
 def test_cli_sweep_writes_table_figure_best_model_and_registers(tmp_path, toy_h5ad, monkeypatch):
-    from gengen.checkpoint import model_home
+    from gengen.store import model_home
     from gengen.vae import VAEModel
 
     space = _space_file(tmp_path, {"latent": [2, 4], "epochs": 4, "batch_size": 16})

@@ -62,15 +62,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from gengen.checkpoint import CONFIG_NAME, TRAINING_SECTION, save_checkpoint
 from gengen.errors import GengenError, preview
-from gengen.runtime import log
+from gengen.runtime import log, read_json, read_regular
 
 if TYPE_CHECKING:
     import numpy as np
     import torch
 
 STATE_NAME = "training_state.safetensors"
-SECTION = "training"  # the config.json section
+SECTION = TRAINING_SECTION  # the config.json section
 _META_KEY = "gengen_training"  # the JSON inside the state file's safetensors header
 STATE_FORMAT = 1
 # When to save, by default: after every DEFAULT_EVERY epochs and at least every DEFAULT_MINUTES of
@@ -356,15 +357,11 @@ def _same(a, b) -> bool:
 def read_training_section(directory: str | os.PathLike, pipeline: str) -> dict:
     """config.json's training section of the checkpoint in ``directory``, checked cheaply (no weights
     read) so ``--resume`` can refuse a missing or foreign checkpoint before any data are read."""
-    from gengen.checkpoint import CONFIG_NAME
-
     path = Path(directory)
     cfg_path = path / CONFIG_NAME
     if not cfg_path.is_file():
         raise GengenError(f"--resume: no checkpoint in {str(path)!r} to resume from (a run writes its first one "
                           "within a minute or a few epochs); train without --resume.")
-    from gengen.runtime import read_json
-
     try:
         cfg = read_json(cfg_path, "--resume: the checkpoint's config", fix="the checkpoint is corrupted")
     except OSError as exc:
@@ -465,8 +462,6 @@ class TrainingCheckpoint:
 
     def _load_snapshot(self) -> None:
         path = self.directory / STATE_NAME
-        from gengen.runtime import read_regular
-
         try:
             raw = read_regular(path, "--resume: the training state")
         except OSError as exc:
@@ -521,8 +516,6 @@ class TrainingCheckpoint:
 
     def save(self, state: LoopState, device) -> None:
         """Write the model folder with the loop state beside it (atomic, under the output's lock)."""
-        from gengen.checkpoint import save_checkpoint
-
         if self.write_model is None:
             raise RuntimeError("TrainingCheckpoint.write_model is not set")
         t = time.perf_counter()
@@ -602,17 +595,6 @@ def finish_model(model, checkpoint: TrainingCheckpoint | None, history):
     return model
 
 
-def unfinished_note(config: dict, directory: Path) -> str | None:
-    """One line for a model saved by an unfinished training run (None for a finished one)."""
-    section = config.get(SECTION)
-    if not isinstance(section, dict) or section.get("complete") is not False:
-        return None
-    where = f"epoch {section.get('epoch')}" + (f" of at most {section['epochs']}" if section.get("epochs") else "")
-    if section.get("phase") not in (None, "train"):
-        where = f"{section['phase']} {where}"
-    how = section.get("resume_with") or "--resume"
-    return (f"note: {str(directory)!r} is a checkpoint of an unfinished training run (stopped at {where}); "
-            f"it works, but `gengen {how}` finishes it.")
 
 
 def _json_default(obj: Any) -> Any:

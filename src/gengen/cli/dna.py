@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 
+from gengen.checkpoint import overwrite_check
 from gengen.cli import _options as opt
 from gengen.cli._app import app, input_path, report, say
 from gengen.cli._store import (
@@ -22,6 +23,7 @@ from gengen.errors import GengenError
 from gengen.recipes import DesignSettings, GANRecipe, PredictorRecipe
 from gengen.registry import OBJECTIVE_KINDS
 from gengen.runtime import plan_outputs, set_threads
+from gengen.store import input_paths
 
 PANEL = "DNA (Killoran)"
 TABLE_SUFFIXES = (".tsv", ".txt", ".tab")
@@ -166,7 +168,7 @@ def dna_train(
     recipe = GAN_OPTIONS.build(  # checked: options and -o before reading data, not at the first checkpoint
         ctx.params, heldout_fraction=heldout_fraction, checkpoint_every=sample_every,
         log_every=max(1, min(50, sample_every)), heldout_split=True, heldout_by=heldout_by)
-    plan_outputs(models={output: "dna-gan"}, inputs=[data])
+    plan_outputs(models={output: overwrite_check("dna-gan")}, inputs=input_paths([data]))
     seqs = read_fasta(input_path(data), length=length, windows=windows, ambiguous=ambiguous, short=short, seed=seed)
     split = training_windows(seqs, heldout_fraction, by=heldout_by, max_windows=max_windows, seed=seed)
     if split.split:
@@ -216,7 +218,7 @@ def dna_generate(
     check_steps(interpolate)
     model = model_or_default(model, "dna-gan", quiet)
     outs = design_outputs(output) if interpolate is not None else [output]
-    plan = plan_outputs(outs, inputs=[model, train_data, *goal.inputs()])
+    plan = plan_outputs(outs, inputs=input_paths([model, train_data, *goal.inputs()]))
     gan = _load_gan(model, device, weights, quiet)
     design_length(trained_lengths(goal.predictor, goal.objective), gan_length=gan.length)  # one-line refusal
     objectives, _ = goal.load("max", device, quiet, needed=False, length=gan.length)
@@ -280,7 +282,7 @@ def dna_design(
     if gan and (start or fixed or max_edits is not None):
         raise GengenError("--from, --fixed and --max-edits edit given sequences directly: leave out --gan.")
     outs = design_outputs(output, motif=True, hits=goal.has_motif())  # every --objective parsed before a file is read
-    plan = plan_outputs(outs, inputs=[gan, start, *goal.inputs()])
+    plan = plan_outputs(outs, inputs=input_paths([gan, start, *goal.inputs()]))
     g = _load_gan(gan, device, weights, quiet) if gan else None
     length, length_note = design_length(trained_lengths(goal.predictor, goal.objective), length, gan_length=g.length if g else None)
     constraints, length, note = constraints_from_options(
@@ -358,7 +360,7 @@ def dna_export_predictor(
     set_threads(threads)
     output = output if output is not None else Path(Path(model).name + ".pt")
     opt.require_suffix(output, (".pt", ".pth"), "a TorchScript archive")
-    plan = plan_outputs([output], inputs=[model])
+    plan = plan_outputs([output], inputs=input_paths([model]))
     predictor = CNNPredictor.load(model, device="cpu")
     export_torchscript(predictor, output, length=predictor.length)
     plan.commit()
@@ -403,7 +405,7 @@ def dna_score(
     goal = ObjectiveChoice(objective, motif=motif, motif_format=motif_format, motif_name=motif_name,
                            pseudocount=pseudocount, predictor=predictor)
     bed = scores_bed_path(output) if output is not None and motif else None  # the hits, beside the table
-    plan = plan_outputs([output, bed], inputs=[data, independent_probes, independent_scores, *goal.inputs()])
+    plan = plan_outputs([output, bed], inputs=input_paths([data, independent_probes, independent_scores, *goal.inputs()]))
     how = ObjectiveContext(device=device, quiet=quiet, motif_format=motif_format, motif_name=motif_name,
                            pseudocount=pseudocount)
     pwm = read_motif(motif, how) if motif else None
@@ -448,7 +450,7 @@ def dna_eval(
     set_threads(threads)
     opt.require_suffix(output, TABLE_SUFFIXES, "a TSV table")
     model = model_or_default(model, "dna-gan", quiet)
-    plan_outputs(eval_outputs(output, novelty), inputs=[data, model, samples])
+    plan_outputs(eval_outputs(output, novelty), inputs=input_paths([data, model, samples]))
     gan = _load_gan(model, device, weights, True)
     say(f"reading {data} as tiled {gan.length}-nt windows", quiet)
     seqs = read_fasta(input_path(data), length=gan.length, windows="tiled", ambiguous=ambiguous)

@@ -14,6 +14,7 @@ from gengen.errors import GengenError
 from gengen.recipes import GGANRecipe
 from gengen.registry import GGAN_METHODS
 from gengen.runtime import plan_outputs, set_threads
+from gengen.store import input_paths
 
 PANEL = "GGAN (landmark → target)"
 
@@ -157,7 +158,7 @@ def infer_targets(
     output = output or opt.beside(query, ".targets.csv")
     output_format(output)  # fail on a bad output name before any work
     model = model_or_default(model, "ggan", quiet)
-    plan_outputs([output], inputs=[query, model, gene_map])
+    plan_outputs([output], inputs=input_paths([query, model, gene_map]))
     if precision is not None:
         from gengen.runtime import resolve_precision
 
@@ -219,7 +220,7 @@ def ggan_eval(
         raise GengenError(f"nothing to resume: {str(output)!r} has no fold_results/ of an interrupted ggan-eval; "
                           "run without --resume.")
     plan_outputs([output / name for name in names], folders=[fold_results],
-                 inputs=[data, landmarks, landmarks_from, targets, labels_file])
+                 inputs=input_paths([data, landmarks, landmarks_from, targets, labels_file]))
     if labels_file is not None:
         input_path(labels_file)
         if groups is None:

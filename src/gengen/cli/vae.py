@@ -7,12 +7,14 @@ from typing import Annotated
 
 import typer
 
+from gengen.checkpoint import overwrite_check
 from gengen.cli import _options as opt
 from gengen.cli._app import app, input_path, say
 from gengen.cli._store import TrainingRun, model_or_default, resumable
 from gengen.errors import GengenError
 from gengen.recipes import VAERecipe
 from gengen.runtime import plan_outputs, set_threads
+from gengen.store import input_paths
 
 PANEL = "VAE (Tybalt)"
 
@@ -148,7 +150,7 @@ def vae_encode(
         input_path(data)
         save_model = train_output(None, data, "vae")
     # one plan: the model and the embedding land together, or neither does
-    plan_outputs([output], models={save_model: "vae"} if model is None else {}, inputs=[data, model, labels_file])
+    plan_outputs([output], models={save_model: overwrite_check("vae")} if model is None else {}, inputs=input_paths([data, model, labels_file]))
     loaded = VAEModel.load(model, device=device) if model else None
     if loaded is not None and recipe.log_transform != "auto":
         say(f"note: --log {recipe.log_transform} ignored: the model applies its own input scale "
@@ -237,7 +239,7 @@ def vae_decode(
 
     set_threads(threads)
     model = model_or_default(model, "vae", quiet)
-    plan_outputs([output], inputs=[latent, model])
+    plan_outputs([output], inputs=input_paths([latent, model]))
     m = VAEModel.load(model, device=device)
     z, names = read_latent(input_path(latent), m)
     _write_profiles(decode_to_anndata(m, z, names), output, protect=(latent,))
@@ -257,7 +259,7 @@ def vae_sample(
 
     set_threads(threads)
     model = model_or_default(model, "vae", quiet)
-    plan_outputs([output], inputs=[model])
+    plan_outputs([output], inputs=input_paths([model]))
     m = VAEModel.load(model, device=device)
     if n < 1:
         raise GengenError(f"-n must be positive, got {n}.")
@@ -293,7 +295,7 @@ def vae_features(
         raise GengenError("--data and --by go together: give both to find class-separating features.")
     files = [output / "top_genes.tsv"] + ([output / f"separating_{by}.tsv", output / f"separating_{by}.png"] if by else [])
     model = model_or_default(model, "vae", quiet)
-    plan_outputs(files, inputs=[model, data, labels_file], report=output)
+    plan_outputs(files, inputs=input_paths([model, data, labels_file]), report=output)
     m = VAEModel.load(model, device=device)
     separation = None
     if data is not None:  # everything that can fail on user input happens before anything is written
@@ -337,7 +339,7 @@ def vae_compare(
 
         if output_format(output) == "h5ad":
             raise GengenError("vae-compare writes a table: name the output .tsv, .csv or .parquet.")
-    plan_outputs([output], inputs=[data, labels_file])
+    plan_outputs([output], inputs=input_paths([data, labels_file]))
     adata = _with_labels(_read(data, genes_in_rows, fmt, quiet, layer=layer), labels_file, quiet)
     labels = labels_from(adata, by) if by else None
     table, _ = compare(adata, labels, recipe, repeats=repeats, device=device, quiet=quiet)
@@ -361,7 +363,7 @@ def vae_import_tybalt(
     from gengen.vae import import_tybalt_decoder
 
     set_threads(threads)
-    plan_outputs(models={output: "vae"}, inputs=[decoder, genes])
+    plan_outputs(models={output: overwrite_check("vae")}, inputs=input_paths([decoder, genes]))
     m = import_tybalt_decoder(input_path(decoder), input_path(genes))
     m.save(output)
     say(f"imported a {m.latent_dim} x {len(m.genes)} decoder", quiet)

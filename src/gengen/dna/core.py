@@ -9,11 +9,11 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from gengen.checkpoint import LoadedCheckpoint, SavedModel
 from gengen.dna.model import Generator
 from gengen.dna.train import PIPELINE, GANRecipe
 from gengen.errors import GengenError
 from gengen.runtime import check_memory, resolve_device
+from gengen.saved_model import LoadedCheckpoint, SavedModel
 
 
 class GANModel(SavedModel):
@@ -92,7 +92,7 @@ class GANModel(SavedModel):
         """
         if weights not in ("best", "last"):
             raise GengenError(f"weights must be 'best' or 'last', got {weights!r}.")
-        from gengen.checkpoint import load_model
+        from gengen.saved_model import load_model
 
         return load_model(cls, path_or_name, device, weights=weights)
 

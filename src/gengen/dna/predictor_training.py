@@ -142,9 +142,10 @@ def train_predictor(
     """
     if checkpoint is None:
         return _train(codes, labels, recipe, device, quiet, baseline, on_epoch, None)
+    from gengen.checkpoint import overwrite_check
     from gengen.runtime import plan_outputs
 
-    with plan_outputs(models={checkpoint.directory: PIPELINE}):  # locked from the start (no-op in the CLI)
+    with plan_outputs(models={checkpoint.directory: overwrite_check(PIPELINE)}):  # locked from the start (no-op in the CLI)
         return _train(codes, labels, recipe, device, quiet, baseline, on_epoch, checkpoint)
 
 

@@ -16,9 +16,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from gengen.checkpoint import LoadedCheckpoint, SavedModel
 from gengen.errors import GengenError
 from gengen.runtime import resolve_device
+from gengen.saved_model import LoadedCheckpoint, SavedModel
 
 if TYPE_CHECKING:
     from gengen.io.motifs import PWM

@@ -356,6 +356,7 @@ def train_gan(
     """
     from dataclasses import replace
 
+    from gengen.checkpoint import overwrite_check
     from gengen.runtime import plan_outputs
 
     recipe = recipe or GANRecipe()
@@ -364,7 +365,7 @@ def train_gan(
     recipe.validate()
     if output is None:
         return _train_gan(train_codes, recipe, None, heldout_codes, resume, device, quiet, time_limit, ks)
-    with plan_outputs(models={output: PIPELINE}):
+    with plan_outputs(models={output: overwrite_check(PIPELINE)}):
         return _train_gan(train_codes, recipe, output, heldout_codes, resume, device, quiet, time_limit, ks)
 
 

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from gengen.checkpoint import LoadedCheckpoint, SavedModel
+from gengen.checkpoint import overwrite_check
 from gengen.errors import GengenError, preview
 from gengen.ggan.preprocess import Preprocessor
 from gengen.ggan.train import (
@@ -26,6 +26,7 @@ from gengen.ggan.train import (
     ridge_initialise,
 )
 from gengen.runtime import describe_device, log, resolve_device, seed_everything
+from gengen.saved_model import LoadedCheckpoint, SavedModel
 from gengen.training import split_indices
 
 if TYPE_CHECKING:
@@ -217,7 +218,7 @@ class GGANModel(SavedModel):
             return cls._train_arrays(X, Y, landmarks, targets, recipe, device, quiet, on_epoch, None, gene_info)
         from gengen.runtime import plan_outputs
 
-        with plan_outputs(models={checkpoint.directory: PIPELINE}):  # locked from the start (no-op in the CLI)
+        with plan_outputs(models={checkpoint.directory: overwrite_check(PIPELINE)}):  # locked from the start (no-op in the CLI)
             return cls._train_arrays(X, Y, landmarks, targets, recipe, device, quiet, on_epoch, checkpoint, gene_info)
 
     @classmethod

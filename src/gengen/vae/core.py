@@ -14,9 +14,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from gengen.checkpoint import LoadedCheckpoint, SavedModel
+from gengen.checkpoint import overwrite_check
 from gengen.errors import GengenError, preview
 from gengen.runtime import describe_device, log, resolve_device, seed_everything
+from gengen.saved_model import LoadedCheckpoint, SavedModel
 from gengen.training import split_indices
 from gengen.vae.preprocess import MinMaxScaler, resolve_log, select_variable_genes
 from gengen.vae.train import VAERecipe, fit_vae, resolve_vae_recipe
@@ -115,7 +116,7 @@ class VAEModel(SavedModel):
 
         if checkpoint is None:
             return cls._train(adata, recipe, device, quiet, on_epoch, None)
-        with plan_outputs(models={checkpoint.directory: PIPELINE}):  # locked from the start (no-op in the CLI)
+        with plan_outputs(models={checkpoint.directory: overwrite_check(PIPELINE)}):  # locked from the start (no-op in the CLI)
             return cls._train(adata, recipe, device, quiet, on_epoch, checkpoint)
 
     @classmethod
