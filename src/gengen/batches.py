@@ -171,7 +171,9 @@ class StreamedRows:
                     current, at = [np.concatenate([c[at:], a]) for c, a in zip(current, arrays, strict=True)], 0
                 while b < n_batches and len(current[0]) - at >= sizes[b]:
                     take = sizes[b]
-                    batch = tuple(torch.as_tensor(a[at : at + take]).to(self.device, non_blocking=True) for a in current)
+                    # a fresh (aligned) tensor per batch: BLAS kernels can round differently on a misaligned
+                    # view, and a resumed epoch must see its batches exactly as an uninterrupted one did
+                    batch = tuple(torch.tensor(a[at : at + take], device=self.device) for a in current)
                     at += take
                     yield b, batch
                     b += 1

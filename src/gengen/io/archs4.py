@@ -35,6 +35,7 @@ GENE_FIELDS = ("meta/genes/gene_symbol", "meta/genes/symbol")
 SAMPLE_ID_FIELD = "meta/samples/geo_accession"
 SAMPLE_GROUP = "meta/samples"
 CHUNK_CACHE_BYTES = 64 << 20  # HDF5's default 1 MB chunk cache would re-inflate a chunk per partial read
+READ_BYTES = 64 << 20  # counts read per block (whole chunks along the sample axis)
 
 
 def is_archs4(h5) -> bool:
@@ -89,7 +90,7 @@ class Archs4File:
         chunks = self.matrix.chunks
         width = chunks[1] if chunks else 1
         rows = self.matrix.shape[0] * self.matrix.dtype.itemsize
-        want = max(1, (64 << 20) // max(1, rows))
+        want = max(1, READ_BYTES // max(1, rows))
         return int(max(width, (want // width) * width))
 
     def read(self, start: int, stop: int, genes: np.ndarray | None = None) -> np.ndarray:
@@ -102,7 +103,7 @@ class Archs4File:
         flat = np.concatenate(rows) if rows else np.zeros(0, np.int64)
         wanted = np.unique(flat)
         block = read_rows(self.matrix, wanted, start, stop, self.source)  # (len(wanted), stop - start)
-        if len(wanted) == len(flat) and (len(genes) < 2 or np.all(np.diff(flat) > 0)):
+        if len(flat) == len(genes) and (len(genes) < 2 or np.all(np.diff(flat) > 0)):
             return np.ascontiguousarray(block.T, dtype=np.float32)  # one row per gene, in order
         pos = np.searchsorted(wanted, flat)
         out = np.zeros((stop - start, len(genes)), np.float64)
