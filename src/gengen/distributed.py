@@ -24,6 +24,8 @@ from __future__ import annotations
 import contextlib
 import datetime
 import os
+import re
+import signal
 import socket
 import sys
 from dataclasses import dataclass
@@ -220,13 +222,19 @@ def reseed(seed: int, *where: int) -> None:
 
 # ---------------------------------------------------------------------------------------- failures
 def _alive(pid: int) -> bool:
+    """Whether process ``pid`` (on this machine) still runs: not gone, and not a zombie waiting for
+    torchrun to reap it (right after a SIGKILL it is one)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         return True
-    return True
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+    except (OSError, IndexError):
+        return True
 
 
 def dead_ranks(ctx: Context) -> tuple[list[int], list[int]]:
@@ -252,8 +260,15 @@ def dead_ranks(ctx: Context) -> tuple[list[int], list[int]]:
 
 def failure_line(ctx: Context, cause: str) -> tuple[bool, str]:
     """(whether this rank prints, the one line) for a job stopped by ``cause`` (a failed collective or
-    torchrun's SIGTERM): the lowest surviving rank names the ranks whose process is gone."""
+    torchrun's SIGTERM): the lowest surviving rank names the ranks whose process is gone (looked for
+    during up to 3 seconds: a collective can fail before the dead process is gone)."""
+    import time
+
+    deadline = time.monotonic() + 3.0
     dead, unknown = dead_ranks(ctx)
+    while not dead and time.monotonic() < deadline:
+        time.sleep(0.2)
+        dead, unknown = dead_ranks(ctx)
     if dead:
         who = ", ".join(str(r) for r in dead)
         line = (f"rank {who} of {ctx.world} stopped (its process is gone: killed, or out of memory) while the job ran; "
@@ -319,6 +334,11 @@ def main(app) -> None:
     errors = _ErrorLines(sys.stderr, rank)
     sys.stderr = errors
     code: int | str | None = 0
+
+    def terminated(signum, frame):  # torchrun stops the other ranks with SIGTERM when one fails
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, terminated)
     try:
         app(args=argv, prog_name="gengen")
     except SystemExit as exc:
@@ -328,7 +348,8 @@ def main(app) -> None:
     except (RuntimeError, OSError) as exc:  # a collective failed: a peer died or timed out
         if _CURRENT is None:
             raise
-        code = _report(str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__)
+        cause = re.sub(r"^\[[^\]]*\]\s*", "", str(exc).splitlines()[0]) if str(exc) else type(exc).__name__
+        code = _report(cause.split(". ")[0][:120])
     finally:
         errors.release()
         sys.stderr = errors.stream
@@ -337,6 +358,7 @@ def main(app) -> None:
 
 
 def _report(cause: str) -> int:
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # finish the one line: the job is ending anyway
     speak, line = failure_line(_CURRENT, cause)
     if speak:
         print(f"gengen: error: {line}", file=sys.__stderr__, flush=True)
