@@ -116,17 +116,20 @@ def test_samples_are_chosen_on_metadata_without_reading_the_matrix(compendium, m
     with chunked.open_chunked(d / "human.h5", "archs4") as m:
         monkeypatch.setattr(m, "read", no_reads)
         meta = (m.meta_columns(), m.meta_column)
-        rows, notes = chunked.select_samples(m.sample_ids(), meta, "f", where=[("series_id", "GSE1"), ("tissue", "lung")])
+        rows, notes = chunked.select_samples(m.sample_ids(), meta, "f", where=chunked.parse_where(["series_id=GSE1", "tissue=lung"]))
         assert list(rows) == list(range(0, 300, 3)) and len(notes) == 2
+        rows, _ = chunked.select_samples(m.sample_ids(), meta, "f", where=chunked.parse_where(["singlecellprobability<0.5",
+                                                                                               "tissue!=lung"]))
+        assert list(rows) == [i for i in range(N) if i / (N - 1) < 0.5 and i % 3 != 0]
         (tmp_path / "ids.txt").write_text("sample\nGSM5\nGSM7\nGSM99999\n")
         rows, _ = chunked.select_samples(m.sample_ids(), meta, "f", samples=chunked.read_sample_ids(tmp_path / "ids.txt"))
         assert list(rows) == [5, 7]
         with pytest.raises(GengenError, match=r"no sample column 'tisue'.*'series_id'.*'tissue'"):
-            chunked.select_samples(m.sample_ids(), meta, "f", where=[("tisue", "lung")])
+            chunked.select_samples(m.sample_ids(), meta, "f", where=[("tisue", "=", "lung")])
         with pytest.raises(GengenError, match="selects no sample"):
-            chunked.select_samples(m.sample_ids(), meta, "f", where=[("tissue", "brain")])
+            chunked.select_samples(m.sample_ids(), meta, "f", where=[("tissue", "=", "brain")])
         with pytest.raises(GengenError, match="keeps no sample"):
-            chunked.select_samples(m.sample_ids(), meta, "f", where=[("series_id", "GSE2")], samples=["GSM5"])
+            chunked.select_samples(m.sample_ids(), meta, "f", where=[("series_id", "=", "GSE2")], samples=["GSM5"])
     monkeypatch.undo()
     inp = open_expression(d / "human.h5", where=["tissue=lung"], quiet=True)
     assert not inp.streamed and inp.normalize == "cpm" and inp.data.n_obs == N // 3
@@ -212,34 +215,35 @@ def test_streamed_vae_resumes_bit_identical_mid_epoch(compendium, small_blocks, 
     assert resumed.history["train_loss"].tolist() == h["train_loss"].tolist()
 
 
-def test_streamed_shuffle_visits_every_sample_once_per_epoch(compendium, small_blocks):
+def test_streamed_shuffle_visits_every_sample_once_per_epoch(compendium, small_blocks, monkeypatch, tmp_path):
     import torch
 
-    from gengen.batches import StreamedRows
+    from gengen.batches import Shard, StreamedRows
 
+    monkeypatch.setenv("GENGEN_CACHE_DIR", str(tmp_path))
     d, _ = compendium
     data = _streamed(d)
     pos = np.arange(0, N, 2)
-    seen_first = []
-    for shard_world in (1, 2):
-        from gengen.batches import Shard
+    truth = data.select(["G0"]).read_all()[pos].ravel()
 
-        parts = []
-        for rank in range(shard_world):
-            rows = StreamedRows(data, pos, lambda b: [b[:, :1].copy(), np.arange(len(b), dtype=np.float32)[:, None]], "cpu",
-                                row_bytes=G * 4, shard=Shard(rank, shard_world))
-            rows.transform = lambda b, r=rows: [b[:, :1]]
-            g = torch.Generator().manual_seed(5)
-            got = [x[0] for _, x in rows.epoch(g, n_batches=9)]
-            assert sum(len(t) for t in got) == len(pos) // shard_world
-            parts.append(torch.cat(got).numpy().ravel())
-        seen = np.concatenate(parts)
-        if shard_world == 1:  # every training sample once, in an order that is not the file's
-            truth = data.select(["G0"]).read_all()[pos].ravel()
-            assert np.array_equal(np.sort(seen), np.sort(truth)) and not np.array_equal(seen, truth)
-            seen_first = seen
-        else:  # the two ranks' shares are the single process's epoch order cut in two
-            assert np.array_equal(seen, seen_first[: len(seen)])
+    def epochs(rank: int, world: int, n: int = 2):
+        rows = StreamedRows(data, pos, lambda b: [b[:, :1].copy()], "cpu", row_bytes=G * 4, shard=Shard(rank, world))
+        g = torch.Generator().manual_seed(5)
+        out = [torch.cat([x[0] for _, x in rows.epoch(g, n_batches=9)]).numpy().ravel() for _ in range(n)]
+        return rows, out
+
+    rows, (first, second) = epochs(0, 1)
+    assert rows.cache is not None and rows.rows_read == len(pos)  # the second epoch came from the cache
+    for seen in (first, second):  # every training sample once, in an order that is not the file's
+        assert np.array_equal(np.sort(seen), np.sort(truth)) and not np.array_equal(seen, truth)
+    assert not np.array_equal(first, second)  # a fresh draw each epoch
+    shares = []  # two ranks: disjoint shares of the blocks, the same number of samples an epoch
+    for rank in range(2):
+        rows = StreamedRows(data, pos, lambda b: [b], "cpu", row_bytes=G * 4, shard=Shard(rank, 2), cache=False)
+        order, _ = rows.order(torch.Generator().manual_seed(5))
+        shares.append(set(order[: rows.local_n].tolist()))
+        assert len(epochs(rank, 2, 1)[1][0]) == rows.local_n
+    assert len(shares[0]) == len(shares[1]) >= len(pos) // 2 - 50 and not shares[0] & shares[1]
 
 
 def test_streamed_ggan_trains_on_archs4(compendium, small_blocks):

@@ -17,14 +17,15 @@ once per epoch; each epoch's order is a fresh draw; the block order being unifor
 likely to sit anywhere in the epoch; and a batch mixes samples from every block of its window (about
 ``window_rows / block`` blocks drawn at random from the whole file), which, unlike the in-memory
 permutation, is not a draw from the whole file at once. The next window is read by a background
-thread while the current one trains.
+thread while the current one trains. The first epoch's transformed samples are kept in a local
+temporary file (:class:`RowCache`), so later epochs cost no decompression.
 
 **Under torchrun** (a :class:`gengen.distributed.Shard`): every rank draws the same order from the same
 generator; in memory, rank r takes the r-th of ``world`` equal parts of each global batch (so
-DistributedDataParallel's gradient average is the gradient of the global batch); streamed, rank r
-takes the r-th of ``world`` equal contiguous parts of the epoch's order (at most ``world - 1`` samples,
-different each epoch, are left out) and reads only the blocks that part touches, in batches of
-``batch / world``: each rank reads its own share of the chunks.
+DistributedDataParallel's gradient average is the gradient of the global batch); streamed, rank r owns
+the file's blocks r, r + world, r + 2 world, ... (its own share of the chunks: it reads and caches only
+those), visits them in the epoch's block order, in batches of ``batch / world``, the same number of
+samples on every rank (a bigger share leaves out its last few samples, different ones each epoch).
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-WINDOW_BYTES = 256 << 20  # one shuffled window of transformed training rows, in memory at a time (two with prefetch)
+WINDOW_BYTES = 128 << 20  # one shuffled window of transformed training rows, in memory at a time (two with prefetch)
 
 
 @dataclass(frozen=True)
@@ -77,16 +78,18 @@ class StreamedRows:
     data : the file's chosen samples and columns.
     positions : the training samples (sorted positions among ``data``'s samples).
     transform : raw block (samples x columns, normalised) -> the loop's arrays (e.g. scaled X; or
-        z-scored landmarks and targets).
+        z-scored landmarks and targets); it may work in place on the block it is given.
     device : where batches go.
     row_bytes : bytes of one transformed sample (sizes the windows).
     shard : this rank's share (None: all).
+    cache : keep the transformed samples of the first epoch in a local temporary file for the next
+        ones (see :class:`RowCache`), when the disk has room.
     """
 
     streamed = True
 
     def __init__(self, data, positions: np.ndarray, transform: Callable[[np.ndarray], list[np.ndarray]], device,
-                 row_bytes: int, shard: Shard | None = None, window_bytes: int = WINDOW_BYTES):
+                 row_bytes: int, shard: Shard | None = None, window_bytes: int | None = None, cache: bool = True):
         self.data = data
         self.positions = np.asarray(positions, np.int64)
         self.n = len(self.positions)
@@ -98,25 +101,29 @@ class StreamedRows:
         block_of = file_rows // step
         cuts = np.flatnonzero(np.diff(block_of)) + 1
         self.blocks = np.split(np.arange(self.n), cuts)  # indices into positions, per on-disk block
-        self.window_rows = int(max(1, window_bytes // max(1, row_bytes)))
+        # under torchrun rank r owns blocks r, r + world, ...: it reads (and caches) only those
+        world, rank = self.shard.world, self.shard.rank
+        self.mine = [k for k in range(len(self.blocks)) if k % world == rank]
+        owned = [sum(len(self.blocks[k]) for k in range(r, len(self.blocks), world)) for r in range(world)]
+        self.local_n = int(min(owned))  # the same number of samples (and steps) on every rank
+        self.window_rows = int(max(1, (window_bytes or WINDOW_BYTES) // max(1, row_bytes)))
+        self.row_bytes = row_bytes
+        self.use_cache = cache
+        self.cache: RowCache | None = None
         self.rows_read = 0
 
-    @property
-    def local_n(self) -> int:
-        """Training samples this rank visits per epoch."""
-        return self.n // self.shard.world
-
     def order(self, generator) -> tuple[np.ndarray, list[tuple[int, int]]]:
-        """This epoch's order of training samples (indices into ``positions``) and its windows (start,
-        stop) in that order, drawn from ``generator`` (the same on every rank)."""
+        """This epoch's order of this rank's training samples (indices into ``positions``) and its
+        windows (start, stop) in that order, drawn from ``generator`` (the same draws on every rank)."""
         import torch
 
         block_order = torch.randperm(len(self.blocks), generator=generator).numpy()
         seed = int(torch.randint(0, 2**62, (1,), generator=generator))
         rng = np.random.default_rng(seed)
+        owned = set(self.mine)
         parts, windows, start, current = [], [], 0, []
         size = 0
-        for k in block_order:
+        for k in (k for k in block_order if k in owned):
             current.append(self.blocks[k])
             size += len(self.blocks[k])
             if size >= self.window_rows:
@@ -132,18 +139,24 @@ class StreamedRows:
         return np.concatenate(parts) if parts else np.zeros(0, np.int64), windows
 
     def _load(self, picks: np.ndarray) -> list[np.ndarray]:
-        """The transformed arrays of training samples ``picks`` (indices into positions), in that order."""
-        pos = self.positions[picks]
-        sorter = np.argsort(pos, kind="stable")
-        blocks, at = [], []
-        for p, block in self.data.blocks(pos[sorter]):
-            blocks.append(block)
-            at.append(p)
-        raw = np.concatenate(blocks) if len(blocks) > 1 else blocks[0]
-        arrays = self.transform(raw)
+        """The transformed arrays of training samples ``picks`` (indices into positions), in that order:
+        from the cache when it holds them all, else read in file order (and cached), then put in the
+        window's order (two copies of the window at most)."""
+        sorter = np.argsort(picks, kind="stable")  # positions are sorted: this is file order
+        ordered = picks[sorter]
+        if self.cache is not None and self.cache.holds(ordered):
+            arrays = self.cache.read(ordered)
+        else:
+            raw = np.concatenate([block for _, block in self.data.blocks(self.positions[ordered])])
+            self.rows_read += len(picks)
+            arrays = self.transform(raw)
+            if self.use_cache and self.cache is None:
+                self.cache = RowCache.open(self.n, [a.shape[1] for a in arrays], self.local_n)
+                self.use_cache = self.cache is not None
+            if self.cache is not None:
+                self.cache.write(ordered, arrays)
         back = np.empty_like(sorter)
         back[sorter] = np.arange(len(sorter))
-        self.rows_read += len(picks)
         return [a[back] for a in arrays]
 
     def epoch(self, generator, n_batches: int, skip: int = 0) -> Iterator[tuple[int, tuple]]:
@@ -151,34 +164,130 @@ class StreamedRows:
 
         order, windows = self.order(generator)
         m = self.local_n
-        lo, hi = self.shard.rank * m, self.shard.rank * m + m
         sizes = [len(c) for c in np.array_split(np.arange(m), n_batches)]
-        bounds = np.concatenate([[0], np.cumsum(sizes)]) + lo
-        first = int(bounds[min(skip, n_batches)])  # the samples of skipped batches are never read
-        spans = [(max(a, first), min(b, hi)) for a, b in windows if b > first and a < hi]
+        first = int(np.sum(sizes[: min(skip, n_batches)]))  # the samples of skipped batches are never read
+        spans = [(max(a, first), min(b, m)) for a, b in windows if b > first and a < m]
         pool = concurrent.futures.ThreadPoolExecutor(max_workers=1)
         try:
             pending = pool.submit(self._load, order[spans[0][0] : spans[0][1]]) if spans else None
-            current: list[np.ndarray] | None = None
-            at = 0  # rows of ``current`` already handed out
+            carry: list[np.ndarray] | None = None  # the rows a window left over (fewer than a batch)
             b = skip
             for i, _ in enumerate(spans):
                 arrays = pending.result()
                 pending = pool.submit(self._load, order[spans[i + 1][0] : spans[i + 1][1]]) if i + 1 < len(spans) else None
-                if current is None or at >= len(current[0]):
-                    current, at = arrays, 0
-                else:  # a batch straddles two windows: the (small) remainder joins the next window once
-                    current, at = [np.concatenate([c[at:], a]) for c, a in zip(current, arrays, strict=True)], 0
-                while b < n_batches and len(current[0]) - at >= sizes[b]:
+                at = 0
+                if carry is not None:  # a batch that straddles two windows
+                    need = sizes[b] - len(carry[0])
+                    if len(arrays[0]) < need:
+                        carry = [np.concatenate([c, a]) for c, a in zip(carry, arrays, strict=True)]
+                        continue
+                    yield b, tuple(torch.tensor(np.concatenate([c, a[:need]]), device=self.device)
+                                   for c, a in zip(carry, arrays, strict=True))
+                    b, at, carry = b + 1, need, None
+                while b < n_batches and len(arrays[0]) - at >= sizes[b]:
                     take = sizes[b]
                     # a fresh (aligned) tensor per batch: BLAS kernels can round differently on a misaligned
                     # view, and a resumed epoch must see its batches exactly as an uninterrupted one did
-                    batch = tuple(torch.tensor(a[at : at + take], device=self.device) for a in current)
+                    batch = tuple(torch.tensor(a[at : at + take], device=self.device) for a in arrays)
                     at += take
                     yield b, batch
                     b += 1
+                if at < len(arrays[0]):
+                    carry = [a[at:].copy() for a in arrays]
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
+
+
+class RowCache:
+    """Training samples in their transformed (float32) form, in a temporary file: the first epoch reads
+    the compressed input and writes here; later epochs read here, at disk or page-cache speed with
+    almost no CPU. The file is unlinked as soon as it is created, so nothing is left behind, even after
+    ``kill -9``; it lives in ``$GENGEN_CACHE_DIR`` (default: the system's temporary folder, unless that is
+    a RAM disk) and is used only when that disk keeps 1 GB free beside it. Reads use ``pread`` into the
+    process's own buffers (a memory map would count the file's pages as resident memory)."""
+
+    def __init__(self, fd: int, widths: list[int], n: int):
+        self.fd, self.widths, self.width = fd, widths, int(sum(widths))
+        self.have = np.zeros(n, bool)
+
+    @classmethod
+    def open(cls, n: int, widths: list[int], rows: int) -> RowCache | None:
+        import os
+        import shutil
+        import tempfile
+
+        directory = os.environ.get("GENGEN_CACHE_DIR") or tempfile.gettempdir()
+        need = int(rows) * int(sum(widths)) * 4
+        try:
+            if "GENGEN_CACHE_DIR" not in os.environ and _on_ram_disk(directory):
+                return None
+            if shutil.disk_usage(directory).free < need + (1 << 30):
+                return None
+            fd, path = tempfile.mkstemp(prefix=".gengen-cache-", dir=directory)
+            os.unlink(path)
+            os.ftruncate(fd, n * int(sum(widths)) * 4)  # sparse: only the rows written take space
+        except OSError:
+            return None
+        import atexit
+
+        cache = cls(fd, list(widths), n)
+        atexit.register(cache.close)
+        return cache
+
+    def holds(self, idx: np.ndarray) -> bool:
+        return bool(self.have[idx].all())
+
+    def _runs(self, idx: np.ndarray):
+        cuts = np.flatnonzero(np.diff(idx) != 1) + 1
+        at = 0
+        for run in np.split(idx, cuts):
+            yield at, int(run[0]), len(run)
+            at += len(run)
+
+    def write(self, idx: np.ndarray, arrays: list[np.ndarray]) -> None:
+        import os
+
+        rows = np.ascontiguousarray(np.concatenate(arrays, axis=1) if len(arrays) > 1 else arrays[0], np.float32)
+        for at, first, k in self._runs(idx):
+            os.pwrite(self.fd, memoryview(rows[at : at + k]).cast("B"), first * self.width * 4)
+        self.have[idx] = True
+
+    def read(self, idx: np.ndarray) -> list[np.ndarray]:
+        import os
+
+        rows = np.empty((len(idx), self.width), np.float32)
+        for at, first, k in self._runs(idx):
+            view = memoryview(rows[at : at + k]).cast("B")
+            done = 0
+            while done < len(view):
+                done += os.preadv(self.fd, [view[done:]], first * self.width * 4 + done)
+        edges = np.cumsum([0, *self.widths])
+        return [rows[:, a:b] if len(self.widths) > 1 else rows for a, b in zip(edges[:-1], edges[1:], strict=True)]
+
+    def close(self) -> None:
+        import os
+
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+
+
+def _on_ram_disk(directory: str) -> bool:
+    """Whether ``directory`` is on a tmpfs (a cache there would take memory, not disk)."""
+    import os
+
+    try:
+        path = os.path.realpath(directory)
+        best, kind = "", ""
+        with open("/proc/mounts") as fh:
+            for line in fh:
+                fields = line.split()
+                if len(fields) > 2 and (path == fields[1] or path.startswith(fields[1].rstrip("/") + "/")) \
+                        and len(fields[1]) > len(best):
+                    best, kind = fields[1], fields[2]
+        return kind in ("tmpfs", "ramfs")
+    except OSError:
+        return False
 
 
 def rows_for(arrays: Sequence, device, shard: Shard | None = None):

@@ -183,6 +183,34 @@ def all_reduce_sum(tensor):
     return tensor
 
 
+def all_reduce_array(array, op: str = "sum"):
+    """A numpy array reduced over ranks (``sum``, ``min`` or ``max``, in float64); itself when alone."""
+    if _CURRENT is None:
+        return array
+    import numpy as np
+    import torch
+    import torch.distributed as dist
+
+    ops = {"sum": dist.ReduceOp.SUM, "min": dist.ReduceOp.MIN, "max": dist.ReduceOp.MAX}
+    t = torch.as_tensor(np.asarray(array, np.float64), device=_CURRENT.device).clone()
+    dist.all_reduce(t, ops[op])
+    return t.cpu().numpy().astype(np.asarray(array).dtype, copy=False)
+
+
+def all_gather_array(array) -> list:
+    """Every rank's copy of a same-shaped numpy array (float64), in rank order; ``[array]`` alone."""
+    if _CURRENT is None:
+        return [array]
+    import numpy as np
+    import torch
+    import torch.distributed as dist
+
+    t = torch.as_tensor(np.asarray(array, np.float64), device=_CURRENT.device).contiguous()
+    parts = [torch.empty_like(t) for _ in range(_CURRENT.world)]
+    dist.all_gather(parts, t)
+    return [p.cpu().numpy() for p in parts]
+
+
 def broadcast_value(value: float) -> float:
     """Rank 0's ``value`` on every rank (decisions such as early stopping must agree everywhere)."""
     if _CURRENT is None:

@@ -22,7 +22,8 @@ SamplesOpt = Annotated[Path | None, typer.Option(
     "to the file's ids (ARCHS4 geo_accession, h5ad obs names, GCTX column ids).")]
 WhereOpt = Annotated[list[str] | None, typer.Option(
     "--where", help="Use only samples whose metadata column equals a value, COLUMN=VALUE (ARCHS4 meta/samples, h5ad "
-    "obs, GCTX column metadata), e.g. series_id=GSE64016; repeat to require several.")]
+    "obs, GCTX column metadata), e.g. series_id=GSE64016; also != and, on numbers, < <= > >= (e.g. "
+    "'singlecellprobability<0.5'); repeat to require several.")]
 StreamOpt = Annotated[str, typer.Option(
     "--stream", help="auto: read the matrix into memory when it fits comfortably (peak under half the memory "
     "available), else train from disk by blocks (said, recorded in config.json) | on | off.")]

@@ -10,7 +10,7 @@ recipe is resolved for the reference's size as in memory (a streamed reference i
   quantile-normalised values;
 - training reads block-shuffled batches (:class:`gengen.batches.StreamedRows`);
 - the validation MAE (the epoch choice, early stopping) is measured on a seeded random subset of the
-  held-out profiles (all of them when they fit in 256 MB), kept in memory;
+  held-out profiles (all of them when they fit in 128 MB), kept in memory;
 - training starts from random weights: the leave-one-out ridge start (the default below 50,000
   profiles) and the refit on all profiles need the reference in memory (``--stream off``).
 
@@ -66,34 +66,40 @@ def streamed_reference(data: ChunkedExpression, landmarks, targets=None, *, prob
     return data.select(lm + tg), lm, tg
 
 
-def _moments(data: ChunkedExpression, rows: np.ndarray, split: int, transform, what: str, quiet: bool):
-    """Exact per-gene moments of landmarks (columns before ``split``) and targets over ``rows``."""
+def _moments(data: ChunkedExpression, in_train: np.ndarray, split: int, transform, what: str, quiet: bool):
+    """Exact per-gene moments of landmarks (columns before ``split``) and targets over the training
+    samples (``in_train``: a mask over all samples), and every sample's sum (the data fingerprint)."""
     from gengen.io.streaming import GeneStats, gene_pass
 
     xs, ys = GeneStats.empty(split), GeneStats.empty(data.n_vars - split)
 
     def consume(pos, block):
-        x, y = transform(block)
-        xs.update(x)
-        ys.update(y)
+        keep = in_train[pos]
+        if keep.any():
+            x, y = transform(block[keep])
+            xs.update(x)
+            ys.update(y)
 
-    gene_pass(data, [consume], what, quiet, rows=rows)
-    return xs, ys
+    sums = gene_pass(data, [consume], what, quiet)
+    return xs.merge_ranks(), ys.merge_ranks(), sums
 
 
-def _quantile_references(data: ChunkedExpression, rows: np.ndarray, split: int, quiet: bool):
+def _quantile_references(data: ChunkedExpression, in_train: np.ndarray, split: int, quiet: bool):
     """D-GEX's quantile references (the mean sorted training profile of landmarks and of targets), exact."""
+    from gengen import distributed
     from gengen.ggan.preprocess import QuantileNormalizer
     from gengen.io.streaming import gene_pass
 
     sums = [np.zeros(split), np.zeros(data.n_vars - split)]
 
     def consume(pos, block):
+        block = block[in_train[pos]]
         sums[0] += np.sort(block[:, :split].astype(np.float64), axis=1).sum(axis=0)
         sums[1] += np.sort(block[:, split:].astype(np.float64), axis=1).sum(axis=0)
 
-    gene_pass(data, [consume], "quantile references", quiet, rows=rows)
-    return [QuantileNormalizer((s / len(rows)).astype(np.float32)) for s in sums]
+    gene_pass(data, [consume], "quantile references", quiet)
+    n = int(in_train.sum())
+    return [QuantileNormalizer((distributed.all_reduce_array(s, "sum") / n).astype(np.float32)) for s in sums]
 
 
 def train_streamed(cls: type[GGANModel], data: ChunkedExpression, landmarks: list[str], targets: list[str] | None,
@@ -134,15 +140,17 @@ def _train(cls, data, landmarks, targets, recipe, device, quiet, on_epoch, check
     def parts(block):
         return block[:, :split], block[:, split:]
 
-    quantiles = _quantile_references(data, train_idx, split, quiet) if recipe.quantile else None
+    in_train = np.zeros(data.n_obs, bool)
+    in_train[train_idx] = True
+    quantiles = _quantile_references(data, in_train, split, quiet) if recipe.quantile else None
 
     def normalised(block):
         x, y = parts(block)
         return (quantiles[0].transform(x), quantiles[1].transform(y)) if quantiles else (x, y)
 
-    xs, ys = _moments(data, train_idx, split, normalised, "reference statistics", quiet)
+    xs, ys, sums = _moments(data, in_train, split, normalised, "reference statistics", quiet)
     if ck is not None:
-        ck.check_data(stream_fingerprint(data, _joined(xs, ys)))
+        ck.check_data(stream_fingerprint(data, sums))
         ck.check_recipe({**recipe.to_dict(), "notes": []})
         if saved is not None:
             given = _streamable(GGANRecipe.from_dict(saved))
@@ -183,7 +191,7 @@ def _train(cls, data, landmarks, targets, recipe, device, quiet, on_epoch, check
              + (" after quantile references from a first pass" if quantiles else "")]
     if len(val_idx):
         notes.append(f"validation MAE on {len(scored):,} of the {len(val_idx):,} held-out profiles"
-                     + (" (a seeded random subset: all would not fit in 256 MB)" if len(scored) < len(val_idx) else ""))
+                     + (" (a seeded random subset: all would not fit in 128 MB)" if len(scored) < len(val_idx) else ""))
     recipe.notes.extend(n for n in notes if n not in recipe.notes)
     var = data.var
     gene_info = {"landmark_genes": var["gene"].tolist()[:split], "target_genes": var["gene"].tolist()[split:],
@@ -217,13 +225,6 @@ def _std(stats, constant_std: float) -> np.ndarray:
     """:class:`ZScorer`'s rule: the population standard deviation, ``constant_std`` for constant genes."""
     std = stats.std
     return np.where(std > 1e-6, std, constant_std).astype(np.float32)
-
-
-def _joined(xs, ys):
-    """Landmark and target statistics as one (for the data fingerprint)."""
-    from gengen.io.streaming import GeneStats
-
-    return GeneStats(*(np.concatenate([getattr(xs, k), getattr(ys, k)]) for k in ("n", "mean", "m2", "minimum", "maximum")))
 
 
 def _streamable(recipe):

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -292,14 +293,26 @@ def open_chunked(path: str | os.PathLike, kind: str) -> ChunkedMatrix:
 
 
 # ---------------------------------------------------------------------------------------- choosing samples
-def parse_where(clauses: Sequence[str]) -> list[tuple[str, str]]:
-    """``COLUMN=VALUE`` clauses as (column, value) pairs; anything else is a one-line error."""
+_WHERE = re.compile(r"^\s*([^<>=!]+?)\s*(<=|>=|!=|==|=|<|>)\s*(.*?)\s*$")
+
+
+def parse_where(clauses: Sequence[str]) -> list[tuple[str, str, str]]:
+    """``COLUMN=VALUE`` clauses (also ``!=``, and ``<``, ``<=``, ``>``, ``>=`` on numbers, e.g. ARCHS4's
+    ``singlecellprobability<0.5`` for bulk samples) as (column, operator, value); anything else is a
+    one-line error."""
     out = []
     for clause in clauses:
-        column, sep, value = str(clause).partition("=")
-        if not sep or not column.strip():
-            raise GengenError(f"--where {clause!r}: write COLUMN=VALUE (e.g. --where series_id=GSE64016).")
-        out.append((column.strip(), value.strip()))
+        m = _WHERE.match(str(clause))
+        if not m or not m.group(1):
+            raise GengenError(f"--where {clause!r}: write COLUMN=VALUE (e.g. --where series_id=GSE64016; also !=, and <, "
+                              "<=, >, >= on numbers).")
+        column, op, value = m.groups()
+        if op in ("<", "<=", ">", ">="):
+            try:
+                float(value)
+            except ValueError:
+                raise GengenError(f"--where {clause!r}: {op} compares numbers; {value!r} is not one.") from None
+        out.append((column, "=" if op == "==" else op, value))
     return out
 
 
@@ -324,8 +337,8 @@ def _as_text(values) -> np.ndarray:
 
 
 def select_samples(ids: np.ndarray, metadata, source: str, *, samples: Sequence[str] | None = None,
-                   where: Sequence[tuple[str, str]] = ()) -> tuple[np.ndarray, list[str]]:
-    """Sorted positions of the samples chosen by ``samples`` (ids) and ``where`` (column, value) pairs,
+                   where: Sequence[tuple[str, str, str]] = ()) -> tuple[np.ndarray, list[str]]:
+    """Sorted positions of the samples chosen by ``samples`` (ids) and ``where`` (column, operator, value),
     all of them applying (AND), with a line per choice saying how many it kept.
 
     ``metadata`` is ``(columns, column_getter)`` so only the columns named are read. A column that
@@ -334,19 +347,32 @@ def select_samples(ids: np.ndarray, metadata, source: str, *, samples: Sequence[
     columns, get = metadata
     keep = np.ones(len(ids), dtype=bool)
     notes = []
-    for column, value in where:
+    for column, op, value in where:
+        clause = f"{column}{op}{value}"
         if column not in columns:
-            raise GengenError(f"--where {column}={value}: {source!r} has no sample column {column!r}; its sample "
+            raise GengenError(f"--where {clause}: {source!r} has no sample column {column!r}; its sample "
                               f"columns are {preview(columns, 12) or 'none'}.")
-        text = _as_text(get(column))
-        hit = text == value
+        raw = get(column)
+        text = _as_text(raw)
+        if op in ("=", "!="):
+            hit = (text == value) if op == "=" else (text != value)
+        else:
+            import pandas as pd
+
+            numbers = pd.to_numeric(pd.Series(np.asarray(raw, dtype=object)), errors="coerce").to_numpy(float)
+            if np.isnan(numbers).all():
+                raise GengenError(f"--where {clause}: {column!r} holds no numbers (e.g. "
+                                  f"{preview(list(dict.fromkeys(text[:2000].tolist())), 3)}); compare it with = or !=.")
+            with np.errstate(invalid="ignore"):
+                hit = {"<": numbers < float(value), "<=": numbers <= float(value), ">": numbers > float(value),
+                       ">=": numbers >= float(value)}[op]
         if not hit.any():
-            lower = np.char.lower(text.astype(str)) == value.lower()
+            lower = np.char.lower(text.astype(str)) == value.lower() if op == "=" else np.zeros(1, bool)
             close = f" (matching case-insensitively: {int(lower.sum()):,})" if lower.any() else ""
-            raise GengenError(f"--where {column}={value} selects no sample of {source!r}{close}; {column!r} holds e.g. "
+            raise GengenError(f"--where {clause} selects no sample of {source!r}{close}; {column!r} holds e.g. "
                               f"{preview(list(dict.fromkeys(text[:2000].tolist())), 4)}.")
         keep &= hit
-        notes.append(f"--where {column}={value}: {int(hit.sum()):,} of {len(ids):,} samples")
+        notes.append(f"--where {clause}: {int(hit.sum()):,} of {len(ids):,} samples")
     if samples is not None:
         wanted = {str(s) for s in samples}
         hit = np.fromiter((i in wanted for i in ids), dtype=bool, count=len(ids))

@@ -182,8 +182,11 @@ def _hdf5_layout(path: Path, by_name: str | None) -> str:
             if is_archs4(h5):
                 return ARCHS4  # its reader names any field that is missing
             groups = list(h5.keys())
-    except OSError:
-        return by_name if by_name in ("h5ad", "gctx") else "h5ad"  # the reader names the damage
+    except OSError as exc:
+        if by_name in ("h5ad", "gctx"):
+            return by_name  # the reader names the damage
+        raise GengenError(f"{str(path)!r} is an HDF5 file that cannot be opened ({str(exc).splitlines()[0][:160]}): it is "
+                          "truncated or corrupted (a download cut short?); download or copy it again.") from None
     if by_name in ("h5ad", "gctx"):
         return by_name  # its reader says what is missing
     raise GengenError(

@@ -99,7 +99,12 @@ class GeneStats:
         return s
 
     def update(self, block: np.ndarray) -> None:
-        """Add a block of samples (rows) x genes."""
+        """Add a block of samples (rows) x genes (in slices of ~8 MB of float64: the temporaries stay small)."""
+        step = max(1, (8 << 20) // max(1, 8 * block.shape[1]))
+        for s in range(0, len(block), step):
+            self._update(block[s : s + step])
+
+    def _update(self, block: np.ndarray) -> None:
         if not len(block):
             return
         x = np.asarray(block, np.float64)
@@ -118,6 +123,29 @@ class GeneStats:
             idx = np.clip(((x - self.lo) / self.width).astype(np.int64), 0, bins - 1)
             idx += np.arange(x.shape[1], dtype=np.int64) * bins
             self.hist += np.bincount(idx.ravel(), minlength=self.hist.size).reshape(self.hist.shape)
+
+    def merge_ranks(self) -> GeneStats:
+        """Under torchrun, every rank's statistics of its share of the file, combined (Chan et al.'s
+        pairwise update over the ranks in order; histograms summed); alone, itself."""
+        from gengen import distributed
+
+        if distributed.current() is None:
+            return self
+        parts = distributed.all_gather_array(np.stack([self.n, self.mean, self.m2]))
+        n, mean, m2 = (np.zeros_like(self.n) for _ in range(3))
+        for k, mk, m2k in parts:
+            total = n + k
+            safe = np.maximum(total, 1)
+            delta = mk - mean
+            mean = mean + delta * (k / safe)
+            m2 = m2 + m2k + delta**2 * (n * k / safe)
+            n = total
+        self.n, self.mean, self.m2 = n, mean, m2
+        self.minimum = distributed.all_reduce_array(self.minimum, "min")
+        self.maximum = distributed.all_reduce_array(self.maximum, "max")
+        if self.hist is not None:
+            self.hist = distributed.all_reduce_array(self.hist, "sum").astype(self.hist.dtype)
+        return self
 
     @property
     def var(self) -> np.ndarray:
@@ -217,14 +245,41 @@ def histogram_range(data: ChunkedExpression, sample: np.ndarray) -> tuple[np.nda
 
 
 def gene_pass(data: ChunkedExpression, consumers: Sequence[Callable[[np.ndarray, np.ndarray], None]],
-              what: str, quiet: bool = True, rows: np.ndarray | None = None) -> None:
-    """Read the chosen samples once, block by block, handing each ``(positions, block)`` to every consumer."""
-    total = data.n_obs if rows is None else len(rows)
-    with Progress(total, what, quiet) as bar:
-        for pos, block in data.blocks(rows):
+              what: str, quiet: bool = True, rows: np.ndarray | None = None) -> np.ndarray:
+    """Read the chosen samples once, block by block, handing each ``(positions, block)`` to every consumer.
+
+    Under torchrun each rank reads every ``world``-th of the file's blocks (its own share); the caller
+    combines what its consumers gathered (:meth:`GeneStats.merge_ranks`,
+    :func:`gengen.distributed.all_reduce_array`). Library sizes found on the way are shared here.
+
+    Returns
+    -------
+    Each sample's sum over the columns (float64, in the order of ``rows``; every rank's share combined):
+    a fingerprint of the data that does not depend on how the pass was split.
+    """
+    from gengen import distributed
+
+    positions = np.arange(data.n_obs) if rows is None else np.asarray(rows, np.int64)
+    shard = distributed.shard()
+    mine = positions
+    if shard is not None:
+        block = data.rows[positions] // data.matrix.block_samples
+        mine = positions[block % shard.world == shard.rank]
+    index = np.full(data.n_obs, -1, np.int64)
+    index[positions] = np.arange(len(positions))
+    sums = np.zeros(len(positions))
+    with Progress(len(mine), what, quiet) as bar:
+        for pos, block in data.blocks(mine):
+            sums[index[pos]] = block.sum(axis=1, dtype=np.float64)
             for consume in consumers:
                 consume(pos, block)
             bar.update(len(pos))
+    if shard is not None:
+        sums = distributed.all_reduce_array(sums, "sum")
+        if data.library is not None:
+            data.library = distributed.all_reduce_array(np.nan_to_num(data.library, nan=-1.0), "max")
+            data.library[data.library < 0] = np.nan
+    return sums
 
 
 # ---------------------------------------------------------------------------------------- the one function
@@ -294,6 +349,13 @@ def open_expression(
         except GengenError:  # h5ad/GCTX/Parquet that cannot be read by chunks: the whole-file reader says why
             if kind == "archs4" or stream == "on":
                 raise
+        if matrix is not None and kind == "parquet" and genes_in_rows is not False:
+            from gengen.io.expression import genes_are_rows
+
+            if genes_are_rows(matrix.sample_ids(), matrix.genes, genes_in_rows=genes_in_rows,
+                              expected_genes=expected_genes, quiet=True):  # genes x samples: read whole, transposed
+                matrix.close()
+                matrix = None
     if matrix is None:
         if stream == "on":
             raise GengenError(f"--stream on: {source!r} is {kind}, which cannot be read by chunks; convert it to h5ad "

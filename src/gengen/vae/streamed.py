@@ -10,7 +10,7 @@ is Tybalt's, fitted the same way as in memory, with these differences, each reco
   over the training split (the [0, 1] scaler, exact);
 - training reads block-shuffled batches from the file (:class:`gengen.batches.StreamedRows`);
 - the validation loss is measured each epoch on a seeded random subset of the held-out samples (all of
-  them when they fit in 256 MB), read once and kept in memory; the rest of the held-out samples are
+  them when they fit in 128 MB), read once and kept in memory; the rest of the held-out samples are
   neither trained on nor scored.
 
 The small-cohort recipe (fewer samples than genes) needs its training matrix in memory (its KL
@@ -34,20 +34,20 @@ if TYPE_CHECKING:
     from gengen.io.chunked import ChunkedExpression
     from gengen.vae.core import VAEModel
 
-VAL_CACHE_BYTES = 256 << 20
+VAL_CACHE_BYTES = 128 << 20
 
 
-def stream_fingerprint(data: ChunkedExpression, stats) -> dict:
-    """What ``--resume`` checks the data by: the chosen samples' ids, the genes, and every gene's mean
-    and spread over the whole file (computed in the statistics pass, so nothing is read twice)."""
+def stream_fingerprint(data: ChunkedExpression, row_sums: np.ndarray) -> dict:
+    """What ``--resume`` checks the data by: the chosen samples' ids, the genes, the normalisation and
+    every sample's sum over the genes (from the statistics pass, so nothing is read twice; a sum per
+    sample does not depend on how the pass was split over torchrun's ranks)."""
     h = hashlib.sha256()
     h.update("\x1f".join(map(str, data.obs_names)).encode() + b"\x1e")
     h.update("\x1f".join(data.names).encode() + b"\x1e")
     h.update(data.normalize.encode())
-    for a in (stats.mean, stats.m2, stats.minimum, stats.maximum):
-        h.update(np.ascontiguousarray(a, dtype=np.float64).tobytes())
+    h.update(np.ascontiguousarray(row_sums, dtype=np.float64).tobytes())
     return {"shapes": [[data.n_obs, data.n_vars]], "sha256": h.hexdigest(), "sampled": False,
-            "how": "streamed: sample ids, genes and per-gene moments"}
+            "how": "streamed: sample ids, genes and each sample's sum"}
 
 
 def validation_subset(val_idx: np.ndarray, row_bytes: int, seed: int) -> np.ndarray:
@@ -115,9 +115,11 @@ def train_streamed(cls: type[VAEModel], data: ChunkedExpression, recipe, device,
             np.minimum(lo, x[keep].min(axis=0), out=lo)
             np.maximum(hi, x[keep].max(axis=0), out=hi)
 
-    gene_pass(data, [consume], "gene statistics", quiet)
+    sums = gene_pass(data, [consume], "gene statistics", quiet)  # under torchrun: each rank its share
+    stats.merge_ranks()
+    lo, hi = distributed.all_reduce_array(lo, "min"), distributed.all_reduce_array(hi, "max")
     if ck is not None:
-        ck.check_data(stream_fingerprint(data, stats))
+        ck.check_data(stream_fingerprint(data, sums))
         ck.check_recipe({**recipe.to_dict(), "notes": []})
         if saved is not None:  # the original's notes, word for word
             given = VAERecipe(**saved)
@@ -141,8 +143,13 @@ def train_streamed(cls: type[VAEModel], data: ChunkedExpression, recipe, device,
     view = data.select(genes)
     span = scaler.scale
 
-    def transform(block: np.ndarray) -> list[np.ndarray]:
-        return [((scaled(block) - scaler.minimum) / span).astype(np.float32)]
+    def transform(block: np.ndarray) -> list[np.ndarray]:  # in place: the block is the loader's own copy
+        x = np.asarray(block, np.float32)
+        if use_log:
+            np.log2(np.add(x, 1, out=x), out=x)
+        np.subtract(x, scaler.minimum, out=x)
+        np.divide(x, span, out=x)
+        return [x]
 
     row_bytes = 4 * len(genes)
     rows = StreamedRows(view, train_idx, transform, dev, row_bytes, distributed.shard())
@@ -154,7 +161,7 @@ def train_streamed(cls: type[VAEModel], data: ChunkedExpression, recipe, device,
              f"gene ranking ({recipe.gene_rank}) from per-gene histograms of one pass over all {data.n_obs:,} samples"]
     if len(val_idx):
         notes.append(f"validation loss on {len(scored):,} of the {len(val_idx):,} held-out samples"
-                     + (" (a seeded random subset: all would not fit in 256 MB)" if len(scored) < len(val_idx) else ""))
+                     + (" (a seeded random subset: all would not fit in 128 MB)" if len(scored) < len(val_idx) else ""))
     recipe.notes.extend(n for n in notes if n not in recipe.notes)
     module = TybaltVAE(len(genes), recipe.latent_dim, recipe.hidden, recipe.tybalt_compat)
     model = cls(module, genes, scaler, recipe=recipe, device=str(dev))
