@@ -17,7 +17,7 @@ loop, the statistics pass excluded):
 3. processes: streamed, one process vs ``torchrun --nproc-per-node 2`` (each rank one thread);
 4. ``--big N``: peak RSS at N samples (1,000,000 x 5,000 is 20 GB of counts).
 
-    python benchmarks/compendium.py                          # n = 50,000 x 5,000 genes, 2 epochs, --threads 1
+    python benchmarks/compendium.py                          # n = 50,000 x 5,000 genes, 4 epochs, --threads 1
     python benchmarks/compendium.py --n 20000 --epochs 1 --skip-processes
     python benchmarks/compendium.py --big 1000000 --only big  # the large file alone (~20 GB of disk, gzip-1)
 """
@@ -129,7 +129,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--n", type=int, default=50_000, help="samples of the small file (the large one has 4n)")
     ap.add_argument("--genes", type=int, default=5_000)
-    ap.add_argument("--epochs", type=int, default=2)
+    ap.add_argument("--epochs", type=int, default=4)
     ap.add_argument("--big", type=int, default=0, help="also measure peak RSS on a file of this many samples")
     ap.add_argument("--only", choices=("all", "big"), default="all")
     ap.add_argument("--skip-processes", action="store_true")

@@ -101,11 +101,19 @@ class StreamedRows:
         block_of = file_rows // step
         cuts = np.flatnonzero(np.diff(block_of)) + 1
         self.blocks = np.split(np.arange(self.n), cuts)  # indices into positions, per on-disk block
-        # under torchrun rank r owns blocks r, r + world, ...: it reads (and caches) only those
+        # under torchrun rank r owns blocks r, r + world, ...: it reads (and caches) only those; a file of
+        # fewer blocks than 4 per rank has its blocks cut in pieces (ranks then share some chunks)
         world, rank = self.shard.world, self.shard.rank
+        if world > 1 and len(self.blocks) < 4 * world:
+            pieces = -(-4 * world // max(1, len(self.blocks)))
+            self.blocks = [p for blk in self.blocks for p in np.array_split(blk, pieces) if len(p)]
         self.mine = [k for k in range(len(self.blocks)) if k % world == rank]
         owned = [sum(len(self.blocks[k]) for k in range(r, len(self.blocks), world)) for r in range(world)]
         self.local_n = int(min(owned))  # the same number of samples (and steps) on every rank
+        if self.local_n < 1:
+            from gengen.errors import GengenError
+
+            raise GengenError(f"{self.n} training samples are too few to share among {world} processes.")
         self.window_rows = int(max(1, (window_bytes or WINDOW_BYTES) // max(1, row_bytes)))
         self.row_bytes = row_bytes
         self.use_cache = cache
@@ -203,7 +211,7 @@ class RowCache:
     the compressed input and writes here; later epochs read here, at disk or page-cache speed with
     almost no CPU. The file is unlinked as soon as it is created, so nothing is left behind, even after
     ``kill -9``; it lives in ``$GENGEN_CACHE_DIR`` (default: the system's temporary folder, unless that is
-    a RAM disk) and is used only when that disk keeps 1 GB free beside it. Reads use ``pread`` into the
+    a RAM disk) and is used only when that disk keeps 1 GB free beside it (``GENGEN_CACHE=0``: never). Reads use ``pread`` into the
     process's own buffers (a memory map would count the file's pages as resident memory)."""
 
     def __init__(self, fd: int, widths: list[int], n: int):
@@ -217,6 +225,8 @@ class RowCache:
         import tempfile
 
         directory = os.environ.get("GENGEN_CACHE_DIR") or tempfile.gettempdir()
+        if os.environ.get("GENGEN_CACHE", "1") == "0":  # turned off
+            return None
         need = int(rows) * int(sum(widths)) * 4
         try:
             if "GENGEN_CACHE_DIR" not in os.environ and _on_ram_disk(directory):

@@ -181,7 +181,7 @@ def _train(cls, data, landmarks, targets, recipe, device, quiet, on_epoch, check
         return [pre.transform_x(x), pre.transform_y(y)]
 
     row_bytes = 4 * data.n_vars
-    rows = StreamedRows(data, train_idx, transform, dev, row_bytes, distributed.shard())
+    rows = StreamedRows(data, train_idx, transform, dev, row_bytes, distributed.shard(), cache=recipe.epochs > 1)
     scored = validation_subset(val_idx, row_bytes, recipe.seed)
     xv, yv = read_rows(data, scored, transform, quiet) if len(scored) else (None, None)
     notes = [*data.notes,

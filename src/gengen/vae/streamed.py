@@ -152,7 +152,7 @@ def train_streamed(cls: type[VAEModel], data: ChunkedExpression, recipe, device,
         return [x]
 
     row_bytes = 4 * len(genes)
-    rows = StreamedRows(view, train_idx, transform, dev, row_bytes, distributed.shard())
+    rows = StreamedRows(view, train_idx, transform, dev, row_bytes, distributed.shard(), cache=recipe.epochs > 1)
     scored = validation_subset(val_idx, row_bytes, recipe.seed)
     x_val = read_rows(view, scored, transform, quiet)[0] if len(scored) else None
     notes = [why, *data.notes,
