@@ -18,10 +18,10 @@ if TYPE_CHECKING:
     from gengen.io.streaming import ExpressionInput
 
 SamplesOpt = Annotated[Path | None, typer.Option(
-    "--samples", help="Use only these samples: a file of sample ids (one per line, or a table's first column), matched "
+    "--samples", metavar="FILE", help="Use only these samples: a file of sample ids (one per line, or a table's first column), matched "
     "to the file's ids (ARCHS4 geo_accession, h5ad obs names, GCTX column ids).")]
 WhereOpt = Annotated[list[str] | None, typer.Option(
-    "--where", help="Use only samples whose metadata column equals a value, COLUMN=VALUE (ARCHS4 meta/samples, h5ad "
+    "--where", metavar="COLUMN=VALUE", help="Use only samples whose metadata column equals a value, COLUMN=VALUE (ARCHS4 meta/samples, h5ad "
     "obs, GCTX column metadata), e.g. series_id=GSE64016; also != and, on numbers, < <= > >= (e.g. "
     "'singlecellprobability<0.5'); repeat to require several.")]
 StreamOpt = Annotated[str, typer.Option(

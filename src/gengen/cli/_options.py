@@ -47,7 +47,7 @@ CheckpointEveryOpt = Annotated[int | None, typer.Option(
     help="Checkpoint after every N epochs \\[default: 10, skipped while saves would cost > 5 % of the training time].")]
 CheckpointMinutesOpt = Annotated[float | None, typer.Option(
     "--checkpoint-minutes", show_default=False, help="Checkpoint at least every M minutes of training \\[default: 1].")]
-FormatOpt = Annotated[str | None, typer.Option("--format", help="Force the input format (default: from the content, e.g. HiSeqV2.gz is a gzipped TSV): h5ad, csv, tsv, txt, parquet, gct, gctx, series-matrix.")]
+FormatOpt = Annotated[str | None, typer.Option("--format", help="Force the input format (default: from the content, e.g. HiSeqV2.gz is a gzipped TSV): h5ad, csv, tsv, txt, parquet, gct, gctx, series-matrix, archs4.")]
 
 
 def model_option(help: str) -> Any:  # noqa: A002

@@ -391,11 +391,12 @@ def select_samples(ids: np.ndarray, metadata, source: str, *, samples: Sequence[
 
 
 # ---------------------------------------------------------------------------------------- the streamed view
-def normalise_counts(block: np.ndarray, library: np.ndarray) -> np.ndarray:
-    """log2(CPM + 1) of a block of counts (samples x genes), given each sample's library size."""
+def normalise_counts(block: np.ndarray, library: np.ndarray, *, in_place: bool = False) -> np.ndarray:
+    """log2(CPM + 1) of a block of counts (samples x genes, float32), given each sample's library size
+    (``in_place``: overwrite ``block``, the caller's own copy)."""
     scale = np.where(library > 0, CPM_SCALE / np.maximum(library, 1e-12), 0.0).astype(np.float32)
-    out = block * scale[:, None]
-    np.log2(out + 1.0, out=out)
+    out = np.multiply(block, scale[:, None], out=block if in_place else None)
+    np.log2(np.add(out, 1.0, out=out), out=out)
     return out
 
 
@@ -519,14 +520,16 @@ class ChunkedExpression:
                 raw = self.matrix.read(span_s, span_e, wanted)
                 raw = raw[fr - span_s] if len(fr) != span_e - span_s else raw
                 self._check(raw, fr, wanted)
-            if self.needs_library:
-                raw = normalise_counts(raw, self.library[pos])
+            if self.needs_library:  # (raw is this loop's own float32 copy: normalised in place)
+                raw = normalise_counts(raw, self.library[pos], in_place=raw.dtype == np.float32)
             yield pos, self._assemble(raw, wanted)
 
     def _assemble(self, raw: np.ndarray, wanted: np.ndarray) -> np.ndarray:
         """Output columns from the block of the ``wanted`` file genes: taken, or averaged (probes)."""
         index = np.searchsorted(wanted, np.concatenate(self.columns)) if self.columns else np.zeros(0, np.int64)
         if all(len(c) == 1 for c in self.columns):
+            if len(index) == raw.shape[1] and np.array_equal(index, np.arange(len(index))):
+                return raw  # every column, in order: the block itself
             return np.ascontiguousarray(raw[:, index])
         out = np.empty((raw.shape[0], len(self.columns)), np.float32)
         at = 0
@@ -536,7 +539,10 @@ class ChunkedExpression:
         return out
 
     def _check(self, raw: np.ndarray, file_rows: np.ndarray, genes: np.ndarray | None) -> None:
-        if np.isfinite(raw).all() and (not self.needs_library or raw.min(initial=0.0) >= 0):
+        if self.matrix.integer:  # stored as integers (ARCHS4 counts): finite, and non-negative when unsigned
+            if self.matrix.kind == "archs4" or not self.needs_library or raw.min(initial=0.0) >= 0:
+                return
+        elif np.isfinite(raw).all() and (not self.needs_library or raw.min(initial=0.0) >= 0):
             return
         bad = ~np.isfinite(raw) if not np.isfinite(raw).all() else raw < 0
         r, c = np.argwhere(bad)[0]
