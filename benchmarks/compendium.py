@@ -19,7 +19,8 @@ loop, the statistics pass excluded):
 
     python benchmarks/compendium.py                          # n = 50,000 x 5,000 genes, 4 epochs, --threads 1
     python benchmarks/compendium.py --n 20000 --epochs 1 --skip-processes
-    python benchmarks/compendium.py --big 1000000 --only big  # the large file alone (~20 GB of disk, gzip-1)
+    python benchmarks/compendium.py --big 1000000 --only big  # the large file alone (~7 GB of disk, gzip-1)
+    python benchmarks/compendium.py --only processes          # section 3 alone: 1 process vs torchrun x 2
 """
 
 from __future__ import annotations
@@ -131,7 +132,8 @@ def main() -> None:
     ap.add_argument("--genes", type=int, default=5_000)
     ap.add_argument("--epochs", type=int, default=4)
     ap.add_argument("--big", type=int, default=0, help="also measure peak RSS on a file of this many samples")
-    ap.add_argument("--only", choices=("all", "big"), default="all")
+    ap.add_argument("--only", choices=("all", "big", "processes"), default="all",
+                    help="big: section 4 alone; processes: section 3 alone (on the n-sample file)")
     ap.add_argument("--skip-processes", action="store_true")
     ap.add_argument("--repeats", type=int, default=2, help="alternated runs per mode in section 2 (the best counts)")
     ap.add_argument("--skip-memory", action="store_true", help="skip section 1 (n and 4n)")
@@ -146,38 +148,44 @@ def main() -> None:
         env["GENGEN_HOME"] = str(tmp / "home")
         print(f"# {args.genes:,} genes, VAE k = 100, batch 50, {os.cpu_count()} CPU(s), load {os.getloadavg()[0]:.1f}, "
               f"--threads {args.threads} (sections 1, 2, 4)")
-        if args.only == "all":
+        if args.only in ("all", "processes"):
             files = {}
-            for n in (args.n,) if args.skip_memory else (args.n, 4 * args.n):
+            for n in (args.n,) if args.skip_memory or args.only == "processes" else (args.n, 4 * args.n):
                 files[n] = tmp / f"archs4_{n}.h5"
                 secs = write_synthetic(files[n], n, args.genes)
                 print(f"wrote {n:,} x {args.genes:,} ({files[n].stat().st_size / 2**30:.2f} GB on disk) in {secs:.0f} s")
-            if not args.skip_memory:
+            if not args.skip_memory and args.only == "all":
                 print("\n## 1. peak RSS, streamed, 1 epoch")
                 peaks = {}
                 for n, f in files.items():
                     wall, peaks[n], rate, _ = train(f, tmp / f"mem_{n}", "on", 1, env, threads=args.threads)
                     print(f"  {n:>9,} samples: peak RSS {peaks[n]:.2f} GB, {wall:.0f} s wall, {rate:,.0f} training samples/s")
                 print(f"  ratio 4n / n: {peaks[4 * args.n] / peaks[args.n]:.2f}x (flat: <= 1.3x)")
-            print(f"\n## 2. throughput on {args.n:,} samples, {args.epochs} epochs (runs alternated, best of {args.repeats})")
-            runs = {"in memory": [], "streamed": []}
-            for r in range(args.repeats):  # alternated: a machine whose load drifts hits both alike
-                for name, stream in (("in memory", "off"), ("streamed", "on")):
-                    runs[name].append(train(files[args.n], tmp / f"{stream}_{r}", stream, args.epochs, env,
-                                            threads=args.threads))
-            best = {name: max(rs, key=lambda x: x[2]) for name, rs in runs.items()}
-            for name, (wall, peak, rate, _) in best.items():
-                each = ", ".join(f"{x[2]:,.0f}" for x in runs[name])
-                print(f"  {name:10s} {rate:8,.0f} training samples/s (runs: {each}), {wall:5.0f} s wall, peak RSS {peak:.2f} GB")
-            print(f"  streamed / in memory: {best['streamed'][2] / best['in memory'][2]:.2f}x (>= 0.67x wanted)")
+            if args.only == "all":
+                print(f"\n## 2. throughput on {args.n:,} samples, {args.epochs} epochs (runs alternated, best of {args.repeats})")
+                runs = {"in memory": [], "streamed": []}
+                for r in range(args.repeats):  # alternated: a machine whose load drifts hits both alike
+                    for name, stream in (("in memory", "off"), ("streamed", "on")):
+                        runs[name].append(train(files[args.n], tmp / f"{stream}_{r}", stream, args.epochs, env,
+                                                threads=args.threads))
+                best = {name: max(rs, key=lambda x: x[2]) for name, rs in runs.items()}
+                for name, (wall, peak, rate, _) in best.items():
+                    each = ", ".join(f"{x[2]:,.0f}" for x in runs[name])
+                    print(f"  {name:10s} {rate:8,.0f} training samples/s (runs: {each}), {wall:5.0f} s wall, peak RSS {peak:.2f} GB")
+                print(f"  streamed / in memory: {best['streamed'][2] / best['in memory'][2]:.2f}x (>= 0.67x wanted)")
             if not args.skip_processes:
                 print(f"\n## 3. processes, streamed, {args.n:,} samples, {args.epochs} epochs")
                 one = train(files[args.n], tmp / "one", "on", args.epochs, env, threads=1)
+                loads = [os.getloadavg()[0]]
                 one_all = train(files[args.n], tmp / "one_all", "on", args.epochs, env)
+                loads.append(os.getloadavg()[0])
                 two = train(files[args.n], tmp / "two", "on", args.epochs, env, procs=2, threads=1)
-                for name, (wall, peak, rate, _) in (("1 process, 1 thread", one), (f"1 process, {os.cpu_count()} threads", one_all),
-                                                    ("2 processes (torchrun), 1 thread each", two)):
-                    print(f"  {name:38s} {rate:8,.0f} training samples/s, {wall:5.0f} s wall, peak RSS {peak:.2f} GB/rank")
+                loads.append(os.getloadavg()[0])
+                for load, (name, (wall, peak, rate, _)) in zip(loads, (
+                        ("1 process, 1 thread", one), (f"1 process, {os.cpu_count()} threads", one_all),
+                        ("2 processes (torchrun), 1 thread each", two))):
+                    print(f"  {name:38s} {rate:8,.0f} training samples/s, {wall:5.0f} s wall, peak RSS {peak:.2f} GB/rank"
+                          f" (load {load:.1f} at its end)")
                 print(f"  2 processes / 1 process (1 thread each): {two[2] / one[2]:.2f}x")
             for f in files.values():
                 f.unlink()
