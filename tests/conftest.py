@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 
@@ -69,3 +70,21 @@ def assert_one_line_error(res, *needles):
     assert len(lines) == 1 and lines[0].startswith("gengen: error:"), res.output
     for n in needles:
         assert n in lines[0], lines[0]
+
+
+@contextlib.contextmanager
+def no_longer_than(seconds: int = 20):
+    """Fail (TimeoutError) a block that runs longer than ``seconds``: a named pipe opened the usual way
+    waits for a writer forever, and a test of one must fail, not stop the suite."""
+    import signal
+
+    def _raise(signum, frame):
+        raise TimeoutError(f"still running after {seconds} s: a read blocked")
+
+    previous = signal.signal(signal.SIGALRM, _raise)
+    signal.setitimer(signal.ITIMER_REAL, seconds, 1.0)  # again every second: code under test may catch one
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)

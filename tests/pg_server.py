@@ -69,12 +69,7 @@ class PostgresServer:
     def start(self) -> str:
         self._run(self.bindir / "initdb", "-D", self.data, "-U", "gengen", "--auth=trust", "-E", "UTF8",
                   "--no-sync", "--no-instructions")
-        opts = f"-p {self.port} -c listen_addresses=127.0.0.1 -k {self.root} -c fsync=off -c max_connections=50"
-        res = self._run(self.bindir / "pg_ctl", "-D", self.data, "-o", opts, "-l", self.root / "server.log",
-                        "-w", "-t", "60", "start", check=False)
-        if res.returncode != 0:
-            log = (self.root / "server.log").read_text() if (self.root / "server.log").exists() else ""
-            raise RuntimeError(f"pg_ctl start failed: {res.stderr.strip()} {log[-500:]}")
+        self._start_server()
         import psycopg2
 
         deadline = time.monotonic() + 30
@@ -91,6 +86,23 @@ class PostgresServer:
             cur.execute(f"CREATE DATABASE {self.dbname}")
         conn.close()
         return self.url()
+
+    def _start_server(self) -> None:
+        opts = f"-p {self.port} -c listen_addresses=127.0.0.1 -k {self.root} -c fsync=off -c max_connections=50"
+        res = self._run(self.bindir / "pg_ctl", "-D", self.data, "-o", opts, "-l", self.root / "server.log",
+                        "-w", "-t", "60", "start", check=False)
+        if res.returncode != 0:
+            log = (self.root / "server.log").read_text() if (self.root / "server.log").exists() else ""
+            raise RuntimeError(f"pg_ctl start failed: {res.stderr.strip()} {log[-500:]}")
+
+    def halt(self) -> None:
+        """Stop the server the way a crash or an administrator does (connections cut at once), keeping
+        its data for :meth:`restart`."""
+        self._run(self.bindir / "pg_ctl", "-D", self.data, "-m", "immediate", "-w", "stop", check=False)
+
+    def restart(self) -> None:
+        """Start a halted server again on the same port, with the same data."""
+        self._start_server()
 
     def url(self, dbname: str | None = None) -> str:
         return f"postgresql+psycopg2://gengen@127.0.0.1:{self.port}/{dbname or self.dbname}"

@@ -30,16 +30,16 @@ RECIPES = {
     "dna-train": GAN_OPTIONS, "dna-train-predictor": PREDICTOR_OPTIONS, "dna-design": DESIGN_OPTIONS,
 }
 # options that are not recipe settings: data, outputs, how to run, what to do with the result
-RUN = {"ctx", "data", "output", "device", "threads", "quiet", "genes_in_rows", "fmt"}
+RUN = {"ctx", "data", "output", "device", "threads", "quiet", "genes_in_rows", "fmt", "layer"}
 CHOSEN = {"samples", "where"}  # which samples of the file (cli/_data.py); "stream": whether it is read from disk
 NOT_RECIPE = {
     "vae-train": RUN | CHOSEN | {"stream", "resume", "checkpoint_every", "checkpoint_minutes"},
-    "vae-encode": RUN | CHOSEN | {"stream", "model", "save_model", "fill_missing"},
+    "vae-encode": RUN | CHOSEN | {"stream", "model", "save_model", "fill_missing", "labels_file", "by", "reconstruct"},
     "vae-compare": RUN | {"by", "labels_file", "repeats"},
     "ggan-train": RUN | CHOSEN | {"stream", "landmarks", "landmarks_from", "targets", "probe_map", "resume",
                                   "checkpoint_every", "checkpoint_minutes"},
     "ggan-eval": RUN | CHOSEN | {"landmarks", "landmarks_from", "targets", "probe_map", "folds", "groups", "labels_file",
-                                 "methods"},
+                                 "methods", "resume"},
     "dna-train": RUN | {"windows", "ambiguous", "short", "max_windows", "time_limit", "resume"},
     "dna-train-predictor": RUN | {"scores", "baseline", "ambiguous", "resume", "checkpoint_every", "checkpoint_minutes"},
     "dna-design": RUN | {"objective", "motif", "motif_format", "motif_name", "pseudocount", "predictor", "target", "start",
@@ -136,3 +136,60 @@ def test_output_names_drop_every_data_suffix():
     assert output_stem(Path("d/x.csv.gz")) == "x" and output_stem(Path("x.gctx")) == "x"
     assert beside(Path("d/x.tsv.gz"), ".vae.h5ad") == Path("d/x.vae.h5ad")
     assert beside(Path("q.h5ad"), ".targets.csv") == Path("q.targets.csv")
+
+
+# commands that only move files or read what is already computed (no model, no data crunching)
+NO_COMPUTE = {("models", "list"), ("models", "show"), ("models", "default"), ("models", "remove"), ("models", "add")}
+
+
+def _leaf_commands(command, prefix=()):
+    for name, sub in getattr(command, "commands", {}).items():
+        if getattr(sub, "commands", None):
+            yield from _leaf_commands(sub, (*prefix, name))
+        else:
+            yield (*prefix, name), sub
+
+
+def test_every_command_that_computes_takes_threads():
+    """Issue 18, item 13: vae-decode, vae-sample, vae-features, vae-import-tybalt and demo refused
+    --threads. Every command of the app (walked, so a new one is checked too) takes the shared --threads
+    option unless it is declared here as one that computes nothing."""
+    from gengen.cli._options import ThreadsOpt
+
+    expected = ThreadsOpt.__metadata__[0]
+    commands = dict(_leaf_commands(get_command(app)))
+    assert len(commands) >= 25 and NO_COMPUTE <= set(commands)
+    missing, different = [], []
+    for path, command in commands.items():
+        if path in NO_COMPUTE:
+            continue
+        option = next((p for p in command.params if p.name == "threads"), None)
+        if option is None or option.opts != ["--threads"]:
+            missing.append(" ".join(path))
+        elif option.help != expected.help:
+            different.append(" ".join(path))
+    assert not missing, f"commands that compute but refuse --threads: {missing}"
+    assert not different, f"--threads declared by hand instead of opt.ThreadsOpt: {different}"
+
+
+@pytest.mark.parametrize("argv", [["vae-sample", "-n", "2"], ["vae-decode", "z.csv"], ["vae-features"],
+                                  ["vae-import-tybalt", "d.hdf5", "--genes", "g.txt", "-o", "imp"], ["demo", "--only", "vae"]])
+def test_threads_is_applied_before_the_work(argv, tmp_path, monkeypatch):
+    """--threads reaches gengen.runtime.set_threads first (the command then fails on the missing model or files)."""
+    import gengen.runtime
+
+    seen = []
+
+    def fake(n=None):
+        seen.append(n)
+        raise GengenError("stop here")
+
+    import gengen.cli.vae
+
+    monkeypatch.setattr(gengen.runtime, "set_threads", fake)
+    monkeypatch.setattr(gengen.cli.vae, "set_threads", fake)
+    monkeypatch.chdir(tmp_path)
+    from typer.testing import CliRunner
+
+    r = CliRunner().invoke(app, [*argv, "--threads", "3"])
+    assert r.exit_code == 2 and "stop here" in r.output and seen == [3], r.output

@@ -104,6 +104,32 @@ def test_chunked_readers_match_whole_file_reads(tmp_path, small_blocks):
     np.testing.assert_array_equal(read_expression(tmp_path / "x.parquet", quiet=True).X, df.to_numpy())
 
 
+def test_h5ad_layer_read_by_blocks(tmp_path, small_blocks):
+    """--layer on the block reader: an h5ad without X, its counts in a sparse layer, streams that layer
+    (and without --layer, says which layers there are)."""
+    import anndata as ad
+    import scipy.sparse as sp
+
+    from gengen.io.streaming import open_expression
+
+    counts = _counts(n=230).T.astype(np.float32)  # samples x genes
+    a = ad.AnnData(obs=pd.DataFrame({"batch": np.where(np.arange(230) < 100, "b1", "b2")},
+                                    index=[f"s{i}" for i in range(230)]),
+                   var=pd.DataFrame(index=[f"G{i}" for i in range(G)]), layers={"counts": sp.csr_matrix(counts)})
+    a.write_h5ad(tmp_path / "x.h5ad")
+    inp = open_expression(tmp_path / "x.h5ad", layer="counts", where=["batch=b2"], stream="on", normalize="none",
+                          quiet=True)
+    try:
+        assert inp.streamed and inp.data.n_obs == 130
+        np.testing.assert_array_equal(np.concatenate([b for _, b in inp.data.blocks()]), counts[100:])
+    finally:
+        inp.close()
+    with pytest.raises(GengenError, match="--layer"):
+        open_expression(tmp_path / "x.h5ad", stream="on", quiet=True)
+    with pytest.raises(GengenError, match="no layer 'raw'"):
+        open_expression(tmp_path / "x.h5ad", layer="raw", stream="on", quiet=True)
+
+
 def test_samples_are_chosen_on_metadata_without_reading_the_matrix(compendium, monkeypatch, tmp_path):
     from gengen.io import chunked
     from gengen.io.streaming import open_expression
@@ -272,10 +298,15 @@ def test_commands_on_an_archs4_file(compendium, tmp_path):
     cfg = json.loads((tmp_path / "vae" / "config.json").read_text())
     assert cfg["recipe"]["normalize"] == "cpm" and cfg["training"]["data"]["shapes"] == [[N // 3, G - 1]]
     res = runner.invoke(app, ["vae-encode", str(d / "human.h5"), "--model", str(tmp_path / "vae"), "--stream", "on",
-                              "--where", "series_id=GSE1", "-o", str(tmp_path / "z.h5ad"), "-q"])
+                              "--where", "series_id=GSE1", "--by", "tissue", "-o", str(tmp_path / "z.h5ad")])
     assert res.exit_code == 0, res.output
+    assert "tissue: kNN accuracy from the embedding" in res.output  # --by on the streamed embedding
     z = ad.read_h5ad(tmp_path / "z.h5ad")
     assert z.obsm["X_vae"].shape == (300, 3) and z.n_vars == 0 and (z.obs["series_id"] == "GSE1").all()
+    assert z.uns["gengen"]["input_file"].endswith("human.h5")
+    res = runner.invoke(app, ["vae-encode", str(d / "human.h5"), "--model", str(tmp_path / "vae"), "--stream", "on",
+                              "--reconstruct", "-o", str(tmp_path / "r.h5ad"), "-q"])
+    assert res.exit_code == 2 and "--reconstruct" in res.output and not (tmp_path / "r.h5ad").exists()
     res = runner.invoke(app, ["ggan-train", str(d / "human.h5"), "--landmarks", str(d / "landmarks.txt"), "--targets",
                               str(d / "targets.txt"), "-o", str(tmp_path / "gg"), "--stream", "on", "--hidden", "32",
                               "--epochs", "2", "--d-hidden", "16", "--device", "cpu", "-q"])

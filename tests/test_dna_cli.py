@@ -289,3 +289,59 @@ def test_gan_trains_on_windows_with_n_kept_uniform_and_predictor_input_errors(tm
     assert r.exit_code == 0, r.output
     for out in ("pe", "pd", "ph"):
         assert not (tmp_path / out).exists()
+
+
+def _revcomp(s: str) -> str:
+    return s.translate(str.maketrans("ACGT", "TGCA"))[::-1]
+
+
+BED_NAMES = ["chrom", "chromStart", "chromEnd", "name", "score", "strand"]
+
+
+def test_design_and_score_write_a_jaspar_motif_and_bed_hits_that_biopython_and_pandas_read(tmp_path):
+    """Issue 18, item 15: the designed motif as JASPAR (Bio.motifs reads it, and --motif reads it back)
+    and the best hits as BED (0-based half-open, the sequence id as chrom, a strand column)."""
+    import numpy as np
+    from Bio import motifs
+
+    out = tmp_path / "ctcf.fa"
+    r = run("dna-design", "--motif", "MA0139.2", "-n", 30, "--length", 40, "--steps", 120, "-o", out, "--seed", 4)
+    assert r.exit_code == 0, r.output
+    for name in ("ctcf.fa", "ctcf.tsv", "ctcf.png", "ctcf.motif.jaspar", "ctcf.hits.bed"):
+        assert name in r.output and (tmp_path / name).is_file(), name
+    table = pd.read_csv(tmp_path / "ctcf.tsv", sep="\t")
+    with open(tmp_path / "ctcf.motif.jaspar") as fh:
+        motif = motifs.read(fh, "jaspar")
+    assert motif.length == 15 and motif.matrix_id == "ctcf" and "MA0139.2" in motif.name
+    counts = np.array([motif.counts[b] for b in "ACGT"])
+    assert (counts.sum(axis=0) == 30).all()  # every design's best hit, aligned on the motif's strand
+    hits = [s if st == "+" else _revcomp(s) for s, st in zip(table["hit_sequence"], table["hit_strand"])]
+    expected = np.array([[sum(h[j] == b for h in hits) for j in range(15)] for b in "ACGT"])
+    assert np.array_equal(counts, expected)
+    from gengen.io.motifs import load_motif
+
+    again = load_motif(str(tmp_path / "ctcf.motif.jaspar"), quiet=True)
+    assert np.allclose(again.counts, counts)
+    bed = pd.read_csv(tmp_path / "ctcf.hits.bed", sep="\t", header=None, names=BED_NAMES)
+    assert list(bed["chrom"]) == list(table["id"]) and (bed["chromEnd"] - bed["chromStart"] == 15).all()
+    assert list(bed["chromStart"] + 1) == list(table["hit_start"]) and list(bed["strand"]) == list(table["hit_strand"])
+    seq = dict(zip(table["id"], table["sequence"]))
+    assert [seq[c][a:b] for c, a, b in zip(bed["chrom"], bed["chromStart"], bed["chromEnd"])] == list(table["hit_sequence"])
+    assert bed["score"].between(0, 1000).all() and (bed["name"] == "MA0139.2_CTCF").all()
+
+    # dna-score: the hits of any FASTA beside the table; records without a hit are left out
+    fa = write_fa(tmp_path / "recs.fa", ["ACGT", *random_seqs(3, 300, seed=8)], prefix="chr")
+    r = run("dna-score", fa, "--motif", "MA0139.2", "-o", tmp_path / "s.tsv")
+    assert r.exit_code == 0, r.output
+    scores = pd.read_csv(tmp_path / "s.tsv", sep="\t")
+    bed = pd.read_csv(tmp_path / "s.hits.bed", sep="\t", header=None, names=BED_NAMES)
+    assert list(bed["chrom"]) == ["chr1", "chr2", "chr3"]  # chr0 is shorter than the motif
+    assert list(bed["chromStart"] + 1) == list(scores["hit_start"].dropna().astype(int))
+    assert list(bed["strand"]) == list(scores["hit_strand"].dropna())
+    records = dict(zip([f"chr{i}" for i in range(4)], ["ACGT", *random_seqs(3, 300, seed=8)]))
+    pwm = load_motif("MA0139.2", quiet=True)
+    for c, a, b, st, best in zip(bed["chrom"], bed["chromStart"], bed["chromEnd"], bed["strand"], scores["motif_score"][1:]):
+        window = records[c][a:b] if st == "+" else _revcomp(records[c][a:b])
+        assert sum(pwm.log_odds["ACGT".index(x), j] for j, x in enumerate(window)) == pytest.approx(best, abs=1e-3)
+    r = run("dna-score", fa, "--motif", "MA0139.2")  # to stdout: no side file to write beside
+    assert r.exit_code == 0 and sorted(p.name for p in tmp_path.glob("*.hits.bed")) == ["ctcf.hits.bed", "s.hits.bed"]

@@ -259,3 +259,57 @@ def test_one_edit_budget_finds_the_best_single_substitution():
         x = torch.as_tensor(eye[np.array(cands)].transpose(0, 2, 1))
         assert r.scores[i] == pytest.approx(float(pred.exact(x)[0].max()), abs=1e-5)
     assert r.edits.max() <= 1
+
+
+def test_avoidability_of_long_designs_is_decided_in_linear_time(monkeypatch):
+    """dna-design --length 100000 --avoid GAATTC hung in the exact check (a DP over length x G+C counts,
+    O(L²)): long sequences drop the G+C dimension (exact without --gc; with it, G+C bounds per state that
+    refuse exactly and otherwise leave it to the designs' own check). Checked against the exact DP."""
+    import time
+
+    from gengen.dna import constraints as cons
+
+    rng = np.random.default_rng(7)
+    cases = []
+    for _ in range(30):
+        pats = list(rng.choice(["GAATTC", "AAAA", "CCG", "W", "S", "AT", "CG", "SW", "RR", "YY", "SSS", "WWW"],
+                               size=rng.integers(1, 5), replace=False))
+        length = int(rng.integers(9, 30))
+        gc = tuple(int(v) for v in sorted(rng.integers(0, length + 1, size=2)))
+        cases.append((pats, length, gc, avoidable(pats, length, gc), avoidable(pats, length, None)))
+    monkeypatch.setattr(cons, "DP_MAX_WORK", 0)  # every case through the long path
+    for pats, length, gc, exact_gc, exact in cases:
+        assert avoidable(pats, length, None) is exact, (pats, length)
+        got = avoidable(pats, length, gc)
+        assert got is (False if exact_gc is False else None) or got is exact_gc, (pats, length, gc, got, exact_gc)
+    assert any(c[3] is False for c in cases) and any(c[3] is True for c in cases)
+    monkeypatch.undo()
+    t0 = time.process_time()
+    assert avoidable(["GAATTC", "GGTCTC", "AAAAAA"], 100_000, None) is True
+    assert avoidable(["GAATTC"], 30_000, (9_000, 18_000)) is None  # in range: left to the check of the designs
+    assert avoidable(["S"], 20_000, (1, 20_000)) is False  # no G or C at all, yet at least one asked for
+    assert time.process_time() - t0 < 30
+    Constraints(avoid=("GAATTC",), gc=(0.3, 0.6)).check(20_000)  # no refusal
+
+
+def test_greedy_from_repeated_starts_climbs_each_start_once_with_the_same_result():
+    """-n larger than the --from records cycles them; the greedy search from one start is climbed once
+    and shared by its copies, giving what climbing every copy gives (with the constraints of each row)."""
+    from gengen.dna.greedy import polish, polish_from_start
+
+    rng = np.random.default_rng(3)
+    starts = rng.integers(0, 4, (3, 30))
+    cycled = starts[[0, 1, 2, 0, 1, 2, 0]]
+    c = Constraints(start=cycled, max_edits=4, avoid=["GAATTC"], gc=(0.3, 0.7))
+    objectives = [Objective(PWMPredictor(pwm_from_counts(TOY_COUNTS)), "max", name="toy")]
+    rules = EditRules(c, len(cycled), 30, "cpu")
+    calls = []
+    original = objectives[0].substitution_scores
+    objectives[0].substitution_scores = lambda codes: calls.append(len(codes)) or original(codes)
+    shared = polish_from_start(objectives, rules, 4)
+    assert max(calls) <= 3  # the three distinct starts, not the seven copies
+    every = polish(rules.start, objectives, rules, rounds=4, every_design=True)
+    assert torch.equal(shared, every)
+    assert ((shared.long() != rules.start).sum(dim=1) <= 4).all()
+    assert torch.equal(shared[0], shared[3]) and torch.equal(shared[0], shared[6])
+    assert (shared.long() != rules.start).any()

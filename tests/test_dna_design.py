@@ -137,15 +137,47 @@ def test_hamming_diversity_outside_hits():
 def test_incremental_pwm_substitution_scores_match_rescoring_every_candidate():
     import torch
 
-    from gengen.dna.greedy import _score_codes, _substitution_scores_pwm
+    from gengen.dna.greedy import _score_codes
+    from gengen.dna.objective_kinds.motif import pwm_substitution_scores
 
     for pwm, length in ((pwm_from_counts(TOY_COUNTS), 12), (load_motif("MA0139.2"), 40), (load_motif("MA0139.2"), 15)):
         pred = PWMPredictor(pwm)
         codes = torch.as_tensor(np.random.default_rng(length).integers(0, 4, (6, length)))
-        fast = _substitution_scores_pwm(pred, codes)  # (N, L, 3)
+        fast = pwm_substitution_scores(pred, codes)  # (N, L, 3)
         cand = codes[:, None, None, :].expand(-1, length, 3, -1).clone()
         for p in range(length):
             for k in range(3):
                 cand[:, p, k, p] = (codes[:, p] + k + 1) % 4
         slow = _score_codes(pred, cand.reshape(-1, length), 1000).view(6, length, 3)
         assert torch.allclose(fast, slow, atol=1e-4)
+
+
+def test_design_stops_on_a_plateau_by_default_with_the_designs_of_that_many_steps():
+    """Issue 18, item 12: without steps, design stops when the mean one-hot objective stops rising, says
+    so, and keeps exactly the designs a run of that many steps gives; explicit steps still run them all."""
+    pwm = load_motif("MA0035.4")
+    free = design(PWMPredictor(pwm), 64, 30, seed=3, device="cpu")
+    st = free.settings
+    assert st["stopped"] == "plateau" and 50 <= st["steps"] < st["max_steps"] == 500, st
+    assert free.history["step"].iloc[-1] == st["steps"]
+    assert free.summary()["fraction_of_max"] > 0.99
+    assert any(line.startswith(f"stopped on a plateau at step {st['steps']} of at most 500") for line in free.report())
+    fixed = design(PWMPredictor(pwm), 64, 30, steps=st["steps"], seed=3, device="cpu")
+    assert np.array_equal(fixed.codes, free.codes)
+    assert fixed.settings["stopped"] == "steps" and not any("plateau" in line for line in fixed.report())
+    full = design(PWMPredictor(pwm), 64, 30, steps=200, seed=3, device="cpu")
+    assert full.settings["steps"] == 200 and full.history["step"].iloc[-1] == 200
+
+
+def test_plateau_rule_edge_cases_value_targets_and_the_cap():
+    pwm = load_motif("MA0035.4")
+    hit = design(PWMPredictor(pwm), 32, 30, target=5.0, seed=0, device="cpu")  # straight-through, noisy readouts
+    assert hit.settings["stopped"] in ("plateau", "max_steps")
+    assert hit.summary()["target_abs_error_mean"] < 0.3
+    capped = design(PWMPredictor(pwm), 16, 30, max_steps=20, plateau_steps=50, seed=0, device="cpu")
+    assert capped.settings["steps"] == 20 and capped.settings["stopped"] == "max_steps"
+    assert any("still rising" in line or "--max-steps" in line for line in capped.report())
+    with pytest.raises(GengenError, match="max-steps"):
+        design(PWMPredictor(pwm), 4, 30, max_steps=0, device="cpu")
+    with pytest.raises(GengenError, match="tolerance"):
+        design(PWMPredictor(pwm), 4, 30, plateau_tolerance=float("nan"), device="cpu")

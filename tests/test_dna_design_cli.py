@@ -169,3 +169,42 @@ def test_design_refuses_another_length_than_the_predictors(tmp_path, gan_dir):
     assert_one_line_error(run("dna-design", "--objective", f"predictor={pred}", "--objective", f"predictor={other}",
                               "-n", 2, "-o", out, "-q"), "pred14: 14 nt, pred16: 16 nt")
     assert not out.exists()
+
+
+def test_design_without_steps_stops_on_a_plateau_and_says_so(tmp_path):
+    """Issue 18, item 12: a design stops when its score stops improving unless --steps forces a count."""
+    r = run("dna-design", "--motif", "MA0035.4", "-n", 16, "--length", 30, "-o", tmp_path / "d.fa", "--device", "cpu")
+    assert r.exit_code == 0, r.output
+    line = next(ln for ln in r.output.splitlines() if ln.startswith("stopped on a plateau at step"))
+    ran = int(line.split("at step ")[1].split()[0])
+    assert 50 <= ran < 500 and f"16 sequences (direct, {ran} steps)" in r.output
+    r = run("dna-design", "--motif", "MA0035.4", "-n", 16, "--length", 30, "--steps", ran, "-o", tmp_path / "e.fa",
+            "--device", "cpu")
+    assert r.exit_code == 0 and "plateau" not in r.output, r.output
+    assert (tmp_path / "d.fa").read_text() == (tmp_path / "e.fa").read_text()  # the designs of --steps N
+    r = run("dna-design", "--motif", "MA0035.4", "-n", 4, "--length", 30, "--max-steps", 10, "-o", tmp_path / "f.fa",
+            "--device", "cpu")
+    assert r.exit_code == 0 and "(direct, 10 steps)" in r.output and "--max-steps" in r.output, r.output
+
+
+def test_dna_eval_says_what_it_does_before_the_long_parts(gan_dir):
+    """Issue 18, item 14: dna-eval printed nothing for a minute; now each stage is announced (and the long
+    ones have progress bars) before the table."""
+    fa, gan = gan_dir
+    r = run("dna-eval", fa, "--model", gan, "-n", 30)
+    assert r.exit_code == 0, r.output
+    lines = r.output.splitlines()
+    stage = [next(i for i, ln in enumerate(lines) if ln.startswith(prefix))
+             for prefix in ("reading ", "generating 30 sequences; k-mer spectra (k = 1..6)", "novelty: nearest training")]
+    table = next(i for i, ln in enumerate(lines) if ln.startswith("# k-mer JS divergence"))
+    assert stage == sorted(stage) and stage[-1] < table
+    quiet = run("dna-eval", fa, "--model", gan, "-n", 30, "-q")
+    assert not any(ln.startswith(("reading ", "generating ", "novelty: ")) for ln in quiet.output.splitlines())
+
+
+def test_logo_positions_are_one_based_like_hit_positions():
+    """Issue 18, item 14: the logos' x axis started at 0 while hit starts are 1-based."""
+    from gengen.dna.figures import _logo_frame
+
+    frame = _logo_frame(np.full((4, 6), 0.25))
+    assert list(frame.index) == [1, 2, 3, 4, 5, 6]

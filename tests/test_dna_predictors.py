@@ -194,3 +194,48 @@ def test_predictor_keeps_nn_module_mode_apart_from_its_training_record(tmp_path)
     loaded = CNNPredictor.load(m.save(tmp_path / "p"), device="cpu")
     assert loaded.training is False and loaded.training_record == {"complete": True}
     loaded.train(loaded.training)  # what dna.design's borrowed() does on the way out
+
+
+def _tiny_cnn(length: int) -> CNNPredictor:
+    torch.manual_seed(0)
+    model = CNNPredictor(channels=4, width=3, hidden=4).eval()
+    model.length = length
+    return model
+
+
+def test_score_records_refuses_other_lengths_than_the_predictors_or_scans_its_windows():
+    """Issue 18, item 14: dna-score scored 50-nt records with a 36-nt predictor silently while dna-design
+    refused; now both refuse with one message, and --predictor-windows scores the best window of the
+    trained length instead (checked against scoring every window one by one)."""
+    from gengen.dna.scoring import best_windows, score_records
+
+    model = _tiny_cnn(8)
+    rng = np.random.default_rng(2)
+    seqs = ["".join(rng.choice(list("ACGT"), n)) for n in (8, 20, 8, 5, 300)]
+    records = [(f"r{i}", s) for i, s in enumerate(seqs)]
+    with pytest.raises(GengenError, match=r"records of 5 nt differ from the 8 nt the predictor 'pred' was trained on "
+                                          r"\(its scores at other lengths are extrapolations\); score 8-nt sequences, "
+                                          r"or give --predictor-windows"):
+        score_records(records, model=model, predictor_name="pred")
+    same, _ = score_records([records[0], records[2], ("empty", "")], model=model)  # the trained length: as before
+    table, notes = score_records(records, model=model, predictor_windows=True)
+    assert np.allclose(table.loc[[0, 2], "predictor_score"], same.loc[[0, 1], "predictor_score"], atol=1e-5)
+    for i in (1, 4):
+        windows = [seqs[i][p : p + 8] for p in range(len(seqs[i]) - 7)]
+        each = report_scores(model, one_hot(windows))["score"]
+        assert table.loc[i, "predictor_score"] == pytest.approx(each.max(), abs=1e-5)
+        assert table.loc[i, "predictor_window_start"] == int(np.argmax(each)) + 1  # 1-based
+    assert np.isnan(table.loc[3, "predictor_score"]) and pd_isna(table.loc[3, "predictor_window_start"])
+    assert any("best 8-nt window" in n and "1 record(s) shorter than 8 nt" in n for n in notes)
+    # many rows and windows across batch borders: the same as one row at a time
+    codes = strings_to_codes(random_seqs(7, 1500, seed=3))
+    score, start = best_windows(model, codes, 8)
+    for r in range(7):
+        s1, p1 = best_windows(model, codes[r : r + 1], 8)
+        assert score[r] == pytest.approx(s1[0], abs=1e-5) and start[r] == p1[0]
+
+
+def pd_isna(value) -> bool:
+    import pandas as pd
+
+    return bool(pd.isna(value))

@@ -11,6 +11,7 @@ import errno
 import json
 import os
 import signal
+import stat
 import subprocess
 import sys
 import textwrap
@@ -21,7 +22,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from conftest import REPO, assert_one_line_error
+from conftest import REPO, assert_one_line_error, no_longer_than
 from gengen import runtime
 from gengen.checkpoint import HASH_KEY, load_checkpoint, read_history, save_checkpoint
 from gengen.cli import app
@@ -424,3 +425,141 @@ def test_concurrent_dna_train_second_run_fails_fast_and_sigterm_cleans_up(tmp_pa
             first.kill()
     assert first.returncode == 128 + signal.SIGTERM
     assert _hidden(tmp_path) == [] and (not out.exists() or _hidden(out) == [])
+
+
+# ------------------------------------------- files gengen did not make (issue 18): links, pipes, modes
+def _planted(kind: str, lock: Path, victim: Path) -> None:
+    """Something other than gengen's own lock file at ``lock``: a link to ``victim``, a hard link to it,
+    a named pipe, a dangling link, another user's stale lock file."""
+    if kind == "symlink":
+        os.symlink(victim.name, lock)
+    elif kind == "hardlink":
+        os.link(victim, lock)
+    elif kind == "fifo":
+        os.mkfifo(lock)
+    elif kind == "dangling":
+        os.symlink("nowhere", lock)
+    elif kind == "other-user":
+        lock.write_text("4242 otherhost\n")
+        os.chown(lock, 12345, 12345)
+
+
+@pytest.mark.parametrize("kind", ["symlink", "hardlink", "fifo", "dangling", "other-user"])
+def test_a_lock_file_that_gengen_did_not_make_is_refused_and_left_alone(tmp_path, kind):
+    """Issue 18: ``ln -s v.txt .e.csv.gengen-lock`` made the next write put "PID host" into v.txt. A lock
+    file is created with O_EXCL|O_NOFOLLOW; what is there already is opened read-only, and unless it is
+    an unheld regular file of this user with one link, the write is refused in one line, touching nothing."""
+    if kind == "other-user" and os.geteuid() != 0:
+        pytest.skip("making a file of another user needs root")
+    victim = tmp_path / "v.txt"
+    victim.write_bytes(b"keep\n")
+    lock = tmp_path / ".e.csv.gengen-lock"
+    _planted(kind, lock, victim)
+    before = {p.name: (os.lstat(p).st_ino, os.lstat(p).st_mode) for p in tmp_path.iterdir()}
+    with no_longer_than(20):  # the named pipe must not block
+        with pytest.raises(GengenError) as err, runtime.atomic_path(tmp_path / "e.csv") as tmp:
+            tmp.write_text("out")
+        runtime.clean_stale_temps(tmp_path)  # not a leftover of gengen's: never removed either
+    message = str(err.value)
+    assert "lock file" in message and "rm " in message and "\n" not in message, message
+    assert victim.read_bytes() == b"keep\n"  # byte-identical
+    assert {p.name: (os.lstat(p).st_ino, os.lstat(p).st_mode) for p in tmp_path.iterdir()} == before
+
+
+def test_a_killed_runs_lock_file_is_replaced_not_rewritten(tmp_path):
+    """A stale lock file (this user's, unheld) is removed and a new one made: gengen never writes into a
+    file this run did not create, even its own kind."""
+    lock = tmp_path / ".e.csv.gengen-lock"
+    lock.write_text("4242 deadhost\n")
+    with open(lock, "rb") as old:  # the old file, still readable after it is unlinked
+        with runtime.atomic_path(tmp_path / "e.csv") as tmp:
+            tmp.write_text("out")
+            assert lock.read_text().split()[0] == str(os.getpid())  # the new lock names this run
+        assert old.read() == b"4242 deadhost\n"
+    assert sorted(os.listdir(tmp_path)) == ["e.csv"]
+
+
+def test_models_list_never_writes_through_a_link_at_the_index_lock(tmp_path):
+    """Issue 18: a read-only ``gengen models list`` in a shared store rewrote the target of a link planted
+    at the store index's lock. Now the index is not rewritten (it is a cache) and the listing works."""
+    from gengen.store import store_dir
+
+    _tiny_checkpoint(store_dir() / "t1")
+    cfg = json.loads((store_dir() / "t1" / "config.json").read_text())
+    (store_dir() / "t1" / "config.json").write_text(json.dumps({**cfg, "pipeline": "vae"}))
+    victim = tmp_path / "v.txt"
+    victim.write_bytes(b"keep\n")
+    os.symlink(victim, store_dir() / "..index.json.gengen-lock")
+    res = runner.invoke(app, ["models", "list"])
+    assert res.exit_code == 0 and "t1" in res.output, res.output
+    assert victim.read_bytes() == b"keep\n"
+    assert os.path.islink(store_dir() / "..index.json.gengen-lock")
+
+
+def _modes(*folders: Path) -> dict[Path, int]:
+    """Every path in ``folders`` (themselves included) -> its permission bits."""
+    return {p: stat.S_IMODE(os.lstat(p).st_mode) for f in folders for p in [f, *f.rglob("*")]}
+
+
+def test_every_output_gets_the_mode_of_the_umask(tmp_path, monkeypatch):
+    """Issue 18: model.safetensors was written 0600 while the rest of the folder was 0644, so another user
+    of a shared store listed the model and could not load it. Every file gets 0666 & ~umask and every
+    folder 0777 & ~umask (umask 002 here: 0664, neither 0600 nor 0644), whichever library wrote it."""
+    import pandas as pd
+
+    monkeypatch.chdir(tmp_path)
+    rng = np.random.default_rng(0)
+    pd.DataFrame(6 + rng.standard_normal((30, 8)), index=[f"s{i}" for i in range(30)],
+                 columns=[f"G{j}" for j in range(8)]).to_csv("expr.csv")
+    previous = os.umask(0o002)
+    try:
+        fast = ["--latent", "2", "--epochs", "2", "--batch-size", "10", "--device", "cpu", "-q"]
+        for args in (["vae-train", "expr.csv", "-o", "out/model", *fast],
+                     ["vae-encode", "expr.csv", "--model", "out/model", "-o", "out/e.h5ad", "-q"],
+                     ["vae-encode", "expr.csv", "--model", "out/model", "-o", "out/e.parquet", "-q"],
+                     ["vae-encode", "expr.csv", "--model", "out/model", "-o", "out/e.csv", "-q"],
+                     ["models", "add", "out/model", "--name", "m1"]):
+            res = runner.invoke(app, args)
+            assert res.exit_code == 0, (args, res.output)
+    finally:
+        os.umask(previous)
+    from gengen.store import store_dir
+
+    written = _modes(tmp_path / "out", store_dir() / "m1")
+    names = {p.name for p in written}
+    assert {"model.safetensors", "config.json", "training.png", "e.h5ad", "e.parquet", "e.csv"} <= names
+    wrong = {str(p): oct(mode) for p, mode in written.items() if mode != (0o775 if p.is_dir() else 0o664)}
+    assert not wrong, wrong
+
+
+def test_a_named_pipe_for_history_is_skipped_in_seconds(tmp_path, capsys):
+    """history.csv only documents training: a named pipe there (never opened: it would block) is noted
+    and the model still loads."""
+    _tiny_checkpoint(tmp_path / "m")
+    os.mkfifo(tmp_path / "m" / "history.csv")
+    with no_longer_than(20):
+        assert read_history(tmp_path / "m") is None
+    assert "named pipe" in capsys.readouterr().err
+
+
+def test_a_short_read_modify_write_waits_for_the_lock(tmp_path):
+    """defaults.json's lock now goes through the same lock files (no link followed): its writers wait for
+    a holder (``wait=``) instead of failing at once, as the flock on ``.defaults.lock`` did."""
+    holder = _spawn("""
+        import sys, time
+        from gengen.runtime import output_lock
+        with output_lock(sys.argv[1]):
+            print("locked", flush=True)
+            time.sleep(1.5)
+    """, str(tmp_path / "defaults.json"))
+    try:
+        _wait_for_line(holder, "locked")
+        with pytest.raises(GengenError, match="being written by another gengen run"):
+            with runtime.output_lock(tmp_path / "defaults.json"):
+                pass
+        t = time.perf_counter()
+        with runtime.output_lock(tmp_path / "defaults.json", wait=30):
+            waited = time.perf_counter() - t
+    finally:
+        holder.wait(timeout=30)
+    assert 0.2 < waited < 30 and os.listdir(tmp_path) == []

@@ -161,3 +161,84 @@ def test_output_names_that_can_be_written(tmp_path):
     for bad in ("a.gct", "a.gctx", "a.xlsx", "a"):
         with pytest.raises(GengenError, match=r"\.h5ad, \.csv, \.tsv or \.parquet"):
             output_format(tmp_path / bad)
+
+
+# --- silent acceptance (issue 18, item 8): each now refused or said, in one line
+def _typed(n=30):
+    rng = np.random.default_rng(2)
+    return pd.DataFrame(rng.uniform(2, 8, (n, 4)).astype(np.float32), index=[f"s{i}" for i in range(n)],
+                        columns=["TP53", "XIST", "RPS4Y1", "KRT5"])
+
+
+def test_parquet_dates_before_the_genes_are_annotations_not_nanoseconds(tmp_path, capsys):
+    """A datetime column used to be read as nanoseconds (~1.6e18), which made the whole matrix look
+    like counts (log2(x+1) for everything): now it is kept in obs, said in a note, and X is the genes."""
+    df = _typed()
+    df.insert(0, "collected", pd.Timestamp("2020-01-01") + pd.to_timedelta(np.arange(len(df)), "D"))
+    df.insert(1, "smoker", np.arange(len(df)) % 2 == 0)
+    df.to_parquet(tmp_path / "x.parquet")
+    a = read_expression(tmp_path / "x.parquet")
+    assert list(a.var_names) == ["TP53", "XIST", "RPS4Y1", "KRT5"] and float(a.X.max()) < 8.01
+    assert list(a.obs.columns) == ["collected", "smoker"] and a.obs["smoker"].iloc[0]
+    err = capsys.readouterr().err
+    assert "'collected', 'smoker' hold dates, true/false values, not expression values" in err
+
+
+@pytest.mark.parametrize("column, kind", [
+    (pd.Series(pd.date_range("2020-01-01", periods=30)), "dates"),
+    (pd.Series(np.arange(30) % 3 == 0), "true/false values"),
+    (pd.Series(pd.Categorical(["lo", "hi"] * 15)), "categories"),
+    (pd.Series(["x"] * 30), "text"),
+])
+def test_parquet_non_numeric_column_among_the_genes_is_refused_by_name(tmp_path, column, kind):
+    df = _typed()
+    df.insert(2, "odd", column.array)
+    df.to_parquet(tmp_path / "x.parquet")
+    with pytest.raises(GengenError, match=rf"column 'odd' \(#3\) holds {kind}, not expression values"):
+        read_expression(tmp_path / "x.parquet", quiet=True)
+
+
+def test_latin1_gene_names_keep_their_letters(tmp_path, capsys):
+    """A table saved as Latin-1 / Windows-1252 used to give genes named 'M\\ufffdller': now it reads
+    as such, in either orientation, plain or gzipped, with a one-line note."""
+    import gzip
+
+    df = _typed()
+    df.columns = ["GÄB1", "Müller", "Ñ6", "KRT5"]
+    (tmp_path / "x.csv").write_bytes(df.to_csv().encode("latin-1"))
+    (tmp_path / "t.tsv.gz").write_bytes(gzip.compress(df.T.to_csv(sep="\t").encode("cp1252")))
+    for name in ("x.csv", "t.tsv.gz"):
+        a = read_expression(tmp_path / name, genes_in_rows=name.startswith("t"))
+        assert list(a.var_names) == ["GÄB1", "Müller", "Ñ6", "KRT5"], name
+        err = capsys.readouterr().err
+        assert "is not UTF-8 text: read as Windows-1252 / Latin-1 (e.g. 'GÄB1')" in err, err
+
+
+def test_a_stray_latin1_name_deep_in_a_utf8_file_is_decoded_too(tmp_path):
+    """Past the first MiB (where the encoding is judged), a Latin-1 byte is read as Windows-1252, not U+FFFD."""
+    rng = np.random.default_rng(0)
+    genes = [f"G{i}" for i in range(60_000)] + ["Müller"]
+    body = "".join(f"{g}\t{rng.uniform(1, 9):.4f}\t{rng.uniform(1, 9):.4f}\n" for g in genes[:-1])
+    data = ("gene\tsample_1\tsample_2\n" + body).encode() + "Müller\t1.0\t2.0\n".encode("latin-1")
+    assert len(data) > (1 << 20)
+    (tmp_path / "x.tsv").write_bytes(data)
+    a = read_expression(tmp_path / "x.tsv", genes_in_rows=True, quiet=True)
+    assert a.var_names[-1] == "Müller" and a.shape == (2, 60_001)
+
+
+def test_empty_header_cell_is_refused_with_its_position(tmp_path):
+    """An empty header cell used to become a gene named ''."""
+    (tmp_path / "x.csv").write_text("sample,TP53,,KRT5\ns1,1,2,3\ns2,4,5,6\n")
+    with pytest.raises(GengenError, match=r"field #3 of the header is empty"):
+        read_expression(tmp_path / "x.csv", quiet=True)
+    (tmp_path / "r.csv").write_text("TP53,,KRT5\ns1,1,2,3\ns2,4,5,6\n")  # R's write.table: no row-name field
+    with pytest.raises(GengenError, match=r"field #2 of the header is empty"):
+        read_expression(tmp_path / "r.csv", quiet=True)
+    (tmp_path / "t.tsv").write_text("gene\tTCGA-01\tTCGA-02\nTP53\t1\t2\n\t3\t4\nKRT5\t5\t6\n")  # genes in rows
+    with pytest.raises(GengenError, match=r"data row #2 has an empty gene name"):
+        read_expression(tmp_path / "t.tsv", genes_in_rows=True, quiet=True)
+    import anndata as ad
+
+    ad.AnnData(np.ones((3, 2), np.float32), var=pd.DataFrame(index=["TP53", ""])).write_h5ad(tmp_path / "x.h5ad")
+    with pytest.raises(GengenError, match=r"gene #2 has an empty gene name"):
+        read_expression(tmp_path / "x.h5ad", quiet=True)

@@ -96,7 +96,7 @@ def test_default_output_names_drop_every_data_extension(tmp_path):
     (tmp_path / "expr.tsv.bz2").write_bytes(bz2.compress(df.to_csv(sep="\t").encode()))
     res = run("vae-encode", tmp_path / "expr.tsv.bz2", "--latent", 2, "--epochs", 2, "--device", "cpu", "-q")
     assert res.exit_code == 0, res.output
-    assert (tmp_path / "expr.vae.h5ad").is_file() and (tmp_path / "expr.vae.model").is_dir()
+    assert (tmp_path / "expr.vae.h5ad").is_file() and (tmp_path / "gengen_home" / "models" / "expr-vae").is_dir()
 
     df.to_csv(tmp_path / "ref.csv")
     (tmp_path / "lm.txt").write_text("G0\nG1\nG2\n")

@@ -103,6 +103,108 @@ def test_progress_interval_must_be_a_number(monkeypatch):
         Progress(10, "x")
 
 
+class FakeClock:
+    """A clock the test moves by hand (Progress(clock=...))."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _expected_lines(err: str) -> list[str]:
+    return [ln for ln in err.splitlines() if "this will take about" in ln]
+
+
+@pytest.mark.parametrize("no_progress", [False, True])
+def test_progress_says_once_how_long_a_long_run_will_take(monkeypatch, capsys, no_progress):
+    """Issue 18, item 12: every command with a progress bar of known total says, a few seconds in, how long
+    it will take when that is more than a minute (GENGEN_NO_PROGRESS hides bars, not this line)."""
+    from gengen.runtime import ESTIMATE_AFTER_S, Progress
+
+    if no_progress:
+        monkeypatch.setenv("GENGEN_NO_PROGRESS", "1")
+    else:
+        monkeypatch.delenv("GENGEN_NO_PROGRESS", raising=False)
+    clock = FakeClock()
+    with Progress(500, "direct design", clock=clock, note="it may stop earlier") as bar:
+        clock.now += 1.0
+        bar.update(5)  # 1 s in: too early to project
+        assert bar.expected_seconds is None
+        clock.now += ESTIMATE_AFTER_S
+        bar.update(5)  # 10 of 500 in 6 s: 300 s
+        for _ in range(20):
+            clock.now += 0.6
+            bar.update(5)
+    lines = _expected_lines(capsys.readouterr().err)
+    assert lines == ["direct design: this will take about 5 min (10/500 in 6 s); it may stop earlier"]
+    assert bar.expected_seconds == pytest.approx(300.0)
+
+
+def test_progress_says_nothing_for_short_or_quiet_runs(monkeypatch, capsys):
+    from gengen.runtime import Progress
+
+    monkeypatch.delenv("GENGEN_NO_PROGRESS", raising=False)
+    clock = FakeClock()
+    with Progress(100, "short", clock=clock) as bar:  # 100 steps of 0.5 s: 50 s, under a minute
+        for _ in range(100):
+            clock.now += 0.5
+            bar.update()
+    assert bar.expected_seconds == pytest.approx(50.0)
+    with Progress(100, "long but quiet", quiet=True, clock=clock) as bar:
+        for _ in range(20):
+            clock.now += 10
+            bar.update()
+    with Progress(None, "no total", clock=clock) as bar:  # nothing to project from
+        clock.now += 100
+        bar.update()
+    assert _expected_lines(capsys.readouterr().err) == []
+
+
+def test_progress_time_left_and_expected_time_respect_the_time_limit(monkeypatch, capsys):
+    """dna-train --time-limit 5 on a run whose iterations would take hours: the projection and the time
+    left are the limit's, not the iterations' (the bar said '~9h left' while the run stopped at 5 min)."""
+    from gengen.runtime import Progress
+
+    monkeypatch.delenv("GENGEN_NO_PROGRESS", raising=False)
+    monkeypatch.setenv("GENGEN_PROGRESS_INTERVAL", "0")
+    clock = FakeClock()
+    with Progress(100_000, "train WGAN-GP", clock=clock, time_limit=300.0) as bar:
+        clock.now += 10
+        bar.update(10)  # 1 s per iteration: 100,000 s for all, 300 s by the limit
+        clock.now += 230
+        bar.update(230)
+        assert bar.seconds_left(240.0) == pytest.approx(60.0)
+    err = capsys.readouterr().err.splitlines()
+    assert _expected_lines("\n".join(err)) == [
+        "train WGAN-GP: this will take about 5 min (10/100000 in 10 s; stopped by the time limit, the full 100000 "
+        "would take about 27.8 h)"]
+    status = [ln for ln in err if ln.startswith("train WGAN-GP: 240/100000")]
+    assert len(status) == 1 and "~1m00s left" in status[0], err
+
+
+def test_dna_train_gives_its_time_limit_to_the_progress_bar(monkeypatch):
+    import numpy as np
+
+    from gengen.dna import train as dna_train
+    from gengen.dna.train import train_gan
+    from gengen.recipes import GANRecipe
+
+    seen = {}
+
+    class Recorder(dna_train.Progress):
+        def __init__(self, total, description, quiet=False, **kw):
+            seen.update(kw, total=total)
+            super().__init__(total, description, quiet, **kw)
+
+    monkeypatch.setattr(dna_train, "Progress", Recorder)
+    codes = np.random.default_rng(0).integers(0, 4, (64, 12)).astype(np.uint8)
+    recipe = GANRecipe(length=12, channels=4, iterations=3, batch_size=8, critic_steps=1, sample_every=3)
+    train_gan(codes, recipe, device="cpu", quiet=True, time_limit=120.0)
+    assert seen["time_limit"] == 120.0 and seen["total"] == 3
+
+
 def test_set_threads_limits_numpy_blas_too(monkeypatch):
     """--threads 1 must also hold numpy's BLAS to one thread: two sweep workers with --threads 1 ran
     four BLAS threads on two cores and took 3x as long per trial."""
@@ -170,3 +272,72 @@ def test_a_swallowed_sigterm_stops_the_next_progress_update(monkeypatch):
     with command_scope():  # the next command starts clean
         with Progress(10, "train", quiet=True) as bar:
             bar.update(1)
+
+
+@pytest.mark.parametrize("how", ["option", "env"])
+def test_threads_beyond_the_cores_are_bounded_and_said(how):
+    """Issue 18: ``--threads 100000`` asked torch and the BLAS libraries for 100,000 threads (the first
+    matrix product then crashed: SIGSEGV). It is bounded by the cores this process may use, with a note."""
+    import subprocess
+    import sys
+
+    from conftest import REPO
+
+    script = ("import os, torch; from gengen.runtime import set_threads, usable_cores\n"
+              f"set_threads({'100000' if how == 'option' else 'None'})\n"
+              "a = torch.randn(300, 300); (a @ a).sum()\n"
+              "print(torch.get_num_threads(), usable_cores(), os.environ['OMP_NUM_THREADS'])")
+    env = {k: v for k, v in os.environ.items() if not k.endswith("_NUM_THREADS") and k != "GENGEN_THREADS"}
+    env["PYTHONPATH"] = str(REPO / "src")
+    if how == "env":
+        env["GENGEN_THREADS"] = "100000"
+    out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    threads, cores, omp = out.stdout.split()
+    assert threads == cores == omp and int(cores) == len(os.sched_getaffinity(0))
+    source = "--threads" if how == "option" else "GENGEN_THREADS"
+    assert f"note: {source} 100000 is more than the {cores} CPU core" in out.stderr and f"using {cores}" in out.stderr
+
+
+def test_json_loader_turns_every_damage_into_one_line():
+    """Issue 18: JSON nested 100,000 deep raised RecursionError (not a ValueError) from every reader."""
+    from gengen.runtime import JSON_MAX_DEPTH, load_json
+
+    assert load_json("[" * JSON_MAX_DEPTH + "]" * JSON_MAX_DEPTH, "f.json") == eval("[" * JSON_MAX_DEPTH + "]" * JSON_MAX_DEPTH)
+    for raw, reason in (("[" * 100_000 + "]" * 100_000, "nested deeper"), ("{" + '"a":{' * 500 + "}" * 501, "nested deeper"),
+                        ("[" * (JSON_MAX_DEPTH + 1) + "]" * (JSON_MAX_DEPTH + 1), "nested deeper"),
+                        (b"\x80\x04junk", "not UTF-8"), ("{broken", "not valid JSON"), ("", "not valid JSON")):
+        with pytest.raises(GengenError) as err:
+            load_json(raw, "dir/f.json", "model config", fix="retrain it")
+        message = str(err.value)
+        assert message.startswith("model config 'dir/f.json' is ") and reason in message and message.endswith("retrain it.")
+
+
+def test_only_regular_files_are_read_and_links_only_where_allowed(tmp_path):
+    """Issue 18: a named pipe as model.safetensors, config.json or an input blocked forever; /dev/zero
+    never ends. Every reader opens without blocking and reads regular files only; a link the user made
+    to their data reads, a link found where gengen looks inside a folder (``follow=False``) does not."""
+    import socket
+
+    from conftest import no_longer_than
+    from gengen.io.files import check_input, head_lines, open_bytes, stored_kind
+    from gengen.runtime import read_json, read_regular
+
+    (tmp_path / "data.csv").write_text("id,a\nx,1\n")
+    os.symlink("data.csv", tmp_path / "mine.csv")
+    os.mkfifo(tmp_path / "pipe")
+    sock = socket.socket(socket.AF_UNIX)
+    sock.bind(str(tmp_path / "sock"))
+    assert read_regular(tmp_path / "mine.csv") == b"id,a\nx,1\n"
+    assert head_lines(tmp_path / "mine.csv") == ["id,a", "x,1"]
+    with pytest.raises(GengenError, match="is a symbolic link .to 'data.csv'.; gengen does not follow"):
+        read_regular(tmp_path / "mine.csv", "model file", follow=False)
+    for path, kind in ((tmp_path / "pipe", r"a named pipe \(FIFO\)"), ("/dev/zero", "a character device"),
+                       (tmp_path / "sock", "a socket"), (tmp_path, "a folder")):
+        for reader in (read_regular, lambda p: read_json(p, "config"), stored_kind, open_bytes, head_lines):
+            with no_longer_than(20), pytest.raises(GengenError, match=f"is {kind}"):
+                reader(path)
+        if kind != "a folder":
+            with pytest.raises(GengenError, match=f"is {kind}, not a regular file"):
+                check_input(path)
+    sock.close()

@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from conftest import assert_one_line_error
+from conftest import assert_one_line_error, no_longer_than
 from gengen.cli import app
 from gengen.errors import GengenError
 
@@ -115,7 +115,7 @@ def test_failed_training_leaves_no_name_taken(ggan_files):
     before = sorted(store().iterdir())
     (store().parent / "defaults.json").write_text("{broken")  # found before training, not after
     r = run("ggan-train", ggan_files / "ref.csv", "--landmarks", ggan_files / "lm.txt", *GGAN_FAST)
-    assert_one_line_error(r, "is not a gengen defaults file")
+    assert_one_line_error(r, "defaults file", "delete it")
     assert sorted(store().iterdir()) == before  # no folder claimed
     first, second = reserve(ggan_files / "ref.csv", "ggan"), reserve(ggan_files / "ref.csv", "ggan")
     assert first != second and first.name.startswith("ref-ggan") and second.name.startswith("ref-ggan")
@@ -129,14 +129,16 @@ def test_list_reads_config_only_and_is_fast_on_300_models(monkeypatch):
         w = fake_model(f"m{i:03d}", "ggan", weights=os.urandom(256), landmarks=["a"] * 8, targets=["b"] * 10,
                        architecture={"hidden": [16, 16]}, metrics={"best_val_mae": 0.5})
         (w / "model.safetensors").chmod(0)  # garbage, and unreadable for anyone but root
+    from gengen import runtime
+
     opened = []
-    real_open = Path.open
+    real_open = runtime.open_regular  # every file gengen reads is opened here (regular files only)
 
-    def spy(self, *a, **k):
-        opened.append(self.name)
-        return real_open(self, *a, **k)
+    def spy(path, *a, **k):
+        opened.append(Path(path).name)
+        return real_open(path, *a, **k)
 
-    monkeypatch.setattr(Path, "open", spy)
+    monkeypatch.setattr(runtime, "open_regular", spy)
     t = time.perf_counter()
     r = run("models", "list")
     seconds = time.perf_counter() - t
@@ -210,7 +212,7 @@ def test_deleted_default_and_wrong_pipeline(ggan_files):
     r = run("infer-targets", ggan_files / "landmarks.csv")  # ... and when read (hand-edited file)
     assert_one_line_error(r, "default GGAN model 'vae-one' is a 'vae' model", "gengen models default ggan NAME")
     (store().parent / "defaults.json").write_text("{broken")
-    assert_one_line_error(run("infer-targets", ggan_files / "landmarks.csv"), "defaults.json", "not a gengen defaults")
+    assert_one_line_error(run("infer-targets", ggan_files / "landmarks.csv"), "defaults.json", "defaults file", "delete it")
     assert not (ggan_files / "landmarks.targets.csv").exists()
 
 
@@ -263,6 +265,87 @@ def test_add_copies_a_model_folder(ggan_files):
     assert_one_line_error(run("models", "add", ggan_files), "is not a gengen model folder")
     r = run("infer-targets", ggan_files / "landmarks.csv", "-q")
     assert r.exit_code == 0, r.output
+
+
+def test_add_copies_regular_files_and_links_inside_only(tmp_path):
+    """Issue 18: ``models add`` copied what links point at (a ``notes.txt -> ~/.ssh/id_rsa`` landed in a
+    shared store). A link to a regular file inside the folder is copied as that file; a subfolder is
+    copied; the copy holds regular files only (refusals: tests/test_bad_inputs.py, ``models-add-*``)."""
+    import torch
+
+    from gengen.checkpoint import save_checkpoint
+
+    src = tmp_path / "m"
+    save_checkpoint(src, "vae", {"w": torch.ones(3)}, {"genes": ["a"]})
+    (src / "extra").mkdir()
+    (src / "extra" / "notes.txt").write_text("mine\n")
+    os.symlink("model.safetensors", src / "weights-again")
+    r = run("models", "add", src, "--name", "m1")
+    assert r.exit_code == 0, r.output
+    copied = store() / "m1"
+    kinds = {str(p.relative_to(copied)): ("link" if p.is_symlink() else "dir" if p.is_dir() else "file")
+             for p in copied.rglob("*")}
+    assert kinds == {"config.json": "file", "model.safetensors": "file", "extra": "dir", "extra/notes.txt": "file",
+                     "weights-again": "file"}
+    assert (copied / "weights-again").read_bytes() == (src / "model.safetensors").read_bytes()
+    assert (copied / "extra" / "notes.txt").read_text() == "mine\n"
+
+
+def test_a_damaged_model_is_listed_as_unreadable_and_the_others_still_are():
+    """Issue 18: one config.json nested 100,000 deep broke ``models list`` (RecursionError), and a named
+    pipe as config.json blocked it forever. Each such model is listed as unreadable, with why, and the
+    rest of the store is listed as usual; showing it is one line; it can be removed."""
+    fake_model("good", "vae", genes=["g"] * 5, architecture={"latent_dim": 2})
+    for name, make in (("deep", lambda p: p.write_text("[" * 100_000 + "]" * 100_000)),
+                       ("junk", lambda p: p.write_bytes(b"\x80\x04not json")), ("pipe", os.mkfifo)):
+        d = fake_model(name, "vae")
+        (d / "config.json").unlink()
+        make(d / "config.json")
+    with no_longer_than(20):
+        r = run("models", "list")
+        shown = run("models", "show", "deep")
+        shown_pipe = run("models", "show", "pipe")
+        gone = run("models", "remove", "pipe")
+    assert r.exit_code == 0, r.output
+    rows = {line.split()[0]: line for line in r.output.splitlines() if not line.startswith("#")}
+    assert "5 genes -> 2 features" in rows["good"]
+    assert "unreadable" in rows["deep"] and "nested deeper" in rows["deep"]
+    assert "unreadable" in rows["junk"] and "not UTF-8" in rows["junk"]
+    assert "unreadable" in rows["pipe"] and "named pipe" in rows["pipe"]
+    assert_one_line_error(shown, "nested deeper")
+    assert_one_line_error(shown_pipe, "named pipe")
+    assert gone.exit_code == 0 and not (store() / "pipe").exists()
+    assert run("models", "list", "--pipeline", "vae").output.count("\ngood") == 1
+
+
+@pytest.mark.parametrize("damage", ["missing keys", "wrong types", "nested deep", "a list"])
+def test_a_damaged_index_is_rebuilt(damage):
+    """Issue 18: an index entry missing keys was a KeyError traceback. The index is a cache: an entry it
+    cannot use is read again from config.json, and a damaged index is written anew."""
+    from gengen.store import INDEX_NAME, list_models
+
+    fake_model("a", "vae", genes=["g"] * 5, architecture={"latent_dim": 2})
+    fake_model("b", "ggan", landmarks=["x"] * 3, targets=["y"] * 2)
+    assert len(list_models()) == 2
+    index_path = store() / INDEX_NAME
+    index = json.loads(index_path.read_text())
+    if damage == "missing keys":
+        for row in index["models"].values():
+            del row["summary"], row["created"]
+        index_path.write_text(json.dumps(index))
+    elif damage == "wrong types":
+        index["models"]["a"]["pipeline"] = ["vae"]
+        index["models"]["b"]["summary"] = {"x": 1}
+        index_path.write_text(json.dumps(index))
+    elif damage == "nested deep":
+        index_path.write_text("[" * 100_000 + "]" * 100_000)
+    else:
+        index_path.write_text(json.dumps([1, 2, 3]))
+    r = run("models", "list")
+    assert r.exit_code == 0, r.output
+    assert "5 genes -> 2 features" in r.output and "3 landmarks -> 2 targets" in r.output
+    rebuilt = json.loads(index_path.read_text())["models"]
+    assert set(rebuilt) == {"a", "b"} and all(set(row) == {"stamp", "pipeline", "created", "summary"} for row in rebuilt.values())
 
 
 # ------------------------------------------------------------------------------------------ one resolver

@@ -589,3 +589,182 @@ def test_a_configuration_that_keeps_killing_its_worker_is_given_up(tmp_path):
     final = st.get_trials()[3]
     assert final.state.name == "FAIL" and "not retried again" in final.user_attrs["error"]
     assert finished_count(st.get_trials()) == 1  # the given-up configuration counts once, as failed
+
+
+# ------------------------------------------------------------------------------------------ large plans, lost databases
+
+
+class _Deadline(Exception):
+    pass
+
+
+def _alarm(seconds: int):
+    """Fail (instead of hanging) when a set-up that must be instant is not."""
+    def ring(signum, frame):
+        raise _Deadline(f"still setting up after {seconds} s")
+
+    previous = signal.signal(signal.SIGALRM, ring)
+    signal.alarm(seconds)
+    return previous
+
+
+def _disarm(previous) -> None:
+    signal.alarm(0)
+    signal.signal(signal.SIGALRM, previous)
+
+
+def test_a_plan_of_a_billion_trials_is_queued_as_the_workers_go(tmp_path):
+    """--trials 10^9 used to queue 10^9 trials before the first one trained: only a window is queued;
+    the plan is a number in the study, and Ctrl-C still re-queues the running trial."""
+    from gengen.sweep import ExpressionData, run_sweep
+    from gengen.sweep.pipelines import VAEPipeline
+    from gengen.sweep.study import PLANNED_ATTR
+
+    class StopsAtTheThird(VAEPipeline):
+        calls = 0
+
+        def train(self, data, values, **kw):
+            StopsAtTheThird.calls += 1
+            if StopsAtTheThird.calls == 3:
+                raise KeyboardInterrupt
+            return super().train(data, values, **kw)
+
+    space = {"lr": {"low": 1e-3, "high": 1e-2, "log": True}, "epochs": 1, "batch_size": 16}
+    previous = _alarm(60)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            run_sweep(StopsAtTheThird(), ExpressionData(make_toy_expression()), tmp_path / "big", space=space,
+                      trials=10**9, quiet=True)
+    finally:
+        _disarm(previous)
+    import optuna
+
+    st = optuna.load_study(study_name="vae", storage=f"sqlite:///{tmp_path / 'big' / 'study.db'}")
+    trials = st.get_trials(deepcopy=False)
+    states = [t.state.name for t in trials]
+    assert st.user_attrs[PLANNED_ATTR] == 10**9
+    assert states.count("COMPLETE") == 2 and states.count("FAIL") == 1  # the interrupted one, re-queued
+    assert len(trials) <= 64 + 1, len(trials)  # a window (QUEUE_AHEAD = 32) and the re-queued copy
+    assert sorted(t.user_attrs["slot"] for t in trials if "retry_of" not in t.user_attrs) == list(range(len(trials) - 1))
+
+
+def test_a_grid_of_1e10_points_is_counted_never_built(tmp_path):
+    """The grid's size comes from its axes; without --trials it is refused at once, with --trials N a
+    seeded subset of N distinct points runs, taken one index at a time."""
+    from gengen.sweep import ExpressionData, build_space, get_pipeline, run_sweep
+
+    space = {"lr": {"low": 0.001, "high": 0.1, "step": 0.001}, "kappa": {"low": 0.0, "high": 0.99, "step": 0.01},
+             "beta": {"low": 0.01, "high": 1.0, "step": 0.01}, "latent": {"low": 2, "high": 101},
+             "batch_size": {"low": 16, "high": 115}, "epochs": 1}
+    toy = make_toy_expression()
+    previous = _alarm(60)
+    try:
+        with pytest.raises(GengenError, match="the grid has 10,000,000,000 points; give --trials"):
+            run_sweep("vae", ExpressionData(toy), tmp_path / "refused", space=space, quiet=True)
+        assert not (tmp_path / "refused").exists()
+        res = run_sweep("vae", ExpressionData(toy), tmp_path / "g", space=space, trials=3, quiet=True)
+    finally:
+        _disarm(previous)
+    s = build_space("vae", space, get_pipeline("vae").params)
+    assert s.grid_size() == 10**10
+    assert s.point(0) == {"lr": 0.001, "kappa": 0.0, "beta": 0.01, "latent": 2, "batch_size": 16}
+    assert s.point(10**10 - 1) == {"lr": 0.1, "kappa": 0.99, "beta": 1.0, "latent": 101, "batch_size": 115}
+    assert s.point(101) == {"lr": 0.001, "kappa": 0.0, "beta": 0.01, "latent": 3, "batch_size": 17}
+    assert (res.table["state"] == "complete").all() and len(res.table) == 3
+    points = res.table[list(s.dimensions)].apply(tuple, axis=1)
+    assert points.nunique() == 3
+
+
+def test_grid_subsets_of_huge_grids_are_drawn_one_index_at_a_time():
+    """The seeded permutation behind subsets of grids over a million points: a bijection of range(n),
+    spread over the whole grid, the same for the same seed."""
+    from gengen.sweep.study import _grid_plan, _permuted
+
+    for n in (1, 2, 7, 1000, 1025):
+        assert sorted(_permuted(i, n, 5) for i in range(n)) == list(range(n))
+    drawn = [_permuted(i, 10**10, 0) for i in range(2000)]
+    assert len(set(drawn)) == 2000 and max(drawn) < 10**10 and max(drawn) > 10**9 and min(drawn) < 10**9
+    assert list(_grid_plan(10**10, 5, 0)) == drawn[:5] != list(_grid_plan(10**10, 5, 1))
+    assert list(_grid_plan(12, 20, 0)) == list(range(12))  # a plan covering the grid runs it in order
+    small = list(_grid_plan(12, 5, 0))
+    assert small == sorted(small) and len(set(small)) == 5  # small grids: a sorted subset (as before)
+
+
+def test_latent_table_keeps_a_pruned_size_and_says_why(tmp_path, capsys):
+    """sweep --space latent dropped a size whose only trial was pruned from latent_vs_pca.tsv: every
+    size is a row, the pruned one with empty numbers and a status, and the log says so."""
+    import optuna
+
+    from gengen.sweep import ExpressionData, run_sweep
+
+    class PrunesSizeFour(optuna.pruners.BasePruner):
+        def prune(self, study, trial):
+            return trial.params.get("latent") == 4 and (trial.last_step or 0) >= 2
+
+    toy = make_toy_expression()
+    data = ExpressionData(toy, labels=toy.obs["group"].to_numpy(), by="group")
+    res = run_sweep("vae", data, tmp_path / "lat", space={"latent": [2, 3, 4], "epochs": 5, "batch_size": 16},
+                    pruner=PrunesSizeFour(), quiet=False)
+    table = pd.read_csv(tmp_path / "lat" / "latent_vs_pca.tsv", sep="\t")
+    assert table["latent_size"].tolist() == [2, 3, 4]
+    assert table["status"].tolist() == ["complete", "complete", "pruned at epoch 2"]
+    four = table.set_index("latent_size").loc[4]
+    assert four["trials"] == 1 and np.isnan(four["vae_knn_accuracy"]) and np.isnan(four["pca_knn_accuracy"])
+    assert table.loc[:1, "vae_knn_accuracy"].between(0, 1).all()
+    err = capsys.readouterr().err
+    assert "note: latent size 4 has no complete trial (pruned at epoch 2)" in err
+    assert any("latent size 4" in n for n in res.notes)
+
+
+def test_postgres_stopped_mid_sweep_is_one_line_and_the_next_run_redoes_the_trial(tmp_path, toy_h5ad, postgres):
+    """The server stops (pg_ctl stop -m immediate) while a trial trains: the worker ends with one
+    line saying the server went away and how to resume, no traceback; the same command once the
+    server is back fails the interrupted trial, runs its copy and finishes the study exactly."""
+    url = postgres.url()
+    spec = _space_file(tmp_path, {"lr": [0.003, 0.002], "epochs": 150, "batch_size": 16})
+    args = ["vae", str(toy_h5ad), "-o", str(tmp_path / "sw"), "--space", str(spec), "--pruner", "none",
+            "--storage", url, "--study", "gone", "--heartbeat", "1"]
+    first = _worker(args, tmp_path / "first.log")
+    running = _running_trial(url, "gone", first, tmp_path / "first.log")
+    halted = True
+    postgres.halt()
+    try:
+        first.join(60)
+        text = (tmp_path / "first.log").read_text()
+        assert first.exitcode == 2, text
+        assert "Traceback" not in text
+        last = text.strip().splitlines()[-1]
+        assert last.startswith("gengen: error: the database server at 127.0.0.1:"), text
+        assert "went away" in last and f"during trial {running.number}" in last
+        assert "run the same command again to resume" in last
+        postgres.restart()
+        halted = False
+    finally:
+        if halted:
+            postgres.restart()
+    second = _worker(args, tmp_path / "second.log")
+    _wait([second], [tmp_path / "second.log"], timeout=150)
+    trials = _trials(url, "gone")
+    _assert_exact(trials, 2)
+    failed = [t for t in trials if t.state.name == "FAIL"]
+    assert [t.number for t in failed] == [running.number]
+    retry = [t for t in trials if t.user_attrs.get("retry_of") == running.number]
+    assert len(retry) == 1 and retry[0].state.name == "COMPLETE" and retry[0].params == running.params
+
+
+def test_a_sweep_refused_while_setting_up_its_study_leaves_nothing(tmp_path, monkeypatch):
+    """Check first, create last -- and a refusal at the very last step (here: the study cannot be
+    created) removes the study file and every folder this run made; nothing like <db>.lock remains."""
+    from gengen.sweep import ExpressionData, run_sweep
+    from gengen.sweep import study as sweep_study
+
+    def refuse(*args, **kwargs):
+        raise GengenError("refused at the last step")
+
+    monkeypatch.setattr(sweep_study, "_create_or_load", refuse)
+    toy = make_toy_expression()
+    for kw in ({}, {"storage": f"sqlite:///{tmp_path / 'db' / 'deep' / 's.db'}", "study": "s"}):
+        with pytest.raises(GengenError, match="refused at the last step"):
+            run_sweep("vae", ExpressionData(toy), tmp_path / "new" / "sw", space={"latent": [2, 3], "epochs": 1},
+                      quiet=True, **kw)
+        assert sorted(p.name for p in tmp_path.iterdir()) == [], list(tmp_path.rglob("*"))

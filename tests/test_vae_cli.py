@@ -73,13 +73,105 @@ def test_encode_with_model_to_h5ad_and_csv(workdir):
     assert list(t.columns) == ["vae_1", "vae_2", "vae_3"]
 
 
-def test_encode_without_model_trains_and_saves(workdir):
-    out = workdir / "fresh.h5ad"
-    r = run("vae-encode", workdir / "expr.h5ad", "-o", out, *TRAIN)
+def test_encode_without_model_trains_into_the_store_as_the_default(workdir, tmp_path):
+    """Issue 18, item 10: one rule for every pipeline. A model vae-encode trains without an explicit
+    model path goes into the store and becomes the default VAE model (it used to land in
+    OUTPUT.model/ beside the output, so `gengen models` showed no VAE and the docs' `vae-features
+    --data ... --by` line failed with "no default VAE model yet")."""
+    out = tmp_path / "fresh.h5ad"
+    r = run("vae-encode", workdir / "expr.h5ad", "-o", out, *TRAIN[:-1])
     assert r.exit_code == 0, r.output
-    assert (workdir / "fresh.model" / "model.safetensors").is_file()
+    home = tmp_path / "gengen_home" / "models"
+    assert (home / "expr-vae" / "model.safetensors").is_file() and not (tmp_path / "fresh.model").exists()
+    assert "saved in the model store as 'expr-vae'; it is now the default VAE model" in r.stderr
+    assert r.stdout.splitlines() == [str(out), str(home / "expr-vae")]
     a = ad.read_h5ad(out)
-    assert a.uns["gengen"]["trained_on_input"] and a.uns["gengen"]["model_path"].endswith("fresh.model")
+    assert a.uns["gengen"]["trained_on_input"] and a.uns["gengen"]["model_path"] == str(home / "expr-vae")
+    assert a.uns["gengen"]["input_file"] == str(workdir / "expr.h5ad")
+    listed = run("models", "list", "--pipeline", "vae")
+    assert listed.exit_code == 0 and "expr-vae  vae*" in listed.stdout, listed.stdout
+    r = run("vae-features", "-o", tmp_path / "feat", "--data", workdir / "expr.h5ad", "--by", "group")  # docs/vae.md
+    assert r.exit_code == 0 and "model: expr-vae (the default VAE model" in r.stderr, r.output
+    r = run("vae-encode", workdir / "expr.h5ad", "-o", tmp_path / "kept.h5ad", "--save-model", tmp_path / "kept", *TRAIN)
+    assert r.exit_code == 0, r.output
+    assert (tmp_path / "kept" / "model.safetensors").is_file() and sorted(p.name for p in home.iterdir() if not p.name.startswith(".")) == ["expr-vae"]
+    assert_clean_error(run("vae-encode", workdir / "expr.h5ad", "-m", workdir / "model", "--save-model", tmp_path / "x"),
+                       "nothing is trained")
+
+
+def test_encode_h5ad_has_what_scanpy_users_look_for(workdir, tmp_path):
+    """Issue 18, item 15: var['vae_used'], varm['vae_loadings'] (genes x k, NaN for genes the model does
+    not read), layers['vae_reconstructed'] on request, input file and model path in uns['gengen']."""
+    from gengen.vae import VAEModel
+
+    a = ad.read_h5ad(workdir / "expr.h5ad")
+    a = ad.concat([a, ad.AnnData(np.ones((a.n_obs, 1), np.float32), obs=a.obs[[]], var=pd.DataFrame(index=["EXTRA"]))],
+                  axis=1, merge="first")
+    a.obs["group"] = ad.read_h5ad(workdir / "expr.h5ad").obs["group"]
+    a.write_h5ad(tmp_path / "plus.h5ad")
+    r = run("vae-encode", tmp_path / "plus.h5ad", "-m", workdir / "model", "-o", tmp_path / "e.h5ad", "--reconstruct", "-q")
+    assert r.exit_code == 0, r.output
+    e = ad.read_h5ad(tmp_path / "e.h5ad")
+    m = VAEModel.load(workdir / "model", device="cpu")
+    assert e.var["vae_used"].tolist() == [True] * 60 + [False]
+    loadings = e.varm["vae_loadings"]
+    assert loadings.shape == (61, 3) and np.isnan(loadings[60]).all()
+    np.testing.assert_allclose(loadings[:60], m.decoder_weights().to_numpy().T, rtol=1e-6)
+    rec = e.layers["vae_reconstructed"]
+    np.testing.assert_allclose(rec[:, :60], m.decode(e.obsm["X_vae"]), rtol=1e-5, atol=1e-5)
+    assert np.isnan(rec[:, 60]).all()
+    assert abs(np.nanmean(rec) - e.X[:, :60].mean()) < 0.5  # in the input's units (toy data centred at 6)
+    assert e.uns["gengen"]["model_path"] == str(workdir / "model")
+    assert e.uns["gengen"]["input_file"] == str(tmp_path / "plus.h5ad")
+    assert_clean_error(run("vae-encode", tmp_path / "plus.h5ad", "-m", workdir / "model", "-o", tmp_path / "e.csv",
+                           "--reconstruct"), "--reconstruct adds a layer to an h5ad output")
+
+
+def test_encode_labels_joined_into_obs_and_by_reported(workdir, tmp_path):
+    """Issue 18, item 14: a TSV input gave an h5ad with nothing to colour by; --labels joins a clinical
+    table into obs, --by reports how well the embedding separates that label."""
+    a = ad.read_h5ad(workdir / "expr.h5ad")
+    a.to_df().to_csv(tmp_path / "x.tsv", sep="\t")
+    clinical = a.obs[["group"]].assign(stage=["I", "II"] * 60).iloc[::-1]
+    clinical.to_csv(tmp_path / "clinical.tsv", sep="\t")
+    r = run("vae-encode", tmp_path / "x.tsv", "-m", workdir / "model", "-o", tmp_path / "e.h5ad",
+            "--labels", tmp_path / "clinical.tsv", "--by", "group")
+    assert r.exit_code == 0, r.output
+    e = ad.read_h5ad(tmp_path / "e.h5ad")
+    assert e.obs["group"].tolist() == a.obs["group"].tolist() and e.obs["stage"].tolist() == ["I", "II"] * 60
+    line = next(ln for ln in r.stderr.splitlines() if ln.startswith("group: kNN accuracy"))
+    assert float(line.split("embedding ")[1].split()[0]) > 0.8, line  # three well separated groups
+    assert_clean_error(run("vae-encode", tmp_path / "x.tsv", "-m", workdir / "model", "-o", tmp_path / "f.h5ad",
+                           "--labels", tmp_path / "clinical.tsv", "--by", "grade"), "no column 'grade'")
+    assert_clean_error(run("vae-encode", tmp_path / "x.tsv", "-m", workdir / "model", "-o", tmp_path / "f.csv",
+                           "--labels", tmp_path / "clinical.tsv"), "--labels joins annotations into an h5ad")
+    assert not (tmp_path / "f.h5ad").exists() and not (tmp_path / "f.csv").exists()
+
+
+def test_feature_panels_name_each_class_in_full_or_distinctly(workdir, tmp_path, monkeypatch):
+    """Issue 18, item 14: the tick label cut every class to 14 characters ('steroid-phenot' for every
+    steroid-phenotype-* class); the class is now the panel title, wrapped, and never twice the same."""
+    from gengen.vae import features
+
+    names = ["steroid-phenotype-high", "steroid-phenotype-low", "steroid-phenotype-intermediate-and-more-x",
+             "steroid-phenotype-intermediate-and-more-y"]
+    titles = features.panel_titles(names)
+    assert titles[:2] == names[:2] and len(set(titles)) == 4
+    assert all(len(t.splitlines()) <= 2 and max(map(len, t.splitlines())) <= 24 for t in titles), titles
+    assert titles[2].endswith("more-x") and titles[3].endswith("more-y")
+    seen = {}
+
+    def capture(fig, path):
+        seen["titles"] = [ax.get_title() for ax in fig.axes if ax.get_title()]
+        return path
+
+    monkeypatch.setattr("gengen.plots.save_figure", capture)
+    labels = np.repeat(names, 30)
+    z = np.random.default_rng(0).standard_normal((120, 3))
+    table = features.separating_features(z, labels)
+    features.plot_separating_features(z, labels, table, tmp_path / "p.png", "phenotype")
+    assert [t.split("\nvae_")[0] for t in seen["titles"]] == features.panel_titles(table["class"])
+    assert len(set(seen["titles"])) == 4
 
 
 def test_decode_and_sample(workdir):
@@ -103,6 +195,28 @@ def test_features_and_separation(workdir):
     sep = pd.read_csv(workdir / "feat" / "separating_group.tsv", sep="\t")
     assert set(sep["class"]) == {"a", "b", "c"} and sep["auroc"].between(0.5, 1).all()
     assert (workdir / "feat" / "separating_group.png").is_file()
+
+
+def test_features_folder_reused_holds_only_the_new_runs_files(workdir, tmp_path):
+    """Issue 18 item 14: `vae-features -o feat` run again (another model, no --by) kept the first run's
+    separating_group.* beside the new top_genes.tsv. Only files gengen listed go; the user's stay."""
+    feat = tmp_path / "feat"
+    r = run("vae-features", "-m", workdir / "model", "-o", feat, "--data", workdir / "expr.h5ad", "--by", "group", "-q")
+    assert r.exit_code == 0, r.output
+    assert (feat / "separating_group.png").is_file()
+    (feat / "notes.txt").write_text("mine\n")
+    keep = tmp_path / "keep.txt"
+    keep.write_text("keep\n")
+    r = run("vae-features", "-m", workdir / "model", "-o", feat, "--top", 3, "-q")
+    assert r.exit_code == 0, r.output
+    assert sorted(p.name for p in feat.iterdir()) == [".gengen-outputs.json", "notes.txt", "top_genes.tsv"]
+    assert len(pd.read_csv(feat / "top_genes.tsv", sep="\t")) == 3 * 2 * 3
+    # a link planted at a name the list holds is not followed nor removed: only regular files are tidied
+    (feat / ".gengen-outputs.json").write_text('["top_genes.tsv", "gone.tsv", "../keep.txt"]')
+    (feat / "gone.tsv").symlink_to(keep)
+    r = run("vae-features", "-m", workdir / "model", "-o", feat, "-q")
+    assert r.exit_code == 0, r.output
+    assert (feat / "gone.tsv").is_symlink() and keep.read_text() == "keep\n"
 
 
 def test_compare_prints_table(workdir):
@@ -131,7 +245,9 @@ def test_bad_input_one_line_exit_2_no_output(tmp_path, content, pattern):
     assert_clean_error(r, pattern)
     assert not out.exists() and not (tmp_path / "out.model").exists()
     assert src.read_text() == content  # input untouched
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.csv"]
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name != "gengen_home") == ["bad.csv"]
+    store = tmp_path / "gengen_home" / "models"
+    assert not store.exists() or not any(store.iterdir())  # the store folder claimed for the model is released
 
 
 def test_unknown_format_and_wrong_gene_set(workdir, tmp_path):
@@ -197,7 +313,8 @@ def test_encode_refuses_input_as_output_before_training(workdir, tmp_path):
     before = src.read_bytes()
     r = run("vae-encode", src, "-o", src, *TRAIN)
     assert_clean_error(r, "refusing to overwrite")
-    assert src.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == ["good.csv"]
+    assert src.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir() if p.name != "gengen_home") == ["good.csv"]
+    assert not any((tmp_path / "gengen_home" / "models").iterdir())  # the claimed store folder is released
 
 
 @pytest.mark.parametrize("args", [["vae-encode", "--latent", "abc", "x.csv"], ["vae-train", "--bogus"], ["no-such-command"]])

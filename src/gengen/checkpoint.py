@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Self
 
 from gengen.errors import GengenError, preview
-from gengen.runtime import atomic_dir, log, package_versions
+from gengen.runtime import atomic_dir, load_json, log, open_regular, package_versions, read_json
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -87,15 +87,36 @@ def save_checkpoint(
     return Path(directory)
 
 
+def read_config(directory: str | os.PathLike) -> Any:
+    """The parsed ``config.json`` of a model folder, read as a regular file (a named pipe there would
+    block forever), with one-line errors for damage of any kind, deep nesting included.
+
+    Parameters
+    ----------
+    directory : the model folder.
+
+    Returns
+    -------
+    The parsed JSON (not checked to be a gengen config). ``FileNotFoundError`` when there is none.
+    """
+    return read_json(Path(directory) / CONFIG_NAME, "model config",
+                     fix="the checkpoint is damaged: restore it from a copy or retrain it")
+
+
 def check_overwrite(directory: Path, pipeline: str) -> None:
     """Replace only an empty folder or a checkpoint of the same pipeline: never a folder of user files."""
     if not directory.is_dir() or not any(directory.iterdir()):
         return
-    cfg = directory / CONFIG_NAME
     try:
-        found = json.loads(cfg.read_text()).get("pipeline") if cfg.is_file() else None
-    except (json.JSONDecodeError, UnicodeDecodeError, AttributeError):
+        config = read_config(directory)
+        found = config.get("pipeline") if isinstance(config, dict) else None
+    except OSError:
         found = None
+    except GengenError as exc:  # there, but damaged: say how
+        raise GengenError(
+            f"{str(directory)!r} exists and its {CONFIG_NAME} is {getattr(exc, 'reason', 'unreadable')}; refusing to "
+            "replace it (choose a new -o, or remove it)."
+        ) from None
     if found is None:
         raise GengenError(
             f"{str(directory)!r} exists and is not a gengen model directory; refusing to replace it "
@@ -128,10 +149,7 @@ def load_checkpoint(path_or_name: str | os.PathLike | None, pipeline: str, *,
         kind = _pickled(raw)
         if kind:
             raise GengenError(f"{str(path)!r} is {kind}, not {'JSON' if path == cfg_path else 'safetensors'}; {_NO_PICKLE}")
-    try:
-        config = json.loads(raw_config)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise GengenError(f"{str(cfg_path)!r} is not valid JSON ({exc}); the checkpoint is corrupted, retrain it.") from None
+    config = load_json(raw_config, cfg_path, "model config", fix="the checkpoint is corrupted, retrain it")
     if not isinstance(config, dict) or "format_version" not in config:
         raise GengenError(f"{str(cfg_path)!r} has no format_version; it was not written by gengen.")
     if config["format_version"] != FORMAT_VERSION:
@@ -320,7 +338,8 @@ def _read_model_files(directory: Path, attempts: int = 20) -> tuple[bytes | None
     files removed while reading, read the new one.
     """
     if os.open not in os.supports_dir_fd:  # no *at() calls here: read by path
-        return tuple(_read_or_none(lambda n: open(directory / n, "rb"), n) for n in (CONFIG_NAME, WEIGHTS_NAME))
+        return tuple(_read_or_none(lambda n: os.fdopen(open_regular(directory / n, "model file"), "rb"), n)
+                     for n in (CONFIG_NAME, WEIGHTS_NAME))
     for attempt in range(attempts):
         try:
             dfd = os.open(directory, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
@@ -331,7 +350,8 @@ def _read_model_files(directory: Path, attempts: int = 20) -> tuple[bytes | None
             raise GengenError(f"cannot read the model folder {str(directory)!r}: {exc.strerror}.") from None
         try:
             files = tuple(
-                _read_or_none(lambda n: open(os.open(n, os.O_RDONLY, dir_fd=dfd), "rb"), n)  # noqa: B023
+                _read_or_none(lambda n: os.fdopen(open_regular(n, "model file", dir_fd=dfd, shown=directory / n),  # noqa: B023
+                                                  "rb"), n)
                 for n in (CONFIG_NAME, WEIGHTS_NAME)
             )
             if None not in files or _same_folder(dfd, directory):
@@ -382,10 +402,11 @@ def read_history(directory: str | os.PathLike, columns: tuple[str, ...] = ()) ->
 
     path = Path(directory) / HISTORY_NAME
     try:
-        history = pd.read_csv(path)
+        with os.fdopen(open_regular(path, "training history"), "rb") as fh:
+            history = pd.read_csv(fh)
     except FileNotFoundError:
         return None
-    except (OSError, ValueError) as exc:  # pandas' EmptyDataError and ParserError are ValueErrors
+    except (OSError, ValueError, GengenError) as exc:  # pandas' EmptyDataError and ParserError are ValueErrors
         reason = str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__
     else:
         missing = [c for c in columns if c not in history.columns]

@@ -174,42 +174,21 @@ class PredictorRecipe:
 @dataclass(frozen=True)
 class DesignSettings:
     """The defaults of :func:`gengen.dna.design.design` and ``dna-design``: the paper's Adam step 0.1
-    and gradient noise 1e-5 on z (joint design), no prior on ``||z||^2``, 500 steps (designs of
-    tens of bases converge in a few hundred), and unit-scale random start logits."""
+    and gradient noise 1e-5 on z (joint design), no prior on ``||z||^2``, unit-scale random start
+    logits, and up to 500 steps that stop on a plateau (designs of tens of bases converge in a few
+    hundred steps, and most stop improving after ~100).
 
-    steps: int = 500
+    **Plateau.** Without ``steps``, the optimisation stops when the batch's mean one-hot objective
+    (the standardised weighted sum ``J`` a design maximises, checked every ``max_steps // 100``
+    steps) has not risen above its best so far by more than ``plateau_tolerance`` x max(1, |best|)
+    for ``plateau_steps`` steps, or after ``max_steps``. The designs are exactly those of
+    ``steps=<the step it stopped at>``. ``steps=N`` runs exactly N steps."""
+
+    steps: int | None = None
+    max_steps: int = 500
+    plateau_steps: int = 50
+    plateau_tolerance: float = 1e-3
     learning_rate: float = 0.1
     grad_noise: float = 1e-5
     prior_weight: float = 0.0
     init_scale: float = 1.0
-
-
-@dataclass(frozen=True)
-class ObjectiveChoice:
-    """What a design or a generation run scores toward, as a user names it: ``objective`` specs
-    (``dna-design --objective``), or the one-objective ``motif`` / ``predictor`` shorthand, with how motif
-    files are read. :meth:`inputs` lists what it reads (to protect those files from being overwritten)
-    before :meth:`load` reads them."""
-
-    objective: list[str] | None = None
-    motif: str | None = None
-    motif_format: str | None = None
-    motif_name: str | None = None
-    pseudocount: float = 1.0
-    predictor: str | None = None
-
-    def inputs(self) -> list:
-        """The files and models they read (every ``--objective`` parsed now, before any is read)."""
-        from gengen.dna.objectives import objective_inputs
-
-        return [self.motif, self.predictor, *objective_inputs(self.objective)]
-
-    def load(self, target: str, device: str, quiet: bool, needed: bool = True):
-        """(objectives, the motif annotating predictor-only designs); nothing when not ``needed`` and none given."""
-        from gengen.dna.objectives import load_objectives
-
-        if not needed and not (self.objective or self.motif or self.predictor):
-            return [], None
-        return load_objectives(self.objective, motif=self.motif, predictor=self.predictor, target=target,
-                               motif_format=self.motif_format, motif_name=self.motif_name, pseudocount=self.pseudocount,
-                               device=device, quiet=quiet)

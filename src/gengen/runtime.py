@@ -77,7 +77,9 @@ def set_threads(n: int | None = None) -> None:
 
     Small models on a busy machine run faster on one thread (no OpenMP spin contention).
     """
+    source = "--threads"
     if n is None and os.environ.get("GENGEN_THREADS"):
+        source = "GENGEN_THREADS"
         try:
             n = int(os.environ["GENGEN_THREADS"])
         except ValueError:
@@ -85,13 +87,27 @@ def set_threads(n: int | None = None) -> None:
     if n is None:
         return
     if n < 1:
-        raise GengenError(f"--threads must be positive, got {n}.")
+        raise GengenError(f"{source} must be positive, got {n}.")
+    cores = usable_cores()
+    if n > cores:  # more threads than cores only adds contention (and 100000 would exhaust the process table)
+        log(f"note: {source} {n} is more than the {cores} CPU core{'s' if cores != 1 else ''} this process may use; "
+            f"using {cores}.")
+        n = cores
     import torch
 
     global _USER_CHOSE_THREADS
     _USER_CHOSE_THREADS = True
     torch.set_num_threads(n)
     _limit_blas_threads(n)
+
+
+def usable_cores() -> int:
+    """CPU cores this process may run on (its affinity mask where the system has one, e.g. under
+    ``taskset`` or a batch scheduler's cgroup), at least 1."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
 
 
 def _limit_blas_threads(n: int) -> None:
@@ -146,6 +162,10 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+ESTIMATE_AFTER_S = 5.0  # Progress projects the run's length once this much has passed (or at the first update after)
+LONG_RUN_S = 60.0  # ... and says so when it projects more than this
+
+
 class Progress:
     """A rich progress bar on stderr; off when quiet or ``GENGEN_NO_PROGRESS`` is set.
 
@@ -153,23 +173,38 @@ class Progress:
     at most every ``GENGEN_PROGRESS_INTERVAL`` seconds (default 60) instead, so long runs still show
     that they are alive and how far they are; short runs print nothing.
     ``update(advance=1, **fields)`` shows extra fields (losses) next to the bar.
+
+    **Expected time.** Every command with a progress bar of known total says how long it will take
+    when that is more than a minute: at the first update :data:`ESTIMATE_AFTER_S` seconds in, the
+    time so far is projected to the total, and when the projection exceeds :data:`LONG_RUN_S` one line
+    says so (``train VAE: this will take about 12 min (40/1000 in 29 s) ...``). Only ``quiet``
+    silences it (``GENGEN_NO_PROGRESS`` hides bars, not this line). ``time_limit`` (seconds from the
+    start) caps the projection and the time left shown, as a run that stops at its limit will;
+    ``note`` is added to the line (e.g. that the run may stop earlier); ``clock`` replaces
+    ``time.perf_counter`` (tests).
     """
 
-    def __init__(self, total: int | None, description: str, quiet: bool = False):
+    def __init__(self, total: int | None, description: str, quiet: bool = False, *,
+                 time_limit: float | None = None, note: str = "", clock: Callable[[], float] | None = None):
         self._bar = None
         self._task = None
         self._plain = False
+        self._quiet = quiet
+        self._clock = clock or time.perf_counter
+        self._total, self._description, self._done = total, description, 0
+        self._time_limit, self._note = time_limit, note
+        self.expected_seconds: float | None = None  # the projection, once made
+        self._start = self._last = self._clock()
         on = not quiet and not os.environ.get("GENGEN_NO_PROGRESS")
-        enabled = on and sys.stderr.isatty()
-        if on and not enabled:
+        tty = sys.stderr.isatty()
+        enabled = on and tty and not Progress._live  # rich shows one bar at a time: a nested one stays silent
+        if on and not tty:
             self._plain = True
-            self._total, self._description, self._done = total, description, 0
             raw = os.environ.get("GENGEN_PROGRESS_INTERVAL", "60")
             try:
                 self._interval = float(raw)
             except ValueError:
                 raise GengenError(f"GENGEN_PROGRESS_INTERVAL must be a number of seconds, got {raw!r}.") from None
-            self._start = self._last = time.perf_counter()
         if enabled:
             from rich.console import Console
             from rich.progress import (
@@ -177,7 +212,6 @@ class Progress:
                 MofNCompleteColumn,
                 TextColumn,
                 TimeElapsedColumn,
-                TimeRemainingColumn,
             )
             from rich.progress import Progress as RichProgress
 
@@ -186,42 +220,75 @@ class Progress:
                 BarColumn(),
                 MofNCompleteColumn(),
                 TimeElapsedColumn(),
-                TimeRemainingColumn(),
+                TextColumn("[cyan]{task.fields[left]}"),  # ours: capped by the time limit
                 TextColumn("{task.fields[info]}"),
                 console=Console(stderr=True),
                 transient=False,
             )
-            self._task = self._bar.add_task(description, total=total, info="")
+            self._task = self._bar.add_task(description, total=total, info="", left="")
+
+    _live = 0  # rich bars running now
 
     def __enter__(self) -> Progress:
         if self._bar is not None:
             self._bar.start()
+            Progress._live += 1
         return self
 
     def update(self, advance: int = 1, **fields: Any) -> None:
         stop_if_terminated()  # every long loop reports here: a swallowed SIGTERM still stops it
+        self._done += advance
+        now = self._clock()
+        elapsed = now - self._start
+        if self.expected_seconds is None and self._total and self._done > 0 and (
+                elapsed >= ESTIMATE_AFTER_S or self._done >= self._total):
+            self._announce(elapsed)
         if self._plain:
-            self._plain_update(advance, fields)
+            self._plain_update(now, elapsed, fields)
         if self._bar is None:
             return
         info = "  ".join(f"{k}={_fmt(v)}" for k, v in fields.items())
-        self._bar.update(self._task, advance=advance, info=info)
+        left = self.seconds_left(elapsed)
+        self._bar.update(self._task, advance=advance, info=info, left="" if left is None else f"~{_clock(left)} left")
 
     def __exit__(self, *exc) -> None:
         if self._bar is not None:
             self._bar.stop()
+            Progress._live -= 1
 
-    def _plain_update(self, advance: int, fields: dict) -> None:
-        self._done += advance
-        now = time.perf_counter()
+    def seconds_left(self, elapsed: float) -> float | None:
+        """Projected seconds left at ``elapsed`` seconds in: the remaining steps at the rate so far,
+        no more than the time limit leaves; None before anything is done or without a total."""
+        if not self._total or not self._done:
+            return None
+        left = max(0.0, elapsed * (self._total - self._done) / self._done)
+        if self._time_limit is not None:
+            left = min(left, max(0.0, self._time_limit - elapsed))
+        return left
+
+    def _announce(self, elapsed: float) -> None:
+        full = elapsed * self._total / self._done
+        expected = full if self._time_limit is None else min(full, self._time_limit)
+        self.expected_seconds = expected
+        if expected <= LONG_RUN_S or self._quiet:
+            return
+        how = f"{self._done}/{self._total} in {elapsed:.0f} s"
+        if expected < full:
+            how += f"; stopped by the time limit, the full {self._total} would take about {_duration(full)}"
+        line = f"{self._description}: this will take about {_duration(expected)} ({how})"
+        line += f"; {self._note}" if self._note else ""
+        if self._bar is not None:
+            self._bar.console.print(line, markup=False, highlight=False)
+        else:
+            print(line, file=sys.stderr, flush=True)
+
+    def _plain_update(self, now: float, elapsed: float, fields: dict) -> None:
         if now - self._last < self._interval:
             return
         self._last = now
-        elapsed = now - self._start
         done = f"{self._done}/{self._total}" if self._total else str(self._done)
-        eta = ""
-        if self._total and self._done:
-            eta = f", ~{_clock(elapsed * (self._total - self._done) / self._done)} left"
+        left = self.seconds_left(elapsed)
+        eta = "" if left is None else f", ~{_clock(left)} left"
         info = "  ".join(f"{k}={_fmt(v)}" for k, v in fields.items())
         print(f"{self._description}: {done} ({_clock(elapsed)} elapsed{eta})  {info}".rstrip(), file=sys.stderr)
 
@@ -232,8 +299,284 @@ def _clock(seconds: float) -> str:
     return f"{h}h{m:02d}m" if h else f"{m}m{s:02d}s"
 
 
+def _duration(seconds: float) -> str:
+    """``7 min``, ``1.6 h``: a projection, rounded as one."""
+    minutes = seconds / 60
+    return f"{max(1, round(minutes))} min" if minutes < 90 else f"{minutes / 60:.1f} h"
+
+
 def _fmt(value: Any) -> str:
     return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+# ------------------------------------------------------------------------------------------------
+# Files gengen did not make. A lab machine's shared folders hold what others put there: a link planted
+# at a name gengen writes, a named pipe where a model file belongs, a link in a model folder to a key
+# file. So gengen reads regular files only (a pipe or device would block forever or never end), opens
+# the files it finds inside folders without following a last link (O_NOFOLLOW), creates its own files
+# with O_EXCL (never through a link, never truncating a file it did not make), and parses JSON with
+# one-line errors for any damage, nesting included (Python's parser recurses).
+
+_O_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+_O_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
+_O_NONBLOCK = getattr(os, "O_NONBLOCK", 0)
+JSON_MAX_DEPTH = 64  # gengen's own JSON files nest fewer than 10 levels
+
+
+def file_kind(mode: int) -> str:
+    """What a ``stat`` mode is, for messages: 'a regular file', 'a named pipe (FIFO)', 'a folder', ...
+
+    Parameters
+    ----------
+    mode : ``st_mode`` of an ``os.stat`` / ``os.lstat`` result.
+
+    Returns
+    -------
+    The kind, with its article.
+    """
+    import stat
+
+    for test, kind in ((stat.S_ISREG, "a regular file"), (stat.S_ISDIR, "a folder"), (stat.S_ISLNK, "a symbolic link"),
+                       (stat.S_ISFIFO, "a named pipe (FIFO)"), (stat.S_ISCHR, "a character device"),
+                       (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket")):
+        if test(mode):
+            return kind
+    return "a special file"
+
+
+def _is_link_refusal(exc: OSError, path, dir_fd) -> bool:
+    """Whether an ``O_NOFOLLOW`` open failed because the last component is a symbolic link (ELOOP on
+    Linux and macOS, EMLINK on FreeBSD)."""
+    if exc.errno not in (errno.ELOOP, errno.EMLINK):
+        return False
+    try:
+        return os.path.islink(path) if dir_fd is None else stat_is_link(os.lstat(path, dir_fd=dir_fd))
+    except OSError:
+        return False
+
+
+def stat_is_link(st: os.stat_result) -> bool:
+    """Whether an ``lstat`` result is a symbolic link."""
+    import stat
+
+    return stat.S_ISLNK(st.st_mode)
+
+
+def _link_text(path, dir_fd=None) -> str:
+    try:
+        return f"a symbolic link (to {os.readlink(path, dir_fd=dir_fd)!r})"
+    except OSError:
+        return "a symbolic link"
+
+
+def open_regular(path: str | os.PathLike, what: str = "file", *, follow: bool = True, dir_fd: int | None = None,
+                 shown: str | os.PathLike | None = None) -> int:
+    """Open a file for reading only if it is a regular file; returns the descriptor (the caller closes it).
+
+    A named pipe, device, socket or folder is refused in one line without blocking: the open is
+    non-blocking (a pipe with no writer would wait forever) and its ``fstat`` decides. With
+    ``follow=False`` a symbolic link is refused too (files found inside folders: model files, store
+    entries); a path the user gave may be a link to their data.
+
+    Parameters
+    ----------
+    path : the file (relative to ``dir_fd`` when given).
+    what : how messages name it ("model file", "input file", ...).
+    follow : whether a link as the last component is followed.
+    dir_fd : a folder descriptor ``path`` is relative to.
+    shown : how messages name the file (default: ``path``).
+
+    Returns
+    -------
+    A blocking read-only descriptor of a regular file. ``FileNotFoundError`` passes through (callers
+    say what a missing file means); other failures are GengenErrors.
+    """
+    flags = os.O_RDONLY | _O_NONBLOCK | _O_CLOEXEC | (0 if follow else _O_NOFOLLOW)
+    name = os.fspath(path)
+    label = os.fspath(shown) if shown is not None else name
+    try:
+        fd = os.open(name, flags, dir_fd=dir_fd)
+    except FileNotFoundError:
+        raise
+    except OSError as exc:
+        if not follow and _is_link_refusal(exc, name, dir_fd):
+            link = _link_text(name, dir_fd)
+            raise _with_reason(GengenError(f"{what} {label!r} is {link}; gengen does not follow links it finds in "
+                                           "folders: put the file itself there."), link) from None
+        with contextlib.suppress(OSError):  # a socket cannot be opened at all (ENXIO): say what it is
+            _refuse_special(os.stat(name, dir_fd=dir_fd).st_mode, what, label)
+        raise _with_reason(GengenError(f"cannot read {what} {label!r}: {exc.strerror or exc}."),
+                           f"unreadable ({exc.strerror or exc})") from None
+    try:
+        _refuse_special(os.fstat(fd).st_mode, what, label)
+        os.set_blocking(fd, True)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def _refuse_special(mode: int, what: str, label: str) -> None:
+    import stat
+
+    if not stat.S_ISREG(mode):
+        kind = file_kind(mode)
+        raise _with_reason(GengenError(f"{what} {label!r} is {kind}, not a regular file; gengen reads only regular "
+                                       "files (copy the data into a regular file first)."), kind)
+
+
+def read_regular(path: str | os.PathLike, what: str = "file", *, follow: bool = True,
+                 dir_fd: int | None = None) -> bytes:
+    """The bytes of a regular file, opened by :func:`open_regular` (same parameters and errors).
+
+    Returns
+    -------
+    The whole content.
+    """
+    with os.fdopen(open_regular(path, what, follow=follow, dir_fd=dir_fd), "rb") as fh:
+        return fh.read()
+
+
+def load_json(raw: bytes | str, source: str | os.PathLike, what: str = "file", fix: str = "") -> Any:
+    """Parse JSON text; anything wrong with it (bad syntax or encoding, nesting deeper than
+    :data:`JSON_MAX_DEPTH`, which would exhaust the parser's recursion) is one GengenError line.
+
+    Parameters
+    ----------
+    raw : the text (bytes are decoded as UTF-8).
+    source : the file it came from, named in the message.
+    what : how the message names the file ("model config", "store index", ...).
+    fix : what the user can do, ending the message (default: fix or remove the file).
+
+    Returns
+    -------
+    The parsed value.
+    """
+    import json
+
+    try:
+        text = raw.decode("utf-8") if isinstance(raw, bytes | bytearray) else raw
+        value = json.loads(text)
+        reason = "" if _json_depth_ok(value) else f"nested deeper than {JSON_MAX_DEPTH} levels"
+    except RecursionError:
+        reason = f"nested deeper than {JSON_MAX_DEPTH} levels"
+    except UnicodeDecodeError as exc:
+        reason = f"not UTF-8 text ({exc.reason} at byte {exc.start})"
+    except ValueError as exc:
+        reason = f"not valid JSON ({str(exc).splitlines()[0][:100]})"
+    if reason:
+        raise _with_reason(GengenError(f"{what} {os.fspath(source)!r} is {reason}; {fix or 'fix or remove it'}."), reason)
+    return value
+
+
+def _with_reason(error: GengenError, reason: str) -> GengenError:
+    """``error`` carrying what the file is (``error.reason``: 'a named pipe (FIFO)', 'not valid JSON (...)'),
+    for callers that word their own message around it."""
+    error.reason = reason
+    return error
+
+
+def _json_depth_ok(value: Any, limit: int = JSON_MAX_DEPTH) -> bool:
+    """Whether parsed JSON nests at most ``limit`` levels (checked without recursion: code that walks
+    it later, e.g. ``json.dumps``, recurses and would fail on what the parser barely accepted)."""
+    stack = [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        children = node.values() if isinstance(node, dict) else node if isinstance(node, list) else ()
+        for child in children:
+            if isinstance(child, dict | list):
+                if depth + 1 > limit:
+                    return False
+                stack.append((child, depth + 1))
+    return True
+
+
+def read_json(path: str | os.PathLike, what: str = "file", *, follow: bool = True, fix: str = "",
+              dir_fd: int | None = None) -> Any:
+    """:func:`load_json` of a regular file read by :func:`read_regular` (``FileNotFoundError`` passes
+    through; every other problem is one GengenError line).
+
+    Parameters
+    ----------
+    path : the JSON file.
+    what : how messages name it.
+    follow : whether a link as the last component is followed (see :func:`open_regular`).
+    fix : what the user can do, for the message.
+    dir_fd : a folder descriptor ``path`` is relative to.
+
+    Returns
+    -------
+    The parsed value.
+    """
+    return load_json(read_regular(path, what, follow=follow, dir_fd=dir_fd), path, what, fix)
+
+
+def copy_regular_tree(source: str | os.PathLike, destination: str | os.PathLike, what: str = "folder") -> None:
+    """Copy a folder of regular files (and subfolders) into the new folder ``destination``.
+
+    Unlike ``shutil.copytree``, which copies whatever links point at (a ``notes.txt -> ~/.ssh/id_rsa``
+    would land in a shared store, a link to ``/dev/zero`` would fill the disk) and stops with a
+    traceback on a named pipe, everything is checked before anything is copied: a link is copied as
+    the file it points to only when that is a regular file inside ``source``; a link leaving it, a link
+    to a folder and any special file are refused, one line each. Copies get the umask's mode.
+
+    Parameters
+    ----------
+    source : the folder to copy.
+    destination : a path that does not exist yet (made here), or an empty folder this run made (the
+        temporary of :func:`atomic_dir`).
+    what : how messages name ``source`` ("model folder").
+    """
+    import stat
+
+    src = os.path.realpath(source)
+    plan: list[tuple[str, str | None]] = []  # (relative path, file to read; None for a folder)
+
+    def walk(rel: str) -> None:
+        folder = os.path.join(src, rel) if rel else src
+        with os.scandir(folder) as it:
+            entries = sorted(it, key=lambda e: e.name)
+        for entry in entries:
+            sub = os.path.join(rel, entry.name) if rel else entry.name
+            shown = os.path.join(os.fspath(source), sub)
+            mode = entry.stat(follow_symlinks=False).st_mode
+            if stat.S_ISDIR(mode):
+                plan.append((sub, None))
+                walk(sub)
+            elif stat.S_ISREG(mode):
+                plan.append((sub, entry.path))
+            elif stat.S_ISLNK(mode):
+                real = os.path.realpath(entry.path)
+                try:
+                    target_mode = os.stat(real).st_mode
+                except OSError:
+                    target_mode = None
+                if not _inside(real, src):
+                    raise GengenError(f"{shown!r} in the {what} is a link to {os.readlink(entry.path)!r}, outside it; "
+                                      "gengen copies no file from outside the folder: copy the file in or remove the link.")
+                if target_mode is None or not stat.S_ISREG(target_mode):
+                    kind = "nothing (a broken link)" if target_mode is None else file_kind(target_mode)
+                    raise GengenError(f"{shown!r} in the {what} is a link to {kind}; replace it by a regular file "
+                                      "or remove it.")
+                plan.append((sub, real))
+            else:
+                raise GengenError(f"{shown!r} in the {what} is {file_kind(mode)}, not a regular file; remove it from "
+                                  "the folder.")
+
+    walk("")
+    dest = os.fspath(destination)
+    if not (os.path.isdir(dest) and not os.path.islink(dest) and not os.listdir(dest)):
+        os.mkdir(dest, 0o777)
+    for rel, origin in plan:
+        out = os.path.join(dest, rel)
+        if origin is None:
+            os.mkdir(out, 0o777)
+            continue
+        with os.fdopen(open_regular(origin, what=f"file of the {what}", follow=False), "rb") as fin, \
+                os.fdopen(os.open(out, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _O_NOFOLLOW | _O_CLOEXEC, 0o666), "wb") as fout:
+            import shutil
+
+            shutil.copyfileobj(fin, fout, 1 << 20)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -313,7 +656,7 @@ def new_temp(target: str | os.PathLike, directory: bool = False) -> Path:
             if directory:
                 os.mkdir(tmp, 0o777)  # the umask applies, as for any new folder
             else:
-                os.close(os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))
+                os.close(os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY | _O_NOFOLLOW | _O_CLOEXEC, 0o666))
         except FileExistsError:
             continue
         except OSError as exc:
@@ -382,6 +725,11 @@ def clean_stale_temps(directory: str | os.PathLike) -> list[Path]:
         match = _TEMP_RE.match(entry.name)
         if match is None or _key(path) in _OWN_TEMPS:
             continue
+        try:  # a link or special file under a temporary's name is not a gengen leftover: not ours to touch
+            if not (entry.is_file(follow_symlinks=False) or entry.is_dir(follow_symlinks=False)):
+                continue
+        except OSError:
+            continue
         pid = int(match["pid"])
         if match["host"] == host:
             stale = pid == me or not _pid_alive(pid)  # our own live temps are in _OWN_TEMPS
@@ -406,17 +754,62 @@ def _lock_file(target: Path) -> str:
     return _key(target.parent / f".{target.name[:200]}{LOCK_SUFFIX}")
 
 
+def _open_found_lock(key: str) -> tuple[int | None, str]:
+    """Open a lock file that already exists, read-only, never through a link and never blocking on a
+    pipe: (descriptor, '') for a regular file, (None, '') when it is gone, (None, what it is) otherwise."""
+    try:
+        return open_regular(key, "lock file", follow=False), ""
+    except FileNotFoundError:
+        return None, ""
+    except GengenError:
+        try:
+            st = os.lstat(key)
+        except FileNotFoundError:
+            return None, ""
+        except OSError as exc:
+            return None, f"unreadable ({exc.strerror})"
+        return None, _link_text(key) if stat_is_link(st) else file_kind(st.st_mode)
+
+
+def _foreign_lock(fd: int) -> str:
+    """Why a found, unheld lock file is not one this user's gengen may remove ('' when it may)."""
+    st = os.fstat(fd)
+    if hasattr(os, "geteuid") and st.st_uid != os.geteuid():
+        return f"a file of another user (uid {st.st_uid})"
+    if st.st_nlink != 1:
+        return f"a file with {st.st_nlink} hard links"
+    return ""
+
+
+def _lock_refused(key: str, target: Path, what: str) -> GengenError:
+    import shlex
+
+    return GengenError(
+        f"cannot lock {str(target)!r}: its lock file {key!r} is {what}, not a lock gengen made; remove it "
+        f"(rm {shlex.quote(key)}) and run again."
+    )
+
+
+def _same_entry(fd: int, key: str) -> bool:
+    """Whether the name ``key`` still is the file open as ``fd`` (not a link, not a newer file)."""
+    try:
+        return os.path.samestat(os.fstat(fd), os.lstat(key))
+    except OSError:
+        return False
+
+
 def _remove_unheld_lock(path: Path) -> bool:
+    """Remove a lock file that a killed run left: a regular file of this user with one link that no
+    process holds. Anything else there is left alone (not ours to touch; taking the lock says so)."""
     key = _key(path)
     if key in _HELD_LOCKS or fcntl is None:
         return False
-    try:
-        fd = os.open(key, os.O_RDWR)
-    except OSError:
+    fd, _ = _open_found_lock(key)
+    if fd is None:
         return False
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        if os.path.samestat(os.fstat(fd), os.stat(key)):
+        if not _foreign_lock(fd) and _same_entry(fd, key):
             os.unlink(key)
             return True
     except OSError:
@@ -426,21 +819,39 @@ def _remove_unheld_lock(path: Path) -> bool:
     return False
 
 
-def _acquire_lock(target: Path) -> str:
-    """Lock ``target`` for writing (re-entrant within a process); returns the key to release."""
+def _acquire_lock(target: Path, wait: float = 0.0) -> str:
+    """Lock ``target`` for writing (re-entrant within a process); returns the key to release.
+
+    The lock file is created with ``O_EXCL | O_NOFOLLOW``, so it is never a link's target or a file
+    this run did not make; only a file created here is written (its holder's pid and host). One that
+    is there already is opened read-only: held by a live run, that run is named; left by a killed
+    run (a regular file of this user, unheld), it is removed and made anew; anything else (a link, a
+    pipe, another user's file, a hard link) is refused in one line. ``wait`` is how many seconds to
+    wait for a live holder before giving up (default: none).
+    """
     key = _lock_file(target)
     held = _HELD_LOCKS.get(key)
     if held is not None:
         held[1] += 1
         return key
+    deadline = time.monotonic() + wait
     while True:
         try:
-            fd = os.open(key, os.O_RDWR | os.O_CREAT, 0o666)
+            fd = os.open(key, os.O_RDWR | os.O_CREAT | os.O_EXCL | _O_NOFOLLOW | _O_CLOEXEC, 0o666)
+            created = True
+        except FileExistsError:
+            fd, problem = _open_found_lock(key)
+            if problem:
+                raise _lock_refused(key, target, problem) from None
+            if fd is None:  # removed meanwhile: create it
+                continue
+            created = False
         except OSError as exc:
             raise output_error(exc, target) from None
         if fcntl is None:  # no advisory locks on this platform
             os.close(fd)
-            os.unlink(key)
+            if created:
+                os.unlink(key)
             _HELD_LOCKS[key] = [None, 1]
             return key
         try:
@@ -448,6 +859,9 @@ def _acquire_lock(target: Path) -> str:
         except BlockingIOError:
             holder = os.pread(fd, 200, 0).decode(errors="replace").split()
             os.close(fd)
+            if created or time.monotonic() < deadline:  # (created: another run found it first and removes it)
+                time.sleep(0.01 if created else 0.05)
+                continue
             who = f"pid {holder[0]}" + (f" on {holder[1]}" if len(holder) > 1 else "") if holder else "pid unknown"
             raise GengenError(
                 f"{str(target)!r} is being written by another gengen run ({who}); wait for it to finish, "
@@ -455,20 +869,30 @@ def _acquire_lock(target: Path) -> str:
             ) from None
         except OSError:  # a filesystem without locks (some network mounts): go on unlocked
             os.close(fd)
-            with contextlib.suppress(OSError):
-                os.unlink(key)
+            if created:
+                with contextlib.suppress(OSError):
+                    os.unlink(key)
             _HELD_LOCKS[key] = [None, 1]
             return key
-        try:
-            same = os.path.samestat(os.fstat(fd), os.stat(key))
-        except FileNotFoundError:
-            same = False
-        if not same:  # the previous holder removed the file as we opened it: lock the new one
+        if not _same_entry(fd, key):  # the previous holder removed the file as we opened it: lock the new one
             os.close(fd)
+            continue
+        if not created:  # a killed run's lock file, unheld: remove it (if ours to remove) and make our own
+            problem = _foreign_lock(fd)
+            if problem:
+                os.close(fd)
+                raise _lock_refused(key, target, problem)
+            try:  # while still holding it: a run that opened it too re-checks and retries
+                os.unlink(key)
+            except FileNotFoundError:
+                pass
+            except OSError as exc:  # a read-only folder: the output cannot be written either
+                raise output_error(exc, target) from None
+            finally:
+                os.close(fd)
             continue
         import socket
 
-        os.ftruncate(fd, 0)
         os.write(fd, f"{os.getpid()} {socket.gethostname()}\n".encode())
         _HELD_LOCKS[key] = [fd, 1]
         return key
@@ -486,7 +910,7 @@ def _release_lock(key: str) -> None:
     if fd is None:
         return
     try:  # unlink while still holding the lock: a waiter that opened this file re-checks and retries
-        if os.path.samestat(os.fstat(fd), os.stat(key)):
+        if _same_entry(fd, key):
             os.unlink(key)
     except OSError:
         pass
@@ -495,14 +919,15 @@ def _release_lock(key: str) -> None:
 
 
 @contextlib.contextmanager
-def output_lock(path: str | os.PathLike) -> Iterator[None]:
+def output_lock(path: str | os.PathLike, wait: float = 0.0) -> Iterator[None]:
     """Hold the advisory write lock of ``path`` for the block (a second writer gets a GengenError).
 
     Parameters
     ----------
     path : the output (file or folder); the lock file is ``.NAME.gengen-lock`` beside it.
+    wait : seconds to wait for another run that holds it (a short read-modify-write) before failing.
     """
-    key = _acquire_lock(Path(path))
+    key = _acquire_lock(Path(path), wait)
     try:
         yield
     finally:
@@ -634,8 +1059,9 @@ class OutputPlan:
     last declared file is written, all of them land at once (before the command reports them).
     """
 
-    def __init__(self, files, models: dict, folders, inputs):
+    def __init__(self, files, models: dict, folders, inputs, report=None):
         self.files = [Path(f) for f in files if f is not None]
+        self.report = None if report is None else Path(report)
         self.models = {Path(k): v for k, v in models.items() if k is not None}
         self.folders = [Path(f) for f in folders if f is not None]
         self.inputs = _input_paths(inputs)
@@ -750,6 +1176,8 @@ class OutputPlan:
         for _, backup in done:
             if backup is not None:
                 remove_temp(backup)
+        if self.report is not None and staged:
+            _renew_report_manifest(self.report, [target for _, target in staged])
 
     def _close(self, failed: bool) -> None:
         for tmp, _ in self._staged.values():
@@ -764,6 +1192,43 @@ class OutputPlan:
         self._created = []
         if self in _ACTIVE_PLANS:
             _ACTIVE_PLANS.remove(self)
+
+
+REPORT_MANIFEST = ".gengen-outputs.json"
+
+
+def _renew_report_manifest(folder: Path, written: list[Path]) -> None:
+    """A report folder holds one run's files: remove those the previous run listed in the folder's
+    manifest and this run did not write again (a reused ``-o`` would otherwise keep another model's
+    figures beside this one's tables), then list this run's.
+
+    Only names gengen itself listed are removed, and only when they are still regular files (never a
+    link, a folder or a file the user put there under another name); an unreadable manifest removes
+    nothing.
+    """
+    import json
+    import stat
+
+    manifest = folder / REPORT_MANIFEST
+    names = sorted({os.path.relpath(os.path.abspath(p), os.path.abspath(folder)) for p in written})
+    try:
+        previous = read_json(manifest, "output list", follow=False)
+    except (FileNotFoundError, GengenError):
+        previous = []
+    for name in previous if isinstance(previous, list) else []:
+        if not isinstance(name, str) or name in names or os.path.isabs(name) or ".." in Path(name).parts:
+            continue
+        with contextlib.suppress(OSError):
+            if stat.S_ISREG(os.lstat(folder / name).st_mode):
+                os.unlink(folder / name)
+    tmp = new_temp(manifest)
+    try:
+        Path(tmp).write_text(json.dumps(names, indent=1) + "\n")
+        os.replace(tmp, manifest)
+    except OSError:  # the report itself landed; a stale list only means less is tidied next time
+        remove_temp(tmp)
+    else:
+        _OWN_TEMPS.discard(_key(tmp))
 
 
 def _replace_keeping_backup(tmp: Path, target: Path) -> Path | None:
@@ -799,6 +1264,7 @@ def plan_outputs(
     inputs=(),
     models: dict | None = None,
     folders=(),
+    report: str | os.PathLike | None = None,
 ) -> OutputPlan:
     """Check everything a command will write before it does any work, and make the writes safe.
 
@@ -818,12 +1284,15 @@ def plan_outputs(
     inputs : paths or model names the command reads; never overwritten.
     models : model folder -> pipeline name; each save lands at once (checkpoints).
     folders : folders the command fills with files named later (e.g. the demo's).
+    report : a folder of ``outputs`` that holds one run's report (``vae-features -o DIR``): when this
+        run's files land, the files an earlier gengen run listed there and this one did not write are
+        removed, so a reused folder never mixes two runs' results (``.gengen-outputs.json`` lists them).
 
     Returns
     -------
     The checked :class:`OutputPlan` (raises GengenError on the first problem).
     """
-    plan = OutputPlan(outputs, models or {}, folders, inputs)
+    plan = OutputPlan(outputs, models or {}, folders, inputs, report)
     if _SCOPES:
         _SCOPES[-1].enter_context(plan)
     return plan
@@ -932,6 +1401,7 @@ def atomic_path(path: str | os.PathLike, protect: tuple[str | os.PathLike, ...] 
         tmp = new_temp(target, directory=False)
         with _output_errors_name(target, tmp):
             yield tmp
+            give_umask_modes(tmp)
         if plan is not None:
             plan._stage(tmp, target)
         else:
@@ -969,8 +1439,8 @@ def atomic_dir(path: str | os.PathLike, overwrite: bool = True) -> Iterator[Path
         tmp = new_temp(target, directory=True)
         with _output_errors_name(target, tmp):
             yield tmp
+            give_umask_modes(tmp)
         try:
-            os.chmod(tmp, 0o777 & ~_umask())
             _swap_dir_into_place(tmp, target)
         except OSError as exc:
             raise output_error(exc, target) from None
@@ -981,9 +1451,45 @@ def atomic_dir(path: str | os.PathLike, overwrite: bool = True) -> Iterator[Path
 
 
 def _umask() -> int:
-    mask = os.umask(0)
+    """The process's umask, read without changing it where the system says it (Linux): setting it to
+    0 for a moment would give files another thread creates meanwhile mode 0666."""
+    with contextlib.suppress(OSError, ValueError, IndexError), open("/proc/self/status") as fh:
+        for line in fh:
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    mask = os.umask(0o077)
     os.umask(mask)
     return mask
+
+
+def give_umask_modes(path: str | os.PathLike) -> None:
+    """Give a finished output (a file, or a folder and everything in it) the mode a new file gets from
+    the umask: 0666 & ~umask for files, 0777 & ~umask for folders.
+
+    Some writers choose their own (the safetensors writer makes ``model.safetensors`` 0600), and another
+    user of a shared store or lab folder would list the model and fail to load it. Links are left as
+    they are (``chmod`` would follow them).
+
+    Parameters
+    ----------
+    path : the temporary output, before it is moved into place.
+    """
+    import stat
+
+    mask = _umask()
+    pending = [os.fspath(path)]
+    while pending:
+        current = pending.pop()
+        try:
+            mode = os.lstat(current).st_mode
+            if stat.S_ISREG(mode):
+                os.chmod(current, 0o666 & ~mask)
+            elif stat.S_ISDIR(mode):
+                os.chmod(current, 0o777 & ~mask)
+                with os.scandir(current) as it:
+                    pending.extend(entry.path for entry in it)
+        except FileNotFoundError:
+            continue
 
 
 def _swap_dir_into_place(tmp: Path, target: Path) -> None:

@@ -22,7 +22,6 @@ import difflib
 import json
 import os
 import re
-import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,10 +29,10 @@ from typing import Any
 
 from gengen.checkpoint import CONFIG_NAME, WEIGHTS_NAME, model_home
 from gengen.errors import GengenError
-from gengen.runtime import new_temp, remove_temp
+from gengen.runtime import copy_regular_tree, new_temp, output_lock, read_json, remove_temp
 
 __all__ = [
-    "ModelInfo", "add_model", "check_name", "check_pipeline", "clear_default", "default_model",
+    "ModelInfo", "add_model", "check_defaults", "check_name", "check_pipeline", "clear_default", "default_model",
     "default_name", "defaults_of", "list_models", "model_info", "model_names", "name_from", "pipeline_label",
     "read_defaults", "release", "remove_model", "reserve", "resolve_model", "set_default", "store_dir", "summarise",
 ]
@@ -62,6 +61,7 @@ class ModelInfo:
     created: str
     size_bytes: int
     summary: str
+    problem: str = ""  # why its config.json cannot be read ('' for a readable model); listed, never loaded
 
     def config(self) -> dict[str, Any]:
         """The model's whole ``config.json`` (read now: listings keep only the summary)."""
@@ -169,11 +169,17 @@ def release(path: str | os.PathLike) -> None:
 
 
 def _read_config(directory: Path) -> dict | None:
-    """The folder's config.json when it is a gengen checkpoint config, else None (never the weights)."""
+    """The folder's config.json when it is a gengen checkpoint config, None when there is none or it is
+    another program's JSON (never the weights); a config.json that cannot be read (a named pipe, not
+    JSON, nested too deep) is a one-line GengenError saying so."""
+    from gengen.checkpoint import read_config
+
     try:
-        config = json.loads((directory / CONFIG_NAME).read_text())
-    except (OSError, ValueError):
+        config = read_config(directory)
+    except (FileNotFoundError, NotADirectoryError):
         return None
+    except OSError as exc:
+        raise GengenError(f"cannot read {str(directory / CONFIG_NAME)!r}: {exc.strerror or exc}.") from None
     if not isinstance(config, dict) or "format_version" not in config or not isinstance(config.get("pipeline"), str):
         return None
     return config
@@ -258,12 +264,30 @@ def _stamp(config_path: Path) -> list[int] | None:
     return [st.st_ino, st.st_size, st.st_mtime_ns]
 
 
-def _read_index(root: Path) -> dict:
+_INDEX_ROW = {"stamp": list, "pipeline": str, "created": str, "summary": str}
+
+
+def _read_index(root: Path) -> dict | None:
+    """The index's rows ({} when there is none yet); None for a damaged index (any way: not JSON, nested
+    too deep, a link, a pipe), a cache to rebuild."""
     try:
-        index = json.loads((root / INDEX_NAME).read_text())
-        return index["models"] if index.get("format_version") == 1 and isinstance(index.get("models"), dict) else {}
-    except (OSError, ValueError, AttributeError):
+        index = read_json(root / INDEX_NAME, "store index", follow=False)
+    except FileNotFoundError:
         return {}
+    except (OSError, GengenError):
+        return None
+    if not isinstance(index, dict) or index.get("format_version") != 1 or not isinstance(index.get("models"), dict):
+        return None
+    return index["models"]
+
+
+def _index_row(hit: Any, stamp: list[int]) -> dict | None:
+    """The cached row when it is complete and for this version of the config (else it is re-read)."""
+    if not isinstance(hit, dict) or hit.get("stamp") != stamp:
+        return None
+    if any(not isinstance(hit.get(key), kind) for key, kind in _INDEX_ROW.items()):
+        return None
+    return hit
 
 
 def _write_index(root: Path, models: dict) -> None:
@@ -280,13 +304,16 @@ def list_models(pipeline: str | None = None) -> list[ModelInfo]:
     Reads each folder's ``config.json`` and ``stat``s its files; the weights are never opened. What a
     config says is kept in ``models/.index.json`` keyed by the config file's inode, size and mtime, so a
     config is parsed once, not at every listing (a D-GEX-size GGAN config is ~0.4 MB of gene names).
-    Hidden folders (a save or removal in progress) and folders that are not gengen checkpoints are skipped.
+    Hidden folders (a save or removal in progress) and folders that are not gengen checkpoints are skipped;
+    a model whose config.json cannot be read is listed with pipeline ``?`` and the reason as
+    ``problem``, so one damaged model never hides the others.
     """
     wanted = check_pipeline(pipeline) if pipeline is not None else None
     root = store_dir()
     if not root.is_dir():
         return []
     cached, index, found = _read_index(root), {}, []
+    damaged, cached = cached is None, cached or {}
     with os.scandir(root) as it:
         for entry in it:
             if entry.name.startswith(".") or not entry.is_dir():
@@ -295,11 +322,15 @@ def list_models(pipeline: str | None = None) -> list[ModelInfo]:
             stamp = _stamp(path / CONFIG_NAME)
             if stamp is None:
                 continue
-            hit = cached.get(entry.name)
-            if isinstance(hit, dict) and hit.get("stamp") == stamp and isinstance(hit.get("pipeline"), str):
-                row = hit
-            else:
-                config = _read_config(path)
+            row = _index_row(cached.get(entry.name), stamp)
+            if row is None:
+                try:
+                    config = _read_config(path)
+                except GengenError as exc:
+                    if wanted is None:
+                        found.append(ModelInfo(name=entry.name, path=path, pipeline="?", created="",
+                                               size_bytes=_size(path), summary=f"unreadable: {exc}", problem=str(exc)))
+                    continue
                 if config is None:
                     continue
                 row = {"stamp": stamp, "pipeline": str(config["pipeline"]), "created": str(config.get("created", "")),
@@ -308,14 +339,14 @@ def list_models(pipeline: str | None = None) -> list[ModelInfo]:
             if wanted is None or row["pipeline"] == wanted:
                 found.append(ModelInfo(name=entry.name, path=path, pipeline=row["pipeline"], created=row["created"],
                                        size_bytes=_size(path), summary=row["summary"]))
-    if index != cached:
+    if index != cached or damaged:
         _write_index(root, index)
     return sorted(found, key=lambda m: m.name)
 
 
 def model_names(pipeline: str | None = None) -> list[str]:
-    """Names of the store's models (of ``pipeline`` when given)."""
-    return [m.name for m in list_models(pipeline)]
+    """Names of the store's readable models (of ``pipeline`` when given)."""
+    return [m.name for m in list_models(pipeline) if not m.problem]
 
 
 def _unknown(name: str, pipeline: str | None, as_path: bool = False) -> GengenError:
@@ -393,38 +424,43 @@ def resolve_model(spec: str | os.PathLike | None, pipeline: str | None = None) -
 # ---------------------------------------------------------------------------------------------- defaults
 @contextlib.contextmanager
 def _defaults_lock() -> Iterator[None]:
-    """Serialise read-modify-write of defaults.json between processes (POSIX; a no-op elsewhere)."""
+    """Serialise read-modify-write of defaults.json between processes: its write lock (never through a
+    link planted at the lock's name), waited for a while since another run holds it only briefly."""
     path = defaults_path()
-    path.parent.mkdir(parents=True, exist_ok=True)
     try:
-        import fcntl
-    except ImportError:  # pragma: no cover - Windows
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise GengenError(f"cannot write {str(path)!r}: {exc.strerror}; set GENGEN_HOME to a writable folder.") from None
+    with output_lock(path, wait=30.0):
         yield
-        return
-    with open(path.parent / ".defaults.lock", "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def read_defaults() -> dict[str, str]:
     """pipeline -> model name, as recorded (not checked against the store; see :func:`default_model`)."""
     path = defaults_path()
-    if not path.is_file():
-        return {}
+    fix = "delete it and set the defaults again (gengen models default PIPELINE NAME)"
     try:
-        data = json.loads(path.read_text())
+        data = read_json(path, "defaults file", fix=fix)
         defaults = data["defaults"]
         if not isinstance(defaults, dict):
             raise TypeError
-    except (OSError, ValueError, KeyError, TypeError):
-        raise GengenError(
-            f"{str(path)!r} is not a gengen defaults file; delete it and set the defaults again "
-            "(gengen models default PIPELINE NAME)."
-        ) from None
+    except (FileNotFoundError, NotADirectoryError):
+        return {}
+    except (OSError, KeyError, TypeError):
+        raise GengenError(f"{str(path)!r} is not a gengen defaults file; {fix}.") from None
     return {str(k): str(v) for k, v in defaults.items()}
+
+
+def check_defaults() -> dict[str, str]:
+    """The recorded defaults, read under their lock: a damaged defaults.json or a lock file gengen may
+    not take (a link planted at its name) fails now, before a training or a copy, not after it.
+
+    Returns
+    -------
+    pipeline -> model name, as :func:`read_defaults`.
+    """
+    with _defaults_lock():
+        return read_defaults()
 
 
 def _write_defaults(defaults: dict[str, str]) -> None:
@@ -522,7 +558,10 @@ def remove_model(name: str) -> tuple[Path, list[str]]:
     path = store_dir() / name
     if not path.is_dir():
         raise _unknown(name, None)
-    config = _read_config(path)
+    try:
+        config = _read_config(path)
+    except GengenError:  # a damaged config.json: a model that cannot be used any more, listed as such
+        config = {}
     if config is None and any(path.iterdir()):  # an empty folder is a training that never saved: fine
         raise GengenError(
             f"{str(path)!r} is not a gengen model (no valid {CONFIG_NAME}); refusing to remove it: "
@@ -547,7 +586,9 @@ def add_model(source: str | os.PathLike, name: str | None = None) -> ModelInfo:
     """Copy an existing model folder into the store under ``name`` (default: the folder's name).
 
     The copy is made under a hidden name and renamed into place, so a failed copy leaves nothing.
-    It becomes its pipeline's default only when that pipeline has none yet.
+    Only regular files are copied, with the umask's mode: a link leaving the folder (``notes.txt ->
+    ~/.ssh/id_rsa`` must not land in a shared store) or a special file (a pipe, ``/dev/zero``) is refused
+    before anything is copied. It becomes its pipeline's default only when that pipeline has none yet.
     """
     src = Path(source)
     config = _read_config(src) if src.is_dir() else None
@@ -568,9 +609,10 @@ def add_model(source: str | os.PathLike, name: str | None = None) -> ModelInfo:
     if src.resolve().parent == root.resolve():
         raise GengenError(f"{str(source)!r} is already in the store.")
     root.mkdir(parents=True, exist_ok=True)
+    check_defaults()
     tmp = new_temp(target, directory=True)
     try:
-        shutil.copytree(src, tmp / name)
+        copy_regular_tree(src, tmp / name, "model folder")
         try:
             os.rename(tmp / name, target)  # fails rather than replace a model added meanwhile
         except OSError:

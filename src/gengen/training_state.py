@@ -282,7 +282,7 @@ def unpack_state(raw: bytes, path: Path) -> Snapshot:
         header = json.loads(raw[8 : 8 + size])
         meta = json.loads(header["__metadata__"][_META_KEY])
         tensors = load(raw)
-    except (SafetensorError, ValueError, KeyError, TypeError, UnicodeDecodeError) as exc:
+    except (SafetensorError, ValueError, KeyError, TypeError, UnicodeDecodeError, RecursionError) as exc:
         raise GengenError(f"--resume: cannot read {str(path)!r} ({str(exc)[:120]}); the checkpoint is corrupted.") from None
     if meta.get("format") != STATE_FORMAT:
         raise GengenError(f"--resume: {str(path)!r} has training-state format {meta.get('format')!r}, not "
@@ -363,9 +363,11 @@ def read_training_section(directory: str | os.PathLike, pipeline: str) -> dict:
     if not cfg_path.is_file():
         raise GengenError(f"--resume: no checkpoint in {str(path)!r} to resume from (a run writes its first one "
                           "within a minute or a few epochs); train without --resume.")
+    from gengen.runtime import read_json
+
     try:
-        cfg = json.loads(cfg_path.read_text())
-    except (OSError, ValueError) as exc:
+        cfg = read_json(cfg_path, "--resume: the checkpoint's config", fix="the checkpoint is corrupted")
+    except OSError as exc:
         raise GengenError(f"--resume: cannot read {str(cfg_path)!r} ({str(exc)[:100]}); the checkpoint is corrupted.") from None
     found = cfg.get("pipeline") if isinstance(cfg, dict) else None
     if found != pipeline:
@@ -463,8 +465,10 @@ class TrainingCheckpoint:
 
     def _load_snapshot(self) -> None:
         path = self.directory / STATE_NAME
+        from gengen.runtime import read_regular
+
         try:
-            raw = path.read_bytes()
+            raw = read_regular(path, "--resume: the training state")
         except OSError as exc:
             raise GengenError(f"--resume: cannot read {str(path)!r}: {exc.strerror}.") from None
         expected = self.section.get("state_sha256")

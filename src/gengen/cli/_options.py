@@ -1,7 +1,7 @@
 """What gengen's commands share, declared once: option types, recipe options, output names.
 
 - Option types used by many commands (``--device``, ``--seed``, ``--threads``, ``--quiet``,
-  ``--format``, ``--genes-in-rows``, ``--model``, ``--resume`` and the checkpoint intervals), spelled
+  ``--format``, ``--genes-in-rows``, ``--layer``, ``--model``, ``--resume`` and the checkpoint intervals), spelled
   and explained the same everywhere.
 - :class:`RecipeOptions`: the options that set a trainer's recipe. Their defaults are the recipe
   dataclass's (``VAERecipe``, ``GGANRecipe``, ``GANRecipe``, ``PredictorRecipe``, ``DesignSettings``),
@@ -47,6 +47,8 @@ CheckpointEveryOpt = Annotated[int | None, typer.Option(
     help="Checkpoint after every N epochs \\[default: 10, skipped while saves would cost > 5 % of the training time].")]
 CheckpointMinutesOpt = Annotated[float | None, typer.Option(
     "--checkpoint-minutes", show_default=False, help="Checkpoint at least every M minutes of training \\[default: 1].")]
+LayerOpt = Annotated[str | None, typer.Option(
+    "--layer", help="h5ad input: read this layer (e.g. counts, log1p) instead of X; needed when the file has no X.")]
 FormatOpt = Annotated[str | None, typer.Option("--format", help="Force the input format (default: from the content, e.g. HiSeqV2.gz is a gzipped TSV): h5ad, csv, tsv, txt, parquet, gct, gctx, series-matrix, archs4.")]
 
 

@@ -46,9 +46,9 @@ def train_output(output: Path | None, data: Path, pipeline: str) -> Path:
     if output is not None:
         return output
     from gengen.runtime import on_command_exit
-    from gengen.store import read_defaults, release, reserve
+    from gengen.store import check_defaults, release, reserve
 
-    read_defaults()  # a broken defaults.json fails now, not after the training
+    check_defaults()  # a broken defaults.json (or its lock) fails now, not after the training
     path = reserve(data, pipeline)
     on_command_exit(lambda: release(path))
     return path

@@ -16,12 +16,14 @@ def demo(
     output: Annotated[Path, typer.Option("-o", "--output", help="Folder for the demo's outputs.")] = Path("gengen-demo"),
     only: Annotated[list[str] | None, typer.Option("--only", help="Run only these pipelines (vae, dna, ggan).")] = None,
     seed: opt.SeedOpt = 0,
+    threads: opt.ThreadsOpt = None,
     quiet: opt.QuietOpt = False,
 ) -> None:
     """Run every pipeline on small real data that ships with the dependencies; list what it wrote."""
     from gengen.demo import run_demo
-    from gengen.runtime import plan_outputs
+    from gengen.runtime import plan_outputs, set_threads
 
+    set_threads(threads)
     plan_outputs(folders=[output])
     lines = run_demo(output, seed=seed, quiet=quiet, only=only)
     for line in lines:

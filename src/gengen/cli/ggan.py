@@ -98,9 +98,9 @@ def _needed_genes(landmarks, targets, probe_map):
 
 
 def _reference(data, landmarks, landmarks_from, targets, probe_map, genes_in_rows, fmt, quiet, data_choice=None,
-               normalize="auto", stream=None):
-    """Read the reference (chosen samples, normalised counts; in memory, or streamed when too large)
-    and resolve landmark/target genes (probe-mapping when asked or detected).
+               normalize="auto", stream=None, layer=None):
+    """Read the reference (chosen samples, normalised counts, an h5ad layer; in memory, or streamed when
+    too large) and resolve landmark/target genes (probe-mapping when asked or detected).
 
     Returns (reference, landmarks, targets, how it was read)."""
     from gengen.ggan import prepare_reference
@@ -112,8 +112,8 @@ def _reference(data, landmarks, landmarks_from, targets, probe_map, genes_in_row
         if p is not None:
             input_path(p)
     inp = (data_choice or DataChoice()).open(data, stream=stream, normalize=normalize, fmt=fmt, genes_in_rows=genes_in_rows,
-                                             genes=_needed_genes(landmarks, targets, probe_map), copies=GGAN_COPIES,
-                                             quiet=quiet)
+                                             layer=layer, genes=_needed_genes(landmarks, targets, probe_map),
+                                             copies=GGAN_COPIES, quiet=quiet)
     adata = inp.data
     if inp.streamed:
         from gengen.ggan.streamed import streamed_reference as prepare_reference  # the same, on names alone
@@ -146,8 +146,8 @@ def ggan_train(
     data_choice: DataChoice | None = None,  # the DATA_OPTIONS: --samples, --where, --stream
     precision: PrecisionOpt = GGANRecipe.precision,
     seed: opt.SeedOpt = GGANRecipe.seed,
-    genes_in_rows: opt.GenesInRowsOpt = None, fmt: opt.FormatOpt = None, device: opt.DeviceOpt = "auto", threads: opt.ThreadsOpt = None,
-    quiet: opt.QuietOpt = False,
+    genes_in_rows: opt.GenesInRowsOpt = None, fmt: opt.FormatOpt = None, layer: opt.LayerOpt = None,
+    device: opt.DeviceOpt = "auto", threads: opt.ThreadsOpt = None, quiet: opt.QuietOpt = False,
     training: TrainingRun | None = None,  # the TRAINING_OPTIONS: --resume, --checkpoint-every, --checkpoint-minutes
 ) -> None:
     """Train a GGAN (landmarks → targets); writes model.safetensors, config.json, history.csv and a plot.
@@ -166,7 +166,7 @@ def ggan_train(
     if training.resume:
         recipe = GGAN_OPTIONS.resume(ctx, recipe, run.saved_recipe)
     adata, lm, tg, inp = _reference(data, landmarks, landmarks_from, targets, probe_map, genes_in_rows, fmt, quiet,
-                                    data_choice, recipe.normalize)
+                                    data_choice, recipe.normalize, layer=layer)
     model = GGANModel.train(adata, lm, tg, recipe=with_normalisation(recipe, inp), device=device, quiet=quiet,
                             checkpoint=run.checkpoint)
     m = model.metrics
@@ -191,8 +191,8 @@ def infer_targets(
     gene_map: Annotated[Path | None, typer.Option("--gene-map", help="CSV/TSV with a header mapping the query's gene ids to the model's names: pr_gene_id -> pr_gene_symbol (GEO's GSE92742_Broad_LINCS_gene_info.txt as is), else first -> second column.")] = None,
     precision: Annotated[str | None, typer.Option("--precision", help="auto (bf16 autocast on a CUDA GPU, float32 on the CPU), fp32 or bf16. \\[default: the model's]")] = None,
     data_choice: DataChoice | None = None,  # the SELECTION_OPTIONS: --samples, --where
-    genes_in_rows: opt.GenesInRowsOpt = None, fmt: opt.FormatOpt = None, device: opt.DeviceOpt = "auto", threads: opt.ThreadsOpt = None,
-    quiet: opt.QuietOpt = False,
+    genes_in_rows: opt.GenesInRowsOpt = None, fmt: opt.FormatOpt = None, layer: opt.LayerOpt = None,
+    device: opt.DeviceOpt = "auto", threads: opt.ThreadsOpt = None, quiet: opt.QuietOpt = False,
 ) -> None:
     """Predict target-gene expression (reference units) for every profile of QUERY, streamed in chunks."""
     set_threads(threads)
@@ -214,10 +214,10 @@ def infer_targets(
     from gengen.io.expression import input_format
 
     if data_choice.selects or m.recipe.normalize == "cpm" or input_format(query, fmt) == "archs4":
-        info = _infer_chosen(m, query, output, data_choice, fill_missing, gene_map, genes_in_rows, fmt, quiet)
+        info = _infer_chosen(m, query, output, data_choice, fill_missing, gene_map, genes_in_rows, fmt, layer, quiet)
     else:
         info = infer_file(m, query, output, fill_missing=fill_missing, chunk_size=chunk_size, genes_in_rows=genes_in_rows,
-                          fmt=fmt, gene_map=gene_map, quiet=quiet)
+                          fmt=fmt, gene_map=gene_map, layer=layer, quiet=quiet)
     via = f", {info['landmarks_via_map']} through the gene map" if gene_map is not None else ""
     say(
         f"wrote {info['profiles']} x {len(m.targets)} predicted targets "
@@ -228,7 +228,7 @@ def infer_targets(
     typer.echo(str(output))
 
 
-def _infer_chosen(m, query, output, data_choice, fill_missing, gene_map, genes_in_rows, fmt, quiet) -> dict:
+def _infer_chosen(m, query, output, data_choice, fill_missing, gene_map, genes_in_rows, fmt, layer, quiet) -> dict:
     """infer-targets on chosen samples, an ARCHS4 query or counts for a model trained on normalised counts:
     read the way the model's training data were, streamed by blocks when large."""
     from gengen.ggan.infer import infer, to_anndata
@@ -239,7 +239,7 @@ def _infer_chosen(m, query, output, data_choice, fill_missing, gene_map, genes_i
         raise GengenError("--gene-map goes with plain query files; for --samples/--where or an ARCHS4 query, name the "
                           "genes as the model does.")
     inp = data_choice.open(query, normalize=query_normalisation(m.recipe), fmt=fmt, genes_in_rows=genes_in_rows,
-                           copies=GGAN_COPIES, quiet=quiet)
+                           layer=layer, copies=GGAN_COPIES, quiet=quiet)
     if inp.streamed:
         return infer_chunked(m, inp.data, output, fill_missing=fill_missing, quiet=quiet)
     pred = infer(m, inp.data, fill_missing, quiet=quiet)
@@ -264,15 +264,20 @@ def ggan_eval(
     folds: Annotated[int, typer.Option("--folds", help="Cross-validation folds (same splits for every method).")] = 5,
     groups: Annotated[str | None, typer.Option("--groups", help="Column of the reference's sample annotations (subject, donor, batch): grouped folds, no group both trained and tested on.")] = None,
     labels_file: Annotated[Path | None, typer.Option("--labels", help="Sample annotation table (CSV/TSV, sample ids first) to take --groups from.")] = None,
-    methods: Annotated[str, typer.Option("--methods", help=f"Comma-separated subset of {','.join(GGAN_METHODS)}.")] = ",".join(GGAN_METHODS.names(default_only=True)),
-    output: Annotated[Path, typer.Option("-o", "--output", help="Folder for ggan_eval_summary.tsv, per-gene TSV and the figure.")] = Path("ggan_eval"),
+    methods: Annotated[str | None, typer.Option("--methods", show_default=False, help=f"Comma-separated subset of {','.join(GGAN_METHODS)} \\[default: {','.join(GGAN_METHODS.names(default_only=True))}, less a baseline that would cost more than GGAN itself on a reference this size; the output says which and why].")] = None,
+    output: Annotated[Path, typer.Option("-o", "--output", help="Folder for ggan_eval_summary.tsv, per-gene TSV, the figure, and fold_results/ (each fold's results as it finishes).")] = Path("ggan_eval"),
+    resume: Annotated[bool, typer.Option("--resume", help="Continue an interrupted ggan-eval in -o: finished folds are read back from its fold_results/, the rest computed (give the same data and options).")] = False,
     recipe: GGANRecipe | None = None,  # the GGAN_OPTIONS, from --hidden to --normalize
     data_choice: DataChoice | None = None,  # the SELECTION_OPTIONS: --samples, --where
     seed: opt.SeedOpt = GGANRecipe.seed,
-    genes_in_rows: opt.GenesInRowsOpt = None, fmt: opt.FormatOpt = None, device: opt.DeviceOpt = "auto", threads: opt.ThreadsOpt = None,
-    quiet: opt.QuietOpt = False,
+    genes_in_rows: opt.GenesInRowsOpt = None, fmt: opt.FormatOpt = None, layer: opt.LayerOpt = None,
+    device: opt.DeviceOpt = "auto", threads: opt.ThreadsOpt = None, quiet: opt.QuietOpt = False,
 ) -> None:
-    """k-fold comparison of GGAN, D-GEX, linear, ridge, lasso, KNN-GE and the mean predictor (MAE/CCC/r)."""
+    """k-fold comparison of GGAN, D-GEX, linear, ridge, lasso, KNN-GE and the mean predictor (MAE/CCC/r).
+
+    Each method's result on each fold is written to -o's fold_results/ as soon as it is finished: after an
+    interruption the same command with --resume computes only what is missing.
+    """
     set_threads(threads)
     import json
 
@@ -282,16 +287,23 @@ def ggan_eval(
     from gengen.io.expression import write_table
     from gengen.runtime import atomic_path
 
-    chosen = GGAN_METHODS.check(tuple(m.strip() for m in methods.split(",") if m.strip()))  # before the reference is read
+    chosen = None
+    if methods is not None:  # checked before the reference is read
+        chosen = GGAN_METHODS.check(tuple(m.strip() for m in methods.split(",") if m.strip()))
     names = ("ggan_eval_summary.tsv", "ggan_eval_folds.tsv", "ggan_eval_per_gene.tsv", "ggan_eval.png", "ggan_eval_info.json")
-    plan_outputs([output / name for name in names], inputs=[data, landmarks, landmarks_from, targets, labels_file])
+    fold_results = output / "fold_results"
+    if resume and not fold_results.is_dir():
+        raise GengenError(f"nothing to resume: {str(output)!r} has no fold_results/ of an interrupted ggan-eval; "
+                          "run without --resume.")
+    plan_outputs([output / name for name in names], folders=[fold_results],
+                 inputs=[data, landmarks, landmarks_from, targets, labels_file])
     if labels_file is not None:
         input_path(labels_file)
         if groups is None:
             raise GengenError("--labels gives annotations for --groups COLUMN; add --groups.")
     recipe = opt.replace(recipe, precision="fp32")  # every method scored from float32 predictions, as the baselines are
     adata, lm, tg, inp = _reference(data, landmarks, landmarks_from, targets, probe_map, genes_in_rows, fmt, quiet,
-                                    data_choice, recipe.normalize, stream="never")  # its baselines need it in memory
+                                    data_choice, recipe.normalize, stream="never", layer=layer)  # its baselines need it in memory
     recipe = with_normalisation(recipe, inp)
     group_labels = None
     if groups is not None:
@@ -322,18 +334,24 @@ def ggan_eval(
     )
     ev = evaluate(
         X, Y, tg, same_gene=same, folds=folds, recipe=recipe, methods=chosen, seed=seed, device=device, quiet=quiet,
-        groups=group_labels,
+        groups=group_labels, save_folds=fold_results, resume=resume,
     )
-    write_table(ev.summary, output / "ggan_eval_summary.tsv", protect=(data,), index=False)
-    write_table(ev.folds, output / "ggan_eval_folds.tsv", index=False)
-    write_table(ev.per_gene, output / "ggan_eval_per_gene.tsv", index=False)
-    plot_comparison(ev, output / "ggan_eval.png")
-    with atomic_path(output / "ggan_eval_info.json") as tmp:
-        tmp.write_text(json.dumps(ev.info, indent=1, default=str) + "\n")
+    try:
+        write_table(ev.summary, output / "ggan_eval_summary.tsv", protect=(data,), index=False)
+        write_table(ev.folds, output / "ggan_eval_folds.tsv", index=False)
+        write_table(ev.per_gene, output / "ggan_eval_per_gene.tsv", index=False)
+        plot_comparison(ev, output / "ggan_eval.png")
+        with atomic_path(output / "ggan_eval_info.json") as tmp:
+            tmp.write_text(json.dumps(ev.info, indent=1, default=str) + "\n")
+    except GengenError as exc:  # disk full, ...: the computed folds are kept, and said so
+        raise GengenError(f"{str(exc).rstrip('.')}; the finished folds stay in {str(fold_results)!r}: the same command "
+                          "with --resume writes the tables from them.") from None
     typer.echo(
         f"# {folds}-fold CV{by}, {adata.n_obs} profiles, {len(lm)} landmarks -> {len(tg)} targets, seed {seed}; "
         "metrics on z-scored targets, mean over genes ± sd over folds"
     )
     typer.echo(ev.table())
+    for m, why in ev.info["skipped"].items():
+        typer.echo(f"# skipped {GGAN_METHODS.label(m)}: {why}")
     for name in ("ggan_eval_summary.tsv", "ggan_eval_per_gene.tsv", "ggan_eval.png"):
         typer.echo(str(output / name))

@@ -66,9 +66,14 @@ def models_list(
     for r in rows:
         typer.echo("  ".join(c.ljust(w) for c, w in zip(r[:4], widths, strict=True)) + "  " + r[4])
     stale = {p: n for p, n in defaults.items() if (p, n) not in {(m.pipeline, m.name) for m in models}}
+    unreadable = {m.name for m in models if m.problem}
     if pipeline is None:
         for p, n in sorted(stale.items()):
-            typer.echo(f"# the default {p} model {n!r} is missing: gengen models default {p} NAME")
+            state = "unreadable (see above)" if n in unreadable else "missing"
+            typer.echo(f"# the default {p} model {n!r} is {state}: gengen models default {p} NAME")
+    if unreadable:
+        typer.echo(f"# {len(unreadable)} model{'s' if len(unreadable) != 1 else ''} cannot be read: restore "
+                   "{} from a copy, or remove with 'gengen models remove NAME'".format("them" if len(unreadable) > 1 else "it"))
 
 
 @models_app.command("show")

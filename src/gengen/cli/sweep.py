@@ -78,7 +78,7 @@ def sweep_vae(
     log_transform: Annotated[str, typer.Option("--log", help="log2(x+1) before scaling: auto | yes | no.")] = "auto",
     val_fraction: ValOpt = 0.1,
     seed: SweepSeedOpt = None, genes_in_rows: opt.GenesInRowsOpt = None, fmt: opt.FormatOpt = None,
-    device: opt.DeviceOpt = "auto", threads: opt.ThreadsOpt = None, quiet: opt.QuietOpt = False,
+    layer: opt.LayerOpt = None, device: opt.DeviceOpt = "auto", threads: opt.ThreadsOpt = None, quiet: opt.QuietOpt = False,
 ) -> None:
     """Sweep the Tybalt VAE; objective: held-out reconstruction (val_recon, lower is better) every epoch."""
     from gengen.vae.preprocess import LOG_CHOICES
@@ -97,7 +97,7 @@ def sweep_vae(
         from gengen.sweep import ExpressionData
         from gengen.vae.features import labels_from
 
-        adata = _with_labels(_read(data, genes_in_rows, fmt, quiet), labels_file, quiet)
+        adata = _with_labels(_read(data, genes_in_rows, fmt, quiet, layer=layer), labels_file, quiet)
         labels = labels_from(adata, by) if by else None
         return ExpressionData(adata, labels=labels, by=by, val_fraction=val_fraction, log_transform=log_transform)
 
@@ -119,7 +119,7 @@ def sweep_ggan(
     quantile: Annotated[bool, typer.Option("--quantile/--no-quantile", help="Quantile-normalise profiles (D-GEX).")] = False,
     val_fraction: ValOpt = 0.1,
     seed: SweepSeedOpt = None, genes_in_rows: opt.GenesInRowsOpt = None, fmt: opt.FormatOpt = None,
-    device: opt.DeviceOpt = "auto", threads: opt.ThreadsOpt = None, quiet: opt.QuietOpt = False,
+    layer: opt.LayerOpt = None, device: opt.DeviceOpt = "auto", threads: opt.ThreadsOpt = None, quiet: opt.QuietOpt = False,
 ) -> None:
     """Sweep GGAN (landmarks -> targets); objective: validation MAE on z-scored targets (lower is better)."""
     _val_fraction(val_fraction)
@@ -131,7 +131,8 @@ def sweep_ggan(
         from gengen.cli.ggan import _reference
         from gengen.sweep import ReferenceData
 
-        adata, lm, tg = _reference(data, landmarks, landmarks_from, targets, probe_map, genes_in_rows, fmt, quiet)
+        adata, lm, tg, _ = _reference(data, landmarks, landmarks_from, targets, probe_map, genes_in_rows, fmt, quiet,
+                                      stream="never", layer=layer)  # every trial trains on it in memory
         return ReferenceData(adata, lm, tg, val_fraction=val_fraction, quantile=quantile)
 
     _run("ggan", load, output, sweep, seed, device, threads, quiet)

@@ -31,6 +31,7 @@ IUPAC = {
 _COMPLEMENT = {"A": "T", "C": "G", "G": "C", "T": "A", "R": "Y", "Y": "R", "S": "S", "W": "W", "K": "M",
                "M": "K", "B": "V", "V": "B", "D": "H", "H": "D", "N": "N"}
 DP_MAX_STATES = 4**7  # exact avoidability check for patterns up to 8 bases
+DP_MAX_WORK = 2**28  # states x length x G+C counts of the exact check with a GC range (~1 s); beyond: bounds
 
 
 def reverse_complement(pattern: str) -> str:
@@ -276,9 +277,12 @@ def avoidable(patterns: Sequence[str], length: int, gc_bounds: tuple[int, int] |
     for a in allowed:
         blocked |= _matches_suffix(ext, a)
     blocked = blocked.reshape(4**k, 4)
-    reach = np.zeros((4**k, length + 1), dtype=bool)
-    reach[np.flatnonzero(start_ok), np.isin(kmers, (1, 2)).sum(axis=1)[start_ok]] = True
+    start_gc = np.isin(kmers, (1, 2)).sum(axis=1)
     rest = 4 ** (k - 1)
+    if gc_bounds is None or 4**k * (length + 1) * length > DP_MAX_WORK:  # long: without the G+C dimension
+        return _avoidable_long(start_ok, start_gc, blocked, k, length, None if gc_bounds is None else (lo, hi))
+    reach = np.zeros((4**k, length + 1), dtype=bool)
+    reach[np.flatnonzero(start_ok), start_gc[start_ok]] = True
     for _ in range(k, length):
         new = np.zeros_like(reach).reshape(rest, 4, length + 1)
         for b in range(4):
@@ -290,6 +294,39 @@ def avoidable(patterns: Sequence[str], length: int, gc_bounds: tuple[int, int] |
         if not reach.any():
             return False
     return bool(reach[:, lo : hi + 1].any())
+
+
+def _avoidable_long(start_ok: np.ndarray, start_gc: np.ndarray, blocked: np.ndarray, k: int, length: int,
+                    gc_bounds: tuple[int, int] | None) -> bool | None:
+    """:func:`avoidable` in O(length x states): which last-k-base states some pattern-free prefix ends in
+    (exact; stops once that set repeats, as it then stays), and with ``gc_bounds`` the fewest and most
+    G+C bases such a prefix can hold per state. Those bounds decide "no" exactly (no state's range
+    meets the bounds); a range that meets them may still have gaps, so that case is unknown (None)
+    rather than a refusal: the designs are checked independently afterwards anyway."""
+    n_states, rest = 4**k, 4 ** (k - 1)
+    is_gc = np.isin(np.arange(4), (1, 2)).astype(np.int64)[None, :]
+    big = np.iinfo(np.int64).max // 4
+    allowed = ~blocked  # (states, next base)
+    reach = start_ok.copy()
+    gmin = np.where(reach, start_gc, big)
+    gmax = np.where(reach, start_gc, -1)
+    for _ in range(k, length):
+        src = reach[:, None] & allowed  # (states, 4): extend a reached state by a base
+        new = src.reshape(4, rest, 4).any(axis=0).reshape(n_states)  # the new state drops the oldest base
+        if not new.any():
+            return False
+        if gc_bounds is None:
+            if np.array_equal(new, reach):
+                return True  # a fixed point: every longer prefix reaches these states too
+        else:
+            gmin = (np.where(src, gmin[:, None], big).reshape(4, rest, 4).min(axis=0) + is_gc).reshape(n_states)
+            gmax = (np.where(src, gmax[:, None], -1).reshape(4, rest, 4).max(axis=0) + is_gc).reshape(n_states)
+        reach = new
+    if gc_bounds is None:
+        return bool(reach.any())
+    lo, hi = gc_bounds
+    meets = reach & (gmin <= hi) & (gmax >= lo)
+    return None if meets.any() else False
 
 
 # --------------------------------------------------------------------------------------------------

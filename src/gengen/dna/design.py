@@ -40,7 +40,7 @@ import torch
 from torch import nn
 
 from gengen.dna.constraints import Constraints, verify
-from gengen.dna.greedy import EditRules, better_of, polish, repair
+from gengen.dna.greedy import EditRules, better_of, polish, polish_from_start, repair
 from gengen.dna.objectives import Objective, as_objectives, calibrate, combined, parse_target
 from gengen.dna.result import DesignResult, design_outputs
 from gengen.errors import GengenError
@@ -220,18 +220,25 @@ def _feasible(rules: EditRules, x_hard: torch.Tensor, sums: torch.Tensor | None)
 
 
 def _optimise(source, objectives: list[Objective], rules: EditRules, *, steps: int, learning_rate: float,
-              straight_through: bool, record_every: int, quiet: bool):
-    """Adam on the source; returns (final codes ``(n, L)`` long, history rows).
+              straight_through: bool, record_every: int, quiet: bool, plateau: tuple[int, float] | None = None):
+    """Adam on the source; returns (final codes ``(n, L)`` long, history rows, steps run).
 
     Straight-through, every step's readout is scored exactly anyway (it is what the forward pass
-    sees), so each design keeps its best constraint-meeting readout over all steps.
+    sees), so each design keeps its best constraint-meeting readout over all steps. With ``plateau =
+    (K, tol)`` the loop stops at a recorded step once the mean one-hot combined objective has not
+    risen by more than ``tol * max(1, |reference|)`` above the reference (its value at the last such
+    rise) for ``K`` steps (see :class:`~gengen.recipes.DesignSettings`); stopping leaves the state of
+    a run of exactly that many steps.
     """
     params = source.parameters
     opt = torch.optim.Adam(params, lr=learning_rate, **({"fused": True} if source.method == "direct" else {}))
     weight = sum(o.weight for o in objectives) * PENALTY_PER_WEIGHT
     history: list[dict] = []
     best_codes = best_j = None
-    with Progress(steps, f"{source.method} design", quiet) as bar:
+    reference = reference_step = None
+    ran = steps
+    note = "it may stop earlier, when the score stops improving" if plateau else ""
+    with Progress(steps, f"{source.method} design", quiet, note=note) as bar:
         for step in range(1, steps + 1):
             soft = source.relaxed()
             if straight_through:  # the forward pass sees the readout
@@ -270,6 +277,13 @@ def _optimise(source, objectives: list[Objective], rules: EditRules, *, steps: i
             if record:
                 history.append(_history_row(step, objectives, [e[0].detach() for e in evals], exact))
                 bar.update(record_every if step % record_every == 0 else 0, score=history[-1]["onehot_mean"])
+                if plateau is not None:
+                    value = history[-1]["combined_mean"]
+                    if reference is None or value > reference + plateau[1] * max(1.0, abs(reference)):
+                        reference, reference_step = value, step
+                    elif step - reference_step >= plateau[0] and step < steps:
+                        ran = step
+                        break
     with torch.no_grad():
         soft = source.relaxed()
         codes = _readout(soft, rules)
@@ -285,14 +299,19 @@ def _optimise(source, objectives: list[Objective], rules: EditRules, *, steps: i
             best_codes[better], best_j = codes[better], torch.maximum(j, best_j)
             seen = torch.isfinite(best_j)  # designs never feasible keep their last readout for repair
             codes = torch.where(seen[:, None], best_codes, codes)
-    return codes, history
+    return codes, history, ran
 
 
-def _check_settings(n: int, length: int, steps: int, learning_rate: float) -> None:
-    if n < 1 or steps < 0 or length < 1:
+def _check_settings(n: int, length: int, steps: int | None, learning_rate: float, max_steps: int = 1,
+                    plateau_steps: int = 1, plateau_tolerance: float = 0.0) -> None:
+    if n < 1 or (steps is not None and steps < 0) or length < 1:
         raise GengenError(f"-n, --length must be positive and --steps non-negative (got {n}, {length}, {steps}).")
     if not (math.isfinite(learning_rate) and learning_rate > 0):
         raise GengenError(f"--lr (the Adam step size) must be a positive number, got {learning_rate}.")
+    if steps is None and (max_steps < 1 or plateau_steps < 1):
+        raise GengenError(f"--max-steps and the plateau window must be positive (got {max_steps}, {plateau_steps}).")
+    if not (math.isfinite(plateau_tolerance) and plateau_tolerance >= 0):
+        raise GengenError(f"the plateau tolerance must be a non-negative number, got {plateau_tolerance}.")
 
 
 def design(
@@ -303,7 +322,10 @@ def design(
     gan: GANModel | None = None,
     constraints: Constraints | None = None,
     target: str | float | None = None,
-    steps: int = DesignSettings.steps,
+    steps: int | None = DesignSettings.steps,
+    max_steps: int = DesignSettings.max_steps,
+    plateau_steps: int = DesignSettings.plateau_steps,
+    plateau_tolerance: float = DesignSettings.plateau_tolerance,
     learning_rate: float = DesignSettings.learning_rate,
     straight_through: bool | None = None,
     init_scale: float = DesignSettings.init_scale,
@@ -328,7 +350,12 @@ def design(
     constraints : :class:`~gengen.dna.constraints.Constraints` (start sequences, edit budget, fixed
         positions, avoided patterns, GC range); met by every returned design.
     target : ``"max"``, ``"min"`` or a value, when ``objectives`` is a bare predictor.
-    steps, learning_rate : Adam steps and step size.
+    steps : exactly this many Adam steps; None (default): up to ``max_steps``, stopping on a plateau.
+    max_steps, plateau_steps, plateau_tolerance : without ``steps``, stop once the batch's mean one-hot
+        objective has not risen by more than ``plateau_tolerance`` x max(1, |its reference|) for
+        ``plateau_steps`` steps (checked every ``max_steps // 100`` steps), or after ``max_steps``; see
+        :class:`~gengen.recipes.DesignSettings`. ``settings["stopped"]`` says which.
+    learning_rate : Adam step size.
     straight_through : one-hot forward pass with softmax gradients (Fast SeqProp); default: when a
         value is to be hit or sequences are edited, else the softmax relaxation.
     init_scale : sd of the random start logits (direct, without start sequences).
@@ -357,12 +384,13 @@ def design(
         n = len(c.start) if n is None else n
     n = 100 if n is None else n
     length = 50 if length is None else length
-    _check_settings(n, length, steps, learning_rate)
+    _check_settings(n, length, steps, learning_rate, max_steps, plateau_steps, plateau_tolerance)
+    plateau = (plateau_steps, plateau_tolerance) if steps is None else None
+    cap = max_steps if steps is None else steps
     if prior_weight < 0 or grad_noise < 0:
         raise GengenError(f"--prior-weight and --grad-noise must not be negative (got {prior_weight:g}, {grad_noise:g}).")
-    for o in objectives:
-        if o.pwm is not None:
-            o.pwm.check_fits(length)
+    for o in objectives:  # a length it cannot score, and for gradient steps a model without a gradient
+        o.check_length(length, gradient=cap > 0)
     if c.start is not None and len(c.start) != n:  # one start per design, cycled
         c = Constraints(**{**vars(c), "start": np.resize(c.start, (n, length)),
                            "start_ids": [c.start_ids[i % len(c.start_ids)] for i in range(n)] if c.start_ids else None})
@@ -383,16 +411,16 @@ def design(
             source = FreeLogits(n, length, rules=rules, init_scale=init_scale, seed=seed, device=dev)
         with torch.no_grad():
             initial = _readout(source.relaxed(), rules) if not edit else rules.start
-        codes, history = _optimise(source, objectives, rules, steps=steps, learning_rate=learning_rate,
-                                   straight_through=straight_through, record_every=record_every or max(1, steps // 100),
-                                   quiet=quiet)
+        codes, history, ran = _optimise(
+            source, objectives, rules, steps=cap, learning_rate=learning_rate, straight_through=straight_through,
+            record_every=record_every or max(1, cap // 100), quiet=quiet, plateau=plateau)
         with torch.no_grad():
             polished = polish(codes, objectives, rules) if values else codes.to(torch.uint8)
             polish_report = _polish_report(codes, polished, objectives) if values else {}
             n_greedy = 0
             if c.max_edits is not None:  # under a budget: local search from the gradient's edits and from the start
                 refined = polish(polished, objectives, rules, rounds=c.max_edits, every_design=True)
-                greedy = polish(rules.start, objectives, rules, rounds=c.max_edits, every_design=True)
+                greedy = polish_from_start(objectives, rules, c.max_edits)
                 polished, n_greedy = better_of(refined, greedy, objectives, rules)
             fixed = repair(polished, objectives, rules) if c.any else polished
             n_repaired = int((fixed.long() != polished.long()).any(dim=1).sum())
@@ -400,7 +428,9 @@ def design(
     result.reference_scores = reference if not edit else None
     result.reference_label = f"random sequences ({len(reference)})"
     result.settings.update({
-        "steps": steps, "learning_rate": learning_rate, "straight_through": straight_through, "seed": seed,
+        "steps": ran, "learning_rate": learning_rate, "straight_through": straight_through, "seed": seed,
+        **({"max_steps": cap, "stopped": "plateau" if ran < cap else "max_steps", "plateau_steps": plateau_steps,
+            "plateau_tolerance": plateau_tolerance} if plateau else {"stopped": "steps"}),
         "seconds": time.perf_counter() - t0, "device": str(dev), "repaired": n_repaired,
         **polish_report,
         **({"grad_noise": grad_noise, "prior_weight": prior_weight} if gan is not None else {}),
@@ -428,7 +458,7 @@ def _check_memory(objectives, gan, n: int, length: int, dev) -> None:
         return
     # logits, their gradient, Adam's two moments, softmax, one-hot and the predictors' activations:
     # about 16 float32 copies of (n, 4, L), more for a CNN predictor
-    per_base = 16 * 4 * 4 * sum(1 if o.pwm is not None else 8 for o in objectives)
+    per_base = 16 * 4 * 4 * sum(o.activation_copies for o in objectives)
     check_memory(float(per_base) * n * length, f"designing {n} sequences of {length} nt", dev)
 
 

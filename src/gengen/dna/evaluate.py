@@ -77,6 +77,7 @@ def evaluate_gan(
     novelty: bool = True,
     seed: int = 0,
     device=None,
+    quiet: bool = True,
 ) -> GANEvaluation:
     """Evaluate ``gan`` against the windows of the FASTA it was trained on.
 
@@ -89,6 +90,8 @@ def evaluate_gan(
     extra : more sets to evaluate, name -> codes (e.g. designed sequences).
     novelty : also the nearest-training-window distances.
     seed, device : sampling seed; where to compute distances (default: the GAN's device).
+    quiet : no stage lines or progress bars (the k-mer table and the distances take minutes on a
+        million windows).
 
     Returns
     -------
@@ -96,14 +99,18 @@ def evaluate_gan(
     """
     from gengen.dna.metrics import kmer_js_table
     from gengen.dna.novelty import novelty_table
+    from gengen.runtime import log
 
     win = evaluation_windows(seqs, gan, heldout_fraction)
+    log(f"generating {n:,} sequences; k-mer spectra (k = 1..6) against {len(win.test):,} held-out windows, with "
+        f"i.i.d. and Markov baselines fitted on {len(win.train):,} training windows", quiet)
     sets = {"gan": gan.generate(n, seed=seed), **(extra or {})}
-    table = kmer_js_table(sets, win.test, win.train, n=n, seed=seed)
+    table = kmer_js_table(sets, win.test, win.train, n=n, seed=seed, quiet=quiet)
     nov = None
     if novelty:
         rng = np.random.default_rng(seed)
         real = win.test if len(win.test) <= n else win.test[np.sort(rng.choice(len(win.test), n, replace=False))]
+        log(f"novelty: nearest training window (both strands) of {len(sets) + 1} sets of up to {n:,} sequences", quiet)
         nov, _ = novelty_table({**sets, "heldout_real": real}, win.train, seed=seed,
-                               device=device if device is not None else gan.device)
+                               device=device if device is not None else gan.device, quiet=quiet)
     return GANEvaluation(table, nov, win.which, len(win.test), win.caveats, win.split)

@@ -22,7 +22,8 @@ def _logo_frame(freqs: np.ndarray, background: np.ndarray | None = None) -> pd.D
     p = np.clip(freqs / freqs.sum(axis=0, keepdims=True), 1e-9, 1)
     bg = np.full(4, 0.25) if background is None else background
     ic = (p * np.log2(p / bg[:, None])).sum(axis=0).clip(min=0)
-    return pd.DataFrame((p * ic).T, columns=list("ACGT"))
+    # positions 1-based, as every position gengen prints (hit starts, --fixed ranges)
+    return pd.DataFrame((p * ic).T, columns=list("ACGT"), index=pd.RangeIndex(1, p.shape[1] + 1, name="position"))
 
 
 def aligned_hit_frequencies(
@@ -41,7 +42,7 @@ def aligned_hit_frequencies(
     return counts
 
 
-def _curve(ax, history, suffix: str, label: str, max_score: float | None) -> None:
+def _curve(ax, history, suffix: str, label: str, max_score: float | None, stop: int | None = None) -> None:
     h = history
     ax.fill_between(h["step"], h[f"relaxed_min{suffix}"], h[f"relaxed_max{suffix}"], alpha=0.2,
                     label="relaxed min-max")
@@ -49,6 +50,8 @@ def _curve(ax, history, suffix: str, label: str, max_score: float | None) -> Non
     ax.plot(h["step"], h[f"onehot_mean{suffix}"], label="one-hot mean")
     if max_score:
         ax.axhline(max_score, color="k", ls="--", lw=0.8, label="consensus max")
+    if stop is not None:
+        ax.axvline(stop, color="0.4", ls=":", lw=1, label=f"stopped: plateau at {stop}")
     ax.set_xlabel("iteration")
     ax.set_ylabel("score")
     ax.set_title(f"{label} vs iteration" if label else "score vs iteration")
@@ -118,7 +121,8 @@ def plot_design(result: DesignResult, path, pwm: PWM | None = None, title: str =
             suffix = "" if i == 0 else f"_{i + 1}"
             label = result.objectives[i].name if k > 1 else ""
             max_score = result.max_score if i == 0 else None
-            _curve(ax, result.history, suffix, label, max_score)
+            stop = result.settings.get("steps") if result.settings.get("stopped") == "plateau" else None
+            _curve(ax, result.history, suffix, label, max_score, stop)
     if title:
         fig.suptitle(title)
     fig.tight_layout()

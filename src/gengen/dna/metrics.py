@@ -108,6 +108,7 @@ def kmer_js_table(
     ks=(1, 2, 3, 4, 5, 6),
     n: int | None = None,
     seed: int = 0,
+    quiet: bool = True,
 ) -> "pd.DataFrame":  # noqa: F821, UP037
     """JS divergence of k-mer spectra between each set and held-out real windows, with baselines.
 
@@ -115,8 +116,11 @@ def kmer_js_table(
     training composition), ``markov`` (a chain of order k-1 fitted to the training windows, which
     matches k-mer frequencies by construction: the strongest simple baseline) and ``real_train``
     (training windows: the sampling-noise floor). All sets are subsampled to the same size ``n``.
+    ``quiet=False`` shows a progress bar over k (the Markov fits on a million windows take a while).
     """
     import pandas as pd
+
+    from gengen.runtime import Progress
 
     rng = np.random.default_rng(seed)
     length = heldout.shape[1]
@@ -131,14 +135,16 @@ def kmer_js_table(
     sets["iid"] = sample_iid(base_composition(train), n, length, seed=seed)
     sets["real_train"] = pick(train)
     rows = []
-    for k in ks:
-        ref_spec = kmer_spectrum(ref, k)
-        row = {"k": k}
-        for name, codes in sets.items():
-            row[name] = js_divergence(kmer_spectrum(codes, k), ref_spec)
-        mk = sample_markov(fit_markov(train, k - 1), k - 1, n, length=length, seed=seed + k)
-        row["markov"] = js_divergence(kmer_spectrum(mk, k), ref_spec)
-        rows.append(row)
+    with Progress(len(ks), "k-mer spectra", quiet) as bar:
+        for k in ks:
+            ref_spec = kmer_spectrum(ref, k)
+            row = {"k": k}
+            for name, codes in sets.items():
+                row[name] = js_divergence(kmer_spectrum(codes, k), ref_spec)
+            mk = sample_markov(fit_markov(train, k - 1), k - 1, n, length=length, seed=seed + k)
+            row["markov"] = js_divergence(kmer_spectrum(mk, k), ref_spec)
+            rows.append(row)
+            bar.update(k=k)
     cols = ["k", *generated, "iid", "markov", "real_train"]
     table = pd.DataFrame(rows)[cols]
     table.attrs["n"] = n

@@ -22,6 +22,7 @@ import torch
 from gengen.errors import GengenError
 
 MAX_REFERENCE = 100_000
+REFERENCE_BLOCK = 16384  # reference rows per matrix product
 _COMPLEMENT = np.array([3, 2, 1, 0, 4], dtype=np.uint8)
 
 
@@ -68,7 +69,8 @@ def nearest_distances(
     *,
     both_strands: bool = True,
     device: str | torch.device = "cpu",
-    block: int = 16384,
+    block: int = REFERENCE_BLOCK,
+    on_block=None,
 ) -> np.ndarray:
     """Hamming distance of each query to its nearest reference sequence, exactly.
 
@@ -79,6 +81,7 @@ def nearest_distances(
     both_strands : also compare with each reference sequence's reverse complement.
     device : where to multiply.
     block : reference rows per matrix product (bounds memory to ``2048 x block`` numbers).
+    on_block : called after each block of reference rows (a progress bar's ``update``).
 
     Returns
     -------
@@ -100,6 +103,8 @@ def nearest_distances(
         for k, x in enumerate(xs):
             sl = slice(2048 * k, 2048 * k + len(x))
             best[sl] = torch.maximum(best[sl], (x @ y).amax(dim=1).float())  # amax: ~3x faster than max
+        if on_block is not None:
+            on_block()
     return length - best.round().long().cpu().numpy()
 
 
@@ -137,6 +142,7 @@ def novelty_table(
     max_reference: int = MAX_REFERENCE,
     seed: int = 0,
     device: str | torch.device = "cpu",
+    quiet: bool = True,
 ) -> tuple[pd.DataFrame, dict[str, np.ndarray]]:
     """Nearest-training-window distances of each set (e.g. GAN samples and held-out real windows).
 
@@ -146,6 +152,7 @@ def novelty_table(
     train : ``(R, L)`` training windows.
     max_reference : at most this many training windows for the distances (a seeded subset).
     seed, device : subset seed; where to multiply.
+    quiet : no progress bar (one step per block of reference windows and set).
 
     Returns
     -------
@@ -158,11 +165,17 @@ def novelty_table(
     ref = train
     if len(train) > max_reference:
         ref = train[np.sort(np.random.default_rng(seed).choice(len(train), max_reference, replace=False))]
-    rows, distances = [], {}
+    from gengen.runtime import Progress
+
+    rows, distances, copied = [], {}, {}
+    blocks = -(-2 * len(ref) // REFERENCE_BLOCK)  # nearest_distances' blocks (both strands)
+    with Progress(blocks * len(sets), "nearest training windows", quiet) as bar:
+        for name, codes in sets.items():
+            copied[name] = exact_copies(codes, train)
+            d = nearest_distances(codes, ref, device=device, on_block=bar.update)
+            distances[name] = np.where(copied[name], 0, d)  # a copy of any window is at 0
     for name, codes in sets.items():
-        copies = exact_copies(codes, train)
-        d = np.where(copies, 0, nearest_distances(codes, ref, device=device))  # a copy of any window is at 0
-        distances[name] = d
+        d, copies = distances[name], copied[name]
         length = codes.shape[1]
         rows.append({
             "set": name, "n": len(codes), "mean": float(d.mean()), "median": float(np.median(d)),

@@ -17,15 +17,24 @@ if TYPE_CHECKING:
     from gengen.io.motifs import PWM
 
 FASTA_SUFFIXES = (".fa", ".fasta", ".fna", ".fas")
+MOTIF_SUFFIX = ".motif.jaspar"
+BED_SUFFIX = ".hits.bed"
 
 
-def design_outputs(path: str | os.PathLike) -> tuple[Path, Path, Path]:
-    """The three files a design writes: the FASTA ``path`` and its ``.tsv`` and ``.png`` beside it."""
+def design_outputs(path: str | os.PathLike, *, motif: bool = False, hits: bool = False) -> tuple[Path, ...]:
+    """The files a design writes: the FASTA ``path`` and its ``.tsv`` and ``.png`` beside it; with
+    ``motif`` also ``<stem>.motif.jaspar`` (the designed motif), with ``hits`` ``<stem>.hits.bed`` (the
+    best motif hits; a design that knows a motif writes it). :meth:`DesignResult.write` writes them all."""
     path = Path(path)
     name = path.name
     for ext in (".gz", *FASTA_SUFFIXES):
         name = name.removesuffix(ext)
-    return path, path.with_name(name + ".tsv"), path.with_name(name + ".png")
+    out = [path, path.with_name(name + ".tsv"), path.with_name(name + ".png")]
+    if motif:
+        out.append(path.with_name(name + MOTIF_SUFFIX))
+    if hits:
+        out.append(path.with_name(name + BED_SUFFIX))
+    return tuple(out)
 
 
 @dataclass
@@ -135,6 +144,30 @@ class DesignResult:
         df["gc"] = gc_content(self.codes)
         return df
 
+    def motif_counts(self) -> np.ndarray:
+        """The designed motif as a ``(4, W)`` count matrix: the designs' best hits aligned (reverse-
+        complemented on the - strand, as in the figure's logo) when a motif is known, else every
+        position of the designs."""
+        if self.hit_start is not None:
+            from gengen.dna.figures import aligned_hit_frequencies
+
+            return aligned_hit_frequencies(self.codes, self.hit_start, self.hit_strand, self.motif_width)
+        return np.stack([(self.codes == b).sum(axis=0) for b in range(4)]).astype(np.float64)
+
+    def hits_bed(self):
+        """The designs' best motif hits as a BED6 table (0-based, half-open; the design id as chrom), or
+        None without a motif; see :mod:`gengen.io.bed`."""
+        if self.hit_start is None or self.pwm is None:
+            return None
+        from gengen.dna.predictors import PWMPredictor
+        from gengen.io.bed import hits_bed
+
+        frac = None
+        if self.pwm.max_score > 0:
+            frac = PWMPredictor(self.pwm).scan(self.codes)["score"] / self.pwm.max_score
+        return hits_bed(self.ids, self.hit_start, self.hit_strand, width=self.motif_width, name=self.pwm.name,
+                        fraction_of_max=frac)
+
     def records(self):
         """Biopython SeqRecords with the score (and hit) in each description."""
         from gengen.io.sequences import to_records
@@ -226,6 +259,9 @@ class DesignResult:
                 line += (f"; target {float(s['target']):g}: mean |score - target| {s['target_abs_error_mean']:.3f} "
                          "(closest one-hot sequence per design, then single-base polishing)")
         lines = [line]
+        stop = self.stop_line()
+        if stop:
+            lines.append(stop)
         if self.edits is not None:
             what = "combined objective (sd units)" if self.multi else "score"
             budget = self.settings.get("max_edits")
@@ -244,6 +280,20 @@ class DesignResult:
             lines.append(f"{self.dropped} design(s) could not be made to meet every constraint and were dropped "
                          f"({self._reasons()})")
         return lines
+
+    def stop_line(self) -> str:
+        """Why the optimisation stopped when no step count was given ("" when one was)."""
+        st = self.settings
+        if st.get("stopped") == "plateau":
+            tol = st["plateau_tolerance"]
+            return (f"stopped on a plateau at step {st['steps']} of at most {st['max_steps']}: the mean one-hot "
+                    f"objective rose by less than {tol:g} x max(1, |its value|) (standardised units) over the last "
+                    f"{st['plateau_steps']} steps; the designs are those of --steps {st['steps']} (--steps N runs "
+                    "exactly N steps)")
+        if st.get("stopped") == "max_steps":
+            return (f"ran the most steps without --steps ({st['max_steps']}) and the score was still rising; "
+                    "--max-steps or --steps N runs longer")
+        return ""
 
     def _reasons(self) -> str:
         """The first broken constraint of each dropped design, counted: 'GC out of range: 3, ...'."""
@@ -264,18 +314,28 @@ class DesignResult:
         counts = Counter(kind(r) for r in self.drop_reasons)
         return ", ".join(f"{k}: {v}" for k, v in counts.most_common(4)) or "none"
 
-    def write(self, path: str | os.PathLike, title: str | None = None) -> tuple[Path, Path, Path]:
-        """Write ``path`` (FASTA, the score in each description), the ``.tsv`` table and the ``.png``
-        figure beside it (see :func:`design_outputs`), each atomically. Returns the three paths."""
+    def write(self, path: str | os.PathLike, title: str | None = None) -> tuple[Path, ...]:
+        """Write ``path`` (FASTA, the score in each description), the ``.tsv`` table, the ``.png``
+        figure, the designed motif (``.motif.jaspar``) and, when a motif is known, its best hits
+        (``.hits.bed``) beside it (see :func:`design_outputs`), each atomically. Returns the paths."""
         from gengen.dna.figures import plot_design
+        from gengen.io.bed import write_bed
+        from gengen.io.motifs import write_motif
         from gengen.io.sequences import write_fasta
         from gengen.runtime import atomic_path
 
-        fasta, tsv, png = design_outputs(path)
+        bed = self.hits_bed()
+        paths = design_outputs(path, motif=True, hits=bed is not None)
+        fasta, tsv, png, motif = paths[:4]
         write_fasta(fasta, self.ids, self.strings(), descriptions=self.descriptions())
         with atomic_path(tsv) as tmp:
             self.table().to_csv(tmp, sep="\t", index=False, float_format="%.5g")
         if title is None:
             title = f"{self.method} design toward " + ", ".join(o.name for o in self.objectives)
         plot_design(self, png, pwm=self.pwm, title=title)
-        return fasta, tsv, png
+        toward = "+".join(o.name for o in self.objectives) or "design"
+        write_motif(self.motif_counts(), motif, matrix_id=Path(fasta).name.split(".")[0] or "designed",
+                    name=f"designed_toward_{toward}")
+        if bed is not None:
+            write_bed(bed, paths[4])
+        return paths

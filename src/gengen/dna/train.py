@@ -442,7 +442,7 @@ def _train_gan(train_codes, recipe, output, heldout_codes, resume, device, quiet
     seconds_before = state.seconds
     remaining = recipe.iterations - state.iteration
     iteration = make_iteration(state, data, recipe, quiet=quiet)
-    with Progress(max(remaining, 0), "train WGAN-GP", quiet) as bar, on_device(dev):
+    with Progress(max(remaining, 0), "train WGAN-GP", quiet, time_limit=time_limit) as bar, on_device(dev):
         while state.iteration < recipe.iterations:
             state.generator.train()
             losses = iteration()
@@ -520,24 +520,23 @@ def resume_heldout_by(output) -> str:
     """How a resumed run must hold records out: as its checkpoint did (``"name"`` for checkpoints from
     before the sequence split), so no held-out record becomes training data; ``"sequence"`` when there
     is no readable checkpoint (:func:`train_gan` reports that)."""
-    import json
+    from gengen.checkpoint import read_config
 
     try:
-        recipe = json.loads((Path(output) / "config.json").read_text())["recipe"]
+        recipe = read_config(output)["recipe"]
         return recipe.get("heldout_by") or "name"
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+    except (OSError, GengenError, KeyError, TypeError, AttributeError):
         return "sequence"
 
 
 def resume_heldout_fraction(output, asked: float | None) -> float | None:
     """The held-out fraction a resumed run must use: the checkpoint's (resuming with another would train
     on genes it held out); ``asked`` when there is no readable checkpoint (:func:`train_gan` reports that)."""
-    import json
+    from gengen.checkpoint import read_config
 
-    cfg_path = Path(output) / "config.json"
     try:
-        saved = json.loads(cfg_path.read_text())["recipe"]["heldout_fraction"]
-    except (OSError, ValueError, KeyError, TypeError):
+        saved = read_config(output)["recipe"]["heldout_fraction"]
+    except (OSError, GengenError, KeyError, TypeError):
         return asked
     if asked is not None and abs(asked - saved) > 1e-12:
         raise GengenError(

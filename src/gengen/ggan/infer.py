@@ -88,13 +88,10 @@ def _header(path: Path, kind: str) -> tuple[list[str], pd.DataFrame | None]:
         index = _parquet_index_column(schema)
         return [n for n in schema.names if n != index], None
     if kind == "h5ad":
-        import anndata as ad
+        from gengen.io.h5ad import h5ad_frame
 
-        a = ad.read_h5ad(path, backed="r")
-        try:
-            return a.var_names.astype(str).tolist(), a.var.copy()
-        finally:
-            a.file.close()
+        var = h5ad_frame(path, "var")
+        return var.index.astype(str).tolist(), var
     if kind == "gctx":
         from gengen.io.expression import gctx_genes
 
@@ -118,9 +115,10 @@ def _parquet_index_column(schema) -> str | None:
 
 
 def _chunks(
-    path: Path, kind: str, chunk_size: int, names: list[str]
+    path: Path, kind: str, chunk_size: int, names: list[str], layer: str | None = None
 ) -> Iterator[tuple[list[str], np.ndarray]]:
-    """(sample names, values of all columns) per chunk, values float32; non-numeric is an error."""
+    """(sample names, values of all columns) per chunk, values float32; non-numeric is an error.
+    ``layer``: an h5ad's layer to read instead of ``X``."""
     import pandas as pd
 
     if kind == "gctx":
@@ -129,20 +127,12 @@ def _chunks(
         yield from iter_gctx(path, chunk_size)
         return
     if kind == "h5ad":
-        import anndata as ad
-        import scipy.sparse as sp
+        from gengen.io.h5ad import H5adRows, h5ad_frame
 
-        a = ad.read_h5ad(path, backed="r")
-        try:
-            for s in range(0, a.n_obs, chunk_size):
-                block = a.X[s : s + chunk_size]
-                block = block.toarray() if sp.issparse(block) else np.asarray(block)
-                yield (
-                    a.obs_names[s : s + chunk_size].astype(str).tolist(),
-                    block.astype(np.float32, copy=False),
-                )
-        finally:
-            a.file.close()
+        samples = h5ad_frame(path, "obs").index.astype(str)
+        with H5adRows(path, layer) as matrix:
+            for s in range(0, matrix.n_rows, chunk_size):
+                yield samples[s : s + chunk_size].tolist(), matrix[s : s + chunk_size]
         return
     if kind == "parquet":
         import pyarrow.parquet as pq
@@ -220,7 +210,9 @@ class _Writer:
             keep = None
             if obs is not None and obs.shape[1] and obs.index.is_unique and set(names) <= set(obs.index.astype(str)):
                 keep = obs.set_axis(obs.index.astype(str)).loc[names]
-            to_anndata(pd.DataFrame(Y, index=names, columns=self.targets), model, obs=keep).write_h5ad(self.tmp)
+            from gengen.io.h5ad import write_h5ad
+
+            write_h5ad(to_anndata(pd.DataFrame(Y, index=names, columns=self.targets), model, obs=keep), self.tmp)
         elif self.first:  # no rows at all
             raise GengenError("the query holds no samples.")
 
@@ -286,6 +278,7 @@ def infer_file(
     genes_in_rows: bool | None = None,
     fmt: str | None = None,
     gene_map: str | os.PathLike | None = None,
+    layer: str | None = None,
     quiet: bool = True,
 ) -> dict:
     """Predict targets for every profile of a query file and write them to ``output``.
@@ -305,6 +298,7 @@ def infer_file(
     genes_in_rows : force the query's orientation (default: detect).
     fmt : force the query's format (default: from its content).
     gene_map : a table translating the query's gene ids to the model's.
+    layer : an h5ad query's layer to read instead of ``X`` (an h5ad without ``X`` needs one).
     quiet : no status lines (the default for library calls).
 
     Returns
@@ -316,6 +310,9 @@ def infer_file(
         raise GengenError(f"input file {str(path)!r} does not exist.")
     kind = input_format(path, fmt)
     out_kind = output_format(output)
+    if layer is not None and kind != "h5ad":
+        raise GengenError(f"--layer {layer!r} picks a layer of an h5ad input; {str(path)!r} is {kind}, which has none: "
+                          "leave --layer out.")
     if chunk_size < 1:
         raise GengenError(f"chunk size must be positive, got {chunk_size}.")
     mapping = read_gene_map(gene_map) if gene_map is not None else None
@@ -339,12 +336,13 @@ def infer_file(
             stream = False  # maybe genes x samples: let read_expression detect the orientation
     n = n_chunks = 0
     query_obs = None
-    if stream and kind == "h5ad" and out_kind == "h5ad":
-        import anndata as ad
+    if stream and kind == "h5ad":
+        from gengen.io.h5ad import H5adRows, h5ad_frame
 
-        backed = ad.read_h5ad(path, backed="r")
-        query_obs = backed.obs.copy()
-        backed.file.close()
+        with H5adRows(path, layer):  # no X and no --layer: say which layers there are, before any work
+            pass
+        if out_kind == "h5ad":
+            query_obs = h5ad_frame(path, "obs")
     with atomic_path(output, protect=(path,)) as tmp:
         writer = _Writer(tmp, out_kind, model.targets)
         if stream:
@@ -361,7 +359,7 @@ def infer_file(
                 take = list(range(len(used)))
                 chunks = iter_gctx(path, chunk_size, columns=used)
             else:
-                chunks = _chunks(path, kind, chunk_size, names)
+                chunks = _chunks(path, kind, chunk_size, names, layer)
             for sample_names, X in chunks:
                 block = X[:, take]
                 if not np.isfinite(block).all():
@@ -380,7 +378,8 @@ def infer_file(
             if mapping is not None:  # orientation detection looks for the query's ids of the landmarks
                 wanted = set(model.landmarks)
                 expected += [k for k, v in mapping.items() if v in wanted]
-            adata = read_expression(path, genes_in_rows=genes_in_rows, fmt=fmt, expected_genes=expected, quiet=quiet)
+            adata = read_expression(path, genes_in_rows=genes_in_rows, fmt=fmt, expected_genes=expected, layer=layer,
+                                    quiet=quiet)
             names = adata.var_names.astype(str).tolist()
             match = _match(model, names, adata.var, mapping, str(path))
             _check_match(model, match, names, mapping, gene_map, str(path), fill_missing, quiet)

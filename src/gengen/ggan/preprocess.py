@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -29,11 +28,13 @@ def read_probe_map(path: str | os.PathLike) -> ProbeMap:
     A two-column ``gene <tab> probes`` table works too; the last column always holds the probes.
     Order is kept (it is the model's gene order).
     """
-    p = Path(path)
-    if not p.is_file():
-        raise GengenError(f"probe map {str(p)!r} does not exist.")
+    from gengen.io.files import check_input, open_text
+
+    p = check_input(path, "probe map")
     out: ProbeMap = []
-    for n, line in enumerate(p.read_text(errors="replace").splitlines(), 1):
+    with open_text(p, "probe map") as fh:
+        text = fh.read()
+    for n, line in enumerate(text.splitlines(), 1):
         if not line.strip() or line.startswith("#"):
             continue
         fields = [f.strip().strip('"') for f in line.split("\t")]
@@ -55,8 +56,10 @@ def looks_like_probe_map(path: str | os.PathLike) -> bool:
     import re
 
     pat = re.compile(r"^(\d+(_[a-z])?(_[a-z])?_at|AFFX-\S+)(,(\d+(_[a-z])?(_[a-z])?_at|AFFX-\S+))*$")
+    from gengen.io.files import head_lines
+
     try:
-        lines = [ln for ln in Path(path).read_text(errors="replace").splitlines()[:20] if ln.strip()]
+        lines = head_lines(path, 20, what="gene list")  # a pipe or device is refused here, never read
     except OSError:
         return False
     rows = [ln.split("\t") for ln in lines]

@@ -1,7 +1,7 @@
 """Readers and writers, one module per kind of thing: expression tables (:mod:`gengen.io.expression`;
 ARCHS4 compendia :mod:`gengen.io.archs4`, block reads :mod:`gengen.io.chunked`, in memory or streamed
-:mod:`gengen.io.streaming`), sequences (:mod:`gengen.io.sequences`), motifs (:mod:`gengen.io.motifs`), and the one way inputs are
-opened (:mod:`gengen.io.files`).
+:mod:`gengen.io.streaming`), sequences (:mod:`gengen.io.sequences`), motifs (:mod:`gengen.io.motifs`), motif
+hits as BED (:mod:`gengen.io.bed`), and the one way inputs are opened (:mod:`gengen.io.files`).
 
 The readers and writers users call are re-exported here, imported on first use (so ``import gengen.io``
 stays light):
@@ -32,7 +32,9 @@ _EXPORTS = {
     "one_hot_to_codes": "sequences", "decode_codes": "sequences",
     # motifs
     "PWM": "motifs", "load_motif": "motifs", "read_motif_file": "motifs", "fetch_jaspar": "motifs",
-    "pwm_from_counts": "motifs", "pwm_from_log_odds": "motifs",
+    "pwm_from_counts": "motifs", "pwm_from_log_odds": "motifs", "write_motif": "motifs",
+    # intervals
+    "hits_bed": "bed", "write_bed": "bed",
 }
 
 __all__ = sorted(_EXPORTS)

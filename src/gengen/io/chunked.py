@@ -1,5 +1,5 @@
-"""Expression matrices larger than memory, read by blocks of samples: ARCHS4 HDF5, h5ad opened backed
-(``'r'``), GCTX (HDF5 row slices) and Parquet (row groups).
+"""Expression matrices larger than memory, read by blocks of samples: ARCHS4 HDF5, h5ad (``X`` or a
+layer, by row blocks from disk), GCTX (HDF5 row slices) and Parquet (row groups).
 
 Two layers:
 
@@ -174,49 +174,50 @@ class _GctxMatrix(ChunkedMatrix):
 
 
 class _H5adMatrix(ChunkedMatrix):
+    """An h5ad's ``X`` (or ``layers[layer]``, ``--layer``), dense or sparse, read by row blocks from disk
+    (:class:`gengen.io.h5ad.H5adRows`); ``obs`` and ``var`` read without the matrices."""
+
     kind = "h5ad"
 
-    def __init__(self, path: Path):
-        import anndata as ad
+    def __init__(self, path: Path, layer: str | None = None):
+        from gengen.io.h5ad import H5adRows, h5ad_frame
 
         self.source = str(path)
+        self.rows = H5adRows(path, layer).__enter__()  # no X and no --layer: names the layers to choose from
         try:
-            self.a = ad.read_h5ad(path, backed="r")
+            self.obs = h5ad_frame(path, "obs")
+            self.genes = h5ad_frame(path, "var").index.astype(str).tolist()
         except (OSError, KeyError, ValueError, TypeError) as exc:
+            self.close()
             raise GengenError(f"cannot open {self.source!r} as h5ad: {str(exc).splitlines()[0][:200]}") from None
-        if self.a.X is None:
-            self.a.file.close()
-            raise GengenError(f"{self.source!r}: the h5ad holds no X matrix to read by chunks; write the values into X.")
-        self.genes = self.a.var_names.astype(str).tolist()
-        self.n_samples = int(self.a.n_obs)
-        self.integer = np.dtype(self.a.X.dtype).kind in "iu"
+        except BaseException:
+            self.close()
+            raise
+        self.n_samples = self.rows.n_rows
+        self.integer = np.dtype(self.rows.matrix.dtype).kind in "iu"
         self.block_samples = int(max(1, BLOCK_BYTES // max(1, len(self.genes) * 4)))
 
     def _read_ids(self):
-        return self.a.obs_names.astype(str).to_numpy()
+        return self.obs.index.astype(str).to_numpy()
 
     def meta_columns(self):
-        return [str(c) for c in self.a.obs.columns]
+        return [str(c) for c in self.obs.columns]
 
     def meta_column(self, name):
-        return self.a.obs[name].to_numpy()
+        return self.obs[name].to_numpy()
 
     def read(self, start, stop, genes=None):
-        import scipy.sparse as sp
-
         from gengen.io.archs4 import damaged_hdf5
 
         try:
-            block = self.a.X[start:stop]
+            block = self.rows[start:stop]
         except OSError as exc:
             raise damaged_hdf5(self.source, exc) from None
-        block = block.toarray() if sp.issparse(block) else np.asarray(block)
-        block = block.astype(np.float32, copy=False)
         return block if genes is None else np.ascontiguousarray(block[:, genes])
 
     def close(self):
         with contextlib.suppress(Exception):
-            self.a.file.close()
+            self.rows.__exit__(None, None, None)
 
 
 class _ParquetMatrix(ChunkedMatrix):
@@ -283,12 +284,15 @@ class _ParquetMatrix(ChunkedMatrix):
 _OPENERS = {"archs4": _Archs4Matrix, "gctx": _GctxMatrix, "h5ad": _H5adMatrix, "parquet": _ParquetMatrix}
 
 
-def open_chunked(path: str | os.PathLike, kind: str) -> ChunkedMatrix:
+def open_chunked(path: str | os.PathLike, kind: str, layer: str | None = None) -> ChunkedMatrix:
     """The :class:`ChunkedMatrix` of an input whose format (``kind``, from
-    :func:`gengen.io.expression.input_format`) is one of :data:`CHUNKABLE`."""
+    :func:`gengen.io.expression.input_format`) is one of :data:`CHUNKABLE`; ``layer``: an h5ad's layer
+    to read instead of ``X``."""
     if kind not in _OPENERS:
         raise GengenError(f"{str(path)!r} is {kind}, which cannot be read by chunks; use h5ad, GCTX, Parquet or an "
                           "ARCHS4 HDF5 file for data larger than memory.")
+    if kind == "h5ad":
+        return _H5adMatrix(Path(path), layer)
     return _OPENERS[kind](Path(path))
 
 

@@ -27,6 +27,7 @@ from gengen.io.files import (
     WHITESPACE,
     check_input,
     damaged,
+    encoding_note,
     head_bytes,
     head_lines,
     is_binary,
@@ -257,6 +258,20 @@ def output_format(path: str | os.PathLike) -> str:
     return kind
 
 
+_NOTED_ENCODINGS: set[str] = set()
+
+
+def note_encoding(path: str | os.PathLike, quiet: bool = False, what: str = "input file") -> None:
+    """Say once per file that it is read as Windows-1252 / Latin-1 (it is not UTF-8)."""
+    key = os.path.realpath(path)
+    if key in _NOTED_ENCODINGS or stored_kind(path) in ("hdf5", "parquet"):
+        return
+    note = encoding_note(path, what)
+    if note:
+        _NOTED_ENCODINGS.add(key)
+        log(note, quiet)
+
+
 def _gene_likeness(names) -> float:
     """Fraction of names that look like gene/probe ids minus the fraction that look like sample ids."""
     names = [str(n) for n in list(names)[:500]]
@@ -316,6 +331,88 @@ def numeric_frame(df: pd.DataFrame, source: str) -> pd.DataFrame:
         df = df.copy()
         df[bad] = converted
     return df
+
+
+def _not_expression(col: pd.Series) -> str | None:
+    """What a column holds when it is not expression values ("dates", "true/false values", "text", ...);
+    None for numbers (also numbers stored as text, which :func:`numeric_frame` converts)."""
+    import datetime
+
+    import pandas as pd
+
+    dtype = col.dtype
+    if pd.api.types.is_bool_dtype(dtype):
+        return "true/false values"
+    if pd.api.types.is_datetime64_any_dtype(dtype) or isinstance(dtype, pd.PeriodDtype):
+        return "dates"
+    if pd.api.types.is_timedelta64_dtype(dtype):
+        return "durations"
+    if isinstance(dtype, pd.CategoricalDtype):
+        return "categories"
+    if pd.api.types.is_numeric_dtype(dtype):
+        return None
+    values = col.dropna()
+    if len(values) and all(isinstance(v, bool | np.bool_) for v in values):
+        return "true/false values"
+    if len(values) and all(isinstance(v, datetime.date | datetime.time) for v in values):
+        return "dates"
+    converted = pd.to_numeric(values, errors="coerce") if len(values) else values
+    return "text" if converted.isna().any() else None
+
+
+def split_annotations(df: pd.DataFrame, source: str, quiet: bool = False) -> tuple[pd.DataFrame, pd.DataFrame | None]:
+    """(expression columns, annotation columns or None) of a typed table (Parquet).
+
+    Dates, true/false values, categories and text are not expression values: read as numbers they
+    would become nanoseconds or 0/1 and silently change the matrix (a date column alone makes the
+    values look like counts, so log2(x+1) is applied to everything). Such columns before the first
+    numeric one are annotations, kept (in ``obs``, or ``var`` for a genes x samples table) and named in
+    a note; one among the gene columns is an error naming it.
+    """
+    flagged = [(i, str(c), kind) for i, c in enumerate(df.columns) if (kind := _not_expression(df.iloc[:, i]))]
+    if not flagged:
+        return df, None
+    lead = next((i for i in range(df.shape[1]) if i not in {f[0] for f in flagged}), df.shape[1])
+    inside = [f for f in flagged if f[0] >= lead]
+    if inside or lead == df.shape[1]:
+        i, name, kind = (inside or flagged)[0]
+        more = f" ({len(flagged) - 1} more such column(s))" if len(flagged) > 1 else ""
+        raise GengenError(
+            f"{source}: column {name!r} (#{i + 1}) holds {kind}, not expression values{more}; gengen reads a table of "
+            "numbers (samples x genes): drop that column, or put annotations before the gene columns (kept as "
+            "annotations) or in a --labels file."
+        )
+    names = [f[1] for f in flagged]
+    kinds = sorted({f[2] for f in flagged})
+    log(f"note: {source}: column(s) {preview(names)} hold {', '.join(kinds)}, not expression values: kept as "
+        "annotations (obs; --by can name them), not read as genes.", quiet)
+    return df.iloc[:, lead:], df.iloc[:, :lead]
+
+
+def _annotations_for(index, annotations: pd.DataFrame | None) -> pd.DataFrame:
+    """``annotations`` when they describe ``index`` (the samples or, transposed, the genes), else an empty frame."""
+    import pandas as pd
+
+    names = pd.Index(index).astype(str)
+    if annotations is not None and pd.Index(annotations.index).astype(str).equals(names):
+        return annotations.set_axis(names)
+    return pd.DataFrame(index=names)
+
+
+def check_gene_names(names, source: str = "data", what: str = "gene") -> None:
+    """Gene names are the join key: an empty one (a blank header cell) or a repeated one is refused,
+    with the position of the first empty name (``what``: how the message names a position, e.g. "column")."""
+    import pandas as pd
+
+    names = pd.Index(names).astype(str)
+    empty = [i for i, n in enumerate(names) if not n.strip()]
+    if empty:
+        more = f" (and {len(empty) - 1} more)" if len(empty) > 1 else ""
+        raise GengenError(
+            f"{source}: {what} #{empty[0] + 1} has an empty gene name{more}; name every gene (an empty header cell "
+            "would become a gene named '')."
+        )
+    check_unique_genes(names, source)
 
 
 def read_gct(path: str | os.PathLike) -> ad.AnnData:
@@ -551,14 +648,14 @@ def _arrow_matrix(path: Path, sep: str, width: int, source: str):
 
     names = [f"c{i}" for i in range(width)]
     types = {name: pa.float32() for name in names[1:]}
-    types[names[0]] = pa.string()
+    types[names[0]] = pa.binary()  # names decoded by the caller: a stray Latin-1 byte is not an error
     with open_text(path) as fh:
         row_bytes = len(fh.readline()) + 1  # the header: as wide as a row, near enough
     # ~256 rows per block, 1-32 MB: few chunks per column without big text blocks in flight (measured on
     # the 10,459 x 20,530 benchmark: 8 MB blocks peak at 2.97 GB, 32 MB at 2.42 GB, 174 MB at 3.86 GB)
     block = int(min(32 << 20, max(1 << 20, 256 * row_bytes)))
     compression = stored_kind(path)
-    if compression == "gzip" and wide_text(path):  # UTF-16/32 inside: open_bytes re-encodes it
+    if compression == "gzip" and wide_text(path):  # UTF-16/32 or Windows-1252 inside: open_bytes re-encodes it
         compression = "text"
     stream = (pa.input_stream(str(path), compression="gzip", buffer_size=1 << 20) if compression == "gzip"
               else open_bytes(path))
@@ -604,8 +701,10 @@ def _read_text_matrix(
         raise GengenError(f"{source}: only one column found; is the separator right (tab, comma or spaces)?")
     if width == len(header) + 1:
         columns = header  # R's write.table: the row-name column has no header field
+        first_field = 1
     elif width == len(header):
         columns = header[1:]
+        first_field = 2
     else:
         raise GengenError(f"{source}: the header has {len(header)} fields but the first data row {width}; "
                           "every row needs a name and one value per column.")
@@ -618,7 +717,7 @@ def _read_text_matrix(
                 f"{source}: column {where!r} holds a non-numeric value ({value[:40]!r}); gengen expects a table of "
                 "numbers with the names in the first column (move annotations to another file)."
             )
-        rows = [str(r) for r in table.column(0).to_pylist()]
+        rows = [r.decode("utf-8", errors="gengen-legacy") for r in table.column(0).to_pylist()]
         transposed = bool(rows) and rows_are_genes(rows, columns)
         X = np.empty((len(columns), len(rows)) if transposed else (len(rows), len(columns)), dtype=np.float32)
         for j in range(len(columns)):
@@ -645,6 +744,16 @@ def _read_text_matrix(
             X = np.ascontiguousarray(X.T)
     if not rows:
         raise GengenError(f"{source}: no data rows under the header; is this an expression table?")
+    if transposed:
+        check_gene_names(rows, source, "data row")
+    else:
+        empty = [j for j, c in enumerate(columns) if not c]
+        if empty:
+            raise GengenError(
+                f"{source}: field #{empty[0] + first_field} of the header is empty, so that column's gene has no name"
+                + (f" ({len(empty) - 1} more such field(s))" if len(empty) > 1 else "")
+                + "; name every gene column (it would otherwise become a gene named '')."
+            )
     return (columns, rows, X) if transposed else (rows, columns, X)
 
 
@@ -727,6 +836,13 @@ def _add_sample_field(samples: dict[str, list[str]], key: str, values: list[str]
     samples[name] = values
 
 
+def check_layer(layer: str | None, kind: str, source: str) -> None:
+    """``--layer`` picks a layer of an h5ad; on any other format it is a mistake, said before any reading."""
+    if layer is not None and kind != "h5ad":
+        raise GengenError(f"--layer {layer!r} picks a layer of an h5ad input; {source!r} is {kind}, which has none: "
+                          "leave --layer out.")
+
+
 def read_expression(
     path: str | os.PathLike,
     *,
@@ -735,6 +851,7 @@ def read_expression(
     expected_genes=None,
     gene_column: str | None = None,
     allow_missing_values: bool = False,
+    layer: str | None = None,
     quiet: bool = False,
 ) -> ad.AnnData:
     """Read an expression matrix as samples x genes AnnData with float32 ``X``.
@@ -750,10 +867,13 @@ def read_expression(
     fmt : force the format (one of :data:`FORMATS`).
     gene_column : a ``var`` column to use as gene names (e.g. ``pr_gene_symbol`` of an L1000 GCT).
     allow_missing_values : keep NaN instead of raising (callers that impute).
+    layer : an h5ad input's layer to read instead of ``X`` (``--layer``); an h5ad without ``X`` needs one.
+    quiet : no notes on stderr (how the file was read).
 
     Returns
     -------
-    AnnData, samples x genes, ``X`` float32 (annotations of GCT/GCTX/series matrices in ``obs``/``var``).
+    AnnData, samples x genes, ``X`` float32 (annotations of GCT/GCTX/series matrices in ``obs``/``var``;
+    leading non-numeric columns of a Parquet table in ``obs``).
     """
     import anndata as ad
     import pandas as pd
@@ -761,9 +881,13 @@ def read_expression(
     path = check_input(path)
     source = str(path)
     kind = input_format(path, fmt)
+    check_layer(layer, kind, source)
+    note_encoding(path, quiet)
     try:
         if kind == "h5ad":
-            adata = ad.read_h5ad(path)
+            from gengen.io.h5ad import pick_matrix
+
+            adata = pick_matrix(ad.read_h5ad(path), layer, source)
             if genes_in_rows:
                 adata = adata.T
         elif kind == "gct":
@@ -778,19 +902,20 @@ def read_expression(
             adata = read_series_matrix(path, quiet=quiet)
         elif kind == "parquet":
             df = pd.read_parquet(path)
-            if isinstance(df.index, pd.RangeIndex) and df.shape[1] and not pd.api.types.is_numeric_dtype(df.iloc[:, 0]):
+            if isinstance(df.index, pd.RangeIndex) and df.shape[1] and _not_expression(df.iloc[:, 0]) == "text":
                 df = df.set_index(df.columns[0])
             if df.shape[0] == 0 or df.shape[1] == 0:
                 raise GengenError(f"{source}: no data rows or columns found.")
             df.index = df.index.map(str)
             df.columns = df.columns.map(str)
+            df, annotations = split_annotations(df, source, quiet)
             df = _orient(df, genes_in_rows, expected_genes, source, quiet)
-            check_unique_genes(df.columns, source)
+            check_gene_names(df.columns, source, "column")
             df = numeric_frame(df, source)
             adata = ad.AnnData(
                 X=df.to_numpy(dtype=np.float32),
-                obs=pd.DataFrame(index=df.index.astype(str)),
-                var=pd.DataFrame(index=df.columns.astype(str)),
+                obs=_annotations_for(df.index, annotations),
+                var=_annotations_for(df.columns, annotations),
             )
         else:
             samples, genes, X = _read_text_matrix(
@@ -843,7 +968,7 @@ def validate_expression(adata: ad.AnnData, source: str = "data", allow_missing_v
 
     if adata.n_obs == 0 or adata.n_vars == 0:
         raise GengenError(f"{source}: the matrix is empty ({adata.n_obs} samples x {adata.n_vars} genes).")
-    check_unique_genes(adata.var_names, source)
+    check_gene_names(adata.var_names, source)
     X = adata.X
     if sp.issparse(X):
         X = X.toarray()
@@ -897,8 +1022,10 @@ def write_expression(adata: ad.AnnData, path: str | os.PathLike, protect=(), *, 
 
     kind = output_format(path)
     if kind == "h5ad":
+        from gengen.io.h5ad import write_h5ad
+
         with atomic_path(path, protect=protect) as tmp:
-            adata.write_h5ad(tmp)
+            write_h5ad(adata, tmp)
         return Path(path)
     if obsm_key is not None:
         mat = np.asarray(adata.obsm[obsm_key])
@@ -1010,6 +1137,7 @@ def attach_annotations(adata: ad.AnnData, path: str | os.PathLike, quiet: bool =
             if is_binary(head):
                 raise GengenError(f"annotation file {str(p)!r} is binary; give a CSV/TSV (sample ids in the first "
                                   "column) or Parquet.")
+            note_encoding(p, quiet, "annotation file")
             if head.lstrip().startswith(b"!"):
                 table = series_matrix_samples(p)
             else:

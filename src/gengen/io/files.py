@@ -16,6 +16,8 @@ which the command line would otherwise turn into a bare "aborted".
 from __future__ import annotations
 
 import bz2
+import codecs
+import contextlib
 import csv
 import gzip
 import io
@@ -25,6 +27,7 @@ import zlib
 from pathlib import Path
 
 from gengen.errors import GengenError
+from gengen.runtime import open_regular
 
 COMPRESSIONS = ("gzip", "bz2", "xz")
 _MAGIC = (
@@ -38,24 +41,56 @@ _MAGIC = (
 _OPENERS = {"gzip": gzip.open, "bz2": bz2.open, "xz": lzma.open}
 _DAMAGE = (EOFError, zlib.error, lzma.LZMAError, OSError)  # gzip.BadGzipFile and bz2's errors are OSErrors
 WHITESPACE = " "  # the delimiter sniff_delimiter returns for runs of spaces/tabs (pandas: sep=r"\s+")
+LEGACY_ENCODING = "cp1252"  # what text that is not UTF-8 is read as: Windows-1252, Latin-1's superset
+_LEGACY_SAMPLE = 1 << 20  # bytes looked at to tell UTF-8 from Windows-1252
+
+
+def _latin1_fallback(exc: UnicodeError):
+    """Bytes Windows-1252 leaves undefined (0x81, 0x8D, ...) read as Latin-1."""
+    if isinstance(exc, UnicodeDecodeError):
+        return exc.object[exc.start : exc.end].decode("latin-1"), exc.end
+    raise exc
+
+
+def _legacy_fallback(exc: UnicodeError):
+    """A byte that is not UTF-8 inside otherwise UTF-8 text read as Windows-1252 (then Latin-1), not as
+    U+FFFD: 'Müller' written by a Latin-1 editor stays 'Müller', not 'M\ufffdller'."""
+    if isinstance(exc, UnicodeDecodeError):
+        return exc.object[exc.start : exc.end].decode(LEGACY_ENCODING, errors="gengen-latin1"), exc.end
+    raise exc
+
+
+codecs.register_error("gengen-latin1", _latin1_fallback)
+codecs.register_error("gengen-legacy", _legacy_fallback)
 
 
 def check_input(path: str | os.PathLike, what: str = "input file") -> Path:
-    """An existing, non-empty regular file, or a one-line GengenError saying which of these it is not."""
+    """An existing, non-empty regular file, or a one-line GengenError saying which of these it is not
+    (a named pipe or a device is refused: reading one would block or never end)."""
     p = Path(path)
     if not p.exists():
         raise GengenError(f"{what} {str(p)!r} does not exist.")
     if p.is_dir():
         raise GengenError(f"{what} {str(p)!r} is a directory, not a file.")
-    if p.stat().st_size == 0:
-        raise GengenError(f"{what} {str(p)!r} is empty.")
+    with _open_input(p, what) as fh:
+        if os.fstat(fh.fileno()).st_size == 0:
+            raise GengenError(f"{what} {str(p)!r} is empty.")
     return p
 
 
-def stored_kind(path: str | os.PathLike) -> str:
+def _open_input(path: str | os.PathLike, what: str):
+    """The file as a binary stream if it is a regular file (a link the user made to one is fine)."""
+    try:
+        return os.fdopen(open_regular(path, what), "rb")
+    except FileNotFoundError:
+        raise GengenError(f"{what} {str(path)!r} does not exist.") from None
+
+
+def stored_kind(path: str | os.PathLike, what: str = "input file") -> str:
     """What the first bytes of the file say, as stored: ``gzip``, ``bz2``, ``xz``, ``zip``, ``hdf5``,
-    ``parquet``, ``empty`` or ``other`` (text, or binary that is none of these)."""
-    with open(path, "rb") as fh:
+    ``parquet``, ``empty`` or ``other`` (text, or binary that is none of these); anything but a regular
+    file is a one-line error."""
+    with _open_input(path, what) as fh:
         head = fh.read(8)
     if not head:
         return "empty"
@@ -74,9 +109,9 @@ def damaged(path, kind: str, exc: BaseException, *, what: str = "input file") ->
 class _Guarded(io.RawIOBase):
     """A decompressing stream whose read errors become :func:`damaged` GengenErrors."""
 
-    def __init__(self, raw, path, what: str, kind: str):
+    def __init__(self, raw, path, what: str, kind: str, source=None):
         super().__init__()
-        self._raw, self._path, self._what, self._kind = raw, path, what, kind
+        self._raw, self._path, self._what, self._kind, self._source = raw, path, what, kind, source
 
     def readable(self) -> bool:
         return True
@@ -90,12 +125,28 @@ class _Guarded(io.RawIOBase):
     def close(self) -> None:
         if not self.closed:
             self._raw.close()
+            if self._source is not None:  # the decompressors leave a file object they were given open
+                self._source.close()
         super().close()
 
 
+def _decompressed(path: str | os.PathLike, what: str) -> io.BufferedReader:
+    """The file's bytes, decompressed when its first bytes say gzip, bz2 or xz; not yet re-encoded.
+    Regular files only (:func:`_open_input`): a pipe or a device is a one-line error, not a hang."""
+    kind = stored_kind(path, what)
+    if kind == "zip":
+        raise GengenError(f"{what} {str(path)!r} is a zip archive; unzip it and give the file inside.")
+    source = _open_input(path, what)
+    if kind not in COMPRESSIONS:
+        return source
+    return io.BufferedReader(_Guarded(_OPENERS[kind](source, "rb"), path, what, kind, source), buffer_size=1 << 20)
+
+
 def open_bytes(path: str | os.PathLike, what: str = "input file") -> io.BufferedReader:
-    """The file's content as a binary stream, decompressed when its first bytes say gzip, bz2 or xz
-    (whatever its name); a zip archive is a clear error, read errors are :func:`damaged`.
+    """The file's content as a binary stream of UTF-8 text (when it is text), decompressed when its first
+    bytes say gzip, bz2 or xz (whatever its name); a zip archive is a clear error, read errors are
+    :func:`damaged`. UTF-16/32 (by their byte-order mark) and text that is not UTF-8 (Windows-1252 /
+    Latin-1, see :func:`legacy_encoding`) are re-encoded as UTF-8.
 
     Parameters
     ----------
@@ -106,29 +157,69 @@ def open_bytes(path: str | os.PathLike, what: str = "input file") -> io.Buffered
     -------
     A readable binary stream (use it as a context manager).
     """
-    kind = stored_kind(path)
-    if kind == "zip":
-        raise GengenError(f"{what} {str(path)!r} is a zip archive; unzip it and give the file inside.")
-    stream = (open(path, "rb") if kind not in COMPRESSIONS
-              else io.BufferedReader(_Guarded(_OPENERS[kind](path, "rb"), path, what, kind), buffer_size=1 << 20))
+    stream = _decompressed(path, what)
     head = stream.peek(4)[:4]
     if head.startswith(b"\xef\xbb\xbf"):  # a UTF-8 byte-order mark (Excel's "CSV UTF-8"): not content
         stream.read(3)
         return stream
     encoding = _wide_encoding(head)
+    if encoding is None and legacy_encoding(path, what) is not None:
+        encoding = LEGACY_ENCODING
     if encoding is None:
         return stream
     return io.BufferedReader(_Utf8Recoder(stream, encoding, path, what), buffer_size=1 << 20)
 
 
+_LEGACY_SEEN: dict[tuple, str | None] = {}
+
+
+def legacy_encoding(path: str | os.PathLike, what: str = "input file") -> str | None:
+    """:data:`LEGACY_ENCODING` when the file holds text that is not UTF-8 (judged on its first MiB,
+    decompressed), else None (UTF-8, UTF-16/32 with a byte-order mark, or binary).
+
+    Spreadsheets and older tools on Windows save Latin-1 / Windows-1252: read as UTF-8, a gene named
+    'Müller' would become 'M\ufffdller' and match nothing. Remembered per file (path, inode, size, mtime).
+    """
+    st = os.stat(path)
+    key = (os.path.realpath(path), st.st_ino, st.st_size, st.st_mtime_ns)
+    if key not in _LEGACY_SEEN:
+        with _decompressed(path, what) as fh:
+            head = fh.read(_LEGACY_SAMPLE)
+        verdict = None
+        if not (is_binary(head) or _wide_encoding(head[:4]) or head.startswith(b"\xef\xbb\xbf")):
+            try:
+                codecs.getincrementaldecoder("utf-8")().decode(head, final=len(head) < _LEGACY_SAMPLE)
+            except UnicodeDecodeError:
+                verdict = LEGACY_ENCODING
+        _LEGACY_SEEN[key] = verdict
+    return _LEGACY_SEEN[key]
+
+
+def encoding_note(path: str | os.PathLike, what: str = "input file") -> str | None:
+    """The note to print when :func:`legacy_encoding` applies (with a name from the file as it now
+    reads), else None."""
+    if legacy_encoding(path, what) is None:
+        return None
+    with _decompressed(path, what) as fh:
+        text = fh.read(_LEGACY_SAMPLE).decode(LEGACY_ENCODING, errors="gengen-latin1")
+    word = next((w for w in text.replace(",", " ").replace(";", " ").split() if not w.isascii()), "")
+    example = f" (e.g. {word.strip(chr(34))[:40]!r})" if word else ""
+    return (f"note: {what} {str(path)!r} is not UTF-8 text: read as Windows-1252 / Latin-1{example}; "
+            "save it as UTF-8 to silence this note.")
+
+
 def wide_text(path: str | os.PathLike) -> bool:
-    """Whether the file's decompressed content is UTF-16/32 text (by its byte-order mark): a reader
-    that decompresses by itself instead of through :func:`open_bytes` would get it undecoded."""
-    opener = _OPENERS.get(stored_kind(path), open)
+    """Whether the file's decompressed content needs re-encoding to be UTF-8 text (UTF-16/32 by their
+    byte-order mark, or Windows-1252): a reader that decompresses by itself instead of through
+    :func:`open_bytes` would get it undecoded."""
+    kind = stored_kind(path)
     try:
-        with opener(path, "rb") as fh:
-            return _wide_encoding(fh.read(4)) is not None
-    except _DAMAGE:  # the reader that follows names the damage
+        with _open_input(path, "input file") as source:
+            with (_OPENERS[kind](source, "rb") if kind in COMPRESSIONS else contextlib.nullcontext(source)) as fh:
+                if _wide_encoding(fh.read(4)) is not None:
+                    return True
+        return legacy_encoding(path) is not None
+    except (*_DAMAGE, GengenError):  # the reader that follows names the damage
         return False
 
 
@@ -146,7 +237,8 @@ class _Utf8Recoder(io.RawIOBase):
 
     def __init__(self, raw, encoding: str, path, what: str):
         super().__init__()
-        self._text = io.TextIOWrapper(raw, encoding=encoding, errors="strict", newline="")
+        errors = "gengen-latin1" if encoding == LEGACY_ENCODING else "strict"
+        self._text = io.TextIOWrapper(raw, encoding=encoding, errors=errors, newline="")
         self._pending = b""
         self._path, self._what, self._encoding = path, what, encoding
 
@@ -175,8 +267,9 @@ class _Utf8Recoder(io.RawIOBase):
 
 
 def open_text(path: str | os.PathLike, what: str = "input file") -> io.TextIOWrapper:
-    """:func:`open_bytes` as UTF-8 text (undecodable bytes replaced, so a stray Latin-1 name still reads)."""
-    return io.TextIOWrapper(open_bytes(path, what), encoding="utf-8", errors="replace")
+    """:func:`open_bytes` as text: UTF-8, and a stray byte that is not UTF-8 (past the part
+    :func:`legacy_encoding` looks at) read as Windows-1252, so a Latin-1 name keeps its letters."""
+    return io.TextIOWrapper(open_bytes(path, what), encoding="utf-8", errors="gengen-legacy")
 
 
 def read_bytes(path: str | os.PathLike, what: str = "input file") -> bytes:

@@ -632,3 +632,24 @@ def _jaspar_by_name(name: str) -> str:
     listed = ", ".join(f"{m.matrix_id} ({m.tax_group}, {m.length} bp)" for m in found)
     return (f"; {getattr(db, 'release', 'JASPAR')} has {found[0].name} as {listed}: "
             f"give one of these ids, e.g. --motif {found[0].matrix_id}")
+
+
+def write_motif(counts: np.ndarray, path: str | os.PathLike, *, matrix_id: str = "gengen", name: str = "motif") -> str:
+    """Write a ``(4, W)`` count matrix (rows A, C, G, T) as a JASPAR file, with Biopython's own writer.
+
+    ``Bio.motifs.read(handle, "jaspar")``, JASPAR's tools, the MEME suite's ``jaspar2meme`` and
+    ``--motif`` here read it back. Ids and names lose their whitespace (JASPAR headers are
+    ``>ID NAME``). Written atomically; returns the path.
+    """
+    from Bio.motifs import jaspar
+
+    from gengen.runtime import atomic_path
+
+    counts = np.asarray(counts, dtype=np.float64)
+    if counts.ndim != 2 or counts.shape[0] != 4 or counts.shape[1] == 0:
+        raise GengenError(f"a motif needs a (4, width) count matrix, got shape {counts.shape}.")
+    motif = jaspar.Motif("_".join(str(matrix_id).split()) or "gengen", "_".join(str(name).split()) or "motif",
+                         counts={b: list(counts[i]) for i, b in enumerate("ACGT")})
+    with atomic_path(path) as tmp:
+        Path(tmp).write_text(format(motif, "jaspar"))
+    return str(path)

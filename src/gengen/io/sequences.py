@@ -120,9 +120,15 @@ def encode_string(seq: str, name: str = "sequence") -> np.ndarray:
     return codes
 
 
-def read_fasta_records(path: str | os.PathLike) -> list[tuple[str, str]]:
-    """``(id, sequence)`` pairs of a FASTA file (plain or ``.gz``), validated; at least one record."""
+def read_fasta_records(path: str | os.PathLike, *, quiet: bool = False) -> list[tuple[str, str]]:
+    """``(id, sequence)`` pairs of a FASTA file (plain or ``.gz``), validated; at least one record.
+
+    A record whose header is a bare ``>`` (Biopython's id ``''``) is named ``unnamed_<record number>``
+    (1-based), said in a note: outputs keyed by id (scores, windows, designs) need a name for every row.
+    """
     from Bio import SeqIO
+
+    from gengen.runtime import log
 
     path = Path(path)
     if not path.exists():
@@ -138,6 +144,18 @@ def read_fasta_records(path: str | os.PathLike) -> list[tuple[str, str]]:
             raise GengenError(f"{str(path)!r} is not valid FASTA: {exc}.") from None
     if not out:
         raise GengenError(f"{str(path)!r} holds no FASTA records.")
+    unnamed = [k for k, (name, _) in enumerate(out) if not name]
+    if unnamed:
+        taken = {name for name, _ in out}
+        for k in unnamed:
+            name, n = f"unnamed_{k + 1}", 2
+            while name in taken:
+                name, n = f"unnamed_{k + 1}_{n}", n + 1
+            taken.add(name)
+            out[k] = (name, out[k][1])
+        where = ", ".join(f"#{k + 1}" for k in unnamed[:5]) + (", ..." if len(unnamed) > 5 else "")
+        log(f"note: {str(path)!r}: {len(unnamed)} record(s) have no name after '>' (record {where}); named by "
+            f"their position: {preview([out[k][0] for k in unnamed], 3)}.", quiet)
     empty = [i for i, s in out if not s]
     if len(empty) == len(out):
         raise GengenError(f"{str(path)!r}: every record is empty (headers without sequence lines).")
@@ -153,6 +171,7 @@ def read_fasta(
     short: str = "error",
     max_windows: int | None = None,
     seed: int = 0,
+    quiet: bool = False,
 ) -> SequenceSet:
     """Read a FASTA into equal-length :class:`SequenceSet` codes.
 
@@ -167,6 +186,7 @@ def read_fasta(
         then follows ``ambiguous``: use ``uniform`` to keep padded records).
     max_windows : cap on the number of windows (a seeded random subset).
     seed : seed of the random windows and subsets.
+    quiet : no notes on stderr (records without a name, see :func:`read_fasta_records`).
 
     Returns
     -------
@@ -181,7 +201,7 @@ def read_fasta(
             + ("then drops" if ambiguous == "skip" else "refuses")
             + ": add --ambiguous uniform to keep padded records, or use --short skip."
         )
-    records = read_fasta_records(path)
+    records = read_fasta_records(path, quiet=quiet)
     encoded = [(name, encode_string(seq, name)) for name, seq in records if seq]
     if ambiguous == "error":
         for name, codes in encoded:
@@ -281,11 +301,15 @@ def codes_to_one_hot(codes, ambiguous: str = "uniform", device=None) -> torch.Te
     t = torch.as_tensor(np.asarray(codes) if not isinstance(codes, torch.Tensor) else codes)
     if device is not None:
         t = t.to(device)
-    t = t.long()
-    x = torch.nn.functional.one_hot(t.clamp_max(4), 5)[..., :4].to(torch.float32)
+    # one gather from a (4, 5) table: ~5x faster than one_hot + permute, which matters when a
+    # chromosome is scanned (PWMPredictor.scan)
+    table = torch.zeros(4, 5, device=t.device)
+    table[:, :4] = torch.eye(4, device=t.device)
     if ambiguous == "uniform":
-        x[t == AMBIGUOUS_CODE] = 0.25
-    return x.permute(0, 2, 1).contiguous()
+        table[:, AMBIGUOUS_CODE] = 0.25
+    n, length = t.shape
+    index = t.reshape(-1).to(torch.int32).clamp_(0, AMBIGUOUS_CODE)  # any code above 4 is ambiguous too
+    return table.index_select(1, index).view(4, n, length).permute(1, 0, 2).contiguous()
 
 
 def one_hot(seqs: Iterable[str], ambiguous: str = "uniform") -> torch.Tensor:

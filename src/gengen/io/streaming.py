@@ -309,6 +309,7 @@ def open_expression(
     genes_in_rows: bool | None = None,
     expected_genes=None,
     genes: Callable[[list[str]], list[str] | None] | None = None,
+    layer: str | None = None,
     copies: float = 6.0,
     quiet: bool = False,
 ) -> ExpressionInput:
@@ -326,6 +327,7 @@ def open_expression(
     fmt, genes_in_rows, expected_genes : as :func:`gengen.io.expression.read_expression`.
     genes : given the file's gene names, the names the caller needs (None: all); only those are read
         into memory, and the size estimate counts only them.
+    layer : an h5ad input's layer to read instead of ``X`` (``--layer``).
     copies : peak memory of the in-memory path in copies of the float32 matrix (the VAE's float64
         gene ranking makes ~6; the GGAN's split and z-scores ~3).
     quiet : no status lines.
@@ -334,7 +336,7 @@ def open_expression(
     -------
     An :class:`ExpressionInput`; when streamed, its ``data`` keeps the file open until ``close()``.
     """
-    from gengen.io.expression import input_format, read_expression
+    from gengen.io.expression import check_layer, input_format, read_expression
 
     if stream not in (*STREAM_CHOICES, IN_MEMORY_ONLY):
         raise GengenError(f"--stream must be one of {', '.join(STREAM_CHOICES)}, got {stream!r}.")
@@ -342,10 +344,11 @@ def open_expression(
     ids = read_sample_ids(samples) if samples is not None else None
     source = str(path)
     kind = input_format(path, fmt)
+    check_layer(layer, kind, source)
     matrix = None
     if kind in CHUNKABLE and not (genes_in_rows and kind == "h5ad"):
         try:
-            matrix = open_chunked(path, kind)
+            matrix = open_chunked(path, kind, layer)
         except GengenError:  # h5ad/GCTX/Parquet that cannot be read by chunks: the whole-file reader says why
             if kind == "archs4" or stream == "on":
                 raise
@@ -360,7 +363,8 @@ def open_expression(
         if stream == "on":
             raise GengenError(f"--stream on: {source!r} is {kind}, which cannot be read by chunks; convert it to h5ad "
                               "or Parquet (or use --stream auto).")
-        adata = read_expression(path, genes_in_rows=genes_in_rows, fmt=fmt, expected_genes=expected_genes, quiet=quiet)
+        adata = read_expression(path, genes_in_rows=genes_in_rows, fmt=fmt, expected_genes=expected_genes, layer=layer,
+                                quiet=quiet)
         return _in_memory(adata, source, ids, clauses, normalize, quiet)
     try:
         metadata = (matrix.meta_columns(), matrix.meta_column)
@@ -396,7 +400,7 @@ def open_expression(
         if plain:  # today's reader, today's numbers, today's messages
             matrix.close()
             adata = read_expression(path, genes_in_rows=genes_in_rows, fmt=fmt, expected_genes=expected_genes,
-                                    quiet=quiet)
+                                    layer=layer, quiet=quiet)
             return ExpressionInput(adata, False, applied, notes)
         for line in [matrix.describe(), *notes]:
             log(f"data: {line}", quiet)

@@ -20,6 +20,18 @@ from gengen.sweep.space import Param
 
 OnEpoch = Callable[[int, dict], None]
 
+# Sanity bounds of the open-ended parameters (Param.most): far above any published or useful setting
+# (Tybalt: k <= 125, 100 epochs; D-GEX: 9,000 units, 3 layers), they turn a typo in a space file
+# (epochs = 1e9, hidden = 1e12) into one line instead of a trial that never ends or cannot allocate.
+EPOCHS_MOST = 100_000
+WIDTH_MOST = 100_000  # latent size, hidden units, channels
+BATCH_MOST = 10_000_000
+GENES_MOST = 10_000_000
+LAYERS_MOST = 100
+KERNEL_MOST = 10_000
+RATE_MOST = 10.0  # learning rates, weight decay
+WEIGHT_MOST = 1e6  # loss weights, KL weights, noise scale
+
 
 @dataclass
 class TrialOutcome:
@@ -147,14 +159,14 @@ class VAEPipeline(Pipeline):
 
         self.recipe_class = VAERecipe
         self.params = _params(
-            Param("latent", "latent_dim", "int", low=1, help="latent size k"),
-            Param("lr", "learning_rate", "float", low=0, low_open=True, help="Adam learning rate"),
-            Param("batch_size", "batch_size", "int", low=2),
-            Param("epochs", "epochs", "int", low=1),
-            Param("kappa", "kappa", "float", low=0, help="KL warm-up per epoch (0: full KL weight from the start)"),
-            Param("beta", "beta_max", "float", low=0, help="final KL weight"),
-            Param("hidden", "hidden", "int", low=1, help="hidden layer width (two-layer variant)"),
-            Param("genes", "n_genes", "int", low=2, help="number of most variable genes"),
+            Param("latent", "latent_dim", "int", low=1, most=WIDTH_MOST, help="latent size k"),
+            Param("lr", "learning_rate", "float", low=0, low_open=True, most=RATE_MOST, help="Adam learning rate"),
+            Param("batch_size", "batch_size", "int", low=2, most=BATCH_MOST),
+            Param("epochs", "epochs", "int", low=1, most=EPOCHS_MOST),
+            Param("kappa", "kappa", "float", low=0, most=WEIGHT_MOST, help="KL warm-up per epoch (0: full KL weight from the start)"),
+            Param("beta", "beta_max", "float", low=0, most=WEIGHT_MOST, help="final KL weight"),
+            Param("hidden", "hidden", "int", low=1, most=WIDTH_MOST, help="hidden layer width (two-layer variant)"),
+            Param("genes", "n_genes", "int", low=2, most=GENES_MOST, help="number of most variable genes"),
             Param("gene_rank", "gene_rank", "str", choices=tuple(GENE_RANKS)),
             Param("tybalt_compat", "tybalt_compat", "bool"),
         )
@@ -250,24 +262,24 @@ class GGANPipeline(Pipeline):
 
         self.recipe_class = GGANRecipe
         self.params = _params(
-            Param("lr", "learning_rate", "float", low=0, low_open=True),
-            Param("d_lr", "d_learning_rate", "float", low=0, low_open=True, help="discriminator learning rate"),
-            Param("batch_size", "batch_size", "int", low=1),
-            Param("epochs", "epochs", "int", low=1),
-            Param("hidden", "hidden", "int", low=1),
-            Param("layers", "layers", "int", low=1),
+            Param("lr", "learning_rate", "float", low=0, low_open=True, most=RATE_MOST),
+            Param("d_lr", "d_learning_rate", "float", low=0, low_open=True, most=RATE_MOST, help="discriminator learning rate"),
+            Param("batch_size", "batch_size", "int", low=1, most=BATCH_MOST),
+            Param("epochs", "epochs", "int", low=1, most=EPOCHS_MOST),
+            Param("hidden", "hidden", "int", low=1, most=WIDTH_MOST),
+            Param("layers", "layers", "int", low=1, most=LAYERS_MOST),
             Param("dropout", "dropout", "float", low=0, high=1, high_open=True),
             Param("activation", "activation", "str", choices=tuple(ACTIVATIONS)),
-            Param("l1", "l1_weight", "float", low=0),
-            Param("consistency", "consistency_weight", "float", low=0),
-            Param("adv_weight", "adv_weight", "float", low=0),
-            Param("d_hidden", "d_hidden", "int", low=1),
-            Param("weight_decay", "weight_decay", "float", low=0),
-            Param("input_noise", "input_noise", "float", low=0),
+            Param("l1", "l1_weight", "float", low=0, most=WEIGHT_MOST),
+            Param("consistency", "consistency_weight", "float", low=0, most=WEIGHT_MOST),
+            Param("adv_weight", "adv_weight", "float", low=0, most=WEIGHT_MOST),
+            Param("d_hidden", "d_hidden", "int", low=1, most=WIDTH_MOST),
+            Param("weight_decay", "weight_decay", "float", low=0, most=RATE_MOST),
+            Param("input_noise", "input_noise", "float", low=0, most=WEIGHT_MOST),
             Param("linear_skip", "linear_skip", "bool"),
             Param("ridge_init", "ridge_init", "bool"),
             Param("loss", "loss", "str", choices=("gan", "mse")),
-            Param("patience", "patience", "int", low=1),
+            Param("patience", "patience", "int", low=1, most=EPOCHS_MOST),
         )
         self.spaces = {
             "default": {"lr": {"low": 1e-4, "high": 2e-3, "log": True}, "hidden": [1000, 2000, 3000],
@@ -324,13 +336,13 @@ class PredictorPipeline(Pipeline):
 
         self.recipe_class = PredictorRecipe
         self.params = _params(
-            Param("lr", "learning_rate", "float", low=0, low_open=True),
-            Param("batch_size", "batch_size", "int", low=1),
-            Param("epochs", "epochs", "int", low=1),
-            Param("channels", "channels", "int", low=1),
-            Param("width", "width", "int", low=1, help="first convolution's width"),
-            Param("hidden", "hidden", "int", low=1),
-            Param("weight_decay", "weight_decay", "float", low=0),
+            Param("lr", "learning_rate", "float", low=0, low_open=True, most=RATE_MOST),
+            Param("batch_size", "batch_size", "int", low=1, most=BATCH_MOST),
+            Param("epochs", "epochs", "int", low=1, most=EPOCHS_MOST),
+            Param("channels", "channels", "int", low=1, most=WIDTH_MOST),
+            Param("width", "width", "int", low=1, most=KERNEL_MOST, help="first convolution's width"),
+            Param("hidden", "hidden", "int", low=1, most=WIDTH_MOST),
+            Param("weight_decay", "weight_decay", "float", low=0, most=RATE_MOST),
         )
         self.spaces = {
             "default": {"lr": {"low": 5e-4, "high": 5e-3, "log": True}, "channels": [32, 64, 128],

@@ -6,7 +6,6 @@ import contextlib
 import json
 import math
 import os
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -64,24 +63,87 @@ def trials_table(study, objective: str, space: SearchSpace | None = None) -> pd.
     return pd.DataFrame(rows, columns=cols)
 
 
-def latent_vs_pca(table: pd.DataFrame, objective: str) -> pd.DataFrame | None:
+def latent_vs_pca(table: pd.DataFrame, objective: str, *, space: SearchSpace | None = None,
+                  labelled: bool | None = None) -> pd.DataFrame | None:
     """For VAE sweeps with ``--by``: per latent size, the best trial's objective and kNN accuracy next
-    to PCA's at the same k (BioBombe's comparison: where does the VAE beat the linear baseline?)."""
-    need = {"latent_size", "knn_accuracy", "pca_knn_accuracy"}
-    done = table[table["state"] == "complete"]
-    if done.empty or not need.issubset(done.columns) or done["knn_accuracy"].isna().all():
-        return None
-    rows = []
-    for k, g in done.groupby("latent_size", sort=True):
-        best = g.loc[g[objective].idxmin()]
-        rows.append({"latent_size": int(k), "trials": len(g), f"best_{objective}": best[objective],
-                     "vae_heldout_bce": best.get("heldout_bce"), "pca_heldout_bce": best.get("pca_heldout_bce"),
-                     "vae_knn_accuracy": best["knn_accuracy"], "vae_knn_accuracy_max": g["knn_accuracy"].max(),
-                     "pca_knn_accuracy": best["pca_knn_accuracy"],
-                     "vae_minus_pca": best["knn_accuracy"] - best["pca_knn_accuracy"]})
+    to PCA's at the same k (BioBombe's comparison: where does the VAE beat the linear baseline?).
+
+    Every latent size the study ran is a row, also one whose trials were all pruned or failed: its
+    numbers are empty and ``status`` says why (``pruned at epoch 12``, ``failed: ...``, ``running``), so a
+    size is never dropped from the comparison without a word. ``labelled`` (default: whether any trial
+    measured kNN accuracy) says whether the sweep had labels; ``space`` places trials that stopped
+    before recording their size (its ``latent`` values).
+    """
     import pandas as pd
 
-    return pd.DataFrame(rows)
+    need = {"latent_size", "knn_accuracy", "pca_knn_accuracy"}
+    if labelled is None:
+        labelled = need.issubset(table.columns) and table["knn_accuracy"].notna().any()
+    if not labelled or table.empty:
+        return None
+    sizes = _latent_sizes(table, space)
+    rows = []
+    for k in sorted(sizes.dropna().unique()):
+        g = table[sizes == k]
+        done = g[(g["state"] == "complete") & g[objective].notna()]
+        if "knn_accuracy" in done.columns:
+            done = done[done["knn_accuracy"].notna()]
+        row = {"latent_size": int(k), "trials": len(g), f"best_{objective}": None, "vae_heldout_bce": None,
+               "pca_heldout_bce": None, "vae_knn_accuracy": None, "vae_knn_accuracy_max": None,
+               "pca_knn_accuracy": None, "vae_minus_pca": None, "status": _size_status(g, done, objective)}
+        if len(done):
+            best = done.loc[done[objective].idxmin()]
+            row.update({f"best_{objective}": best[objective], "vae_heldout_bce": best.get("heldout_bce"),
+                        "pca_heldout_bce": best.get("pca_heldout_bce"), "vae_knn_accuracy": best["knn_accuracy"],
+                        "vae_knn_accuracy_max": done["knn_accuracy"].max(),
+                        "pca_knn_accuracy": best["pca_knn_accuracy"],
+                        "vae_minus_pca": best["knn_accuracy"] - best["pca_knn_accuracy"]})
+        rows.append(row)
+    if not rows:
+        return None
+    return pd.DataFrame(rows).astype({c: float for c in (f"best_{objective}", "vae_heldout_bce", "pca_heldout_bce",
+                                                          "vae_knn_accuracy", "vae_knn_accuracy_max",
+                                                          "pca_knn_accuracy", "vae_minus_pca")})
+
+
+def _latent_sizes(table: pd.DataFrame, space: SearchSpace | None) -> pd.Series:
+    """Each trial's latent size: measured (complete trials), else its ``latent`` parameter, else the
+    space's fixed value, else the one size every complete trial had (the recipe's default for the data)."""
+    import pandas as pd
+
+    sizes = pd.to_numeric(table["latent_size"], errors="coerce") if "latent_size" in table.columns else \
+        pd.Series(float("nan"), index=table.index)
+    if "latent" in table.columns:
+        sizes = sizes.fillna(pd.to_numeric(table["latent"], errors="coerce"))
+    fixed = space.fixed.get("latent") if space is not None else None
+    if fixed is not None:
+        sizes = sizes.fillna(float(fixed))
+    elif "latent" not in table.columns and sizes.dropna().nunique() == 1:
+        sizes = sizes.fillna(sizes.dropna().iloc[0])
+    return sizes
+
+
+def _size_status(g: pd.DataFrame, done: pd.DataFrame, objective: str) -> str:
+    """How the trials of one latent size ended, in a few words."""
+    counts = g["state"].value_counts()
+    pruned = g[g["state"] == "pruned"]
+    failed = g[g["state"] == "fail"]
+    parts = []
+    if len(done):
+        parts.append("complete")
+    if len(pruned):
+        epochs = ", ".join(str(int(e)) for e in sorted(pruned["epochs_run"].dropna().unique()))
+        what = f"pruned at epoch{'s' if ',' in epochs else ''} {epochs}" if epochs else "pruned"
+        parts.append(what if not len(done) and len(pruned) == 1 else f"{len(pruned)} {what}")
+    if len(failed) and not len(done):
+        first = str(failed["note"].iloc[0] or "").split(";")[0][:80]
+        parts.append(f"failed ({first})" if first else "failed")
+    for state in ("running", "waiting"):
+        if counts.get(state):
+            parts.append(f"{counts[state]} {state}")
+    if not len(done) and not parts:
+        parts.append("no complete trial")
+    return "; ".join(parts)
 
 
 def plot_sweep(table: pd.DataFrame, objective: str, direction: str, *, space: SearchSpace, path) -> Path:
@@ -149,19 +211,36 @@ def _output_lock(out: Path) -> Iterator[None]:
     except ImportError:
         yield
         return
+    import stat
+
+    from gengen.errors import GengenError
+
     out.mkdir(parents=True, exist_ok=True)
-    with open(out / ".outputs.lock", "a+") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
+    path = out / ".outputs.lock"
+    try:  # never through a link planted at the name, never a pipe or device: only flock, no write
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0), 0o666)
+    except OSError as exc:
+        raise GengenError(f"cannot open the sweep folder's lock {str(path)!r} ({exc.strerror}): it must be a plain "
+                          "file; remove it.") from None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode) or st.st_nlink != 1:
+            raise GengenError(f"the sweep folder's lock {str(path)!r} is not a plain file; remove it.")
+        fcntl.flock(fd, fcntl.LOCK_EX)
         try:
             yield
         finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
+            fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)
 
 
 def _copy_model(src: Path, dest: Path) -> None:
+    """The best trial's model folder as ``best/``: regular files only, never what a link points at."""
+    from gengen.runtime import copy_regular_tree
+
     with atomic_dir(dest) as tmp:
-        for item in src.iterdir():
-            (shutil.copytree if item.is_dir() else shutil.copy2)(item, tmp / item.name)
+        copy_regular_tree(src, tmp, "trial's model folder")
 
 
 def write_outputs(study, pipe: Pipeline, space: SearchSpace, settings: Settings, out: Path, *, url: str,
@@ -180,7 +259,9 @@ def write_outputs(study, pipe: Pipeline, space: SearchSpace, settings: Settings,
         outputs["trials"] = out / "trials.csv"
         if table[pipe.objective].notna().any():
             outputs["figure"] = plot_sweep(table, pipe.objective, pipe.direction, space=space, path=out / "sweep.png")
-        pca = latent_vs_pca(table, pipe.objective) if pipe.name == "vae" else None
+        pca = None
+        if pipe.name == "vae":
+            pca = latent_vs_pca(table, pipe.objective, space=space, labelled=bool(settings.options.get("by")) or None)
         if pca is not None:
             with atomic_path(out / "latent_vs_pca.tsv") as tmp:
                 pca.to_csv(tmp, sep="\t", index=False)
@@ -188,6 +269,10 @@ def write_outputs(study, pipe: Pipeline, space: SearchSpace, settings: Settings,
         complete = [t for t in trials if t.state == TrialState.COMPLETE and t.value is not None]
         best = None
         notes: list[str] = []
+        if pca is not None:
+            for _, row in pca[pca[f"best_{pipe.objective}"].isna()].iterrows():
+                notes.append(f"latent size {row['latent_size']} has no complete trial ({row['status']}): its row in "
+                             "latent_vs_pca.tsv is kept, with empty values")
         summary_path = out / "summary.json"
         previous = _read_json(summary_path)
         if complete:
@@ -199,7 +284,7 @@ def write_outputs(study, pipe: Pipeline, space: SearchSpace, settings: Settings,
             dest = out / "best"
             src = _locate_model(b, trial_dir(out, b.number), where, retrain, quiet)
             if src is not None:
-                if previous.get("best", {}).get("trial") != b.number or not dest.is_dir():
+                if _previous_best(previous) != b.number or not dest.is_dir():
                     _copy_model(src, dest)
                 outputs["best"] = dest
                 if register:
@@ -282,11 +367,21 @@ def _alive(pid: int) -> bool:
     return True
 
 
+def _previous_best(summary: dict) -> Any:
+    best = summary.get("best")
+    return best.get("trial") if isinstance(best, dict) else None
+
+
 def _read_json(path: Path) -> dict:
+    """The previous summary.json, or ``{}`` when there is none or it is unreadable (it is rewritten)."""
+    from gengen.errors import GengenError
+    from gengen.sweep.study import read_json
+
     try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
+        info = read_json(path, "summary")
+    except (OSError, GengenError):
         return {}
+    return info if isinstance(info, dict) else {}
 
 
 def _report(result: SweepResult, summary: dict, pipe: Pipeline, pca, quiet: bool) -> None:

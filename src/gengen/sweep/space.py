@@ -23,6 +23,9 @@ from typing import Any
 
 from gengen.errors import GengenError
 
+MAX_GRID_AXIS = 1000  # values one grid axis takes (each is a choice optuna stores with every trial)
+MAX_GRID_LIST = 1_000_000  # points SearchSpace.grid() builds as a list
+
 
 @dataclass(frozen=True)
 class Param:
@@ -37,6 +40,10 @@ class Param:
     high_open: bool = False
     choices: tuple = ()
     help: str = ""
+    # a sanity bound on an open-ended number (epochs, widths, rates): far above any sensible value, it
+    # stops a typo (``epochs = 1e9``, ``hidden = 1e12``) from becoming a trial that never ends or an
+    # allocation that cannot succeed, and is said so in the error
+    most: float | None = None
 
     def check(self, value: Any, where: str = "") -> Any:
         """The value converted to this parameter's type; a one-line error if it is not allowed."""
@@ -51,14 +58,17 @@ class Param:
             return value
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise GengenError(f"{at}{self.name} takes a number, got {value!r}.")
+        if isinstance(value, float) and not math.isfinite(value):  # TOML's inf and nan
+            raise GengenError(f"{at}{self.name} must be a finite number, got {value!r}.")
+        if self.most is not None and value > self.most:  # before any conversion: 10**400 too
+            raise GengenError(f"{at}{self.name} must be at most {self.most:,g} (far above any useful value: a "
+                              f"typo?), got {_big(value)}.")
         if self.kind == "int":
-            if float(value) != int(value):
+            if isinstance(value, float) and not value.is_integer():
                 raise GengenError(f"{at}{self.name} takes whole numbers, got {value!r}.")
             value = int(value)
         else:
             value = float(value)
-            if not math.isfinite(value):
-                raise GengenError(f"{at}{self.name} must be finite, got {value!r}.")
         if self.low is not None and (value < self.low or (self.low_open and value == self.low)):
             raise GengenError(f"{at}{self.name} must be {'>' if self.low_open else '>='} {self.low:g}, got {value!r}.")
         if self.high is not None and (value > self.high or (self.high_open and value == self.high)):
@@ -85,17 +95,33 @@ class Dimension:
     def is_range(self) -> bool:
         return self.values is None
 
-    def grid(self) -> list | None:
-        """Every value of a discrete dimension, in order; ``None`` for a continuous range."""
+    def size(self) -> int | None:
+        """How many values a discrete dimension has, counted from its bounds (never listed: an integer
+        range 1..10^12 is counted, not built); ``None`` for a continuous range."""
         if not self.is_range:
-            return list(self.values)
+            return len(self.values)
         if self.step is not None:
-            n = int(math.floor((self.high - self.low) / self.step + 1e-9)) + 1
-            vals = [self.low + i * self.step for i in range(n)]
-            return [int(round(v)) for v in vals] if self.param.kind == "int" else [float(round(v, 12)) for v in vals]
+            return int(math.floor((self.high - self.low) / self.step + 1e-9)) + 1
         if self.param.kind == "int" and not self.log:
-            return list(range(int(self.low), int(self.high) + 1))
+            return int(self.high) - int(self.low) + 1
         return None
+
+    def value(self, i: int) -> Any:
+        """The ``i``-th value of a discrete dimension, in order."""
+        if not self.is_range:
+            return self.values[i]
+        if self.step is None:
+            return int(self.low) + i
+        v = self.low + i * self.step
+        return int(round(v)) if self.param.kind == "int" else float(round(v, 12))
+
+    def grid(self) -> list | None:
+        """Every value of a discrete dimension, in order; ``None`` for a continuous range (or one with
+        more values than a grid axis takes, :data:`MAX_GRID_AXIS`)."""
+        n = self.size()
+        if n is None or n > MAX_GRID_AXIS:
+            return None
+        return [self.value(i) for i in range(n)]
 
     def distribution(self, grid_mode: bool):
         """The optuna distribution this dimension is suggested from (categorical in grid mode)."""
@@ -137,24 +163,47 @@ class SearchSpace:
     name: str = "custom"
 
     def is_discrete(self) -> bool:
+        """Every dimension is a list or a stepped / integer range of at most :data:`MAX_GRID_AXIS` values."""
         return all(d.grid() is not None for d in self.dimensions.values())
 
-    def grid(self) -> list[dict[str, Any]]:
-        """Every combination of a fully discrete space, in the order written (last name varies fastest)."""
-        names = list(self.dimensions)
-        bad = [n for n in names if self.dimensions[n].grid() is None]
+    def check_grid(self) -> None:
+        """A one-line error unless the space can be a grid (see :meth:`is_discrete`)."""
+        bad = [n for n, d in self.dimensions.items() if d.size() is None]
         if bad:
             raise GengenError(
                 f"grid sampling needs discrete values, but {', '.join(bad)} {'is a' if len(bad) == 1 else 'are'} "
                 "continuous range(s): give a list or a step, or use --sampler tpe."
             )
-        lists = [self.dimensions[n].grid() for n in names]
-        return [dict(zip(names, combo)) for combo in itertools.product(*lists)]
+        wide = [f"{n} ({d.size():,} values)" for n, d in self.dimensions.items() if d.size() > MAX_GRID_AXIS]
+        if wide:
+            raise GengenError(f"a grid axis takes at most {MAX_GRID_AXIS:,} values, but {', '.join(wide)} has more: "
+                              "give a list or a wider step, or use --sampler tpe / random.")
 
     def grid_size(self) -> int | None:
+        """Points of the grid, counted from its axes (the grid itself is never built); ``None`` when the
+        space cannot be a grid."""
         if not self.is_discrete():
             return None
-        return math.prod(len(d.grid()) for d in self.dimensions.values())
+        return math.prod(d.size() for d in self.dimensions.values())
+
+    def point(self, index: int) -> dict[str, Any]:
+        """The ``index``-th grid point in the order written (the last name varies fastest)."""
+        values = {}
+        for name, dim in reversed(self.dimensions.items()):
+            index, i = divmod(index, dim.size())
+            values[name] = dim.value(i)
+        return {name: values[name] for name in self.dimensions}
+
+    def grid(self) -> list[dict[str, Any]]:
+        """Every combination of a fully discrete space, in the order written (last name varies fastest).
+        Sweeps never call this (they take points one by one, :meth:`point`); a grid of more than
+        :data:`MAX_GRID_LIST` points is refused."""
+        self.check_grid()
+        size = self.grid_size()
+        if size > MAX_GRID_LIST:
+            raise GengenError(f"the grid has {size:,} points, too many to list; take points one by one (point(i)).")
+        names = list(self.dimensions)
+        return [dict(zip(names, combo)) for combo in itertools.product(*(self.dimensions[n].grid() for n in names))]
 
     def to_json(self) -> dict:
         """Canonical description, stored with a study so every worker checks it runs the same space."""
@@ -167,6 +216,13 @@ class SearchSpace:
         parts = [d.describe() for d in self.dimensions.values()]
         parts += [f"{k} = {_fmt(v)}" for k, v in self.fixed.items()]
         return "; ".join(parts)
+
+
+def _big(v: int | float) -> str:
+    """A number for an error line, however large (``f"{10**400:g}"`` overflows)."""
+    if isinstance(v, int) and len(str(abs(v))) > 15:
+        return f"a {len(str(abs(v)))}-digit number"
+    return f"{v:.6g}"
 
 
 def _fmt(v: Any) -> str:
@@ -234,15 +290,15 @@ def _range(p: Param, raw: dict, where: str, name: str):
         raise GengenError(f"{where}: a log range needs low > 0, got {low:g}.")
     step = raw.get("step")
     if step is not None:
-        if isinstance(step, bool) or not isinstance(step, int | float) or step <= 0:
+        if isinstance(step, bool) or not isinstance(step, int | float) or not step > 0:  # nan too
             raise GengenError(f"{where}: step must be a positive number, got {step!r}.")
         if log:
             raise GengenError(f"{where}: a range takes log or step, not both.")
-        if p.kind == "int" and float(step) != int(step):
+        if step > high - low and high > low:  # inf and 10**400 too
+            raise GengenError(f"{where}: step {_big(step)} is wider than the range {low:g}..{high:g}.")
+        if p.kind == "int" and isinstance(step, float) and not step.is_integer():
             raise GengenError(f"{where}: {p.name} is a whole number, so its step must be too; got {step!r}.")
         step = int(step) if p.kind == "int" else float(step)
-        if step > high - low and high > low:
-            raise GengenError(f"{where}: step {step:g} is wider than the range {low:g}..{high:g}.")
     if low == high:
         return low
     return Dimension(p, low=low, high=high, log=log, step=step)

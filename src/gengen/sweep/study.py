@@ -3,16 +3,24 @@
 How a study stays exact with many workers (on one machine or many):
 
 - The worker that creates a study records its settings (pipeline, space, sampler, data fingerprint)
-  and *enqueues every planned trial* as a waiting trial: the chosen grid points under grid sampling,
-  empty slots that the sampler fills under TPE or random sampling. Workers only ever take waiting
-  trials, never create new ones, and taking one is a single guarded state change in the database
-  (``WAITING -> RUNNING``), so each trial runs on exactly one worker: a study finishes exactly its
-  planned number of trials, with no grid point twice.
+  and its plan (a number of trials), and *enqueues planned trials* as waiting trials, a window of
+  ``QUEUE_AHEAD`` at a time (workers queue the next ones under the set-up lock as the queue runs
+  low, so a plan of 10^9 trials or a grid of 10^10 points costs nothing up front): the chosen grid
+  points under grid sampling, empty slots that the sampler fills under TPE or random sampling.
+  Workers only ever take waiting trials, never create new ones, and taking one is a single guarded
+  state change in the database (``WAITING -> RUNNING``), so each trial runs on exactly one worker: a
+  study finishes exactly its planned number of trials, with no grid point twice.
 - A running trial writes a heartbeat every ``heartbeat`` seconds. A trial whose heartbeat is older
   than three intervals (its worker was killed, lost power or its network) is marked failed by
   whichever worker notices first, and a copy with the same parameters is queued again. A worker
   whose trial was taken from it that way discards its own late result, so no configuration is ever
   counted twice.
+- A database that goes away mid-trial (server stopped, network lost) ends the worker with one line;
+  its trial stays RUNNING with a heartbeat that no longer moves, so the next worker to look (the same
+  command run again) re-queues it as above.
+- Check first, create last: the storage URL, the study file, the space, the plan and (for a new
+  study file) the data are all checked before the file or its folder exists, and a refusal during
+  set-up removes what it made.
 - SQLite (the default, one file in the output folder) is made safe for several processes with
   ``BEGIN IMMEDIATE`` transactions (a read-then-write is atomic), WAL journaling and a generous busy
   timeout. Across machines use PostgreSQL (``--storage postgresql://...``).
@@ -24,6 +32,7 @@ the plan when several workers race for the last one; the small loop here takes q
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import math
 import os
@@ -50,6 +59,9 @@ SAMPLERS = ("grid", "tpe", "random")
 PRUNERS = ("median", "halving", "none")
 DEFAULT_HEARTBEAT = 30.0  # seconds between heartbeats; a trial is stale after GRACE_FACTOR of them
 GRACE_FACTOR = 3
+HEARTBEAT_RANGE = (1.0, 3600.0)  # optuna beats in whole seconds; an hour's beat re-queues a lost trial after 3 h
+GRID_WITHOUT_TRIALS = 10_000  # a larger grid needs --trials (a seeded subset, or all of it by asking)
+QUEUE_AHEAD = 32  # trials queued ahead of the workers; the rest of the plan is queued as they go
 DEFAULT_TPE_TRIALS = 20
 MAX_ATTEMPTS = 3  # a configuration whose worker is lost this many times is recorded as failed
 STUDY_DB = "study.db"
@@ -92,16 +104,85 @@ def redact(url: str) -> str:
         return url
 
 
+BACKENDS = ("postgresql", "sqlite", "mysql")  # the databases optuna's RDBStorage is made for
+SQLITE_MAGIC = b"SQLite format 3\x00"
+URL_HELP = ("use postgresql://user:password@host:5432/dbname (workers on several machines) or "
+            "sqlite:///path/to/study.db (one machine)")
+
+
 def _parse_url(url: str):
+    """The parsed URL of a database gengen can keep a study in, or a one-line error."""
     from sqlalchemy.engine import make_url
     from sqlalchemy.exc import ArgumentError
 
     try:
         u = make_url(url)
-    except ArgumentError:
-        raise GengenError(f"--storage {url!r} is not a database URL; use e.g. postgresql://user:password@host:5432/"
-                          "dbname, or sqlite:///path/to/study.db.") from None
+        u.port  # noqa: B018 - a port that is not a number raises here, not at connection time
+    except (ArgumentError, ValueError) as exc:
+        detail = f" ({str(exc).splitlines()[0][:80]})" if isinstance(exc, ValueError) and str(exc) else ""
+        raise GengenError(f"--storage {redact(url)!r} is not a database URL{detail}; {URL_HELP}.") from None
+    backend = u.get_backend_name()
+    if backend not in BACKENDS:
+        raise GengenError(f"--storage {redact(url)!r}: {backend!r} is not a database a sweep can keep its study in; "
+                          f"{URL_HELP}.")
+    if backend == "sqlite":
+        if not u.database or u.database == ":memory:" or u.database.startswith("file:"):
+            raise GengenError(f"--storage {url!r} names no file (an in-memory SQLite database would vanish with this "
+                              "process, and no other worker could join it); give one: sqlite:///study.db (relative "
+                              "to this folder) or sqlite:////absolute/path/study.db.")
+        if u.query:
+            raise GengenError(f"--storage {url!r}: an SQLite URL takes the study file's path only, not "
+                              f"?{'&'.join(u.query)}; e.g. sqlite:///study.db.")
     return u
+
+
+def sqlite_file(url: str) -> Path | None:
+    """The study file of an SQLite URL; ``None`` for a database server."""
+    u = _parse_url(url)
+    return Path(u.database) if u.get_backend_name() == "sqlite" else None
+
+
+def check_sqlite_file(path: Path, what: str = "--storage") -> None:
+    """Check first, create last: the study file must be an SQLite database, or not exist yet in a folder
+    that can be made. Never a link (gengen does not write through links it did not make), a folder,
+    a device or pipe, or a file of other data -- an input named by mistake (``sqlite:///in.csv``) is
+    refused before anything is created beside it."""
+    import stat
+
+    name = str(path)
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        st = None
+    except NotADirectoryError:
+        st = None  # a parent is a file: said below
+    except OSError as exc:
+        raise GengenError(f"{what}: cannot look at the study file {name!r} ({exc.strerror}).") from None
+    if st is None:
+        parent = path.parent
+        while not parent.exists() and parent != parent.parent:
+            parent = parent.parent
+        if not parent.is_dir():
+            raise GengenError(f"{what}: cannot create the study file {name!r}: {str(parent)!r} is a file, not a "
+                              "folder; choose another path.")
+        if not os.access(parent, os.W_OK | os.X_OK):
+            raise GengenError(f"{what}: cannot create the study file {name!r}: the folder {str(parent)!r} is not "
+                              "writable; choose another path.")
+        return
+    if stat.S_ISLNK(st.st_mode):
+        raise GengenError(f"{what}: the study file {name!r} is a symbolic link; name the database file itself.")
+    if stat.S_ISDIR(st.st_mode):
+        raise GengenError(f"{what}: {name!r} is a folder; name the study's database file, e.g. "
+                          f"sqlite:///{(path / STUDY_DB).as_posix()}.")
+    if not stat.S_ISREG(st.st_mode):
+        raise GengenError(f"{what}: {name!r} is not a regular file (a device or a pipe); name the study's database "
+                          "file, e.g. sqlite:///study.db.")
+    if st.st_size:
+        with open(path, "rb") as fh:
+            head = fh.read(len(SQLITE_MAGIC))
+        if head != SQLITE_MAGIC:
+            raise GengenError(f"{what}: {name!r} is not an SQLite database (it holds other data: an input file?); "
+                              "name a new file for the study, e.g. sqlite:///study.db.")
 
 
 def _requeue(study, trial) -> None:
@@ -179,9 +260,7 @@ def _engine_url(u) -> str:
 def _engine_kwargs(u) -> dict:
     if u.get_backend_name() == "postgresql":  # fail fast on an unreachable server; survive server restarts
         return {"pool_pre_ping": True, "connect_args": {"connect_timeout": 10}}
-    if u.get_backend_name() == "sqlite":
-        if u.database and u.database != ":memory:":
-            Path(u.database).parent.mkdir(parents=True, exist_ok=True)
+    if u.get_backend_name() == "sqlite":  # its folder is made by run_sweep, after every check
         return {"connect_args": {"timeout": 120}}
     return {}
 
@@ -275,21 +354,42 @@ def _setup_lock(url: str) -> Iterator[None]:
             conn.close()
             engine.dispose()
         return
-    if backend != "sqlite" or not u.database or u.database == ":memory:":
+    if backend != "sqlite":
+        yield
+        return
+    with folder_lock(Path(u.database).parent):
+        yield
+
+
+@contextlib.contextmanager
+def folder_lock(folder: Path) -> Iterator[None]:
+    """An exclusive advisory lock on a folder itself (``flock`` of the folder's descriptor): it creates
+    no file, so there is nothing to leave behind, nothing a planted link can redirect, and nothing to
+    clean up after a refused or killed run. Where the system cannot lock a folder (Windows; a network
+    file system that emulates flock) this runs unlocked: a creation race there is reported as an error
+    and the command can simply be run again."""
+    try:
+        import fcntl
+    except ImportError:
         yield
         return
     try:
-        import fcntl
-    except ImportError:  # Windows: no advisory file locks
+        fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except OSError:
         yield
         return
-    Path(u.database).parent.mkdir(parents=True, exist_ok=True)
-    with open(f"{u.database}.lock", "a+") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        except OSError:
+            yield
+            return
         try:
             yield
         finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
+            fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)
 
 
 # ------------------------------------------------------------------------------------------ settings
@@ -433,55 +533,168 @@ def run_sweep(
     url = storage or default_storage(out)
     name = study or pipe.name
     _check_output(out, name, url)
+    db_file = sqlite_file(url)
+    if db_file is not None:
+        check_sqlite_file(db_file, "--storage" if storage else f"the sweep folder's {STUDY_DB}")
     chosen = resolve_space(pipe.name, space, pipe.params, builtins=pipe.spaces) if space is not None else None
     if chosen is not None and sampler == "grid":
-        chosen.grid()  # continuous ranges cannot be a grid: say so before touching any storage
-    fresh_local = storage is None and not (out / STUDY_DB).exists()
-    if fresh_local and resume:
-        raise GengenError(f"--resume: there is no study {name!r} in {str(out / STUDY_DB)!r}; leave out --resume to start it.")
+        chosen.check_grid()  # continuous ranges cannot be a grid: say so before touching any storage
+    fresh = db_file is not None and not db_file.exists()
+    if fresh and resume:
+        raise GengenError(f"--resume: there is no study {name!r} in {str(db_file)!r}; leave out --resume to start it.")
     loaded = None
-    if fresh_local:  # a new sweep folder: read the data before the study file exists, so bad data leave none
+    if fresh:  # a new study file: check everything and read the data before it exists, so a mistake leaves none
+        _settle(pipe, None, chosen, trials, sampler, pruner, seed, heartbeat, name, resume)
         if chosen is not None:
             pipe.check_recipe(list(chosen.dimensions) + list(chosen.fixed))
         loaded = data() if callable(data) else data
-    with _quiet_optuna():
-        with _setup_lock(url):  # unreachable database: one line, before anything is read or created
-            base = open_storage(url)
-            existing = _load_settings(base, name, pipe, url, resume)
-            _, the_space, _ = _settle(pipe, existing, chosen, trials, sampler, pruner, seed, heartbeat, name, resume)
-            pipe.check_recipe(list(the_space.dimensions) + list(the_space.fixed))
-        if loaded is None:  # outside the lock: other workers need not wait for it
-            loaded = data() if callable(data) else data
-        options, fingerprint = loaded.options(), loaded.fingerprint()
-        with _setup_lock(url):  # again: another worker may have created the study meanwhile
-            existing = _load_settings(base, name, pipe, url, resume)
-            settings, the_space, add = _settle(pipe, existing, chosen, trials, sampler, pruner, seed, heartbeat,
-                                               name, resume)
-            if existing is not None:
-                _same(settings.options, options, "options", name)
-                _same(settings.data, fingerprint, "data", name)
-            else:
-                settings.options, settings.data = options, fingerprint
-            storage_obj = enable_heartbeat(base, settings.heartbeat) or open_storage(url, settings.heartbeat)
-            sampler_seed = settings.seed if existing is None else _worker_seed(settings.seed)
-            st = _create_or_load(storage_obj, name, settings, sampler_seed, pruner, existing, pipe.warmup_epochs)
-            if st is None:
-                raise GengenError(f"the study {name!r} was created by another worker at the same moment; run the "
-                                  "command again to join it.")
-            if add:
-                _enqueue(st, the_space, settings, add)
-        _write_marker(out, name, url, pipe.name)
-        worker = worker_name()
-        planned = int(st.user_attrs.get(PLANNED_ATTR, 0))
-        log(f"sweep {pipe.name}: study {name!r} in {redact(url)}; {planned} trials planned "
-            f"({settings.sampler} sampling, {settings.pruner} pruning); space: {the_space.describe()}; "
-            f"worker {worker}", quiet)
-        ran = _work(st, pipe, loaded, the_space, settings, out, device, quiet, worker)
-        from gengen.sweep.report import write_outputs
+    trial_lost: list[int] = []  # the trial a lost database connection interrupted, if any
+    settings = None
+    try:
+        with _quiet_optuna():
+            if not fresh:
+                with _setup_lock(url):  # unreachable database: one line, before anything is read or created
+                    base = open_storage(url)
+                    existing = _load_settings(base, name, pipe, url, resume)
+                    _, the_space, _ = _settle(pipe, existing, chosen, trials, sampler, pruner, seed, heartbeat, name,
+                                              resume)
+                    pipe.check_recipe(list(the_space.dimensions) + list(the_space.fixed))
+                loaded = data() if callable(data) else data  # outside the lock: other workers need not wait
+            options, fingerprint = loaded.options(), loaded.fingerprint()
+            with _folders_made_for(db_file if fresh else None):  # create last; a refusal removes what it made
+                with _setup_lock(url):  # again: another worker may have created the study meanwhile
+                    with _file_made_for(db_file if fresh else None) as opened:
+                        if fresh:
+                            base = open_storage(url)
+                            opened.append(base)
+                        existing = _load_settings(base, name, pipe, url, resume)
+                        settings, the_space, add = _settle(pipe, existing, chosen, trials, sampler, pruner, seed,
+                                                           heartbeat, name, resume)
+                        if existing is not None:
+                            _same(settings.options, options, "options", name)
+                            _same(settings.data, fingerprint, "data", name)
+                        else:
+                            settings.options, settings.data = options, fingerprint
+                        storage_obj = enable_heartbeat(base, settings.heartbeat) or open_storage(url, settings.heartbeat)
+                        sampler_seed = settings.seed if existing is None else _worker_seed(settings.seed)
+                        st = _create_or_load(storage_obj, name, settings, sampler_seed, pruner, existing,
+                                             pipe.warmup_epochs)
+                        if st is None:
+                            raise GengenError(f"the study {name!r} was created by another worker at the same moment; "
+                                              "run the command again to join it.")
+                        if add:
+                            _extend_plan(st, the_space, settings, add)
+            _write_marker(out, name, url, pipe.name)
+            worker = worker_name()
+            planned = int(st.user_attrs.get(PLANNED_ATTR, 0))
+            log(f"sweep {pipe.name}: study {name!r} in {redact(url)}; {planned} trials planned "
+                f"({settings.sampler} sampling, {settings.pruner} pruning); space: {the_space.describe()}; "
+                f"worker {worker}", quiet)
+            ran = _work(st, pipe, loaded, the_space, settings, out, device, quiet, worker, url, trial_lost)
+            from gengen.sweep.report import write_outputs
 
-        return write_outputs(st, pipe, the_space, settings, out, url=url, worker=worker, ran=ran,
-                             register=register, quiet=quiet, optuna=optuna,
-                             retrain=lambda t, p: retrain_trial(pipe, loaded, the_space, settings, t, p, device))
+            return write_outputs(st, pipe, the_space, settings, out, url=url, worker=worker, ran=ran,
+                                 register=register, quiet=quiet, optuna=optuna,
+                                 retrain=lambda t, p: retrain_trial(pipe, loaded, the_space, settings, t, p, device))
+    except Exception as exc:
+        if not _database_lost(exc) or os.environ.get("GENGEN_DEBUG"):
+            raise
+        raise _lost_error(url, exc, trial_lost, settings) from None
+
+
+@contextlib.contextmanager
+def _folders_made_for(db_file: Path | None) -> Iterator[None]:
+    """Make the study file's folder (and its missing parents) now, at the last moment, and remove the
+    ones made here if setting the study up fails: a refused sweep leaves no folder behind."""
+    if db_file is None:
+        yield
+        return
+    made = []
+    folder = db_file.parent.absolute()
+    while not folder.exists():
+        made.append(folder)
+        folder = folder.parent
+    for f in reversed(made):
+        try:
+            f.mkdir()
+        except FileExistsError:  # another worker, a moment ago
+            made.remove(f)
+        except OSError as exc:
+            _remove_folders(made)
+            raise GengenError(f"cannot create the folder {str(f)!r} for the study file: {exc.strerror}.") from None
+    try:
+        yield
+    except BaseException:
+        _remove_folders(made)
+        raise
+
+
+def _remove_folders(made: list[Path]) -> None:
+    for f in made:  # deepest first; only if still empty (another worker may be using it)
+        with contextlib.suppress(OSError):
+            f.rmdir()
+
+
+@contextlib.contextmanager
+def _file_made_for(db_file: Path | None) -> Iterator[list]:
+    """Within the set-up lock: when the study file does not exist yet, remove it (and SQLite's -wal,
+    -shm and -journal files) if setting the study up fails. The caller adds the storages it opens on
+    it to the list, so their connections are closed first."""
+    opened: list = []
+    new = db_file is not None and not db_file.exists()
+    try:
+        yield opened
+    except BaseException:
+        if new:
+            for storage in opened:
+                with contextlib.suppress(Exception):
+                    storage.scoped_session.remove()
+                    storage.engine.dispose()
+            for suffix in ("", "-wal", "-shm", "-journal"):
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(f"{db_file}{suffix}")
+        raise
+
+
+class _DatabaseLost(Exception):
+    """The study's database stopped answering while a trial ran (raised with the database error as cause)."""
+
+    def __init__(self, trial: int, cause: BaseException):
+        super().__init__(str(cause))
+        self.trial, self.cause = trial, cause
+
+
+def _database_lost(exc: BaseException) -> bool:
+    """Whether ``exc`` means the database went away (server stopped, network lost, file gone) rather
+    than a bug: SQLAlchemy's operational / interface errors, also as the cause of optuna's
+    StorageInternalError."""
+    from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+
+    if isinstance(exc, _DatabaseLost):
+        return True
+    seen = 0
+    while exc is not None and seen < 5:
+        if isinstance(exc, (OperationalError, InterfaceError)) or (isinstance(exc, DBAPIError)
+                                                                    and exc.connection_invalidated):
+            return True
+        exc, seen = exc.__cause__ or exc.__context__, seen + 1
+    return False
+
+
+def _lost_error(url: str, exc: BaseException, trial_lost: list[int], settings: Settings | None) -> GengenError:
+    """The one line for a database that went away mid-sweep: what happened, and how to go on."""
+    cause = exc.cause if isinstance(exc, _DatabaseLost) else exc
+    while getattr(cause, "orig", None) is None and cause.__cause__ is not None:
+        cause = cause.__cause__
+    detail = (str(getattr(cause, "orig", None) or cause).strip().splitlines() or [type(cause).__name__])[0][:160]
+    u = _parse_url(url)
+    what = (f"the study file {_where(u)!r} failed" if u.get_backend_name() == "sqlite"
+            else f"the database server at {_where(u)} went away")
+    beats = f" after {GRACE_FACTOR} missed heartbeats ({GRACE_FACTOR * settings.heartbeat:g} s)" if settings else ""
+    during = (f" during trial {trial_lost[0]}; that trial is failed and queued again{beats} when the study runs next"
+              if trial_lost else "")
+    return GengenError(f"{what} ({detail}){during}. Finished trials are safe in the database: once it is back, run "
+                       "the same command again to resume the study.")
 
 
 def _check_options(trials, sampler, pruner, heartbeat, storage, study, register, pipe) -> None:
@@ -491,8 +704,10 @@ def _check_options(trials, sampler, pruner, heartbeat, storage, study, register,
         raise GengenError(f"unknown --sampler {sampler!r}; use one of {', '.join(SAMPLERS)}.")
     if isinstance(pruner, str) and pruner not in PRUNERS:
         raise GengenError(f"unknown --pruner {pruner!r}; use one of {', '.join(PRUNERS)}.")
-    if heartbeat is not None and not heartbeat > 0:
-        raise GengenError(f"--heartbeat must be a positive number of seconds, got {heartbeat}.")
+    if heartbeat is not None and not HEARTBEAT_RANGE[0] <= heartbeat <= HEARTBEAT_RANGE[1]:  # nan too
+        raise GengenError(f"--heartbeat must be between {HEARTBEAT_RANGE[0]:g} and {HEARTBEAT_RANGE[1]:g} seconds (a "
+                          f"stopped worker's trial is re-queued after {GRACE_FACTOR} missed beats: at most "
+                          f"{GRACE_FACTOR * HEARTBEAT_RANGE[1] / 3600:g} h), got {heartbeat:g}.")
     if storage is not None and not study:
         raise GengenError("--storage needs --study NAME, the study every worker joins.")
     if study is not None and not str(study).strip():
@@ -511,11 +726,9 @@ def _check_output(out: Path, name: str, url: str) -> None:
     if out.exists() and not out.is_dir():
         raise GengenError(f"-o {str(out)!r} exists and is not a folder; choose another -o.")
     marker = out / MARKER
-    if marker.is_file():
-        try:
-            info = json.loads(marker.read_text())
-        except (ValueError, UnicodeDecodeError):
-            info = {}
+    if marker.exists():
+        info = read_json(marker, f"the sweep folder's {MARKER}")
+        info = info if isinstance(info, dict) else {}
         if info.get("study") != name or info.get("storage") != redact(url):
             raise GengenError(
                 f"{str(out)!r} holds the sweep {info.get('study')!r} in {info.get('storage')}, not {name!r} in "
@@ -523,6 +736,15 @@ def _check_output(out: Path, name: str, url: str) -> None:
             )
     elif out.is_dir() and any(not p.name.startswith(STUDY_DB) for p in out.iterdir()):
         raise GengenError(f"{str(out)!r} exists and is not a gengen sweep folder; choose a new or empty -o.")
+
+
+def read_json(path: Path, what: str) -> Any:
+    """A JSON file gengen wrote (sweep.json, summary.json), parsed by the one safe loader
+    (:func:`gengen.runtime.read_json`: regular files only, bounded nesting); every problem is one line.
+    The one place the sweep parses JSON files."""
+    from gengen.runtime import read_json as read_regular_json
+
+    return read_regular_json(path, what, fix="choose another -o (or remove the file if the folder is yours)")
 
 
 def _write_marker(out: Path, name: str, url: str, pipeline: str) -> None:
@@ -601,17 +823,22 @@ def _settle(pipe, existing, chosen, trials, sampler, pruner, seed, heartbeat, na
                                   "raise that.")
             add = trials - planned
         if add and s.sampler == "grid" and planned + add > space.grid_size():
-            raise GengenError(f"the grid has {space.grid_size()} points; the study {name!r} cannot plan {planned + add}.")
+            raise GengenError(f"the grid has {space.grid_size():,} points; the study {name!r} cannot plan "
+                              f"{planned + add:,}.")
         if planned == 0 and resume and trials is None:  # finishing a half set-up study
             add = space.grid_size() if s.sampler == "grid" else DEFAULT_TPE_TRIALS
         return s, space, add
     space = chosen or resolve_space(pipe.name, None, pipe.params, builtins=pipe.spaces)
     how = sampler or ("grid" if space.is_discrete() else "tpe")
     if how == "grid":
-        size = len(space.grid())  # errors for continuous ranges
+        space.check_grid()  # errors for continuous ranges
+        size = space.grid_size()  # counted from the axes: the grid itself is never built
+        if trials is None and size > GRID_WITHOUT_TRIALS:
+            raise GengenError(f"the grid has {size:,} points; give --trials N to run a seeded random subset of N "
+                              f"of them (--trials {size} runs them all), or --sampler tpe / random.")
         n = trials or size
         if n > size:
-            raise GengenError(f"--trials {n} is more than the {size} points of the grid; give at most {size} "
+            raise GengenError(f"--trials {n:,} is more than the {size:,} points of the grid; give at most {size:,} "
                               "(or --sampler tpe / random to sample more).")
     else:
         n = trials or DEFAULT_TPE_TRIALS
@@ -644,27 +871,81 @@ def _create_or_load(storage, name: str, settings: Settings, sampler_seed: int, p
     return optuna.load_study(**kwargs)
 
 
-def _enqueue(st, space: SearchSpace, settings: Settings, add: int) -> None:
-    """Queue ``add`` more trials: grid points (a seeded random subset when the plan is smaller than
-    the grid, run in grid order) or empty slots for the sampler; then record the new plan."""
+def _extend_plan(st, space: SearchSpace, settings: Settings, add: int) -> None:
+    """Plan ``add`` more trials and queue the first of them (under the set-up lock). Only
+    :data:`QUEUE_AHEAD` trials wait in the queue at a time: workers queue more as they take them
+    (:func:`_top_up`), so a plan of 10^9 trials or a grid of 10^10 points costs nothing up front."""
+    st.set_user_attr(PLANNED_ATTR, int(st.user_attrs.get(PLANNED_ATTR, 0)) + add)
+    _top_up(st, space, settings)
+
+
+def _top_up(st, space: SearchSpace, settings: Settings) -> int:
+    """Queue planned trials until :data:`QUEUE_AHEAD` are waiting (call under the set-up lock, so two
+    workers never queue the same one); returns how many were queued. Grid sampling queues grid points
+    of the plan (:func:`_grid_plan`) never queued before, TPE / random sampling empty slots the sampler
+    fills when a worker takes one."""
+    from optuna.trial import TrialState
+
     planned = int(st.user_attrs.get(PLANNED_ATTR, 0))
     have = st.get_trials(deepcopy=False)
-    total = planned + add
+    room = QUEUE_AHEAD - sum(t.state == TrialState.WAITING for t in have)
+    key = "grid_index" if settings.sampler == "grid" else "slot"
+    used = {t.user_attrs[key] for t in have if key in t.user_attrs}  # a re-queued copy keeps its original's
+    room = min(room, planned - len(used))
+    if room <= 0:
+        return 0
     if settings.sampler == "grid":
-        grid = space.grid()
-        used = {t.user_attrs["grid_index"] for t in have if "grid_index" in t.user_attrs}
-        if total >= len(grid):
-            target = range(len(grid))
-        else:  # the same seeded order every time, so an extended plan contains the earlier one
-            target = sorted(int(i) for i in np.random.default_rng(settings.seed).permutation(len(grid))[:total])
-        for i in target:
-            if i not in used:
-                st.enqueue_trial(grid[i], user_attrs={"grid_index": i})
+        fresh = (i for i in _grid_plan(space.grid_size(), planned, settings.seed) if i not in used)
+        for i in itertools.islice(fresh, room):
+            st.enqueue_trial(space.point(i), user_attrs={"grid_index": i})
     else:
-        slots = {t.user_attrs["slot"] for t in have if "slot" in t.user_attrs}
-        for i in range(len(slots), total):
+        for i in range(len(used), len(used) + room):
             st.enqueue_trial({}, user_attrs={"slot": i})
-    st.set_user_attr(PLANNED_ATTR, planned + add)
+    return room
+
+
+def _remaining(st, settings: Settings) -> bool:
+    """Whether some planned trial has not been queued yet."""
+    key = "grid_index" if settings.sampler == "grid" else "slot"
+    used = {t.user_attrs[key] for t in st.get_trials(deepcopy=False) if key in t.user_attrs}
+    return len(used) < int(st.user_attrs.get(PLANNED_ATTR, 0))
+
+
+PERMUTE_IN_MEMORY = 1_000_000  # grids up to this size draw their subset with numpy (as studies always have)
+
+
+def _grid_plan(size: int, planned: int, seed: int) -> Iterator[int]:
+    """The grid indices a plan of ``planned`` trials runs, in order: the whole grid in order when the
+    plan covers it; otherwise a seeded random subset, in grid order, the same every time (so an
+    extended plan contains the earlier one). Grids over :data:`PERMUTE_IN_MEMORY` points take the
+    subset from a seeded permutation computed one index at a time (:func:`_permuted`), in its order:
+    nothing the size of the grid or of the plan is ever built."""
+    if planned >= size:
+        yield from range(size)
+    elif size <= PERMUTE_IN_MEMORY:
+        yield from sorted(int(i) for i in np.random.default_rng(seed).permutation(size)[:planned])
+    else:
+        for i in range(planned):
+            yield _permuted(i, size, seed)
+
+
+def _permuted(i: int, n: int, seed: int) -> int:
+    """The ``i``-th element of a seeded pseudo-random permutation of ``range(n)`` in O(1) memory: a
+    four-round Feistel network on the smallest even number of bits covering ``n``, walking the cycle
+    until it lands below ``n`` (a bijection on range(n); about two steps on average)."""
+    import hashlib
+
+    half = max(1, ((n - 1).bit_length() + 1) // 2)
+    mask = (1 << half) - 1
+    x = i
+    while True:
+        left, right = x >> half, x & mask
+        for r in range(4):
+            h = hashlib.blake2b(f"{seed}:{r}:{right}".encode(), digest_size=64).digest()
+            left, right = right, left ^ (int.from_bytes(h, "big") & mask)
+        x = (left << half) | right
+        if x < n:
+            return x
 
 
 # ------------------------------------------------------------------------------------------ the worker loop
@@ -751,8 +1032,9 @@ def _suggest(trial, space: SearchSpace, grid_mode: bool) -> dict[str, Any]:
 
 
 def _work(st, pipe: Pipeline, data, space: SearchSpace, settings: Settings, out: Path, device: str,
-          quiet: bool, worker: str) -> int:
-    """Take queued trials until none is waiting or running; returns how many this worker finished."""
+          quiet: bool, worker: str, url: str, trial_lost: list[int]) -> int:
+    """Take queued trials until none is waiting or running; returns how many this worker finished
+    (``trial_lost`` receives the number of a trial the database went away during)."""
     import optuna
 
     grid_mode = settings.sampler == "grid"
@@ -766,6 +1048,10 @@ def _work(st, pipe: Pipeline, data, space: SearchSpace, settings: Settings, out:
             with _quiet_optuna():
                 optuna.storages.fail_stale_trials(st)
                 trial = _pop(st)
+                if trial is None and _remaining(st, settings):  # queue the next part of the plan
+                    with _setup_lock(url):
+                        _top_up(st, space, settings)
+                    trial = _pop(st)
             if trial is None:
                 keeper.flush()  # nothing more for this worker to start: write its best model now
                 running = st.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))
@@ -778,14 +1064,17 @@ def _work(st, pipe: Pipeline, data, space: SearchSpace, settings: Settings, out:
                 time.sleep(poll)
                 continue
             said_waiting = False
-            outcome = _run_trial(st, trial, pipe, data, space, settings, device, worker, grid_mode, keeper)
+            outcome = _run_trial(st, trial, pipe, data, space, settings, device, worker, grid_mode, keeper,
+                                 trial_lost)
             ran += outcome is not None
             keeper.forget_beaten()
             if outcome is not None:
                 _progress(st, trial.number, outcome, pipe, settings, planned, quiet)
-    finally:  # also on Ctrl-C: the best model trained here is not lost
-        keeper.flush()
-        keeper.forget_beaten()
+    except BaseException:  # Ctrl-C, a lost database: the best model trained here is not lost
+        keeper.flush(unreachable_ok=True)
+        raise
+    keeper.flush()
+    keeper.forget_beaten()
     return ran
 
 
@@ -818,13 +1107,27 @@ class _BestKeeper:
         if self.saved.pop(number, None) is not None:
             shutil.rmtree(trial_dir(self.out, number), ignore_errors=True)
 
-    def flush(self) -> None:
+    def flush(self, unreachable_ok: bool = False) -> None:
+        """Write the pending model if it is (still) the study's best. ``unreachable_ok``: on the way out
+        of a failed run, a database that cannot be asked does not stop the model from being written,
+        and a model that cannot be written does not hide the error that ended the run."""
         if self.pending is None:
             return
         number, value, model = self.pending
         self.pending = None
-        if _better(value, _best_value(self.st, self.direction), self.direction):
-            _save_model(model, trial_dir(self.out, number))
+        try:
+            best = _best_value(self.st, self.direction)
+        except Exception:
+            if not unreachable_ok:
+                raise
+            best = None  # keep it: the outputs step of the next run decides
+        if _better(value, best, self.direction):
+            try:
+                _save_model(model, trial_dir(self.out, number))
+            except Exception:
+                if not unreachable_ok:
+                    raise
+                return
             self.saved[number] = value
 
     def forget_beaten(self) -> None:
@@ -844,9 +1147,11 @@ def _save_model(model, path: Path) -> None:
     model.save(path)
 
 
-def _run_trial(st, trial, pipe, data, space, settings, device, worker, grid_mode, keeper: _BestKeeper):
+def _run_trial(st, trial, pipe, data, space, settings, device, worker, grid_mode, keeper: _BestKeeper,
+               trial_lost: list[int]):
     """Train one trial and tell the study; returns a short outcome dict, or None if the trial was
-    taken away (its heartbeat went stale) and re-queued meanwhile."""
+    taken away (its heartbeat went stale) and re-queued meanwhile. A database that goes away raises
+    :class:`_DatabaseLost`."""
     import optuna
     from optuna.trial import TrialState
 
@@ -890,6 +1195,9 @@ def _run_trial(st, trial, pipe, data, space, settings, device, worker, grid_mode
                 _requeue(st, frozen)
         raise
     except Exception as exc:  # noqa: BLE001 - a failing configuration must not stop the sweep
+        if _database_lost(exc):
+            _give_back(trial, hb, trial_lost)
+            raise _DatabaseLost(trial.number, exc) from exc
         if os.environ.get("GENGEN_DEBUG"):
             hb.stop()
             raise
@@ -909,12 +1217,27 @@ def _run_trial(st, trial, pipe, data, space, settings, device, worker, grid_mode
                              state=None if state == TrialState.COMPLETE else state, skip_if_finished=True)
     except optuna.exceptions.UpdateFinishedTrialError:
         frozen = None
+    except Exception as exc:
+        if not _database_lost(exc):
+            raise
+        _give_back(trial, hb, trial_lost)
+        raise _DatabaseLost(trial.number, exc) from exc
     if frozen is None or frozen.state != state:  # taken away as stale while it ran: the retry counts
         keeper.withdraw(trial.number)
         return None
     return {"state": state.name.lower(), "value": value if state == TrialState.COMPLETE else frozen.value,
             "values": dict(frozen.params), "seconds": seconds, "epochs": last_epoch[0], "note": note,
             "worker": worker}
+
+
+def _give_back(trial, hb: _Heartbeat, trial_lost: list[int]) -> None:
+    """The database went away during ``trial``: stop its heartbeat and let it go. The trial stays
+    RUNNING in the database with a heartbeat that no longer moves, so the next worker to look (this
+    command run again, or any other worker) fails it and queues a copy -- the same path as a killed
+    worker's trial. (Failing it and queueing its copy from here, on a connection that just broke,
+    could do one without the other: a trial lost, or run twice.)"""
+    hb.stop()
+    trial_lost.append(trial.number)
 
 
 def retrain_trial(pipe: Pipeline, data, space: SearchSpace, settings: Settings, trial, path: Path,

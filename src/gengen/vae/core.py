@@ -209,17 +209,11 @@ class VAEModel(SavedModel):
         Missing genes are an error naming them unless ``fill_missing``, which puts the training
         midpoint (scaled 0.5) in their place and says how many.
         """
-        from gengen.io.expression import match_by_key, mismatch_hint
+        from gengen.io.expression import mismatch_hint
 
         names = adata.var_names.astype(str)
-        pos = {g: i for i, g in enumerate(names)}
+        pos = self.gene_positions(names, quiet)
         missing = [g for g in self.genes if g not in pos]
-        if missing:  # Ensembl ids that differ only in their version suffix
-            by_key = match_by_key(missing, names)
-            if by_key:
-                pos.update(by_key)
-                missing = [g for g in missing if g not in pos]
-                log(f"matched {len(by_key)} gene(s) ignoring Ensembl version suffixes.", quiet)
         if len(missing) == len(self.genes):
             raise GengenError(
                 f"none of the model's {len(self.genes)} genes are in the data (model genes start "
@@ -240,6 +234,22 @@ class VAEModel(SavedModel):
             out[:, ~present] = mid[~present]
             log(f"warning: filled {len(missing)} missing gene(s) with training mid-range values.", quiet)
         return out
+
+    def gene_positions(self, names, quiet: bool = True) -> dict[str, int]:
+        """Where each of the model's genes is in ``names`` (a data set's genes): model gene -> position,
+        matched by name, then by Ensembl id without its version suffix; genes not found are absent."""
+        from gengen.io.expression import match_by_key
+
+        names = [str(n) for n in names]
+        index = {g: i for i, g in enumerate(names)}
+        pos = {g: index[g] for g in self.genes if g in index}
+        missing = [g for g in self.genes if g not in pos]
+        if missing:  # Ensembl ids that differ only in their version suffix
+            by_key = match_by_key(missing, names)
+            if by_key:
+                pos.update(by_key)
+                log(f"matched {len(by_key)} gene(s) ignoring Ensembl version suffixes.", quiet)
+        return pos
 
     # ------------------------------------------------------------------ inference
     def _require_encoder(self) -> None:

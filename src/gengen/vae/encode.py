@@ -23,13 +23,18 @@ def encode(
     recipe: VAERecipe | None = None,
     save_model: str | os.PathLike | None = None,
     fill_missing: bool = False,
+    reconstruct: bool = False,
+    input_file: str | os.PathLike | None = None,
     device: str = "auto",
     quiet: bool = True,
 ) -> tuple[ad.AnnData, VAEModel]:
     """Embed ``adata`` with a VAE; without a model, train one on ``adata`` (Tybalt recipe) first.
 
-    Returns a copy of ``adata`` with ``obsm["X_vae"]`` (z_mean) and ``uns["gengen"]`` (how it was
-    made), and the model used. ``save_model`` writes a newly trained model there.
+    Returns a copy of ``adata`` with what a scanpy user looks for: ``obsm["X_vae"]`` (the embedding),
+    ``var["vae_used"]`` (the genes the model reads), ``varm["vae_loadings"]`` (genes x k decoder
+    weights, NaN for genes the model does not read), ``layers["vae_reconstructed"]`` on request, and
+    ``uns["gengen"]`` (how it was made: model path, input file, seed, recipe); and the model used.
+    ``save_model`` writes a newly trained model there.
 
     Parameters
     ----------
@@ -38,6 +43,9 @@ def encode(
     recipe : settings when training (default: Tybalt's, sized to the data).
     save_model : where to save a newly trained model.
     fill_missing : fill genes the model needs but ``adata`` lacks with training mid-range values.
+    reconstruct : add ``layers["vae_reconstructed"]``: each sample decoded from its embedding, in the
+        input's units (NaN for genes the model does not read).
+    input_file : the file ``adata`` was read from, recorded in ``uns["gengen"]``.
     device : ``"auto"``, ``"cpu"``, ``"cuda"``, ...
     quiet : no progress or status lines (the default for library calls).
 
@@ -57,20 +65,56 @@ def encode(
     z = model.encode(adata, fill_missing=fill_missing, quiet=quiet)
     out = adata.copy()
     out.obsm[EMBEDDING_KEY] = z.astype(np.float32)
-    out.uns["gengen"] = provenance(model, trained=trained)
+    annotate_genes(out, model, reconstruct_from=z if reconstruct else None)
+    out.uns["gengen"] = provenance(model, trained=trained, input_file=input_file)
     return out, model
 
 
-def provenance(model: VAEModel, trained: bool) -> dict:
+LOADINGS_KEY = "vae_loadings"  # varm: genes x k decoder weights
+USED_KEY = "vae_used"  # var: the genes the model reads
+RECONSTRUCTED_KEY = "vae_reconstructed"  # layers: decoded embeddings, the input's units
+
+
+def annotate_genes(out: ad.AnnData, model: VAEModel, reconstruct_from: np.ndarray | None = None) -> None:
+    """Add ``var["vae_used"]``, ``varm["vae_loadings"]`` (genes x k: each gene's decoder weight per
+    feature ``vae_1..vae_k``, NaN for genes the model does not read) and, given the embedding,
+    ``layers["vae_reconstructed"]`` (NaN outside the model's genes) to ``out`` in place.
+
+    Parameters
+    ----------
+    out : the embedded data (samples x genes).
+    model : the model that embedded it.
+    reconstruct_from : the embedding to decode into the layer (None: no layer).
+    """
+    pos = model.gene_positions(out.var_names)
+    model_cols = np.array([j for j, g in enumerate(model.genes) if g in pos], dtype=np.int64)
+    data_cols = np.array([pos[model.genes[j]] for j in model_cols], dtype=np.int64)
+    used = np.zeros(out.n_vars, dtype=bool)
+    used[data_cols] = True
+    out.var[USED_KEY] = used
+    weights = model.decoder_weights().to_numpy(dtype=np.float32)  # k x model genes
+    loadings = np.full((out.n_vars, weights.shape[0]), np.nan, dtype=np.float32)
+    loadings[data_cols] = weights[:, model_cols].T
+    out.varm[LOADINGS_KEY] = loadings
+    if reconstruct_from is not None:
+        decoded = model.decode(np.asarray(reconstruct_from, dtype=np.float32))
+        layer = np.full(out.shape, np.nan, dtype=np.float32)
+        layer[:, data_cols] = decoded[:, model_cols]
+        out.layers[RECONSTRUCTED_KEY] = layer
+
+
+def provenance(model: VAEModel, trained: bool, input_file: str | os.PathLike | None = None) -> dict:
     """What made an embedding, in h5ad-safe types (no None)."""
     from gengen import __version__
 
     r = model.recipe
+    model_path = getattr(model, "path", "") or ""
     info = {
         "pipeline": "vae",
         "embedding_key": EMBEDDING_KEY,
         "gengen_version": __version__,
-        "model_path": str(getattr(model, "path", "") or ""),
+        "model_path": os.path.abspath(model_path) if model_path else "",
+        "input_file": os.path.abspath(input_file) if input_file else "",
         "trained_on_input": trained,
         "seed": int(r.seed),
         "device": str(model.metrics.get("device", model.device)),

@@ -83,8 +83,36 @@ def separating_features(embedding: np.ndarray, labels, feature_names: list[str] 
     return pd.DataFrame(rows)
 
 
+def panel_titles(names, width: int = 24, lines: int = 2) -> list[str]:
+    """Class names as panel titles of at most ``lines`` lines of ``width`` characters, each different.
+
+    Wrapped where they fit; a longer name keeps its start and its end around an ellipsis (classes
+    often differ only at the end: 'steroid-phenotype-high' / '-low', where a cut at 14 characters made
+    every title 'steroid-phenot'); titles still alike get their position appended.
+    """
+    import textwrap
+
+    def fit(name: str) -> str:
+        wrapped = textwrap.wrap(name, width, break_on_hyphens=True) or [""]
+        if len(wrapped) <= lines:
+            return "\n".join(wrapped)
+        room = width * lines - 1
+        short = name[: room - room // 2] + "\u2026" + name[-(room // 2):]
+        wrapped = textwrap.wrap(short, width, break_on_hyphens=True)
+        if len(wrapped) > lines:  # no good break: cut it in fixed widths
+            wrapped = [short[i : i + width] for i in range(0, len(short), width)]
+        return "\n".join(wrapped)
+
+    titles = [fit(str(n)) for n in names]
+    seen: dict[str, int] = {}
+    for t in titles:
+        seen[t] = seen.get(t, 0) + 1
+    return [f"{t} (#{i + 1})" if seen[t] > 1 else t for i, t in enumerate(titles)]
+
+
 def plot_separating_features(embedding: np.ndarray, labels, table: pd.DataFrame, path, label_name: str = "label"):
-    """One panel per class: its best feature's values, in-class vs the rest (strip + box)."""
+    """One panel per class: its best feature's values, in-class vs the rest (strip + box); the
+    class's name (wrapped, never cut to the same prefix) is the panel's title."""
     import pandas as pd
 
     from gengen.plots import pyplot, save_figure
@@ -94,16 +122,18 @@ def plot_separating_features(embedding: np.ndarray, labels, table: pd.DataFrame,
     n = len(table)
     cols = min(n, 4)
     rows = int(np.ceil(n / cols))
-    fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 3.0 * rows), squeeze=False)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.4 * cols, 3.4 * rows), squeeze=False)
     rng = np.random.default_rng(0)
-    for ax, (_, row) in zip(axes.flat, table.iterrows()):
+    titles = panel_titles(table["class"])
+    for ax, (_, row), title in zip(axes.flat, table.iterrows(), titles):
         j = int(str(row["feature"]).rsplit("_", 1)[1]) - 1
         groups = [embedding[labels == row["class"], j], embedding[(labels != row["class"]) & (labels != "nan"), j]]
         ax.boxplot(groups, showfliers=False)
-        ax.set_xticks([1, 2], [str(row["class"])[:14], "rest"])
+        ax.set_xticks([1, 2], [f"class (n={len(groups[0])})", f"rest (n={len(groups[1])})"], fontsize=8)
         for k, g in enumerate(groups, start=1):
             ax.scatter(k + rng.uniform(-0.15, 0.15, len(g)), g, s=6, alpha=0.6)
-        ax.set_title(f"{row['feature']}  AUROC {row['auroc']:.2f} ({row['direction']})", fontsize=9)
+        ax.set_ylabel(str(row["feature"]), fontsize=8)
+        ax.set_title(f"{title}\n{row['feature']}  AUROC {row['auroc']:.2f} ({row['direction']})", fontsize=9)
     for ax in list(axes.flat)[n:]:
         ax.axis("off")
     fig.suptitle(f"best-separating latent feature per {label_name} class")

@@ -19,6 +19,9 @@ def read_keras_dense(hdf5_path: str | os.PathLike, layer: str | None = None) -> 
     """(kernel, bias) of a Dense layer in a Keras HDF5 file; default: the last layer with a kernel."""
     import h5py
 
+    from gengen.io.files import check_input
+
+    check_input(hdf5_path, "Keras HDF5 file")  # h5py would wait forever on a named pipe
     try:
         f = h5py.File(hdf5_path, "r")
     except OSError as exc:
