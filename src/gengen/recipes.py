@@ -13,6 +13,10 @@ from dataclasses import asdict, dataclass, field
 
 from gengen.errors import GengenError
 
+# How genes are ranked for the VAE's gene choice (``VAERecipe.gene_rank``): in memory by
+# gengen.vae.preprocess, streamed by gengen.io.streaming (which must not import a pipeline)
+GENE_RANKS = ("median-ad", "mean-ad", "variance")
+
 
 @dataclass
 class VAERecipe:
@@ -39,6 +43,9 @@ class VAERecipe:
     seed: int = 0
     min_steps: int = 3000
     regime: str = "auto"
+    # count normalisation when the data are read (gengen.io.chunked): "auto" (ARCHS4 counts -> log2(CPM + 1),
+    # other files as they are), "cpm" or "none"; a trained model records the one applied
+    normalize: str = "auto"
     notes: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict:
@@ -86,6 +93,7 @@ class GGANRecipe:
     # difference); fp32 / bf16 force one precision for both (see gengen.runtime.resolve_precision)
     precision: str = "auto"
     seed: int = 0
+    normalize: str = "auto"  # as VAERecipe.normalize; queries of a model are read the same way
     notes: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict:

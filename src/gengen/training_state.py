@@ -516,8 +516,13 @@ class TrainingCheckpoint:
 
     def save(self, state: LoopState, device) -> None:
         """Write the model folder with the loop state beside it (atomic, under the output's lock)."""
+        from gengen import distributed
+
         if self.write_model is None:
             raise RuntimeError("TrainingCheckpoint.write_model is not set")
+        if not distributed.is_main():  # under torchrun rank 0 writes (every rank holds the same weights)
+            self._last, self._last_epoch = time.perf_counter(), state.epoch
+            return
         t = time.perf_counter()
         seconds = state.seconds + (t - self._t0)
         raw = pack_state(state, device, self.carry, seconds)
@@ -587,10 +592,13 @@ def finish_model(model, checkpoint: TrainingCheckpoint | None, history):
     """The last step of a checkpointed trainer: record the thread count the loop ran at and, when the
     run has a checkpoint folder, write the finished model there (its training section marked complete).
     Returns ``model``."""
+    from gengen import distributed
+
     model.cpu_threads = history.attrs.get("cpu_threads")
     if checkpoint is not None:
         model.training = checkpoint.finished()
-        model.save(checkpoint.directory)
+        if distributed.is_main():  # under torchrun rank 0 writes the model
+            model.save(checkpoint.directory)
         model.path = checkpoint.directory
     return model
 

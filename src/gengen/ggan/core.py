@@ -136,7 +136,8 @@ class GGANModel(SavedModel):
 
         Parameters
         ----------
-        adata : the reference, samples x genes (original units, log scale).
+        adata : the reference, samples x genes (original units, log scale); or a
+            :class:`gengen.io.chunked.ChunkedExpression` to stream from disk (:mod:`gengen.ggan.streamed`).
         landmarks : landmark gene names.
         targets : target gene names (default: every other gene).
         recipe : the settings (default :class:`GGANRecipe`, fields left at None sized to the reference).
@@ -149,6 +150,13 @@ class GGANModel(SavedModel):
         -------
         The trained model.
         """
+        from gengen.io.chunked import ChunkedExpression
+
+        if isinstance(adata, ChunkedExpression):  # larger than memory: read block by block from the file
+            from gengen.ggan.streamed import train_streamed
+
+            return train_streamed(cls, adata, landmarks, targets, recipe=recipe, device=device, quiet=quiet,
+                                  on_epoch=on_epoch, checkpoint=checkpoint)
         lm, tg = landmarks_and_targets(adata, landmarks, targets)
         X = np.asarray(adata[:, lm].X, dtype=np.float32)
         Y = np.asarray(adata[:, tg].X, dtype=np.float32)
@@ -214,8 +222,10 @@ class GGANModel(SavedModel):
         -------
         The trained model.
         """
-        if checkpoint is None:
-            return cls._train_arrays(X, Y, landmarks, targets, recipe, device, quiet, on_epoch, None, gene_info)
+        from gengen import distributed
+
+        if checkpoint is None or not distributed.is_main():  # (under torchrun rank 0 holds the output)
+            return cls._train_arrays(X, Y, landmarks, targets, recipe, device, quiet, on_epoch, checkpoint, gene_info)
         from gengen.runtime import plan_outputs
 
         with plan_outputs(models={checkpoint.directory: overwrite_check(PIPELINE)}):  # locked from the start (no-op in the CLI)

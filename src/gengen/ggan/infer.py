@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from gengen.errors import GengenError, preview
+from gengen.io.chunked import parquet_index_column
 from gengen.io.expression import (
     TABLE_FORMATS,
     input_format,
@@ -85,7 +86,7 @@ def _header(path: Path, kind: str) -> tuple[list[str], pd.DataFrame | None]:
         import pyarrow.parquet as pq
 
         schema = pq.ParquetFile(path).schema_arrow
-        index = _parquet_index_column(schema)
+        index = parquet_index_column(schema)
         return [n for n in schema.names if n != index], None
     if kind == "h5ad":
         from gengen.io.h5ad import h5ad_frame
@@ -99,19 +100,6 @@ def _header(path: Path, kind: str) -> tuple[list[str], pd.DataFrame | None]:
     with open_text(path) as fh:  # the raw header: pandas would rename duplicate columns (A, A.1)
         row = split_fields(fh.readline().rstrip("\n\r").lstrip("\ufeff"), table_separator(path, kind))
     return [c.strip() for c in row[1:]], None
-
-
-def _parquet_index_column(schema) -> str | None:
-    """The column holding sample names: pandas' stored index, else a leading string column."""
-    import pyarrow as pa
-
-    meta = schema.pandas_metadata or {}
-    stored = [c for c in meta.get("index_columns", []) if isinstance(c, str)]
-    if stored:
-        return stored[0]
-    if len(schema.names) > 1 and (pa.types.is_string(schema.types[0]) or pa.types.is_large_string(schema.types[0])):
-        return schema.names[0]
-    return None
 
 
 def _chunks(
@@ -140,7 +128,7 @@ def _chunks(
         # pre_buffer=False: with pyarrow's default pre-buffering, iter_batches kept every read batch
         # alive (RSS grew ~50 MB per 10,000 x 943 chunk: 6.3 GB for 1M profiles); without it RSS is flat.
         pf = pq.ParquetFile(path, pre_buffer=False)
-        index = _parquet_index_column(pf.schema_arrow)
+        index = parquet_index_column(pf.schema_arrow)
         offset = 0
         for batch in pf.iter_batches(batch_size=chunk_size):
             df = batch.to_pandas()

@@ -245,39 +245,50 @@ def fit_ggan(
     """
     import torch
 
+    from gengen import distributed
+    from gengen.batches import rows_for
+
+    # the training pairs on the device, or (x_train a StreamedRows, y_train None) streamed from disk
+    batches = rows_for([x_train] if y_train is None else [x_train, y_train], device, distributed.shard())
     if recipe.learning_rate is None or recipe.epochs is None:  # a recipe not sized yet: size it to these data
         # (this loop trains the networks it is given; a ridge start is the caller's: ridge_initialise)
         unsized = GGANRecipe.from_dict({**recipe.to_dict(), "ridge_init": bool(recipe.ridge_init)})
-        recipe = resolve_ggan_recipe(unsized, len(x_train) + (0 if x_val is None else len(x_val)))
+        recipe = resolve_ggan_recipe(unsized, batches.n + (0 if x_val is None else len(x_val)))
     gan = recipe.loss == "gan"
     gen.to(device)
     if gan:
         disc.to(device)
-    xt = torch.as_tensor(x_train, dtype=torch.float32, device=device)
-    yt = torch.as_tensor(y_train, dtype=torch.float32, device=device)
     has_val = x_val is not None and len(x_val) > 0
     if has_val:
         xv = torch.as_tensor(x_val, dtype=torch.float32, device=device)
         yv = torch.as_tensor(y_val, dtype=torch.float32, device=device)
     n_params = sum(p.numel() for p in gen.parameters()) + (sum(p.numel() for p in disc.parameters()) if gan else 0)
     with small_model_threads(n_params, device):
-        history = _fit(gen, disc, xt, yt, xv if has_val else None, yv if has_val else None, recipe, device, quiet,
+        history = _fit(gen, disc, batches, xv if has_val else None, yv if has_val else None, recipe, device, quiet,
                        on_epoch, checkpoint)
         history.attrs["cpu_threads"] = torch.get_num_threads()
         return history
 
 
-def _fit(gen, disc, xt, yt, xv, yv, recipe: GGANRecipe, device, quiet: bool, on_epoch=None, checkpoint=None):
+def _fit(gen, disc, batches, xv, yv, recipe: GGANRecipe, device, quiet: bool, on_epoch=None, checkpoint=None):
     import pandas as pd
     import torch
     import torch.nn.functional as F
 
+    from gengen import distributed
+    from gengen.batches import batches_per_epoch
     from gengen.training_state import LoopState
 
     gan = recipe.loss == "gan"
     has_val = xv is not None
-    n = xt.shape[0]
-    n_batches = max(1, math.ceil(n / recipe.batch_size))
+    n = batches.n
+    n_batches = batches_per_epoch(n, recipe.batch_size)
+    # under torchrun: DistributedDataParallel for the generator's first pass and the discriminator's
+    # real/fake pass (the steps that train them); the generator's consistency pass and the frozen
+    # discriminator in the generator's step use the modules themselves. Alone: the modules themselves
+    g_net = distributed.wrap(gen)
+    d_pairs = (distributed.wrap(disc, "real_and_fake") if g_net is not gen else disc.real_and_fake) if gan else None
+    distributed.reseed(recipe.seed)  # ranks other than 0 draw their own noise (a no-op alone)
     opt_g = make_optimizer(gen.parameters(), recipe.learning_rate, weight_decay=recipe.weight_decay, betas=GAN_BETAS)
     opt_d = make_optimizer(disc.parameters(), recipe.d_learning_rate or recipe.learning_rate, betas=GAN_BETAS) if gan else None
     d_params = list(disc.parameters()) if gan else []
@@ -297,6 +308,7 @@ def _fit(gen, disc, xt, yt, xv, yv, recipe: GGANRecipe, device, quiet: bool, on_
                       {"generator": opt_g, **({"discriminator": opt_d} if gan else {})},
                       {"permutation": gen_perm}, history=rows, unsaved={"start": start})
     if checkpoint is not None and checkpoint.start(state, device):
+        distributed.reseed(recipe.seed, state.epoch, state.batch)
         since_best = int(state.values.get("since_best", 0))
         if state.values.get("best_epoch"):
             weights = {k[5:]: v for k, v in state.tensors.items() if k.startswith("best.")}
@@ -309,21 +321,18 @@ def _fit(gen, disc, xt, yt, xv, yv, recipe: GGANRecipe, device, quiet: bool, on_
             if gan:
                 disc.train()
             state.begin_epoch()
-            perm = torch.randperm(n, generator=gen_perm).to(device)
             sums = state.running("sums", torch.zeros(6, device=device))  # g_loss d_loss adv l1 cons abs_err
-            for b, idx in enumerate(torch.tensor_split(perm, n_batches)):
-                if b < state.batch:  # done before the run was interrupted
-                    continue
-                xb, yb = xt[idx], yt[idx]
+            for b, (xb, yb) in batches.epoch(gen_perm, n_batches, skip=state.batch):  # not done before an interruption
+                size = xb.shape[0]
                 with autocast(precision, device):
-                    fake = gen(xb).float()
+                    fake = g_net(xb).float()
                 if gan:
                     # discriminator: real and fake pairs through one batched head call
                     for p in d_params:
                         p.requires_grad_(True)
                     with autocast(precision, device):
-                        logits = disc.real_and_fake(xb, yb, fake.detach()).float()
-                    target = torch.cat([torch.ones(len(idx), device=device), torch.zeros(len(idx), device=device)])
+                        logits = d_pairs(xb, yb, fake.detach()).float()
+                    target = torch.cat([torch.ones(size, device=device), torch.zeros(size, device=device)])
                     d_loss = F.binary_cross_entropy_with_logits(logits, target)
                     opt_d.zero_grad(set_to_none=True)
                     d_loss.backward()
@@ -333,7 +342,7 @@ def _fit(gen, disc, xt, yt, xv, yv, recipe: GGANRecipe, device, quiet: bool, on_
                     with autocast(precision, device):
                         d_fake = disc(xb, fake).float()
                         again = gen(xb).float() if recipe.consistency_weight > 0 else None
-                    adv = F.binary_cross_entropy_with_logits(d_fake, torch.ones(len(idx), device=device))
+                    adv = F.binary_cross_entropy_with_logits(d_fake, torch.ones(size, device=device))
                     l1 = (fake - yb).abs().mean()
                     if again is not None:
                         cons = (fake - again).pow(2).mean()
@@ -347,7 +356,7 @@ def _fit(gen, disc, xt, yt, xv, yv, recipe: GGANRecipe, device, quiet: bool, on_
                 opt_g.zero_grad(set_to_none=True)
                 g_loss.backward()
                 opt_g.step()
-                k = float(len(idx))
+                k = float(size)
                 sums += (
                     torch.stack(
                         [
@@ -364,7 +373,10 @@ def _fit(gen, disc, xt, yt, xv, yv, recipe: GGANRecipe, device, quiet: bool, on_
                 if checkpoint is not None:
                     state.batch = b + 1
                     checkpoint.after_batch(state, device)
-            s = (sums / n).tolist()  # the one host sync of the epoch
+            if g_net is not gen:  # every rank's share of the epoch
+                sums = distributed.all_reduce_sum(sums.clone())
+            seen = batches.local_n * batches.shard.world if batches.streamed else n  # streamed: a remainder may sit out
+            s = (sums / seen).tolist()  # the one host sync of the epoch
             row = {
                 "epoch": epoch + 1,
                 "g_loss": s[0],
@@ -374,8 +386,8 @@ def _fit(gen, disc, xt, yt, xv, yv, recipe: GGANRecipe, device, quiet: bool, on_
                 "consistency": s[4] if gan else float("nan"),
                 "train_mae": s[5],
             }
-            if has_val:
-                row["val_mae"] = validation_mae(gen, xv, yv, precision=precision)
+            if has_val:  # (rank 0's value on every rank: the ranks' choices of epoch must agree)
+                row["val_mae"] = distributed.broadcast_value(validation_mae(gen, xv, yv, precision=precision))
                 if row["val_mae"] < best[0] - 1e-6:
                     best = (
                         row["val_mae"],
@@ -401,7 +413,7 @@ def _fit(gen, disc, xt, yt, xv, yv, recipe: GGANRecipe, device, quiet: bool, on_
     if best[2] is not None:
         gen.load_state_dict(best[2])
         if best[1] > 0 and recipe.start_margin:
-            gain_se = paired_gain_se(start_errors, profile_errors(gen, xv, yv, precision=precision))
+            gain_se = distributed.broadcast_value(paired_gain_se(start_errors, profile_errors(gen, xv, yv, precision=precision)))
             if gain_se < recipe.start_margin:  # not convincingly better than where it started
                 rejected, best = best[1], start
                 gen.load_state_dict(best[2])

@@ -1,6 +1,7 @@
-"""Readers and writers, one module per kind of thing: expression tables (:mod:`gengen.io.expression`),
-sequences (:mod:`gengen.io.sequences`), motifs (:mod:`gengen.io.motifs`), motif hits as BED
-(:mod:`gengen.io.bed`), and the one way inputs are opened (:mod:`gengen.io.files`).
+"""Readers and writers, one module per kind of thing: expression tables (:mod:`gengen.io.expression`;
+ARCHS4 compendia :mod:`gengen.io.archs4`, block reads :mod:`gengen.io.chunked`, in memory or streamed
+:mod:`gengen.io.streaming`), sequences (:mod:`gengen.io.sequences`), motifs (:mod:`gengen.io.motifs`), motif
+hits as BED (:mod:`gengen.io.bed`), and the one way inputs are opened (:mod:`gengen.io.files`).
 
 The readers and writers users call are re-exported here, imported on first use (so ``import gengen.io``
 stays light):
@@ -22,6 +23,9 @@ _EXPORTS = {
     "read_gct": "expression", "read_gctx": "expression", "iter_gctx": "expression",
     "read_series_matrix": "expression", "read_gene_list": "expression", "read_gene_map": "expression",
     "attach_annotations": "expression", "validate_expression": "expression",
+    # matrices larger than memory: ARCHS4, chunked readers, the in-memory-or-streamed choice
+    "open_expression": "streaming", "open_archs4": "archs4", "write_archs4": "archs4", "open_chunked": "chunked",
+    "ChunkedExpression": "chunked",
     # sequences
     "SequenceSet": "sequences", "read_fasta": "sequences", "read_fasta_records": "sequences",
     "write_fasta": "sequences", "one_hot": "sequences", "codes_to_one_hot": "sequences",

@@ -46,7 +46,8 @@ if TYPE_CHECKING:
 
 TABLE_FORMATS = {"csv": ",", "tsv": "\t", "txt": "\t", "tab": "\t"}
 SERIES_MATRIX = "series-matrix"  # GEO's GSExxx_series_matrix.txt(.gz): '!' header lines, then probes x samples
-FORMATS = ("h5ad", "csv", "tsv", "txt", "parquet", "gct", "gctx", SERIES_MATRIX)
+ARCHS4 = "archs4"  # an ARCHS4 compendium (HDF5: data/expression genes x samples counts; gengen.io.archs4)
+FORMATS = ("h5ad", "csv", "tsv", "txt", "parquet", "gct", "gctx", SERIES_MATRIX, ARCHS4)
 GCTX_MATRIX = "/0/DATA/0/matrix"  # cmapPy layout: HDF5 row = one sample (column of the GCT)
 GCTX_ROW_META = "/0/META/ROW"  # genes: "id" plus optional annotations (pr_gene_symbol, ...)
 GCTX_COL_META = "/0/META/COL"  # samples: "id" plus optional annotations
@@ -177,13 +178,21 @@ def _hdf5_layout(path: Path, by_name: str | None) -> str:
                 return "gctx"
             if h5.attrs.get("encoding-type") == "anndata" or ("obs" in h5 and "var" in h5):
                 return "h5ad"
+            from gengen.io.archs4 import is_archs4
+
+            if is_archs4(h5):
+                return ARCHS4  # its reader names any field that is missing
             groups = list(h5.keys())
-    except OSError:
-        return by_name if by_name in ("h5ad", "gctx") else "h5ad"  # the reader names the damage
+    except OSError as exc:
+        if by_name in ("h5ad", "gctx"):
+            return by_name  # the reader names the damage
+        raise GengenError(f"{str(path)!r} is an HDF5 file that cannot be opened ({str(exc).splitlines()[0][:160]}): it is "
+                          "truncated or corrupted (a download cut short?); download or copy it again.") from None
     if by_name in ("h5ad", "gctx"):
         return by_name  # its reader says what is missing
     raise GengenError(
-        f"{str(path)!r} is an HDF5 file but neither AnnData (h5ad: obs, var, X) nor GCTX (cmapPy: {GCTX_MATRIX}); "
+        f"{str(path)!r} is an HDF5 file but neither AnnData (h5ad: obs, var, X), GCTX (cmapPy: {GCTX_MATRIX}) nor "
+        "ARCHS4 (data/expression, meta/genes, meta/samples); "
         f"top-level groups: {preview(groups) or 'none'}."
     )
 
@@ -244,7 +253,7 @@ def output_format(path: str | os.PathLike) -> str:
         raise GengenError(
             f"cannot write {str(path)!r}: unknown output extension; name it .h5ad, .csv, .tsv or .parquet."
         ) from None
-    if kind in ("gct", "gctx"):
+    if kind in ("gct", "gctx", ARCHS4):
         raise GengenError(f"writing {kind.upper()} is not supported; name the output .h5ad, .csv, .tsv or .parquet.")
     return kind
 
@@ -827,6 +836,13 @@ def _add_sample_field(samples: dict[str, list[str]], key: str, values: list[str]
     samples[name] = values
 
 
+def check_layer(layer: str | None, kind: str, source: str) -> None:
+    """``--layer`` picks a layer of an h5ad; on any other format it is a mistake, said before any reading."""
+    if layer is not None and kind != "h5ad":
+        raise GengenError(f"--layer {layer!r} picks a layer of an h5ad input; {source!r} is {kind}, which has none: "
+                          "leave --layer out.")
+
+
 def read_expression(
     path: str | os.PathLike,
     *,
@@ -865,9 +881,7 @@ def read_expression(
     path = check_input(path)
     source = str(path)
     kind = input_format(path, fmt)
-    if layer is not None and kind != "h5ad":
-        raise GengenError(f"--layer {layer!r} picks a layer of an h5ad input; {source!r} is {kind}, which has none: "
-                          "leave --layer out.")
+    check_layer(layer, kind, source)
     note_encoding(path, quiet)
     try:
         if kind == "h5ad":
@@ -880,6 +894,10 @@ def read_expression(
             adata = read_gct(path)
         elif kind == "gctx":
             adata = read_gctx(path)
+        elif kind == ARCHS4:  # counts as log2(CPM + 1), as every command reads them (gengen.io.streaming)
+            from gengen.io.streaming import open_expression
+
+            adata = open_expression(path, fmt=fmt, stream="off", quiet=quiet).data
         elif kind == SERIES_MATRIX:
             adata = read_series_matrix(path, quiet=quiet)
         elif kind == "parquet":

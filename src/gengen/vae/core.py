@@ -101,7 +101,8 @@ class VAEModel(SavedModel):
 
         Parameters
         ----------
-        adata : samples x genes, original units.
+        adata : samples x genes, original units; or a :class:`gengen.io.chunked.ChunkedExpression` to
+            stream from disk (:mod:`gengen.vae.streamed`).
         recipe : the settings (default :class:`VAERecipe`: Tybalt's, fields left at None sized to the data).
         device : ``"auto"``, ``"cpu"``, ``"cuda"``, ...
         quiet : no progress or status lines (the default for library calls).
@@ -112,16 +113,24 @@ class VAEModel(SavedModel):
         -------
         The trained model (with ``history`` and ``metrics``).
         """
+        from gengen import distributed
         from gengen.runtime import plan_outputs
 
-        if checkpoint is None:
-            return cls._train(adata, recipe, device, quiet, on_epoch, None)
+        if checkpoint is None or not distributed.is_main():  # (under torchrun rank 0 holds the output)
+            return cls._train(adata, recipe, device, quiet, on_epoch, checkpoint)
         with plan_outputs(models={checkpoint.directory: overwrite_check(PIPELINE)}):  # locked from the start (no-op in the CLI)
             return cls._train(adata, recipe, device, quiet, on_epoch, checkpoint)
 
     @classmethod
     def _train(cls, adata, recipe, device, quiet, on_epoch, checkpoint) -> VAEModel:
         import torch
+
+        from gengen.io.chunked import ChunkedExpression
+
+        if isinstance(adata, ChunkedExpression):  # larger than memory: read block by block from the file
+            from gengen.vae.streamed import train_streamed
+
+            return train_streamed(cls, adata, recipe, device, quiet, on_epoch, checkpoint)
 
         from gengen.training_state import data_fingerprint, finish_model, open_training
         from gengen.vae import smallcohort
