@@ -55,7 +55,7 @@ PILOT_BLOCKS = 3
 def available_memory() -> float | None:
     """Bytes this process can still allocate: MemAvailable, capped by a cgroup v2 limit (a SLURM job,
     a container) when one is set."""
-    from gengen.runtime import _available_memory
+    from gengen.runtime.device import _available_memory
 
     free, _ = _available_memory(None)
     try:
