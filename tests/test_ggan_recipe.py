@@ -220,6 +220,7 @@ def test_ggan_eval_bad_grouping_is_one_line(small_reference, extra, needles):
 def test_ggan_eval_unknown_method_fails_before_the_reference_is_read(small_reference, monkeypatch):
     """--methods is checked with the other options, not after reading the reference (41 s at TCGA size)."""
     import gengen.io.expression
+    import gengen.io.readers
 
     d, _ = small_reference
 
@@ -227,6 +228,7 @@ def test_ggan_eval_unknown_method_fails_before_the_reference_is_read(small_refer
         raise AssertionError("the reference was read")
 
     monkeypatch.setattr(gengen.io.expression, "read_expression", never)
+    monkeypatch.setattr(gengen.io.readers, "read_whole", never)  # what open_expression reads into memory with
     res = runner.invoke(app, ["ggan-eval", str(d / "ref.csv"), "--landmarks", str(d / "landmarks.txt"),
                               "--methods", "ridge,bogus", "-o", str(d / "bad_eval")])
     assert_one_line_error(res, "unknown method(s) bogus", "choose from")

@@ -1,6 +1,8 @@
-"""Readers and writers, one module per kind of thing: expression tables (:mod:`gengen.io.expression`;
-ARCHS4 compendia :mod:`gengen.io.archs4`, block reads :mod:`gengen.io.chunked`, in memory or streamed
-:mod:`gengen.io.streaming`), sequences (:mod:`gengen.io.sequences`), motifs (:mod:`gengen.io.motifs`), motif
+"""Readers and writers, one module per kind of thing: expression tables (:mod:`gengen.io.expression`,
+one module per format below it: :mod:`~gengen.io.tables`, :mod:`~gengen.io.gct`, :mod:`~gengen.io.geo`,
+:mod:`~gengen.io.h5ad`, with :mod:`~gengen.io.formats` recognising them and :mod:`~gengen.io.checks`
+checking what they read; ARCHS4 compendia :mod:`gengen.io.archs4`, block reads :mod:`gengen.io.chunked`,
+in memory or streamed :mod:`gengen.io.streaming`), sequences (:mod:`gengen.io.sequences`), motifs (:mod:`gengen.io.motifs`), motif
 hits as BED (:mod:`gengen.io.bed`), and the one way inputs are opened (:mod:`gengen.io.files`).
 
 The readers and writers users call are re-exported here, imported on first use (so ``import gengen.io``
@@ -18,11 +20,11 @@ import importlib
 from typing import Any
 
 _EXPORTS = {
-    # expression tables
-    "read_expression": "expression", "write_expression": "expression", "write_table": "expression",
-    "read_gct": "expression", "read_gctx": "expression", "iter_gctx": "expression",
-    "read_series_matrix": "expression", "read_gene_list": "expression", "read_gene_map": "expression",
-    "attach_annotations": "expression", "validate_expression": "expression",
+    # expression tables: the readers by format, their shared checks, and the files that come with them
+    "read_expression": "expression", "write_expression": "expression", "write_table": "tables",
+    "read_gct": "gct", "read_gctx": "gct", "iter_gctx": "gct", "read_series_matrix": "geo",
+    "read_gene_list": "annotations", "read_gene_map": "annotations", "attach_annotations": "annotations",
+    "validate_expression": "checks",
     # matrices larger than memory: ARCHS4, chunked readers, the in-memory-or-streamed choice
     "open_expression": "streaming", "open_archs4": "archs4", "write_archs4": "archs4", "open_chunked": "chunked",
     "ChunkedExpression": "chunked",

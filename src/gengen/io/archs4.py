@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from gengen.errors import GengenError, preview
-from gengen.io.expression import _h5_values as decode  # one HDF5 string decoder for GCTX and ARCHS4
+from gengen.io.gct import _h5_values as decode  # one HDF5 string decoder for GCTX and ARCHS4
 
 EXPRESSION = "data/expression"
 GENE_FIELDS = ("meta/genes/gene_symbol", "meta/genes/symbol")

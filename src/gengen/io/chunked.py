@@ -133,7 +133,7 @@ class _GctxMatrix(ChunkedMatrix):
     kind = "gctx"
 
     def __init__(self, path: Path):
-        from gengen.io.expression import open_gctx
+        from gengen.io.gct import open_gctx
 
         self._stack = contextlib.ExitStack()
         self.g = self._stack.enter_context(open_gctx(path))
@@ -284,7 +284,7 @@ _OPENERS = {"archs4": _Archs4Matrix, "gctx": _GctxMatrix, "h5ad": _H5adMatrix, "
 
 def open_chunked(path: str | os.PathLike, kind: str, layer: str | None = None) -> ChunkedMatrix:
     """The :class:`ChunkedMatrix` of an input whose format (``kind``, from
-    :func:`gengen.io.expression.input_format`) is one of :data:`CHUNKABLE`; ``layer``: an h5ad's layer
+    :func:`gengen.io.formats.input_format`) is one of :data:`CHUNKABLE`; ``layer``: an h5ad's layer
     to read instead of ``X``."""
     if kind not in _OPENERS:
         raise GengenError(f"{str(path)!r} is {kind}, which cannot be read by chunks; use h5ad, GCTX, Parquet or an "
@@ -320,7 +320,7 @@ def parse_where(clauses: Sequence[str]) -> list[tuple[str, str, str]]:
 
 def read_sample_ids(path: str | os.PathLike) -> list[str]:
     """Sample ids from a file: one per line, or a table's first column (a header naming it is skipped)."""
-    from gengen.io.expression import read_gene_list
+    from gengen.io.annotations import read_gene_list
 
     ids = read_gene_list(path)
     if ids and ids[0].lower() in ("sample", "samples", "sample_id", "geo_accession", "gsm", "barcode", "cell"):
@@ -584,7 +584,7 @@ def resolve_normalisation(choice: str, matrix: ChunkedMatrix | None, pilot: np.n
     library-size normalisation and log2(x + 1); other formats are used as they are (as before).
     ``counts`` (a query read for a model trained on normalised counts): ``cpm`` when the query holds
     counts (ARCHS4, or values that look linear-scale), else its values as they are."""
-    from gengen.io.expression import looks_like_counts
+    from gengen.io.checks import looks_like_counts
 
     if choice not in (*NORMALISATIONS, "counts"):
         raise GengenError(f"--normalize must be one of {', '.join(NORMALISATIONS)}, got {choice!r}.")

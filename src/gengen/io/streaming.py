@@ -336,7 +336,8 @@ def open_expression(
     -------
     An :class:`ExpressionInput`; when streamed, its ``data`` keeps the file open until ``close()``.
     """
-    from gengen.io.expression import check_layer, input_format, read_expression
+    from gengen.io.formats import check_layer, input_format
+    from gengen.io.readers import read_whole
 
     if stream not in (*STREAM_CHOICES, IN_MEMORY_ONLY):
         raise GengenError(f"--stream must be one of {', '.join(STREAM_CHOICES)}, got {stream!r}.")
@@ -353,7 +354,7 @@ def open_expression(
             if kind == "archs4" or stream == "on":
                 raise
         if matrix is not None and kind == "parquet" and genes_in_rows is not False:
-            from gengen.io.expression import genes_are_rows
+            from gengen.io.checks import genes_are_rows
 
             if genes_are_rows(matrix.sample_ids(), matrix.genes, genes_in_rows=genes_in_rows,
                               expected_genes=expected_genes, quiet=True):  # genes x samples: read whole, transposed
@@ -363,8 +364,8 @@ def open_expression(
         if stream == "on":
             raise GengenError(f"--stream on: {source!r} is {kind}, which cannot be read by chunks; convert it to h5ad "
                               "or Parquet (or use --stream auto).")
-        adata = read_expression(path, genes_in_rows=genes_in_rows, fmt=fmt, expected_genes=expected_genes, layer=layer,
-                                quiet=quiet)
+        adata = read_whole(path, kind, genes_in_rows=genes_in_rows, expected_genes=expected_genes, layer=layer,
+                           quiet=quiet)
         return _in_memory(adata, source, ids, clauses, normalize, quiet)
     try:
         metadata = (matrix.meta_columns(), matrix.meta_column)
@@ -399,8 +400,8 @@ def open_expression(
         plain = not streamed and kind != "archs4" and ids is None and not clauses and applied == "none"
         if plain:  # today's reader, today's numbers, today's messages
             matrix.close()
-            adata = read_expression(path, genes_in_rows=genes_in_rows, fmt=fmt, expected_genes=expected_genes,
-                                    layer=layer, quiet=quiet)
+            adata = read_whole(path, kind, genes_in_rows=genes_in_rows, expected_genes=expected_genes, layer=layer,
+                               quiet=quiet)
             return ExpressionInput(adata, False, applied, notes)
         for line in [matrix.describe(), *notes]:
             log(f"data: {line}", quiet)
@@ -411,7 +412,7 @@ def open_expression(
             data = data.select([g for g in data.names if g in set(wanted)])
         adata = data.to_anndata(quiet)
         matrix.close()
-        from gengen.io.expression import validate_expression
+        from gengen.io.checks import validate_expression
 
         return ExpressionInput(validate_expression(adata, source, quiet=quiet), False, applied, notes)
     except BaseException:
@@ -427,7 +428,7 @@ def _in_memory(adata: ad.AnnData, source: str, ids, clauses, normalize: str, qui
         rows, notes = select_samples(adata.obs_names.astype(str).to_numpy(), (list(map(str, obs.columns)),
                                      lambda c: obs[c].to_numpy()), source, samples=ids, where=clauses)
         adata = adata[rows].copy()
-    from gengen.io.expression import strided_sample
+    from gengen.io.checks import strided_sample
 
     applied, why = resolve_normalisation(normalize, None, strided_sample(np.asarray(adata.X)), source)
     if applied == "cpm":
