@@ -368,6 +368,9 @@ def test_dna_gan_resumed_after_a_checkpoint_is_bit_identical(tmp_path, monkeypat
     assert resumed.metrics["best_iteration"] == full.metrics["best_iteration"]
     assert (tmp_path / "full" / "samples.fa").read_bytes() == (tmp_path / "cut" / "samples.fa").read_bytes()
     assert json.loads((tmp_path / "cut" / "config.json").read_text())["training"]["complete"] is True
+    again = GANModel.train(codes[:200], None, "cpu", heldout_codes=codes[200:],  # recipe=None: the checkpoint's
+                           checkpoint=Checkpointing(tmp_path / "cut", resume=True))
+    assert again.recipe.channels == 4 and again.last.iteration == 6
     longer = _gan(codes, tmp_path / "cut", resume=True, iterations=8)  # a finished run trains on when asked
     assert longer.last.iteration == 8
     with pytest.raises(GengenError, match="training data differ"):

@@ -65,8 +65,8 @@ class GANModel(SavedModel):
         checkpoint (both nets, optimisers, RNG, history.csv, training.png, samples.fa and the k-mer check
         against ``heldout_codes``), written every ``checkpoint_every`` iterations and at the end, and a
         ``training`` section in config.json; with ``resume=True`` the run continues from it up to
-        ``recipe.iterations`` (a finished run trains on when more are asked; architecture options must
-        match the checkpoint, the data must be the same). On the CPU at the same thread count the result
+        ``recipe.iterations`` (a finished run trains on when more are asked; the architecture must match
+        the checkpoint's, the data must be the same; ``recipe=None``: the checkpoint's settings). On the CPU at the same thread count the result
         is bit-identical to an uninterrupted run. ``time_limit`` (seconds) stops early, cleanly, with a
         final checkpoint. The folder is checked and locked before training until the last checkpoint.
 
@@ -92,11 +92,13 @@ class GANModel(SavedModel):
 
         from gengen.runtime import plan_outputs
 
-        recipe = recipe or GANRecipe()
         resume = checkpoint is not None and checkpoint.resume
-        if recipe.heldout_by is None and not resume:
-            recipe = replace(recipe, heldout_by="sequence")
-        recipe.validate()
+        if recipe is None and not resume:
+            recipe = GANRecipe()
+        if recipe is not None:
+            if recipe.heldout_by is None and not resume:
+                recipe = replace(recipe, heldout_by="sequence")
+            recipe.validate()
         if checkpoint is None:
             return cls._train(codes, recipe, device, heldout_codes, quiet, None, time_limit, ks)
         with plan_outputs(models={checkpoint.directory: overwrite_check(PIPELINE)}):  # locked from the start (no-op in the CLI)
@@ -108,17 +110,17 @@ class GANModel(SavedModel):
         from gengen.training_state import data_fingerprint, open_training
 
         dev = resolve_device(device)
+        # the model file holds the whole training state (docs/checkpoints.md): no training_state.safetensors
+        ck = open_training(checkpoint, PIPELINE, quiet, model_state=partial(training_snapshot, pipeline=PIPELINE),
+                           unit="iteration")
+        if ck is not None and ck.resuming:  # the checkpoint's settings, but the iterations asked for
+            recipe = resumed_recipe(ck.section["config"], ck.directory, recipe)
         codes = np.asarray(codes, dtype=np.uint8)
         if codes.ndim != 2 or codes.shape[1] != recipe.length:
             raise GengenError(f"training windows must be (N, {recipe.length}) codes, got shape {codes.shape}.")
         if len(codes) < recipe.batch_size:
             raise GengenError(f"need at least one batch ({recipe.batch_size}) of training windows, got {len(codes)}.")
-        # the model file holds the whole training state (docs/checkpoints.md): no training_state.safetensors
-        ck = open_training(checkpoint, PIPELINE, quiet, model_state=partial(training_snapshot, pipeline=PIPELINE),
-                           unit="iteration")
         if ck is not None:
-            if ck.resuming:  # the checkpoint's settings; the architecture as asked, iterations as asked
-                recipe = resumed_recipe(ck.section["config"], ck.directory, recipe)
             held = () if heldout_codes is None else (np.asarray(heldout_codes, dtype=np.uint8),)
             ck.check_data(data_fingerprint(codes, *held))
             ck.recipe_given = recipe.to_dict()

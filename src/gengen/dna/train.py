@@ -174,7 +174,8 @@ def _inconsistent(directory, exc: Exception) -> GengenError:
 
 def resumed_recipe(config: dict, directory: Path, asked: GANRecipe | None) -> GANRecipe:
     """The recipe a resumed run goes on with: the checkpoint's (config.json ``config``), but ``asked``'s
-    iterations (resuming may extend training); an architecture other than the checkpoint's is refused."""
+    iterations (resuming may extend training; ``asked=None``: the checkpoint's too); an architecture other
+    than the checkpoint's is refused."""
     from gengen.checkpoint import config_section, require_keys
 
     require_keys(config, ["recipe", "iteration", "opt_groups"], directory)
