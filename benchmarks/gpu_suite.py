@@ -112,9 +112,9 @@ def bench_vae(a, dev) -> dict:
 # ----------------------------------------------------------------------------------------- WGAN
 def bench_wgan(a, dev) -> dict:
     from dna import reference_gan_iteration, textbook
-    from gengen.dna.core import GANModel
+    from gengen.dna.core import GANModel, train_gan
     from gengen.dna.model import Critic, Generator
-    from gengen.dna.train import GANRecipe, _new_state, make_iteration, train_gan
+    from gengen.dna.train import GANRecipe, make_iteration, new_nets
 
     L, B, latent, ch = 50, 64, 100, a.wgan_channels
     rng = np.random.default_rng(0)
@@ -141,7 +141,7 @@ def bench_wgan(a, dev) -> dict:
     data = torch.as_tensor(codes, device=dev)
     for label, graphs in (("eager", False), ("graphs", True)):
         torch.manual_seed(0)
-        state = _new_state(recipe, dev)
+        state = new_nets(recipe, dev)
         step = make_iteration(state, data, recipe, cuda_graphs=graphs)
         for _ in range(5):  # graphs: the third call captures
             step()

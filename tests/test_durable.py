@@ -190,20 +190,26 @@ def test_flipped_weight_bytes_are_refused_old_checkpoints_still_load(tmp_path):
     assert float(tensors["w"][0, 0]) == 1.0
 
 
-def test_unknown_recipe_or_architecture_key_is_a_clean_error(tmp_path):
-    import torch
+def _gan_checkpoint(folder: Path, codes=None, resume: bool = False):
+    """A one-iteration dna-train checkpoint in ``folder`` (or that run resumed); returns its training windows."""
+    from gengen.dna import GANRecipe, train_gan
 
+    codes = np.random.default_rng(0).integers(0, 4, (16, 12)).astype(np.uint8) if codes is None else codes
+    train_gan(codes, GANRecipe(length=12, channels=4, blocks=1, batch_size=8, iterations=1), folder, resume=resume,
+              device="cpu")
+    return codes
+
+
+def test_unknown_recipe_or_architecture_key_is_a_clean_error(tmp_path):
     from gengen.dna.core import GANModel
     from gengen.dna.predictors import CNNPredictor, load_predictor
-    from gengen.dna.train import GANRecipe, _load_training, _new_state, save_training
 
-    recipe = GANRecipe(length=12, channels=4, iterations=1)
-    save_training(tmp_path / "gan", _new_state(recipe, torch.device("cpu")), recipe, {})
+    codes = _gan_checkpoint(tmp_path / "gan")
     cfg_path = tmp_path / "gan" / "config.json"
     cfg = json.loads(cfg_path.read_text())
     cfg["recipe"]["from_the_future"] = 1
     cfg_path.write_text(json.dumps(cfg))
-    for load in (lambda: GANModel.load(tmp_path / "gan"), lambda: _load_training(tmp_path / "gan", None, torch.device("cpu"))):
+    for load in (lambda: GANModel.load(tmp_path / "gan"), lambda: _gan_checkpoint(tmp_path / "gan", codes, resume=True)):
         with pytest.raises(GengenError, match="unknown recipe setting.*'from_the_future'.*another gengen version"):
             load()
     net = CNNPredictor(4, 5, 4)
@@ -215,17 +221,14 @@ def test_unknown_recipe_or_architecture_key_is_a_clean_error(tmp_path):
 
 @pytest.mark.parametrize("content", [b"", b"\x00\xff\xfe junk \x81", b"a,b\n1,2\n"])
 def test_a_broken_history_does_not_stop_a_model(tmp_path, capsys, content):
-    import torch
-
     from gengen.dna.core import GANModel
-    from gengen.dna.train import GANRecipe, _load_training, _new_state, save_training
+    from gengen.dna.train import training_snapshot
 
-    recipe = GANRecipe(length=12, channels=4, iterations=1)
-    save_training(tmp_path / "gan", _new_state(recipe, torch.device("cpu")), recipe, {})
+    _gan_checkpoint(tmp_path / "gan")
     (tmp_path / "gan" / "history.csv").write_bytes(content)
     assert GANModel.load(tmp_path / "gan").length == 12  # inference needs no history
-    state, _, _ = _load_training(tmp_path / "gan", None, torch.device("cpu"))
-    assert state.history == []  # a resumed run starts a new history
+    state = training_snapshot(tmp_path / "gan", "dna-gan")  # what --resume restores
+    assert state.meta["history"] == []  # a resumed run starts a new history
     assert read_history(tmp_path / "gan", ("iteration",)) is None
     assert "note: ignoring the damaged" in capsys.readouterr().err
 

@@ -78,7 +78,9 @@ def test_fit_vae_asked_for_graphs_on_cpu_trains_eagerly():
 
 
 def test_wgan_iteration_callable_is_eager_on_cpu_and_saved_groups_are_not_capturable(tmp_path):
-    from gengen.dna.train import GANRecipe, _flatten_opt, _new_state, make_iteration
+    from gengen.dna.train import GANRecipe, make_iteration
+    from gengen.dna.train import new_nets as _new_state
+    from gengen.training_state import flatten_optimizer as _flatten_opt
 
     recipe = GANRecipe(length=12, channels=4, blocks=1, batch_size=8, critic_steps=2)
     state = _new_state(recipe, torch.device("cpu"))

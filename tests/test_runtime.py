@@ -188,7 +188,7 @@ def test_dna_train_gives_its_time_limit_to_the_progress_bar(monkeypatch):
     import numpy as np
 
     from gengen.dna import train as dna_train
-    from gengen.dna.train import train_gan
+    from gengen.dna import train_gan
     from gengen.recipes import GANRecipe
 
     seen = {}

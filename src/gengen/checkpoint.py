@@ -376,7 +376,9 @@ def unfinished_note(config: dict, directory: Path) -> str | None:
     section = config.get(TRAINING_SECTION)
     if not isinstance(section, dict) or section.get("complete") is not False:
         return None
-    where = f"epoch {section.get('epoch')}" + (f" of at most {section['epochs']}" if section.get("epochs") else "")
+    unit = section.get("unit", "epoch")  # dna-train counts iterations, and runs them all
+    where = f"{unit} {section.get('epoch')}" + (
+        f" of {'at most ' if unit == 'epoch' else ''}{section['epochs']}" if section.get("epochs") else "")
     if section.get("phase") not in (None, "train"):
         where = f"{section['phase']} {where}"
     how = section.get("resume_with") or "--resume"

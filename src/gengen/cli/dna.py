@@ -153,9 +153,11 @@ def dna_train(
     device: opt.DeviceOpt = "auto", threads: opt.ThreadsOpt = None, quiet: opt.QuietOpt = False,
 ) -> None:
     """Train a WGAN-GP (residual CNNs) on DNA windows; writes a resumable checkpoint with samples."""
+    from gengen.dna.core import GANModel
     from gengen.dna.data import training_windows
-    from gengen.dna.train import resume_heldout_by, resume_heldout_fraction, train_gan, training_report
+    from gengen.dna.train import resume_heldout_by, resume_heldout_fraction, training_report
     from gengen.io.sequences import read_fasta
+    from gengen.training_state import Checkpointing
 
     set_threads(threads)
     require_resume_output(resume, output)
@@ -179,8 +181,8 @@ def dna_train(
     say(f"{len(split.train)} training windows of {length} nt" + (
         f", {len(split.validation)} validation windows from held-out genes (checkpoint choice; dna-eval tests on the "
         f"other {split.n_test})" if split.validation is not None else ""), quiet)
-    model = train_gan(split.train, recipe, output=output, heldout_codes=split.validation, resume=resume,
-                      device=device, quiet=quiet, time_limit=time_limit * 60 if time_limit else None)
+    model = GANModel.train(split.train, recipe, device, heldout_codes=split.validation, quiet=quiet,
+                           checkpoint=Checkpointing(output, resume=resume), time_limit=time_limit * 60 if time_limit else None)
     for line in training_report(model.metrics):
         say(line, quiet)
     if to_store:
@@ -205,7 +207,7 @@ def dna_generate(
     device: opt.DeviceOpt = "auto", threads: opt.ThreadsOpt = None, quiet: opt.QuietOpt = False,
 ) -> None:
     """Sample sequences from a trained DNA GAN (argmax of G(z), z ~ N(0, I)), or paths between latent points."""
-    from gengen.dna.core import write_samples
+    from gengen.dna.generate import write_samples
     from gengen.dna.interpolate import check_steps
     from gengen.dna.interpolate import interpolate as paths
     from gengen.dna.objectives import design_length, trained_lengths
