@@ -150,7 +150,7 @@ def save_training(
         if extra is not None:
             extra(tmp)
 
-    return save_checkpoint(directory, PIPELINE, tensors, cfg, write)
+    return save_checkpoint(directory, PIPELINE, tensors, config=cfg, extra_files=write)
 
 
 def _plot_history(hist, path) -> None:
