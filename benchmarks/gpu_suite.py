@@ -77,7 +77,7 @@ def bench_vae(a, dev) -> dict:
             # as VAEModel.train calls it: inside a forked, seeded RNG
             with torch.random.fork_rng(devices=[dev] if dev.type == "cuda" else []):
                 torch.manual_seed(0)
-                box["h"] = fit_vae(module, x, None, recipe, dev, quiet=True, cuda_graphs=graphs)
+                box["h"] = fit_vae(module, x, None, recipe=recipe, device=dev, quiet=True, cuda_graphs=graphs)
 
         secs = timed(go, dev)
         h = box["h"]

@@ -109,7 +109,7 @@ def test_cnn_predictor_keeps_the_epoch_chosen_on_the_stopping_split():
 def test_load_predictor_refuses_other_pipelines(tmp_path):
     from gengen.checkpoint import save_checkpoint
 
-    save_checkpoint(tmp_path / "g", "dna-gan", {"w": torch.zeros(1)}, {})
+    save_checkpoint(tmp_path / "g", "dna-gan", {"w": torch.zeros(1)}, config={})
     with pytest.raises(GengenError, match="dna-predictor"):
         load_predictor(tmp_path / "g")
 

@@ -168,7 +168,7 @@ def test_oserror_on_an_output_is_one_line_naming_it(tmp_path):
 def _tiny_checkpoint(path: Path, value: float = 1.0, pipeline: str = "test") -> None:
     import torch
 
-    save_checkpoint(path, pipeline, {"w": torch.full((64, 64), value)}, {"value": value})
+    save_checkpoint(path, pipeline, {"w": torch.full((64, 64), value)}, config={"value": value})
 
 
 def test_flipped_weight_bytes_are_refused_old_checkpoints_still_load(tmp_path):
@@ -214,7 +214,7 @@ def test_unknown_recipe_or_architecture_key_is_a_clean_error(tmp_path):
             load()
     net = CNNPredictor(4, 5, 4)
     save_checkpoint(tmp_path / "pred", "dna-predictor", net.state_dict(),
-                    {"kind": "cnn", "architecture": {**net.config(), "depth": 3}, "length": 20})
+                    config={"kind": "cnn", "architecture": {**net.config(), "depth": 3}, "length": 20})
     with pytest.raises(GengenError, match="unknown architecture setting.*'depth'"):
         load_predictor(tmp_path / "pred")
 
@@ -358,7 +358,7 @@ WRITER = """
     for i in range(n):
         value = tag * 1000 + i
         try:
-            save_checkpoint(folder, "test", {"w": torch.full((128, 128), value)}, {"value": value})
+            save_checkpoint(folder, "test", {"w": torch.full((128, 128), value)}, config={"value": value})
         except GengenError as exc:
             assert "being written by another gengen run" in str(exc), exc
             locked += 1

@@ -70,9 +70,9 @@ def test_fit_vae_asked_for_graphs_on_cpu_trains_eagerly():
     b = TybaltVAE(20, 4)
     r = VAERecipe(latent_dim=4, epochs=3, batch_size=16, seed=0)
     torch.manual_seed(1)
-    ha = fit_vae(a, x, None, r, torch.device("cpu"), quiet=True, cuda_graphs=True)
+    ha = fit_vae(a, x, None, recipe=r, device=torch.device("cpu"), quiet=True, cuda_graphs=True)
     torch.manual_seed(1)
-    hb = fit_vae(b, x, None, r, torch.device("cpu"), quiet=True, cuda_graphs=False)
+    hb = fit_vae(b, x, None, recipe=r, device=torch.device("cpu"), quiet=True, cuda_graphs=False)
     assert ha.attrs["cuda_graphs"] is False and hb.attrs["cuda_graphs"] is False
     assert np.allclose(ha["train_loss"], hb["train_loss"])
 

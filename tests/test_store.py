@@ -276,7 +276,7 @@ def test_add_copies_regular_files_and_links_inside_only(tmp_path):
     from gengen.checkpoint import save_checkpoint
 
     src = tmp_path / "m"
-    save_checkpoint(src, "vae", {"w": torch.ones(3)}, {"genes": ["a"]})
+    save_checkpoint(src, "vae", {"w": torch.ones(3)}, config={"genes": ["a"]})
     (src / "extra").mkdir()
     (src / "extra" / "notes.txt").write_text("mine\n")
     os.symlink("model.safetensors", src / "weights-again")
@@ -356,7 +356,7 @@ def test_library_resolver(tmp_path):
     from gengen.store import default_model, resolve_model, set_default
     from gengen.store import resolve_model as store_resolve
 
-    save_checkpoint(store() / "lib", "ggan", {"w": torch.ones(2)}, {})
+    save_checkpoint(store() / "lib", "ggan", {"w": torch.ones(2)}, config={})
     with pytest.raises(GengenError, match="no default GGAN model yet"):
         resolve_model(None, "ggan")
     set_default("ggan", "lib")
@@ -364,7 +364,7 @@ def test_library_resolver(tmp_path):
     assert default_model("ggan").name == "lib"
     assert torch.equal(load_checkpoint(resolve_model(None, "ggan"), "ggan")[0]["w"], torch.ones(2))  # library: None = the default
     local = tmp_path / "lib"  # a local model folder of the same name wins over the store's
-    save_checkpoint(local, "ggan", {"w": torch.zeros(2)}, {})
+    save_checkpoint(local, "ggan", {"w": torch.zeros(2)}, config={})
     assert store_resolve(local) == local and store_resolve(local / "config.json") == local
     (tmp_path / "plain").mkdir()
     assert store_resolve(tmp_path / "plain") == tmp_path / "plain"  # not a model: loading says what is missing

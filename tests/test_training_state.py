@@ -92,7 +92,7 @@ def test_optimizer_state_round_trips_into_fresh_and_live_optimizers(fused):
             step(o2, twin)  # builds state tensors of the right shapes, then overwritten in place
             twin.load_state_dict(saved_weights)
             held = [t for st in o2.state.values() for t in st.values()]
-        restore_optimizer("adam", {k: v.clone() for k, v in flat.items()}, groups, o2)
+        restore_optimizer("adam", {k: v.clone() for k, v in flat.items()}, groups, opt=o2)
         if live:  # the very same tensors (a captured CUDA graph reads them)
             assert all(a is b for a, b in zip([t for st in o2.state.values() for t in st.values()], held, strict=True))
         step(o2, twin)

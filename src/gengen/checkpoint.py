@@ -38,6 +38,7 @@ def save_checkpoint(
     directory: str | os.PathLike,
     pipeline: str,
     tensors: dict[str, torch.Tensor],
+    *,
     config: dict[str, Any],
     extra_files: Callable[[Path], None] | None = None,
 ) -> Path:

@@ -70,7 +70,8 @@ class SavedModel:
         -------
         The checkpoint folder.
         """
-        return save_checkpoint(path, self.pipeline, *self._save_parts())
+        tensors, config, extra_files = self._save_parts()
+        return save_checkpoint(path, self.pipeline, tensors, config=config, extra_files=extra_files)
 
     @classmethod
     def load(cls, path_or_name: str | os.PathLike, device: str = "auto") -> Self:

@@ -193,7 +193,7 @@ def flatten_optimizer(prefix: str, opt: torch.optim.Optimizer) -> tuple[dict[str
     return tensors, groups
 
 
-def restore_optimizer(prefix: str, tensors: dict, groups: list[dict], opt: torch.optim.Optimizer) -> None:
+def restore_optimizer(prefix: str, tensors: dict, groups: list[dict], *, opt: torch.optim.Optimizer) -> None:
     """Put a :func:`flatten_optimizer` state back into ``opt``.
 
     When ``opt`` already holds state of the same shapes (a CUDA graph captured its steps and reads
@@ -227,7 +227,7 @@ def restore_optimizer(prefix: str, tensors: dict, groups: list[dict], opt: torch
     opt.load_state_dict({"state": state, "param_groups": clean})
 
 
-def pack_state(state: LoopState, device, extra: dict | None = None, seconds: float | None = None) -> bytes:
+def pack_state(state: LoopState, device, extra: dict | None = None, *, seconds: float | None = None) -> bytes:
     """The loop state as the bytes of a safetensors file (tensors + a JSON header)."""
     import torch
     from safetensors.torch import save
@@ -305,7 +305,7 @@ def restore(state: LoopState, snapshot: Snapshot, device) -> None:
     for name, module in state.modules.items():
         module.load_state_dict(snapshot.prefixed(f"module.{name}"), strict=True)
     for name, opt in state.optimizers.items():
-        restore_optimizer(f"optim.{name}", snapshot.tensors, snapshot.meta["optimizers"][name], opt)
+        restore_optimizer(f"optim.{name}", snapshot.tensors, snapshot.meta["optimizers"][name], opt=opt)
     for name, gen in state.generators.items():
         gen.set_state(snapshot.tensors[f"rng.gen.{name}"])
     torch.set_rng_state(snapshot.tensors["rng.torch"])
@@ -552,7 +552,7 @@ class TrainingCheckpoint:
             return
         t = time.perf_counter()
         seconds = state.seconds + (t - self._t0)
-        raw = pack_state(state, device, self.carry, seconds) if self.model_state is None else None
+        raw = pack_state(state, device, self.carry, seconds=seconds) if self.model_state is None else None
         tensors, config, extras = self.write_model(state)
         config = dict(config)
         config[SECTION] = self._section(complete, state, sha=hashlib.sha256(raw).hexdigest() if raw else None)
@@ -563,7 +563,7 @@ class TrainingCheckpoint:
             if raw is not None:
                 (tmp / STATE_NAME).write_bytes(raw)
 
-        save_checkpoint(self.directory, self.pipeline, tensors, config, write)
+        save_checkpoint(self.directory, self.pipeline, tensors, config=config, extra_files=write)
         self._last_cost = time.perf_counter() - t
         self.state_bytes = len(raw) if raw is not None else 0
         self.saves += 1

@@ -345,7 +345,7 @@ def vae_features(
     typer.echo(str(output / "top_genes.tsv"))
     if separation is not None:
         write_table(separation, output / f"separating_{by}.tsv", index=False)
-        plot_separating_features(z, labels, separation, output / f"separating_{by}.png", by)
+        plot_separating_features(z, labels, separation, path=output / f"separating_{by}.png", label_name=by)
         for _, r in separation.iterrows():
             say(f"  {r['class']}: {r['feature']} AUROC {r['auroc']:.3f} ({r['direction']})", quiet)
         typer.echo(str(output / f"separating_{by}.tsv"))

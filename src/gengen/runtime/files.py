@@ -130,7 +130,7 @@ def read_regular(path: str | os.PathLike, what: str = "file", *, follow: bool = 
         return fh.read()
 
 
-def load_json(raw: bytes | str, source: str | os.PathLike, what: str = "file", fix: str = "") -> Any:
+def load_json(raw: bytes | str, source: str | os.PathLike, what: str = "file", *, fix: str = "") -> Any:
     """Parse JSON text; anything wrong with it (bad syntax or encoding, nesting deeper than
     :data:`JSON_MAX_DEPTH`, which would exhaust the parser's recursion) is one GengenError line.
 
@@ -201,7 +201,7 @@ def read_json(path: str | os.PathLike, what: str = "file", *, follow: bool = Tru
     -------
     The parsed value.
     """
-    return load_json(read_regular(path, what, follow=follow, dir_fd=dir_fd), path, what, fix)
+    return load_json(read_regular(path, what, follow=follow, dir_fd=dir_fd), path, what, fix=fix)
 
 
 def copy_regular_tree(source: str | os.PathLike, destination: str | os.PathLike, what: str = "folder") -> None:

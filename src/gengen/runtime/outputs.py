@@ -116,7 +116,7 @@ class OutputPlan:
     last declared file is written, all of them land at once (before the command reports them).
     """
 
-    def __init__(self, files, models: dict, folders, inputs, report=None):
+    def __init__(self, files, models: dict, folders, *, inputs, report=None):
         self.files = [Path(f) for f in files if f is not None]
         self.report = None if report is None else Path(report)
         self.models = {Path(k): v for k, v in models.items() if k is not None}
@@ -348,7 +348,7 @@ def plan_outputs(
     -------
     The checked :class:`OutputPlan` (raises GengenError on the first problem).
     """
-    plan = OutputPlan(outputs, models or {}, folders, inputs, report)
+    plan = OutputPlan(outputs, models or {}, folders, inputs=inputs, report=report)
     if _SCOPES:
         _SCOPES[-1].enter_context(plan)
     return plan

@@ -260,7 +260,7 @@ def _copy_model(src: Path, dest: Path) -> None:
         copy_regular_tree(src, tmp, "trial's model folder")
 
 
-def write_outputs(study, pipe: Pipeline, space: SearchSpace, settings: Settings, out: Path, *, url: str,
+def write_outputs(study, pipe: Pipeline, space: SearchSpace, *, settings: Settings, out: Path, url: str,
                   worker: str, ran: int, register: str | None, quiet: bool, optuna, retrain=None) -> SweepResult:
     """trials.csv, sweep.png, best/ (when this machine holds the best model), latent_vs_pca.tsv (VAE
     with --by), summary.json; a short report on stderr."""

@@ -242,9 +242,9 @@ def run_sweep(
                 f"({settings.sampler} sampling, {settings.pruner} pruning); space: {the_space.describe()}; "
                 f"worker {worker}", quiet)
             ran = _work(st, pipe, loaded, the_space, settings, out, device, quiet, worker, url, trial_lost)
-            return write_outputs(st, pipe, the_space, settings, out, url=url, worker=worker, ran=ran,
+            return write_outputs(st, pipe, the_space, settings=settings, out=out, url=url, worker=worker, ran=ran,
                                  register=register, quiet=quiet, optuna=optuna,
-                                 retrain=lambda t, p: retrain_trial(pipe, loaded, the_space, settings, t, p, device))
+                                 retrain=lambda t, p: retrain_trial(pipe, loaded, the_space, settings=settings, trial=t, path=p, device=device))
     except Exception as exc:
         if not _database_lost(exc) or os.environ.get("GENGEN_DEBUG"):
             raise

@@ -309,7 +309,7 @@ def _give_back(trial, hb: _Heartbeat, trial_lost: list[int]) -> None:
     trial_lost.append(trial.number)
 
 
-def retrain_trial(pipe: Pipeline, data, space: SearchSpace, settings: Settings, trial, path: Path,
+def retrain_trial(pipe: Pipeline, data, space: SearchSpace, *, settings: Settings, trial, path: Path,
                   device: str = "auto") -> None:
     """Train a finished trial's configuration again (same seed: the same model on the CPU) into ``path``."""
     result = pipe.train(data, {**space.fixed, **trial.params}, seed=settings.seed, device=device,

@@ -182,12 +182,12 @@ class VAEModel(SavedModel):
         small = recipe.regime == "small"
         weights = smallcohort.input_unit_weights(scaler) if small else None
         if recipe.beta_max is None:
-            recipe.beta_max, noise, implied = smallcohort.calibrated_beta(x_train, scaler, recipe.latent_dim, recipe.seed)
+            recipe.beta_max, noise, implied = smallcohort.calibrated_beta(x_train, scaler, recipe.latent_dim, seed=recipe.seed)
             why = (f"KL weight beta = {recipe.beta_max:.4g}: residual noise {noise:.4g} per gene after {recipe.latent_dim} "
                    f"principal components / noise the weighted BCE implies {implied:.4g} (capped at 1)")
             log(f"recipe: {why}", quiet)
             recipe.notes.append(why)
-        module = TybaltVAE(len(genes), recipe.latent_dim, recipe.hidden, recipe.tybalt_compat,
+        module = TybaltVAE(len(genes), recipe.latent_dim, recipe.hidden, compat=recipe.tybalt_compat,
                            mean_activation="linear" if small else "relu")
         model = cls(module, genes, scaler, recipe=recipe, device=str(dev))
         if ck is not None:
@@ -196,7 +196,7 @@ class VAEModel(SavedModel):
             f"k={recipe.latent_dim}, {recipe.epochs} epochs on {dev}", quiet)
         with torch.random.fork_rng(devices=[dev] if dev.type == "cuda" else []):
             torch.manual_seed(recipe.seed)
-            history = fit_vae(module, x_train, x_val, recipe, dev, quiet, on_epoch=on_epoch, checkpoint=ck,
+            history = fit_vae(module, x_train, x_val, recipe=recipe, device=dev, quiet=quiet, on_epoch=on_epoch, checkpoint=ck,
                               gene_weights=weights)
         module.eval()
         model.latent_map = smallcohort.decoder_metric_map(module, x_train, scaler) if small else None
@@ -428,7 +428,7 @@ class VAEModel(SavedModel):
         from gengen.vae.model import TybaltVAE
 
         cfg, arch = checkpoint.config, checkpoint.config["architecture"]
-        module = TybaltVAE(int(arch["n_genes"]), int(arch["latent_dim"]), arch.get("hidden"), bool(arch.get("compat")),
+        module = TybaltVAE(int(arch["n_genes"]), int(arch["latent_dim"]), arch.get("hidden"), compat=bool(arch.get("compat")),
                            mean_activation=arch.get("mean_activation", "relu"))  # older checkpoints: Tybalt's ReLU
         if len(cfg["genes"]) != module.n_genes:
             raise ValueError(f"{len(cfg['genes'])} genes listed for a {module.n_genes}-gene network")

@@ -124,7 +124,7 @@ def train_streamed(cls: type[VAEModel], data: ChunkedExpression, recipe, device,
         notes.append(f"validation loss on {len(scored):,} of the {len(val_idx):,} held-out samples"
                      + (" (a seeded random subset: all would not fit in 128 MB)" if len(scored) < len(val_idx) else ""))
     recipe.notes.extend(n for n in notes if n not in recipe.notes)
-    module = TybaltVAE(len(genes), recipe.latent_dim, recipe.hidden, recipe.tybalt_compat)
+    module = TybaltVAE(len(genes), recipe.latent_dim, recipe.hidden, compat=recipe.tybalt_compat)
     model = cls(module, genes, scaler, recipe=recipe, device=str(dev))
     if ck is not None:
         ck.write_model = partial(model._checkpoint_parts, x_train=None)
@@ -132,7 +132,7 @@ def train_streamed(cls: type[VAEModel], data: ChunkedExpression, recipe, device,
         f"k={recipe.latent_dim}, {recipe.epochs} epochs on {dev}", quiet)
     with torch.random.fork_rng(devices=[dev] if dev.type == "cuda" else []):
         torch.manual_seed(recipe.seed)
-        history = fit_vae(module, rows, x_val, recipe, dev, quiet, on_epoch=on_epoch, checkpoint=ck)
+        history = fit_vae(module, rows, x_val, recipe=recipe, device=dev, quiet=quiet, on_epoch=on_epoch, checkpoint=ck)
     module.eval()
     model.history, model.metrics = history, _metrics(history, dev)
     model.metrics["streamed"] = {"block_samples": int(data.matrix.block_samples), "window_samples": int(rows.window_rows),

@@ -112,7 +112,7 @@ def resolve_vae_recipe(recipe: VAERecipe, n_samples: int, n_features: int) -> VA
     return r
 
 
-def kl_weight(epoch: int, kappa: float, tybalt_compat: bool, beta_max: float = 1.0) -> float:
+def kl_weight(epoch: int, kappa: float, tybalt_compat: bool, *, beta_max: float = 1.0) -> float:
     """beta for a 0-based epoch: Keras' WarmUpCallback starts at 0 and adds kappa after each epoch,
     capped at ``beta_max`` (1: the VAE's ELBO). In the published code beta never reached the loss, so
     compat mode uses 0."""
@@ -125,11 +125,11 @@ def fit_vae(
     module,
     x_train: np.ndarray,
     x_val: np.ndarray | None,
+    *,
     recipe: VAERecipe,
     device,
     quiet: bool = False,
     cuda_graphs: bool | None = None,
-    *,
     on_epoch: Callable[[int, dict], None] | None = None,
     checkpoint=None,
     gene_weights: np.ndarray | None = None,
@@ -187,7 +187,7 @@ def _capture_vae_steps(module, opt, xt, sizes, beta, sums, weights=None) -> dict
                 opt.zero_grad(set_to_none=True)
                 xb = xt[index]
                 logits, z_mean, z_log_var = module(xb)
-                recon, kl = vae_loss_terms(logits, xb, z_mean, z_log_var, weights)
+                recon, kl = vae_loss_terms(logits, xb, z_mean, z_log_var=z_log_var, gene_weights=weights)
                 (recon + beta * kl).backward()
                 opt.step()
                 sums.add_(torch.stack([recon.detach(), kl.detach()]) * size)
@@ -255,7 +255,7 @@ def _fit_vae(module, x_train, x_val, recipe: VAERecipe, device, quiet: bool, cud
         if state.epoch:
             bar.update(state.epoch)  # resumed: the epochs done before
         for epoch in range(state.epoch, recipe.epochs):
-            beta = kl_weight(epoch, recipe.kappa, recipe.tybalt_compat, beta_max)
+            beta = kl_weight(epoch, recipe.kappa, recipe.tybalt_compat, beta_max=beta_max)
             module.train()
             state.begin_epoch()
             sum_recon = state.running("sum_recon", torch.zeros((), device=device))
@@ -279,7 +279,7 @@ def _fit_vae(module, x_train, x_val, recipe: VAERecipe, device, quiet: bool, cud
                     if xb.shape[0] < 2 and net is module:  # BatchNorm needs two samples
                         continue
                     logits, z_mean, z_log_var = net(xb)
-                    recon, kl = vae_loss_terms(logits, xb, z_mean, z_log_var, wt)
+                    recon, kl = vae_loss_terms(logits, xb, z_mean, z_log_var=z_log_var, gene_weights=wt)
                     loss = recon + beta * kl if beta else recon
                     opt.zero_grad(set_to_none=True)
                     loss.backward()
@@ -312,7 +312,7 @@ def _fit_vae(module, x_train, x_val, recipe: VAERecipe, device, quiet: bool, cud
     return history
 
 
-def evaluate_loss(module, x, batch_size: int = 4096, seed: int = 0, gene_weights=None) -> tuple[float, float]:
+def evaluate_loss(module, x, batch_size: int = 4096, *, seed: int = 0, gene_weights=None) -> tuple[float, float]:
     """Mean (reconstruction, KL) with a sampled z, as Keras' validation loss; a fixed noise seed keeps
     it comparable across epochs. ``gene_weights``: as in training (a tensor on ``x``'s device)."""
     import torch
@@ -328,7 +328,7 @@ def evaluate_loss(module, x, batch_size: int = 4096, seed: int = 0, gene_weights
             z_mean, z_log_var = module.encode(xb)
             eps = torch.randn(z_mean.shape, generator=gen, device=x.device)
             logits = module.decode_logits(z_mean + torch.exp(0.5 * z_log_var) * eps)
-            r, k = vae_loss_terms(logits, xb, z_mean, z_log_var, gene_weights)
+            r, k = vae_loss_terms(logits, xb, z_mean, z_log_var=z_log_var, gene_weights=gene_weights)
             total_r += r.item() * xb.shape[0]
             total_k += k.item() * xb.shape[0]
     return total_r / x.shape[0], total_k / x.shape[0]
