@@ -92,7 +92,7 @@ def test_cnn_predictor_keeps_the_epoch_chosen_on_the_stopping_split():
     codes = strings_to_codes(seqs)
     trained = train_predictor(codes, y, recipe, device="cpu", quiet=True, baseline=False)
     hist, m = trained.history, trained.metrics
-    assert m["best_epoch"] == int(hist["stop_pearson"].idxmax()) + 1
+    assert m["best_epoch"] == int(hist["stop_spearman"].idxmax()) + 1
     assert m["best_epoch"] < recipe.epochs  # so the restore of earlier weights is exercised
     assert m["val_pearson"] == hist.loc[m["best_epoch"] - 1, "val_pearson"]
     assert m["n_val"] + m["n_stop"] + m["n_train"] == 400
@@ -194,3 +194,113 @@ def test_predictor_keeps_nn_module_mode_apart_from_its_training_record(tmp_path)
     loaded = CNNPredictor.load(m.save(tmp_path / "p"), device="cpu")
     assert loaded.training is False and loaded.training_record == {"complete": True}
     loaded.train(loaded.training)  # what dna.design's borrowed() does on the way out
+
+
+# ------------------------------------------------------------------------ the network: strands, flanks, ensembles
+def _revcomp(x: torch.Tensor) -> torch.Tensor:
+    return x.flip(1).flip(2)  # A,C,G,T rows: complement = reversed rows; reverse = reversed positions
+
+
+def test_cnn_without_flanks_scores_a_sequence_and_its_reverse_complement_alike():
+    torch.manual_seed(0)
+    x = one_hot(random_seqs(30, 36, seed=11))
+    for members in (1, 3):
+        net = CNNPredictor(channels=8, width=7, hidden=8, dilations=(2, 4), members=members).eval()
+        with torch.no_grad():
+            assert torch.allclose(net(x), net(_revcomp(x)), atol=1e-6)
+            assert not torch.allclose(net(x), net(x.flip(2)), atol=1e-3)  # reversal alone is another sequence
+
+
+def test_learned_flanks_read_the_whole_molecule_on_both_strands():
+    """With flanks L and R the network scores the molecule L + x + R on both strands: x between L, R
+    scores as rc(x) between rc(R), rc(L); zero flanks (their start) are zero padding, symmetric again."""
+    torch.manual_seed(1)
+    x = one_hot(random_seqs(30, 36, seed=12))
+    net = CNNPredictor(channels=8, width=7, hidden=8, members=2, flanks=True).eval()
+    with torch.no_grad():
+        assert torch.allclose(net(x), net(_revcomp(x)), atol=1e-6)  # zero-initialised flanks
+        plain = CNNPredictor(channels=8, width=7, hidden=8, members=2, flanks=False).eval()
+        plain.load_state_dict({k: v for k, v in net.state_dict().items() if not k.endswith(("left", "right"))})
+        assert torch.allclose(net(x), plain(x), atol=1e-6)  # ... and zero padding
+        for m in net.members:
+            m.left.normal_()
+            m.right.normal_()
+        before = net(x)
+        assert not torch.allclose(before, net(_revcomp(x)), atol=1e-3)  # the ends now differ
+        for m in net.members:  # turn the molecule around: the flanks swap ends and strands
+            m.left.data, m.right.data = _revcomp(m.right.data[None])[0], _revcomp(m.left.data[None])[0]
+        assert torch.allclose(before, net(_revcomp(x)), atol=1e-5)
+
+
+def test_flanks_learn_what_an_end_base_does_which_a_strand_symmetric_net_cannot():
+    """Signal set by the first base (as on PBM probes, where the variable region meets the primer):
+    under reverse-complement symmetry "starts with A" and "ends with T" are the same feature."""
+    seqs = random_seqs(1500, 20, seed=13)
+    y = np.exp(np.array([1.5 if s[0] == "A" else 0.0 for s in seqs]) - 1.5 * np.array([s[-1] == "T" for s in seqs]))
+    codes = strings_to_codes(seqs)
+    r = {}
+    for flanks in (False, True):
+        recipe = PredictorRecipe(channels=8, width=5, hidden=8, epochs=10, learning_rate=1e-2, batch_size=32, seed=0,
+                                 flanks=flanks)
+        r[flanks] = train_predictor(codes, y, recipe, device="cpu", baseline=False).metrics["val_pearson"]
+    assert r[True] > 0.9 and abs(r[False]) < 0.2, r
+
+
+def test_ensemble_averages_its_members_and_round_trips(tmp_path):
+    torch.manual_seed(2)
+    net = CNNPredictor(channels=6, width=5, hidden=6, dilations=(2, 4), members=3, flanks=True).eval()
+    for m in net.members:
+        m.left.data.normal_()
+    net.y_mean.fill_(2.0)
+    net.y_std.fill_(3.0)
+    net.length = 24
+    x = one_hot(random_seqs(10, 24, seed=14))
+    with torch.no_grad():
+        each = torch.stack([m(x) for m in net.members])
+        assert torch.allclose(net.member_outputs(x), each)
+        assert torch.allclose(net(x), each.mean(0) * 3.0 + 2.0, atol=1e-6)
+        assert each.std(0).min() > 0  # the members differ (independent initialisations)
+    loaded = CNNPredictor.load(net.save(tmp_path / "ens"), device="cpu")
+    from safetensors.torch import load_file
+
+    keys = set(load_file(str(tmp_path / "ens" / "model.safetensors")))
+    assert {"members.2.conv1.weight", "members.0.blocks.1.weight", "members.1.left", "members.2.head.2.bias"} <= keys
+    assert loaded.config() == net.config() and loaded.config()["members"] == 3
+    with torch.no_grad():
+        assert torch.equal(loaded(x), net(x))
+
+
+def test_predictors_saved_before_ensembles_still_load(tmp_path):
+    """Version-1 folders (one network: conv1, conv2, head at the top level, no architecture version)
+    load into the current class and score as the network they were written by."""
+    import json
+
+    from gengen.checkpoint import save_checkpoint
+
+    g = torch.Generator().manual_seed(3)
+    C, W, H = 6, 5, 7
+    t = {"conv1.weight": torch.randn(C, 4, W, generator=g), "conv1.bias": torch.randn(C, generator=g),
+         "conv2.weight": torch.randn(C, C, 5, generator=g), "conv2.bias": torch.randn(C, generator=g),
+         "head.0.weight": torch.randn(H, 2 * C, generator=g), "head.0.bias": torch.randn(H, generator=g),
+         "head.2.weight": torch.randn(1, H, generator=g), "head.2.bias": torch.randn(1, generator=g),
+         "y_mean": torch.tensor(1.5), "y_std": torch.tensor(0.5)}
+    cfg = {"kind": "cnn", "architecture": {"channels": C, "width": W, "hidden": H}, "length": 20,
+           "recipe": {"channels": C, "width": W, "hidden": H, "epochs": 8}, "metrics": {"val_pearson": 0.5}}
+    folder = save_checkpoint(tmp_path / "old", "dna-predictor", t, cfg)
+    model = CNNPredictor.load(folder, device="cpu")
+    x = one_hot(random_seqs(12, 20, seed=15))
+    F = torch.nn.functional
+    both = torch.cat([x, _revcomp(x)])  # the version-1 forward, written out
+    h = torch.relu(F.conv1d(both, t["conv1.weight"], t["conv1.bias"], padding=W // 2))
+    h = torch.relu(F.conv1d(h, t["conv2.weight"], t["conv2.bias"], padding=4, dilation=2)) + h
+    h = torch.maximum(h[:12], h[12:])
+    z = torch.relu(F.linear(torch.cat([h.amax(2), h.mean(2)], 1), t["head.0.weight"], t["head.0.bias"]))
+    expected = F.linear(z, t["head.2.weight"], t["head.2.bias"]).squeeze(1) * 0.5 + 1.5
+    with torch.no_grad():
+        assert torch.allclose(model(x), expected, atol=1e-5)
+    assert model.config()["members"] == 1 and not model.flanks and model.metrics["val_pearson"] == 0.5
+    bad = json.loads((folder / "config.json").read_text())
+    bad["architecture"]["version"] = 9
+    (folder / "config.json").write_text(json.dumps(bad))
+    with pytest.raises(GengenError, match="architecture version 9"):
+        CNNPredictor.load(folder, device="cpu")

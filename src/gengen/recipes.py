@@ -154,6 +154,12 @@ class PredictorRecipe:
     channels: int = 64
     width: int = 11
     hidden: int = 64
+    # the residual convolutions after the first, by dilation (width 5 each)
+    dilations: tuple[int, ...] = (2,)
+    # independently initialised networks trained side by side and averaged
+    members: int = 1
+    # learned constant context on both sides of the sequences instead of zero padding
+    flanks: bool = False
     epochs: int = 8
     batch_size: int = 128
     learning_rate: float = 2e-3
