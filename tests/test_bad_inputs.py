@@ -791,7 +791,7 @@ add(case("dna-design-length-not-the-predictors", "dna-design -n 2 --steps 2 --le
 add(case("dna-design-objective-length-not-the-predictors", "dna-design -n 2 --steps 2 --length 13 -o d.fa --objective predictor=m",
          model_copy("pred"), needle="--length 13 differs from the 12 nt the predictor 'm'"))
 add(case("dna-design-nothing-to-design-for", DESIGN))
-for opt in ("--epochs 0", "--val-fraction 0", "--val-fraction 1", "--val-fraction nan", "--transform square"):
+for opt in ("--epochs 0", "--val-fraction 0", "--val-fraction 1", "--val-fraction nan", "--transform square", "--members 0"):
     add(case(f"dna-train-predictor{opt.replace(' ', '')}", f"{PRED} --scores @scores.csv {opt}"))
 for opt in ("-n 0", "--heldout-fraction 0", "--heldout-fraction 1.5", "--heldout-fraction nan"):
     add(case(f"dna-eval{opt.replace(' ', '')}", f"dna-eval @train.fa --model @gan {opt}"))
