@@ -1,8 +1,10 @@
 """Training the CNN regressor of :mod:`gengen.dna.predictors` on labelled sequences (``dna-train-predictor``).
 
 Labels are read by id from a CSV/TSV (:func:`read_labels`) and transformed (PBM intensities are
-heavy-tailed: log by default); a seeded split holds out ``val_fraction`` for the reported Pearson r
-and a further ``stop_fraction`` of the training sequences picks the epoch whose weights are kept.
+heavy-tailed: log by default); a seeded split holds out ``val_fraction`` for the reported Spearman rho
+and Pearson r (beside a 6-mer ridge baseline's on the same split) and a further ``stop_fraction`` of
+the training sequences picks the epoch whose weights are kept (by Spearman rho). The ensemble's
+members are trained side by side on the same batches, each on its own squared error.
 """
 
 from __future__ import annotations
@@ -131,14 +133,16 @@ def train_predictor(
     on_epoch: Callable[[int, dict], None] | None = None,
     checkpoint: Checkpointing | None = None,
 ) -> TrainedPredictor:
-    """Fit a :class:`CNNPredictor` on ``(N, L)`` codes and labels; report held-out Pearson r.
+    """Fit a :class:`CNNPredictor` on ``(N, L)`` codes and labels; report held-out Spearman rho and Pearson r.
 
     The held-out set is a seeded ``val_fraction`` split, also used to score a 6-mer ridge baseline
     (``baseline=True``) so the CNN's figure has a reference. A further ``stop_fraction`` of the
-    training sequences picks the epoch whose weights are kept (CNNs on PBM data overfit after a few
-    epochs); the held-out set never takes part in that choice. ``on_epoch(epoch, row)`` is called
-    after each epoch (1-based) with a copy of its history row (``stop_pearson`` is the early-stopping
-    r); an exception it raises (a sweep's pruning signal) stops training and propagates unchanged.
+    training sequences picks the epoch whose weights are kept, the one where the ensemble's Spearman
+    rho there is highest (CNNs on PBM data overfit after a few epochs); the held-out set never takes
+    part in that choice. ``on_epoch(epoch, row)`` is called after each epoch (1-based) with a copy of
+    its history row (``stop_spearman`` / ``stop_pearson`` on the early-stopping split, ``val_*`` on the
+    held-out one); an exception it raises (a sweep's pruning signal) stops training and propagates
+    unchanged.
 
     ``checkpoint`` (:class:`gengen.training_state.Checkpointing`) makes the run resumable: its folder
     holds a loadable predictor (the best weights so far) plus the whole training state (weights,

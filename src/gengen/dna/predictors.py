@@ -132,18 +132,21 @@ class _Member(nn.Module):
 
 
 class CNNPredictor(SavedModel, nn.Module):
-    """A CNN regressor for labelled sequences (the paper's PBM predictor role), an average of
-    ``members`` independently initialised networks (a small ensemble: their errors partly cancel).
+    """A CNN regressor for labelled sequences (the paper's PBM predictor role): the mean of ``members``
+    independently initialised networks (a small ensemble: their errors partly cancel).
 
-    Each member: conv(4 -> C, width W) - ReLU - residual dilated convs (C -> C, width 5, dilations
-    ``dilations``) - ReLU, then max and mean pooling over positions on both strands (the reverse
-    complement shares the weights: the score of a sequence and of its reverse complement are equal),
-    and a 2-layer head. Pooling makes it accept any length >= its receptive field.
+    Each member: conv(4 -> C, width W) - ReLU - residual dilated convs (C -> C, width 5, one per entry
+    of ``dilations``) - ReLU, then max and mean pooling over positions of each filter's best strand
+    (the reverse complement shares the weights), and a 2-layer head. Pooling makes it accept any length
+    >= its receptive field. Without ``flanks`` the first convolution pads with zeros and a sequence
+    and its reverse complement score alike; with ``flanks`` it pads with W // 2 learned columns on
+    each side, a constant context read on both strands with the sequence (the molecule
+    ``left + x + right``), so an edge base can count differently at either end, as on PBM probes.
 
     :func:`gengen.dna.train_predictor` fits one; ``save(path)`` writes a checkpoint folder and returns
     it, :meth:`load` reads one (a ``dna-train-predictor`` folder, including those of gengen versions
-    before ensembles: one member, one dilated convolution). ``length`` (the training sequences'),
-    ``recipe``, ``metrics`` and ``history`` describe the training when known.
+    before ensembles: one network, one dilated convolution, zero padding). ``length`` (the training
+    sequences'), ``recipe``, ``metrics`` and ``history`` describe the training when known.
     """
 
     pipeline = PIPELINE
