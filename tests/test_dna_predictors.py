@@ -12,7 +12,7 @@ from dna_fixtures import (
     random_seqs,
 )
 from gengen.dna.baselines import independent_check
-from gengen.dna.predictor_training import PredictorRecipe, train_predictor
+from gengen.dna.predictor_training import PredictorRecipe, default_choices, train_predictor
 from gengen.dna.predictors import CNNPredictor, PWMPredictor, load_predictor, report_scores
 from gengen.errors import GengenError
 from gengen.io.motifs import load_motif, pwm_from_counts
@@ -70,13 +70,19 @@ def test_cnn_predictor_learns_planted_motif_and_round_trips(tmp_path):
     has = rng.random(1000) < 0.5
     seqs = [s[:10] + PLANT + s[10 + len(PLANT) :] if h else s for s, h in zip(seqs, has)]
     y = np.exp(2.0 * has + 0.3 * rng.standard_normal(1000))  # heavy-tailed like PBM intensities
-    recipe = PredictorRecipe(channels=16, hidden=16, epochs=4, seed=0)
+    recipe = PredictorRecipe(channels=16, hidden=16, epochs=4, seed=0)  # the default network, narrower
     trained = train_predictor(strings_to_codes(seqs), y, recipe, device="cpu", quiet=True)
     assert trained.metrics["val_pearson"] > 0.7
     assert "val_pearson_6mer_ridge" in trained.metrics
     trained.save(tmp_path / "pred")
     model, cfg = load_predictor(tmp_path / "pred")
     assert isinstance(model, CNNPredictor) and cfg["metrics"]["val_pearson"] == trained.metrics["val_pearson"]
+    # config.json says what the default chose and why: ensemble, flanks, dilations (one note each)
+    notes = cfg["recipe"]["notes"]
+    assert len(notes) == 3 and notes[0].startswith("3 networks averaged (--members)") and "--members 1" in notes[0]
+    assert notes[1].startswith("learned flanks (--flanks)") and "--no-flanks" in notes[1]
+    assert notes[2].startswith("residual convolutions at dilations 2, 4: each position reads 35 nt"), notes
+    assert default_choices(PredictorRecipe(members=1, flanks=False, dilations=(2,))) == []  # nothing left to explain
     x = one_hot(seqs[:20])
     assert torch.allclose(model(x), trained.model.eval()(x), atol=1e-5)
     assert (tmp_path / "pred" / "history.csv").is_file()
@@ -88,7 +94,7 @@ def test_cnn_predictor_keeps_the_epoch_chosen_on_the_stopping_split():
     has = rng.random(400) < 0.5
     seqs = [s[:10] + PLANT + s[10 + len(PLANT) :] if h else s for s, h in zip(seqs, has)]
     y = np.exp(1.0 * has + 0.8 * rng.standard_normal(400))  # noisy: a wide net overfits within a few epochs
-    recipe = PredictorRecipe(channels=32, hidden=64, epochs=12, learning_rate=5e-3, seed=0)
+    recipe = PredictorRecipe(channels=32, hidden=64, epochs=12, learning_rate=5e-3, seed=0, members=1)
     codes = strings_to_codes(seqs)
     trained = train_predictor(codes, y, recipe, device="cpu", quiet=True, baseline=False)
     hist, m = trained.history, trained.metrics
@@ -241,7 +247,7 @@ def test_flanks_learn_what_an_end_base_does_which_a_strand_symmetric_net_cannot(
     r = {}
     for flanks in (False, True):
         recipe = PredictorRecipe(channels=8, width=5, hidden=8, epochs=10, learning_rate=1e-2, batch_size=32, seed=0,
-                                 flanks=flanks)
+                                 members=1, flanks=flanks)
         r[flanks] = train_predictor(codes, y, recipe, device="cpu", baseline=False).metrics["val_pearson"]
     assert r[True] > 0.9 and abs(r[False]) < 0.2, r
 

@@ -265,7 +265,8 @@ def dna_train_predictor(
     epochs: Annotated[int, _opt("--epochs", help="Training epochs.")] = PredictorRecipe.epochs,
     val_fraction: Annotated[float, _opt("--val-fraction", help="Held-out fraction for Spearman rho and Pearson r.")] = PredictorRecipe.val_fraction,
     members: Annotated[int, _opt("--members", help=(
-        "Networks trained side by side and averaged (an ensemble; 1 is that many times faster)."))] = PredictorRecipe.members,
+        "Networks trained side by side and averaged (an ensemble: their errors partly cancel; the default ranked "
+        "PBM probes better than one network); 1 trains about that many times faster."))] = PredictorRecipe.members,
     flanks: Annotated[bool, _opt("--flanks/--no-flanks", help=(
         "Learn the constant context on both sides of the sequences (a PBM probe's primer, an MPRA insert's "
         "adapters); --no-flanks scores a sequence and its reverse complement alike."))] = PredictorRecipe.flanks,
