@@ -142,7 +142,8 @@ def main() -> None:
             res = subprocess.run([sys.executable, "-c", "from gengen.cli import main; main()", *cli],
                                  capture_output=True, text=True, env={**os.environ, "GENGEN_NO_PROGRESS": "1"})
             seconds, cpu = time.perf_counter() - t0, _child_cpu() - cpu0
-            print("  " + (res.stdout.strip().splitlines() or [""])[0], flush=True)
+            said = (res.stdout + res.stderr).splitlines()  # the report line and the recipe notes (stderr)
+            print("\n".join("  " + line for line in said if line.startswith(("held-out", "recipe:"))), flush=True)
             if res.returncode != 0:
                 print("  " + (res.stderr.strip().splitlines() or ["failed"])[-1], flush=True)
                 continue
