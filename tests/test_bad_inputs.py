@@ -857,7 +857,7 @@ add(case("dna-generate-predictor-not-the-gans-length", "dna-generate --model @ga
          model_copy("pred", config=with_key("length", 20)), needle="the GAN's length 12 differs from the 20 nt"))
 add(case("dna-design-max-steps-0", "dna-design -n 2 --length 12 -o d.fa --motif @m.jaspar --max-steps 0",
          needle="--max-steps"))
-for opt in ("--epochs 0", "--val-fraction 0", "--val-fraction 1", "--val-fraction nan", "--transform square"):
+for opt in ("--epochs 0", "--val-fraction 0", "--val-fraction 1", "--val-fraction nan", "--transform square", "--members 0"):
     add(case(f"dna-train-predictor{opt.replace(' ', '')}", f"{PRED} --scores @scores.csv {opt}"))
 for opt in ("-n 0", "--heldout-fraction 0", "--heldout-fraction 1.5", "--heldout-fraction nan"):
     add(case(f"dna-eval{opt.replace(' ', '')}", f"dna-eval @train.fa --model @gan {opt}"))

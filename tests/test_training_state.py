@@ -297,6 +297,7 @@ def test_predictor_resumed_after_any_checkpoint_is_bit_identical(tmp_path, monke
     pd.testing.assert_frame_equal(full.history, resumed.history)
     assert resumed.metrics["best_epoch"] == full.metrics["best_epoch"]
     assert resumed.metrics["val_pearson"] == full.metrics["val_pearson"]
+    assert resumed.recipe.notes == full.recipe.notes and len(full.recipe.notes) == 2  # members, flanks: once each
     assert not (tmp_path / "cut" / STATE_NAME).exists()
     cfg = json.loads((tmp_path / "cut" / "config.json").read_text())
     assert cfg["training"]["complete"] is True and cfg["cpu_threads"] == 1

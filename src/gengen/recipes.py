@@ -157,11 +157,19 @@ class GANRecipe:
 
 @dataclass
 class PredictorRecipe:
-    """Training settings for :class:`gengen.dna.predictors.CNNPredictor`; defaults suit ~40k PBM probes on a CPU."""
+    """Training settings for :class:`gengen.dna.predictors.CNNPredictor`; defaults suit ~40k PBM probes on a CPU
+    (chosen on the early-stopping split of the three shared PBM factors; docs/dna.md lists what was tried)."""
 
     channels: int = 64
     width: int = 11
     hidden: int = 64
+    # the residual convolutions after the first, by dilation (width 5 each): (2, 4) sees 35 nt at once
+    dilations: tuple[int, ...] = (2, 4)
+    # independently initialised networks trained side by side and averaged (their errors partly cancel)
+    members: int = 3
+    # learned constant context on both sides of the sequences instead of zero padding: what an end
+    # base does depends on which end it is at (a PBM probe's primer side vs its free end)
+    flanks: bool = True
     epochs: int = 8
     batch_size: int = 128
     learning_rate: float = 2e-3

@@ -65,7 +65,8 @@ GAN_OPTIONS = opt.RecipeOptions(
     unset=("heldout_fraction",), check=GANRecipe.validate)
 HELDOUT_FRACTION = 0.1  # dna-train holds genes out (the library's GANRecipe trains on all unless asked)
 PREDICTOR_OPTIONS = opt.RecipeOptions(
-    PredictorRecipe, {"transform": "transform", "epochs": "epochs", "val_fraction": "val_fraction", "seed": "seed"})
+    PredictorRecipe, {"transform": "transform", "epochs": "epochs", "val_fraction": "val_fraction", "seed": "seed",
+                      "members": "members", "flanks": "flanks"})
 DESIGN_OPTIONS = opt.RecipeOptions(
     DesignSettings, {"steps": "steps", "max_steps": "max_steps", "lr": "learning_rate", "prior_weight": "prior_weight",
                      "grad_noise": "grad_noise"},
@@ -319,14 +320,25 @@ def dna_train_predictor(
         "default DNA predictor)."))] = None,
     transform: Annotated[str, _opt("--transform", help="Label transform: log | rank | none.")] = PredictorRecipe.transform,
     epochs: Annotated[int, _opt("--epochs", help="Training epochs.")] = PredictorRecipe.epochs,
-    val_fraction: Annotated[float, _opt("--val-fraction", help="Held-out fraction for Pearson r.")] = PredictorRecipe.val_fraction,
+    val_fraction: Annotated[float, _opt("--val-fraction", help="Held-out fraction for Spearman rho and Pearson r.")] = PredictorRecipe.val_fraction,
+    members: Annotated[int, _opt("--members", help=(
+        "Networks trained side by side and averaged (an ensemble: their errors partly cancel; the default ranked "
+        "PBM probes better than one network); 1 trains about that many times faster."))] = PredictorRecipe.members,
+    flanks: Annotated[bool, _opt("--flanks/--no-flanks", help=(
+        "Learn the constant context on both sides of the sequences (a PBM probe's primer, an MPRA insert's "
+        "adapters); --no-flanks scores a sequence and its reverse complement alike."))] = PredictorRecipe.flanks,
     baseline: Annotated[bool, _opt("--baseline/--no-baseline", help="Also score a 6-mer ridge baseline.")] = True,
     ambiguous: AmbiguousOpt = "uniform",
     seed: opt.SeedOpt = PredictorRecipe.seed,
     device: opt.DeviceOpt = "auto", threads: opt.ThreadsOpt = None, quiet: opt.QuietOpt = False,
     training: TrainingRun | None = None,  # the TRAINING_OPTIONS: --resume, --checkpoint-every, --checkpoint-minutes
 ) -> None:
-    """Train a small CNN regressor on labelled sequences (usable as --predictor); reports held-out Pearson r.
+    """Train a small CNN regressor on labelled sequences (usable as --predictor); reports held-out Spearman rho
+    and Pearson r next to a 6-mer ridge baseline's on the same split.
+
+    By default 3 networks with learned flanks and dilated convolutions are trained side by side and averaged
+    (chosen on the early-stopping split of three PBM factors; the run says why and config.json records it):
+    about 5 min of CPU for 40,000 36-nt probes on one thread; --members 1 trains a third as long.
 
     The model folder is a resumable checkpoint while training runs (every 10 epochs and at least once
     a minute): after an interruption, the same command with --resume continues where it stopped.
