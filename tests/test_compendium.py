@@ -253,7 +253,7 @@ def test_streamed_shuffle_visits_every_sample_once_per_epoch(compendium, small_b
     truth = data.select(["G0"]).read_all()[pos].ravel()
 
     def epochs(rank: int, world: int, n: int = 2):
-        rows = StreamedRows(data, pos, lambda b: [b[:, :1].copy()], "cpu", row_bytes=G * 4, shard=Shard(rank, world))
+        rows = StreamedRows(data, pos, lambda b: [b[:, :1].copy()], device="cpu", row_bytes=G * 4, shard=Shard(rank, world))
         g = torch.Generator().manual_seed(5)
         out = [torch.cat([x[0] for _, x in rows.epoch(g, n_batches=9)]).numpy().ravel() for _ in range(n)]
         return rows, out
@@ -265,7 +265,7 @@ def test_streamed_shuffle_visits_every_sample_once_per_epoch(compendium, small_b
     assert not np.array_equal(first, second)  # a fresh draw each epoch
     shares = []  # two ranks: disjoint shares of the blocks, the same number of samples an epoch
     for rank in range(2):
-        rows = StreamedRows(data, pos, lambda b: [b], "cpu", row_bytes=G * 4, shard=Shard(rank, 2), cache=False)
+        rows = StreamedRows(data, pos, lambda b: [b], device="cpu", row_bytes=G * 4, shard=Shard(rank, 2), cache=False)
         order, _ = rows.order(torch.Generator().manual_seed(5))
         shares.append(set(order[: rows.local_n].tolist()))
         assert len(epochs(rank, 2, 1)[1][0]) == rows.local_n

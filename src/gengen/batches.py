@@ -93,7 +93,7 @@ class StreamedRows:
 
     streamed = True
 
-    def __init__(self, data, positions: np.ndarray, transform: Callable[[np.ndarray], list[np.ndarray]], device,
+    def __init__(self, data, positions: np.ndarray, transform: Callable[[np.ndarray], list[np.ndarray]], *, device,
                  row_bytes: int, shard: Shard | None = None, window_bytes: int | None = None, cache: bool = True):
         self.data = data
         self.positions = np.asarray(positions, np.int64)
@@ -346,7 +346,7 @@ def validation_subset(val_idx: np.ndarray, row_bytes: int, seed: int) -> np.ndar
     return np.sort(np.random.default_rng(seed + 1).choice(val_idx, cap, replace=False))
 
 
-def read_rows(data: ChunkedExpression, rows: np.ndarray, transform, quiet: bool = True) -> np.ndarray:
+def read_rows(data: ChunkedExpression, rows: np.ndarray, transform, *, quiet: bool = True) -> np.ndarray:
     """The transformed values of samples ``rows`` (sorted positions), in memory."""
     from gengen.runtime import Progress
 

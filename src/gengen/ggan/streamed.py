@@ -81,7 +81,7 @@ def _moments(data: ChunkedExpression, in_train: np.ndarray, split: int, transfor
             xs.update(x)
             ys.update(y)
 
-    sums = gene_pass(data, [consume], what, quiet)
+    sums = gene_pass(data, [consume], what, quiet=quiet)
     return xs.merge_ranks(), ys.merge_ranks(), sums
 
 
@@ -98,7 +98,7 @@ def _quantile_references(data: ChunkedExpression, in_train: np.ndarray, split: i
         sums[0] += np.sort(block[:, :split].astype(np.float64), axis=1).sum(axis=0)
         sums[1] += np.sort(block[:, split:].astype(np.float64), axis=1).sum(axis=0)
 
-    gene_pass(data, [consume], "quantile references", quiet)
+    gene_pass(data, [consume], "quantile references", quiet=quiet)
     n = int(in_train.sum())
     return [QuantileNormalizer((distributed.all_reduce_array(s, "sum") / n).astype(np.float32)) for s in sums]
 
@@ -181,9 +181,9 @@ def _train(cls, data, landmarks, targets, recipe, device, quiet, on_epoch, check
         return [pre.transform_x(x), pre.transform_y(y)]
 
     row_bytes = 4 * data.n_vars
-    rows = StreamedRows(data, train_idx, transform, dev, row_bytes, distributed.shard(), cache=recipe.epochs > 1)
+    rows = StreamedRows(data, train_idx, transform, device=dev, row_bytes=row_bytes, shard=distributed.shard(), cache=recipe.epochs > 1)
     scored = validation_subset(val_idx, row_bytes, recipe.seed)
-    xv, yv = read_rows(data, scored, transform, quiet) if len(scored) else (None, None)
+    xv, yv = read_rows(data, scored, transform, quiet=quiet) if len(scored) else (None, None)
     notes = [*data.notes,
              f"streamed training: block-wise shuffle (each epoch a uniformly random order of the file's blocks of "
              f"{data.matrix.block_samples:,} samples, shuffled uniformly within windows of ~{rows.window_rows:,} samples)",

@@ -102,7 +102,7 @@ class Archs4File:
         rows = [self.rows_of[g] for g in genes]
         flat = np.concatenate(rows) if rows else np.zeros(0, np.int64)
         wanted = np.unique(flat)
-        block = read_rows(self.matrix, wanted, start, stop, self.source)  # (len(wanted), stop - start)
+        block = read_rows(self.matrix, wanted, start, stop=stop, source=self.source)  # (len(wanted), stop - start)
         if len(flat) == len(genes) and (len(genes) < 2 or np.all(np.diff(flat) > 0)):
             return np.ascontiguousarray(block.T, dtype=np.float32)  # one row per gene, in order
         pos = np.searchsorted(wanted, flat)
@@ -114,7 +114,7 @@ class Archs4File:
         return out.astype(np.float32)
 
 
-def read_rows(ds, wanted: np.ndarray, start: int, stop: int, source: str) -> np.ndarray:
+def read_rows(ds, wanted: np.ndarray, start: int, *, stop: int, source: str) -> np.ndarray:
     """``ds[wanted, start:stop]`` for sorted row indices, read as runs of whole chunk rows (h5py's
     point selection is slow, and reading every chunk row when few are wanted wastes inflating)."""
     n_rows = ds.shape[0]

@@ -577,7 +577,7 @@ class ChunkedExpression:
         return ad.AnnData(X=X, obs=obs, var=var)
 
 
-def resolve_normalisation(choice: str, matrix: ChunkedMatrix | None, pilot: np.ndarray | None, source: str
+def resolve_normalisation(choice: str, matrix: ChunkedMatrix | None, pilot: np.ndarray | None, *, source: str
                           ) -> tuple[str, str]:
     """``--normalize auto|cpm|none`` -> (``"cpm"`` or ``"none"``, why). ``auto``: ARCHS4 files hold raw
     read counts of samples sequenced to very different depths (1-100 million reads), so they get

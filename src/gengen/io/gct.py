@@ -66,10 +66,10 @@ def read_gct(path: str | os.PathLike) -> ad.AnnData:
         cm = col_meta.set_index(col_meta.columns[0]).iloc[:, n_row_meta:].T
     if version == "#1.2" and "Description" in row_meta.columns:
         row_meta = row_meta.rename(columns={"Description": "description"})
-    return annotated_matrix(values.to_numpy(dtype=np.float32).T, gene_ids, values.columns, row_meta, cm)
+    return annotated_matrix(values.to_numpy(dtype=np.float32).T, gene_ids, values.columns, row_meta=row_meta, col_meta=cm)
 
 
-def annotated_matrix(X, gene_ids, sample_ids, row_meta: pd.DataFrame | None = None,
+def annotated_matrix(X, gene_ids, sample_ids, *, row_meta: pd.DataFrame | None = None,
                      col_meta: pd.DataFrame | None = None) -> ad.AnnData:
     """Samples x genes AnnData from a GCT-style matrix: row (gene) metadata -> ``var``, column (sample)
     metadata -> ``obs``, both keyed by the ids as strings.
@@ -194,7 +194,7 @@ def read_gctx(path: str | os.PathLike) -> ad.AnnData:
     """
     with open_gctx(path) as g:
         X = np.asarray(g.matrix[()], dtype=np.float32)
-        return annotated_matrix(X, g.gene_ids, g.sample_ids(), g.row_meta(), g.col_meta())
+        return annotated_matrix(X, g.gene_ids, g.sample_ids(), row_meta=g.row_meta(), col_meta=g.col_meta())
 
 
 def gctx_genes(path: str | os.PathLike) -> tuple[list[str], pd.DataFrame]:

@@ -245,7 +245,7 @@ def histogram_range(data: ChunkedExpression, sample: np.ndarray) -> tuple[np.nda
 
 
 def gene_pass(data: ChunkedExpression, consumers: Sequence[Callable[[np.ndarray, np.ndarray], None]],
-              what: str, quiet: bool = True, rows: np.ndarray | None = None) -> np.ndarray:
+              what: str, *, quiet: bool = True, rows: np.ndarray | None = None) -> np.ndarray:
     """Read the chosen samples once, block by block, handing each ``(positions, block)`` to every consumer.
 
     Under torchrun each rank reads every ``world``-th of the file's blocks (its own share); the caller
@@ -381,7 +381,7 @@ def open_expression(
         streamed = stream == "on" or (stream == "auto" and too_big)
         data = ChunkedExpression(matrix, rows, list(matrix.genes), [np.array([j]) for j in range(len(matrix.genes))])
         raw = pilot(data) if normalize in ("counts", "cpm") else None
-        applied, why = resolve_normalisation(normalize, matrix, raw, source)
+        applied, why = resolve_normalisation(normalize, matrix, raw, source=source)
         data.normalize = applied  # (negative values are refused block by block as they are read)
         if not streamed and free is not None and nbytes * copies > free:
             raise GengenError(f"{source}: {len(rows):,} samples x {n_genes:,} genes need about {gib(nbytes * copies)} in "
@@ -430,7 +430,7 @@ def _in_memory(adata: ad.AnnData, source: str, ids, clauses, normalize: str, qui
         adata = adata[rows].copy()
     from gengen.io.checks import strided_sample
 
-    applied, why = resolve_normalisation(normalize, None, strided_sample(np.asarray(adata.X)), source)
+    applied, why = resolve_normalisation(normalize, None, strided_sample(np.asarray(adata.X)), source=source)
     if applied == "cpm":
         X = np.asarray(adata.X, np.float32)
         adata.X = normalise_counts(X.copy(), X.sum(axis=1, dtype=np.float64))

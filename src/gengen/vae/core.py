@@ -130,7 +130,7 @@ class VAEModel(SavedModel):
         if isinstance(adata, ChunkedExpression):  # larger than memory: read block by block from the file
             from gengen.vae.streamed import train_streamed
 
-            return train_streamed(cls, adata, recipe, device, quiet, on_epoch, checkpoint)
+            return train_streamed(cls, adata, recipe, device, quiet=quiet, on_epoch=on_epoch, checkpoint=checkpoint)
 
         from gengen.training_state import data_fingerprint, finish_model, open_training
         from gengen.vae import smallcohort

@@ -34,7 +34,7 @@ if TYPE_CHECKING:
     from gengen.io.chunked import ChunkedExpression
     from gengen.vae.core import VAEModel
 
-def train_streamed(cls: type[VAEModel], data: ChunkedExpression, recipe, device, quiet: bool, on_epoch,
+def train_streamed(cls: type[VAEModel], data: ChunkedExpression, recipe, device, *, quiet: bool, on_epoch,
                    checkpoint) -> VAEModel:
     """:meth:`VAEModel.train` on a streamed matrix (see the module docstring)."""
     import torch
@@ -76,7 +76,7 @@ def train_streamed(cls: type[VAEModel], data: ChunkedExpression, recipe, device,
             np.minimum(lo, x[keep].min(axis=0), out=lo)
             np.maximum(hi, x[keep].max(axis=0), out=hi)
 
-    sums = gene_pass(data, [consume], "gene statistics", quiet)  # under torchrun: each rank its share
+    sums = gene_pass(data, [consume], "gene statistics", quiet=quiet)  # under torchrun: each rank its share
     stats.merge_ranks()
     lo, hi = distributed.all_reduce_array(lo, "min"), distributed.all_reduce_array(hi, "max")
     if ck is not None:
@@ -113,9 +113,9 @@ def train_streamed(cls: type[VAEModel], data: ChunkedExpression, recipe, device,
         return [x]
 
     row_bytes = 4 * len(genes)
-    rows = StreamedRows(view, train_idx, transform, dev, row_bytes, distributed.shard(), cache=recipe.epochs > 1)
+    rows = StreamedRows(view, train_idx, transform, device=dev, row_bytes=row_bytes, shard=distributed.shard(), cache=recipe.epochs > 1)
     scored = validation_subset(val_idx, row_bytes, recipe.seed)
-    x_val = read_rows(view, scored, transform, quiet)[0] if len(scored) else None
+    x_val = read_rows(view, scored, transform, quiet=quiet)[0] if len(scored) else None
     notes = [why, *data.notes,
              f"streamed training: block-wise shuffle (each epoch a uniformly random order of the file's blocks of "
              f"{data.matrix.block_samples:,} samples, shuffled uniformly within windows of ~{rows.window_rows:,} samples)",
