@@ -1,11 +1,10 @@
-"""Inference below the model object: which columns of a data set make the landmarks, and the generator's
+"""Inference under the model object: which columns of a data set make the landmarks, and the generator's
 batched forward pass on the device.
 
 :class:`LandmarkPlan` is what :meth:`gengen.ggan.GGANModel.plan` finds for a query (by name, a symbol column
-or array probes) and what every path applies to its values, in memory or block by block
-(:mod:`gengen.ggan.infer`); :func:`predict_z` is the one forward pass all predictions go through
-(:meth:`gengen.ggan.GGANModel.predict_array`). Both sit under the model and the trainers: they know
-networks and arrays, not the model object.
+or array probes), applied to its values in memory or block by block (:mod:`gengen.ggan.infer`);
+:func:`predict_z` is the one forward pass every prediction goes through
+(:meth:`gengen.ggan.GGANModel.predict_array`). Both know arrays and networks, not the model object.
 """
 
 from __future__ import annotations
