@@ -2,7 +2,7 @@
 
 Synthetic data from a nonlinear low-rank model (y = tanh(x A) B + noise, rank 64). Prints, from the
 same run and the same torch thread settings:
-  * training throughput (profiles/s) of gengen's trainer (`gengen.ggan.train.fit_ggan`) and of a
+  * training throughput (profiles/s) of gengen's trainer (`gengen.ggan.loop.fit_ggan`) and of a
     straightforward reference loop (DataLoader batches, real and fake pairs through D separately,
     `.item()` logging every step), and their ratio;
   * inference throughput of `GGANModel.predict_array`;
@@ -89,7 +89,8 @@ def reference_loop(gen, disc, X, Y, steps: int, batch: int, recipe, device) -> f
 
 def gengen_loop(gen, disc, X, Y, steps: int, recipe, device) -> float:
     """gengen's trainer for ``steps`` optimiser steps (one warm-up epoch excluded)."""
-    from gengen.ggan.train import GGANRecipe, fit_ggan
+    from gengen.ggan.loop import fit_ggan
+    from gengen.recipes import GGANRecipe
 
     n = steps * recipe.batch_size
     r = GGANRecipe.from_dict({**recipe.to_dict(), "epochs": 1})

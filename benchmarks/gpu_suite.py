@@ -187,7 +187,8 @@ def bench_wgan(a, dev) -> dict:
 # ----------------------------------------------------------------------------------------- GGAN
 def bench_ggan(a, dev) -> dict:
     from gengen.ggan import GGANModel, GGANRecipe, Preprocessor, resolve_ggan_recipe
-    from gengen.ggan.train import build_networks, fit_ggan
+    from gengen.ggan.loop import fit_ggan
+    from gengen.ggan.train import build_networks
     from ggan_dgex_shape import gengen_loop, make_data, reference_loop
 
     n_x, n_y = a.ggan_landmarks, a.ggan_targets

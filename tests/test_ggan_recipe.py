@@ -47,7 +47,7 @@ def test_dgex_size_keeps_the_dgex_recipe():
 
 def test_width_grows_with_the_reference_between_the_thresholds():
     from gengen.ggan import GGANRecipe, adaptive_width, resolve_ggan_recipe
-    from gengen.ggan.train import DGEX_REFERENCE, SMALL_REFERENCE
+    from gengen.ggan.defaults import DGEX_REFERENCE, SMALL_REFERENCE
 
     sizes = [50, 1_999, 2_000, 5_000, 20_000, 49_999, 50_000, 1_000_000]
     widths = [adaptive_width(n) for n in sizes]
@@ -102,7 +102,7 @@ def test_cli_defaults_are_the_recipe_defaults():
 
 
 def test_paired_gain_in_standard_errors():
-    from gengen.ggan.train import paired_gain_se
+    from gengen.ggan.loop import paired_gain_se
 
     assert paired_gain_se(np.ones(4), np.array([0.9, 1.1, 0.9, 1.1])) == pytest.approx(0.0)
     # gains 0.1, 0.2, 0.3: mean 0.2, sd 0.1, se 0.1 / sqrt(3)

@@ -105,7 +105,9 @@ def _ggan_data(n=400, n_x=10, n_y=14, seed=0):
 
 
 def test_ggan_trains_under_bf16_autocast_and_reports_precision():
-    from gengen.ggan.train import GGANRecipe, build_networks, fit_ggan, validation_mae
+    from gengen.ggan.loop import fit_ggan, validation_mae
+    from gengen.ggan.train import build_networks
+    from gengen.recipes import GGANRecipe
 
     X, Y = _ggan_data()
     for precision, expected in (("auto", "fp32"), ("bf16", "bf16")):
@@ -120,7 +122,9 @@ def test_ggan_trains_under_bf16_autocast_and_reports_precision():
 
 
 def test_predict_z_scales_on_the_device_and_bf16_stays_close():
-    from gengen.ggan.train import GGANRecipe, build_networks, predict_z
+    from gengen.ggan.predict import predict_z
+    from gengen.ggan.train import build_networks
+    from gengen.recipes import GGANRecipe
 
     X, _ = _ggan_data(n=50)
     torch.manual_seed(0)

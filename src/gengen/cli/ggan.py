@@ -58,8 +58,8 @@ MarginOpt = Annotated[float | None, typer.Option("--start-margin", show_default=
 
 def _check(recipe: GGANRecipe) -> None:
     """Bad values fail before the reference is read."""
+    from gengen.ggan.defaults import check_recipe
     from gengen.ggan.model import ACTIVATIONS
-    from gengen.ggan.train import check_recipe
 
     if recipe.activation not in ACTIVATIONS:
         raise GengenError(f"unknown --activation {recipe.activation!r}; use one of {', '.join(ACTIVATIONS)}.")
@@ -232,8 +232,7 @@ def infer_targets(
 def _infer_chosen(m, query, output, data_choice, fill_missing, gene_map, genes_in_rows, fmt, layer, quiet) -> dict:
     """infer-targets on chosen samples, an ARCHS4 query or counts for a model trained on normalised counts:
     read the way the model's training data were, streamed by blocks when large."""
-    from gengen.ggan.infer import infer, to_anndata
-    from gengen.ggan.streamed import infer_chunked
+    from gengen.ggan.infer import infer, infer_chunked, to_anndata
     from gengen.io.expression import output_format, write_expression, write_table
 
     if gene_map is not None:
@@ -280,23 +279,18 @@ def ggan_eval(
     interruption the same command with --resume computes only what is missing.
     """
     set_threads(threads)
-    import json
-
-    import numpy as np
-
-    from gengen.ggan import evaluate, plot_comparison
-    from gengen.io.expression import write_table
-    from gengen.runtime import atomic_path
+    from gengen.ggan import evaluate
+    from gengen.ggan.evaluate import eval_outputs
+    from gengen.ggan.reference import reference_arrays
 
     chosen = None
     if methods is not None:  # checked before the reference is read
         chosen = GGAN_METHODS.check(tuple(m.strip() for m in methods.split(",") if m.strip()))
-    names = ("ggan_eval_summary.tsv", "ggan_eval_folds.tsv", "ggan_eval_per_gene.tsv", "ggan_eval.png", "ggan_eval_info.json")
     fold_results = output / "fold_results"
     if resume and not fold_results.is_dir():
         raise GengenError(f"nothing to resume: {str(output)!r} has no fold_results/ of an interrupted ggan-eval; "
                           "run without --resume.")
-    plan_outputs([output / name for name in names], folders=[fold_results],
+    plan_outputs(list(eval_outputs(output).values()), folders=[fold_results],
                  inputs=input_paths([data, landmarks, landmarks_from, targets, labels_file]))
     if labels_file is not None:
         input_path(labels_file)
@@ -317,42 +311,18 @@ def ggan_eval(
         from gengen.ggan import kfold_indices
 
         kfold_indices(adata.n_obs, folds, seed, groups=group_labels)  # too few groups: fail before training
-    from gengen.ggan import landmarks_and_targets
-
-    lm, tg = landmarks_and_targets(adata, lm, tg)
-    var = adata.var
-    same = []
-    if "gene" in var.columns:
-        lgenes = set(var.loc[lm, "gene"].astype(str))
-        same = [t for t, g in zip(tg, var.loc[tg, "gene"].astype(str), strict=True) if g in lgenes]
-    X = np.asarray(adata[:, lm].X, dtype=np.float32)
-    Y = np.asarray(adata[:, tg].X, dtype=np.float32)
+    ref = reference_arrays(adata, lm, tg)
+    same = ref.same_gene_targets()
     by = f", grouped by {groups!r} ({len(set(group_labels))} groups)" if groups is not None else ""
-    say(
-        f"{folds}-fold comparison on {adata.n_obs} profiles{by}: {len(lm)} landmarks -> {len(tg)} targets "
-        f"({len(same)} same-gene targets reported separately)",
-        quiet,
-    )
-    ev = evaluate(
-        X, Y, tg, same_gene=same, folds=folds, recipe=recipe, methods=chosen, seed=seed, device=device, quiet=quiet,
-        groups=group_labels, save_folds=fold_results, resume=resume,
-    )
-    try:
-        write_table(ev.summary, output / "ggan_eval_summary.tsv", protect=(data,), index=False)
-        write_table(ev.folds, output / "ggan_eval_folds.tsv", index=False)
-        write_table(ev.per_gene, output / "ggan_eval_per_gene.tsv", index=False)
-        plot_comparison(ev, output / "ggan_eval.png")
-        with atomic_path(output / "ggan_eval_info.json") as tmp:
-            tmp.write_text(json.dumps(ev.info, indent=1, default=str) + "\n")
-    except GengenError as exc:  # disk full, ...: the computed folds are kept, and said so
-        raise GengenError(f"{str(exc).rstrip('.')}; the finished folds stay in {str(fold_results)!r}: the same command "
-                          "with --resume writes the tables from them.") from None
-    typer.echo(
-        f"# {folds}-fold CV{by}, {adata.n_obs} profiles, {len(lm)} landmarks -> {len(tg)} targets, seed {seed}; "
-        "metrics on z-scored targets, mean over genes ± sd over folds"
-    )
+    say(f"{folds}-fold comparison on {adata.n_obs} profiles{by}: {len(ref.landmarks)} landmarks -> {len(ref.targets)} "
+        f"targets ({len(same)} same-gene targets reported separately)", quiet)
+    ev = evaluate(ref.X, ref.Y, ref.targets, same_gene=same, folds=folds, recipe=recipe, methods=chosen, seed=seed,
+                  device=device, quiet=quiet, groups=group_labels, save_folds=fold_results, resume=resume)
+    written = ev.write(output, protect=(data,))
+    typer.echo(f"# {folds}-fold CV{by}, {adata.n_obs} profiles, {len(ref.landmarks)} landmarks -> {len(ref.targets)} "
+               f"targets, seed {seed}; metrics on z-scored targets, mean over genes ± sd over folds")
     typer.echo(ev.table())
     for m, why in ev.info["skipped"].items():
         typer.echo(f"# skipped {GGAN_METHODS.label(m)}: {why}")
-    for name in ("ggan_eval_summary.tsv", "ggan_eval_per_gene.tsv", "ggan_eval.png"):
-        typer.echo(str(output / name))
+    for kind in ("summary", "per_gene", "figure"):
+        typer.echo(str(written[kind]))

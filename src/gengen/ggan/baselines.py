@@ -10,7 +10,7 @@
   leave-one-out on the training profiles.
 They are registered, with GGAN and D-GEX, in :data:`gengen.registry.GGAN_METHODS`
 (:func:`gengen.ggan.register_baseline` adds another).
-The D-GEX MLP lives in :mod:`gengen.ggan.train` (``loss="mse"``): same generator, MSE only.
+The D-GEX MLP lives in :mod:`gengen.ggan.loop` (``loss="mse"``): same generator, MSE only.
 """
 
 from __future__ import annotations

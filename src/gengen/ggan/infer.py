@@ -6,7 +6,8 @@ HDF5 row slices of the GCTX matrix) and appends each chunk's predictions to a te
 renamed into place only when every chunk succeeded, so 1,000,000 profiles need only a chunk's worth of
 memory and a failure leaves no partial file. GCT and genes-in-rows tables are read whole (they are
 plate-sized). A gene map (``gene_map=``) translates the query's gene ids (Entrez, Ensembl) to the
-model's names first, the same way for every format.
+model's names first, the same way for every format. ``infer_chunked`` predicts a query opened for
+streaming (an ARCHS4 compendium, or the samples chosen by ``--samples`` / ``--where``) block by block.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from gengen.errors import GengenError, preview
+from gengen.ggan.predict import LandmarkPlan
 from gengen.io.chunked import parquet_index_column
 from gengen.io.expression import (
     TABLE_FORMATS,
@@ -37,7 +39,8 @@ if TYPE_CHECKING:
     import anndata as ad
     import pandas as pd
 
-    from gengen.ggan.core import GGANModel, LandmarkPlan
+    from gengen.ggan.core import GGANModel
+    from gengen.io.chunked import ChunkedExpression
 
 STREAMABLE = ("csv", "tsv", "txt", "parquet", "h5ad", "gctx")
 FIXED_ORIENTATION = ("h5ad", "gctx")  # samples x genes by construction: never re-read to detect orientation
@@ -339,7 +342,6 @@ def infer_file(
             used = sorted({i for c in plan.columns for i in c})
             take = used  # where the used genes sit in each chunk
             if kind == "gctx":  # read only the landmark genes, not all 12,328 of a GEO file
-                from gengen.ggan.core import LandmarkPlan
                 from gengen.io.expression import iter_gctx
 
                 local = {j: k for k, j in enumerate(used)}
@@ -395,3 +397,32 @@ def infer_file(
         "landmarks_via_map": match.via_map if mapping is not None else None,
         "output": str(output),
     }
+
+
+def infer_chunked(model: GGANModel, data: ChunkedExpression, output: str | os.PathLike, *, fill_missing: bool = False,
+                  quiet: bool = True) -> dict:
+    """Predict targets for every chosen sample of a streamed query, appended block by block to a
+    temporary output renamed into place at the end (as :func:`gengen.ggan.infer_file`)."""
+    from gengen.runtime import Progress
+
+    output = Path(output)
+    out_kind = output_format(output)
+    plan = model.plan(data.names, data.var)
+    model.check_plan(plan, data.names, fill_missing, quiet=quiet)
+    used = sorted({i for c in plan.columns for i in c})
+    view = data.select([data.names[i] for i in used])
+    local = {j: k for k, j in enumerate(used)}
+    plan = LandmarkPlan([[local[j] for j in c] for c in plan.columns], plan.how)
+    n = 0
+    ids = data.obs_names
+    with atomic_path(output, protect=(data.source,)) as tmp:
+        writer = _Writer(tmp, out_kind, model.targets)
+        with Progress(data.n_obs, "predicting targets", quiet) as bar:
+            for pos, block in view.blocks():
+                writer.write(ids[pos].tolist(), model.predict_array(plan.apply(block, model.landmark_fill)))
+                n += len(pos)
+                bar.update(len(pos))
+        writer.close(model, data.obs() if out_kind == "h5ad" else None)
+    log(f"predicted {len(model.targets)} targets for {n:,} profiles (streamed by blocks, landmarks by {plan.how})", quiet)
+    return {"profiles": n, "chunks": None, "matched_by": plan.how, "landmarks_found": int((~plan.missing).sum()),
+            "landmarks_via_map": None, "output": str(output)}

@@ -1,4 +1,4 @@
-"""GGAN on a reference larger than memory (a compendium such as ARCHS4): trained and applied by blocks.
+"""GGAN on a reference larger than memory (a compendium such as ARCHS4): trained by blocks.
 
 :meth:`gengen.ggan.GGANModel.train` hands a :class:`~gengen.io.chunked.ChunkedExpression` here. The
 recipe is resolved for the reference's size as in memory (a streamed reference is large: D-GEX's
@@ -14,14 +14,11 @@ recipe is resolved for the reference's size as in memory (a streamed reference i
 - training starts from random weights: the leave-one-out ridge start (the default below 50,000
   profiles) and the refit on all profiles need the reference in memory (``--stream off``).
 
-:func:`infer_chunked` predicts targets for an ARCHS4 query, or for the samples chosen by ``--samples``
-/ ``--where``, block by block.
+A trained model predicts a streamed query block by block through :func:`gengen.ggan.infer.infer_chunked`.
 """
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -31,7 +28,7 @@ from gengen.errors import GengenError
 from gengen.runtime import describe_device, log, resolve_device, seed_everything
 
 if TYPE_CHECKING:
-    from gengen.ggan.core import GGANModel
+    from gengen.ggan.train import Model
     from gengen.io.chunked import ChunkedExpression
 
 
@@ -53,8 +50,7 @@ def streamed_reference(data: ChunkedExpression, landmarks, targets=None, *, prob
     -------
     (the reference with landmark columns then target columns, landmark names, target names).
     """
-    from gengen.ggan.core import landmarks_and_targets
-    from gengen.ggan.reference import prepare_reference
+    from gengen.ggan.reference import landmarks_and_targets, prepare_reference
 
     mapped, lm, tg = prepare_reference(names_only(data.names), landmarks, targets, probe_map=probe_map, quiet=quiet)
     lm, tg = landmarks_and_targets(mapped, lm, tg)  # names checked; constant genes after the statistics pass
@@ -103,15 +99,15 @@ def _quantile_references(data: ChunkedExpression, in_train: np.ndarray, split: i
     return [QuantileNormalizer((distributed.all_reduce_array(s, "sum") / n).astype(np.float32)) for s in sums]
 
 
-def train_streamed(cls: type[GGANModel], data: ChunkedExpression, landmarks: list[str], targets: list[str] | None,
-                   *, recipe=None, device="auto", quiet=True, on_epoch=None, checkpoint=None) -> GGANModel:
+def train_streamed(cls: type[Model], data: ChunkedExpression, landmarks: list[str], targets: list[str] | None,
+                   *, recipe=None, device="auto", quiet=True, on_epoch=None, checkpoint=None) -> Model:
     """:meth:`GGANModel.train` on a streamed reference (see the module docstring)."""
     from gengen import distributed
     from gengen.runtime import plan_outputs
 
     if checkpoint is None or not distributed.is_main():
         return _train(cls, data, landmarks, targets, recipe, device, quiet, on_epoch, checkpoint)
-    with plan_outputs(models={checkpoint.directory: overwrite_check("ggan")}):  # locked from the start (no-op in the CLI)
+    with plan_outputs(models={checkpoint.directory: overwrite_check(cls.pipeline)}):  # locked from the start (no-op in the CLI)
         return _train(cls, data, landmarks, targets, recipe, device, quiet, on_epoch, checkpoint)
 
 
@@ -120,17 +116,19 @@ def _train(cls, data, landmarks, targets, recipe, device, quiet, on_epoch, check
 
     from gengen import distributed
     from gengen.batches import StreamedRows, read_rows, stream_fingerprint, validation_subset
-    from gengen.ggan.core import PIPELINE, _finite, _outcome
+    from gengen.ggan.defaults import resolve_ggan_recipe
+    from gengen.ggan.loop import fit_ggan
     from gengen.ggan.preprocess import Preprocessor, ZScorer
-    from gengen.ggan.train import GGANRecipe, build_networks, fit_ggan, resolve_ggan_recipe
+    from gengen.ggan.train import build_networks, finite_or_none, outcome_note
     from gengen.io.expression import looks_like_counts
     from gengen.io.streaming import pilot
+    from gengen.recipes import GGANRecipe
     from gengen.training import split_indices
     from gengen.training_state import finish_model, open_training
 
     data, lm, tg = streamed_reference(data, landmarks, targets, quiet=quiet)  # (a no-op when already resolved)
     split = len(lm)
-    ck = open_training(checkpoint, PIPELINE, quiet)
+    ck = open_training(checkpoint, cls.pipeline, quiet)
     saved = ck.saved_recipe() if ck is not None and ck.resuming else None
     given = GGANRecipe.from_dict(saved) if recipe is None and saved is not None else (recipe or GGANRecipe())
     given = _streamable(given)
@@ -207,13 +205,13 @@ def _train(cls, data, landmarks, targets, recipe, device, quiet, on_epoch, check
     with torch.random.fork_rng(devices=[dev] if dev.type == "cuda" else []):
         torch.manual_seed(recipe.seed)
         history = fit_ggan(gen, disc, rows, None, xv, yv, recipe, dev, quiet, on_epoch=on_epoch, checkpoint=ck)
-    outcome = _outcome(history, recipe)
+    outcome = outcome_note(history, recipe)
     if outcome:
         recipe.notes.append(outcome)
     model.history = history
     model.metrics = {
         "best_epoch": history.attrs["best_epoch"], "best_val_mae": history.attrs["best_val_mae"],
-        "gain_se": _finite(history.attrs.get("gain_se")), "rejected_epoch": int(history.attrs.get("rejected_epoch", 0)),
+        "gain_se": finite_or_none(history.attrs.get("gain_se")), "rejected_epoch": int(history.attrs.get("rejected_epoch", 0)),
         "epochs_run": len(history), "train_seconds": round(float(history.attrs["seconds"]), 3),
         "n_train": len(train_idx), "refit": False, "n_val": len(val_idx), "n_val_scored": len(scored),
         "device": describe_device(dev), "precision": history.attrs.get("precision", "fp32"), "streamed": True,
@@ -231,7 +229,7 @@ def _streamable(recipe):
     """The recipe a streamed reference can train with: a ridge start or refit left to the default is
     turned off (both need the reference in memory, and a reference this size gets D-GEX's random start
     anyway); asked for explicitly, they are an error."""
-    from gengen.ggan.train import GGANRecipe
+    from gengen.recipes import GGANRecipe
 
     r = GGANRecipe.from_dict({**recipe.to_dict(), "notes": list(recipe.notes)})
     if r.ridge_init or r.refit:
@@ -243,37 +241,3 @@ def _streamable(recipe):
     if r.refit is None:
         r.refit = False
     return r
-
-
-# ---------------------------------------------------------------------------------------- inference
-def infer_chunked(model: GGANModel, data: ChunkedExpression, output: str | os.PathLike, *, fill_missing: bool = False,
-                  quiet: bool = True) -> dict:
-    """Predict targets for every chosen sample of a streamed query, appended block by block to a
-    temporary output renamed into place at the end (as :func:`gengen.ggan.infer_file`)."""
-    from gengen.ggan.infer import _Writer
-    from gengen.io.expression import output_format
-    from gengen.runtime import Progress, atomic_path
-
-    output = Path(output)
-    out_kind = output_format(output)
-    plan = model.plan(data.names, data.var)
-    model.check_plan(plan, data.names, fill_missing, quiet=quiet)
-    used = sorted({i for c in plan.columns for i in c})
-    view = data.select([data.names[i] for i in used])
-    from gengen.ggan.core import LandmarkPlan
-
-    local = {j: k for k, j in enumerate(used)}
-    plan = LandmarkPlan([[local[j] for j in c] for c in plan.columns], plan.how)
-    n = 0
-    ids = data.obs_names
-    with atomic_path(output, protect=(data.source,)) as tmp:
-        writer = _Writer(tmp, out_kind, model.targets)
-        with Progress(data.n_obs, "predicting targets", quiet) as bar:
-            for pos, block in view.blocks():
-                writer.write(ids[pos].tolist(), model.predict_array(plan.apply(block, model.landmark_fill)))
-                n += len(pos)
-                bar.update(len(pos))
-        writer.close(model, data.obs() if out_kind == "h5ad" else None)
-    log(f"predicted {len(model.targets)} targets for {n:,} profiles (streamed by blocks, landmarks by {plan.how})", quiet)
-    return {"profiles": n, "chunks": None, "matched_by": plan.how, "landmarks_found": int((~plan.missing).sum()),
-            "landmarks_via_map": None, "output": str(output)}
