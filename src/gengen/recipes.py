@@ -54,7 +54,7 @@ class VAERecipe:
 
 @dataclass
 class GGANRecipe:
-    """Hyper-parameters; ``None`` means "adapt to the reference" (see :func:`gengen.ggan.train.resolve_ggan_recipe`).
+    """Hyper-parameters; ``None`` means "adapt to the reference" (see :func:`gengen.ggan.defaults.resolve_ggan_recipe`).
 
     On a reference of D-GEX's size (>= 50,000 profiles) the adapted recipe is the D-GEX class: 3 hidden
     layers of 3,000 tanh units, Adam 5e-4, batch 200, ~1,500 optimiser steps. Smaller references get a

@@ -26,7 +26,7 @@ a run killed at any moment and continued with ``--resume`` ends with the same we
 as an uninterrupted run *on the CPU at the same thread count*. On a CUDA GPU a resumed run continues
 correctly (the CUDA generator is restored too) but kernels there are not bit-reproducible.
 
-How a loop uses it (see ``gengen.vae.train._fit_vae``, ``gengen.ggan.train._fit`` and
+How a loop uses it (see ``gengen.vae.train._fit_vae``, ``gengen.ggan.loop._fit`` and
 ``gengen.dna.predictor_training._fit``)::
 
     state = LoopState({"net": net}, {"adam": opt}, {"permutation": perm_gen})
