@@ -94,8 +94,8 @@ def gengen_loop(gen, disc, X, Y, steps: int, recipe, device) -> float:
 
     n = steps * recipe.batch_size
     r = GGANRecipe.from_dict({**recipe.to_dict(), "epochs": 1})
-    fit_ggan(gen, disc, X[: recipe.batch_size], Y[: recipe.batch_size], None, None, r, device, quiet=True)
-    h = fit_ggan(gen, disc, X[:n], Y[:n], None, None, r, device, quiet=True)
+    fit_ggan(gen, disc, X[: recipe.batch_size], y_train=Y[: recipe.batch_size], x_val=None, y_val=None, recipe=r, device=device, quiet=True)
+    h = fit_ggan(gen, disc, X[:n], y_train=Y[:n], x_val=None, y_val=None, recipe=r, device=device, quiet=True)
     return float(h.attrs["seconds"])
 
 

@@ -212,7 +212,7 @@ def bench_ggan(a, dev) -> dict:
     torch.manual_seed(0)
     gen, disc = build_networks(n_x, n_y, base)
     r = GGANRecipe.from_dict({**base.to_dict(), "epochs": 3, "precision": "auto"})
-    h = fit_ggan(gen, disc, X[:4000], Y[:4000], X[4000:5000], Y[4000:5000], r, dev, quiet=True)
+    h = fit_ggan(gen, disc, X[:4000], y_train=Y[:4000], x_val=X[4000:5000], y_val=Y[4000:5000], recipe=r, device=dev, quiet=True)
     out["fit_check"] = {"precision": h.attrs.get("precision"), "val_mae": h["val_mae"].tolist(),
                         "l1": h["l1"].tolist()}
     print(f"ggan fit check: {out['fit_check']}", flush=True)

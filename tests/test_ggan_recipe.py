@@ -289,7 +289,7 @@ def test_ridge_alpha_is_the_exact_leave_one_out_choice():
         X = rng.standard_normal((n, p))
         Y = X[:, :3] @ rng.standard_normal((3, 5)) + rng.standard_normal((n, 5))
         info: dict = {}
-        W, xm, ym = ridge_fit(X, Y, alphas, info)
+        W, xm, ym = ridge_fit(X, Y, alphas, info=info)
         assert info["alpha_by"] == "leave-one-out"
         assert info["alpha"] == _brute_force_loo_alpha(X, Y, alphas)
         Xc, Yc = X - X.mean(0), Y - Y.mean(0)

@@ -115,7 +115,7 @@ def test_ggan_trains_under_bf16_autocast_and_reports_precision():
         r = GGANRecipe(hidden=32, layers=2, d_hidden=16, epochs=12, batch_size=50, precision=precision)
         gen, disc = build_networks(10, 14, r)
         before = validation_mae(gen, torch.as_tensor(X[300:]), torch.as_tensor(Y[300:]))
-        h = fit_ggan(gen, disc, X[:300], Y[:300], X[300:], Y[300:], r, torch.device("cpu"), quiet=True)
+        h = fit_ggan(gen, disc, X[:300], y_train=Y[:300], x_val=X[300:], y_val=Y[300:], recipe=r, device=torch.device("cpu"), quiet=True)
         assert h.attrs["precision"] == expected
         assert h.attrs["best_val_mae"] < 0.8 * before  # it learns in either precision
         assert np.isfinite(h["g_loss"]).all()

@@ -255,7 +255,7 @@ class GGANModel(SavedModel):
         # back to original units on the device (inverse_y is the target z-scorer's affine map)
         y = self.preprocessor.y_scaler
         affine = None if scaled else (y.std, y.mean)
-        return predict_z(self.generator, xz, self.device, batch_size, self.recipe.precision, affine)
+        return predict_z(self.generator, xz, self.device, batch_size=batch_size, precision=self.recipe.precision, affine=affine)
 
     def _check_query_scale(self, xz: np.ndarray) -> None:
         """Warn once when query landmarks sit far outside the reference (z-scored against it, a typical
@@ -408,10 +408,10 @@ class GGANModel(SavedModel):
             int(a["n_in"]),
             int(a["n_out"]),
             tuple(a["hidden"]),
-            float(a["dropout"]),
-            a["activation"],
-            float(a.get("input_noise", 0.0)),
-            bool(a.get("linear_skip", False)),
+            dropout=float(a["dropout"]),
+            activation=a["activation"],
+            input_noise=float(a.get("input_noise", 0.0)),
+            linear_skip=bool(a.get("linear_skip", False)),
         )
         if len(cfg["landmarks"]) != gen.n_in or len(cfg["targets"]) != gen.n_out:
             raise ValueError("gene lists do not match the network's sizes")

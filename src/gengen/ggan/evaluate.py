@@ -195,7 +195,7 @@ def evaluate(
     skipped: dict[str, str] = {}
     if methods is None:
         n_train = min(len(tr) for tr, _ in splits)
-        methods, skipped = default_methods(n_train, X.shape[1], Y.shape[1], recipe)
+        methods, skipped = default_methods(n_train, X.shape[1], Y.shape[1], recipe=recipe)
         for m, why in skipped.items():
             log(f"skipped {GGAN_METHODS.label(m)}: {why}", quiet)
     recipes = {m: GGAN_METHODS[m].function()(recipe) for m in methods if GGAN_METHODS[m].kind == "network"}
@@ -338,7 +338,7 @@ def evaluate(
 # ------------------------------------------------------------------------------- the default methods
 # Estimated cost of one fold, in multiply-adds, of the methods whose cost grows faster than the data:
 # a default comparison leaves out a baseline that would cost more than training GGAN itself.
-def network_cost(n_train: int, n_landmarks: int, n_targets: int, recipe: GGANRecipe) -> float:
+def network_cost(n_train: int, n_landmarks: int, n_targets: int, *, recipe: GGANRecipe) -> float:
     """Multiply-adds of training the network of ``recipe`` (sized to ``n_train`` profiles) for its most
     epochs: ~6 per weight per profile per step (forward and backward), generator and discriminator,
     twice with the refit."""
@@ -372,7 +372,7 @@ BASELINE_COSTS: dict[str, Callable[[int, int, int], float]] = {"lasso": lasso_co
 
 
 def default_methods(n_train: int, n_landmarks: int, n_targets: int,
-                    recipe: GGANRecipe | None = None) -> tuple[tuple[str, ...], dict[str, str]]:
+                    *, recipe: GGANRecipe | None = None) -> tuple[tuple[str, ...], dict[str, str]]:
     """The default comparison for a reference of this size, and what it leaves out and why.
 
     Every method in the default selection, except a baseline whose estimated cost per fold
@@ -394,7 +394,7 @@ def default_methods(n_train: int, n_landmarks: int, n_targets: int,
     skipped: dict[str, str] = {}
     if "ggan" not in chosen:
         return tuple(chosen), skipped
-    budget = network_cost(n_train, n_landmarks, n_targets, recipe or GGANRecipe())
+    budget = network_cost(n_train, n_landmarks, n_targets, recipe=recipe or GGANRecipe())
     for m in list(chosen):
         cost = BASELINE_COSTS.get(m)
         if cost is None:

@@ -35,13 +35,13 @@ def fit_ggan(
     gen,
     disc,
     x_train: np.ndarray,
+    *,
     y_train: np.ndarray,
     x_val: np.ndarray | None,
     y_val: np.ndarray | None,
     recipe: GGANRecipe,
     device,
     quiet: bool = False,
-    *,
     on_epoch: Callable[[int, dict], None] | None = None,
     checkpoint=None,
 ):
@@ -245,7 +245,7 @@ def _fit(gen, disc, batches, xv, yv, recipe: GGANRecipe, device, quiet: bool, on
     return history
 
 
-def validation_mae(gen, x, y, batch_size: int = 8192, precision: str = "fp32") -> float:
+def validation_mae(gen, x, y, *, batch_size: int = 8192, precision: str = "fp32") -> float:
     """MAE of the deterministic (dropout off) generator on z-scored data."""
     import torch
 
@@ -261,7 +261,7 @@ def validation_mae(gen, x, y, batch_size: int = 8192, precision: str = "fp32") -
     return total.item() / (x.shape[0] * y.shape[1])
 
 
-def profile_errors(gen, x, y, batch_size: int = 8192, precision: str = "fp32") -> np.ndarray:
+def profile_errors(gen, x, y, *, batch_size: int = 8192, precision: str = "fp32") -> np.ndarray:
     """Per-profile MAE (float64, one value per row) of the deterministic generator on z-scored data."""
     import torch
 

@@ -49,7 +49,7 @@ def predict_z(
     gen,
     x: np.ndarray,
     device,
-    batch_size: int = 8192,
+    *, batch_size: int = 8192,
     precision: str = "auto",
     affine: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> np.ndarray:

@@ -204,7 +204,7 @@ def _train(cls, data, landmarks, targets, recipe, device, quiet, on_epoch, check
         ck.write_model = model._checkpoint_parts
     with torch.random.fork_rng(devices=[dev] if dev.type == "cuda" else []):
         torch.manual_seed(recipe.seed)
-        history = fit_ggan(gen, disc, rows, None, xv, yv, recipe, dev, quiet, on_epoch=on_epoch, checkpoint=ck)
+        history = fit_ggan(gen, disc, rows, y_train=None, x_val=xv, y_val=yv, recipe=recipe, device=dev, quiet=quiet, on_epoch=on_epoch, checkpoint=ck)
     outcome = outcome_note(history, recipe)
     if outcome:
         recipe.notes.append(outcome)

@@ -66,10 +66,10 @@ def build_networks(n_x: int, n_y: int, recipe: GGANRecipe):
         n_x,
         n_y,
         (recipe.hidden,) * recipe.layers,
-        recipe.dropout,
-        recipe.activation,
-        recipe.input_noise,
-        bool(recipe.linear_skip),
+        dropout=recipe.dropout,
+        activation=recipe.activation,
+        input_noise=recipe.input_noise,
+        linear_skip=bool(recipe.linear_skip),
     )
     disc = Discriminator(n_x, n_y, (recipe.d_hidden, max(1, recipe.d_hidden // 2))) if recipe.loss == "gan" else None
     return gen, disc
@@ -183,12 +183,12 @@ def _train_arrays(cls, X, Y, landmarks, targets, recipe, device, quiet, on_epoch
                 gen,
                 disc,
                 Xz[train_idx],
-                Yz[train_idx],
-                Xz[val_idx] if len(val_idx) else None,
-                Yz[val_idx] if len(val_idx) else None,
-                recipe,
-                dev,
-                quiet,
+                y_train=Yz[train_idx],
+                x_val=Xz[val_idx] if len(val_idx) else None,
+                y_val=Yz[val_idx] if len(val_idx) else None,
+                recipe=recipe,
+                device=dev,
+                quiet=quiet,
                 on_epoch=on_epoch,
                 checkpoint=ck,
             )
@@ -228,7 +228,7 @@ def _train_arrays(cls, X, Y, landmarks, targets, recipe, device, quiet, on_epoch
                 ck.total_epochs = best_epoch
                 ck.write_model = cls(gen, landmarks, targets, preprocessor=pre, recipe=recipe, device=str(dev),
                                      landmark_fill=X.mean(axis=0), **gene_info)._checkpoint_parts
-            more = fit_ggan(gen, disc, Xz, Yz, None, None, refit_recipe, dev, quiet, checkpoint=ck)
+            more = fit_ggan(gen, disc, Xz, y_train=Yz, x_val=None, y_val=None, recipe=refit_recipe, device=dev, quiet=quiet, checkpoint=ck)
             history.attrs["seconds"] += more.attrs["seconds"]
         gen.eval()
         if best_epoch == 0 and recipe.ridge_init:
