@@ -20,7 +20,7 @@ from gengen.runtime import describe_device, log, resolve_device, seed_everything
 from gengen.saved_model import LoadedCheckpoint, SavedModel
 from gengen.training import split_indices
 from gengen.vae.preprocess import MinMaxScaler, resolve_log, select_variable_genes
-from gengen.vae.train import VAERecipe, fit_vae, resolve_vae_recipe
+from gengen.vae.train import VAERecipe, fit_vae, resolve_vae_recipe, run_metrics
 
 if TYPE_CHECKING:
     import anndata as ad
@@ -200,7 +200,7 @@ class VAEModel(SavedModel):
                               gene_weights=weights)
         module.eval()
         model.latent_map = smallcohort.decoder_metric_map(module, x_train, scaler) if small else None
-        model.history, model.metrics = history, _metrics(history, dev)
+        model.history, model.metrics = history, run_metrics(history, dev)
         return finish_model(model, ck, history)
 
     # ------------------------------------------------------------------ data alignment
@@ -452,14 +452,6 @@ class VAEModel(SavedModel):
         return model
 
 
-def _metrics(history, dev) -> dict:
-    """The last epoch's losses and how the run went, for config.json."""
-    last = history.iloc[-1]
-    metrics = {k: float(last[k]) for k in history.columns if k != "epoch"}
-    metrics["train_seconds"] = round(float(history.attrs.get("seconds", 0.0)), 3)
-    metrics["device"] = history.attrs.get("device", describe_device(dev))
-    metrics["cuda_graphs"] = bool(history.attrs.get("cuda_graphs", False))
-    return metrics
 
 
 def bce_per_sample(x01: np.ndarray, recon01: np.ndarray, eps: float = 1e-7) -> float:

@@ -32,11 +32,11 @@ if TYPE_CHECKING:
     import anndata as ad
 
     from gengen.io.chunked import ChunkedExpression
-    from gengen.vae.core import VAEModel
+    from gengen.saved_model import SavedModel
 
-def train_streamed(cls: type[VAEModel], data: ChunkedExpression, recipe, device, *, quiet: bool, on_epoch,
-                   checkpoint) -> VAEModel:
-    """:meth:`VAEModel.train` on a streamed matrix (see the module docstring)."""
+def train_streamed(cls: type[SavedModel], data: ChunkedExpression, recipe, device, *, quiet: bool, on_epoch,
+                   checkpoint) -> SavedModel:
+    """:meth:`gengen.vae.VAEModel.train` (``cls``) on a streamed matrix (see the module docstring)."""
     import torch
 
     from gengen import distributed
@@ -44,12 +44,11 @@ def train_streamed(cls: type[VAEModel], data: ChunkedExpression, recipe, device,
     from gengen.io.streaming import GeneStats, gene_pass, histogram_range, pilot, rank_genes
     from gengen.training import split_indices
     from gengen.training_state import finish_model, open_training
-    from gengen.vae.core import PIPELINE, _metrics
     from gengen.vae.model import TybaltVAE
     from gengen.vae.preprocess import MinMaxScaler, resolve_log
-    from gengen.vae.train import VAERecipe, fit_vae, resolve_vae_recipe
+    from gengen.vae.train import VAERecipe, fit_vae, resolve_vae_recipe, run_metrics
 
-    ck = open_training(checkpoint, PIPELINE, quiet)
+    ck = open_training(checkpoint, cls.pipeline, quiet)
     saved = ck.saved_recipe() if ck is not None and ck.resuming else None
     given = VAERecipe(**saved) if recipe is None and saved is not None else (recipe or VAERecipe())
     recipe = resolve_vae_recipe(given, data.n_obs, data.n_vars)
@@ -134,13 +133,13 @@ def train_streamed(cls: type[VAEModel], data: ChunkedExpression, recipe, device,
         torch.manual_seed(recipe.seed)
         history = fit_vae(module, rows, x_val, recipe=recipe, device=dev, quiet=quiet, on_epoch=on_epoch, checkpoint=ck)
     module.eval()
-    model.history, model.metrics = history, _metrics(history, dev)
+    model.history, model.metrics = history, run_metrics(history, dev)
     model.metrics["streamed"] = {"block_samples": int(data.matrix.block_samples), "window_samples": int(rows.window_rows),
                                  "validation_scored": int(len(scored)), "device": describe_device(dev)}
     return finish_model(model, ck, history)
 
 
-def encode_streamed(model: VAEModel, data: ChunkedExpression, fill_missing: bool = False, *, quiet: bool = True
+def encode_streamed(model: SavedModel, data: ChunkedExpression, fill_missing: bool = False, *, quiet: bool = True
                     ) -> ad.AnnData:
     """The embedding of every chosen sample of a streamed file, block by block: an AnnData with the
     samples' metadata in ``obs`` (text fields longer than 200 characters on average left out), the

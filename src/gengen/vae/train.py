@@ -332,3 +332,13 @@ def evaluate_loss(module, x, batch_size: int = 4096, *, seed: int = 0, gene_weig
             total_r += r.item() * xb.shape[0]
             total_k += k.item() * xb.shape[0]
     return total_r / x.shape[0], total_k / x.shape[0]
+
+
+def run_metrics(history, dev) -> dict:
+    """The last epoch's losses and how the run went, for config.json."""
+    last = history.iloc[-1]
+    metrics = {k: float(last[k]) for k in history.columns if k != "epoch"}
+    metrics["train_seconds"] = round(float(history.attrs.get("seconds", 0.0)), 3)
+    metrics["device"] = history.attrs.get("device", describe_device(dev))
+    metrics["cuda_graphs"] = bool(history.attrs.get("cuda_graphs", False))
+    return metrics
