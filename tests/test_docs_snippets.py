@@ -54,6 +54,8 @@ SKIP = {
     ("docs/vae.md", "sc.tl.umap"): "UMAP's numba compilation alone takes ~30 s; the h5ad it reads is checked by "
                                    "the vae-encode line before it",
     ("docs/benchmarks.md", "python benchmarks/"): "a benchmark script, not a gengen command",
+    ("docs/dna.md", "python benchmarks/pbm_predictor.py"): "a benchmark script (the predictor against the ridge on every "
+                                                         "PBM factor, minutes each), not a gengen command",
     ("docs/ggan.md", "-o /shared/archs4_ggan"): "a SLURM job's / a second machine's paths (/shared); torchrun over "
                                                 "two processes runs in tests/test_distributed.py",
     ("docs/dna.md", "import grelu.lightning"): "needs gReLU and a trained gReLU checkpoint; the stand-in my_models.py "
