@@ -377,10 +377,15 @@ def _seqlet_calls(projected: np.ndarray) -> pd.DataFrame:
     track = torch.as_tensor(np.pad(projected, ((0, 0), (pad, pad))), dtype=torch.float32)
     if not bool((track != 0).any()):
         return pd.DataFrame(columns=["example_idx", "start", "end", "attribution", "sign"])
-    with warnings.catch_warnings(), np.errstate(all="ignore"):
-        warnings.simplefilter("ignore")
-        found = tfmodisco_seqlets(track, window_size=window, flank=flank)
+    try:
+        with warnings.catch_warnings(), np.errstate(all="ignore"):
+            warnings.simplefilter("ignore")
+            found = tfmodisco_seqlets(track, window_size=window, flank=flank)
+    except Exception:  # noqa: BLE001 - its Laplace null / isotonic fit needs more windows than a few sequences give
+        found = pd.DataFrame(columns=["example_idx", "start", "end", "attribution"])
     found = found[found["attribution"] != 0].copy()
+    if not len(found):
+        found = _strong_windows(track.numpy(), window, flank)
     found["start"] = (found["start"] - pad).clip(lower=0)
     found["end"] = (found["end"] - pad).clip(upper=length)
     found = found[found["end"] - found["start"] >= min(MIN_MOTIF_WIDTH, length)]
@@ -392,6 +397,28 @@ def _seqlet_calls(projected: np.ndarray) -> pd.DataFrame:
     inside = [sign < 0 and any(a < t and s < b for a, b in spans.get(e, ())) for e, s, t, sign in
               zip(found["example_idx"], found["start"], found["end"], found["sign"])]
     return found[~np.asarray(inside, dtype=bool)].reset_index(drop=True)
+
+
+def _strong_windows(track: np.ndarray, window: int, flank: int, fraction: float = 0.3) -> pd.DataFrame:
+    """Seqlets when TF-MoDISco's caller cannot fit its null (a handful of sequences): in each sequence,
+    greedily the window with the largest |summed contribution| (neighbours suppressed), kept while it holds
+    at least ``fraction`` of the strongest window of the whole set; flanked as TF-MoDISco flanks them."""
+    import pandas as pd
+
+    sums = np.lib.stride_tricks.sliding_window_view(track, window, axis=1).sum(axis=2)  # (N, positions)
+    strongest = float(np.abs(sums).max()) if sums.size else 0.0
+    rows = []
+    if strongest > 0:
+        for e, row in enumerate(np.abs(sums)):
+            row = row.copy()
+            row[: flank] = row[len(row) - flank :] = -np.inf  # the flanks must fit in the padded track
+            while True:
+                i = int(np.argmax(row))
+                if not row[i] >= fraction * strongest:
+                    break
+                rows.append((e, i - flank, i + window + flank, float(sums[e, i])))
+                row[max(0, i - window) : i + window] = -np.inf
+    return pd.DataFrame(rows, columns=["example_idx", "start", "end", "attribution"])
 
 
 def _best_alignment(leader: np.ndarray, member: np.ndarray) -> tuple[float, int, bool]:
