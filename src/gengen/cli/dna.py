@@ -19,6 +19,7 @@ from gengen.cli._store import (
     train_output,
 )
 from gengen.errors import GengenError
+from gengen.io.jaspar import JasparChoice
 from gengen.recipes import DesignSettings, GANRecipe, ObjectiveChoice, PredictorRecipe
 from gengen.runtime import plan_outputs, set_threads
 
@@ -74,6 +75,10 @@ OBJECTIVE_OPTIONS = opt.OptionGroup(
     "goal", {"objective": ObjectiveOpt, "motif": MotifOpt, "motif_format": MotifFormatOpt, "motif_name": MotifNameOpt,
                    "pseudocount": PseudoOpt, "predictor": PredictorOpt},
     {f.name: f.default for f in fields(ObjectiveChoice)}, make=ObjectiveChoice)
+# which JASPAR 2024 profiles dna-explain matches and dna-design --annotate scans for, and a hit's p-value
+JASPAR_OPTIONS = opt.OptionGroup(
+    "jaspar", {"jaspar_taxon": JasparTaxonOpt, "jaspar_collection": JasparCollectionOpt, "annotate_pvalue": AnnotatePvalueOpt},
+    {f.name: f.default for f in fields(JasparChoice)}, make=JasparChoice)
 
 
 def _load_gan(model, device, weights, quiet):
@@ -193,6 +198,7 @@ def dna_generate(
 
 @app.command("dna-design", rich_help_panel=PANEL)
 @OBJECTIVE_OPTIONS
+@JASPAR_OPTIONS
 def dna_design(
     ctx: typer.Context,
     goal: ObjectiveChoice | None = None,  # the OBJECTIVE_OPTIONS: --objective, --motif, ..., --predictor
@@ -227,9 +233,7 @@ def dna_design(
     annotate: Annotated[bool, _opt("--annotate", help=(
         "Add to the .tsv which JASPAR 2024 motifs occur in each design (FIMO scan, both strands; default collection "
         "CORE vertebrates non-redundant): columns jaspar_hits_p<threshold> and jaspar_n_hits_p<threshold>."))] = False,
-    annotate_pvalue: AnnotatePvalueOpt = 1e-4,
-    jaspar_taxon: JasparTaxonOpt = "vertebrates",
-    jaspar_collection: JasparCollectionOpt = "CORE",
+    jaspar: JasparChoice | None = None,  # the JASPAR_OPTIONS: --jaspar-taxon, --jaspar-collection, --annotate-pvalue
     seed: opt.SeedOpt = 0,
     device: opt.DeviceOpt = "auto", threads: opt.ThreadsOpt = None, quiet: opt.QuietOpt = False,
 ) -> None:
@@ -246,12 +250,8 @@ def dna_design(
     if gan and (start or fixed or max_edits is not None):
         raise GengenError("--from, --fixed and --max-edits edit given sequences directly: leave out --gan.")
     if annotate:
-        from gengen.dna.explain import check_pvalue
-        from gengen.io.jaspar import check_choice
-
-        check_choice(jaspar_taxon, jaspar_collection)
-        check_pvalue(annotate_pvalue)
-    elif (annotate_pvalue, jaspar_taxon, jaspar_collection) != (1e-4, "vertebrates", "CORE"):
+        jaspar.check()
+    elif not jaspar.is_default():
         raise GengenError("--annotate-pvalue, --jaspar-taxon and --jaspar-collection set how --annotate scans the "
                           "designs: add --annotate, or leave them out.")
     outs = design_outputs(output, motif=True, hits=goal.has_motif())  # every --objective parsed before a file is read
@@ -276,20 +276,19 @@ def dna_design(
         raise GengenError(result.report()[0] + "; relax the constraints.")
     lines = result.report()
     if annotate:
-        lines.append(_annotate_designs(result, annotate_pvalue, jaspar_taxon, jaspar_collection))
+        lines.append(_annotate_designs(result, jaspar))
     result.write(output)
     plan.commit()  # the three files land together, or none
     report(lines, outs, quiet)
 
 
-def _annotate_designs(result, threshold: float, taxon: str, collection: str) -> str:
+def _annotate_designs(result, jaspar: JasparChoice) -> str:
     """Add the JASPAR hits of every design to its table (``--annotate``); the line that says what was found."""
     from collections import Counter
 
     from gengen.dna.explain import jaspar_hits, pvalue_label
-    from gengen.io.jaspar import jaspar_database
 
-    db = jaspar_database(taxon, collection)
+    db, threshold = jaspar.database(), jaspar.annotate_pvalue
     hits, counts = jaspar_hits(result.codes, db, threshold=threshold)
     label = pvalue_label(threshold)
     result.annotations = {f"jaspar_hits_p{label}": hits, f"jaspar_n_hits_p{label}": counts}
@@ -301,6 +300,7 @@ def _annotate_designs(result, threshold: float, taxon: str, collection: str) -> 
 
 @app.command("dna-explain", rich_help_panel=PANEL)
 @OBJECTIVE_OPTIONS
+@JASPAR_OPTIONS
 def dna_explain(
     data: Annotated[Path, typer.Argument(help="FASTA of sequences to explain (designs, probes, training sequences).")],
     goal: ObjectiveChoice | None = None,  # the OBJECTIVE_OPTIONS: --objective, --motif, ..., --predictor
@@ -319,9 +319,7 @@ def dna_explain(
     gradient: Annotated[str, _opt("--gradient", help=(
         "auto (DeepLIFT/SHAP where its convergence check holds, else gradient x input) | deeplift | saliency."))] = "auto",
     matches: Annotated[int, _opt("--matches", min=1, help="JASPAR matches listed per discovered motif.")] = 3,
-    jaspar_taxon: JasparTaxonOpt = "vertebrates",
-    jaspar_collection: JasparCollectionOpt = "CORE",
-    annotate_pvalue: AnnotatePvalueOpt = 1e-4,
+    jaspar: JasparChoice | None = None,  # the JASPAR_OPTIONS: --jaspar-taxon, --jaspar-collection, --annotate-pvalue
     target: TargetOpt = "max",
     ambiguous: AmbiguousOpt = "uniform",
     seed: opt.SeedOpt = 0,
@@ -329,9 +327,8 @@ def dna_explain(
 ) -> None:
     """Explain why sequences score: ISM and gradient attributions per base, the motifs behind them and
     their JASPAR 2024 matches (e.g. what a trained predictor learned, or what a design wrote)."""
-    from gengen.dna.explain import check_pvalue, explain, explain_outputs
+    from gengen.dna.explain import explain, explain_outputs
     from gengen.dna.objectives import check_trained_length, trained_lengths
-    from gengen.io.jaspar import check_choice
     from gengen.io.sequences import read_fasta
 
     set_threads(threads)
@@ -341,8 +338,7 @@ def dna_explain(
     if goal.motif and goal.predictor:
         raise GengenError("--motif and --predictor are two objectives: explain one, or give both as --objective "
                           "(their standardised sum is explained).")
-    check_choice(jaspar_taxon, jaspar_collection)
-    check_pvalue(annotate_pvalue)
+    jaspar.check()
     for value, option, allowed in ((motif_method, "--motif-method", ("auto", "modisco", "cluster")),
                                    (motifs_from, "--motifs-from", ("ism", "gradient")),
                                    (gradient, "--gradient", ("auto", "deeplift", "saliency"))):
@@ -358,7 +354,8 @@ def dna_explain(
     plan = plan_outputs(outs, inputs=[data, *goal.inputs()])
     objectives, _ = goal.load(target, device, quiet)
     result = explain(objectives, seqs, top=top, motif_method=motif_method, motifs_from=motifs_from, gradient=gradient,
-                     taxon=jaspar_taxon, collection=jaspar_collection, n_matches=matches, annotate_pvalue=annotate_pvalue,
+                     taxon=jaspar.jaspar_taxon, collection=jaspar.jaspar_collection, n_matches=matches,
+                     annotate_pvalue=jaspar.annotate_pvalue,
                      seed=seed, device=device, quiet=quiet)
     result.write(output, logos=logos)
     plan.commit()

@@ -10,6 +10,7 @@
 from gengen.dna.constraints import Constraints, verify
 from gengen.dna.core import GANModel
 from gengen.dna.design import DesignResult, design, design_direct, design_joint, parse_target, plot_design
+from gengen.dna.explain import ExplainedScore, Explanation, explain, jaspar_hits, match_motifs
 from gengen.dna.metrics import (
     fit_markov,
     hamming_diversity,
@@ -34,6 +35,8 @@ __all__ = [
     "Critic",
     "DesignSettings",
     "DesignResult",
+    "ExplainedScore",
+    "Explanation",
     "GANModel",
     "GANRecipe",
     "Generator",
@@ -44,13 +47,16 @@ __all__ = [
     "design_direct",
     "design_joint",
     "exact_score",
+    "explain",
     "fit_markov",
     "gradient_penalty",
     "hamming_diversity",
+    "jaspar_hits",
     "js_divergence",
     "kmer_js_table",
     "kmer_spectrum",
     "load_predictor",
+    "match_motifs",
     "parse_target",
     "plot_design",
     "predict",

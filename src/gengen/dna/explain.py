@@ -662,9 +662,11 @@ def pvalue_label(threshold: float) -> str:
 
 def check_pvalue(threshold: float, option: str = "--annotate-pvalue") -> float:
     """A p-value threshold in (0, 1), or a one-line error."""
-    if not (isinstance(threshold, (int, float)) and math.isfinite(threshold) and 0 < threshold < 1):
+    from gengen.io.jaspar import JasparChoice
+
+    if not isinstance(threshold, (int, float)):
         raise GengenError(f"{option} must be a p-value between 0 and 1 (e.g. 1e-4), got {threshold!r}.")
-    return float(threshold)
+    return JasparChoice(annotate_pvalue=float(threshold)).check().annotate_pvalue
 
 
 def jaspar_hits(codes: np.ndarray, database: MotifDatabase, *, threshold: float = ANNOTATE_PVALUE) -> tuple[list[str], np.ndarray]:

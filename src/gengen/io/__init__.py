@@ -1,5 +1,6 @@
 """Readers and writers, one module per kind of thing: expression tables (:mod:`gengen.io.expression`),
-sequences (:mod:`gengen.io.sequences`), motifs (:mod:`gengen.io.motifs`), motif hits as BED
+sequences (:mod:`gengen.io.sequences`), motifs (:mod:`gengen.io.motifs`), JASPAR 2024 collections
+(:mod:`gengen.io.jaspar`), motif hits as BED
 (:mod:`gengen.io.bed`), and the one way inputs are opened (:mod:`gengen.io.files`).
 
 The readers and writers users call are re-exported here, imported on first use (so ``import gengen.io``
@@ -29,6 +30,8 @@ _EXPORTS = {
     # motifs
     "PWM": "motifs", "load_motif": "motifs", "read_motif_file": "motifs", "fetch_jaspar": "motifs",
     "pwm_from_counts": "motifs", "pwm_from_log_odds": "motifs", "write_motif": "motifs",
+    # JASPAR 2024 collections (motif matching and annotation)
+    "jaspar_database": "jaspar", "MotifDatabase": "jaspar", "JasparChoice": "jaspar",
     # intervals
     "hits_bed": "bed", "write_bed": "bed",
 }

@@ -18,10 +18,12 @@ import functools
 import os
 import warnings
 from dataclasses import dataclass
-
-import numpy as np
+from typing import TYPE_CHECKING
 
 from gengen.errors import GengenError
+
+if TYPE_CHECKING:
+    import numpy as np
 
 JASPAR_RELEASE = "JASPAR2024"
 DEFAULT_TAXON = "vertebrates"
@@ -63,6 +65,33 @@ class MotifDatabase:
                 f"{len(self)} profiles")
 
 
+@dataclass(frozen=True)
+class JasparChoice:
+    """Which JASPAR 2024 profiles a command matches or scans for, and the FIMO p-value of a hit, as a user
+    names them (``--jaspar-taxon``, ``--jaspar-collection``, ``--annotate-pvalue``)."""
+
+    jaspar_taxon: str = DEFAULT_TAXON
+    jaspar_collection: str = DEFAULT_COLLECTION
+    annotate_pvalue: float = 1e-4
+
+    def check(self) -> JasparChoice:
+        """The choice, checked (one line on a taxon, collection or p-value that is not one) before any work."""
+        import math
+
+        check_choice(self.jaspar_taxon, self.jaspar_collection)
+        p = self.annotate_pvalue
+        if not (math.isfinite(p) and 0 < p < 1):
+            raise GengenError(f"--annotate-pvalue must be a p-value between 0 and 1 (e.g. 1e-4), got {p!r}.")
+        return self
+
+    def is_default(self) -> bool:
+        return self == JasparChoice()
+
+    def database(self) -> MotifDatabase:
+        """The profiles (:func:`jaspar_database`)."""
+        return jaspar_database(self.jaspar_taxon, self.jaspar_collection)
+
+
 def check_choice(taxon: str, collection: str) -> tuple[str, str]:
     """The taxon and collection, normalised, or a one-line error listing the choices."""
     t, c = str(taxon).strip().lower(), str(collection).strip().upper()
@@ -90,6 +119,8 @@ def jaspar_database(taxon: str = DEFAULT_TAXON, collection: str = DEFAULT_COLLEC
 
 @functools.lru_cache(maxsize=4)
 def _load(taxon: str, collection: str) -> MotifDatabase:
+    import numpy as np
+
     try:
         from pyjaspar import jaspar_releases, jaspardb
     except ImportError:  # pragma: no cover - a declared dependency
@@ -120,6 +151,7 @@ def _load(taxon: str, collection: str) -> MotifDatabase:
 def write_meme_motifs(path: str | os.PathLike, names: list[str], probabilities: list[np.ndarray]) -> None:
     """Write ``(4, W)`` frequency matrices as a MEME minimal file (what TOMTOM, FIMO and JASPAR's tools read),
     with memelite's writer, atomically."""
+    import numpy as np
     from memelite.io import write_meme
 
     from gengen.runtime import atomic_path
@@ -133,6 +165,7 @@ def write_jaspar_motifs(path: str | os.PathLike, ids: list[str], names: list[str
     Biopython's writer, atomically; ``--motif FILE --motif-name ID`` reads any of them back."""
     from pathlib import Path
 
+    import numpy as np
     from Bio import motifs
     from Bio.motifs import jaspar
 
