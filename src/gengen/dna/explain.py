@@ -561,7 +561,7 @@ def discover_motifs(one_hot: np.ndarray, hyp: np.ndarray, *, method: str = "auto
     if method == "cluster":
         reason = "as asked"
     elif method == "auto" and n < MODISCO_MIN_SEQUENCES:
-        reason = (f"{n} sequence{'s' if n != 1 else ''} are too few for TF-MoDISco (it needs about "
+        reason = (f"{n} sequence{'s are' if n != 1 else ' is'} too few for TF-MoDISco (it needs about "
                   f"{MODISCO_MIN_SEQUENCES} for enough seqlets)")
     else:
         try:
@@ -972,6 +972,8 @@ def explain(
         "length": length, "device": describe_device(dev), "seed": seed, "threads": torch.get_num_threads(),
         "ambiguous_bases": "all-zero one-hot columns, scored as 0.25 of each base",
     }
+    import tangermeme.saturation_mutagenesis  # noqa: F401  (its import, seconds, is not the ISM's time)
+
     with _numba_limited(_numba_threads()):
         t0 = time.perf_counter()
         ism_scores, delta = ism(model, x, device=dev, quiet=quiet)
