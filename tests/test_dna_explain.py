@@ -279,3 +279,28 @@ def test_dna_design_annotate_names_the_jaspar_motifs_it_wrote(tmp_path):
     res = CliRunner().invoke(app, ["dna-design", "--motif", "MA0102.5", "-n", "2", "--length", "24", "--steps", "5",
                                    "-o", str(tmp_path / "e.fa"), "--device", "cpu", "-q"])
     assert "jaspar_hits_p1e-4" not in pd.read_csv(tmp_path / "e.tsv", sep="\t").columns
+
+
+@pytest.mark.slow
+def test_a_pbm_predictor_detects_gata_on_real_gata4_probes():
+    """Real data, in small (docs/dna.md has the full runs): a CNN trained on 8,000 Gata4 PBM probes (the
+    top 2,000 by signal and 6,000 others, 3 epochs) explains its 200 best probes with a GATA-family motif."""
+    from conftest import shared_file
+    from gengen.dna.explain import explain
+    from gengen.dna.predictor_training import read_labels, train_predictor
+    from gengen.io.sequences import read_fasta
+    from gengen.recipes import PredictorRecipe
+
+    fa = shared_file("dna", "pbm", "Gata4.fa.gz")
+    seqs = read_fasta(fa, ambiguous="uniform", quiet=True)
+    y = read_labels(shared_file("dna", "pbm", "Gata4_scores.csv.gz"), seqs.ids)
+    order = np.argsort(-y)
+    rest = np.random.default_rng(0).choice(order[2000:], 6000, replace=False)
+    keep = np.sort(np.concatenate([order[:2000], rest]))
+    trained = train_predictor(seqs.codes[keep], y[keep], PredictorRecipe(epochs=3), device="cpu", baseline=False)
+    subset = SequenceSet([seqs.ids[i] for i in keep], seqs.codes[keep])
+    ex = explain(trained.model, subset, top=200, motif_method="cluster", device="cpu")
+    positive = ex.matches[ex.matches["effect"] == "raises score"]
+    assert len(positive), ex.discovery.note
+    best = positive.sort_values("n_seqlets", ascending=False).iloc[0]
+    assert "GATA" in str(best["best_match_family"]).upper(), positive.iloc[:, :10]
