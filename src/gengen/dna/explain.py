@@ -69,7 +69,6 @@ MATCHES = 3  # JASPAR matches listed per motif (best first)
 ANNOTATE_PVALUE = 1e-4  # FIMO's default p-value threshold
 DEEPLIFT_SHUFFLES = 20  # tangermeme's default number of dinucleotide-shuffled references
 DEEPLIFT_PROBE = 16  # sequences DeepLIFT is first tried on before the whole set
-DEEPLIFT_RELATIVE_DELTA = 0.01  # tangermeme's own alarm: convergence deltas above 1 % of the score differences
 ISM_EDITS_PER_CALL = 2**15  # substitutions per saturation_mutagenesis call (one progress step)
 SCORE_BATCH = 4096
 TOP_POSITIONS = 5  # positions listed per sequence in summary.tsv
@@ -206,10 +205,6 @@ def gradient_attributions(model: nn.Module, x: torch.Tensor, *, method: str = "a
     else:
         note = "gradient x input (tangermeme.saliency, corrected gradient), as asked"
     return _saliency(model, x, device=device, quiet=quiet), "saliency", note
-
-
-def _chunks(n: int, length: int, per: int) -> range:
-    return range(0, n, max(1, per // max(length, 1)))
 
 
 def _deeplift(model, x, *, device, seed, shuffles, quiet) -> tuple[np.ndarray | None, str]:
@@ -950,31 +945,32 @@ def explain(
     for o in objectives:
         if o.pwm is not None:
             o.pwm.check_fits(length)
-        o.predictor.to(dev)
-    if len(objectives) > 1:
-        calibrate(objectives, length, seed=seed, device=dev)
-    model = ExplainedScore(objectives).to(dev).eval()
-    label = score_label(objectives)
-    x_all = codes_to_one_hot(seqs.codes, ambiguous="zero")
-    scores_all = _scores(model, x_all, dev, quiet)
-    if not np.isfinite(scores_all).all():
-        bad = int((~np.isfinite(scores_all)).sum())
-        raise GengenError(f"the objective gave {bad} non-finite score(s) (NaN or inf); check the model.")
-    utility = _utility(objectives, scores_all)
-    order = np.argsort(-utility, kind="stable")[: min(top, len(seqs))]
-    codes = seqs.codes[order]
-    ids = [seqs.ids[i] for i in order]
-    x = x_all[order]
-    settings: dict = {
-        "command": "dna-explain", "score": label, "n_input": len(seqs), "n_explained": len(order),
-        "top": top, "top_why": (f"the {top} best-scoring sequences: enough seqlets for TF-MoDISco, seconds of ISM; "
-                                "--top sets it"),
-        "length": length, "device": describe_device(dev), "seed": seed, "threads": torch.get_num_threads(),
-        "ambiguous_bases": "all-zero one-hot columns, scored as 0.25 of each base",
-    }
     import tangermeme.saturation_mutagenesis  # noqa: F401  (its import, seconds, is not the ISM's time)
 
-    with _numba_limited(_numba_threads()):
+    from gengen.dna.design import borrowed
+
+    # the user's models are left as found: device, train/eval mode, requires_grad
+    with borrowed([o.predictor for o in objectives], dev), _numba_limited(_numba_threads()):
+        if len(objectives) > 1:
+            calibrate(objectives, length, seed=seed, device=dev)
+        model = ExplainedScore(objectives)
+        label = score_label(objectives)
+        x_all = codes_to_one_hot(seqs.codes, ambiguous="zero")
+        scores_all = _scores(model, x_all, dev, quiet)
+        if not np.isfinite(scores_all).all():
+            bad = int((~np.isfinite(scores_all)).sum())
+            raise GengenError(f"the objective gave {bad} non-finite score(s) (NaN or inf); check the model.")
+        order = np.argsort(-_utility(objectives, scores_all), kind="stable")[: min(top, len(seqs))]
+        codes = seqs.codes[order]
+        ids = [seqs.ids[i] for i in order]
+        x = x_all[order]
+        settings: dict = {
+            "command": "dna-explain", "score": label, "n_input": len(seqs), "n_explained": len(order),
+            "top": top, "top_why": (f"the {top} best-scoring sequences: enough seqlets for TF-MoDISco, seconds of "
+                                    "ISM; --top sets it"),
+            "length": length, "device": describe_device(dev), "seed": seed, "threads": torch.get_num_threads(),
+            "ambiguous_bases": "all-zero one-hot columns, scored as 0.25 of each base",
+        }
         t0 = time.perf_counter()
         ism_scores, delta = ism(model, x, device=dev, quiet=quiet)
         settings["ism_seconds"] = round(time.perf_counter() - t0, 3)
