@@ -559,6 +559,10 @@ def discover_motifs(one_hot: np.ndarray, hyp: np.ndarray, *, method: str = "auto
         reason = (f"{n} sequence{'s are' if n != 1 else ' is'} too few for TF-MoDISco (it needs about "
                   f"{MODISCO_MIN_SEQUENCES} for enough seqlets)")
     else:
+        from gengen.runtime import log
+
+        log(f"motifs: TF-MoDISco (modisco-lite) on {n} sequences; about a minute per 1,000 sequences of PBM length "
+            "on 2 cores", quiet)
         try:
             found = _modisco(one_hot, hyp, quiet)
         except Exception as exc:  # noqa: BLE001 - the library gave up on these data: cluster instead, saying why
@@ -580,7 +584,11 @@ def _numba_threads() -> int:
 
 @contextlib.contextmanager
 def _numba_limited(n: int):
-    """numba's parallel kernels (memelite, modisco-lite) on ``n`` threads, as torch's (``--threads``)."""
+    """numba's parallel kernels (memelite, modisco-lite) on ``n`` threads, as torch's (``--threads``).
+
+    numba's OpenMP layer and torch share the process's OpenMP settings: starting numba's threads (or
+    setting their number) changes ``torch.get_num_threads()``, so torch's count is put back after each."""
+    threads = torch.get_num_threads()
     try:
         import numba
     except ImportError:  # pragma: no cover - memelite depends on it
@@ -588,10 +596,12 @@ def _numba_limited(n: int):
         return
     before = numba.get_num_threads()
     numba.set_num_threads(max(1, min(n, numba.config.NUMBA_NUM_THREADS)))
+    torch.set_num_threads(threads)
     try:
         yield
     finally:
         numba.set_num_threads(before)
+        torch.set_num_threads(threads)
 
 
 def match_motifs(motifs: list[Motif], database: MotifDatabase, *, n_matches: int = MATCHES) -> pd.DataFrame:
@@ -813,7 +823,7 @@ class Explanation:
                  + (f" (the top {n} by {self.label}; --top sets how many)" if n < self.n_input else "")
                  + f": score {self.label}, mean {np.mean(self.scores):.4g} (min {np.min(self.scores):.4g}, "
                    f"max {np.max(self.scores):.4g})",
-                 f"ISM: {st.get('ism_substitutions', 0):,} substitutions scored in {st.get('ism_seconds', 0):.1f} s "
+                 f"ISM: {st.get('ism_substitutions', 0):,} substitutions scored in {st.get('ism_seconds', 0):.2f} s "
                  f"on {st.get('device', 'cpu')}",
                  f"gradient: {st.get('gradient_note', self.gradient_method)}",
                  f"motifs: {self.discovery.note}; {len(self.discovery.motifs)} motif"
