@@ -137,14 +137,24 @@ def _scores(model: nn.Module, x: torch.Tensor, device: torch.device, quiet: bool
 
 # --------------------------------------------------------------------------------------- attributions
 def ism(model: nn.Module, x: torch.Tensor, *, device: torch.device | str = "cpu", batch_size: int = 4096,
-        quiet: bool = True) -> tuple[np.ndarray, np.ndarray]:
+        workers: int | None = None, quiet: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """Exact in-silico saturation mutagenesis (``tangermeme.saturation_mutagenesis``, raw outputs).
+
+    On a CPU the sequences are shared among ``workers`` threads (default: torch's thread count, i.e.
+    ``--threads``), each calling tangermeme on its part with one torch thread: the network's operations
+    on a batch of edits are too small to split well, and OpenMP threads that split them spin while they
+    wait for a core, so on a busy machine two of them took 3.3x the wall time of one (measured), while
+    two workers never took longer than one. tangermeme's fast path (fastISM) is tried only with one
+    worker: its capture is not made for concurrent calls, and on gengen's CNN it was slower than full
+    forward passes (tangermeme's own check says so and falls back).
 
     Parameters
     ----------
-    model : ``(N, 4, L) -> (N, 1)`` (e.g. :class:`ExplainedScore`).
+    model : ``(N, 4, L) -> (N, 1)`` (e.g. :class:`ExplainedScore`); called from several threads at once,
+        so it must not change its state in ``forward`` (eval-mode torch modules do not).
     x : one-hot ``(N, 4, L)`` (ambiguous columns all zero).
     device, batch_size : where and how many edited sequences per forward pass.
+    workers : threads on a CPU (GPU: always one).
     quiet : no progress bar.
 
     Returns
@@ -152,23 +162,40 @@ def ism(model: nn.Module, x: torch.Tensor, *, device: torch.device | str = "cpu"
     (scores ``(N,)``, ``delta`` ``(N, 4, L)``: the score of each single substitution minus the score of
     the sequence, 0 at the observed base).
     """
+    from concurrent.futures import ThreadPoolExecutor
+
     from tangermeme.saturation_mutagenesis import saturation_mutagenesis
 
     from gengen.runtime import Progress
 
+    dev = torch.device(device) if not isinstance(device, torch.device) else device
     n, _, length = x.shape
-    per_call = max(1, ISM_EDITS_PER_CALL // (3 * length))
+    threads = torch.get_num_threads()
+    workers = 1 if dev.type != "cpu" else max(1, min(workers or threads, n))
+    per_call = max(1, min(ISM_EDITS_PER_CALL // (3 * length), -(-n // (4 * workers))))
     x8 = x.to(torch.int8).cpu()
+    chunks = [x8[i : i + per_call] for i in range(0, n, per_call)]
+
+    def run(chunk: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        y0, y_hat = saturation_mutagenesis(model, chunk, raw_outputs=True, batch_size=batch_size, device=dev,
+                                           fast=workers == 1)
+        return y0[:, 0].double(), (y_hat[..., 0].double() - y0[:, 0, None, None].double()).float()
+
     y0s, deltas = [], []
     with Progress(n, "in-silico mutagenesis", quiet) as bar, warnings.catch_warnings():
         warnings.simplefilter("ignore")  # tangermeme's notes on its fast path (fastISM) choice
-        for i in range(0, n, per_call):
-            chunk = x8[i : i + per_call]
-            y0, y_hat = saturation_mutagenesis(model, chunk, raw_outputs=True, batch_size=batch_size,
-                                               device=device)
-            y0s.append(y0[:, 0].double())
-            deltas.append((y_hat[..., 0].double() - y0[:, 0, None, None].double()).float())
-            bar.update(len(chunk))
+        with torch.no_grad():
+            model(x[:1].to(dev))  # set up caches (a PWM's banded matrix) before threads share the model
+        if workers > 1:
+            torch.set_num_threads(1)
+        try:
+            with ThreadPoolExecutor(workers) as pool:
+                for (y0, delta), chunk in zip(pool.map(run, chunks), chunks):
+                    y0s.append(y0)
+                    deltas.append(delta)
+                    bar.update(len(chunk))
+        finally:
+            torch.set_num_threads(threads)
     return torch.cat(y0s).numpy(), torch.cat(deltas).numpy()
 
 
