@@ -90,6 +90,23 @@ def test_ism_of_a_pwm_is_its_log_odds_difference(strand):
     assert (delta[0][:, outside] == 0).all()
 
 
+def test_ism_workers_give_the_same_answer():
+    """Sequences shared among CPU worker threads (--threads): the same deltas as one worker, in order."""
+    from gengen.dna.explain import ExplainedScore, ism
+
+    codes = np.random.default_rng(3).integers(0, 4, (37, 20)).astype(np.uint8)
+    model = ExplainedScore([Objective(_ModuleNet(), name="net")]).eval()
+    x = codes_to_one_hot(codes)
+    s1, d1 = ism(model, x, device="cpu", workers=1)
+    s3, d3 = ism(model, x, device="cpu", workers=3)
+    np.testing.assert_allclose(s1, s3, rtol=1e-6)
+    np.testing.assert_allclose(d1, d3, atol=1e-5)
+    assert torch.get_num_threads() == 1  # the conftest's count, put back
+    with torch.no_grad():
+        expected = model(x).squeeze(1).numpy()
+    np.testing.assert_allclose(s3, expected, rtol=1e-5)
+
+
 def test_gradient_of_a_pwm_falls_back_from_deeplift_and_is_the_pwm_column():
     from gengen.dna.explain import ExplainedScore, gradient_attributions
 
