@@ -81,7 +81,7 @@ def main() -> None:
 
     set_threads(args.threads)
     cnn = CNNPredictor.load(args.predictor, device="cpu") if args.predictor else quick_predictor(args.threads)
-    model = ExplainedScore([Objective(cnn, name="predictor")]).eval()
+    model = ExplainedScore([Objective(cnn, name="predictor")], ambiguous=False).eval()  # as dna-explain without N
     codes = np.random.default_rng(1).integers(0, 4, (args.n, args.length)).astype(np.uint8)
     x = codes_to_one_hot(codes)
     ism(model, x[:2], device="cpu")  # imports and first-call set-up, not timed

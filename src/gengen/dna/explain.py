@@ -85,15 +85,17 @@ class ExplainedScore(nn.Module):
     base, as ``--ambiguous uniform`` scores them everywhere in gengen.
     """
 
-    def __init__(self, objectives: list[Objective]):
+    def __init__(self, objectives: list[Objective], *, ambiguous: bool = True):
         super().__init__()
         self.objectives = list(objectives)
         self.predictors = nn.ModuleList([o.predictor for o in self.objectives])  # so .to() / .eval() reach them
+        self.ambiguous = ambiguous  # False when no sequence holds an N: skips the fill (~10 % of a CNN's ISM)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         from gengen.dna.objectives import combined
 
-        x = x + (x.sum(dim=1, keepdim=True) == 0).to(x.dtype) * 0.25
+        if self.ambiguous:
+            x = x + (x.sum(dim=1, keepdim=True) == 0).to(x.dtype) * 0.25
         scores = [o.exact(x) for o in self.objectives]
         out = scores[0] if len(scores) == 1 else combined(self.objectives, scores)
         return out.reshape(-1, 1)
@@ -990,7 +992,7 @@ def explain(
     with borrowed([o.predictor for o in objectives], dev), _numba_limited(_numba_threads()):
         if len(objectives) > 1:
             calibrate(objectives, length, seed=seed, device=dev)
-        model = ExplainedScore(objectives)
+        model = ExplainedScore(objectives, ambiguous=bool((seqs.codes >= 4).any()))
         label = score_label(objectives)
         x_all = codes_to_one_hot(seqs.codes, ambiguous="zero")
         scores_all = _scores(model, x_all, dev, quiet)
