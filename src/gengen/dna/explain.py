@@ -126,14 +126,18 @@ def _utility(objectives: list[Objective], scores: np.ndarray) -> np.ndarray:
 
 
 @torch.no_grad()
-def _scores(model: nn.Module, x: torch.Tensor, device: torch.device, quiet: bool) -> np.ndarray:
+def _scores(model: nn.Module, codes: np.ndarray, device: torch.device, quiet: bool) -> np.ndarray:
+    """The explained score of every sequence, one-hot encoded a batch at a time (a million sequences never
+    sit in memory as one-hot floats)."""
+    from gengen.io.sequences import codes_to_one_hot
     from gengen.runtime import Progress
 
     out = []
-    with Progress(len(x), "score", quiet) as bar:
-        for i in range(0, len(x), SCORE_BATCH):
-            out.append(model(x[i : i + SCORE_BATCH].to(device)).float().cpu().reshape(-1))
-            bar.update(min(SCORE_BATCH, len(x) - i))
+    with Progress(len(codes), "score", quiet) as bar:
+        for i in range(0, len(codes), SCORE_BATCH):
+            x = codes_to_one_hot(codes[i : i + SCORE_BATCH], ambiguous="zero", device=device)
+            out.append(model(x).float().cpu().reshape(-1))
+            bar.update(len(x))
     return torch.cat(out).numpy().astype(np.float64)
 
 
@@ -994,15 +998,14 @@ def explain(
             calibrate(objectives, length, seed=seed, device=dev)
         model = ExplainedScore(objectives, ambiguous=bool((seqs.codes >= 4).any()))
         label = score_label(objectives)
-        x_all = codes_to_one_hot(seqs.codes, ambiguous="zero")
-        scores_all = _scores(model, x_all, dev, quiet)
+        scores_all = _scores(model, seqs.codes, dev, quiet)
         if not np.isfinite(scores_all).all():
             bad = int((~np.isfinite(scores_all)).sum())
             raise GengenError(f"the objective gave {bad} non-finite score(s) (NaN or inf); check the model.")
         order = np.argsort(-_utility(objectives, scores_all), kind="stable")[: min(top, len(seqs))]
         codes = seqs.codes[order]
         ids = [seqs.ids[i] for i in order]
-        x = x_all[order]
+        x = codes_to_one_hot(codes, ambiguous="zero")
         settings: dict = {
             "command": "dna-explain", "score": label, "n_input": len(seqs), "n_explained": len(order),
             "top": top, "top_why": (f"the {top} best-scoring sequences: enough seqlets for TF-MoDISco, seconds of "
