@@ -257,8 +257,9 @@ def _deeplift(model, x, *, device, seed, shuffles, quiet) -> tuple[np.ndarray | 
         for w in caught:
             text = str(w.message)
             if text.startswith("Convergence deltas are"):
-                return None, ("its convergence check failed: " + text.split(":")[0].lower().replace(
-                    "convergence deltas are", "the attributions miss the score differences by"))
+                share = text.split()[3] if len(text.split()) > 3 else "over 1%"
+                return None, (f"its convergence check failed: the attributions miss the score differences by {share} "
+                              "on average")
         return out, ""
 
     n, _, length = x.shape
