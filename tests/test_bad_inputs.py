@@ -18,7 +18,8 @@ maps names in the case folder to their bytes (or to a function of the fixture fo
 :class:`Link`, or a :class:`Fifo`: a named pipe, which a reader that opens it waits on forever); ``dirs``
 makes folders there; ``seconds`` bounds the case's run (a hang is a failure, not a stuck suite); ``env`` sets variables; ``patch(monkeypatch, folder)``
 makes the filesystem say no (read-only, disk full, a lock held by another run) for the command only;
-``needle`` is a word the error line must hold. The store ``$GENGEN_HOME/models`` exists in every case
+``needle`` is a word the error line must hold; ``keeps`` lists the paths (glob patterns, relative to the
+case folder) a failed run may leave on purpose: the finished work of a resumable command. The store ``$GENGEN_HOME/models`` exists in every case
 folder (as after a first training). A test fails when a command has no case at all.
 
 Where the suite found defects, the fixes are general: float options must be finite and arguments
@@ -29,6 +30,7 @@ outputs land as soon as the last is written (``OutputPlan``).
 
 from __future__ import annotations
 
+import fnmatch
 import gzip
 import hashlib
 import json
@@ -171,6 +173,7 @@ class Case:
     env: dict[str, str] = field(default_factory=dict)
     patch: Callable | None = None  # patch(monkeypatch, work) before the run: a filesystem that says no
     seconds: int = CASE_SECONDS
+    keeps: tuple[str, ...] = ()  # resumable work a failed run keeps on purpose (glob patterns, case folder)
 
 
 @dataclass(frozen=True)
@@ -190,14 +193,15 @@ DEEP_JSON = "[" * 100_000 + "]" * 100_000  # Python's JSON parser recurses: Recu
 
 
 def case(id: str, argv: str | list[str], files: dict | None = None, dirs: tuple[str, ...] = (), needle: str = "",
-         env: dict[str, str] | None = None, patch: Callable | None = None, seconds: int | None = None) -> Case:
+         env: dict[str, str] | None = None, patch: Callable | None = None, seconds: int | None = None,
+         keeps: tuple[str, ...] = ()) -> Case:
     """``argv`` as one string is split on spaces (fixtures and files here have no spaces in their names).
     A case with a :class:`Fifo` gets :data:`FIFO_SECONDS` unless ``seconds`` says otherwise."""
     args = tuple(argv.split()) if isinstance(argv, str) else tuple(argv)
     files = dict(files or {})
     if seconds is None:
         seconds = FIFO_SECONDS if any(isinstance(v, Fifo) for v in files.values()) else CASE_SECONDS
-    return Case(id, args, files, dirs, needle, dict(env or {}), patch, seconds)
+    return Case(id, args, files, dirs, needle, dict(env or {}), patch, seconds, keeps)
 
 
 def fixture(name: str) -> Callable[[Path], bytes]:
@@ -416,6 +420,19 @@ def _read_only(folder: str) -> Callable:
         monkeypatch.setattr(os, "open", open_)
         monkeypatch.setattr(os, "mkdir", mkdir)
     return patch
+
+
+def _fold_result(run: str) -> bytes:
+    """A well-formed ggan-eval fold result (``fold_results/fold1-mean.npz``) of the comparison ``run``."""
+    import io
+
+    from gengen.ggan.evaluate import FOLD_FORMAT
+
+    header = {"format": FOLD_FORMAT, "run": run, "method": "mean", "method_key": "", "fold": 1, "seconds": 0.1,
+              "detail": {}, "resolved_recipe": None}
+    buffer = io.BytesIO()
+    np.savez(buffer, header=np.array(json.dumps(header)), **{k: np.zeros(len(TARGETS)) for k in ("mae", "ccc", "pearson")})
+    return buffer.getvalue()
 
 
 def _disk_full_at(name: str) -> Callable:
@@ -821,6 +838,158 @@ for opt in ("-n 0", "--heldout-fraction 0", "--heldout-fraction 1.5", "--heldout
     add(case(f"dna-eval{opt.replace(' ', '')}", f"dna-eval @train.fa --model @gan {opt}"))
 add(case("dna-score-transform-bad", "dna-score @probes.fa --independent-probes @probes.fa --independent-scores @scores.csv --transform cube"))
 add(case("dna-score-ambiguous-bad", "dna-score @probes.fa --motif @m.jaspar --ambiguous maybe"))
+
+# --- issue 19: any model as an objective (--objective model=FILE.pt / python=FILE.py:FACTORY), dna-export-predictor
+def _scripted(kind: str, *, trace: bool = False, meta: dict | None = None) -> Callable[[Path], bytes]:
+    """A small TorchScript model of ``kind`` (see :func:`_toy_model`), as torch.jit.save writes it."""
+    def save(fx: Path) -> bytes:
+        import io
+
+        import torch
+
+        model = _toy_model(kind)
+        example = torch.eye(4)[torch.randint(0, 4, (2, 24))].transpose(1, 2)
+        module = torch.jit.trace(model, example) if trace else torch.jit.script(model)
+        buf = io.BytesIO()
+        torch.jit.save(module, buf, _extra_files={"gengen.json": json.dumps(meta)} if meta is not None else None)
+        return buf.getvalue()
+    return save
+
+
+def _toy_model(kind: str):
+    """One-hot (N, 4, L) models broken one way each (``ok``: a good one)."""
+    import torch
+    from torch import nn
+
+    class Toy(nn.Module):
+        def __init__(self, kind: str, k: int = 1):
+            super().__init__()
+            torch.manual_seed(0)
+            self.conv = nn.Conv1d(4, 4, 3, padding=1)
+            self.head = nn.Linear(4 * 24 if kind == "fixed" else 4, 3 if kind == "three" else 1)
+            self.kind = kind
+
+        def forward(self, x):
+            if self.kind == "nlc":
+                x = x.transpose(1, 2)
+            h = torch.relu(self.conv(x))
+            if self.kind == "fixed":
+                return self.head(torch.flatten(h, 1)).squeeze(1)
+            y = self.head(h.mean(dim=2))
+            if self.kind == "three":
+                return y
+            if self.kind == "nan":
+                return y.squeeze(1) * float("nan")
+            if self.kind == "step":
+                return (x.argmax(dim=1) == 2).float().sum(dim=1)
+            if self.kind == "profile":
+                return h.sum(dim=1)
+            return y.squeeze(1)
+
+    return Toy(kind).eval()
+
+
+def _torch_saved_module(fx: Path) -> bytes:
+    import io
+
+    import torch
+
+    buf = io.BytesIO()
+    torch.save(torch.nn.Linear(4, 1), buf)
+    return buf.getvalue()
+
+
+def _torch_saved_state(fx: Path) -> bytes:
+    import io
+
+    import torch
+
+    buf = io.BytesIO()
+    torch.save(torch.nn.Linear(4, 1).state_dict(), buf)
+    return buf.getvalue()
+
+
+def _safetensors(fx: Path) -> bytes:
+    import torch
+    from safetensors.torch import save
+
+    return save({"w": torch.zeros(2, 2)})
+
+
+MODEL_DESIGN = "dna-design -n 2 --steps 2 --length 12 -o d.fa --objective"
+for cid, spec, files, needle in (
+    ("state-dict", "model=m.pt", {"m.pt": _torch_saved_state}, "torch.save"),
+    ("whole-module-torch-save", "model=m.pt", {"m.pt": _torch_saved_module}, "torch.jit.script"),
+    ("plain-pickle", "model=m.pt", {"m.pt": pickled()}, "pickle"),
+    ("safetensors", "model=m.safetensors", {"m.safetensors": _safetensors}, "safetensors"),
+    ("junk", "model=m.pt", {"m.pt": junk(300, seed=21)}, "not a TorchScript archive"),
+    ("zero-byte", "model=m.pt", {"m.pt": b""}, "empty"),
+    ("zip-not-torchscript", "model=m.pt", {"m.pt": lambda fx: _zip_of({"a/readme.txt": b"hi"})}, "not TorchScript"),
+    ("truncated", "model=m.pt", {"m.pt": lambda fx: _scripted("ok")(fx)[:400]}, "model file"),
+    ("fifo", "model=m.pt", {"m.pt": Fifo()}, ""),
+    ("folder", "model=mdir", {}, "folder"),
+    ("missing", "model=nothere.pt", {}, "does not exist"),
+    ("nan-output", "model=m.pt", {"m.pt": _scripted("nan")}, "NaN"),
+    ("tuple-or-profile-output", "model=m.pt", {"m.pt": _scripted("profile")}, "one per position"),
+    ("several-outputs-none-picked", "model=m.pt", {"m.pt": _scripted("three")}, "output=INDEX"),
+    ("output-out-of-range", "model=m.pt,output=7", {"m.pt": _scripted("three")}, "out of range"),
+    ("output-name-unknown", "model=m.pt,output=fold", {"m.pt": _scripted("three", meta={"output_names": ["a", "b", "c"]})},
+     "its outputs are a, b, c"),
+    ("output-names-bad", "model=m.pt", {"m.pt": _scripted("ok", meta={"output_names": "abc"})}, "output_names"),
+    ("metadata-length-bad", "model=m.pt", {"m.pt": _scripted("ok", meta={"length": -3})}, "length"),
+    ("non-differentiable", "model=m.pt", {"m.pt": _scripted("step")}, "--max-edits K --steps 0"),
+    ("layout-mismatch", "model=m.pt", {"m.pt": _scripted("nlc")}, "layout=NLC"),
+    ("layout-given-wrongly", "model=m.pt,layout=NLC", {"m.pt": _scripted("ok")}, "leave layout=NLC out"),
+    ("fixed-length-traced", "model=m.pt", {"m.pt": _scripted("fixed", trace=True)}, "runs on 24 nt (the length it was traced at)"),
+    ("fixed-length-scripted", "model=m.pt", {"m.pt": _scripted("fixed")}, "runs on 24 nt"),
+    ("layout-value-bad", "model=m.pt,layout=NHWC", {"m.pt": _scripted("ok")}, "layout must be"),
+    ("key-unknown", "model=m.pt,colour=red", {"m.pt": _scripted("ok")}, "unknown key 'colour'"),
+    ("python-factory-raises", "python=mine.py:make", {"mine.py": "def make():\n    raise ValueError('no weights')\n"},
+     "raised ValueError: no weights"),
+    ("python-import-fails", "python=mine.py:make", {"mine.py": "import nonexistent_module_xyz\n"}, "ModuleNotFoundError"),
+    ("python-syntax-error", "python=mine.py:make", {"mine.py": "def make(:\n"}, "SyntaxError"),
+    ("python-not-a-module", "python=mine.py:make", {"mine.py": "def make():\n    return 3\n"}, "not a torch.nn.Module"),
+    ("python-no-factory", "python=mine.py:build", {"mine.py": "def make():\n    return 3\n"}, "has no 'build'"),
+    ("python-bad-argument", "python=mine.py:make,depth=3", {"mine.py": "def make():\n    return 3\n"}, "unexpected keyword"),
+    ("python-no-colon", "python=mine.py", {"mine.py": "x = 1\n"}, "MODULE_OR_FILE.py:FACTORY"),
+    ("python-file-missing", "python=nothere.py:make", {}, "does not exist"),
+    ("python-module-missing", "python=no_such_module_xyz:make", {}, "no module"),
+):
+    add(case(f"dna-design-model-{cid}", f"{MODEL_DESIGN} {spec}", files, dirs=("mdir",) if cid == "folder" else (),
+             needle=needle))
+add(case("dna-design-gan-model-non-differentiable", f"{MODEL_DESIGN} model=m.pt --gan @gan", {"m.pt": _scripted("step")},
+         needle="not differentiable"))
+add(case("dna-design-model-with-constraints-nan", f"{MODEL_DESIGN} model=m.pt --gc 0.3-0.6 --avoid GAATTC",
+         {"m.pt": _scripted("nan")}, needle="NaN"))
+add(case("dna-design-model-and-motif-layout", f"{MODEL_DESIGN} model=m.pt --objective motif=t.jaspar",
+         {"m.pt": _scripted("nlc"), "t.jaspar": JASPAR_TEXT}, needle="layout=NLC"))
+add(case("dna-score-model-nan", "dna-score @probes.fa --objective model=m.pt -o t.tsv", {"m.pt": _scripted("nan")},
+         needle="NaN"))
+add(case("dna-score-model-state-dict", "dna-score @probes.fa --objective model=m.pt -o t.tsv",
+         {"m.pt": _torch_saved_state}, needle="torch.save"))
+add(case("dna-score-model-fixed-length", "dna-score @train.fa --objective model=m.pt -o t.tsv",
+         {"m.pt": _scripted("fixed")}, needle="does not take 30-nt sequences"))
+add(case("dna-score-model-layout", "dna-score @probes.fa --objective model=m.pt -o t.tsv", {"m.pt": _scripted("nlc")},
+         needle="layout=NLC"))
+add(case("dna-score-model-several-outputs", "dna-score @probes.fa --objective model=m.pt", {"m.pt": _scripted("three")},
+         needle="output=INDEX"))
+add(case("dna-export-predictor-output-not-pt", "dna-export-predictor @pred -o p.txt", needle=".pt"))
+add(case("dna-export-predictor-gan-as-predictor", "dna-export-predictor @gan -o p.pt"))
+add(case("dna-export-predictor-missing", "dna-export-predictor nothere -o p.pt"))
+add(case("dna-export-predictor-output-is-folder", "dna-export-predictor @pred -o p.pt", dirs=("p.pt",)))
+add(case("dna-export-predictor-nan-weights", "dna-export-predictor m -o p.pt",
+         model_copy("pred", weights=resaved_weights("pred", _nan_weights), rehash=True)))
+
+
+def _zip_of(members: dict[str, bytes]) -> bytes:
+    import io
+    import zipfile
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        for name, data in members.items():
+            z.writestr(name, data)
+    return buf.getvalue()
 for opt in ("--hidden 0", "--layers 0", "--layers -1", "--dropout 1", "--dropout -0.1", "--dropout nan", "--epochs 0",
             "--batch-size 0", "--lr -1", "--lr nan", "--l1 -1", "--consistency -1", "--adv-weight nan", "--d-hidden 0",
             "--val-fraction 1", "--val-fraction nan", "--patience -1", "--start-margin -1", "--input-noise -1", "--weight-decay -1",
@@ -960,6 +1129,11 @@ add(case("infer-targets-output-bad-extension", "infer-targets @query.csv --model
 add(case("infer-targets-output-is-gene-map", "infer-targets @query.csv --model @ggan --gene-map map.csv -o map.csv",
          {"map.csv": fixture("genemap.csv")}))
 add(case("ggan-eval-output-is-a-file", f"ggan-eval {GGAN_REF} -o afile --folds 2 --methods mean", {"afile": "x\n"}))
+add(case("ggan-eval-resume-nothing", f"ggan-eval {GGAN_REF} -o ev --folds 2 --methods mean --resume", needle="nothing to resume"))
+add(case("ggan-eval-resume-damaged-fold", f"ggan-eval {GGAN_REF} -o ev --folds 2 --methods mean --resume",
+         {"ev/fold_results/fold1-mean.npz": b"PK\x03\x04 cut short"}, needle="cannot read the fold result"))
+add(case("ggan-eval-resume-another-comparison", f"ggan-eval {GGAN_REF} -o ev --folds 2 --methods mean --resume",
+         {"ev/fold_results/fold1-mean.npz": lambda fx: _fold_result("another run's hash")}, needle="another comparison"))
 add(case("ggan-eval-output-holds-data", "ggan-eval ev/ggan_eval_summary.tsv --landmarks @landmarks.txt -o ev --folds 2 --methods mean",
          {"ev/ggan_eval_summary.tsv": _reference_table(sep="\t")}))
 add(case("demo-output-is-a-file", "demo -o afile --only vae", {"afile": "x\n"}))
@@ -1229,7 +1403,9 @@ add(case("dna-design-disk-full-at-hits-bed", f"{DESIGN} --motif @m.jaspar", patc
 add(case("dna-design-motif-file-is-folder", f"{DESIGN} --motif @m.jaspar", dirs=("d.motif.jaspar",)))
 add(case("dna-score-hits-bed-is-folder", "dna-score @probes.fa --motif @m.jaspar -o t.tsv", dirs=("t.hits.bed",)))
 add(case("dna-score-disk-full-at-hits-bed", "dna-score @probes.fa --motif @m.jaspar -o t.tsv", patch=_disk_full_at("t.hits.bed")))
-add(case("ggan-eval-disk-full-at-last-file", f"ggan-eval {GGAN_REF} -o ev --folds 2 --methods mean", patch=_disk_full_at("ggan_eval_info.json")))
+# the finished folds stay (ggan-eval --resume writes the tables from them once there is space), and only they
+add(case("ggan-eval-disk-full-at-last-file", f"ggan-eval {GGAN_REF} -o ev --folds 2 --methods mean", patch=_disk_full_at("ggan_eval_info.json"),
+         needle="--resume", keeps=("ev", "ev/fold_results", "ev/fold_results/fold[12]-mean.npz")))
 add(case("vae-sample-output-locked", "vae-sample --model @vae -n 2 -o s.h5ad", patch=_locked("s.h5ad")))
 add(case("vae-train-output-locked", f"vae-train @expr.csv -o out {VAE_FAST}", patch=_locked("out")))
 
@@ -1412,7 +1588,8 @@ def test_bad_input_fails_cleanly(c: Case, fx: Path, tmp_path: Path, monkeypatch,
     if c.needle:
         assert c.needle in lines[0], what
     after = snapshot(work, fx)
-    left = sorted(set(after) - set(before))
+    left = sorted(p for p in set(after) - set(before)
+                  if not any(fnmatch.fnmatchcase(os.path.relpath(p, work), k) for k in c.keeps))
     assert not left, f"left behind: {left}\n{what}"
     changed = sorted(p for p in before if after.get(p) != before[p])
     assert not changed, f"inputs changed or removed: {changed}\n{what}"

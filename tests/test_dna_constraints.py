@@ -290,3 +290,26 @@ def test_avoidability_of_long_designs_is_decided_in_linear_time(monkeypatch):
     assert avoidable(["S"], 20_000, (1, 20_000)) is False  # no G or C at all, yet at least one asked for
     assert time.process_time() - t0 < 30
     Constraints(avoid=("GAATTC",), gc=(0.3, 0.6)).check(20_000)  # no refusal
+
+
+def test_greedy_from_repeated_starts_climbs_each_start_once_with_the_same_result():
+    """-n larger than the --from records cycles them; the greedy search from one start is climbed once
+    and shared by its copies, giving what climbing every copy gives (with the constraints of each row)."""
+    from gengen.dna.greedy import polish, polish_from_start
+
+    rng = np.random.default_rng(3)
+    starts = rng.integers(0, 4, (3, 30))
+    cycled = starts[[0, 1, 2, 0, 1, 2, 0]]
+    c = Constraints(start=cycled, max_edits=4, avoid=["GAATTC"], gc=(0.3, 0.7))
+    objectives = [Objective(PWMPredictor(pwm_from_counts(TOY_COUNTS)), "max", name="toy")]
+    rules = EditRules(c, len(cycled), 30, "cpu")
+    calls = []
+    original = objectives[0].substitution_scores
+    objectives[0].substitution_scores = lambda codes: calls.append(len(codes)) or original(codes)
+    shared = polish_from_start(objectives, rules, 4)
+    assert max(calls) <= 3  # the three distinct starts, not the seven copies
+    every = polish(rules.start, objectives, rules, rounds=4, every_design=True)
+    assert torch.equal(shared, every)
+    assert ((shared.long() != rules.start).sum(dim=1) <= 4).all()
+    assert torch.equal(shared[0], shared[3]) and torch.equal(shared[0], shared[6])
+    assert (shared.long() != rules.start).any()

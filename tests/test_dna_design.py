@@ -137,12 +137,13 @@ def test_hamming_diversity_outside_hits():
 def test_incremental_pwm_substitution_scores_match_rescoring_every_candidate():
     import torch
 
-    from gengen.dna.greedy import _score_codes, _substitution_scores_pwm
+    from gengen.dna.greedy import _score_codes
+    from gengen.dna.objective_kinds.motif import pwm_substitution_scores
 
     for pwm, length in ((pwm_from_counts(TOY_COUNTS), 12), (load_motif("MA0139.2"), 40), (load_motif("MA0139.2"), 15)):
         pred = PWMPredictor(pwm)
         codes = torch.as_tensor(np.random.default_rng(length).integers(0, 4, (6, length)))
-        fast = _substitution_scores_pwm(pred, codes)  # (N, L, 3)
+        fast = pwm_substitution_scores(pred, codes)  # (N, L, 3)
         cand = codes[:, None, None, :].expand(-1, length, 3, -1).clone()
         for p in range(length):
             for k in range(3):

@@ -197,6 +197,28 @@ def test_features_and_separation(workdir):
     assert (workdir / "feat" / "separating_group.png").is_file()
 
 
+def test_features_folder_reused_holds_only_the_new_runs_files(workdir, tmp_path):
+    """Issue 18 item 14: `vae-features -o feat` run again (another model, no --by) kept the first run's
+    separating_group.* beside the new top_genes.tsv. Only files gengen listed go; the user's stay."""
+    feat = tmp_path / "feat"
+    r = run("vae-features", "-m", workdir / "model", "-o", feat, "--data", workdir / "expr.h5ad", "--by", "group", "-q")
+    assert r.exit_code == 0, r.output
+    assert (feat / "separating_group.png").is_file()
+    (feat / "notes.txt").write_text("mine\n")
+    keep = tmp_path / "keep.txt"
+    keep.write_text("keep\n")
+    r = run("vae-features", "-m", workdir / "model", "-o", feat, "--top", 3, "-q")
+    assert r.exit_code == 0, r.output
+    assert sorted(p.name for p in feat.iterdir()) == [".gengen-outputs.json", "notes.txt", "top_genes.tsv"]
+    assert len(pd.read_csv(feat / "top_genes.tsv", sep="\t")) == 3 * 2 * 3
+    # a link planted at a name the list holds is not followed nor removed: only regular files are tidied
+    (feat / ".gengen-outputs.json").write_text('["top_genes.tsv", "gone.tsv", "../keep.txt"]')
+    (feat / "gone.tsv").symlink_to(keep)
+    r = run("vae-features", "-m", workdir / "model", "-o", feat, "-q")
+    assert r.exit_code == 0, r.output
+    assert (feat / "gone.tsv").is_symlink() and keep.read_text() == "keep\n"
+
+
 def test_compare_prints_table(workdir):
     r = run("vae-compare", workdir / "expr.h5ad", "--by", "group", *TRAIN)
     assert r.exit_code == 0, r.output

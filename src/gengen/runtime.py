@@ -1059,8 +1059,9 @@ class OutputPlan:
     last declared file is written, all of them land at once (before the command reports them).
     """
 
-    def __init__(self, files, models: dict, folders, inputs):
+    def __init__(self, files, models: dict, folders, inputs, report=None):
         self.files = [Path(f) for f in files if f is not None]
+        self.report = None if report is None else Path(report)
         self.models = {Path(k): v for k, v in models.items() if k is not None}
         self.folders = [Path(f) for f in folders if f is not None]
         self.inputs = _input_paths(inputs)
@@ -1175,6 +1176,8 @@ class OutputPlan:
         for _, backup in done:
             if backup is not None:
                 remove_temp(backup)
+        if self.report is not None and staged:
+            _renew_report_manifest(self.report, [target for _, target in staged])
 
     def _close(self, failed: bool) -> None:
         for tmp, _ in self._staged.values():
@@ -1189,6 +1192,43 @@ class OutputPlan:
         self._created = []
         if self in _ACTIVE_PLANS:
             _ACTIVE_PLANS.remove(self)
+
+
+REPORT_MANIFEST = ".gengen-outputs.json"
+
+
+def _renew_report_manifest(folder: Path, written: list[Path]) -> None:
+    """A report folder holds one run's files: remove those the previous run listed in the folder's
+    manifest and this run did not write again (a reused ``-o`` would otherwise keep another model's
+    figures beside this one's tables), then list this run's.
+
+    Only names gengen itself listed are removed, and only when they are still regular files (never a
+    link, a folder or a file the user put there under another name); an unreadable manifest removes
+    nothing.
+    """
+    import json
+    import stat
+
+    manifest = folder / REPORT_MANIFEST
+    names = sorted({os.path.relpath(os.path.abspath(p), os.path.abspath(folder)) for p in written})
+    try:
+        previous = read_json(manifest, "output list", follow=False)
+    except (FileNotFoundError, GengenError):
+        previous = []
+    for name in previous if isinstance(previous, list) else []:
+        if not isinstance(name, str) or name in names or os.path.isabs(name) or ".." in Path(name).parts:
+            continue
+        with contextlib.suppress(OSError):
+            if stat.S_ISREG(os.lstat(folder / name).st_mode):
+                os.unlink(folder / name)
+    tmp = new_temp(manifest)
+    try:
+        Path(tmp).write_text(json.dumps(names, indent=1) + "\n")
+        os.replace(tmp, manifest)
+    except OSError:  # the report itself landed; a stale list only means less is tidied next time
+        remove_temp(tmp)
+    else:
+        _OWN_TEMPS.discard(_key(tmp))
 
 
 def _replace_keeping_backup(tmp: Path, target: Path) -> Path | None:
@@ -1224,6 +1264,7 @@ def plan_outputs(
     inputs=(),
     models: dict | None = None,
     folders=(),
+    report: str | os.PathLike | None = None,
 ) -> OutputPlan:
     """Check everything a command will write before it does any work, and make the writes safe.
 
@@ -1243,12 +1284,15 @@ def plan_outputs(
     inputs : paths or model names the command reads; never overwritten.
     models : model folder -> pipeline name; each save lands at once (checkpoints).
     folders : folders the command fills with files named later (e.g. the demo's).
+    report : a folder of ``outputs`` that holds one run's report (``vae-features -o DIR``): when this
+        run's files land, the files an earlier gengen run listed there and this one did not write are
+        removed, so a reused folder never mixes two runs' results (``.gengen-outputs.json`` lists them).
 
     Returns
     -------
     The checked :class:`OutputPlan` (raises GengenError on the first problem).
     """
-    plan = OutputPlan(outputs, models or {}, folders, inputs)
+    plan = OutputPlan(outputs, models or {}, folders, inputs, report)
     if _SCOPES:
         _SCOPES[-1].enter_context(plan)
     return plan

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import fields
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Annotated
 
@@ -20,7 +20,8 @@ from gengen.cli._store import (
 )
 from gengen.errors import GengenError
 from gengen.io.jaspar import JasparChoice
-from gengen.recipes import DesignSettings, GANRecipe, ObjectiveChoice, PredictorRecipe
+from gengen.recipes import DesignSettings, GANRecipe, PredictorRecipe
+from gengen.registry import OBJECTIVE_KINDS
 from gengen.runtime import plan_outputs, set_threads
 
 PANEL = "DNA (Killoran)"
@@ -43,9 +44,14 @@ MotifNameOpt = Annotated[str | None, _opt("--motif-name", help="Which motif of a
 PseudoOpt = Annotated[float, _opt("--pseudocount", help="Total pseudocount per motif column, spread by the background.")]
 PredictorOpt = Annotated[str | None, _opt("--predictor", help="A model from dna-train-predictor (directory or store name).")]
 ObjectiveOpt = Annotated[list[str] | None, _opt("--objective", help=(
-    "An objective, repeatable: predictor=NAME_OR_DIR or motif=FILE_OR_JASPAR_ID, target=max|min|VALUE (default "
-    "max), weight=W (default 1); e.g. --objective predictor=cebpa,target=max --objective predictor=gata4,target=min. "
-    "Objectives are standardised by their sd over random sequences before weighting."))]
+    f"An objective, repeatable: one of {OBJECTIVE_KINDS.usage()}, then target=max|min|VALUE (default max), "
+    "weight=W (default 1) and the kind's own keys (model=: output=INDEX_OR_NAME, layout=NLC for (N, L, 4) models; "
+    "python=: the factory's key=value arguments; python= runs your code); e.g. --objective predictor=cebpa,target=max "
+    "--objective model=gata4.pt,target=min. Objectives are standardised by their sd over random sequences before "
+    "weighting."))]
+ScoreObjectiveOpt = Annotated[list[str] | None, _opt("--objective", help=(
+    f"Also score with this objective, repeatable ({OBJECTIVE_KINDS.usage()}, with the kind's own keys, e.g. "
+    "model=m.pt,output=2): a score_<name> column each."))]
 TargetOpt = Annotated[str, _opt("--target", help="max | min | a value to hit (with --motif / --predictor).")]
 WeightsOpt = Annotated[str, _opt("--weights", help="GAN generator weights: 'best' (best held-out k-mer check during training) or 'last'.")]
 JasparTaxonOpt = Annotated[str, _opt("--jaspar-taxon", help=(
@@ -69,6 +75,46 @@ DESIGN_OPTIONS = opt.RecipeOptions(
     DesignSettings, {"steps": "steps", "max_steps": "max_steps", "lr": "learning_rate", "prior_weight": "prior_weight",
                      "grad_noise": "grad_noise"},
     unset=("lr",))
+
+
+@dataclass(frozen=True)
+class ObjectiveChoice:
+    """What a design or a generation run scores toward, as a user names it: ``objective`` specs
+    (``dna-design --objective``), or the one-objective ``motif`` / ``predictor`` shorthand, with how motif
+    files are read. :meth:`inputs` lists what it reads (to protect those files from being overwritten)
+    before :meth:`load` reads them."""
+
+    objective: list[str] | None = None
+    motif: str | None = None
+    motif_format: str | None = None
+    motif_name: str | None = None
+    pseudocount: float = 1.0
+    predictor: str | None = None
+
+    def inputs(self) -> list:
+        """The files and models they read (every ``--objective`` parsed now, before any is read)."""
+        from gengen.dna.objectives import objective_inputs
+
+        return [self.motif, self.predictor, *objective_inputs(self.objective)]
+
+    def has_motif(self) -> bool:
+        """Whether a motif takes part (``--motif`` or an ``--objective motif=...``): designs then have hits."""
+        from gengen.dna.objectives import parse_objective
+
+        return bool(self.motif) or any(parse_objective(s).kind == "motif" for s in self.objective or [])
+
+    def load(self, target: str, device: str, quiet: bool, needed: bool = True, *, length: int | None = None,
+             gradient: bool = False):
+        """(objectives, the motif annotating predictor-only designs); nothing when not ``needed`` and none
+        given. With ``length`` each objective is checked on it now (and with ``gradient``, that design
+        can follow its gradient): see :func:`gengen.dna.objectives.load_objectives`."""
+        from gengen.dna.objectives import load_objectives
+
+        if not needed and not (self.objective or self.motif or self.predictor):
+            return [], None
+        return load_objectives(self.objective, motif=self.motif, predictor=self.predictor, target=target,
+                               motif_format=self.motif_format, motif_name=self.motif_name, pseudocount=self.pseudocount,
+                               device=device, quiet=quiet, length=length, gradient=gradient)
 
 
 OBJECTIVE_OPTIONS = opt.OptionGroup(
@@ -184,7 +230,7 @@ def dna_generate(
     plan = plan_outputs(outs, inputs=[model, train_data, *goal.inputs()])
     gan = _load_gan(model, device, weights, quiet)
     design_length(trained_lengths(goal.predictor, goal.objective), gan_length=gan.length)  # one-line refusal
-    objectives, _ = goal.load("max", device, quiet, needed=False)
+    objectives, _ = goal.load("max", device, quiet, needed=False, length=gan.length)
     if interpolate is not None:
         res = paths(gan, 10 if n is None else n, interpolate, objectives=objectives, seed=seed)
         res.write(output)
@@ -266,8 +312,8 @@ def dna_design(
             say(f"note: {line}", quiet)
     if constraints.any:
         say(f"constraints: {constraints.describe()}", quiet)
-    objectives, pwm = goal.load(target, device, quiet)
     settings = DESIGN_OPTIONS.build(ctx.params)
+    objectives, pwm = goal.load(target, device, quiet, length=length, gradient=settings.steps != 0)
     result = design(objectives, n, length, gan=g, constraints=constraints, steps=settings.steps,
                     max_steps=settings.max_steps, learning_rate=settings.learning_rate, straight_through=straight_through,
                     grad_noise=settings.grad_noise, prior_weight=settings.prior_weight, seed=seed, device=device,
@@ -403,6 +449,29 @@ def dna_train_predictor(
     run.done(quiet)
 
 
+@app.command("dna-export-predictor", rich_help_panel=PANEL)
+def dna_export_predictor(
+    model: Annotated[str, typer.Argument(help="A dna-train-predictor model (directory or store name).")],
+    output: Annotated[Path | None, _opt("-o", "--output", help=(
+        "TorchScript file to write (default: MODEL.pt, named after the model, in the current folder)."))] = None,
+    threads: opt.ThreadsOpt = None, quiet: opt.QuietOpt = False,
+) -> None:
+    """Export a dna-train-predictor model as TorchScript (torch.jit.save): for --objective model=FILE.pt, and for
+    any PyTorch tool (torch.jit.load). The archive records the length the model was trained on."""
+    from gengen.dna.objective_kinds.model import export_torchscript
+    from gengen.dna.predictors import CNNPredictor
+
+    set_threads(threads)
+    output = output if output is not None else Path(Path(model).name + ".pt")
+    opt.require_suffix(output, (".pt", ".pth"), "a TorchScript archive")
+    plan = plan_outputs([output], inputs=[model])
+    predictor = CNNPredictor.load(model, device="cpu")
+    export_torchscript(predictor, output, length=predictor.length)
+    plan.commit()
+    report([f"TorchScript of {model}" + (f" (trained on {predictor.length} nt)" if predictor.length else "")
+            + f": use it as --objective model={output}"], [output], quiet)
+
+
 @app.command("dna-score", rich_help_panel=PANEL)
 def dna_score(
     data: Annotated[Path, typer.Argument(help="FASTA to score (designed, generated or natural).")],
@@ -411,36 +480,44 @@ def dna_score(
     motif_name: MotifNameOpt = None,
     pseudocount: PseudoOpt = 1.0,
     predictor: PredictorOpt = None,
+    objective: ScoreObjectiveOpt = None,
     output: Annotated[Path | None, _opt("-o", "--output", help="TSV to write (default: stdout).")] = None,
     independent_probes: Annotated[Path | None, _opt("--independent-probes", help=(
         "Also score with an independent model: 6-mer ridge fitted on ALL these labelled probes."))] = None,
     independent_scores: Annotated[Path | None, _opt("--independent-scores", help="Labels (id,score CSV/TSV) for --independent-probes.")] = None,
     transform: Annotated[str, _opt("--transform", help="Label transform for --independent-scores: log | rank | none.")] = "log",
     predictor_windows: Annotated[bool, _opt("--predictor-windows", help=(
-        "Score records of other lengths than the --predictor was trained on by their best window of that length "
-        "(stride 1; without it such records are refused: the predictor's score at another length is an "
-        "extrapolation)."))] = False,
+        "Score records of other lengths than the --predictor (or an --objective model that records it) was trained "
+        "on by their best window of that length (stride 1; without it such records are refused: the predictor's "
+        "score at another length is an extrapolation)."))] = False,
     ambiguous: AmbiguousOpt = "uniform",
     device: opt.DeviceOpt = "auto", threads: opt.ThreadsOpt = None, quiet: opt.QuietOpt = False,
 ) -> None:
-    """Score every sequence of a FASTA with a motif (best hit, both strands) and/or a predictor."""
+    """Score every sequence of a FASTA with a motif (best hit, both strands), a predictor and/or objectives."""
+    from gengen.dna.objective_kinds.motif import read_motif
+    from gengen.dna.objectives import ObjectiveContext, load_objectives
     from gengen.dna.scoring import score_file, scores_bed_path, write_hits_bed, write_scores
 
     set_threads(threads)
     opt.require_suffix(output, TABLE_SUFFIXES, "a TSV table")
-    if not motif and not predictor and not independent_probes:
-        raise GengenError("give --motif (file or JASPAR id), --predictor and/or --independent-probes.")
+    if not motif and not predictor and not objective and not independent_probes:
+        raise GengenError("give --motif (file or JASPAR id), --predictor, --objective and/or --independent-probes.")
     if (independent_probes is None) != (independent_scores is None):
         raise GengenError("--independent-probes and --independent-scores go together.")
-    if predictor_windows and not predictor:
+    if predictor_windows and not predictor and not objective:
         raise GengenError("--predictor-windows scores with a --predictor: give one, or leave the option out.")
+    goal = ObjectiveChoice(objective, motif=motif, motif_format=motif_format, motif_name=motif_name,
+                           pseudocount=pseudocount, predictor=predictor)
     bed = scores_bed_path(output) if output is not None and motif else None  # the hits, beside the table
-    plan = plan_outputs([output, bed], inputs=[data, motif, predictor, independent_probes, independent_scores])
-    choice = ObjectiveChoice(motif=motif, motif_format=motif_format, motif_name=motif_name, pseudocount=pseudocount)
-    pwm = choice.load("max", device, quiet)[0][0].pwm if motif else None
+    plan = plan_outputs([output, bed], inputs=[data, independent_probes, independent_scores, *goal.inputs()])
+    how = ObjectiveContext(device=device, quiet=quiet, motif_format=motif_format, motif_name=motif_name,
+                           pseudocount=pseudocount)
+    pwm = read_motif(motif, how) if motif else None
+    objectives = load_objectives(objective, motif_format=motif_format, motif_name=motif_name, pseudocount=pseudocount,
+                                 device=device, quiet=quiet)[0] if objective else None
     table, lines = score_file(input_path(data), pwm=pwm, predictor=predictor, transform=transform, ambiguous=ambiguous,
                               independent=(independent_probes, independent_scores) if independent_probes else None,
-                              device=device, predictor_windows=predictor_windows, quiet=quiet)
+                              device=device, predictor_windows=predictor_windows, objectives=objectives, quiet=quiet)
     if output is None:
         typer.echo(write_scores(table), nl=False)
         for line in lines:

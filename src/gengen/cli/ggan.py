@@ -188,14 +188,19 @@ def ggan_eval(
     folds: Annotated[int, typer.Option("--folds", help="Cross-validation folds (same splits for every method).")] = 5,
     groups: Annotated[str | None, typer.Option("--groups", help="Column of the reference's sample annotations (subject, donor, batch): grouped folds, no group both trained and tested on.")] = None,
     labels_file: Annotated[Path | None, typer.Option("--labels", help="Sample annotation table (CSV/TSV, sample ids first) to take --groups from.")] = None,
-    methods: Annotated[str, typer.Option("--methods", help=f"Comma-separated subset of {','.join(GGAN_METHODS)}.")] = ",".join(GGAN_METHODS.names(default_only=True)),
-    output: Annotated[Path, typer.Option("-o", "--output", help="Folder for ggan_eval_summary.tsv, per-gene TSV and the figure.")] = Path("ggan_eval"),
+    methods: Annotated[str | None, typer.Option("--methods", show_default=False, help=f"Comma-separated subset of {','.join(GGAN_METHODS)} \\[default: {','.join(GGAN_METHODS.names(default_only=True))}, less a baseline that would cost more than GGAN itself on a reference this size; the output says which and why].")] = None,
+    output: Annotated[Path, typer.Option("-o", "--output", help="Folder for ggan_eval_summary.tsv, per-gene TSV, the figure, and fold_results/ (each fold's results as it finishes).")] = Path("ggan_eval"),
+    resume: Annotated[bool, typer.Option("--resume", help="Continue an interrupted ggan-eval in -o: finished folds are read back from its fold_results/, the rest computed (give the same data and options).")] = False,
     recipe: GGANRecipe | None = None,  # the GGAN_OPTIONS, from --hidden to --refit
     seed: opt.SeedOpt = GGANRecipe.seed,
     genes_in_rows: opt.GenesInRowsOpt = None, fmt: opt.FormatOpt = None, layer: opt.LayerOpt = None,
     device: opt.DeviceOpt = "auto", threads: opt.ThreadsOpt = None, quiet: opt.QuietOpt = False,
 ) -> None:
-    """k-fold comparison of GGAN, D-GEX, linear, ridge, lasso, KNN-GE and the mean predictor (MAE/CCC/r)."""
+    """k-fold comparison of GGAN, D-GEX, linear, ridge, lasso, KNN-GE and the mean predictor (MAE/CCC/r).
+
+    Each method's result on each fold is written to -o's fold_results/ as soon as it is finished: after an
+    interruption the same command with --resume computes only what is missing.
+    """
     set_threads(threads)
     import json
 
@@ -205,9 +210,16 @@ def ggan_eval(
     from gengen.io.expression import write_table
     from gengen.runtime import atomic_path
 
-    chosen = GGAN_METHODS.check(tuple(m.strip() for m in methods.split(",") if m.strip()))  # before the reference is read
+    chosen = None
+    if methods is not None:  # checked before the reference is read
+        chosen = GGAN_METHODS.check(tuple(m.strip() for m in methods.split(",") if m.strip()))
     names = ("ggan_eval_summary.tsv", "ggan_eval_folds.tsv", "ggan_eval_per_gene.tsv", "ggan_eval.png", "ggan_eval_info.json")
-    plan_outputs([output / name for name in names], inputs=[data, landmarks, landmarks_from, targets, labels_file])
+    fold_results = output / "fold_results"
+    if resume and not fold_results.is_dir():
+        raise GengenError(f"nothing to resume: {str(output)!r} has no fold_results/ of an interrupted ggan-eval; "
+                          "run without --resume.")
+    plan_outputs([output / name for name in names], folders=[fold_results],
+                 inputs=[data, landmarks, landmarks_from, targets, labels_file])
     if labels_file is not None:
         input_path(labels_file)
         if groups is None:
@@ -243,18 +255,24 @@ def ggan_eval(
     )
     ev = evaluate(
         X, Y, tg, same_gene=same, folds=folds, recipe=recipe, methods=chosen, seed=seed, device=device, quiet=quiet,
-        groups=group_labels,
+        groups=group_labels, save_folds=fold_results, resume=resume,
     )
-    write_table(ev.summary, output / "ggan_eval_summary.tsv", protect=(data,), index=False)
-    write_table(ev.folds, output / "ggan_eval_folds.tsv", index=False)
-    write_table(ev.per_gene, output / "ggan_eval_per_gene.tsv", index=False)
-    plot_comparison(ev, output / "ggan_eval.png")
-    with atomic_path(output / "ggan_eval_info.json") as tmp:
-        tmp.write_text(json.dumps(ev.info, indent=1, default=str) + "\n")
+    try:
+        write_table(ev.summary, output / "ggan_eval_summary.tsv", protect=(data,), index=False)
+        write_table(ev.folds, output / "ggan_eval_folds.tsv", index=False)
+        write_table(ev.per_gene, output / "ggan_eval_per_gene.tsv", index=False)
+        plot_comparison(ev, output / "ggan_eval.png")
+        with atomic_path(output / "ggan_eval_info.json") as tmp:
+            tmp.write_text(json.dumps(ev.info, indent=1, default=str) + "\n")
+    except GengenError as exc:  # disk full, ...: the computed folds are kept, and said so
+        raise GengenError(f"{str(exc).rstrip('.')}; the finished folds stay in {str(fold_results)!r}: the same command "
+                          "with --resume writes the tables from them.") from None
     typer.echo(
         f"# {folds}-fold CV{by}, {adata.n_obs} profiles, {len(lm)} landmarks -> {len(tg)} targets, seed {seed}; "
         "metrics on z-scored targets, mean over genes ± sd over folds"
     )
     typer.echo(ev.table())
+    for m, why in ev.info["skipped"].items():
+        typer.echo(f"# skipped {GGAN_METHODS.label(m)}: {why}")
     for name in ("ggan_eval_summary.tsv", "ggan_eval_per_gene.tsv", "ggan_eval.png"):
         typer.echo(str(output / name))

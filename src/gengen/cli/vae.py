@@ -293,7 +293,7 @@ def vae_features(
         raise GengenError("--data and --by go together: give both to find class-separating features.")
     files = [output / "top_genes.tsv"] + ([output / f"separating_{by}.tsv", output / f"separating_{by}.png"] if by else [])
     model = model_or_default(model, "vae", quiet)
-    plan_outputs(files, inputs=[model, data, labels_file])
+    plan_outputs(files, inputs=[model, data, labels_file], report=output)
     m = VAEModel.load(model, device=device)
     separation = None
     if data is not None:  # everything that can fail on user input happens before anything is written

@@ -21,7 +21,8 @@ from gengen.dna.metrics import (
     sample_markov,
 )
 from gengen.dna.model import Critic, Generator
-from gengen.dna.objectives import Objective
+from gengen.dna.objective_kinds.model import export_torchscript
+from gengen.dna.objectives import Objective, load_objectives, register_objective_kind
 from gengen.dna.predictor_training import PredictorRecipe, TrainedPredictor, train_predictor
 from gengen.dna.predictors import CNNPredictor, PWMPredictor, exact_score, load_predictor, predict, report_scores
 from gengen.dna.train import GANRecipe, gradient_penalty, train_gan
@@ -48,6 +49,7 @@ __all__ = [
     "design_joint",
     "exact_score",
     "explain",
+    "export_torchscript",
     "fit_markov",
     "gradient_penalty",
     "hamming_diversity",
@@ -55,11 +57,13 @@ __all__ = [
     "js_divergence",
     "kmer_js_table",
     "kmer_spectrum",
+    "load_objectives",
     "load_predictor",
     "match_motifs",
     "parse_target",
     "plot_design",
     "predict",
+    "register_objective_kind",
     "report_scores",
     "sample_iid",
     "sample_markov",

@@ -40,7 +40,7 @@ import torch
 from torch import nn
 
 from gengen.dna.constraints import Constraints, verify
-from gengen.dna.greedy import EditRules, better_of, polish, repair
+from gengen.dna.greedy import EditRules, better_of, polish, polish_from_start, repair
 from gengen.dna.objectives import Objective, as_objectives, calibrate, combined, parse_target
 from gengen.dna.result import DesignResult, design_outputs
 from gengen.errors import GengenError
@@ -389,9 +389,8 @@ def design(
     cap = max_steps if steps is None else steps
     if prior_weight < 0 or grad_noise < 0:
         raise GengenError(f"--prior-weight and --grad-noise must not be negative (got {prior_weight:g}, {grad_noise:g}).")
-    for o in objectives:
-        if o.pwm is not None:
-            o.pwm.check_fits(length)
+    for o in objectives:  # a length it cannot score, and for gradient steps a model without a gradient
+        o.check_length(length, gradient=cap > 0)
     if c.start is not None and len(c.start) != n:  # one start per design, cycled
         c = Constraints(**{**vars(c), "start": np.resize(c.start, (n, length)),
                            "start_ids": [c.start_ids[i % len(c.start_ids)] for i in range(n)] if c.start_ids else None})
@@ -421,7 +420,7 @@ def design(
             n_greedy = 0
             if c.max_edits is not None:  # under a budget: local search from the gradient's edits and from the start
                 refined = polish(polished, objectives, rules, rounds=c.max_edits, every_design=True)
-                greedy = polish(rules.start, objectives, rules, rounds=c.max_edits, every_design=True)
+                greedy = polish_from_start(objectives, rules, c.max_edits)
                 polished, n_greedy = better_of(refined, greedy, objectives, rules)
             fixed = repair(polished, objectives, rules) if c.any else polished
             n_repaired = int((fixed.long() != polished.long()).any(dim=1).sum())
@@ -459,7 +458,7 @@ def _check_memory(objectives, gan, n: int, length: int, dev) -> None:
         return
     # logits, their gradient, Adam's two moments, softmax, one-hot and the predictors' activations:
     # about 16 float32 copies of (n, 4, L), more for a CNN predictor
-    per_base = 16 * 4 * 4 * sum(1 if o.pwm is not None else 8 for o in objectives)
+    per_base = 16 * 4 * 4 * sum(o.activation_copies for o in objectives)
     check_memory(float(per_base) * n * length, f"designing {n} sequences of {length} nt", dev)
 
 

@@ -14,6 +14,7 @@ The constraints' final check is :func:`gengen.dna.constraints.verify`, which sha
 
 from __future__ import annotations
 
+import copy
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -129,6 +130,13 @@ class EditRules:
         self.scanner = PatternScanner(c.avoid, length, device)
         self.gc = gc_count_bounds(c.gc, length) if c.gc is not None else None
 
+    def for_rows(self, rows: torch.Tensor) -> EditRules:
+        """The same rules for the designs ``rows`` only (their start sequences, in that order)."""
+        view = copy.copy(self)
+        if self.start is not None:
+            view.start = self.start[rows]
+        return view
+
     @property
     def soft_terms(self) -> bool:
         """Whether there is anything to penalise during optimisation (patterns or GC)."""
@@ -231,43 +239,19 @@ def _score_codes(predictor, codes: torch.Tensor, batch: int) -> torch.Tensor:
     return torch.cat(out) if out else torch.zeros(0, device=codes.device)
 
 
-def _substitution_scores_pwm(predictor, codes: torch.Tensor) -> torch.Tensor:
-    """Exact PWM scores of every single-base substitution, ``(N, L, 3)`` (substitution ``k`` at
-    position ``p`` puts base ``(c_p + k + 1) % 4``), in O(N·L·W): a substitution changes only the
-    windows that overlap it, so the rest is a prefix/suffix maximum over the unchanged windows."""
-    codes = codes.long()
-    weight = predictor.weight.to(codes.device, torch.float32)  # (2, 4, W): forward, reverse strand
-    n, length = codes.shape
-    width = weight.shape[-1]
-    n_pos = length - width + 1
-    one_hot = torch.eye(4, device=codes.device)[codes].transpose(1, 2)
-    full = predictor.window_scores(one_hot)  # (N, 2, P)
-    windows = full.amax(dim=1)  # (N, P): best strand per window start
-    neg = torch.full((n, 1), -torch.inf, device=codes.device)
-    prefix = torch.cat([neg, torch.cummax(windows, dim=1).values], dim=1)  # prefix[:, k] = max over q < k
-    suffix = torch.cat([torch.flip(torch.cummax(torch.flip(windows, [1]), dim=1).values, [1]), neg], dim=1)
-    pos = torch.arange(length, device=codes.device)
-    lo = (pos - width + 1).clamp(min=0)
-    hi = (pos + 1).clamp(max=n_pos)
-    best = torch.maximum(prefix[:, lo], suffix[:, hi])[:, :, None].expand(-1, -1, 3).contiguous()  # untouched windows
-    shift = (torch.arange(4, device=codes.device)[:, None] + torch.arange(1, 4, device=codes.device)) % 4  # (4, 3)
-    for j in range(width):  # the window starting at q = p - j holds p (in [j, j + P)) at its column j
-        c = codes[:, j : j + n_pos]
-        for strand in range(2):
-            col = weight[strand][:, j]  # (4,)
-            cand = full[:, strand, :, None] + (col[shift] - col[:, None])[c]  # (N, P, 3)
-            torch.maximum(best[:, j : j + n_pos], cand, out=best[:, j : j + n_pos])
-    return best
+def score_substitutions(predictor, codes: torch.Tensor) -> torch.Tensor:
+    """``(m, L, 3)`` exact scores (see :func:`_score_codes`) of every single-base substitution of codes
+    ``(m, L)``, a bounded batch of substituted sequences at a time: any model's way
+    (:meth:`gengen.dna.objectives.Objective.substitution_scores`)."""
+    m, length = codes.shape
+    batch = max(1, POSITIONS_PER_CALL // max(length, 1))
+    return _score_codes(predictor, _substitutions(codes.long()), batch).view(m, length, 3)
 
 
 def substitution_scores(objective: Objective, codes: torch.Tensor) -> torch.Tensor:
-    """``(m, L, 3)`` exact scores of every single-base substitution of ``codes`` ``(m, L)``."""
-    m, length = codes.shape
-    if objective.pwm is not None:
-        with torch.no_grad():
-            return _substitution_scores_pwm(objective.predictor, codes)
-    batch = max(1, POSITIONS_PER_CALL // max(length, 1))
-    return _score_codes(objective.predictor, _substitutions(codes.long()), batch).view(m, length, 3)
+    """``(m, L, 3)`` exact scores of every single-base substitution of ``codes`` ``(m, L)`` (the objective's
+    own way: a PWM's incrementally)."""
+    return objective.substitution_scores(codes)
 
 
 def _utilities(objectives, scores: list[torch.Tensor]) -> torch.Tensor:
@@ -285,7 +269,7 @@ def _current(objectives, codes: torch.Tensor) -> tuple[torch.Tensor, list[torch.
 def _chunk(length: int, objectives) -> int:
     """Designs per round-chunk: bounded candidates (3 L per design) for predictors, more for PWMs."""
     per = 3 * max(length, 1)
-    cheap = all(o.pwm is not None for o in objectives)
+    cheap = all(o.incremental for o in objectives)
     return max(1, (2**20 if cheap else POSITIONS_PER_CALL // max(length, 1)) // per)
 
 
@@ -335,6 +319,20 @@ def polish(codes: torch.Tensor, objectives: list[Objective], rules: EditRules, *
 
     _in_rounds(codes, active_of(scores, rows_all), _chunk(codes.shape[1], objectives), rounds, improve)
     return codes.to(torch.uint8)
+
+
+def polish_from_start(objectives: list[Objective], rules: EditRules, rounds: int) -> torch.Tensor:
+    """:func:`polish` (every design) from the start sequences, each distinct start climbed once: ``-n``
+    larger than the ``--from`` records cycles them, and the greedy search from one start is the same
+    for all its copies (a 10-record FASTA designed 50 times ran every climb 5 times)."""
+    start = rules.start
+    distinct, inverse = torch.unique(start, dim=0, return_inverse=True)
+    if len(distinct) == len(start):
+        return polish(start, objectives, rules, rounds=rounds, every_design=True)
+    order = torch.arange(len(start), device=start.device)
+    first = torch.full((len(distinct),), len(start), device=start.device).scatter_reduce(0, inverse, order, "amin")
+    climbed = polish(start[first], objectives, rules.for_rows(first), rounds=rounds, every_design=True)
+    return climbed[inverse]
 
 
 def _substitute(codes: torch.Tensor, rows: torch.Tensor, choice: torch.Tensor) -> None:

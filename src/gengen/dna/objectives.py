@@ -1,9 +1,14 @@
-"""What a design is pushed toward: one or several objectives, each a predictor with a target and a weight.
+"""What a design is pushed toward: one or several objectives, each a model with a target and a weight.
 
-An objective is a model mapping one-hot ``(N, 4, L)`` to one number per sequence -- a PWM
-(:class:`~gengen.dna.predictors.PWMPredictor`) or any torch predictor -- with a target (``"max"``,
-``"min"`` or a value to hit) and a weight. ``dna-design --objective SPEC`` builds them from
-``predictor=NAME_OR_DIR`` or ``motif=FILE_OR_JASPAR_ID``, ``target=max|min|VALUE`` and ``weight=W``.
+An objective is a model mapping one-hot ``(N, 4, L)`` (A, C, G, T) to one number per sequence with
+a target (``"max"``, ``"min"`` or a value to hit) and a weight. ``dna-design --objective SPEC`` names
+one as ``KIND=SOURCE[,key=value...]``: the kinds are a registry
+(:data:`gengen.registry.OBJECTIVE_KINDS`; one module each in :mod:`gengen.dna.objective_kinds`):
+``motif=FILE_OR_JASPAR_ID`` (a PWM), ``predictor=NAME_OR_DIR`` (a ``dna-train-predictor`` CNN),
+``model=FILE.pt`` (any TorchScript model) and ``python=FILE.py:FACTORY`` (the user's own code
+returning an ``nn.Module``), each with ``target=max|min|VALUE`` and ``weight=W``. A kind is a
+``parse`` (check the spec, read nothing) and ``build`` (load it) pair; :func:`register_objective_kind`
+adds one.
 
 **A common scale.** Objectives come in different units (PWM bits, a CNN's log signal), so before they
 are weighed each is standardised by its own spread over random sequences: ``u = (s - mean) / sd``,
@@ -21,8 +26,9 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -36,7 +42,7 @@ if TYPE_CHECKING:
 CALIBRATION_SEQUENCES = 2048
 CALIBRATION_BASES = 2**24  # at most this many random bases: sequences above 8,192 nt calibrate on fewer
 CALIBRATION_MIN_SEQUENCES = 256
-SPEC_KEYS = ("predictor", "motif", "target", "weight")
+COMMON_KEYS = ("target", "weight")  # every kind's; the rest of a spec is the kind's own
 
 
 def parse_target(target: str | float) -> str | float:
@@ -56,30 +62,55 @@ def parse_target(target: str | float) -> str | float:
     return value
 
 
+# --------------------------------------------------------------------------------------------------
+# Specs: what the user typed, parsed before anything is read
+
+
 @dataclass
 class ObjectiveSpec:
-    """A parsed ``--objective`` value: which model (``kind`` 'predictor' or 'motif', ``source``), its
-    target and weight. :func:`parse_objective` makes it; the CLI loads the model."""
+    """A parsed ``--objective`` value: its ``kind`` (a registered objective kind) and ``source``, target,
+    weight, the kind's own ``options`` (e.g. ``output`` and ``layout`` of a ``model``), the ``inputs`` it
+    reads (set by the kind's ``parse``) and the ``text`` it was parsed from. :func:`parse_objective`
+    makes it; :func:`load_objectives` builds it."""
 
     kind: str
     source: str
     target: str | float = "max"
     weight: float = 1.0
+    options: dict[str, str] = field(default_factory=dict)
+    inputs: tuple[str, ...] = ()
+    text: str = ""
+
+    @property
+    def where(self) -> str:
+        """How errors name the spec: ``--objective 'model=m.pt,output=3'``."""
+        return f"--objective {self.text or f'{self.kind}={self.source}'!r}"
+
+    def refuse_options(self, allowed: tuple[str, ...] = ()) -> None:
+        """A one-line error for any of the kind's options that is not in ``allowed`` (what a kind's
+        ``parse`` calls first)."""
+        unknown = [k for k in self.options if k not in allowed]
+        if unknown:
+            keys = ", ".join((self.kind, *allowed, *COMMON_KEYS))
+            raise GengenError(f"{self.where}: unknown key {unknown[0]!r} for {self.kind}=; the keys are {keys}.")
 
 
 def parse_objective(spec: str) -> ObjectiveSpec:
-    """Parse ``predictor=NAME,target=min,weight=0.5`` (or ``motif=MA0139.2,...``) into an :class:`ObjectiveSpec`.
+    """Parse ``predictor=NAME,target=min,weight=0.5`` (or ``motif=MA0139.2,...``, ``model=m.pt,output=2``,
+    ``python=mine.py:make,channels=64``) into an :class:`ObjectiveSpec`, reading nothing.
 
     Parameters
     ----------
-    spec : comma-separated ``key=value`` pairs; keys ``predictor`` or ``motif`` (exactly one),
-        ``target`` (``max``, ``min`` or a number; default ``max``) and ``weight`` (a positive number;
-        default 1).
+    spec : comma-separated ``key=value`` pairs: exactly one objective kind (``motif``, ``predictor``,
+        ``model``, ``python`` or a registered one) naming the source, ``target`` (``max``, ``min`` or
+        a number; default ``max``), ``weight`` (a positive number; default 1) and the kind's own keys.
 
     Returns
     -------
-    The parsed spec; any mistake is a one-line :class:`GengenError` quoting the spec.
+    The parsed spec, checked by its kind; any mistake is a one-line :class:`GengenError` quoting the spec.
     """
+    from gengen.registry import OBJECTIVE_KINDS
+
     text = str(spec).strip()
     where = f"--objective {text!r}"
     if not text:
@@ -90,19 +121,24 @@ def parse_objective(spec: str) -> ObjectiveSpec:
         if not part:
             raise GengenError(f"{where}: an empty item between commas; write key=value pairs separated by commas.")
         key, sep, value = part.partition("=")
-        key, value = key.strip().lower(), value.strip()
-        if not sep:
-            raise GengenError(f"{where}: {part!r} is not key=value (keys: {', '.join(SPEC_KEYS)}).")
-        if key not in SPEC_KEYS:
-            raise GengenError(f"{where}: unknown key {key!r}; the keys are {', '.join(SPEC_KEYS)}.")
+        key, value = key.strip(), value.strip()
+        if key.lower() in (*OBJECTIVE_KINDS.names(), *COMMON_KEYS):
+            key = key.lower()
+        if not sep or not key:
+            raise GengenError(f"{where}: {part!r} is not key=value (keys: {', '.join(OBJECTIVE_KINDS.names())}, "
+                              f"{', '.join(COMMON_KEYS)} and the kind's own).")
         if key in values:
             raise GengenError(f"{where}: {key} is given twice.")
         if not value:
             raise GengenError(f"{where}: {key}= has no value.")
         values[key] = value
-    models = [k for k in ("predictor", "motif") if k in values]
-    if len(models) != 1:
-        raise GengenError(f"{where}: give exactly one of predictor=NAME_OR_DIR or motif=FILE_OR_JASPAR_ID.")
+    kinds = [k for k in values if k in OBJECTIVE_KINDS]
+    options = {k: v for k, v in values.items() if k not in kinds and k not in COMMON_KEYS}
+    if not kinds and options:
+        raise GengenError(f"{where}: unknown key {next(iter(options))!r} without an objective kind; give exactly one "
+                          f"of {OBJECTIVE_KINDS.usage()}, then {', '.join(COMMON_KEYS)} and the kind's own keys.")
+    if len(kinds) != 1:
+        raise GengenError(f"{where}: give exactly one of {OBJECTIVE_KINDS.usage()}.")
     try:
         target = parse_target(values.get("target", "max"))
     except GengenError:
@@ -118,15 +154,76 @@ def parse_objective(spec: str) -> ObjectiveSpec:
                 f"{where}: weight must be a positive number, got {values['weight']!r} (to push a score down use "
                 "target=min)."
             )
-    return ObjectiveSpec(models[0], values[models[0]], target, weight)
+    kind = kinds[0]
+    parsed = ObjectiveSpec(kind, values[kind], target, weight, options, (values[kind],), text)
+    return OBJECTIVE_KINDS[kind].parser()(parsed)
+
+
+def register_objective_kind(name: str, parse: Callable | str, build: Callable | str | None = None, *,
+                            label: str | None = None, length: Callable | str | None = None, help: str = "",  # noqa: A002
+                            replace: bool = False) -> None:
+    """Add an objective kind, so ``--objective NAME=SOURCE,...`` (and :func:`load_objectives`) know it.
+
+    >>> def parse(spec):              # check the spec's own keys; read nothing
+    ...     spec.refuse_options(("scale",))
+    ...     return spec
+    >>> def build(spec, context):     # load it
+    ...     return Objective(MyModel(spec.source, float(spec.options.get("scale", 1))), spec.target,
+    ...                      spec.weight, name=spec.source)
+    >>> register_objective_kind("mine", parse, build, label="FILE")
+
+    Parameters
+    ----------
+    name : the spec key naming the source (``name=SOURCE``).
+    parse : ``parse(spec: ObjectiveSpec) -> ObjectiveSpec``: check ``spec.options`` (its own keys; call
+        :meth:`ObjectiveSpec.refuse_options`) and set ``spec.inputs`` (the files it reads), raising a
+        :class:`GengenError` for a mistake; or a module path holding ``parse``, ``build`` (and
+        optionally ``trained_length``).
+    build : ``build(spec, context: ObjectiveContext) -> Objective``.
+    label : what the source is, for help and errors.
+    length : ``length(spec) -> (name, length) | None``: the sequence length the source was trained on,
+        read without loading it (design then takes it as its default length and refuses another).
+    help : one sentence for ``--help``.
+    replace : allow replacing a kind of the same name.
+
+    Returns
+    -------
+    None; the kind is in :data:`gengen.registry.OBJECTIVE_KINDS`.
+    """
+    from gengen.registry import OBJECTIVE_KINDS
+
+    OBJECTIVE_KINDS.register(name, parse, build, label=label, length=length, help=help, replace=replace)
+
+
+@dataclass
+class ObjectiveContext:
+    """How objectives are built: where (``device``), whether to say what was read (``quiet``), the
+    sequence length they will score when known (``length``: each objective is checked on it) and
+    whether their gradients are needed (``gradient``: a gradient design), and how motif files are read."""
+
+    device: str | torch.device = "cpu"
+    quiet: bool = True
+    length: int | None = None
+    gradient: bool = False
+    motif_format: str | None = None
+    motif_name: str | None = None
+    pseudocount: float = 1.0
+
+
+# --------------------------------------------------------------------------------------------------
+# Objectives
 
 
 @dataclass
 class Objective:
     """One objective of a design: ``predictor`` (one-hot ``(N, 4, L)`` -> ``(N,)``), ``target``, ``weight``.
 
-    ``center`` and ``scale`` standardise its scores (set by :func:`calibrate`); ``pwm`` is the motif of a
-    :class:`~gengen.dna.predictors.PWMPredictor` (for hits and logos).
+    ``center`` and ``scale`` standardise its scores (set by :func:`calibrate`). What an objective
+    needs to know about its model is asked through its methods (:meth:`evaluate`, :meth:`exact`,
+    :meth:`substitution_scores`, :meth:`check_length`, :attr:`pwm`), never by testing the model's type
+    elsewhere: an objective over a :class:`~gengen.dna.predictors.PWMPredictor` is a
+    :class:`~gengen.dna.objective_kinds.motif.MotifObjective` (made by ``Objective(...)`` itself), which
+    scores a PWM its own, faster way.
     """
 
     predictor: nn.Module
@@ -136,6 +233,18 @@ class Objective:
     center: float = 0.0
     scale: float = 1.0
 
+    # memory per base of a design step, in float32 copies of the one-hot batch (the model's activations)
+    activation_copies = 8
+    # whether substitution_scores is cheaper than scoring every substituted sequence (more designs per chunk)
+    incremental = False
+
+    def __new__(cls, predictor: nn.Module | None = None, *args: Any, **kwargs: Any):
+        if cls is Objective and getattr(predictor, "pwm", None) is not None:  # the one place a PWM is told apart
+            from gengen.dna.objective_kinds.motif import MotifObjective
+
+            cls = MotifObjective
+        return super().__new__(cls)
+
     def __post_init__(self) -> None:
         self.target = parse_target(self.target)
         if not (math.isfinite(float(self.weight)) and self.weight > 0):
@@ -143,35 +252,33 @@ class Objective:
 
     @property
     def pwm(self) -> PWM | None:
-        return getattr(self.predictor, "pwm", None)
+        """The motif this objective scans (its hits annotate designs); None for any other model."""
+        return None
 
     @property
     def is_value(self) -> bool:
         return not isinstance(self.target, str)
 
     def evaluate(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(score the loss sees, exact score) of ``x`` ``(N, 4, L)``; both ``(N,)``.
-
-        For a PWM the loss sees the smooth maximum over windows (every window gets gradient), or the
-        exact best window when a value is to be hit (the smooth maximum sits above the reported one);
-        the exact score is the best window, which is the reported score when ``x`` is one-hot. Any
-        other predictor gives one output for both.
-        """
-        pwm = self.pwm
-        if pwm is None:
-            out = self.predictor(x)
-            return out, out
-        windows = self.predictor.window_scores(x).flatten(1)
-        exact = windows.amax(dim=1)
-        tau = self.predictor.tau
-        if self.is_value or tau <= 0:
-            return exact, exact
-        return tau * torch.logsumexp(windows / tau, dim=1), exact
+        """(score the loss sees, exact score) of ``x`` ``(N, 4, L)``; both ``(N,)``. A model gives its
+        output for both (a PWM's loss sees a smooth maximum over windows)."""
+        out = self.predictor(x)
+        return out, out
 
     def exact(self, x: torch.Tensor) -> torch.Tensor:
-        """``(N,)`` the reported score of one-hot ``x``: a PWM's best window, else the predictor's output."""
-        pwm = self.pwm
-        return self.predictor(x) if pwm is None else self.predictor.window_scores(x).flatten(1).amax(dim=1)
+        """``(N,)`` the reported score of one-hot ``x``: the model's output (a PWM's best window)."""
+        return self.predictor(x)
+
+    def substitution_scores(self, codes: torch.Tensor) -> torch.Tensor:
+        """``(m, L, 3)`` exact scores of every single-base substitution of codes ``(m, L)`` (substitution
+        ``k`` at position ``p`` puts base ``(c_p + k + 1) % 4``), a bounded batch at a time."""
+        from gengen.dna.greedy import score_substitutions
+
+        return score_substitutions(self.predictor, codes)
+
+    def check_length(self, length: int, *, gradient: bool = False) -> None:
+        """Refuse (one line) a sequence length this objective cannot score, and with ``gradient`` a model
+        whose score has no gradient for design to follow. A plain model: nothing to check."""
 
     def utility(self, score: torch.Tensor) -> torch.Tensor:
         """Standardised 'higher is better' value of raw scores (see the module docstring)."""
@@ -199,18 +306,15 @@ def as_objectives(objectives, target: str | float | None = None) -> list[Objecti
     """A predictor module (with ``target``, default ``"max"``), an :class:`Objective` or a list of them,
     as a list of objectives."""
     if isinstance(objectives, nn.Module):
-        return [Objective(objectives, "max" if target is None else target, name=_module_name(objectives))]
+        obj = Objective(objectives, "max" if target is None else target)
+        obj.name = obj.pwm.name if obj.pwm is not None else type(objectives).__name__
+        return [obj]
     out = [objectives] if isinstance(objectives, Objective) else list(objectives)
     if not out or not all(isinstance(o, Objective) for o in out):
         raise GengenError("design needs a predictor, an Objective or a list of Objectives.")
     if target is not None:
         raise GengenError("give each Objective its own target instead of target=.")
     return out
-
-
-def _module_name(module: nn.Module) -> str:
-    pwm = getattr(module, "pwm", None)
-    return pwm.name if pwm is not None else type(module).__name__
 
 
 def column_names(objectives: list[Objective]) -> list[str]:
@@ -260,7 +364,8 @@ def calibrate(
 
     Returns
     -------
-    The random sequences' exact scores ``(n, K)`` (the reference cloud of the trade-off figure).
+    The random sequences' exact scores ``(n, K)`` (the reference cloud of the trade-off figure). An
+    objective that gives NaN or infinity for any of them is a one-line error.
     """
     from gengen.io.sequences import codes_to_one_hot
 
@@ -270,10 +375,19 @@ def calibrate(
     scores = np.concatenate([exact_scores(objectives, codes_to_one_hot(codes[i : i + rows], device=device))
                              for i in range(0, n, rows)])
     for obj, col in zip(objectives, scores.T):
+        bad = int((~np.isfinite(col)).sum())
+        if bad:
+            raise GengenError(f"objective {obj.name!r} gives NaN or infinite scores for {bad} of {len(col)} random "
+                              f"sequences of {length} nt; it must give a finite number for every sequence (check the "
+                              "model's weights and its output for one-hot input).")
         sd = float(np.std(col, ddof=1)) if len(col) > 1 else 0.0
         obj.center = float(np.mean(col))
         obj.scale = sd if math.isfinite(sd) and sd > 1e-12 else 1.0  # a constant predictor: raw units
     return scores
+
+
+# --------------------------------------------------------------------------------------------------
+# Loading what the user named
 
 
 def load_objectives(
@@ -287,85 +401,72 @@ def load_objectives(
     pseudocount: float = 1.0,
     device: str | torch.device = "cpu",
     quiet: bool = True,
+    length: int | None = None,
+    gradient: bool = False,
 ) -> tuple[list[Objective], PWM | None]:
-    """The objectives of ``dna-design`` / ``dna-generate``: each ``--objective`` spec, or the one-objective
-    shorthand (``predictor`` with ``target``, else ``motif``; a motif given with a predictor only
-    annotates the designs with its best hits).
+    """The objectives of ``dna-design`` / ``dna-generate`` / ``dna-score``: each ``--objective`` spec, or
+    the one-objective shorthand (``predictor`` with ``target``, else ``motif``; a motif given with a
+    predictor only annotates the designs with its best hits).
 
     Parameters
     ----------
-    specs : ``--objective`` values (see :func:`parse_objective`); exclusive with the shorthand.
+    specs : ``--objective`` values (see :func:`parse_objective`); exclusive with the shorthand. Every
+        spec is parsed before any is loaded.
     motif, predictor, target : the shorthand.
     motif_format, motif_name, pseudocount : how motif files are read (every motif).
-    device : where predictors are loaded.
+    device : where models are loaded.
     quiet : no status lines (each motif is announced with how it was read).
+    length : the sequence length they will score, when known: each objective is checked on it now
+        (a model by a forward pass), so a length it cannot take is refused before any work.
+    gradient : with ``length``, also refuse a model whose score carries no gradient (gradient design).
 
     Returns
     -------
     (objectives, the motif that annotates predictor-only designs or None).
     """
-    from pathlib import Path
+    from gengen.dna.objective_kinds.motif import read_motif
+    from gengen.registry import OBJECTIVE_KINDS
 
-    from gengen.dna.predictors import CNNPredictor, PWMPredictor
-    from gengen.io.motifs import load_motif
-    from gengen.runtime import log
-
-    def read_motif(spec: str) -> PWM:
-        pwm = load_motif(spec, fmt=motif_format, name=motif_name, pseudocount=pseudocount, quiet=quiet)
-        log(f"motif {pwm.name}: {pwm.length} bp, consensus {pwm.consensus}, best possible score {pwm.max_score:.3f}"
-            + (f" (read as {pwm.layout})" if pwm.layout else ""), quiet)
-        return pwm
-
+    context = ObjectiveContext(device=device, quiet=quiet, length=length, gradient=gradient,
+                               motif_format=motif_format, motif_name=motif_name, pseudocount=pseudocount)
+    annotation = None
     if specs:
         if motif or predictor or target != "max":
             raise GengenError("--objective replaces --motif, --predictor and --target: give every objective as "
                               "--objective (e.g. --objective motif=MA0139.2,target=max).")
         parsed = [parse_objective(s) for s in specs]  # all parsed before any is loaded
-        out = []
-        for p in parsed:
-            if p.kind == "motif":
-                module = PWMPredictor(read_motif(p.source))
-                name = module.pwm.name
-            else:
-                module, name = CNNPredictor.load(p.source, device=device), Path(p.source).name
-            out.append(Objective(module, p.target, p.weight, name=name))
-        annotation = None
     else:
         target = parse_target(target)
-        annotation = read_motif(motif) if motif else None
         if predictor:
-            out = [Objective(CNNPredictor.load(predictor, device=device), target, name=Path(predictor).name)]
-        elif annotation is None:
+            parsed = [ObjectiveSpec("predictor", str(predictor), target, text=f"predictor={predictor}")]
+            annotation = read_motif(motif, context) if motif else None
+        elif motif:
+            parsed = [ObjectiveSpec("motif", str(motif), target, text=f"motif={motif}")]
+        else:
             raise GengenError("give --motif (file or JASPAR id), --predictor (a dna-train-predictor model) or "
                               "--objective.")
-        else:
-            out, annotation = [Objective(PWMPredictor(annotation), target, name=annotation.name)], None
-    for o in out:
-        if o.pwm is not None and o.is_value and o.target > o.pwm.max_score:
-            log(f"note: target {o.target:g} is above {o.name}'s best possible score {o.pwm.max_score:.3f}; the "
-                "designs can only approach the consensus", quiet)
+    out = [OBJECTIVE_KINDS[p.kind].builder()(p, context) for p in parsed]
+    if length is not None:
+        for o in out:
+            o.check_length(length, gradient=gradient)
     return out, annotation
 
 
 def trained_lengths(predictor: str | None = None, specs: list[str] | None = None) -> dict[str, int]:
-    """The sequence length each ``dna-train-predictor`` model among the objectives (``--predictor``,
-    ``--objective predictor=...``) was trained on, by name, read from its config.json alone so it is
-    known before anything is loaded. A model that cannot be read is left out (loading it says why)."""
-    from pathlib import Path
+    """The sequence length each objective's model was trained on, by name, where its kind can read it
+    without loading the model (``dna-train-predictor`` models from their config.json, TorchScript
+    archives from their ``gengen.json``), so it is known before anything is loaded. A source that cannot
+    be read is left out (loading it says why)."""
+    from gengen.registry import OBJECTIVE_KINDS
 
-    from gengen.checkpoint import read_config, resolve_model
-
-    sources = [predictor] if predictor else []
-    sources += [p.source for p in map(parse_objective, specs or []) if p.kind == "predictor"]
+    parsed = [ObjectiveSpec("predictor", str(predictor))] if predictor else []
+    parsed += [parse_objective(s) for s in specs or []]
     out = {}
-    for source in sources:
-        try:
-            cfg = read_config(resolve_model(source, "dna-predictor"))
-        except (GengenError, OSError):
-            continue
-        length = cfg.get("length") if isinstance(cfg, dict) and cfg.get("pipeline") == "dna-predictor" else None
-        if isinstance(length, int) and length > 0:
-            out[Path(source).name] = length
+    for p in parsed:
+        reader = OBJECTIVE_KINDS[p.kind].trained_length()
+        found = reader(p) if reader is not None else None
+        if found:
+            out[found[0]] = found[1]
     return out
 
 
@@ -432,4 +533,4 @@ def design_length(trained: dict[str, int], length: int | None = None, *, gan_len
 
 def objective_inputs(specs: list[str] | None) -> list[str]:
     """The files or model names ``--objective`` specs read (for :func:`gengen.runtime.plan_outputs`)."""
-    return [parse_objective(s).source for s in specs or []]
+    return [path for s in specs or [] for path in parse_objective(s).inputs]

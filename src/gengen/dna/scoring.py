@@ -15,6 +15,7 @@ from gengen.errors import GengenError
 if TYPE_CHECKING:
     import pandas as pd
 
+    from gengen.dna.objectives import Objective
     from gengen.io.motifs import PWM
 
 
@@ -26,12 +27,14 @@ def score_records(
     *,
     predictor_windows: bool = False,
     predictor_name: str = "predictor",
+    objectives: list[Objective] | None = None,
     quiet: bool = True,
 ) -> tuple[pd.DataFrame, list[str]]:
-    """Score FASTA records of any lengths with a motif (best window, both strands) and/or a predictor.
+    """Score FASTA records of any lengths with a motif (best window, both strands), a predictor and/or
+    objectives (:mod:`gengen.dna.objectives`: a ``score_<name>`` column each).
 
     Returns a table in record order (id, length, gc, motif_score, fraction_of_max, hit_start 1-based,
-    hit_strand, predictor_score) and notes for the user. Records that cannot be scored get NaN rather
+    hit_strand, predictor_score, score_<name>...) and notes for the user. Records that cannot be scored get NaN rather
     than stopping the whole file: shorter than the motif (or empty). ``ambiguous``: ``uniform`` scores
     N/IUPAC positions as 0.25 per base; ``skip`` scores only motif windows free of them (NaN when none
     is) and gives no predictor score to records that hold any; ``error`` refuses such records.
@@ -40,7 +43,10 @@ def score_records(
     CNN) scores only records of that length: others are refused in one line
     (:func:`gengen.dna.objectives.check_trained_length`, the check ``dna-design`` makes), unless
     ``predictor_windows``: then each record is scored by its best window of that length (stride 1;
-    ``predictor_window_start``, 1-based), and records shorter than it get NaN.
+    ``predictor_window_start``, 1-based), and records shorter than it get NaN. An objective whose model
+    records its trained length (a TorchScript export of such a CNN) is treated the same way
+    (``window_start_<name>``); any other objective is checked on every record length before any record
+    is scored (:meth:`~gengen.dna.objectives.Objective.check_length`: a model by a forward pass).
     """
     import pandas as pd
 
@@ -56,15 +62,27 @@ def score_records(
         if ambiguous == "error" and (c == 4).any():
             raise GengenError(f"record {name!r} has ambiguous bases; use --ambiguous uniform or skip.")
         codes_list.append(c)
-    trained = getattr(model, "length", None) if model is not None else None
-    if trained and not predictor_windows:
-        from gengen.dna.objectives import check_trained_length
+    from gengen.dna.objectives import check_trained_length, column_names
 
-        for length in sorted({len(c) for c in codes_list} - {0, trained}):
-            check_trained_length({predictor_name: trained}, length, how="records of {asked} nt differ",
-                                 fix="score {n}-nt sequences, or give --predictor-windows to score each record by its "
-                                 "best {n}-nt window.")
-    by_windows = bool(trained) and predictor_windows
+    scorers = []  # (score column, window column, model, the length it was trained on or None)
+    if model is not None:
+        scorers.append(("predictor_score", "predictor_window_start", model, getattr(model, "length", None),
+                        predictor_name))
+    objectives = list(objectives or [])
+    for obj, col in zip(objectives, column_names(objectives)):
+        scorers.append((col, "window_start_" + col.removeprefix("score_"), obj.predictor,
+                        getattr(obj.predictor, "length", None), obj.name))
+    lengths = sorted({len(c) for c in codes_list} - {0})
+    for _, _, _, trained, name in scorers:
+        if trained and not predictor_windows:
+            for length in sorted(set(lengths) - {trained}):
+                check_trained_length({name: trained}, length, how="records of {asked} nt differ",
+                                     fix="score {n}-nt sequences, or give --predictor-windows to score each record by "
+                                     "its best {n}-nt window.")
+    for obj in objectives:  # every length it will see, before any record is scored
+        trained = getattr(obj.predictor, "length", None)
+        for length in ([trained] if trained and predictor_windows else lengths):
+            obj.check_length(length)
     by_len: dict[int, list[int]] = {}
     for i, c in enumerate(codes_list):
         by_len.setdefault(len(c), []).append(i)
@@ -101,17 +119,17 @@ def score_records(
                 cols["hit_start"] = pd.array(np.where(start >= 0, start + 1, 0), dtype="Int64")
                 cols["hit_start"][start < 0] = pd.NA  # no hit: empty in the TSV, not position 0
                 cols["hit_strand"] = np.where(start < 0, "", np.where(strand == 0, "+", "-"))
-            if model is not None:
+            for col, window_col, scorer_model, trained, _ in scorers:
                 pred = np.full(len(idx), np.nan)
-                if by_windows:
-                    pred, at = best_windows(model, codes, trained, skip=ambiguous == "skip", quiet=quiet)
-                    cols["predictor_window_start"] = pd.array(np.where(at >= 0, at + 1, 0), dtype="Int64")
-                    cols["predictor_window_start"][at < 0] = pd.NA
+                if trained and predictor_windows:
+                    pred, at = best_windows(scorer_model, codes, trained, skip=ambiguous == "skip", quiet=quiet)
+                    cols[window_col] = pd.array(np.where(at >= 0, at + 1, 0), dtype="Int64")
+                    cols[window_col][at < 0] = pd.NA
                 elif length:
-                    pred = report_scores(model, codes_to_one_hot(codes))["score"]
+                    pred = report_scores(scorer_model, codes_to_one_hot(codes))["score"]
                     if ambiguous == "skip":
                         pred[has_n] = np.nan
-                cols["predictor_score"] = pred
+                cols[col] = pred
             parts.append(pd.DataFrame(cols).set_index(pd.Index(idx)))
     table = pd.concat(parts).sort_index() if parts else pd.DataFrame()
     if scorer is not None:
@@ -122,6 +140,8 @@ def score_records(
             free = int((table["length"] >= scorer.width).sum()) - int(table["motif_score"].notna().sum())
             if free:
                 notes.append(f"{free} record(s) have no motif window free of N/IUPAC bases (NaN; --ambiguous skip)")
+    trained = getattr(model, "length", None) if model is not None else None
+    by_windows = bool(trained) and predictor_windows
     missing = int(table["predictor_score"].isna().sum()) if model is not None else 0
     if by_windows:
         short = int(((table["length"] > 0) & (table["length"] < trained)).sum())
@@ -136,6 +156,13 @@ def score_records(
                      "skip)")
     elif model is not None and int((table["length"] == 0).sum()):
         notes.append(f"{int((table['length'] == 0).sum())} empty record(s) have no predictor score (NaN)")
+    for col, _, _, trained, name in scorers[1 if model is not None else 0:]:
+        if trained and predictor_windows:
+            notes.append(f"{name}: scores are each record's best {trained}-nt window (stride 1; "
+                         f"window_start_{col.removeprefix('score_')}, 1-based)")
+        elif (missing := int(table[col].isna().sum())):
+            notes.append(f"{missing} record(s) have no {name} score (NaN: empty" + (", or N/IUPAC bases with "
+                         "--ambiguous skip" if ambiguous == "skip" else "") + ")")
     return table, notes
 
 
@@ -189,10 +216,11 @@ def score_file(
     ambiguous: str = "uniform",
     device: str = "cpu",
     predictor_windows: bool = False,
+    objectives: list[Objective] | None = None,
     quiet: bool = True,
 ) -> tuple[pd.DataFrame, list[str]]:
-    """``dna-score``: score a FASTA's records with a motif and/or a predictor (a model directory or store
-    name), and optionally with an independent 6-mer ridge fitted on all of ``independent = (probes FASTA,
+    """``dna-score``: score a FASTA's records with a motif, a predictor (a model directory or store
+    name) and/or ``objectives`` (a ``score_<name>`` column each), and optionally with an independent 6-mer ridge fitted on all of ``independent = (probes FASTA,
     labels CSV)`` (transformed by ``transform``). ``predictor_windows``: score records longer than the
     predictor's training length by their best window of that length (see :func:`score_records`).
 
@@ -206,9 +234,9 @@ def score_file(
     records = read_fasta_records(path)
     model = CNNPredictor.load(predictor, device=device) if predictor else None
     table, notes = score_records(records, pwm=pwm, model=model, ambiguous=ambiguous, quiet=quiet,
-                                 predictor_windows=predictor_windows,
+                                 predictor_windows=predictor_windows, objectives=objectives,
                                  predictor_name=Path(predictor).name if predictor else "predictor")
-    if pwm is not None and model is None and table["motif_score"].isna().all():
+    if pwm is not None and model is None and not objectives and table["motif_score"].isna().all():
         raise GengenError(f"no record of {str(path)!r} can be scored with the {pwm.length}-bp motif: "
                           + "; ".join(notes) + ".")
     lines = [f"note: {note}" for note in notes]
@@ -233,6 +261,11 @@ def score_file(
         lines.append(f"scored {int(table[col].notna().sum())} of {len(table)} sequences: mean {col} "
                      f"{table[col].mean():.3f}" + (f" ({100 * table['fraction_of_max'].mean():.1f}% of the consensus "
                                                    f"max {pwm.max_score:.3f})" if pwm else ""))
+    if objectives:
+        from gengen.dna.objectives import column_names
+
+        lines += [f"{o.name}: mean {col} {table[col].mean():.3f} over {int(table[col].notna().sum())} sequences"
+                  for o, col in zip(objectives, column_names(objectives))]
     return table, lines
 
 

@@ -332,12 +332,14 @@ class GGANModel(SavedModel):
                 history.attrs["seconds"] += more.attrs["seconds"]
             gen.eval()
             if best_epoch == 0 and recipe.ridge_init:
-                log(f"final model: the ridge map refitted on all {X.shape[0]} profiles", quiet)
+                log(f"final model: the ridge start, not a trained network: the ridge map refitted on all "
+                    f"{X.shape[0]} profiles (training.png says so too)", quiet)
             else:
                 log(f"refitted on all {X.shape[0]} profiles for {best_epoch} epoch(s)", quiet)
         metrics = {
             "best_epoch": history.attrs["best_epoch"],
             "best_val_mae": history.attrs["best_val_mae"],
+            "start_val_mae": _finite(history.attrs.get("start_val_mae")),
             "gain_se": _finite(history.attrs.get("gain_se")),
             "rejected_epoch": int(history.attrs.get("rejected_epoch", 0)),
             "epochs_run": len(history),
@@ -497,6 +499,26 @@ class GGANModel(SavedModel):
         Y = self.predict_array(self.align(data, fill_missing, quiet))
         return pd.DataFrame(Y, index=data.obs_names, columns=self.targets)
 
+    def saved_model_note(self) -> str:
+        """Which weights this model holds, in one line (the training plot's subtitle): the ridge start
+        (and why no trained epoch replaced it) or the kept epoch, and whether it was refitted."""
+        m, r = self.metrics or {}, self.recipe
+        if "best_epoch" not in m or m.get("phase"):  # no training record, or an unfinished run
+            return ""
+        best = int(m["best_epoch"])
+        refit = f"; refitted on all {m['n_train']} profiles" if m.get("refit") and m.get("n_train") else ""
+        if r.ridge_init and best == 0:
+            gain, rejected = m.get("gain_se"), int(m.get("rejected_epoch") or 0)
+            why = (f"the best trained epoch ({rejected}) beat it on validation by only {gain:.1f} standard errors "
+                   f"(< {r.start_margin:g})" if rejected and gain is not None
+                   else "no trained epoch beat it on validation")
+            return f"saved model: the ridge start, not a trained network ({why}){refit}"
+        if best == 0:
+            return f"saved model: the untrained start (no epoch had a lower validation MAE){refit}"
+        gain = m.get("gain_se")
+        better = f", {gain:.1f} standard errors better than the ridge start" if r.ridge_init and gain is not None else ""
+        return f"saved model: the network of epoch {best} (lowest validation MAE{better}){refit}"
+
     def same_gene_targets(self) -> list[str]:
         """Targets that are the same gene as a landmark (another probe): scored separately."""
         lm = set(self.landmark_genes)
@@ -543,7 +565,10 @@ class GGANModel(SavedModel):
             if history is not None and len(history):
                 history.to_csv(tmp / "history.csv", index=False)
                 if plot:
-                    plot_history(history, tmp / "training.png")
+                    m = self.metrics or {}
+                    plot_history(history, tmp / "training.png", saved=self.saved_model_note(),
+                                 start_mae=m.get("start_val_mae") if self.recipe.ridge_init else None,
+                                 best_epoch=m.get("best_epoch"))
 
         return tensors, self.config(), extras
 
@@ -677,16 +702,36 @@ def landmarks_and_targets(
     return landmarks, targets
 
 
-def plot_history(history: pd.DataFrame, path) -> Path:
-    """Losses and train/validation MAE per epoch."""
-    from gengen.plots import plot_curves
+def plot_history(history: pd.DataFrame, path, *, saved: str = "", start_mae: float | None = None,
+                 best_epoch: int | None = None) -> Path:
+    """Losses and train/validation MAE per epoch, and which model the folder holds.
 
-    return plot_curves(
-        history,
-        [
-            ("generator / discriminator loss", ["g_loss", "d_loss"]),
-            ("MAE (z-scored targets)", ["train_mae", "val_mae"]),
-        ],
-        path,
-        title="GGAN training",
-    )
+    ``saved`` (a line under the title) says what was kept (:meth:`GGANModel.saved_model_note`); the
+    validation MAE of the ridge start (``start_mae``) is drawn as a line, labelled as the saved model
+    when ``best_epoch`` is 0, else the kept epoch is marked: the curves alone show every trained
+    epoch, and a reader would take the last one, or the lowest, for the model.
+    """
+    from gengen.plots import pyplot, save_figure
+
+    plt = pyplot()
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.9), squeeze=False)
+    panels = [("generator / discriminator loss", ["g_loss", "d_loss"]), ("MAE (z-scored targets)", ["train_mae", "val_mae"])]
+    for ax, (title, cols) in zip(axes[0], panels, strict=True):
+        for col in cols:
+            if col in history.columns and history[col].notna().any():
+                ax.plot(history["epoch"], history[col], label=col.replace("_", " "))
+        ax.set_xlabel("epoch")
+        ax.set_title(title)
+    mae = axes[0][1]
+    if start_mae is not None:
+        mae.axhline(start_mae, color="#c0392b", ls="--", lw=1.2,
+                    label="ridge start, validation" + (": the saved model" if best_epoch == 0 else ""))
+    if best_epoch:
+        mae.axvline(best_epoch, color="k", ls=":", lw=1, label=f"epoch {best_epoch}: the saved model")
+    for ax in axes[0]:
+        ax.legend(frameon=False, fontsize=8)
+    import textwrap
+
+    fig.suptitle("\n".join(["GGAN training", *textwrap.wrap(saved, 100)]), fontsize=10)
+    fig.tight_layout()
+    return save_figure(fig, path)

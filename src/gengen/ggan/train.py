@@ -413,6 +413,7 @@ def _fit(gen, disc, xt, yt, xv, yv, recipe: GGANRecipe, device, quiet: bool, on_
     history.attrs["precision"] = precision
     history.attrs["best_epoch"] = int(best[1]) if best[2] is not None else len(rows)
     history.attrs["best_val_mae"] = float(best[0]) if best[2] is not None else float("nan")
+    history.attrs["start_val_mae"] = float(start[0]) if start is not None else float("nan")  # epoch 0's
     return history
 
 
