@@ -124,7 +124,7 @@ def _load(taxon: str, collection: str) -> MotifDatabase:
     try:
         from pyjaspar import jaspar_releases, jaspardb
     except ImportError:  # pragma: no cover - a declared dependency
-        raise GengenError("JASPAR matching needs the 'pyjaspar' package (pip install 'pyjaspar>=4').") from None
+        raise GengenError("JASPAR matching needs the 'pyjaspar' package (pip install 'pyjaspar>=3.0').") from None
     if JASPAR_RELEASE not in jaspar_releases:
         raise GengenError(f"the installed pyjaspar does not ship {JASPAR_RELEASE}; install pyjaspar>=3.0.")
     with warnings.catch_warnings(), open(os.devnull, "w") as null:
