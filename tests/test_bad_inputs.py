@@ -973,6 +973,23 @@ add(case("dna-score-model-layout", "dna-score @probes.fa --objective model=m.pt 
          needle="layout=NLC"))
 add(case("dna-score-model-several-outputs", "dna-score @probes.fa --objective model=m.pt", {"m.pt": _scripted("three")},
          needle="output=INDEX"))
+# dna-explain takes the same model objectives: each refused in one line before any work
+EXPLAIN_MODEL = "dna-explain @probes.fa -o ex --objective"
+for cid, spec, files, extra, needle in (
+    ("nan-output", "model=m.pt", {"m.pt": _scripted("nan")}, "", "NaN"),
+    ("state-dict", "model=m.pt", {"m.pt": _torch_saved_state}, "", "torch.save"),
+    ("fixed-length", "model=m.pt", {"m.pt": _scripted("fixed")}, "", "does not take 12-nt sequences"),
+    ("layout-mismatch", "model=m.pt", {"m.pt": _scripted("nlc")}, "", "layout=NLC"),
+    ("several-outputs-none-picked", "model=m.pt", {"m.pt": _scripted("three")}, "", "output=INDEX"),
+    ("metadata-length-differs", "model=m.pt", {"m.pt": _scripted("ok", meta={"length": 30})}, "",
+     "records of 12 nt differ from the 30 nt"),
+    ("non-differentiable-saliency", "model=m.pt", {"m.pt": _scripted("step")}, "--gradient saliency",
+     "leave --gradient out"),
+    ("non-differentiable-motifs-from-gradient", "model=m.pt", {"m.pt": _scripted("step")}, "--motifs-from gradient",
+     "leave --motifs-from out"),
+    ("python-not-a-module", "python=mine.py:make", {"mine.py": "def make():\n    return 3\n"}, "", "not a torch.nn.Module"),
+):
+    add(case(f"dna-explain-model-{cid}", f"{EXPLAIN_MODEL} {spec} {extra}".strip(), files, needle=needle))
 add(case("dna-export-predictor-output-not-pt", "dna-export-predictor @pred -o p.txt", needle=".pt"))
 add(case("dna-export-predictor-gan-as-predictor", "dna-export-predictor @gan -o p.pt"))
 add(case("dna-export-predictor-missing", "dna-export-predictor nothere -o p.pt"))

@@ -206,6 +206,20 @@ def ism(model: nn.Module, x: torch.Tensor, *, device: torch.device | str = "cpu"
     return torch.cat(y0s).numpy(), torch.cat(deltas).numpy()
 
 
+def gradient_problem(model: nn.Module, length: int, device: torch.device | str = "cpu") -> str:
+    """Why ``model`` (``(N, 4, L) -> (N, 1)``) has no gradient for attributions to follow, in words ("" when it
+    has one): a TorchScript or Python model through argmax or integer steps, say. Tried on a few random
+    ``length``-nt sequences, as design checks a model (:func:`gengen.dna.objective_kinds.model.gradient_problem`)."""
+    from gengen.dna.objective_kinds.model import PROBE_SEQUENCES
+    from gengen.dna.objective_kinds.model import gradient_problem as problem
+    from gengen.dna.objectives import random_codes
+    from gengen.io.sequences import codes_to_one_hot
+
+    x = codes_to_one_hot(random_codes(PROBE_SEQUENCES, length, seed=length), device=device).requires_grad_(True)
+    with torch.enable_grad():
+        return problem(x, model(x))
+
+
 def gradient_attributions(model: nn.Module, x: torch.Tensor, *, method: str = "auto", device: torch.device | str = "cpu",
                           seed: int = 0, shuffles: int = DEEPLIFT_SHUFFLES, quiet: bool = True) -> tuple[np.ndarray, str, str]:
     """Hypothetical gradient attributions ``(N, 4, L)``: DeepLIFT/SHAP where it holds, else gradient x input.
@@ -924,8 +938,8 @@ class Explanation:
             Path(tmp).write_text(json.dumps(self.settings, indent=2, default=str) + "\n")
         ism_h, grad_h, oh = self.ism, self.gradient, self.one_hot
         for k, path in enumerate(paths[len(OUTPUT_KEYS):]):
-            plot_attribution_logo(oh[k], ism_h[k], self.ism_delta[k], grad_h[k], path,
-                                  title=f"#{k + 1} {self.ids[k]}: score {self.scores[k]:.4g}",
+            plot_attribution_logo(oh[k], ism_h[k], self.ism_delta[k], None if self.gradient_method == "none" else grad_h[k],
+                                  path, title=f"#{k + 1} {self.ids[k]}: score {self.scores[k]:.4g}",
                                   gradient_label="DeepLIFT/SHAP" if self.gradient_method == "deep_lift_shap"
                                   else "gradient x input")
         return paths
@@ -1005,9 +1019,8 @@ def explain(
     objectives = as_objectives(objectives)
     dev = resolve_device(device) if not isinstance(device, torch.device) else device
     length = seqs.length
-    for o in objectives:
-        if o.pwm is not None:
-            o.pwm.check_fits(length)
+    for o in objectives:  # a motif longer than the sequences, a model that does not take them: one line, no work
+        o.check_length(length)
     import tangermeme.saturation_mutagenesis  # noqa: F401  (its import, seconds, is not the ISM's time)
 
     if motif_method == "modisco" or (motif_method == "auto" and min(top, len(seqs)) >= MODISCO_MIN_SEQUENCES):
@@ -1021,6 +1034,11 @@ def explain(
             calibrate(objectives, length, seed=seed, device=dev)
         model = ExplainedScore(objectives, ambiguous=bool((seqs.codes >= 4).any()))
         label = score_label(objectives)
+        no_gradient = gradient_problem(model, length, dev)
+        if no_gradient and (gradient != "auto" or motifs_from == "gradient"):
+            asked = f"--gradient {gradient}" if gradient != "auto" else "--motifs-from gradient"
+            raise GengenError(f"{asked} needs a gradient, but the score is not differentiable: {no_gradient}; leave "
+                              f"{asked.split()[0]} out to explain it by in-silico mutagenesis alone (exact, gradient-free).")
         scores_all = _scores(model, seqs.codes, dev, quiet)
         if not np.isfinite(scores_all).all():
             bad = int((~np.isfinite(scores_all)).sum())
@@ -1042,7 +1060,13 @@ def explain(
         settings["ism_substitutions"] = int(3 * codes.size + (codes >= 4).sum())  # an N takes all 4 bases
         settings["ism"] = ("tangermeme.saturation_mutagenesis (raw outputs): every single substitution scored; "
                            "ism_delta = score(substituted) - score(sequence); ism = ism_delta minus its mean over the 4 bases")
-        grad, grad_method, grad_note = gradient_attributions(model, x, method=gradient, device=dev, seed=seed, quiet=quiet)
+        if no_gradient:
+            grad, grad_method = np.zeros(x.shape, dtype=np.float32), "none"
+            grad_note = (f"none: the score is not differentiable ({no_gradient}); in-silico mutagenesis (exact, "
+                         "gradient-free) explains it, and the gradient array is zeros")
+        else:
+            grad, grad_method, grad_note = gradient_attributions(model, x, method=gradient, device=dev, seed=seed,
+                                                                 quiet=quiet)
         settings.update(gradient=grad_method, gradient_note=grad_note)
         one_hot = x.numpy()
         hyp = (delta - delta.mean(axis=1, keepdims=True)) if motifs_from == "ism" else grad

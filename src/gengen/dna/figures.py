@@ -161,21 +161,25 @@ def _contribution_frame(values: np.ndarray, start: int = 1) -> pd.DataFrame:
                         index=pd.RangeIndex(start, start + values.shape[1], name="position"))
 
 
-def plot_attribution_logo(one_hot: np.ndarray, ism: np.ndarray, delta: np.ndarray, gradient: np.ndarray, path,
+def plot_attribution_logo(one_hot: np.ndarray, ism: np.ndarray, delta: np.ndarray, gradient: np.ndarray | None, path,
                           title: str = "", gradient_label: str = "gradient x input") -> None:
     """One explained sequence: its ISM contributions as a logo (letters of the observed bases, height =
     attribution), the saturation-mutagenesis map (every substitution's score change, 4 x L) and the
-    gradient method's contributions as a logo, positions 1-based on a shared axis."""
+    gradient method's contributions as a logo (left out when ``gradient`` is None: a model without a
+    gradient), positions 1-based on a shared axis."""
     import logomaker
 
     from gengen.plots import pyplot, save_figure
 
     plt = pyplot()
     length = one_hot.shape[1]
-    fig, axes = plt.subplots(3, 1, figsize=(max(6.0, 0.22 * length + 1.5), 6.4), sharex=True,
-                             gridspec_kw={"height_ratios": [1.2, 1.0, 1.2]})
-    for ax, values, label in ((axes[0], one_hot * ism, "ISM contribution"),
-                              (axes[2], one_hot * gradient, gradient_label)):
+    panels = 3 if gradient is not None else 2
+    fig, axes = plt.subplots(panels, 1, figsize=(max(6.0, 0.22 * length + 1.5), 6.4 if panels == 3 else 4.4),
+                             sharex=True, gridspec_kw={"height_ratios": [1.2, 1.0, 1.2][:panels]})
+    logos = [(axes[0], one_hot * ism, "ISM contribution")]
+    if gradient is not None:
+        logos.append((axes[2], one_hot * gradient, gradient_label))
+    for ax, values, label in logos:
         logomaker.Logo(_contribution_frame(values), ax=ax, show_spines=False)
         ax.axhline(0, color="0.6", lw=0.5)
         ax.set_ylabel(label, fontsize=8)
@@ -189,7 +193,7 @@ def plot_attribution_logo(one_hot: np.ndarray, ism: np.ndarray, delta: np.ndarra
             axes[1].plot(i + 1, b[0], marker=".", color="k", ms=2.5)
     axes[1].set_ylabel("ISM: score change", fontsize=8)
     fig.colorbar(im, ax=axes[1], fraction=0.02, pad=0.01)
-    axes[2].set_xlabel("position")
+    axes[-1].set_xlabel("position")
     if title:
         axes[0].set_title(title, fontsize=9)
     fig.tight_layout()
