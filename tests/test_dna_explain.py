@@ -397,6 +397,8 @@ def test_modisco_finds_the_planted_motif_in_pwm_attributions():
     ex = explain(Objective(PWMPredictor(pwm), name="GATA1"), SequenceSet([f"s{i}" for i in range(n)], codes),
                  device="cpu")
     assert ex.discovery.method == "modisco-lite", ex.discovery.note
+    assert ex.settings["threads"] == torch.get_num_threads() == 1  # the conftest's count (modisco-lite's
+    # precompiler starts numba's OpenMP layer, which once reset it to the cores: --threads was lost)
     positive = ex.matches[ex.matches["effect"] == "raises score"]
     assert "GATA" in str(positive.iloc[0]["best_match_family"]).upper(), positive.iloc[:, :10]
     seqlets = ex.discovery.seqlets

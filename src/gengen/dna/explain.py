@@ -640,8 +640,10 @@ def _precompile_modisco() -> None:
         from modiscolite import precompile
     except ImportError:  # pragma: no cover - a declared dependency; an older modisco-lite has no precompiler
         return
+    threads = torch.get_num_threads()
     with contextlib.suppress(Exception):  # only a speed-up: TF-MoDISco compiles what it lacks itself
         precompile.start()
+    torch.set_num_threads(threads)  # starting numba's OpenMP layer resets torch's count (--threads)
 
 
 # ------------------------------------------------------------------------------------- JASPAR matching
