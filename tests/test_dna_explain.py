@@ -410,3 +410,15 @@ def test_modisco_finds_the_planted_motif_in_pwm_attributions():
     at_end = (planted <= 2) | (planted >= length - width - 2)
     assert at_end.sum() >= 10 and found[~at_end].mean() > 0.7, found[~at_end].mean()
     assert found[at_end].mean() > 0.7, f"{found[at_end].sum()} of {at_end.sum()} sites at the ends found"
+
+
+def test_logos_of_long_sequences_show_their_strongest_window():
+    """A logo of 1,000 bases is unreadable (and took seconds per panel): the 100-nt window with the most
+    |ISM contribution| is drawn, whole sequences up to 100 nt."""
+    from gengen.dna.explain import logo_window
+
+    strength = np.full(1000, 0.01)
+    strength[700:712] = 5.0
+    a, b = logo_window(strength)
+    assert b - a == 100 and a <= 700 and b >= 712
+    assert logo_window(np.ones(36)) == (0, 36) and logo_window(np.ones(100)) == (0, 100)

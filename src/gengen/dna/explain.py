@@ -59,6 +59,7 @@ __all__ = ["Explanation", "ExplainedScore", "explain", "explain_outputs", "jaspa
 
 TOP = 1000  # sequences explained by default: enough seqlets for TF-MoDISco, seconds of ISM at PBM lengths
 LOGOS = 10  # attribution logos drawn by default (the top sequences)
+LOGO_WIDTH = 100  # longer sequences: the logo shows the window of this many bases holding the most |ISM contribution|
 MODISCO_MIN_SEQUENCES = 100  # fewer: seqlet clustering (TF-MoDISco needs about 100 seqlets per metacluster)
 MODISCO_MIN_SEQLETS = 50  # TF-MoDISco's min_metacluster_size here (its default, 100, suits 10 kb of peaks)
 MODISCO_LEIDEN_RUNS = 10  # Leiden restarts (TF-MoDISco default 50: 5x the time for the same motifs here)
@@ -939,12 +940,27 @@ class Explanation:
         with atomic_path(p["config"]) as tmp:
             Path(tmp).write_text(json.dumps(self.settings, indent=2, default=str) + "\n")
         ism_h, grad_h, oh = self.ism, self.gradient, self.one_hot
+        length = oh.shape[2]
         for k, path in enumerate(paths[len(OUTPUT_KEYS):]):
-            plot_attribution_logo(oh[k], ism_h[k], self.ism_delta[k], None if self.gradient_method == "none" else grad_h[k],
-                                  path, title=f"#{k + 1} {self.ids[k]}: score {self.scores[k]:.4g}",
+            a, b = logo_window(np.abs((oh[k] * ism_h[k]).sum(axis=0)))
+            where = f" (positions {a + 1}-{b} of {length}: the {b - a} nt holding the most |ISM contribution|)" \
+                if b - a < length else ""
+            plot_attribution_logo(oh[k][:, a:b], ism_h[k][:, a:b], self.ism_delta[k][:, a:b],
+                                  None if self.gradient_method == "none" else grad_h[k][:, a:b], path,
+                                  title=f"#{k + 1} {self.ids[k]}: score {self.scores[k]:.4g}{where}",
                                   gradient_label="DeepLIFT/SHAP" if self.gradient_method == "deep_lift_shap"
-                                  else "gradient x input")
+                                  else "gradient x input", start=a + 1)
         return paths
+
+
+def logo_window(strength: np.ndarray, width: int = LOGO_WIDTH) -> tuple[int, int]:
+    """[start, end) of the ``width`` positions with the largest summed ``strength`` (the whole sequence
+    when it is no longer): a logo of 1,000 bases is unreadable and took seconds per panel to draw."""
+    if len(strength) <= width:
+        return 0, len(strength)
+    sums = np.convolve(strength, np.ones(width), mode="valid")
+    a = int(np.argmax(sums))
+    return a, a + width
 
 
 OUTPUT_KEYS = ("attributions", "summary", "seqlets", "motifs", "meme", "jaspar", "motifs_png", "config")

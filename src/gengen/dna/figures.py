@@ -162,11 +162,11 @@ def _contribution_frame(values: np.ndarray, start: int = 1) -> pd.DataFrame:
 
 
 def plot_attribution_logo(one_hot: np.ndarray, ism: np.ndarray, delta: np.ndarray, gradient: np.ndarray | None, path,
-                          title: str = "", gradient_label: str = "gradient x input") -> None:
-    """One explained sequence: its ISM contributions as a logo (letters of the observed bases, height =
-    attribution), the saturation-mutagenesis map (every substitution's score change, 4 x L) and the
-    gradient method's contributions as a logo (left out when ``gradient`` is None: a model without a
-    gradient), positions 1-based on a shared axis."""
+                          title: str = "", gradient_label: str = "gradient x input", start: int = 1) -> None:
+    """One explained sequence (or a window of it): its ISM contributions as a logo (letters of the observed
+    bases, height = attribution), the saturation-mutagenesis map (every substitution's score change,
+    4 x L) and the gradient method's contributions as a logo (left out when ``gradient`` is None: a model
+    without a gradient), on a shared axis of 1-based positions from ``start``."""
     import logomaker
 
     from gengen.plots import pyplot, save_figure
@@ -180,19 +180,20 @@ def plot_attribution_logo(one_hot: np.ndarray, ism: np.ndarray, delta: np.ndarra
     if gradient is not None:
         logos.append((axes[2], one_hot * gradient, gradient_label))
     for ax, values, label in logos:
-        logomaker.Logo(_contribution_frame(values), ax=ax, show_spines=False)
+        logomaker.Logo(_contribution_frame(values, start), ax=ax, show_spines=False)
         ax.axhline(0, color="0.6", lw=0.5)
         ax.set_ylabel(label, fontsize=8)
     bound = float(np.abs(delta).max()) or 1.0
     im = axes[1].imshow(delta, aspect="auto", cmap="RdBu_r", vmin=-bound, vmax=bound, interpolation="nearest",
-                        extent=(0.5, length + 0.5, 3.5, -0.5))
+                        extent=(start - 0.5, start + length - 0.5, 3.5, -0.5))
     axes[1].set_yticks(range(4), list("ACGT"))
     for i in range(length):  # the observed base of each column
         b = np.flatnonzero(one_hot[:, i])
         if len(b):
-            axes[1].plot(i + 1, b[0], marker=".", color="k", ms=2.5)
+            axes[1].plot(start + i, b[0], marker=".", color="k", ms=2.5)
     axes[1].set_ylabel("ISM: score change", fontsize=8)
     fig.colorbar(im, ax=axes[1], fraction=0.02, pad=0.01)
+    axes[-1].set_xlim(start - 0.5, start + length - 0.5)  # shared by the panels
     axes[-1].set_xlabel("position")
     if title:
         axes[0].set_title(title, fontsize=9)
