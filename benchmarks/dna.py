@@ -82,7 +82,7 @@ def textbook(net, channels: int):
 
 def bench_gan(args) -> dict:
     from gengen.dna.model import Critic, Generator
-    from gengen.dna.train import GANRecipe, _new_state, wgan_gp_iteration
+    from gengen.dna.train import GANRecipe, new_nets, wgan_gp_iteration
 
     L, B, latent = 50, 64, 100
     rng = np.random.default_rng(0)
@@ -96,7 +96,7 @@ def bench_gan(args) -> dict:
     opt_g = torch.optim.Adam(g.parameters(), lr=1e-4, betas=(0.5, 0.9))
     opt_d = torch.optim.Adam(d.parameters(), lr=1e-4, betas=(0.5, 0.9))
     recipe = GANRecipe(length=L, latent=latent, channels=args.channels)
-    state = _new_state(recipe, torch.device("cpu"))
+    state = new_nets(recipe, torch.device("cpu"))
     data = torch.as_tensor(codes)
 
     def ref():

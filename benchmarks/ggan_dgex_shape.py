@@ -2,7 +2,7 @@
 
 Synthetic data from a nonlinear low-rank model (y = tanh(x A) B + noise, rank 64). Prints, from the
 same run and the same torch thread settings:
-  * training throughput (profiles/s) of gengen's trainer (`gengen.ggan.train.fit_ggan`) and of a
+  * training throughput (profiles/s) of gengen's trainer (`gengen.ggan.loop.fit_ggan`) and of a
     straightforward reference loop (DataLoader batches, real and fake pairs through D separately,
     `.item()` logging every step), and their ratio;
   * inference throughput of `GGANModel.predict_array`;
@@ -89,12 +89,13 @@ def reference_loop(gen, disc, X, Y, steps: int, batch: int, recipe, device) -> f
 
 def gengen_loop(gen, disc, X, Y, steps: int, recipe, device) -> float:
     """gengen's trainer for ``steps`` optimiser steps (one warm-up epoch excluded)."""
-    from gengen.ggan.train import GGANRecipe, fit_ggan
+    from gengen.ggan.loop import fit_ggan
+    from gengen.recipes import GGANRecipe
 
     n = steps * recipe.batch_size
     r = GGANRecipe.from_dict({**recipe.to_dict(), "epochs": 1})
-    fit_ggan(gen, disc, X[: recipe.batch_size], Y[: recipe.batch_size], None, None, r, device, quiet=True)
-    h = fit_ggan(gen, disc, X[:n], Y[:n], None, None, r, device, quiet=True)
+    fit_ggan(gen, disc, X[: recipe.batch_size], y_train=Y[: recipe.batch_size], x_val=None, y_val=None, recipe=r, device=device, quiet=True)
+    h = fit_ggan(gen, disc, X[:n], y_train=Y[:n], x_val=None, y_val=None, recipe=r, device=device, quiet=True)
     return float(h.attrs["seconds"])
 
 

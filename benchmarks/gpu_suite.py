@@ -77,7 +77,7 @@ def bench_vae(a, dev) -> dict:
             # as VAEModel.train calls it: inside a forked, seeded RNG
             with torch.random.fork_rng(devices=[dev] if dev.type == "cuda" else []):
                 torch.manual_seed(0)
-                box["h"] = fit_vae(module, x, None, recipe, dev, quiet=True, cuda_graphs=graphs)
+                box["h"] = fit_vae(module, x, None, recipe=recipe, device=dev, quiet=True, cuda_graphs=graphs)
 
         secs = timed(go, dev)
         h = box["h"]
@@ -112,9 +112,9 @@ def bench_vae(a, dev) -> dict:
 # ----------------------------------------------------------------------------------------- WGAN
 def bench_wgan(a, dev) -> dict:
     from dna import reference_gan_iteration, textbook
-    from gengen.dna.core import GANModel
+    from gengen.dna.core import GANModel, train_gan
     from gengen.dna.model import Critic, Generator
-    from gengen.dna.train import GANRecipe, _new_state, make_iteration, train_gan
+    from gengen.dna.train import GANRecipe, make_iteration, new_nets
 
     L, B, latent, ch = 50, 64, 100, a.wgan_channels
     rng = np.random.default_rng(0)
@@ -141,7 +141,7 @@ def bench_wgan(a, dev) -> dict:
     data = torch.as_tensor(codes, device=dev)
     for label, graphs in (("eager", False), ("graphs", True)):
         torch.manual_seed(0)
-        state = _new_state(recipe, dev)
+        state = new_nets(recipe, dev)
         step = make_iteration(state, data, recipe, cuda_graphs=graphs)
         for _ in range(5):  # graphs: the third call captures
             step()
@@ -187,7 +187,8 @@ def bench_wgan(a, dev) -> dict:
 # ----------------------------------------------------------------------------------------- GGAN
 def bench_ggan(a, dev) -> dict:
     from gengen.ggan import GGANModel, GGANRecipe, Preprocessor, resolve_ggan_recipe
-    from gengen.ggan.train import build_networks, fit_ggan
+    from gengen.ggan.loop import fit_ggan
+    from gengen.ggan.train import build_networks
     from ggan_dgex_shape import gengen_loop, make_data, reference_loop
 
     n_x, n_y = a.ggan_landmarks, a.ggan_targets
@@ -211,7 +212,7 @@ def bench_ggan(a, dev) -> dict:
     torch.manual_seed(0)
     gen, disc = build_networks(n_x, n_y, base)
     r = GGANRecipe.from_dict({**base.to_dict(), "epochs": 3, "precision": "auto"})
-    h = fit_ggan(gen, disc, X[:4000], Y[:4000], X[4000:5000], Y[4000:5000], r, dev, quiet=True)
+    h = fit_ggan(gen, disc, X[:4000], y_train=Y[:4000], x_val=X[4000:5000], y_val=Y[4000:5000], recipe=r, device=dev, quiet=True)
     out["fit_check"] = {"precision": h.attrs.get("precision"), "val_mae": h["val_mae"].tolist(),
                         "l1": h["l1"].tolist()}
     print(f"ggan fit check: {out['fit_check']}", flush=True)

@@ -77,7 +77,7 @@ def gengen_train(x: np.ndarray, k: int, epochs: int, batch: int, device) -> tupl
     module = TybaltVAE(x.shape[1], k)
     recipe = VAERecipe(latent_dim=k, epochs=epochs, batch_size=batch, seed=0)
     start = time.perf_counter()
-    fit_vae(module, x, None, recipe, device, quiet=True)
+    fit_vae(module, x, None, recipe=recipe, device=device, quiet=True)
     if device.type == "cuda":
         torch.cuda.synchronize()
     return time.perf_counter() - start, module

@@ -136,7 +136,7 @@ def test_model_classes_share_save_and_load():
     assert all(v == [("path_or_name", inspect.Parameter.empty), ("device", "auto")] for v in loads.values()), loads
     assert all(v == [("self", inspect.Parameter.empty), ("path", inspect.Parameter.empty)] for v in saves.values()), saves
     for spec in MODEL_CLASSES:  # and they load through the one validate-and-load path
-        from gengen.checkpoint import SavedModel
+        from gengen.saved_model import SavedModel
 
         assert issubclass(_resolve(spec), SavedModel), spec
 

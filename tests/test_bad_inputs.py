@@ -90,6 +90,29 @@ def _write_gctx(path: Path, df: pd.DataFrame) -> None:
         f.create_dataset("0/META/COL/id", data=np.array([s.encode() for s in df.index], dtype="S"))
 
 
+def _write_archs4(path: Path, df: pd.DataFrame) -> None:
+    """The expression table as ARCHS4 counts (genes x samples), with series_id and tissue sample fields."""
+    from gengen.io.archs4 import write_archs4
+
+    counts = np.rint(np.exp2(df.to_numpy(np.float64))).astype(np.uint32).T
+    fields = {"series_id": np.where(np.arange(len(df)) < 20, "GSE1", "GSE2"), "tissue": np.where(np.arange(len(df)) % 2, "lung", "liver")}
+    write_archs4(path, counts, list(df.columns), samples=[f"GSM{i}" for i in range(len(df))], sample_fields=fields,
+                 chunks=(N_GENES, 10))
+
+
+def _archs4_bad_chunk(fx: Path) -> bytes:
+    """The ARCHS4 fixture with one compressed chunk of its counts overwritten (a damaged download):
+    its names read fine, the matrix fails part-way through."""
+    import h5py
+
+    data = bytearray((fx / "archs4.h5").read_bytes())
+    with h5py.File(fx / "archs4.h5", "r") as h5:
+        info = h5["data/expression"].id.get_chunk_info(2)
+    for i in range(info.byte_offset, info.byte_offset + min(info.size, 64)):
+        data[i] ^= 0xFF
+    return bytes(data)
+
+
 def _write_keras_decoder(path: Path, k: int, n: int) -> None:
     import h5py
 
@@ -126,6 +149,8 @@ def build_fixtures(fx: Path) -> Path:
     pd.DataFrame({"sample": df.index, "group": adata.obs["group"].to_numpy()}).to_csv(fx / "labels.tsv", sep="\t", index=False)
     (fx / "genes.txt").write_text("\n".join(df.columns) + "\n")
     _write_keras_decoder(fx / "decoder.hdf5", 3, N_GENES)
+    _write_archs4(fx / "archs4.h5", df)
+    (fx / "archs4_landmarks.txt").write_text("\n".join(df.columns[:4]) + "\n")
 
     ref = _reference()
     ref.to_csv(fx / "ref.csv")
@@ -832,7 +857,7 @@ add(case("dna-generate-predictor-not-the-gans-length", "dna-generate --model @ga
          model_copy("pred", config=with_key("length", 20)), needle="the GAN's length 12 differs from the 20 nt"))
 add(case("dna-design-max-steps-0", "dna-design -n 2 --length 12 -o d.fa --motif @m.jaspar --max-steps 0",
          needle="--max-steps"))
-for opt in ("--epochs 0", "--val-fraction 0", "--val-fraction 1", "--val-fraction nan", "--transform square"):
+for opt in ("--epochs 0", "--val-fraction 0", "--val-fraction 1", "--val-fraction nan", "--transform square", "--members 0"):
     add(case(f"dna-train-predictor{opt.replace(' ', '')}", f"{PRED} --scores @scores.csv {opt}"))
 for opt in ("-n 0", "--heldout-fraction 0", "--heldout-fraction 1.5", "--heldout-fraction nan"):
     add(case(f"dna-eval{opt.replace(' ', '')}", f"dna-eval @train.fa --model @gan {opt}"))
@@ -1264,6 +1289,47 @@ add(case("vae-train-gctx-ids-mismatch", f"vae-train x.gctx -o out {VAE_FAST}",
          {"x.gctx": lambda fx: _h5({"0/DATA/0/matrix": np.ones((4, 3), np.float32), "0/META/ROW/id": np.array([b"G0", b"G1"]),
                                     "0/META/COL/id": np.array([b"s0", b"s1", b"s2", b"s3"])})}))
 add(case("vae-train-h5ad-no-genes", f"vae-train x.h5ad -o out {VAE_FAST}", {"x.h5ad": h5ad_of(_first_cols(0))}))
+
+# --- compendium files (issue 20): ARCHS4 nearly right, sample choices that cannot work, a damaged download
+_A4_IDS = np.array([b"GSM0", b"GSM1", b"GSM2"])
+add(case("vae-train-archs4-no-gene-symbol", f"vae-train x.h5 -o out {VAE_FAST}",
+         {"x.h5": lambda fx: _h5({"data/expression": np.ones((4, 3), np.uint32), "meta/genes/ensembl_gene": np.array([b"E1", b"E2", b"E3", b"E4"]),
+                                  "meta/samples/geo_accession": _A4_IDS})}, needle="meta/genes/gene_symbol"))
+add(case("vae-train-archs4-no-sample-ids", f"vae-train x.h5 -o out {VAE_FAST}",
+         {"x.h5": lambda fx: _h5({"data/expression": np.ones((4, 3), np.uint32), "meta/genes/gene_symbol": np.array([b"A", b"B", b"C", b"D"]),
+                                  "meta/samples/title": np.array([b"t0", b"t1", b"t2"])})}, needle="meta/samples/geo_accession"))
+add(case("ggan-train-archs4-samples-x-genes", f"ggan-train x.h5 --landmarks @archs4_landmarks.txt -o out {GGAN_FAST}",
+         {"x.h5": lambda fx: _h5({"data/expression": np.ones((3, 4), np.uint32), "meta/genes/gene_symbol": np.array([b"A", b"B", b"C", b"D"]),
+                                  "meta/samples/geo_accession": _A4_IDS})}, needle="genes x samples"))
+add(case("infer-targets-archs4-no-expression", "infer-targets x.h5 --model @ggan -o p.csv",
+         {"x.h5": lambda fx: _h5({"meta/genes/gene_symbol": np.array([b"A"]), "meta/samples/geo_accession": _A4_IDS})},
+         needle="data/expression"))
+add(case("vae-train-archs4-truncated", f"vae-train x.h5 -o out {VAE_FAST}", {"x.h5": truncated("archs4.h5", 0.6)}))
+add(case("vae-train-archs4-damaged-chunk", f"vae-train x.h5 -o out {VAE_FAST}", {"x.h5": _archs4_bad_chunk},
+         needle="truncated or corrupted"))
+add(case("vae-train-archs4-damaged-chunk-streamed", f"vae-train x.h5 -o out --stream on {VAE_FAST}", {"x.h5": _archs4_bad_chunk},
+         needle="truncated or corrupted"))
+add(case("infer-targets-archs4-damaged-chunk", "infer-targets x.h5 --model @ggan -o p.parquet", {"x.h5": _archs4_bad_chunk}))
+add(case("vae-train-where-missing-column", f"vae-train @archs4.h5 -o out --where disease=flu {VAE_FAST}", needle="'tissue'"))
+add(case("ggan-train-where-missing-column", f"ggan-train @archs4.h5 --landmarks @archs4_landmarks.txt --where organ=lung -o out {GGAN_FAST}",
+         needle="'series_id'"))
+add(case("vae-train-where-no-sample", f"vae-train @archs4.h5 -o out --where tissue=brain {VAE_FAST}", needle="selects no sample"))
+add(case("vae-train-where-and-samples-disjoint", f"vae-train @archs4.h5 -o out --where series_id=GSE2 --samples ids.txt {VAE_FAST}",
+         {"ids.txt": "GSM0\nGSM1\n"}, needle="keeps no sample"))
+add(case("vae-encode-samples-none-found", "vae-encode @archs4.h5 --model @vae -o e.h5ad --samples ids.txt", {"ids.txt": "GSM999\n"}))
+add(case("ggan-eval-where-no-sample", "ggan-eval @archs4.h5 --landmarks @archs4_landmarks.txt --folds 2 --methods mean -o ev "
+         "--where series_id=GSE9", needle="selects no sample"))
+add(case("infer-targets-where-missing-column", "infer-targets @archs4.h5 --model @ggan -o p.csv --where cell=T", needle="columns"))
+add(case("vae-train-where-malformed", f"vae-train @archs4.h5 -o out --where tissue {VAE_FAST}", needle="COLUMN=VALUE"))
+add(case("vae-train-samples-missing-file", f"vae-train @archs4.h5 -o out --samples nothere.txt {VAE_FAST}"))
+add(case("vae-train-stream-on-csv", f"vae-train @expr.csv -o out --stream on {VAE_FAST}", needle="by chunks"))
+add(case("vae-train-stream-bad", f"vae-train @archs4.h5 -o out --stream sometimes {VAE_FAST}"))
+add(case("vae-train-archs4-layer", f"vae-train @archs4.h5 -o out --layer counts {VAE_FAST}", needle="leave --layer out"))
+add(case("vae-encode-streamed-reconstruct", "vae-encode @archs4.h5 --model @vae --stream on --reconstruct -o e.h5ad",
+         needle="--reconstruct"))
+add(case("ggan-train-normalize-bad", f"ggan-train {GGAN_REF} -o out --normalize tpm {GGAN_FAST}"))
+add(case("vae-train-normalize-cpm-on-log-values", f"vae-train x.csv -o out --normalize cpm {VAE_FAST}",
+         {"x.csv": table(lambda df: df - 6)}, needle="needs counts"))
 add(case("vae-train-parquet-text-column", f"vae-train x.parquet -o out {VAE_FAST}",
          {"x.parquet": parquet_of(lambda df: df.assign(G3=["a"] * len(df)))}))
 add(case("vae-train-two-samples", f"vae-train x.csv -o out {VAE_FAST}", {"x.csv": table(_first_rows(2))}))

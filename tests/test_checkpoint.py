@@ -7,15 +7,16 @@ import json
 import pytest
 import torch
 
-from gengen.checkpoint import load_checkpoint, resolve_model, save_checkpoint
+from gengen.checkpoint import load_checkpoint, save_checkpoint
 from gengen.errors import GengenError
+from gengen.store import resolve_model
 
 
 def test_round_trip_and_named_models(tmp_path, monkeypatch):
     monkeypatch.setenv("GENGEN_HOME", str(tmp_path / "home"))
     target = tmp_path / "home" / "models" / "mine"
-    save_checkpoint(target, "vae", {"w": torch.arange(6.0).reshape(2, 3)}, {"seed": 3, "genes": ["a", "b"]})
-    tensors, cfg, directory = load_checkpoint("mine", "vae")
+    save_checkpoint(target, "vae", {"w": torch.arange(6.0).reshape(2, 3)}, config={"seed": 3, "genes": ["a", "b"]})
+    tensors, cfg, directory = load_checkpoint(resolve_model("mine", "vae"), "vae")
     assert torch.equal(tensors["w"], torch.arange(6.0).reshape(2, 3))
     assert cfg["seed"] == 3 and cfg["format_version"] == 1 and "torch" in cfg["versions"]
     assert directory == target
@@ -23,7 +24,7 @@ def test_round_trip_and_named_models(tmp_path, monkeypatch):
 
 def test_wrong_pipeline_corrupt_and_missing(tmp_path):
     d = tmp_path / "m"
-    save_checkpoint(d, "ggan", {"w": torch.zeros(1)}, {})
+    save_checkpoint(d, "ggan", {"w": torch.zeros(1)}, config={})
     with pytest.raises(GengenError, match="is a 'ggan' model"):
         load_checkpoint(d, "vae")
     (d / "config.json").write_text("{not json")
@@ -41,7 +42,7 @@ def test_failed_save_leaves_nothing(tmp_path):
         raise RuntimeError("disk full")
 
     with pytest.raises(RuntimeError):
-        save_checkpoint(tmp_path / "m", "vae", {"w": torch.zeros(1)}, {}, extra_files=boom)
+        save_checkpoint(tmp_path / "m", "vae", {"w": torch.zeros(1)}, config={}, extra_files=boom)
     assert list(tmp_path.iterdir()) == []
 
 
@@ -50,12 +51,12 @@ def test_never_replaces_a_folder_of_user_files_or_another_pipeline(tmp_path):
     user.mkdir()
     (user / "notes.txt").write_text("important")
     with pytest.raises(GengenError, match="not a gengen model directory"):
-        save_checkpoint(user, "vae", {"w": torch.zeros(1)}, {})
+        save_checkpoint(user, "vae", {"w": torch.zeros(1)}, config={})
     assert (user / "notes.txt").read_text() == "important"
-    save_checkpoint(tmp_path / "m", "vae", {"w": torch.zeros(1)}, {})
+    save_checkpoint(tmp_path / "m", "vae", {"w": torch.zeros(1)}, config={})
     with pytest.raises(GengenError, match="holds a 'vae' model"):
-        save_checkpoint(tmp_path / "m", "dna-gan", {"w": torch.zeros(1)}, {})
-    save_checkpoint(tmp_path / "m", "vae", {"w": torch.ones(1)}, {})  # same pipeline: replaced
+        save_checkpoint(tmp_path / "m", "dna-gan", {"w": torch.zeros(1)}, config={})
+    save_checkpoint(tmp_path / "m", "vae", {"w": torch.ones(1)}, config={})  # same pipeline: replaced
     assert torch.equal(load_checkpoint(tmp_path / "m", "vae")[0]["w"], torch.ones(1))
 
 

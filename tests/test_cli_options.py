@@ -31,14 +31,15 @@ RECIPES = {
 }
 # options that are not recipe settings: data, outputs, how to run, what to do with the result
 RUN = {"ctx", "data", "output", "device", "threads", "quiet", "genes_in_rows", "fmt", "layer"}
+CHOSEN = {"samples", "where"}  # which samples of the file (cli/_data.py); "stream": whether it is read from disk
 NOT_RECIPE = {
-    "vae-train": RUN | {"resume", "checkpoint_every", "checkpoint_minutes"},
-    "vae-encode": RUN | {"model", "save_model", "fill_missing", "labels_file", "by", "reconstruct"},
+    "vae-train": RUN | CHOSEN | {"stream", "resume", "checkpoint_every", "checkpoint_minutes"},
+    "vae-encode": RUN | CHOSEN | {"stream", "model", "save_model", "fill_missing", "labels_file", "by", "reconstruct"},
     "vae-compare": RUN | {"by", "labels_file", "repeats"},
-    "ggan-train": RUN | {"landmarks", "landmarks_from", "targets", "probe_map", "resume", "checkpoint_every",
-                         "checkpoint_minutes"},
-    "ggan-eval": RUN | {"landmarks", "landmarks_from", "targets", "probe_map", "folds", "groups", "labels_file", "methods",
-                        "resume"},
+    "ggan-train": RUN | CHOSEN | {"stream", "landmarks", "landmarks_from", "targets", "probe_map", "resume",
+                                  "checkpoint_every", "checkpoint_minutes"},
+    "ggan-eval": RUN | CHOSEN | {"landmarks", "landmarks_from", "targets", "probe_map", "folds", "groups", "labels_file",
+                                 "methods", "resume"},
     "dna-train": RUN | {"windows", "ambiguous", "short", "max_windows", "time_limit", "resume"},
     "dna-train-predictor": RUN | {"scores", "baseline", "ambiguous", "resume", "checkpoint_every", "checkpoint_minutes"},
     "dna-design": RUN | {"objective", "motif", "motif_format", "motif_name", "pseudocount", "predictor", "target", "start",

@@ -160,7 +160,8 @@ def test_predictor_train_score_and_design(tmp_path):
         "cpu",
     )
     assert r.exit_code == 0, r.output
-    assert "held-out Pearson r" in r.output and "6-mer ridge" in r.output
+    assert "held-out Spearman rho" in r.output and "Pearson r" in r.output and "6-mer ridge" in r.output
+    assert "recipe: 3 networks averaged (--members)" in r.output and "recipe: learned flanks" in r.output  # why
     r = run("dna-score", fa, "--predictor", tmp_path / "pred")
     assert r.exit_code == 0, r.output
     assert "predictor_score" in r.output.splitlines()[0]

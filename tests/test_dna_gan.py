@@ -10,9 +10,11 @@ from dna_fixtures import (
     PLANT,
     random_seqs,
 )
+from gengen.dna import GANRecipe, gradient_penalty, train_gan
 from gengen.dna.core import GANModel
 from gengen.dna.model import Critic, Generator
-from gengen.dna.train import GANRecipe, _new_state, gradient_penalty, train_gan, wgan_gp_iteration
+from gengen.dna.train import new_nets as _new_state
+from gengen.dna.train import wgan_gp_iteration
 from gengen.errors import GengenError
 from gengen.io.sequences import strings_to_codes
 

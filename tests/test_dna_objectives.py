@@ -109,7 +109,7 @@ def _model_state(m: torch.nn.Module):
 def test_design_leaves_the_users_models_as_it_found_them():
     torch.manual_seed(0)
     cnn = CNNPredictor(channels=8, width=5, hidden=8).train()
-    cnn.head[0].requires_grad_(False)  # a partly frozen model stays partly frozen
+    cnn.members[0].head[0].requires_grad_(False)  # a partly frozen model stays partly frozen
     gen = Generator(length=20, latent=8, channels=8, blocks=1).train()
     gan = GANModel(gen, GANRecipe(length=20, latent=8, channels=8, blocks=1))
     before_cnn, before_gen = _model_state(cnn), _model_state(gen)

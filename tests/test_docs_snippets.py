@@ -3,13 +3,14 @@
 Each doc page is one test: its ```python blocks, and the ``gengen ...`` command lines of its ```bash
 (and unlabelled) blocks, run in order, as a reader following the page would, in a fresh folder whose
 files have the names the snippets use: small synthetic stand-ins (expression tables, a Xena-style
-``HiSeqV2.gz``, D-GEX probe maps, L1000 GCT/GCTX plates, FASTA, motifs) and small models trained once per
+``HiSeqV2.gz``, an ARCHS4-layout ``human_gene_v2.latest.h5``, D-GEX probe maps, L1000 GCT/GCTX plates, FASTA, motifs) and small models trained once per
 session (``dna_gan``, the predictors). ``../shared/data`` paths point at stand-ins too, so a page runs in
 seconds whether or not the shared data are there. Commands run in this process through Typer's
 CliRunner; a model store of its own (``GENGEN_HOME``) per page.
 
-What cannot run here is in ``SKIP``, each with its reason; ``$ gengen`` lines in output transcripts
-are not run (their block shows what a command printed). A skipped command's outputs that later lines
+What cannot run here is in ``SKIP``, each with its reason; a ``torchrun ... -m gengen COMMAND`` line
+runs COMMAND in this one process (its options checked; several processes are
+tests/test_distributed.py's); ``$ gengen`` lines in output transcripts are not run (their block shows what a command printed). A skipped command's outputs that later lines
 use are among the stand-ins. To keep the pages to seconds, the training and design lengths are turned
 down (``FAST_OPTIONS`` for commands, ``FAST_CODE`` for Python): every file name, option and call is
 still the page's.
@@ -53,6 +54,8 @@ SKIP = {
     ("docs/vae.md", "sc.tl.umap"): "UMAP's numba compilation alone takes ~30 s; the h5ad it reads is checked by "
                                    "the vae-encode line before it",
     ("docs/benchmarks.md", "python benchmarks/"): "a benchmark script, not a gengen command",
+    ("docs/ggan.md", "-o /shared/archs4_ggan"): "a SLURM job's / a second machine's paths (/shared); torchrun over "
+                                                "two processes runs in tests/test_distributed.py",
     ("docs/dna.md", "import grelu.lightning"): "needs gReLU and a trained gReLU checkpoint; the stand-in my_models.py "
                                                "has a load_grelu of the same signature for the command after it",
 }
@@ -193,7 +196,7 @@ def page_snippets(page: str) -> list[Snippet]:
                 if raw.rstrip().endswith("\\"):
                     continue
                 cmd, logical = logical.strip(), ""
-                if re.match(r"(gengen\s|[A-Za-z_]\w*=\S+$|make\s|python\s)", cmd):
+                if re.match(r"(gengen\s|[A-Za-z_]\w*=\S+$|make\s|python\s|(srun\s+)?torchrun\s)", cmd):
                     out.append(Snippet(page, start, "shell", cmd))
     return out
 
@@ -211,7 +214,10 @@ def shell_words(cmd: str, env: dict[str, str]) -> list[str] | None:
         return None
     cmd = re.sub(r"\$\{?([A-Za-z_]\w*)\}?", lambda m: env.get(m.group(1), m.group(0)), cmd)
     cmd = re.sub(r"\s\[[^\]]*\]", "", cmd)  # `gengen models list [--pipeline ggan]`: the bare form
-    return shlex.split(cmd, comments=True)
+    argv = shlex.split(cmd, comments=True)
+    if argv[0] == "torchrun" and "-m" in argv:  # the command every rank runs, in this one process
+        argv = ["gengen", *argv[argv.index("-m") + 2:]]
+    return argv
 
 
 # ------------------------------------------------------------------------------------ stand-ins
@@ -252,6 +258,27 @@ def _expression(n=60, g=40, seed=1):
     genes = [f"GENE{j}" for j in range(g)]
     samples = [f"TCGA-{i // 10:02d}-{i:04d}-01" for i in range(n)]
     return pd.DataFrame(np.clip(X, 0, None), index=samples, columns=genes), labels
+
+
+def _archs4_counts(n=120, seed=5):
+    """Read counts of ARCHS4's human genes (the stand-in's landmark and target symbols, 30 others):
+    genes x samples, depths 10-fold apart, 3 latent factors."""
+    rng = np.random.default_rng(seed)
+    genes = [*LM_GENES, *TG_GENES, *(f"OTHER{k}" for k in range(30))]
+    rate = rng.gamma(1.0, 50, len(genes))[:, None] * np.exp(0.5 * rng.standard_normal((len(genes), 3))
+                                                            @ rng.standard_normal((3, n)))
+    return rng.poisson(rate * rng.uniform(0.3, 3, n)).astype(np.uint32), genes
+
+
+def _write_archs4(path: Path, n=120) -> None:
+    """An ARCHS4-layout HDF5 (``data/expression`` counts, ``meta/genes/gene_symbol``,
+    ``meta/samples/*``) under ARCHS4's own file name."""
+    from gengen.io import write_archs4
+
+    counts, genes = _archs4_counts(n)
+    write_archs4(path, counts, genes, samples=[f"GSM{1000 + i}" for i in range(n)], sample_fields={
+        "series_id": [("GSE64016" if i % 4 == 0 else f"GSE{7000 + i % 5}") for i in range(n)],
+        "singlecellprobability": [0.9 if i % 6 == 5 else 0.01 for i in range(n)]})
 
 
 def _write_standins(d: Path) -> None:
@@ -295,6 +322,8 @@ def _write_standins(d: Path) -> None:
         (folder / "dgex_landmarks_943.tsv").write_text(lm_map)
         (folder / "dgex_targets_9520.tsv").write_text(tg_map)
     (d / "landmarks.txt").write_text(lm_map)  # the README's Python: a D-GEX map, as the CLI accepts it
+    _write_archs4(d / "human_gene_v2.latest.h5")
+    (d / "my_gsm_ids.txt").write_text("".join(f"GSM{1000 + i}\n" for i in range(0, 120, 2)))
     query = ref[:8].to_df()
     query.index = [f"q{i}" for i in range(8)]
     query[lm_names].to_csv(d / "landmarks.csv")

@@ -110,7 +110,7 @@ def test_plan_refuses_inputs_inside_replaced_folders_and_colliding_outputs(tmp_p
 
 def test_read_only_folder_is_one_line_before_work(tmp_path, monkeypatch):
     real_access = os.access
-    monkeypatch.setattr(runtime.os, "access", lambda p, mode: False if Path(p) == tmp_path else real_access(p, mode))
+    monkeypatch.setattr(os, "access", lambda p, mode: False if Path(p) == tmp_path else real_access(p, mode))
     with pytest.raises(GengenError, match="is not writable"):  # (chmod cannot show it: tests may run as root)
         runtime.plan_outputs([tmp_path / "out.tsv"])
 
@@ -168,7 +168,7 @@ def test_oserror_on_an_output_is_one_line_naming_it(tmp_path):
 def _tiny_checkpoint(path: Path, value: float = 1.0, pipeline: str = "test") -> None:
     import torch
 
-    save_checkpoint(path, pipeline, {"w": torch.full((64, 64), value)}, {"value": value})
+    save_checkpoint(path, pipeline, {"w": torch.full((64, 64), value)}, config={"value": value})
 
 
 def test_flipped_weight_bytes_are_refused_old_checkpoints_still_load(tmp_path):
@@ -190,42 +190,45 @@ def test_flipped_weight_bytes_are_refused_old_checkpoints_still_load(tmp_path):
     assert float(tensors["w"][0, 0]) == 1.0
 
 
-def test_unknown_recipe_or_architecture_key_is_a_clean_error(tmp_path):
-    import torch
+def _gan_checkpoint(folder: Path, codes=None, resume: bool = False):
+    """A one-iteration dna-train checkpoint in ``folder`` (or that run resumed); returns its training windows."""
+    from gengen.dna import GANRecipe, train_gan
 
+    codes = np.random.default_rng(0).integers(0, 4, (16, 12)).astype(np.uint8) if codes is None else codes
+    train_gan(codes, GANRecipe(length=12, channels=4, blocks=1, batch_size=8, iterations=1), folder, resume=resume,
+              device="cpu")
+    return codes
+
+
+def test_unknown_recipe_or_architecture_key_is_a_clean_error(tmp_path):
     from gengen.dna.core import GANModel
     from gengen.dna.predictors import CNNPredictor, load_predictor
-    from gengen.dna.train import GANRecipe, _load_training, _new_state, save_training
 
-    recipe = GANRecipe(length=12, channels=4, iterations=1)
-    save_training(tmp_path / "gan", _new_state(recipe, torch.device("cpu")), recipe, {})
+    codes = _gan_checkpoint(tmp_path / "gan")
     cfg_path = tmp_path / "gan" / "config.json"
     cfg = json.loads(cfg_path.read_text())
     cfg["recipe"]["from_the_future"] = 1
     cfg_path.write_text(json.dumps(cfg))
-    for load in (lambda: GANModel.load(tmp_path / "gan"), lambda: _load_training(tmp_path / "gan", None, torch.device("cpu"))):
+    for load in (lambda: GANModel.load(tmp_path / "gan"), lambda: _gan_checkpoint(tmp_path / "gan", codes, resume=True)):
         with pytest.raises(GengenError, match="unknown recipe setting.*'from_the_future'.*another gengen version"):
             load()
     net = CNNPredictor(4, 5, 4)
     save_checkpoint(tmp_path / "pred", "dna-predictor", net.state_dict(),
-                    {"kind": "cnn", "architecture": {**net.config(), "depth": 3}, "length": 20})
+                    config={"kind": "cnn", "architecture": {**net.config(), "depth": 3}, "length": 20})
     with pytest.raises(GengenError, match="unknown architecture setting.*'depth'"):
         load_predictor(tmp_path / "pred")
 
 
 @pytest.mark.parametrize("content", [b"", b"\x00\xff\xfe junk \x81", b"a,b\n1,2\n"])
 def test_a_broken_history_does_not_stop_a_model(tmp_path, capsys, content):
-    import torch
-
     from gengen.dna.core import GANModel
-    from gengen.dna.train import GANRecipe, _load_training, _new_state, save_training
+    from gengen.dna.train import training_snapshot
 
-    recipe = GANRecipe(length=12, channels=4, iterations=1)
-    save_training(tmp_path / "gan", _new_state(recipe, torch.device("cpu")), recipe, {})
+    _gan_checkpoint(tmp_path / "gan")
     (tmp_path / "gan" / "history.csv").write_bytes(content)
     assert GANModel.load(tmp_path / "gan").length == 12  # inference needs no history
-    state, _, _ = _load_training(tmp_path / "gan", None, torch.device("cpu"))
-    assert state.history == []  # a resumed run starts a new history
+    state = training_snapshot(tmp_path / "gan", "dna-gan")  # what --resume restores
+    assert state.meta["history"] == []  # a resumed run starts a new history
     assert read_history(tmp_path / "gan", ("iteration",)) is None
     assert "note: ignoring the damaged" in capsys.readouterr().err
 
@@ -268,7 +271,7 @@ def test_stale_temps_of_dead_owners_go_live_and_foreign_fresh_ones_stay(tmp_path
     dead.wait()
     live = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     try:
-        host = runtime._host_tag()
+        host = runtime.temps._host_tag()
         other = "ffffff" if host != "ffffff" else "eeeeee"
         made = {
             "dead_file": f".out.csv.gengen-tmp-{dead.pid}-{host}-0123abcd.csv",
@@ -355,7 +358,7 @@ WRITER = """
     for i in range(n):
         value = tag * 1000 + i
         try:
-            save_checkpoint(folder, "test", {"w": torch.full((128, 128), value)}, {"value": value})
+            save_checkpoint(folder, "test", {"w": torch.full((128, 128), value)}, config={"value": value})
         except GengenError as exc:
             assert "being written by another gengen run" in str(exc), exc
             locked += 1
@@ -396,7 +399,7 @@ def test_folder_swap_falls_back_without_atomic_exchange(tmp_path, monkeypatch):
     (b / "x").write_text("b")
     if runtime.exchange_paths(a, b):  # Linux renameat2 / macOS renamex_np
         assert (a / "x").read_text() == "b" and (b / "x").read_text() == "a"
-    monkeypatch.setattr(runtime, "exchange_paths", lambda x, y: False)
+    monkeypatch.setattr(runtime.outputs, "exchange_paths", lambda x, y: False)
     _tiny_checkpoint(tmp_path / "m", 1.0)
     _tiny_checkpoint(tmp_path / "m", 2.0)
     assert load_checkpoint(tmp_path / "m", "test")[1]["value"] == 2.0

@@ -236,7 +236,7 @@ def test_model_from_another_pipeline(workdir):
 
     from gengen.checkpoint import save_checkpoint
 
-    save_checkpoint(workdir / "vae_model", "vae", {"w": torch.zeros(2)}, {"genes": ["a"]})
+    save_checkpoint(workdir / "vae_model", "vae", {"w": torch.zeros(2)}, config={"genes": ["a"]})
     dst = workdir / "never.csv"
     res = runner.invoke(
         app,

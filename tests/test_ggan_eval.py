@@ -102,6 +102,28 @@ def test_resume_refuses_results_of_another_comparison(tmp_path):
     assert ev.info["resumed_results"] == 0 and len(list((tmp_path / "f").iterdir())) == 6
 
 
+def test_evaluation_writes_what_ggan_eval_writes(tmp_path):
+    from gengen.ggan import evaluate
+    from gengen.ggan.evaluate import EVAL_FILES, eval_outputs
+
+    X, Y, tg = _data()
+    ev = evaluate(X, Y, tg, folds=3, methods=("ridge", "mean"), device="cpu")
+    assert ev.fold_results is None
+    paths = ev.write(tmp_path / "ev")  # the folder is made
+    assert paths == eval_outputs(tmp_path / "ev") and list(paths) == ["summary", "folds", "per_gene", "figure", "info"]
+    assert sorted(p.name for p in (tmp_path / "ev").iterdir()) == sorted(EVAL_FILES.values())
+    summary = pd.read_csv(paths["summary"], sep="\t")
+    assert summary["method"].tolist() == ev.summary["method"].tolist() == ["ridge", "mean"]
+    np.testing.assert_allclose(summary["mae_mean"], ev.summary["mae_mean"], rtol=1e-12)
+    per_gene = pd.read_csv(paths["per_gene"], sep="\t")
+    assert per_gene.shape == (2 * len(tg), 6) and per_gene["gene"].tolist()[: len(tg)] == tg
+    assert len(pd.read_csv(paths["folds"], sep="\t")) == 2 * 3
+    assert json.loads(paths["info"].read_text())["methods"] == ["ridge", "mean"]
+    assert paths["figure"].read_bytes()[:4] == b"\x89PNG"
+    kept = evaluate(X, Y, tg, folds=3, methods=("mean",), device="cpu", save_folds=tmp_path / "kept")
+    assert kept.fold_results == tmp_path / "kept"  # named by a failed write: --resume writes the tables from it
+
+
 def _write_reference(d, n=48):
     X, Y, tg = _data(n=n)
     lm = [f"L{i}" for i in range(X.shape[1])]

@@ -47,7 +47,7 @@ def test_dgex_size_keeps_the_dgex_recipe():
 
 def test_width_grows_with_the_reference_between_the_thresholds():
     from gengen.ggan import GGANRecipe, adaptive_width, resolve_ggan_recipe
-    from gengen.ggan.train import DGEX_REFERENCE, SMALL_REFERENCE
+    from gengen.ggan.defaults import DGEX_REFERENCE, SMALL_REFERENCE
 
     sizes = [50, 1_999, 2_000, 5_000, 20_000, 49_999, 50_000, 1_000_000]
     widths = [adaptive_width(n) for n in sizes]
@@ -102,7 +102,7 @@ def test_cli_defaults_are_the_recipe_defaults():
 
 
 def test_paired_gain_in_standard_errors():
-    from gengen.ggan.train import paired_gain_se
+    from gengen.ggan.loop import paired_gain_se
 
     assert paired_gain_se(np.ones(4), np.array([0.9, 1.1, 0.9, 1.1])) == pytest.approx(0.0)
     # gains 0.1, 0.2, 0.3: mean 0.2, sd 0.1, se 0.1 / sqrt(3)
@@ -220,6 +220,7 @@ def test_ggan_eval_bad_grouping_is_one_line(small_reference, extra, needles):
 def test_ggan_eval_unknown_method_fails_before_the_reference_is_read(small_reference, monkeypatch):
     """--methods is checked with the other options, not after reading the reference (41 s at TCGA size)."""
     import gengen.io.expression
+    import gengen.io.readers
 
     d, _ = small_reference
 
@@ -227,6 +228,7 @@ def test_ggan_eval_unknown_method_fails_before_the_reference_is_read(small_refer
         raise AssertionError("the reference was read")
 
     monkeypatch.setattr(gengen.io.expression, "read_expression", never)
+    monkeypatch.setattr(gengen.io.readers, "read_whole", never)  # what open_expression reads into memory with
     res = runner.invoke(app, ["ggan-eval", str(d / "ref.csv"), "--landmarks", str(d / "landmarks.txt"),
                               "--methods", "ridge,bogus", "-o", str(d / "bad_eval")])
     assert_one_line_error(res, "unknown method(s) bogus", "choose from")
@@ -287,7 +289,7 @@ def test_ridge_alpha_is_the_exact_leave_one_out_choice():
         X = rng.standard_normal((n, p))
         Y = X[:, :3] @ rng.standard_normal((3, 5)) + rng.standard_normal((n, 5))
         info: dict = {}
-        W, xm, ym = ridge_fit(X, Y, alphas, info)
+        W, xm, ym = ridge_fit(X, Y, alphas, info=info)
         assert info["alpha_by"] == "leave-one-out"
         assert info["alpha"] == _brute_force_loo_alpha(X, Y, alphas)
         Xc, Yc = X - X.mean(0), Y - Y.mean(0)

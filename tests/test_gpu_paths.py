@@ -70,15 +70,17 @@ def test_fit_vae_asked_for_graphs_on_cpu_trains_eagerly():
     b = TybaltVAE(20, 4)
     r = VAERecipe(latent_dim=4, epochs=3, batch_size=16, seed=0)
     torch.manual_seed(1)
-    ha = fit_vae(a, x, None, r, torch.device("cpu"), quiet=True, cuda_graphs=True)
+    ha = fit_vae(a, x, None, recipe=r, device=torch.device("cpu"), quiet=True, cuda_graphs=True)
     torch.manual_seed(1)
-    hb = fit_vae(b, x, None, r, torch.device("cpu"), quiet=True, cuda_graphs=False)
+    hb = fit_vae(b, x, None, recipe=r, device=torch.device("cpu"), quiet=True, cuda_graphs=False)
     assert ha.attrs["cuda_graphs"] is False and hb.attrs["cuda_graphs"] is False
     assert np.allclose(ha["train_loss"], hb["train_loss"])
 
 
 def test_wgan_iteration_callable_is_eager_on_cpu_and_saved_groups_are_not_capturable(tmp_path):
-    from gengen.dna.train import GANRecipe, _flatten_opt, _new_state, make_iteration
+    from gengen.dna.train import GANRecipe, make_iteration
+    from gengen.dna.train import new_nets as _new_state
+    from gengen.training_state import flatten_optimizer as _flatten_opt
 
     recipe = GANRecipe(length=12, channels=4, blocks=1, batch_size=8, critic_steps=2)
     state = _new_state(recipe, torch.device("cpu"))
@@ -103,7 +105,9 @@ def _ggan_data(n=400, n_x=10, n_y=14, seed=0):
 
 
 def test_ggan_trains_under_bf16_autocast_and_reports_precision():
-    from gengen.ggan.train import GGANRecipe, build_networks, fit_ggan, validation_mae
+    from gengen.ggan.loop import fit_ggan, validation_mae
+    from gengen.ggan.train import build_networks
+    from gengen.recipes import GGANRecipe
 
     X, Y = _ggan_data()
     for precision, expected in (("auto", "fp32"), ("bf16", "bf16")):
@@ -111,14 +115,16 @@ def test_ggan_trains_under_bf16_autocast_and_reports_precision():
         r = GGANRecipe(hidden=32, layers=2, d_hidden=16, epochs=12, batch_size=50, precision=precision)
         gen, disc = build_networks(10, 14, r)
         before = validation_mae(gen, torch.as_tensor(X[300:]), torch.as_tensor(Y[300:]))
-        h = fit_ggan(gen, disc, X[:300], Y[:300], X[300:], Y[300:], r, torch.device("cpu"), quiet=True)
+        h = fit_ggan(gen, disc, X[:300], y_train=Y[:300], x_val=X[300:], y_val=Y[300:], recipe=r, device=torch.device("cpu"), quiet=True)
         assert h.attrs["precision"] == expected
         assert h.attrs["best_val_mae"] < 0.8 * before  # it learns in either precision
         assert np.isfinite(h["g_loss"]).all()
 
 
 def test_predict_z_scales_on_the_device_and_bf16_stays_close():
-    from gengen.ggan.train import GGANRecipe, build_networks, predict_z
+    from gengen.ggan.predict import predict_z
+    from gengen.ggan.train import build_networks
+    from gengen.recipes import GGANRecipe
 
     X, _ = _ggan_data(n=50)
     torch.manual_seed(0)

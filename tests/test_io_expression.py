@@ -242,3 +242,34 @@ def test_empty_header_cell_is_refused_with_its_position(tmp_path):
     ad.AnnData(np.ones((3, 2), np.float32), var=pd.DataFrame(index=["TP53", ""])).write_h5ad(tmp_path / "x.h5ad")
     with pytest.raises(GengenError, match=r"gene #2 has an empty gene name"):
         read_expression(tmp_path / "x.h5ad", quiet=True)
+
+
+def test_gengen_io_has_no_import_circle():
+    """Modules of gengen.io import each other one way only, function-level (lazy) imports included: a reader
+    of one format never reaches back up to read_expression / open_expression."""
+    import ast
+    from pathlib import Path
+
+    import gengen.io
+
+    folder = Path(gengen.io.__file__).parent
+    modules = {p.stem for p in folder.glob("*.py") if p.stem != "__init__"}
+    graph = {}
+    for name in modules:
+        deps = set()
+        for node in ast.walk(ast.parse((folder / f"{name}.py").read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("gengen.io"):
+                parts = node.module.split(".")
+                if len(parts) > 2:
+                    deps.add(parts[2])
+                else:  # from gengen.io import x
+                    deps.update(a.name for a in node.names if a.name in modules)
+            elif isinstance(node, ast.Import):
+                deps.update(a.name.split(".")[2] for a in node.names if a.name.startswith("gengen.io."))
+        graph[name] = deps - {name}
+
+    def reaches(start, goal, seen):
+        return any(d == goal or (d not in seen and not seen.add(d) and reaches(d, goal, seen)) for d in graph[start])
+
+    circles = sorted(name for name in modules if reaches(name, name, set()))
+    assert not circles, f"import circle among gengen.io modules: {circles}"

@@ -49,7 +49,7 @@ def test_resolve_device_refuses_a_gpu_that_is_not_there(monkeypatch):
 
 
 def test_small_model_threads_restores(monkeypatch):
-    monkeypatch.setattr(runtime, "_USER_CHOSE_THREADS", False)
+    monkeypatch.setattr(runtime.device, "_USER_CHOSE_THREADS", False)
     before = torch.get_num_threads()
     torch.set_num_threads(2)
     try:
@@ -188,7 +188,7 @@ def test_dna_train_gives_its_time_limit_to_the_progress_bar(monkeypatch):
     import numpy as np
 
     from gengen.dna import train as dna_train
-    from gengen.dna.train import train_gan
+    from gengen.dna import train_gan
     from gengen.recipes import GANRecipe
 
     seen = {}
@@ -215,7 +215,7 @@ def test_set_threads_limits_numpy_blas_too(monkeypatch):
     blas = [p for p in threadpoolctl.threadpool_info() if p["user_api"] == "blas"]
     if not blas:
         pytest.skip("numpy is not linked to a BLAS threadpoolctl knows")
-    monkeypatch.setattr(runtime, "_USER_CHOSE_THREADS", False)
+    monkeypatch.setattr(runtime.device, "_USER_CHOSE_THREADS", False)
     before_torch = torch.get_num_threads()
     with threadpoolctl.threadpool_limits(limits=None):  # restores numpy's count on exit
         try:

@@ -132,13 +132,13 @@ def test_list_reads_config_only_and_is_fast_on_300_models(monkeypatch):
     from gengen import runtime
 
     opened = []
-    real_open = runtime.open_regular  # every file gengen reads is opened here (regular files only)
+    real_open = runtime.files.open_regular  # every file gengen reads is opened here (regular files only)
 
     def spy(path, *a, **k):
         opened.append(Path(path).name)
         return real_open(path, *a, **k)
 
-    monkeypatch.setattr(runtime, "open_regular", spy)
+    monkeypatch.setattr(runtime.files, "open_regular", spy)
     t = time.perf_counter()
     r = run("models", "list")
     seconds = time.perf_counter() - t
@@ -276,7 +276,7 @@ def test_add_copies_regular_files_and_links_inside_only(tmp_path):
     from gengen.checkpoint import save_checkpoint
 
     src = tmp_path / "m"
-    save_checkpoint(src, "vae", {"w": torch.ones(3)}, {"genes": ["a"]})
+    save_checkpoint(src, "vae", {"w": torch.ones(3)}, config={"genes": ["a"]})
     (src / "extra").mkdir()
     (src / "extra" / "notes.txt").write_text("mine\n")
     os.symlink("model.safetensors", src / "weights-again")
@@ -352,19 +352,19 @@ def test_a_damaged_index_is_rebuilt(damage):
 def test_library_resolver(tmp_path):
     import torch
 
-    from gengen.checkpoint import load_checkpoint, resolve_model, save_checkpoint
-    from gengen.store import default_model, set_default
+    from gengen.checkpoint import load_checkpoint, save_checkpoint
+    from gengen.store import default_model, resolve_model, set_default
     from gengen.store import resolve_model as store_resolve
 
-    save_checkpoint(store() / "lib", "ggan", {"w": torch.ones(2)}, {})
+    save_checkpoint(store() / "lib", "ggan", {"w": torch.ones(2)}, config={})
     with pytest.raises(GengenError, match="no default GGAN model yet"):
         resolve_model(None, "ggan")
     set_default("ggan", "lib")
     assert resolve_model(None, "ggan") == store() / "lib" == store_resolve("lib")
     assert default_model("ggan").name == "lib"
-    assert torch.equal(load_checkpoint(None, "ggan")[0]["w"], torch.ones(2))  # library: None = the default
+    assert torch.equal(load_checkpoint(resolve_model(None, "ggan"), "ggan")[0]["w"], torch.ones(2))  # library: None = the default
     local = tmp_path / "lib"  # a local model folder of the same name wins over the store's
-    save_checkpoint(local, "ggan", {"w": torch.zeros(2)}, {})
+    save_checkpoint(local, "ggan", {"w": torch.zeros(2)}, config={})
     assert store_resolve(local) == local and store_resolve(local / "config.json") == local
     (tmp_path / "plain").mkdir()
     assert store_resolve(tmp_path / "plain") == tmp_path / "plain"  # not a model: loading says what is missing

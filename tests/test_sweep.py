@@ -317,7 +317,7 @@ def test_ggan_and_predictor_sweeps_keep_the_best_by_their_own_metric(tmp_path):
 
 
 def test_cli_sweep_writes_table_figure_best_model_and_registers(tmp_path, toy_h5ad, monkeypatch):
-    from gengen.checkpoint import model_home
+    from gengen.store import model_home
     from gengen.vae import VAEModel
 
     space = _space_file(tmp_path, {"latent": [2, 4], "epochs": 4, "batch_size": 16})
@@ -501,10 +501,10 @@ def test_best_model_lost_with_its_worker_is_retrained_identically(tmp_path, monk
     """Quick trials keep their model in memory until the worker stops; if that worker dies first, the
     outputs step trains the best configuration again (same seed, same numbers on the CPU)."""
     from gengen.sweep import ExpressionData, run_sweep
-    from gengen.sweep import study as sweep_study
+    from gengen.sweep import trial as sweep_trial
     from gengen.vae import VAEModel
 
-    monkeypatch.setattr(sweep_study._BestKeeper, "flush", lambda self: None)  # as if killed before writing
+    monkeypatch.setattr(sweep_trial._BestKeeper, "flush", lambda self: None)  # as if killed before writing
     toy = make_toy_expression()
     res = run_sweep("vae", ExpressionData(toy), tmp_path / "r", space={"latent": [2, 3], "epochs": 3, "batch_size": 16},
                     pruner="none", quiet=True)
@@ -572,7 +572,9 @@ def test_ctrl_c_requeues_the_running_trial_at_once(tmp_path, toy_h5ad):
 def test_a_configuration_that_keeps_killing_its_worker_is_given_up(tmp_path):
     import optuna
 
-    from gengen.sweep.study import MAX_ATTEMPTS, _requeue, finished_count
+    from gengen.sweep.settings import MAX_ATTEMPTS
+    from gengen.sweep.storage import _requeue
+    from gengen.sweep.trial import finished_count
 
     st = optuna.create_study()
     dist = {"lr": optuna.distributions.CategoricalDistribution([0.1, 0.2])}
@@ -618,7 +620,7 @@ def test_a_plan_of_a_billion_trials_is_queued_as_the_workers_go(tmp_path):
     the plan is a number in the study, and Ctrl-C still re-queues the running trial."""
     from gengen.sweep import ExpressionData, run_sweep
     from gengen.sweep.pipelines import VAEPipeline
-    from gengen.sweep.study import PLANNED_ATTR
+    from gengen.sweep.settings import PLANNED_ATTR
 
     class StopsAtTheThird(VAEPipeline):
         calls = 0
@@ -678,7 +680,7 @@ def test_a_grid_of_1e10_points_is_counted_never_built(tmp_path):
 def test_grid_subsets_of_huge_grids_are_drawn_one_index_at_a_time():
     """The seeded permutation behind subsets of grids over a million points: a bijection of range(n),
     spread over the whole grid, the same for the same seed."""
-    from gengen.sweep.study import _grid_plan, _permuted
+    from gengen.sweep.plan import _grid_plan, _permuted
 
     for n in (1, 2, 7, 1000, 1025):
         assert sorted(_permuted(i, n, 5) for i in range(n)) == list(range(n))

@@ -55,8 +55,8 @@ def _stop_after_save(monkeypatch, n: int) -> None:
     """The run stops (as if killed) right after its ``n``-th checkpoint has landed."""
     real = TrainingCheckpoint.save
 
-    def save(self, state, device):
-        real(self, state, device)
+    def save(self, state, device, **kw):
+        real(self, state, device, **kw)
         if self.saves == n:
             raise Interrupted(f"after save {n}: {state.phase} epoch {state.epoch} batch {state.batch}")
 
@@ -92,7 +92,7 @@ def test_optimizer_state_round_trips_into_fresh_and_live_optimizers(fused):
             step(o2, twin)  # builds state tensors of the right shapes, then overwritten in place
             twin.load_state_dict(saved_weights)
             held = [t for st in o2.state.values() for t in st.values()]
-        restore_optimizer("adam", {k: v.clone() for k, v in flat.items()}, groups, o2)
+        restore_optimizer("adam", {k: v.clone() for k, v in flat.items()}, groups, opt=o2)
         if live:  # the very same tensors (a captured CUDA graph reads them)
             assert all(a is b for a, b in zip([t for st in o2.state.values() for t in st.values()], held, strict=True))
         step(o2, twin)
@@ -297,6 +297,7 @@ def test_predictor_resumed_after_any_checkpoint_is_bit_identical(tmp_path, monke
     pd.testing.assert_frame_equal(full.history, resumed.history)
     assert resumed.metrics["best_epoch"] == full.metrics["best_epoch"]
     assert resumed.metrics["val_pearson"] == full.metrics["val_pearson"]
+    assert resumed.recipe.notes == full.recipe.notes and len(full.recipe.notes) == 2  # members, flanks: once each
     assert not (tmp_path / "cut" / STATE_NAME).exists()
     cfg = json.loads((tmp_path / "cut" / "config.json").read_text())
     assert cfg["training"]["complete"] is True and cfg["cpu_threads"] == 1
@@ -325,6 +326,75 @@ def test_unfinished_predictor_checkpoint_loads_and_refuses_other_data(tmp_path, 
     with pytest.raises(GengenError, match=r"epochs 6 \(checkpoint: 4\)"):
         train_predictor(codes, y, PredictorRecipe(channels=6, width=5, hidden=8, epochs=6, batch_size=32, seed=4),
                         device="cpu", quiet=True, checkpoint=Checkpointing(tmp_path / "cut", resume=True))
+
+
+GAN_TINY = {"length": 12, "channels": 4, "blocks": 1, "batch_size": 8, "critic_steps": 2, "iterations": 6,
+            "log_every": 2, "sample_every": 2, "checkpoint_every": 2, "seed": 5}
+
+
+def _gan(codes, folder, resume=False, **kw):
+    from gengen.dna import GANModel, GANRecipe
+
+    recipe = GANRecipe(**{**GAN_TINY, **kw})
+    return GANModel.train(codes[:200], recipe, "cpu", heldout_codes=codes[200:], quiet=True,
+                          checkpoint=Checkpointing(folder, resume=resume))
+
+
+def _gan_history(folder: Path) -> pd.DataFrame:
+    return pd.read_csv(folder / "history.csv").drop(columns="seconds")
+
+
+def test_dna_gan_resumed_after_a_checkpoint_is_bit_identical(tmp_path, monkeypatch, capsys):
+    """dna-train's state lives in its model file (critic, optimisers, RNG, best generator): a run stopped
+    right after its 2nd checkpoint (iteration 4 of 6) and resumed ends as an uninterrupted one."""
+    from gengen.dna import GANModel
+
+    codes = np.random.default_rng(3).integers(0, 4, (260, 12)).astype(np.uint8)
+    full = _gan(codes, tmp_path / "full")
+    stop_after = 2
+    with monkeypatch.context() as m:
+        _stop_after_save(m, stop_after)
+        with pytest.raises(Interrupted):
+            _gan(codes, tmp_path / "cut")
+    section = json.loads((tmp_path / "cut" / "config.json").read_text())["training"]
+    assert section["complete"] is False and section["epoch"] == 2 * stop_after and section["unit"] == "iteration"
+    assert not (tmp_path / "cut" / STATE_NAME).exists()  # the model file holds the state
+    capsys.readouterr()
+    assert GANModel.load(tmp_path / "cut").iteration <= 2 * stop_after  # a working model meanwhile
+    assert f"stopped at iteration {2 * stop_after} of 6" in capsys.readouterr().err
+    resumed = _gan(codes, tmp_path / "cut", resume=True)
+    assert _same_tensors(tmp_path / "full", tmp_path / "cut")
+    pd.testing.assert_frame_equal(_gan_history(tmp_path / "full"), _gan_history(tmp_path / "cut"), check_exact=False,
+                                  rtol=1e-12)  # history.csv is read back and rewritten: the last digit may move
+    assert resumed.metrics["best_iteration"] == full.metrics["best_iteration"]
+    assert (tmp_path / "full" / "samples.fa").read_bytes() == (tmp_path / "cut" / "samples.fa").read_bytes()
+    assert json.loads((tmp_path / "cut" / "config.json").read_text())["training"]["complete"] is True
+    again = GANModel.train(codes[:200], None, "cpu", heldout_codes=codes[200:],  # recipe=None: the checkpoint's
+                           checkpoint=Checkpointing(tmp_path / "cut", resume=True))
+    assert again.recipe.channels == 4 and again.last.iteration == 6
+    longer = _gan(codes, tmp_path / "cut", resume=True, iterations=8)  # a finished run trains on when asked
+    assert longer.last.iteration == 8
+    with pytest.raises(GengenError, match="training data differ"):
+        _gan(codes[::-1].copy(), tmp_path / "cut", resume=True, iterations=8)
+    with pytest.raises(GengenError, match="the checkpoint has channels 4, but 6 was asked for"):
+        _gan(codes, tmp_path / "cut", resume=True, channels=6)
+
+
+def test_dna_gan_folder_from_before_the_training_section_resumes(tmp_path, monkeypatch):
+    """An unfinished dna-train folder written before the training section (the same model file, no
+    section) resumes bit-identically too; having recorded no data fingerprint, its data are not checked."""
+    codes = np.random.default_rng(3).integers(0, 4, (260, 12)).astype(np.uint8)
+    _gan(codes, tmp_path / "full")
+    with monkeypatch.context() as m:
+        _stop_after_save(m, 1)
+        with pytest.raises(Interrupted):
+            _gan(codes, tmp_path / "cut")
+    cfg_path = tmp_path / "cut" / "config.json"
+    cfg = json.loads(cfg_path.read_text())
+    del cfg["training"]
+    cfg_path.write_text(json.dumps(cfg))
+    _gan(codes, tmp_path / "cut", resume=True)
+    assert _same_tensors(tmp_path / "full", tmp_path / "cut")
 
 
 def test_completed_run_resumes_to_itself(toy_expression, tmp_path, capsys):
@@ -455,6 +525,24 @@ def test_dna_train_predictor_killed_repeatedly_ends_bit_identical(tmp_path):
     assert _same_tensors(tmp_path / "full", tmp_path / "cut")
     assert (tmp_path / "full" / "history.csv").read_bytes() == (tmp_path / "cut" / "history.csv").read_bytes()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["cut", "full", "p.csv", "p.fa"]
+
+
+def test_dna_train_killed_repeatedly_ends_bit_identical(tmp_path):
+    rng = np.random.default_rng(4)
+    data = tmp_path / "t.fa"
+    data.write_text("".join(f">r{i}\n" + "".join(rng.choice(list("ACGT"), 120)) + "\n" for i in range(40)))
+    opts = ["--length", "12", "--iterations", "24", "--channels", "4", "--batch-size", "8", "--critic-steps", "2",
+            "--sample-every", "4", "--seed", "2", "--threads", "1", "--device", "cpu", "-q"]
+    ref = runner.invoke(app, ["dna-train", str(data), "-o", str(tmp_path / "full"), *opts])
+    assert ref.exit_code == 0, ref.output
+    t = time.perf_counter()
+    where = _kill_and_resume(["dna-train", str(data), "-o", str(tmp_path / "cut"), *opts], tmp_path / "cut", kills=2,
+                             seed=3)
+    print(f"dna-train kills after checkpoints at: {where}; {time.perf_counter() - t:.1f} s with the resumes")
+    assert len(where) == 2 and "complete" not in where
+    assert _same_tensors(tmp_path / "full", tmp_path / "cut")
+    assert (tmp_path / "full" / "samples.fa").read_bytes() == (tmp_path / "cut" / "samples.fa").read_bytes()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cut", "full", "t.fa"]
 
 
 # ------------------------------------------------------------------------------------- the CLI

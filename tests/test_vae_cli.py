@@ -169,7 +169,7 @@ def test_feature_panels_name_each_class_in_full_or_distinctly(workdir, tmp_path,
     labels = np.repeat(names, 30)
     z = np.random.default_rng(0).standard_normal((120, 3))
     table = features.separating_features(z, labels)
-    features.plot_separating_features(z, labels, table, tmp_path / "p.png", "phenotype")
+    features.plot_separating_features(z, labels, table, path=tmp_path / "p.png", label_name="phenotype")
     assert [t.split("\nvae_")[0] for t in seen["titles"]] == features.panel_titles(table["class"])
     assert len(set(seen["titles"])) == 4
 

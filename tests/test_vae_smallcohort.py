@@ -96,7 +96,7 @@ def test_tybalt_regime_trains_the_same_network_as_before():
     torch.manual_seed(0)
     module = TybaltVAE(300, 4)
     torch.manual_seed(0)
-    fit_vae(module, xs[tr], xs[va], resolve_vae_recipe(recipe, 60, 300), torch.device("cpu"), quiet=True)
+    fit_vae(module, xs[tr], xs[va], recipe=resolve_vae_recipe(recipe, 60, 300), device=torch.device("cpu"), quiet=True)
     module.eval()
     for name, weight in module.state_dict().items():  # the same network, bit for bit
         assert torch.equal(weight, model.module.state_dict()[name]), name

@@ -6,14 +6,14 @@ lists, scaler parameters, seed, versions, training metrics) is plain JSON a huma
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Self
+from typing import TYPE_CHECKING, Any
 
 from gengen.errors import GengenError, preview
 from gengen.runtime import atomic_dir, load_json, log, open_regular, package_versions, read_json
@@ -26,30 +26,19 @@ FORMAT_VERSION = 1
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
 HISTORY_NAME = "history.csv"
+TRAINING_SECTION = "training"  # config.json's section of a resumable training run (gengen.training_state)
 # SHA-256 of model.safetensors, written at save and checked at load: flipped bytes inside the weights
 # would otherwise load silently and give wild numbers. Checkpoints from before it load unchecked.
 HASH_KEY = "weights_sha256"
 
 
-def model_home() -> Path:
-    """Where named models live: ``$GENGEN_HOME/models`` (default ``~/.local/share/gengen/models``)."""
-    home = os.environ.get("GENGEN_HOME")
-    base = Path(home) if home else Path.home() / ".local" / "share" / "gengen"
-    return base / "models"
-
-
-def resolve_model(path_or_name: str | os.PathLike | None, pipeline: str | None = None) -> Path:
-    """A checkpoint directory given as a path, a name in the model store, or ``None`` for the
-    pipeline's default model: see :func:`gengen.store.resolve_model`, the one resolver."""
-    from gengen.store import resolve_model as resolve
-
-    return resolve(path_or_name, pipeline)
 
 
 def save_checkpoint(
     directory: str | os.PathLike,
     pipeline: str,
     tensors: dict[str, torch.Tensor],
+    *,
     config: dict[str, Any],
     extra_files: Callable[[Path], None] | None = None,
 ) -> Path:
@@ -129,9 +118,26 @@ def check_overwrite(directory: Path, pipeline: str) -> None:
         )
 
 
-def load_checkpoint(path_or_name: str | os.PathLike | None, pipeline: str, *,
+def overwrite_check(pipeline: str) -> Callable[[Path], None]:
+    """The check a model folder of ``pipeline`` gets in an output plan (:func:`gengen.runtime.plan_outputs`'s
+    ``models``): :func:`check_overwrite` for that pipeline.
+
+    Parameters
+    ----------
+    pipeline : config.json's ``"pipeline"`` of the model the folder will hold.
+
+    Returns
+    -------
+    A callable taking the folder, raising GengenError when it holds something else.
+    """
+    return functools.partial(check_overwrite, pipeline=pipeline)
+
+
+def load_checkpoint(directory: str | os.PathLike, pipeline: str, *,
                     note_unfinished: bool = True) -> tuple[dict[str, torch.Tensor], dict, Path]:
-    """Read and validate a checkpoint of ``pipeline``; returns (tensors, config, directory).
+    """Read and validate the checkpoint folder ``directory`` of ``pipeline``; returns (tensors, config,
+    directory). A model of the store is loaded by name through :func:`gengen.saved_model.load_model`
+    (or :func:`gengen.store.resolve_model` first): this module knows folders, not names.
 
     config.json and the weights are read from one version of the folder even while another process
     saves over it, and the weights are checked against the SHA-256 recorded at save. A checkpoint of
@@ -140,7 +146,10 @@ def load_checkpoint(path_or_name: str | os.PathLike | None, pipeline: str, *,
     from safetensors import SafetensorError
     from safetensors.torch import load as load_bytes
 
-    directory = resolve_model(path_or_name, pipeline)
+    directory = Path(directory)
+    if not directory.is_dir():
+        what = "is not a folder" if directory.exists() else "does not exist"
+        raise GengenError(f"model folder {str(directory)!r} {what}; give a gengen model folder (or a store name).")
     cfg_path = directory / CONFIG_NAME
     raw_config, raw_weights = _read_model_files(directory)
     if raw_config is None:
@@ -181,121 +190,10 @@ def load_checkpoint(path_or_name: str | os.PathLike | None, pipeline: str, *,
         raise GengenError(f"cannot read {str(weights)!r}: {exc}; the checkpoint is corrupted.") from None
     _check_finite(tensors, weights)
     if note_unfinished:
-        from gengen.training_state import unfinished_note
-
         note = unfinished_note(config, directory)
         if note:
             log(note)
     return tensors, config, directory
-
-
-@dataclass
-class LoadedCheckpoint:
-    """A validated checkpoint: its tensors, config.json and folder (see :func:`load_model`)."""
-
-    tensors: dict[str, torch.Tensor]
-    config: dict
-    directory: Path
-
-    def section(self, factory: Callable, key: str, *, what: str | None = None) -> Any:
-        """``factory(**config[key])`` with one-line errors (:func:`config_section`)."""
-        return config_section(factory, self.config[key], self.directory, what=what or key)
-
-    def prefixed(self, prefix: str) -> dict[str, torch.Tensor]:
-        """The tensors whose key starts with ``prefix``, with the prefix removed (a module's state dict)."""
-        return {k.removeprefix(prefix): v for k, v in self.tensors.items() if k.startswith(prefix)}
-
-    def history(self, columns: tuple[str, ...] = ()) -> pd.DataFrame | None:
-        """The folder's history.csv (:func:`read_history`)."""
-        return read_history(self.directory, columns)
-
-    def training_section(self) -> dict | None:
-        """config.json's ``training`` section (resumable runs), or None."""
-        section = self.config.get("training")
-        return section if isinstance(section, dict) else None
-
-
-class SavedModel:
-    """``save(path)`` / ``Class.load(path_or_name, device="auto")`` for every gengen model object.
-
-    A subclass sets ``pipeline`` (config.json's ``"pipeline"``) and ``required_keys`` (config.json
-    fields it cannot load without), and implements ``_save_parts() -> (tensors, config,
-    extra_files)`` and ``_from_checkpoint(checkpoint, device, **options) -> model``. Loading goes
-    through :func:`load_model`, the one validate-and-load path; ``save`` returns the checkpoint
-    folder (a :class:`~pathlib.Path`) for every model.
-    """
-
-    pipeline: str = ""
-    required_keys: tuple[str, ...] = ()
-
-    def save(self, path: str | os.PathLike) -> Path:
-        """Write the model as a checkpoint folder (model.safetensors + config.json, atomically).
-
-        Parameters
-        ----------
-        path : the folder to write; an existing folder is replaced only when it holds a model of the
-            same pipeline.
-
-        Returns
-        -------
-        The checkpoint folder.
-        """
-        return save_checkpoint(path, self.pipeline, *self._save_parts())
-
-    @classmethod
-    def load(cls, path_or_name: str | os.PathLike, device: str = "auto") -> Self:
-        """Load a checkpoint folder, or a model of the store by name (:func:`load_model`).
-
-        Parameters
-        ----------
-        path_or_name : a checkpoint folder, or the name of a model in the store (``gengen models``).
-        device : ``"auto"`` (a GPU when there is one), ``"cpu"``, ``"cuda"``, ``"cuda:1"``, ``"mps"``.
-
-        Returns
-        -------
-        The model, in evaluation mode on ``device``.
-        """
-        return load_model(cls, path_or_name, device)
-
-    def _save_parts(self) -> tuple[dict, dict, Callable[[Path], None] | None]:
-        raise NotImplementedError
-
-    @classmethod
-    def _from_checkpoint(cls, checkpoint: LoadedCheckpoint, device: str, **options: Any) -> Any:
-        raise NotImplementedError
-
-
-def load_model(cls: type, path_or_name: str | os.PathLike | None, device: str = "auto", **options: Any) -> Any:
-    """The one validate-and-load path of gengen's model objects.
-
-    :func:`load_checkpoint` resolves a store name, checks the pipeline and format version, verifies
-    the weights' SHA-256, reads safetensors (never pickle) and refuses NaN weights; then the config
-    fields ``cls.required_keys`` must be there, and ``cls._from_checkpoint`` builds the model. A
-    ``KeyError``, ``TypeError``, ``ValueError`` or ``RuntimeError`` while building it (unknown or
-    missing tensor keys, sizes that do not match) is one line saying the checkpoint is inconsistent.
-
-    Parameters
-    ----------
-    cls : a :class:`SavedModel` subclass.
-    path_or_name : a checkpoint folder or a store name.
-    device : where the model goes.
-    **options : passed to ``cls._from_checkpoint`` (e.g. the DNA GAN's ``weights``).
-
-    Returns
-    -------
-    The model, with ``path`` set to its folder.
-    """
-    tensors, config, directory = load_checkpoint(path_or_name, cls.pipeline)
-    require_keys(config, list(cls.required_keys), directory)
-    checkpoint = LoadedCheckpoint(tensors, config, directory)
-    try:
-        model = cls._from_checkpoint(checkpoint, device, **options)
-    except (KeyError, TypeError, ValueError, RuntimeError) as exc:
-        reason = (str(exc).splitlines() or [type(exc).__name__])[0][:160]
-        raise GengenError(f"checkpoint {str(directory)!r} is inconsistent ({reason}); "
-                          "it is corrupted or from another gengen version.") from None
-    model.path = directory
-    return model
 
 
 def _check_finite(tensors: dict[str, torch.Tensor], weights: Path) -> None:
@@ -472,3 +370,18 @@ def _json_default(obj: Any) -> Any:
     if isinstance(obj, Path):
         return str(obj)
     raise TypeError(f"not JSON serialisable: {type(obj)}")
+
+
+def unfinished_note(config: dict, directory: Path) -> str | None:
+    """One line for a model saved by an unfinished training run (None for a finished one)."""
+    section = config.get(TRAINING_SECTION)
+    if not isinstance(section, dict) or section.get("complete") is not False:
+        return None
+    unit = section.get("unit", "epoch")  # dna-train counts iterations, and runs them all
+    where = f"{unit} {section.get('epoch')}" + (
+        f" of {'at most ' if unit == 'epoch' else ''}{section['epochs']}" if section.get("epochs") else "")
+    if section.get("phase") not in (None, "train"):
+        where = f"{section['phase']} {where}"
+    how = section.get("resume_with") or "--resume"
+    return (f"note: {str(directory)!r} is a checkpoint of an unfinished training run (stopped at {where}); "
+            f"it works, but `gengen {how}` finishes it.")

@@ -15,7 +15,7 @@ from gengen.runtime import log
 PIPELINES = ("vae", "dna", "ggan")
 
 
-def run_demo(outdir: str | Path, seed: int = 0, quiet: bool = False, only: list[str] | None = None) -> list[str]:
+def run_demo(outdir: str | Path, seed: int = 0, quiet: bool = False, *, only: list[str] | None = None) -> list[str]:
     """Run the demo steps; returns the summary lines."""
     unknown = [name for name in only or () if name not in PIPELINES]
     if unknown:

@@ -30,7 +30,7 @@ def save_figure(fig, path: str | os.PathLike, dpi: int = 120) -> Path:
     return Path(path)
 
 
-def plot_curves(history: pd.DataFrame, panels: list[tuple[str, list[str]]], path, x: str = "epoch", title: str = ""):
+def plot_curves(history: pd.DataFrame, panels: list[tuple[str, list[str]]], path, *, x: str = "epoch", title: str = ""):
     """One panel per (title, columns) pair of a history table; columns absent are skipped."""
     plt = pyplot()
     fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 3.6), squeeze=False)

@@ -13,6 +13,10 @@ from dataclasses import asdict, dataclass, field
 
 from gengen.errors import GengenError
 
+# How genes are ranked for the VAE's gene choice (``VAERecipe.gene_rank``): in memory by
+# gengen.vae.preprocess, streamed by gengen.io.streaming (which must not import a pipeline)
+GENE_RANKS = ("median-ad", "mean-ad", "variance")
+
 
 @dataclass
 class VAERecipe:
@@ -39,6 +43,9 @@ class VAERecipe:
     seed: int = 0
     min_steps: int = 3000
     regime: str = "auto"
+    # count normalisation when the data are read (gengen.io.chunked): "auto" (ARCHS4 counts -> log2(CPM + 1),
+    # other files as they are), "cpm" or "none"; a trained model records the one applied
+    normalize: str = "auto"
     notes: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict:
@@ -47,7 +54,7 @@ class VAERecipe:
 
 @dataclass
 class GGANRecipe:
-    """Hyper-parameters; ``None`` means "adapt to the reference" (see :func:`gengen.ggan.train.resolve_ggan_recipe`).
+    """Hyper-parameters; ``None`` means "adapt to the reference" (see :func:`gengen.ggan.defaults.resolve_ggan_recipe`).
 
     On a reference of D-GEX's size (>= 50,000 profiles) the adapted recipe is the D-GEX class: 3 hidden
     layers of 3,000 tanh units, Adam 5e-4, batch 200, ~1,500 optimiser steps. Smaller references get a
@@ -86,6 +93,7 @@ class GGANRecipe:
     # difference); fp32 / bf16 force one precision for both (see gengen.runtime.resolve_precision)
     precision: str = "auto"
     seed: int = 0
+    normalize: str = "auto"  # as VAERecipe.normalize; queries of a model are read the same way
     notes: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict:
@@ -149,11 +157,19 @@ class GANRecipe:
 
 @dataclass
 class PredictorRecipe:
-    """Training settings for :class:`gengen.dna.predictors.CNNPredictor`; defaults suit ~40k PBM probes on a CPU."""
+    """Training settings for :class:`gengen.dna.predictors.CNNPredictor`; defaults suit ~40k PBM probes on a CPU
+    (chosen on the early-stopping split of the three shared PBM factors; docs/dna.md lists what was tried)."""
 
     channels: int = 64
     width: int = 11
     hidden: int = 64
+    # the residual convolutions after the first, by dilation (width 5 each): (2, 4) sees 35 nt at once
+    dilations: tuple[int, ...] = (2, 4)
+    # independently initialised networks trained side by side and averaged (their errors partly cancel)
+    members: int = 3
+    # learned constant context on both sides of the sequences instead of zero padding: what an end
+    # base does depends on which end it is at (a PBM probe's primer side vs its free end)
+    flanks: bool = True
     epochs: int = 8
     batch_size: int = 128
     learning_rate: float = 2e-3

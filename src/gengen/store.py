@@ -27,14 +27,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from gengen.checkpoint import CONFIG_NAME, WEIGHTS_NAME, model_home
+from gengen.checkpoint import CONFIG_NAME, WEIGHTS_NAME, load_checkpoint, read_config
 from gengen.errors import GengenError
-from gengen.runtime import copy_regular_tree, new_temp, output_lock, read_json, remove_temp
+from gengen.runtime import atomic_path, copy_regular_tree, new_temp, output_lock, read_json, remove_temp
 
 __all__ = [
     "ModelInfo", "add_model", "check_defaults", "check_name", "check_pipeline", "clear_default", "default_model",
-    "default_name", "defaults_of", "list_models", "model_info", "model_names", "name_from", "pipeline_label",
-    "read_defaults", "release", "remove_model", "reserve", "resolve_model", "set_default", "store_dir", "summarise",
+    "default_name", "defaults_of", "input_paths", "list_models", "model_home", "model_info", "model_names",
+    "name_from", "pipeline_label", "read_defaults", "release", "remove_model", "reserve", "resolve_model",
+    "set_default", "store_dir", "summarise",
 ]
 
 #: pipeline -> (label, the command that trains one into the store)
@@ -74,6 +75,13 @@ class ModelInfo:
     def label(self) -> str:
         """Human name of the pipeline ('GGAN', 'DNA GAN', ...)."""
         return pipeline_label(self.pipeline)
+
+
+def model_home() -> Path:
+    """Where named models live: ``$GENGEN_HOME/models`` (default ``~/.local/share/gengen/models``)."""
+    home = os.environ.get("GENGEN_HOME")
+    base = Path(home) if home else Path.home() / ".local" / "share" / "gengen"
+    return base / "models"
 
 
 def store_dir() -> Path:
@@ -172,8 +180,6 @@ def _read_config(directory: Path) -> dict | None:
     """The folder's config.json when it is a gengen checkpoint config, None when there is none or it is
     another program's JSON (never the weights); a config.json that cannot be read (a named pipe, not
     JSON, nested too deep) is a one-line GengenError saying so."""
-    from gengen.checkpoint import read_config
-
     try:
         config = read_config(directory)
     except (FileNotFoundError, NotADirectoryError):
@@ -292,8 +298,6 @@ def _index_row(hit: Any, stamp: list[int]) -> dict | None:
 
 def _write_index(root: Path, models: dict) -> None:
     """Best effort: a read-only store, or a race with another listing, only costs the next listing time."""
-    from gengen.runtime import atomic_path
-
     with contextlib.suppress(OSError, GengenError), atomic_path(root / INDEX_NAME) as tmp:
         tmp.write_text(json.dumps({"format_version": 1, "models": models}, separators=(",", ":")))
 
@@ -382,6 +386,33 @@ def _is_model_dir(path: Path) -> bool:
     return path.is_dir() and (path / CONFIG_NAME).is_file()
 
 
+def input_paths(inputs) -> list[Path]:
+    """The paths a command reads, for :func:`gengen.runtime.plan_outputs`'s ``inputs``: model names
+    resolved to their store folders (so an output never replaces a model being read); None, empty and
+    values that are neither a path nor a model skipped.
+
+    Parameters
+    ----------
+    inputs : iterable of paths, model names or None.
+
+    Returns
+    -------
+    The paths, in order.
+    """
+    found = []
+    for item in inputs:
+        if item is None or str(item) == "":
+            continue
+        path = Path(item)
+        if not (path.exists() or path.is_symlink()):
+            try:
+                path = resolve_model(str(item))
+            except (GengenError, OSError):
+                continue
+        found.append(path)
+    return found
+
+
 def resolve_model(spec: str | os.PathLike | None, pipeline: str | None = None) -> Path:
     """The checkpoint folder that a ``--model`` value means; the one resolver every command uses.
 
@@ -464,8 +495,6 @@ def check_defaults() -> dict[str, str]:
 
 
 def _write_defaults(defaults: dict[str, str]) -> None:
-    from gengen.runtime import atomic_path
-
     with atomic_path(defaults_path()) as tmp:
         tmp.write_text(json.dumps({"format_version": 1, "defaults": dict(sorted(defaults.items()))}, indent=1) + "\n")
 
@@ -596,8 +625,6 @@ def add_model(source: str | os.PathLike, name: str | None = None) -> ModelInfo:
         raise GengenError(f"{str(source)!r} is not a gengen model folder (with {CONFIG_NAME} and {WEIGHTS_NAME}).")
     if config["pipeline"] not in PIPELINES:
         raise GengenError(f"{str(source)!r} is a {config['pipeline']!r} model, which this gengen does not know.")
-    from gengen.checkpoint import load_checkpoint
-
     load_checkpoint(src, config["pipeline"])  # a damaged model is refused here, not when first used
     if name is None:
         name = re.sub(r"[^A-Za-z0-9._+-]+", "-", src.resolve().name).strip("-._+")[:100] or "model"

@@ -26,7 +26,7 @@ a run killed at any moment and continued with ``--resume`` ends with the same we
 as an uninterrupted run *on the CPU at the same thread count*. On a CUDA GPU a resumed run continues
 correctly (the CUDA generator is restored too) but kernels there are not bit-reproducible.
 
-How a loop uses it (see ``gengen.vae.train._fit_vae``, ``gengen.ggan.train._fit`` and
+How a loop uses it (see ``gengen.vae.train._fit_vae``, ``gengen.ggan.loop._fit`` and
 ``gengen.dna.predictor_training._fit``)::
 
     state = LoopState({"net": net}, {"adam": opt}, {"permutation": perm_gen})
@@ -48,6 +48,12 @@ How a loop uses it (see ``gengen.vae.train._fit_vae``, ``gengen.ggan.train._fit`
 A trainer (``VAEModel.train``, ``GGANModel.train_arrays``) opens the checkpoint with
 :func:`open_training`, checks the recipe and the data, and gives it ``write_model``: a function of the
 loop state returning ``(tensors, config, extra_files)`` for ``save_checkpoint``.
+
+A model file may itself hold the whole training state: ``GANModel.train`` (``dna-train``) keeps its
+critic, both optimisers and the RNG in ``model.safetensors`` beside the generator, so a finished run can
+train on (``--resume --iterations`` more) and folders from before the ``training`` section resume too. It
+opens the checkpoint with ``model_state=`` (a function reading that state back as a :class:`Snapshot`):
+its saves then write no ``training_state.safetensors``, and it schedules them itself (:meth:`save`).
 """
 
 from __future__ import annotations
@@ -62,15 +68,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from gengen.checkpoint import CONFIG_NAME, TRAINING_SECTION, save_checkpoint
 from gengen.errors import GengenError, preview
-from gengen.runtime import log
+from gengen.runtime import log, read_json, read_regular
 
 if TYPE_CHECKING:
     import numpy as np
     import torch
 
 STATE_NAME = "training_state.safetensors"
-SECTION = "training"  # the config.json section
+SECTION = TRAINING_SECTION  # the config.json section
 _META_KEY = "gengen_training"  # the JSON inside the state file's safetensors header
 STATE_FORMAT = 1
 # When to save, by default: after every DEFAULT_EVERY epochs and at least every DEFAULT_MINUTES of
@@ -83,7 +90,7 @@ MAX_SHARE = 0.05
 # How much of the training data the fingerprint reads: all of it up to this size, else evenly strided
 # rows of that much (hashing runs at ~0.4 GB/s on a loaded 2-core machine: ~2.5 s at most, once a run).
 FINGERPRINT_BYTES = 1 << 30
-TRAINERS = {"vae": "vae-train", "ggan": "ggan-train", "dna-predictor": "dna-train-predictor"}
+TRAINERS = {"vae": "vae-train", "ggan": "ggan-train", "dna-predictor": "dna-train-predictor", "dna-gan": "dna-train"}
 
 
 @dataclass
@@ -186,7 +193,7 @@ def flatten_optimizer(prefix: str, opt: torch.optim.Optimizer) -> tuple[dict[str
     return tensors, groups
 
 
-def restore_optimizer(prefix: str, tensors: dict, groups: list[dict], opt: torch.optim.Optimizer) -> None:
+def restore_optimizer(prefix: str, tensors: dict, groups: list[dict], *, opt: torch.optim.Optimizer) -> None:
     """Put a :func:`flatten_optimizer` state back into ``opt``.
 
     When ``opt`` already holds state of the same shapes (a CUDA graph captured its steps and reads
@@ -220,7 +227,7 @@ def restore_optimizer(prefix: str, tensors: dict, groups: list[dict], opt: torch
     opt.load_state_dict({"state": state, "param_groups": clean})
 
 
-def pack_state(state: LoopState, device, extra: dict | None = None, seconds: float | None = None) -> bytes:
+def pack_state(state: LoopState, device, extra: dict | None = None, *, seconds: float | None = None) -> bytes:
     """The loop state as the bytes of a safetensors file (tensors + a JSON header)."""
     import torch
     from safetensors.torch import save
@@ -298,7 +305,7 @@ def restore(state: LoopState, snapshot: Snapshot, device) -> None:
     for name, module in state.modules.items():
         module.load_state_dict(snapshot.prefixed(f"module.{name}"), strict=True)
     for name, opt in state.optimizers.items():
-        restore_optimizer(f"optim.{name}", snapshot.tensors, snapshot.meta["optimizers"][name], opt)
+        restore_optimizer(f"optim.{name}", snapshot.tensors, snapshot.meta["optimizers"][name], opt=opt)
     for name, gen in state.generators.items():
         gen.set_state(snapshot.tensors[f"rng.gen.{name}"])
     torch.set_rng_state(snapshot.tensors["rng.torch"])
@@ -353,18 +360,19 @@ def _same(a, b) -> bool:
 
 
 # ---------------------------------------------------------------------------------------- the checkpointer
-def read_training_section(directory: str | os.PathLike, pipeline: str) -> dict:
+def read_training_section(directory: str | os.PathLike, pipeline: str, *, state_file: bool = True) -> dict:
     """config.json's training section of the checkpoint in ``directory``, checked cheaply (no weights
-    read) so ``--resume`` can refuse a missing or foreign checkpoint before any data are read."""
-    from gengen.checkpoint import CONFIG_NAME
+    read) so ``--resume`` can refuse a missing or foreign checkpoint before any data are read.
 
+    ``state_file=False``: the model file holds the training state (see the module docstring), so a
+    folder without a training section (saved before it existed) is a checkpoint too (``{"complete":
+    False}``; reading the state says whether it can resume)."""
     path = Path(directory)
     cfg_path = path / CONFIG_NAME
     if not cfg_path.is_file():
-        raise GengenError(f"--resume: no checkpoint in {str(path)!r} to resume from (a run writes its first one "
-                          "within a minute or a few epochs); train without --resume.")
-    from gengen.runtime import read_json
-
+        when = " (a run writes its first one within a minute or a few epochs)" if state_file else ""
+        raise GengenError(f"--resume: no checkpoint in {str(path)!r} to resume from{when}; train without --resume."
+                          if state_file else f"--resume: no checkpoint in {str(path)!r} to resume from.")
     try:
         cfg = read_json(cfg_path, "--resume: the checkpoint's config", fix="the checkpoint is corrupted")
     except OSError as exc:
@@ -374,10 +382,12 @@ def read_training_section(directory: str | os.PathLike, pipeline: str) -> dict:
         raise GengenError(f"--resume: {str(path)!r} holds a {found!r} model, not a {pipeline!r} training run; "
                           "give the -o of the run to continue.")
     section = cfg.get(SECTION)
+    if not state_file and not isinstance(section, dict):
+        return {"complete": False, "config": cfg}
     if not isinstance(section, dict) or "complete" not in section:
         raise GengenError(f"--resume: {str(path)!r} holds no training state (saved without checkpoints, e.g. by "
                           "an older gengen or the library); train anew into it without --resume.")
-    if not section["complete"] and not (path / STATE_NAME).is_file():
+    if state_file and not section["complete"] and not (path / STATE_NAME).is_file():
         raise GengenError(f"--resume: {str(path)!r} lacks {STATE_NAME}; the checkpoint is incomplete, train anew.")
     return {**section, "config": cfg}
 
@@ -389,14 +399,21 @@ class TrainingCheckpoint:
     ``(tensors, config, extra_files)`` of a loadable model) and calls :meth:`start`,
     :meth:`after_batch` and :meth:`after_epoch` from its loop, and :meth:`finished` for the
     ``training`` section of the final model.
+
+    ``model_state`` (folder -> :class:`Snapshot`): the model file holds the training state (see the
+    module docstring); the trainer then calls :meth:`save` on its own schedule, the last time with
+    ``complete``. ``unit``: what ``epoch`` counts, as messages and the section say it.
     """
 
-    def __init__(self, plan: Checkpointing, pipeline: str, quiet: bool = False):
+    def __init__(self, plan: Checkpointing, pipeline: str, quiet: bool = False, *,
+                 model_state: Callable[[Path], Snapshot] | None = None, unit: str = "epoch"):
         plan.validate()
         self.plan = plan
         self.directory = Path(plan.directory)
         self.pipeline = pipeline
         self.quiet = quiet
+        self.model_state = model_state
+        self.unit = unit
         self.every = plan.every if plan.every is not None else DEFAULT_EVERY
         self.throttle = plan.every is None
         self.seconds = 60.0 * (plan.minutes if plan.minutes is not None else DEFAULT_MINUTES)
@@ -422,7 +439,8 @@ class TrainingCheckpoint:
 
     @property
     def complete(self) -> bool:
-        """Resuming a run that had already finished: its model is the answer."""
+        """Resuming a run that had already finished: its model is the answer (with ``model_state``, a
+        finished run can also train on: its state is read all the same)."""
         return bool(self.section and self.section.get("complete"))
 
     def saved_recipe(self) -> dict | None:
@@ -449,6 +467,8 @@ class TrainingCheckpoint:
         if not self.resuming:
             return
         saved = self.section.get("data") or {}
+        if self.model_state is not None and not saved:  # a folder from before the check: nothing to compare
+            return
         if saved.get("sha256") != fingerprint["sha256"] or saved.get("shapes") != fingerprint["shapes"]:
             shapes = (f" (shapes {fingerprint['shapes']}; the checkpoint's {saved.get('shapes')})"
                       if saved.get("shapes") != fingerprint["shapes"] else " (same shapes, other values)")
@@ -460,13 +480,13 @@ class TrainingCheckpoint:
     def ready(self, total_epochs: int | None = None) -> None:
         """Data and recipe checked: read the saved state to resume (none for a finished run)."""
         self.total_epochs = total_epochs
-        if self.resuming and not self.complete:
+        if self.resuming and self.model_state is not None:
+            self.snapshot = self.model_state(self.directory)  # the trainer says where it resumes
+        elif self.resuming and not self.complete:
             self._load_snapshot()
 
     def _load_snapshot(self) -> None:
         path = self.directory / STATE_NAME
-        from gengen.runtime import read_regular
-
         try:
             raw = read_regular(path, "--resume: the training state")
         except OSError as exc:
@@ -519,27 +539,33 @@ class TrainingCheckpoint:
         ):
             self.save(state, device)
 
-    def save(self, state: LoopState, device) -> None:
-        """Write the model folder with the loop state beside it (atomic, under the output's lock)."""
-        from gengen.checkpoint import save_checkpoint
+    def save(self, state: LoopState, device, *, complete: bool = False) -> None:
+        """Write the model folder with the loop state beside it (atomic, under the output's lock).
+
+        ``complete`` (with ``model_state`` only: the others end with :meth:`finished`): the run's last save."""
+        from gengen import distributed
 
         if self.write_model is None:
             raise RuntimeError("TrainingCheckpoint.write_model is not set")
+        if not distributed.is_main():  # under torchrun rank 0 writes (every rank holds the same weights)
+            self._last, self._last_epoch = time.perf_counter(), state.epoch
+            return
         t = time.perf_counter()
         seconds = state.seconds + (t - self._t0)
-        raw = pack_state(state, device, self.carry, seconds)
+        raw = pack_state(state, device, self.carry, seconds=seconds) if self.model_state is None else None
         tensors, config, extras = self.write_model(state)
         config = dict(config)
-        config[SECTION] = self._section(False, state, sha=hashlib.sha256(raw).hexdigest())
+        config[SECTION] = self._section(complete, state, sha=hashlib.sha256(raw).hexdigest() if raw else None)
 
         def write(tmp: Path) -> None:
             if extras is not None:
                 extras(tmp)
-            (tmp / STATE_NAME).write_bytes(raw)
+            if raw is not None:
+                (tmp / STATE_NAME).write_bytes(raw)
 
-        save_checkpoint(self.directory, self.pipeline, tensors, config, write)
+        save_checkpoint(self.directory, self.pipeline, tensors, config=config, extra_files=write)
         self._last_cost = time.perf_counter() - t
-        self.state_bytes = len(raw)
+        self.state_bytes = len(raw) if raw is not None else 0
         self.saves += 1
         self.save_seconds += self._last_cost
         self._last = time.perf_counter()
@@ -551,42 +577,50 @@ class TrainingCheckpoint:
             out.update(phase=state.phase, epoch=state.epoch, batch=state.batch)
             if self.total_epochs is not None:
                 out["epochs"] = self.total_epochs
-        out["resume_with"] = f"{TRAINERS.get(self.pipeline, 'the trainer')} --resume -o {self.directory}"
+        if self.unit != "epoch":
+            out["unit"] = self.unit  # what epoch and epochs count
+        if not complete:
+            out["resume_with"] = f"{TRAINERS.get(self.pipeline, 'the trainer')} --resume -o {self.directory}"
         if sha is not None:
             out["state_sha256"] = sha
         out["recipe"] = self.recipe_given
         out["data"] = self.fingerprint
-        out["checkpoints"] = {"every_epochs": self.every, "throttled": self.throttle, "minutes": self.seconds / 60,
-                              "saves": self.saves, "save_seconds": round(self.save_seconds, 3),
-                              "last_state_mb": round(self.state_bytes / 1e6, 2)}
+        if self.model_state is not None:  # saved when the trainer says (its own schedule), the state in the model
+            out["checkpoints"] = {"saves": self.saves, "save_seconds": round(self.save_seconds, 3)}
+        else:
+            out["checkpoints"] = {"every_epochs": self.every, "throttled": self.throttle, "minutes": self.seconds / 60,
+                                  "saves": self.saves, "save_seconds": round(self.save_seconds, 3),
+                                  "last_state_mb": round(self.state_bytes / 1e6, 2)}
         return out
 
     def finished(self) -> dict:
         """The ``training`` section of the finished model (``complete: true``; no state file)."""
-        out = self._section(True)
-        out.pop("resume_with", None)
-        return out
+        return self._section(True)
 
 
-def open_training(plan: Checkpointing | None, pipeline: str, quiet: bool = False) -> TrainingCheckpoint | None:
+def open_training(plan: Checkpointing | None, pipeline: str, quiet: bool = False, *,
+                  model_state: Callable[[Path], Snapshot] | None = None,
+                  unit: str = "epoch") -> TrainingCheckpoint | None:
     """A :class:`TrainingCheckpoint` for ``plan`` (None without one). Resuming, it reads the saved
     training section now (a missing or foreign checkpoint fails here); the recipe and data checks,
     and reading the state, follow with :meth:`~TrainingCheckpoint.check_recipe` and
     :meth:`~TrainingCheckpoint.check_data`. Not resuming, it notes when it will replace an unfinished run.
+    ``model_state`` and ``unit``: see :class:`TrainingCheckpoint`.
     """
     if plan is None:
         return None
-    ck = TrainingCheckpoint(plan, pipeline, quiet)
+    ck = TrainingCheckpoint(plan, pipeline, quiet, model_state=model_state, unit=unit)
     if plan.resume:
-        ck.section = read_training_section(plan.directory, pipeline)
+        ck.section = read_training_section(plan.directory, pipeline, state_file=model_state is None)
     else:
         try:
-            previous = read_training_section(plan.directory, pipeline)
+            previous = read_training_section(plan.directory, pipeline, state_file=model_state is None)
         except GengenError:
             previous = None
-        if previous is not None and not previous["complete"]:
-            log(f"note: {str(plan.directory)!r} holds an unfinished run ({previous.get('phase')} epoch "
-                f"{previous.get('epoch')}); starting a new one over it (--resume would continue it).", quiet)
+        if previous is not None and not previous["complete"] and SECTION in previous["config"]:
+            log(f"note: {str(plan.directory)!r} holds an unfinished run ({previous.get('phase')} "
+                f"{previous.get('unit', 'epoch')} {previous.get('epoch')}); starting a new one over it (--resume "
+                "would continue it).", quiet)
     return ck
 
 
@@ -594,25 +628,17 @@ def finish_model(model, checkpoint: TrainingCheckpoint | None, history):
     """The last step of a checkpointed trainer: record the thread count the loop ran at and, when the
     run has a checkpoint folder, write the finished model there (its training section marked complete).
     Returns ``model``."""
+    from gengen import distributed
+
     model.cpu_threads = history.attrs.get("cpu_threads")
     if checkpoint is not None:
         model.training = checkpoint.finished()
-        model.save(checkpoint.directory)
+        if distributed.is_main():  # under torchrun rank 0 writes the model
+            model.save(checkpoint.directory)
         model.path = checkpoint.directory
     return model
 
 
-def unfinished_note(config: dict, directory: Path) -> str | None:
-    """One line for a model saved by an unfinished training run (None for a finished one)."""
-    section = config.get(SECTION)
-    if not isinstance(section, dict) or section.get("complete") is not False:
-        return None
-    where = f"epoch {section.get('epoch')}" + (f" of at most {section['epochs']}" if section.get("epochs") else "")
-    if section.get("phase") not in (None, "train"):
-        where = f"{section['phase']} {where}"
-    how = section.get("resume_with") or "--resume"
-    return (f"note: {str(directory)!r} is a checkpoint of an unfinished training run (stopped at {where}); "
-            f"it works, but `gengen {how}` finishes it.")
 
 
 def _json_default(obj: Any) -> Any:

@@ -14,8 +14,15 @@ from gengen.cli._app import app
 
 
 def main() -> None:
-    """Console-script entry point."""
-    app()
+    """Console-script entry point (under torchrun: the data-parallel trainers, see :mod:`gengen.distributed`)."""
+    import os
+
+    if all(k in os.environ for k in ("RANK", "WORLD_SIZE", "LOCAL_RANK")):  # started by torchrun
+        from gengen import distributed
+
+        distributed.main(app)
+    else:
+        app()
 
 
 __all__ = ["app", "main"]

@@ -49,7 +49,7 @@ CheckpointMinutesOpt = Annotated[float | None, typer.Option(
     "--checkpoint-minutes", show_default=False, help="Checkpoint at least every M minutes of training \\[default: 1].")]
 LayerOpt = Annotated[str | None, typer.Option(
     "--layer", help="h5ad input: read this layer (e.g. counts, log1p) instead of X; needed when the file has no X.")]
-FormatOpt = Annotated[str | None, typer.Option("--format", help="Force the input format (default: from the content, e.g. HiSeqV2.gz is a gzipped TSV): h5ad, csv, tsv, txt, parquet, gct, gctx, series-matrix.")]
+FormatOpt = Annotated[str | None, typer.Option("--format", help="Force the input format (default: from the content, e.g. HiSeqV2.gz is a gzipped TSV): h5ad, csv, tsv, txt, parquet, gct, gctx, series-matrix, archs4.")]
 
 
 def model_option(help: str) -> Any:  # noqa: A002

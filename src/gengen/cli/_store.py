@@ -85,13 +85,21 @@ class TrainingRun:
     def folder(self, output: Path | None, data: Path, pipeline: str, inputs: tuple = ()) -> TrainingFolder:
         """Check the options, claim ``-o`` (or a new store folder) and lock it, before any data are
         read; resuming, read the checkpoint's recipe (a missing or foreign checkpoint fails now)."""
+        from gengen import distributed
+        from gengen.checkpoint import overwrite_check
         from gengen.runtime import plan_outputs
+        from gengen.store import input_paths
         from gengen.training_state import Checkpointing, check_intervals, read_training_section
 
         check_intervals(self.checkpoint_every, self.checkpoint_minutes)
         require_resume_output(self.resume, output)
-        to_store, path = output is None, train_output(output, data, pipeline)  # no -o: a new model in the store
-        plan_outputs(models={path: pipeline}, inputs=[data, *inputs])  # before training, not after
+        main = distributed.is_main()  # under torchrun rank 0 claims and locks the folder; the others train into it
+        if main:
+            to_store, path = output is None, train_output(output, data, pipeline)  # no -o: a new model in the store
+            plan_outputs(models={path: overwrite_check(pipeline)}, inputs=input_paths([data, *inputs]))  # before training, not after
+        shared = distributed.broadcast_object(str(path) if main else None)
+        if not main:
+            to_store, path = False, Path(shared)
         saved = read_training_section(path, pipeline).get("recipe") if self.resume else None
         plan = Checkpointing(path, self.resume, self.checkpoint_every, self.checkpoint_minutes)
         return TrainingFolder(path, pipeline, to_store, plan, saved)
@@ -109,7 +117,11 @@ class TrainingFolder:
     saved_recipe: dict | None
 
     def done(self, quiet: bool = False) -> None:
-        """The model is saved: a new store model becomes the default; print the folder."""
+        """The model is saved: a new store model becomes the default; print the folder (rank 0 under torchrun)."""
+        from gengen import distributed
+
+        if not distributed.is_main():
+            return
         if self.to_store:
             stored_as_default(self.path, self.pipeline, quiet)
         typer.echo(str(self.path))

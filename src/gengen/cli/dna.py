@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 
+from gengen.checkpoint import overwrite_check
 from gengen.cli import _options as opt
 from gengen.cli._app import app, input_path, report, say
 from gengen.cli._store import (
@@ -23,6 +24,7 @@ from gengen.io.jaspar import JasparChoice
 from gengen.recipes import DesignSettings, GANRecipe, PredictorRecipe
 from gengen.registry import OBJECTIVE_KINDS
 from gengen.runtime import plan_outputs, set_threads
+from gengen.store import input_paths
 
 PANEL = "DNA (Killoran)"
 TABLE_SUFFIXES = (".tsv", ".txt", ".tab")
@@ -70,7 +72,8 @@ GAN_OPTIONS = opt.RecipeOptions(
     unset=("heldout_fraction",), check=GANRecipe.validate)
 HELDOUT_FRACTION = 0.1  # dna-train holds genes out (the library's GANRecipe trains on all unless asked)
 PREDICTOR_OPTIONS = opt.RecipeOptions(
-    PredictorRecipe, {"transform": "transform", "epochs": "epochs", "val_fraction": "val_fraction", "seed": "seed"})
+    PredictorRecipe, {"transform": "transform", "epochs": "epochs", "val_fraction": "val_fraction", "seed": "seed",
+                      "members": "members", "flanks": "flanks"})
 DESIGN_OPTIONS = opt.RecipeOptions(
     DesignSettings, {"steps": "steps", "max_steps": "max_steps", "lr": "learning_rate", "prior_weight": "prior_weight",
                      "grad_noise": "grad_noise"},
@@ -162,9 +165,11 @@ def dna_train(
     device: opt.DeviceOpt = "auto", threads: opt.ThreadsOpt = None, quiet: opt.QuietOpt = False,
 ) -> None:
     """Train a WGAN-GP (residual CNNs) on DNA windows; writes a resumable checkpoint with samples."""
+    from gengen.dna.core import GANModel
     from gengen.dna.data import training_windows
-    from gengen.dna.train import resume_heldout_by, resume_heldout_fraction, train_gan, training_report
+    from gengen.dna.train import resume_heldout_by, resume_heldout_fraction, training_report
     from gengen.io.sequences import read_fasta
+    from gengen.training_state import Checkpointing
 
     set_threads(threads)
     require_resume_output(resume, output)
@@ -177,7 +182,7 @@ def dna_train(
     recipe = GAN_OPTIONS.build(  # checked: options and -o before reading data, not at the first checkpoint
         ctx.params, heldout_fraction=heldout_fraction, checkpoint_every=sample_every,
         log_every=max(1, min(50, sample_every)), heldout_split=True, heldout_by=heldout_by)
-    plan_outputs(models={output: "dna-gan"}, inputs=[data])
+    plan_outputs(models={output: overwrite_check("dna-gan")}, inputs=input_paths([data]))
     seqs = read_fasta(input_path(data), length=length, windows=windows, ambiguous=ambiguous, short=short, seed=seed)
     split = training_windows(seqs, heldout_fraction, by=heldout_by, max_windows=max_windows, seed=seed)
     if split.split:
@@ -188,8 +193,8 @@ def dna_train(
     say(f"{len(split.train)} training windows of {length} nt" + (
         f", {len(split.validation)} validation windows from held-out genes (checkpoint choice; dna-eval tests on the "
         f"other {split.n_test})" if split.validation is not None else ""), quiet)
-    model = train_gan(split.train, recipe, output=output, heldout_codes=split.validation, resume=resume,
-                      device=device, quiet=quiet, time_limit=time_limit * 60 if time_limit else None)
+    model = GANModel.train(split.train, recipe, device, heldout_codes=split.validation, quiet=quiet,
+                           checkpoint=Checkpointing(output, resume=resume), time_limit=time_limit * 60 if time_limit else None)
     for line in training_report(model.metrics):
         say(line, quiet)
     if to_store:
@@ -214,7 +219,7 @@ def dna_generate(
     device: opt.DeviceOpt = "auto", threads: opt.ThreadsOpt = None, quiet: opt.QuietOpt = False,
 ) -> None:
     """Sample sequences from a trained DNA GAN (argmax of G(z), z ~ N(0, I)), or paths between latent points."""
-    from gengen.dna.core import write_samples
+    from gengen.dna.generate import write_samples
     from gengen.dna.interpolate import check_steps
     from gengen.dna.interpolate import interpolate as paths
     from gengen.dna.objectives import design_length, trained_lengths
@@ -227,7 +232,7 @@ def dna_generate(
     check_steps(interpolate)
     model = model_or_default(model, "dna-gan", quiet)
     outs = design_outputs(output) if interpolate is not None else [output]
-    plan = plan_outputs(outs, inputs=[model, train_data, *goal.inputs()])
+    plan = plan_outputs(outs, inputs=input_paths([model, train_data, *goal.inputs()]))
     gan = _load_gan(model, device, weights, quiet)
     design_length(trained_lengths(goal.predictor, goal.objective), gan_length=gan.length)  # one-line refusal
     objectives, _ = goal.load("max", device, quiet, needed=False, length=gan.length)
@@ -301,7 +306,7 @@ def dna_design(
         raise GengenError("--annotate-pvalue, --jaspar-taxon and --jaspar-collection set how --annotate scans the "
                           "designs: add --annotate, or leave them out.")
     outs = design_outputs(output, motif=True, hits=goal.has_motif())  # every --objective parsed before a file is read
-    plan = plan_outputs(outs, inputs=[gan, start, *goal.inputs()])
+    plan = plan_outputs(outs, inputs=input_paths([gan, start, *goal.inputs()]))
     g = _load_gan(gan, device, weights, quiet) if gan else None
     length, length_note = design_length(trained_lengths(goal.predictor, goal.objective), length, gan_length=g.length if g else None)
     constraints, length, note = constraints_from_options(
@@ -421,14 +426,25 @@ def dna_train_predictor(
         "default DNA predictor)."))] = None,
     transform: Annotated[str, _opt("--transform", help="Label transform: log | rank | none.")] = PredictorRecipe.transform,
     epochs: Annotated[int, _opt("--epochs", help="Training epochs.")] = PredictorRecipe.epochs,
-    val_fraction: Annotated[float, _opt("--val-fraction", help="Held-out fraction for Pearson r.")] = PredictorRecipe.val_fraction,
+    val_fraction: Annotated[float, _opt("--val-fraction", help="Held-out fraction for Spearman rho and Pearson r.")] = PredictorRecipe.val_fraction,
+    members: Annotated[int, _opt("--members", help=(
+        "Networks trained side by side and averaged (an ensemble: their errors partly cancel; the default ranked "
+        "PBM probes better than one network); 1 trains about that many times faster."))] = PredictorRecipe.members,
+    flanks: Annotated[bool, _opt("--flanks/--no-flanks", help=(
+        "Learn the constant context on both sides of the sequences (a PBM probe's primer, an MPRA insert's "
+        "adapters); --no-flanks scores a sequence and its reverse complement alike."))] = PredictorRecipe.flanks,
     baseline: Annotated[bool, _opt("--baseline/--no-baseline", help="Also score a 6-mer ridge baseline.")] = True,
     ambiguous: AmbiguousOpt = "uniform",
     seed: opt.SeedOpt = PredictorRecipe.seed,
     device: opt.DeviceOpt = "auto", threads: opt.ThreadsOpt = None, quiet: opt.QuietOpt = False,
     training: TrainingRun | None = None,  # the TRAINING_OPTIONS: --resume, --checkpoint-every, --checkpoint-minutes
 ) -> None:
-    """Train a small CNN regressor on labelled sequences (usable as --predictor); reports held-out Pearson r.
+    """Train a small CNN regressor on labelled sequences (usable as --predictor); reports held-out Spearman rho
+    and Pearson r next to a 6-mer ridge baseline's on the same split.
+
+    By default 3 networks with learned flanks and dilated convolutions are trained side by side and averaged
+    (chosen on the early-stopping split of three PBM factors; the run says why and config.json records it):
+    about 5 min of CPU for 40,000 36-nt probes on one thread; --members 1 trains a third as long.
 
     The model folder is a resumable checkpoint while training runs (every 10 epochs and at least once
     a minute): after an interruption, the same command with --resume continues where it stopped.
@@ -464,7 +480,7 @@ def dna_export_predictor(
     set_threads(threads)
     output = output if output is not None else Path(Path(model).name + ".pt")
     opt.require_suffix(output, (".pt", ".pth"), "a TorchScript archive")
-    plan = plan_outputs([output], inputs=[model])
+    plan = plan_outputs([output], inputs=input_paths([model]))
     predictor = CNNPredictor.load(model, device="cpu")
     export_torchscript(predictor, output, length=predictor.length)
     plan.commit()
@@ -509,7 +525,7 @@ def dna_score(
     goal = ObjectiveChoice(objective, motif=motif, motif_format=motif_format, motif_name=motif_name,
                            pseudocount=pseudocount, predictor=predictor)
     bed = scores_bed_path(output) if output is not None and motif else None  # the hits, beside the table
-    plan = plan_outputs([output, bed], inputs=[data, independent_probes, independent_scores, *goal.inputs()])
+    plan = plan_outputs([output, bed], inputs=input_paths([data, independent_probes, independent_scores, *goal.inputs()]))
     how = ObjectiveContext(device=device, quiet=quiet, motif_format=motif_format, motif_name=motif_name,
                            pseudocount=pseudocount)
     pwm = read_motif(motif, how) if motif else None
@@ -554,7 +570,7 @@ def dna_eval(
     set_threads(threads)
     opt.require_suffix(output, TABLE_SUFFIXES, "a TSV table")
     model = model_or_default(model, "dna-gan", quiet)
-    plan_outputs(eval_outputs(output, novelty), inputs=[data, model, samples])
+    plan_outputs(eval_outputs(output, novelty), inputs=input_paths([data, model, samples]))
     gan = _load_gan(model, device, weights, True)
     say(f"reading {data} as tiled {gan.length}-nt windows", quiet)
     seqs = read_fasta(input_path(data), length=gan.length, windows="tiled", ambiguous=ambiguous)

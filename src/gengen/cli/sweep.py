@@ -131,8 +131,8 @@ def sweep_ggan(
         from gengen.cli.ggan import _reference
         from gengen.sweep import ReferenceData
 
-        adata, lm, tg = _reference(data, landmarks, landmarks_from, targets, probe_map, genes_in_rows, fmt, quiet,
-                                   layer=layer)
+        adata, lm, tg, _ = _reference(data, landmarks, landmarks_from, targets, probe_map, genes_in_rows, fmt, quiet,
+                                      stream="never", layer=layer)  # every trial trains on it in memory
         return ReferenceData(adata, lm, tg, val_fraction=val_fraction, quantile=quantile)
 
     _run("ggan", load, output, sweep, seed, device, threads, quiet)

@@ -7,12 +7,15 @@ from typing import Annotated
 
 import typer
 
+from gengen.checkpoint import overwrite_check
 from gengen.cli import _options as opt
 from gengen.cli._app import app, input_path, say
+from gengen.cli._data import DATA_OPTIONS, VAE_COPIES, DataChoice, NormalizeOpt, query_normalisation, with_normalisation
 from gengen.cli._store import TrainingRun, model_or_default, resumable
 from gengen.errors import GengenError
 from gengen.recipes import VAERecipe
 from gengen.runtime import plan_outputs, set_threads
+from gengen.store import input_paths
 
 PANEL = "VAE (Tybalt)"
 
@@ -58,10 +61,11 @@ VAE_OPTIONS = opt.RecipeOptions(
     {"latent": "latent_dim", "genes": "n_genes", "gene_rank": "gene_rank", "hidden": "hidden", "epochs": "epochs",
      "batch_size": "batch_size", "lr": "learning_rate", "kappa": "kappa", "beta": "beta_max",
      "val_fraction": "val_fraction", "tybalt_compat": "tybalt_compat", "log_transform": "log_transform",
-     "seed": "seed", "regime": "regime"},
+     "seed": "seed", "regime": "regime", "normalize": "normalize"},
     declared={"latent": LatentOpt, "genes": GenesOpt, "gene_rank": GeneRankOpt, "hidden": HiddenOpt, "epochs": EpochsOpt,
               "batch_size": BatchOpt, "lr": LrOpt, "kappa": KappaOpt, "beta": BetaOpt, "val_fraction": ValOpt,
-              "tybalt_compat": CompatOpt, "log_transform": LogOpt, "seed": opt.SeedOpt, "regime": RegimeOpt},
+              "tybalt_compat": CompatOpt, "log_transform": LogOpt, "seed": opt.SeedOpt, "regime": RegimeOpt,
+              "normalize": NormalizeOpt},
     check=_check,
 )
 
@@ -75,13 +79,15 @@ def _read(path: Path, genes_in_rows, fmt, quiet, expected_genes=None, layer=None
 
 @app.command("vae-train", rich_help_panel=PANEL)
 @resumable(VAE_OPTIONS)
+@DATA_OPTIONS
 def vae_train(
     ctx: typer.Context,
-    data: Annotated[Path, typer.Argument(help="Expression matrix (h5ad, csv, tsv, parquet, gct, gctx), samples x genes.")],
+    data: Annotated[Path, typer.Argument(help="Expression matrix (h5ad, csv, tsv, parquet, gct, gctx, ARCHS4 HDF5), samples x genes.")],
     output: Annotated[Path | None, typer.Option("-o", "--output", help=(
         "Model directory to write (default: a new model in the store, named after DATA, that becomes the "
         "default VAE model)."))] = None,
-    recipe: VAERecipe | None = None,  # the VAE_OPTIONS, from --latent to --regime
+    recipe: VAERecipe | None = None,  # the VAE_OPTIONS, from --latent to --normalize
+    data_choice: DataChoice | None = None,  # the DATA_OPTIONS: --samples, --where, --stream
     genes_in_rows: opt.GenesInRowsOpt = None, fmt: opt.FormatOpt = None, layer: opt.LayerOpt = None,
     device: opt.DeviceOpt = "auto", threads: opt.ThreadsOpt = None, quiet: opt.QuietOpt = False,
     training: TrainingRun | None = None,  # the TRAINING_OPTIONS: --resume, --checkpoint-every, --checkpoint-minutes
@@ -90,15 +96,20 @@ def vae_train(
 
     The model folder is a resumable checkpoint while training runs (every 10 epochs and at least once
     a minute): after an interruption, the same command with --resume continues where it stopped.
+    A matrix too large for memory (an ARCHS4 compendium) is streamed from disk; under torchrun the
+    training runs data-parallel (docs/vae.md).
     """
+    from gengen import distributed
     from gengen.vae import VAEModel
 
     set_threads(threads)
+    device = distributed.start(device)  # under torchrun: join the job, this rank's device
     run = training.folder(output, data, "vae")
     if training.resume:
         recipe = VAE_OPTIONS.resume(ctx, recipe, run.saved_recipe)
-    adata = _read(data, genes_in_rows, fmt, quiet, layer=layer)
-    model = VAEModel.train(adata, recipe, device=device, quiet=quiet, checkpoint=run.checkpoint)
+    inp = data_choice.open(data, normalize=recipe.normalize, fmt=fmt, genes_in_rows=genes_in_rows, layer=layer,
+                           copies=VAE_COPIES, quiet=quiet)
+    model = VAEModel.train(inp.data, with_normalisation(recipe, inp), device=device, quiet=quiet, checkpoint=run.checkpoint)
     m = model.metrics
     say(f"trained on {m['device']} in {m['train_seconds']:.1f} s: train recon {m['train_recon']:.1f}, "
         f"KL {m['train_kl']:.2f}" + (f"; validation recon {m['val_recon']:.1f}" if "val_recon" in m else ""), quiet)
@@ -107,8 +118,9 @@ def vae_train(
 
 @app.command("vae-encode", rich_help_panel=PANEL)
 @VAE_OPTIONS
+@DATA_OPTIONS
 def vae_encode(
-    data: Annotated[Path, typer.Argument(help="Expression matrix (h5ad, csv, tsv, parquet, gct, gctx).")],
+    data: Annotated[Path, typer.Argument(help="Expression matrix (h5ad, csv, tsv, parquet, gct, gctx, ARCHS4 HDF5).")],
     model: opt.model_option("Trained model (folder or store name); without it, train one on DATA first.") = None,
     output: Annotated[Path | None, typer.Option("-o", "--output", help="Output .h5ad (obsm['X_vae']) or .csv/.tsv/.parquet table (default: DATA.vae.h5ad).")] = None,
     save_model: Annotated[Path | None, typer.Option("--save-model", help=(
@@ -118,7 +130,8 @@ def vae_encode(
     by: Annotated[str | None, typer.Option("--by", help="obs column (of DATA or --labels): report how well the embedding separates its classes (kNN accuracy).")] = None,
     reconstruct: Annotated[bool, typer.Option("--reconstruct", help="Add layers['vae_reconstructed']: every sample decoded from its embedding, in the input's units (h5ad output).")] = False,
     fill_missing: Annotated[bool, typer.Option("--fill-missing", help="Fill genes the data lack with training mid-range values.")] = False,
-    recipe: VAERecipe | None = None,  # the VAE_OPTIONS, from --latent to --regime
+    recipe: VAERecipe | None = None,  # the VAE_OPTIONS, from --latent to --normalize
+    data_choice: DataChoice | None = None,  # the DATA_OPTIONS: --samples, --where, --stream
     genes_in_rows: opt.GenesInRowsOpt = None, fmt: opt.FormatOpt = None, layer: opt.LayerOpt = None,
     device: opt.DeviceOpt = "auto", threads: opt.ThreadsOpt = None, quiet: opt.QuietOpt = False,
 ) -> None:
@@ -127,6 +140,8 @@ def vae_encode(
     A model trained here goes into the model store and becomes the default VAE model (as every trainer
     run without -o does; --save-model DIR keeps it elsewhere). The h5ad output holds the input with
     obsm['X_vae'], var['vae_used'], varm['vae_loadings'] and uns['gengen'] (model path, input file, seed).
+    A matrix too large for memory is read (and, without --model, trained on) block by block; its
+    output then holds the embedding and the sample metadata, not the expression values.
     """
     from gengen.cli._store import stored_as_default, train_output
     from gengen.io.expression import detect_format, output_format, write_expression
@@ -148,21 +163,45 @@ def vae_encode(
         input_path(data)
         save_model = train_output(None, data, "vae")
     # one plan: the model and the embedding land together, or neither does
-    plan_outputs([output], models={save_model: "vae"} if model is None else {}, inputs=[data, model, labels_file])
+    plan_outputs([output], models={save_model: overwrite_check("vae")} if model is None else {}, inputs=input_paths([data, model, labels_file]))
     loaded = VAEModel.load(model, device=device) if model else None
     if loaded is not None and recipe.log_transform != "auto":
         say(f"note: --log {recipe.log_transform} ignored: the model applies its own input scale "
             f"({'log2(x+1)' if loaded.scaler.log2p1 else 'values as given'}).", quiet)
-    adata = _with_labels(_read(data, genes_in_rows, fmt, quiet, expected_genes=loaded.genes if loaded else None,
-                               layer=layer), labels_file, quiet)
+    normalize = query_normalisation(loaded.recipe) if loaded is not None else recipe.normalize
+    inp = data_choice.open(data, normalize=normalize, fmt=fmt, genes_in_rows=genes_in_rows, layer=layer,
+                           copies=VAE_COPIES, expected_genes=loaded.genes if loaded else None, quiet=quiet)
+    if inp.streamed and reconstruct:
+        raise GengenError(f"--reconstruct adds a layer as large as the input, and {str(data)!r} is streamed (too large "
+                          "to hold in memory): leave --reconstruct out, or choose fewer samples (--samples, --where).")
+    if inp.streamed:  # the sample metadata alone, for --labels / --by; the embedding is added below
+        import anndata as ad
+
+        meta = inp.data.obs()
+        meta.index = meta.index.astype(str)
+        adata = ad.AnnData(obs=meta)
+    else:
+        adata = inp.data
+    adata = _with_labels(adata, labels_file, quiet)
     labels = None
     if by is not None:
         from gengen.vae.features import labels_from
 
         labels = labels_from(adata, by)  # a missing or unusable column fails before any training
     try:
-        out, used = encode(adata, loaded, recipe=recipe, save_model=save_model, fill_missing=fill_missing,
-                           reconstruct=reconstruct, input_file=data, device=device, quiet=quiet)
+        if inp.streamed:  # block by block; without --model, trained block by block first
+            from gengen.vae.encode import provenance
+            from gengen.vae.streamed import encode_streamed
+
+            used = loaded or VAEModel.train(inp.data, with_normalisation(recipe, inp), device=device, quiet=quiet)
+            if loaded is None:
+                used.path = used.save(save_model)
+            out = _with_labels(encode_streamed(used, inp.data, fill_missing, quiet=quiet), labels_file, True)
+            out.uns["gengen"] = provenance(used, trained=loaded is None, input_file=data)
+        else:
+            out, used = encode(adata, loaded, recipe=with_normalisation(recipe, inp) if loaded is None else recipe,
+                               save_model=save_model, fill_missing=fill_missing, reconstruct=reconstruct,
+                               input_file=data, device=device, quiet=quiet)
         if layer is not None:
             out.uns["gengen"]["layer"] = layer
         separation = _knn_line(out.obsm["X_vae"], labels, by, used.recipe.seed) if labels is not None else None
@@ -237,7 +276,7 @@ def vae_decode(
 
     set_threads(threads)
     model = model_or_default(model, "vae", quiet)
-    plan_outputs([output], inputs=[latent, model])
+    plan_outputs([output], inputs=input_paths([latent, model]))
     m = VAEModel.load(model, device=device)
     z, names = read_latent(input_path(latent), m)
     _write_profiles(decode_to_anndata(m, z, names), output, protect=(latent,))
@@ -257,7 +296,7 @@ def vae_sample(
 
     set_threads(threads)
     model = model_or_default(model, "vae", quiet)
-    plan_outputs([output], inputs=[model])
+    plan_outputs([output], inputs=input_paths([model]))
     m = VAEModel.load(model, device=device)
     if n < 1:
         raise GengenError(f"-n must be positive, got {n}.")
@@ -293,7 +332,7 @@ def vae_features(
         raise GengenError("--data and --by go together: give both to find class-separating features.")
     files = [output / "top_genes.tsv"] + ([output / f"separating_{by}.tsv", output / f"separating_{by}.png"] if by else [])
     model = model_or_default(model, "vae", quiet)
-    plan_outputs(files, inputs=[model, data, labels_file], report=output)
+    plan_outputs(files, inputs=input_paths([model, data, labels_file]), report=output)
     m = VAEModel.load(model, device=device)
     separation = None
     if data is not None:  # everything that can fail on user input happens before anything is written
@@ -306,7 +345,7 @@ def vae_features(
     typer.echo(str(output / "top_genes.tsv"))
     if separation is not None:
         write_table(separation, output / f"separating_{by}.tsv", index=False)
-        plot_separating_features(z, labels, separation, output / f"separating_{by}.png", by)
+        plot_separating_features(z, labels, separation, path=output / f"separating_{by}.png", label_name=by)
         for _, r in separation.iterrows():
             say(f"  {r['class']}: {r['feature']} AUROC {r['auroc']:.3f} ({r['direction']})", quiet)
         typer.echo(str(output / f"separating_{by}.tsv"))
@@ -337,8 +376,13 @@ def vae_compare(
 
         if output_format(output) == "h5ad":
             raise GengenError("vae-compare writes a table: name the output .tsv, .csv or .parquet.")
-    plan_outputs([output], inputs=[data, labels_file])
-    adata = _with_labels(_read(data, genes_in_rows, fmt, quiet, layer=layer), labels_file, quiet)
+    plan_outputs([output], inputs=input_paths([data, labels_file]))
+    from gengen.io.streaming import open_expression
+
+    inp = open_expression(input_path(data), normalize=recipe.normalize, stream="never", fmt=fmt,
+                          genes_in_rows=genes_in_rows, layer=layer, copies=VAE_COPIES, quiet=quiet)
+    recipe = with_normalisation(recipe, inp)
+    adata = _with_labels(inp.data, labels_file, quiet)
     labels = labels_from(adata, by) if by else None
     table, _ = compare(adata, labels, recipe, repeats=repeats, device=device, quiet=quiet)
     typer.echo(f"# {table.attrs['regime']} recipe; held-out reconstruction: {table.attrs['n_train']} training / "
@@ -361,7 +405,7 @@ def vae_import_tybalt(
     from gengen.vae import import_tybalt_decoder
 
     set_threads(threads)
-    plan_outputs(models={output: "vae"}, inputs=[decoder, genes])
+    plan_outputs(models={output: overwrite_check("vae")}, inputs=input_paths([decoder, genes]))
     m = import_tybalt_decoder(input_path(decoder), input_path(genes))
     m.save(output)
     say(f"imported a {m.latent_dim} x {len(m.genes)} decoder", quiet)

@@ -8,7 +8,7 @@
 """
 
 from gengen.dna.constraints import Constraints, verify
-from gengen.dna.core import GANModel
+from gengen.dna.core import GANModel, train_gan
 from gengen.dna.design import DesignResult, design, design_direct, design_joint, parse_target, plot_design
 from gengen.dna.explain import ExplainedScore, Explanation, explain, jaspar_hits, match_motifs
 from gengen.dna.metrics import (
@@ -25,8 +25,8 @@ from gengen.dna.objective_kinds.model import export_torchscript
 from gengen.dna.objectives import Objective, load_objectives, register_objective_kind
 from gengen.dna.predictor_training import PredictorRecipe, TrainedPredictor, train_predictor
 from gengen.dna.predictors import CNNPredictor, PWMPredictor, exact_score, load_predictor, predict, report_scores
-from gengen.dna.train import GANRecipe, gradient_penalty, train_gan
-from gengen.recipes import DesignSettings
+from gengen.dna.train import gradient_penalty
+from gengen.recipes import DesignSettings, GANRecipe
 
 __all__ = [
     "CNNPredictor",

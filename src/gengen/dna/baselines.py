@@ -24,15 +24,18 @@ def kmer_counts(codes: np.ndarray, k: int):
 
 
 def kmer_ridge_baseline(
-    codes: np.ndarray, y: np.ndarray, tr_idx, val_idx, k: int = 6, alpha: float = 10.0
-) -> float:
-    """Held-out Pearson r of ridge regression on k-mer counts: the reference a CNN must beat."""
+    codes: np.ndarray, y: np.ndarray, tr_idx, val_idx, k: int = 6, alpha: float = 10.0, *, spearman: bool = False
+) -> float | tuple[float, float]:
+    """Held-out Pearson r of ridge regression on k-mer counts: the reference a CNN must beat
+    (``spearman=True``: ``(pearson, spearman)``)."""
+    from scipy.stats import spearmanr
     from sklearn.linear_model import Ridge
 
     X = kmer_counts(codes, k)
     model = Ridge(alpha=alpha).fit(X[tr_idx], y[tr_idx])
     pred = model.predict(X[val_idx])
-    return float(np.corrcoef(pred, y[val_idx])[0, 1])
+    pearson = float(np.corrcoef(pred, y[val_idx])[0, 1])
+    return (pearson, float(spearmanr(pred, y[val_idx])[0])) if spearman else pearson
 
 
 def independent_check(

@@ -1,26 +1,40 @@
-"""``GANModel``: the user-facing DNA generator (load, generate, latent paths).
+"""``GANModel``: the user-facing DNA generator (train, load, generate, latent paths).
 
 Separate from the torch modules (:mod:`gengen.dna.model`) and the training loop
-(:mod:`gengen.dna.train`), as in scvi-tools and gengen's VAE and GGAN pipelines.
+(:mod:`gengen.dna.train`), as in scvi-tools and gengen's VAE and GGAN pipelines; ``dna-generate``'s
+FASTA is written by :mod:`gengen.dna.generate`.
 """
 
 from __future__ import annotations
 
+from functools import partial
+from typing import TYPE_CHECKING
+
 import numpy as np
 import torch
 
-from gengen.checkpoint import LoadedCheckpoint, SavedModel
-from gengen.dna.model import Generator
-from gengen.dna.train import PIPELINE, GANRecipe
+from gengen.checkpoint import overwrite_check
+from gengen.dna.model import Generator, latent_draws, sample_codes, soft_sequences
 from gengen.errors import GengenError
-from gengen.runtime import check_memory, resolve_device
+from gengen.recipes import GANRecipe
+from gengen.runtime import log, resolve_device, seed_everything
+from gengen.saved_model import LoadedCheckpoint, SavedModel
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from gengen.training_state import Checkpointing
+
+PIPELINE = "dna-gan"
+KMER_SIZES = (1, 2, 3, 4, 5, 6)  # the held-out check's k-mer table
 
 
 class GANModel(SavedModel):
     """A trained generator with its recipe; ``generate`` draws sequences, ``save``/``load`` round-trip.
 
-    :func:`gengen.dna.train_gan` returns one; :meth:`load` reads a ``dna-train`` folder, ``save(path)``
-    writes the generator alone and returns the folder (model.safetensors keys: docs/checkpoints.md).
+    :meth:`train` (or :func:`train_gan`) makes one; :meth:`load` reads a ``dna-train`` folder,
+    ``save(path)`` writes the generator alone and returns the folder (model.safetensors keys:
+    docs/checkpoints.md).
     """
 
     pipeline = PIPELINE
@@ -40,14 +54,106 @@ class GANModel(SavedModel):
     def device(self) -> torch.device:
         return next(self.generator.parameters()).device
 
-    def sample_latent(self, n: int, seed: int = 0) -> torch.Tensor:
-        g = torch.Generator(device="cpu").manual_seed(seed)
-        return torch.randn(n, self.recipe.latent, generator=g).to(self.device)
+    # ------------------------------------------------------------------ training
+    @classmethod
+    def train(cls, codes: np.ndarray, recipe: GANRecipe | None = None, device: str = "auto", *,
+              heldout_codes: np.ndarray | None = None, quiet: bool = True, checkpoint: Checkpointing | None = None,
+              time_limit: float | None = None, ks: tuple[int, ...] = KMER_SIZES) -> GANModel:
+        """Train (or resume) a WGAN-GP on ``(N, L)`` uint8 training windows.
 
-    @torch.no_grad()
+        With ``checkpoint`` (:class:`gengen.training_state.Checkpointing`) its folder holds a resumable
+        checkpoint (both nets, optimisers, RNG, history.csv, training.png, samples.fa and the k-mer check
+        against ``heldout_codes``), written every ``checkpoint_every`` iterations and at the end, and a
+        ``training`` section in config.json; with ``resume=True`` the run continues from it up to
+        ``recipe.iterations`` (a finished run trains on when more are asked; the architecture must match
+        the checkpoint's, the data must be the same; ``recipe=None``: the checkpoint's settings). On the CPU at the same thread count the result
+        is bit-identical to an uninterrupted run. ``time_limit`` (seconds) stops early, cleanly, with a
+        final checkpoint. The folder is checked and locked before training until the last checkpoint.
+
+        A recipe without ``heldout_by`` records ``"sequence"``, the split of
+        :func:`gengen.dna.data.training_windows` (a resumed run keeps its checkpoint's).
+
+        Parameters
+        ----------
+        codes : training windows ``(N, L)``, uint8 codes 0-3 (A, C, G, T).
+        recipe : the settings (default :class:`GANRecipe`: the paper's WGAN-GP).
+        device : ``"auto"``, ``"cpu"``, ``"cuda"``, ...
+        heldout_codes : held-out windows for the k-mer check that picks the best generator.
+        quiet : no progress or status lines (the default for library calls).
+        checkpoint : the checkpoint folder and whether to resume (None: train in memory only).
+        time_limit : seconds after which training stops cleanly.
+        ks : k-mer sizes of the held-out check's table.
+
+        Returns
+        -------
+        The model with the best generator (``.last``: the final iteration's).
+        """
+        from dataclasses import replace
+
+        from gengen.runtime import plan_outputs
+
+        resume = checkpoint is not None and checkpoint.resume
+        if recipe is None and not resume:
+            recipe = GANRecipe()
+        if recipe is not None:
+            if recipe.heldout_by is None and not resume:
+                recipe = replace(recipe, heldout_by="sequence")
+            recipe.validate()
+        if checkpoint is None:
+            return cls._train(codes, recipe, device, heldout_codes, quiet, None, time_limit, ks)
+        with plan_outputs(models={checkpoint.directory: overwrite_check(PIPELINE)}):  # locked from the start (no-op in the CLI)
+            return cls._train(codes, recipe, device, heldout_codes, quiet, checkpoint, time_limit, ks)
+
+    @classmethod
+    def _train(cls, codes, recipe, device, heldout_codes, quiet, checkpoint, time_limit, ks) -> GANModel:
+        from gengen.dna.train import best_generator_weights, fit_gan, new_nets, resumed_recipe, training_snapshot
+        from gengen.training_state import data_fingerprint, open_training
+
+        dev = resolve_device(device)
+        # the model file holds the whole training state (docs/checkpoints.md): no training_state.safetensors
+        ck = open_training(checkpoint, PIPELINE, quiet, model_state=partial(training_snapshot, pipeline=PIPELINE),
+                           unit="iteration")
+        if ck is not None and ck.resuming:  # the checkpoint's settings, but the iterations asked for
+            recipe = resumed_recipe(ck.section["config"], ck.directory, recipe)
+        codes = np.asarray(codes, dtype=np.uint8)
+        if codes.ndim != 2 or codes.shape[1] != recipe.length:
+            raise GengenError(f"training windows must be (N, {recipe.length}) codes, got shape {codes.shape}.")
+        if len(codes) < recipe.batch_size:
+            raise GengenError(f"need at least one batch ({recipe.batch_size}) of training windows, got {len(codes)}.")
+        if ck is not None:
+            held = () if heldout_codes is None else (np.asarray(heldout_codes, dtype=np.uint8),)
+            ck.check_data(data_fingerprint(codes, *held))
+            ck.recipe_given = recipe.to_dict()
+            ck.ready(recipe.iterations)
+            if ck.resuming:
+                log(f"resuming from iteration {ck.snapshot.meta['epoch']} of {recipe.iterations}", quiet)
+        if ck is None or not ck.resuming:
+            seed_everything(recipe.seed)
+        nets = new_nets(recipe, dev)  # a resumed run's are restored by fit_gan
+        loop = fit_gan(nets, codes, recipe, heldout_codes=heldout_codes, checkpoint=ck, quiet=quiet,
+                       time_limit=time_limit, ks=ks)
+        metrics = loop.values["metrics"]
+        nets.generator.eval()
+        last = cls(nets.generator, recipe, {**metrics, "weights": "last"})
+        best_weights = best_generator_weights(loop)
+        if not best_weights:
+            last.last = last
+            return last
+        best_gen = Generator(recipe.length, recipe.latent, recipe.channels, blocks=recipe.blocks).to(dev)
+        best_gen.load_state_dict(best_weights)
+        best = cls(best_gen.eval(), recipe,
+                   {**metrics, "weights": "best", "weights_iteration": loop.values["best"]["iteration"]})
+        best.last = last
+        return best
+
+    # ------------------------------------------------------------------ sampling
+    def sample_latent(self, n: int, seed: int = 0) -> torch.Tensor:
+        """``(n, latent)`` draws of z ~ N(0, I), seeded (the same on every device)."""
+        return latent_draws(n, self.recipe.latent, seed, self.device)
+
     def generate_soft(self, z: torch.Tensor, batch_size: int = 2048) -> torch.Tensor:
-        self.generator.eval()
-        return torch.cat([self.generator(z[i : i + batch_size]) for i in range(0, len(z), batch_size)])
+        """G(z): ``(n, 4, L)`` base probabilities."""
+        return soft_sequences(self.generator, z, batch_size)
 
     def generate(self, n: int, seed: int = 0) -> np.ndarray:
         """``(n, L)`` uint8 codes: the argmax base of each position of G(z), z ~ N(0, I) seeded.
@@ -63,11 +169,7 @@ class GANModel(SavedModel):
         """
         if n < 1:
             raise GengenError(f"-n must be positive, got {n}.")
-        r = self.recipe  # z, the soft (n, 4, L) output and one batch's activations
-        check_memory(4.0 * n * (r.latent + 2 * 4 * r.length) + 4.0 * 2048 * r.channels * r.length * 4,
-                     f"generating {n} sequences", self.device)
-        soft = self.generate_soft(self.sample_latent(n, seed))
-        return soft.argmax(dim=1).to(torch.uint8).cpu().numpy()
+        return sample_codes(self.generator, n, seed)
 
     @property
     def iteration(self):
@@ -92,7 +194,7 @@ class GANModel(SavedModel):
         """
         if weights not in ("best", "last"):
             raise GengenError(f"weights must be 'best' or 'last', got {weights!r}.")
-        from gengen.checkpoint import load_model
+        from gengen.saved_model import load_model
 
         return load_model(cls, path_or_name, device, weights=weights)
 
@@ -128,62 +230,40 @@ class GANModel(SavedModel):
         return tensors, cfg, None
 
 
-def write_samples(
-    gan: GANModel,
-    path,
-    n: int = 1000,
+def train_gan(
+    train_codes: np.ndarray,
+    recipe: GANRecipe | None = None,
+    output: str | Path | None = None,
     *,
-    seed: int = 0,
-    objectives=None,
-    train_data=None,
-) -> list[str]:
-    """``dna-generate``: write ``n`` samples as FASTA (GC, objective scores and, with the training FASTA
-    ``train_data``, the distance to the nearest training window in each description).
+    heldout_codes: np.ndarray | None = None,
+    resume: bool = False,
+    device: str = "auto",
+    quiet: bool = True,
+    time_limit: float | None = None,
+    ks: tuple[int, ...] = KMER_SIZES,
+) -> GANModel:
+    """:meth:`GANModel.train` with the checkpoint folder given as ``output`` (and ``resume``).
+
+    Parameters
+    ----------
+    train_codes : training windows ``(N, L)``, uint8 codes 0-3 (A, C, G, T).
+    recipe : the settings (default :class:`GANRecipe`: the paper's WGAN-GP).
+    output : the checkpoint folder (None: train in memory only).
+    heldout_codes : held-out windows for the k-mer check that picks the best generator.
+    resume : continue the run saved in ``output``.
+    device : ``"auto"``, ``"cpu"``, ``"cuda"``, ...
+    quiet : no progress or status lines (the default for library calls).
+    time_limit : seconds after which training stops cleanly.
+    ks : k-mer sizes of the held-out check's table.
 
     Returns
     -------
-    The lines to report: GC, and with ``train_data`` the novelty of the samples next to held-out real
-    windows (:mod:`gengen.dna.novelty`).
+    The model with the best generator (``.last``: the final iteration's).
     """
-    from gengen.io.sequences import decode_codes, gc_content, write_fasta
+    from gengen.training_state import Checkpointing
 
-    lines: list[str] = []
-    nov = None
-    if train_data is not None:  # read (and refuse) the training file before sampling
-        from gengen.dna.data import evaluation_windows
-        from gengen.io.sequences import read_fasta
-
-        seqs = read_fasta(train_data, length=gan.length, windows="tiled")
-        if gan.recipe.heldout_fraction:
-            win = evaluation_windows(seqs, gan)
-            train, test = win.train, win.test
-            lines += [win.split] + [f"warning: {c}." for c in win.caveats]
-        else:
-            train, test = seqs.codes, None
-            lines.append("note: the model held no genes out (--heldout-fraction 0): no held-out real windows to "
-                         "compare with")
-    codes = gan.generate(n, seed=seed)
-    desc = [f"gc={g:.3f}" for g in gc_content(codes)]
-    if objectives:
-        from gengen.dna.design import borrowed
-        from gengen.dna.objectives import column_names, exact_scores
-        from gengen.io.sequences import codes_to_one_hot
-
-        with borrowed([o.predictor for o in objectives], gan.device):
-            scores = exact_scores(objectives, codes_to_one_hot(codes, device=gan.device))
-        cols = [c.removeprefix("score_") for c in column_names(objectives)]
-        desc = [d + "".join(f" {c}={v:.4f}" for c, v in zip(cols, row)) for d, row in zip(desc, scores)]
-    if train_data is not None:
-        from gengen.dna.novelty import describe, novelty_table
-
-        sets = {"gan": codes}
-        if test is not None:
-            rng = np.random.default_rng(seed)
-            sets["heldout_real"] = test if len(test) <= n else test[np.sort(rng.choice(len(test), n, replace=False))]
-        nov, dist = novelty_table(sets, train, seed=seed, device=gan.device)
-        desc = [d + f" nearest_train={int(k)}" for d, k in zip(desc, dist["gan"])]
-        lines += describe(nov, gan.length)
-    write_fasta(path, [f"gan_{i + 1}" for i in range(n)], decode_codes(codes), descriptions=desc)
-    lines.insert(0, f"generated {n} sequences of {gan.length} nt (seed {seed}, {gan.metrics.get('weights', 'last')} "
-                    f"weights, iteration {gan.iteration}); mean GC {gc_content(codes).mean():.3f}")
-    return lines
+    if resume and output is None:
+        raise GengenError("--resume: no checkpoint in 'None' to resume from.")
+    checkpoint = Checkpointing(output, resume=resume) if output is not None else None
+    return GANModel.train(train_codes, recipe, device, heldout_codes=heldout_codes, quiet=quiet, checkpoint=checkpoint,
+                          time_limit=time_limit, ks=ks)

@@ -6,16 +6,23 @@ The critic mirrors it: 1x1 conv in, 5 residual blocks, dense to one number.
 
 The penalty's input gradient is written out (:meth:`Critic.input_gradient`) instead of autograd's
 double backward, and the residual convolutions use a faster CPU backward (:class:`_SameConv1d`);
-both give the same numbers (tested against autograd). The training loop is :mod:`gengen.dna.train`,
-the user-facing model :mod:`gengen.dna.core`.
+both give the same numbers (tested against autograd). Drawing sequences from a generator
+(:func:`sample_codes`) lives here too, for the training loop's held-out check (:mod:`gengen.dna.train`)
+and the user-facing model (:mod:`gengen.dna.core`) alike.
 """
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
 
 from gengen.errors import GengenError
+from gengen.runtime import check_memory
+
+if TYPE_CHECKING:
+    import numpy as np
 
 
 class _SameConv1d(torch.autograd.Function):
@@ -137,3 +144,33 @@ class Critic(nn.Module):
             t = same_conv1d(t, block.conv1.weight.transpose(0, 1).flip(2)) * on1
             grad = grad + block.scale * t
         return torch.einsum("bcl,ck->bkl", grad.expand(x.shape[0], -1, -1), self.inp.weight[:, :, 0])
+
+
+# --------------------------------------------------------------------------------------------------
+# Drawing sequences
+
+
+def latent_draws(n: int, latent: int, seed: int = 0, device: torch.device | str = "cpu") -> torch.Tensor:
+    """``(n, latent)`` draws of z ~ N(0, I) from a CPU generator seeded with ``seed``, moved to ``device``:
+    the same draws on every device."""
+    g = torch.Generator(device="cpu").manual_seed(seed)
+    return torch.randn(n, latent, generator=g).to(device)
+
+
+@torch.no_grad()
+def soft_sequences(generator: Generator, z: torch.Tensor, batch_size: int = 2048) -> torch.Tensor:
+    """G(z), ``(n, 4, L)`` base probabilities, in batches, the generator in evaluation mode."""
+    generator.eval()
+    return torch.cat([generator(z[i : i + batch_size]) for i in range(0, len(z), batch_size)])
+
+
+def sample_codes(generator: Generator, n: int, seed: int = 0) -> np.ndarray:
+    """``(n, L)`` uint8 codes 0-3 (A, C, G, T): the argmax base of each position of G(z), z drawn by
+    :func:`latent_draws` with ``seed``; refused in one line when it would not fit in memory."""
+    device = next(generator.parameters()).device
+    latent, length, channels = generator.latent, generator.length, generator.channels
+    # z, the soft (n, 4, L) output and one batch's activations
+    check_memory(4.0 * n * (latent + 2 * 4 * length) + 4.0 * 2048 * channels * length * 4,
+                 f"generating {n} sequences", device)
+    soft = soft_sequences(generator, latent_draws(n, latent, seed, device))
+    return soft.argmax(dim=1).to(torch.uint8).cpu().numpy()

@@ -16,9 +16,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from gengen.checkpoint import LoadedCheckpoint, SavedModel
+from gengen.checkpoint import config_section
 from gengen.errors import GengenError
 from gengen.runtime import resolve_device
+from gengen.saved_model import LoadedCheckpoint, SavedModel
 
 if TYPE_CHECKING:
     from gengen.io.motifs import PWM
@@ -204,23 +205,67 @@ def _windows_with_ambiguous(codes: torch.Tensor, width: int) -> torch.Tensor:
     return (held[:, width:] - held[:, :-width]) > 0
 
 
-class CNNPredictor(SavedModel, nn.Module):
-    """A small CNN regressor for labelled sequences (the paper's PBM predictor role).
+class _Member(nn.Module):
+    """One network of a :class:`CNNPredictor`: conv(4 -> C, width W) - ReLU, then residual ReLU
+    convolutions (C -> C, width 5) at the given dilations, max and mean pooling over positions of the
+    strand-wise maximum, and a 2-layer head. Its output is in standardised label units.
 
-    conv(4 -> C, width 11) - ReLU - conv(C -> C, width 5, dilation 2) - ReLU, then max and mean
-    pooling over positions on both strands (the reverse complement shares weights), and a 2-layer
-    head. Pooling makes it accept any length >= its receptive field.
+    ``flanks``: the first convolution pads the sequence with W // 2 learned columns on each side
+    instead of zeros, a constant context that is part of the molecule and read on both strands (PBM
+    probes sit between a primer and the free end, MPRA inserts between adapters: what an edge base
+    does depends on that context and on which end it is at, which a zero pad read on both strands
+    cannot tell apart)."""
+
+    def __init__(self, channels: int, width: int, hidden: int, dilations: tuple[int, ...], flanks: bool):
+        super().__init__()
+        pad = width // 2
+        self.conv1 = nn.Conv1d(4, channels, width, padding=0 if flanks else pad)
+        self.left = nn.Parameter(torch.zeros(4, pad)) if flanks else None
+        self.right = nn.Parameter(torch.zeros(4, pad)) if flanks else None
+        self.blocks = nn.ModuleList(nn.Conv1d(channels, channels, 5, padding=2 * d, dilation=d) for d in dilations)
+        self.head = nn.Sequential(nn.Linear(2 * channels, hidden), nn.ReLU(), nn.Linear(hidden, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """One-hot ``(N, 4, L)`` -> ``(N,)``."""
+        n = x.shape[0]
+        if self.left is not None:
+            x = torch.cat([self.left.expand(n, -1, -1), x, self.right.expand(n, -1, -1)], dim=2)
+        h = torch.relu(self.conv1(torch.cat([x, x.flip(1).flip(2)])))  # the molecule's two strands
+        for conv in self.blocks:
+            h = torch.relu(conv(h)) + h
+        h = torch.maximum(h[:n], h[n:])  # a filter's best strand
+        return self.head(torch.cat([h.amax(dim=2), h.mean(dim=2)], dim=1)).squeeze(1)
+
+
+class CNNPredictor(SavedModel, nn.Module):
+    """A CNN regressor for labelled sequences (the paper's PBM predictor role): the mean of ``members``
+    independently initialised networks (a small ensemble: their errors partly cancel).
+
+    Each member: conv(4 -> C, width W) - ReLU - residual dilated convs (C -> C, width 5, one per entry
+    of ``dilations``) - ReLU, then max and mean pooling over positions of each filter's best strand
+    (the reverse complement shares the weights), and a 2-layer head. Pooling makes it accept any length
+    >= its receptive field. Without ``flanks`` the first convolution pads with zeros and a sequence
+    and its reverse complement score alike; with ``flanks`` it pads with W // 2 learned columns on
+    each side, a constant context read on both strands with the sequence (the molecule
+    ``left + x + right``), so an edge base can count differently at either end, as on PBM probes.
 
     :func:`gengen.dna.train_predictor` fits one; ``save(path)`` writes a checkpoint folder and returns
-    it, :meth:`load` reads one (a ``dna-train-predictor`` folder). ``length`` (the training sequences'),
-    ``recipe``, ``metrics`` and ``history`` describe the training when known.
+    it, :meth:`load` reads one (a ``dna-train-predictor`` folder, including those of gengen versions
+    before ensembles: one network, one dilated convolution, zero padding). ``length`` (the training
+    sequences'), ``recipe``, ``metrics`` and ``history`` describe the training when known.
     """
 
     pipeline = PIPELINE
     required_keys = ("architecture", "length")
+    # config.json's architecture["version"]: 2 = ``members.{k}.`` tensor keys; absent = the single
+    # network of earlier versions (``conv1``, ``conv2``, ``head`` at the top level)
+    layout_version = 2
 
-    def __init__(self, channels: int = 64, width: int = 11, hidden: int = 64):
+    def __init__(self, channels: int = 64, width: int = 11, hidden: int = 64, *, dilations: tuple[int, ...] = (2,),
+                 members: int = 1, flanks: bool = False):
         super().__init__()
+        if members < 1:
+            raise ValueError(f"an ensemble needs at least one member, got {members}")
         self.length: int | None = None
         self.recipe: dict | None = None
         self.metrics: dict = {}
@@ -230,29 +275,25 @@ class CNNPredictor(SavedModel, nn.Module):
         self.training_record: dict | None = None
         self.saved_config: dict | None = None  # config.json as loaded
         self.channels, self.width_, self.hidden = channels, width, hidden
-        self.conv1 = nn.Conv1d(4, channels, width, padding=width // 2)
-        self.conv2 = nn.Conv1d(channels, channels, 5, padding=4, dilation=2)
-        self.head = nn.Sequential(nn.Linear(2 * channels, hidden), nn.ReLU(), nn.Linear(hidden, 1))
+        self.dilations, self.flanks = tuple(int(d) for d in dilations), bool(flanks)
+        self.members = nn.ModuleList(_Member(channels, width, hidden, self.dilations, self.flanks)
+                                     for _ in range(members))
         self.register_buffer("y_mean", torch.zeros(()))
         self.register_buffer("y_std", torch.ones(()))
 
-    def _features(self, x: torch.Tensor) -> torch.Tensor:
-        h = torch.relu(self.conv1(x))
-        h = torch.relu(self.conv2(h)) + h
-        return h
+    def member_outputs(self, x: torch.Tensor) -> torch.Tensor:
+        """Each member's prediction in standardised units ``(members, N)`` (what training fits)."""
+        return torch.stack([m(x) for m in self.members])
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Predicted label in the training target's units (after its transform)."""
-        both = torch.cat([x, x.flip(1).flip(2)])  # forward + reverse complement
-        h = self._features(both)
-        n = x.shape[0]
-        h = torch.maximum(h[:n], h[n:])
-        pooled = torch.cat([h.amax(dim=2), h.mean(dim=2)], dim=1)
-        return self.head(pooled).squeeze(1) * self.y_std + self.y_mean
+        """Predicted label in the training target's units (after its transform): the members' mean."""
+        return self.member_outputs(x).mean(dim=0) * self.y_std + self.y_mean
 
     def config(self) -> dict:
         """The architecture (config.json's ``architecture`` section)."""
-        return {"channels": self.channels, "width": self.width_, "hidden": self.hidden}
+        return {"channels": self.channels, "width": self.width_, "hidden": self.hidden,
+                "dilations": list(self.dilations), "members": len(self.members), "flanks": self.flanks,
+                "version": self.layout_version}
 
     @torch.no_grad()
     def exact_score(self, x: torch.Tensor) -> torch.Tensor:
@@ -274,7 +315,8 @@ class CNNPredictor(SavedModel, nn.Module):
             hist.to_csv(tmp / "history.csv", index=False)
             plot_curves(
                 hist,
-                [("loss (MSE, standardised)", ["train_loss"]), ("Pearson r", ["stop_pearson", "val_pearson"])],
+                [("loss (MSE, standardised)", ["train_loss"]), ("Spearman rho", ["stop_spearman", "val_spearman"]),
+                 ("Pearson r", ["stop_pearson", "val_pearson"])],
                 tmp / "training.png",
                 title="CNN predictor",
             )
@@ -289,9 +331,23 @@ class CNNPredictor(SavedModel, nn.Module):
 
     @classmethod
     def _from_checkpoint(cls, checkpoint: LoadedCheckpoint, device) -> CNNPredictor:
-        model = checkpoint.section(cls, "architecture")
+        arch = checkpoint.config["architecture"]
+        arch = dict(arch) if isinstance(arch, dict) else arch
+        version = arch.pop("version", 1) if isinstance(arch, dict) else None
+        if version not in (1, cls.layout_version):
+            raise GengenError(f"{str(checkpoint.directory)!r}: architecture version {version!r} is not one this gengen "
+                              "reads; use the gengen that wrote it, or retrain.")
+        model = config_section(cls, arch, checkpoint.directory, what="architecture")
+        tensors = checkpoint.tensors
+        if version == 1:  # one network at the top level, its dilated convolution named conv2
+            if model.dilations != (2,) or len(model.members) != 1 or model.flanks:
+                raise GengenError(f"{str(checkpoint.directory)!r}: a version-1 architecture has one member and one "
+                                  "dilated convolution; the checkpoint is corrupted.")
+            renamed = {"conv1.": "members.0.conv1.", "conv2.": "members.0.blocks.0.", "head.": "members.0.head."}
+            tensors = {next((new + k[len(old):] for old, new in renamed.items() if k.startswith(old)), k): v
+                       for k, v in tensors.items()}
         try:
-            model.load_state_dict(checkpoint.tensors)
+            model.load_state_dict(tensors)
         except RuntimeError as exc:
             raise GengenError(
                 f"{str(checkpoint.directory)!r}: weights do not match the recorded architecture ({exc})."

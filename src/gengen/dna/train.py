@@ -1,7 +1,7 @@
-"""Training the DNA WGAN-GP (Killoran et al. 2017): recipe, the iteration, checkpoints and resume.
+"""Training the DNA WGAN-GP (Killoran et al. 2017): the iteration, the loop, its checkpoints.
 
 Gradient penalty lambda = 10, Adam lr 1e-4, betas (0.5, 0.9), 5 critic steps per generator step,
-batch 64. The maths is the paper's; the loop is arranged for speed (see :func:`train_gan`): training
+batch 64. The maths is the paper's; the loop is arranged for speed (see :func:`fit_gan`): training
 windows live on the device as uint8 codes and become one-hot per batch, the critic's real and fake
 halves go through one forward call, fake batches for the critic are drawn without building a
 generator graph, the critic's weights are frozen during the generator step (no wasted weight
@@ -9,6 +9,10 @@ gradients), and losses are read back only when logged.
 
 Training keeps, besides the last state, the generator weights with the best held-out k-mer check
 (mean JS over k = 3, 4); :meth:`gengen.dna.core.GANModel.load` uses them by default.
+
+The entry point is :meth:`gengen.dna.core.GANModel.train`; checkpoints and ``--resume`` go through
+:mod:`gengen.training_state`, the whole training state in ``model.safetensors`` (docs/checkpoints.md:
+the critic, both optimisers and the RNG beside the generator, so a finished run can train on).
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -24,24 +28,15 @@ import numpy as np
 import torch
 from torch import nn
 
-from gengen.dna.model import Critic, Generator, ResBlock
+from gengen.dna.model import Critic, Generator, ResBlock, sample_codes
 from gengen.errors import GengenError
 from gengen.recipes import GANRecipe
-from gengen.runtime import (
-    Progress,
-    capture_cuda_graph,
-    cuda_graphs_wanted,
-    log,
-    make_capturable,
-    on_device,
-    resolve_device,
-    seed_everything,
-)
+from gengen.runtime import Progress, capture_cuda_graph, cuda_graphs_wanted, log, make_capturable, on_device
 
 if TYPE_CHECKING:
-    from gengen.dna.core import GANModel
+    from gengen.training_state import LoopState, Snapshot, TrainingCheckpoint
 
-PIPELINE = "dna-gan"
+BEST = "best"  # the loop tensors (``best.<name>``) holding the generator with the best held-out check
 
 
 def gradient_penalty(critic: nn.Module, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
@@ -63,94 +58,138 @@ def gradient_penalty(critic: nn.Module, real: torch.Tensor, fake: torch.Tensor) 
 # Training
 
 
-def _flatten_opt(prefix: str, opt: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], list]:
-    """Optimizer state as flat tensors (safetensors) + param groups (JSON)."""
-    sd = opt.state_dict()
-    tensors = {}
-    for pid, st in sd["state"].items():
-        for key, val in st.items():
-            t = val if isinstance(val, torch.Tensor) else torch.tensor(val)
-            tensors[f"{prefix}.{pid}.{key}"] = t
-    # "capturable" is how this run stepped (CUDA graphs), not state: a resume on the CPU must not inherit it
-    return tensors, [{**g, "capturable": False} for g in sd["param_groups"]]
-
-
-def _unflatten_opt(prefix: str, tensors: dict, groups: list, opt: torch.optim.Optimizer, device) -> None:
-    state: dict = {}
-    for key, val in tensors.items():
-        if key.startswith(prefix + "."):
-            _, pid, name = key.split(".", 2)
-            state.setdefault(int(pid), {})[name] = val.to(device) if name != "step" else val
-    opt.load_state_dict({"state": state, "param_groups": groups})
-
-
 @dataclass
-class TrainState:
+class GANNets:
+    """The two networks and their optimisers: what one WGAN-GP iteration updates."""
+
     generator: Generator
     critic: Critic
     opt_g: torch.optim.Optimizer
     opt_d: torch.optim.Optimizer
-    iteration: int = 0
-    history: list[dict] = field(default_factory=list)
-    seconds: float = 0.0
-    best: dict | None = None  # {"iteration", "score", "criterion"} of the best held-out k-mer check
-    best_weights: dict[str, torch.Tensor] | None = None  # generator weights at that check
 
 
-def _new_state(recipe: GANRecipe, device) -> TrainState:
+def new_nets(recipe: GANRecipe, device) -> GANNets:
+    """Freshly initialised networks (from torch's global RNG) and Adam optimisers on ``device``."""
     g = Generator(recipe.length, recipe.latent, recipe.channels, blocks=recipe.blocks).to(device)
     d = Critic(recipe.length, recipe.channels, recipe.blocks).to(device)
     betas = (recipe.beta1, recipe.beta2)
     foreach = device.type == "cuda"
     opt_g = torch.optim.Adam(g.parameters(), lr=recipe.learning_rate, betas=betas, foreach=foreach or None)
     opt_d = torch.optim.Adam(d.parameters(), lr=recipe.learning_rate, betas=betas, foreach=foreach or None)
-    return TrainState(g, d, opt_g, opt_d)
+    return GANNets(g, d, opt_g, opt_d)
 
 
-def save_training(
-    directory,
-    state: TrainState,
-    recipe: GANRecipe,
-    metrics: dict,
-    extra: Callable[[Path], None] | None = None,
-) -> Path:
-    """Checkpoint everything needed to resume: both nets, both optimisers, the RNG, the history."""
-    from gengen.checkpoint import save_checkpoint
+def best_generator_weights(state: LoopState) -> dict[str, torch.Tensor]:
+    """The generator weights of the best held-out check so far (empty before the first check)."""
+    n = len(BEST) + 1
+    return {k[n:]: v for k, v in state.tensors.items() if k.startswith(BEST + ".")}
 
-    tensors = {f"G.{k}": v for k, v in state.generator.state_dict().items()}
-    tensors.update({f"D.{k}": v for k, v in state.critic.state_dict().items()})
-    tg, groups_g = _flatten_opt("optG", state.opt_g)
-    td, groups_d = _flatten_opt("optD", state.opt_d)
+
+def _checkpoint_parts(state: LoopState, recipe: GANRecipe) -> tuple[dict, dict, Callable[[Path], None]]:
+    """A ``dna-train`` folder (docs/checkpoints.md) from the loop state: model.safetensors holds the last
+    generator (``G.``), the critic (``D.``), both optimisers, the best generator (``B.``) and the RNG --
+    the whole training state, so a finished run can train on; history.csv, training.png and the last
+    check's samples.fa go beside it."""
+    from gengen.training_state import flatten_optimizer
+
+    generator, critic = state.modules["G"], state.modules["D"]
+    tensors = {f"G.{k}": v for k, v in generator.state_dict().items()}
+    tensors.update({f"D.{k}": v for k, v in critic.state_dict().items()})
+    tg, groups_g = flatten_optimizer("optG", state.optimizers["G"])
+    td, groups_d = flatten_optimizer("optD", state.optimizers["D"])
     tensors.update(tg)
     tensors.update(td)
-    if state.best_weights is not None:
-        tensors.update({f"B.{k}": v for k, v in state.best_weights.items()})
+    tensors.update({f"B.{k}": v for k, v in best_generator_weights(state).items()})
     tensors["rng.cpu"] = torch.get_rng_state()
-    if torch.cuda.is_available() and next(state.generator.parameters()).is_cuda:
+    if torch.cuda.is_available() and next(generator.parameters()).is_cuda:
         tensors["rng.cuda"] = torch.cuda.get_rng_state()
     cfg = {
         "recipe": recipe.to_dict(),
-        "iteration": state.iteration,
+        "iteration": state.epoch,
         "alphabet": "ACGT",
         "layout": "(N, 4, L)",
         "opt_groups": {"G": groups_g, "D": groups_d},
         "train_seconds": state.seconds,
-        "best": state.best,
-        "metrics": metrics,
+        "best": state.values["best"],
+        "metrics": state.values["metrics"],
     }
     history = list(state.history)
+    samples = state.unsaved.get("samples")
 
     def write(tmp: Path) -> None:
         import pandas as pd
+
+        from gengen.io.sequences import decode_codes, write_fasta
 
         if history:
             hist = pd.DataFrame(history)
             hist.to_csv(tmp / "history.csv", index=False)
             _plot_history(hist, tmp / "training.png")
-        if extra is not None:
-            extra(tmp)
+        if samples is not None:
+            write_fasta(tmp / "samples.fa", [f"sample_{i + 1}" for i in range(len(samples))], decode_codes(samples))
 
-    return save_checkpoint(directory, PIPELINE, tensors, cfg, write)
+    return tensors, cfg, write
+
+
+def training_snapshot(directory, pipeline: str) -> Snapshot:
+    """The training state of the ``dna-train`` folder ``directory`` (written by this gengen or an older
+    one: the layout is the same) as a :class:`gengen.training_state.Snapshot` for ``restore``."""
+    from gengen.checkpoint import load_checkpoint, read_history
+    from gengen.training_state import STATE_FORMAT, Snapshot
+
+    tensors, cfg, directory = load_checkpoint(directory, pipeline, note_unfinished=False)
+    if not any(k.startswith("D.") for k in tensors):
+        raise GengenError(f"{str(directory)!r} holds no critic/optimiser state; it cannot be resumed.")
+    # the model file's prefixes as the loop state's (modules G and D, optimisers G and D, the best weights)
+    names = {"G": "module.G", "D": "module.D", "optG": "optim.G", "optD": "optim.D", "B": f"loop.{BEST}"}
+    state = {}
+    for key, value in tensors.items():
+        head, _, rest = key.partition(".")
+        if head in names:
+            state[f"{names[head]}.{rest}"] = value
+    has_best = bool(cfg.get("best")) and any(k.startswith("B.") for k in tensors)
+    if not has_best:
+        state = {k: v for k, v in state.items() if not k.startswith(f"loop.{BEST}.")}
+    try:
+        state["rng.torch"] = tensors["rng.cpu"]
+        if "rng.cuda" in tensors:
+            state["rng.cuda"] = tensors["rng.cuda"]
+        meta = {"format": STATE_FORMAT, "phase": "train", "epoch": int(cfg["iteration"]), "batch": 0,
+                "seconds": float(cfg.get("train_seconds", 0.0)), "cpu_threads": cfg.get("cpu_threads"), "carry": {},
+                "optimizers": {"G": cfg["opt_groups"]["G"], "D": cfg["opt_groups"]["D"]},
+                "values": {"best": dict(cfg["best"]) if has_best else None, "metrics": dict(cfg.get("metrics") or {})}}
+    except (KeyError, TypeError, ValueError) as exc:
+        raise _inconsistent(directory, exc) from None
+    hist = read_history(directory, ("iteration",))
+    meta["history"] = hist.to_dict("records") if hist is not None else []
+    return Snapshot(state, meta)
+
+
+def _inconsistent(directory, exc: Exception) -> GengenError:
+    return GengenError(
+        f"--resume: the training state in {str(directory)!r} is inconsistent ({str(exc).splitlines()[0][:160]}); "
+        "the checkpoint is corrupted or from another gengen version."
+    )
+
+
+def resumed_recipe(config: dict, directory: Path, asked: GANRecipe | None) -> GANRecipe:
+    """The recipe a resumed run goes on with: the checkpoint's (config.json ``config``), but ``asked``'s
+    iterations (resuming may extend training; ``asked=None``: the checkpoint's too); an architecture other
+    than the checkpoint's is refused."""
+    from gengen.checkpoint import config_section, require_keys
+
+    require_keys(config, ["recipe", "iteration", "opt_groups"], directory)
+    recipe = config_section(GANRecipe, config["recipe"], directory, what="recipe")
+    recipe.heldout_by = recipe.heldout_by or "name"  # a checkpoint from before the sequence split keeps its own
+    if asked is not None:
+        for name in ("length", "latent", "channels", "blocks"):
+            if getattr(asked, name) != getattr(recipe, name):
+                raise GengenError(
+                    f"--resume: the checkpoint has {name} {getattr(recipe, name)}, "
+                    f"but {getattr(asked, name)} was asked for."
+                )
+        recipe.iterations = asked.iterations
+    return recipe
 
 
 def _plot_history(hist, path) -> None:
@@ -179,48 +218,6 @@ def _plot_history(hist, path) -> None:
     save_figure(fig, path)
 
 
-def _load_training(path, recipe_override: GANRecipe | None, device) -> tuple[TrainState, GANRecipe, dict]:
-    from gengen.checkpoint import config_section, load_checkpoint, read_history, require_keys
-
-    tensors, cfg, directory = load_checkpoint(path, PIPELINE)
-    require_keys(cfg, ["recipe", "iteration", "opt_groups"], directory)
-    recipe = config_section(GANRecipe, cfg["recipe"], directory, what="recipe")
-    recipe.heldout_by = recipe.heldout_by or "name"  # a checkpoint from before the sequence split keeps its own
-    if recipe_override is not None:
-        for name in ("length", "latent", "channels", "blocks"):
-            if getattr(recipe_override, name) != getattr(recipe, name):
-                raise GengenError(
-                    f"--resume: the checkpoint has {name} {getattr(recipe, name)}, "
-                    f"but {getattr(recipe_override, name)} was asked for."
-                )
-        recipe.iterations = recipe_override.iterations  # resuming may extend training
-    if not any(k.startswith("D.") for k in tensors):
-        raise GengenError(f"{str(directory)!r} holds no critic/optimiser state; it cannot be resumed.")
-    state = _new_state(recipe, device)
-    try:
-        state.generator.load_state_dict({k[2:]: v for k, v in tensors.items() if k.startswith("G.")})
-        state.critic.load_state_dict({k[2:]: v for k, v in tensors.items() if k.startswith("D.")})
-        _unflatten_opt("optG", tensors, cfg["opt_groups"]["G"], state.opt_g, device)
-        _unflatten_opt("optD", tensors, cfg["opt_groups"]["D"], state.opt_d, device)
-        torch.set_rng_state(tensors["rng.cpu"])
-        if "rng.cuda" in tensors and device.type == "cuda":
-            torch.cuda.set_rng_state(tensors["rng.cuda"])
-        state.iteration = int(cfg["iteration"])
-        state.seconds = float(cfg.get("train_seconds", 0.0))
-    except (KeyError, TypeError, ValueError, RuntimeError) as exc:
-        raise GengenError(
-            f"--resume: the training state in {str(directory)!r} is inconsistent ({str(exc).splitlines()[0][:160]}); "
-            "the checkpoint is corrupted or from another gengen version."
-        ) from None
-    if cfg.get("best") and any(k.startswith("B.") for k in tensors):
-        state.best = dict(cfg["best"])
-        state.best_weights = {k[2:]: v.to(device) for k, v in tensors.items() if k.startswith("B.")}
-    hist = read_history(directory, ("iteration",))
-    if hist is not None:
-        state.history = hist.to_dict("records")
-    return state, recipe, cfg.get("metrics", {})
-
-
 _CODE_TABLES: dict[str, torch.Tensor] = {}
 
 
@@ -236,7 +233,7 @@ def _code_table(device: torch.device) -> torch.Tensor:
     return _CODE_TABLES[key]
 
 
-def wgan_gp_iteration(state: TrainState, data: torch.Tensor, recipe: GANRecipe) -> tuple[torch.Tensor, ...]:
+def wgan_gp_iteration(state: GANNets, data: torch.Tensor, recipe: GANRecipe) -> tuple[torch.Tensor, ...]:
     """One generator iteration (``critic_steps`` critic updates, then one generator update).
 
     ``data`` holds training windows as uint8 codes ``(N, L)`` on the device. Returns device tensors
@@ -271,7 +268,7 @@ def wgan_gp_iteration(state: TrainState, data: torch.Tensor, recipe: GANRecipe) 
 
 
 def make_iteration(
-    state: TrainState, data: torch.Tensor, recipe: GANRecipe, cuda_graphs: bool | None = None, quiet: bool = True
+    state: GANNets, data: torch.Tensor, recipe: GANRecipe, cuda_graphs: bool | None = None, quiet: bool = True
 ) -> Callable[[], tuple[torch.Tensor, ...]]:
     """A callable that runs one :func:`wgan_gp_iteration` per call.
 
@@ -315,84 +312,42 @@ def make_iteration(
     return run
 
 
-def train_gan(
-    train_codes: np.ndarray,
-    recipe: GANRecipe | None = None,
-    output: str | Path | None = None,
+def fit_gan(
+    nets: GANNets,
+    codes: np.ndarray,
+    recipe: GANRecipe,
     *,
     heldout_codes: np.ndarray | None = None,
-    resume: bool = False,
-    device: str = "auto",
+    checkpoint: TrainingCheckpoint | None = None,
     quiet: bool = True,
     time_limit: float | None = None,
     ks: tuple[int, ...] = (1, 2, 3, 4, 5, 6),
-) -> GANModel:
-    """Train (or resume) a WGAN-GP on ``(N, L)`` uint8 training windows.
+) -> LoopState:
+    """Train ``nets`` in place on ``(N, L)`` uint8 windows ``codes`` up to ``recipe.iterations``.
 
-    With ``output``, a resumable checkpoint (both nets, optimisers, RNG, history.csv, training.png,
-    samples.fa and a k-mer check against ``heldout_codes``) is written every ``checkpoint_every``
-    iterations and at the end; ``resume=True`` continues from it up to ``recipe.iterations``.
-    ``time_limit`` (seconds) stops early, cleanly, with a final checkpoint. ``output`` is checked
-    and locked before training (a second run writing it gets an error) until the last checkpoint.
-
-    A recipe without ``heldout_by`` records ``"sequence"``, the split of
-    :func:`gengen.dna.data.training_windows` (a resumed run keeps its checkpoint's).
-
-    Parameters
-    ----------
-    train_codes : training windows ``(N, L)``, uint8 codes 0-3 (A, C, G, T).
-    recipe : the settings (default :class:`GANRecipe`: the paper's WGAN-GP).
-    output : the checkpoint folder (None: train in memory only).
-    heldout_codes : held-out windows for the k-mer check that picks the best generator.
-    resume : continue the run saved in ``output``.
-    device : ``"auto"``, ``"cpu"``, ``"cuda"``, ...
-    quiet : no progress or status lines (the default for library calls).
-    time_limit : seconds after which training stops cleanly.
-    ks : k-mer sizes of the held-out check's table.
-
-    Returns
-    -------
-    The model with the best generator (``.last``: the final iteration's).
+    Every ``log_every`` iterations a history row; every ``sample_every`` (and at the end) 1,000 samples
+    and their k-mer check against ``heldout_codes``, keeping the generator with the best one; with
+    ``checkpoint`` (a :class:`gengen.training_state.TrainingCheckpoint` whose model file holds the
+    state) a save every ``checkpoint_every`` iterations and at the end, and a resumed run restored
+    first. ``time_limit`` (seconds) stops early, cleanly. Returns the loop state: ``epoch`` counts
+    iterations, ``values`` holds ``best`` and ``metrics``, :func:`best_generator_weights` the best weights.
     """
-    from dataclasses import replace
+    from functools import partial
 
-    from gengen.runtime import plan_outputs
-
-    recipe = recipe or GANRecipe()
-    if recipe.heldout_by is None and not resume:
-        recipe = replace(recipe, heldout_by="sequence")
-    recipe.validate()
-    if output is None:
-        return _train_gan(train_codes, recipe, None, heldout_codes, resume, device, quiet, time_limit, ks)
-    with plan_outputs(models={output: PIPELINE}):
-        return _train_gan(train_codes, recipe, output, heldout_codes, resume, device, quiet, time_limit, ks)
-
-
-def _train_gan(train_codes, recipe, output, heldout_codes, resume, device, quiet, time_limit, ks) -> GANModel:
-    from gengen.dna.core import GANModel
     from gengen.dna.metrics import js_divergence, kmer_spectrum
-    from gengen.io.sequences import decode_codes, write_fasta
+    from gengen.training_state import LoopState
 
-    dev = resolve_device(device)
-    train_codes = np.asarray(train_codes, dtype=np.uint8)
-    if train_codes.ndim != 2 or train_codes.shape[1] != recipe.length:
-        raise GengenError(
-            f"training windows must be (N, {recipe.length}) codes, got shape {train_codes.shape}."
-        )
-    if len(train_codes) < recipe.batch_size:
-        raise GengenError(
-            f"need at least one batch ({recipe.batch_size}) of training windows, got {len(train_codes)}."
-        )
-    metrics: dict = {}
-    if resume:
-        if output is None or not (Path(output) / "config.json").is_file():
-            raise GengenError(f"--resume: no checkpoint in {str(output)!r} to resume from.")
-        state, recipe, metrics = _load_training(output, recipe, dev)
-        log(f"resuming from iteration {state.iteration} of {recipe.iterations}", quiet)
-    else:
-        seed_everything(recipe.seed)
-        state = _new_state(recipe, dev)
-    data = torch.as_tensor(train_codes, device=dev)
+    dev = next(nets.generator.parameters()).device
+    state = LoopState({"G": nets.generator, "D": nets.critic}, {"G": nets.opt_g, "D": nets.opt_d},
+                      values={"best": None, "metrics": {}})
+    if checkpoint is not None:
+        try:
+            checkpoint.start(state, dev)
+        except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+            raise _inconsistent(checkpoint.directory, exc) from None
+        checkpoint.write_model = partial(_checkpoint_parts, recipe=recipe)
+    metrics = state.values["metrics"]
+    data = torch.as_tensor(codes, device=dev)
     ref_specs = {k: kmer_spectrum(heldout_codes, k) for k in ks} if heldout_codes is not None else None
     sample_seed = recipe.seed + 12345
     # WGAN training oscillates: keep the generator with the best held-out k-mer check (mean JS over
@@ -401,55 +356,39 @@ def _train_gan(train_codes, recipe, output, heldout_codes, resume, device, quiet
     criterion = "mean held-out JS, k=" + ",".join(str(k) for k in best_ks)
 
     def check(n_samples: int = 1000) -> dict:
-        model = GANModel(state.generator, recipe)
-        codes = model.generate(n_samples, seed=sample_seed)
-        state.generator.train()
+        samples = sample_codes(nets.generator, n_samples, sample_seed)
+        nets.generator.train()
         out = {}
         if ref_specs is not None:
             for k in ks:
-                out[f"js_k{k}"] = js_divergence(kmer_spectrum(codes, k), ref_specs[k])
+                out[f"js_k{k}"] = js_divergence(kmer_spectrum(samples, k), ref_specs[k])
             score = float(np.mean([out[f"js_k{k}"] for k in best_ks]))
-            if state.best is None or score < state.best["score"]:
-                state.best = {"iteration": state.iteration, "score": score, "criterion": criterion}
-                state.best_weights = {
-                    k: v.detach().clone() for k, v in state.generator.state_dict().items()
-                }
-        return out, codes
+            best = state.values["best"]
+            if best is None or score < best["score"]:
+                state.values["best"] = {"iteration": state.epoch, "score": score, "criterion": criterion}
+                state.tensors.update({f"{BEST}.{k}": v.detach().clone() for k, v in nets.generator.state_dict().items()})
+        state.unsaved["samples"] = samples  # samples.fa of the next checkpoint
+        return out
 
-    last_samples: list[np.ndarray] = []
-
-    def checkpoint() -> None:
-        if output is None:
-            return
-        samples = last_samples[-1] if last_samples else None
-
-        def extra(tmp: Path) -> None:
-            if samples is not None:
-                write_fasta(
-                    tmp / "samples.fa",
-                    [f"sample_{i + 1}" for i in range(len(samples))],
-                    decode_codes(samples),
-                )
-
-        metrics.update(
-            {"iteration": state.iteration, "train_windows": int(len(train_codes)), "device": str(dev)}
-        )
-        save_training(output, state, recipe, metrics, extra)
+    def save(complete: bool = False) -> None:
+        if checkpoint is not None:
+            metrics.update({"iteration": state.epoch, "train_windows": int(len(codes)), "device": str(dev)})
+            checkpoint.save(state, dev, complete=complete)
 
     acc = torch.zeros(4, device=dev)
     n_acc = 0
     t_start = time.perf_counter()
     seconds_before = state.seconds
-    remaining = recipe.iterations - state.iteration
-    iteration = make_iteration(state, data, recipe, quiet=quiet)
+    remaining = recipe.iterations - state.epoch
+    iteration = make_iteration(nets, data, recipe, quiet=quiet)
     with Progress(max(remaining, 0), "train WGAN-GP", quiet, time_limit=time_limit) as bar, on_device(dev):
-        while state.iteration < recipe.iterations:
-            state.generator.train()
+        while state.epoch < recipe.iterations:
+            nets.generator.train()
             losses = iteration()
             acc += torch.stack(losses)
             n_acc += 1
-            state.iteration += 1
-            it = state.iteration
+            state.epoch += 1
+            it = state.epoch
             elapsed = time.perf_counter() - t_start
             state.seconds = seconds_before + elapsed
             out_of_time = time_limit is not None and elapsed >= time_limit
@@ -465,9 +404,7 @@ def _train_gan(train_codes, recipe, output, heldout_codes, resume, device, quiet
                     "seconds": round(state.seconds, 2),
                 }
                 if it % recipe.sample_every == 0 or final:
-                    js, codes = check()
-                    row.update(js)
-                    last_samples[:] = [codes]
+                    row.update(check())
                 state.history.append(row)
                 acc.zero_()
                 # advance by the iterations since the last update: a time limit or the last iteration can
@@ -475,40 +412,29 @@ def _train_gan(train_codes, recipe, output, heldout_codes, resume, device, quiet
                 bar.update(n_acc, critic=vals[0], W=vals[1], gen=vals[3])
                 n_acc = 0
                 if it % recipe.checkpoint_every == 0 and not final:
-                    checkpoint()
+                    save()
             if out_of_time:
                 break
-    if state.iteration < recipe.iterations:
+    if state.epoch < recipe.iterations:
         log(
-            f"time limit reached at iteration {state.iteration} of {recipe.iterations}; resume with --resume",
+            f"time limit reached at iteration {state.epoch} of {recipe.iterations}; resume with --resume",
             quiet,
         )
         metrics["stopped_early"] = True
-    if not last_samples:
-        _, codes = check()
-        last_samples.append(codes)
-    metrics["seconds_per_iteration"] = state.seconds / max(state.iteration, 1)
+    if "samples" not in state.unsaved:
+        check()
+    metrics["seconds_per_iteration"] = state.seconds / max(state.epoch, 1)
     metrics["cuda_graphs"] = bool(getattr(iteration, "uses_graph", lambda: False)())
     if state.history and any(k.startswith("js_k") for k in state.history[-1]):
         metrics.update({k: v for k, v in state.history[-1].items() if k.startswith("js_k")})
-    if state.best is not None:
-        row = next((r for r in state.history if r.get("iteration") == state.best["iteration"]), {})
-        metrics["best_iteration"] = state.best["iteration"]
-        metrics["best_score"] = state.best["score"]
+    best = state.values["best"]
+    if best is not None:
+        row = next((r for r in state.history if r.get("iteration") == best["iteration"]), {})
+        metrics["best_iteration"] = best["iteration"]
+        metrics["best_score"] = best["score"]
         metrics.update({f"best_{k}": v for k, v in row.items() if k.startswith("js_k") and v == v})
-    checkpoint()
-    state.generator.eval()
-    last = GANModel(state.generator, recipe, {**metrics, "weights": "last"})
-    if state.best_weights is None:
-        last.last = last
-        return last
-    best_gen = Generator(recipe.length, recipe.latent, recipe.channels, blocks=recipe.blocks).to(dev)
-    best_gen.load_state_dict(state.best_weights)
-    best = GANModel(
-        best_gen.eval(), recipe, {**metrics, "weights": "best", "weights_iteration": state.best["iteration"]}
-    )
-    best.last = last
-    return best
+    save(complete=state.epoch >= recipe.iterations)
+    return state
 
 
 def iterations_for(seconds: float, seconds_per_iteration: float) -> int:
@@ -519,7 +445,7 @@ def iterations_for(seconds: float, seconds_per_iteration: float) -> int:
 def resume_heldout_by(output) -> str:
     """How a resumed run must hold records out: as its checkpoint did (``"name"`` for checkpoints from
     before the sequence split), so no held-out record becomes training data; ``"sequence"`` when there
-    is no readable checkpoint (:func:`train_gan` reports that)."""
+    is no readable checkpoint (:meth:`~gengen.dna.core.GANModel.train` reports that)."""
     from gengen.checkpoint import read_config
 
     try:
@@ -531,7 +457,7 @@ def resume_heldout_by(output) -> str:
 
 def resume_heldout_fraction(output, asked: float | None) -> float | None:
     """The held-out fraction a resumed run must use: the checkpoint's (resuming with another would train
-    on genes it held out); ``asked`` when there is no readable checkpoint (:func:`train_gan` reports that)."""
+    on genes it held out); ``asked`` when there is no readable checkpoint (``GANModel.train`` reports that)."""
     from gengen.checkpoint import read_config
 
     try:

@@ -7,7 +7,8 @@ with the D-GEX paper's baselines (Chen et al. 2016).
 """
 
 from gengen.ggan.baselines import knn, lasso, linear, mean_predictor, ridge
-from gengen.ggan.core import GGANModel, landmarks_and_targets
+from gengen.ggan.core import GGANModel
+from gengen.ggan.defaults import adaptive_width, check_recipe, resolve_ggan_recipe
 from gengen.ggan.evaluate import METHODS, Evaluation, evaluate, plot_comparison, register_baseline
 from gengen.ggan.infer import infer, infer_file, to_anndata
 from gengen.ggan.metrics import ccc_per_gene, mae_per_gene, pearson_per_gene, per_gene_metrics, summarize
@@ -21,8 +22,8 @@ from gengen.ggan.preprocess import (
     map_probes,
     read_probe_map,
 )
-from gengen.ggan.reference import prepare_reference
-from gengen.ggan.train import GGANRecipe, adaptive_width, check_recipe, resolve_ggan_recipe
+from gengen.ggan.reference import landmarks_and_targets, prepare_reference
+from gengen.recipes import GGANRecipe
 
 __all__ = [
     "METHODS",

@@ -10,7 +10,7 @@
   leave-one-out on the training profiles.
 They are registered, with GGAN and D-GEX, in :data:`gengen.registry.GGAN_METHODS`
 (:func:`gengen.ggan.register_baseline` adds another).
-The D-GEX MLP lives in :mod:`gengen.ggan.train` (``loss="mse"``): same generator, MSE only.
+The D-GEX MLP lives in :mod:`gengen.ggan.loop` (``loss="mse"``): same generator, MSE only.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ def ridge(
     Xtr: np.ndarray, Ytr: np.ndarray, Xte: np.ndarray, *, alphas=RIDGE_ALPHAS, info: dict | None = None, **_
 ) -> np.ndarray:
     """Ridge with one α for all targets, chosen by exact leave-one-out error from one SVD."""
-    W, xm, ym = ridge_fit(Xtr, Ytr, alphas, info)
+    W, xm, ym = ridge_fit(Xtr, Ytr, alphas, info=info)
     return ((Xte - xm) @ W + ym).astype(np.float32)
 
 
@@ -47,7 +47,7 @@ def ridge(
 RIDGE_EXACT_LOO_MAX = 2000
 
 
-def ridge_fit(Xtr: np.ndarray, Ytr: np.ndarray, alphas=RIDGE_ALPHAS, info: dict | None = None):
+def ridge_fit(Xtr: np.ndarray, Ytr: np.ndarray, alphas=RIDGE_ALPHAS, *, info: dict | None = None):
     """(W, x_mean, y_mean) of the leave-one-out-tuned ridge; also GGAN's ``ridge_init`` start.
 
     α is shared by all targets and chosen by the exact leave-one-out error from one SVD (up to
@@ -129,7 +129,7 @@ def lasso(
     Yv = Ytr[val_i][:, cols].astype(np.float64)
     best, W, worst = (np.inf, alphas[0]), None, 0.0
     for a in sorted(alphas, reverse=True):  # largest first: each solution warm-starts the next
-        W, _, gap = lasso_solve(X - xm, Y - ym, a, W)
+        W, _, gap = lasso_solve(X - xm, Y - ym, a, W=W)
         worst = max(worst, gap)
         err = float(np.abs(Xv @ W.T + ym - Yv).mean())
         if err < best[0]:

@@ -1,32 +1,29 @@
 """``GGANModel``: the user-facing landmark -> target model (train, predict, save, load).
 
-Separate from the torch modules (:mod:`gengen.ggan.model`) and the loop (:mod:`gengen.ggan.train`),
-in the manner of scvi-tools: the model carries its landmark and target genes and its preprocessing,
-and matches new data by gene name (or by an L1000 GCT's ``pr_gene_symbol``, or by array probes).
+The model object, in the manner of scvi-tools: it carries its generator, its landmark and target genes
+and its preprocessing; matches new data by gene name (or by an L1000 GCT's ``pr_gene_symbol``, or by
+array probes); predicts; and saves and loads itself. The layers under it do the work: the torch
+modules (:mod:`gengen.ggan.model`), training (:mod:`gengen.ggan.train`, or :mod:`gengen.ggan.streamed`
+for a reference larger than memory) and the forward pass (:mod:`gengen.ggan.predict`). Files of
+queries are :mod:`gengen.ggan.infer`'s, above it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from gengen.checkpoint import LoadedCheckpoint, SavedModel
 from gengen.errors import GengenError, preview
+from gengen.ggan.predict import LandmarkPlan, predict_z
 from gengen.ggan.preprocess import Preprocessor
-from gengen.ggan.train import (
-    GGANRecipe,
-    build_networks,
-    fit_ggan,
-    predict_z,
-    resolve_ggan_recipe,
-    ridge_initialise,
-)
-from gengen.runtime import describe_device, log, resolve_device, seed_everything
-from gengen.training import split_indices
+from gengen.ggan.streamed import train_streamed
+from gengen.ggan.train import train_arrays, train_in_memory
+from gengen.recipes import GGANRecipe
+from gengen.runtime import describe_device, log, resolve_device
+from gengen.saved_model import LoadedCheckpoint, SavedModel
 
 if TYPE_CHECKING:
     import anndata as ad
@@ -36,35 +33,6 @@ if TYPE_CHECKING:
 
 PIPELINE = "ggan"
 SYMBOL_COLUMNS = ("pr_gene_symbol", "gene_symbol", "symbol", "gene")
-
-
-@dataclass
-class LandmarkPlan:
-    """How to build the model's landmark matrix from a data set's columns.
-
-    ``columns[i]`` lists the data columns averaged into landmark ``i`` (empty: missing).
-    """
-
-    columns: list[list[int]]
-    how: str  # "name", "var column <c>" or "probes"
-
-    @property
-    def missing(self) -> np.ndarray:
-        return np.array([len(c) == 0 for c in self.columns])
-
-    def apply(self, X: np.ndarray, fill: np.ndarray | None = None) -> np.ndarray:
-        """(n, n_landmarks) in original units; missing landmarks take ``fill`` (training means)."""
-        X = np.asarray(X, dtype=np.float32)
-        out = np.empty((X.shape[0], len(self.columns)), dtype=np.float32)
-        single = [i for i, c in enumerate(self.columns) if len(c) == 1]
-        if single:
-            out[:, single] = X[:, [self.columns[i][0] for i in single]]
-        for i, c in enumerate(self.columns):
-            if len(c) > 1:
-                out[:, i] = X[:, c].mean(axis=1)
-            elif not c:
-                out[:, i] = fill[i] if fill is not None else np.nan
-        return out
 
 
 class GGANModel(SavedModel):
@@ -130,12 +98,13 @@ class GGANModel(SavedModel):
         """Train on a reference (samples x genes, original units): landmarks -> targets.
 
         ``targets`` defaults to every other gene. Preprocessing is fitted on the training split only.
-        ``on_epoch(epoch, row)``: called after every epoch with its history row (see :func:`fit_ggan`).
+        ``on_epoch(epoch, row)``: called after every epoch with its history row (see :func:`gengen.ggan.loop.fit_ggan`).
         ``checkpoint``: a resumable run (see :meth:`train_arrays`).
 
         Parameters
         ----------
-        adata : the reference, samples x genes (original units, log scale).
+        adata : the reference, samples x genes (original units, log scale); or a
+            :class:`gengen.io.chunked.ChunkedExpression` to stream from disk (:mod:`gengen.ggan.streamed`).
         landmarks : landmark gene names.
         targets : target gene names (default: every other gene).
         recipe : the settings (default :class:`GGANRecipe`, fields left at None sized to the reference).
@@ -148,27 +117,13 @@ class GGANModel(SavedModel):
         -------
         The trained model.
         """
-        lm, tg = landmarks_and_targets(adata, landmarks, targets)
-        X = np.asarray(adata[:, lm].X, dtype=np.float32)
-        Y = np.asarray(adata[:, tg].X, dtype=np.float32)
-        var = adata.var
-        lgenes = var.loc[lm, "gene"].astype(str).tolist() if "gene" in var.columns else None
-        tgenes = var.loc[tg, "gene"].astype(str).tolist() if "gene" in var.columns else None
-        probes = [str(p).split(",") for p in var.loc[lm, "probes"]] if "probes" in var.columns else None
-        return cls.train_arrays(
-            X,
-            Y,
-            landmarks=lm,
-            targets=tg,
-            recipe=recipe,
-            device=device,
-            quiet=quiet,
-            on_epoch=on_epoch,
-            checkpoint=checkpoint,
-            landmark_probes=probes,
-            landmark_genes=lgenes,
-            target_genes=tgenes,
-        )
+        from gengen.io.chunked import ChunkedExpression
+
+        if isinstance(adata, ChunkedExpression):  # larger than memory: read block by block from the file
+            return train_streamed(cls, adata, landmarks, targets, recipe=recipe, device=device, quiet=quiet,
+                                  on_epoch=on_epoch, checkpoint=checkpoint)
+        return train_in_memory(cls, adata, landmarks, targets, recipe=recipe, device=device, quiet=quiet,
+                               on_epoch=on_epoch, checkpoint=checkpoint)
 
     @classmethod
     def train_arrays(
@@ -213,157 +168,8 @@ class GGANModel(SavedModel):
         -------
         The trained model.
         """
-        if checkpoint is None:
-            return cls._train_arrays(X, Y, landmarks, targets, recipe, device, quiet, on_epoch, None, gene_info)
-        from gengen.runtime import plan_outputs
-
-        with plan_outputs(models={checkpoint.directory: PIPELINE}):  # locked from the start (no-op in the CLI)
-            return cls._train_arrays(X, Y, landmarks, targets, recipe, device, quiet, on_epoch, checkpoint, gene_info)
-
-    @classmethod
-    def _train_arrays(cls, X, Y, landmarks, targets, recipe, device, quiet, on_epoch, checkpoint, gene_info) -> GGANModel:
-        import pandas as pd
-        import torch
-
-        from gengen.training_state import LoopState, data_fingerprint, finish_model, open_training
-
-        if X.shape[0] != Y.shape[0]:
-            raise GengenError(f"{X.shape[0]} landmark profiles but {Y.shape[0]} target profiles.")
-        ck = open_training(checkpoint, PIPELINE, quiet)
-        if ck is not None:  # other data first: they would also resolve to other settings
-            ck.check_data(data_fingerprint(X, Y, names=(landmarks, targets)))
-        given = recipe or GGANRecipe()
-        if ck is not None and ck.resuming and recipe is None and ck.saved_recipe() is not None:
-            given = GGANRecipe.from_dict(ck.saved_recipe())
-        recipe = resolve_ggan_recipe(given, X.shape[0])
-        if ck is not None:
-            ck.check_recipe({**recipe.to_dict(), "notes": []})
-            if ck.resuming and ck.saved_recipe() is not None:  # the original's notes, word for word
-                given = GGANRecipe.from_dict(ck.saved_recipe())
-                recipe = resolve_ggan_recipe(given, X.shape[0])
-            ck.recipe_given = given.to_dict()
-            ck.ready(recipe.epochs)
-            if ck.complete:
-                log(f"training in {str(ck.directory)!r} is already complete; nothing to resume.", quiet)
-                return cls.load(ck.directory, device=device)
-        train_idx, val_idx = split_indices(X.shape[0], recipe.val_fraction, recipe.seed)
-        for note in recipe.notes:
-            log(f"recipe: {note}", quiet)
-        dev = resolve_device(device)
-        seed_everything(recipe.seed)
-        from gengen.io.expression import looks_like_counts
-
-        linear, why = looks_like_counts(X)
-        if linear:
-            log(f"warning: the reference looks linear-scale ({why}); GGAN, like D-GEX, models log-scale "
-                "expression: log-transform it first (e.g. log2(x+1)) and give queries on the same scale.", quiet)
-        pre = Preprocessor.fit(X[train_idx], Y[train_idx], quantile=recipe.quantile)
-        Xz, Yz = pre.transform_x(X), pre.transform_y(Y)
-        gen, disc = build_networks(X.shape[1], Y.shape[1], recipe)
-        if recipe.ridge_init:
-            alpha = ridge_initialise(gen, Xz[train_idx], Yz[train_idx])
-            log(f"generator starts from the ridge map (alpha {alpha:g})", quiet)
-        log(
-            f"training {'GGAN' if recipe.loss == 'gan' else 'D-GEX MLP'}: {len(train_idx)} train / "
-            f"{len(val_idx)} "
-            f"validation profiles, {X.shape[1]} landmarks -> {Y.shape[1]} targets, {recipe.layers} x "
-            f"{recipe.hidden} hidden, "
-            f"up to {recipe.epochs} epochs on {describe_device(dev)}",
-            quiet,
-        )
-        model = cls(gen, landmarks, targets, preprocessor=pre, recipe=recipe, device=str(dev),
-                    landmark_fill=X[train_idx].mean(axis=0), **gene_info)
-        phase1 = ck.carry.get("phase1") if ck is not None else None
-        if phase1 is None:
-            if ck is not None:
-                ck.write_model = model._checkpoint_parts
-            with torch.random.fork_rng(devices=[dev] if dev.type == "cuda" else []):
-                torch.manual_seed(recipe.seed)
-                history = fit_ggan(
-                    gen,
-                    disc,
-                    Xz[train_idx],
-                    Yz[train_idx],
-                    Xz[val_idx] if len(val_idx) else None,
-                    Yz[val_idx] if len(val_idx) else None,
-                    recipe,
-                    dev,
-                    quiet,
-                    on_epoch=on_epoch,
-                    checkpoint=ck,
-                )
-        else:  # the run was interrupted in the refit: the epoch choice is in the checkpoint
-            history = pd.DataFrame(phase1["history"])
-            history.attrs.update(phase1["attrs"])
-        outcome = _outcome(history, recipe)
-        if outcome:
-            recipe.notes.append(outcome)
-            log(f"recipe: {outcome}", quiet)
-        best_epoch = int(history.attrs["best_epoch"])
-        refit = len(val_idx) > 0 and (recipe.refit or (recipe.ridge_init and best_epoch == 0))
-        if refit:
-            # refit on every profile for the chosen number of epochs: with a few dozen profiles the
-            # validation samples are too precious to leave out of the final model. When the ridge
-            # start won, this is one ridge solve on all profiles, done whatever `refit` says: the
-            # model is then exactly the ridge baseline, never a ridge fitted to less data
-            train_idx = np.arange(X.shape[0])
-            pre = Preprocessor.fit(X, Y, quantile=recipe.quantile)
-            Xz, Yz = pre.transform_x(X), pre.transform_y(Y)
-            torch.manual_seed(recipe.seed)
-            gen, disc = build_networks(X.shape[1], Y.shape[1], recipe)
-            if recipe.ridge_init:
-                ridge_initialise(gen, Xz, Yz)
-            if best_epoch > 0:
-                per_epoch = -(-(X.shape[0] - len(val_idx)) // recipe.batch_size)  # same steps per epoch
-                batch = -(-X.shape[0] // per_epoch)
-                refit_recipe = GGANRecipe.from_dict(
-                    {**recipe.to_dict(), "epochs": best_epoch, "batch_size": batch, "notes": []}
-                )
-                if ck is not None:  # the epoch choice is made: checkpoint it, then the refit as it goes
-                    if phase1 is None:
-                        ck.carry["phase1"] = {"history": history.to_dict("records"), "attrs": dict(history.attrs)}
-                        ck.phase = "refit"
-                        ck.save(LoopState({}, {}, phase="refit"), dev)  # the model: phase one's choice
-                    ck.phase = "refit"
-                    ck.total_epochs = best_epoch
-                    ck.write_model = cls(gen, landmarks, targets, preprocessor=pre, recipe=recipe, device=str(dev),
-                                         landmark_fill=X.mean(axis=0), **gene_info)._checkpoint_parts
-                more = fit_ggan(gen, disc, Xz, Yz, None, None, refit_recipe, dev, quiet, checkpoint=ck)
-                history.attrs["seconds"] += more.attrs["seconds"]
-            gen.eval()
-            if best_epoch == 0 and recipe.ridge_init:
-                log(f"final model: the ridge start, not a trained network: the ridge map refitted on all "
-                    f"{X.shape[0]} profiles (training.png says so too)", quiet)
-            else:
-                log(f"refitted on all {X.shape[0]} profiles for {best_epoch} epoch(s)", quiet)
-        metrics = {
-            "best_epoch": history.attrs["best_epoch"],
-            "best_val_mae": history.attrs["best_val_mae"],
-            "start_val_mae": _finite(history.attrs.get("start_val_mae")),
-            "gain_se": _finite(history.attrs.get("gain_se")),
-            "rejected_epoch": int(history.attrs.get("rejected_epoch", 0)),
-            "epochs_run": len(history),
-            "train_seconds": round(float(history.attrs["seconds"]), 3),
-            "n_train": len(train_idx),
-            "refit": bool(refit),
-            "n_val": len(val_idx),
-            "device": describe_device(dev),
-            "precision": history.attrs.get("precision", "fp32"),
-        }
-        fill = X[train_idx].mean(axis=0)
-        model = cls(
-            gen,
-            landmarks,
-            targets,
-            preprocessor=pre,
-            recipe=recipe,
-            history=history,
-            metrics=metrics,
-            device=str(dev),
-            landmark_fill=fill,
-            **gene_info,
-        )
-        return finish_model(model, ck, history)
+        return train_arrays(cls, X, Y, landmarks=landmarks, targets=targets, recipe=recipe, device=device, quiet=quiet,
+                            on_epoch=on_epoch, checkpoint=checkpoint, **gene_info)
 
     # ------------------------------------------------------------------ matching data to the model
     def plan(self, var_names, var: pd.DataFrame | None = None) -> LandmarkPlan:
@@ -449,7 +255,7 @@ class GGANModel(SavedModel):
         # back to original units on the device (inverse_y is the target z-scorer's affine map)
         y = self.preprocessor.y_scaler
         affine = None if scaled else (y.std, y.mean)
-        return predict_z(self.generator, xz, self.device, batch_size, self.recipe.precision, affine)
+        return predict_z(self.generator, xz, self.device, batch_size=batch_size, precision=self.recipe.precision, affine=affine)
 
     def _check_query_scale(self, xz: np.ndarray) -> None:
         """Warn once when query landmarks sit far outside the reference (z-scored against it, a typical
@@ -602,10 +408,10 @@ class GGANModel(SavedModel):
             int(a["n_in"]),
             int(a["n_out"]),
             tuple(a["hidden"]),
-            float(a["dropout"]),
-            a["activation"],
-            float(a.get("input_noise", 0.0)),
-            bool(a.get("linear_skip", False)),
+            dropout=float(a["dropout"]),
+            activation=a["activation"],
+            input_noise=float(a.get("input_noise", 0.0)),
+            linear_skip=bool(a.get("linear_skip", False)),
         )
         if len(cfg["landmarks"]) != gen.n_in or len(cfg["targets"]) != gen.n_out:
             raise ValueError("gene lists do not match the network's sizes")
@@ -629,77 +435,11 @@ class GGANModel(SavedModel):
         return model
 
 
-def _finite(x) -> float | None:
-    """JSON-safe float (None for nan / inf)."""
-    return float(x) if x is not None and np.isfinite(x) else None
-
-
-def _outcome(history, recipe: GGANRecipe) -> str:
-    """One sentence on which checkpoint won and why (recorded in the recipe notes)."""
-    if not recipe.ridge_init or "val_mae" not in history.columns:
-        return ""
-    best, rejected, gain = history.attrs["best_epoch"], history.attrs.get("rejected_epoch", 0), history.attrs["gain_se"]
-    if best > 0:
-        return (f"kept the trained network of epoch {best}: it beats the ridge start on validation by "
-                f"{gain:.1f} standard errors (>= {recipe.start_margin:g})")
-    if rejected:
-        return (f"kept the ridge start: the best trained epoch ({rejected}) beat it on validation by only "
-                f"{gain:.1f} standard errors (< {recipe.start_margin:g})")
-    return "kept the ridge start: no trained epoch beat it on validation"
-
-
 def _positions(names: list[str]) -> dict[str, list[int]]:
     pos: dict[str, list[int]] = {}
     for i, n in enumerate(names):
         pos.setdefault(n, []).append(i)
     return pos
-
-
-def landmarks_and_targets(
-    adata: ad.AnnData, landmarks: list[str], targets: list[str] | None
-) -> tuple[list[str], list[str]]:
-    """Validate landmark/target names against a reference; targets default to all other genes."""
-    names = set(map(str, adata.var_names))
-    landmarks = list(dict.fromkeys(map(str, landmarks)))
-    if not landmarks:
-        raise GengenError("the landmark list is empty.")
-    missing = [g for g in landmarks if g not in names]
-    if len(missing) == len(landmarks):
-        raise GengenError(
-            f"none of the {len(landmarks)} landmark genes ({preview(landmarks, 3)}) are in the reference "
-            f"(its genes start {preview(adata.var_names, 3)}); name genes as the reference does, or, for array "
-            "probes, give a probe map (gene<TAB>Ensembl id<TAB>probe[,probe] per line, as D-GEX's "
-            "dgex_landmarks_943.tsv) as the list."
-        )
-    if missing:
-        raise GengenError(
-            f"{len(missing)} of {len(landmarks)} landmark genes are not in the reference: "
-            f"{preview(missing)}; remove them from the list."
-        )
-    lset = set(landmarks)
-    if targets is None:
-        targets = [str(g) for g in adata.var_names if str(g) not in lset]
-    else:
-        targets = list(dict.fromkeys(map(str, targets)))
-        tmiss = [g for g in targets if g not in names]
-        if tmiss:
-            raise GengenError(
-                f"{len(tmiss)} of {len(targets)} target genes are not in the reference: {preview(tmiss)}."
-            )
-        both = [g for g in targets if g in lset]
-        if both:
-            raise GengenError(f"{len(both)} gene(s) are both landmark and target: {preview(both)}.")
-    if not targets:
-        raise GengenError("no target genes: the reference holds only landmark genes.")
-    for role, genes in (("landmark", landmarks), ("target", targets)):
-        X = adata[:, genes].X
-        X = X.toarray() if hasattr(X, "toarray") else np.asarray(X)
-        if X.shape[0] and not np.ptp(X, axis=0).any():
-            raise GengenError(
-                f"every {role} gene is constant across the {X.shape[0]} reference profiles (e.g. an all-zero "
-                "matrix): there is nothing to learn; check the reference file."
-            )
-    return landmarks, targets
 
 
 def plot_history(history: pd.DataFrame, path, *, saved: str = "", start_mae: float | None = None,

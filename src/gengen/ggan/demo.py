@@ -24,8 +24,8 @@ def run(outdir: Path, seed: int = 0, quiet: bool = False) -> list[str]:
     from gengen.ggan.baselines import knn, mean_predictor, ridge
     from gengen.ggan.core import GGANModel
     from gengen.ggan.metrics import summarize
-    from gengen.ggan.train import GGANRecipe
     from gengen.io.expression import write_table
+    from gengen.recipes import GGANRecipe
 
     outdir = Path(outdir)
     outdir.mkdir(parents=True, exist_ok=True)

@@ -22,7 +22,7 @@ import numpy as np
 from gengen.errors import GengenError
 from gengen.ggan.metrics import METRICS, per_gene_metrics
 from gengen.ggan.preprocess import Preprocessor, kfold_indices
-from gengen.ggan.train import GGANRecipe
+from gengen.recipes import GGANRecipe
 from gengen.registry import GGAN_METHODS
 from gengen.runtime import log
 
@@ -69,14 +69,51 @@ def register_baseline(name: str, fit_predict: Callable, *, label: str | None = N
     GGAN_METHODS.register(name, fit_predict, label=label, kind="baseline", default=default, replace=replace)
 
 
+# What ``Evaluation.write(folder)`` / ``ggan-eval -o FOLDER`` writes (``evaluate(save_folds=)``: FOLDER/fold_results/)
+EVAL_FILES = {"summary": "ggan_eval_summary.tsv", "folds": "ggan_eval_folds.tsv", "per_gene": "ggan_eval_per_gene.tsv",
+              "figure": "ggan_eval.png", "info": "ggan_eval_info.json"}
+
+
+def eval_outputs(folder: str | os.PathLike) -> dict[str, Path]:
+    """The files :meth:`Evaluation.write` writes into ``folder``, by kind (the keys of ``EVAL_FILES``)."""
+    return {kind: Path(folder) / name for kind, name in EVAL_FILES.items()}
+
+
 @dataclass
 class Evaluation:
-    """Results: ``summary`` (method x metric mean ± sd over folds), ``folds`` (per fold), ``per_gene``."""
+    """Results: ``summary`` (method x metric mean ± sd over folds), ``folds`` (per fold), ``per_gene``;
+    ``fold_results``: the folder :func:`evaluate` kept each finished fold in (``save_folds``), if any."""
 
     summary: pd.DataFrame
     folds: pd.DataFrame
     per_gene: pd.DataFrame
     info: dict = field(default_factory=dict)
+    fold_results: Path | None = None
+
+    def write(self, folder: str | os.PathLike, *, protect=()) -> dict[str, Path]:
+        """The summary, per-fold and per-gene tables (TSV), the figure and the run's info (JSON) in ``folder``,
+        each written atomically; ``protect``: input paths none of them may replace. Returns the paths by kind
+        (:func:`eval_outputs`). When a write fails (a full disk) with finished folds kept in ``fold_results``,
+        the error says so: resuming writes the tables from them."""
+        import json
+
+        from gengen.io.expression import write_table
+        from gengen.runtime import atomic_path
+
+        paths = eval_outputs(folder)
+        try:
+            write_table(self.summary, paths["summary"], protect=protect, index=False)
+            write_table(self.folds, paths["folds"], protect=protect, index=False)
+            write_table(self.per_gene, paths["per_gene"], protect=protect, index=False)
+            plot_comparison(self, paths["figure"])
+            with atomic_path(paths["info"], protect=protect) as tmp:
+                tmp.write_text(json.dumps(self.info, indent=1, default=str) + "\n")
+        except GengenError as exc:  # disk full, ...: the computed folds are kept, and said so
+            if self.fold_results is None:
+                raise
+            raise GengenError(f"{str(exc).rstrip('.')}; the finished folds stay in {str(self.fold_results)!r}: the same "
+                              "command with --resume writes the tables from them.") from None
+        return paths
 
     def table(self) -> str:
         """The printed comparison table."""
@@ -158,7 +195,7 @@ def evaluate(
     skipped: dict[str, str] = {}
     if methods is None:
         n_train = min(len(tr) for tr, _ in splits)
-        methods, skipped = default_methods(n_train, X.shape[1], Y.shape[1], recipe)
+        methods, skipped = default_methods(n_train, X.shape[1], Y.shape[1], recipe=recipe)
         for m, why in skipped.items():
             log(f"skipped {GGAN_METHODS.label(m)}: {why}", quiet)
     recipes = {m: GGAN_METHODS[m].function()(recipe) for m in methods if GGAN_METHODS[m].kind == "network"}
@@ -294,17 +331,18 @@ def evaluate(
             "details": info,
             "resumed_results": store.reused if store is not None else 0,
         },
+        Path(save_folds) if save_folds is not None else None,
     )
 
 
 # ------------------------------------------------------------------------------- the default methods
 # Estimated cost of one fold, in multiply-adds, of the methods whose cost grows faster than the data:
 # a default comparison leaves out a baseline that would cost more than training GGAN itself.
-def network_cost(n_train: int, n_landmarks: int, n_targets: int, recipe: GGANRecipe) -> float:
+def network_cost(n_train: int, n_landmarks: int, n_targets: int, *, recipe: GGANRecipe) -> float:
     """Multiply-adds of training the network of ``recipe`` (sized to ``n_train`` profiles) for its most
     epochs: ~6 per weight per profile per step (forward and backward), generator and discriminator,
     twice with the refit."""
-    from gengen.ggan.train import resolve_ggan_recipe
+    from gengen.ggan.defaults import resolve_ggan_recipe
 
     r = resolve_ggan_recipe(recipe, n_train)
     n_fit = n_train - (max(1, int(round(n_train * r.val_fraction))) if r.val_fraction > 0 else 0)
@@ -334,7 +372,7 @@ BASELINE_COSTS: dict[str, Callable[[int, int, int], float]] = {"lasso": lasso_co
 
 
 def default_methods(n_train: int, n_landmarks: int, n_targets: int,
-                    recipe: GGANRecipe | None = None) -> tuple[tuple[str, ...], dict[str, str]]:
+                    *, recipe: GGANRecipe | None = None) -> tuple[tuple[str, ...], dict[str, str]]:
     """The default comparison for a reference of this size, and what it leaves out and why.
 
     Every method in the default selection, except a baseline whose estimated cost per fold
@@ -356,7 +394,7 @@ def default_methods(n_train: int, n_landmarks: int, n_targets: int,
     skipped: dict[str, str] = {}
     if "ggan" not in chosen:
         return tuple(chosen), skipped
-    budget = network_cost(n_train, n_landmarks, n_targets, recipe or GGANRecipe())
+    budget = network_cost(n_train, n_landmarks, n_targets, recipe=recipe or GGANRecipe())
     for m in list(chosen):
         cost = BASELINE_COSTS.get(m)
         if cost is None:

@@ -31,7 +31,7 @@ _jit = njit(cache=True, nogil=True, fastmath={"reassoc", "contract"})  # vectori
 
 
 def lasso_solve(
-    X: np.ndarray, Y: np.ndarray, alpha: float, W: np.ndarray | None = None, *, tol: float = GAP_TOL,
+    X: np.ndarray, Y: np.ndarray, alpha: float, *, W: np.ndarray | None = None, tol: float = GAP_TOL,
     threads: int | None = None,
 ) -> tuple[np.ndarray, int, float]:
     """Lasso coefficients of every column of ``Y`` on the columns of ``X`` (both centred, float64).

@@ -36,7 +36,7 @@ class Generator(nn.Module):
         n_in: int,
         n_out: int,
         hidden: tuple[int, ...] = (3000, 3000, 3000),
-        dropout: float = 0.1,
+        *, dropout: float = 0.1,
         activation: str = "tanh",
         input_noise: float = 0.0,
         linear_skip: bool = False,
@@ -77,7 +77,7 @@ class Discriminator(nn.Module):
     """Logit that (x, y) is a real pair. The first layer is split into x and y parts so the x part,
     identical for the real and the generated pair, is computed once per step."""
 
-    def __init__(self, n_x: int, n_y: int, hidden: tuple[int, ...] = (1024, 512), dropout: float = 0.0):
+    def __init__(self, n_x: int, n_y: int, hidden: tuple[int, ...] = (1024, 512), *, dropout: float = 0.0):
         super().__init__()
         self.fx = nn.Linear(n_x, hidden[0])
         self.fy = nn.Linear(n_y, hidden[0], bias=False)

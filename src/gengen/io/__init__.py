@@ -1,7 +1,9 @@
-"""Readers and writers, one module per kind of thing: expression tables (:mod:`gengen.io.expression`),
-sequences (:mod:`gengen.io.sequences`), motifs (:mod:`gengen.io.motifs`), JASPAR 2024 collections
-(:mod:`gengen.io.jaspar`), motif hits as BED
-(:mod:`gengen.io.bed`), and the one way inputs are opened (:mod:`gengen.io.files`).
+"""Readers and writers, one module per kind of thing: expression tables (:mod:`gengen.io.expression`,
+one module per format below it: :mod:`~gengen.io.tables`, :mod:`~gengen.io.gct`, :mod:`~gengen.io.geo`,
+:mod:`~gengen.io.h5ad`, with :mod:`~gengen.io.formats` recognising them and :mod:`~gengen.io.checks`
+checking what they read; ARCHS4 compendia :mod:`gengen.io.archs4`, block reads :mod:`gengen.io.chunked`,
+in memory or streamed :mod:`gengen.io.streaming`), sequences (:mod:`gengen.io.sequences`), motifs (:mod:`gengen.io.motifs`), JASPAR
+2024 collections (:mod:`gengen.io.jaspar`), motif hits as BED (:mod:`gengen.io.bed`), and the one way inputs are opened (:mod:`gengen.io.files`).
 
 The readers and writers users call are re-exported here, imported on first use (so ``import gengen.io``
 stays light):
@@ -18,11 +20,14 @@ import importlib
 from typing import Any
 
 _EXPORTS = {
-    # expression tables
-    "read_expression": "expression", "write_expression": "expression", "write_table": "expression",
-    "read_gct": "expression", "read_gctx": "expression", "iter_gctx": "expression",
-    "read_series_matrix": "expression", "read_gene_list": "expression", "read_gene_map": "expression",
-    "attach_annotations": "expression", "validate_expression": "expression",
+    # expression tables: the readers by format, their shared checks, and the files that come with them
+    "read_expression": "expression", "write_expression": "expression", "write_table": "tables",
+    "read_gct": "gct", "read_gctx": "gct", "iter_gctx": "gct", "read_series_matrix": "geo",
+    "read_gene_list": "annotations", "read_gene_map": "annotations", "attach_annotations": "annotations",
+    "validate_expression": "checks",
+    # matrices larger than memory: ARCHS4, chunked readers, the in-memory-or-streamed choice
+    "open_expression": "streaming", "open_archs4": "archs4", "write_archs4": "archs4", "open_chunked": "chunked",
+    "ChunkedExpression": "chunked",
     # sequences
     "SequenceSet": "sequences", "read_fasta": "sequences", "read_fasta_records": "sequences",
     "write_fasta": "sequences", "one_hot": "sequences", "codes_to_one_hot": "sequences",

@@ -5,7 +5,7 @@ its ``PANCAN_clinicalMatrix`` has no extension at all, GEO's ``*_series_matrix.t
 table under ``!`` header lines. So every reader asks this module: compression (gzip, bz2, xz) and the
 binary kinds (HDF5, Parquet) come from the first bytes, a text table's delimiter from sniffing its
 first lines; the name only breaks ties. Output names are another matter: they need a known extension
-(see :func:`gengen.io.expression.output_format`), since there is no content to look at.
+(see :func:`gengen.io.formats.output_format`), since there is no content to look at.
 
 Every byte read through :func:`open_bytes` / :func:`open_text` is guarded: a truncated or corrupted
 compressed file raises a one-line :class:`~gengen.errors.GengenError` naming the file wherever the

@@ -18,9 +18,11 @@ from gengen.sweep.pipelines import (
     TrialOutcome,
     get_pipeline,
 )
-from gengen.sweep.report import latent_vs_pca, plot_sweep, trials_table
+from gengen.sweep.report import SweepResult, latent_vs_pca, plot_sweep, trials_table
+from gengen.sweep.settings import PRUNERS, SAMPLERS
 from gengen.sweep.space import Dimension, Param, SearchSpace, build_space, read_space_file, resolve_space
-from gengen.sweep.study import PRUNERS, SAMPLERS, SweepResult, default_storage, open_storage, run_sweep
+from gengen.sweep.storage import default_storage, open_storage
+from gengen.sweep.study import run_sweep
 
 __all__ = [
     "PIPELINES", "PRUNERS", "SAMPLERS", "Dimension", "ExpressionData", "LabelledSequences", "Param", "Pipeline",

@@ -232,7 +232,7 @@ class ReferenceData:
     quantile: bool = False
 
     def __post_init__(self):
-        from gengen.ggan.core import landmarks_and_targets
+        from gengen.ggan.reference import landmarks_and_targets
 
         _check_fraction(self.val_fraction)
         self.landmarks, self.targets = landmarks_and_targets(self.adata, self.landmarks, self.targets)

@@ -1,4 +1,5 @@
-"""A sweep's outputs: the trials table, the figure, the best model folder and a summary."""
+"""A sweep's outputs: the trials table, the figure, the best model folder and a summary, and the
+:class:`SweepResult` a worker returns with them."""
 
 from __future__ import annotations
 
@@ -7,20 +8,38 @@ import json
 import math
 import os
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from gengen.runtime import atomic_dir, atomic_path, log
+from gengen.errors import GengenError
+from gengen.runtime import atomic_dir, atomic_path, log, read_json
+from gengen.sweep.settings import PLANNED_ATTR, Settings
+from gengen.sweep.storage import redact
+from gengen.sweep.trial import finished_count, trial_dir
 
 if TYPE_CHECKING:
     import pandas as pd
 
     from gengen.sweep.pipelines import Pipeline
     from gengen.sweep.space import SearchSpace
-    from gengen.sweep.study import Settings, SweepResult
 
 FIXED_COLUMNS = ("trial", "state")
 TRAILING = ("epochs_run", "duration_s", "worker", "started", "finished", "note")
+
+
+@dataclass
+class SweepResult:
+    """What a worker leaves: the study's trials table, the best trial and where outputs were written."""
+
+    study_name: str
+    storage: str
+    table: Any  # pandas DataFrame, one row per trial
+    best: dict | None
+    outputs: dict[str, Path]
+    ran: int  # trials this worker finished
+    complete: bool  # nothing waiting or running any more
+    notes: list[str] = field(default_factory=list)
 
 
 def trials_table(study, objective: str, space: SearchSpace | None = None) -> pd.DataFrame:
@@ -213,8 +232,6 @@ def _output_lock(out: Path) -> Iterator[None]:
         return
     import stat
 
-    from gengen.errors import GengenError
-
     out.mkdir(parents=True, exist_ok=True)
     path = out / ".outputs.lock"
     try:  # never through a link planted at the name, never a pipe or device: only flock, no write
@@ -243,12 +260,10 @@ def _copy_model(src: Path, dest: Path) -> None:
         copy_regular_tree(src, tmp, "trial's model folder")
 
 
-def write_outputs(study, pipe: Pipeline, space: SearchSpace, settings: Settings, out: Path, *, url: str,
+def write_outputs(study, pipe: Pipeline, space: SearchSpace, *, settings: Settings, out: Path, url: str,
                   worker: str, ran: int, register: str | None, quiet: bool, optuna, retrain=None) -> SweepResult:
     """trials.csv, sweep.png, best/ (when this machine holds the best model), latent_vs_pca.tsv (VAE
     with --by), summary.json; a short report on stderr."""
-    from gengen.sweep.study import PLANNED_ATTR, SweepResult, finished_count, redact, trial_dir
-
     TrialState = optuna.trial.TrialState
     with _output_lock(out):
         trials = study.get_trials(deepcopy=False)
@@ -274,7 +289,7 @@ def write_outputs(study, pipe: Pipeline, space: SearchSpace, settings: Settings,
                 notes.append(f"latent size {row['latent_size']} has no complete trial ({row['status']}): its row in "
                              "latent_vs_pca.tsv is kept, with empty values")
         summary_path = out / "summary.json"
-        previous = _read_json(summary_path)
+        previous_best = _previous_best(summary_path)  # read before summary.json is rewritten below
         if complete:
             pick = min if pipe.direction == "minimize" else max
             b = pick(complete, key=lambda t: t.value)
@@ -284,7 +299,7 @@ def write_outputs(study, pipe: Pipeline, space: SearchSpace, settings: Settings,
             dest = out / "best"
             src = _locate_model(b, trial_dir(out, b.number), where, retrain, quiet)
             if src is not None:
-                if _previous_best(previous) != b.number or not dest.is_dir():
+                if previous_best != b.number or not dest.is_dir():
                     _copy_model(src, dest)
                 outputs["best"] = dest
                 if register:
@@ -367,21 +382,15 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def _previous_best(summary: dict) -> Any:
-    best = summary.get("best")
-    return best.get("trial") if isinstance(best, dict) else None
-
-
-def _read_json(path: Path) -> dict:
-    """The previous summary.json, or ``{}`` when there is none or it is unreadable (it is rewritten)."""
-    from gengen.errors import GengenError
-    from gengen.sweep.study import read_json
-
+def _previous_best(summary_path: Path) -> Any:
+    """The best trial the previous summary.json names; ``None`` when there is none or it is unreadable
+    (it is rewritten)."""
     try:
-        info = read_json(path, "summary")
+        summary = read_json(summary_path, "summary")
     except (OSError, GengenError):
-        return {}
-    return info if isinstance(info, dict) else {}
+        return None
+    best = summary.get("best") if isinstance(summary, dict) else None
+    return best.get("trial") if isinstance(best, dict) else None
 
 
 def _report(result: SweepResult, summary: dict, pipe: Pipeline, pca, quiet: bool) -> None:

@@ -27,396 +27,64 @@ How a study stays exact with many workers (on one machine or many):
 
 Optuna's own ``optimize`` loop would create a fresh trial whenever the queue is empty, overshooting
 the plan when several workers race for the last one; the small loop here takes queued trials only.
+
+This module sets a study up and runs a worker on it; its parts live in modules below it, each
+importing only those beneath it (no circle): :mod:`~gengen.sweep.settings` (``Settings``, the shared
+numbers) <- :mod:`~gengen.sweep.storage` (URLs, the database, heartbeats, locks) and
+:mod:`~gengen.sweep.plan` (queueing the plan) <- :mod:`~gengen.sweep.trial` (the worker loop) <-
+:mod:`~gengen.sweep.report` (the outputs) <- ``study``.
 """
 
 from __future__ import annotations
 
-import contextlib
-import itertools
 import json
-import math
 import os
-import shutil
 import socket
-import threading
 import time
-import warnings
-from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from gengen.errors import GengenError
-from gengen.runtime import log
+from gengen.runtime import atomic_path, log, read_json
 from gengen.sweep.pipelines import Pipeline, get_pipeline
+from gengen.sweep.plan import _extend_plan
+from gengen.sweep.report import SweepResult, write_outputs
+from gengen.sweep.settings import (
+    DEFAULT_HEARTBEAT,
+    DEFAULT_TPE_TRIALS,
+    GRACE_FACTOR,
+    GRID_WITHOUT_TRIALS,
+    HEARTBEAT_RANGE,
+    MARKER,
+    PLANNED_ATTR,
+    PRUNERS,
+    SAMPLERS,
+    SETTINGS_ATTR,
+    STUDY_DB,
+    Settings,
+)
 from gengen.sweep.space import SearchSpace, build_space, resolve_space
-
-SETTINGS_ATTR = "gengen.settings"
-PLANNED_ATTR = "gengen.planned"
-SAMPLERS = ("grid", "tpe", "random")
-PRUNERS = ("median", "halving", "none")
-DEFAULT_HEARTBEAT = 30.0  # seconds between heartbeats; a trial is stale after GRACE_FACTOR of them
-GRACE_FACTOR = 3
-HEARTBEAT_RANGE = (1.0, 3600.0)  # optuna beats in whole seconds; an hour's beat re-queues a lost trial after 3 h
-GRID_WITHOUT_TRIALS = 10_000  # a larger grid needs --trials (a seeded subset, or all of it by asking)
-QUEUE_AHEAD = 32  # trials queued ahead of the workers; the rest of the plan is queued as they go
-DEFAULT_TPE_TRIALS = 20
-MAX_ATTEMPTS = 3  # a configuration whose worker is lost this many times is recorded as failed
-STUDY_DB = "study.db"
-MARKER = "sweep.json"
+from gengen.sweep.storage import (
+    _database_lost,
+    _file_made_for,
+    _folders_made_for,
+    _lost_error,
+    _parse_url,
+    _quiet_optuna,
+    _setup_lock,
+    check_sqlite_file,
+    default_storage,
+    enable_heartbeat,
+    open_storage,
+    redact,
+    sqlite_file,
+)
+from gengen.sweep.trial import _work, retrain_trial
 
 
 def worker_name() -> str:
     """``host:pid``, recorded with every trial this process runs."""
     return f"{socket.gethostname()}:{os.getpid()}"
-
-
-@contextlib.contextmanager
-def _quiet_optuna() -> Iterator[None]:
-    """Optuna's experimental/deprecation warnings and per-trial INFO logs are noise for gengen users."""
-    import optuna
-
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        warnings.simplefilter("ignore", FutureWarning)
-        warnings.filterwarnings("ignore", message=".*Fixed parameter.*")
-        yield
-
-
-# ------------------------------------------------------------------------------------------ storage
-
-
-def default_storage(directory: str | os.PathLike) -> str:
-    """The SQLite file inside the sweep folder."""
-    return f"sqlite:///{(Path(directory) / STUDY_DB).resolve()}"
-
-
-def redact(url: str) -> str:
-    """The URL without its password, for reports and files."""
-    from sqlalchemy.engine import make_url
-
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except Exception:  # noqa: BLE001 - an unparsable URL is reported elsewhere
-        return url
-
-
-BACKENDS = ("postgresql", "sqlite", "mysql")  # the databases optuna's RDBStorage is made for
-SQLITE_MAGIC = b"SQLite format 3\x00"
-URL_HELP = ("use postgresql://user:password@host:5432/dbname (workers on several machines) or "
-            "sqlite:///path/to/study.db (one machine)")
-
-
-def _parse_url(url: str):
-    """The parsed URL of a database gengen can keep a study in, or a one-line error."""
-    from sqlalchemy.engine import make_url
-    from sqlalchemy.exc import ArgumentError
-
-    try:
-        u = make_url(url)
-        u.port  # noqa: B018 - a port that is not a number raises here, not at connection time
-    except (ArgumentError, ValueError) as exc:
-        detail = f" ({str(exc).splitlines()[0][:80]})" if isinstance(exc, ValueError) and str(exc) else ""
-        raise GengenError(f"--storage {redact(url)!r} is not a database URL{detail}; {URL_HELP}.") from None
-    backend = u.get_backend_name()
-    if backend not in BACKENDS:
-        raise GengenError(f"--storage {redact(url)!r}: {backend!r} is not a database a sweep can keep its study in; "
-                          f"{URL_HELP}.")
-    if backend == "sqlite":
-        if not u.database or u.database == ":memory:" or u.database.startswith("file:"):
-            raise GengenError(f"--storage {url!r} names no file (an in-memory SQLite database would vanish with this "
-                              "process, and no other worker could join it); give one: sqlite:///study.db (relative "
-                              "to this folder) or sqlite:////absolute/path/study.db.")
-        if u.query:
-            raise GengenError(f"--storage {url!r}: an SQLite URL takes the study file's path only, not "
-                              f"?{'&'.join(u.query)}; e.g. sqlite:///study.db.")
-    return u
-
-
-def sqlite_file(url: str) -> Path | None:
-    """The study file of an SQLite URL; ``None`` for a database server."""
-    u = _parse_url(url)
-    return Path(u.database) if u.get_backend_name() == "sqlite" else None
-
-
-def check_sqlite_file(path: Path, what: str = "--storage") -> None:
-    """Check first, create last: the study file must be an SQLite database, or not exist yet in a folder
-    that can be made. Never a link (gengen does not write through links it did not make), a folder,
-    a device or pipe, or a file of other data -- an input named by mistake (``sqlite:///in.csv``) is
-    refused before anything is created beside it."""
-    import stat
-
-    name = str(path)
-    try:
-        st = os.lstat(path)
-    except FileNotFoundError:
-        st = None
-    except NotADirectoryError:
-        st = None  # a parent is a file: said below
-    except OSError as exc:
-        raise GengenError(f"{what}: cannot look at the study file {name!r} ({exc.strerror}).") from None
-    if st is None:
-        parent = path.parent
-        while not parent.exists() and parent != parent.parent:
-            parent = parent.parent
-        if not parent.is_dir():
-            raise GengenError(f"{what}: cannot create the study file {name!r}: {str(parent)!r} is a file, not a "
-                              "folder; choose another path.")
-        if not os.access(parent, os.W_OK | os.X_OK):
-            raise GengenError(f"{what}: cannot create the study file {name!r}: the folder {str(parent)!r} is not "
-                              "writable; choose another path.")
-        return
-    if stat.S_ISLNK(st.st_mode):
-        raise GengenError(f"{what}: the study file {name!r} is a symbolic link; name the database file itself.")
-    if stat.S_ISDIR(st.st_mode):
-        raise GengenError(f"{what}: {name!r} is a folder; name the study's database file, e.g. "
-                          f"sqlite:///{(path / STUDY_DB).as_posix()}.")
-    if not stat.S_ISREG(st.st_mode):
-        raise GengenError(f"{what}: {name!r} is not a regular file (a device or a pipe); name the study's database "
-                          "file, e.g. sqlite:///study.db.")
-    if st.st_size:
-        with open(path, "rb") as fh:
-            head = fh.read(len(SQLITE_MAGIC))
-        if head != SQLITE_MAGIC:
-            raise GengenError(f"{what}: {name!r} is not an SQLite database (it holds other data: an input file?); "
-                              "name a new file for the study, e.g. sqlite:///study.db.")
-
-
-def _requeue(study, trial) -> None:
-    """Heartbeat-stale trial (already marked failed): queue a copy with the same parameters."""
-    import optuna
-
-    attempt = int(trial.user_attrs.get("attempt", 1)) + 1
-    keep = {k: v for k, v in trial.user_attrs.items() if k in ("slot", "grid_index")}
-    attrs = {**keep, "retry_of": trial.number, "attempt": attempt}
-    if attempt > MAX_ATTEMPTS:  # the configuration keeps killing its worker (out of memory?): stop trying
-        study.add_trial(optuna.trial.create_trial(
-            state=optuna.trial.TrialState.FAIL, params=trial.params, distributions=trial.distributions,
-            user_attrs={**attrs, "error": f"its worker was lost {MAX_ATTEMPTS} times (killed, out of memory?); "
-                                          "not retried again"}))
-        return
-    study.add_trial(optuna.trial.create_trial(
-        state=optuna.trial.TrialState.WAITING, params=trial.params, distributions=trial.distributions,
-        user_attrs=attrs, system_attrs={"fixed_params": dict(trial.params)}))
-
-
-def _tune_sqlite(engine) -> None:
-    """Make every transaction ``BEGIN IMMEDIATE`` (optuna's read-then-write steps become atomic across
-    processes), with WAL journaling (commits without an fsync each: per-epoch reports stay cheap)
-    and a 2-minute busy timeout."""
-    from sqlalchemy import event
-
-    @event.listens_for(engine, "connect")
-    def _connect(dbapi_connection, _record):
-        dbapi_connection.isolation_level = None  # pysqlite must not issue its own BEGIN
-        cur = dbapi_connection.cursor()
-        cur.execute("PRAGMA busy_timeout = 120000")
-        cur.execute("PRAGMA journal_mode = WAL")
-        cur.execute("PRAGMA synchronous = NORMAL")
-        cur.close()
-
-    @event.listens_for(engine, "begin")
-    def _begin(conn):
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
-
-    engine.dispose()  # connections made before the listeners existed
-
-
-def open_storage(url: str, heartbeat: float | None = None):
-    """An optuna ``RDBStorage`` for ``url`` (heartbeats on when ``heartbeat`` is given).
-
-    Connection problems become one line naming the host and port; nothing is created on failure.
-    """
-    import optuna
-    from sqlalchemy.exc import SQLAlchemyError
-
-    u = _parse_url(url)
-    backend = u.get_backend_name()
-    kwargs: dict[str, Any] = {"engine_kwargs": _engine_kwargs(u)}
-    if heartbeat is not None:
-        kwargs.update(_heartbeat_kwargs(heartbeat))
-    try:
-        with _quiet_optuna():
-            storage = optuna.storages.RDBStorage(_engine_url(u), **kwargs)
-    except ImportError:
-        raise _driver_error(u) from None
-    except (SQLAlchemyError, OSError) as exc:
-        raise _connection_error(u, exc) from None
-    if backend == "sqlite":
-        _tune_sqlite(storage.engine)
-    return storage
-
-
-def _engine_url(u) -> str:
-    """A bare ``postgresql://`` gets the driver that is installed."""
-    if u.get_backend_name() == "postgresql" and u.drivername == "postgresql":
-        u = u.set(drivername=f"postgresql+{_postgres_driver()}")
-    return u.render_as_string(hide_password=False)
-
-
-def _engine_kwargs(u) -> dict:
-    if u.get_backend_name() == "postgresql":  # fail fast on an unreachable server; survive server restarts
-        return {"pool_pre_ping": True, "connect_args": {"connect_timeout": 10}}
-    if u.get_backend_name() == "sqlite":  # its folder is made by run_sweep, after every check
-        return {"connect_args": {"timeout": 120}}
-    return {}
-
-
-def _driver_error(u) -> GengenError:
-    backend = u.get_backend_name()
-    pkg = {"postgresql": "'gengen[postgres]' (psycopg2-binary)", "mysql": "pymysql"}.get(backend, f"a driver for {backend}")
-    return GengenError(f"cannot open {u.render_as_string(hide_password=True)}: its database driver is not installed "
-                       f"(pip install {pkg}).")
-
-
-def _connection_error(u, exc: Exception) -> GengenError:
-    first = (str(getattr(exc, "orig", None) or exc).strip().splitlines() or [type(exc).__name__])[0][:200]
-    if u.get_backend_name() == "sqlite":
-        return GengenError(f"cannot open the SQLite study file {u.database!r}: {first}.")
-    return GengenError(f"cannot reach the database at {_where(u)} ({first}); check --storage and that the server "
-                       "runs and accepts connections from this machine.")
-
-
-def _heartbeat_kwargs(heartbeat: float) -> dict:
-    """RDBStorage's heartbeat arguments: beat interval, stale after GRACE_FACTOR beats, re-queue then."""
-    import inspect
-
-    import optuna
-
-    beat = max(1, int(math.ceil(heartbeat)))
-    # optuna 4.9+ calls the callback heartbeat_stale_trial_callback; before: failed_trial_callback
-    names = inspect.signature(optuna.storages.RDBStorage.__init__).parameters
-    cb = "heartbeat_stale_trial_callback" if "heartbeat_stale_trial_callback" in names else "failed_trial_callback"
-    return {"heartbeat_interval": beat, "grace_period": GRACE_FACTOR * beat, cb: _requeue}
-
-
-def enable_heartbeat(storage, heartbeat: float):
-    """Turn heartbeats on for an open RDBStorage (they are plain settings of the storage object: this
-    saves a second connection and schema check); a storage without those settings is reopened."""
-    kw = _heartbeat_kwargs(heartbeat)
-    if all(hasattr(storage, k) for k in kw):
-        for k, v in kw.items():
-            setattr(storage, k, v)
-        if hasattr(storage, "failed_trial_callback"):  # optuna 4.9+ keeps both names in step
-            storage.failed_trial_callback = _requeue
-        return storage
-    return None
-
-
-def _postgres_driver() -> str:
-    """psycopg2 when it is installed (gengen depends on psycopg2-binary), else psycopg 3 (SQLAlchemy
-    2.1's own default for a bare ``postgresql://``)."""
-    import importlib.util
-
-    return "psycopg2" if importlib.util.find_spec("psycopg2") else "psycopg"
-
-
-def _where(u) -> str:
-    if u.get_backend_name() == "sqlite":
-        return str(u.database)
-    default_port = {"postgresql": 5432, "mysql": 3306}.get(u.get_backend_name(), "?")
-    return f"{u.host or 'localhost'}:{u.port or default_port}"
-
-
-SETUP_LOCK_KEY = 0x67656E67656E  # "gengen": PostgreSQL advisory lock taken while a worker sets a study up
-
-
-@contextlib.contextmanager
-def _setup_lock(url: str) -> Iterator[None]:
-    """Serialise schema creation and study set-up between workers: a file lock beside an SQLite file,
-    a PostgreSQL advisory lock on the server (any machine); other databases go unlocked (a creation
-    race there is reported as an error and the command can simply be run again)."""
-    u = _parse_url(url)
-    backend = u.get_backend_name()
-    if backend == "postgresql":
-        import sqlalchemy
-        from sqlalchemy.exc import SQLAlchemyError
-        from sqlalchemy.pool import NullPool
-
-        try:
-            engine = sqlalchemy.create_engine(_engine_url(u), poolclass=NullPool, **_engine_kwargs(u))
-            conn = engine.connect()
-        except ImportError:
-            raise _driver_error(u) from None
-        except (SQLAlchemyError, OSError) as exc:
-            raise _connection_error(u, exc) from None
-        try:
-            conn.exec_driver_sql(f"SELECT pg_advisory_lock({SETUP_LOCK_KEY})")
-            conn.commit()
-            yield
-        finally:
-            with contextlib.suppress(Exception):
-                conn.exec_driver_sql(f"SELECT pg_advisory_unlock({SETUP_LOCK_KEY})")
-                conn.commit()
-            conn.close()
-            engine.dispose()
-        return
-    if backend != "sqlite":
-        yield
-        return
-    with folder_lock(Path(u.database).parent):
-        yield
-
-
-@contextlib.contextmanager
-def folder_lock(folder: Path) -> Iterator[None]:
-    """An exclusive advisory lock on a folder itself (``flock`` of the folder's descriptor): it creates
-    no file, so there is nothing to leave behind, nothing a planted link can redirect, and nothing to
-    clean up after a refused or killed run. Where the system cannot lock a folder (Windows; a network
-    file system that emulates flock) this runs unlocked: a creation race there is reported as an error
-    and the command can simply be run again."""
-    try:
-        import fcntl
-    except ImportError:
-        yield
-        return
-    try:
-        fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
-    except OSError:
-        yield
-        return
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-        except OSError:
-            yield
-            return
-        try:
-            yield
-        finally:
-            fcntl.flock(fd, fcntl.LOCK_UN)
-    finally:
-        os.close(fd)
-
-
-# ------------------------------------------------------------------------------------------ settings
-
-
-@dataclass
-class Settings:
-    """What identifies a study: every worker must run the same pipeline, space and data on it."""
-
-    pipeline: str
-    space: dict
-    sampler: str
-    pruner: str
-    seed: int
-    heartbeat: float
-    objective: str
-    direction: str
-    options: dict
-    data: dict | None = None
-    space_name: str = "custom"
-
-    def to_json(self) -> str:
-        return json.dumps(self.__dict__)  # insertion order kept: the space's order is its grid's order
-
-    @classmethod
-    def from_json(cls, text: str) -> Settings:
-        return cls(**json.loads(text))
 
 
 def _space_from_json(pipe: Pipeline, d: dict, name: str) -> SearchSpace:
@@ -447,23 +115,6 @@ def _make_sampler(name: str, seed: int):
     if name == "tpe":
         return optuna.samplers.TPESampler(seed=seed, constant_liar=True)
     return optuna.samplers.RandomSampler(seed=seed)  # grid: every parameter is fixed when its trial is queued
-
-
-# ------------------------------------------------------------------------------------------ the sweep
-
-
-@dataclass
-class SweepResult:
-    """What a worker leaves: the study's trials table, the best trial and where outputs were written."""
-
-    study_name: str
-    storage: str
-    table: Any  # pandas DataFrame, one row per trial
-    best: dict | None
-    outputs: dict[str, Path]
-    ran: int  # trials this worker finished
-    complete: bool  # nothing waiting or running any more
-    notes: list[str] = field(default_factory=list)
 
 
 def run_sweep(
@@ -591,110 +242,13 @@ def run_sweep(
                 f"({settings.sampler} sampling, {settings.pruner} pruning); space: {the_space.describe()}; "
                 f"worker {worker}", quiet)
             ran = _work(st, pipe, loaded, the_space, settings, out, device, quiet, worker, url, trial_lost)
-            from gengen.sweep.report import write_outputs
-
-            return write_outputs(st, pipe, the_space, settings, out, url=url, worker=worker, ran=ran,
+            return write_outputs(st, pipe, the_space, settings=settings, out=out, url=url, worker=worker, ran=ran,
                                  register=register, quiet=quiet, optuna=optuna,
-                                 retrain=lambda t, p: retrain_trial(pipe, loaded, the_space, settings, t, p, device))
+                                 retrain=lambda t, p: retrain_trial(pipe, loaded, the_space, settings=settings, trial=t, path=p, device=device))
     except Exception as exc:
         if not _database_lost(exc) or os.environ.get("GENGEN_DEBUG"):
             raise
         raise _lost_error(url, exc, trial_lost, settings) from None
-
-
-@contextlib.contextmanager
-def _folders_made_for(db_file: Path | None) -> Iterator[None]:
-    """Make the study file's folder (and its missing parents) now, at the last moment, and remove the
-    ones made here if setting the study up fails: a refused sweep leaves no folder behind."""
-    if db_file is None:
-        yield
-        return
-    made = []
-    folder = db_file.parent.absolute()
-    while not folder.exists():
-        made.append(folder)
-        folder = folder.parent
-    for f in reversed(made):
-        try:
-            f.mkdir()
-        except FileExistsError:  # another worker, a moment ago
-            made.remove(f)
-        except OSError as exc:
-            _remove_folders(made)
-            raise GengenError(f"cannot create the folder {str(f)!r} for the study file: {exc.strerror}.") from None
-    try:
-        yield
-    except BaseException:
-        _remove_folders(made)
-        raise
-
-
-def _remove_folders(made: list[Path]) -> None:
-    for f in made:  # deepest first; only if still empty (another worker may be using it)
-        with contextlib.suppress(OSError):
-            f.rmdir()
-
-
-@contextlib.contextmanager
-def _file_made_for(db_file: Path | None) -> Iterator[list]:
-    """Within the set-up lock: when the study file does not exist yet, remove it (and SQLite's -wal,
-    -shm and -journal files) if setting the study up fails. The caller adds the storages it opens on
-    it to the list, so their connections are closed first."""
-    opened: list = []
-    new = db_file is not None and not db_file.exists()
-    try:
-        yield opened
-    except BaseException:
-        if new:
-            for storage in opened:
-                with contextlib.suppress(Exception):
-                    storage.scoped_session.remove()
-                    storage.engine.dispose()
-            for suffix in ("", "-wal", "-shm", "-journal"):
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(f"{db_file}{suffix}")
-        raise
-
-
-class _DatabaseLost(Exception):
-    """The study's database stopped answering while a trial ran (raised with the database error as cause)."""
-
-    def __init__(self, trial: int, cause: BaseException):
-        super().__init__(str(cause))
-        self.trial, self.cause = trial, cause
-
-
-def _database_lost(exc: BaseException) -> bool:
-    """Whether ``exc`` means the database went away (server stopped, network lost, file gone) rather
-    than a bug: SQLAlchemy's operational / interface errors, also as the cause of optuna's
-    StorageInternalError."""
-    from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
-
-    if isinstance(exc, _DatabaseLost):
-        return True
-    seen = 0
-    while exc is not None and seen < 5:
-        if isinstance(exc, (OperationalError, InterfaceError)) or (isinstance(exc, DBAPIError)
-                                                                    and exc.connection_invalidated):
-            return True
-        exc, seen = exc.__cause__ or exc.__context__, seen + 1
-    return False
-
-
-def _lost_error(url: str, exc: BaseException, trial_lost: list[int], settings: Settings | None) -> GengenError:
-    """The one line for a database that went away mid-sweep: what happened, and how to go on."""
-    cause = exc.cause if isinstance(exc, _DatabaseLost) else exc
-    while getattr(cause, "orig", None) is None and cause.__cause__ is not None:
-        cause = cause.__cause__
-    detail = (str(getattr(cause, "orig", None) or cause).strip().splitlines() or [type(cause).__name__])[0][:160]
-    u = _parse_url(url)
-    what = (f"the study file {_where(u)!r} failed" if u.get_backend_name() == "sqlite"
-            else f"the database server at {_where(u)} went away")
-    beats = f" after {GRACE_FACTOR} missed heartbeats ({GRACE_FACTOR * settings.heartbeat:g} s)" if settings else ""
-    during = (f" during trial {trial_lost[0]}; that trial is failed and queued again{beats} when the study runs next"
-              if trial_lost else "")
-    return GengenError(f"{what} ({detail}){during}. Finished trials are safe in the database: once it is back, run "
-                       "the same command again to resume the study.")
 
 
 def _check_options(trials, sampler, pruner, heartbeat, storage, study, register, pipe) -> None:
@@ -727,7 +281,8 @@ def _check_output(out: Path, name: str, url: str) -> None:
         raise GengenError(f"-o {str(out)!r} exists and is not a folder; choose another -o.")
     marker = out / MARKER
     if marker.exists():
-        info = read_json(marker, f"the sweep folder's {MARKER}")
+        info = read_json(marker, f"the sweep folder's {MARKER}",
+                         fix="choose another -o (or remove the file if the folder is yours)")
         info = info if isinstance(info, dict) else {}
         if info.get("study") != name or info.get("storage") != redact(url):
             raise GengenError(
@@ -738,18 +293,7 @@ def _check_output(out: Path, name: str, url: str) -> None:
         raise GengenError(f"{str(out)!r} exists and is not a gengen sweep folder; choose a new or empty -o.")
 
 
-def read_json(path: Path, what: str) -> Any:
-    """A JSON file gengen wrote (sweep.json, summary.json), parsed by the one safe loader
-    (:func:`gengen.runtime.read_json`: regular files only, bounded nesting); every problem is one line.
-    The one place the sweep parses JSON files."""
-    from gengen.runtime import read_json as read_regular_json
-
-    return read_regular_json(path, what, fix="choose another -o (or remove the file if the folder is yours)")
-
-
 def _write_marker(out: Path, name: str, url: str, pipeline: str) -> None:
-    from gengen.runtime import atomic_path
-
     marker = out / MARKER
     if marker.is_file():
         return
@@ -869,408 +413,3 @@ def _create_or_load(storage, name: str, settings: Settings, sampler_seed: int, p
         st.set_user_attr(SETTINGS_ATTR, settings.to_json())
         return st
     return optuna.load_study(**kwargs)
-
-
-def _extend_plan(st, space: SearchSpace, settings: Settings, add: int) -> None:
-    """Plan ``add`` more trials and queue the first of them (under the set-up lock). Only
-    :data:`QUEUE_AHEAD` trials wait in the queue at a time: workers queue more as they take them
-    (:func:`_top_up`), so a plan of 10^9 trials or a grid of 10^10 points costs nothing up front."""
-    st.set_user_attr(PLANNED_ATTR, int(st.user_attrs.get(PLANNED_ATTR, 0)) + add)
-    _top_up(st, space, settings)
-
-
-def _top_up(st, space: SearchSpace, settings: Settings) -> int:
-    """Queue planned trials until :data:`QUEUE_AHEAD` are waiting (call under the set-up lock, so two
-    workers never queue the same one); returns how many were queued. Grid sampling queues grid points
-    of the plan (:func:`_grid_plan`) never queued before, TPE / random sampling empty slots the sampler
-    fills when a worker takes one."""
-    from optuna.trial import TrialState
-
-    planned = int(st.user_attrs.get(PLANNED_ATTR, 0))
-    have = st.get_trials(deepcopy=False)
-    room = QUEUE_AHEAD - sum(t.state == TrialState.WAITING for t in have)
-    key = "grid_index" if settings.sampler == "grid" else "slot"
-    used = {t.user_attrs[key] for t in have if key in t.user_attrs}  # a re-queued copy keeps its original's
-    room = min(room, planned - len(used))
-    if room <= 0:
-        return 0
-    if settings.sampler == "grid":
-        fresh = (i for i in _grid_plan(space.grid_size(), planned, settings.seed) if i not in used)
-        for i in itertools.islice(fresh, room):
-            st.enqueue_trial(space.point(i), user_attrs={"grid_index": i})
-    else:
-        for i in range(len(used), len(used) + room):
-            st.enqueue_trial({}, user_attrs={"slot": i})
-    return room
-
-
-def _remaining(st, settings: Settings) -> bool:
-    """Whether some planned trial has not been queued yet."""
-    key = "grid_index" if settings.sampler == "grid" else "slot"
-    used = {t.user_attrs[key] for t in st.get_trials(deepcopy=False) if key in t.user_attrs}
-    return len(used) < int(st.user_attrs.get(PLANNED_ATTR, 0))
-
-
-PERMUTE_IN_MEMORY = 1_000_000  # grids up to this size draw their subset with numpy (as studies always have)
-
-
-def _grid_plan(size: int, planned: int, seed: int) -> Iterator[int]:
-    """The grid indices a plan of ``planned`` trials runs, in order: the whole grid in order when the
-    plan covers it; otherwise a seeded random subset, in grid order, the same every time (so an
-    extended plan contains the earlier one). Grids over :data:`PERMUTE_IN_MEMORY` points take the
-    subset from a seeded permutation computed one index at a time (:func:`_permuted`), in its order:
-    nothing the size of the grid or of the plan is ever built."""
-    if planned >= size:
-        yield from range(size)
-    elif size <= PERMUTE_IN_MEMORY:
-        yield from sorted(int(i) for i in np.random.default_rng(seed).permutation(size)[:planned])
-    else:
-        for i in range(planned):
-            yield _permuted(i, size, seed)
-
-
-def _permuted(i: int, n: int, seed: int) -> int:
-    """The ``i``-th element of a seeded pseudo-random permutation of ``range(n)`` in O(1) memory: a
-    four-round Feistel network on the smallest even number of bits covering ``n``, walking the cycle
-    until it lands below ``n`` (a bijection on range(n); about two steps on average)."""
-    import hashlib
-
-    half = max(1, ((n - 1).bit_length() + 1) // 2)
-    mask = (1 << half) - 1
-    x = i
-    while True:
-        left, right = x >> half, x & mask
-        for r in range(4):
-            h = hashlib.blake2b(f"{seed}:{r}:{right}".encode(), digest_size=64).digest()
-            left, right = right, left ^ (int.from_bytes(h, "big") & mask)
-        x = (left << half) | right
-        if x < n:
-            return x
-
-
-# ------------------------------------------------------------------------------------------ the worker loop
-
-
-class _Heartbeat:
-    """Records a trial's heartbeat every ``interval`` seconds on a daemon thread."""
-
-    def __init__(self, storage, trial_id: int, interval: float):
-        self._storage, self._id, self._interval = storage, trial_id, interval
-        self._stop = threading.Event()
-        self._storage.record_heartbeat(self._id)  # at once: a trial is never RUNNING without one for long
-        self._thread = threading.Thread(target=self._run, daemon=True, name=f"heartbeat-{trial_id}")
-        self._thread.start()
-
-    def _run(self) -> None:
-        while not self._stop.wait(self._interval):
-            with contextlib.suppress(Exception):  # a database hiccup: try again next beat
-                self._storage.record_heartbeat(self._id)
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=10)
-
-
-def _pop(st):
-    """Take the first waiting trial (atomic in the database), or ``None`` when the queue is empty."""
-    import optuna
-    from optuna.trial import TrialState
-
-    storage = st._storage
-    for t in st.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
-        try:
-            if storage.set_trial_state_values(t._trial_id, state=TrialState.RUNNING):
-                return optuna.Trial(st, t._trial_id)
-        except optuna.exceptions.UpdateFinishedTrialError:
-            continue
-    return None
-
-
-def finished_count(trials) -> int:
-    """Trials that count towards the plan: complete, pruned, or failed by their own error (a trial
-    failed because its worker was lost is queued again and counts once, as its retry)."""
-    from optuna.trial import TrialState
-
-    return sum(1 for t in trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)
-               or (t.state == TrialState.FAIL and "error" in t.user_attrs))
-
-
-def _best_value(st, direction: str) -> float | None:
-    from optuna.trial import TrialState
-
-    vals = [t.value for t in st.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)) if t.value is not None]
-    if not vals:
-        return None
-    return min(vals) if direction == "minimize" else max(vals)
-
-
-def _better(a: float, b: float | None, direction: str, strict: bool = False) -> bool:
-    if b is None:
-        return True
-    if strict:
-        return a < b if direction == "minimize" else a > b
-    return a <= b if direction == "minimize" else a >= b
-
-
-def trial_dir(out: Path, number: int) -> Path:
-    return Path(out) / "trials" / f"trial_{number:04d}"
-
-
-def _suggest(trial, space: SearchSpace, grid_mode: bool) -> dict[str, Any]:
-    import optuna
-
-    values = {}
-    for name, dim in space.dimensions.items():
-        dist = dim.distribution(grid_mode)
-        if isinstance(dist, optuna.distributions.CategoricalDistribution):
-            values[name] = trial.suggest_categorical(name, list(dist.choices))
-        elif isinstance(dist, optuna.distributions.IntDistribution):
-            values[name] = trial.suggest_int(name, dist.low, dist.high, step=dist.step, log=dist.log)
-        else:
-            values[name] = trial.suggest_float(name, dist.low, dist.high, step=dist.step, log=dist.log)
-    return values
-
-
-def _work(st, pipe: Pipeline, data, space: SearchSpace, settings: Settings, out: Path, device: str,
-          quiet: bool, worker: str, url: str, trial_lost: list[int]) -> int:
-    """Take queued trials until none is waiting or running; returns how many this worker finished
-    (``trial_lost`` receives the number of a trial the database went away during)."""
-    import optuna
-
-    grid_mode = settings.sampler == "grid"
-    poll = min(5.0, settings.heartbeat)
-    keeper = _BestKeeper(st, out, settings.direction)
-    ran = 0
-    said_waiting = False
-    planned = int(st.user_attrs.get(PLANNED_ATTR, 0))
-    try:
-        while True:
-            with _quiet_optuna():
-                optuna.storages.fail_stale_trials(st)
-                trial = _pop(st)
-                if trial is None and _remaining(st, settings):  # queue the next part of the plan
-                    with _setup_lock(url):
-                        _top_up(st, space, settings)
-                    trial = _pop(st)
-            if trial is None:
-                keeper.flush()  # nothing more for this worker to start: write its best model now
-                running = st.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))
-                if not running:
-                    break
-                if not said_waiting:
-                    log(f"no trial left to start; waiting for {len(running)} running on other workers "
-                        f"(re-queued if a worker stops for {GRACE_FACTOR * settings.heartbeat:g} s)", quiet)
-                    said_waiting = True
-                time.sleep(poll)
-                continue
-            said_waiting = False
-            outcome = _run_trial(st, trial, pipe, data, space, settings, device, worker, grid_mode, keeper,
-                                 trial_lost)
-            ran += outcome is not None
-            keeper.forget_beaten()
-            if outcome is not None:
-                _progress(st, trial.number, outcome, pipe, settings, planned, quiet)
-    except BaseException:  # Ctrl-C, a lost database: the best model trained here is not lost
-        keeper.flush(unreachable_ok=True)
-        raise
-    keeper.flush()
-    keeper.forget_beaten()
-    return ran
-
-
-SAVE_AT_ONCE_SECONDS = 30.0
-
-
-class _BestKeeper:
-    """This worker's best model. A model that beats the study's best is written at once when it took
-    ``SAVE_AT_ONCE_SECONDS`` or more to train (the write is then a few per cent of it, and a crash
-    cannot lose it); a quicker one is kept in memory and written when the worker runs out of trials,
-    so a sweep of short trials writes one model per worker instead of one per improvement. A model
-    lost with a killed worker is retrained from its parameters when the outputs are written."""
-
-    def __init__(self, st, out: Path, direction: str):
-        self.st, self.out, self.direction = st, out, direction
-        self.saved: dict[int, float] = {}  # written by this worker: trial number -> objective
-        self.pending: tuple[int, float, Any] | None = None
-
-    def offer(self, number: int, value: float, model, seconds: float) -> None:
-        if seconds >= SAVE_AT_ONCE_SECONDS:
-            _save_model(model, trial_dir(self.out, number))
-            self.saved[number] = value
-        else:
-            self.pending = (number, value, model)
-
-    def withdraw(self, number: int) -> None:
-        """The trial was taken away (stale) before it could be told: its model does not count."""
-        if self.pending is not None and self.pending[0] == number:
-            self.pending = None
-        if self.saved.pop(number, None) is not None:
-            shutil.rmtree(trial_dir(self.out, number), ignore_errors=True)
-
-    def flush(self, unreachable_ok: bool = False) -> None:
-        """Write the pending model if it is (still) the study's best. ``unreachable_ok``: on the way out
-        of a failed run, a database that cannot be asked does not stop the model from being written,
-        and a model that cannot be written does not hide the error that ended the run."""
-        if self.pending is None:
-            return
-        number, value, model = self.pending
-        self.pending = None
-        try:
-            best = _best_value(self.st, self.direction)
-        except Exception:
-            if not unreachable_ok:
-                raise
-            best = None  # keep it: the outputs step of the next run decides
-        if _better(value, best, self.direction):
-            try:
-                _save_model(model, trial_dir(self.out, number))
-            except Exception:
-                if not unreachable_ok:
-                    raise
-                return
-            self.saved[number] = value
-
-    def forget_beaten(self) -> None:
-        """Delete this worker's saved models that a better complete trial has beaten (never another's)."""
-        best = _best_value(self.st, self.direction)
-        for number, value in list(self.saved.items()):
-            if best is not None and _better(best, value, self.direction, strict=True):
-                shutil.rmtree(trial_dir(self.out, number), ignore_errors=True)
-                del self.saved[number]
-        if self.pending is not None and best is not None and _better(best, self.pending[1], self.direction, strict=True):
-            self.pending = None
-
-
-def _save_model(model, path: Path) -> None:
-    if path.exists():
-        shutil.rmtree(path)
-    model.save(path)
-
-
-def _run_trial(st, trial, pipe, data, space, settings, device, worker, grid_mode, keeper: _BestKeeper,
-               trial_lost: list[int]):
-    """Train one trial and tell the study; returns a short outcome dict, or None if the trial was
-    taken away (its heartbeat went stale) and re-queued meanwhile. A database that goes away raises
-    :class:`_DatabaseLost`."""
-    import optuna
-    from optuna.trial import TrialState
-
-    hb = _Heartbeat(st._storage, trial._trial_id, settings.heartbeat)
-    start = time.perf_counter()
-    last_epoch = [0]
-    state, value, note, metrics = TrialState.FAIL, None, "", {}
-
-    def on_epoch(epoch: int, row: dict) -> None:
-        v = row.get(pipe.objective)
-        if v is None:
-            return
-        last_epoch[0] = epoch
-        trial.report(float(v), epoch)
-        if trial.should_prune():
-            raise optuna.TrialPruned(f"pruned at epoch {epoch}")
-
-    try:
-        with _quiet_optuna():
-            trial.set_user_attr("worker", worker)
-            trial.set_user_attr("sweep_dir", str(keeper.out.resolve()))  # its model, if the best: trials/ in there
-            values = _suggest(trial, space, grid_mode)
-        result = pipe.train(data, {**space.fixed, **values}, seed=settings.seed, device=device, on_epoch=on_epoch)
-        value, metrics = float(result.value), dict(result.metrics)
-        if not math.isfinite(value):
-            raise GengenError(f"the objective {pipe.objective} is not finite ({value})")
-        if _better(value, _best_value(st, settings.direction), settings.direction, strict=True):  # ties: the first
-            keeper.offer(trial.number, value, result.model, time.perf_counter() - start)
-        state = TrialState.COMPLETE
-    except optuna.TrialPruned as exc:
-        state, note = TrialState.PRUNED, str(exc)
-    except optuna.exceptions.UpdateFinishedTrialError:
-        hb.stop()
-        return None
-    except KeyboardInterrupt:
-        hb.stop()
-        with contextlib.suppress(Exception), _quiet_optuna():
-            trial.set_user_attr("interrupted", True)
-            frozen = st.tell(trial, state=TrialState.FAIL, skip_if_finished=True)
-            if frozen.state == TrialState.FAIL:
-                _requeue(st, frozen)
-        raise
-    except Exception as exc:  # noqa: BLE001 - a failing configuration must not stop the sweep
-        if _database_lost(exc):
-            _give_back(trial, hb, trial_lost)
-            raise _DatabaseLost(trial.number, exc) from exc
-        if os.environ.get("GENGEN_DEBUG"):
-            hb.stop()
-            raise
-        note = str(exc) if isinstance(exc, GengenError) else f"{type(exc).__name__}: {exc}"
-    finally:
-        seconds = time.perf_counter() - start
-    hb.stop()
-    try:
-        with _quiet_optuna():
-            trial.set_user_attr("seconds", round(seconds, 3))
-            trial.set_user_attr("epochs", last_epoch[0])
-            for k, v in metrics.items():
-                trial.set_user_attr(k, v)
-            if state == TrialState.FAIL:
-                trial.set_user_attr("error", note[:500])
-            frozen = st.tell(trial, value if state == TrialState.COMPLETE else None,
-                             state=None if state == TrialState.COMPLETE else state, skip_if_finished=True)
-    except optuna.exceptions.UpdateFinishedTrialError:
-        frozen = None
-    except Exception as exc:
-        if not _database_lost(exc):
-            raise
-        _give_back(trial, hb, trial_lost)
-        raise _DatabaseLost(trial.number, exc) from exc
-    if frozen is None or frozen.state != state:  # taken away as stale while it ran: the retry counts
-        keeper.withdraw(trial.number)
-        return None
-    return {"state": state.name.lower(), "value": value if state == TrialState.COMPLETE else frozen.value,
-            "values": dict(frozen.params), "seconds": seconds, "epochs": last_epoch[0], "note": note,
-            "worker": worker}
-
-
-def _give_back(trial, hb: _Heartbeat, trial_lost: list[int]) -> None:
-    """The database went away during ``trial``: stop its heartbeat and let it go. The trial stays
-    RUNNING in the database with a heartbeat that no longer moves, so the next worker to look (this
-    command run again, or any other worker) fails it and queues a copy -- the same path as a killed
-    worker's trial. (Failing it and queueing its copy from here, on a connection that just broke,
-    could do one without the other: a trial lost, or run twice.)"""
-    hb.stop()
-    trial_lost.append(trial.number)
-
-
-def retrain_trial(pipe: Pipeline, data, space: SearchSpace, settings: Settings, trial, path: Path,
-                  device: str = "auto") -> None:
-    """Train a finished trial's configuration again (same seed: the same model on the CPU) into ``path``."""
-    result = pipe.train(data, {**space.fixed, **trial.params}, seed=settings.seed, device=device,
-                        on_epoch=lambda epoch, row: None)
-    _save_model(result.model, path)
-
-
-def _progress(st, number: int, o: dict, pipe: Pipeline, settings: Settings, planned: int, quiet: bool) -> None:
-    """One line per finished trial, with the best so far."""
-    from optuna.trial import TrialState
-
-    if quiet:
-        return
-    trials = st.get_trials(deepcopy=False)
-    done = finished_count(trials)
-    params = " ".join(f"{k}={_short(v)}" for k, v in o["values"].items())
-    if o["state"] == "complete":
-        what = f"{pipe.objective} {o['value']:.5g}"
-    elif o["state"] == "pruned":
-        what = f"pruned at epoch {o['epochs']} ({pipe.objective} {o['value']:.5g})" if o["value"] is not None else "pruned"
-    else:
-        what = f"failed: {o['note']}"
-    complete = [t for t in trials if t.state == TrialState.COMPLETE and t.value is not None]
-    best = ""
-    if complete:
-        pick = min if settings.direction == "minimize" else max
-        b = pick(complete, key=lambda t: t.value)
-        best = f"; best {b.value:.5g} (trial {b.number})"
-    log(f"trial {number} [{done}/{planned}] {what}  {params}  ({o['seconds']:.1f} s){best}")
-
-
-def _short(v: Any) -> str:
-    return f"{v:.4g}" if isinstance(v, float) else str(v)

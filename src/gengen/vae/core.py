@@ -14,12 +14,13 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from gengen.checkpoint import LoadedCheckpoint, SavedModel
+from gengen.checkpoint import overwrite_check
 from gengen.errors import GengenError, preview
 from gengen.runtime import describe_device, log, resolve_device, seed_everything
+from gengen.saved_model import LoadedCheckpoint, SavedModel
 from gengen.training import split_indices
 from gengen.vae.preprocess import MinMaxScaler, resolve_log, select_variable_genes
-from gengen.vae.train import VAERecipe, fit_vae, resolve_vae_recipe
+from gengen.vae.train import VAERecipe, fit_vae, resolve_vae_recipe, run_metrics
 
 if TYPE_CHECKING:
     import anndata as ad
@@ -100,7 +101,8 @@ class VAEModel(SavedModel):
 
         Parameters
         ----------
-        adata : samples x genes, original units.
+        adata : samples x genes, original units; or a :class:`gengen.io.chunked.ChunkedExpression` to
+            stream from disk (:mod:`gengen.vae.streamed`).
         recipe : the settings (default :class:`VAERecipe`: Tybalt's, fields left at None sized to the data).
         device : ``"auto"``, ``"cpu"``, ``"cuda"``, ...
         quiet : no progress or status lines (the default for library calls).
@@ -111,16 +113,24 @@ class VAEModel(SavedModel):
         -------
         The trained model (with ``history`` and ``metrics``).
         """
+        from gengen import distributed
         from gengen.runtime import plan_outputs
 
-        if checkpoint is None:
-            return cls._train(adata, recipe, device, quiet, on_epoch, None)
-        with plan_outputs(models={checkpoint.directory: PIPELINE}):  # locked from the start (no-op in the CLI)
+        if checkpoint is None or not distributed.is_main():  # (under torchrun rank 0 holds the output)
+            return cls._train(adata, recipe, device, quiet, on_epoch, checkpoint)
+        with plan_outputs(models={checkpoint.directory: overwrite_check(PIPELINE)}):  # locked from the start (no-op in the CLI)
             return cls._train(adata, recipe, device, quiet, on_epoch, checkpoint)
 
     @classmethod
     def _train(cls, adata, recipe, device, quiet, on_epoch, checkpoint) -> VAEModel:
         import torch
+
+        from gengen.io.chunked import ChunkedExpression
+
+        if isinstance(adata, ChunkedExpression):  # larger than memory: read block by block from the file
+            from gengen.vae.streamed import train_streamed
+
+            return train_streamed(cls, adata, recipe, device, quiet=quiet, on_epoch=on_epoch, checkpoint=checkpoint)
 
         from gengen.training_state import data_fingerprint, finish_model, open_training
         from gengen.vae import smallcohort
@@ -172,12 +182,12 @@ class VAEModel(SavedModel):
         small = recipe.regime == "small"
         weights = smallcohort.input_unit_weights(scaler) if small else None
         if recipe.beta_max is None:
-            recipe.beta_max, noise, implied = smallcohort.calibrated_beta(x_train, scaler, recipe.latent_dim, recipe.seed)
+            recipe.beta_max, noise, implied = smallcohort.calibrated_beta(x_train, scaler, recipe.latent_dim, seed=recipe.seed)
             why = (f"KL weight beta = {recipe.beta_max:.4g}: residual noise {noise:.4g} per gene after {recipe.latent_dim} "
                    f"principal components / noise the weighted BCE implies {implied:.4g} (capped at 1)")
             log(f"recipe: {why}", quiet)
             recipe.notes.append(why)
-        module = TybaltVAE(len(genes), recipe.latent_dim, recipe.hidden, recipe.tybalt_compat,
+        module = TybaltVAE(len(genes), recipe.latent_dim, recipe.hidden, compat=recipe.tybalt_compat,
                            mean_activation="linear" if small else "relu")
         model = cls(module, genes, scaler, recipe=recipe, device=str(dev))
         if ck is not None:
@@ -186,11 +196,11 @@ class VAEModel(SavedModel):
             f"k={recipe.latent_dim}, {recipe.epochs} epochs on {dev}", quiet)
         with torch.random.fork_rng(devices=[dev] if dev.type == "cuda" else []):
             torch.manual_seed(recipe.seed)
-            history = fit_vae(module, x_train, x_val, recipe, dev, quiet, on_epoch=on_epoch, checkpoint=ck,
+            history = fit_vae(module, x_train, x_val, recipe=recipe, device=dev, quiet=quiet, on_epoch=on_epoch, checkpoint=ck,
                               gene_weights=weights)
         module.eval()
         model.latent_map = smallcohort.decoder_metric_map(module, x_train, scaler) if small else None
-        model.history, model.metrics = history, _metrics(history, dev)
+        model.history, model.metrics = history, run_metrics(history, dev)
         return finish_model(model, ck, history)
 
     # ------------------------------------------------------------------ data alignment
@@ -418,7 +428,7 @@ class VAEModel(SavedModel):
         from gengen.vae.model import TybaltVAE
 
         cfg, arch = checkpoint.config, checkpoint.config["architecture"]
-        module = TybaltVAE(int(arch["n_genes"]), int(arch["latent_dim"]), arch.get("hidden"), bool(arch.get("compat")),
+        module = TybaltVAE(int(arch["n_genes"]), int(arch["latent_dim"]), arch.get("hidden"), compat=bool(arch.get("compat")),
                            mean_activation=arch.get("mean_activation", "relu"))  # older checkpoints: Tybalt's ReLU
         if len(cfg["genes"]) != module.n_genes:
             raise ValueError(f"{len(cfg['genes'])} genes listed for a {module.n_genes}-gene network")
@@ -442,14 +452,6 @@ class VAEModel(SavedModel):
         return model
 
 
-def _metrics(history, dev) -> dict:
-    """The last epoch's losses and how the run went, for config.json."""
-    last = history.iloc[-1]
-    metrics = {k: float(last[k]) for k in history.columns if k != "epoch"}
-    metrics["train_seconds"] = round(float(history.attrs.get("seconds", 0.0)), 3)
-    metrics["device"] = history.attrs.get("device", describe_device(dev))
-    metrics["cuda_graphs"] = bool(history.attrs.get("cuda_graphs", False))
-    return metrics
 
 
 def bce_per_sample(x01: np.ndarray, recon01: np.ndarray, eps: float = 1e-7) -> float:

@@ -41,7 +41,7 @@ def run(outdir: Path, seed: int = 0, quiet: bool = False) -> list[str]:
     labels = adata.obs["bulk_labels"].to_numpy()
     table = separating_features(z, labels)
     write_table(table, outdir / "separating_bulk_labels.tsv", index=False)
-    plot_separating_features(z, labels, table, outdir / "separating_bulk_labels.png", "bulk_labels")
+    plot_separating_features(z, labels, table, path=outdir / "separating_bulk_labels.png", label_name="bulk_labels")
 
     x01 = np.clip(model.scaler.transform(model.align(adata, quiet=quiet)), 0, 1)
     pca = PCA(n_components=model.latent_dim, random_state=seed).fit_transform(x01)

@@ -110,7 +110,7 @@ def panel_titles(names, width: int = 24, lines: int = 2) -> list[str]:
     return [f"{t} (#{i + 1})" if seen[t] > 1 else t for i, t in enumerate(titles)]
 
 
-def plot_separating_features(embedding: np.ndarray, labels, table: pd.DataFrame, path, label_name: str = "label"):
+def plot_separating_features(embedding: np.ndarray, labels, table: pd.DataFrame, *, path, label_name: str = "label"):
     """One panel per class: its best feature's values, in-class vs the rest (strip + box); the
     class's name (wrapped, never cut to the same prefix) is the panel's title."""
     import pandas as pd

@@ -29,7 +29,7 @@ class TybaltVAE(nn.Module):
         feature, so the model holds PCA as its linear special case (small-cohort recipe).
     """
 
-    def __init__(self, n_genes: int, latent_dim: int = 100, hidden: int | None = None, compat: bool = False,
+    def __init__(self, n_genes: int, latent_dim: int = 100, hidden: int | None = None, *, compat: bool = False,
                  mean_activation: str = "relu"):
         super().__init__()
         if mean_activation not in MEAN_ACTIVATIONS:
@@ -93,7 +93,7 @@ class TybaltVAE(nn.Module):
 
 
 def vae_loss_terms(
-    logits: torch.Tensor, x: torch.Tensor, z_mean: torch.Tensor, z_log_var: torch.Tensor,
+    logits: torch.Tensor, x: torch.Tensor, z_mean: torch.Tensor, *, z_log_var: torch.Tensor,
     gene_weights: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-batch means of (reconstruction, KL): reconstruction = n_genes x mean BCE = summed BCE.

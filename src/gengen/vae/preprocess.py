@@ -13,9 +13,8 @@ import numpy as np
 
 from gengen.errors import GengenError
 from gengen.io.expression import LINEAR_MAX, looks_like_counts, strided_sample
+from gengen.recipes import GENE_RANKS
 from gengen.training import split_indices  # noqa: F401  (moved to gengen.training; old import path)
-
-GENE_RANKS = ("median-ad", "mean-ad", "variance")
 
 
 def gene_dispersion(X: np.ndarray, method: str = "median-ad") -> np.ndarray:

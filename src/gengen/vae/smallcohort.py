@@ -45,7 +45,7 @@ def input_unit_weights(scaler) -> np.ndarray:
     return (r2 / mean if mean > 0 else np.ones_like(r2)).astype(np.float32)
 
 
-def calibrated_beta(x_train01: np.ndarray, scaler, latent_dim: int, seed: int = 0) -> tuple[float, float, float]:
+def calibrated_beta(x_train01: np.ndarray, scaler, latent_dim: int, *, seed: int = 0) -> tuple[float, float, float]:
     """KL weight at which the weighted BCE's implied noise matches the data's residual noise.
 
     Near a prediction p, BCE weighted by w = r^2 / mean(r^2) is a Gaussian log-likelihood with noise

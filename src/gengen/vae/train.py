@@ -112,7 +112,7 @@ def resolve_vae_recipe(recipe: VAERecipe, n_samples: int, n_features: int) -> VA
     return r
 
 
-def kl_weight(epoch: int, kappa: float, tybalt_compat: bool, beta_max: float = 1.0) -> float:
+def kl_weight(epoch: int, kappa: float, tybalt_compat: bool, *, beta_max: float = 1.0) -> float:
     """beta for a 0-based epoch: Keras' WarmUpCallback starts at 0 and adds kappa after each epoch,
     capped at ``beta_max`` (1: the VAE's ELBO). In the published code beta never reached the loss, so
     compat mode uses 0."""
@@ -125,11 +125,11 @@ def fit_vae(
     module,
     x_train: np.ndarray,
     x_val: np.ndarray | None,
+    *,
     recipe: VAERecipe,
     device,
     quiet: bool = False,
     cuda_graphs: bool | None = None,
-    *,
     on_epoch: Callable[[int, dict], None] | None = None,
     checkpoint=None,
     gene_weights: np.ndarray | None = None,
@@ -187,7 +187,7 @@ def _capture_vae_steps(module, opt, xt, sizes, beta, sums, weights=None) -> dict
                 opt.zero_grad(set_to_none=True)
                 xb = xt[index]
                 logits, z_mean, z_log_var = module(xb)
-                recon, kl = vae_loss_terms(logits, xb, z_mean, z_log_var, weights)
+                recon, kl = vae_loss_terms(logits, xb, z_mean, z_log_var=z_log_var, gene_weights=weights)
                 (recon + beta * kl).backward()
                 opt.step()
                 sums.add_(torch.stack([recon.detach(), kl.detach()]) * size)
@@ -217,16 +217,21 @@ def _fit_vae(module, x_train, x_val, recipe: VAERecipe, device, quiet: bool, cud
     import pandas as pd
     import torch
 
+    from gengen import distributed
+    from gengen.batches import batches_per_epoch, rows_for
     from gengen.training_state import LoopState
     from gengen.vae.model import vae_loss_terms
 
     beta_max = 1.0 if recipe.beta_max is None else recipe.beta_max  # unset here: Tybalt's ELBO weight
     module.to(device)
-    xt = torch.as_tensor(x_train, dtype=torch.float32, device=device)
+    batches = rows_for([x_train], device, distributed.shard())  # the matrix on the device, or streamed from disk
+    xt = None if batches.streamed else batches.tensors[0]
+    net = distributed.wrap(module)  # DistributedDataParallel under torchrun, else the module itself
+    distributed.reseed(recipe.seed)  # ranks other than 0 draw their own noise (a no-op alone)
     xv = torch.as_tensor(np.clip(x_val, 0, 1), dtype=torch.float32, device=device) if x_val is not None and len(x_val) else None
     wt = None if gene_weights is None else torch.as_tensor(gene_weights, dtype=torch.float32, device=device)
-    n = xt.shape[0]
-    n_batches = max(1, math.ceil(n / recipe.batch_size))
+    n = batches.n
+    n_batches = batches_per_epoch(n, recipe.batch_size)
     opt = make_optimizer(module.parameters(), recipe.learning_rate)
     gen = torch.Generator(device="cpu").manual_seed(recipe.seed)
     rows = []
@@ -234,7 +239,7 @@ def _fit_vae(module, x_train, x_val, recipe: VAERecipe, device, quiet: bool, cud
     module.train()
     graphs = None
     sizes = sorted({len(c) for c in np.array_split(np.arange(n), n_batches)})
-    if cuda_graphs and min(sizes) >= 2:
+    if cuda_graphs and min(sizes) >= 2 and xt is not None and net is module:
         beta_t = torch.zeros((), device=device)
         sums = torch.zeros(2, device=device)
         try:
@@ -244,19 +249,19 @@ def _fit_vae(module, x_train, x_val, recipe: VAERecipe, device, quiet: bool, cud
             opt = make_optimizer(module.parameters(), recipe.learning_rate)
     # what a checkpoint saves and a resumed run restores (after the capture: it restores in place)
     state = LoopState({"vae": module}, {"adam": opt}, {"permutation": gen}, history=rows)
-    if checkpoint is not None:
-        checkpoint.start(state, device)
+    if checkpoint is not None and checkpoint.start(state, device):
+        distributed.reseed(recipe.seed, state.epoch, state.batch)
     with Progress(recipe.epochs, "training VAE", quiet) as bar:
         if state.epoch:
             bar.update(state.epoch)  # resumed: the epochs done before
         for epoch in range(state.epoch, recipe.epochs):
-            beta = kl_weight(epoch, recipe.kappa, recipe.tybalt_compat, beta_max)
+            beta = kl_weight(epoch, recipe.kappa, recipe.tybalt_compat, beta_max=beta_max)
             module.train()
             state.begin_epoch()
-            perm = torch.randperm(n, generator=gen).to(device)
             sum_recon = state.running("sum_recon", torch.zeros((), device=device))
             sum_kl = state.running("sum_kl", torch.zeros((), device=device))
             if graphs is not None:
+                perm = torch.randperm(n, generator=gen).to(device)
                 beta_t.fill_(beta)
                 state.running("sums", sums.zero_())
                 for b, idx in enumerate(torch.tensor_split(perm, n_batches)):
@@ -270,22 +275,24 @@ def _fit_vae(module, x_train, x_val, recipe: VAERecipe, device, quiet: bool, cud
                         checkpoint.after_batch(state, device)
                 sum_recon, sum_kl = sums[0], sums[1]
             else:
-                for b, idx in enumerate(torch.tensor_split(perm, n_batches)):
-                    if b < state.batch or idx.numel() < 2:  # done before an interruption; BatchNorm needs two samples
+                for b, (xb,) in batches.epoch(gen, n_batches, skip=state.batch):  # batches not done before an interruption
+                    if xb.shape[0] < 2 and net is module:  # BatchNorm needs two samples
                         continue
-                    xb = xt[idx]
-                    logits, z_mean, z_log_var = module(xb)
-                    recon, kl = vae_loss_terms(logits, xb, z_mean, z_log_var, wt)
+                    logits, z_mean, z_log_var = net(xb)
+                    recon, kl = vae_loss_terms(logits, xb, z_mean, z_log_var=z_log_var, gene_weights=wt)
                     loss = recon + beta * kl if beta else recon
                     opt.zero_grad(set_to_none=True)
                     loss.backward()
                     opt.step()
-                    sum_recon += recon.detach() * idx.numel()
-                    sum_kl += kl.detach() * idx.numel()
+                    sum_recon += recon.detach() * xb.shape[0]
+                    sum_kl += kl.detach() * xb.shape[0]
                     if checkpoint is not None:
                         state.batch = b + 1
                         checkpoint.after_batch(state, device)
-            row = {"epoch": epoch + 1, "beta": beta, "train_recon": (sum_recon / n).item(), "train_kl": (sum_kl / n).item()}
+            if net is not module:  # every rank's share of the epoch
+                sum_recon, sum_kl = (distributed.all_reduce_sum(t.clone()) for t in (sum_recon, sum_kl))
+            seen = batches.local_n * batches.shard.world if batches.streamed else n  # streamed: a remainder may sit out
+            row = {"epoch": epoch + 1, "beta": beta, "train_recon": (sum_recon / seen).item(), "train_kl": (sum_kl / seen).item()}
             row["train_loss"] = row["train_recon"] + beta * row["train_kl"]
             if xv is not None:
                 vr, vk = evaluate_loss(module, xv, gene_weights=wt)
@@ -305,7 +312,7 @@ def _fit_vae(module, x_train, x_val, recipe: VAERecipe, device, quiet: bool, cud
     return history
 
 
-def evaluate_loss(module, x, batch_size: int = 4096, seed: int = 0, gene_weights=None) -> tuple[float, float]:
+def evaluate_loss(module, x, batch_size: int = 4096, *, seed: int = 0, gene_weights=None) -> tuple[float, float]:
     """Mean (reconstruction, KL) with a sampled z, as Keras' validation loss; a fixed noise seed keeps
     it comparable across epochs. ``gene_weights``: as in training (a tensor on ``x``'s device)."""
     import torch
@@ -321,7 +328,17 @@ def evaluate_loss(module, x, batch_size: int = 4096, seed: int = 0, gene_weights
             z_mean, z_log_var = module.encode(xb)
             eps = torch.randn(z_mean.shape, generator=gen, device=x.device)
             logits = module.decode_logits(z_mean + torch.exp(0.5 * z_log_var) * eps)
-            r, k = vae_loss_terms(logits, xb, z_mean, z_log_var, gene_weights)
+            r, k = vae_loss_terms(logits, xb, z_mean, z_log_var=z_log_var, gene_weights=gene_weights)
             total_r += r.item() * xb.shape[0]
             total_k += k.item() * xb.shape[0]
     return total_r / x.shape[0], total_k / x.shape[0]
+
+
+def run_metrics(history, dev) -> dict:
+    """The last epoch's losses and how the run went, for config.json."""
+    last = history.iloc[-1]
+    metrics = {k: float(last[k]) for k in history.columns if k != "epoch"}
+    metrics["train_seconds"] = round(float(history.attrs.get("seconds", 0.0)), 3)
+    metrics["device"] = history.attrs.get("device", describe_device(dev))
+    metrics["cuda_graphs"] = bool(history.attrs.get("cuda_graphs", False))
+    return metrics
