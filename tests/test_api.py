@@ -31,7 +31,8 @@ ENTRY_POINTS = (
     "gengen.dna:design", "gengen.dna:train_gan", "gengen.dna:train_predictor", "gengen.dna:report_scores",
     "gengen.dna:load_predictor", "gengen.dna:GANModel.load", "gengen.dna:GANModel.save", "gengen.dna:GANModel.generate",
     "gengen.dna:CNNPredictor.load", "gengen.dna:CNNPredictor.save", "gengen.dna:load_objectives",
-    "gengen.dna:register_objective_kind", "gengen.dna:export_torchscript",
+    "gengen.dna:register_objective_kind", "gengen.dna:export_torchscript", "gengen.dna:explain", "gengen.dna:jaspar_hits",
+    "gengen.dna:match_motifs", "gengen.io:jaspar_database",
     "gengen.io:read_expression", "gengen.io:write_expression", "gengen.io:read_fasta", "gengen.io:write_fasta",
     "gengen.io:load_motif", "gengen.io:read_motif_file", "gengen.sweep:run_sweep",
 )

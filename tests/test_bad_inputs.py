@@ -998,6 +998,23 @@ add(case("dna-score-model-layout", "dna-score @probes.fa --objective model=m.pt 
          needle="layout=NLC"))
 add(case("dna-score-model-several-outputs", "dna-score @probes.fa --objective model=m.pt", {"m.pt": _scripted("three")},
          needle="output=INDEX"))
+# dna-explain takes the same model objectives: each refused in one line before any work
+EXPLAIN_MODEL = "dna-explain @probes.fa -o ex --objective"
+for cid, spec, files, extra, needle in (
+    ("nan-output", "model=m.pt", {"m.pt": _scripted("nan")}, "", "NaN"),
+    ("state-dict", "model=m.pt", {"m.pt": _torch_saved_state}, "", "torch.save"),
+    ("fixed-length", "model=m.pt", {"m.pt": _scripted("fixed")}, "", "does not take 12-nt sequences"),
+    ("layout-mismatch", "model=m.pt", {"m.pt": _scripted("nlc")}, "", "layout=NLC"),
+    ("several-outputs-none-picked", "model=m.pt", {"m.pt": _scripted("three")}, "", "output=INDEX"),
+    ("metadata-length-differs", "model=m.pt", {"m.pt": _scripted("ok", meta={"length": 30})}, "",
+     "records of 12 nt differ from the 30 nt"),
+    ("non-differentiable-saliency", "model=m.pt", {"m.pt": _scripted("step")}, "--gradient saliency",
+     "leave --gradient out"),
+    ("non-differentiable-motifs-from-gradient", "model=m.pt", {"m.pt": _scripted("step")}, "--motifs-from gradient",
+     "leave --motifs-from out"),
+    ("python-not-a-module", "python=mine.py:make", {"mine.py": "def make():\n    return 3\n"}, "", "not a torch.nn.Module"),
+):
+    add(case(f"dna-explain-model-{cid}", f"{EXPLAIN_MODEL} {spec} {extra}".strip(), files, needle=needle))
 add(case("dna-export-predictor-output-not-pt", "dna-export-predictor @pred -o p.txt", needle=".pt"))
 add(case("dna-export-predictor-gan-as-predictor", "dna-export-predictor @gan -o p.pt"))
 add(case("dna-export-predictor-missing", "dna-export-predictor nothere -o p.pt"))
@@ -1024,6 +1041,40 @@ for opt in ("--chunk-size 0", "--chunk-size -1", "--precision fp8"):
     add(case(f"infer-targets{opt.replace(' ', '')}", f"infer-targets @query.csv --model @ggan -o p.csv {opt}"))
 for opt in ("--folds 0", "--folds 1", "--folds 1000", "--methods bogus", "--methods ,", "--dropout 2"):
     add(case(f"ggan-eval{opt.replace(' ', '')}", f"ggan-eval {GGAN_REF} -o ev {GGAN_FAST} {opt}"))
+
+# --- issue 19: dna-explain (what to explain, the sequences, the folder, its options) and dna-design --annotate
+EXPLAIN = "dna-explain @probes.fa -o ex"
+add(case("dna-explain-nothing-to-explain", EXPLAIN, needle="give what to explain"))
+add(case("dna-explain-motif-and-predictor", f"{EXPLAIN} --motif @m.jaspar --predictor @pred", needle="--objective"))
+add(case("dna-explain-zero-byte-fasta", "dna-explain x.fa --motif @m.jaspar -o ex", {"x.fa": b""}))
+add(case("dna-explain-empty-records", "dna-explain x.fa --motif @m.jaspar -o ex", {"x.fa": ">a\n>b\n"}))
+add(case("dna-explain-non-acgt", "dna-explain x.fa --motif @m.jaspar -o ex",
+         {"x.fa": "".join(f">r{i}\nEFILPQEFILPQ\n" for i in range(5))}))
+add(case("dna-explain-n-with-error-policy", "dna-explain x.fa --motif @m.jaspar -o ex --ambiguous error",
+         {"x.fa": ">r0\nACGTNACGTACG\n>r1\nACGTACGTACGT\n"}, needle="ambiguous"))
+add(case("dna-explain-all-n-skipped", "dna-explain x.fa --motif @m.jaspar -o ex --ambiguous skip",
+         {"x.fa": ">r0\nNNNNNNNNNNNN\n>r1\nACGTANNNACGT\n"}))
+add(case("dna-explain-unequal-lengths", "dna-explain x.fa --motif @m.jaspar -o ex",
+         {"x.fa": ">r0\nACGTACGTACGT\n>r1\nACGTAC\n"}, needle="--length"))
+add(case("dna-explain-output-is-a-file", "dna-explain @probes.fa --motif @m.jaspar -o afile", {"afile": "x\n"},
+         needle="is a file"))
+add(case("dna-explain-output-under-a-file", "dna-explain @probes.fa --motif @m.jaspar -o afile/ex", {"afile": "x\n"}))
+add(case("dna-explain-output-is-the-fasta", "dna-explain x.fa --motif @m.jaspar -o x.fa", {"x.fa": fixture("probes.fa")}))
+add(case("dna-explain-summary-is-a-folder", "dna-explain @probes.fa --motif @m.jaspar -o ex", dirs=("ex/summary.tsv",)))
+add(case("dna-explain-records-not-the-predictors-length", "dna-explain @train.fa --predictor @pred -o ex",
+         needle="records of 30 nt differ from the 12 nt the predictor 'pred' was trained on"))
+add(case("dna-explain-motif-longer-than-the-records", "dna-explain @probes.fa --motif x.pfm -o ex",
+         {"x.pfm": "\n".join(" ".join("3" for _ in range(20)) for _ in range(4)) + "\n"}, needle="20 bp long"))
+add(case("dna-explain-gan-as-predictor", f"{EXPLAIN} --predictor @gan"))
+add(case("dna-explain-objective-bad", f"{EXPLAIN} --objective motif=@m.jaspar,weight=-1"))
+for opt in ("--top 0", "--top -3", "--logos -1", "--matches 0", "--annotate-pvalue 0", "--annotate-pvalue 1.5",
+            "--annotate-pvalue nan", "--jaspar-taxon martians", "--jaspar-collection PHYLOFACTS", "--motif-method kmeans",
+            "--motifs-from deeplift", "--gradient integrated", "--length 0", "--target sideways", "--seed -1"):
+    add(case(f"dna-explain{opt.replace(' ', '')}", f"{EXPLAIN} --motif @m.jaspar {opt}"))
+add(case("dna-design-annotate-pvalue-without-annotate", f"{DESIGN} --motif @m.jaspar --annotate-pvalue 1e-3",
+         needle="add --annotate"))
+for opt in ("--annotate-pvalue 0", "--annotate-pvalue nan", "--jaspar-taxon martians", "--jaspar-collection X"):
+    add(case(f"dna-design-annotate{opt.replace(' ', '')}", f"{DESIGN} --motif @m.jaspar --annotate {opt}"))
 
 # --- outputs: unwritable, colliding, overwriting an input
 add(case("vae-train-output-under-a-file", f"vae-train @expr.csv -o afile/model {VAE_FAST}", {"afile": "x\n"}))

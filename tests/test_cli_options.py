@@ -44,7 +44,7 @@ NOT_RECIPE = {
     "dna-train-predictor": RUN | {"scores", "baseline", "ambiguous", "resume", "checkpoint_every", "checkpoint_minutes"},
     "dna-design": RUN | {"objective", "motif", "motif_format", "motif_name", "pseudocount", "predictor", "target", "start",
                          "max_edits", "fixed", "avoid", "gc", "gan", "weights", "direct", "n", "length",
-                         "straight_through", "seed"},
+                         "straight_through", "seed", "annotate", "jaspar_taxon", "jaspar_collection", "annotate_pvalue"},
 }
 ABSENT = {"ggan-eval": {"precision"}}  # fixed by the command (every method scored in float32)
 

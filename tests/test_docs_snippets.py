@@ -138,6 +138,7 @@ FAST_OPTIONS = {
     "ggan-eval": {"--epochs": "3"},
     "dna-design": {"--steps": "10", "-n": "50"},
     "dna-train-predictor": {"--epochs": "2"},
+    "dna-explain": {"--top": "10", "--logos": "2"},  # seqlet clustering, not TF-MoDISco (tests/test_dna_explain.py runs it)
 }
 # (page, code as written) -> the same call with a shorter training or design
 FAST_CODE = {
@@ -355,7 +356,7 @@ def _write_standins(d: Path) -> None:
     ids = [f"p{i}" for i in range(len(probes))]
     for name in ("scores.csv", "probes_scores.csv"):
         pd.DataFrame({"id": ids, "signal": signal}).to_csv(d / name, index=False)
-    for tf in ("Gata4", "Cebpa"):
+    for tf in ("Gata4", "Cebpa", "Etv5"):
         write_fa(shared / "dna" / "pbm" / f"{tf}.fa.gz", probes, prefix="p", gz=True)
         with gzip.open(shared / "dna" / "pbm" / f"{tf}_scores.csv.gz", "wt") as fh:
             pd.DataFrame({"id": ids, "signal": signal + 1}).to_csv(fh, index=False)

@@ -20,6 +20,7 @@ from gengen.cli._store import (
     train_output,
 )
 from gengen.errors import GengenError
+from gengen.io.jaspar import JasparChoice
 from gengen.recipes import DesignSettings, GANRecipe, PredictorRecipe
 from gengen.registry import OBJECTIVE_KINDS
 from gengen.runtime import plan_outputs, set_threads
@@ -55,6 +56,12 @@ ScoreObjectiveOpt = Annotated[list[str] | None, _opt("--objective", help=(
     "model=m.pt,output=2): a score_<name> column each."))]
 TargetOpt = Annotated[str, _opt("--target", help="max | min | a value to hit (with --motif / --predictor).")]
 WeightsOpt = Annotated[str, _opt("--weights", help="GAN generator weights: 'best' (best held-out k-mer check during training) or 'last'.")]
+JasparTaxonOpt = Annotated[str, _opt("--jaspar-taxon", help=(
+    "JASPAR 2024 taxon matched against: vertebrates (default: CORE vertebrates non-redundant), plants, insects, "
+    "nematodes, fungi, urochordates, ... or all."))]
+JasparCollectionOpt = Annotated[str, _opt("--jaspar-collection", help="JASPAR 2024 collection: CORE or UNVALIDATED.")]
+AnnotatePvalueOpt = Annotated[float, _opt("--annotate-pvalue", help=(
+    "FIMO p-value threshold of a JASPAR hit (named in the column, e.g. jaspar_hits_p1e-4)."))]
 GanModelOpt = opt.model_option("dna-train model directory or store name (default: the store's default DNA GAN).")
 
 # Which options set which recipe fields (their defaults are the recipes'); --resume maps them back.
@@ -117,6 +124,10 @@ OBJECTIVE_OPTIONS = opt.OptionGroup(
     "goal", {"objective": ObjectiveOpt, "motif": MotifOpt, "motif_format": MotifFormatOpt, "motif_name": MotifNameOpt,
                    "pseudocount": PseudoOpt, "predictor": PredictorOpt},
     {f.name: f.default for f in fields(ObjectiveChoice)}, make=ObjectiveChoice)
+# which JASPAR 2024 profiles dna-explain matches and dna-design --annotate scans for, and a hit's p-value
+JASPAR_OPTIONS = opt.OptionGroup(
+    "jaspar", {"jaspar_taxon": JasparTaxonOpt, "jaspar_collection": JasparCollectionOpt, "annotate_pvalue": AnnotatePvalueOpt},
+    {f.name: f.default for f in fields(JasparChoice)}, make=JasparChoice)
 
 
 def _load_gan(model, device, weights, quiet):
@@ -238,6 +249,7 @@ def dna_generate(
 
 @app.command("dna-design", rich_help_panel=PANEL)
 @OBJECTIVE_OPTIONS
+@JASPAR_OPTIONS
 def dna_design(
     ctx: typer.Context,
     goal: ObjectiveChoice | None = None,  # the OBJECTIVE_OPTIONS: --objective, --motif, ..., --predictor
@@ -269,6 +281,10 @@ def dna_design(
         "Joint design: weight of ||z||^2 (pulls z toward 0: higher scores, less natural designs)."))] = DesignSettings.prior_weight,
     grad_noise: Annotated[float, _opt("--grad-noise", help="Joint design: Gaussian gradient noise on z.")] = DesignSettings.grad_noise,
     output: Annotated[Path, _opt("-o", "--output", help="FASTA to write; .tsv and .png are written beside it.")] = Path("designed.fa"),
+    annotate: Annotated[bool, _opt("--annotate", help=(
+        "Add to the .tsv which JASPAR 2024 motifs occur in each design (FIMO scan, both strands; default collection "
+        "CORE vertebrates non-redundant): columns jaspar_hits_p<threshold> and jaspar_n_hits_p<threshold>."))] = False,
+    jaspar: JasparChoice | None = None,  # the JASPAR_OPTIONS: --jaspar-taxon, --jaspar-collection, --annotate-pvalue
     seed: opt.SeedOpt = 0,
     device: opt.DeviceOpt = "auto", threads: opt.ThreadsOpt = None, quiet: opt.QuietOpt = False,
 ) -> None:
@@ -284,6 +300,11 @@ def dna_design(
         raise GengenError("--gan and --direct exclude each other: pick joint (GAN) or direct design.")
     if gan and (start or fixed or max_edits is not None):
         raise GengenError("--from, --fixed and --max-edits edit given sequences directly: leave out --gan.")
+    if annotate:
+        jaspar.check()
+    elif not jaspar.is_default():
+        raise GengenError("--annotate-pvalue, --jaspar-taxon and --jaspar-collection set how --annotate scans the "
+                          "designs: add --annotate, or leave them out.")
     outs = design_outputs(output, motif=True, hits=goal.has_motif())  # every --objective parsed before a file is read
     plan = plan_outputs(outs, inputs=input_paths([gan, start, *goal.inputs()]))
     g = _load_gan(gan, device, weights, quiet) if gan else None
@@ -304,9 +325,94 @@ def dna_design(
                     quiet=quiet, pwm=pwm)
     if not len(result.codes):
         raise GengenError(result.report()[0] + "; relax the constraints.")
+    lines = result.report()
+    if annotate:
+        lines.append(_annotate_designs(result, jaspar))
     result.write(output)
     plan.commit()  # the three files land together, or none
-    report(result.report(), outs, quiet)
+    report(lines, outs, quiet)
+
+
+def _annotate_designs(result, jaspar: JasparChoice) -> str:
+    """Add the JASPAR hits of every design to its table (``--annotate``); the line that says what was found."""
+    from collections import Counter
+
+    from gengen.dna.explain import jaspar_hits, pvalue_label
+
+    db, threshold = jaspar.database(), jaspar.annotate_pvalue
+    hits, counts = jaspar_hits(result.codes, db, threshold=threshold)
+    label = pvalue_label(threshold)
+    result.annotations = {f"jaspar_hits_p{label}": hits, f"jaspar_n_hits_p{label}": counts}
+    names = Counter(name for line in hits for name in {part.split(" ")[0] for part in line.split("; ") if part})
+    common = ", ".join(f"{name} ({k})" for name, k in names.most_common(5))
+    return (f"JASPAR hits (FIMO p < {threshold:g}, {db.describe()}): {int((counts > 0).sum())} of {len(counts)} designs "
+            f"hold one" + (f"; designs per factor: {common}" if common else ""))
+
+
+@app.command("dna-explain", rich_help_panel=PANEL)
+@OBJECTIVE_OPTIONS
+@JASPAR_OPTIONS
+def dna_explain(
+    data: Annotated[Path, typer.Argument(help="FASTA of sequences to explain (designs, probes, training sequences).")],
+    goal: ObjectiveChoice | None = None,  # the OBJECTIVE_OPTIONS: --objective, --motif, ..., --predictor
+    output: Annotated[Path, _opt("-o", "--output", help=(
+        "Folder to write: attributions.npz, summary.tsv, seqlets.tsv, motifs.tsv (+ .meme, .jaspar, .png), "
+        "config.json and logos/."))] = Path("explained"),
+    top: Annotated[int, _opt("--top", "-n", min=1, help=(
+        "Explain the N best-scoring sequences (all when there are fewer): enough seqlets for TF-MoDISco, seconds "
+        "of ISM."))] = 1000,
+    logos: Annotated[int, _opt("--logos", min=0, help="Attribution logo PNGs drawn, for the best-scoring sequences.")] = 10,
+    length: Annotated[int | None, _opt("--length", "-L", min=1, help=(
+        "Cut records into tiled windows of this length (default: every record, which must then share one length)."))] = None,
+    motif_method: Annotated[str, _opt("--motif-method", help=(
+        "auto (TF-MoDISco from 100 sequences on, else or when it finds nothing seqlet clustering) | modisco | cluster."))] = "auto",
+    motifs_from: Annotated[str, _opt("--motifs-from", help="Attributions motifs are found in: ism (exact) | gradient.")] = "ism",
+    gradient: Annotated[str, _opt("--gradient", help=(
+        "auto (DeepLIFT/SHAP where its convergence check holds, else gradient x input) | deeplift | saliency."))] = "auto",
+    matches: Annotated[int, _opt("--matches", min=1, help="JASPAR matches listed per discovered motif.")] = 3,
+    jaspar: JasparChoice | None = None,  # the JASPAR_OPTIONS: --jaspar-taxon, --jaspar-collection, --annotate-pvalue
+    target: TargetOpt = "max",
+    ambiguous: AmbiguousOpt = "uniform",
+    seed: opt.SeedOpt = 0,
+    device: opt.DeviceOpt = "auto", threads: opt.ThreadsOpt = None, quiet: opt.QuietOpt = False,
+) -> None:
+    """Explain why sequences score: ISM and gradient attributions per base, the motifs behind them and
+    their JASPAR 2024 matches (e.g. what a trained predictor learned, or what a design wrote)."""
+    from gengen.dna.explain import explain, explain_outputs
+    from gengen.dna.objectives import check_trained_length, trained_lengths
+    from gengen.io.sequences import read_fasta
+
+    set_threads(threads)
+    if not (goal.objective or goal.motif or goal.predictor):
+        raise GengenError("give what to explain: --predictor (a dna-train-predictor model), --motif (file or JASPAR "
+                          "id) or --objective (repeatable).")
+    if goal.motif and goal.predictor:
+        raise GengenError("--motif and --predictor are two objectives: explain one, or give both as --objective "
+                          "(their standardised sum is explained).")
+    jaspar.check()
+    for value, option, allowed in ((motif_method, "--motif-method", ("auto", "modisco", "cluster")),
+                                   (motifs_from, "--motifs-from", ("ism", "gradient")),
+                                   (gradient, "--gradient", ("auto", "deeplift", "saliency"))):
+        if value not in allowed:
+            raise GengenError(f"{option} must be {', '.join(allowed[:-1])} or {allowed[-1]}, got {value!r}.")
+    if output.exists() and not output.is_dir():
+        raise GengenError(f"-o {str(output)!r} is a file; dna-explain writes a folder of results: choose a folder name.")
+    seqs = read_fasta(input_path(data), length=length, ambiguous=ambiguous, quiet=quiet)
+    trained = trained_lengths(goal.predictor, goal.objective)
+    check_trained_length(trained, seqs.length, how="records of {asked} nt differ",
+                         fix="explain {n}-nt sequences (--length {n} cuts longer records into windows).")
+    outs = explain_outputs(output, min(logos, top, len(seqs)))
+    plan = plan_outputs(outs, inputs=[data, *goal.inputs()])
+    objectives, _ = goal.load(target, device, quiet)
+    result = explain(objectives, seqs, top=top, motif_method=motif_method, motifs_from=motifs_from, gradient=gradient,
+                     taxon=jaspar.jaspar_taxon, collection=jaspar.jaspar_collection, n_matches=matches,
+                     annotate_pvalue=jaspar.annotate_pvalue,
+                     seed=seed, device=device, quiet=quiet)
+    result.write(output, logos=logos)
+    plan.commit()
+    report(result.report(), outs[:8], quiet)
+    if len(outs) > 8:
+        typer.echo(str(outs[8].parent))
 
 
 @app.command("dna-train-predictor", rich_help_panel=PANEL)

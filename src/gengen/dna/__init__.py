@@ -10,6 +10,7 @@
 from gengen.dna.constraints import Constraints, verify
 from gengen.dna.core import GANModel, train_gan
 from gengen.dna.design import DesignResult, design, design_direct, design_joint, parse_target, plot_design
+from gengen.dna.explain import ExplainedScore, Explanation, explain, jaspar_hits, match_motifs
 from gengen.dna.metrics import (
     fit_markov,
     hamming_diversity,
@@ -35,6 +36,8 @@ __all__ = [
     "Critic",
     "DesignSettings",
     "DesignResult",
+    "ExplainedScore",
+    "Explanation",
     "GANModel",
     "GANRecipe",
     "Generator",
@@ -45,15 +48,18 @@ __all__ = [
     "design_direct",
     "design_joint",
     "exact_score",
+    "explain",
     "export_torchscript",
     "fit_markov",
     "gradient_penalty",
     "hamming_diversity",
+    "jaspar_hits",
     "js_divergence",
     "kmer_js_table",
     "kmer_spectrum",
     "load_objectives",
     "load_predictor",
+    "match_motifs",
     "parse_target",
     "plot_design",
     "predict",

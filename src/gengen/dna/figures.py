@@ -151,3 +151,100 @@ def plot_interpolation(table: pd.DataFrame, path, score_columns: list[str], titl
         fig.suptitle(title)
     fig.tight_layout()
     save_figure(fig, path)
+
+
+def _contribution_frame(values: np.ndarray, start: int = 1) -> pd.DataFrame:
+    """``(4, L)`` contributions as logomaker's positions x ACGT frame (positions 1-based, or from ``start``)."""
+    import pandas as pd
+
+    return pd.DataFrame(np.asarray(values, dtype=np.float64).T, columns=list("ACGT"),
+                        index=pd.RangeIndex(start, start + values.shape[1], name="position"))
+
+
+def plot_attribution_logo(one_hot: np.ndarray, ism: np.ndarray, delta: np.ndarray, gradient: np.ndarray | None, path,
+                          title: str = "", gradient_label: str = "gradient x input", start: int = 1) -> None:
+    """One explained sequence (or a window of it): its ISM contributions as a logo (letters of the observed
+    bases, height = attribution), the saturation-mutagenesis map (every substitution's score change,
+    4 x L) and the gradient method's contributions as a logo (left out when ``gradient`` is None: a model
+    without a gradient), on a shared axis of 1-based positions from ``start``."""
+    import logomaker
+
+    from gengen.plots import pyplot, save_figure
+
+    plt = pyplot()
+    length = one_hot.shape[1]
+    panels = 3 if gradient is not None else 2
+    fig, axes = plt.subplots(panels, 1, figsize=(max(6.0, 0.22 * length + 1.5), 6.4 if panels == 3 else 4.4),
+                             sharex=True, gridspec_kw={"height_ratios": [1.2, 1.0, 1.2][:panels]})
+    logos = [(axes[0], one_hot * ism, "ISM contribution")]
+    if gradient is not None:
+        logos.append((axes[2], one_hot * gradient, gradient_label))
+    for ax, values, label in logos:
+        logomaker.Logo(_contribution_frame(values, start), ax=ax, show_spines=False)
+        ax.axhline(0, color="0.6", lw=0.5)
+        ax.set_ylabel(label, fontsize=8)
+    bound = float(np.abs(delta).max()) or 1.0
+    im = axes[1].imshow(delta, aspect="auto", cmap="RdBu_r", vmin=-bound, vmax=bound, interpolation="nearest",
+                        extent=(start - 0.5, start + length - 0.5, 3.5, -0.5))
+    axes[1].set_yticks(range(4), list("ACGT"))
+    for i in range(length):  # the observed base of each column
+        b = np.flatnonzero(one_hot[:, i])
+        if len(b):
+            axes[1].plot(start + i, b[0], marker=".", color="k", ms=2.5)
+    axes[1].set_ylabel("ISM: score change", fontsize=8)
+    fig.colorbar(im, ax=axes[1], fraction=0.02, pad=0.01)
+    axes[-1].set_xlim(start - 0.5, start + length - 0.5)  # shared by the panels
+    axes[-1].set_xlabel("position")
+    if title:
+        axes[0].set_title(title, fontsize=9)
+    fig.tight_layout()
+    save_figure(fig, path)
+
+
+def plot_motif_matches(motifs: list, matches: pd.DataFrame, database, path, title: str = "") -> None:
+    """Each discovered motif's logo (bits, from its aligned seqlets) beside its best JASPAR match, the
+    match drawn on the strand and at the offset TOMTOM aligned it (reverse-complemented for a - match)."""
+    import logomaker
+
+    from gengen.plots import pyplot, save_figure
+
+    plt = pyplot()
+    rows = max(1, len(motifs))
+    fig, axes = plt.subplots(rows, 2, figsize=(10, 2.0 * rows + 0.6), squeeze=False)
+    if not motifs:
+        for ax in axes[0]:
+            ax.axis("off")
+        axes[0, 0].text(0.0, 0.5, "no motif was discovered in the attributions", fontsize=10, transform=axes[0, 0].transAxes)
+    by_name = {r["motif"]: r for r in matches.to_dict("records")} if len(matches) else {}
+    index = {mid: k for k, mid in enumerate(database.ids)} if database is not None else {}
+    for (left, right), m in zip(axes, motifs):
+        logomaker.Logo(_logo_frame(m.counts + 1e-6), ax=left, show_spines=False)
+        left.set_ylim(0, 2)
+        left.set_ylabel("bits")
+        effect = "raises" if m.sign > 0 else "lowers"
+        left.set_title(f"{m.name}: {m.n_seqlets} seqlets, {effect} the score", fontsize=9)
+        row = by_name.get(m.name, {})
+        mid = row.get("best_match_id")
+        if not isinstance(mid, str) or mid not in index:
+            right.axis("off")
+            right.text(0.0, 0.5, "no JASPAR match (motif too narrow)" if m.width < 4 else "no JASPAR match",
+                       transform=right.transAxes)
+            continue
+        counts = database.counts[index[mid]]
+        if row.get("match_strand") == "-":
+            counts = counts[::-1, ::-1]
+        offset = int(row.get("match_offset", 0))
+        logomaker.Logo(_logo_frame(counts + 1e-6).set_axis(
+            np.arange(1 - offset, 1 - offset + counts.shape[1]), axis=0), ax=right, show_spines=False)
+        lo = min(1, 1 - offset)
+        hi = max(m.width, counts.shape[1] - offset)
+        for ax in (left, right):
+            ax.set_xlim(lo - 0.5, hi + 0.5)
+        right.set_ylim(0, 2)
+        strand = " (reverse complement)" if row.get("match_strand") == "-" else ""
+        right.set_title(f"{mid} {row.get('best_match_name')}{strand}: p={row.get('match_pvalue'):.2g}, "
+                        f"q={row.get('match_qvalue'):.2g}", fontsize=9)
+    if title:
+        fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    save_figure(fig, path)

@@ -72,6 +72,7 @@ class DesignResult:
     reference_scores: np.ndarray | None = None
     reference_label: str = "random sequences"
     pwm: PWM | None = None
+    annotations: dict = field(default_factory=dict)  # extra table columns (dna-design --annotate: JASPAR hits)
 
     @property
     def ids(self) -> list[str]:
@@ -109,7 +110,7 @@ class DesignResult:
     def table(self) -> pd.DataFrame:
         """Per-sequence table: id, sequence, one score column per objective (``score`` when there is one,
         else ``score_<name>`` each and ``combined``), best hit (1-based start, strand, bases), start id
-        and edits (``--from``), GC."""
+        and edits (``--from``), GC, then any :attr:`annotations` (``dna-design --annotate``: JASPAR hits)."""
         import pandas as pd
 
         from gengen.dna.objectives import column_names
@@ -142,6 +143,8 @@ class DesignResult:
             else:
                 df["start_score"] = self.initial_scores
         df["gc"] = gc_content(self.codes)
+        for column, values in self.annotations.items():
+            df[column] = list(values)
         return df
 
     def motif_counts(self) -> np.ndarray:

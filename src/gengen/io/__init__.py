@@ -2,8 +2,8 @@
 one module per format below it: :mod:`~gengen.io.tables`, :mod:`~gengen.io.gct`, :mod:`~gengen.io.geo`,
 :mod:`~gengen.io.h5ad`, with :mod:`~gengen.io.formats` recognising them and :mod:`~gengen.io.checks`
 checking what they read; ARCHS4 compendia :mod:`gengen.io.archs4`, block reads :mod:`gengen.io.chunked`,
-in memory or streamed :mod:`gengen.io.streaming`), sequences (:mod:`gengen.io.sequences`), motifs (:mod:`gengen.io.motifs`), motif
-hits as BED (:mod:`gengen.io.bed`), and the one way inputs are opened (:mod:`gengen.io.files`).
+in memory or streamed :mod:`gengen.io.streaming`), sequences (:mod:`gengen.io.sequences`), motifs (:mod:`gengen.io.motifs`), JASPAR
+2024 collections (:mod:`gengen.io.jaspar`), motif hits as BED (:mod:`gengen.io.bed`), and the one way inputs are opened (:mod:`gengen.io.files`).
 
 The readers and writers users call are re-exported here, imported on first use (so ``import gengen.io``
 stays light):
@@ -35,6 +35,8 @@ _EXPORTS = {
     # motifs
     "PWM": "motifs", "load_motif": "motifs", "read_motif_file": "motifs", "fetch_jaspar": "motifs",
     "pwm_from_counts": "motifs", "pwm_from_log_odds": "motifs", "write_motif": "motifs",
+    # JASPAR 2024 collections (motif matching and annotation)
+    "jaspar_database": "jaspar", "MotifDatabase": "jaspar", "JasparChoice": "jaspar",
     # intervals
     "hits_bed": "bed", "write_bed": "bed",
 }

@@ -193,23 +193,7 @@ class TorchModel(nn.Module):
                            "that (e.g. a profile summed over positions, or one head of several).")
 
     def _check_gradient(self, x: torch.Tensor, out: torch.Tensor) -> None:
-        reason = ""
-        if not out.requires_grad:
-            reason = "its output carries no gradient (computed without autograd: under no_grad, detached, or through " \
-                     "argmax, rounding or integer steps)"
-        else:
-            try:
-                (grad,) = torch.autograd.grad(out.sum(), x, allow_unused=True)
-            except RuntimeError as exc:
-                grad, reason = None, f"its backward pass fails ({_reason(exc)})"
-            if reason:
-                pass
-            elif grad is None:
-                reason = "its output does not depend on the input through differentiable operations"
-            elif not bool(torch.isfinite(grad).all()):
-                reason = "its gradient is NaN or infinite at random sequences"
-            elif not bool(grad.abs().sum() > 0):
-                reason = "its gradient is zero at every random sequence tried (a constant or step-like model)"
+        reason = gradient_problem(x, out)
         if reason:
             raise GengenError(
                 f"model {self.name!r} is not differentiable: {reason}, so gradient design cannot follow it. Design "
@@ -286,6 +270,25 @@ class ModelObjective(Objective):
         """Refuse a length, output or layout the model does not take, non-finite scores, and with
         ``gradient`` a model design cannot follow (one line each)."""
         self.predictor.check(length, gradient=gradient)
+
+
+def gradient_problem(x: torch.Tensor, out: torch.Tensor) -> str:
+    """Why ``out`` (computed from ``x``, which requires grad, under autograd) gives no usable gradient at
+    ``x``, in words; "" when it does (design and gradient attributions need one)."""
+    if not out.requires_grad:
+        return ("its output carries no gradient (computed without autograd: under no_grad, detached, or through "
+                "argmax, rounding or integer steps)")
+    try:
+        (grad,) = torch.autograd.grad(out.sum(), x, allow_unused=True)
+    except RuntimeError as exc:
+        return f"its backward pass fails ({_reason(exc)})"
+    if grad is None:
+        return "its output does not depend on the input through differentiable operations"
+    if not bool(torch.isfinite(grad).all()):
+        return "its gradient is NaN or infinite at random sequences"
+    if not bool(grad.abs().sum() > 0):
+        return "its gradient is zero at every random sequence tried (a constant or step-like model)"
+    return ""
 
 
 def _random_one_hot(n: int, length: int, device) -> torch.Tensor:
