@@ -137,7 +137,7 @@ def test_hamming_diversity_outside_hits():
 def test_incremental_pwm_substitution_scores_match_rescoring_every_candidate():
     import torch
 
-    from gengen.dna.greedy import _score_codes
+    from gengen.dna.objectives import score_codes
     from gengen.dna.objective_kinds.motif import pwm_substitution_scores
 
     for pwm, length in ((pwm_from_counts(TOY_COUNTS), 12), (load_motif("MA0139.2"), 40), (load_motif("MA0139.2"), 15)):
@@ -148,7 +148,7 @@ def test_incremental_pwm_substitution_scores_match_rescoring_every_candidate():
         for p in range(length):
             for k in range(3):
                 cand[:, p, k, p] = (codes[:, p] + k + 1) % 4
-        slow = _score_codes(pred, cand.reshape(-1, length), 1000).view(6, length, 3)
+        slow = score_codes(pred, cand.reshape(-1, length), 1000).view(6, length, 3)
         assert torch.allclose(fast, slow, atol=1e-4)
 
 

@@ -21,6 +21,7 @@ from gengen.dna.metrics import (
     sample_markov,
 )
 from gengen.dna.model import Critic, Generator
+from gengen.dna.objective_kinds import motif as _motif_kind  # noqa: F401  (its PWM objective: Objective.specialise)
 from gengen.dna.objective_kinds.model import export_torchscript
 from gengen.dna.objectives import Objective, load_objectives, register_objective_kind
 from gengen.dna.predictor_training import PredictorRecipe, TrainedPredictor, train_predictor

@@ -4,14 +4,13 @@ and :meth:`Interpolation.write <gengen.dna.interpolate.Interpolation.write>`."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 if TYPE_CHECKING:
     import pandas as pd
 
-    from gengen.dna.result import DesignResult
     from gengen.io.motifs import PWM
 
 
@@ -58,7 +57,7 @@ def _curve(ax, history, suffix: str, label: str, max_score: float | None, stop: 
     ax.legend(frameon=False, fontsize=7)
 
 
-def _tradeoff(ax, result: DesignResult) -> None:
+def _tradeoff(ax, result: Any) -> None:  # a DesignResult (figures sit below the result they draw)
     """Objective 1 against objective 2: the reference cloud (random or start sequences) and the designs."""
     names = [o.name for o in result.objectives]
     ref = result.reference_scores
@@ -76,7 +75,7 @@ def _tradeoff(ax, result: DesignResult) -> None:
     ax.legend(frameon=False, fontsize=7, markerscale=3)
 
 
-def plot_design(result: DesignResult, path, pwm: PWM | None = None, title: str = "") -> None:
+def plot_design(result: Any, path, pwm: PWM | None = None, title: str = "") -> None:
     """The motif logo, the designed set's logo (aligned on best hits when a motif is known), and the
     score-versus-iteration curve of each objective (relaxed mean with min/max band, one-hot mean), as
     in the paper; with two or more objectives also objective 1 against objective 2, the designs over

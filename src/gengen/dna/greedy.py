@@ -15,18 +15,13 @@ The constraints' final check is :func:`gengen.dna.constraints.verify`, which sha
 from __future__ import annotations
 
 import copy
-from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
 from gengen.dna.constraints import IUPAC, Constraints, gc_count_bounds, reverse_complement
+from gengen.dna.objectives import POSITIONS_PER_CALL, Objective, combined, score_codes
 from gengen.dna.predictors import BANDED_MAX_LENGTH, banded_matrix, window_products
-
-if TYPE_CHECKING:
-    from gengen.dna.objectives import Objective
-
-POSITIONS_PER_CALL = 2**18
 
 
 class PatternScanner:
@@ -216,38 +211,6 @@ class EditRules:
         return v
 
 
-def _substitutions(codes: torch.Tensor) -> torch.Tensor:
-    """``(m * L * 3, L)`` all single-base substitutions of ``codes`` ``(m, L)``, in (row, position, k) order."""
-    m, length = codes.shape
-    cand = codes[:, None, None, :].expand(-1, length, 3, -1).clone()
-    pos = torch.arange(length, device=codes.device)
-    cand[:, pos, :, pos] = ((codes[:, :, None] + torch.arange(1, 4, device=codes.device)) % 4).permute(1, 0, 2)
-    return cand.reshape(-1, length)
-
-
-def _score_codes(predictor, codes: torch.Tensor, batch: int) -> torch.Tensor:
-    """One-hot scores of ``(M, L)`` codes, ``batch`` sequences at a time (bounded memory): a PWM's exact
-    best window, else the predictor's output."""
-    from gengen.dna.predictors import exact_score
-
-    eye = torch.eye(4, device=codes.device)
-    out = []
-    with torch.no_grad():
-        for i in range(0, len(codes), batch):
-            x = eye[codes[i : i + batch].long()].transpose(1, 2)
-            out.append(exact_score(predictor, x))
-    return torch.cat(out) if out else torch.zeros(0, device=codes.device)
-
-
-def score_substitutions(predictor, codes: torch.Tensor) -> torch.Tensor:
-    """``(m, L, 3)`` exact scores (see :func:`_score_codes`) of every single-base substitution of codes
-    ``(m, L)``, a bounded batch of substituted sequences at a time: any model's way
-    (:meth:`gengen.dna.objectives.Objective.substitution_scores`)."""
-    m, length = codes.shape
-    batch = max(1, POSITIONS_PER_CALL // max(length, 1))
-    return _score_codes(predictor, _substitutions(codes.long()), batch).view(m, length, 3)
-
-
 def substitution_scores(objective: Objective, codes: torch.Tensor) -> torch.Tensor:
     """``(m, L, 3)`` exact scores of every single-base substitution of ``codes`` ``(m, L)`` (the objective's
     own way: a PWM's incrementally)."""
@@ -255,14 +218,12 @@ def substitution_scores(objective: Objective, codes: torch.Tensor) -> torch.Tens
 
 
 def _utilities(objectives, scores: list[torch.Tensor]) -> torch.Tensor:
-    from gengen.dna.objectives import combined
-
     return combined(objectives, scores)
 
 
 def _current(objectives, codes: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
     batch = max(1, POSITIONS_PER_CALL // max(codes.shape[1], 1))
-    scores = [_score_codes(o.predictor, codes, batch).float() for o in objectives]
+    scores = [score_codes(o.predictor, codes, batch).float() for o in objectives]
     return _utilities(objectives, scores), scores
 
 

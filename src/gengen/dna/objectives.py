@@ -28,7 +28,7 @@ import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 import torch
@@ -238,11 +238,32 @@ class Objective:
     # whether substitution_scores is cheaper than scoring every substituted sequence (more designs per chunk)
     incremental = False
 
-    def __new__(cls, predictor: nn.Module | None = None, *args: Any, **kwargs: Any):
-        if cls is Objective and getattr(predictor, "pwm", None) is not None:  # the one place a PWM is told apart
-            from gengen.dna.objective_kinds.motif import MotifObjective
+    # (does it apply to this model, the subclass): registered by kinds with their own way of scoring
+    # (:meth:`specialise`; the motif kind's PWM objective), so the base class imports no kind
+    _specialised: ClassVar[list[tuple[Callable[[Any], bool], type]]] = []
 
-            cls = MotifObjective
+    @staticmethod
+    def specialise(applies: Callable[[Any], bool]) -> Callable[[type], type]:
+        """Class decorator of an objective kind's subclass: ``Objective(model, ...)`` builds it when
+        ``applies(model)``; the kind's module is imported with :mod:`gengen.dna`.
+
+        Parameters
+        ----------
+        applies : called with the model; True when the subclass scores it.
+
+        Returns
+        -------
+        The decorator (it returns the class unchanged).
+        """
+        def register(subclass: type) -> type:
+            Objective._specialised.append((applies, subclass))
+            return subclass
+
+        return register
+
+    def __new__(cls, predictor: nn.Module | None = None, *args: Any, **kwargs: Any):
+        if cls is Objective:
+            cls = next((special for applies, special in Objective._specialised if applies(predictor)), cls)
         return super().__new__(cls)
 
     def __post_init__(self) -> None:
@@ -272,8 +293,6 @@ class Objective:
     def substitution_scores(self, codes: torch.Tensor) -> torch.Tensor:
         """``(m, L, 3)`` exact scores of every single-base substitution of codes ``(m, L)`` (substitution
         ``k`` at position ``p`` puts base ``(c_p + k + 1) % 4``), a bounded batch at a time."""
-        from gengen.dna.greedy import score_substitutions
-
         return score_substitutions(self.predictor, codes)
 
     def check_length(self, length: int, *, gradient: bool = False) -> None:
@@ -390,6 +409,18 @@ def calibrate(
 # Loading what the user named
 
 
+def read_motif(source: str, context: ObjectiveContext) -> PWM:
+    """The motif ``source`` names (a file or a JASPAR id), read as ``context`` says, announced on stderr."""
+    from gengen.io.motifs import load_motif
+    from gengen.runtime import log
+
+    pwm = load_motif(source, fmt=context.motif_format, name=context.motif_name, pseudocount=context.pseudocount,
+                     quiet=context.quiet)
+    log(f"motif {pwm.name}: {pwm.length} bp, consensus {pwm.consensus}, best possible score {pwm.max_score:.3f}"
+        + (f" (read as {pwm.layout})" if pwm.layout else ""), context.quiet)
+    return pwm
+
+
 def load_objectives(
     specs: list[str] | None = None,
     *,
@@ -424,7 +455,6 @@ def load_objectives(
     -------
     (objectives, the motif that annotates predictor-only designs or None).
     """
-    from gengen.dna.objective_kinds.motif import read_motif
     from gengen.registry import OBJECTIVE_KINDS
 
     context = ObjectiveContext(device=device, quiet=quiet, length=length, gradient=gradient,
@@ -534,3 +564,39 @@ def design_length(trained: dict[str, int], length: int | None = None, *, gan_len
 def objective_inputs(specs: list[str] | None) -> list[str]:
     """The files or model names ``--objective`` specs read (for :func:`gengen.runtime.plan_outputs`)."""
     return [path for s in specs or [] for path in parse_objective(s).inputs]
+
+
+# -------------------------------------------- exact scores of substituted sequences (any model's way)
+POSITIONS_PER_CALL = 2**18  # one-hot positions per model call when scoring many sequences (bounded memory)
+
+
+def _substitutions(codes: torch.Tensor) -> torch.Tensor:
+    """``(m * L * 3, L)`` all single-base substitutions of ``codes`` ``(m, L)``, in (row, position, k) order."""
+    m, length = codes.shape
+    cand = codes[:, None, None, :].expand(-1, length, 3, -1).clone()
+    pos = torch.arange(length, device=codes.device)
+    cand[:, pos, :, pos] = ((codes[:, :, None] + torch.arange(1, 4, device=codes.device)) % 4).permute(1, 0, 2)
+    return cand.reshape(-1, length)
+
+
+def score_codes(predictor, codes: torch.Tensor, batch: int) -> torch.Tensor:
+    """One-hot scores of ``(M, L)`` codes, ``batch`` sequences at a time (bounded memory): a PWM's exact
+    best window, else the predictor's output."""
+    from gengen.dna.predictors import exact_score
+
+    eye = torch.eye(4, device=codes.device)
+    out = []
+    with torch.no_grad():
+        for i in range(0, len(codes), batch):
+            x = eye[codes[i : i + batch].long()].transpose(1, 2)
+            out.append(exact_score(predictor, x))
+    return torch.cat(out) if out else torch.zeros(0, device=codes.device)
+
+
+def score_substitutions(predictor, codes: torch.Tensor) -> torch.Tensor:
+    """``(m, L, 3)`` exact scores (see :func:`score_codes`) of every single-base substitution of codes
+    ``(m, L)``, a bounded batch of substituted sequences at a time: any model's way
+    (:meth:`gengen.dna.objectives.Objective.substitution_scores`)."""
+    m, length = codes.shape
+    batch = max(1, POSITIONS_PER_CALL // max(length, 1))
+    return score_codes(predictor, _substitutions(codes.long()), batch).view(m, length, 3)

@@ -11,12 +11,13 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from gengen.dna.objectives import Objective, ObjectiveContext, ObjectiveSpec
+from gengen.dna.objectives import Objective, ObjectiveContext, ObjectiveSpec, read_motif
 
 if TYPE_CHECKING:
     from gengen.io.motifs import PWM
 
 
+@Objective.specialise(lambda model: getattr(model, "pwm", None) is not None)  # the one place a PWM is told apart
 class MotifObjective(Objective):
     """An :class:`~gengen.dna.objectives.Objective` over a :class:`~gengen.dna.predictors.PWMPredictor`
     (``Objective(PWMPredictor(pwm), ...)`` makes one)."""
@@ -85,16 +86,6 @@ def pwm_substitution_scores(predictor, codes: torch.Tensor) -> torch.Tensor:
     return best
 
 
-def read_motif(source: str, context: ObjectiveContext) -> PWM:
-    """The motif ``source`` names (a file or a JASPAR id), read as ``context`` says, announced on stderr."""
-    from gengen.io.motifs import load_motif
-    from gengen.runtime import log
-
-    pwm = load_motif(source, fmt=context.motif_format, name=context.motif_name, pseudocount=context.pseudocount,
-                     quiet=context.quiet)
-    log(f"motif {pwm.name}: {pwm.length} bp, consensus {pwm.consensus}, best possible score {pwm.max_score:.3f}"
-        + (f" (read as {pwm.layout})" if pwm.layout else ""), context.quiet)
-    return pwm
 
 
 def parse(spec: ObjectiveSpec) -> ObjectiveSpec:
