@@ -81,8 +81,8 @@ def textbook(net, channels: int):
 
 
 def bench_gan(args) -> dict:
-    from gengen.dna.model import Critic, Generator
-    from gengen.dna.train import GANRecipe, new_nets, wgan_gp_iteration
+    from gengen.dna.gan.model import Critic, Generator
+    from gengen.dna.gan.train import GANRecipe, new_nets, wgan_gp_iteration
 
     L, B, latent = 50, 64, 100
     rng = np.random.default_rng(0)
@@ -146,8 +146,8 @@ def reference_design(pwm, n, length, steps, lr=0.1, seed=0):
 
 
 def bench_design(args) -> dict:
-    from gengen.dna.design import design_direct
-    from gengen.dna.predictors import PWMPredictor
+    from gengen.dna.designer.design import design_direct
+    from gengen.dna.predictor.predictors import PWMPredictor
     from gengen.io.motifs import load_motif
 
     pwm = load_motif("MA0139.2")
@@ -165,10 +165,10 @@ def bench_design(args) -> dict:
 
 def bench_objectives(args) -> dict:
     """One objective, free design, against two objectives under every constraint, interleaved."""
-    from gengen.dna.constraints import Constraints, parse_ranges
-    from gengen.dna.design import design
-    from gengen.dna.objectives import Objective
-    from gengen.dna.predictors import PWMPredictor
+    from gengen.dna.designer.constraints import Constraints, parse_ranges
+    from gengen.dna.designer.design import design
+    from gengen.dna.designer.objectives import Objective
+    from gengen.dna.predictor.predictors import PWMPredictor
     from gengen.io.motifs import load_motif
 
     ctcf, gata = load_motif("MA0139.2", quiet=True), load_motif("MA0035.4", quiet=True)
@@ -201,9 +201,9 @@ def bench_objectives(args) -> dict:
 def bench_rate(args) -> dict:
     """Seconds per design for 1,000 CTCF designs to the consensus maximum (the Ledidi comparison): free
     design from random logits, and editing 1,000 random 50-nt sequences (Ledidi's task; no budget)."""
-    from gengen.dna.constraints import Constraints
-    from gengen.dna.design import design
-    from gengen.dna.predictors import PWMPredictor
+    from gengen.dna.designer.constraints import Constraints
+    from gengen.dna.designer.design import design
+    from gengen.dna.predictor.predictors import PWMPredictor
     from gengen.io.motifs import load_motif
 
     pwm = load_motif("MA0139.2", quiet=True)
@@ -224,7 +224,7 @@ def bench_rate(args) -> dict:
 
 def bench_novelty(args) -> dict:
     """gengen's blocked one-hot products against numpy comparisons of every pair."""
-    from gengen.dna.novelty import nearest_distances, reverse_complement_codes
+    from gengen.dna.gan.novelty import nearest_distances, reverse_complement_codes
 
     rng = np.random.default_rng(0)
     ref = rng.integers(0, 4, (100_000, 50)).astype(np.uint8)

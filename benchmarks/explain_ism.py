@@ -1,9 +1,9 @@
 """ISM speed of ``dna-explain``: every single substitution of 1,000 sequences x 50 nt through a trained PBM
 predictor, against a straightforward per-mutation loop measured in the same run.
 
-1. **gengen**: :func:`gengen.dna.explain.ism` (``tangermeme.saturation_mutagenesis`` with raw outputs,
+1. **gengen**: :func:`gengen.dna.predictor.explain.ism` (``tangermeme.saturation_mutagenesis`` with raw outputs,
    batched), on ``--n`` uniform random sequences of ``--length`` nt (seeded), the score explained being
-   the predictor's output (:class:`gengen.dna.explain.ExplainedScore`, as ``dna-explain --predictor`` runs it).
+   the predictor's output (:class:`gengen.dna.predictor.explain.ExplainedScore`, as ``dna-explain --predictor`` runs it).
 2. **reference**: the loop a user would write first: for each sequence, position and alternative base,
    copy the one-hot sequence, write the base, run the model on that one sequence. It runs on the first
    ``--ref-n`` sequences and is extrapolated to all of them; its deltas must equal gengen's there. It
@@ -35,7 +35,7 @@ sys.path.insert(0, str(REPO / "src"))
 
 def quick_predictor(threads: int):
     """A CNN predictor trained on 8,000 Cebpa PBM probes for 3 epochs (speed is the architecture's)."""
-    from gengen.dna.predictor_training import read_labels, train_predictor
+    from gengen.dna.predictor.training import read_labels, train_predictor
     from gengen.io.sequences import read_fasta
     from gengen.recipes import PredictorRecipe
 
@@ -75,9 +75,9 @@ def main() -> None:
     ap.add_argument("--ref-n", type=int, default=20)
     args = ap.parse_args()
 
-    from gengen.dna.explain import ExplainedScore, ism
-    from gengen.dna.objectives import Objective
-    from gengen.dna.predictors import CNNPredictor
+    from gengen.dna.designer.objectives import Objective
+    from gengen.dna.predictor.explain import ExplainedScore, ism
+    from gengen.dna.predictor.predictors import CNNPredictor
     from gengen.io.sequences import codes_to_one_hot
     from gengen.runtime import set_threads
 

@@ -8,7 +8,7 @@ Each section times gengen against the straightforward reference loop of the pipe
   (``fit_vae(cuda_graphs=...)``), final losses compared; then z_mean encoding of all samples.
 * WGAN-GP (paper configuration: 5 critic + 1 generator step, batch 64, L = 50, 100 channels):
   textbook loop on textbook nets, gengen eager, gengen with the whole iteration replayed as one CUDA
-  graph (:func:`gengen.dna.train.make_iteration`); then a short ``train_gan`` run with checkpoint and
+  graph (:func:`gengen.dna.gan.train.make_iteration`); then a short ``train_gan`` run with checkpoint and
   ``--resume`` on the device, to exercise the captured loop end to end.
 * GGAN (943 -> 3 x 3,000 -> 9,520, batch 200): reference loop, gengen fp32 and bf16 autocast training
   throughput; inference throughput on the device (fp32, bf16) and end to end (numpy in, numpy out in
@@ -112,9 +112,9 @@ def bench_vae(a, dev) -> dict:
 # ----------------------------------------------------------------------------------------- WGAN
 def bench_wgan(a, dev) -> dict:
     from dna import reference_gan_iteration, textbook
-    from gengen.dna.core import GANModel, train_gan
-    from gengen.dna.model import Critic, Generator
-    from gengen.dna.train import GANRecipe, make_iteration, new_nets
+    from gengen.dna.gan.core import GANModel, train_gan
+    from gengen.dna.gan.model import Critic, Generator
+    from gengen.dna.gan.train import GANRecipe, make_iteration, new_nets
 
     L, B, latent, ch = 50, 64, 100, a.wgan_channels
     rng = np.random.default_rng(0)

@@ -50,10 +50,15 @@ def main() -> None:
         return time.process_time()
 
     from gengen.dna import GANModel, GANRecipe, Generator
-    from gengen.dna.design import design
-    from gengen.dna.objective_kinds.model import ModelObjective, TorchModel, export_torchscript, load_torchscript
-    from gengen.dna.objectives import Objective
-    from gengen.dna.predictors import CNNPredictor
+    from gengen.dna.designer.design import design
+    from gengen.dna.designer.objective_kinds.model import (
+        ModelObjective,
+        TorchModel,
+        export_torchscript,
+        load_torchscript,
+    )
+    from gengen.dna.designer.objectives import Objective
+    from gengen.dna.predictor.predictors import CNNPredictor
     from gengen.recipes import PredictorRecipe
 
     if args.predictor:

@@ -63,7 +63,7 @@ def _row(factor: str, m: dict, seconds: float, cpu: float | None = None) -> dict
 
 def _previous(factor: str, fa: Path, scores: Path, threads: int) -> dict:
     """The pre-issue-19 default network on the same data and split (library call)."""
-    from gengen.dna.predictor_training import PredictorRecipe, read_labels, train_predictor
+    from gengen.dna.predictor.training import PredictorRecipe, read_labels, train_predictor
     from gengen.io.sequences import read_fasta
     from gengen.runtime import set_threads
 
@@ -80,7 +80,7 @@ def _speed(threads: int, rounds: int = 40, steps: int = 3) -> None:
     """Seconds per training step of the default and the previous network, interleaved; their ratio."""
     import torch
 
-    from gengen.dna.predictors import CNNPredictor
+    from gengen.dna.predictor.predictors import CNNPredictor
     from gengen.recipes import PredictorRecipe
     from gengen.runtime import set_threads
 

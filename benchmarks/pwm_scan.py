@@ -68,7 +68,7 @@ def make_log_odds(width: int, seed: int = 1) -> np.ndarray:
 def run_gengen_scan(args) -> dict:
     import torch
 
-    from gengen.dna.predictors import PWMPredictor
+    from gengen.dna.predictor.predictors import PWMPredictor
     from gengen.io.motifs import pwm_from_log_odds
 
     torch.set_num_threads(args.threads)

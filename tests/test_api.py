@@ -195,7 +195,7 @@ def test_predictors_report_through_methods():
     import torch
 
     from gengen.dna import PWMPredictor, report_scores
-    from gengen.dna.predictors import exact_score
+    from gengen.dna.predictor.predictors import exact_score
     from gengen.io.motifs import pwm_from_counts
 
     pwm = pwm_from_counts(np.array([[9, 0, 0, 1], [0, 9, 0, 1], [0, 0, 9, 1]], float).T, name="ACG")

@@ -124,7 +124,7 @@ def test_recipes_are_built_by_keyword_and_checked():
 
 
 def test_the_library_defaults_of_design_are_its_settings():
-    from gengen.dna.design import design
+    from gengen.dna.designer.design import design
     from gengen.recipes import DesignSettings
 
     params = inspect.signature(design).parameters

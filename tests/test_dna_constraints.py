@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from dna_fixtures import TOY_COUNTS
-from gengen.dna.constraints import (
+from gengen.dna.designer.constraints import (
     Constraints,
     avoidable,
     parse_avoid,
@@ -20,10 +20,10 @@ from gengen.dna.constraints import (
     reverse_complement,
     verify,
 )
-from gengen.dna.design import design
-from gengen.dna.greedy import EditRules, PatternScanner
-from gengen.dna.objectives import Objective
-from gengen.dna.predictors import PWMPredictor
+from gengen.dna.designer.design import design
+from gengen.dna.designer.greedy import EditRules, PatternScanner
+from gengen.dna.designer.objectives import Objective
+from gengen.dna.predictor.predictors import PWMPredictor
 from gengen.errors import GengenError
 from gengen.io.motifs import pwm_from_counts
 
@@ -267,7 +267,7 @@ def test_avoidability_of_long_designs_is_decided_in_linear_time(monkeypatch):
     refuse exactly and otherwise leave it to the designs' own check). Checked against the exact DP."""
     import time
 
-    from gengen.dna import constraints as cons
+    from gengen.dna.designer import constraints as cons
 
     rng = np.random.default_rng(7)
     cases = []
@@ -295,7 +295,7 @@ def test_avoidability_of_long_designs_is_decided_in_linear_time(monkeypatch):
 def test_greedy_from_repeated_starts_climbs_each_start_once_with_the_same_result():
     """-n larger than the --from records cycles them; the greedy search from one start is climbed once
     and shared by its copies, giving what climbing every copy gives (with the constraints of each row)."""
-    from gengen.dna.greedy import polish, polish_from_start
+    from gengen.dna.designer.greedy import polish, polish_from_start
 
     rng = np.random.default_rng(3)
     starts = rng.integers(0, 4, (3, 30))

@@ -77,7 +77,7 @@ def test_min_and_value_targets():
 def test_polish_toward_only_moves_scores_closer():
     import torch
 
-    from gengen.dna.design import _onehot_score, polish_toward
+    from gengen.dna.designer.design import _onehot_score, polish_toward
 
     pwm = pwm_from_counts(TOY_COUNTS)
     pred = PWMPredictor(pwm)
@@ -137,8 +137,8 @@ def test_hamming_diversity_outside_hits():
 def test_incremental_pwm_substitution_scores_match_rescoring_every_candidate():
     import torch
 
-    from gengen.dna.objectives import score_codes
-    from gengen.dna.objective_kinds.motif import pwm_substitution_scores
+    from gengen.dna.designer.objective_kinds.motif import pwm_substitution_scores
+    from gengen.dna.designer.objectives import score_codes
 
     for pwm, length in ((pwm_from_counts(TOY_COUNTS), 12), (load_motif("MA0139.2"), 40), (load_motif("MA0139.2"), 15)):
         pred = PWMPredictor(pwm)

@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 from conftest import assert_one_line_error
 from dna_fixtures import JASPAR_TEXT, PLANT, random_seqs, write_fa
 from gengen.cli import app
-from gengen.dna.constraints import Constraints, parse_ranges, verify
+from gengen.dna.designer.constraints import Constraints, parse_ranges, verify
 
 runner = CliRunner()
 
@@ -134,7 +134,7 @@ def test_generate_interpolation_and_novelty(tmp_path, gan_dir):
 
 
 def _tiny_predictor(folder, length: int, seed: int = 0):
-    from gengen.dna.predictor_training import PredictorRecipe, train_predictor
+    from gengen.dna.predictor.training import PredictorRecipe, train_predictor
     from gengen.io.sequences import strings_to_codes
 
     seqs = random_seqs(60, length, seed=seed)
@@ -204,7 +204,7 @@ def test_dna_eval_says_what_it_does_before_the_long_parts(gan_dir):
 
 def test_logo_positions_are_one_based_like_hit_positions():
     """Issue 18, item 14: the logos' x axis started at 0 while hit starts are 1-based."""
-    from gengen.dna.figures import _logo_frame
+    from gengen.dna.designer.figures import _logo_frame
 
     frame = _logo_frame(np.full((4, 6), 0.25))
     assert list(frame.index) == [1, 2, 3, 4, 5, 6]

@@ -27,8 +27,8 @@ import torch
 from typer.testing import CliRunner
 
 from gengen.cli import app
-from gengen.dna.objectives import Objective
-from gengen.dna.predictors import PWMPredictor
+from gengen.dna.designer.objectives import Objective
+from gengen.dna.predictor.predictors import PWMPredictor
 from gengen.io.motifs import pwm_from_counts
 from gengen.io.sequences import SequenceSet, codes_to_one_hot
 
@@ -67,7 +67,7 @@ def _single_hit_sequence(pwm, length: int, strand: int, rng) -> tuple[np.ndarray
 
 @pytest.mark.parametrize("strand", [0, 1])
 def test_ism_of_a_pwm_is_its_log_odds_difference(strand):
-    from gengen.dna.explain import ExplainedScore, ism
+    from gengen.dna.predictor.explain import ExplainedScore, ism
 
     pwm = toy_pwm()
     rng = np.random.default_rng(strand)
@@ -92,7 +92,7 @@ def test_ism_of_a_pwm_is_its_log_odds_difference(strand):
 
 def test_ism_workers_give_the_same_answer():
     """Sequences shared among CPU worker threads (--threads): the same deltas as one worker, in order."""
-    from gengen.dna.explain import ExplainedScore, ism
+    from gengen.dna.predictor.explain import ExplainedScore, ism
 
     codes = np.random.default_rng(3).integers(0, 4, (37, 20)).astype(np.uint8)
     model = ExplainedScore([Objective(_ModuleNet(), name="net")]).eval()
@@ -108,7 +108,7 @@ def test_ism_workers_give_the_same_answer():
 
 
 def test_gradient_of_a_pwm_falls_back_from_deeplift_and_is_the_pwm_column():
-    from gengen.dna.explain import ExplainedScore, gradient_attributions
+    from gengen.dna.predictor.explain import ExplainedScore, gradient_attributions
 
     pwm = toy_pwm()
     codes, start = _single_hit_sequence(pwm, 30, 0, np.random.default_rng(5))
@@ -139,7 +139,7 @@ class _ModuleNet(torch.nn.Module):
 
 
 def test_deeplift_runs_where_its_rules_hold():
-    from gengen.dna.explain import ExplainedScore, gradient_attributions
+    from gengen.dna.predictor.explain import ExplainedScore, gradient_attributions
 
     codes = np.random.default_rng(1).integers(0, 4, (24, 20)).astype(np.uint8)
     x = codes_to_one_hot(codes)
@@ -156,8 +156,8 @@ def _sample_sites(counts: np.ndarray, n: int, rng) -> np.ndarray:
 
 def test_a_predictor_trained_on_a_planted_jaspar_motif_learns_that_motif():
     """Killoran Fig. 7a in small: the motif the predictor detected is the planted one, rank 1 in JASPAR 2024."""
-    from gengen.dna.explain import explain
-    from gengen.dna.predictor_training import train_predictor
+    from gengen.dna.predictor.explain import explain
+    from gengen.dna.predictor.training import train_predictor
     from gengen.io.jaspar import jaspar_database
     from gengen.recipes import PredictorRecipe
 
@@ -201,7 +201,7 @@ def test_jaspar_2024_default_collection():
 
 
 def test_jaspar_hits_find_a_planted_site_and_name_the_threshold():
-    from gengen.dna.explain import jaspar_hits, pvalue_label
+    from gengen.dna.predictor.explain import jaspar_hits, pvalue_label
     from gengen.io.jaspar import jaspar_database
 
     db = jaspar_database()
@@ -269,7 +269,7 @@ def test_dna_explain_cli_writes_every_output(tmp_path):
 def test_a_torchscript_model_objective_is_explained_as_its_native_predictor(tmp_path):
     """``--objective model=FILE.pt`` (dna-export-predictor's TorchScript of a CNN predictor) explains the
     same scores and the same ISM as ``--predictor`` on the native model, with gradients too."""
-    from gengen.dna.predictors import CNNPredictor
+    from gengen.dna.predictor.predictors import CNNPredictor
 
     torch.manual_seed(0)
     cnn = CNNPredictor(channels=8, width=5, hidden=8).eval()
@@ -357,8 +357,8 @@ def test_a_pbm_predictor_detects_gata_on_real_gata4_probes():
     """Real data, in small (docs/dna.md has the full runs): a CNN trained on 8,000 Gata4 PBM probes (the
     top 2,000 by signal and 6,000 others, 3 epochs) explains its 200 best probes with a GATA-family motif."""
     from conftest import shared_file
-    from gengen.dna.explain import explain
-    from gengen.dna.predictor_training import read_labels, train_predictor
+    from gengen.dna.predictor.explain import explain
+    from gengen.dna.predictor.training import read_labels, train_predictor
     from gengen.io.sequences import read_fasta
     from gengen.recipes import PredictorRecipe
 
@@ -382,7 +382,7 @@ def test_modisco_finds_the_planted_motif_in_pwm_attributions():
     ends are padded: planted GATA sites anywhere give one GATA-family pattern, and the sites within 2 nt of
     an end are found about as often as the others (a padding too narrow for TF-MoDISco's pattern widths
     lost every one of them)."""
-    from gengen.dna.explain import explain
+    from gengen.dna.predictor.explain import explain
     from gengen.io.jaspar import jaspar_database
 
     db = jaspar_database()
@@ -415,7 +415,7 @@ def test_modisco_finds_the_planted_motif_in_pwm_attributions():
 def test_logos_of_long_sequences_show_their_strongest_window():
     """A logo of 1,000 bases is unreadable (and took seconds per panel): the 100-nt window with the most
     |ISM contribution| is drawn, whole sequences up to 100 nt."""
-    from gengen.dna.explain import logo_window
+    from gengen.dna.predictor.explain import logo_window
 
     strength = np.full(1000, 0.01)
     strength[700:712] = 5.0

@@ -11,10 +11,10 @@ from dna_fixtures import (
     random_seqs,
 )
 from gengen.dna import GANRecipe, gradient_penalty, train_gan
-from gengen.dna.core import GANModel
-from gengen.dna.model import Critic, Generator
-from gengen.dna.train import new_nets as _new_state
-from gengen.dna.train import wgan_gp_iteration
+from gengen.dna.gan.core import GANModel
+from gengen.dna.gan.model import Critic, Generator
+from gengen.dna.gan.train import new_nets as _new_state
+from gengen.dna.gan.train import wgan_gp_iteration
 from gengen.errors import GengenError
 from gengen.io.sequences import strings_to_codes
 
@@ -53,7 +53,7 @@ def test_gradient_penalty_is_zero_for_unit_gradient_critic():
 
 
 def test_same_conv1d_matches_conv1d_to_second_order():
-    from gengen.dna.model import same_conv1d
+    from gengen.dna.gan.model import same_conv1d
 
     torch.manual_seed(0)
     x = torch.randn(3, 4, 9, dtype=torch.float64, requires_grad=True)

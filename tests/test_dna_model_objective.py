@@ -28,7 +28,7 @@ def run(*args):
 
 
 def _cnn(seed: int = 0):
-    from gengen.dna.predictors import CNNPredictor
+    from gengen.dna.predictor.predictors import CNNPredictor
 
     torch.manual_seed(seed)
     cnn = CNNPredictor(channels=8, width=5, hidden=8).eval()
@@ -65,7 +65,7 @@ def _fasta_bytes(path):
 
 # ------------------------------------------------------------------------------------------------ same designs
 def test_the_export_records_the_length_and_reproduces_the_predictor(exported):
-    from gengen.dna.objective_kinds.model import load_torchscript
+    from gengen.dna.designer.objective_kinds.model import load_torchscript
 
     module, meta, members = load_torchscript(str(exported / "pred.pt"))
     assert meta == {"length": LENGTH} and any(m.endswith("extra/gengen.json") for m in members)
@@ -99,9 +99,9 @@ def test_same_bytes_with_another_objective_and_every_constraint(exported, tmp_pa
 
 
 def test_traced_and_scripted_models_design_like_the_eager_one():
-    from gengen.dna.design import design
-    from gengen.dna.objective_kinds.model import ModelObjective, TorchModel
-    from gengen.dna.objectives import Objective
+    from gengen.dna.designer.design import design
+    from gengen.dna.designer.objective_kinds.model import ModelObjective, TorchModel
+    from gengen.dna.designer.objectives import Objective
 
     cnn = _cnn(seed=4)
     x = torch.eye(4)[torch.randint(0, 4, (2, LENGTH))].transpose(1, 2)
@@ -163,7 +163,7 @@ def test_python_factory_with_arguments_and_named_outputs(tmp_path, monkeypatch):
     spec.loader.exec_module(mod)
     net = mod.make(channels=6, seed=2)
     assert net.conv.out_channels == 6
-    from gengen.dna.objectives import load_objectives
+    from gengen.dna.designer.objectives import load_objectives
 
     (obj,), _ = load_objectives(["python=my_models.py:make,channels=6,seed=2,output=down"], length=20)
     x = torch.eye(4)[torch.randint(0, 4, (4, 20))].transpose(1, 2)
@@ -196,7 +196,7 @@ class _Fixed(nn.Module):  # flatten + linear: only one length runs
 
 
 def _wrapped(module, **kw):
-    from gengen.dna.objective_kinds.model import TorchModel
+    from gengen.dna.designer.objective_kinds.model import TorchModel
 
     return TorchModel(module, name="m", **kw)
 
@@ -246,7 +246,7 @@ def test_layout_output_and_gradient_checks_say_what_to_do():
 
 
 def test_a_fixed_length_model_says_which_length_it_takes(tmp_path):
-    from gengen.dna.objective_kinds.model import ModelObjective, TorchModel, _traced_length
+    from gengen.dna.designer.objective_kinds.model import ModelObjective, TorchModel, _traced_length
 
     fixed = _Fixed(30).eval()
     with pytest.raises(GengenError, match=r"does not take 50-nt sequences.*runs on 30 nt \(found by trying lengths\)"):
@@ -271,8 +271,8 @@ def test_a_fixed_length_model_says_which_length_it_takes(tmp_path):
 
 
 def test_a_model_that_fails_on_some_sequences_is_refused_before_design():
-    from gengen.dna.design import design
-    from gengen.dna.objective_kinds.model import ModelObjective
+    from gengen.dna.designer.design import design
+    from gengen.dna.designer.objective_kinds.model import ModelObjective
 
     class Sometimes(nn.Module):
         def forward(self, x):  # infinite where the first four bases are T (the probe's few sequences pass)
@@ -306,7 +306,7 @@ def test_greedy_search_designs_with_a_model_without_gradient(tmp_path):
 # ------------------------------------------------------------------------------------------------ the registry
 def test_a_registered_kind_works_everywhere_objectives_are_named(tmp_path):
     """A new kind is one registration: parse/build from user code, then --objective NAME=... works."""
-    from gengen.dna.objectives import Objective, parse_objective, register_objective_kind
+    from gengen.dna.designer.objectives import Objective, parse_objective, register_objective_kind
     from gengen.registry import OBJECTIVE_KINDS
 
     class GC(nn.Module):
@@ -340,7 +340,7 @@ def test_a_registered_kind_works_everywhere_objectives_are_named(tmp_path):
 
 
 def test_specs_of_the_new_kinds_parse_without_reading_anything():
-    from gengen.dna.objectives import objective_inputs, parse_objective
+    from gengen.dna.designer.objectives import objective_inputs, parse_objective
 
     s = parse_objective("model=m.pt,output=counts,layout=nlc,weight=2")
     assert (s.kind, s.source, s.options, s.weight) == ("model", "m.pt", {"output": "counts", "layout": "NLC"}, 2.0)
@@ -355,7 +355,7 @@ def test_specs_of_the_new_kinds_parse_without_reading_anything():
 
 
 def test_metadata_length_sets_the_design_length_and_is_read_without_loading(tmp_path):
-    from gengen.dna.objectives import trained_lengths
+    from gengen.dna.designer.objectives import trained_lengths
 
     m = torch.jit.script(_Conv())
     m.save(str(tmp_path / "m.pt"), _extra_files={"gengen.json": json.dumps({"length": 24, "output_names": ["s"]})})

@@ -9,11 +9,11 @@ import torch
 
 from dna_fixtures import TOY_COUNTS
 from gengen.dna import GANModel, GANRecipe, Generator
-from gengen.dna.design import design
-from gengen.dna.interpolate import interpolate, latent_paths, slerp
-from gengen.dna.novelty import exact_copies, nearest_distances, novelty_table, reverse_complement_codes
-from gengen.dna.objectives import Objective, calibrate, column_names, parse_objective, random_codes
-from gengen.dna.predictors import CNNPredictor, PWMPredictor
+from gengen.dna.designer.design import design
+from gengen.dna.designer.objectives import Objective, calibrate, column_names, parse_objective, random_codes
+from gengen.dna.gan.interpolate import interpolate, latent_paths, slerp
+from gengen.dna.gan.novelty import exact_copies, nearest_distances, novelty_table, reverse_complement_codes
+from gengen.dna.predictor.predictors import CNNPredictor, PWMPredictor
 from gengen.errors import GengenError
 from gengen.io.motifs import load_motif, pwm_from_counts
 
@@ -126,7 +126,7 @@ def test_design_leaves_the_users_models_as_it_found_them():
 def test_joint_design_with_avoid_and_gc():
     gen = Generator(length=24, latent=8, channels=8, blocks=1)
     gan = GANModel(gen, GANRecipe(length=24, latent=8, channels=8, blocks=1))
-    from gengen.dna.constraints import Constraints, verify
+    from gengen.dna.designer.constraints import Constraints, verify
 
     c = Constraints(avoid=("AAA", "GGG"), gc=(0.3, 0.6))
     r = design(toy(), 12, None, gan=gan, constraints=c, steps=30, device="cpu", quiet=True)

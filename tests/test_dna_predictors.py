@@ -11,9 +11,9 @@ from dna_fixtures import (
     TOY_COUNTS,
     random_seqs,
 )
-from gengen.dna.baselines import independent_check
-from gengen.dna.predictor_training import PredictorRecipe, default_choices, train_predictor
-from gengen.dna.predictors import CNNPredictor, PWMPredictor, load_predictor, report_scores
+from gengen.dna.predictor.baselines import independent_check
+from gengen.dna.predictor.predictors import CNNPredictor, PWMPredictor, load_predictor, report_scores
+from gengen.dna.predictor.training import PredictorRecipe, default_choices, train_predictor
 from gengen.errors import GengenError
 from gengen.io.motifs import load_motif, pwm_from_counts
 from gengen.io.sequences import one_hot, strings_to_codes
@@ -105,7 +105,7 @@ def test_cnn_predictor_keeps_the_epoch_chosen_on_the_stopping_split():
     # the returned weights are that epoch's: recompute the held-out r (same seeded split)
     perm = np.random.default_rng(0).permutation(400)
     val = perm[: m["n_val"]]
-    from gengen.dna.predictor_training import transform_labels
+    from gengen.dna.predictor.training import transform_labels
 
     pred = trained.model.eval()(one_hot([seqs[i] for i in val])).detach().numpy()
     r = np.corrcoef(pred, transform_labels(y, "log")[val])[0, 1]
@@ -135,7 +135,7 @@ def test_independent_check_ranks_planted_designs_above_probes():
 
 
 def test_score_records_mixed_lengths_short_records_and_ambiguous_policies():
-    from gengen.dna.scoring import score_records
+    from gengen.dna.predictor.scoring import score_records
 
     pwm = pwm_from_counts(TOY_COUNTS)  # 5 bp
     rng = np.random.default_rng(5)
@@ -166,7 +166,7 @@ def test_score_records_mixed_lengths_short_records_and_ambiguous_policies():
 
 
 def test_read_labels_separator_follows_the_suffix_then_the_header(tmp_path):
-    from gengen.dna.predictor_training import read_labels
+    from gengen.dna.predictor.training import read_labels
 
     tsv = tmp_path / "s.tsv"
     tsv.write_text("id\tsignal, normalised\na\t1.5\nb\t2.5\n")  # a comma inside a TSV header
@@ -192,7 +192,7 @@ def _brute_best(pwm, seq):
 def test_predictor_keeps_nn_module_mode_apart_from_its_training_record(tmp_path):
     """config.json's training section lives in ``training_record``: ``training`` is nn.Module's mode flag,
     which design code saves and restores (a dict or None there broke ``train(mode)``)."""
-    from gengen.dna.predictors import CNNPredictor
+    from gengen.dna.predictor.predictors import CNNPredictor
 
     m = CNNPredictor(channels=4, width=3, hidden=4)
     assert m.training is True and m.training_record is None
@@ -213,7 +213,7 @@ def test_score_records_refuses_other_lengths_than_the_predictors_or_scans_its_wi
     """Issue 18, item 14: dna-score scored 50-nt records with a 36-nt predictor silently while dna-design
     refused; now both refuse with one message, and --predictor-windows scores the best window of the
     trained length instead (checked against scoring every window one by one)."""
-    from gengen.dna.scoring import best_windows, score_records
+    from gengen.dna.predictor.scoring import best_windows, score_records
 
     model = _tiny_cnn(8)
     rng = np.random.default_rng(2)
@@ -364,7 +364,7 @@ def test_gata4_pbm_probes_a_flanked_cnn_ranks_held_out_probes_well_above_the_6me
     0.702 vs the ridge's 0.560) already beats the 6-mer ridge by > 0.10 on the held-out probes. The
     full default (3 networks, 8 epochs) on every factor: benchmarks/pbm_predictor.py, docs/dna.md."""
     from conftest import shared_file
-    from gengen.dna.predictor_training import read_labels
+    from gengen.dna.predictor.training import read_labels
     from gengen.io.sequences import read_fasta
 
     seqs = read_fasta(shared_file("dna", "pbm", "Gata4.fa.gz"))

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-from gengen.dna.predictors import BANDED_MAX_LENGTH, PWMPredictor
+from gengen.dna.predictor.predictors import BANDED_MAX_LENGTH, PWMPredictor
 from gengen.io.motifs import load_motif, pwm_from_counts
 from gengen.io.sequences import codes_to_one_hot
 
@@ -131,7 +131,7 @@ MEMORY_PROBE = textwrap.dedent("""
     import json, resource, sys, time
     import numpy as np, torch
     torch.set_num_threads(1)
-    from gengen.dna.scoring import score_records
+    from gengen.dna.predictor.scoring import score_records
     from gengen.io.motifs import pwm_from_counts
 
     def peak_mb():
@@ -167,7 +167,7 @@ def test_a_one_megabase_record_scores_in_bounded_memory_and_time():
 def test_avoided_pattern_counts_of_long_sequences_match_the_whole_matrix():
     """The avoided-pattern scanner had the same L² matrix (dna-design --length 100000 --avoid GAATTC): blocked
     beyond BANDED_MAX_LENGTH, with the same counts."""
-    from gengen.dna.greedy import PatternScanner
+    from gengen.dna.designer.greedy import PatternScanner
 
     rng = np.random.default_rng(0)
     length = 1_200

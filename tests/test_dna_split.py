@@ -13,11 +13,11 @@ from typer.testing import CliRunner
 from conftest import shared_file
 from dna_fixtures import random_seqs
 from gengen.cli import app
-from gengen.dna.core import GANModel
 from gengen.dna.data import evaluation_windows, training_windows
-from gengen.dna.model import Generator
-from gengen.dna.novelty import exact_copies
-from gengen.dna.train import GANRecipe
+from gengen.dna.gan.core import GANModel
+from gengen.dna.gan.model import Generator
+from gengen.dna.gan.novelty import exact_copies
+from gengen.dna.gan.train import GANRecipe
 from gengen.io.sequences import (
     SequenceSet,
     code_keys,
@@ -219,7 +219,7 @@ def test_grouped_parts_keep_identical_sequences_together():
 def test_predictor_on_copies_of_one_probe_is_a_one_line_error():
     """Copies stay in the held-out part they start in: 60 copies of one probe (labels differing) left
     nothing to train on and ended in a Ridge ValueError traceback."""
-    from gengen.dna.predictor_training import PredictorRecipe, train_predictor
+    from gengen.dna.predictor.training import PredictorRecipe, train_predictor
     from gengen.errors import GengenError
 
     codes = read_fasta_codes(random_seqs(1, 20, seed=4) * 60)

@@ -201,8 +201,8 @@ def _gan_checkpoint(folder: Path, codes=None, resume: bool = False):
 
 
 def test_unknown_recipe_or_architecture_key_is_a_clean_error(tmp_path):
-    from gengen.dna.core import GANModel
-    from gengen.dna.predictors import CNNPredictor, load_predictor
+    from gengen.dna.gan.core import GANModel
+    from gengen.dna.predictor.predictors import CNNPredictor, load_predictor
 
     codes = _gan_checkpoint(tmp_path / "gan")
     cfg_path = tmp_path / "gan" / "config.json"
@@ -221,8 +221,8 @@ def test_unknown_recipe_or_architecture_key_is_a_clean_error(tmp_path):
 
 @pytest.mark.parametrize("content", [b"", b"\x00\xff\xfe junk \x81", b"a,b\n1,2\n"])
 def test_a_broken_history_does_not_stop_a_model(tmp_path, capsys, content):
-    from gengen.dna.core import GANModel
-    from gengen.dna.train import training_snapshot
+    from gengen.dna.gan.core import GANModel
+    from gengen.dna.gan.train import training_snapshot
 
     _gan_checkpoint(tmp_path / "gan")
     (tmp_path / "gan" / "history.csv").write_bytes(content)

@@ -78,8 +78,8 @@ def test_fit_vae_asked_for_graphs_on_cpu_trains_eagerly():
 
 
 def test_wgan_iteration_callable_is_eager_on_cpu_and_saved_groups_are_not_capturable(tmp_path):
-    from gengen.dna.train import GANRecipe, make_iteration
-    from gengen.dna.train import new_nets as _new_state
+    from gengen.dna.gan.train import GANRecipe, make_iteration
+    from gengen.dna.gan.train import new_nets as _new_state
     from gengen.training_state import flatten_optimizer as _flatten_opt
 
     recipe = GANRecipe(length=12, channels=4, blocks=1, batch_size=8, critic_steps=2)
@@ -160,7 +160,7 @@ def test_ggan_train_cli_rejects_an_unknown_precision(tmp_path):
 
 
 def test_predictor_refuses_splits_that_leave_too_little_training_data():
-    from gengen.dna.predictor_training import PredictorRecipe, train_predictor
+    from gengen.dna.predictor.training import PredictorRecipe, train_predictor
 
     codes = np.random.default_rng(0).integers(0, 4, (40, 12)).astype(np.uint8)
     y = np.random.default_rng(1).random(40) + 1

@@ -273,7 +273,7 @@ def got_expression(xd):
     ],
 )
 def test_every_gzip_reader_names_a_truncated_file(damaged, reader, name):
-    from gengen.dna.predictor_training import read_labels
+    from gengen.dna.predictor.training import read_labels
     from gengen.io.sequences import read_fasta_records
 
     d, expression = damaged

@@ -77,7 +77,7 @@ LAYOUTS = {
 
 
 def _scores(pwm) -> np.ndarray:
-    from gengen.dna.predictors import PWMPredictor
+    from gengen.dna.predictor.predictors import PWMPredictor
     from gengen.io.sequences import one_hot
 
     rng = np.random.default_rng(0)

@@ -187,8 +187,8 @@ def test_progress_time_left_and_expected_time_respect_the_time_limit(monkeypatch
 def test_dna_train_gives_its_time_limit_to_the_progress_bar(monkeypatch):
     import numpy as np
 
-    from gengen.dna import train as dna_train
     from gengen.dna import train_gan
+    from gengen.dna.gan import train as dna_train
     from gengen.recipes import GANRecipe
 
     seen = {}

@@ -212,7 +212,7 @@ def test_trainers_call_on_epoch_and_let_its_exception_through():
     import anndata as ad
     import torch
 
-    from gengen.dna.predictors import PredictorRecipe, train_predictor
+    from gengen.dna.predictor.training import PredictorRecipe, train_predictor
     from gengen.ggan import GGANModel, GGANRecipe
     from gengen.vae import VAEModel, VAERecipe
 
@@ -286,7 +286,7 @@ def test_vae_sweep_prunes_a_hopeless_configuration(tmp_path):
 def test_ggan_and_predictor_sweeps_keep_the_best_by_their_own_metric(tmp_path):
     import anndata as ad
 
-    from gengen.dna.predictors import load_predictor
+    from gengen.dna.predictor.predictors import load_predictor
     from gengen.ggan import GGANModel
     from gengen.sweep import LabelledSequences, ReferenceData, run_sweep
 

@@ -273,7 +273,7 @@ def _labelled_sequences(n: int = 160, length: int = 16, seed: int = 0):
 
 
 def _predictor(codes, y, folder, resume=False, minutes=None):
-    from gengen.dna.predictor_training import PredictorRecipe, train_predictor
+    from gengen.dna.predictor.training import PredictorRecipe, train_predictor
 
     recipe = PredictorRecipe(channels=6, width=5, hidden=8, epochs=4, batch_size=32, seed=4)
     return train_predictor(codes, y, None if resume else recipe, device="cpu", quiet=True, baseline=False,
@@ -306,7 +306,7 @@ def test_predictor_resumed_after_any_checkpoint_is_bit_identical(tmp_path, monke
 
 
 def test_unfinished_predictor_checkpoint_loads_and_refuses_other_data(tmp_path, monkeypatch, capsys):
-    from gengen.dna.predictors import load_predictor
+    from gengen.dna.predictor.predictors import load_predictor
 
     codes, _, y = _labelled_sequences()
     with monkeypatch.context() as m:
@@ -321,7 +321,7 @@ def test_unfinished_predictor_checkpoint_loads_and_refuses_other_data(tmp_path, 
     y2[3] += 1.0
     with pytest.raises(GengenError, match="training data differ"):
         _predictor(codes, y2, tmp_path / "cut", resume=True)
-    from gengen.dna.predictor_training import PredictorRecipe, train_predictor
+    from gengen.dna.predictor.training import PredictorRecipe, train_predictor
 
     with pytest.raises(GengenError, match=r"epochs 6 \(checkpoint: 4\)"):
         train_predictor(codes, y, PredictorRecipe(channels=6, width=5, hidden=8, epochs=6, batch_size=32, seed=4),

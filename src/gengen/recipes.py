@@ -157,7 +157,7 @@ class GANRecipe:
 
 @dataclass
 class PredictorRecipe:
-    """Training settings for :class:`gengen.dna.predictors.CNNPredictor`; defaults suit ~40k PBM probes on a CPU
+    """Training settings for :class:`gengen.dna.predictor.predictors.CNNPredictor`; defaults suit ~40k PBM probes on a CPU
     (chosen on the early-stopping split of the three shared PBM factors; docs/dna.md lists what was tried)."""
 
     channels: int = 64
@@ -185,7 +185,7 @@ class PredictorRecipe:
 
 @dataclass(frozen=True)
 class DesignSettings:
-    """The defaults of :func:`gengen.dna.design.design` and ``dna-design``: the paper's Adam step 0.1
+    """The defaults of :func:`gengen.dna.designer.design.design` and ``dna-design``: the paper's Adam step 0.1
     and gradient noise 1e-5 on z (joint design), no prior on ``||z||^2``, unit-scale random start
     logits, and up to 500 steps that stop on a plateau (designs of tens of bases converge in a few
     hundred steps, and most stop improving after ~100).

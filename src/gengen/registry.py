@@ -14,7 +14,7 @@ function is named as ``"module:attribute"`` and imported when first used.
 
 Objective kinds (:data:`OBJECTIVE_KINDS`) are the same idea with two functions each: ``parse`` checks
 an ``--objective KIND=SOURCE,...`` spec without reading anything, ``build`` loads it into an
-:class:`~gengen.dna.objectives.Objective` (see :func:`gengen.dna.objectives.register_objective_kind`).
+:class:`~gengen.dna.designer.objectives.Objective` (see :func:`gengen.dna.designer.objectives.register_objective_kind`).
 """
 
 from __future__ import annotations
@@ -164,7 +164,7 @@ for _name, _label, _run, _kind in (
 class ObjectiveKind:
     """One kind of design objective: ``name`` is the spec key that names its source (``model=FILE``),
     ``label`` what that source is (``FILE.pt``: help and errors), ``parse(spec) -> spec`` checks a parsed
-    :class:`~gengen.dna.objectives.ObjectiveSpec` (its own keys, the files it reads) without reading
+    :class:`~gengen.dna.designer.objectives.ObjectiveSpec` (its own keys, the files it reads) without reading
     anything, ``build(spec, context) -> Objective`` loads it, and the optional ``length(spec) -> (name,
     length) | None`` reads the sequence length its model was trained on without loading it. Each
     function is a callable or its ``"module:attribute"`` path."""
@@ -249,15 +249,15 @@ class _LazyOptional:
 
 
 OBJECTIVE_KINDS = ObjectiveKinds()
-"""``dna-design`` / ``dna-score`` / :func:`gengen.dna.objectives.load_objectives` objective kinds: an
-``--objective KIND=SOURCE,...`` spec names one; each is a module of :mod:`gengen.dna.objective_kinds`
+"""``dna-design`` / ``dna-score`` / :func:`gengen.dna.designer.objectives.load_objectives` objective kinds: an
+``--objective KIND=SOURCE,...`` spec names one; each is a module of :mod:`gengen.dna.designer.objective_kinds`
 (``parse``, ``build``, ``trained_length``). A new kind is one new file and one line here, or a
-:func:`gengen.dna.objectives.register_objective_kind` call from user code."""
+:func:`gengen.dna.designer.objectives.register_objective_kind` call from user code."""
 for _name, _label, _help in (
     ("motif", "FILE_OR_JASPAR_ID", "a PWM (read like --motif), best match over positions and both strands"),
     ("predictor", "NAME_OR_DIR", "a dna-train-predictor model (folder or store name)"),
     ("model", "FILE.pt", "a TorchScript model (torch.jit.save); output=K, layout=NLC"),
     ("python", "FILE.py:FACTORY", "your Python factory returning an nn.Module (runs your code); its own key=value args"),
 ):
-    OBJECTIVE_KINDS.register(_name, f"gengen.dna.objective_kinds.{_name}", label=_label, help=_help)
+    OBJECTIVE_KINDS.register(_name, f"gengen.dna.designer.objective_kinds.{_name}", label=_label, help=_help)
 del _name, _label, _run, _kind, _default, _help

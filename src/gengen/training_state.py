@@ -27,7 +27,7 @@ as an uninterrupted run *on the CPU at the same thread count*. On a CUDA GPU a r
 correctly (the CUDA generator is restored too) but kernels there are not bit-reproducible.
 
 How a loop uses it (see ``gengen.vae.train._fit_vae``, ``gengen.ggan.loop._fit`` and
-``gengen.dna.predictor_training._fit``)::
+``gengen.dna.predictor.training._fit``)::
 
     state = LoopState({"net": net}, {"adam": opt}, {"permutation": perm_gen})
     if checkpoint is not None:

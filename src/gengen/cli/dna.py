@@ -96,13 +96,13 @@ class ObjectiveChoice:
 
     def inputs(self) -> list:
         """The files and models they read (every ``--objective`` parsed now, before any is read)."""
-        from gengen.dna.objectives import objective_inputs
+        from gengen.dna.designer.objectives import objective_inputs
 
         return [self.motif, self.predictor, *objective_inputs(self.objective)]
 
     def has_motif(self) -> bool:
         """Whether a motif takes part (``--motif`` or an ``--objective motif=...``): designs then have hits."""
-        from gengen.dna.objectives import parse_objective
+        from gengen.dna.designer.objectives import parse_objective
 
         return bool(self.motif) or any(parse_objective(s).kind == "motif" for s in self.objective or [])
 
@@ -110,8 +110,8 @@ class ObjectiveChoice:
              gradient: bool = False):
         """(objectives, the motif annotating predictor-only designs); nothing when not ``needed`` and none
         given. With ``length`` each objective is checked on it now (and with ``gradient``, that design
-        can follow its gradient): see :func:`gengen.dna.objectives.load_objectives`."""
-        from gengen.dna.objectives import load_objectives
+        can follow its gradient): see :func:`gengen.dna.designer.objectives.load_objectives`."""
+        from gengen.dna.designer.objectives import load_objectives
 
         if not needed and not (self.objective or self.motif or self.predictor):
             return [], None
@@ -131,7 +131,7 @@ JASPAR_OPTIONS = opt.OptionGroup(
 
 
 def _load_gan(model, device, weights, quiet):
-    from gengen.dna.core import GANModel
+    from gengen.dna.gan.core import GANModel
 
     gan = GANModel.load(model, device=device, weights=weights)
     say(f"GAN {model}: {gan.metrics.get('weights', weights)} weights, iteration {gan.iteration}", quiet)
@@ -165,9 +165,9 @@ def dna_train(
     device: opt.DeviceOpt = "auto", threads: opt.ThreadsOpt = None, quiet: opt.QuietOpt = False,
 ) -> None:
     """Train a WGAN-GP (residual CNNs) on DNA windows; writes a resumable checkpoint with samples."""
-    from gengen.dna.core import GANModel
     from gengen.dna.data import training_windows
-    from gengen.dna.train import resume_heldout_by, resume_heldout_fraction, training_report
+    from gengen.dna.gan.core import GANModel
+    from gengen.dna.gan.train import resume_heldout_by, resume_heldout_fraction, training_report
     from gengen.io.sequences import read_fasta
     from gengen.training_state import Checkpointing
 
@@ -219,11 +219,11 @@ def dna_generate(
     device: opt.DeviceOpt = "auto", threads: opt.ThreadsOpt = None, quiet: opt.QuietOpt = False,
 ) -> None:
     """Sample sequences from a trained DNA GAN (argmax of G(z), z ~ N(0, I)), or paths between latent points."""
-    from gengen.dna.generate import write_samples
-    from gengen.dna.interpolate import check_steps
-    from gengen.dna.interpolate import interpolate as paths
-    from gengen.dna.objectives import design_length, trained_lengths
-    from gengen.dna.result import FASTA_SUFFIXES, design_outputs
+    from gengen.dna.designer.objectives import design_length, trained_lengths
+    from gengen.dna.designer.result import FASTA_SUFFIXES, design_outputs
+    from gengen.dna.gan.generate import write_samples
+    from gengen.dna.gan.interpolate import check_steps
+    from gengen.dna.gan.interpolate import interpolate as paths
 
     set_threads(threads)
     opt.require_suffix(output, FASTA_SUFFIXES, "FASTA")
@@ -289,10 +289,10 @@ def dna_design(
     device: opt.DeviceOpt = "auto", threads: opt.ThreadsOpt = None, quiet: opt.QuietOpt = False,
 ) -> None:
     """Design sequences toward motifs and/or trained predictors, directly or through a GAN, under constraints."""
-    from gengen.dna.constraints import constraints_from_options
-    from gengen.dna.design import design
-    from gengen.dna.objectives import design_length, trained_lengths
-    from gengen.dna.result import FASTA_SUFFIXES, design_outputs
+    from gengen.dna.designer.constraints import constraints_from_options
+    from gengen.dna.designer.design import design
+    from gengen.dna.designer.objectives import design_length, trained_lengths
+    from gengen.dna.designer.result import FASTA_SUFFIXES, design_outputs
 
     set_threads(threads)
     opt.require_suffix(output, FASTA_SUFFIXES, "FASTA (with .tsv and .png beside it)")
@@ -337,7 +337,7 @@ def _annotate_designs(result, jaspar: JasparChoice) -> str:
     """Add the JASPAR hits of every design to its table (``--annotate``); the line that says what was found."""
     from collections import Counter
 
-    from gengen.dna.explain import jaspar_hits, pvalue_label
+    from gengen.dna.predictor.explain import jaspar_hits, pvalue_label
 
     db, threshold = jaspar.database(), jaspar.annotate_pvalue
     hits, counts = jaspar_hits(result.codes, db, threshold=threshold)
@@ -378,8 +378,8 @@ def dna_explain(
 ) -> None:
     """Explain why sequences score: ISM and gradient attributions per base, the motifs behind them and
     their JASPAR 2024 matches (e.g. what a trained predictor learned, or what a design wrote)."""
-    from gengen.dna.explain import explain, explain_outputs
-    from gengen.dna.objectives import check_trained_length, trained_lengths
+    from gengen.dna.designer.objectives import check_trained_length, trained_lengths
+    from gengen.dna.predictor.explain import explain, explain_outputs
     from gengen.io.sequences import read_fasta
 
     set_threads(threads)
@@ -449,7 +449,7 @@ def dna_train_predictor(
     The model folder is a resumable checkpoint while training runs (every 10 epochs and at least once
     a minute): after an interruption, the same command with --resume continues where it stopped.
     """
-    from gengen.dna.predictor_training import read_labels, train_predictor
+    from gengen.dna.predictor.training import read_labels, train_predictor
     from gengen.io.sequences import read_fasta
 
     set_threads(threads)
@@ -474,8 +474,8 @@ def dna_export_predictor(
 ) -> None:
     """Export a dna-train-predictor model as TorchScript (torch.jit.save): for --objective model=FILE.pt, and for
     any PyTorch tool (torch.jit.load). The archive records the length the model was trained on."""
-    from gengen.dna.objective_kinds.model import export_torchscript
-    from gengen.dna.predictors import CNNPredictor
+    from gengen.dna.designer.objective_kinds.model import export_torchscript
+    from gengen.dna.predictor.predictors import CNNPredictor
 
     set_threads(threads)
     output = output if output is not None else Path(Path(model).name + ".pt")
@@ -510,9 +510,9 @@ def dna_score(
     device: opt.DeviceOpt = "auto", threads: opt.ThreadsOpt = None, quiet: opt.QuietOpt = False,
 ) -> None:
     """Score every sequence of a FASTA with a motif (best hit, both strands), a predictor and/or objectives."""
-    from gengen.dna.objective_kinds.motif import read_motif
-    from gengen.dna.objectives import ObjectiveContext, load_objectives
-    from gengen.dna.scoring import score_file, scores_bed_path, write_hits_bed, write_scores
+    from gengen.dna.designer.objective_kinds.motif import read_motif
+    from gengen.dna.designer.objectives import ObjectiveContext, load_objectives
+    from gengen.dna.predictor.scoring import score_file, scores_bed_path, write_hits_bed, write_scores
 
     set_threads(threads)
     opt.require_suffix(output, TABLE_SUFFIXES, "a TSV table")
@@ -564,7 +564,7 @@ def dna_eval(
 ) -> None:
     """k-mer spectrum JS divergence (k = 1..6) of GAN samples vs held-out real windows, next to i.i.d.
     and Markov baselines and the real-vs-real noise floor; and how far samples are from the training set."""
-    from gengen.dna.evaluate import eval_outputs, evaluate_gan
+    from gengen.dna.gan.evaluate import eval_outputs, evaluate_gan
     from gengen.io.sequences import read_fasta
 
     set_threads(threads)

@@ -150,7 +150,7 @@ def sweep_predictor(
     seed: SweepSeedOpt = None, device: opt.DeviceOpt = "auto", threads: opt.ThreadsOpt = None, quiet: opt.QuietOpt = False,
 ) -> None:
     """Sweep dna-train-predictor's CNN; objective: Pearson r on the early-stopping split (higher is better)."""
-    from gengen.dna.predictors import TRANSFORMS
+    from gengen.dna.predictor.training import TRANSFORMS
 
     if transform not in TRANSFORMS:
         raise GengenError(f"--transform must be one of {', '.join(TRANSFORMS)}, got {transform!r}.")
@@ -159,7 +159,7 @@ def sweep_predictor(
     input_path(scores)
 
     def load():
-        from gengen.dna.predictors import read_labels
+        from gengen.dna.predictor.training import read_labels
         from gengen.io.sequences import read_fasta
         from gengen.sweep import LabelledSequences
 

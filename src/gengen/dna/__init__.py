@@ -7,10 +7,14 @@
 >>> result.summary()["fraction_of_max"], result.records()[:2]
 """
 
-from gengen.dna.constraints import Constraints, verify
-from gengen.dna.core import GANModel, train_gan
-from gengen.dna.design import DesignResult, design, design_direct, design_joint, parse_target, plot_design
-from gengen.dna.explain import ExplainedScore, Explanation, explain, jaspar_hits, match_motifs
+from gengen.dna.designer.constraints import Constraints, verify
+from gengen.dna.designer.design import DesignResult, design, design_direct, design_joint, parse_target, plot_design
+from gengen.dna.designer.objective_kinds import motif as _motif_kind  # noqa: F401  (its PWM objective: Objective.specialise)
+from gengen.dna.designer.objective_kinds.model import export_torchscript
+from gengen.dna.designer.objectives import Objective, load_objectives, register_objective_kind
+from gengen.dna.gan.core import GANModel, train_gan
+from gengen.dna.gan.model import Critic, Generator
+from gengen.dna.gan.train import gradient_penalty
 from gengen.dna.metrics import (
     fit_markov,
     hamming_diversity,
@@ -20,13 +24,16 @@ from gengen.dna.metrics import (
     sample_iid,
     sample_markov,
 )
-from gengen.dna.model import Critic, Generator
-from gengen.dna.objective_kinds import motif as _motif_kind  # noqa: F401  (its PWM objective: Objective.specialise)
-from gengen.dna.objective_kinds.model import export_torchscript
-from gengen.dna.objectives import Objective, load_objectives, register_objective_kind
-from gengen.dna.predictor_training import PredictorRecipe, TrainedPredictor, train_predictor
-from gengen.dna.predictors import CNNPredictor, PWMPredictor, exact_score, load_predictor, predict, report_scores
-from gengen.dna.train import gradient_penalty
+from gengen.dna.predictor.explain import ExplainedScore, Explanation, explain, jaspar_hits, match_motifs
+from gengen.dna.predictor.predictors import (
+    CNNPredictor,
+    PWMPredictor,
+    exact_score,
+    load_predictor,
+    predict,
+    report_scores,
+)
+from gengen.dna.predictor.training import PredictorRecipe, TrainedPredictor, train_predictor
 from gengen.recipes import DesignSettings, GANRecipe
 
 __all__ = [

@@ -21,7 +21,7 @@ from gengen.errors import GengenError
 from gengen.io.sequences import HELDOUT_BY, SequenceSet, duplicate_records, heldout_mask, heldout_split, record_keys
 
 if TYPE_CHECKING:
-    from gengen.dna.core import GANModel
+    from gengen.dna.gan.core import GANModel
 
 
 @dataclass

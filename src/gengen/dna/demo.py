@@ -13,8 +13,8 @@ from gengen.runtime import log
 
 def run(outdir: Path, seed: int = 0, quiet: bool = False) -> list[str]:
     """Run the DNA demo into ``outdir``; returns summary lines."""
-    from gengen.dna.design import design
-    from gengen.dna.predictors import PWMPredictor
+    from gengen.dna.designer.design import design
+    from gengen.dna.predictor.predictors import PWMPredictor
     from gengen.io.motifs import load_motif
 
     outdir = Path(outdir)

@@ -332,7 +332,7 @@ class PredictorPipeline(Pipeline):
     warmup_epochs = 2  # a few epochs per trial (8 by default)
 
     def __init__(self):
-        from gengen.dna.predictors import PredictorRecipe
+        from gengen.dna.predictor.training import PredictorRecipe
 
         self.recipe_class = PredictorRecipe
         self.params = _params(
@@ -350,7 +350,7 @@ class PredictorPipeline(Pipeline):
         }
 
     def train(self, data: LabelledSequences, values, *, seed, device, on_epoch) -> TrialOutcome:
-        from gengen.dna.predictors import train_predictor
+        from gengen.dna.predictor.training import train_predictor
 
         recipe = self.recipe_class(**self.recipe_fields(values), seed=seed, val_fraction=data.val_fraction,
                                    transform=data.transform)

@@ -7,8 +7,8 @@ The critic mirrors it: 1x1 conv in, 5 residual blocks, dense to one number.
 The penalty's input gradient is written out (:meth:`Critic.input_gradient`) instead of autograd's
 double backward, and the residual convolutions use a faster CPU backward (:class:`_SameConv1d`);
 both give the same numbers (tested against autograd). Drawing sequences from a generator
-(:func:`sample_codes`) lives here too, for the training loop's held-out check (:mod:`gengen.dna.train`)
-and the user-facing model (:mod:`gengen.dna.core`) alike.
+(:func:`sample_codes`) lives here too, for the training loop's held-out check (:mod:`gengen.dna.gan.train`)
+and the user-facing model (:mod:`gengen.dna.gan.core`) alike.
 """
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
 """``dna-generate``: samples of a trained GAN written as FASTA, each described by its GC, its objective
 scores and (with the training FASTA) its distance to the nearest training window.
 
-Latent paths between samples are :mod:`gengen.dna.interpolate`; drawing the sequences themselves is
-:meth:`gengen.dna.core.GANModel.generate`.
+Latent paths between samples are :mod:`gengen.dna.gan.interpolate`; drawing the sequences themselves is
+:meth:`gengen.dna.gan.core.GANModel.generate`.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 if TYPE_CHECKING:
-    from gengen.dna.core import GANModel
+    from gengen.dna.gan.core import GANModel
 
 
 def write_samples(
@@ -30,7 +30,7 @@ def write_samples(
     Returns
     -------
     The lines to report: GC, and with ``train_data`` the novelty of the samples next to held-out real
-    windows (:mod:`gengen.dna.novelty`).
+    windows (:mod:`gengen.dna.gan.novelty`).
     """
     from gengen.io.sequences import decode_codes, gc_content, write_fasta
 
@@ -52,8 +52,8 @@ def write_samples(
     codes = gan.generate(n, seed=seed)
     desc = [f"gc={g:.3f}" for g in gc_content(codes)]
     if objectives:
-        from gengen.dna.design import borrowed
-        from gengen.dna.objectives import column_names, exact_scores
+        from gengen.dna.designer.design import borrowed
+        from gengen.dna.designer.objectives import column_names, exact_scores
         from gengen.io.sequences import codes_to_one_hot
 
         with borrowed([o.predictor for o in objectives], gan.device):
@@ -61,7 +61,7 @@ def write_samples(
         cols = [c.removeprefix("score_") for c in column_names(objectives)]
         desc = [d + "".join(f" {c}={v:.4f}" for c, v in zip(cols, row)) for d, row in zip(desc, scores)]
     if train_data is not None:
-        from gengen.dna.novelty import describe, novelty_table
+        from gengen.dna.gan.novelty import describe, novelty_table
 
         sets = {"gan": codes}
         if test is not None:

@@ -11,7 +11,7 @@ One loop (:func:`design`) optimises a **sequence source** with Adam:
 Each step the source gives a relaxed sequence (softmax over bases) and a one-hot readout (the argmax
 base, fixed positions put back to the start, and beyond the edit budget only the ``max_edits`` edits
 the optimiser wants most -- by how much the new base's logit exceeds the start base's). The objectives
-(:mod:`gengen.dna.objectives`) see either the relaxation or -- straight-through -- the readout in the
+(:mod:`gengen.dna.designer.objectives`) see either the relaxation or -- straight-through -- the readout in the
 forward pass with softmax gradients backward. Avoided patterns and the GC range add a penalty (one
 unit of the total weight per occurrence or per base off the range).
 
@@ -19,8 +19,8 @@ Straight-through is used whenever a value is to be hit or sequences are edited (
 scored is the sequence kept, and the best constraint-meeting readout of every design is kept over
 all steps); otherwise the plain softmax relaxation, which designed as well or better toward PWM
 maxima (docs/dna.md). After the gradient steps: single-base polishing toward value targets, a repair
-pass for designs that still break a pattern or GC constraint (:mod:`gengen.dna.greedy`), and the
-independent check (:func:`gengen.dna.constraints.verify`): a design that fails it is dropped.
+pass for designs that still break a pattern or GC constraint (:mod:`gengen.dna.designer.greedy`), and the
+independent check (:func:`gengen.dna.designer.constraints.verify`): a design that fails it is dropped.
 
 Every reported score is the exact score of the **one-hot** sequence (a relaxed sequence can score
 high while its readout does not). The user's models are left as they were found (device, train/eval
@@ -39,16 +39,16 @@ import numpy as np
 import torch
 from torch import nn
 
-from gengen.dna.constraints import Constraints, verify
-from gengen.dna.greedy import EditRules, better_of, polish, polish_from_start, repair
-from gengen.dna.objectives import Objective, as_objectives, calibrate, combined, parse_target
-from gengen.dna.result import DesignResult, design_outputs
+from gengen.dna.designer.constraints import Constraints, verify
+from gengen.dna.designer.greedy import EditRules, better_of, polish, polish_from_start, repair
+from gengen.dna.designer.objectives import Objective, as_objectives, calibrate, combined, parse_target
+from gengen.dna.designer.result import DesignResult, design_outputs
 from gengen.errors import GengenError
 from gengen.recipes import DesignSettings
 from gengen.runtime import Progress, check_memory, resolve_device
 
 if TYPE_CHECKING:
-    from gengen.dna.core import GANModel
+    from gengen.dna.gan.core import GANModel
     from gengen.io.motifs import PWM
 
 __all__ = [
@@ -342,12 +342,12 @@ def design(
     Parameters
     ----------
     objectives : a predictor (``nn.Module``: one-hot ``(N, 4, L)`` -> ``(N,)``, e.g. a
-        :class:`~gengen.dna.predictors.PWMPredictor`), an :class:`~gengen.dna.objectives.Objective`, or a
-        list of them (weighed on a common scale, see :mod:`gengen.dna.objectives`).
+        :class:`~gengen.dna.predictor.predictors.PWMPredictor`), an :class:`~gengen.dna.designer.objectives.Objective`, or a
+        list of them (weighed on a common scale, see :mod:`gengen.dna.designer.objectives`).
     n : number of designs (default: one per start sequence, else 100); start sequences are cycled.
     length : sequence length (default: the start sequences', the GAN's, else 50).
     gan : design through this generator's latent space (joint); without it, direct design.
-    constraints : :class:`~gengen.dna.constraints.Constraints` (start sequences, edit budget, fixed
+    constraints : :class:`~gengen.dna.designer.constraints.Constraints` (start sequences, edit budget, fixed
         positions, avoided patterns, GC range); met by every returned design.
     target : ``"max"``, ``"min"`` or a value, when ``objectives`` is a bare predictor.
     steps : exactly this many Adam steps; None (default): up to ``max_steps``, stopping on a plateau.
@@ -366,7 +366,7 @@ def design(
 
     Returns
     -------
-    :class:`~gengen.dna.result.DesignResult`; ``.write(path)`` writes FASTA, TSV and PNG.
+    :class:`~gengen.dna.designer.result.DesignResult`; ``.write(path)`` writes FASTA, TSV and PNG.
     """
     t0 = time.perf_counter()
     objectives = as_objectives(objectives, target)
@@ -442,7 +442,7 @@ def design(
 def _polish_report(before: torch.Tensor, after: torch.Tensor, objectives: list[Objective]) -> dict:
     """What the substitutions after the gradient steps did (the history and figure end before them):
     the first value target's mean |score - value| before them, and substitutions per design."""
-    from gengen.dna.greedy import _current
+    from gengen.dna.designer.greedy import _current
 
     first = next(o for o in objectives if o.is_value)
     score = _current([first], before)[1][0]
@@ -467,9 +467,9 @@ def _finish(codes: np.ndarray, initial: np.ndarray, objectives: list[Objective],
     """Verify every design independently, drop those that fail, score the rest exactly."""
     import pandas as pd
 
-    from gengen.dna.greedy import edits_of
-    from gengen.dna.objectives import exact_scores
-    from gengen.dna.predictors import PWMPredictor, report_scores
+    from gengen.dna.designer.greedy import edits_of
+    from gengen.dna.designer.objectives import exact_scores
+    from gengen.dna.predictor.predictors import PWMPredictor, report_scores
     from gengen.io.sequences import codes_to_one_hot, decode_codes
 
     problems = verify(decode_codes(codes), c) if c.any else [""] * len(codes)
@@ -531,21 +531,21 @@ def design_joint(gan: GANModel, predictor: nn.Module, n: int = 100, **kwargs) ->
 
 def _onehot_score(predictor, x_hard: torch.Tensor) -> torch.Tensor:
     """The reported score of one-hot sequences: a PWM's exact best window, else the predictor's output."""
-    from gengen.dna.predictors import exact_score
+    from gengen.dna.predictor.predictors import exact_score
 
     return exact_score(predictor, x_hard)
 
 
 def polish_toward(predictor: nn.Module, codes: torch.Tensor, target: float, rounds: int = 30) -> torch.Tensor:
     """Greedy single-base substitutions that bring each sequence's one-hot score closer to ``target``
-    (one per round); see :func:`gengen.dna.greedy.polish`. Returns uint8 codes ``(N, L)``."""
+    (one per round); see :func:`gengen.dna.designer.greedy.polish`. Returns uint8 codes ``(N, L)``."""
     obj = Objective(predictor, float(target))
     rules = EditRules(None, len(codes), codes.shape[1], codes.device)
     return polish(codes, [obj], rules, rounds=rounds)
 
 
 def plot_design(result: DesignResult, path, pwm: PWM | None = None, *, title: str = "") -> None:
-    """See :func:`gengen.dna.figures.plot_design`."""
-    from gengen.dna.figures import plot_design as plot
+    """See :func:`gengen.dna.designer.figures.plot_design`."""
+    from gengen.dna.designer.figures import plot_design as plot
 
     plot(result, path, pwm=pwm, title=title)

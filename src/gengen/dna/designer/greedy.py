@@ -9,7 +9,7 @@
 - :func:`polish` (rounds of the best allowed substitution toward a value target) and :func:`repair`
   (rounds of the substitution that most reduces the violations, ties to the best objective).
 
-The constraints' final check is :func:`gengen.dna.constraints.verify`, which shares none of this code.
+The constraints' final check is :func:`gengen.dna.designer.constraints.verify`, which shares none of this code.
 """
 
 from __future__ import annotations
@@ -19,9 +19,9 @@ import copy
 import numpy as np
 import torch
 
-from gengen.dna.constraints import IUPAC, Constraints, gc_count_bounds, reverse_complement
-from gengen.dna.objectives import POSITIONS_PER_CALL, Objective, combined, score_codes
-from gengen.dna.predictors import BANDED_MAX_LENGTH, banded_matrix, window_products
+from gengen.dna.designer.constraints import IUPAC, Constraints, gc_count_bounds, reverse_complement
+from gengen.dna.designer.objectives import POSITIONS_PER_CALL, Objective, combined, score_codes
+from gengen.dna.predictor.predictors import BANDED_MAX_LENGTH, banded_matrix, window_products
 
 
 class PatternScanner:
@@ -30,7 +30,7 @@ class PatternScanner:
     A window matches when every base is one the pattern accepts there: the window's sum of
     "accepted" indicators equals the pattern width. All windows of all patterns (and their reverse
     complements; a palindrome once) are one ``(4 L, windows)`` matrix product up to
-    :data:`~gengen.dna.predictors.BANDED_MAX_LENGTH` nt, and blocked products beyond (that matrix grows as L²).
+    :data:`~gengen.dna.predictor.predictors.BANDED_MAX_LENGTH` nt, and blocked products beyond (that matrix grows as L²).
     """
 
     def __init__(self, patterns, length: int, device: torch.device | str = "cpu"):
@@ -326,7 +326,7 @@ def better_of(a: torch.Tensor, b: torch.Tensor, objectives: list[Objective], rul
 def repair(codes: torch.Tensor, objectives: list[Objective], rules: EditRules, *, rounds: int | None = None) -> torch.Tensor:
     """Rounds of the allowed substitution that most reduces each design's violations (ties: the best
     combined objective), until none is left or no substitution helps. Respects fixed positions and the
-    edit budget. Designs that still break a constraint are left for :func:`~gengen.dna.constraints.verify`
+    edit budget. Designs that still break a constraint are left for :func:`~gengen.dna.designer.constraints.verify`
     to refuse. Returns codes ``(N, L)`` uint8."""
     codes = codes.clone().long()
     viol = rules.violations(codes)

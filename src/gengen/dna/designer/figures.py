@@ -1,6 +1,6 @@
 """Figures of the DNA pipeline: designs (logos, score curves, the trade-off between two objectives) and
-latent interpolation paths. Written by :meth:`DesignResult.write <gengen.dna.result.DesignResult.write>`
-and :meth:`Interpolation.write <gengen.dna.interpolate.Interpolation.write>`."""
+latent interpolation paths. Written by :meth:`DesignResult.write <gengen.dna.designer.result.DesignResult.write>`
+and :meth:`Interpolation.write <gengen.dna.gan.interpolate.Interpolation.write>`."""
 
 from __future__ import annotations
 

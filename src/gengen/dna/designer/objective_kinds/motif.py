@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from gengen.dna.objectives import Objective, ObjectiveContext, ObjectiveSpec, read_motif
+from gengen.dna.designer.objectives import Objective, ObjectiveContext, ObjectiveSpec, read_motif
 
 if TYPE_CHECKING:
     from gengen.io.motifs import PWM
@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 
 @Objective.specialise(lambda model: getattr(model, "pwm", None) is not None)  # the one place a PWM is told apart
 class MotifObjective(Objective):
-    """An :class:`~gengen.dna.objectives.Objective` over a :class:`~gengen.dna.predictors.PWMPredictor`
+    """An :class:`~gengen.dna.designer.objectives.Objective` over a :class:`~gengen.dna.predictor.predictors.PWMPredictor`
     (``Objective(PWMPredictor(pwm), ...)`` makes one)."""
 
     activation_copies = 1
@@ -59,7 +59,7 @@ class MotifObjective(Objective):
 
 def pwm_substitution_scores(predictor, codes: torch.Tensor) -> torch.Tensor:
     """Exact scores of every single-base substitution of codes ``(N, L)`` by a
-    :class:`~gengen.dna.predictors.PWMPredictor`, ``(N, L, 3)`` (substitution ``k`` at position ``p``
+    :class:`~gengen.dna.predictor.predictors.PWMPredictor`, ``(N, L, 3)`` (substitution ``k`` at position ``p``
     puts base ``(c_p + k + 1) % 4``)."""
     codes = codes.long()
     weight = predictor.weight.to(codes.device, torch.float32)  # (2, 4, W): forward, reverse strand
@@ -96,7 +96,7 @@ def parse(spec: ObjectiveSpec) -> ObjectiveSpec:
 
 def build(spec: ObjectiveSpec, context: ObjectiveContext) -> MotifObjective:
     """The PWM scanner of the motif, named after it."""
-    from gengen.dna.predictors import PWMPredictor
+    from gengen.dna.predictor.predictors import PWMPredictor
     from gengen.runtime import log
 
     pwm = read_motif(spec.source, context)

@@ -24,8 +24,8 @@ from typing import Any
 
 from torch import nn
 
-from gengen.dna.objective_kinds.model import ModelObjective, TorchModel, check_output_names, parse_layout
-from gengen.dna.objectives import ObjectiveContext, ObjectiveSpec
+from gengen.dna.designer.objective_kinds.model import ModelObjective, TorchModel, check_output_names, parse_layout
+from gengen.dna.designer.objectives import ObjectiveContext, ObjectiveSpec
 from gengen.errors import GengenError
 
 OWN_KEYS = ("output", "layout")  # gengen's; every other key is the factory's

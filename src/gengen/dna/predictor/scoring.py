@@ -9,13 +9,13 @@ from typing import TYPE_CHECKING
 import numpy as np
 from torch import nn
 
-from gengen.dna.predictors import PWMPredictor, report_scores
+from gengen.dna.predictor.predictors import PWMPredictor, report_scores
 from gengen.errors import GengenError
 
 if TYPE_CHECKING:
     import pandas as pd
 
-    from gengen.dna.objectives import Objective
+    from gengen.dna.designer.objectives import Objective
     from gengen.io.motifs import PWM
 
 
@@ -31,7 +31,7 @@ def score_records(
     quiet: bool = True,
 ) -> tuple[pd.DataFrame, list[str]]:
     """Score FASTA records of any lengths with a motif (best window, both strands), a predictor and/or
-    objectives (:mod:`gengen.dna.objectives`: a ``score_<name>`` column each).
+    objectives (:mod:`gengen.dna.designer.objectives`: a ``score_<name>`` column each).
 
     Returns a table in record order (id, length, gc, motif_score, fraction_of_max, hit_start 1-based,
     hit_strand, predictor_score, score_<name>...) and notes for the user. Records that cannot be scored get NaN rather
@@ -41,12 +41,12 @@ def score_records(
 
     A predictor that records the length it was trained on (``model.length``, a ``dna-train-predictor``
     CNN) scores only records of that length: others are refused in one line
-    (:func:`gengen.dna.objectives.check_trained_length`, the check ``dna-design`` makes), unless
+    (:func:`gengen.dna.designer.objectives.check_trained_length`, the check ``dna-design`` makes), unless
     ``predictor_windows``: then each record is scored by its best window of that length (stride 1;
     ``predictor_window_start``, 1-based), and records shorter than it get NaN. An objective whose model
     records its trained length (a TorchScript export of such a CNN) is treated the same way
     (``window_start_<name>``); any other objective is checked on every record length before any record
-    is scored (:meth:`~gengen.dna.objectives.Objective.check_length`: a model by a forward pass).
+    is scored (:meth:`~gengen.dna.designer.objectives.Objective.check_length`: a model by a forward pass).
     """
     import pandas as pd
 
@@ -62,7 +62,7 @@ def score_records(
         if ambiguous == "error" and (c == 4).any():
             raise GengenError(f"record {name!r} has ambiguous bases; use --ambiguous uniform or skip.")
         codes_list.append(c)
-    from gengen.dna.objectives import check_trained_length, column_names
+    from gengen.dna.designer.objectives import check_trained_length, column_names
 
     scorers = []  # (score column, window column, model, the length it was trained on or None)
     if model is not None:
@@ -228,7 +228,7 @@ def score_file(
     -------
     The table of :func:`score_records` (plus ``independent_score``) and the lines to report.
     """
-    from gengen.dna.predictors import CNNPredictor
+    from gengen.dna.predictor.predictors import CNNPredictor
     from gengen.io.sequences import read_fasta_records
 
     records = read_fasta_records(path)
@@ -241,8 +241,8 @@ def score_file(
                           + "; ".join(notes) + ".")
     lines = [f"note: {note}" for note in notes]
     if independent is not None:
-        from gengen.dna.baselines import independent_check
-        from gengen.dna.predictor_training import read_labels, transform_labels
+        from gengen.dna.predictor.baselines import independent_check
+        from gengen.dna.predictor.training import read_labels, transform_labels
         from gengen.io.sequences import encode_string, read_fasta
 
         if len(set(table["length"])) > 1:
@@ -262,7 +262,7 @@ def score_file(
                      f"{table[col].mean():.3f}" + (f" ({100 * table['fraction_of_max'].mean():.1f}% of the consensus "
                                                    f"max {pwm.max_score:.3f})" if pwm else ""))
     if objectives:
-        from gengen.dna.objectives import column_names
+        from gengen.dna.designer.objectives import column_names
 
         lines += [f"{o.name}: mean {col} {table[col].mean():.3f} over {int(table[col].notna().sum())} sequences"
                   for o, col in zip(objectives, column_names(objectives))]
@@ -271,7 +271,7 @@ def score_file(
 
 def scores_bed_path(output) -> Path:
     """Where ``dna-score -o TABLE.tsv --motif ...`` writes the hits as BED: ``TABLE.hits.bed`` beside it."""
-    from gengen.dna.result import BED_SUFFIX
+    from gengen.dna.designer.result import BED_SUFFIX
     from gengen.store import data_stem
 
     return Path(output).with_name(data_stem(Path(output)) + BED_SUFFIX)

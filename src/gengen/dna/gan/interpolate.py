@@ -23,8 +23,8 @@ from gengen.errors import GengenError
 if TYPE_CHECKING:
     import pandas as pd
 
-    from gengen.dna.core import GANModel
-    from gengen.dna.objectives import Objective
+    from gengen.dna.designer.objectives import Objective
+    from gengen.dna.gan.core import GANModel
 
 METHODS = ("slerp", "linear")
 
@@ -72,8 +72,8 @@ class Interpolation:
 
     def write(self, path: str | os.PathLike) -> tuple[Path, Path, Path]:
         """FASTA at ``path``, the table (``.tsv``) and the figure (``.png``) beside it, each atomically."""
-        from gengen.dna.figures import plot_interpolation
-        from gengen.dna.result import design_outputs
+        from gengen.dna.designer.figures import plot_interpolation
+        from gengen.dna.designer.result import design_outputs
         from gengen.io.sequences import write_fasta
         from gengen.runtime import atomic_path
 
@@ -125,7 +125,7 @@ def interpolate(
     """
     import pandas as pd
 
-    from gengen.dna.objectives import column_names, exact_scores
+    from gengen.dna.designer.objectives import column_names, exact_scores
     from gengen.io.sequences import codes_to_one_hot, decode_codes, gc_content
 
     if n_paths < 1:
@@ -150,7 +150,7 @@ def interpolate(
     cols: list[str] = []
     if objectives:
         cols = column_names(objectives)
-        from gengen.dna.design import borrowed
+        from gengen.dna.designer.design import borrowed
 
         with borrowed([o.predictor for o in objectives], gan.device):
             scores = exact_scores(objectives, codes_to_one_hot(codes, device=gan.device))

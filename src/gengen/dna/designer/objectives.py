@@ -3,7 +3,7 @@
 An objective is a model mapping one-hot ``(N, 4, L)`` (A, C, G, T) to one number per sequence with
 a target (``"max"``, ``"min"`` or a value to hit) and a weight. ``dna-design --objective SPEC`` names
 one as ``KIND=SOURCE[,key=value...]``: the kinds are a registry
-(:data:`gengen.registry.OBJECTIVE_KINDS`; one module each in :mod:`gengen.dna.objective_kinds`):
+(:data:`gengen.registry.OBJECTIVE_KINDS`; one module each in :mod:`gengen.dna.designer.objective_kinds`):
 ``motif=FILE_OR_JASPAR_ID`` (a PWM), ``predictor=NAME_OR_DIR`` (a ``dna-train-predictor`` CNN),
 ``model=FILE.pt`` (any TorchScript model) and ``python=FILE.py:FACTORY`` (the user's own code
 returning an ``nn.Module``), each with ``target=max|min|VALUE`` and ``weight=W``. A kind is a
@@ -221,8 +221,8 @@ class Objective:
     ``center`` and ``scale`` standardise its scores (set by :func:`calibrate`). What an objective
     needs to know about its model is asked through its methods (:meth:`evaluate`, :meth:`exact`,
     :meth:`substitution_scores`, :meth:`check_length`, :attr:`pwm`), never by testing the model's type
-    elsewhere: an objective over a :class:`~gengen.dna.predictors.PWMPredictor` is a
-    :class:`~gengen.dna.objective_kinds.motif.MotifObjective` (made by ``Objective(...)`` itself), which
+    elsewhere: an objective over a :class:`~gengen.dna.predictor.predictors.PWMPredictor` is a
+    :class:`~gengen.dna.designer.objective_kinds.motif.MotifObjective` (made by ``Objective(...)`` itself), which
     scores a PWM its own, faster way.
     """
 
@@ -582,7 +582,7 @@ def _substitutions(codes: torch.Tensor) -> torch.Tensor:
 def score_codes(predictor, codes: torch.Tensor, batch: int) -> torch.Tensor:
     """One-hot scores of ``(M, L)`` codes, ``batch`` sequences at a time (bounded memory): a PWM's exact
     best window, else the predictor's output."""
-    from gengen.dna.predictors import exact_score
+    from gengen.dna.predictor.predictors import exact_score
 
     eye = torch.eye(4, device=codes.device)
     out = []
@@ -596,7 +596,7 @@ def score_codes(predictor, codes: torch.Tensor, batch: int) -> torch.Tensor:
 def score_substitutions(predictor, codes: torch.Tensor) -> torch.Tensor:
     """``(m, L, 3)`` exact scores (see :func:`score_codes`) of every single-base substitution of codes
     ``(m, L)``, a bounded batch of substituted sequences at a time: any model's way
-    (:meth:`gengen.dna.objectives.Objective.substitution_scores`)."""
+    (:meth:`gengen.dna.designer.objectives.Objective.substitution_scores`)."""
     m, length = codes.shape
     batch = max(1, POSITIONS_PER_CALL // max(length, 1))
     return score_codes(predictor, _substitutions(codes.long()), batch).view(m, length, 3)

@@ -1,4 +1,4 @@
-"""Training the CNN regressor of :mod:`gengen.dna.predictors` on labelled sequences (``dna-train-predictor``).
+"""Training the CNN regressor of :mod:`gengen.dna.predictor.predictors` on labelled sequences (``dna-train-predictor``).
 
 Labels are read by id from a CSV/TSV (:func:`read_labels`) and transformed (PBM intensities are
 heavy-tailed: log by default); a seeded split holds out ``val_fraction`` for the reported Spearman rho
@@ -19,8 +19,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
-from gengen.dna.baselines import kmer_ridge_baseline
-from gengen.dna.predictors import PIPELINE, CNNPredictor, load_predictor, predict  # noqa: F401 (old path)
+from gengen.dna.predictor.baselines import kmer_ridge_baseline
+from gengen.dna.predictor.predictors import PIPELINE, CNNPredictor, predict
 from gengen.errors import GengenError
 from gengen.recipes import PredictorRecipe
 from gengen.runtime import Progress, log, resolve_device, seed_everything

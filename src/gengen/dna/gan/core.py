@@ -1,8 +1,8 @@
 """``GANModel``: the user-facing DNA generator (train, load, generate, latent paths).
 
-Separate from the torch modules (:mod:`gengen.dna.model`) and the training loop
-(:mod:`gengen.dna.train`), as in scvi-tools and gengen's VAE and GGAN pipelines; ``dna-generate``'s
-FASTA is written by :mod:`gengen.dna.generate`.
+Separate from the torch modules (:mod:`gengen.dna.gan.model`) and the training loop
+(:mod:`gengen.dna.gan.train`), as in scvi-tools and gengen's VAE and GGAN pipelines; ``dna-generate``'s
+FASTA is written by :mod:`gengen.dna.gan.generate`.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from gengen.checkpoint import overwrite_check
-from gengen.dna.model import Generator, latent_draws, sample_codes, soft_sequences
+from gengen.dna.gan.model import Generator, latent_draws, sample_codes, soft_sequences
 from gengen.errors import GengenError
 from gengen.recipes import GANRecipe
 from gengen.runtime import log, resolve_device, seed_everything
@@ -106,7 +106,7 @@ class GANModel(SavedModel):
 
     @classmethod
     def _train(cls, codes, recipe, device, heldout_codes, quiet, checkpoint, time_limit, ks) -> GANModel:
-        from gengen.dna.train import best_generator_weights, fit_gan, new_nets, resumed_recipe, training_snapshot
+        from gengen.dna.gan.train import best_generator_weights, fit_gan, new_nets, resumed_recipe, training_snapshot
         from gengen.training_state import data_fingerprint, open_training
 
         dev = resolve_device(device)

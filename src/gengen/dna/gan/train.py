@@ -8,9 +8,9 @@ generator graph, the critic's weights are frozen during the generator step (no w
 gradients), and losses are read back only when logged.
 
 Training keeps, besides the last state, the generator weights with the best held-out k-mer check
-(mean JS over k = 3, 4); :meth:`gengen.dna.core.GANModel.load` uses them by default.
+(mean JS over k = 3, 4); :meth:`gengen.dna.gan.core.GANModel.load` uses them by default.
 
-The entry point is :meth:`gengen.dna.core.GANModel.train`; checkpoints and ``--resume`` go through
+The entry point is :meth:`gengen.dna.gan.core.GANModel.train`; checkpoints and ``--resume`` go through
 :mod:`gengen.training_state`, the whole training state in ``model.safetensors`` (docs/checkpoints.md:
 the critic, both optimisers and the RNG beside the generator, so a finished run can train on).
 """
@@ -28,7 +28,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from gengen.dna.model import Critic, Generator, ResBlock, sample_codes
+from gengen.dna.gan.model import Critic, Generator, ResBlock, sample_codes
 from gengen.errors import GengenError
 from gengen.recipes import GANRecipe
 from gengen.runtime import Progress, capture_cuda_graph, cuda_graphs_wanted, log, make_capturable, on_device
@@ -445,7 +445,7 @@ def iterations_for(seconds: float, seconds_per_iteration: float) -> int:
 def resume_heldout_by(output) -> str:
     """How a resumed run must hold records out: as its checkpoint did (``"name"`` for checkpoints from
     before the sequence split), so no held-out record becomes training data; ``"sequence"`` when there
-    is no readable checkpoint (:meth:`~gengen.dna.core.GANModel.train` reports that)."""
+    is no readable checkpoint (:meth:`~gengen.dna.gan.core.GANModel.train` reports that)."""
     from gengen.checkpoint import read_config
 
     try:

@@ -3,8 +3,8 @@
 Both are ``nn.Module``\\ s mapping one-hot ``(N, 4, L)`` to scores ``(N,)``, so any torch model with
 that signature (e.g. a tangermeme/bpnet-lite model wrapped to return one number) also works.
 :func:`report_scores` is the exact, reportable score; ``forward`` may be a smooth surrogate.
-Training the CNN is :mod:`gengen.dna.predictor_training`, the k-mer ridge baseline
-:mod:`gengen.dna.baselines` and FASTA scoring :mod:`gengen.dna.scoring`.
+Training the CNN is :mod:`gengen.dna.predictor.training`, the k-mer ridge baseline
+:mod:`gengen.dna.predictor.baselines` and FASTA scoring :mod:`gengen.dna.predictor.scoring`.
 """
 
 from __future__ import annotations
@@ -432,18 +432,3 @@ def load_predictor(path, device: str | torch.device = "cpu") -> tuple[CNNPredict
 
 
 # names that lived here before the split, re-exported lazily (their modules import this one)
-_MOVED = {
-    "PredictorRecipe": "predictor_training", "TrainedPredictor": "predictor_training",
-    "train_predictor": "predictor_training", "transform_labels": "predictor_training",
-    "read_labels": "predictor_training", "TRANSFORMS": "predictor_training",
-    "kmer_counts": "baselines", "kmer_ridge_baseline": "baselines", "independent_check": "baselines",
-    "score_records": "scoring",
-}
-
-
-def __getattr__(name: str):
-    if name in _MOVED:
-        import importlib
-
-        return getattr(importlib.import_module(f"gengen.dna.{_MOVED[name]}"), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

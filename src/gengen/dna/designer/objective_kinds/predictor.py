@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from gengen.dna.objectives import Objective, ObjectiveContext, ObjectiveSpec
+from gengen.dna.designer.objectives import Objective, ObjectiveContext, ObjectiveSpec
 from gengen.errors import GengenError
 
 
@@ -20,7 +20,7 @@ def parse(spec: ObjectiveSpec) -> ObjectiveSpec:
 
 def build(spec: ObjectiveSpec, context: ObjectiveContext) -> Objective:
     """The predictor, loaded, named after its folder or store name."""
-    from gengen.dna.predictors import CNNPredictor
+    from gengen.dna.predictor.predictors import CNNPredictor
 
     model = CNNPredictor.load(spec.source, device=context.device)
     return Objective(model, spec.target, spec.weight, name=Path(spec.source).name)

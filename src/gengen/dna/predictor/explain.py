@@ -4,7 +4,7 @@ What ``gengen dna-explain`` runs, each step from the library this field keeps fo
 
 - **the score explained** is the one a user reads (:class:`ExplainedScore`): a PWM's exact best window
   (not the smooth maximum design optimises), any other objective's output; with several objectives
-  the standardised weighted sum a design maximises (:func:`gengen.dna.objectives.combined`).
+  the standardised weighted sum a design maximises (:func:`gengen.dna.designer.objectives.combined`).
 - **in-silico mutagenesis** (exact: every single substitution of every explained sequence is scored):
   ``tangermeme.saturation_mutagenesis`` with raw outputs. ``ism_delta[n, b, i]`` is the score change
   when base ``b`` is written at position ``i`` (0 at the base already there); the ISM attribution is
@@ -51,7 +51,7 @@ from gengen.errors import GengenError
 if TYPE_CHECKING:
     import pandas as pd
 
-    from gengen.dna.objectives import Objective
+    from gengen.dna.designer.objectives import Objective
     from gengen.io.jaspar import MotifDatabase
     from gengen.io.sequences import SequenceSet
 
@@ -80,9 +80,9 @@ TOP_POSITIONS = 5  # positions listed per sequence in summary.tsv
 class ExplainedScore(nn.Module):
     """The score a user reads, as a torch module ``(N, 4, L) -> (N, 1)``: what every attribution explains.
 
-    One objective: its exact score (:meth:`Objective.exact <gengen.dna.objectives.Objective.exact>`: a
+    One objective: its exact score (:meth:`Objective.exact <gengen.dna.designer.objectives.Objective.exact>`: a
     PWM's best window, any other predictor's output). Several: the standardised weighted sum a design
-    maximises (the objectives must be calibrated, :func:`gengen.dna.objectives.calibrate`). All-zero
+    maximises (the objectives must be calibrated, :func:`gengen.dna.designer.objectives.calibrate`). All-zero
     columns (an ``N`` in the FASTA, or the int8 encoding tangermeme mutates) are read as 0.25 of each
     base, as ``--ambiguous uniform`` scores them everywhere in gengen.
     """
@@ -94,7 +94,7 @@ class ExplainedScore(nn.Module):
         self.ambiguous = ambiguous  # False when no sequence holds an N: skips the fill (~10 % of a CNN's ISM)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        from gengen.dna.objectives import combined
+        from gengen.dna.designer.objectives import combined
 
         if self.ambiguous:
             x = x + (x.sum(dim=1, keepdim=True) == 0).to(x.dtype) * 0.25
@@ -210,10 +210,10 @@ def ism(model: nn.Module, x: torch.Tensor, *, device: torch.device | str = "cpu"
 def gradient_problem(model: nn.Module, length: int, device: torch.device | str = "cpu") -> str:
     """Why ``model`` (``(N, 4, L) -> (N, 1)``) has no gradient for attributions to follow, in words ("" when it
     has one): a TorchScript or Python model through argmax or integer steps, say. Tried on a few random
-    ``length``-nt sequences, as design checks a model (:func:`gengen.dna.objective_kinds.model.gradient_problem`)."""
-    from gengen.dna.objective_kinds.model import PROBE_SEQUENCES
-    from gengen.dna.objective_kinds.model import gradient_problem as problem
-    from gengen.dna.objectives import random_codes
+    ``length``-nt sequences, as design checks a model (:func:`gengen.dna.designer.objective_kinds.model.gradient_problem`)."""
+    from gengen.dna.designer.objective_kinds.model import PROBE_SEQUENCES
+    from gengen.dna.designer.objective_kinds.model import gradient_problem as problem
+    from gengen.dna.designer.objectives import random_codes
     from gengen.io.sequences import codes_to_one_hot
 
     x = codes_to_one_hot(random_codes(PROBE_SEQUENCES, length, seed=length), device=device).requires_grad_(True)
@@ -914,7 +914,7 @@ class Explanation:
         """Write every output of ``dna-explain`` into ``folder`` (see :func:`explain_outputs`), each atomically."""
         import json
 
-        from gengen.dna.figures import plot_attribution_logo, plot_motif_matches
+        from gengen.dna.designer.figures import plot_attribution_logo, plot_motif_matches
         from gengen.io.jaspar import write_jaspar_motifs, write_meme_motifs
         from gengen.io.sequences import decode_codes
         from gengen.runtime import atomic_path
@@ -998,7 +998,7 @@ def explain(
 
     Parameters
     ----------
-    objectives : an objective, a list of them (:class:`gengen.dna.objectives.Objective`) or a torch
+    objectives : an objective, a list of them (:class:`gengen.dna.designer.objectives.Objective`) or a torch
         module mapping one-hot ``(N, 4, L)`` to ``(N,)``.
     seqs : the sequences (:class:`gengen.io.sequences.SequenceSet`, one length).
     top : explain the ``top`` best-scoring sequences (all when there are fewer; "best" follows the
@@ -1017,7 +1017,7 @@ def explain(
     -------
     The :class:`Explanation` (``.write(folder)`` writes its files, ``.report()`` its summary lines).
     """
-    from gengen.dna.objectives import as_objectives, calibrate
+    from gengen.dna.designer.objectives import as_objectives, calibrate
     from gengen.io.jaspar import jaspar_database
     from gengen.io.sequences import codes_to_one_hot
     from gengen.runtime import describe_device, package_versions, resolve_device
@@ -1044,7 +1044,7 @@ def explain(
     if motif_method == "modisco" or (motif_method == "auto" and min(top, len(seqs)) >= MODISCO_MIN_SEQUENCES):
         _precompile_modisco()
 
-    from gengen.dna.design import borrowed
+    from gengen.dna.designer.design import borrowed
 
     # the user's models are left as found: device, train/eval mode, requires_grad
     with borrowed([o.predictor for o in objectives], dev), _numba_limited(_numba_threads()):

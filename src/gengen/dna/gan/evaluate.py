@@ -3,7 +3,7 @@
 Realism: k-mer spectrum JS divergence (k = 1..6) of GAN samples against held-out test windows, next to
 i.i.d. and Markov baselines and the real-vs-real floor (:func:`gengen.dna.metrics.kmer_js_table`).
 Novelty: each sample's Hamming distance to its nearest training window (both strands) and the share of
-exact copies, next to the same for held-out real windows (:mod:`gengen.dna.novelty`).
+exact copies, next to the same for held-out real windows (:mod:`gengen.dna.gan.novelty`).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from gengen.dna.data import evaluation_windows
 if TYPE_CHECKING:
     import pandas as pd
 
-    from gengen.dna.core import GANModel
+    from gengen.dna.gan.core import GANModel
     from gengen.io.sequences import SequenceSet
 
 
@@ -45,7 +45,7 @@ class GANEvaluation:
 
     def lines(self, gan: GANModel) -> list[str]:
         """What ``dna-eval`` prints."""
-        from gengen.dna.novelty import describe
+        from gengen.dna.gan.novelty import describe
 
         out = [f"# {self.split}"] if self.split else []
         out += [f"# k-mer JS divergence (bits) vs {self.n_test} held-out windows ({self.which}); "
@@ -97,8 +97,8 @@ def evaluate_gan(
     -------
     :class:`GANEvaluation`.
     """
+    from gengen.dna.gan.novelty import novelty_table
     from gengen.dna.metrics import kmer_js_table
-    from gengen.dna.novelty import novelty_table
     from gengen.runtime import log
 
     win = evaluation_windows(seqs, gan, heldout_fraction)

@@ -13,7 +13,7 @@ import numpy as np
 if TYPE_CHECKING:
     import pandas as pd
 
-    from gengen.dna.objectives import Objective
+    from gengen.dna.designer.objectives import Objective
     from gengen.io.motifs import PWM
 
 FASTA_SUFFIXES = (".fa", ".fasta", ".fna", ".fas")
@@ -89,7 +89,7 @@ class DesignResult:
         return decode_codes(self.codes)
 
     def descriptions(self) -> list[str]:
-        from gengen.dna.objectives import column_names
+        from gengen.dna.designer.objectives import column_names
 
         cols = column_names(self.objectives) if self.multi else []
         out = []
@@ -113,7 +113,7 @@ class DesignResult:
         and edits (``--from``), GC, then any :attr:`annotations` (``dna-design --annotate``: JASPAR hits)."""
         import pandas as pd
 
-        from gengen.dna.objectives import column_names
+        from gengen.dna.designer.objectives import column_names
         from gengen.io.sequences import gc_content
 
         seqs = self.strings()
@@ -152,7 +152,7 @@ class DesignResult:
         complemented on the - strand, as in the figure's logo) when a motif is known, else every
         position of the designs."""
         if self.hit_start is not None:
-            from gengen.dna.figures import aligned_hit_frequencies
+            from gengen.dna.designer.figures import aligned_hit_frequencies
 
             return aligned_hit_frequencies(self.codes, self.hit_start, self.hit_strand, self.motif_width)
         return np.stack([(self.codes == b).sum(axis=0) for b in range(4)]).astype(np.float64)
@@ -162,7 +162,7 @@ class DesignResult:
         None without a motif; see :mod:`gengen.io.bed`."""
         if self.hit_start is None or self.pwm is None:
             return None
-        from gengen.dna.predictors import PWMPredictor
+        from gengen.dna.predictor.predictors import PWMPredictor
         from gengen.io.bed import hits_bed
 
         frac = None
@@ -180,8 +180,8 @@ class DesignResult:
     def summary(self) -> dict:
         """Mean/min/max one-hot score, fraction of the maximum, steps to reach 99 %, diversity; per
         objective means with several; edits and score gained per edit with start sequences."""
+        from gengen.dna.designer.objectives import column_names
         from gengen.dna.metrics import hamming_diversity, hit_mask
-        from gengen.dna.objectives import column_names
 
         s = {
             "n": int(len(self.codes)),
@@ -227,7 +227,7 @@ class DesignResult:
     def _initial_combined(self) -> np.ndarray:
         import torch
 
-        from gengen.dna.objectives import combined
+        from gengen.dna.designer.objectives import combined
 
         cols = [torch.as_tensor(c) for c in self.initial_objective_scores.T]
         return combined(self.objectives, cols).numpy()
@@ -235,7 +235,7 @@ class DesignResult:
     def report(self) -> list[str]:
         """The lines ``dna-design`` prints: scores against the start or random sequences, the consensus
         maximum or the target, edits, diversity, dropped designs, time."""
-        from gengen.dna.objectives import column_names
+        from gengen.dna.designer.objectives import column_names
 
         s = self.summary()
         if not len(self.codes):
@@ -321,7 +321,7 @@ class DesignResult:
         """Write ``path`` (FASTA, the score in each description), the ``.tsv`` table, the ``.png``
         figure, the designed motif (``.motif.jaspar``) and, when a motif is known, its best hits
         (``.hits.bed``) beside it (see :func:`design_outputs`), each atomically. Returns the paths."""
-        from gengen.dna.figures import plot_design
+        from gengen.dna.designer.figures import plot_design
         from gengen.io.bed import write_bed
         from gengen.io.motifs import write_motif
         from gengen.io.sequences import write_fasta

@@ -10,7 +10,7 @@
 region holding an avoided pattern, a GC range no sequence of the length meets or that the fixed bases
 rule out, avoided patterns no sequence can escape, a budget of 0 edits...). :func:`verify` is the
 final word on every design: written with Python strings and regular expressions, it shares no code
-with the optimiser (:mod:`gengen.dna.design`, :mod:`gengen.dna.greedy`) that tries to meet them.
+with the optimiser (:mod:`gengen.dna.designer.design`, :mod:`gengen.dna.designer.greedy`) that tries to meet them.
 """
 
 from __future__ import annotations

@@ -39,7 +39,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from gengen.dna.objectives import Objective, ObjectiveContext, ObjectiveSpec
+from gengen.dna.designer.objectives import Objective, ObjectiveContext, ObjectiveSpec
 from gengen.errors import GengenError
 
 METADATA = "gengen.json"  # the archive's extra file gengen reads: {"output_names": [...], "length": L}
@@ -263,7 +263,7 @@ class TorchModel(nn.Module):
 
 
 class ModelObjective(Objective):
-    """An :class:`~gengen.dna.objectives.Objective` over a :class:`TorchModel`: its length check is a
+    """An :class:`~gengen.dna.designer.objectives.Objective` over a :class:`TorchModel`: its length check is a
     forward pass (:meth:`TorchModel.check`)."""
 
     def check_length(self, length: int, *, gradient: bool = False) -> None:
@@ -293,7 +293,7 @@ def gradient_problem(x: torch.Tensor, out: torch.Tensor) -> str:
 
 def _random_one_hot(n: int, length: int, device) -> torch.Tensor:
     """``n`` uniform random one-hot sequences of ``length`` nt (seeded by the length)."""
-    from gengen.dna.objectives import random_codes
+    from gengen.dna.designer.objectives import random_codes
     from gengen.io.sequences import codes_to_one_hot
 
     return codes_to_one_hot(random_codes(n, length, seed=length), device=device)
@@ -527,7 +527,7 @@ def export_torchscript(model: nn.Module, path: str | os.PathLike, *, length: int
     Parameters
     ----------
     model : a torch model mapping one-hot ``(N, 4, L)`` to ``(N,)`` or ``(N, K)`` (e.g. a
-        :class:`~gengen.dna.predictors.CNNPredictor`).
+        :class:`~gengen.dna.predictor.predictors.CNNPredictor`).
     path : the archive to write (``.pt``).
     length : the sequence length the model was trained on (recorded: design then uses it).
     output_names : names of its K outputs (recorded: ``output=NAME`` picks one).

@@ -1,0 +1,1 @@
+"""Sequence-to-function predictors: the CNN (trained on labelled sequences such as PBM probes), its training, the k-mer ridge baselines, scoring of records and the explanations (ISM, gradients, motif discovery)."""
