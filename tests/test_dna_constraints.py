@@ -144,7 +144,7 @@ def test_pattern_scanner_counts_and_substitutions_match_rescoring():
 def test_edit_budget_projection_keeps_the_most_wanted_edits():
     start = torch.zeros(2, 8, dtype=torch.long)
     rules = EditRules(Constraints(start=start.numpy().astype(np.uint8), max_edits=2,
-                                  fixed=parse_ranges("8", 8)), 2, 8, "cpu")
+                                  fixed=parse_ranges("8", 8)), 2, 8, device="cpu")
     codes = torch.tensor([[1, 1, 1, 0, 0, 0, 0, 3], [0, 2, 0, 0, 0, 0, 0, 0]])
     margin = torch.tensor([[0.5, 3.0, 2.0, 0, 0, 0, 0, 9.0], [0, 1.0, 0, 0, 0, 0, 0, 0]])
     out = rules.project(codes, margin)
@@ -302,7 +302,7 @@ def test_greedy_from_repeated_starts_climbs_each_start_once_with_the_same_result
     cycled = starts[[0, 1, 2, 0, 1, 2, 0]]
     c = Constraints(start=cycled, max_edits=4, avoid=["GAATTC"], gc=(0.3, 0.7))
     objectives = [Objective(PWMPredictor(pwm_from_counts(TOY_COUNTS)), "max", name="toy")]
-    rules = EditRules(c, len(cycled), 30, "cpu")
+    rules = EditRules(c, len(cycled), 30, device="cpu")
     calls = []
     original = objectives[0].substitution_scores
     objectives[0].substitution_scores = lambda codes: calls.append(len(codes)) or original(codes)

@@ -194,7 +194,7 @@ def test_slerp_keeps_norms_and_ends():
     path = latent_paths(z0, z1, 9)
     assert torch.allclose(path[:, 0], z0, atol=1e-5) and torch.allclose(path[:, -1], z1, atol=1e-5)
     norms = path.norm(dim=2)
-    lin = latent_paths(z0, z1, 9, "linear").norm(dim=2)
+    lin = latent_paths(z0, z1, 9, method="linear").norm(dim=2)
     # the great circle stays near the endpoints' norms; the straight line sags through the middle
     assert (norms[:, 4] / norms[:, [0, -1]].mean(dim=1)).min() > 0.95
     assert (lin[:, 4] / lin[:, [0, -1]].mean(dim=1)).mean() < 0.8

@@ -404,7 +404,7 @@ def design(
     models = [o.predictor for o in objectives] + ([gan.generator] if gan is not None else [])
     with borrowed(models, dev):
         reference = calibrate(objectives, length, seed=seed, device=dev)
-        rules = EditRules(c, n, length, dev)
+        rules = EditRules(c, n, length, device=dev)
         if gan is not None:
             source = Latent(gan, n, seed=seed, device=dev, prior_weight=prior_weight, grad_noise=grad_noise)
         else:
@@ -421,7 +421,7 @@ def design(
             if c.max_edits is not None:  # under a budget: local search from the gradient's edits and from the start
                 refined = polish(polished, objectives, rules, rounds=c.max_edits, every_design=True)
                 greedy = polish_from_start(objectives, rules, c.max_edits)
-                polished, n_greedy = better_of(refined, greedy, objectives, rules)
+                polished, n_greedy = better_of(refined, greedy, objectives, rules=rules)
             fixed = repair(polished, objectives, rules) if c.any else polished
             n_repaired = int((fixed.long() != polished.long()).any(dim=1).sum())
             result = _finish(fixed.cpu().numpy(), initial.cpu().numpy(), objectives, c, history, source.method, dev, pwm)
@@ -536,11 +536,11 @@ def _onehot_score(predictor, x_hard: torch.Tensor) -> torch.Tensor:
     return exact_score(predictor, x_hard)
 
 
-def polish_toward(predictor: nn.Module, codes: torch.Tensor, target: float, rounds: int = 30) -> torch.Tensor:
+def polish_toward(predictor: nn.Module, codes: torch.Tensor, target: float, *, rounds: int = 30) -> torch.Tensor:
     """Greedy single-base substitutions that bring each sequence's one-hot score closer to ``target``
     (one per round); see :func:`gengen.dna.designer.greedy.polish`. Returns uint8 codes ``(N, L)``."""
     obj = Objective(predictor, float(target))
-    rules = EditRules(None, len(codes), codes.shape[1], codes.device)
+    rules = EditRules(None, len(codes), codes.shape[1], device=codes.device)
     return polish(codes, [obj], rules, rounds=rounds)
 
 

@@ -26,7 +26,7 @@ def _logo_frame(freqs: np.ndarray, background: np.ndarray | None = None) -> pd.D
 
 
 def aligned_hit_frequencies(
-    codes: np.ndarray, starts: np.ndarray, strands: np.ndarray, width: int
+    codes: np.ndarray, starts: np.ndarray, strands: np.ndarray, *, width: int
 ) -> np.ndarray:
     """``(4, width)`` base frequencies of each sequence's best hit, reverse-complemented on the - strand."""
     counts = np.zeros((4, width))
@@ -75,7 +75,7 @@ def _tradeoff(ax, result: Any) -> None:  # a DesignResult (figures sit below the
     ax.legend(frameon=False, fontsize=7, markerscale=3)
 
 
-def plot_design(result: Any, path, pwm: PWM | None = None, title: str = "") -> None:
+def plot_design(result: Any, path, pwm: PWM | None = None, *, title: str = "") -> None:
     """The motif logo, the designed set's logo (aligned on best hits when a motif is known), and the
     score-versus-iteration curve of each objective (relaxed mean with min/max band, one-hot mean), as
     in the paper; with two or more objectives also objective 1 against objective 2, the designs over
@@ -106,7 +106,7 @@ def plot_design(result: Any, path, pwm: PWM | None = None, title: str = "") -> N
             ax.set_ylabel("bits")
         elif panel == "logo":
             if result.hit_start is not None:
-                freqs = aligned_hit_frequencies(result.codes, result.hit_start, result.hit_strand, result.motif_width)
+                freqs = aligned_hit_frequencies(result.codes, result.hit_start, result.hit_strand, width=result.motif_width)
                 ax.set_title(f"designed set ({len(result.codes)}), aligned on best hits")
             else:
                 freqs = np.stack([(result.codes == b).sum(axis=0) for b in range(4)]).astype(float)
@@ -128,7 +128,7 @@ def plot_design(result: Any, path, pwm: PWM | None = None, title: str = "") -> N
     save_figure(fig, path)
 
 
-def plot_interpolation(table: pd.DataFrame, path, score_columns: list[str], title: str = "") -> None:
+def plot_interpolation(table: pd.DataFrame, path, score_columns: list[str], *, title: str = "") -> None:
     """Along each latent path (x: step fraction t): each objective's score, or without objectives the
     GC content; and the Hamming distance from the path's first sequence."""
     from gengen.plots import pyplot, save_figure
@@ -160,7 +160,7 @@ def _contribution_frame(values: np.ndarray, start: int = 1) -> pd.DataFrame:
                         index=pd.RangeIndex(start, start + values.shape[1], name="position"))
 
 
-def plot_attribution_logo(one_hot: np.ndarray, ism: np.ndarray, delta: np.ndarray, gradient: np.ndarray | None, path,
+def plot_attribution_logo(one_hot: np.ndarray, ism: np.ndarray, delta: np.ndarray, *, gradient: np.ndarray | None, path,
                           title: str = "", gradient_label: str = "gradient x input", start: int = 1) -> None:
     """One explained sequence (or a window of it): its ISM contributions as a logo (letters of the observed
     bases, height = attribution), the saturation-mutagenesis map (every substitution's score change,
@@ -200,7 +200,7 @@ def plot_attribution_logo(one_hot: np.ndarray, ism: np.ndarray, delta: np.ndarra
     save_figure(fig, path)
 
 
-def plot_motif_matches(motifs: list, matches: pd.DataFrame, database, path, title: str = "") -> None:
+def plot_motif_matches(motifs: list, matches: pd.DataFrame, database, *, path, title: str = "") -> None:
     """Each discovered motif's logo (bits, from its aligned seqlets) beside its best JASPAR match, the
     match drawn on the strand and at the offset TOMTOM aligned it (reverse-complemented for a - match)."""
     import logomaker

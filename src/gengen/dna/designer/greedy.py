@@ -116,7 +116,7 @@ class PatternScanner:
 class EditRules:
     """The hard constraints as the optimiser sees them, for ``n`` designs of ``length`` on ``device``."""
 
-    def __init__(self, constraints: Constraints | None, n: int, length: int, device: torch.device | str):
+    def __init__(self, constraints: Constraints | None, n: int, length: int, *, device: torch.device | str):
         c = constraints or Constraints()
         self.constraints = c
         self.start = torch.as_tensor(c.start, device=device).long() if c.start is not None else None
@@ -313,7 +313,7 @@ def _in_rounds(codes: torch.Tensor, active: torch.Tensor, chunk: int, rounds: in
         active = torch.cat(still) if still else active[:0]
 
 
-def better_of(a: torch.Tensor, b: torch.Tensor, objectives: list[Objective], rules: EditRules) -> tuple[torch.Tensor, int]:
+def better_of(a: torch.Tensor, b: torch.Tensor, objectives: list[Objective], *, rules: EditRules) -> tuple[torch.Tensor, int]:
     """Per design, ``b`` where it meets the constraints and scores a higher combined objective than ``a``
     (or ``a`` does not meet them); returns the codes and how many came from ``b``."""
     ua, _ = _current(objectives, a.long())

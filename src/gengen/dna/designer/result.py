@@ -154,7 +154,7 @@ class DesignResult:
         if self.hit_start is not None:
             from gengen.dna.designer.figures import aligned_hit_frequencies
 
-            return aligned_hit_frequencies(self.codes, self.hit_start, self.hit_strand, self.motif_width)
+            return aligned_hit_frequencies(self.codes, self.hit_start, self.hit_strand, width=self.motif_width)
         return np.stack([(self.codes == b).sum(axis=0) for b in range(4)]).astype(np.float64)
 
     def hits_bed(self):

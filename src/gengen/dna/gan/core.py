@@ -149,7 +149,7 @@ class GANModel(SavedModel):
     # ------------------------------------------------------------------ sampling
     def sample_latent(self, n: int, seed: int = 0) -> torch.Tensor:
         """``(n, latent)`` draws of z ~ N(0, I), seeded (the same on every device)."""
-        return latent_draws(n, self.recipe.latent, seed, self.device)
+        return latent_draws(n, self.recipe.latent, seed, device=self.device)
 
     def generate_soft(self, z: torch.Tensor, batch_size: int = 2048) -> torch.Tensor:
         """G(z): ``(n, 4, L)`` base probabilities."""

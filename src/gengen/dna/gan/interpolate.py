@@ -49,7 +49,7 @@ def check_steps(steps: int | None) -> None:
         raise GengenError(f"--interpolate needs at least 2 steps (the two ends), got {steps}.")
 
 
-def latent_paths(z0: torch.Tensor, z1: torch.Tensor, steps: int, method: str = "slerp") -> torch.Tensor:
+def latent_paths(z0: torch.Tensor, z1: torch.Tensor, steps: int, *, method: str = "slerp") -> torch.Tensor:
     """``(P, steps, d)`` points from ``z0`` to ``z1`` (both ends included)."""
     if method not in METHODS:
         raise GengenError(f"interpolation must be one of {', '.join(METHODS)}, got {method!r}.")
@@ -131,7 +131,7 @@ def interpolate(
     if n_paths < 1:
         raise GengenError(f"-n (paths) must be positive, got {n_paths}.")
     ends = gan.sample_latent(2 * n_paths, seed)
-    z = latent_paths(ends[:n_paths], ends[n_paths:], steps, method)  # (P, K, d)
+    z = latent_paths(ends[:n_paths], ends[n_paths:], steps, method=method)  # (P, K, d)
     flat = z.reshape(n_paths * steps, -1)
     training = gan.generator.training
     soft = gan.generate_soft(flat)

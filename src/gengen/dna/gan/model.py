@@ -150,7 +150,7 @@ class Critic(nn.Module):
 # Drawing sequences
 
 
-def latent_draws(n: int, latent: int, seed: int = 0, device: torch.device | str = "cpu") -> torch.Tensor:
+def latent_draws(n: int, latent: int, seed: int = 0, *, device: torch.device | str = "cpu") -> torch.Tensor:
     """``(n, latent)`` draws of z ~ N(0, I) from a CPU generator seeded with ``seed``, moved to ``device``:
     the same draws on every device."""
     g = torch.Generator(device="cpu").manual_seed(seed)
@@ -172,5 +172,5 @@ def sample_codes(generator: Generator, n: int, seed: int = 0) -> np.ndarray:
     # z, the soft (n, 4, L) output and one batch's activations
     check_memory(4.0 * n * (latent + 2 * 4 * length) + 4.0 * 2048 * channels * length * 4,
                  f"generating {n} sequences", device)
-    soft = soft_sequences(generator, latent_draws(n, latent, seed, device))
+    soft = soft_sequences(generator, latent_draws(n, latent, seed, device=device))
     return soft.argmax(dim=1).to(torch.uint8).cpu().numpy()

@@ -268,7 +268,7 @@ def wgan_gp_iteration(state: GANNets, data: torch.Tensor, recipe: GANRecipe) -> 
 
 
 def make_iteration(
-    state: GANNets, data: torch.Tensor, recipe: GANRecipe, cuda_graphs: bool | None = None, quiet: bool = True
+    state: GANNets, data: torch.Tensor, recipe: GANRecipe, *, cuda_graphs: bool | None = None, quiet: bool = True
 ) -> Callable[[], tuple[torch.Tensor, ...]]:
     """A callable that runs one :func:`wgan_gp_iteration` per call.
 

@@ -24,7 +24,7 @@ def kmer_counts(codes: np.ndarray, k: int):
 
 
 def kmer_ridge_baseline(
-    codes: np.ndarray, y: np.ndarray, tr_idx, val_idx, k: int = 6, alpha: float = 10.0, *, spearman: bool = False
+    codes: np.ndarray, y: np.ndarray, tr_idx, *, val_idx, k: int = 6, alpha: float = 10.0, spearman: bool = False
 ) -> float | tuple[float, float]:
     """Held-out Pearson r of ridge regression on k-mer counts: the reference a CNN must beat
     (``spearman=True``: ``(pearson, spearman)``)."""
@@ -42,7 +42,7 @@ def independent_check(
     probe_codes: np.ndarray,
     y: np.ndarray,
     designed_codes: np.ndarray,
-    k: int = 6,
+    *, k: int = 6,
     alpha: float = 10.0,
 ) -> dict:
     """Score designs with an independent model: ridge regression on k-mer counts fitted on *all*

@@ -305,7 +305,7 @@ def _train(codes, labels, recipe, device, quiet, baseline, on_epoch, checkpoint)
         "device": str(dev),
     }
     if baseline:
-        pearson, spearman = kmer_ridge_baseline(codes, y, tr_idx, val_idx, k=6, spearman=True)
+        pearson, spearman = kmer_ridge_baseline(codes, y, tr_idx, val_idx=val_idx, k=6, spearman=True)
         metrics["val_pearson_6mer_ridge"], metrics["val_spearman_6mer_ridge"] = pearson, spearman
     trained = TrainedPredictor(model, r, int(codes.shape[1]), metrics, pd.DataFrame(rows))
     if ck is not None:
