@@ -935,8 +935,8 @@ class Explanation:
         motifs = self.discovery.motifs
         write_meme_motifs(p["meme"], [m.name for m in motifs], [m.probabilities() for m in motifs])
         write_jaspar_motifs(p["jaspar"], [m.name for m in motifs], [f"{m.consensus}_{m.n_seqlets}_seqlets" for m in motifs],
-                            [m.counts for m in motifs])
-        plot_motif_matches(motifs, self.matches, self.database, p["motifs_png"], title=self.database.describe())
+                            counts=[m.counts for m in motifs])
+        plot_motif_matches(motifs, self.matches, self.database, path=p["motifs_png"], title=self.database.describe())
         with atomic_path(p["config"]) as tmp:
             Path(tmp).write_text(json.dumps(self.settings, indent=2, default=str) + "\n")
         ism_h, grad_h, oh = self.ism, self.gradient, self.one_hot
@@ -946,7 +946,7 @@ class Explanation:
             where = f" (positions {a + 1}-{b} of {length}: the {b - a} nt holding the most |ISM contribution|)" \
                 if b - a < length else ""
             plot_attribution_logo(oh[k][:, a:b], ism_h[k][:, a:b], self.ism_delta[k][:, a:b],
-                                  None if self.gradient_method == "none" else grad_h[k][:, a:b], path,
+                                  gradient=None if self.gradient_method == "none" else grad_h[k][:, a:b], path=path,
                                   title=f"#{k + 1} {self.ids[k]}: score {self.scores[k]:.4g}{where}",
                                   gradient_label="DeepLIFT/SHAP" if self.gradient_method == "deep_lift_shap"
                                   else "gradient x input", start=a + 1)

@@ -161,7 +161,7 @@ def _contribution_frame(values: np.ndarray, start: int = 1) -> pd.DataFrame:
                         index=pd.RangeIndex(start, start + values.shape[1], name="position"))
 
 
-def plot_attribution_logo(one_hot: np.ndarray, ism: np.ndarray, delta: np.ndarray, gradient: np.ndarray | None, path,
+def plot_attribution_logo(one_hot: np.ndarray, ism: np.ndarray, delta: np.ndarray, *, gradient: np.ndarray | None, path,
                           title: str = "", gradient_label: str = "gradient x input", start: int = 1) -> None:
     """One explained sequence (or a window of it): its ISM contributions as a logo (letters of the observed
     bases, height = attribution), the saturation-mutagenesis map (every substitution's score change,
@@ -201,7 +201,7 @@ def plot_attribution_logo(one_hot: np.ndarray, ism: np.ndarray, delta: np.ndarra
     save_figure(fig, path)
 
 
-def plot_motif_matches(motifs: list, matches: pd.DataFrame, database, path, title: str = "") -> None:
+def plot_motif_matches(motifs: list, matches: pd.DataFrame, database, *, path, title: str = "") -> None:
     """Each discovered motif's logo (bits, from its aligned seqlets) beside its best JASPAR match, the
     match drawn on the strand and at the offset TOMTOM aligned it (reverse-complemented for a - match)."""
     import logomaker

@@ -160,7 +160,7 @@ def write_meme_motifs(path: str | os.PathLike, names: list[str], probabilities: 
         write_meme(str(tmp), {n: np.asarray(p, dtype=np.float64) for n, p in zip(names, probabilities)})
 
 
-def write_jaspar_motifs(path: str | os.PathLike, ids: list[str], names: list[str], counts: list[np.ndarray]) -> None:
+def write_jaspar_motifs(path: str | os.PathLike, ids: list[str], names: list[str], *, counts: list[np.ndarray]) -> None:
     """Write ``(4, W)`` count matrices as one JASPAR file (``>ID NAME`` + ``A [ ... ]`` rows), with
     Biopython's writer, atomically; ``--motif FILE --motif-name ID`` reads any of them back."""
     from pathlib import Path
