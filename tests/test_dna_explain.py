@@ -422,3 +422,24 @@ def test_logos_of_long_sequences_show_their_strongest_window():
     a, b = logo_window(strength)
     assert b - a == 100 and a <= 700 and b >= 712
     assert logo_window(np.ones(36)) == (0, 36) and logo_window(np.ones(100)) == (0, 100)
+
+
+def test_dna_explain_never_writes_into_the_store_model_it_explains(tmp_path, monkeypatch):
+    """A store name given as --predictor is resolved to its folder for the output plan: rerunning with -o
+    inside that folder is refused before any work instead of replacing the files written there."""
+    import torch
+
+    from gengen.dna import CNNPredictor
+    from gengen.store import store_dir
+
+    monkeypatch.setenv("GENGEN_HOME", str(tmp_path / "home"))
+    torch.manual_seed(0)
+    model = CNNPredictor(channels=4, width=3, hidden=4).eval()
+    model.length = 36
+    folder = model.save(store_dir() / "pred")
+    (folder / "summary.tsv").write_text("the user's own notes\n")
+    fa = _fasta(tmp_path / "x.fa", np.random.default_rng(1).integers(0, 4, (6, 36)).astype(np.uint8))
+    res = CliRunner().invoke(app, ["dna-explain", str(fa), "--predictor", "pred", "-o", str(folder), "--device", "cpu"])
+    assert res.exit_code == 2, res.output
+    assert "inside the input folder" in res.output or "refusing to overwrite" in res.output, res.output
+    assert (folder / "summary.tsv").read_text() == "the user's own notes\n"

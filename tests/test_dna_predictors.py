@@ -199,7 +199,7 @@ def test_predictor_keeps_nn_module_mode_apart_from_its_training_record(tmp_path)
     m.length, m.training_record = 12, {"complete": True}
     loaded = CNNPredictor.load(m.save(tmp_path / "p"), device="cpu")
     assert loaded.training is False and loaded.training_record == {"complete": True}
-    loaded.train(loaded.training)  # what dna.design's borrowed() does on the way out
+    loaded.train(loaded.training)  # what dna.designer.design's borrowed() does on the way out
 
 
 def _tiny_cnn(length: int) -> CNNPredictor:

@@ -24,7 +24,7 @@ from typer.testing import CliRunner
 
 from conftest import REPO, assert_one_line_error, no_longer_than
 from gengen import runtime
-from gengen.checkpoint import HASH_KEY, load_checkpoint, read_history, save_checkpoint
+from gengen.checkpoint import HASH_KEY, load_checkpoint, overwrite_check, read_history, save_checkpoint
 from gengen.cli import app
 from gengen.errors import GengenError
 
@@ -100,7 +100,7 @@ def test_plan_refuses_inputs_inside_replaced_folders_and_colliding_outputs(tmp_p
     data = model / "data.csv"
     data.write_text("x")
     with pytest.raises(GengenError, match="inside the output folder"):
-        runtime.plan_outputs(models={model: "vae"}, inputs=[data])
+        runtime.plan_outputs(models={model: overwrite_check("vae")}, inputs=[data])
     with pytest.raises(GengenError, match="would replace a file inside the input folder"):
         runtime.plan_outputs([model / "config.json"], inputs=[model])
     with pytest.raises(GengenError, match="same path"):

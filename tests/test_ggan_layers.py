@@ -10,12 +10,12 @@ from pathlib import Path
 import gengen.ggan
 
 
-def _module_graph() -> dict[str, set[str]]:
-    """Every gengen.ggan module -> the gengen.ggan modules it imports (top level, in functions, for typing)."""
-    root = Path(gengen.ggan.__file__).parent
+def _module_graph(package=gengen.ggan) -> dict[str, set[str]]:
+    """Every module of ``package`` -> the modules of it that it imports (top level, in functions, for typing)."""
+    root = Path(package.__file__).parent
     names = {}
     for path in root.rglob("*.py"):
-        parts = ("gengen", *path.relative_to(root.parent).with_suffix("").parts)
+        parts = (*package.__name__.split(".")[:-1], *path.relative_to(root.parent).with_suffix("").parts)
         names[".".join(parts[:-1]) if parts[-1] == "__init__" else ".".join(parts)] = path
     graph: dict[str, set[str]] = {}
     for name, path in names.items():

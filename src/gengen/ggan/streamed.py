@@ -220,7 +220,7 @@ def _train(cls, data, landmarks, targets, recipe, device, quiet, on_epoch, check
 
 
 def _std(stats, constant_std: float) -> np.ndarray:
-    """:class:`ZScorer`'s rule: the population standard deviation, ``constant_std`` for constant genes."""
+    """:class:`~gengen.ggan.preprocess.ZScorer`'s rule: the population standard deviation, ``constant_std`` for constant genes."""
     std = stats.std
     return np.where(std > 1e-6, std, constant_std).astype(np.float32)
 

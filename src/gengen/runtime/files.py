@@ -217,7 +217,7 @@ def copy_regular_tree(source: str | os.PathLike, destination: str | os.PathLike,
     ----------
     source : the folder to copy.
     destination : a path that does not exist yet (made here), or an empty folder this run made (the
-        temporary of :func:`atomic_dir`).
+        temporary of :func:`~gengen.runtime.outputs.atomic_dir`).
     what : how messages name ``source`` ("model folder").
     """
     import stat

@@ -120,6 +120,10 @@ class OutputPlan:
         self.files = [Path(f) for f in files if f is not None]
         self.report = None if report is None else Path(report)
         self.models = {Path(k): v for k, v in models.items() if k is not None}
+        for folder, may_replace in self.models.items():
+            if not callable(may_replace):  # a library caller of the old form {folder: "vae"}
+                raise TypeError(f"plan_outputs(models=...) maps {str(folder)!r} to {may_replace!r}: give the check that "
+                                "it may be replaced, gengen.checkpoint.overwrite_check(pipeline)")
         self.folders = [Path(f) for f in folders if f is not None]
         self.inputs = _input_paths(inputs)
         self._file_keys = {os.path.realpath(f) for f in self.files}
@@ -322,9 +326,10 @@ def plan_outputs(
 ) -> OutputPlan:
     """Check everything a command will write before it does any work, and make the writes safe.
 
-    ``outputs`` are files (main and side files), ``models`` maps model folders to their pipeline
-    (replaced only if empty or a model of that pipeline), ``folders`` are folders the command fills
-    with files it names later; ``inputs`` are every path (or model name) the command reads. Each
+    ``outputs`` are files (main and side files), ``models`` maps model folders to the check that they
+    may be replaced (:func:`gengen.checkpoint.overwrite_check`: only if empty or a model of that
+    pipeline), ``folders`` are folders the command fills with files it names later; ``inputs`` are
+    every path the command reads (model names resolved by :func:`gengen.store.input_paths`). Each
     output is refused if it is an input (through symlinks and hard links), if a model folder holds an
     input, if it would replace a file inside an input folder, if it cannot be written (a path under a
     file, a folder where a file goes, a read-only folder), or if two outputs are one path.
