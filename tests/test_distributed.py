@@ -58,6 +58,10 @@ def test_two_processes_train_the_one_process_model(tmp_path, monkeypatch):
     _reference(tmp_path)
     proc = _torchrun(tmp_path, "ggan-train", "ref.csv", "-o", "two", "--epochs", "4", *ARGS)
     out, err = proc.communicate(timeout=240)
+    if proc.returncode != 0 and any(s in err for s in ("address already in use", "EADDRINUSE", "rendezvous")):
+        # the free port was taken between _free_port() and torchrun's bind (a busy machine): once more
+        proc = _torchrun(tmp_path, "ggan-train", "ref.csv", "-o", "two", "--epochs", "4", *ARGS)
+        out, err = proc.communicate(timeout=240)
     assert proc.returncode == 0, err
     assert out.strip() == "two"  # rank 0 alone prints the model folder (and writes it)
     monkeypatch.chdir(tmp_path)
