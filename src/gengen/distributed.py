@@ -32,6 +32,7 @@ from dataclasses import dataclass
 
 from gengen.batches import Shard
 from gengen.errors import GengenError
+from gengen.runtime.temps import pid_alive
 
 COMMANDS = ("vae-train", "ggan-train")  # the commands that run data-parallel
 DEFAULT_TIMEOUT = 600.0
@@ -249,22 +250,6 @@ def reseed(seed: int, *where: int) -> None:
 
 
 # ---------------------------------------------------------------------------------------- failures
-def _alive(pid: int) -> bool:
-    """Whether process ``pid`` (on this machine) still runs: not gone, and not a zombie waiting for
-    torchrun to reap it (right after a SIGKILL it is one)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:
-        with open(f"/proc/{pid}/stat") as fh:
-            return fh.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
-    except (OSError, IndexError):
-        return True
-
-
 def dead_ranks(ctx: Context) -> tuple[list[int], list[int]]:
     """(ranks whose process is gone, ranks on other machines that cannot be checked from here)."""
     dead, unknown = [], []
@@ -281,7 +266,7 @@ def dead_ranks(ctx: Context) -> tuple[list[int], list[int]]:
             continue
         if where != host:
             unknown.append(r)
-        elif not _alive(int(pid)):
+        elif not pid_alive(int(pid)):
             dead.append(r)
     return dead, unknown
 

@@ -67,11 +67,13 @@ from gengen.runtime.temps import (
     new_temp,
     output_error,
     output_lock,
+    pid_alive,
     remove_temp,
     temp_path,
 )
 
 __all__ = [
+    "pid_alive",
     "DEVICE_CHOICES",
     "ESTIMATE_AFTER_S",
     "FOREIGN_TEMP_MAX_AGE",

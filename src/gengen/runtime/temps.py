@@ -109,7 +109,9 @@ def remove_temp(path: str | os.PathLike) -> None:
             os.unlink(path)
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` on this machine still runs: not gone and not a zombie waiting to be reaped
+    (right after a SIGKILL it is one); another user's process counts as alive, a pid <= 0 too."""
     if pid <= 0:
         return True
     try:
@@ -164,7 +166,7 @@ def clean_stale_temps(directory: str | os.PathLike) -> list[Path]:
             continue
         pid = int(match["pid"])
         if match["host"] == host:
-            stale = pid == me or not _pid_alive(pid)  # our own live temps are in _OWN_TEMPS
+            stale = pid == me or not pid_alive(pid)  # our own live temps are in _OWN_TEMPS
         else:
             try:
                 stale = now - entry.stat(follow_symlinks=False).st_mtime > FOREIGN_TEMP_MAX_AGE
