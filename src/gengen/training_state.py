@@ -443,6 +443,13 @@ class TrainingCheckpoint:
         finished run can also train on: its state is read all the same)."""
         return bool(self.section and self.section.get("complete"))
 
+    def finished_already(self, quiet: bool = True) -> bool:
+        """Whether the run being resumed had already finished (:attr:`complete`), said in one line: the
+        trainer then returns the saved model instead of training."""
+        if self.complete:
+            log(f"training in {str(self.directory)!r} is already complete; nothing to resume.", quiet)
+        return self.complete
+
     def saved_recipe(self) -> dict | None:
         """The recipe the resumed run was given (before adapting to the data), or None."""
         return dict(self.section["recipe"]) if self.section and isinstance(self.section.get("recipe"), dict) else None

@@ -155,8 +155,7 @@ def _train(cls, data, landmarks, targets, recipe, device, quiet, on_epoch, check
             recipe = resolve_ggan_recipe(given, data.n_obs)
         ck.recipe_given = given.to_dict()
         ck.ready(recipe.epochs)
-        if ck.complete:
-            log(f"training in {str(ck.directory)!r} is already complete; nothing to resume.", quiet)
+        if ck.finished_already(quiet):
             return cls.load(ck.directory, device=device)
     for role, s in (("landmark", xs), ("target", ys)):
         if not (s.maximum > s.minimum).any():

@@ -143,8 +143,7 @@ def _train_arrays(cls, X, Y, landmarks, targets, recipe, device, quiet, on_epoch
             recipe = resolve_ggan_recipe(given, X.shape[0])
         ck.recipe_given = given.to_dict()
         ck.ready(recipe.epochs)
-        if ck.complete:
-            log(f"training in {str(ck.directory)!r} is already complete; nothing to resume.", quiet)
+        if ck.finished_already(quiet):
             return cls.load(ck.directory, device=device)
     train_idx, val_idx = split_indices(X.shape[0], recipe.val_fraction, recipe.seed)
     for note in recipe.notes:

@@ -156,8 +156,7 @@ class VAEModel(SavedModel):
                 recipe = resolve_vae_recipe(given, adata.n_obs, adata.n_vars)
             ck.recipe_given = given.to_dict()
             ck.ready(recipe.epochs)
-            if ck.complete:
-                log(f"training in {str(ck.directory)!r} is already complete; nothing to resume.", quiet)
+            if ck.finished_already(quiet):
                 return cls.load(ck.directory, device=device)
         for note in recipe.notes:
             log(f"recipe: {note}", quiet)

@@ -86,8 +86,7 @@ def train_streamed(cls: type[SavedModel], data: ChunkedExpression, recipe, devic
             recipe = resolve_vae_recipe(given, data.n_obs, data.n_vars)
         ck.recipe_given = given.to_dict()
         ck.ready(recipe.epochs)
-        if ck.complete:
-            log(f"training in {str(ck.directory)!r} is already complete; nothing to resume.", quiet)
+        if ck.finished_already(quiet):
             return cls.load(ck.directory, device=device)
     if not (stats.maximum > stats.minimum).any():
         raise GengenError(f"every gene is constant across the {data.n_obs:,} samples: there is nothing for a VAE to "

@@ -254,8 +254,7 @@ def _train(codes, labels, recipe, device, quiet, baseline, on_epoch, checkpoint)
         ck.check_recipe({**asdict(r), "notes": []})
         ck.recipe_given = asdict(r)
         ck.ready(r.epochs)
-        if ck.complete:
-            log(f"training in {str(ck.directory)!r} is already complete; nothing to resume.", quiet)
+        if ck.finished_already(quiet):
             return _load_trained(ck.directory, device)
     for note in r.notes:
         log(f"recipe: {note}", quiet)
