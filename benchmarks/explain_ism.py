@@ -1,10 +1,15 @@
 """ISM speed of ``dna-explain``: every single substitution of 1,000 sequences x 50 nt through a trained PBM
 predictor, against a straightforward per-mutation loop measured in the same run.
 
-1. **gengen**: :func:`gengen.dna.predictor.explain.ism` (``tangermeme.saturation_mutagenesis`` with raw outputs,
-   batched), on ``--n`` uniform random sequences of ``--length`` nt (seeded), the score explained being
-   the predictor's output (:class:`gengen.dna.predictor.explain.ExplainedScore`, as ``dna-explain --predictor`` runs it).
-2. **reference**: the loop a user would write first: for each sequence, position and alternative base,
+1. **gengen**: :func:`gengen.dna.predictor.explain.ism` on ``--n`` uniform random sequences of ``--length`` nt
+   (seeded), the score explained being the predictor's output
+   (:class:`gengen.dna.predictor.explain.ExplainedScore`, as ``dna-explain --predictor`` runs it): gengen's CNN
+   scores its substitutions itself, recomputing only the positions each one reaches
+   (:meth:`gengen.dna.predictor.predictors.CNNPredictor.substitution_outputs`).
+2. **tangermeme**: the same :func:`~gengen.dna.predictor.explain.ism` with the model hidden behind a plain
+   wrapper, so that every substitution is a forward pass of ``tangermeme.saturation_mutagenesis`` (what
+   any other model gets, and what gengen's CNN got before); same sequences, same workers.
+3. **reference**: the loop a user would write first: for each sequence, position and alternative base,
    copy the one-hot sequence, write the base, run the model on that one sequence. It runs on the first
    ``--ref-n`` sequences and is extrapolated to all of them; its deltas must equal gengen's there. It
    runs with one torch thread, its fastest setting here (two OpenMP threads on single-sequence passes
@@ -46,6 +51,17 @@ def quick_predictor(threads: int):
     y = read_labels(pbm / "Cebpa_scores.csv.gz", seqs.ids)
     keep = np.random.default_rng(0).choice(len(seqs), 8000, replace=False)
     return train_predictor(seqs.codes[keep], y[keep], PredictorRecipe(epochs=3), device="cpu", baseline=False).model
+
+
+class Plain(torch.nn.Module):
+    """The explained score without its own substitution scoring (forward passes only)."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    def forward(self, x):
+        return self.model(x)
 
 
 def reference_ism(model, x: torch.Tensor) -> np.ndarray:
@@ -93,6 +109,12 @@ def main() -> None:
     wall, cpu = time.perf_counter() - t0, time.process_time() - c0
     subs = 3 * args.n * args.length
 
+    plain = Plain(model).eval()  # no all_substitutions: tangermeme's forward passes
+    ism(plain, x[:2], device="cpu")
+    t0, c0 = time.perf_counter(), time.process_time()
+    _, tdelta = ism(plain, x, device="cpu")
+    t_wall, t_cpu = time.perf_counter() - t0, time.process_time() - c0
+
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     t0, c0 = time.perf_counter(), time.process_time()
@@ -104,8 +126,11 @@ def main() -> None:
 
     print(f"predictor: {args.predictor or 'quick Cebpa predictor'}; {args.n} sequences x {args.length} nt = {subs:,} "
           f"substitutions; torch threads {torch.get_num_threads()}")
-    print(f"gengen ism (tangermeme.saturation_mutagenesis): {wall:.2f} s wall, {cpu:.2f} s CPU "
+    print(f"gengen ism (the CNN's own substitutions): {wall:.2f} s wall, {cpu:.2f} s CPU "
           f"({subs / wall:,.0f} substitutions/s); target < 30 s")
+    print(f"tangermeme.saturation_mutagenesis forward passes: {t_wall:.2f} s wall, {t_cpu:.2f} s CPU; gengen / "
+          f"tangermeme: {wall / t_wall:.2f}x wall, {cpu / t_cpu:.2f}x CPU; max |delta difference| "
+          f"{float(np.abs(tdelta - delta).max()):.2e}")
     print(f"reference per-mutation loop (1 torch thread): {ref_wall:.1f} s wall, {ref_cpu:.1f} s CPU (measured on "
           f"{args.ref_n} sequences, extrapolated)")
     print(f"speed-up: {ref_wall / wall:.1f}x wall, {ref_cpu / cpu:.1f}x CPU; max |delta difference| on the "

@@ -107,6 +107,111 @@ def test_ism_workers_give_the_same_answer():
     np.testing.assert_allclose(s3, expected, rtol=1e-5)
 
 
+def _every_substitution_by_forward_passes(model, x: torch.Tensor) -> torch.Tensor:
+    """``(N, 4, L)`` the output with each base written at each position, one forward pass per substitution
+    (the observed base: the sequence's own output)."""
+    n, _, length = x.shape
+    out = torch.empty(n, 4, length)
+    with torch.no_grad():
+        base = model(x)
+        for i in range(length):
+            for b in range(4):
+                y = x.clone()
+                y[:, :, i] = 0
+                y[:, b, i] = 1
+                out[:, b, i] = torch.where(x[:, b, i] == 1, base, model(y))
+    return out
+
+
+@pytest.mark.parametrize("arch", [
+    {"dilations": (2, 4), "members": 3, "flanks": True},  # today's default
+    {},  # the earlier single network: zero padding, one dilated block
+    {"width": 10, "dilations": (), "flanks": True},  # an even first convolution, no block
+    {"width": 4, "dilations": (1, 3, 8)},  # a receptive field wider than the sequence
+])
+def test_cnn_substitution_outputs_equal_forward_passes(arch):
+    """The CNN's own ISM (only the positions each substitution reaches recomputed) is every substituted
+    sequence's forward pass, up to float rounding: for N columns (all four bases are substitutions) and
+    fractional columns too, on short and longer sequences, forward and reverse strands."""
+    from gengen.dna.predictor.predictors import CNNPredictor
+
+    torch.manual_seed(0)
+    model = CNNPredictor(16, **arch).eval()
+    with torch.no_grad():
+        for p in model.parameters():
+            p.normal_(std=0.3)
+    for length in (7, 30):
+        x = codes_to_one_hot(np.random.default_rng(length).integers(0, 4, (5, length)).astype(np.uint8))
+        x[0, :, 3] = 0  # an N
+        x[1, :, 2] = 0.25
+        outputs, table = model.substitution_outputs(x)
+        expected = _every_substitution_by_forward_passes(model, x)
+        scale = float(expected.abs().max())
+        assert scale > 1
+        np.testing.assert_allclose(table.numpy(), expected.numpy(), atol=2e-6 * scale)
+        np.testing.assert_allclose(outputs.numpy(), model(x).detach().numpy(), atol=1e-6 * scale)
+        assert table.shape == (5, 4, length)
+
+
+@pytest.mark.parametrize("with_n", [False, True])
+def test_ism_of_a_cnn_takes_its_own_way_and_equals_tangermeme(with_n):
+    """dna-explain's ISM through gengen's CNN uses the CNN's own substitutions (said in words), and gives
+    tangermeme's forward-pass deltas: 0 at the observed base, all four bases at an N."""
+    from gengen.dna.predictor.explain import ExplainedScore, ism, ism_method
+    from gengen.dna.predictor.predictors import CNNPredictor
+
+    torch.manual_seed(1)
+    cnn = CNNPredictor(16, dilations=(2, 4), members=2, flanks=True).eval()
+    with torch.no_grad():
+        for p in cnn.parameters():
+            p.normal_(std=0.3)
+    codes = np.random.default_rng(2).integers(0, 4, (9, 24)).astype(np.uint8)
+    if with_n:
+        codes[[0, 4], [5, 23]] = 4
+    x = codes_to_one_hot(codes, ambiguous="zero")
+    model = ExplainedScore([Objective(cnn, name="cnn")], ambiguous=with_n).eval()
+
+    class Plain(torch.nn.Module):  # the same score without its own substitutions: tangermeme's passes
+        def __init__(self, inner):
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, x):
+            return self.inner(x)
+
+    assert "own incremental" in ism_method(model, x[:1])
+    assert "tangermeme" in ism_method(Plain(model), x[:1])
+    scores, delta = ism(model, x, device="cpu", workers=2)
+    t_scores, t_delta = ism(Plain(model), x, device="cpu", workers=1)
+    scale = max(1.0, float(np.abs(t_scores).max()), float(np.abs(t_delta).max()))  # float32 rounding of outputs
+    np.testing.assert_allclose(scores, t_scores, atol=2e-6 * scale)
+    np.testing.assert_allclose(delta, t_delta, atol=1e-5 * scale)
+    observed = x.numpy() == 1
+    assert (delta[observed] == 0).all()
+    assert (np.abs(delta[~observed]) > 0).mean() > 0.9
+    if with_n:
+        assert (delta[0, :, 5] != 0).all()
+
+
+def test_cnn_objective_scores_substitutions_its_own_way():
+    """The greedy search's substitution scores of a CNN objective (its own way) equal every substituted
+    sequence's output, in the (position, k) order the search reads."""
+    from gengen.dna.designer.objective_kinds.predictor import PredictorObjective
+    from gengen.dna.designer.objectives import score_substitutions
+    from gengen.dna.predictor.predictors import CNNPredictor
+
+    torch.manual_seed(2)
+    cnn = CNNPredictor(8, dilations=(2,), members=2, flanks=True).eval()
+    objective = Objective(cnn, name="cnn")
+    assert isinstance(objective, PredictorObjective)
+    assert type(Objective(_ModuleNet(), name="net")) is Objective  # any other model: forward passes
+    codes = torch.as_tensor(np.random.default_rng(4).integers(0, 4, (6, 19)).astype(np.uint8))
+    own = objective.substitution_scores(codes)
+    generic = score_substitutions(cnn, codes)
+    assert own.shape == (6, 19, 3)
+    np.testing.assert_allclose(own.numpy(), generic.numpy(), atol=1e-5 * float(generic.abs().max()))
+
+
 def test_gradient_of_a_pwm_falls_back_from_deeplift_and_is_the_pwm_column():
     from gengen.dna.predictor.explain import ExplainedScore, gradient_attributions
 

@@ -10,6 +10,7 @@
 from gengen.dna.designer.constraints import Constraints, verify
 from gengen.dna.designer.design import DesignResult, design, design_direct, design_joint, parse_target, plot_design
 from gengen.dna.designer.objective_kinds import motif as _motif_kind  # noqa: F401  (its PWM objective: Objective.specialise)
+from gengen.dna.designer.objective_kinds import predictor as _predictor_kind  # noqa: F401  (its CNN objective)
 from gengen.dna.designer.objective_kinds.model import export_torchscript
 from gengen.dna.designer.objectives import Objective, load_objectives, register_objective_kind
 from gengen.dna.gan.core import GANModel, train_gan

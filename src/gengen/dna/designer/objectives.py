@@ -295,6 +295,14 @@ class Objective:
         ``k`` at position ``p`` puts base ``(c_p + k + 1) % 4``), a bounded batch at a time."""
         return score_substitutions(self.predictor, codes)
 
+    def all_substitutions(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """Exact scores of one-hot ``x`` ``(N, 4, L)`` and of every single substitution (``(N,)``, and
+        ``(N, 4, L)`` with base ``b`` written at position ``i``; at the observed base the sequence's own
+        score) when this objective has a faster way than scoring each substituted sequence; None when
+        it has not (in-silico mutagenesis then scores each one, through tangermeme). A model with a
+        ``substitution_outputs(x)`` method returning that pair (gengen's CNN) gets such an objective."""
+        return None
+
     def check_length(self, length: int, *, gradient: bool = False) -> None:
         """Refuse (one line) a sequence length this objective cannot score, and with ``gradient`` a model
         whose score has no gradient for design to follow. A plain model: nothing to check."""
