@@ -27,6 +27,7 @@ architecture and so the same speed.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -124,8 +125,9 @@ def main() -> None:
     torch.set_num_threads(threads)
     err = float(np.abs(ref - delta[: args.ref_n]).max())
 
-    print(f"predictor: {args.predictor or 'quick Cebpa predictor'}; {args.n} sequences x {args.length} nt = {subs:,} "
-          f"substitutions; torch threads {torch.get_num_threads()}")
+    print(f"predictor: {args.predictor or 'quick Cebpa predictor'} ({len(cnn.members)} network(s)); {args.n} sequences "
+          f"x {args.length} nt = {subs:,} substitutions; torch threads {torch.get_num_threads()}; load average "
+          f"{os.getloadavg()[0]:.1f} at the end")
     print(f"gengen ism (the CNN's own substitutions): {wall:.2f} s wall, {cpu:.2f} s CPU "
           f"({subs / wall:,.0f} substitutions/s); target < 30 s")
     print(f"tangermeme.saturation_mutagenesis forward passes: {t_wall:.2f} s wall, {t_cpu:.2f} s CPU; gengen / "
