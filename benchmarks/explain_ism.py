@@ -18,6 +18,7 @@ predictor, against a straightforward per-mutation loop measured in the same run.
 Target (issue 19): gengen < 30 s for 1,000 x 50 nt on 2 cores (``--threads 2``).
 
     python benchmarks/explain_ism.py --predictor PREDICTOR_DIR [--n 1000] [--length 50] [--threads 2] [--ref-n 20]
+    python benchmarks/explain_ism.py --predictor PREDICTOR_DIR --scaling   # one thread: 50, 200, 1,000 nt
 
 PREDICTOR_DIR is a ``dna-train-predictor`` folder (e.g. trained on ../shared/data/dna/pbm/Cebpa.fa.gz);
 without it one is trained here on 8,000 Cebpa probes for 3 epochs (a minute or two), which has the same
@@ -83,6 +84,32 @@ def reference_ism(model, x: torch.Tensor) -> np.ndarray:
     return out
 
 
+def scaling(cnn) -> None:
+    """One thread, the CNN's own substitutions vs tangermeme's forward passes at 50, 200 and 1,000 nt (the
+    same bases scored at each length: 100, 25 and 4 sequences)."""
+    import warnings
+
+    from tangermeme.saturation_mutagenesis import saturation_mutagenesis
+
+    from gengen.io.sequences import codes_to_one_hot
+
+    torch.set_num_threads(1)
+    for length, n in ((50, 100), (200, 25), (1000, 4)):
+        x = codes_to_one_hot(np.random.default_rng(length).integers(0, 4, (n, length)).astype(np.uint8))
+        c0 = time.process_time()
+        _, table = cnn.substitution_outputs(x)
+        own = time.process_time() - c0
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            c0 = time.process_time()
+            _, y_hat = saturation_mutagenesis(Plain(cnn).eval(), x.to(torch.int8), raw_outputs=True, batch_size=4096,
+                                              device="cpu", fast=False)
+            passes = time.process_time() - c0
+        err = float((table - y_hat.reshape(table.shape)).abs().max())
+        print(f"{n} x {length} nt: own {own:.2f} CPU s, tangermeme forward passes {passes:.2f} CPU s "
+              f"({own / passes:.2f}x); max |difference| {err:.2e}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--predictor", help="dna-train-predictor folder (default: train a quick one)")
@@ -90,6 +117,7 @@ def main() -> None:
     ap.add_argument("--length", type=int, default=50)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--ref-n", type=int, default=20)
+    ap.add_argument("--scaling", action="store_true", help="one thread, 50 / 200 / 1,000 nt (own vs tangermeme)")
     args = ap.parse_args()
 
     from gengen.dna.designer.objectives import Objective
@@ -100,6 +128,9 @@ def main() -> None:
 
     set_threads(args.threads)
     cnn = CNNPredictor.load(args.predictor, device="cpu") if args.predictor else quick_predictor(args.threads)
+    if args.scaling:
+        scaling(cnn.eval())
+        return
     model = ExplainedScore([Objective(cnn, name="predictor")], ambiguous=False).eval()  # as dna-explain without N
     codes = np.random.default_rng(1).integers(0, 4, (args.n, args.length)).astype(np.uint8)
     x = codes_to_one_hot(codes)

@@ -404,8 +404,9 @@ class CNNPredictor(SavedModel, nn.Module):
         substitution).
 
         Only the positions of each layer that a substitution reaches are recomputed (fastISM's idea,
-        Nair et al. 2022), batched over the sequences and bases of one position at a time: 2.1x fewer
-        CPU seconds than whole forward passes at 50 nt, more for longer sequences. tangermeme's own fast
+        Nair et al. 2022), batched over the sequences and bases of one position at a time: 0.4-0.7x the
+        CPU seconds of whole forward passes at 50 nt, 0.07x at 200 nt, 0.02-0.03x at 1 kb (measured, one
+        thread, the default 3-network predictor; docs/benchmarks.md). tangermeme's own fast
         path (``saturation_mutagenesis(fast=True)``, which captures any model) ran slower than whole
         passes on this network (measured: it recomputes one sequence's edits at a time), so gengen's CNN
         does it here; the results equal tangermeme's whole passes up to float rounding (tested).
