@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from gengen.errors import GengenError
-from gengen.runtime import atomic_dir, atomic_path, log, read_json
+from gengen.runtime import atomic_dir, atomic_path, log, pid_alive, read_json
 from gengen.sweep.settings import PLANNED_ATTR, Settings
 from gengen.sweep.storage import redact
 from gengen.sweep.trial import finished_count, trial_dir
@@ -371,15 +371,9 @@ def _locate_model(trial, local: Path, where: Path, retrain, quiet: bool) -> Path
 
 
 def _alive(pid: int) -> bool:
-    if pid == os.getpid():
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    """Whether the worker ``pid`` may still write its model: another process that runs (not this one,
+    not a killed one waiting to be reaped: :func:`gengen.runtime.pid_alive`)."""
+    return pid != os.getpid() and pid_alive(pid)
 
 
 def _previous_best(summary_path: Path) -> Any:
