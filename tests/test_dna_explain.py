@@ -179,8 +179,8 @@ def test_ism_of_a_cnn_takes_its_own_way_and_equals_tangermeme(with_n):
         def forward(self, x):
             return self.inner(x)
 
-    assert "own incremental" in ism_method(model, x[:1])
-    assert "tangermeme" in ism_method(Plain(model), x[:1])
+    assert "own incremental" in ism_method(model)
+    assert "tangermeme" in ism_method(Plain(model))
     scores, delta = ism(model, x, device="cpu", workers=2)
     t_scores, t_delta = ism(Plain(model), x, device="cpu", workers=1)
     scale = max(1.0, float(np.abs(t_scores).max()), float(np.abs(t_delta).max()))  # float32 rounding of outputs

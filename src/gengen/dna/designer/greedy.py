@@ -268,7 +268,9 @@ def polish(codes: torch.Tensor, objectives: list[Objective], rules: EditRules, *
             viol = rules.substitution_violations(c, rows)
             u = torch.where(viol <= viol_now[:, None, None], u, torch.full_like(u, -torch.inf))
         best_u, best = u.flatten(1).max(dim=1)
-        take = best_u > util[rows] + 1e-9
+        # more than float32 rounding: the current utility and the candidates' come from two computations
+        # (forward passes; an objective's own substitution scores), which may differ in the last bits
+        take = best_u > util[rows] + 1e-6 * util[rows].abs().clamp(min=1.0)
         if not take.any():
             return None
         r, b = rows[take], best[take]

@@ -237,6 +237,8 @@ class Objective:
     activation_copies = 8
     # whether substitution_scores is cheaper than scoring every substituted sequence (more designs per chunk)
     incremental = False
+    # whether all_substitutions scores every single substitution its own way (else it returns None)
+    own_substitutions = False
 
     # (does it apply to this model, the subclass): registered by kinds with their own way of scoring
     # (:meth:`specialise`; the motif kind's PWM objective), so the base class imports no kind

@@ -107,6 +107,12 @@ class ExplainedScore(nn.Module):
 
         return scores[0] if len(scores) == 1 else combined(self.objectives, scores)
 
+    @property
+    def own_substitutions(self) -> bool:
+        """Whether every objective scores its single substitutions its own, faster way (then
+        :meth:`all_substitutions` does, and :func:`ism` uses it)."""
+        return all(o.own_substitutions for o in self.objectives)
+
     @torch.no_grad()
     def all_substitutions(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor] | None:
         """The explained score of one-hot ``x`` ``(N, 4, L)`` ``(N,)`` and of every single substitution
@@ -115,12 +121,9 @@ class ExplainedScore(nn.Module):
         <gengen.dna.designer.objectives.Objective.all_substitutions>`); None otherwise. An edited ``N``
         column holds the base written, the other ``N`` columns stay 0.25 of each base, as in
         :meth:`forward` of each substituted sequence."""
-        parts = []
-        for o in self.objectives:
-            got = o.all_substitutions(self._filled(x))
-            if got is None:
-                return None
-            parts.append(got)
+        if not self.own_substitutions:
+            return None
+        parts = [o.all_substitutions(self._filled(x)) for o in self.objectives]
         return self._combined([p[0] for p in parts]), self._combined([p[1] for p in parts])
 
 
@@ -169,9 +172,9 @@ def ism(model: nn.Module, x: torch.Tensor, *, device: torch.device | str = "cpu"
         workers: int | None = None, quiet: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """Exact in-silico saturation mutagenesis: every single substitution scored.
 
-    A model whose objectives score their substitutions their own way (``model.all_substitutions``, see
-    :class:`ExplainedScore`: gengen's CNN recomputes only the positions each substitution reaches)
-    uses it; any other runs ``tangermeme.saturation_mutagenesis`` with raw outputs. On a CPU the
+    A model whose objectives score their substitutions their own way (``model.own_substitutions`` and
+    ``model.all_substitutions``, see :class:`ExplainedScore`: gengen's CNN recomputes only the positions
+    each substitution reaches) uses it; any other runs ``tangermeme.saturation_mutagenesis`` with raw outputs. On a CPU the
     sequences are shared among ``workers`` threads (default: torch's thread count, i.e. ``--threads``),
     each with one torch thread: the network's operations on a batch of edits are too small to split
     well, and OpenMP threads that split them spin while they wait for a core, so on a busy machine two
@@ -208,7 +211,7 @@ def ism(model: nn.Module, x: torch.Tensor, *, device: torch.device | str = "cpu"
     chunks = [x8[i : i + per_call] for i in range(0, n, per_call)]
     with torch.no_grad():
         model(x[:1].to(dev))  # set up caches (a PWM's banded matrix) before threads share the model
-    own = _own_substitutions(model, x[:1].to(dev))
+    own = model.all_substitutions if getattr(model, "own_substitutions", False) else None
 
     def run(chunk: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         if own is not None:
@@ -237,17 +240,9 @@ def ism(model: nn.Module, x: torch.Tensor, *, device: torch.device | str = "cpu"
     return torch.cat(y0s).numpy(), torch.cat(deltas).numpy()
 
 
-def _own_substitutions(model: nn.Module, probe: torch.Tensor):
-    """``model.all_substitutions`` when the model scores its substitutions its own way (tried on ``probe``,
-    one sequence), else None."""
-    own = getattr(model, "all_substitutions", None)
-    with torch.no_grad():
-        return own if own is not None and own(probe) is not None else None
-
-
-def ism_method(model: nn.Module, probe: torch.Tensor) -> str:
-    """How :func:`ism` scores the substitutions of ``model``, in words (``probe``: one one-hot sequence)."""
-    if _own_substitutions(model, probe) is not None:
+def ism_method(model: nn.Module) -> str:
+    """How :func:`ism` scores the substitutions of ``model``, in words."""
+    if getattr(model, "own_substitutions", False):
         return ("every single substitution scored by the model's own incremental computation (gengen's CNN "
                 "recomputes only the positions each substitution reaches, fastISM's idea; equal to "
                 "tangermeme.saturation_mutagenesis's forward passes up to float rounding; 0.4-0.7x their time at 50 nt, "
@@ -1124,7 +1119,7 @@ def explain(
         ism_scores, delta = ism(model, x, device=dev, quiet=quiet)
         settings["ism_seconds"] = round(time.perf_counter() - t0, 3)
         settings["ism_substitutions"] = int(3 * codes.size + (codes >= 4).sum())  # an N takes all 4 bases
-        settings["ism"] = (f"{ism_method(model, x[:1].to(dev))}; ism_delta = score(substituted) - score(sequence); ism = ism_delta minus its "
+        settings["ism"] = (f"{ism_method(model)}; ism_delta = score(substituted) - score(sequence); ism = ism_delta minus its "
                            "mean over the 4 bases")
         if no_gradient:
             grad, grad_method = np.zeros(x.shape, dtype=np.float32), "none"

@@ -226,8 +226,19 @@ class _Member(nn.Module):
         self.head = nn.Sequential(nn.Linear(2 * channels, hidden), nn.ReLU(), nn.Linear(hidden, 1))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """One-hot ``(N, 4, L)`` -> ``(N,)``."""
-        return self.head_of(self.strand_activations(x)[-1][1])
+        """One-hot ``(N, 4, L)`` -> ``(N,)``. (Each layer is let go as the next is made, unlike
+        :meth:`strand_activations`, which keeps them all.)"""
+        h = torch.relu(self.conv1(self._strands(x)))
+        for conv in self.blocks:
+            h = torch.relu(conv(h)) + h
+        return self.head_of(h)
+
+    def _strands(self, x: torch.Tensor) -> torch.Tensor:
+        """``(2N, 4, L + flanks)``: the molecule (flanks around ``x``), then its reverse complement."""
+        if self.left is not None:
+            n = x.shape[0]
+            x = torch.cat([self.left.expand(n, -1, -1), x, self.right.expand(n, -1, -1)], dim=2)
+        return torch.cat([x, x.flip(1).flip(2)])
 
     def head_of(self, h: torch.Tensor) -> torch.Tensor:
         """``(N,)`` from the last layer's activations of both strands ``(2N, C, L_out)``: each filter's
@@ -240,10 +251,7 @@ class _Member(nn.Module):
         """Every layer's activations of both strands of the molecule ``(2N, C, L_out)`` (forward strands
         first), before the strands are merged: (convolution's output, layer's output after the ReLU and
         the residual) of the first convolution, then of each residual block."""
-        n = x.shape[0]
-        if self.left is not None:
-            x = torch.cat([self.left.expand(n, -1, -1), x, self.right.expand(n, -1, -1)], dim=2)
-        pre = self.conv1(torch.cat([x, x.flip(1).flip(2)]))  # the molecule's two strands
+        pre = self.conv1(self._strands(x))
         out = [(pre, torch.relu(pre))]
         for conv in self.blocks:
             pre = conv(out[-1][1])
@@ -257,8 +265,15 @@ class _Member(nn.Module):
         layers = self.strand_activations(x)
         last = layers[-1][1]
         n = x.shape[0]
-        return _Reference(layers, [conv.weight.flip(2).transpose(0, 1) for conv in self.blocks],
-                          torch.maximum(last[:n], last[n:]))
+        merged = torch.maximum(last[:n], last[n:])
+        # range maxima (a sparse table: maxima of 1, 2, 4, ... positions from each start) and running
+        # sums of the merged layer, so that pooling outside the changed stretches costs O(1) per column
+        spans = [merged]
+        while 2 ** len(spans) <= merged.shape[2]:
+            half = 2 ** (len(spans) - 1)
+            spans.append(torch.maximum(spans[-1][:, :, :-half], spans[-1][:, :, half:]))
+        sums = torch.nn.functional.pad(merged.double().cumsum(dim=2), (1, 0))
+        return _Reference(layers, [conv.weight.flip(2).transpose(0, 1) for conv in self.blocks], merged, spans, sums)
 
     def substitution_outputs(self, x: torch.Tensor, reference: _Reference, column: int,
                              edits: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
@@ -279,16 +294,10 @@ class _Member(nn.Module):
                    for strand, (col, delta) in enumerate(((column, change), (length - 1 - column, change.flip(1))))]
         # the positions either strand changed: one stretch, or two when the strands' windows do not meet
         (flo, fhi, _), (rlo, rhi, _) = windows
-        stretches = [(min(flo, rlo), max(fhi, rhi))] if max(flo, rlo) <= min(fhi, rhi) + 1 else [(flo, fhi), (rlo, rhi)]
-        untouched = torch.ones(merged.shape[2], dtype=torch.bool, device=x.device)
-        for lo, hi in stretches:
-            untouched[lo : hi + 1] = False
-        rest = merged[:, :, untouched]
-        if rest.shape[2]:
-            top, total = rest.amax(dim=2).index_select(0, rows), rest.sum(dim=2).index_select(0, rows)
-        else:
-            top = torch.full((len(rows), merged.shape[1]), -torch.inf, dtype=merged.dtype, device=x.device)
-            total = torch.zeros_like(top)
+        meet = max(flo, rlo) <= min(fhi, rhi) + 1
+        stretches = [(min(flo, rlo), max(fhi, rhi))] if meet else sorted([(flo, fhi), (rlo, rhi)])
+        top, total = reference.outside(stretches)
+        top, total = top.index_select(0, rows), total.index_select(0, rows)
         for lo, hi in stretches:
             both = []
             for strand, (wlo, whi, window) in enumerate(windows):
@@ -338,11 +347,30 @@ class _Member(nn.Module):
 class _Reference(NamedTuple):
     """One member's activations of the sequences being mutated (:meth:`_Member.substitution_reference`):
     each layer's (convolution's output, layer's output) ``(2N, C, L_out)``, the blocks' kernels as
-    transposed convolutions, and the last layer's strands' maximum ``merged`` ``(N, C, L_out)``."""
+    transposed convolutions, the last layer's strands' maximum ``merged`` ``(N, C, L_out)``, its maxima
+    over 1, 2, 4, ... positions from each start (``spans``) and its running sums (float64, from 0)."""
 
     layers: list[tuple[torch.Tensor, torch.Tensor]]
     transposed: list[torch.Tensor]
     merged: torch.Tensor
+    spans: list[torch.Tensor]
+    sums: torch.Tensor
+
+    def outside(self, stretches: list[tuple[int, int]]) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(N, C)`` maximum and sum of ``merged`` over the positions outside ``stretches`` (sorted,
+        disjoint, inclusive): the pooling of what a substitution left as it was."""
+        n, channels, length = self.merged.shape
+        top = torch.full((n, channels), -torch.inf, dtype=self.merged.dtype, device=self.merged.device)
+        total = torch.zeros((n, channels), dtype=torch.float64, device=self.merged.device)
+        start = 0
+        for lo, hi in [*stretches, (length, length)]:
+            if lo > start:  # positions start .. lo - 1
+                level = (lo - start).bit_length() - 1
+                table = self.spans[level]
+                top = torch.maximum(top, torch.maximum(table[:, :, start], table[:, :, lo - 2**level]))
+                total += self.sums[:, :, lo] - self.sums[:, :, start]
+            start = hi + 1
+        return top, total.to(self.merged.dtype)
 
 
 class CNNPredictor(SavedModel, nn.Module):

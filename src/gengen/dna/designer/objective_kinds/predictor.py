@@ -22,6 +22,8 @@ class PredictorObjective(Objective):
     substitutions itself (``substitution_outputs``: gengen's CNN recomputes only what each one reaches),
     which in-silico mutagenesis and the greedy search then use."""
 
+    own_substitutions = True
+
     def all_substitutions(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The model's outputs of ``x`` ``(N, 4, L)`` and of every single substitution ``(N, 4, L)``."""
         return self.predictor.substitution_outputs(x)
