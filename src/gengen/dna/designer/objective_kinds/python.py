@@ -14,11 +14,13 @@ converted, anything else stays a string; values cannot hold commas), except geng
 from __future__ import annotations
 
 import ast
+import contextlib
 import hashlib
 import importlib
 import importlib.util
 import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -67,10 +69,20 @@ def factory_arguments(spec: ObjectiveSpec) -> dict[str, Any]:
     return out
 
 
-def _user_error(spec: ObjectiveSpec, doing: str, exc: BaseException) -> GengenError:
-    detail = str(exc).splitlines()[0][:200] if str(exc) else ""
-    return GengenError(f"{spec.where}: {doing} raised {type(exc).__name__}" + (f": {detail}" if detail else "")
-                       + " (your code; GENGEN_DEBUG=1 shows the traceback).")
+@contextlib.contextmanager
+def _your_code(spec: ObjectiveSpec, doing: str) -> Iterator[None]:
+    """Run the user's code: a :class:`GengenError` passes as it is, any other exception becomes one line
+    naming what was being done (``GENGEN_DEBUG=1``: the exception itself, with its traceback)."""
+    try:
+        yield
+    except GengenError:
+        raise
+    except Exception as exc:
+        if os.environ.get("GENGEN_DEBUG"):
+            raise
+        detail = str(exc).splitlines()[0][:200] if str(exc) else ""
+        raise GengenError(f"{spec.where}: {doing} raised {type(exc).__name__}" + (f": {detail}" if detail else "")
+                          + " (your code; GENGEN_DEBUG=1 shows the traceback).") from None
 
 
 def import_user_module(spec: ObjectiveSpec, where: str):
@@ -89,38 +101,27 @@ def import_user_module(spec: ObjectiveSpec, where: str):
         module_spec = importlib.util.spec_from_file_location(name, path)
         module = importlib.util.module_from_spec(module_spec)
         sys.modules[name] = module
-        try:
-            module_spec.loader.exec_module(module)
-        except GengenError:
-            del sys.modules[name]
-            raise
-        except Exception as exc:
-            del sys.modules[name]
-            if os.environ.get("GENGEN_DEBUG"):
+        with _your_code(spec, f"importing {where}"):
+            try:
+                module_spec.loader.exec_module(module)
+            except BaseException:
+                del sys.modules[name]
                 raise
-            raise _user_error(spec, f"importing {where}", exc) from None
         return module
-    try:
+    with _your_code(spec, f"importing {where}"):
         try:
-            return importlib.import_module(where)
+            try:
+                return importlib.import_module(where)
+            except ModuleNotFoundError as exc:
+                if exc.name != where.split(".")[0] or os.getcwd() in sys.path:
+                    raise
+                sys.path.insert(0, os.getcwd())
+                return importlib.import_module(where)
         except ModuleNotFoundError as exc:
-            if exc.name != where.split(".")[0] or os.getcwd() in sys.path:
-                raise
-            sys.path.insert(0, os.getcwd())
-            return importlib.import_module(where)
-    except ModuleNotFoundError as exc:
-        if exc.name == where.split(".")[0]:
-            raise GengenError(f"{spec.where}: no module {where!r} (give a .py file, or a module importable from "
-                              "here).") from None
-        if os.environ.get("GENGEN_DEBUG"):
+            if exc.name == where.split(".")[0]:
+                raise GengenError(f"{spec.where}: no module {where!r} (give a .py file, or a module importable from "
+                                  "here).") from None
             raise
-        raise _user_error(spec, f"importing {where}", exc) from None
-    except GengenError:
-        raise
-    except Exception as exc:
-        if os.environ.get("GENGEN_DEBUG"):
-            raise
-        raise _user_error(spec, f"importing {where}", exc) from None
 
 
 def build(spec: ObjectiveSpec, context: ObjectiveContext) -> ModelObjective:
@@ -140,14 +141,8 @@ def build(spec: ObjectiveSpec, context: ObjectiveContext) -> ModelObjective:
                           f"{type(factory).__name__}).")
     shown = ", ".join(f"{k}={v!r}" for k, v in kwargs.items())
     log(f"running your code: {factory_name}({shown}) from {where}", context.quiet)
-    try:
+    with _your_code(spec, f"{factory_name}({shown})"):
         model = factory(**kwargs)
-    except GengenError:
-        raise
-    except Exception as exc:
-        if os.environ.get("GENGEN_DEBUG"):
-            raise
-        raise _user_error(spec, f"{factory_name}({shown})", exc) from None
     if not isinstance(model, nn.Module):
         raise GengenError(f"{spec.where}: {factory_name}() returned an object of type {type(model).__name__}, not a "
                           "torch.nn.Module.")
