@@ -3,11 +3,9 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
 import os
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -15,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from gengen.errors import GengenError
 from gengen.runtime import atomic_dir, atomic_path, log, pid_alive, read_json
 from gengen.sweep.settings import PLANNED_ATTR, Settings
-from gengen.sweep.storage import redact
+from gengen.sweep.storage import folder_lock, redact
 from gengen.sweep.trial import finished_count, trial_dir
 
 if TYPE_CHECKING:
@@ -222,36 +220,6 @@ def plot_sweep(table: pd.DataFrame, objective: str, direction: str, *, space: Se
     return Path(path)
 
 
-@contextlib.contextmanager
-def _output_lock(out: Path) -> Iterator[None]:
-    """Workers sharing a sweep folder write its outputs one at a time."""
-    try:
-        import fcntl
-    except ImportError:
-        yield
-        return
-    import stat
-
-    out.mkdir(parents=True, exist_ok=True)
-    path = out / ".outputs.lock"
-    try:  # never through a link planted at the name, never a pipe or device: only flock, no write
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0), 0o666)
-    except OSError as exc:
-        raise GengenError(f"cannot open the sweep folder's lock {str(path)!r} ({exc.strerror}): it must be a plain "
-                          "file; remove it.") from None
-    try:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode) or st.st_nlink != 1:
-            raise GengenError(f"the sweep folder's lock {str(path)!r} is not a plain file; remove it.")
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fd, fcntl.LOCK_UN)
-    finally:
-        os.close(fd)
-
-
 def _copy_model(src: Path, dest: Path) -> None:
     """The best trial's model folder as ``best/``: regular files only, never what a link points at."""
     from gengen.runtime import copy_regular_tree
@@ -265,7 +233,8 @@ def write_outputs(study, pipe: Pipeline, space: SearchSpace, *, settings: Settin
     """trials.csv, sweep.png, best/ (when this machine holds the best model), latent_vs_pca.tsv (VAE
     with --by), summary.json; a short report on stderr."""
     TrialState = optuna.trial.TrialState
-    with _output_lock(out):
+    out.mkdir(parents=True, exist_ok=True)
+    with folder_lock(out):  # workers sharing a sweep folder write its outputs one at a time
         trials = study.get_trials(deepcopy=False)
         table = trials_table(study, pipe.objective, space)
         outputs: dict[str, Path] = {}
