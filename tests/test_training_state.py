@@ -477,7 +477,7 @@ def _kill_and_resume(cmd: list[str], out: Path, kills: int, seed: int, phase: st
 def test_vae_train_killed_repeatedly_ends_bit_identical(tmp_path):
     data = tmp_path / "d.csv"
     _write_expression(data)
-    opts = ["--latent", "4", "--epochs", "15", "--batch-size", "4", "--seed", "1", "--threads", "1", "--device", "cpu", "-q"]
+    opts = ["--latent", "4", "--epochs", "45", "--batch-size", "4", "--seed", "1", "--threads", "1", "--device", "cpu", "-q"]
     ref = runner.invoke(app, ["vae-train", str(data), "-o", str(tmp_path / "full"), *opts])
     assert ref.exit_code == 0, ref.output
     where = _kill_and_resume(["vae-train", str(data), "-o", str(tmp_path / "cut"), *opts, "--checkpoint-every", "1",
