@@ -250,23 +250,30 @@ def test_set_threads_limits_blas_libraries_loaded_later():
     assert len(pools) >= 2 and all(n == 1 for _, n in pools), pools
 
 
-def test_a_swallowed_sigterm_stops_the_next_progress_update(monkeypatch):
-    """SIGTERM's SystemExit can land in a callback that Python ignores; the loop's next progress
-    update raises it again (dna-train kept training after such a SIGTERM, 1 run in 7)."""
+@pytest.mark.parametrize("signame", ["SIGTERM", "SIGINT"])
+def test_a_swallowed_stop_signal_stops_the_next_progress_update(signame):
+    """SIGTERM's SystemExit (or Ctrl-C's KeyboardInterrupt) can land in a callback that Python ignores;
+    the loop's next progress update raises it again (dna-train kept training after such a SIGTERM, 1 run
+    in 7; a sweep worker once finished both its trials after a SIGINT in CI)."""
     import signal as sig
 
     from gengen.runtime import Progress, command_scope
 
-    with pytest.raises(SystemExit) as stopped:
+    signum = getattr(sig, signame)
+    stop = KeyboardInterrupt if signum == sig.SIGINT else SystemExit
+    before = sig.getsignal(sig.SIGINT)
+    with pytest.raises(stop) as stopped:
         with command_scope():
-            handler = sig.getsignal(sig.SIGTERM)
+            handler = sig.getsignal(signum)
             try:
-                handler(sig.SIGTERM, None)  # as if delivered inside a __del__: raised, then swallowed
-            except SystemExit:
+                handler(signum, None)  # as if delivered inside a __del__: raised, then swallowed
+            except stop:
                 pass
             with Progress(10, "train", quiet=True) as bar:
                 bar.update(1)
-    assert stopped.value.code == 128 + sig.SIGTERM
+    if stop is SystemExit:
+        assert stopped.value.code == 128 + sig.SIGTERM
+    assert sig.getsignal(sig.SIGINT) is before  # the handler in place before the command is back
     with Progress(10, "train", quiet=True) as bar:  # a library call after the command (no scope) runs
         bar.update(1)
     with command_scope():  # the next command starts clean

@@ -378,7 +378,8 @@ def on_command_exit(callback: Callable[[], Any]) -> None:
 @contextlib.contextmanager
 def command_scope() -> Iterator[None]:
     """Around one CLI command: plans made inside are entered at once and closed at its end, their
-    staged outputs committed only if it succeeds; SIGTERM ends it the same clean way as an error."""
+    staged outputs committed only if it succeeds; SIGTERM ends it the same clean way as an error, and
+    SIGTERM and Ctrl-C are recorded so that one swallowed where it landed still stops the next step."""
     import signal
     import threading
 
@@ -386,13 +387,17 @@ def command_scope() -> Iterator[None]:
     if not _SCOPES:
         _TERMINATED.clear()
     _SCOPES.append(stack)
-    previous = None
+    previous: dict[int, Any] = {}
     if threading.current_thread() is threading.main_thread():
-        def _terminate(signum, frame):
+        def _stop(signum, frame):
             _TERMINATED.append(signum)
+            if signum == signal.SIGINT:
+                raise KeyboardInterrupt
             raise SystemExit(128 + signum)
 
-        previous = signal.signal(signal.SIGTERM, _terminate)
+        previous[signal.SIGTERM] = signal.signal(signal.SIGTERM, _stop)
+        if signal.getsignal(signal.SIGINT) is signal.default_int_handler:  # Python's own: Ctrl-C is recorded
+            previous[signal.SIGINT] = signal.signal(signal.SIGINT, _stop)  # too (a host's handler is left alone)
     try:
         with stack:
             yield
@@ -400,8 +405,8 @@ def command_scope() -> Iterator[None]:
         _SCOPES.remove(stack)
         if not _SCOPES:  # the stop it asked for has happened: later library calls in this process run
             _TERMINATED.clear()
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 def _make_parent(target: Path) -> None:

@@ -177,7 +177,8 @@ _TERMINATED: list[int] = []  # signals that asked the current command to stop
 
 
 def stop_if_terminated() -> None:
-    """Raise the SystemExit of a SIGTERM again when the first one was swallowed.
+    """Raise the SystemExit of a SIGTERM (or the KeyboardInterrupt of a Ctrl-C) again when the first one
+    was swallowed.
 
     A signal handler's exception lands wherever the interpreter is; inside a ``__del__`` or a weakref
     or garbage-collection callback (torch's autograd runs some) Python only prints "Exception ignored"
@@ -185,4 +186,8 @@ def stop_if_terminated() -> None:
     Long loops call this through :meth:`Progress.update`, so the stop still happens at the next step.
     """
     if _TERMINATED:
+        import signal
+
+        if _TERMINATED[-1] == signal.SIGINT:
+            raise KeyboardInterrupt
         raise SystemExit(128 + _TERMINATED[-1])

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from gengen.errors import GengenError
-from gengen.runtime import log
+from gengen.runtime import log, stop_if_terminated
 from gengen.sweep.pipelines import Pipeline
 from gengen.sweep.plan import _remaining, _top_up
 from gengen.sweep.settings import GRACE_FACTOR, PLANNED_ATTR, Settings
@@ -114,6 +114,7 @@ def _work(st, pipe: Pipeline, data, space: SearchSpace, settings: Settings, out:
     planned = int(st.user_attrs.get(PLANNED_ATTR, 0))
     try:
         while True:
+            stop_if_terminated()  # a Ctrl-C or SIGTERM swallowed where it landed: no new trial after it
             with _quiet_optuna():
                 optuna.storages.fail_stale_trials(st)
                 trial = _pop(st)
