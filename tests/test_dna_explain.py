@@ -344,7 +344,7 @@ def test_dna_explain_cli_writes_every_output(tmp_path):
     assert "too few for TF-MoDISco" in res.stderr and "seqlet clustering" in res.stderr
     names = {p.name for p in out.iterdir()}
     assert names == {"attributions.npz", "summary.tsv", "seqlets.tsv", "motifs.tsv", "motifs.meme", "motifs.jaspar",
-                     "motifs.png", "config.json", "logos"}
+                     "motifs.png", "config.json", "logos", ".gengen-outputs.json"}  # the run's file list
     assert sorted(p.name for p in (out / "logos").iterdir()) == ["top01.png", "top02.png", "top03.png"]
     import pandas as pd
 
@@ -548,3 +548,111 @@ def test_dna_explain_never_writes_into_the_store_model_it_explains(tmp_path, mon
     assert res.exit_code == 2, res.output
     assert "inside the input folder" in res.output or "refusing to overwrite" in res.output, res.output
     assert (folder / "summary.tsv").read_text() == "the user's own notes\n"
+
+
+class _GCCount(torch.nn.Module):
+    """A model with no motif: the number of G and C."""
+
+    def forward(self, x):
+        return x[:, 1:3].sum(dim=(1, 2))
+
+
+@pytest.mark.parametrize("n", [40, 120])  # seqlet clustering and TF-MoDISco
+def test_a_model_without_a_motif_gets_no_jaspar_match(n):
+    """A G+C counter has no motif: the "motifs" found in its attributions are near-uniform (one earlier
+    run reported a 44-column one, wider than the 36-nt sequences, matched to CTCF at q=9e-12). They are
+    listed with their information, no wider than the sequences, and not matched, saying why."""
+    from gengen.dna.predictor.explain import INFORMATIVE_BITS, MIN_INFORMATIVE_COLUMNS, explain
+
+    codes = np.random.default_rng(3).integers(0, 4, (n, 36)).astype(np.uint8)
+    ex = explain(_GCCount(), SequenceSet([f"s{i}" for i in range(n)], codes), device="cpu")
+    assert all(m.width <= 36 for m in ex.discovery.motifs)
+    assert ex.matches["best_match_id"].isna().all(), ex.matches.iloc[:, :12]
+    assert (ex.matches["informative_columns"] < MIN_INFORMATIVE_COLUMNS).all()
+    for m in ex.discovery.motifs:
+        assert (m.information() >= INFORMATIVE_BITS).sum() < MIN_INFORMATIVE_COLUMNS
+    lines = "\n".join(ex.report())
+    if ex.discovery.motifs:
+        assert "not matched to JASPAR: too little information" in lines
+
+
+def test_motif_information_is_corrected_for_few_seqlets():
+    """Three identical seqlets are a motif (1.28 bits per column after the correction), three seqlets that
+    merely disagree are not; 200 seqlets of one base are ~2 bits."""
+    from gengen.dna.predictor.explain import Motif
+
+    same = Motif("m", np.array([[3.0] * 5, [0] * 5, [0] * 5, [0] * 5]), np.zeros((4, 5)), 3)
+    mixed = Motif("m", np.array([[2.0] * 5, [1] * 5, [0] * 5, [0] * 5]), np.zeros((4, 5)), 3)
+    many = Motif("m", np.array([[200.0] * 5, [0] * 5, [0] * 5, [0] * 5]), np.zeros((4, 5)), 200)
+    assert np.allclose(same.information(), 2 - 3 / (2 * np.log(2) * 3)) and same.informative
+    assert (mixed.information() < 0.5).all() and not mixed.informative
+    assert np.allclose(many.information(), 2 - 3 / (2 * np.log(2) * 200))
+
+
+def test_repeated_sequences_are_counted_once_in_motif_discovery():
+    """The same locus given twice is not two pieces of evidence: discovery runs on the distinct sequences
+    (the seqlets are reported on the first copy) and gives what the distinct sequences alone give (four
+    2-kb promoters, two of them copies, once lost their only GATA motif)."""
+    from gengen.dna.predictor.explain import explain
+    from gengen.io.jaspar import jaspar_database
+
+    db = jaspar_database()
+    counts = db.counts[db.ids.index("MA0035.5")]  # GATA1
+    rng = np.random.default_rng(5)
+    n, length, width = 30, 36, counts.shape[1]
+    codes = rng.integers(0, 4, (n, length)).astype(np.uint8)
+    for row, site in zip(codes, _sample_sites(counts, n, rng)):
+        s = int(rng.integers(0, length - width + 1))
+        row[s : s + width] = site
+    objective = Objective(PWMPredictor(pwm_from_counts(counts, name="GATA1")), name="GATA1")
+    alone = explain(objective, SequenceSet([f"s{i}" for i in range(n)], codes), device="cpu")
+    repeated = np.concatenate([codes, codes[:10], codes[:10]])  # 20 copies
+    ex = explain(objective, SequenceSet([f"s{i}" for i in range(n)] + [f"s{i}" for i in range(10)] * 2, repeated),
+                 device="cpu")
+    assert "20 repeated sequences (the same bases as an earlier one) counted once" in ex.discovery.note
+    assert [m.consensus for m in ex.discovery.motifs] == [m.consensus for m in alone.discovery.motifs]
+    assert [m.n_seqlets for m in ex.discovery.motifs] == [m.n_seqlets for m in alone.discovery.motifs]
+    first = {}
+    for k, row in enumerate(ex.codes):
+        first.setdefault(row.tobytes(), k)
+    assert all(first[ex.codes[e].tobytes()] == e for e in ex.discovery.seqlets["example"])
+    table = ex.seqlet_table()
+    assert list(table.columns[:3]) == ["motif", "rank", "id"]
+    assert all(ex.ids[r - 1] == i for r, i in zip(table["rank"], table["id"]))
+
+
+def test_jaspar_hits_never_report_a_pvalue_a_profile_cannot_reach():
+    """A 6-column profile's best word has p = 4^-6 = 2.4e-4 under FIMO's background: it cannot pass 1e-4
+    (memelite reported such hits with p=0); at 1e-3 it is reported, never below that floor."""
+    from gengen.dna.predictor.explain import _best_word_pvalue, jaspar_hits
+    from gengen.io.jaspar import jaspar_database
+
+    db = jaspar_database()
+    probs = db.probabilities()
+    short = [k for k, p in enumerate(probs) if p.shape[1] == 6][0]
+    site = probs[short].argmax(axis=0)
+    codes = np.random.default_rng(2).integers(0, 4, (4, 30)).astype(np.uint8)
+    codes[:, 10:16] = site
+    hits, _ = jaspar_hits(codes, db, threshold=1e-4)
+    assert all(f" {db.ids[short]} " not in h for h in hits)
+    assert all("p=0 " not in h + " " and "p=0;" not in h for h in hits)
+    loose, _ = jaspar_hits(codes, db, threshold=1e-3)
+    floor = _best_word_pvalue(probs[short])
+    assert floor == pytest.approx(4.0 ** -6)
+    for h in loose:
+        mine = [part for part in h.split("; ") if f" {db.ids[short]} " in part]
+        assert mine and float(mine[0].split("p=")[1]) >= floor * 0.95  # printed to 2 digits
+
+
+def test_a_reused_explain_folder_keeps_only_this_runs_files(tmp_path):
+    """Running again into the same folder with fewer logos leaves no logo of the earlier run; the user's
+    own files stay."""
+    fa = _fasta(tmp_path / "x.fa", np.random.default_rng(1).integers(0, 4, (6, 20)).astype(np.uint8))
+    out = tmp_path / "ex"
+    base = ["dna-explain", str(fa), "--motif", "MA0102.5", "-o", str(out), "--device", "cpu", "-q"]
+    assert CliRunner().invoke(app, [*base, "--logos", "3"]).exit_code == 0
+    (out / "my_notes.txt").write_text("mine\n")
+    res = CliRunner().invoke(app, [*base, "--logos", "1"])
+    assert res.exit_code == 0, res.output
+    assert sorted(p.name for p in (out / "logos").iterdir()) == ["top01.png"]
+    assert (out / "my_notes.txt").read_text() == "mine\n"

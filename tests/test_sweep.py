@@ -69,6 +69,9 @@ def _child(args: list[str], log_path: str) -> None:
     sys.stdout = open(1, "w", buffering=1, closefd=False)  # noqa: SIM115 - pytest replaced the parent's
     sys.stderr = open(2, "w", buffering=1, closefd=False)  # noqa: SIM115
     os.environ.update(GENGEN_THREADS="1", GENGEN_NO_PROGRESS="1")
+    # Ctrl-C as a terminal delivers it: a test run started in the background by a non-interactive shell
+    # inherits SIGINT ignored, and the worker (rightly) ignored the Ctrl-C test's SIGINT
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     sys.argv = ["gengen", "sweep", *args]
     from gengen.cli import main
 

@@ -402,7 +402,8 @@ def dna_explain(
     check_trained_length(trained, seqs.length, how="records of {asked} nt differ",
                          fix="explain {n}-nt sequences (--length {n} cuts longer records into windows).")
     outs = explain_outputs(output, min(logos, top, len(seqs)))
-    plan = plan_outputs(outs, inputs=input_paths([data, *goal.inputs()]))
+    # report=: a reused folder keeps only this run's files (no logos/top07.png left from a longer run)
+    plan = plan_outputs(outs, inputs=input_paths([data, *goal.inputs()]), report=output)
     objectives, _ = goal.load(target, device, quiet)
     result = explain(objectives, seqs, top=top, motif_method=motif_method, motifs_from=motifs_from, gradient=gradient,
                      taxon=jaspar.jaspar_taxon, collection=jaspar.jaspar_collection, n_matches=matches,

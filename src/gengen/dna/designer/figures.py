@@ -226,8 +226,10 @@ def plot_motif_matches(motifs: list, matches: pd.DataFrame, database, *, path, t
         mid = row.get("best_match_id")
         if not isinstance(mid, str) or mid not in index:
             right.axis("off")
-            right.text(0.0, 0.5, "no JASPAR match (motif too narrow)" if m.width < 4 else "no JASPAR match",
-                       transform=right.transAxes)
+            why = ("motif too narrow" if m.width < 4 else "too little information: "
+                   f"{row.get('informative_columns', 0)} column(s) of >= 1 bit, {row.get('bits', 0):.1f} bits in all"
+                   if not m.informative else "")
+            right.text(0.0, 0.5, f"no JASPAR match ({why})" if why else "no JASPAR match", transform=right.transAxes)
             continue
         counts = database.counts[index[mid]]
         if row.get("match_strand") == "-":

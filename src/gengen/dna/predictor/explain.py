@@ -64,6 +64,13 @@ MODISCO_MIN_SEQUENCES = 100  # fewer: seqlet clustering (TF-MoDISco needs about 
 MODISCO_MIN_SEQLETS = 50  # TF-MoDISco's min_metacluster_size here (its default, 100, suits 10 kb of peaks)
 MODISCO_LEIDEN_RUNS = 10  # Leiden restarts (TF-MoDISco default 50: 5x the time for the same motifs here)
 MIN_MOTIF_WIDTH = 4  # narrower discovered motifs are not matched (TOMTOM needs some columns to say anything)
+# A discovered motif is matched to JASPAR only with MIN_INFORMATIVE_COLUMNS columns of >= INFORMATIVE_BITS
+# (small-sample corrected): every JASPAR 2024 CORE vertebrate profile has 3 such columns (the least
+# informative holds 6.0 bits, its best column 1.22), every motif found in real PBM probes here had 4-7,
+# while the near-uniform "motifs" of a weak predictor or a GC counter (0.4-0.8 bits at best, up to 42
+# columns wide) drew q < 1e-7 matches to long CTCF profiles: a TOMTOM q-value does not protect against them
+INFORMATIVE_BITS = 1.0
+MIN_INFORMATIVE_COLUMNS = 3
 TRIM_FRACTION = 0.3  # modisco-lite's report: keep columns with >= 30 % of the top column's |contribution|
 CLUSTER_SIMILARITY = 0.6  # cosine similarity of contributions for a seqlet to join a cluster
 MAX_MOTIFS = 20  # at most this many motifs per sign are reported
@@ -380,6 +387,22 @@ class Motif:
     def consensus(self) -> str:
         return "".join("ACGT"[i] for i in self.counts.argmax(axis=0))
 
+    def information(self) -> np.ndarray:
+        """Bits per column (2 minus the entropy of its bases) less the small-sample correction of sequence
+        logos (Schneider et al. 1986: 3 / (2 ln 2 n) bits for n seqlets), so that a motif of 3 seqlets
+        is not informative by chance; at least 0."""
+        c = np.asarray(self.counts, dtype=np.float64)
+        p = c / np.maximum(c.sum(axis=0, keepdims=True), 1e-12)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            entropy = -np.where(p > 0, p * np.log2(p), 0.0).sum(axis=0)
+        correction = 3.0 / (2.0 * math.log(2.0) * max(self.n_seqlets, 1))
+        return np.clip(2.0 - entropy - correction, 0.0, 2.0)
+
+    @property
+    def informative(self) -> bool:
+        """Whether the motif holds enough information to be matched (:data:`MIN_INFORMATIVE_COLUMNS`)."""
+        return int((self.information() >= INFORMATIVE_BITS).sum()) >= MIN_INFORMATIVE_COLUMNS
+
 
 @dataclass
 class Discovery:
@@ -399,6 +422,14 @@ def _trim(contributions: np.ndarray, fraction: float = TRIM_FRACTION) -> tuple[i
     if not np.isfinite(score).all() or score.max() <= 0:
         return 0, contributions.shape[1]
     keep = np.flatnonzero(score >= fraction * score.max())
+    return int(keep.min()), int(keep.max()) + 1
+
+
+def _covered(cover: np.ndarray, members: int) -> tuple[int, int]:
+    """[start, end) from the first to the last column that at least half of ``members`` seqlets reach."""
+    keep = np.flatnonzero(cover >= 0.5 * max(members, 1))
+    if not len(keep):
+        return 0, len(cover)
     return int(keep.min()), int(keep.max()) + 1
 
 
@@ -435,9 +466,17 @@ def _modisco(one_hot: np.ndarray, hyp: np.ndarray, quiet: bool) -> Discovery | N
         for k, pattern in enumerate((patterns or [])[:MAX_MOTIFS]):
             cwm = np.asarray(pattern.contrib_scores, dtype=np.float64).T  # (4, W)
             ppm = np.asarray(pattern.sequence, dtype=np.float64).T
-            a, b = _trim(cwm)
-            name = f"{'pos' if sign > 0 else 'neg'}_{k + 1}"
             seqlets = list(pattern.seqlets)
+            # the columns that lie inside the sequences (not the padding) for at least half the seqlets: a
+            # pattern TF-MoDISco widened past the ends is no wider than the sequences
+            inside = np.zeros(cwm.shape[1])
+            for s in seqlets:
+                at = (s.end - 1 - np.arange(cwm.shape[1])) if s.is_revcomp else (s.start + np.arange(cwm.shape[1]))
+                inside += (at >= pad) & (at < pad + length)
+            lo, hi = _covered(inside, len(seqlets))
+            a, b = _trim(cwm[:, lo:hi])
+            a, b = a + lo, b + lo
+            name = f"{'pos' if sign > 0 else 'neg'}_{k + 1}"
             motifs.append(Motif(name, ppm[:, a:b] * len(seqlets), cwm[:, a:b], len(seqlets), sign))
             for s in seqlets:
                 start, end = (s.start + a, s.start + b) if not s.is_revcomp else (s.end - b, s.end - a)
@@ -595,7 +634,11 @@ def cluster_seqlets(one_hot: np.ndarray, hyp: np.ndarray, *, similarity: float =
                 contrib[:, off - lo : off - lo + t - s] += co
                 cover[off - lo : off - lo + t - s] += 1
             contrib /= np.maximum(cover, 1)
-            a, b = _trim(contrib)
+            # columns most members reach, then trimmed like modisco-lite's motifs: members placed at
+            # scattered offsets no longer widen a motif past the sequences with columns one seqlet holds
+            lo_c, hi_c = _covered(cover, len(c["members"]))
+            a, b = _trim(contrib[:, lo_c:hi_c])
+            a, b = a + lo_c, b + lo_c
             name = f"{'pos' if sign > 0 else 'neg'}_{k + 1}"
             uniform = np.maximum(len(c["members"]) - cover[a:b], 0) / 4  # columns some members do not reach
             motifs.append(Motif(name, counts[:, a:b] + uniform, contrib[:, a:b], len(c["members"]), sign))
@@ -674,6 +717,26 @@ def discover_motifs(one_hot: np.ndarray, hyp: np.ndarray, *, method: str = "auto
     return found
 
 
+def _discover_once_each(one_hot: np.ndarray, hyp: np.ndarray, codes: np.ndarray, method: str, quiet: bool) -> Discovery:
+    """:func:`discover_motifs` on each distinct sequence once; seqlets are reported on the first copy.
+
+    Repeated records (the same locus twice, a duplicated probe) are windows the seqlet caller's null
+    sees several times: measured, four 2-kb promoters of which two were copies lost the one GATA motif
+    that the two distinct ones gave."""
+    _, first, inverse = np.unique(codes, axis=0, return_index=True, return_inverse=True)
+    inverse = np.asarray(inverse).reshape(-1)
+    if len(first) == len(codes):
+        return discover_motifs(one_hot, hyp, method=method, quiet=quiet)
+    keep = np.sort(first)  # the distinct sequences, in the explained order
+    found = discover_motifs(one_hot[keep], hyp[keep], method=method, quiet=quiet)
+    if len(found.seqlets):
+        found.seqlets = found.seqlets.assign(example=keep[found.seqlets["example"].to_numpy()])
+    repeated = len(codes) - len(keep)
+    found.note += (f"; {repeated} repeated sequence{'s' if repeated != 1 else ''} (the same bases as an earlier one) "
+                   "counted once")
+    return found
+
+
 def _precompile_modisco() -> None:
     """Start modisco-lite's own precompiler (``modiscolite.precompile.start``, what its CLI calls first):
     forked children compile TF-MoDISco's numba kernels into numba's on-disk cache while ISM runs here.
@@ -722,13 +785,15 @@ def match_motifs(motifs: list[Motif], database: MotifDatabase, *, n_matches: int
 
     Parameters
     ----------
-    motifs : the discovered motifs (already trimmed); narrower than :data:`MIN_MOTIF_WIDTH` are not matched.
+    motifs : the discovered motifs (already trimmed); those narrower than :data:`MIN_MOTIF_WIDTH` or with
+        too little information (:attr:`Motif.informative`) are listed without a match.
     database : the profiles to match (:func:`gengen.io.jaspar.jaspar_database`).
     n_matches : matches listed per motif.
 
     Returns
     -------
-    One row per motif: ``motif, n_seqlets, effect, width, consensus, best_match_id, best_match_name,
+    One row per motif: ``motif, n_seqlets, effect, width, consensus, bits, informative_columns,
+    best_match_id, best_match_name,
     best_match_family, match_pvalue, match_qvalue, match_evalue, match_strand``, then ``match2_id,
     match2_name, match2_family, match2_pvalue, match2_qvalue, ...`` up to ``n_matches``. q-values are
     Benjamini-Hochberg over the motif's p-values against every profile of ``database``.
@@ -737,15 +802,16 @@ def match_motifs(motifs: list[Motif], database: MotifDatabase, *, n_matches: int
     from scipy.stats import false_discovery_control
 
     rows = [{"motif": m.name, "n_seqlets": m.n_seqlets, "effect": "raises score" if m.sign > 0 else "lowers score",
-             "width": m.width, "consensus": m.consensus} for m in motifs]
-    columns = ["motif", "n_seqlets", "effect", "width", "consensus"]
+             "width": m.width, "consensus": m.consensus, "bits": round(float(m.information().sum()), 2),
+             "informative_columns": int((m.information() >= INFORMATIVE_BITS).sum())} for m in motifs]
+    columns = ["motif", "n_seqlets", "effect", "width", "consensus", "bits", "informative_columns"]
     for k in range(1, n_matches + 1):
         pre = "best_match" if k == 1 else f"match{k}"
         val = "match" if k == 1 else f"match{k}"
         columns += [f"{pre}_id", f"{pre}_name", f"{pre}_family", f"{val}_pvalue", f"{val}_qvalue"]
         if k == 1:
             columns += ["match_evalue", "match_strand", "match_offset"]
-    queries = [i for i, m in enumerate(motifs) if m.width >= MIN_MOTIF_WIDTH]
+    queries = [i for i, m in enumerate(motifs) if m.width >= MIN_MOTIF_WIDTH and m.informative]
     if queries:
         from memelite import tomtom
 
@@ -810,8 +876,14 @@ def jaspar_hits(codes: np.ndarray, database: MotifDatabase, *, threshold: float 
     x = np.zeros((len(codes), 4, codes.shape[1]), dtype=np.int8)
     for b in range(4):
         x[:, b, :] = codes == b
-    motifs = {mid: p for mid, p in zip(database.ids, database.probabilities())}
+    # the smallest p-value a profile can give is that of its best word under FIMO's uniform background;
+    # a profile that cannot reach the threshold (a 6-column one: 4^-6 = 2.4e-4 > 1e-4) is not scanned,
+    # and no p-value is reported below it: memelite's binned score distribution gave p=0 for such hits
+    floor = {mid: _best_word_pvalue(p) for mid, p in zip(database.ids, database.probabilities())}
+    motifs = {mid: p for mid, p in zip(database.ids, database.probabilities()) if floor[mid] <= threshold}
     names = dict(zip(database.ids, database.names))
+    if not motifs:
+        return [""] * len(codes), np.zeros(len(codes), dtype=np.int64)
     with warnings.catch_warnings(), _numba_limited(_numba_threads()):
         warnings.simplefilter("ignore")
         per_motif = fimo(motifs, x, threshold=threshold, dim=0)  # one frame per profile; sequence_name = index
@@ -821,6 +893,8 @@ def jaspar_hits(codes: np.ndarray, database: MotifDatabase, *, threshold: float 
         import pandas as pd
 
         every = pd.concat(frames, ignore_index=True)
+        every["p-value"] = np.maximum(every["p-value"].to_numpy(dtype=np.float64),
+                                      every["motif_name"].map(floor).to_numpy(dtype=np.float64))
         every = every.sort_values(["sequence_name", "p-value", "start"], kind="stable")
         best = every.drop_duplicates(["sequence_name", "motif_name"])
         for seq, group in best.groupby("sequence_name", sort=True):
@@ -828,6 +902,12 @@ def jaspar_hits(codes: np.ndarray, database: MotifDatabase, *, threshold: float 
                                       zip(group["motif_name"], group["start"], group["strand"], group["p-value"]))
             counts[int(seq)] = len(group)
     return out, counts
+
+
+def _best_word_pvalue(probabilities: np.ndarray) -> float:
+    """P(a uniform random word scores a profile's best score): per column, the share of bases at its maximum."""
+    p = np.asarray(probabilities, dtype=np.float64)
+    return float(np.prod((p == p.max(axis=0, keepdims=True)).sum(axis=0) / 4.0))
 
 
 # ------------------------------------------------------------------------------------ the explanation
@@ -914,16 +994,18 @@ class Explanation:
         return df
 
     def seqlet_table(self) -> pd.DataFrame:
-        """seqlets.tsv: motif, sequence id, 1-based start and end (inclusive), strand, contribution, bases."""
+        """seqlets.tsv: motif, the sequence's rank in summary.tsv and its id (ids may repeat), 1-based start
+        and end (inclusive), strand, contribution, bases."""
         import pandas as pd
 
         from gengen.io.sequences import decode_codes
 
         s = self.discovery.seqlets
         if not len(s):
-            return pd.DataFrame(columns=["motif", "id", "start", "end", "strand", "contribution", "sequence"])
+            return pd.DataFrame(columns=["motif", "rank", "id", "start", "end", "strand", "contribution", "sequence"])
         seqs = decode_codes(self.codes)
-        return pd.DataFrame({"motif": s["motif"], "id": [self.ids[e] for e in s["example"]],
+        return pd.DataFrame({"motif": s["motif"], "rank": s["example"].astype(int) + 1,
+                             "id": [self.ids[e] for e in s["example"]],
                              "start": s["start"] + 1, "end": s["end"], "strand": s["strand"],
                              "contribution": s["contribution"],
                              "sequence": [seqs[e][a:b] for e, a, b in zip(s["example"], s["start"], s["end"])]})
@@ -945,7 +1027,13 @@ class Explanation:
                     if self.discovery.dropped else "")]
         for row in self.matches.itertuples(index=False):
             d = row._asdict()
-            match = "no JASPAR match computed (too narrow)"
+            if d["width"] < MIN_MOTIF_WIDTH:
+                match = "no JASPAR match computed (too narrow)"
+            else:
+                match = (f"not matched to JASPAR: too little information ({d['informative_columns']} column"
+                         f"{'s' if d['informative_columns'] != 1 else ''} of >= {INFORMATIVE_BITS:g} bit, "
+                         f"{d['bits']:.1f} bits in all; a match needs {MIN_INFORMATIVE_COLUMNS}, as every JASPAR "
+                         "profile has)")
             if isinstance(d.get("best_match_id"), str):
                 match = (f"best {self.database.describe().split(':')[0].split(',')[0]} match {d['best_match_id']} {d['best_match_name']}"
                          + (f" ({d['best_match_family']})" if d.get("best_match_family") else "")
@@ -1131,7 +1219,7 @@ def explain(
         settings.update(gradient=grad_method, gradient_note=grad_note)
         one_hot = x.numpy()
         hyp = (delta - delta.mean(axis=1, keepdims=True)) if motifs_from == "ism" else grad
-        discovery = discover_motifs(one_hot, hyp, method=motif_method, quiet=quiet)
+        discovery = _discover_once_each(one_hot, hyp, codes, motif_method, quiet)
         settings.update(motif_method=discovery.method, motif_note=discovery.note, motifs_from=motifs_from)
         matches = match_motifs(discovery.motifs, database, n_matches=n_matches)
         hits, _ = jaspar_hits(codes, database, threshold=annotate_pvalue)
@@ -1142,7 +1230,10 @@ def explain(
                 "why": "JASPAR 2024 CORE vertebrates non-redundant by default (--jaspar-taxon, --jaspar-collection)"},
         matching=("memelite TOMTOM (complete score) of each motif trimmed to columns with >= "
                   f"{TRIM_FRACTION:g} of its strongest column's contribution; q-values Benjamini-Hochberg over the "
-                  "motif's p-values against every profile; E-value = p x profiles"),
+                  "motif's p-values against every profile; E-value = p x profiles; only motifs with "
+                  f"{MIN_INFORMATIVE_COLUMNS} columns of >= {INFORMATIVE_BITS:g} bit (small-sample corrected) are "
+                  "matched, as every JASPAR 2024 CORE vertebrate profile has: a near-uniform motif draws "
+                  "significant but meaningless matches to long profiles"),
         annotation=f"memelite FIMO, both strands, p < {annotate_pvalue:g}", hits_column=hits_column,
         versions=package_versions(),
     )
