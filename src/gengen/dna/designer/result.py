@@ -294,8 +294,16 @@ class DesignResult:
                     f"{st['plateau_steps']} steps; the designs are those of --steps {st['steps']} (--steps N runs "
                     "exactly N steps)")
         if st.get("stopped") == "max_steps":
-            return (f"ran the most steps without --steps ({st['max_steps']}) and the score was still rising; "
-                    "--max-steps or --steps N runs longer")
+            # Said from the plateau rule's own record, so a flat score is never reported as rising.
+            cap, window, rise = st["max_steps"], st["plateau_steps"], st.get("last_rise")
+            head = f"ran the most steps without --steps ({cap})"
+            if rise is None or rise >= cap:
+                return f"{head} and the score was still rising; --max-steps or --steps N runs longer"
+            if cap - rise >= window:
+                return f"{head}; the score had levelled off (no rise over the last {cap - rise} steps)"
+            return (f"{head}; the score last rose at step {rise}, {cap - rise} step(s) before the end: too few steps "
+                    f"to tell whether it had levelled off (the plateau test waits {window}); --max-steps or "
+                    "--steps N runs longer")
         return ""
 
     def _reasons(self) -> str:
