@@ -141,6 +141,8 @@ class TorchModel(nn.Module):
                 raise GengenError(f"model {self.name!r} gives {length} numbers per {length}-nt sequence, one per "
                                   "position (a profile?); an objective needs one number per sequence: wrap the model "
                                   "to reduce it (e.g. sum over positions), or pick one with output=INDEX.")
+            if raw.ndim == 1:  # names recorded for K outputs but one given: the names describe another model
+                self._check_names(1)
             if raw.ndim == 1 and self.output not in (None, "0"):
                 raise GengenError(f"model {self.name!r} gives one number per sequence (N,), so output={self.output} "
                                   "has nothing to pick: leave output= out.")
@@ -153,11 +155,17 @@ class TorchModel(nn.Module):
                 self._check_gradient(x, out)
         self.checked[length] = gradient
 
-    def _column(self, k: int) -> int:
+    def _check_names(self, k: int) -> None:
+        """Refuse output names whose count is not the ``k`` outputs the model gives per sequence."""
         names = self.output_names
         if names is not None and len(names) != k:
-            raise GengenError(f"model {self.name!r} records {len(names)} output names but gives {k} outputs per "
-                              "sequence; fix its output_names.")
+            raise GengenError(f"model {self.name!r} records {len(names)} output name(s) ({', '.join(names)}) but gives "
+                              f"{k} output(s) per sequence; fix its output_names (attribute or {METADATA}) to "
+                              f"name {k}.")
+
+    def _column(self, k: int) -> int:
+        names = self.output_names
+        self._check_names(k)
         listed = f" ({', '.join(names)})" if names else ""
         if self.output is None:
             if k == 1:
