@@ -30,6 +30,22 @@ from gengen.runtime.temps import (
     remove_temp,
 )
 
+COMPRESSION_SUFFIXES = (".gz", ".bz2", ".xz")
+
+
+def side_path(path: str | os.PathLike, ending: str) -> Path:
+    """The side file of output ``path`` ending in ``ending``: its name less a compression suffix, then
+    exactly one extension (``t.tsv.gz``, ``t.tsv`` -> ``t.hits.bed``; ``t.jaspar.tsv`` -> ``t.jaspar.hits.bed``),
+    one rule for every command so a side file's name can be predicted from the output's."""
+    path = Path(path)
+    name = path.name
+    for suffix in COMPRESSION_SUFFIXES:
+        if name.lower().endswith(suffix) and len(name) > len(suffix):
+            name = name[: -len(suffix)]
+            break
+    return path.with_name(Path(name).stem + ending)
+
+
 _ACTIVE_PLANS: list[OutputPlan] = []
 _SCOPES: list[contextlib.ExitStack] = []
 

@@ -24,17 +24,13 @@ BED_SUFFIX = ".hits.bed"
 def design_outputs(path: str | os.PathLike, *, motif: bool = False, hits: bool = False) -> tuple[Path, ...]:
     """The files a design writes: the FASTA ``path`` and its ``.tsv`` and ``.png`` beside it; with
     ``motif`` also ``<stem>.motif.jaspar`` (the designed motif), with ``hits`` ``<stem>.hits.bed`` (the
-    best motif hits; a design that knows a motif writes it). :meth:`DesignResult.write` writes them all."""
+    best motif hits; a design that knows a motif writes it). :meth:`DesignResult.write` writes them all.
+    Side names follow :func:`~gengen.runtime.side_path`, as ``dna-score``'s."""
+    from gengen.runtime import side_path
+
     path = Path(path)
-    name = path.name
-    for ext in (".gz", *FASTA_SUFFIXES):
-        name = name.removesuffix(ext)
-    out = [path, path.with_name(name + ".tsv"), path.with_name(name + ".png")]
-    if motif:
-        out.append(path.with_name(name + MOTIF_SUFFIX))
-    if hits:
-        out.append(path.with_name(name + BED_SUFFIX))
-    return tuple(out)
+    endings = (".tsv", ".png") + ((MOTIF_SUFFIX,) if motif else ()) + ((BED_SUFFIX,) if hits else ())
+    return (path, *(side_path(path, e) for e in endings))
 
 
 @dataclass

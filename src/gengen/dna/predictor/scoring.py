@@ -270,11 +270,12 @@ def score_file(
 
 
 def scores_bed_path(output) -> Path:
-    """Where ``dna-score -o TABLE.tsv --motif ...`` writes the hits as BED: ``TABLE.hits.bed`` beside it."""
+    """Where ``dna-score -o TABLE.tsv --motif ...`` writes the hits as BED: ``TABLE.hits.bed`` beside it
+    (:func:`~gengen.runtime.side_path`: a compression suffix, then one extension, dropped)."""
     from gengen.dna.designer.result import BED_SUFFIX
-    from gengen.store import data_stem
+    from gengen.runtime import side_path
 
-    return Path(output).with_name(data_stem(Path(output)) + BED_SUFFIX)
+    return side_path(output, BED_SUFFIX)
 
 
 def write_hits_bed(table: pd.DataFrame, pwm: PWM, path) -> str:
