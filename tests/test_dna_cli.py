@@ -367,3 +367,7 @@ def test_side_files_drop_a_compression_suffix_then_exactly_one_extension(tmp_pat
         r = run("dna-score", fa, "--motif", "MA0139.2", "-o", tmp_path / out)
         assert r.exit_code == 0, r.output
     assert sorted(p.name for p in tmp_path.glob("*.hits.bed")) == ["x.jaspar.hits.bed", "x.txt.hits.bed"]
+    r = run("dna-score", fa, "--motif", "MA0139.2", "-o", tmp_path / "z.tsv.gz")  # item 4: the gzip header
+    data = (tmp_path / "z.tsv.gz").read_bytes()
+    assert r.exit_code == 0 and (tmp_path / "z.hits.bed").is_file() and data[3] & 0x08, r.output
+    assert data[10:data.index(b"\0", 10)] == b"z.tsv"

@@ -356,7 +356,10 @@ def write_fasta(
     -------
     The written path.
     """
-    with atomic_path(path, protect=protect) as tmp, open(tmp, "w") as fh:
+    import gzip
+
+    opener = gzip.open if str(path).lower().endswith(".gz") else open  # a .gz name promises gzip
+    with atomic_path(path, protect=protect) as tmp, opener(tmp, "wt") as fh:
         for i, (name, seq) in enumerate(zip(ids, seqs)):
             desc = f" {descriptions[i]}" if descriptions is not None and descriptions[i] else ""
             fh.write(f">{name}{desc}\n")
