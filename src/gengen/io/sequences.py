@@ -202,7 +202,10 @@ def read_fasta(
             + ": add --ambiguous uniform to keep padded records, or use --short skip."
         )
     records = read_fasta_records(path, quiet=quiet)
-    encoded = [(name, encode_string(seq, name)) for name, seq in records if seq]
+    # an empty record (a header without sequence lines) is a record of length 0: named in the length
+    # errors, a short record under --length, never dropped unsaid
+    encoded = [(name, encode_string(seq, name)) for name, seq in records]
+    empty = [name for name, seq in records if not seq]
     if ambiguous == "error":
         for name, codes in encoded:
             if (codes == AMBIGUOUS_CODE).any():
@@ -212,11 +215,16 @@ def read_fasta(
                     "use --ambiguous skip to drop such windows or uniform to keep them."
                 )
     lengths = {len(c) for _, c in encoded}
+    said_empty = (f"{len(empty)} record(s) are empty, a header without sequence lines ({preview(empty, 3)})"
+                  if empty else "")
     if length is None:
+        if len(lengths) == 2 and empty:
+            raise GengenError(f"{str(path)!r}: {said_empty}; the others are {max(lengths)} nt: remove the empty ones.")
         if len(lengths) != 1:
             raise GengenError(
-                f"{str(path)!r} holds sequences of different lengths ({min(lengths)}..{max(lengths)}); "
-                "give a window length (--length)."
+                f"{str(path)!r} holds sequences of different lengths ({min(lengths)}..{max(lengths)})"
+                + (f"; {said_empty}" if empty else "") + "; give a window length (--length)"
+                + (" and remove the empty records." if empty else ".")
             )
         length = lengths.pop()
     if length < 1:
@@ -226,7 +234,7 @@ def read_fasta(
     chunks: list[np.ndarray] = []
     keys: list[np.ndarray] = []  # per window, its record's sequence key (each record hashed once)
     too_short = []
-    for (name, codes), key in zip(encoded, (sequence_key(seq) for _, seq in records if seq)):
+    for (name, codes), key in zip(encoded, (sequence_key(seq) for _, seq in records)):
         n = len(codes)
         if n < length:
             too_short.append(name)
@@ -253,8 +261,9 @@ def read_fasta(
         ids.extend(f"{name}:{s + 1}-{s + length}" for s in starts)
     if too_short and short == "error":
         raise GengenError(
-            f"{len(too_short)} record(s) are shorter than --length {length} ({preview(too_short, 3)}); "
-            "use --short skip or --short pad, or a smaller --length."
+            f"{len(too_short)} record(s) are shorter than --length {length} ({preview(too_short, 3)})"
+            + (f", {len(empty)} of them empty (a header without sequence lines)" if empty else "")
+            + "; use --short skip or --short pad, or a smaller --length."
         )
     if not chunks:
         raise GengenError(f"{str(path)!r}: no record is at least {length} bases long.")
