@@ -56,3 +56,19 @@ def test_empty_records_are_named_in_the_length_errors_not_dropped_unsaid(tmp_pat
     r = CliRunner().invoke(app, ["dna-explain", str(tmp_path / "mixed.fa"), "--motif", "MA0035.4",
                                  "-o", str(tmp_path / "ex"), "-q"])
     assert r.exit_code == 2 and "'b'" in r.output and not (tmp_path / "ex").exists(), r.output
+
+
+def test_repeated_ids_are_kept_and_said_once(tmp_path, capsys):
+    """User test, item 10: five records all named 'same' were read without a word; the ids stay as they are
+    (rows keep the file's order) and one note says how many repeat, with the first."""
+    (tmp_path / "d.fa").write_text("".join(f">{n}\nACGTACGTACGTAGATAAGG\n" for n in ("x", "same", "y", "same", "same", "x")))
+    assert [r[0] for r in read_fasta_records(tmp_path / "d.fa")] == ["x", "same", "y", "same", "same", "x"]
+    err = capsys.readouterr().err
+    assert err.count("note:") == 1 and "5 records share 2 id(s) (e.g. 'x', 2 times); they are kept as they are" in err
+    (tmp_path / "u.fa").write_text(">a\nACGT\n>b\nACGT\n")
+    read_fasta_records(tmp_path / "u.fa")
+    read_fasta_records(tmp_path / "d.fa", quiet=True)
+    assert capsys.readouterr().err == ""
+    r = CliRunner().invoke(app, ["dna-score", str(tmp_path / "d.fa"), "--motif", "MA0035.4", "-o", str(tmp_path / "s.tsv")])
+    assert r.exit_code == 0 and "6 records share" not in r.output and "5 records share 2 id(s)" in r.output, r.output
+    assert pd.read_csv(tmp_path / "s.tsv", sep="\t")["id"].tolist() == ["x", "same", "y", "same", "same", "x"]

@@ -156,10 +156,28 @@ def read_fasta_records(path: str | os.PathLike, *, quiet: bool = False) -> list[
         where = ", ".join(f"#{k + 1}" for k in unnamed[:5]) + (", ..." if len(unnamed) > 5 else "")
         log(f"note: {str(path)!r}: {len(unnamed)} record(s) have no name after '>' (record {where}); named by "
             f"their position: {preview([out[k][0] for k in unnamed], 3)}.", quiet)
+    _note_repeated_ids([name for name, _ in out], path, quiet)
     empty = [i for i, s in out if not s]
     if len(empty) == len(out):
         raise GengenError(f"{str(path)!r}: every record is empty (headers without sequence lines).")
     return out
+
+
+def _note_repeated_ids(ids: list[str], path: Path, quiet: bool) -> None:
+    """Say once that record ids repeat: outputs keyed by id (scores, windows, attributions) then hold rows
+    of one id that only their order tells apart. The ids are kept as the file has them."""
+    from collections import Counter
+
+    from gengen.runtime import log
+
+    counts = Counter(ids)
+    repeated = {name: n for name, n in counts.items() if n > 1}
+    if not repeated:
+        return
+    first = next(name for name in ids if name in repeated)
+    log(f"note: {str(path)!r}: {sum(repeated.values())} records share {len(repeated)} id(s) (e.g. {first!r}, "
+        f"{repeated[first]} times); they are kept as they are, so rows of one id are told apart by their order "
+        "in the outputs; rename them in the file to tell them apart by id.", quiet)
 
 
 def read_fasta(

@@ -231,7 +231,7 @@ def score_file(
     from gengen.dna.predictor.predictors import CNNPredictor
     from gengen.io.sequences import read_fasta_records
 
-    records = read_fasta_records(path)
+    records = read_fasta_records(path, quiet=quiet)
     model = CNNPredictor.load(predictor, device=device) if predictor else None
     table, notes = score_records(records, pwm=pwm, model=model, ambiguous=ambiguous, quiet=quiet,
                                  predictor_windows=predictor_windows, objectives=objectives,
