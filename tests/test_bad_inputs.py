@@ -972,6 +972,14 @@ for cid, spec, files, needle in (
     ("python-factory-raises", "python=mine.py:make", {"mine.py": "def make():\n    raise ValueError('no weights')\n"},
      "raised ValueError: no weights"),
     ("python-import-fails", "python=mine.py:make", {"mine.py": "import nonexistent_module_xyz\n"}, "ModuleNotFoundError"),
+    # user test, item 5: sys.exit in the factory or at import ended gengen with the user's code and no message
+    ("python-factory-sys-exit", "python=mine.py:make", {"mine.py": "def make():\n    raise SystemExit(3)\n"},
+     "make() raised SystemExit: exit code 3"),
+    ("python-import-sys-exit", "python=mine.py:make", {"mine.py": "import sys\nsys.exit()\n"},
+     "importing mine.py raised SystemExit: exit code None"),
+    # user test, item 2: names for two outputs on an (N,) model
+    ("output-names-count", "model=m.pt", {"m.pt": _scripted("ok", meta={"output_names": ["a", "b"]})},
+     "records 2 output name(s) (a, b) but gives 1 output(s)"),
     ("python-syntax-error", "python=mine.py:make", {"mine.py": "def make(:\n"}, "SyntaxError"),
     ("python-not-a-module", "python=mine.py:make", {"mine.py": "def make():\n    return 3\n"}, "not a torch.nn.Module"),
     ("python-no-factory", "python=mine.py:build", {"mine.py": "def make():\n    return 3\n"}, "has no 'build'"),

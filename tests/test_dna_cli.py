@@ -346,3 +346,28 @@ def test_design_and_score_write_a_jaspar_motif_and_bed_hits_that_biopython_and_p
         assert sum(pwm.log_odds["ACGT".index(x), j] for j, x in enumerate(window)) == pytest.approx(best, abs=1e-3)
     r = run("dna-score", fa, "--motif", "MA0139.2")  # to stdout: no side file to write beside
     assert r.exit_code == 0 and sorted(p.name for p in tmp_path.glob("*.hits.bed")) == ["ctcf.hits.bed", "s.hits.bed"]
+
+
+def test_side_files_drop_a_compression_suffix_then_exactly_one_extension(tmp_path):
+    """User test, item 3: ``-o x.txt.tsv`` wrote ``x.hits.bed`` (two extensions dropped) while ``-o x.jaspar.tsv``
+    wrote ``x.jaspar.hits.bed``; one rule now names every side file."""
+    from gengen.dna.designer.result import design_outputs
+    from gengen.dna.gan.evaluate import eval_outputs
+    from gengen.runtime import side_path
+
+    for out, bed in (("t.tsv", "t.hits.bed"), ("t.tsv.gz", "t.hits.bed"), ("t.TSV.XZ", "t.hits.bed"),
+                     ("x.txt.tsv", "x.txt.hits.bed"), ("x.jaspar.tsv", "x.jaspar.hits.bed"), ("plain", "plain.hits.bed"),
+                     ("d/a.b.c.bz2", "d/a.b.hits.bed")):
+        assert side_path(out, ".hits.bed").as_posix() == bed, out
+    assert [p.name for p in design_outputs("d.fas.fa.gz", motif=True, hits=True)] == [
+        "d.fas.fa.gz", "d.fas.tsv", "d.fas.png", "d.fas.motif.jaspar", "d.fas.hits.bed"]
+    assert [p.name for p in eval_outputs("e.tsv.gz")] == ["e.tsv.gz", "e.novelty.tsv"]
+    fa = write_fa(tmp_path / "recs.fa", random_seqs(3, 60, seed=8))
+    for out in ("x.txt.tsv", "x.jaspar.tsv"):
+        r = run("dna-score", fa, "--motif", "MA0139.2", "-o", tmp_path / out)
+        assert r.exit_code == 0, r.output
+    assert sorted(p.name for p in tmp_path.glob("*.hits.bed")) == ["x.jaspar.hits.bed", "x.txt.hits.bed"]
+    r = run("dna-score", fa, "--motif", "MA0139.2", "-o", tmp_path / "z.tsv.gz")  # item 4: the gzip header
+    data = (tmp_path / "z.tsv.gz").read_bytes()
+    assert r.exit_code == 0 and (tmp_path / "z.hits.bed").is_file() and data[3] & 0x08, r.output
+    assert data[10:data.index(b"\0", 10)] == b"z.tsv"

@@ -181,3 +181,22 @@ def test_plateau_rule_edge_cases_value_targets_and_the_cap():
         design(PWMPredictor(pwm), 4, 30, max_steps=0, device="cpu")
     with pytest.raises(GengenError, match="tolerance"):
         design(PWMPredictor(pwm), 4, 30, plateau_tolerance=float("nan"), device="cpu")
+
+
+def test_the_cap_line_says_rising_only_when_the_score_still_rose():
+    """User test, item 1: a run that hit --max-steps said "still rising" even with every design at the
+    consensus; now it says rising, levelled off, or too few steps to tell, from the plateau rule's record."""
+    pwm = pwm_from_counts(TOY_COUNTS)
+    kw = dict(seed=1, device="cpu", record_every=1, plateau_steps=10)
+    free = design(PWMPredictor(pwm), 8, 20, max_steps=500, **kw)
+    stop, rise = free.settings["steps"], free.settings["last_rise"]
+    assert free.settings["stopped"] == "plateau" and stop - rise == 10, free.settings
+    levelled = design(PWMPredictor(pwm), 8, 20, max_steps=stop, **kw)  # the window closes on the last step
+    assert levelled.settings["stopped"] == "max_steps" and levelled.settings["last_rise"] == rise
+    assert "levelled off (no rise over the last 10 steps)" in levelled.stop_line()
+    assert "still rising" not in levelled.stop_line()
+    short = design(PWMPredictor(pwm), 8, 20, max_steps=stop - 5, **kw)  # 5 flat steps: cannot tell
+    assert f"last rose at step {rise}, {stop - 5 - rise} step(s) before the end: too few steps" in short.stop_line()
+    assert "still rising" not in short.stop_line()
+    rising = design(PWMPredictor(pwm), 8, 20, max_steps=2, **kw)
+    assert rising.settings["last_rise"] == 2 and "still rising" in rising.stop_line()

@@ -362,3 +362,57 @@ def test_metadata_length_sets_the_design_length_and_is_read_without_loading(tmp_
     assert trained_lengths(specs=[f"model={tmp_path / 'm.pt'}"]) == {"m": 24}
     r = run("dna-design", "--objective", f"model={tmp_path / 'm.pt'}", "-n", 2, "--steps", 2, "-o", tmp_path / "d.fa")
     assert r.exit_code == 0 and "design length 24 nt" in r.output, r.output
+
+
+class _Named(_Conv):  # output names as a scripted attribute (its type inferred from the list)
+    def __init__(self, k: int, names: list[str]):
+        super().__init__(k)
+        self.output_names = names
+
+
+@pytest.mark.parametrize("k, names, how", [(1, ["a", "b"], "json"), (3, ["a", "b"], "attribute")])
+def test_output_names_of_another_count_than_the_outputs_are_refused(tmp_path, k, names, how):
+    """User test, item 2: names for two outputs on an (N,) model were accepted ("outputs a, b"); the count is
+    checked when the model is first tried, in one line naming both counts."""
+    module = torch.jit.script(_Conv(k) if how == "json" else _Named(k, names))
+    extra = {"gengen.json": json.dumps({"output_names": names})} if how == "json" else {}
+    module.save(str(tmp_path / "m.pt"), _extra_files=extra)
+    for args in (["dna-design", "--length", 20, "-n", 2, "--steps", 2, "-o", tmp_path / "d.fa"],
+                 ["dna-score", write_fa(tmp_path / "s.fa", random_seqs(3, 20)), "-o", tmp_path / "s.tsv"]):
+        r = run(*args, "--objective", f"model={tmp_path / 'm.pt'}", "-q")
+        assert_one_line_error(r, f"records 2 output name(s) (a, b) but gives {k} output(s) per sequence")
+    assert not (tmp_path / "d.fa").exists() and not (tmp_path / "s.tsv").exists()
+
+
+def test_a_model_error_gets_the_lengths_and_layout_hint_only_when_it_is_about_shapes(tmp_path, monkeypatch):
+    """User test, item 6: a model built for CUDA and a factory's bad argument both ended "check the lengths and
+    layout"; a device error now says what to do about the device, another error is just named."""
+
+    class OnGpu(nn.Module):  # what a model traced on a GPU, or calling .cuda(), does on a CPU-only PyTorch
+        def forward(self, x):
+            raise RuntimeError("PyTorch is not linked with support for cuda devices")
+
+    with pytest.raises(GengenError, match=r"built for CUDA.*--device cuda.*export it again on the CPU") as info:
+        _wrapped(OnGpu()).check(20)
+    assert "lengths and layout" not in str(info.value)
+
+    (tmp_path / "facs.py").write_text(
+        "from torch import nn\n"
+        "class GC(nn.Module):\n"
+        "    def __init__(self, scale=1.0):\n"
+        "        super().__init__(); self.scale = scale\n"
+        "    def forward(self, x): return self.scale * x[:, 1:3].sum(dim=(1, 2))\n"
+        "def good(scale=1.0): return GC(scale)\n")
+    monkeypatch.chdir(tmp_path)
+    r = run("dna-design", "--objective", "python=facs.py:good,scale=abc", "--length", 20, "-n", 2, "--steps", 2,
+            "-o", tmp_path / "d.fa", "-q")
+    assert_one_line_error(r, "model 'facs.good' fails on one-hot input of shape (3, 4, 20): TypeError:",
+                          "(the model's own error)")
+    assert "lengths and layout" not in r.output
+
+    class Picky(nn.Module):  # a shape error with no layout or length that runs: the hint stays
+        def forward(self, x):
+            raise ValueError(f"unexpected input shape {tuple(x.shape)}")
+
+    with pytest.raises(GengenError, match=r"ValueError: unexpected input shape .*check the lengths and layout"):
+        _wrapped(Picky()).check(20)

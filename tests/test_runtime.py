@@ -352,3 +352,35 @@ def test_only_regular_files_are_read_and_links_only_where_allowed(tmp_path):
             with pytest.raises(GengenError, match=f"is {kind}, not a regular file"):
                 check_input(path)
     sock.close()
+
+
+def _gzip_name(path) -> bytes | None:
+    """The file name a gzip header stores (FNAME, after the 10-byte header), None without one."""
+    from pathlib import Path
+
+    data = Path(path).read_bytes()
+    assert data[:2] == b"\x1f\x8b", "not gzip"
+    return data[10:data.index(b"\0", 10)] if data[3] & 0x08 else None
+
+
+def test_gzip_outputs_store_the_final_name_not_the_temporary(tmp_path):
+    """User test, item 4: ``-o s.tsv.gz`` stored the temporary's name in the gzip header, so ``gunzip -N``
+    restored a hidden ``.s.tsv.gz.gengen-tmp-...``; the header now names ``s.tsv``, the content unchanged."""
+    import gzip
+
+    import pandas as pd
+
+    from gengen.io.sequences import write_fasta
+
+    table = pd.DataFrame({"a": range(1000), "b": ["x"] * 1000})
+    with runtime.atomic_path(tmp_path / "s.tsv.gz") as tmp:
+        table.to_csv(tmp, sep="\t", index=False)
+    assert _gzip_name(tmp_path / "s.tsv.gz") == b"s.tsv"
+    assert pd.read_csv(tmp_path / "s.tsv.gz", sep="\t").equals(table)
+    with runtime.atomic_path(tmp_path / "é€.txt.gz") as tmp, gzip.open(tmp, "wt") as fh:  # not Latin-1: no name
+        fh.write("hello\n")
+    assert _gzip_name(tmp_path / "é€.txt.gz") is None and gzip.open(tmp_path / "é€.txt.gz", "rt").read() == "hello\n"
+    write_fasta(tmp_path / "d.fa.gz", ["a", "b"], ["ACGT", "GG"])  # a .gz FASTA is gzip too, named d.fa
+    assert _gzip_name(tmp_path / "d.fa.gz") == b"d.fa"
+    assert gzip.open(tmp_path / "d.fa.gz", "rt").read() == ">a\nACGT\n>b\nGG\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["d.fa.gz", "s.tsv.gz", "é€.txt.gz"]  # no temporary left

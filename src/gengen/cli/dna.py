@@ -183,7 +183,8 @@ def dna_train(
         ctx.params, heldout_fraction=heldout_fraction, checkpoint_every=sample_every,
         log_every=max(1, min(50, sample_every)), heldout_split=True, heldout_by=heldout_by)
     plan_outputs(models={output: overwrite_check("dna-gan")}, inputs=input_paths([data]))
-    seqs = read_fasta(input_path(data), length=length, windows=windows, ambiguous=ambiguous, short=short, seed=seed)
+    seqs = read_fasta(input_path(data), length=length, windows=windows, ambiguous=ambiguous, short=short, seed=seed,
+                      quiet=quiet)
     split = training_windows(seqs, heldout_fraction, by=heldout_by, max_windows=max_windows, seed=seed)
     if split.split:
         recipe.notes.append(split.split)  # config.json says how the split was made
@@ -458,7 +459,7 @@ def dna_train_predictor(
     recipe = PREDICTOR_OPTIONS.build(ctx.params)
     if training.resume:
         recipe = PREDICTOR_OPTIONS.resume(ctx, recipe, run.saved_recipe)
-    seqs = read_fasta(input_path(data), ambiguous=ambiguous)
+    seqs = read_fasta(input_path(data), ambiguous=ambiguous, quiet=quiet)
     y = read_labels(scores, seqs.ids)
     trained = train_predictor(seqs.codes, y, recipe, device=device, quiet=quiet, baseline=baseline,
                               checkpoint=run.checkpoint)
@@ -574,8 +575,9 @@ def dna_eval(
     plan_outputs(eval_outputs(output, novelty), inputs=input_paths([data, model, samples]))
     gan = _load_gan(model, device, weights, True)
     say(f"reading {data} as tiled {gan.length}-nt windows", quiet)
-    seqs = read_fasta(input_path(data), length=gan.length, windows="tiled", ambiguous=ambiguous)
-    extra = {samples.stem: read_fasta(input_path(samples), length=gan.length, ambiguous=ambiguous).codes} if samples else None
+    seqs = read_fasta(input_path(data), length=gan.length, windows="tiled", ambiguous=ambiguous, quiet=quiet)
+    extra = {samples.stem: read_fasta(input_path(samples), length=gan.length, ambiguous=ambiguous,
+                                          quiet=quiet).codes} if samples else None
     ev = evaluate_gan(gan, seqs, n, heldout_fraction=heldout_fraction, extra=extra, novelty=novelty, seed=seed,
                       quiet=quiet)
     for caveat in ev.caveats:

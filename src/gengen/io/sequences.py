@@ -156,10 +156,28 @@ def read_fasta_records(path: str | os.PathLike, *, quiet: bool = False) -> list[
         where = ", ".join(f"#{k + 1}" for k in unnamed[:5]) + (", ..." if len(unnamed) > 5 else "")
         log(f"note: {str(path)!r}: {len(unnamed)} record(s) have no name after '>' (record {where}); named by "
             f"their position: {preview([out[k][0] for k in unnamed], 3)}.", quiet)
+    _note_repeated_ids([name for name, _ in out], path, quiet)
     empty = [i for i, s in out if not s]
     if len(empty) == len(out):
         raise GengenError(f"{str(path)!r}: every record is empty (headers without sequence lines).")
     return out
+
+
+def _note_repeated_ids(ids: list[str], path: Path, quiet: bool) -> None:
+    """Say once that record ids repeat: outputs keyed by id (scores, windows, attributions) then hold rows
+    of one id that only their order tells apart. The ids are kept as the file has them."""
+    from collections import Counter
+
+    from gengen.runtime import log
+
+    counts = Counter(ids)
+    repeated = {name: n for name, n in counts.items() if n > 1}
+    if not repeated:
+        return
+    first = next(name for name in ids if name in repeated)
+    log(f"note: {str(path)!r}: {sum(repeated.values())} records share {len(repeated)} id(s) (e.g. {first!r}, "
+        f"{repeated[first]} times); they are kept as they are, so rows of one id are told apart by their order "
+        "in the outputs; rename them in the file to tell them apart by id.", quiet)
 
 
 def read_fasta(
@@ -202,7 +220,10 @@ def read_fasta(
             + ": add --ambiguous uniform to keep padded records, or use --short skip."
         )
     records = read_fasta_records(path, quiet=quiet)
-    encoded = [(name, encode_string(seq, name)) for name, seq in records if seq]
+    # an empty record (a header without sequence lines) is a record of length 0: named in the length
+    # errors, a short record under --length, never dropped unsaid
+    encoded = [(name, encode_string(seq, name)) for name, seq in records]
+    empty = [name for name, seq in records if not seq]
     if ambiguous == "error":
         for name, codes in encoded:
             if (codes == AMBIGUOUS_CODE).any():
@@ -212,11 +233,16 @@ def read_fasta(
                     "use --ambiguous skip to drop such windows or uniform to keep them."
                 )
     lengths = {len(c) for _, c in encoded}
+    said_empty = (f"{len(empty)} record(s) are empty, a header without sequence lines ({preview(empty, 3)})"
+                  if empty else "")
     if length is None:
+        if len(lengths) == 2 and empty:
+            raise GengenError(f"{str(path)!r}: {said_empty}; the others are {max(lengths)} nt: remove the empty ones.")
         if len(lengths) != 1:
             raise GengenError(
-                f"{str(path)!r} holds sequences of different lengths ({min(lengths)}..{max(lengths)}); "
-                "give a window length (--length)."
+                f"{str(path)!r} holds sequences of different lengths ({min(lengths)}..{max(lengths)})"
+                + (f"; {said_empty}" if empty else "") + "; give a window length (--length)"
+                + (" and remove the empty records." if empty else ".")
             )
         length = lengths.pop()
     if length < 1:
@@ -226,7 +252,7 @@ def read_fasta(
     chunks: list[np.ndarray] = []
     keys: list[np.ndarray] = []  # per window, its record's sequence key (each record hashed once)
     too_short = []
-    for (name, codes), key in zip(encoded, (sequence_key(seq) for _, seq in records if seq)):
+    for (name, codes), key in zip(encoded, (sequence_key(seq) for _, seq in records)):
         n = len(codes)
         if n < length:
             too_short.append(name)
@@ -253,8 +279,9 @@ def read_fasta(
         ids.extend(f"{name}:{s + 1}-{s + length}" for s in starts)
     if too_short and short == "error":
         raise GengenError(
-            f"{len(too_short)} record(s) are shorter than --length {length} ({preview(too_short, 3)}); "
-            "use --short skip or --short pad, or a smaller --length."
+            f"{len(too_short)} record(s) are shorter than --length {length} ({preview(too_short, 3)})"
+            + (f", {len(empty)} of them empty (a header without sequence lines)" if empty else "")
+            + "; use --short skip or --short pad, or a smaller --length."
         )
     if not chunks:
         raise GengenError(f"{str(path)!r}: no record is at least {length} bases long.")
@@ -356,7 +383,10 @@ def write_fasta(
     -------
     The written path.
     """
-    with atomic_path(path, protect=protect) as tmp, open(tmp, "w") as fh:
+    import gzip
+
+    opener = gzip.open if str(path).lower().endswith(".gz") else open  # a .gz name promises gzip
+    with atomic_path(path, protect=protect) as tmp, opener(tmp, "wt") as fh:
         for i, (name, seq) in enumerate(zip(ids, seqs)):
             desc = f" {descriptions[i]}" if descriptions is not None and descriptions[i] else ""
             fh.write(f">{name}{desc}\n")

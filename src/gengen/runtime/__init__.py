@@ -51,6 +51,7 @@ from gengen.runtime.outputs import (
     give_umask_modes,
     on_command_exit,
     plan_outputs,
+    side_path,
 )
 from gengen.runtime.progress import (
     ESTIMATE_AFTER_S,
@@ -117,6 +118,7 @@ __all__ = [
     "resolve_precision",
     "seed_everything",
     "set_threads",
+    "side_path",
     "small_model_threads",
     "stat_is_link",
     "stop_if_terminated",

@@ -30,6 +30,22 @@ from gengen.runtime.temps import (
     remove_temp,
 )
 
+COMPRESSION_SUFFIXES = (".gz", ".bz2", ".xz")
+
+
+def side_path(path: str | os.PathLike, ending: str) -> Path:
+    """The side file of output ``path`` ending in ``ending``: its name less a compression suffix, then
+    exactly one extension (``t.tsv.gz``, ``t.tsv`` -> ``t.hits.bed``; ``t.jaspar.tsv`` -> ``t.jaspar.hits.bed``),
+    one rule for every command so a side file's name can be predicted from the output's."""
+    path = Path(path)
+    name = path.name
+    for suffix in COMPRESSION_SUFFIXES:
+        if name.lower().endswith(suffix) and len(name) > len(suffix):
+            name = name[: -len(suffix)]
+            break
+    return path.with_name(Path(name).stem + ending)
+
+
 _ACTIVE_PLANS: list[OutputPlan] = []
 _SCOPES: list[contextlib.ExitStack] = []
 
@@ -429,6 +445,48 @@ def _output_errors_name(target: Path, tmp: Path) -> Iterator[None]:
         raise
 
 
+_GZIP_FHCRC, _GZIP_FEXTRA, _GZIP_FNAME = 0x02, 0x04, 0x08
+_GZIP_NAME_MAX = 1 << 16
+
+
+def _name_gzip_header(tmp: Path, target: Path) -> None:
+    """Give a gzip temporary's header the final file's name. Writers (pandas, ``gzip.open``) store the
+    name they were handed, the temporary's, and ``gunzip -N`` would restore that hidden name; the header
+    gets what gzip itself stores for ``target`` (its name less ``.gz``; none when not Latin-1). The rest
+    of the file is copied unchanged, never recompressed."""
+    import shutil
+
+    name = target.name[:-3] if target.name.endswith(".gz") else target.name
+    try:
+        wanted = name.encode("latin-1")
+    except UnicodeEncodeError:
+        wanted = b""
+    with open(tmp, "rb") as fh:
+        head = fh.read(10)
+        if len(head) < 10 or head[:3] != b"\x1f\x8b\x08" or not head[3] & _GZIP_FNAME or head[3] & _GZIP_FHCRC:
+            return  # not gzip, no name stored, or a header checksum this would have to redo
+        extra = b""
+        if head[3] & _GZIP_FEXTRA:
+            size = fh.read(2)
+            extra = size + fh.read(int.from_bytes(size, "little"))
+        stored = bytearray()
+        while (byte := fh.read(1)) != b"\0":
+            if not byte or len(stored) > _GZIP_NAME_MAX:
+                return  # a truncated or odd header: left as written
+            stored += byte
+        if bytes(stored) == wanted:
+            return
+        flags = head[3] | _GZIP_FNAME if wanted else head[3] & ~_GZIP_FNAME
+        fixed = new_temp(target)
+        try:
+            with open(fixed, "wb") as out:
+                out.write(head[:3] + bytes([flags]) + head[4:] + extra + (wanted + b"\0" if wanted else b""))
+                shutil.copyfileobj(fh, out, 1 << 20)
+            os.replace(fixed, tmp)
+        finally:
+            remove_temp(fixed)  # gone after the replace: only unregisters it
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike, protect: tuple[str | os.PathLike, ...] = ()) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; move it over ``path`` only if the block succeeds.
@@ -452,6 +510,8 @@ def atomic_path(path: str | os.PathLike, protect: tuple[str | os.PathLike, ...] 
         tmp = new_temp(target, directory=False)
         with _output_errors_name(target, tmp):
             yield tmp
+            if target.name.lower().endswith(".gz"):
+                _name_gzip_header(tmp, target)
             give_umask_modes(tmp)
         if plan is not None:
             plan._stage(tmp, target)

@@ -221,7 +221,8 @@ def _feasible(rules: EditRules, x_hard: torch.Tensor, sums: torch.Tensor | None)
 
 def _optimise(source, objectives: list[Objective], rules: EditRules, *, steps: int, learning_rate: float,
               straight_through: bool, record_every: int, quiet: bool, plateau: tuple[int, float] | None = None):
-    """Adam on the source; returns (final codes ``(n, L)`` long, history rows, steps run).
+    """Adam on the source; returns (final codes ``(n, L)`` long, history rows, steps run, the step of the
+    score's last rise beyond the plateau tolerance or None without ``plateau``).
 
     Straight-through, every step's readout is scored exactly anyway (it is what the forward pass
     sees), so each design keeps its best constraint-meeting readout over all steps. With ``plateau =
@@ -299,7 +300,7 @@ def _optimise(source, objectives: list[Objective], rules: EditRules, *, steps: i
             best_codes[better], best_j = codes[better], torch.maximum(j, best_j)
             seen = torch.isfinite(best_j)  # designs never feasible keep their last readout for repair
             codes = torch.where(seen[:, None], best_codes, codes)
-    return codes, history, ran
+    return codes, history, ran, reference_step
 
 
 def _check_settings(n: int, length: int, steps: int | None, learning_rate: float, max_steps: int = 1,
@@ -411,7 +412,7 @@ def design(
             source = FreeLogits(n, length, rules=rules, init_scale=init_scale, seed=seed, device=dev)
         with torch.no_grad():
             initial = _readout(source.relaxed(), rules) if not edit else rules.start
-        codes, history, ran = _optimise(
+        codes, history, ran, last_rise = _optimise(
             source, objectives, rules, steps=cap, learning_rate=learning_rate, straight_through=straight_through,
             record_every=record_every or max(1, cap // 100), quiet=quiet, plateau=plateau)
         with torch.no_grad():
@@ -430,7 +431,7 @@ def design(
     result.settings.update({
         "steps": ran, "learning_rate": learning_rate, "straight_through": straight_through, "seed": seed,
         **({"max_steps": cap, "stopped": "plateau" if ran < cap else "max_steps", "plateau_steps": plateau_steps,
-            "plateau_tolerance": plateau_tolerance} if plateau else {"stopped": "steps"}),
+            "plateau_tolerance": plateau_tolerance, "last_rise": last_rise} if plateau else {"stopped": "steps"}),
         "seconds": time.perf_counter() - t0, "device": str(dev), "repaired": n_repaired,
         **polish_report,
         **({"grad_noise": grad_noise, "prior_weight": prior_weight} if gan is not None else {}),

@@ -24,17 +24,13 @@ BED_SUFFIX = ".hits.bed"
 def design_outputs(path: str | os.PathLike, *, motif: bool = False, hits: bool = False) -> tuple[Path, ...]:
     """The files a design writes: the FASTA ``path`` and its ``.tsv`` and ``.png`` beside it; with
     ``motif`` also ``<stem>.motif.jaspar`` (the designed motif), with ``hits`` ``<stem>.hits.bed`` (the
-    best motif hits; a design that knows a motif writes it). :meth:`DesignResult.write` writes them all."""
+    best motif hits; a design that knows a motif writes it). :meth:`DesignResult.write` writes them all.
+    Side names follow :func:`~gengen.runtime.side_path`, as ``dna-score``'s."""
+    from gengen.runtime import side_path
+
     path = Path(path)
-    name = path.name
-    for ext in (".gz", *FASTA_SUFFIXES):
-        name = name.removesuffix(ext)
-    out = [path, path.with_name(name + ".tsv"), path.with_name(name + ".png")]
-    if motif:
-        out.append(path.with_name(name + MOTIF_SUFFIX))
-    if hits:
-        out.append(path.with_name(name + BED_SUFFIX))
-    return tuple(out)
+    endings = (".tsv", ".png") + ((MOTIF_SUFFIX,) if motif else ()) + ((BED_SUFFIX,) if hits else ())
+    return (path, *(side_path(path, e) for e in endings))
 
 
 @dataclass
@@ -294,8 +290,16 @@ class DesignResult:
                     f"{st['plateau_steps']} steps; the designs are those of --steps {st['steps']} (--steps N runs "
                     "exactly N steps)")
         if st.get("stopped") == "max_steps":
-            return (f"ran the most steps without --steps ({st['max_steps']}) and the score was still rising; "
-                    "--max-steps or --steps N runs longer")
+            # Said from the plateau rule's own record, so a flat score is never reported as rising.
+            cap, window, rise = st["max_steps"], st["plateau_steps"], st.get("last_rise")
+            head = f"ran the most steps without --steps ({cap})"
+            if rise is None or rise >= cap:
+                return f"{head} and the score was still rising; --max-steps or --steps N runs longer"
+            if cap - rise >= window:
+                return f"{head}; the score had levelled off (no rise over the last {cap - rise} steps)"
+            return (f"{head}; the score last rose at step {rise}, {cap - rise} step(s) before the end: too few steps "
+                    f"to tell whether it had levelled off (the plateau test waits {window}); --max-steps or "
+                    "--steps N runs longer")
         return ""
 
     def _reasons(self) -> str:

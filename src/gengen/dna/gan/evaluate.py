@@ -58,13 +58,16 @@ class GANEvaluation:
 
 
 def eval_outputs(output, novelty: bool = True) -> list:
-    """The files ``dna-eval -o TABLE.tsv`` writes: the k-mer table and, with novelty, ``TABLE.novelty.tsv``."""
+    """The files ``dna-eval -o TABLE.tsv`` writes: the k-mer table and, with novelty, ``TABLE.novelty.tsv``
+    (named by :func:`~gengen.runtime.side_path`, as every side file)."""
     if output is None:
         return []
     from pathlib import Path
 
+    from gengen.runtime import side_path
+
     output = Path(output)
-    return [output] + ([output.with_name(output.stem + ".novelty.tsv")] if novelty else [])
+    return [output] + ([side_path(output, ".novelty.tsv")] if novelty else [])
 
 
 def evaluate_gan(

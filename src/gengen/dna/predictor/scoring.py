@@ -231,7 +231,7 @@ def score_file(
     from gengen.dna.predictor.predictors import CNNPredictor
     from gengen.io.sequences import read_fasta_records
 
-    records = read_fasta_records(path)
+    records = read_fasta_records(path, quiet=quiet)
     model = CNNPredictor.load(predictor, device=device) if predictor else None
     table, notes = score_records(records, pwm=pwm, model=model, ambiguous=ambiguous, quiet=quiet,
                                  predictor_windows=predictor_windows, objectives=objectives,
@@ -270,11 +270,12 @@ def score_file(
 
 
 def scores_bed_path(output) -> Path:
-    """Where ``dna-score -o TABLE.tsv --motif ...`` writes the hits as BED: ``TABLE.hits.bed`` beside it."""
+    """Where ``dna-score -o TABLE.tsv --motif ...`` writes the hits as BED: ``TABLE.hits.bed`` beside it
+    (:func:`~gengen.runtime.side_path`: a compression suffix, then one extension, dropped)."""
     from gengen.dna.designer.result import BED_SUFFIX
-    from gengen.store import data_stem
+    from gengen.runtime import side_path
 
-    return Path(output).with_name(data_stem(Path(output)) + BED_SUFFIX)
+    return side_path(output, BED_SUFFIX)
 
 
 def write_hits_bed(table: pd.DataFrame, pwm: PWM, path) -> str:

@@ -141,6 +141,8 @@ class TorchModel(nn.Module):
                 raise GengenError(f"model {self.name!r} gives {length} numbers per {length}-nt sequence, one per "
                                   "position (a profile?); an objective needs one number per sequence: wrap the model "
                                   "to reduce it (e.g. sum over positions), or pick one with output=INDEX.")
+            if raw.ndim == 1:  # names recorded for K outputs but one given: the names describe another model
+                self._check_names(1)
             if raw.ndim == 1 and self.output not in (None, "0"):
                 raise GengenError(f"model {self.name!r} gives one number per sequence (N,), so output={self.output} "
                                   "has nothing to pick: leave output= out.")
@@ -153,11 +155,17 @@ class TorchModel(nn.Module):
                 self._check_gradient(x, out)
         self.checked[length] = gradient
 
-    def _column(self, k: int) -> int:
+    def _check_names(self, k: int) -> None:
+        """Refuse output names whose count is not the ``k`` outputs the model gives per sequence."""
         names = self.output_names
         if names is not None and len(names) != k:
-            raise GengenError(f"model {self.name!r} records {len(names)} output names but gives {k} outputs per "
-                              "sequence; fix its output_names.")
+            raise GengenError(f"model {self.name!r} records {len(names)} output name(s) ({', '.join(names)}) but gives "
+                              f"{k} output(s) per sequence; fix its output_names (attribute or {METADATA}) to "
+                              f"name {k}.")
+
+    def _column(self, k: int) -> int:
+        names = self.output_names
+        self._check_names(k)
         listed = f" ({', '.join(names)})" if names else ""
         if self.output is None:
             if k == 1:
@@ -211,19 +219,37 @@ class TorchModel(nn.Module):
         return None
 
     def _diagnose(self, length: int, exc: BaseException) -> GengenError:
+        """The model's own error, explained by what it looks like: a device it was built for, a layout or
+        length it takes (found by trying them), or else just the error; the lengths-and-layout hint only
+        follows an error about shapes, where it can help."""
         reason = _reason(exc)
+        device = self._device()
+        if _DEVICE_ERROR.search(str(exc)):
+            if device.type == "cpu" and re.search(r"cuda|nvidia", str(exc), re.IGNORECASE):
+                return GengenError(
+                    f"model {self.name!r} was built for CUDA: running on the CPU it still puts tensors on a GPU "
+                    f"({reason}), as a model traced on a GPU or one that calls .cuda() does; run with --device cuda "
+                    "on a machine with a GPU, or export it again on the CPU (model.cpu(), then torch.jit.script, or "
+                    "torch.jit.trace on CPU input, and save).")
+            return GengenError(f"model {self.name!r} fails on {device} with a device error ({reason}); export it again "
+                               "on the device it is to run on, or pick that device with --device.")
         other = "NLC" if self.layout == "NCL" else "NCL"
         if self._runs(length, other) is None:
             fix = "add layout=NLC to the --objective" if other == "NLC" else "leave layout=NLC out of the --objective"
             return GengenError(f"model {self.name!r} takes {_shape(other, length)} input, not {_shape(self.layout, length)} "
                                f"(it fails on that: {reason}): {fix}.")
-        found = self._accepted_lengths(length, exc)
+        shapes = bool(_SHAPE_ERROR.search(str(exc)))
+        found = self._accepted_lengths(length, exc) if shapes else ""
         if found:
             return GengenError(f"model {self.name!r} does not take {length}-nt sequences ({reason}); it runs on {found}: "
                                "use sequences of that length (dna-design --length).")
-        return GengenError(f"model {self.name!r} fails on one-hot input of shape {_shape(self.layout, length, PROBE_SEQUENCES)} "
-                           f"({reason}); an objective takes one-hot float32 (N, 4, L), A, C, G, T (layout=NLC for "
-                           "(N, L, 4)); check the lengths and layout it was built for.")
+        if shapes:
+            return GengenError(f"model {self.name!r} fails on one-hot input of shape "
+                               f"{_shape(self.layout, length, PROBE_SEQUENCES)} ({reason}); an objective takes one-hot "
+                               "float32 (N, 4, L), A, C, G, T (layout=NLC for (N, L, 4)); check the lengths and layout "
+                               "it was built for.")
+        return GengenError(f"model {self.name!r} fails on one-hot input of shape "
+                           f"{_shape(self.layout, length, PROBE_SEQUENCES)}: {reason} (the model's own error).")
 
     def _accepted_lengths(self, length: int, exc: BaseException) -> str:
         """The lengths the model runs on, as words, when a few forward passes find them ('' otherwise):
@@ -313,6 +339,12 @@ def _reason(exc: BaseException | None) -> str:
         text = f"{type(exc).__name__}: {text}"
     return text[:200]
 
+
+# What a model's error is about, from its text: where it ran, or the shape of what it was given
+_DEVICE_ERROR = re.compile(r"\bcuda\b|cudnn|nvidia|not linked with support for \w+ devices|same device|\bmps\b",
+                           re.IGNORECASE)
+_SHAPE_ERROR = re.compile(r"shape|size|dimension|\bdims?\b|channels?\b|mat1|mat2|\bexpected\b.*\binput\b|"
+                          r"must match|out of (bounds|range)|kernel|padding|too small|length", re.IGNORECASE)
 
 _SIZE_PATTERNS = (
     re.compile(r"mat1 and mat2 shapes cannot be multiplied \(\d+x(\d+) and (\d+)x\d+\)"),

@@ -72,15 +72,20 @@ def factory_arguments(spec: ObjectiveSpec) -> dict[str, Any]:
 @contextlib.contextmanager
 def _your_code(spec: ObjectiveSpec, doing: str) -> Iterator[None]:
     """Run the user's code: a :class:`GengenError` passes as it is, any other exception becomes one line
-    naming what was being done (``GENGEN_DEBUG=1``: the exception itself, with its traceback)."""
+    naming what was being done (``GENGEN_DEBUG=1``: the exception itself, with its traceback). A
+    ``SystemExit`` (``sys.exit`` in a script's main code or a factory) is one too: it would otherwise end
+    gengen with the user's exit code and no word of why."""
     try:
         yield
     except GengenError:
         raise
-    except Exception as exc:
+    except (Exception, SystemExit) as exc:
         if os.environ.get("GENGEN_DEBUG"):
             raise
-        detail = str(exc).splitlines()[0][:200] if str(exc) else ""
+        if isinstance(exc, SystemExit):
+            detail = f"exit code {exc.code!r}; sys.exit() or exit() ran"
+        else:
+            detail = str(exc).splitlines()[0][:200] if str(exc) else ""
         raise GengenError(f"{spec.where}: {doing} raised {type(exc).__name__}" + (f": {detail}" if detail else "")
                           + " (your code; GENGEN_DEBUG=1 shows the traceback).") from None
 
