@@ -6,10 +6,9 @@ vertebrate profiles, latest version of each (what JASPAR calls non-redundant; 87
 reference for motifs learned from vertebrate data. ``taxon`` and ``collection`` pick another part of the
 release (``--jaspar-taxon plants``, ``--jaspar-collection UNVALIDATED``, ``--jaspar-taxon all``).
 
-The release is fixed (JASPAR 2024, not pyjaspar's newest: pyjaspar 4 defaults to JASPAR 2026, pyjaspar 3
-to 2024) so that a match reported today names the same profile tomorrow, whichever pyjaspar is installed;
-``--motif MA0139.2`` resolves ids from the same release (:func:`gengen.io.motifs.fetch_jaspar`), so every
-message names one release, as :func:`release_name` writes it.
+The release is fixed (JASPAR 2024, not pyjaspar's newest) so that a match reported today names the same
+profile tomorrow; ``--motif MA0139.2`` keeps resolving ids from pyjaspar's newest release
+(:func:`gengen.io.motifs.fetch_jaspar`).
 """
 
 from __future__ import annotations
@@ -33,28 +32,6 @@ COLLECTIONS = ("CORE", "UNVALIDATED")
 # every tax_group of JASPAR 2024 (its MATRIX_ANNOTATION table), and "all"
 TAXA = ("vertebrates", "plants", "insects", "nematodes", "fungi", "urochordates", "cnidaria", "diatoms",
         "dictyostelium", "oomycota", "trematodes", "all")
-
-
-def release_name(release: str = JASPAR_RELEASE) -> str:
-    """A pyjaspar release as messages name it: ``JASPAR2024`` -> ``JASPAR 2024``."""
-    year = release.removeprefix("JASPAR")
-    return f"JASPAR {year}" if year.isdigit() else release
-
-
-def open_release():
-    """pyjaspar's database of :data:`JASPAR_RELEASE` (every JASPAR read goes through it: one release), or a
-    one-line error when the installed pyjaspar lacks it."""
-    try:
-        from pyjaspar import jaspar_releases, jaspardb
-    except ImportError:  # pragma: no cover - a declared dependency
-        raise GengenError("JASPAR ids and matching need the 'pyjaspar' package (pip install 'pyjaspar>=3.0'); "
-                          "or give a motif file.") from None
-    if JASPAR_RELEASE not in jaspar_releases:
-        raise GengenError(f"the installed pyjaspar does not ship {release_name()}; install pyjaspar>=3.0.")
-    with warnings.catch_warnings(), open(os.devnull, "w") as null:
-        warnings.simplefilter("ignore")
-        with contextlib.redirect_stdout(null):  # pyjaspar prints instead of raising for a missing release
-            return jaspardb(release=JASPAR_RELEASE)
 
 
 @dataclass(frozen=True)
@@ -82,8 +59,9 @@ class MotifDatabase:
 
     def describe(self) -> str:
         """What the collection is, in words: release, collection, taxon and size."""
+        year = self.release.removeprefix("JASPAR")
         taxon = "all taxa" if self.taxon == "all" else self.taxon
-        return (f"{release_name(self.release)} {self.collection} {taxon}, non-redundant (latest version of each profile): "
+        return (f"JASPAR {year} {self.collection} {taxon}, non-redundant (latest version of each profile): "
                 f"{len(self)} profiles")
 
 
@@ -143,13 +121,20 @@ def jaspar_database(taxon: str = DEFAULT_TAXON, collection: str = DEFAULT_COLLEC
 def _load(taxon: str, collection: str) -> MotifDatabase:
     import numpy as np
 
-    db = open_release()
-    with warnings.catch_warnings():
+    try:
+        from pyjaspar import jaspar_releases, jaspardb
+    except ImportError:  # pragma: no cover - a declared dependency
+        raise GengenError("JASPAR matching needs the 'pyjaspar' package (pip install 'pyjaspar>=3.0').") from None
+    if JASPAR_RELEASE not in jaspar_releases:
+        raise GengenError(f"the installed pyjaspar does not ship {JASPAR_RELEASE}; install pyjaspar>=3.0.")
+    with warnings.catch_warnings(), open(os.devnull, "w") as null:
         warnings.simplefilter("ignore")
+        with contextlib.redirect_stdout(null):  # pyjaspar prints instead of raising for a missing release
+            db = jaspardb(release=JASPAR_RELEASE)
         found = db.fetch_motifs(collection=collection, tax_group=None if taxon == "all" else [taxon],
                                 all_versions=False)
     if not found:
-        raise GengenError(f"{release_name()} has no {collection} profiles for taxon {taxon!r}.")
+        raise GengenError(f"{JASPAR_RELEASE} has no {collection} profiles for taxon {taxon!r}.")
     ids, names, families, counts = [], [], [], []
     for m in found:
         c = np.array([list(m.counts[b]) for b in "ACGT"], dtype=np.float64)

@@ -543,21 +543,24 @@ def _sites_counts(text: str, label: str) -> np.ndarray:
 def fetch_jaspar(
     matrix_id: str, background=None, *, pseudocount: float = DEFAULT_PSEUDOCOUNT, quiet: bool = False
 ) -> PWM:
-    """A JASPAR matrix by id (``MA0139.2``; without version, the latest) from pyjaspar's copy of JASPAR 2024,
-    the release matching uses too (:func:`gengen.io.jaspar.open_release`)."""
-    from gengen.io.jaspar import open_release, release_name
-
+    """A JASPAR matrix by id (``MA0139.2``; without version, the latest) from pyjaspar's bundled database."""
+    try:
+        from pyjaspar import jaspardb
+    except ImportError:  # pragma: no cover - a declared dependency
+        raise GengenError(
+            "JASPAR ids need the 'pyjaspar' package; install it or give a motif file."
+        ) from None
     matrix_id = matrix_id.upper()
-    db = open_release()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
+        db = jaspardb()
         motif = db.fetch_motif_by_id(matrix_id)
     if motif is not None and "." not in matrix_id:
-        log(f"note: {matrix_id} is {motif.matrix_id}, the latest version in {release_name()}", quiet)
+        log(f"note: {matrix_id} is {motif.matrix_id}, the latest version in {getattr(db, 'release', 'JASPAR')}", quiet)
     if motif is None:
         raise GengenError(
-            f"JASPAR id {matrix_id!r} is not in {release_name()} (the release gengen reads, for ids and matching "
-            "alike); " + (_newer_release_hint(matrix_id) or "check the id (e.g. MA0139.2 for CTCF) or give a motif file.")
+            f"JASPAR id {matrix_id!r} is not in the bundled database ({getattr(db, 'release', 'JASPAR')}); "
+            "check the id (e.g. MA0139.2 for CTCF) or give a motif file."
         )
     label = f"{motif.matrix_id} {motif.name}"
     counts = _bio_counts(motif)
@@ -568,29 +571,9 @@ def fetch_jaspar(
         name=label,
         background=background,
         pseudocount=pseudocount,
-        source=f"{release_name()} (pyjaspar)",
+        source=f"{getattr(db, 'release', 'JASPAR')} (pyjaspar)",
         layout=f"JASPAR counts of {sites} sites",
     )
-
-
-def _newer_release_hint(matrix_id: str) -> str:
-    """Where an id missing from gengen's release is, when pyjaspar's newest release has it (a profile added
-    since): the file to download instead."""
-    try:
-        from pyjaspar import jaspardb
-
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            newest = jaspardb()
-            motif = newest.fetch_motif_by_id(matrix_id)
-    except Exception:  # noqa: BLE001 - only a hint; the error stands without it
-        return ""
-    if motif is None:
-        return ""
-    from gengen.io.jaspar import release_name
-
-    return (f"it is in {release_name(str(getattr(newest, 'release', 'a newer release')))}: download it "
-            f"from https://jaspar.elixir.no/matrix/{motif.matrix_id}/ (JASPAR format) and give the file to --motif.")
 
 
 def load_motif(
@@ -635,11 +618,11 @@ def _jaspar_by_name(name: str) -> str:
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9:_-]{0,40}", name):
         return ""  # a path or a file name: the "no such file" message is the useful one
     try:
-        from gengen.io.jaspar import open_release
+        from pyjaspar import jaspardb
 
-        db = open_release()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
+            db = jaspardb()
             found = db.fetch_motifs_by_name(name) or []
     except Exception:  # noqa: BLE001 - only a hint; the error above stands without it
         return ""
@@ -647,9 +630,7 @@ def _jaspar_by_name(name: str) -> str:
         return ""
     found = sorted(found, key=lambda m: (m.tax_group != "vertebrates", m.matrix_id))[:6]
     listed = ", ".join(f"{m.matrix_id} ({m.tax_group}, {m.length} bp)" for m in found)
-    from gengen.io.jaspar import release_name
-
-    return (f"; {release_name()} has {found[0].name} as {listed}: "
+    return (f"; {getattr(db, 'release', 'JASPAR')} has {found[0].name} as {listed}: "
             f"give one of these ids, e.g. --motif {found[0].matrix_id}")
 
 
