@@ -576,17 +576,18 @@ def test_a_model_without_a_motif_gets_no_jaspar_match(n):
         assert "not matched to JASPAR: too little information" in lines
 
 
-def test_motif_information_is_corrected_for_few_seqlets():
-    """Three identical seqlets are a motif (1.28 bits per column after the correction), three seqlets that
-    merely disagree are not; 200 seqlets of one base are ~2 bits."""
+def test_motif_information_in_bits():
+    """One base per column is 2 bits, two bases half and half 1 bit, near-uniform columns well under 1:
+    a motif needs 3 columns of >= 1 bit to be matched, whatever its number of seqlets (one seqlet of a
+    single explained design included)."""
     from gengen.dna.predictor.explain import Motif
 
-    same = Motif("m", np.array([[3.0] * 5, [0] * 5, [0] * 5, [0] * 5]), np.zeros((4, 5)), 3)
-    mixed = Motif("m", np.array([[2.0] * 5, [1] * 5, [0] * 5, [0] * 5]), np.zeros((4, 5)), 3)
-    many = Motif("m", np.array([[200.0] * 5, [0] * 5, [0] * 5, [0] * 5]), np.zeros((4, 5)), 200)
-    assert np.allclose(same.information(), 2 - 3 / (2 * np.log(2) * 3)) and same.informative
-    assert (mixed.information() < 0.5).all() and not mixed.informative
-    assert np.allclose(many.information(), 2 - 3 / (2 * np.log(2) * 200))
+    one = Motif("m", np.array([[1.0] * 5, [0] * 5, [0] * 5, [0] * 5]), np.zeros((4, 5)), 1)
+    halves = Motif("m", np.array([[50.0] * 5, [50] * 5, [0] * 5, [0] * 5]), np.zeros((4, 5)), 100)
+    flat = Motif("m", np.array([[30.0] * 40, [25] * 40, [25] * 40, [20] * 40]), np.zeros((4, 40)), 100)
+    assert np.allclose(one.information(), 2) and one.informative
+    assert np.allclose(halves.information(), 1) and halves.informative
+    assert (flat.information() < 0.05).all() and not flat.informative and flat.information().sum() < 2
 
 
 def test_repeated_sequences_are_counted_once_in_motif_discovery():
@@ -656,3 +657,20 @@ def test_a_reused_explain_folder_keeps_only_this_runs_files(tmp_path):
     assert res.exit_code == 0, res.output
     assert sorted(p.name for p in (out / "logos").iterdir()) == ["top01.png"]
     assert (out / "my_notes.txt").read_text() == "mine\n"
+
+
+def test_modisco_as_asked_on_few_sequences_says_so_and_runs_nothing_else(tmp_path):
+    """--motif-method modisco is TF-MoDISco alone: on 20 sequences it is warned about before any work and,
+    finding nothing, reports no motifs (it fell back to seqlet clustering unsaid); the ISM outputs stay."""
+    codes = np.random.default_rng(1).integers(0, 4, (20, 24)).astype(np.uint8)
+    fa = _fasta(tmp_path / "x.fa", codes)
+    res = CliRunner().invoke(app, ["dna-explain", str(fa), "--motif", "MA0102.5", "--motif-method", "modisco",
+                                   "-o", str(tmp_path / "ex"), "--logos", "1", "--device", "cpu"])
+    assert res.exit_code == 0, res.output
+    assert "--motif-method modisco on 20 sequences, fewer than" in res.stderr
+    cfg = json.loads((tmp_path / "ex" / "config.json").read_text())
+    assert cfg["motif_method"] == "modisco-lite" and "as asked" in cfg["motif_note"], cfg["motif_note"]
+    import pandas as pd
+
+    assert len(pd.read_csv(tmp_path / "ex" / "motifs.tsv", sep="\t")) == 0
+    assert len(pd.read_csv(tmp_path / "ex" / "summary.tsv", sep="\t")) == 20

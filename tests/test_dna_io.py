@@ -231,3 +231,15 @@ def test_frequency_pfm_is_not_flattened_and_multi_motif_files_name_the_choice(tm
     other = load_motif(two, name="MA9001.1")
     assert "MA9000.1" in first.name and "MA9001.1" in other.name
     assert not np.allclose(first.log_odds, other.log_odds)
+
+
+def test_jaspar_releases_are_named_one_way():
+    """--motif ids resolve from pyjaspar's newest release and matching uses JASPAR 2024 (a fixed release):
+    two releases, each named as "JASPAR <year>" in every message."""
+    from gengen.io.jaspar import jaspar_database, release_name
+    from gengen.io.motifs import fetch_jaspar
+
+    assert release_name("JASPAR2024") == "JASPAR 2024" and release_name("custom") == "custom"
+    assert jaspar_database().describe().startswith("JASPAR 2024 CORE vertebrates")
+    with pytest.raises(GengenError, match=r"bundled database \(JASPAR \d{4}\)"):
+        fetch_jaspar("MA9999.1")

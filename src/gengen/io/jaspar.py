@@ -34,6 +34,12 @@ TAXA = ("vertebrates", "plants", "insects", "nematodes", "fungi", "urochordates"
         "dictyostelium", "oomycota", "trematodes", "all")
 
 
+def release_name(release: str = JASPAR_RELEASE) -> str:
+    """A pyjaspar release as messages name it: ``JASPAR2024`` -> ``JASPAR 2024``."""
+    year = str(release).removeprefix("JASPAR")
+    return f"JASPAR {year}" if year.isdigit() else str(release)
+
+
 @dataclass(frozen=True)
 class MotifDatabase:
     """Motifs to match against: ids, names, TF families and ``(4, W)`` count matrices (rows A, C, G, T)."""
@@ -59,9 +65,8 @@ class MotifDatabase:
 
     def describe(self) -> str:
         """What the collection is, in words: release, collection, taxon and size."""
-        year = self.release.removeprefix("JASPAR")
         taxon = "all taxa" if self.taxon == "all" else self.taxon
-        return (f"JASPAR {year} {self.collection} {taxon}, non-redundant (latest version of each profile): "
+        return (f"{release_name(self.release)} {self.collection} {taxon}, non-redundant (latest version of each profile): "
                 f"{len(self)} profiles")
 
 
@@ -126,7 +131,7 @@ def _load(taxon: str, collection: str) -> MotifDatabase:
     except ImportError:  # pragma: no cover - a declared dependency
         raise GengenError("JASPAR matching needs the 'pyjaspar' package (pip install 'pyjaspar>=3.0').") from None
     if JASPAR_RELEASE not in jaspar_releases:
-        raise GengenError(f"the installed pyjaspar does not ship {JASPAR_RELEASE}; install pyjaspar>=3.0.")
+        raise GengenError(f"the installed pyjaspar does not ship {release_name()}; install pyjaspar>=3.0.")
     with warnings.catch_warnings(), open(os.devnull, "w") as null:
         warnings.simplefilter("ignore")
         with contextlib.redirect_stdout(null):  # pyjaspar prints instead of raising for a missing release
@@ -134,7 +139,7 @@ def _load(taxon: str, collection: str) -> MotifDatabase:
         found = db.fetch_motifs(collection=collection, tax_group=None if taxon == "all" else [taxon],
                                 all_versions=False)
     if not found:
-        raise GengenError(f"{JASPAR_RELEASE} has no {collection} profiles for taxon {taxon!r}.")
+        raise GengenError(f"{release_name()} has no {collection} profiles for taxon {taxon!r}.")
     ids, names, families, counts = [], [], [], []
     for m in found:
         c = np.array([list(m.counts[b]) for b in "ACGT"], dtype=np.float64)

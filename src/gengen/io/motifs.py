@@ -550,16 +550,18 @@ def fetch_jaspar(
         raise GengenError(
             "JASPAR ids need the 'pyjaspar' package; install it or give a motif file."
         ) from None
+    from gengen.io.jaspar import release_name
+
     matrix_id = matrix_id.upper()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         db = jaspardb()
         motif = db.fetch_motif_by_id(matrix_id)
     if motif is not None and "." not in matrix_id:
-        log(f"note: {matrix_id} is {motif.matrix_id}, the latest version in {getattr(db, 'release', 'JASPAR')}", quiet)
+        log(f"note: {matrix_id} is {motif.matrix_id}, the latest version in {release_name(getattr(db, 'release', 'JASPAR'))}", quiet)
     if motif is None:
         raise GengenError(
-            f"JASPAR id {matrix_id!r} is not in the bundled database ({getattr(db, 'release', 'JASPAR')}); "
+            f"JASPAR id {matrix_id!r} is not in the bundled database ({release_name(getattr(db, 'release', 'JASPAR'))}); "
             "check the id (e.g. MA0139.2 for CTCF) or give a motif file."
         )
     label = f"{motif.matrix_id} {motif.name}"
@@ -571,7 +573,7 @@ def fetch_jaspar(
         name=label,
         background=background,
         pseudocount=pseudocount,
-        source=f"{getattr(db, 'release', 'JASPAR')} (pyjaspar)",
+        source=f"{release_name(getattr(db, 'release', 'JASPAR'))} (pyjaspar)",
         layout=f"JASPAR counts of {sites} sites",
     )
 
@@ -617,6 +619,8 @@ def _jaspar_by_name(name: str) -> str:
     name, so the user can pick one (several species and versions often share a name, so none is guessed)."""
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9:_-]{0,40}", name):
         return ""  # a path or a file name: the "no such file" message is the useful one
+    from gengen.io.jaspar import release_name
+
     try:
         from pyjaspar import jaspardb
 
@@ -630,7 +634,7 @@ def _jaspar_by_name(name: str) -> str:
         return ""
     found = sorted(found, key=lambda m: (m.tax_group != "vertebrates", m.matrix_id))[:6]
     listed = ", ".join(f"{m.matrix_id} ({m.tax_group}, {m.length} bp)" for m in found)
-    return (f"; {getattr(db, 'release', 'JASPAR')} has {found[0].name} as {listed}: "
+    return (f"; {release_name(getattr(db, 'release', 'JASPAR'))} has {found[0].name} as {listed}: "
             f"give one of these ids, e.g. --motif {found[0].matrix_id}")
 
 

@@ -65,7 +65,7 @@ MODISCO_MIN_SEQLETS = 50  # TF-MoDISco's min_metacluster_size here (its default,
 MODISCO_LEIDEN_RUNS = 10  # Leiden restarts (TF-MoDISco default 50: 5x the time for the same motifs here)
 MIN_MOTIF_WIDTH = 4  # narrower discovered motifs are not matched (TOMTOM needs some columns to say anything)
 # A discovered motif is matched to JASPAR only with MIN_INFORMATIVE_COLUMNS columns of >= INFORMATIVE_BITS
-# (small-sample corrected): every JASPAR 2024 CORE vertebrate profile has 3 such columns (the least
+# of information: every JASPAR 2024 CORE vertebrate profile has 3 such columns (the least
 # informative holds 6.0 bits, its best column 1.22), every motif found in real PBM probes here had 4-7,
 # while the near-uniform "motifs" of a weak predictor or a GC counter (0.4-0.8 bits at best, up to 42
 # columns wide) drew q < 1e-7 matches to long CTCF profiles: a TOMTOM q-value does not protect against them
@@ -388,15 +388,15 @@ class Motif:
         return "".join("ACGT"[i] for i in self.counts.argmax(axis=0))
 
     def information(self) -> np.ndarray:
-        """Bits per column (2 minus the entropy of its bases) less the small-sample correction of sequence
-        logos (Schneider et al. 1986: 3 / (2 ln 2 n) bits for n seqlets), so that a motif of 3 seqlets
-        is not informative by chance; at least 0."""
+        """Bits per column: 2 minus the entropy of its bases. Not corrected for few seqlets (as sequence
+        logos are, by 3 / (2 ln 2 n) bits): that would leave a motif of one or two seqlets, the case of
+        explaining one or two designed sequences, never matched; the junk this guards against came from
+        many seqlets (364 at 0.4 bits per column at best)."""
         c = np.asarray(self.counts, dtype=np.float64)
         p = c / np.maximum(c.sum(axis=0, keepdims=True), 1e-12)
         with np.errstate(divide="ignore", invalid="ignore"):
             entropy = -np.where(p > 0, p * np.log2(p), 0.0).sum(axis=0)
-        correction = 3.0 / (2.0 * math.log(2.0) * max(self.n_seqlets, 1))
-        return np.clip(2.0 - entropy - correction, 0.0, 2.0)
+        return np.clip(2.0 - entropy, 0.0, 2.0)
 
     @property
     def informative(self) -> bool:
@@ -682,13 +682,16 @@ def discover_motifs(one_hot: np.ndarray, hyp: np.ndarray, *, method: str = "auto
     ----------
     one_hot, hyp : one-hot sequences and hypothetical contributions, ``(N, 4, L)`` each.
     method : ``"auto"`` (TF-MoDISco from :data:`MODISCO_MIN_SEQUENCES` sequences on, falling back to
-        seqlet clustering when it finds no pattern), ``"modisco"`` or ``"cluster"``.
+        seqlet clustering when it finds no pattern), ``"modisco"`` (TF-MoDISco alone: no motifs when it
+        finds none) or ``"cluster"``.
     quiet : no status lines.
 
     Returns
     -------
     The :class:`Discovery`, whose ``note`` says which method ran and why.
     """
+    import pandas as pd
+
     if method not in ("auto", "modisco", "cluster"):
         raise GengenError(f"--motif-method must be auto, modisco or cluster, got {method!r}.")
     n = len(one_hot)
@@ -711,6 +714,10 @@ def discover_motifs(one_hot: np.ndarray, hyp: np.ndarray, *, method: str = "auto
             reason = "TF-MoDISco found no pattern with enough seqlets"
         if found is not None and found.motifs:
             return found
+        if method == "modisco":  # as asked: no other method in its place
+            empty = pd.DataFrame(columns=["motif", "example", "start", "end", "strand", "contribution"])
+            return Discovery([], empty, "modisco-lite", f"TF-MoDISco (as asked) on {n} sequences: {reason}; "
+                             "no motifs (--motif-method cluster clusters the seqlets of few sequences)")
     found = cluster_seqlets(one_hot, hyp)
     found.note = (f"seqlet clustering (TF-MoDISco's seqlet caller from tangermeme, leader clustering at cosine similarity "
                   f"{CLUSTER_SIMILARITY:g}): {reason}")
@@ -1174,6 +1181,12 @@ def explain(
 
     if motif_method == "modisco" or (motif_method == "auto" and min(top, len(seqs)) >= MODISCO_MIN_SEQUENCES):
         _precompile_modisco()
+    if motif_method == "modisco" and min(top, len(seqs)) < MODISCO_MIN_SEQUENCES:
+        from gengen.runtime import log
+
+        log(f"note: --motif-method modisco on {min(top, len(seqs))} sequences, fewer than the ~{MODISCO_MIN_SEQUENCES} "
+            "TF-MoDISco needs for enough seqlets: it may find no motif (--motif-method cluster suits few sequences)",
+            quiet)
 
     from gengen.dna.designer.design import borrowed
 
@@ -1231,7 +1244,7 @@ def explain(
         matching=("memelite TOMTOM (complete score) of each motif trimmed to columns with >= "
                   f"{TRIM_FRACTION:g} of its strongest column's contribution; q-values Benjamini-Hochberg over the "
                   "motif's p-values against every profile; E-value = p x profiles; only motifs with "
-                  f"{MIN_INFORMATIVE_COLUMNS} columns of >= {INFORMATIVE_BITS:g} bit (small-sample corrected) are "
+                  f"{MIN_INFORMATIVE_COLUMNS} columns of >= {INFORMATIVE_BITS:g} bit of information are "
                   "matched, as every JASPAR 2024 CORE vertebrate profile has: a near-uniform motif draws "
                   "significant but meaningless matches to long profiles"),
         annotation=f"memelite FIMO, both strands, p < {annotate_pvalue:g}", hits_column=hits_column,
