@@ -310,7 +310,7 @@ def test_a_decompression_error_escaping_a_reader_is_still_one_line(monkeypatch, 
     let gzip's and zlib's own errors end in a traceback."""
     import gengen.io.sequences
 
-    def broken(path):
+    def broken(path, **_):
         raise error
 
     monkeypatch.setattr(gengen.io.sequences, "read_fasta_records", broken)
