@@ -416,3 +416,24 @@ def test_a_model_error_gets_the_lengths_and_layout_hint_only_when_it_is_about_sh
 
     with pytest.raises(GengenError, match=r"ValueError: unexpected input shape .*check the lengths and layout"):
         _wrapped(Picky()).check(20)
+
+
+def test_a_sigterm_in_the_users_code_stops_the_command_as_a_sigterm():
+    """A SIGTERM landing while the user's module imports or their factory runs is the command's stop
+    (exit 143), not their sys.exit(): it is not turned into a one-line error about their code."""
+    import signal
+
+    from gengen.dna.designer.objective_kinds.python import _your_code
+    from gengen.dna.designer.objectives import ObjectiveSpec
+    from gengen.errors import GengenError
+    from gengen.runtime import command_scope
+
+    spec = ObjectiveSpec(kind="python", source="facs.py:make", text="python=facs.py:make")
+    with pytest.raises(SystemExit) as stopped:
+        with command_scope():
+            with _your_code(spec, "make()"):
+                signal.getsignal(signal.SIGTERM)(signal.SIGTERM, None)  # as delivered while make() ran
+    assert stopped.value.code == 128 + signal.SIGTERM
+    with pytest.raises(GengenError, match="raised SystemExit: exit code 3"):  # the user's own sys.exit(3)
+        with command_scope(), _your_code(spec, "make()"):
+            raise SystemExit(3)

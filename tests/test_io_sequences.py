@@ -53,6 +53,9 @@ def test_empty_records_are_named_in_the_length_errors_not_dropped_unsaid(tmp_pat
     with pytest.raises(GengenError, match=r"shorter than --length 4 \('b'\), 1 of them empty"):
         read_fasta(tmp_path / "equal.fa", length=4)
     assert read_fasta(tmp_path / "equal.fa", length=4, short="skip").ids == ["a", "c"]
+    (tmp_path / "short.fa").write_text(">a\nACGTACGT\n>b\n>c\nACG\n")  # padding: a short record yes, an empty one no
+    padded = read_fasta(tmp_path / "short.fa", length=8, short="pad", ambiguous="uniform")
+    assert padded.ids == ["a", "c"] and (padded.codes[1, 3:] == 4).all()
     r = CliRunner().invoke(app, ["dna-explain", str(tmp_path / "mixed.fa"), "--motif", "MA0035.4",
                                  "-o", str(tmp_path / "ex"), "-q"])
     assert r.exit_code == 2 and "'b'" in r.output and not (tmp_path / "ex").exists(), r.output

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import stat
+from pathlib import Path
 
 import pytest
 import torch
@@ -384,3 +385,34 @@ def test_gzip_outputs_store_the_final_name_not_the_temporary(tmp_path):
     assert _gzip_name(tmp_path / "d.fa.gz") == b"d.fa"
     assert gzip.open(tmp_path / "d.fa.gz", "rt").read() == ">a\nACGT\n>b\nGG\n"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["d.fa.gz", "s.tsv.gz", "é€.txt.gz"]  # no temporary left
+
+
+def test_a_report_folder_is_tidied_per_command(tmp_path):
+    """Two commands' reports in one -o folder keep each other's files; a command run again removes only
+    the files its own earlier run listed (and never a file the user made)."""
+    import json
+
+    import click
+
+    from gengen.runtime import atomic_path, plan_outputs
+
+    folder = tmp_path / "results"
+    folder.mkdir()
+
+    def run_as(command: str, names: list[str]) -> None:
+        with click.Context(click.Command(command), info_name=command):
+            with plan_outputs([folder / n for n in names], report=folder) as plan:
+                for n in names:
+                    with atomic_path(folder / n) as tmp:
+                        Path(tmp).write_text(f"{command}\n")
+                plan.commit()
+
+    run_as("vae-features", ["embedding.tsv", "umap.png"])
+    (folder / "mine.txt").write_text("mine\n")
+    run_as("dna-explain", ["summary.tsv", "logo1.png", "logo2.png"])
+    assert sorted(p.name for p in folder.iterdir()) == [".gengen-outputs.json", "embedding.tsv", "logo1.png",
+                                                        "logo2.png", "mine.txt", "summary.tsv", "umap.png"]
+    run_as("dna-explain", ["summary.tsv", "logo1.png"])
+    assert not (folder / "logo2.png").exists() and (folder / "umap.png").read_text() == "vae-features\n"
+    assert json.loads((folder / ".gengen-outputs.json").read_text()) == {
+        "dna-explain": ["logo1.png", "summary.tsv"], "vae-features": ["embedding.tsv", "umap.png"]}

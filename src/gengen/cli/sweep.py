@@ -163,7 +163,7 @@ def sweep_predictor(
         from gengen.io.sequences import read_fasta
         from gengen.sweep import LabelledSequences
 
-        seqs = read_fasta(data, ambiguous=ambiguous)
+        seqs = read_fasta(data, ambiguous=ambiguous, quiet=quiet)
         return LabelledSequences(seqs.codes, read_labels(scores, seqs.ids), transform=transform,
                                  val_fraction=val_fraction)
 

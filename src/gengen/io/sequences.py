@@ -256,7 +256,7 @@ def read_fasta(
         n = len(codes)
         if n < length:
             too_short.append(name)
-            if short == "pad":
+            if short == "pad" and n > 0:  # an empty record has no bases to pad: a window of N only
                 padded = np.full(length, AMBIGUOUS_CODE, dtype=np.uint8)
                 padded[:n] = codes
                 ids.append(name)
@@ -283,6 +283,10 @@ def read_fasta(
             + (f", {len(empty)} of them empty (a header without sequence lines)" if empty else "")
             + "; use --short skip or --short pad, or a smaller --length."
         )
+    if empty and short == "pad":
+        from gengen.runtime import log
+
+        log(f"note: {str(path)!r}: {said_empty}; left out (no bases to pad).", quiet)
     if not chunks:
         raise GengenError(f"{str(path)!r}: no record is at least {length} bases long.")
     codes = np.concatenate(chunks).astype(np.uint8, copy=False)

@@ -272,37 +272,56 @@ REPORT_MANIFEST = ".gengen-outputs.json"
 
 
 def _renew_report_manifest(folder: Path, written: list[Path]) -> None:
-    """A report folder holds one run's files: remove those the previous run listed in the folder's
-    manifest and this run did not write again (a reused ``-o`` would otherwise keep another model's
-    figures beside this one's tables), then list this run's.
+    """A report folder holds one run's files per command: remove those the previous run of the same
+    command listed in the folder's manifest and this run did not write again (a reused ``-o`` would
+    otherwise keep another model's figures beside this one's tables), then list this run's.
 
-    Only names gengen itself listed are removed, and only when they are still regular files (never a
-    link, a folder or a file the user put there under another name); an unreadable manifest removes
-    nothing.
+    Only names gengen itself listed are removed, only for the command now running (``vae-features`` and
+    ``dna-explain`` into one folder keep each other's results), and only when they are still regular
+    files (never a link, a folder or a file the user put there under another name); an unreadable
+    manifest removes nothing.
     """
     import json
     import stat
 
     manifest = folder / REPORT_MANIFEST
     names = sorted({os.path.relpath(os.path.abspath(p), os.path.abspath(folder)) for p in written})
+    command = _running_command()
     try:
-        previous = read_json(manifest, "output list", follow=False)
+        runs = read_json(manifest, "output list", follow=False)
     except (FileNotFoundError, GengenError):
-        previous = []
+        runs = {}
+    if isinstance(runs, list):  # the first manifests, a bare list, were only ever written by vae-features
+        runs = {"vae-features": runs}
+    if not isinstance(runs, dict):
+        runs = {}
+    previous = runs.get(command)
     for name in previous if isinstance(previous, list) else []:
         if not isinstance(name, str) or name in names or os.path.isabs(name) or ".." in Path(name).parts:
             continue
         with contextlib.suppress(OSError):
             if stat.S_ISREG(os.lstat(folder / name).st_mode):
                 os.unlink(folder / name)
+    runs[command] = names
     tmp = new_temp(manifest)
     try:
-        Path(tmp).write_text(json.dumps(names, indent=1) + "\n")
+        Path(tmp).write_text(json.dumps(runs, indent=1, sort_keys=True) + "\n")
         os.replace(tmp, manifest)
     except OSError:  # the report itself landed; a stale list only means less is tidied next time
         remove_temp(tmp)
     else:
         _OWN_TEMPS.discard(_key(tmp))
+
+
+def _running_command() -> str:
+    """The CLI command running (``dna-explain``), or ``library`` outside one."""
+    try:
+        import click
+
+        ctx = click.get_current_context(silent=True)
+    except ImportError:  # pragma: no cover - typer depends on click
+        ctx = None
+    return str(ctx.info_name) if ctx is not None and ctx.info_name else "library"
 
 
 def _replace_keeping_backup(tmp: Path, target: Path) -> Path | None:

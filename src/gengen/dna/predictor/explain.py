@@ -393,10 +393,11 @@ class Motif:
         explaining one or two designed sequences, never matched; the junk this guards against came from
         many seqlets (364 at 0.4 bits per column at best)."""
         c = np.asarray(self.counts, dtype=np.float64)
-        p = c / np.maximum(c.sum(axis=0, keepdims=True), 1e-12)
+        total = c.sum(axis=0, keepdims=True)
+        p = c / np.maximum(total, 1e-12)
         with np.errstate(divide="ignore", invalid="ignore"):
             entropy = -np.where(p > 0, p * np.log2(p), 0.0).sum(axis=0)
-        return np.clip(2.0 - entropy, 0.0, 2.0)
+        return np.where(total[0] > 0, np.clip(2.0 - entropy, 0.0, 2.0), 0.0)  # a column of no bases (N): 0
 
     @property
     def informative(self) -> bool:
@@ -887,7 +888,7 @@ def jaspar_hits(codes: np.ndarray, database: MotifDatabase, *, threshold: float 
     # a profile that cannot reach the threshold (a 6-column one: 4^-6 = 2.4e-4 > 1e-4) is not scanned,
     # and no p-value is reported below it: memelite's binned score distribution gave p=0 for such hits
     floor = {mid: _best_word_pvalue(p) for mid, p in zip(database.ids, database.probabilities())}
-    motifs = {mid: p for mid, p in zip(database.ids, database.probabilities()) if floor[mid] <= threshold}
+    motifs = {mid: p for mid, p in zip(database.ids, database.probabilities()) if floor[mid] < threshold}
     names = dict(zip(database.ids, database.names))
     if not motifs:
         return [""] * len(codes), np.zeros(len(codes), dtype=np.int64)
@@ -989,6 +990,11 @@ class Explanation:
             for e, group in self.discovery.seqlets.groupby("example"):
                 motif_of[int(e)] = ",".join(f"{m}@{s + 1}{st}" for m, s, st in
                                             zip(group["motif"], group["start"], group["strand"]))
+        first: dict[bytes, int] = {}  # a repeated sequence holds the seqlets found on its first copy
+        for k, row in enumerate(self.codes):
+            k0 = first.setdefault(row.tobytes(), k)
+            if k0 != k and k0 in motif_of:
+                motif_of[k] = motif_of[k0]
         df = pd.DataFrame({
             "rank": np.arange(1, len(self.ids) + 1), "id": self.ids, "score": self.scores, "sequence": seqs,
             "ism_top_positions": [tops(ism_c[k], seqs[k]) for k in range(len(seqs))],
@@ -1039,8 +1045,8 @@ class Explanation:
             else:
                 match = (f"not matched to JASPAR: too little information ({d['informative_columns']} column"
                          f"{'s' if d['informative_columns'] != 1 else ''} of >= {INFORMATIVE_BITS:g} bit, "
-                         f"{d['bits']:.1f} bits in all; a match needs {MIN_INFORMATIVE_COLUMNS}, as every JASPAR "
-                         "profile has)")
+                         f"{d['bits']:.1f} bits in all; a match needs {MIN_INFORMATIVE_COLUMNS}, as every JASPAR 2024 "
+                         "CORE vertebrate profile has)")
             if isinstance(d.get("best_match_id"), str):
                 match = (f"best {self.database.describe().split(':')[0].split(',')[0]} match {d['best_match_id']} {d['best_match_name']}"
                          + (f" ({d['best_match_family']})" if d.get("best_match_family") else "")

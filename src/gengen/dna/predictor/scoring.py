@@ -247,7 +247,7 @@ def score_file(
 
         if len(set(table["length"])) > 1:
             raise GengenError("--independent-probes needs sequences of one length.")
-        probes = read_fasta(independent[0], ambiguous="uniform")
+        probes = read_fasta(independent[0], ambiguous="uniform", quiet=quiet)
         y = transform_labels(read_labels(independent[1], probes.ids), transform)
         check = independent_check(probes.codes, y, np.stack([encode_string(q, n) for n, q in records]))
         table["independent_score"] = check["design_pred"]

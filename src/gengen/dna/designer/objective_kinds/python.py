@@ -80,8 +80,10 @@ def _your_code(spec: ObjectiveSpec, doing: str) -> Iterator[None]:
     except GengenError:
         raise
     except (Exception, SystemExit) as exc:
-        if os.environ.get("GENGEN_DEBUG"):
-            raise
+        from gengen.runtime.progress import _TERMINATED
+
+        if os.environ.get("GENGEN_DEBUG") or (isinstance(exc, SystemExit) and _TERMINATED):
+            raise  # a SIGTERM that landed in the user's code is the command's stop, not their sys.exit()
         if isinstance(exc, SystemExit):
             detail = f"exit code {exc.code!r}; sys.exit() or exit() ran"
         else:
