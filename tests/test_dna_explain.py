@@ -657,6 +657,8 @@ def test_a_reused_explain_folder_keeps_only_this_runs_files(tmp_path):
     assert res.exit_code == 0, res.output
     assert sorted(p.name for p in (out / "logos").iterdir()) == ["top01.png"]
     assert (out / "my_notes.txt").read_text() == "mine\n"
+    listed = json.loads((out / ".gengen-outputs.json").read_text())  # kept per command: another's stay
+    assert list(listed) == ["dna-explain"] and "logos/top01.png" in listed["dna-explain"]
 
 
 def test_modisco_as_asked_on_few_sequences_says_so_and_runs_nothing_else(tmp_path):

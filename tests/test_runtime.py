@@ -392,15 +392,13 @@ def test_a_report_folder_is_tidied_per_command(tmp_path):
     the files its own earlier run listed (and never a file the user made)."""
     import json
 
-    import click
-
-    from gengen.runtime import atomic_path, plan_outputs
+    from gengen.runtime import atomic_path, command_scope, plan_outputs
 
     folder = tmp_path / "results"
     folder.mkdir()
 
     def run_as(command: str, names: list[str]) -> None:
-        with click.Context(click.Command(command), info_name=command):
+        with command_scope(lambda: command):  # as the CLI names the command it runs
             with plan_outputs([folder / n for n in names], report=folder) as plan:
                 for n in names:
                     with atomic_path(folder / n) as tmp:

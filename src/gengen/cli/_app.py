@@ -71,7 +71,8 @@ class GengenGroup(TyperGroup):
         from gengen.runtime import command_scope
 
         try:
-            with command_scope(), warnings.catch_warnings():  # planned outputs land only if the command succeeds
+            # planned outputs land only if the command succeeds; the group resolves which command runs
+            with command_scope(lambda: ctx.invoked_subcommand), warnings.catch_warnings():
                 # gengen reports duplicate names itself, in one line (an error for genes, a note for samples)
                 warnings.filterwarnings("ignore", message=r"(Observation|Variable) names are not unique")
                 return super().invoke(ctx)

@@ -48,6 +48,7 @@ def side_path(path: str | os.PathLike, ending: str) -> Path:
 
 _ACTIVE_PLANS: list[OutputPlan] = []
 _SCOPES: list[contextlib.ExitStack] = []
+_COMMAND_NAMES: list[Callable[[], str | None]] = []  # per open command scope: the name of its command
 
 
 def _about_output(exc: OSError, target: Path, tmp: Path) -> bool:
@@ -135,6 +136,7 @@ class OutputPlan:
     def __init__(self, files, models: dict, folders, *, inputs, report=None):
         self.files = [Path(f) for f in files if f is not None]
         self.report = None if report is None else Path(report)
+        self.command = _running_command()  # now, inside the command: its outputs may land after it returns
         self.models = {Path(k): v for k, v in models.items() if k is not None}
         for folder, may_replace in self.models.items():
             if not callable(may_replace):  # a library caller of the old form {folder: "vae"}
@@ -251,7 +253,7 @@ class OutputPlan:
             if backup is not None:
                 remove_temp(backup)
         if self.report is not None and staged:
-            _renew_report_manifest(self.report, [target for _, target in staged])
+            _renew_report_manifest(self.report, [target for _, target in staged], self.command)
 
     def _close(self, failed: bool) -> None:
         for tmp, _ in self._staged.values():
@@ -271,7 +273,7 @@ class OutputPlan:
 REPORT_MANIFEST = ".gengen-outputs.json"
 
 
-def _renew_report_manifest(folder: Path, written: list[Path]) -> None:
+def _renew_report_manifest(folder: Path, written: list[Path], command: str) -> None:
     """A report folder holds one run's files per command: remove those the previous run of the same
     command listed in the folder's manifest and this run did not write again (a reused ``-o`` would
     otherwise keep another model's figures beside this one's tables), then list this run's.
@@ -286,7 +288,6 @@ def _renew_report_manifest(folder: Path, written: list[Path]) -> None:
 
     manifest = folder / REPORT_MANIFEST
     names = sorted({os.path.relpath(os.path.abspath(p), os.path.abspath(folder)) for p in written})
-    command = _running_command()
     try:
         runs = read_json(manifest, "output list", follow=False)
     except (FileNotFoundError, GengenError):
@@ -314,14 +315,10 @@ def _renew_report_manifest(folder: Path, written: list[Path]) -> None:
 
 
 def _running_command() -> str:
-    """The CLI command running (``dna-explain``), or ``library`` outside one."""
-    try:
-        import click
-
-        ctx = click.get_current_context(silent=True)
-    except ImportError:  # pragma: no cover - typer depends on click
-        ctx = None
-    return str(ctx.info_name) if ctx is not None and ctx.info_name else "library"
+    """The CLI command running (``dna-explain``: what its :func:`command_scope` was told), or ``library``
+    outside one."""
+    name = _COMMAND_NAMES[-1]() if _COMMAND_NAMES else None
+    return str(name) if name else "library"
 
 
 def _replace_keeping_backup(tmp: Path, target: Path) -> Path | None:
@@ -411,10 +408,12 @@ def on_command_exit(callback: Callable[[], Any]) -> None:
 
 
 @contextlib.contextmanager
-def command_scope() -> Iterator[None]:
+def command_scope(name: Callable[[], str | None] | None = None) -> Iterator[None]:
     """Around one CLI command: plans made inside are entered at once and closed at its end, their
     staged outputs committed only if it succeeds; SIGTERM ends it the same clean way as an error, and
-    SIGTERM and Ctrl-C are recorded so that one swallowed where it landed still stops the next step."""
+    SIGTERM and Ctrl-C are recorded so that one swallowed where it landed still stops the next step.
+    ``name`` gives the command's name once it is known (a report folder's file list is kept per
+    command, see :func:`plan_outputs`)."""
     import signal
     import threading
 
@@ -422,6 +421,7 @@ def command_scope() -> Iterator[None]:
     if not _SCOPES:
         _TERMINATED.clear()
     _SCOPES.append(stack)
+    _COMMAND_NAMES.append(name or (lambda: None))
     previous: dict[int, Any] = {}
     if threading.current_thread() is threading.main_thread():
         def _stop(signum, frame):
@@ -438,6 +438,7 @@ def command_scope() -> Iterator[None]:
             yield
     finally:
         _SCOPES.remove(stack)
+        _COMMAND_NAMES.pop()
         if not _SCOPES:  # the stop it asked for has happened: later library calls in this process run
             _TERMINATED.clear()
         for signum, handler in previous.items():
