@@ -30,6 +30,7 @@ from typing import Any
 from gengen.checkpoint import CONFIG_NAME, WEIGHTS_NAME, load_checkpoint, read_config
 from gengen.errors import GengenError
 from gengen.runtime import atomic_path, copy_regular_tree, new_temp, output_lock, read_json, remove_temp
+from gengen.runtime.outputs import COMPRESSION_SUFFIXES
 
 __all__ = [
     "ModelInfo", "add_model", "check_defaults", "check_name", "check_pipeline", "clear_default", "default_model",
@@ -48,7 +49,7 @@ PIPELINES: dict[str, tuple[str, str]] = {
 DEFAULTS_NAME = "defaults.json"
 INDEX_NAME = ".index.json"
 NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,99}")
-_DATA_SUFFIXES = (".gz", ".bz2", ".xz", ".h5ad", ".csv", ".tsv", ".txt", ".parquet", ".gctx", ".gct",
+_DATA_SUFFIXES = (*COMPRESSION_SUFFIXES, ".h5ad", ".csv", ".tsv", ".txt", ".parquet", ".gctx", ".gct",
                   ".fa", ".fasta", ".fna", ".fas")
 
 

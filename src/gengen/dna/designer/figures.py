@@ -200,9 +200,11 @@ def plot_attribution_logo(one_hot: np.ndarray, ism: np.ndarray, delta: np.ndarra
     save_figure(fig, path)
 
 
-def plot_motif_matches(motifs: list, matches: pd.DataFrame, database, *, path, title: str = "") -> None:
+def plot_motif_matches(motifs: list, matches: pd.DataFrame, database, *, path, title: str = "",
+                       unmatched: dict[str, str] | None = None) -> None:
     """Each discovered motif's logo (bits, from its aligned seqlets) beside its best JASPAR match, the
-    match drawn on the strand and at the offset TOMTOM aligned it (reverse-complemented for a - match)."""
+    match drawn on the strand and at the offset TOMTOM aligned it (reverse-complemented for a - match);
+    ``unmatched`` says, by motif name, why one has no match."""
     import logomaker
 
     from gengen.plots import pyplot, save_figure
@@ -226,10 +228,9 @@ def plot_motif_matches(motifs: list, matches: pd.DataFrame, database, *, path, t
         mid = row.get("best_match_id")
         if not isinstance(mid, str) or mid not in index:
             right.axis("off")
-            why = ("motif too narrow" if m.width < 4 else "too little information: "
-                   f"{row.get('informative_columns', 0)} column(s) of >= 1 bit, {row.get('bits', 0):.1f} bits in all"
-                   if not m.informative else "")
-            right.text(0.0, 0.5, f"no JASPAR match ({why})" if why else "no JASPAR match", transform=right.transAxes)
+            why = (unmatched or {}).get(m.name, "")
+            right.text(0.0, 0.5, f"no JASPAR match ({why})" if why else "no JASPAR match", transform=right.transAxes,
+                       wrap=True)
             continue
         counts = database.counts[index[mid]]
         if row.get("match_strand") == "-":

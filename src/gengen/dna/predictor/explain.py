@@ -725,17 +725,22 @@ def discover_motifs(one_hot: np.ndarray, hyp: np.ndarray, *, method: str = "auto
     return found
 
 
+def first_copies(codes: np.ndarray) -> np.ndarray:
+    """``(N,)``: for each sequence of ``codes`` ``(N, L)``, the index of its first copy (its own when it
+    is not a repeat)."""
+    _, first, inverse = np.unique(codes, axis=0, return_index=True, return_inverse=True)
+    return first[np.asarray(inverse).reshape(-1)]
+
+
 def _discover_once_each(one_hot: np.ndarray, hyp: np.ndarray, codes: np.ndarray, method: str, quiet: bool) -> Discovery:
     """:func:`discover_motifs` on each distinct sequence once; seqlets are reported on the first copy.
 
     Repeated records (the same locus twice, a duplicated probe) are windows the seqlet caller's null
     sees several times: measured, four 2-kb promoters of which two were copies lost the one GATA motif
     that the two distinct ones gave."""
-    _, first, inverse = np.unique(codes, axis=0, return_index=True, return_inverse=True)
-    inverse = np.asarray(inverse).reshape(-1)
-    if len(first) == len(codes):
+    keep = np.flatnonzero(first_copies(codes) == np.arange(len(codes)))  # the distinct ones, in order
+    if len(keep) == len(codes):
         return discover_motifs(one_hot, hyp, method=method, quiet=quiet)
-    keep = np.sort(first)  # the distinct sequences, in the explained order
     found = discover_motifs(one_hot[keep], hyp[keep], method=method, quiet=quiet)
     if len(found.seqlets):
         found.seqlets = found.seqlets.assign(example=keep[found.seqlets["example"].to_numpy()])
@@ -809,9 +814,12 @@ def match_motifs(motifs: list[Motif], database: MotifDatabase, *, n_matches: int
     import pandas as pd
     from scipy.stats import false_discovery_control
 
-    rows = [{"motif": m.name, "n_seqlets": m.n_seqlets, "effect": "raises score" if m.sign > 0 else "lowers score",
-             "width": m.width, "consensus": m.consensus, "bits": round(float(m.information().sum()), 2),
-             "informative_columns": int((m.information() >= INFORMATIVE_BITS).sum())} for m in motifs]
+    rows = []
+    for m in motifs:
+        bits = m.information()
+        rows.append({"motif": m.name, "n_seqlets": m.n_seqlets, "effect": "raises score" if m.sign > 0 else "lowers score",
+                     "width": m.width, "consensus": m.consensus, "bits": round(float(bits.sum()), 2),
+                     "informative_columns": int((bits >= INFORMATIVE_BITS).sum())})
     columns = ["motif", "n_seqlets", "effect", "width", "consensus", "bits", "informative_columns"]
     for k in range(1, n_matches + 1):
         pre = "best_match" if k == 1 else f"match{k}"
@@ -843,6 +851,18 @@ def match_motifs(motifs: list[Motif], database: MotifDatabase, *, n_matches: int
                                      "match_strand": "+-"[int(strands[row_i, j])],
                                      "match_offset": int(offsets[row_i, j])})
     return pd.DataFrame(rows, columns=columns)
+
+
+def unmatched_reason(row: dict) -> str:
+    """Why a row of :func:`match_motifs` has no match, in words ("" when it was matched or could be)."""
+    if row["width"] < MIN_MOTIF_WIDTH:
+        return "too narrow"
+    n = int(row["informative_columns"])
+    if n >= MIN_INFORMATIVE_COLUMNS:
+        return ""
+    return (f"too little information ({n} column{'s' if n != 1 else ''} of >= {INFORMATIVE_BITS:g} bit, "
+            f"{row['bits']:.1f} bits in all; a match needs {MIN_INFORMATIVE_COLUMNS}, as every JASPAR 2024 CORE "
+            "vertebrate profile has)")
 
 
 def pvalue_label(threshold: float) -> str:
@@ -990,11 +1010,9 @@ class Explanation:
             for e, group in self.discovery.seqlets.groupby("example"):
                 motif_of[int(e)] = ",".join(f"{m}@{s + 1}{st}" for m, s, st in
                                             zip(group["motif"], group["start"], group["strand"]))
-        first: dict[bytes, int] = {}  # a repeated sequence holds the seqlets found on its first copy
-        for k, row in enumerate(self.codes):
-            k0 = first.setdefault(row.tobytes(), k)
+        for k, k0 in enumerate(first_copies(self.codes)):  # a repeat holds the seqlets found on its first copy
             if k0 != k and k0 in motif_of:
-                motif_of[k] = motif_of[k0]
+                motif_of[k] = motif_of[int(k0)]
         df = pd.DataFrame({
             "rank": np.arange(1, len(self.ids) + 1), "id": self.ids, "score": self.scores, "sequence": seqs,
             "ism_top_positions": [tops(ism_c[k], seqs[k]) for k in range(len(seqs))],
@@ -1040,13 +1058,8 @@ class Explanation:
                     if self.discovery.dropped else "")]
         for row in self.matches.itertuples(index=False):
             d = row._asdict()
-            if d["width"] < MIN_MOTIF_WIDTH:
-                match = "no JASPAR match computed (too narrow)"
-            else:
-                match = (f"not matched to JASPAR: too little information ({d['informative_columns']} column"
-                         f"{'s' if d['informative_columns'] != 1 else ''} of >= {INFORMATIVE_BITS:g} bit, "
-                         f"{d['bits']:.1f} bits in all; a match needs {MIN_INFORMATIVE_COLUMNS}, as every JASPAR 2024 "
-                         "CORE vertebrate profile has)")
+            match = ("no JASPAR match computed (too narrow)" if d["width"] < MIN_MOTIF_WIDTH
+                     else f"not matched to JASPAR: {unmatched_reason(d)}")
             if isinstance(d.get("best_match_id"), str):
                 match = (f"best {self.database.describe().split(':')[0].split(',')[0]} match {d['best_match_id']} {d['best_match_name']}"
                          + (f" ({d['best_match_family']})" if d.get("best_match_family") else "")
@@ -1080,7 +1093,8 @@ class Explanation:
         write_meme_motifs(p["meme"], [m.name for m in motifs], [m.probabilities() for m in motifs])
         write_jaspar_motifs(p["jaspar"], [m.name for m in motifs], [f"{m.consensus}_{m.n_seqlets}_seqlets" for m in motifs],
                             counts=[m.counts for m in motifs])
-        plot_motif_matches(motifs, self.matches, self.database, path=p["motifs_png"], title=self.database.describe())
+        plot_motif_matches(motifs, self.matches, self.database, path=p["motifs_png"], title=self.database.describe(),
+                           unmatched={r["motif"]: unmatched_reason(r) for r in self.matches.to_dict("records")})
         with atomic_path(p["config"]) as tmp:
             Path(tmp).write_text(json.dumps(self.settings, indent=2, default=str) + "\n")
         ism_h, grad_h, oh = self.ism, self.gradient, self.one_hot
