@@ -1056,6 +1056,8 @@ add(case("dna-explain-nothing-to-explain", EXPLAIN, needle="give what to explain
 add(case("dna-explain-motif-and-predictor", f"{EXPLAIN} --motif @m.jaspar --predictor @pred", needle="--objective"))
 add(case("dna-explain-zero-byte-fasta", "dna-explain x.fa --motif @m.jaspar -o ex", {"x.fa": b""}))
 add(case("dna-explain-empty-records", "dna-explain x.fa --motif @m.jaspar -o ex", {"x.fa": ">a\n>b\n"}))
+add(case("dna-explain-one-empty-record", "dna-explain x.fa --motif @m.jaspar -o ex",
+         {"x.fa": ">a\nACGTACGTACGT\n>b\n>c\nACGTACGTAAGT\n"}, needle="empty"))
 add(case("dna-explain-non-acgt", "dna-explain x.fa --motif @m.jaspar -o ex",
          {"x.fa": "".join(f">r{i}\nEFILPQEFILPQ\n" for i in range(5))}))
 add(case("dna-explain-n-with-error-policy", "dna-explain x.fa --motif @m.jaspar -o ex --ambiguous error",

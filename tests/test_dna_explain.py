@@ -676,3 +676,19 @@ def test_modisco_as_asked_on_few_sequences_says_so_and_runs_nothing_else(tmp_pat
 
     assert len(pd.read_csv(tmp_path / "ex" / "motifs.tsv", sep="\t")) == 0
     assert len(pd.read_csv(tmp_path / "ex" / "summary.tsv", sep="\t")) == 20
+
+
+def test_a_link_planted_at_the_explain_folders_file_list_is_not_followed(tmp_path):
+    """.gengen-outputs.json is gengen's own name in the folder: a link planted there is neither read
+    through nor written through (the file it points at stays as it was)."""
+    fa = _fasta(tmp_path / "x.fa", np.random.default_rng(1).integers(0, 4, (6, 20)).astype(np.uint8))
+    out = tmp_path / "ex"
+    out.mkdir()
+    victim = tmp_path / "victim.json"
+    victim.write_text('["../x.fa"]\n')
+    (out / ".gengen-outputs.json").symlink_to(victim)
+    res = CliRunner().invoke(app, ["dna-explain", str(fa), "--motif", "MA0102.5", "-o", str(out), "--device", "cpu",
+                                   "-q", "--logos", "1"])
+    assert res.exit_code == 0, res.output
+    assert victim.read_text() == '["../x.fa"]\n' and fa.exists()
+    assert not (out / ".gengen-outputs.json").is_symlink()
